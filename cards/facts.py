@@ -1,0 +1,193 @@
+"""The rules' input: small frozen dataclasses extracted from FHIR by ``service.extract``.
+
+Every fact keeps where it came from (``source``, e.g. ``Observation/abc``) and, when it cannot be
+acted on, why (``problem``), so a card can say what is missing instead of guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Mapping
+
+ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
+
+# Lab / observation concept keys (see DATA-PROFILE.md). Extraction files results under these keys.
+TH1_TH2_RATIO = "th1_th2_ratio"
+TH1_PCT = "th1_pct"
+TH2_PCT = "th2_pct"
+TACROLIMUS = "tacrolimus"
+CREATININE = "creatinine"
+GLUCOSE = "glucose"
+HBA1C = "hba1c"
+POTASSIUM = "potassium"
+CBC_PANEL = "cbc_panel"
+HEMOGLOBIN = "hemoglobin"
+WBC = "wbc"
+PLATELETS = "platelets"
+ALT = "alt"
+AST = "ast"
+BILIRUBIN = "bilirubin"
+NK_CELLS = "nk_cells"
+PREGNANCY_TEST = "pregnancy_test"
+HCG = "hcg"
+
+# Condition concept keys.
+RIF = "recurrent_implantation_failure"
+RPL = "recurrent_pregnancy_loss"
+PREGNANCY = "pregnancy"
+AUTOIMMUNE = "autoimmune_disease"
+
+Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One observation value, normalised to its concept's canonical unit."""
+
+    concept: str
+    source: str  # "Observation/<id>" (or "Observation/<id>#component")
+    code: str  # the code that matched, "system|code"
+    status: str
+    when: datetime | None
+    value: float | None  # canonical unit; None when there is no usable number
+    unit: str | None  # canonical unit, e.g. "mg/dL"
+    shown: str  # the value as recorded, for display, e.g. "106 umol/L"
+    problem: str | None = None  # why the value cannot be used (unit, missing value, ...)
+    timing: Literal["trough", "unknown"] | None = None  # tacrolimus levels only
+    fasting: bool | None = None  # glucose only
+    derived_from: tuple[str, ...] = ()  # ratio computed from Th1 %/Th2 %: their sources
+    reference_high: float | None = None  # upper limit of normal, canonical unit, when given
+    coded_value: str | None = None  # e.g. "positive" / "negative" for a qualitative test
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in ACTIONABLE_STATUSES
+
+    @property
+    def actionable(self) -> bool:
+        """True when the value may be compared with a threshold."""
+        return self.is_final and self.problem is None and self.when is not None and (
+            self.value is not None or self.coded_value is not None
+        )
+
+    @property
+    def derived(self) -> bool:
+        return bool(self.derived_from)
+
+
+@dataclass(frozen=True)
+class BloodPressure:
+    source: str
+    status: str
+    when: datetime | None
+    systolic: float | None  # mm[Hg]
+    diastolic: float | None
+    problem: str | None = None
+
+    @property
+    def actionable(self) -> bool:
+        return (
+            self.status in ACTIONABLE_STATUSES
+            and self.problem is None
+            and self.when is not None
+            and (self.systolic is not None or self.diastolic is not None)
+        )
+
+
+@dataclass(frozen=True)
+class ConditionFact:
+    concept: str  # RIF, RPL, PREGNANCY, AUTOIMMUNE
+    source: str  # "Condition/<id>"
+    code: str  # "system|code"
+    display: str
+    recorded: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PregnancyStatus:
+    """Whether she is pregnant, and on what evidence."""
+
+    pregnant: bool | None  # None: nothing on record either way
+    evidence: str  # human-readable: "Condition 77386006", "urine hCG positive on 2026-11-20", ...
+    source: str | None = None
+    when: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    source: str  # "ServiceRequest/<id>", "Procedure/<id>", "Appointment/<id>"
+    status: str
+    when: datetime | None
+    euploid: bool  # PGT-A-tested euploid blastocyst transfer
+    from_draft_orders: bool = False
+
+
+@dataclass(frozen=True)
+class MedicationFact:
+    """A MedicationRequest / MedicationStatement, recognised and with its daily dose computed."""
+
+    source: str  # "MedicationRequest/<id>"
+    resource_type: str
+    status: str
+    display: str  # what the order says the drug is (text / display), for the card
+    ingredients: tuple[str, ...]  # knowledge-base drug keys, e.g. ("tacrolimus",); () unrecognised
+    recognised_by: Recognition | None
+    matched: str | None  # the code or word that matched, e.g. "RxNorm 198377"
+    strength_mg: float | None = None  # per unit (capsule), from the product table
+    release: Literal["immediate", "extended"] | None = None
+    daily_dose_mg: float | None = None
+    dose_problem: str | None = None  # why the daily dose is unknown
+    doses_per_day: float | None = None
+    start: date | None = None
+    start_from: Literal["boundsPeriod", "authoredOn"] | None = None
+    end: date | None = None
+    duration_days: int | None = None
+    is_draft: bool = False  # came from context.draftOrders
+    is_selected: bool = False  # named in context.selections
+    resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def has(self, ingredient: str) -> bool:
+        return ingredient in self.ingredients
+
+
+@dataclass(frozen=True)
+class UnusableResource:
+    """A resource we received but could not use; reported, never silently dropped."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """Everything the rules know about the patient for one hook call."""
+
+    hook: str
+    patient_id: str
+    user_id: str | None = None
+    encounter_id: str | None = None
+    labs: Mapping[str, tuple[Measurement, ...]] = field(default_factory=dict)  # newest first
+    blood_pressure: tuple[BloodPressure, ...] = ()  # newest first
+    conditions: tuple[ConditionFact, ...] = ()
+    pregnancy: PregnancyStatus = PregnancyStatus(pregnant=None, evidence="nothing on record")
+    transfers: tuple[TransferPlan, ...] = ()
+    medications: tuple[MedicationFact, ...] = ()
+    unusable: tuple[UnusableResource, ...] = ()
+    selections: tuple[str, ...] = ()
+
+    def results(self, concept: str) -> tuple[Measurement, ...]:
+        return self.labs.get(concept, ())
+
+    def latest(self, concept: str, *, actionable: bool = True) -> Measurement | None:
+        """Newest result of a concept, by default the newest one that can be acted on."""
+        for m in self.results(concept):
+            if m.actionable or not actionable:
+                return m
+        return None
+
+    def has_condition(self, concept: str) -> bool:
+        return any(c.concept == concept for c in self.conditions)
+
+    def medications_with(self, ingredient: str) -> tuple[MedicationFact, ...]:
+        return tuple(m for m in self.medications if m.has(ingredient))

@@ -1,0 +1,54 @@
+"""What the rules return: cards as plain data. ``service.render`` turns them into CDS Hooks JSON
+and gives every card and suggestion its uuid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+Indicator = Literal["info", "warning", "critical"]
+SEVERITY: Mapping[str, int] = {"critical": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Coding:
+    system: str
+    code: str
+    display: str
+
+
+@dataclass(frozen=True)
+class Action:
+    type: Literal["create", "update", "delete"]
+    description: str
+    resource: Mapping[str, Any] | None = None  # create / update: the whole resource
+    resource_id: str | None = None  # delete: "Type/id"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label: str
+    actions: tuple[Action, ...]
+    is_recommended: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    type: Literal["absolute", "smart"] = "absolute"
+    app_context: str | None = None  # smart links only
+
+
+@dataclass(frozen=True)
+class Card:
+    kind: str  # the concern, e.g. "eligibility", "dose", "interaction:fluconazole"; used by feedback
+    summary: str
+    indicator: Indicator
+    detail: str
+    source_label: str
+    source_url: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    selection_behavior: Literal["at-most-one", "any"] | None = None
+    override_reasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()

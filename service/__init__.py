@@ -1,0 +1,101 @@
+"""tacro-cds: a CDS Hooks 2.0 service for tacrolimus in IVF recurrent implantation failure.
+
+``create_app(config)`` builds the Flask app; everything configurable enters there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+
+from cards.knowledge import load_knowledge
+
+from .auth import CallerVerifier
+from .config import load_config
+from .errors import register_error_handler
+from .logs import configure_logging
+from .prefetch import PrefetchResolver
+from .prefetch_templates import prefetch_templates
+from .runtime import Runtime, runtime
+from .services import build_registry
+from .store import Store
+from .views import bp
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("tacro_cds.access")
+
+UNPROTECTED = {"cds.healthz"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then TACRO_CDS_* environment variables, then ``config``."""
+    settings = load_config(config)
+    app = Flask(__name__, instance_relative_config=True)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_REQUEST_BYTES"]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    configure_logging(settings["LOG_LEVEL"])
+
+    db_url = settings["FEEDBACK_DB"]
+    if not db_url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
+    knowledge = load_knowledge(settings["SITE_CONFIG"])
+    store = settings.get("STORE") or Store(db_url)
+    app.extensions["tacro_cds"] = Runtime(
+        config=settings,
+        knowledge=knowledge,
+        registry=build_registry(prefetch_templates(knowledge)),
+        resolver=settings.get("PREFETCH_RESOLVER") or PrefetchResolver(settings),
+        verifier=settings.get("VERIFIER") or CallerVerifier(settings, store),
+        store=store,
+        clock=settings.get("CLOCK") or (lambda: datetime.now(timezone.utc)),
+        new_uuid=settings.get("UUID_FACTORY") or (lambda: str(uuid.uuid4())),
+    )
+
+    CORS(app, origins=settings["CORS_ORIGINS"] or [], allow_headers=["Authorization", "Content-Type"],
+         methods=["GET", "POST", "OPTIONS"], max_age=600)
+    register_error_handler(app)
+    app.register_blueprint(bp)
+    app.before_request(_start)
+    app.after_request(_finish)
+    return app
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    if request.method == "OPTIONS" or request.endpoint in UNPROTECTED:
+        return
+    rt = runtime()
+    if rt.config["AUTH_REQUIRED"]:
+        audience = _called_url(rt.config.get("EXTERNAL_BASE_URL"))
+        g.caller = rt.verifier.verify(request.headers.get("Authorization"), audience)
+
+
+def _called_url(external_base: str | None) -> str:
+    """The exact URL the caller called, as the JWT's ``aud`` must name it."""
+    if external_base:
+        return external_base.rstrip("/") + request.path
+    return request.base_url
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    fields = {
+        "method": request.method,
+        "path": request.url_rule.rule if request.url_rule else "(unmatched)",
+        "service": (request.view_args or {}).get("service_id"),
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+        **g.get("log_fields", {}),
+    }
+    log.info("call", extra={k: v for k, v in fields.items() if v is not None})
+    return response

@@ -1,0 +1,68 @@
+"""``tacro-cds`` command line: serve, and (from later issues) fixtures, demo, knowledge."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.dev:
+        os.environ["TACRO_CDS_AUTH_REQUIRED"] = "false"
+        os.environ.setdefault("TACRO_CDS_CORS_ORIGINS", '["*"]')
+        print("*" * 72, file=sys.stderr)
+        print("tacro-cds DEV MODE: caller authentication is OFF, CORS is open, bound to 127.0.0.1.\n"
+              "Never use --dev with real patient data.", file=sys.stderr)
+        print("*" * 72, file=sys.stderr)
+        host = "127.0.0.1"
+    else:
+        host = args.host
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("accesslog", None)
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return create_app()
+
+    print(f"tacro-cds serving on http://{host}:{args.port}/cds-services", file=sys.stderr)
+    _App().run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tacro-cds", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service under gunicorn",
+                           description="Run the CDS Hooks service under gunicorn. Configuration comes "
+                                       "from TACRO_CDS_* environment variables (see README).")
+    serve.add_argument("--dev", action="store_true",
+                       help="local development: 127.0.0.1 only, caller authentication OFF")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
+                       help="port (default 8080 or $PORT)")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

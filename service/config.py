@@ -1,0 +1,79 @@
+"""Configuration: embedded defaults, then ``TACRO_CDS_<KEY>`` environment variables (JSON-parsed
+where the default is structured), then the mapping given to ``create_app``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+ENV_PREFIX = "TACRO_CDS_"
+
+DEFAULTS: dict[str, Any] = {
+    # Caller authentication (CDS Hooks 2.0 "Trusting CDS Clients").
+    "AUTH_REQUIRED": True,
+    # issuer -> {"jwks": {...}} | {"jwks_url": "..."}; optional "jku_allowlist": [...], "tenant": "..."
+    "TRUSTED_ISSUERS": {},
+    # Public base URL when behind a proxy, e.g. "https://cds.example.org"; the JWT "aud" is checked
+    # against it instead of the URL Flask sees.
+    "EXTERNAL_BASE_URL": None,
+    "JWT_LEEWAY_S": 60,
+    "JWKS_TIMEOUT_S": 5.0,
+    # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in instance folder.
+    "FEEDBACK_DB": None,
+    "CORS_ORIGINS": [],
+    # FHIR fallback
+    "FHIR_TIMEOUT_S": 5.0,
+    "FHIR_TOTAL_BUDGET_S": 10.0,
+    "FHIR_MAX_PAGES": 5,
+    "FHIR_MAX_ENTRIES": 1000,
+    "ALLOW_HTTP_FHIR": False,
+    "FHIR_SERVER_ALLOWLIST": [],
+    # Request limits
+    "MAX_REQUEST_BYTES": 5 * 1024 * 1024,
+    "MAX_JSON_DEPTH": 64,
+    "MAX_DRAFT_ORDERS": 200,
+    "MAX_PREFETCH_ENTRIES": 5000,
+    # Clinical knowledge: path of a site file overriding entries of cards/knowledge.
+    "SITE_CONFIG": None,
+    # SMART app launched from cards; None: no smart link.
+    "SMART_APP_URL": None,
+    "LOG_LEVEL": "INFO",
+}
+
+_STRUCTURED = (dict, list)
+
+
+def _parse_env(key: str, raw: str) -> Any:
+    default = DEFAULTS.get(key)
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{ENV_PREFIX}{key} must be true or false, not {raw!r}")
+    if isinstance(default, _STRUCTURED):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{ENV_PREFIX}{key} must be JSON: {exc}") from None
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Merge defaults, environment and overrides; unknown keys pass through (tests, extensions)."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):]
+            config[key] = _parse_env(key, raw)
+    if overrides:
+        config.update(overrides)
+    return config

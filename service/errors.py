@@ -1,0 +1,146 @@
+"""One exception hierarchy for every error the service answers with.
+
+Raise a subclass anywhere on the request path; ``register_error_handler`` renders it once, as an
+OperationOutcome (or a bare 401). Never pick a status by matching message text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("tacro_cds.errors")
+
+
+class CdsError(Exception):
+    """Base error: an HTTP status, a stable machine code and a message safe to show the caller."""
+
+    status = 500
+    code = "exception"  # FHIR issue-type code
+    issue_type = "exception"
+
+    def __init__(self, message: str, *, expression: list[str] | None = None,
+                 issues: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expression = expression or []
+        self.extra_issues = issues or []
+
+    def outcome(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": self.issue_type,
+            "details": {"text": self.message},
+            "diagnostics": self.code,
+        }
+        if self.expression:
+            issue["expression"] = self.expression
+        return {"resourceType": "OperationOutcome", "issue": [issue, *self.extra_issues]}
+
+
+class BadRequestError(CdsError):
+    """The body is not JSON or not a valid CDS Hooks request: fix the request and send it again."""
+
+    status = 400
+    code = "bad-request"
+    issue_type = "invalid"
+
+
+class MalformedJsonError(BadRequestError):
+    code = "malformed-json"
+    issue_type = "structure"
+
+
+class SchemaError(BadRequestError):
+    """The body violates the CDS Hooks schema; ``expression`` holds the JSON path of the problem."""
+
+    code = "schema-violation"
+
+
+class HookMismatchError(BadRequestError):
+    code = "hook-mismatch"
+
+
+class LimitExceededError(BadRequestError):
+    """Too deep, too many draft orders or prefetch entries: send less."""
+
+    code = "limit-exceeded"
+    issue_type = "too-costly"
+
+
+class UnknownServiceError(CdsError):
+    """No service with that id: ask discovery (GET /cds-services) for the list."""
+
+    status = 404
+    code = "unknown-service"
+    issue_type = "not-found"
+
+
+class PayloadTooLargeError(CdsError):
+    status = 413
+    code = "payload-too-large"
+    issue_type = "too-long"
+
+
+class PrefetchUnavailableError(CdsError):
+    """Required data was neither prefetched nor fetchable: send it in ``prefetch`` or give a
+    reachable ``fhirServer`` with a working ``fhirAuthorization``."""
+
+    status = 412
+    code = "prefetch-unavailable"
+    issue_type = "incomplete"
+
+
+class FhirServerRefusedError(CdsError):
+    """The ``fhirServer`` given is not one this deployment may call (scheme or allowlist)."""
+
+    status = 400
+    code = "fhir-server-not-allowed"
+    issue_type = "security"
+
+
+class UnauthorizedError(CdsError):
+    """The caller's JWT is missing or invalid. Answered as a bare 401 with no detail."""
+
+    status = 401
+    code = "unauthorized"
+    issue_type = "login"
+
+
+def register_error_handler(app: Flask) -> None:
+    """Render every error, ours or Flask's, in one place."""
+
+    @app.errorhandler(Exception)
+    def handle(exc: Exception) -> Response | tuple[Response | str, int]:
+        if isinstance(exc, UnauthorizedError):
+            log.info("caller rejected", extra={"reason": exc.message})
+            response = Response(status=401)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        if isinstance(exc, CdsError):
+            err = exc
+        elif isinstance(exc, HTTPException):
+            err = _from_http(exc)
+        else:
+            log.exception("unhandled error")
+            err = CdsError("internal error; the request was not processed")
+        response = jsonify(err.outcome())
+        response.status_code = err.status
+        response.mimetype = "application/fhir+json"
+        return response
+
+
+def _from_http(exc: HTTPException) -> CdsError:
+    status = exc.code or 500
+    if status == 413:
+        return PayloadTooLargeError("request body too large")
+    if status == 404:
+        return UnknownServiceError("no such resource")
+    err = CdsError(exc.description or exc.name)
+    err.status = status
+    err.code = exc.name.lower().replace(" ", "-")
+    err.issue_type = "processing" if status < 500 else "exception"
+    return err

@@ -1,0 +1,42 @@
+"""Structured JSON logs. One line per call: service, hook, status, duration, hookInstance, cards.
+
+Never log a request body, a header value, a token or anything about the patient: log records carry
+only the whitelisted fields below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+SAFE_FIELDS = ("service", "hook", "hookInstance", "status", "duration_ms", "cards", "method", "path",
+               "reason", "iss", "jti", "tenant", "error", "fhir_status", "key", "keys", "worker")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in SAFE_FIELDS:
+            if name in record.__dict__:
+                out[name] = record.__dict__[name]
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type and where it was raised; not its message, which may quote input.
+            out["exception"] = record.exc_info[0].__name__
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("tacro_cds")
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False

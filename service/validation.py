@@ -1,0 +1,151 @@
+"""Validate a CDS Hooks request body: JSON, limits, schema (Draft 2020-12), spec invariants."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from .errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError
+
+SCHEMA_FILES = ("request.json", "context-order-select.json", "context-order-sign.json",
+                "context-patient-view.json", "feedback.json")
+_BASE = "https://tacro-cds.example.org/schemas/"
+
+
+@lru_cache(maxsize=None)
+def _registry() -> Registry:
+    pairs = []
+    for name in SCHEMA_FILES:
+        path = resources.files("service") / "schemas" / name
+        if path.is_file():
+            contents = json.loads(path.read_text(encoding="utf-8"))
+            pairs.append((_BASE + name, Resource.from_contents(contents)))
+    return Registry().with_resources(pairs)
+
+
+@lru_cache(maxsize=None)
+def validator(name: str) -> Draft202012Validator:
+    """A validator for one of our schemas, by file name."""
+    schema = _registry().contents(_BASE + name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, registry=_registry(),
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_schema(instance: Any, name: str, *, prefix: str = "$") -> None:
+    """Raise SchemaError naming the JSON path of the first (most relevant) violation."""
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        raise SchemaError(f"{path}: {err.message}", expression=[path])
+
+
+def parse_json(raw: bytes, *, max_depth: int) -> Any:
+    """Decode a JSON body, refusing invalid UTF-8, invalid JSON and nesting deeper than max_depth."""
+    if not raw.strip():
+        raise MalformedJsonError("request body is empty; a JSON object is required")
+    _check_depth(raw, max_depth)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise MalformedJsonError("request body is not UTF-8") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise MalformedJsonError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise LimitExceededError(f"JSON nested deeper than {max_depth} levels") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_depth(raw: bytes, max_depth: int) -> None:
+    # Count bracket nesting outside strings before parsing, so a hostile body never reaches the
+    # recursive decoder.
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+            if depth > max_depth:
+                raise LimitExceededError(f"JSON nested deeper than {max_depth} levels")
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    """A validated CDS Hooks call."""
+
+    hook: str
+    hook_instance: str
+    context: Mapping[str, Any]
+    fhir_server: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+    prefetch: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def patient_id(self) -> str:
+        return str(self.context["patientId"])
+
+    @property
+    def draft_orders(self) -> list[dict[str, Any]]:
+        """Resources of context.draftOrders, tolerating a Bundle without type or fullUrl."""
+        bundle = self.context.get("draftOrders") or {}
+        return [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)]
+
+    @property
+    def selections(self) -> tuple[str, ...]:
+        return tuple(self.context.get("selections") or ())
+
+
+def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> HookRequest:
+    """Check a decoded body against the request schema, the hook's context schema and the spec's
+    invariants; return it as a HookRequest."""
+    check_schema(body, "request.json")
+    if body["hook"] != hook:
+        raise HookMismatchError(
+            f"$.hook: this service answers the {hook} hook, not {body['hook']}", expression=["$.hook"])
+    check_schema(body["context"], f"context-{hook}.json", prefix="$.context")
+    request = HookRequest(
+        hook=hook,
+        hook_instance=body["hookInstance"],
+        context=body["context"],
+        fhir_server=(body.get("fhirServer") or "").rstrip("/") or None,
+        access_token=(body.get("fhirAuthorization") or {}).get("access_token"),
+        prefetch=body.get("prefetch") or {},
+    )
+    drafts = request.draft_orders
+    if len(drafts) > limits["MAX_DRAFT_ORDERS"]:
+        raise LimitExceededError(
+            f"$.context.draftOrders: {len(drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            expression=["$.context.draftOrders"])
+    entries = sum(len(v.get("entry") or []) for v in request.prefetch.values()
+                  if isinstance(v, dict) and isinstance(v.get("entry"), list))
+    if entries > limits["MAX_PREFETCH_ENTRIES"]:
+        raise LimitExceededError(
+            f"$.prefetch: {entries} entries, at most {limits['MAX_PREFETCH_ENTRIES']}",
+            expression=["$.prefetch"])
+    draft_refs = {f"{r.get('resourceType')}/{r.get('id')}" for r in drafts if r.get("id")}
+    for i, ref in enumerate(request.selections):
+        if ref not in draft_refs:
+            raise SchemaError(f"$.context.selections[{i}]: {ref} is not an entry of draftOrders",
+                              expression=[f"$.context.selections[{i}]"])
+    return request

@@ -1,0 +1,38 @@
+"""HTTP endpoints. Thin: parse, delegate, serialise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from . import pipeline
+from .runtime import runtime
+from .validation import parse_json
+
+bp = Blueprint("cds", __name__)
+
+
+def _body() -> Any:
+    return parse_json(request.get_data(cache=True), max_depth=runtime().config["MAX_JSON_DEPTH"])
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    return jsonify({"services": [s.discovery() for s in runtime().registry]})
+
+
+@bp.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> Response:
+    rt = runtime()
+    rt.registry.get(service_id)
+    hook_request, answer, kinds = pipeline.invoke(rt, service_id, _body())
+    g.log_fields = {"hook": hook_request.hook, "hookInstance": hook_request.hook_instance,
+                    "cards": len(answer["cards"])}
+    rt.store.record_cards(service_id, answer["cards"], kinds)
+    return jsonify(answer)

@@ -1,0 +1,45 @@
+"""Shared pytest fixtures: an app per test with injectable collaborators."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import create_app
+
+FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+
+
+def counting_uuids() -> Callable[[], str]:
+    """Pinned uuids: 00000000-0000-4000-8000-000000000001, ...002, ..."""
+    counter = itertools.count(1)
+    return lambda: f"00000000-0000-4000-8000-{next(counter):012d}"
+
+
+@pytest.fixture
+def make_app(tmp_path) -> Callable[..., Flask]:
+    def factory(**overrides: Any) -> Flask:
+        config: dict[str, Any] = {
+            "AUTH_REQUIRED": False,
+            "FEEDBACK_DB": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
+            "CLOCK": lambda: FIXED_NOW,
+            "UUID_FACTORY": counting_uuids(),
+        }
+        config.update(overrides)
+        return create_app(config)
+    return factory
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app) -> FlaskClient:
+    return app.test_client()
