@@ -46,6 +46,8 @@ _STRUCTURED = (dict, list)
 
 def _parse_env(key: str, raw: str) -> Any:
     default = DEFAULTS.get(key)
+    if default is None and not raw.strip():
+        return None  # an empty variable means "not set" (docker compose passes unset ones as "")
     if isinstance(default, bool):
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
