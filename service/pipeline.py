@@ -8,7 +8,7 @@ from typing import Any
 from cards.evaluate import evaluate
 
 from .extract import build_facts
-from .render import render_cards
+from .render import render_cards, with_smart_link
 from .runtime import Runtime
 from .validation import HookRequest, validate_request
 
@@ -20,5 +20,6 @@ def invoke(rt: Runtime, service_id: str, body: Any) -> tuple[HookRequest, dict[s
     data = rt.resolver.resolve(request, service.prefetch)
     facts = build_facts(request, data, rt.knowledge)
     cards = evaluate(facts, rt.clock().date(), rt.knowledge)
+    cards = with_smart_link(cards, rt.config["SMART_APP_URL"], facts)
     rendered = render_cards(cards, rt.new_uuid)
     return request, {"cards": rendered}, [c.kind for c in cards]

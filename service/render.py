@@ -3,9 +3,14 @@ leaves out every empty value, as the spec requires."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any, Callable, Iterable
 
+from cards.facts import PatientFacts
 from cards.model import Action, Card, Link, Suggestion
+
+SMART_LINK_LABEL = "Open the tacrolimus planner (SMART app)"
 
 
 def _action(a: Action) -> dict[str, Any]:
@@ -51,3 +56,17 @@ def render_card(card: Card, new_uuid: Callable[[], str]) -> dict[str, Any]:
 
 def render_cards(cards: Iterable[Card], new_uuid: Callable[[], str]) -> list[dict[str, Any]]:
     return [render_card(card, new_uuid) for card in cards]
+
+
+def with_smart_link(cards: Iterable[Card], app_url: str | None, facts: PatientFacts) -> list[Card]:
+    """Add a SMART app link to each card when ``SMART_APP_URL`` is set; its ``appContext`` names the
+    patient and the tacrolimus order the card is about (the selected one first)."""
+    if not app_url:
+        return list(cards)
+    orders = sorted(facts.medications_with("tacrolimus"), key=lambda m: (not m.is_selected, not m.is_draft))
+    context: dict[str, str] = {"patientId": facts.patient_id}
+    if orders:
+        context["orderId"] = orders[0].source
+    link = Link(label=SMART_LINK_LABEL, url=app_url, type="smart",
+                app_context=json.dumps(context, separators=(",", ":")))
+    return [dataclasses.replace(card, links=(*card.links, link)) for card in cards]
