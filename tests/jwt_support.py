@@ -76,8 +76,9 @@ class Signer:
 
     def public_pem(self) -> bytes:
         """The public key as PEM (what an HS256 key-confusion attack signs with)."""
-        return self.private_key.public_key().public_bytes(
+        pem: bytes = self.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return pem
 
     def mint(self, audience: str, *, header: Mapping[str, Any] | None = None, **claims: Any) -> str:
         """A signed token for ``audience``; keyword arguments override claims, ``header`` header

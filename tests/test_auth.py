@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -92,7 +92,7 @@ def call_patient_view(client, headers: dict[str, str]):
 
 @pytest.mark.parametrize("signer_name", ["es384", "rs384", "es256", "rs256"])
 def test_valid_token_opens_discovery_and_service(request, auth_client, signer_name):
-    """'The CDS Service SHALL validate the JWT' -- and a valid one gets the normal answer."""
+    """A token from a trusted issuer, signed with a key it publishes, gets the normal answer."""
     signer: Signer = request.getfixturevalue(signer_name)
     assert auth_client.get("/cds-services", headers=bearer(signer.mint(DISCOVERY))).status_code == 200
     response = call_patient_view(auth_client, bearer(signer.mint(PATIENT_VIEW)))
@@ -223,7 +223,7 @@ def test_alg_must_match_the_keys_declared_alg(make_app, store, rs384, auth_log):
 
 
 def test_replayed_jti_rejected(auth_client, es384, store):
-    """'jti ... SHOULD be used to prevent replay': the same token twice is refused the second time."""
+    """jti: 'used to protect against replay attacks' -- the same token twice is refused the second time."""
     token = es384.mint(PATIENT_VIEW)
     assert call_patient_view(auth_client, bearer(token)).status_code == 200
     assert_bare_401(call_patient_view(auth_client, bearer(token)))
@@ -264,6 +264,8 @@ def test_tenant_checked_when_configured(make_app, store, es384, tenant, expected
     ("GET", "/cds-services/tacrolimus-patient-view/feedback/summary"),
 ])
 def test_every_cds_endpoint_needs_a_token(auth_client, method, path):
+    """'this is for every single CDS Service call, whether that be a Discovery call, a single CDS
+    Service invocation, or multiple exchanges relating to a single service' (feedback included)."""
     assert_bare_401(auth_client.open(path, method=method, json={}))
 
 
@@ -387,7 +389,7 @@ def test_jku_of_another_issuer_not_followed(make_app, store, clock, es384):
 
 @pytest.mark.parametrize("external_base", ["https://cds.example.org", "https://cds.example.org/"])
 def test_external_base_url_is_the_audience(make_app, store, es384, external_base):
-    """'aud': 'The CDS Service endpoint ... the exact URL called' -- as the client sees it."""
+    """aud names the CDS Service endpoint being called, as the client sees it behind the proxy."""
     client = make_app(STORE=store, EXTERNAL_BASE_URL=external_base, **auth_config(es384)).test_client()
     external = "https://cds.example.org/cds-services/tacrolimus-patient-view"
     assert call_patient_view(client, bearer(es384.mint(external))).status_code == 200
@@ -411,9 +413,11 @@ def test_create_app_with_exactly_the_documented_keys(monkeypatch, tmp_path, es38
 
 def test_create_app_with_documented_keys_rejects_without_token(monkeypatch, tmp_path, es384):
     monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", f"sqlite:///{tmp_path / 'feedback.sqlite'}")
-    client = create_app({"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}}).test_client()
+    app = create_app({"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}})
+    client = app.test_client()
+    long_expired = es384.mint(DISCOVERY, now=datetime.now().astimezone() - timedelta(days=1))
     assert_bare_401(client.get("/cds-services"))
-    assert_bare_401(client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY, now=FIXED_NOW - timedelta(days=400)))))
+    assert_bare_401(client.get("/cds-services", headers=bearer(long_expired)))
     assert client.get("/healthz").status_code == 200
 
 
@@ -421,9 +425,9 @@ def test_trusted_issuers_from_environment(monkeypatch, make_app, store, es384):
     """TACRO_CDS_TRUSTED_ISSUERS is JSON."""
     monkeypatch.setenv("TACRO_CDS_TRUSTED_ISSUERS", json.dumps({ISSUER: {"jwks": es384.jwks()}}))
     monkeypatch.setenv("TACRO_CDS_AUTH_REQUIRED", "true")
-    config = {"AUTH_REQUIRED": True}
-    app = create_app({"STORE": store, "CLOCK": lambda: FIXED_NOW, **config})
-    assert app.test_client().get("/cds-services", headers=bearer(es384.mint(DISCOVERY))).status_code == 200
+    client = create_app({"STORE": store, "CLOCK": lambda: FIXED_NOW}).test_client()
+    assert client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY))).status_code == 200
+    assert_bare_401(client.get("/cds-services"))
 
 
 @pytest.mark.parametrize("issuers, message", [
