@@ -100,11 +100,11 @@ class CallerVerifier:
         self._cache: dict[str, _CachedKeySet] = {}
         self._lock = threading.Lock()
 
-    def verify(self, authorization: str | None, audience: str) -> Mapping[str, Any]:
+    def verify(self, authorization_header: str | None, audience: str) -> Mapping[str, Any]:
         """Return the verified claims, or raise UnauthorizedError."""
         claims: dict[str, Any] = {}
         try:
-            token = _bearer_token(authorization)
+            token = _bearer_token(authorization_header)
             header = _header(token)
             claims = _unverified_claims(token)
             return self._verify(token, header, claims, audience)
