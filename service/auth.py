@@ -1,20 +1,283 @@
 """Caller authentication (CDS Hooks 2.0, "Trusting CDS Clients").
 
-(First version: refuses every call when AUTH_REQUIRED; the service issue adds JWT verification.)
+Every protected call carries ``Authorization: Bearer <JWT>`` signed by the CDS client. The checks,
+cheapest first so that junk never costs a network fetch: header and algorithm, trusted issuer,
+audience, times, tenant, then the signature with the issuer's key (found by ``kid``), and last the
+replay cache, so that only a token with a valid signature can occupy a ``jti``.
+Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+import jwt
+import requests
 
 from .errors import UnauthorizedError
 
+log = logging.getLogger("tacro_cds.auth")
+
+# Asymmetric only: "none" and HS* would let anyone holding the public key (or nothing) sign.
+ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
+_KEY_TYPE = {"ES384": ("EC", "P-384"), "ES256": ("EC", "P-256"), "RS384": ("RSA", None),
+             "RS256": ("RSA", None)}
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+MIN_RSA_BITS = 2048
+_LOGGED_CHARS = 128  # iss and jti come from the caller: bound what they can write to the log
+
+
+class _Rejected(Exception):
+    """Internal: a reason to refuse the caller; becomes one log line and a bare 401."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _CachedKeySet:
+    keys: dict[str, dict[str, Any]]  # kid -> JWK
+    fetched_at: datetime | None  # last successful fetch
+    attempted_at: datetime  # last attempt, successful or not (rate limit)
+
+
+def index_key_set(key_set: Any, origin: str) -> dict[str, dict[str, Any]]:
+    """The signing keys of a JWK Set by ``kid``; raises ValueError when it is not a JWK Set."""
+    if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):
+        raise ValueError(f"{origin}: not a JWK Set (an object with a 'keys' list)")
+    out: dict[str, dict[str, Any]] = {}
+    for jwk in key_set["keys"]:
+        # Keys without a kid cannot be selected; keys for encryption must not verify signatures.
+        if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str) and jwk.get("use", "sig") == "sig":
+            out[jwk["kid"]] = jwk
+    return out
+
+
+def _validate_issuers(issuers: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(issuers, Mapping):
+        raise ValueError("TRUSTED_ISSUERS must map issuer -> {jwks | jwks_url, jku_allowlist?, tenant?}")
+    checked: dict[str, dict[str, Any]] = {}
+    for iss, entry in issuers.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}] must be an object")
+        unknown = set(entry) - {"jwks", "jwks_url", "jku_allowlist", "tenant"}
+        if unknown:
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}]: unknown field(s) {sorted(unknown)}")
+        allow = entry.get("jku_allowlist", [])
+        if not isinstance(allow, list) or not all(isinstance(u, str) for u in allow):
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}].jku_allowlist must be a list of URLs")
+        if "jwks" not in entry and "jwks_url" not in entry and not allow:
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}] needs jwks, jwks_url or jku_allowlist")
+        if "jwks_url" in entry and not isinstance(entry["jwks_url"], str):
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}].jwks_url must be a URL")
+        if "tenant" in entry and not isinstance(entry["tenant"], str):
+            raise ValueError(f"TRUSTED_ISSUERS[{iss!r}].tenant must be a string")
+        clean = dict(entry)
+        if "jwks" in entry:
+            clean["jwks"] = index_key_set(entry["jwks"], f"TRUSTED_ISSUERS[{iss!r}].jwks")
+        checked[str(iss)] = clean
+    return checked
+
 
 class CallerVerifier:
+    """Verifies the CDS client's JWT; keeps the JWK Sets it fetched, per URL."""
+
     def __init__(self, config: Mapping[str, Any], store: Any) -> None:
         self.config = config
         self.store = store
+        self.issuers = _validate_issuers(config.get("TRUSTED_ISSUERS") or {})
+        self.leeway = timedelta(seconds=float(config.get("JWT_LEEWAY_S", 60)))
+        self.timeout = float(config.get("JWKS_TIMEOUT_S", 5.0))
+        self.min_refresh = timedelta(seconds=float(config.get("JWKS_MIN_REFRESH_S", 60)))
+        self.cache_ttl = timedelta(seconds=float(config.get("JWKS_CACHE_TTL_S", 3600)))
+        self.clock: Callable[[], datetime] = config.get("CLOCK") or (lambda: datetime.now(timezone.utc))
+        self.session = requests.Session()
+        self._cache: dict[str, _CachedKeySet] = {}
+        self._lock = threading.Lock()
 
-    def verify(self, authorization: str | None, audience: str) -> Mapping[str, Any]:
+    def verify(self, authorization_header: str | None, audience: str) -> Mapping[str, Any]:
         """Return the verified claims, or raise UnauthorizedError."""
-        raise UnauthorizedError("JWT verification not configured")
+        claims: dict[str, Any] = {}
+        try:
+            token = _bearer_token(authorization_header)
+            header = _header(token)
+            claims = _unverified_claims(token)
+            return self._verify(token, header, claims, audience)
+        except _Rejected as exc:
+            log.info("caller rejected", extra={"reason": exc.reason,
+                                               "iss": _loggable(claims.get("iss")),
+                                               "jti": _loggable(claims.get("jti"))})
+            raise UnauthorizedError(exc.reason) from None
+
+    def _verify(self, token: str, header: dict[str, Any], claims: dict[str, Any],
+                audience: str) -> Mapping[str, Any]:
+        for name in REQUIRED_CLAIMS:
+            if claims.get(name) is None:
+                raise _Rejected(f"missing claim {name}")
+        iss = claims["iss"]
+        if not isinstance(iss, str) or iss not in self.issuers:
+            raise _Rejected("untrusted issuer")
+        issuer = self.issuers[iss]
+        if not _audience_matches(claims["aud"], audience):
+            raise _Rejected("wrong audience")
+        expires_at = self._check_times(claims)
+        if "tenant" in issuer and claims.get("tenant") != issuer["tenant"]:
+            raise _Rejected("wrong tenant")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise _Rejected("jti must be a non-empty string")
+
+        alg = header["alg"]
+        jwk = self._find_key(iss, issuer, header)
+        key = _verification_key(jwk, alg)
+        try:
+            verified: dict[str, Any] = jwt.decode(
+                token, key=key, algorithms=[alg], audience=audience, issuer=iss,
+                # Times were checked above against the app's clock, which PyJWT cannot use.
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                         "require": list(REQUIRED_CLAIMS)})
+        except jwt.InvalidTokenError as exc:
+            raise _Rejected(f"signature or claims invalid ({type(exc).__name__})") from None
+
+        # Keep the jti for as long as the token could still be accepted.
+        if not self.store.remember_jti(iss, jti, expires_at + self.leeway):
+            raise _Rejected("replayed jti")
+        return verified
+
+    def _check_times(self, claims: Mapping[str, Any]) -> datetime:
+        now = self.clock()
+        try:
+            exp = _timestamp(claims["exp"])
+            iat = _timestamp(claims["iat"])
+            nbf = _timestamp(claims["nbf"]) if claims.get("nbf") is not None else None
+        except (TypeError, ValueError, OverflowError):
+            raise _Rejected("exp, iat and nbf must be NumericDate") from None
+        if now > exp + self.leeway:
+            raise _Rejected("expired")
+        if iat > now + self.leeway:
+            raise _Rejected("issued in the future")
+        if nbf is not None and nbf > now + self.leeway:
+            raise _Rejected("not yet valid (nbf)")
+        return exp
+
+    # --- keys -------------------------------------------------------------------------------------
+
+    def _find_key(self, iss: str, issuer: Mapping[str, Any], header: Mapping[str, Any]) -> dict[str, Any]:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _Rejected("missing kid")
+        jku = header.get("jku")
+        if jku is not None:
+            # The spec lets a client point at its JWKS; we follow only URLs the operator listed.
+            if not isinstance(jku, str) or jku not in issuer.get("jku_allowlist", []):
+                raise _Rejected("jku not on the issuer's allowlist")
+            return self._key_from_url(jku, kid)
+        if kid in issuer.get("jwks", {}):
+            return dict(issuer["jwks"][kid])
+        if "jwks_url" in issuer:
+            return self._key_from_url(issuer["jwks_url"], kid)
+        raise _Rejected("unknown kid")
+
+    def _key_from_url(self, url: str, kid: str) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            cached = self._cache.get(url)
+            stale = cached is None or cached.fetched_at is None or now - cached.fetched_at >= self.cache_ttl
+            unknown = cached is None or kid not in cached.keys
+            may_fetch = cached is None or now - cached.attempted_at >= self.min_refresh
+            if (stale or unknown) and may_fetch:
+                cached = self._fetch(url, now, cached)
+            if cached is None or kid not in cached.keys:
+                raise _Rejected("unknown kid")
+            return dict(cached.keys[kid])
+
+    def _fetch(self, url: str, now: datetime, cached: _CachedKeySet | None) -> _CachedKeySet | None:
+        """Fetch a JWK Set; on failure keep the previous keys (if any) and remember the attempt."""
+        try:
+            response = self.session.get(url, timeout=self.timeout,
+                                        headers={"Accept": "application/json"}, allow_redirects=False)
+            response.raise_for_status()
+            keys = index_key_set(response.json(), "JWK Set")
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("JWK Set fetch failed", extra={"error": type(exc).__name__})
+            if cached is None:
+                self._cache[url] = _CachedKeySet(keys={}, fetched_at=None, attempted_at=now)
+            else:
+                cached.attempted_at = now
+            return self._cache[url]
+        entry = _CachedKeySet(keys=keys, fetched_at=now, attempted_at=now)
+        self._cache[url] = entry
+        return entry
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise _Rejected("no Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise _Rejected("not a Bearer token")
+    return token
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise _Rejected("malformed token") from None
+    if header.get("alg") not in ALLOWED_ALGORITHMS:
+        raise _Rejected("algorithm not allowed")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+        raise _Rejected("typ is not JWT")
+    return header
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise _Rejected("malformed token") from None
+    if not isinstance(claims, dict):
+        raise _Rejected("malformed token")
+    return claims
+
+
+def _audience_matches(aud: Any, audience: str) -> bool:
+    if isinstance(aud, str):
+        return aud == audience
+    return isinstance(aud, list) and audience in aud
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("NumericDate expected")
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def _verification_key(jwk: Mapping[str, Any], alg: str) -> Any:
+    """The public key of ``jwk`` for ``alg``; refuses a key whose type or curve does not fit."""
+    kty, crv = _KEY_TYPE[alg]
+    if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
+        raise _Rejected("algorithm does not match the key type")
+    if jwk.get("alg") is not None and jwk.get("alg") != alg:
+        raise _Rejected("algorithm does not match the key's alg")
+    if "d" in jwk:
+        # A private key in a published set is a configuration error; do not use it.
+        raise _Rejected("key set holds a private key")
+    try:
+        key = jwt.PyJWK(dict(jwk), algorithm=alg).key
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+        raise _Rejected("unusable key") from None
+    if kty == "RSA" and key.key_size < MIN_RSA_BITS:
+        raise _Rejected("RSA key too short")
+    return key
+
+
+def _loggable(value: Any) -> str | None:
+    return value[:_LOGGED_CHARS] if isinstance(value, str) else None

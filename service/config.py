@@ -19,6 +19,10 @@ DEFAULTS: dict[str, Any] = {
     "EXTERNAL_BASE_URL": None,
     "JWT_LEEWAY_S": 60,
     "JWKS_TIMEOUT_S": 5.0,
+    # A fetched JWK Set is refetched when older than the TTL, or on an unknown kid, but never more
+    # often than JWKS_MIN_REFRESH_S per URL (forged kids must not turn us into a fetch loop).
+    "JWKS_MIN_REFRESH_S": 60,
+    "JWKS_CACHE_TTL_S": 3600,
     # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in instance folder.
     "FEEDBACK_DB": None,
     "CORS_ORIGINS": [],
