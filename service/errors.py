@@ -116,7 +116,7 @@ def register_error_handler(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle(exc: Exception) -> Response | tuple[Response | str, int]:
         if isinstance(exc, UnauthorizedError):
-            log.info("caller rejected", extra={"reason": exc.message})
+            # service.auth has logged the reason; the caller learns nothing more.
             response = Response(status=401)
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
