@@ -8,17 +8,22 @@ from the database (a uniqueness constraint, committed transactions), never from 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import weakref
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping, ParamSpec, TypeVar
 
 from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint, create_engine, delete, event, func, insert, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .errors import StorageUnavailableError
 
 log = logging.getLogger("tacro_cds.store")
 
@@ -66,6 +71,25 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_CREATE_LOCK = 0x7AC_0CD5
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _outage_is_503(method: Callable[P, R]) -> Callable[P, R]:
+    """A database that is down or locked beyond the busy timeout is a 503 to retry, not a 500."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except OperationalError as exc:
+            log.error("feedback database unavailable", extra={"error": type(exc.orig).__name__})
+            raise StorageUnavailableError("the feedback database is unavailable; nothing was "
+                                          "stored, send the request again later") from None
+
+    return wrapper
+
+
 def _utc_naive(moment: datetime) -> datetime:
     """Store every instant as naive UTC, so SQLite and PostgreSQL compare them the same way."""
     if moment.tzinfo is None:
@@ -106,6 +130,9 @@ class Store:
     @staticmethod
     def _build_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
+            database = make_url(url).database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             _configure_sqlite(engine)
             return engine
@@ -161,6 +188,7 @@ class Store:
 
     # --- JWT replay cache -----------------------------------------------------------------------
 
+    @_outage_is_503
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """True if (iss, jti) is new, False if already seen and not yet expired."""
         now = self.now()
@@ -184,6 +212,7 @@ class Store:
                 .values(expires_at=expires))
         return reused.rowcount == 1
 
+    @_outage_is_503
     def purge_expired(self) -> int:
         """Delete expired jti rows; returns how many."""
         with self.engine.begin() as conn:
@@ -192,6 +221,7 @@ class Store:
 
     # --- feedback -------------------------------------------------------------------------------
 
+    @_outage_is_503
     def add_feedback(self, service_id: str, entries: list[Mapping[str, Any]]) -> int:
         """Store validated CDS Hooks feedback entries in one transaction; committed on return."""
         received = self.now()
@@ -208,6 +238,7 @@ class Store:
             conn.execute(insert(feedback), rows)
         return len(rows)
 
+    @_outage_is_503
     def feedback_summary(self, service_id: str) -> dict[str, Any]:
         """Counts per card kind and outcome, and per override reason code, for one service."""
         kind = func.coalesce(feedback.c.card_kind, issued_cards.c.kind, "unknown")

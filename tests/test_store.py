@@ -6,6 +6,7 @@ remembers, the other must see.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -276,7 +277,13 @@ def test_record_cards_failure_does_not_raise(open_store, caplog):
     store.engine.dispose()
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE issued_cards"))
-    store.record_cards("svc", [card("c1")], ["dose"])
+    # The app's logging stops at the "tacro_cds" logger (no propagation), so listen there.
+    logger = logging.getLogger("tacro_cds.store")
+    logger.addHandler(caplog.handler)
+    try:
+        store.record_cards("svc", [card("c1")], ["dose"])
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "could not record issued cards" in caplog.text
     assert "c1" not in caplog.text
 
