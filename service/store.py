@@ -111,7 +111,10 @@ def parse_timestamp(value: str) -> datetime:
     moment = datetime.fromisoformat(normalised)
     if moment.tzinfo is None:
         raise ValueError("date-time needs a time zone offset")
-    return _utc_naive(moment)
+    try:
+        return _utc_naive(moment)
+    except OverflowError:
+        raise ValueError("date-time out of range once converted to UTC") from None
 
 
 class Store:
@@ -157,19 +160,19 @@ class Store:
 
     def record_cards(self, service_id: str, cards: list[Mapping[str, Any]], kinds: list[str]) -> None:
         """Remember which kind of card each issued uuid was; never fails the service call."""
-        rows = [{"card_uuid": str(card["uuid"]), "service_id": service_id, "kind": kind}
-                for card, kind in zip(cards, kinds) if card.get("uuid")]
-        if not rows:
-            return
         try:
             issued = self.now()
-            for row in rows:
-                row["issued_at"] = issued
+            rows: list[dict[str, Any]] = [
+                {"card_uuid": str(card["uuid"]), "service_id": service_id, "kind": kind,
+                 "issued_at": issued}
+                for card, kind in zip(cards, kinds) if card.get("uuid")]
+            if not rows:
+                return
             with self.engine.begin() as conn:
                 conn.execute(self._upsert_issued(conn.dialect.name), rows)
         except Exception as exc:  # the answer matters more than the statistics
             log.warning("could not record issued cards",
-                        extra={"service": service_id, "cards": len(rows), "error": type(exc).__name__})
+                        extra={"service": service_id, "cards": len(cards), "error": type(exc).__name__})
 
     @staticmethod
     def _upsert_issued(dialect: str) -> Any:

@@ -325,8 +325,10 @@ def test_outcome_timestamps_are_stored_as_utc(raw, expected):
     assert parse_timestamp(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["2026-11-25T09:00:00", "2026-11-25", "yesterday"],
-                         ids=["no-offset", "date-only", "words"])
+@pytest.mark.parametrize("raw", ["2026-11-25T09:00:00", "2026-11-25", "yesterday",
+                                 "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],
+                         ids=["no-offset", "date-only", "words", "before-year-1-in-utc",
+                              "after-year-9999-in-utc"])
 def test_timestamps_without_offset_or_time_are_refused(raw):
     with pytest.raises(ValueError):
         parse_timestamp(raw)
