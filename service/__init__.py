@@ -48,7 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
     knowledge = load_knowledge(settings["SITE_CONFIG"])
-    store = settings.get("STORE") or Store(db_url)
+    clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))
+    store = settings.get("STORE") or Store(db_url, clock=clock)
     app.extensions["tacro_cds"] = Runtime(
         config=settings,
         knowledge=knowledge,
@@ -56,7 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         resolver=settings.get("PREFETCH_RESOLVER") or PrefetchResolver(settings),
         verifier=settings.get("VERIFIER") or CallerVerifier(settings, store),
         store=store,
-        clock=settings.get("CLOCK") or (lambda: datetime.now(timezone.utc)),
+        clock=clock,
         new_uuid=settings.get("UUID_FACTORY") or (lambda: str(uuid.uuid4())),
     )
 

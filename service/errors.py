@@ -102,6 +102,15 @@ class FhirServerRefusedError(CdsError):
     issue_type = "security"
 
 
+class StorageUnavailableError(CdsError):
+    """The feedback database could not be reached or was locked too long; nothing was stored.
+    Send the same request again later."""
+
+    status = 503
+    code = "storage-unavailable"
+    issue_type = "transient"
+
+
 class UnauthorizedError(CdsError):
     """The caller's JWT is missing or invalid. Answered as a bare 401 with no detail."""
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from . import pipeline
+from .feedback import validate_feedback
 from .runtime import runtime
 from .validation import parse_json
 
@@ -36,3 +37,19 @@ def call_service(service_id: str) -> Response:
                     "cards": len(answer["cards"])}
     rt.store.record_cards(service_id, answer["cards"], kinds)
     return jsonify(answer)
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def post_feedback(service_id: str) -> Response:
+    rt = runtime()
+    rt.registry.get(service_id)
+    stored = rt.store.add_feedback(service_id, validate_feedback(_body()))
+    g.log_fields = {"cards": stored}
+    return jsonify({"stored": stored})
+
+
+@bp.get("/cds-services/<service_id>/feedback/summary")
+def feedback_summary(service_id: str) -> Response:
+    rt = runtime()
+    rt.registry.get(service_id)
+    return jsonify(rt.store.feedback_summary(service_id))
