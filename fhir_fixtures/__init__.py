@@ -13,7 +13,10 @@ Layout of ``fhir_fixtures/<scenario>/``:
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime, time, timezone
 from pathlib import Path
+from typing import Any
 
 FIXTURES_DIR = Path(__file__).resolve().parent
 HOOKS = ("order-select", "order-sign", "patient-view")
@@ -22,3 +25,24 @@ HOOKS = ("order-select", "order-sign", "patient-view")
 def scenario_dirs(root: Path = FIXTURES_DIR) -> list[Path]:
     """Every scenario folder (one holding a patient.json), sorted by name."""
     return sorted(p.parent for p in root.glob("*/patient.json"))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def hook_cases(root: Path = FIXTURES_DIR) -> list[tuple[str, str]]:
+    """(scenario, hook) for every generated request, in a stable order."""
+    return [(d.name, h) for d in scenario_dirs(root) for h in HOOKS if (d / "requests" / f"{h}.json").is_file()]
+
+
+def load_request(scenario: str, hook: str, root: Path = FIXTURES_DIR) -> dict[str, Any]:
+    """The generated CDS Hooks request of one scenario and hook."""
+    data: dict[str, Any] = read_json(root / scenario / "requests" / f"{hook}.json")
+    return data
+
+
+def scenario_clock(scenario: str, root: Path = FIXTURES_DIR) -> datetime:
+    """The moment a scenario is set in: its ``asOf`` day at 09:00 UTC."""
+    as_of = date.fromisoformat(read_json(root / scenario / "scenario.json")["asOf"])
+    return datetime.combine(as_of, time(9, 0), tzinfo=timezone.utc)
