@@ -94,6 +94,9 @@ def _instant(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+_DATED = ("Observation", "Appointment")
+
+
 def _date(resource: Mapping[str, Any]) -> datetime | None:
     """The value of the ``date`` search parameter (start of a period, as servers index it)."""
     rtype = resource["resourceType"]
@@ -136,8 +139,8 @@ def search(query: str, resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]
         else:
             found = [r for r in found if matches(r, name, value)]
     if sort is not None:
-        if sort.lstrip("-") != "date":
-            raise UnsupportedQuery(f"_sort={sort}")
+        if sort.lstrip("-") != "date" or rtype not in _DATED:
+            raise UnsupportedQuery(f"_sort={sort} on {rtype}")
         dated = [(r, _date(r)) for r in found]
         # Undated resources last, as the server sorts them; ties keep their stored order.
         present = sorted((p for p in dated if p[1] is not None), key=lambda p: p[1],  # type: ignore[arg-type,return-value]

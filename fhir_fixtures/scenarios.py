@@ -238,6 +238,7 @@ class Scenario:
             else ("embryo-transfer", "Embryo transfer")
         cc = concept(LOCAL, *code)
         rid = self._id(kind[:4].lower())
+        res: dict[str, Any]
         if kind == "ServiceRequest":
             res = {"resourceType": "ServiceRequest", "id": rid, "status": "active", "intent": "order",
                    "code": cc, "subject": self.patient_ref, "occurrenceDateTime": at(days, 10),

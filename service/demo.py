@@ -105,8 +105,9 @@ def run_scenario(name: str, root: Path, poster_for: Callable[[str], Poster], ids
     return ok
 
 
-def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The ``demo`` command."""
+    out = out or sys.stdout
     try:
         root = fixtures_dir(args.dir)
         names = scenario_names(root, args.scenario)

@@ -20,7 +20,11 @@ TIMEOUT_S = 30.0
 
 
 class LoadError(Exception):
-    """A scenario could not be loaded; the message says which and why."""
+    """A scenario could not be loaded; the message says why (the caller names the scenario)."""
+
+
+class ServerUnreachable(LoadError):
+    """No answer from the FHIR server at all: loading the other scenarios is pointless."""
 
 
 def fixtures_dir(explicit: str | None = None) -> Path:
@@ -55,7 +59,7 @@ def load_scenario(session: requests.Session, base: str, bundle: dict[str, Any]) 
                                 headers={"Content-Type": "application/fhir+json",
                                          "Accept": "application/fhir+json"})
     except requests.ConnectionError:
-        raise LoadError(f"cannot reach the FHIR server at {base} (is it running?)") from None
+        raise ServerUnreachable(f"cannot reach the FHIR server at {base} (is it running?)") from None
     except requests.Timeout:
         raise LoadError(f"the FHIR server at {base} did not answer within {TIMEOUT_S:g} s") from None
     try:
@@ -74,8 +78,10 @@ def load_scenario(session: requests.Session, base: str, bundle: dict[str, Any]) 
     return len(entries)
 
 
-def load_all(base: str, token: str | None, root: Path, names: list[str], out: TextIO = sys.stdout) -> int:
+def load_all(base: str, token: str | None, root: Path, names: list[str],
+             out: TextIO | None = None) -> int:
     """Load the scenarios in order; return the number that failed (stops at an unreachable server)."""
+    out = out or sys.stdout
     session = requests.Session()
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
@@ -85,11 +91,12 @@ def load_all(base: str, token: str | None, root: Path, names: list[str], out: Te
         bundle = json.loads((root / name / "patient.json").read_text(encoding="utf-8"))
         try:
             written = load_scenario(session, base, bundle)
+        except ServerUnreachable as exc:
+            print(f"{prefix} FAILED: {exc}", file=out, flush=True)
+            return failures + len(names) - i + 1
         except LoadError as exc:
             print(f"{prefix} FAILED: {exc}", file=out, flush=True)
             failures += 1
-            if "cannot reach" in str(exc):
-                return len(names) - i + failures
             continue
         print(f"{prefix} ok ({written} resources)", file=out, flush=True)
     return failures
