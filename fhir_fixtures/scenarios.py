@@ -361,13 +361,14 @@ def _tacro_draft(s: Scenario, *, mg: float = 2, transfer_in: int = 9, drug: str 
     return s.medication(drug, dose, draft=True, select=True, **kw)
 
 
-def _on_tacrolimus(s: Scenario, *, mg: float = 2, started: int = -30, trough: float | None = 6.1,
-                   trough_days: int = -3) -> str:
-    """RIF, eligible ratio, a transfer 2 days after the start, tacrolimus active since ``started``."""
+def _on_tacrolimus(s: Scenario, *, mg: float = 2, started: int = -10, trough: float | None = 6.1,
+                   trough_days: int = -3, creatinine: float = 0.68) -> str:
+    """RIF, eligible ratio, a transfer 2 days after the start, tacrolimus active since ``started``
+    (within the 16-day course unless she is pregnant)."""
     s.rif()
     s.ratio(12.6, 25.2, 2.0, days=started - 25)
     s.transfer(started + 2)
-    s.baseline(days=started - 10)
+    s.baseline(days=started - 10, creatinine=creatinine)
     rid = s.medication("tacrolimus_1mg", Dose(mg, "{capsule}" if mg == int(mg) else "mg",
                                               start=started, text=f"{mg:g} mg once daily after dinner"),
                        authored=started - 1, text="tacrolimus 1 mg capsule")
@@ -455,9 +456,9 @@ def autoimmune_raised_nk() -> Scenario:
 
 @recipe
 def trough_high() -> Scenario:
-    s = Scenario("trough-high", "On tacrolimus 3 mg/day for 30 days; trough 16.2 ng/mL 2 days ago "
-                 "(previous 7.1)", "Hana", "Fixture-Novak", "1987-03-21")
-    _on_tacrolimus(s, mg=3, trough=7.1, trough_days=-16)
+    s = Scenario("trough-high", "On tacrolimus 3 mg/day for 12 days; trough 16.2 ng/mL 2 days ago "
+                 "(7.1 on day 6)", "Hana", "Fixture-Novak", "1987-03-21")
+    _on_tacrolimus(s, mg=3, started=-12, trough=7.1, trough_days=-6)
     s.obs("trough", 16.2, "ng/mL", days=-2, hour=7)
     s.draft_service(OBS["trough"][:3], select=True)
     return s
@@ -474,20 +475,19 @@ def trough_critical() -> Scenario:
 
 @recipe
 def trough_low() -> Scenario:
-    s = Scenario("trough-low", "On tacrolimus 1 mg/day for 25 days; trough 2.8 ng/mL 3 days ago",
+    s = Scenario("trough-low", "On tacrolimus 1 mg/day for 11 days; trough 2.8 ng/mL 3 days ago",
                  "Jana", "Fixture-Dvorak", "1990-07-09")
-    _on_tacrolimus(s, mg=1, started=-25, trough=2.8)
+    _on_tacrolimus(s, mg=1, started=-11, trough=2.8)
     s.draft_service(OBS["trough"][:3], select=True)
     return s
 
 
 @recipe
 def trough_in_range() -> Scenario:
-    s = Scenario("trough-in-range", "On tacrolimus 2 mg/day for 20 days; trough 6.0 ng/mL, renewal drafted",
+    s = Scenario("trough-in-range", "On tacrolimus 2 mg/day for 10 days; trough 6.0 ng/mL 3 days ago; next trough drafted",
                  "Kira", "Fixture-Petrova", "1988-10-15")
-    _on_tacrolimus(s, mg=2, started=-20, trough=6.0)
-    s.medication("tacrolimus_1mg", Dose(2, "{capsule}", start=1, days=30), draft=True, select=True,
-                 text="tacrolimus 1 mg capsule")
+    _on_tacrolimus(s, mg=2, started=-10, trough=6.0)
+    s.draft_service(OBS["trough"][:3], select=True)
     return s
 
 
@@ -504,7 +504,7 @@ def trough_pre_steady_state() -> Scenario:
 def level_timing_unknown() -> Scenario:
     s = Scenario("level-timing-unknown", "On tacrolimus; only a level of unknown timing (LOINC 11253-2, "
                  "10.4 ng/mL), no trough", "Mira", "Fixture-Horvat", "1986-02-19")
-    _on_tacrolimus(s, mg=2, started=-18, trough=None)
+    _on_tacrolimus(s, mg=2, started=-9, trough=None)
     s.obs("tacro_level", 10.4, "ng/mL", days=-2, hour=15)
     s.draft_service(OBS["trough"][:3], select=True)
     return s
@@ -514,7 +514,7 @@ def level_timing_unknown() -> Scenario:
 def creatinine_rising() -> Scenario:
     s = Scenario("creatinine-rising", "On tacrolimus; creatinine 0.70 → 0.95 mg/dL (+36 % from baseline)",
                  "Nora", "Fixture-Berg", "1987-09-27")
-    _on_tacrolimus(s, mg=3, started=-28)
+    _on_tacrolimus(s, mg=3, started=-12, creatinine=0.70)
     s.obs("creatinine", 0.95, "mg/dL", days=-2, high=1.1)
     s.draft_service(OBS["creatinine"][:3], select=True)
     return s
@@ -524,7 +524,7 @@ def creatinine_rising() -> Scenario:
 def creatinine_aki() -> Scenario:
     s = Scenario("creatinine-aki", "On tacrolimus; creatinine 0.70 → 1.10 mg/dL in 2 days (KDIGO AKI)",
                  "Olga", "Fixture-Ivanova", "1984-04-04")
-    _on_tacrolimus(s, mg=3, started=-28)
+    _on_tacrolimus(s, mg=3, started=-12, creatinine=0.70)
     s.obs("creatinine", 0.70, "mg/dL", days=-3, high=1.1)
     s.obs("creatinine", 1.10, "mg/dL", days=-1, high=1.1)
     s.draft_service(OBS["creatinine"][:3], select=True)
@@ -535,7 +535,7 @@ def creatinine_aki() -> Scenario:
 def hyperkalaemia() -> Scenario:
     s = Scenario("hyperkalaemia", "On tacrolimus, potassium 5.8 mmol/L; spironolactone drafted",
                  "Paula", "Fixture-Rossi", "1986-06-06")
-    _on_tacrolimus(s, mg=2, started=-26)
+    _on_tacrolimus(s, mg=2, started=-11)
     s.obs("potassium", 5.8, "mmol/L", days=-1, high=5.0)
     s.medication("spironolactone", Dose(25), draft=True, select=True)
     return s
@@ -545,7 +545,7 @@ def hyperkalaemia() -> Scenario:
 def hypertension() -> Scenario:
     s = Scenario("hypertension", "On tacrolimus; blood pressure 152/96 today (138/88 a week ago)",
                  "Rosa", "Fixture-Garcia", "1985-03-13")
-    _on_tacrolimus(s, mg=2, started=-24)
+    _on_tacrolimus(s, mg=2, started=-12)
     s.bp(138, 88, days=-7)
     s.bp(152, 96, days=0, hour=7)
     s.draft_service(OBS["creatinine"][:3], select=True)
@@ -556,7 +556,7 @@ def hypertension() -> Scenario:
 def liver_enzymes() -> Scenario:
     s = Scenario("liver-enzymes", "On tacrolimus; ALT 96 U/L and AST 74 U/L (upper limit 35)",
                  "Sara", "Fixture-Nilsen", "1988-01-22")
-    _on_tacrolimus(s, mg=2, started=-24)
+    _on_tacrolimus(s, mg=2, started=-12)
     s.obs("alt", 96, "U/L", days=-2, high=35)
     s.obs("ast", 74, "U/L", days=-2, high=35)
     s.draft_service(OBS["alt"][:3], select=True)
@@ -594,7 +594,7 @@ def rif_rpl_pregnant() -> Scenario:
 def azole_fluconazole() -> Scenario:
     s = Scenario("azole-fluconazole", "On tacrolimus 3 mg/day; fluconazole 150 mg drafted for candidiasis",
                  "Vera", "Fixture-Kowalska", "1987-08-16")
-    _on_tacrolimus(s, mg=3, started=-21)
+    _on_tacrolimus(s, mg=3, started=-9)
     s.medication("fluconazole", Dose(150, start=0, days=1), draft=True, select=True)
     return s
 
@@ -603,7 +603,7 @@ def azole_fluconazole() -> Scenario:
 def macrolide_clarithromycin() -> Scenario:
     s = Scenario("macrolide-clarithromycin", "On tacrolimus 2 mg/day; clarithromycin 500 mg twice daily drafted",
                  "Wen", "Fixture-Li", "1985-11-11")
-    _on_tacrolimus(s, mg=2, started=-21)
+    _on_tacrolimus(s, mg=2, started=-9)
     s.medication("clarithromycin", Dose(500, per_day=2, start=0, days=7), draft=True, select=True)
     return s
 
@@ -612,14 +612,14 @@ def macrolide_clarithromycin() -> Scenario:
 def inducer_rifampin() -> Scenario:
     s = Scenario("inducer-rifampin", "On tacrolimus 2 mg/day; rifampin 600 mg daily drafted (inducer)",
                  "Xena", "Fixture-Papadopoulou", "1986-04-30")
-    _on_tacrolimus(s, mg=2, started=-21)
+    _on_tacrolimus(s, mg=2, started=-9)
     s.medication("rifampin", Dose(600, start=0), draft=True, select=True)
     return s
 
 
 @recipe
 def mycophenolate() -> Scenario:
-    s = Scenario("mycophenolate", "On tacrolimus with a transfer ahead; mycophenolate mofetil 500 mg twice "
+    s = Scenario("mycophenolate", "On tacrolimus, transfer 8 days ago (pregnancy test pending); mycophenolate mofetil 500 mg twice "
                  "daily drafted", "Yara", "Fixture-Almeida", "1988-05-25")
     _on_tacrolimus(s, mg=2, started=-10)
     s.medication("mycophenolate_mofetil", Dose(500, per_day=2, start=0), draft=True, select=True)
@@ -642,8 +642,8 @@ def units_si() -> Scenario:
                  "potassium 4.6 mmol/L, trough 6.5 µg/L, blood pressure as separate readings",
                  "Anna", "Fixture-Schmidt", "1985-07-07")
     s.rif()
-    s.ratio(12.2, 24.4, 2.0, days=-50)
-    s.transfer(-18)
+    s.ratio(12.2, 24.4, 2.0, days=-40)
+    s.transfer(-8)
     s.obs("hemoglobin", 12.7, "g/dL", days=-30)
     s.obs("wbc", 5.9, "10*3/uL", days=-30)
     s.obs("platelets", 230, "10*3/uL", days=-30)
@@ -656,7 +656,7 @@ def units_si() -> Scenario:
     s.obs("trough", 6.5, "ug/L", days=-2, hour=7)
     s.obs("systolic", 124, "mm[Hg]", days=-2)
     s.obs("diastolic", 78, "mm[Hg]", days=-2)
-    s.medication("tacrolimus", Dose(2, start=-20), authored=-21)
+    s.medication("tacrolimus", Dose(2, start=-10), authored=-11)
     s.draft_service(OBS["trough"][:3], select=True)
     return s
 
@@ -694,9 +694,10 @@ def medication_reference() -> Scenario:
 
 @recipe
 def release_switch() -> Scenario:
-    s = Scenario("release-switch", "On immediate-release tacrolimus 2 mg/day; extended-release capsule "
-                 "(RxNorm 1431971) drafted", "Eva", "Fixture-Hoffmann", "1985-10-20")
-    _on_tacrolimus(s, mg=2, started=-20)
+    s = Scenario("release-switch", "Pregnant, on immediate-release tacrolimus 2 mg/day; extended-release "
+                 "capsule (RxNorm 1431971) drafted", "Eva", "Fixture-Hoffmann", "1985-10-20")
+    _on_tacrolimus(s, mg=2, started=-40)
+    s.pregnant(days=-25)
     s.medication("tacrolimus_er", Dose(2, start=1, days=30), draft=True, select=True)
     return s
 
