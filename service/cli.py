@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from . import demo, fixtures_cli
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     serve.set_defaults(func=_serve)
+    fixtures_cli.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 

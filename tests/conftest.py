@@ -15,6 +15,11 @@ from service import create_app
 FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite fhir_fixtures/<scenario>/expected/<hook>.response.json from the service")
+
+
 def counting_uuids() -> Callable[[], str]:
     """Pinned uuids: 00000000-0000-4000-8000-000000000001, ...002, ..."""
     counter = itertools.count(1)
