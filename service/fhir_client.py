@@ -225,7 +225,7 @@ class FhirClient:
     def _next_link(self, bundle: dict[str, Any]) -> str | None:
         for link in bundle.get("link") or []:
             if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                url = urljoin(self.base_url + "/", link["url"])
+                url: str = urljoin(self.base_url + "/", link["url"])
                 # Only ever on the same scheme, host, port and base path: the token goes with it.
                 if not self.base.contains(url):
                     raise FhirPagingError("the searchset's next link points outside fhirServer")

@@ -99,6 +99,7 @@ class RawServer:
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # above our parallel fan-out: a dropped SYN costs a 1 s retry
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
