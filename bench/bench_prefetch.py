@@ -33,8 +33,7 @@ from service.config import load_config  # noqa: E402
 from service.extract import build_facts  # noqa: E402
 from service.fhir_client import FhirClient, FhirError  # noqa: E402
 from service.prefetch import PrefetchResolver  # noqa: E402
-from service.prefetch_templates import (prefetch_templates, substitute, template_is_read,  # noqa: E402
-                                        template_resource_type)
+from service.prefetch_templates import prefetch_templates, substitute, template_is_read  # noqa: E402
 from service.validation import validate_request  # noqa: E402
 
 LOINC = "http://loinc.org"
@@ -240,7 +239,7 @@ def _sequential(fhir_url: str, token: str | None, templates: dict[str, str], con
         for template in templates.values():
             query = substitute(template, context)
             call: Callable[[], Any] = (lambda q=query: client.read(q)) if template_is_read(template) else (
-                lambda q=query, t=template_resource_type(template): client.search(q))
+                lambda q=query: client.search(q))
             t0 = time.perf_counter()
             try:
                 call()

@@ -5,6 +5,8 @@ Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template
 - present: a Bundle gives its entries of the template's resource type (OperationOutcome entries and
   other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
   resource of that type gives itself;
+  A prefetched searchset is taken as sent, without following its ``next`` link: the templates ask
+  for the newest results, which its first page holds;
 - ``null`` or an empty searchset: "no such data", an answer; never queried again;
 - an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
   template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the

@@ -191,7 +191,7 @@ def test_a_failing_fhir_server_is_412_with_an_outcome_naming_every_key(make_app,
     templates = _templates_of(app)
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         fhir_get(rsps, r"[A-Za-z]+\?.*", token=token, **FAULTS[fault])
-        rsps.get(f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json")
+        fhir_get(rsps, rf"Patient/{PATIENT}", PATIENT_RESOURCE, token=token)
         response = app.test_client().post(SERVICE, json=hook_body({}, token=token))
         calls = list(rsps.calls)
     assert response.status_code == 412
