@@ -31,7 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_TOTAL_BUDGET_S": 10.0,
     "FHIR_MAX_PAGES": 5,
     "FHIR_MAX_ENTRIES": 1000,
+    "FHIR_MAX_RESPONSE_BYTES": 20 * 1024 * 1024,  # per response body; larger answers are refused
+    "FHIR_MAX_PARALLEL": 16,  # concurrent FHIR calls per hook request
+    # Keys whose fetch may fail without failing the call (no rule reads the Patient resource).
+    "PREFETCH_OPTIONAL_KEYS": ["patient"],
+    # true | false | "loopback" (plain http only to 127.0.0.1, localhost, [::1]; what --dev sets)
     "ALLOW_HTTP_FHIR": False,
+    # Base URLs the service may fetch from: a list for every caller, or {"*": [...], "<iss>": [...]}
+    # per trusted issuer. Empty: any (https) server.
     "FHIR_SERVER_ALLOWLIST": [],
     # Request limits
     "MAX_REQUEST_BYTES": 5 * 1024 * 1024,
@@ -46,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _STRUCTURED = (dict, list)
+# Boolean settings that also accept these words from the environment.
+_BOOL_WORDS = {"ALLOW_HTTP_FHIR": {"loopback"}}
 
 
 def _parse_env(key: str, raw: str) -> Any:
@@ -54,6 +63,8 @@ def _parse_env(key: str, raw: str) -> Any:
         return None  # an empty variable means "not set" (docker compose passes unset ones as "")
     if isinstance(default, bool):
         lowered = raw.strip().lower()
+        if lowered in _BOOL_WORDS.get(key, ()):
+            return lowered
         if lowered in {"1", "true", "yes", "on"}:
             return True
         if lowered in {"0", "false", "no", "off"}:

@@ -13,11 +13,13 @@ from .runtime import Runtime
 from .validation import HookRequest, validate_request
 
 
-def invoke(rt: Runtime, service_id: str, body: Any) -> tuple[HookRequest, dict[str, Any], list[str]]:
-    """Answer one service call; returns the request, the response body and the card kinds."""
+def invoke(rt: Runtime, service_id: str, body: Any, *,
+           issuer: str | None = None) -> tuple[HookRequest, dict[str, Any], list[str]]:
+    """Answer one service call; returns the request, the response body and the card kinds.
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.config)
-    data = rt.resolver.resolve(request, service.prefetch)
+    data = rt.resolver.resolve(request, service.prefetch, issuer=issuer)
     facts = build_facts(request, data, rt.knowledge)
     cards = evaluate(facts, rt.clock().date(), rt.knowledge)
     cards = with_smart_link(cards, rt.config["SMART_APP_URL"], facts)

@@ -1,32 +1,323 @@
-"""Prefetch resolution: use what the client sent, fetch what is missing from fhirServer.
+"""Prefetch resolution: use what the client sent, fetch what is missing from ``fhirServer``.
 
-(First version: uses the prefetch as sent. The data-layer issue adds the fallback fetch.)
+Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template):
+
+- present: a Bundle gives its entries of the template's resource type (OperationOutcome entries and
+  other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
+  resource of that type gives itself;
+  A prefetched searchset is taken as sent, without following its ``next`` link: the templates ask
+  for the newest results, which its first page holds;
+- ``null`` or an empty searchset: "no such data", an answer; never queried again;
+- an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
+  template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the
+  client gave one. All such keys are fetched in parallel, each call within ``FHIR_TIMEOUT_S`` and
+  the whole resolution within ``FHIR_TOTAL_BUDGET_S``.
+
+Then every ``medicationReference`` of a MedicationRequest/MedicationStatement (fetched, prefetched or
+in ``draftOrders``) that is neither ``contained`` nor a Medication already in hand is read, in
+parallel; every Medication in hand is returned under the extra key ``medications``. A read answered
+404 leaves the reference unresolved (the Medication does not exist, an answer like ``null``; the
+facts stage reports the order as unidentified).
+
+Failure policy: data that is needed and cannot be had (no ``fhirServer``, timeout, connection
+failure, 401/403/429/5xx, a body that is not FHIR, an unfillable template token) makes the whole
+call fail with PrefetchUnavailableError (412), one OperationOutcome issue per key with the reason;
+partial data is never passed on as if complete. Keys in ``PREFETCH_OPTIONAL_KEYS`` (default
+``patient``: no rule reads the Patient resource) are fetched best-effort and come back empty on
+failure. ``fhirServer`` is checked against the deployment's policy (``service.fhir_policy``) before
+the first call, only when a call is needed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+import re
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
+import requests
+
+from .config import DEFAULTS
+from .errors import PrefetchUnavailableError
+from .fhir_client import FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError, new_session
+from .fhir_policy import BaseUrl, check_fhir_server, http_policy
+from .prefetch_templates import (UnresolvableTokenError, substitute, template_is_read,
+                                 template_resource_type)
 from .validation import HookRequest
 
+log = logging.getLogger("tacro_cds.prefetch")
 
-def resources_of(value: Any) -> list[dict[str, Any]]:
-    """The resources in one prefetch value: a Bundle's entries, a single resource, or none."""
+MEDICATIONS = "medications"
+_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_ABSENT = object()
+
+SessionFactory = Callable[[], requests.Session]
+
+
+@dataclass(frozen=True)
+class MissingData:
+    """One piece of data that could not be had, and why (safe to show: no URL, token or PHI)."""
+
+    key: str
+    reason: str
+    issue_type: str = "incomplete"
+    code: str = "prefetch-unavailable"
+
+    def issue(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {"severity": "error", "code": self.issue_type,
+                                 "details": {"text": f"{self.key}: {self.reason}"}, "diagnostics": self.code}
+        if self.key != MEDICATIONS:
+            issue["expression"] = [f"$.prefetch.{self.key}"]
+        return issue
+
+
+def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str, Any]]:
+    """The resources in one prefetch value: a Bundle's entries, a single resource, or none.
+
+    OperationOutcome entries are never data; with ``resource_type`` only that type is kept."""
     if not isinstance(value, dict):
         return []
     if value.get("resourceType") == "Bundle":
-        return [e["resource"] for e in value.get("entry") or []
-                if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-                and e["resource"].get("resourceType") != "OperationOutcome"]
-    if value.get("resourceType") == "OperationOutcome":
-        return []
-    return [value]
+        found = [e["resource"] for e in value.get("entry") or []
+                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    else:
+        found = [value]
+    return [r for r in found if r.get("resourceType") != "OperationOutcome"
+            and (resource_type is None or r.get("resourceType") == resource_type)]
+
+
+def _needs_fetch(value: Any, resource_type: str) -> bool:
+    """True when a prefetch value is not an answer: an OperationOutcome, a resource of another
+    type, or not a resource at all. ``None`` is an answer ("no such data")."""
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        return True
+    kind = value.get("resourceType")
+    return kind != "Bundle" and kind != resource_type
 
 
 class PrefetchResolver:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = config
+    """Turns a request's prefetch plus ``fhirServer`` into every template key's resources."""
 
-    def resolve(self, request: HookRequest, templates: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
-        """Every template key mapped to its resources."""
-        return {key: resources_of(request.prefetch.get(key)) for key in templates}
+    def __init__(self, config: Mapping[str, Any], session_factory: SessionFactory | None = None) -> None:
+        def setting(key: str) -> Any:
+            return config.get(key, DEFAULTS.get(key))
+
+        self.config = config
+        self.timeout = float(setting("FHIR_TIMEOUT_S"))
+        self.budget = float(setting("FHIR_TOTAL_BUDGET_S"))
+        self.max_pages = int(setting("FHIR_MAX_PAGES"))
+        self.max_entries = int(setting("FHIR_MAX_ENTRIES"))
+        self.max_bytes = int(setting("FHIR_MAX_RESPONSE_BYTES"))
+        self.max_parallel = max(1, int(setting("FHIR_MAX_PARALLEL")))
+        self.optional = frozenset(setting("PREFETCH_OPTIONAL_KEYS") or ())
+        self.allow_http = http_policy(setting("ALLOW_HTTP_FHIR"))  # fail at start-up when invalid
+        self.allowlist = setting("FHIR_SERVER_ALLOWLIST")
+        self.session_factory = session_factory or (lambda: new_session(self.max_parallel))
+
+    def resolve(self, request: HookRequest, templates: Mapping[str, str], *,
+                issuer: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Every template key mapped to its resources, plus ``medications``; or
+        PrefetchUnavailableError naming what could not be had. ``issuer`` (the verified JWT's
+        ``iss``) selects the per-issuer FHIR server allowlist."""
+        deadline = time.monotonic() + self.budget
+        data: dict[str, list[dict[str, Any]]] = {}
+        medications: dict[str, dict[str, Any]] = {}
+        to_fetch: dict[str, str] = {}
+        for key, template in templates.items():
+            kind = template_resource_type(template)
+            value = request.prefetch.get(key, _ABSENT)
+            if value is _ABSENT or _needs_fetch(value, kind):
+                to_fetch[key] = template
+                continue
+            _collect_medications(resources_of(value), medications)
+            data[key] = resources_of(value, kind)
+        _collect_medications(request.draft_orders, medications)
+
+        session = _LazyClient(self, request, issuer)
+        missing: list[MissingData] = []
+        try:
+            if to_fetch:
+                missing += self._fetch_keys(session, request, to_fetch, data, medications, deadline)
+            missing += self._resolve_medications(session, request, data, medications, deadline)
+        finally:
+            session.close()
+
+        data[MEDICATIONS] = list(medications.values())
+        for item in missing:
+            log.warning("prefetch data unavailable", extra={"key": item.key, "reason_code": item.code,
+                                                            "optional": item.key in self.optional})
+        required = [m for m in missing if m.key not in self.optional]
+        if required:
+            keys = ", ".join(dict.fromkeys(m.key for m in required))
+            raise PrefetchUnavailableError(
+                f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
+                "keys, or a reachable fhirServer with a valid fhirAuthorization.",
+                expression=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
+                issues=[m.issue() for m in required])
+        return data
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def _fetch_keys(self, session: "_LazyClient", request: HookRequest, to_fetch: Mapping[str, str],
+                    data: dict[str, list[dict[str, Any]]], medications: dict[str, dict[str, Any]],
+                    deadline: float) -> list[MissingData]:
+        if request.fhir_server is None:
+            for key in to_fetch:
+                data[key] = []
+            return [MissingData(key, "not prefetched, and no fhirServer was given to fetch it from")
+                    for key in to_fetch]
+        client = session.get()
+        missing: list[MissingData] = []
+        tasks: dict[str, Callable[[], Any]] = {}
+        for key, template in to_fetch.items():
+            data[key] = []
+            try:
+                query = substitute(template, request.context)
+            except UnresolvableTokenError as exc:
+                missing.append(MissingData(key, f"its prefetch template cannot be filled ({exc})",
+                                           "processing", "prefetch-token-unresolvable"))
+                continue
+            if template_is_read(template):
+                tasks[key] = _reader(client, query, deadline)
+            else:
+                tasks[key] = _searcher(client, query, deadline)
+        for key, outcome in self._run_parallel(tasks, deadline).items():
+            kind = template_resource_type(to_fetch[key])
+            if isinstance(outcome, FhirNotFoundError) and template_is_read(to_fetch[key]):
+                continue  # a read of a resource that does not exist: no such data
+            if isinstance(outcome, FhirError):
+                missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
+                continue
+            found = [outcome] if isinstance(outcome, dict) else outcome
+            _collect_medications(found, medications)
+            data[key] = [r for r in found if r.get("resourceType") == kind]
+        return missing
+
+    def _resolve_medications(self, session: "_LazyClient", request: HookRequest,
+                             data: Mapping[str, list[dict[str, Any]]], medications: dict[str, dict[str, Any]],
+                             deadline: float) -> list[MissingData]:
+        to_read: set[str] = set()
+        off_server = 0
+        base = _base_or_none(request.fhir_server)
+        for resource in [*request.draft_orders, *(r for rs in data.values() for r in rs)]:
+            if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+                continue
+            ref = (resource.get("medicationReference") or {}).get("reference")
+            if not isinstance(ref, str) or ref.startswith("#"):
+                continue  # contained (the facts stage reads it) or no literal reference
+            match = _MEDICATION_REF.search(ref)
+            if not match:
+                continue  # not a Medication reference we can read; the facts stage reports it
+            local = f"Medication/{match.group(1)}"
+            if local in medications:
+                continue
+            if "://" in ref and (base is None or not base.contains(ref)):
+                off_server += 1
+                continue
+            to_read.add(local)
+        missing: list[MissingData] = []
+        if off_server:
+            missing.append(MissingData(MEDICATIONS, f"{off_server} medicationReference(s) point to another "
+                                       "server; send the Medication contained or in the prefetch"))
+        if not to_read:
+            return missing
+        if request.fhir_server is None:
+            return [*missing, MissingData(
+                MEDICATIONS, f"{len(to_read)} medicationReference(s) are neither contained nor prefetched, "
+                "and no fhirServer was given to read them from")]
+        client = session.get()
+        outcomes = self._run_parallel({ref: _reader(client, ref, deadline) for ref in sorted(to_read)}, deadline)
+        failed: list[FhirError] = []
+        for ref, outcome in outcomes.items():
+            if isinstance(outcome, FhirNotFoundError):
+                continue  # the Medication does not exist: left unresolved, reported by the facts stage
+            if isinstance(outcome, FhirError):
+                failed.append(outcome)
+            else:
+                medications[ref] = outcome
+        if failed:
+            first = failed[0]
+            missing.append(MissingData(MEDICATIONS, f"{len(failed)} referenced Medication(s) could not be "
+                                       f"read: {first.reason}", first.issue_type, first.code))
+        return missing
+
+    def _run_parallel(self, tasks: Mapping[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
+        """Run the calls in a thread pool; each result, or the FhirError it raised. Calls still
+        running at the deadline count as timed out (they end by themselves: every request they
+        make is bounded by the same deadline)."""
+        if not tasks:
+            return {}
+        pool = ThreadPoolExecutor(max_workers=min(len(tasks), self.max_parallel),
+                                  thread_name_prefix="fhir-fetch")
+        try:
+            futures: dict[str, Future[Any]] = {name: pool.submit(task) for name, task in tasks.items()}
+            wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        results: dict[str, Any] = {}
+        for name, future in futures.items():
+            if not future.done():
+                future.cancel()
+                results[name] = FhirTimeoutError(f"the overall FHIR budget of {self.budget:g} s ran out")
+                continue
+            error = future.exception()
+            if error is None:
+                results[name] = future.result()
+            elif isinstance(error, FhirError):
+                results[name] = error
+            else:
+                raise error  # a bug, not a FHIR failure: let the error handler answer 500
+        return results
+
+
+class _LazyClient:
+    """Builds the FhirClient on first need, after the fhirServer policy check, so a request that
+    needs no fetch is neither refused nor given a session."""
+
+    def __init__(self, resolver: PrefetchResolver, request: HookRequest, issuer: str | None) -> None:
+        self._resolver = resolver
+        self._request = request
+        self._issuer = issuer
+        self._client: FhirClient | None = None
+
+    def get(self) -> FhirClient:
+        if self._client is None:
+            r = self._resolver
+            assert self._request.fhir_server is not None
+            check_fhir_server(self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist,
+                              issuer=self._issuer)
+            self._client = FhirClient(self._request.fhir_server, self._request.access_token,
+                                      timeout=r.timeout, session=r.session_factory(), max_pages=r.max_pages,
+                                      max_entries=r.max_entries, max_bytes=r.max_bytes)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], Any]:
+    return lambda: client.read(relative, deadline=deadline)
+
+
+def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
+    return lambda: client.search(query, deadline=deadline)
+
+
+def _collect_medications(resources: list[dict[str, Any]], medications: dict[str, dict[str, Any]]) -> None:
+    for resource in resources:
+        if resource.get("resourceType") == "Medication" and isinstance(resource.get("id"), str):
+            medications.setdefault(f"Medication/{resource['id']}", resource)
+
+
+def _base_or_none(url: str | None) -> BaseUrl | None:
+    if not url:
+        return None
+    try:
+        return BaseUrl.parse(url)
+    except ValueError:
+        return None

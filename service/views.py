@@ -32,7 +32,8 @@ def discovery() -> Response:
 def call_service(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    hook_request, answer, kinds = pipeline.invoke(rt, service_id, _body())
+    issuer = (g.get("caller") or {}).get("iss")  # selects the per-issuer FHIR server allowlist
+    hook_request, answer, kinds = pipeline.invoke(rt, service_id, _body(), issuer=issuer)
     g.log_fields = {"hook": hook_request.hook, "hookInstance": hook_request.hook_instance,
                     "cards": len(answer["cards"])}
     rt.store.record_cards(service_id, answer["cards"], kinds)

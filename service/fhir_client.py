@@ -1,0 +1,334 @@
+"""All FHIR I/O of the service behind one object: ``FhirClient`` (one ``requests.Session``, a timeout
+on every call, ``Accept: application/fhir+json``, the bearer token on every call when there is one).
+
+Errors are ``FhirError`` subclasses. Their ``reason`` is short and safe to show a caller or write to
+a log: it never contains a URL (URLs hold patient ids), a token or a response body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Collection
+from urllib.parse import urljoin
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from .fhir_policy import BaseUrl
+
+log = logging.getLogger("tacro_cds.fhir")
+
+FHIR_JSON = "application/fhir+json"
+JSON_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class FhirError(Exception):
+    """The FHIR server did not give usable data. Treat the data as unavailable; never guess it."""
+
+    issue_type = "exception"  # FHIR OperationOutcome issue type for a report
+    code = "fhir-error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FhirTimeoutError(FhirError):
+    """No complete answer within the timeout or the overall budget. Retrying later may work."""
+
+    issue_type = "timeout"
+    code = "fhir-timeout"
+
+
+class FhirConnectionError(FhirError):
+    """The server could not be reached (refused, reset, DNS, TLS). Check ``fhirServer``; retry later."""
+
+    issue_type = "transient"
+    code = "fhir-unreachable"
+
+
+class FhirHttpError(FhirError):
+    """The server answered with an error status; ``status`` holds it."""
+
+    issue_type = "processing"
+    code = "fhir-http-error"
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class FhirUnauthorizedError(FhirHttpError):
+    """401: the access token is missing, expired or not accepted. The client must send a fresh
+    ``fhirAuthorization``; do not retry with the same token."""
+
+    issue_type = "security"
+    code = "fhir-unauthorized"
+
+
+class FhirForbiddenError(FhirHttpError):
+    """403: the token lacks the scope for this query. The client must grant the scopes the service's
+    prefetch needs, or prefetch the data itself."""
+
+    issue_type = "security"
+    code = "fhir-forbidden"
+
+
+class FhirNotFoundError(FhirHttpError):
+    """404: for a read, the resource does not exist (an answer, like a ``null`` prefetch); for a
+    search, the server does not support the query."""
+
+    issue_type = "not-found"
+    code = "fhir-not-found"
+
+
+class FhirRateLimitedError(FhirHttpError):
+    """429: the server is throttling us. Retry no sooner than ``retry_after`` seconds (when given)."""
+
+    issue_type = "throttled"
+    code = "fhir-rate-limited"
+
+    def __init__(self, reason: str, status: int, retry_after: float | None = None) -> None:
+        super().__init__(reason, status)
+        self.retry_after = retry_after
+
+
+class FhirServerError(FhirHttpError):
+    """5xx: the server failed. Transient as far as we can tell; retry later."""
+
+    issue_type = "transient"
+    code = "fhir-server-error"
+
+
+class FhirResponseError(FhirError):
+    """The server answered 200 but the body is unusable. A server fault: report it, do not retry."""
+
+    issue_type = "processing"
+    code = "fhir-bad-response"
+
+
+class FhirContentTypeError(FhirResponseError):
+    """The body is not declared as JSON (e.g. an HTML login or error page): check ``fhirServer``."""
+
+    code = "fhir-content-type"
+
+
+class FhirNotJsonError(FhirResponseError):
+    """The body is not valid JSON."""
+
+    code = "fhir-invalid-json"
+
+
+class FhirNotFhirError(FhirResponseError):
+    """The body is JSON but not the FHIR resource asked for (no ``resourceType``, wrong type)."""
+
+    code = "fhir-not-fhir"
+
+
+class FhirTruncatedError(FhirResponseError):
+    """The connection ended before the whole body arrived. Retrying may work."""
+
+    issue_type = "transient"
+    code = "fhir-truncated"
+
+
+class FhirResponseTooLargeError(FhirResponseError):
+    """The body exceeds the byte cap; narrow the query (the cap protects the service's memory)."""
+
+    issue_type = "too-costly"
+    code = "fhir-too-large"
+
+
+class FhirPagingError(FhirResponseError):
+    """A searchset's ``next`` link leaves ``fhirServer`` or loops; the rest of the search is refused."""
+
+    issue_type = "security"
+    code = "fhir-bad-next-link"
+
+
+class FhirClient:
+    """One FHIR server, one token, one session; every call bounded in time and size."""
+
+    def __init__(self, base_url: str, access_token: str | None = None, *, timeout: float = 5.0,
+                 session: requests.Session | None = None, max_pages: int = 5, max_entries: int = 1000,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.base = BaseUrl.parse(self.base_url)
+        self._token = access_token
+        self.timeout = timeout
+        self.session = session or new_session()
+        self.max_pages = max_pages
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+
+    def __repr__(self) -> str:  # never show the token
+        return f"FhirClient({self.base_url!r}, token={'yes' if self._token else 'no'})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def url(self, relative: str) -> str:
+        """The absolute URL of a relative FHIR query on this server."""
+        if "://" in relative.split("?", 1)[0] or relative.startswith("/"):
+            raise ValueError("a relative FHIR query is expected")
+        return f"{self.base_url}/{relative}"
+
+    def read(self, relative: str, *, deadline: float | None = None) -> dict[str, Any]:
+        """GET ``Type/id``; the resource, of that type. FhirNotFoundError when it does not exist."""
+        resource = self._get(self.url(relative), deadline)
+        wanted = relative.split("/", 1)[0]
+        if resource.get("resourceType") != wanted:
+            raise FhirNotFhirError(f"a read of {wanted} answered a {_kind(resource)}")
+        return resource
+
+    def search(self, relative_query: str, *, deadline: float | None = None,
+               resource_types: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """GET a search and follow ``next`` links on this server, up to ``max_pages`` pages and
+        ``max_entries`` resources. Returns the entries' resources, without OperationOutcome entries
+        (and only of ``resource_types`` when given). Newest-first searches lose their oldest
+        entries at the cap, which is the intended bound."""
+        url: str | None = self.url(relative_query)
+        seen: set[str] = set()
+        resources: list[dict[str, Any]] = []
+        pages = 0
+        while url is not None:
+            if url in seen:
+                raise FhirPagingError("the searchset's next link loops")
+            seen.add(url)
+            bundle = self._get(url, deadline)
+            if bundle.get("resourceType") != "Bundle":
+                raise FhirNotFhirError(f"a search answered a {_kind(bundle)}, not a Bundle")
+            pages += 1
+            for entry in bundle.get("entry") or []:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                    continue
+                kind = resource["resourceType"]
+                # Servers put warnings in searchsets as OperationOutcome entries; they are not data.
+                if kind == "OperationOutcome" or (resource_types is not None and kind not in resource_types):
+                    continue
+                resources.append(resource)
+            if len(resources) >= self.max_entries:
+                log.info("search capped", extra={"cap": "entries", "entries": self.max_entries})
+                return resources[: self.max_entries]
+            url = self._next_link(bundle)
+            if url is not None and pages >= self.max_pages:
+                log.info("search capped", extra={"cap": "pages", "pages": self.max_pages})
+                break
+        return resources
+
+    def _next_link(self, bundle: dict[str, Any]) -> str | None:
+        for link in bundle.get("link") or []:
+            if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+                url: str = urljoin(self.base_url + "/", link["url"])
+                # Only ever on the same scheme, host, port and base path: the token goes with it.
+                if not self.base.contains(url):
+                    raise FhirPagingError("the searchset's next link points outside fhirServer")
+                return url
+        return None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": FHIR_JSON}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _get(self, url: str, deadline: float | None) -> dict[str, Any]:
+        started = time.monotonic()
+        stop = started + self.timeout if deadline is None else min(started + self.timeout, deadline)
+        remaining = stop - started
+        if remaining <= 0:
+            raise FhirTimeoutError("no time left in the request's budget")
+        try:
+            # No redirects: a 3xx could send the request, and the token, to another host.
+            response = self.session.get(url, headers=self._headers(), timeout=(remaining, remaining),
+                                        stream=True, allow_redirects=False)
+        except requests.Timeout:
+            raise FhirTimeoutError(f"no answer within {self.timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise FhirConnectionError(f"could not connect ({type(exc).__name__})") from None
+        with response:
+            _check_status(response)
+            media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if media_type not in JSON_MEDIA_TYPES:
+                raise FhirContentTypeError(f"the answer is {media_type or 'of no declared type'}, not FHIR JSON")
+            body = self._read_body(response, stop)
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise FhirNotJsonError("the answer is not valid JSON") from None
+        except RecursionError:
+            raise FhirNotFhirError("the answer is nested too deeply") from None
+        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+            raise FhirNotFhirError("the answer is JSON but not a FHIR resource")
+        return document
+
+    def _read_body(self, response: requests.Response, stop: float) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        raw = response.raw
+        try:
+            while True:
+                # read1 returns as soon as some bytes arrive, so a trickling server is caught by the
+                # deadline check below instead of holding one read open for a whole chunk.
+                chunk = raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > stop:
+                    raise FhirTimeoutError(f"the answer did not complete within {self.timeout:g} s")
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            raise FhirTimeoutError(f"the answer stalled for {self.timeout:g} s") from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
+            raise FhirTruncatedError("the connection ended before the whole answer arrived") from None
+        except urllib3.exceptions.HTTPError:
+            raise FhirTruncatedError("the answer could not be read completely") from None
+        return b"".join(chunks)
+
+
+def _check_status(response: requests.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 401:
+        raise FhirUnauthorizedError("the FHIR server refused the access token (401)", status)
+    if status == 403:
+        raise FhirForbiddenError("the access token does not allow this query (403)", status)
+    if status == 404:
+        raise FhirNotFoundError("not found (404)", status)
+    if status == 429:
+        retry = response.headers.get("Retry-After", "")
+        raise FhirRateLimitedError("the FHIR server is rate limiting (429)", status,
+                                   float(retry) if retry.replace(".", "", 1).isdigit() else None)
+    if status >= 500:
+        raise FhirServerError(f"the FHIR server failed ({status})", status)
+    if 300 <= status < 400:
+        raise FhirHttpError(f"the FHIR server redirected ({status}); redirects are not followed", status)
+    raise FhirHttpError(f"the FHIR server answered {status}", status)
+
+
+def _kind(resource: dict[str, Any]) -> str:
+    return str(resource.get("resourceType"))[:40]
+
+
+def new_session(pool_size: int = 16) -> requests.Session:
+    """A session for one FHIR server: a connection pool as wide as our parallel fetches, and no
+    proxy or ~/.netrc credentials taken from the environment (they could add an Authorization
+    header the caller never gave)."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,80 @@
+"""Which fhirServer the service may call (issue 5 item 7): https only unless ALLOW_HTTP_FHIR says
+otherwise, and FHIR_SERVER_ALLOWLIST globally or per trusted issuer."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import load_config
+from service.errors import FhirServerRefusedError
+from service.fhir_policy import check_fhir_server, http_policy
+
+ISS_A = "https://ehr-a.example.org"
+ISS_B = "https://ehr-b.example.org"
+PER_ISSUER = {"*": ["https://shared.example.org/fhir"], ISS_A: ["https://a.example.org/r4"]}
+
+ALLOWED = [
+    ("https://fhir.example.org/r4", False, [], None),
+    ("https://fhir.example.org/r4/", False, [], None),
+    ("http://fhir.example.org/r4", True, [], None),
+    ("http://127.0.0.1:8080/fhir", "loopback", [], None),
+    ("http://localhost:8080/fhir", "loopback", [], None),
+    ("http://[::1]:8080/fhir", "loopback", [], None),
+    ("https://remote.example.org/fhir", "loopback", [], None),
+    ("https://fhir.example.org/r4", False, ["https://fhir.example.org/r4"], None),
+    ("https://FHIR.example.org:443/r4/", False, ["https://fhir.example.org/r4"], None),
+    ("https://a.example.org/r4", False, PER_ISSUER, ISS_A),
+    ("https://shared.example.org/fhir", False, PER_ISSUER, ISS_B),
+    ("https://shared.example.org/fhir", False, PER_ISSUER, None),
+]
+ALLOWED_IDS = ["https", "https-trailing-slash", "http-when-allowed", "loopback-127.0.0.1", "loopback-localhost",
+               "loopback-ipv6", "https-under-loopback-setting", "allowlist-hit", "allowlist-hit-normalised",
+               "issuer-list-hit", "shared-list-for-other-issuer", "shared-list-without-auth"]
+
+REFUSED = [
+    ("http://fhir.example.org/r4", False, [], None, "https"),
+    ("http://127.0.0.1:8080/fhir", False, [], None, "https"),
+    ("http://fhir.example.org/r4", "loopback", [], None, "127.0.0.1"),
+    ("http://127.0.0.2/fhir", "loopback", [], None, "127.0.0.1"),
+    ("ftp://fhir.example.org/r4", True, [], None, "scheme"),
+    ("file:///etc/passwd", True, [], None, "scheme"),
+    ("https://user:pw@fhir.example.org/r4", False, [], None, "credentials"),
+    ("https:///r4", False, [], None, "host"),
+    ("https://evil.example.org/r4", False, ["https://fhir.example.org/r4"], None, "allowlist"),
+    ("https://fhir.example.org/other", False, ["https://fhir.example.org/r4"], None, "allowlist"),
+    ("https://fhir.example.org:8443/r4", False, ["https://fhir.example.org/r4"], None, "allowlist"),
+    ("https://a.example.org/r4", False, PER_ISSUER, ISS_B, "allowlist"),
+    ("https://a.example.org/r4", False, PER_ISSUER, None, "allowlist"),
+    ("https://b.example.org/r4", False, {ISS_A: ["https://a.example.org/r4"]}, ISS_B, "allowlist"),
+]
+REFUSED_IDS = ["http-by-default", "http-loopback-by-default", "http-remote-under-loopback",
+               "other-loopback-address-not-listed", "ftp", "file", "credentials-in-url", "no-host",
+               "allowlist-miss", "allowlist-other-path", "allowlist-other-port", "other-issuers-list",
+               "issuer-list-needs-issuer", "issuer-with-no-list-gets-none"]
+
+
+@pytest.mark.parametrize("url, allow_http, allowlist, issuer", ALLOWED, ids=ALLOWED_IDS)
+def test_allowed_fhir_servers(url, allow_http, allowlist, issuer):
+    check_fhir_server(url, allow_http=allow_http, allowlist=allowlist, issuer=issuer)
+
+
+@pytest.mark.parametrize("url, allow_http, allowlist, issuer, says", REFUSED, ids=REFUSED_IDS)
+def test_refused_fhir_servers(url, allow_http, allowlist, issuer, says):
+    with pytest.raises(FhirServerRefusedError, match=says) as caught:
+        check_fhir_server(url, allow_http=allow_http, allowlist=allowlist, issuer=issuer)
+    assert caught.value.status == 400
+    assert caught.value.expression == ["$.fhirServer"]
+
+
+@pytest.mark.parametrize("raw, policy", [("true", "any"), ("false", "never"), ("loopback", "loopback"),
+                                         ("LOOPBACK", "loopback")])
+def test_allow_http_fhir_from_the_environment(raw, policy):
+    config = load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw})
+    assert http_policy(config["ALLOW_HTTP_FHIR"]) == policy
+
+
+def test_an_invalid_allow_http_fhir_stops_start_up():
+    with pytest.raises(ValueError):
+        load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": "sometimes"})
+    with pytest.raises(ValueError):
+        http_policy("sometimes")
