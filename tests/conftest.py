@@ -48,3 +48,13 @@ def app(make_app) -> Flask:
 @pytest.fixture
 def client(app) -> FlaskClient:
     return app.test_client()
+
+
+def no_data_prefetch() -> dict[str, Any]:
+    """A complete prefetch saying "no such data" for every key: null for reads, an empty searchset
+    for searches (CDS Hooks 2.0: an answer, not a gap, so nothing is fetched)."""
+    from cards.knowledge import load_knowledge
+    from service.prefetch_templates import prefetch_templates
+
+    return {key: None if "?" not in query else {"resourceType": "Bundle", "type": "searchset", "total": 0}
+            for key, query in prefetch_templates(load_knowledge()).items()}

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from conftest import FIXED_NOW
+from conftest import FIXED_NOW, no_data_prefetch
 from jwt_support import (BASE, ISSUER, FakeStore, Signer, auth_config, bearer, claims_for,
                          ec_signer, hs256_token, rsa_signer, unsigned_token)
 from service import create_app
@@ -29,7 +29,7 @@ PATIENT_VIEW_BODY = {
     "hook": "patient-view",
     "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
     "context": {"userId": "Practitioner/example", "patientId": "rif-patient-1"},
-    "prefetch": {},
+    "prefetch": no_data_prefetch(),
 }
 
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from conftest import no_data_prefetch
+
 SERVICES = {
     "tacrolimus-order-select": "order-select",
     "tacrolimus-order-sign": "order-sign",
@@ -31,7 +33,7 @@ def request_for(hook: str) -> dict:
     if hook == "order-select":
         context["selections"] = ["MedicationRequest/draft-1"]
     return {"hook": hook, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "context": context,
-            "prefetch": {}}
+            "prefetch": no_data_prefetch()}
 
 
 def sandbox_request() -> dict:
@@ -46,7 +48,7 @@ def sandbox_request() -> dict:
                                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}],
     })
     req["fhirServer"] = "https://sandbox.example.org/r4"
-    req["prefetch"] = {"patient": {"resourceType": "Patient", "id": "p1"}}
+    req["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1"}
     return req
 
 
@@ -150,7 +152,7 @@ def test_unknown_service_is_404(client):
 def test_body_over_limit_is_413(make_app):
     client = make_app(MAX_REQUEST_BYTES=1000).test_client()
     req = request_for("patient-view")
-    req["prefetch"] = {"patient": {"resourceType": "Patient", "id": "p1", "text": {"div": "x" * 2000}}}
+    req["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1", "text": {"div": "x" * 2000}}
     response = client.post("/cds-services/tacrolimus-patient-view", data=json.dumps(req),
                            content_type="application/json")
     assert response.status_code == 413
