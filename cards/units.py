@@ -165,6 +165,7 @@ def to_canonical(concept: str, value: float | None, unit_code: str | None,
     for spelling in given:
         ucum = normalise_unit(spelling)
         if ucum is not None and ucum in table:
-            return Converted(table[ucum](float(value)), target)
+            # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
+            return Converted(round(table[ucum](float(value)), 6), target)
     shown = " / ".join(dict.fromkeys(given))
     return Converted(None, target, f"unit {shown} cannot be converted to {target}")
