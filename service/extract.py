@@ -82,7 +82,10 @@ def _codings(concepts: Any) -> list[dict[str, Any]]:
     """All codings of one CodeableConcept or a list of them."""
     out: list[dict[str, Any]] = []
     for cc in _dicts(concepts):
-        out.extend(c for c in _dicts(cc.get("coding")) if isinstance(c.get("code"), str))
+        for c in _dicts(cc.get("coding")):
+            if isinstance(c.get("code"), str) and c["code"]:
+                # Only string fields are kept, so lookups never meet a list or an object.
+                out.append({k: c[k] for k in ("system", "code", "display") if isinstance(c.get(k), str)})
     return out
 
 
@@ -103,6 +106,12 @@ def _status_code(value: Any) -> str | None:
     for coding in _codings(value):
         return str(coding["code"])
     return None
+
+
+def _status(res: Mapping[str, Any], default: str) -> str:
+    """Resource.status when it is a string; otherwise the default (missing or malformed)."""
+    status = res.get("status")
+    return status if isinstance(status, str) and status else default
 
 
 def _number(value: Any) -> float | None:
@@ -387,7 +396,7 @@ class _Extractor:
         return None
 
     def _observation(self, res: dict[str, Any], draft: bool) -> None:
-        status = str(res["status"]) if isinstance(res.get("status"), str) else "unknown"
+        status = _status(res, "unknown")
         if status in IGNORED_OBSERVATION:
             return
         source = _ref_of(res)
@@ -674,7 +683,7 @@ class _Extractor:
                                            euploid=kind[0], from_draft_orders=draft))
 
     def _service_request(self, res: dict[str, Any], draft: bool) -> None:
-        status = res.get("status") or ("draft" if draft else "unknown")
+        status = _status(res, "draft" if draft else "unknown")
         if status not in TRANSFER_REQUEST_STATUSES:
             return
         period = _obj(res.get("occurrencePeriod"))
@@ -683,7 +692,7 @@ class _Extractor:
         self._transfer(res, res.get("code"), status, raw, label, draft)
 
     def _procedure(self, res: dict[str, Any], draft: bool) -> None:
-        status = res.get("status") or ("preparation" if draft else "unknown")
+        status = _status(res, "preparation" if draft else "unknown")
         if status not in TRANSFER_PROCEDURE_STATUSES:
             return
         period = _obj(res.get("performedPeriod"))
@@ -692,7 +701,7 @@ class _Extractor:
         self._transfer(res, res.get("code"), status, raw, label, draft)
 
     def _appointment(self, res: dict[str, Any], draft: bool) -> None:
-        status = res.get("status") or "unknown"
+        status = _status(res, "unknown")
         if status in APPOINTMENT_EXCLUDED:
             return
         self._transfer(res, res.get("serviceType"), status, res.get("start"), "start", draft)
@@ -701,12 +710,12 @@ class _Extractor:
 
     def _medication(self, res: dict[str, Any], draft: bool) -> None:
         rtype = str(res["resourceType"])
-        raw_status = res.get("status") if isinstance(res.get("status"), str) else None
         if rtype == "MedicationRequest":
-            status = raw_status or ("draft" if draft else "unknown")
+            # The sandbox's first draft has no status yet: a draft order is a draft.
+            status = _status(res, "draft" if draft else "unknown")
             allowed = DRAFT_MEDREQ_STATUSES if draft else MEDREQ_STATUSES
         else:
-            status = raw_status or "unknown"
+            status = _status(res, "unknown")
             allowed = MEDSTATEMENT_STATUSES
         if status not in allowed:
             return
@@ -715,7 +724,8 @@ class _Extractor:
         recognised = self._recognise(concepts, fallback_texts)
         product = recognised.product
         if not display:
-            codes = [f"{c.get('system', '').rsplit('/', 1)[-1]} {c['code']}" for c in _codings(concepts)]
+            codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
+                     for c in _codings(concepts)]
             display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
         strength = _number(product.get("strength_mg")) if product else None
         release = product.get("release") if product else None
@@ -734,6 +744,8 @@ class _Extractor:
     def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:
         """(CodeableConcepts naming the drug, display text, extra texts) from either medication[x]."""
         mcc = res.get("medicationCodeableConcept")
+        if isinstance(mcc, str) and mcc.strip():
+            mcc = {"text": mcc}  # seen from hand-built clients: the drug name where a concept is due
         if isinstance(mcc, dict) and (mcc.get("coding") or mcc.get("text")):
             texts = _texts(mcc)
             return [mcc], texts[0] if texts else "", []
@@ -933,7 +945,7 @@ def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | 
     instructions = _dicts(dosages)
     if not instructions:
         return None, None, "no dosage instruction"
-    sequences = {d.get("sequence") for d in instructions if d.get("sequence") is not None}
+    sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
     if len(sequences) > 1:
         return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
     total = 0.0

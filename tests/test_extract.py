@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from cards.facts import PatientFacts
@@ -870,6 +870,50 @@ def test_arbitrary_json_in_known_resource_types_never_crashes(rtype, body):
     assert isinstance(facts(resource, drafts=[dict(resource, id="fuzz-draft")]), PatientFacts)
 
 
+VALID_TEMPLATES = [
+    obs("t1", LOINC, "14682-9", 80, "umol/L", referenceRange=[{"high": qty(90, "umol/L", "umol/L")}],
+        specimen={"reference": "Specimen/s"}),
+    obs("t2", LOCAL, "th1-th2-ratio", 12.0, "{ratio}", component=[
+        {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")}]),
+    obs("t3", LOINC, "85354-9", component=[bp_component("8480-6", 142), bp_component("8462-4", 91)]),
+    serum_hcg("t4", 30), urine_hcg("t5", "positive"),
+    condition("t6", ICD, "O26.21"),
+    service_request("t7", occurrencePeriod={"start": "2026-11-28"}),
+    {"resourceType": "Appointment", "id": "t8", "status": "booked", "serviceType": [cc(LOCAL, "embryo-transfer")],
+     "start": "2026-11-30T09:00:00Z"},
+    med_request("t9", contained=[{"resourceType": "Medication", "id": "c", "code": rx("198377"),
+                                  "ingredient": [{"itemCodeableConcept": rx("42316")}]}],
+                medicationReference={"reference": "#c"}, authoredOn="2026-11-20",
+                dosageInstruction=[dict(bounded("2026-11-23", "2026-12-08")[0], sequence=1)],
+                dispenseRequest={"expectedSupplyDuration": {"value": 16, "unit": "d"}}),
+    {"resourceType": "MedicationStatement", "id": "t10", "status": "active", "medicationCodeableConcept":
+     {"text": "co-trimoxazole"}, "effectivePeriod": {"start": "2026-11-18"}, "dosage": [dosage(2, "{tbl}")]},
+]
+
+
+def _mutated(data: Any, node: Any) -> Any:
+    if data.draw(st.integers(0, 7)) == 0:
+        return data.draw(_json)
+    if isinstance(node, dict):
+        return {k: _mutated(data, v) for k, v in node.items() if k in ("resourceType", "id")
+                or data.draw(st.integers(0, 9)) > 0}
+    if isinstance(node, list):
+        return [_mutated(data, v) for v in node]
+    return node
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(data=st.data())
+def test_valid_resources_with_random_damage_never_crash_or_hit_the_safety_net(data):
+    """Odd FHIR is reported (UnusableResource, problem, dose_problem), never an exception."""
+    template = data.draw(st.sampled_from(VALID_TEMPLATES))
+    damaged = _mutated(data, template)
+    f = facts(damaged, drafts=[damaged] if isinstance(damaged, dict) else [])
+    assert isinstance(f, PatientFacts)
+    assert not [u for u in f.unusable if u.reason.startswith("unexpected structure")]
+
+
 # ---- the knowledge table itself --------------------------------------------------------------------
 
 def test_every_product_ingredient_is_a_known_drug():
@@ -892,3 +936,33 @@ def test_every_drug_of_clinical_reference_section_2_has_its_rxnorm_code():
     for key, code in listed.items():
         assert code in drugs[key]["rxnorm"], key
         assert drugs[key]["source"]
+
+
+def test_a_site_file_adds_its_own_lab_code(tmp_path):
+    """Code lists are data: a site maps its lab's code onto a concept without touching Python."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "codes:\n"
+        "  observations:\n"
+        "    creatinine:\n"
+        "      codes:\n"
+        "        - {system: 'http://loinc.org', code: '2160-0'}\n"
+        "        - {system: 'urn:site:lab', code: 'CREA'}\n", encoding="utf-8")
+    knowledge = load_knowledge(site)
+    f = facts(obs("o1", "urn:site:lab", "CREA", 97.24, "umol/L"), knowledge=knowledge)
+    assert f.latest("creatinine").value == pytest.approx(1.1)
+    assert knowledge["codes"]["observations"]["creatinine"]["canonical_unit"] == "mg/dL"  # merged, not lost
+
+
+@pytest.mark.parametrize("override,entry", [
+    ("products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]", "products/0/release"),
+    ("drugs: {fluconazole: {rxnorm: [abc]}}", "drugs/fluconazole/rxnorm/0"),
+    ("observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}", "observations/tacrolimus/codes/0"),
+    ("hcg_positive_iu_per_l: -1", "hcg_positive_iu_per_l"),
+], ids=["bad-release", "non-numeric-rxnorm", "bad-timing-flag", "negative-cut-off"])
+def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, entry):
+    from cards.knowledge import KnowledgeError
+    site = tmp_path / "site.yaml"
+    site.write_text("codes:\n  " + override + "\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=entry):
+        load_knowledge(site)
