@@ -133,6 +133,18 @@ def _fmt(number: float) -> str:
     return f"{number:g}"
 
 
+def _flatten(resources: list[Any], depth: int = 0) -> list[Any]:
+    """Resources, with any Bundle that slipped through the resolver replaced by its entries."""
+    out: list[Any] = []
+    for r in resources:
+        if isinstance(r, dict) and r.get("resourceType") == "Bundle" and depth < 3:
+            out.extend(_flatten([e.get("resource") for e in _dicts(r.get("entry"))
+                                 if isinstance(e.get("resource"), dict)], depth + 1))
+        else:
+            out.append(r)
+    return out
+
+
 def _ref_of(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}"
 
@@ -338,7 +350,7 @@ class _Extractor:
         """Read every resource of every key once (by type and id), draft orders first."""
         # Draft orders first: a draft and a stored resource with the same id is the draft being edited.
         queue: list[tuple[Any, bool]] = [(r, True) for r in self.request.draft_orders]
-        queue += [(r, False) for values in data.values() for r in _as_list(values)]
+        queue += [(r, False) for values in data.values() for r in _flatten(_as_list(values))]
         for resource, _ in queue:
             if isinstance(resource, dict) and resource.get("resourceType") == "Medication" \
                     and isinstance(resource.get("id"), str):

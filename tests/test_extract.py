@@ -814,6 +814,13 @@ def test_the_same_resource_under_two_keys_is_read_once():
     assert len(f.results("potassium")) == 1
 
 
+def test_a_bundle_left_in_the_data_is_read_through():
+    o = obs("o1", LOINC, "2823-3", 4.0, "mmol/L")
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": o}, {"resource": {"resourceType": "OperationOutcome"}}]}
+    f = build_facts(request(), {"chemistry": [bundle]}, KNOWLEDGE)
+    assert f.latest("potassium").value == 4.0 and f.unusable == ()
+
+
 def test_extraction_does_not_depend_on_key_names():
     o = obs("o1", LOINC, "77348-1", 7.0, "ng/mL")
     assert build_facts(request(), {"anything": [o]}, KNOWLEDGE).latest("tacrolimus").value == 7.0
