@@ -140,7 +140,7 @@ class MedicationFact:
     dose_problem: str | None = None  # why the daily dose is unknown
     doses_per_day: float | None = None
     start: date | None = None
-    start_from: Literal["boundsPeriod", "authoredOn"] | None = None
+    start_from: Literal["boundsPeriod", "authoredOn", "effective"] | None = None  # effective: MedicationStatement
     end: date | None = None
     duration_days: int | None = None
     is_draft: bool = False  # came from context.draftOrders

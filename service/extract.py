@@ -1,18 +1,1001 @@
-"""FHIR JSON to facts (``cards.facts``). (First version: context only; the data-layer issue adds
-observations, conditions, medications and the transfer plan.)"""
+"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline.
+
+Input contract: ``/shared/DATA-PROFILE.md``. Every code list comes from ``cards/knowledge/codes.yaml``
+(site-overridable). Parsing is lenient (CDS-HOOKS-NOTES.md, "Contexts"): objects where arrays are due,
+Bundles without ``type``, missing fields. A resource that looks like ours but cannot be used becomes an
+``UnusableResource`` with the reason; resources of other kinds or codes are simply not ours and are
+skipped. Decisions the profile leaves open are documented where they are taken (``_daily_dose``,
+``_derive_ratios``, ``parse_fhir_datetime``).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Literal, Mapping
 
-from cards.facts import PatientFacts
+from pydantic import ValidationError
+from fhir.resources.R4B.timing import TimingRepeat
+
+from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_TEST, TH1_PCT, TH1_TH2_RATIO,
+                         TH2_PCT, BloodPressure, ConditionFact, Measurement, MedicationFact,
+                         PatientFacts, PregnancyStatus, Recognition, TransferPlan, UnusableResource)
+from cards.units import CANONICAL, normalise_unit, to_canonical
 
 from .validation import HookRequest
+
+UCUM = "http://unitsofmeasure.org"
+RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"})
+BLOOD_PRESSURE = "blood_pressure"
+
+IGNORED_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
+COUNTED_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+REJECTED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+TRANSFER_REQUEST_STATUSES = frozenset({"draft", "active", "on-hold"})
+TRANSFER_PROCEDURE_STATUSES = frozenset({"preparation", "in-progress"})
+APPOINTMENT_EXCLUDED = frozenset({"cancelled", "noshow", "entered-in-error"})
+MEDREQ_STATUSES = frozenset({"active", "on-hold"})
+DRAFT_MEDREQ_STATUSES = frozenset({"draft", "active", "on-hold"})
+MEDSTATEMENT_STATUSES = frozenset({"active"})
+
+# Count units: a dose in these is a number of capsules/tablets, to be multiplied by the strength.
+COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{tab}", "{tablet}", "{capsule}", "{cap}", "{caps}", "1",
+                         "pill", "pills", "tablet", "tablets", "tab", "tabs", "capsule", "capsules",
+                         "cap", "caps"})
+# Days per period unit. Only h, d and wk: a monthly or yearly schedule has no honest mg/day.
+PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
+DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
+# HL7 v3 GTSAbbreviation timing codes (Timing.code) whose doses per day are fixed by definition.
+TIMING_CODES_PER_DAY = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0, "AM": 1.0, "PM": 1.0,
+                        "QOD": 0.5, "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0, "Q24H": 1.0}
+
+
+class _Unusable(Exception):
+    """The resource cannot be used; the message is the reason reported to the card."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lenient accessors
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A FHIR array that may arrive as a single object (or be absent)."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A FHIR object, or an empty one when absent or of the wrong shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in _as_list(value) if isinstance(v, dict)]
+
+
+def _codings(concepts: Any) -> list[dict[str, Any]]:
+    """All codings of one CodeableConcept or a list of them."""
+    out: list[dict[str, Any]] = []
+    for cc in _dicts(concepts):
+        for c in _dicts(cc.get("coding")):
+            if isinstance(c.get("code"), str) and c["code"]:
+                # Only string fields are kept, so lookups never meet a list or an object.
+                out.append({k: c[k] for k in ("system", "code", "display") if isinstance(c.get(k), str)})
+    return out
+
+
+def _texts(concepts: Any) -> list[str]:
+    """The text and the codings' displays of one CodeableConcept or a list of them."""
+    out: list[str] = []
+    for cc in _dicts(concepts):
+        if isinstance(cc.get("text"), str):
+            out.append(cc["text"])
+        out.extend(c["display"] for c in _dicts(cc.get("coding")) if isinstance(c.get("display"), str))
+    return out
+
+
+def _status_code(value: Any) -> str | None:
+    """A status given as a CodeableConcept (R4) or, leniently, as a bare string."""
+    if isinstance(value, str):
+        return value
+    for coding in _codings(value):
+        return str(coding["code"])
+    return None
+
+
+def _status(res: Mapping[str, Any], default: str) -> str:
+    """Resource.status when it is a string; otherwise the default (missing or malformed)."""
+    status = res.get("status")
+    return status if isinstance(status, str) and status else default
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt(number: float) -> str:
+    return f"{number:g}"
+
+
+def _flatten(resources: list[Any], depth: int = 0) -> list[Any]:
+    """Resources, with any Bundle that slipped through the resolver replaced by its entries."""
+    out: list[Any] = []
+    for r in resources:
+        if isinstance(r, dict) and r.get("resourceType") == "Bundle" and depth < 3:
+            out.extend(_flatten([e.get("resource") for e in _dicts(r.get("entry"))
+                                 if isinstance(e.get("resource"), dict)], depth + 1))
+        else:
+            out.append(r)
+    return out
+
+
+def _ref_of(resource: Mapping[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}"
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_fhir_datetime(value: Any) -> datetime | None:
+    """A FHIR date/dateTime/instant as an aware datetime; None when absent; ValueError when unparsable.
+
+    Partial dates (``2026``, ``2026-11``, ``2026-11-20``) become the first instant of that period in UTC;
+    a time without a zone (invalid FHIR, seen in practice) is taken as UTC.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a FHIR date")
+    text = value.strip()
+    partial = _PARTIAL_DATE.match(text)
+    try:
+        if partial:
+            year, month, day = partial.groups()
+            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a FHIR date") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _parse_date(value: Any) -> date | None:
+    moment = parse_fhir_datetime(value)
+    return moment.date() if moment else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The code index built from codes.yaml
+
+
+@dataclass(frozen=True)
+class _ObsCode:
+    concept: str
+    key: str  # "system|code"
+    timing: Literal["trough", "unknown"] | None = None
+    fasting: bool | None = None
+    role: str | None = None
+
+
+@dataclass
+class CodeIndex:
+    """Lookup tables over ``codes.yaml``."""
+
+    observations: dict[tuple[str, str], _ObsCode] = field(default_factory=dict)
+    coded_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    conditions: dict[tuple[str, str], str] = field(default_factory=dict)
+    condition_prefixes: list[tuple[str, str, str]] = field(default_factory=list)
+    transfer: dict[tuple[str, str], bool] = field(default_factory=dict)  # -> euploid
+    drug_codes: dict[str, str] = field(default_factory=dict)
+    drug_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
+    products: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    hcg_cutoff: float = 25.0
+
+    @classmethod
+    def from_knowledge(cls, codes: Mapping[str, Any]) -> "CodeIndex":
+        """Build the lookups from the ``codes`` knowledge table."""
+        index = cls(hcg_cutoff=float(codes.get("hcg_positive_iu_per_l", 25)))
+        for concept, entry in (codes.get("observations") or {}).items():
+            for c in entry.get("codes") or []:
+                # A tacrolimus code not marked trough is a level of unknown timing; a glucose code
+                # not marked fasting is not known to be fasting (fasting=False, a random glucose).
+                timing: Literal["trough", "unknown"] | None = (
+                    "trough" if c.get("timing") == "trough"
+                    else "unknown" if concept == "tacrolimus" else None)
+                fasting = bool(c.get("fasting", False)) if concept == "glucose" else None
+                index.observations[(c["system"], c["code"])] = _ObsCode(
+                    concept, f"{c['system']}|{c['code']}", timing, fasting, c.get("role"))
+            for meaning, values in (entry.get("coded_values") or {}).items():
+                for v in values:
+                    index.coded_values[(v["system"], v["code"])] = meaning
+        for concept, entry in (codes.get("conditions") or {}).items():
+            for c in entry.get("codes") or []:
+                index.conditions[(c["system"], _icd(c["code"]))] = concept
+            for p in entry.get("code_prefixes") or []:
+                index.condition_prefixes.append((p["system"], _icd(p["prefix"]), concept))
+        transfer = codes.get("transfer") or {}
+        for c in transfer.get("standard") or []:
+            index.transfer[(c["system"], c["code"])] = False
+        for c in transfer.get("euploid") or []:
+            index.transfer[(c["system"], c["code"])] = True
+        for key, drug in (codes.get("drugs") or {}).items():
+            for code in drug.get("rxnorm") or []:
+                index.drug_codes[str(code)] = key
+            for name in drug.get("names") or []:
+                norm = _norm_text(name)
+                index.drug_names.append(
+                    (key, norm, re.compile(r"(?<!\w)" + re.escape(norm) + r"(?!\w)", re.IGNORECASE)))
+        for product in codes.get("products") or []:
+            index.products[str(product["rxnorm"])] = product
+        return index
+
+    def observation(self, concept_codings: Any) -> _ObsCode | None:
+        for c in _codings(concept_codings):
+            hit = self.observations.get((str(c.get("system")), c["code"]))
+            if hit:
+                return hit
+        return None
+
+    def condition_concepts(self, codings: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        found: dict[str, dict[str, Any]] = {}
+        for c in codings:
+            system, code = str(c.get("system")), _icd(c["code"])
+            concept = self.conditions.get((system, code))
+            if concept is None:
+                concept = next((k for s, p, k in self.condition_prefixes
+                                if s == system and code.startswith(p)), None)
+            if concept and concept not in found:
+                found[concept] = c
+        return list(found.items())
+
+    def transfer_kind(self, concepts: Any) -> tuple[bool, str] | None:
+        """(euploid, "system|code") of the first transfer coding, or None."""
+        for c in _codings(concepts):
+            euploid = self.transfer.get((str(c.get("system")), c["code"]))
+            if euploid is not None:
+                return euploid, f"{c.get('system')}|{c['code']}"
+        return None
+
+    def names_in(self, texts: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Drug keys whose names occur as whole words; the longest name wins where names overlap."""
+        hits: list[tuple[int, int, int, str, str]] = []  # (text no, start, end, key, name)
+        for i, text in enumerate(texts):
+            norm = _norm_text(text)
+            for key, name, pattern in self.drug_names:
+                for m in pattern.finditer(norm):
+                    hits.append((i, m.start(), m.end(), key, name))
+        hits.sort(key=lambda h: (h[2] - h[1]), reverse=True)
+        taken: list[tuple[int, int, int]] = []
+        keys: list[str] = []
+        words: list[str] = []
+        for i, start, end, key, name in hits:
+            same_span = (i, start, end) in taken
+            overlaps = any(t[0] == i and start < t[2] and t[1] < end for t in taken)
+            if overlaps and not same_span:
+                continue
+            if not same_span:
+                taken.append((i, start, end))
+            if key not in keys:
+                keys.append(key)
+            if name not in words:
+                words.append(name)
+        return keys, words
+
+
+def _icd(code: str) -> str:
+    # ICD-10 codes arrive with and without the dot ("O26.2", "O262").
+    return code.replace(".", "").upper() if re.match(r"^[A-Za-z]\d", code) else code
+
+
+def _norm_text(text: str) -> str:
+    return text.replace("\u2019", "'").lower()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The extractor
+
+
+@dataclass
+class _Single:
+    """A standalone systolic or diastolic Observation, waiting to be paired by time."""
+
+    source: str
+    status: str
+    when: datetime | None
+    role: str
+    value: float | None
+    problem: str | None
+
+
+_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _newest_first(when: datetime | None) -> tuple[bool, datetime]:
+    return (when is not None, when or _OLDEST)
+
+
+class _Extractor:
+    def __init__(self, request: HookRequest, index: CodeIndex) -> None:
+        self.request = request
+        self.index = index
+        self.labs: dict[str, list[Measurement]] = {}
+        self.blood_pressure: list[BloodPressure] = []
+        self.singles: list[_Single] = []
+        self.conditions: list[ConditionFact] = []
+        self.transfers: list[TransferPlan] = []
+        self.medications: list[MedicationFact] = []
+        self.unusable: list[UnusableResource] = []
+        self.specimen: dict[str, str] = {}
+        self.medication_resources: dict[str, dict[str, Any]] = {}
+        self.selections = set(request.selections)
+
+    # -- collection --------------------------------------------------------------------------------
+
+    def run(self, data: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Read every resource of every key once (by type and id), draft orders first."""
+        # Draft orders first: a draft and a stored resource with the same id is the draft being edited.
+        queue: list[tuple[Any, bool]] = [(r, True) for r in self.request.draft_orders]
+        queue += [(r, False) for values in data.values() for r in _flatten(_as_list(values))]
+        for resource, _ in queue:
+            if isinstance(resource, dict) and resource.get("resourceType") == "Medication" \
+                    and isinstance(resource.get("id"), str):
+                self.medication_resources.setdefault(f"Medication/{resource['id']}", resource)
+        handled: set[tuple[str, str]] = set()
+        for resource, draft in queue:
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
+                continue
+            rid = resource.get("id")
+            if isinstance(rid, str) and rid:
+                if (resource["resourceType"], rid) in handled:
+                    continue
+                handled.add((resource["resourceType"], rid))
+            self._dispatch(resource, draft)
+        self._pair_blood_pressure()
+        self._derive_ratios()
+
+    def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
+        rtype = resource.get("resourceType")
+        handler = {
+            "Observation": self._observation,
+            "Condition": self._condition,
+            "ServiceRequest": self._service_request,
+            "Procedure": self._procedure,
+            "Appointment": self._appointment,
+            "MedicationRequest": self._medication,
+            "MedicationStatement": self._medication,
+        }.get(str(rtype))
+        if handler is None:
+            return  # Patient, Medication, Encounter ...: context, not facts
+        try:
+            handler(resource, draft)
+        except _Unusable as exc:
+            self.unusable.append(UnusableResource(_ref_of(resource), str(exc)))
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+            # Safety net for shapes no rule above foresaw: report, never fail the hook call.
+            self.unusable.append(UnusableResource(
+                _ref_of(resource), f"unexpected structure ({type(exc).__name__}: {exc})"))
+
+    # -- observations ------------------------------------------------------------------------------
+
+    def _observation_time(self, res: Mapping[str, Any]) -> datetime | None:
+        for label, raw in (("effectiveDateTime", res.get("effectiveDateTime")),
+                           ("effectiveInstant", res.get("effectiveInstant")),
+                           ("effectivePeriod.end", (res.get("effectivePeriod") or {}).get("end")
+                            if isinstance(res.get("effectivePeriod"), dict) else None),
+                           ("issued", res.get("issued"))):
+            if raw is None:
+                continue
+            try:
+                return parse_fhir_datetime(raw)
+            except ValueError as exc:
+                raise _Unusable(f"{label}: {exc}") from None
+        return None
+
+    def _observation(self, res: dict[str, Any], draft: bool) -> None:
+        status = _status(res, "unknown")
+        if status in IGNORED_OBSERVATION:
+            return
+        source = _ref_of(res)
+        if not _codings(res.get("code")):
+            raise _Unusable("Observation without a code")
+        match = self.index.observation(res.get("code"))
+        components = _dicts(res.get("component"))
+        known_components = [(c, m) for c in components
+                            if (m := self.index.observation(c.get("code"))) is not None]
+        if match is None and not known_components:
+            return  # not a code this service reads
+        when = self._observation_time(res)
+        specimen = res.get("specimen")
+        if isinstance(specimen, dict) and isinstance(specimen.get("reference"), str):
+            self.specimen[source] = specimen["reference"]
+        if match is not None and match.concept == BLOOD_PRESSURE:
+            self._blood_pressure(res, match, known_components, source, status, when)
+            return
+        if match is not None:
+            self._add(self._measure(match, res, source, status, when))
+        for component, cmatch in known_components:
+            if cmatch.concept == BLOOD_PRESSURE:
+                continue  # BP components outside a BP panel: not a shape the profile names
+            csource = f"{source}#{cmatch.key.split('|', 1)[1]}"
+            if source in self.specimen:
+                self.specimen[csource] = self.specimen[source]
+            self._add(self._measure(cmatch, component, csource, status, when))
+
+    def _add(self, m: Measurement) -> None:
+        self.labs.setdefault(m.concept, []).append(m)
+
+    def _measure(self, match: _ObsCode, elem: Mapping[str, Any], source: str, status: str,
+                 when: datetime | None) -> Measurement:
+        concept = match.concept
+        value: float | None = None
+        coded: str | None = None
+        problem: str | None = None
+        shown = ""
+        has_unit = concept in CANONICAL
+        unit = CANONICAL.get(concept)
+        if when is None:
+            problem = "no effectiveDateTime, effectivePeriod.end or issued"
+        if isinstance(elem.get("valueQuantity"), dict):
+            value, coded, shown, vproblem = self._quantity(concept, elem["valueQuantity"])
+            problem = problem or vproblem
+        elif "valueCodeableConcept" in elem:
+            shown = "; ".join(_texts(elem["valueCodeableConcept"])) or "(coded)"
+            coded = next((self.index.coded_values[(str(c.get("system")), c["code"])]
+                          for c in _codings(elem["valueCodeableConcept"])
+                          if (str(c.get("system")), c["code"]) in self.index.coded_values), None)
+            if coded is None:
+                problem = problem or f"coded value {shown!r} is not one this service reads"
+        elif "valueInteger" in elem:
+            number = _number(elem["valueInteger"])
+            shown = str(elem["valueInteger"])
+            if has_unit:
+                conv = to_canonical(concept, number, None, None)
+                value, problem = conv.value, problem or conv.problem
+        elif isinstance(elem.get("valueRatio"), dict):
+            num = _number((elem["valueRatio"].get("numerator") or {}).get("value"))
+            den = _number((elem["valueRatio"].get("denominator") or {}).get("value"))
+            shown = f"{elem['valueRatio'].get('numerator', {}).get('value')}:" \
+                    f"{elem['valueRatio'].get('denominator', {}).get('value')}"
+            if concept == TH1_TH2_RATIO and num is not None and den:
+                value = num / den
+            else:
+                problem = problem or f"a ratio value {shown} cannot be used for {concept}"
+        elif isinstance(elem.get("valueString"), str):
+            shown = elem["valueString"]
+            word = shown.strip().lower()
+            if concept == PREGNANCY_TEST and word in ("positive", "pos", "negative", "neg"):
+                coded = "positive" if word.startswith("pos") else "negative"
+            else:
+                problem = problem or f"value is text ({shown!r}), not a number"
+        elif any(k.startswith("value") for k in elem):
+            kind = next(k for k in elem if k.startswith("value"))
+            shown = str(elem[kind])
+            problem = problem or f"{kind} cannot be used for {concept}"
+        elif "dataAbsentReason" in elem:
+            reason = _status_code(elem["dataAbsentReason"]) or "; ".join(_texts(elem["dataAbsentReason"]))
+            problem = problem or f"no value (data absent: {reason or 'no reason given'})"
+        elif not (unit is None and concept != PREGNANCY_TEST):
+            # A panel (CBC, unit None) carries no value of its own; every other concept needs one.
+            problem = problem or "no value"
+        return Measurement(
+            concept=concept, source=source, code=match.key, status=status, when=when,
+            value=value, unit=unit, shown=shown, problem=problem, timing=match.timing,
+            fasting=match.fasting, reference_high=self._reference_high(concept, elem),
+            coded_value=coded)
+
+    def _quantity(self, concept: str, q: Mapping[str, Any]
+                  ) -> tuple[float | None, str | None, str, str | None]:
+        """(canonical value, coded value, shown, problem) of a valueQuantity."""
+        number = _number(q.get("value"))
+        unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
+        unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
+        comparator = q.get("comparator") if isinstance(q.get("comparator"), str) else ""
+        shown = f"{comparator}{q.get('value')} {unit_text or unit_code or ''}".strip()
+        if number is None:
+            return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})"
+        if concept not in CANONICAL:
+            return None, None, shown, f"a quantity cannot be used for {concept}"
+        conv = to_canonical(concept, number, unit_code, unit_text)
+        if conv.value is None:
+            return None, None, shown, conv.problem
+        if concept == HCG:
+            # Positive at or above the cut-off; a limit ("<5", ">1000") counts when it settles the side.
+            cut, v = self.index.hcg_cutoff, conv.value
+            coded = None
+            if comparator in ("", ">=", ">") and v >= cut:
+                coded = "positive"
+            elif (comparator in ("", "<", "<=") and v < cut) or (comparator == "<" and v == cut):
+                coded = "negative"
+            if coded is None:
+                return None, None, shown, f"{shown} does not say which side of {_fmt(cut)} IU/L it is"
+            return (conv.value if not comparator else None), coded, shown, None
+        if comparator:
+            return None, None, shown, f"reported as {shown}: a limit, not a value"
+        return conv.value, None, shown, None
+
+    def _reference_high(self, concept: str, elem: Mapping[str, Any]) -> float | None:
+        if concept not in CANONICAL:
+            return None
+        value_q = _obj(elem.get("valueQuantity"))
+        for rng in _dicts(elem.get("referenceRange")):
+            high = rng.get("high")
+            if not isinstance(high, dict):
+                continue
+            code = high.get("code") if high.get("system") in (None, UCUM) else None
+            unit = high.get("unit")
+            if code is None and unit is None:  # the range in the value's own unit
+                code, unit = value_q.get("code"), value_q.get("unit")
+            conv = to_canonical(concept, _number(high.get("value")),
+                                code if isinstance(code, str) else None,
+                                unit if isinstance(unit, str) else None)
+            if conv.value is not None:
+                return conv.value
+        return None
+
+    def _blood_pressure(self, res: Mapping[str, Any], match: _ObsCode,
+                        components: list[tuple[dict[str, Any], _ObsCode]], source: str, status: str,
+                        when: datetime | None) -> None:
+        if match.role in ("systolic", "diastolic"):
+            value, problem = self._bp_value(res)
+            self.singles.append(_Single(source, status, when, match.role, value, problem))
+            return
+        sides: dict[str, float | None] = {"systolic": None, "diastolic": None}
+        problems: list[str] = []
+        for component, cmatch in components:
+            if cmatch.role in sides:
+                value, problem = self._bp_value(component)
+                sides[cmatch.role] = value
+                if problem:
+                    problems.append(f"{cmatch.role}: {problem}")
+        if when is None:
+            problems.append("no effectiveDateTime, effectivePeriod.end or issued")
+        if sides["systolic"] is None and sides["diastolic"] is None and not problems:
+            problems.append("blood pressure panel without systolic or diastolic component")
+        self.blood_pressure.append(BloodPressure(source, status, when, sides["systolic"],
+                                                 sides["diastolic"], "; ".join(problems) or None))
+
+    def _bp_value(self, elem: Mapping[str, Any]) -> tuple[float | None, str | None]:
+        q = elem.get("valueQuantity")
+        if not isinstance(q, dict):
+            return None, "no valueQuantity"
+        code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
+        unit = q.get("unit") if isinstance(q.get("unit"), str) else None
+        if q.get("comparator"):
+            return None, f"reported as {q.get('comparator')}{q.get('value')}: a limit, not a value"
+        conv = to_canonical(BLOOD_PRESSURE, _number(q.get("value")), code, unit)
+        return conv.value, conv.problem
+
+    def _pair_blood_pressure(self) -> None:
+        """Standalone systolic and diastolic Observations with the same time make one reading."""
+        by_time: dict[datetime | None, list[_Single]] = {}
+        for single in self.singles:
+            by_time.setdefault(single.when, []).append(single)
+        for when, group in by_time.items():
+            systolic = [s for s in group if s.role == "systolic"]
+            diastolic = [s for s in group if s.role == "diastolic"]
+            while systolic or diastolic:
+                pair = [p for p in (systolic.pop(0) if systolic else None,
+                                    diastolic.pop(0) if diastolic else None) if p is not None]
+                statuses = [p.status for p in pair]
+                status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
+                problems = [f"{p.role}: {p.problem}" for p in pair if p.problem]
+                if when is None:
+                    problems.append("no effectiveDateTime, effectivePeriod.end or issued")
+                self.blood_pressure.append(BloodPressure(
+                    source=",".join(p.source for p in pair), status=status, when=when,
+                    systolic=next((p.value for p in pair if p.role == "systolic"), None),
+                    diastolic=next((p.value for p in pair if p.role == "diastolic"), None),
+                    problem="; ".join(problems) or None))
+
+    def _derive_ratios(self) -> None:
+        """Th1 % / Th2 % where no ratio was reported for that specimen or day (DATA-PROFILE.md).
+
+        Derived per specimen/day, so a series stays complete when only some days carry a ratio.
+        Pairs by the same specimen first, then by the same calendar day (the day as recorded, in its
+        own time zone); of several on one day the newest of each is used.
+        """
+        ratios = self.labs.get(TH1_TH2_RATIO, [])
+        ratio_specimens = {self.specimen[m.source] for m in ratios if m.source in self.specimen}
+        ratio_days = {m.when.date() for m in ratios if m.when}
+        th1s = sorted((m for m in self.labs.get(TH1_PCT, []) if m.value is not None and m.when),
+                      key=lambda m: _newest_first(m.when), reverse=True)
+        th2s = sorted((m for m in self.labs.get(TH2_PCT, []) if m.value is not None and m.when),
+                      key=lambda m: _newest_first(m.when), reverse=True)
+        used: set[str] = set()
+        pairs: list[tuple[Measurement, Measurement]] = []
+        for th1 in th1s:
+            spec = self.specimen.get(th1.source)
+            if spec is None:
+                continue
+            th2 = next((m for m in th2s if m.source not in used and self.specimen.get(m.source) == spec), None)
+            if th2 is not None:
+                used.update((th1.source, th2.source))
+                if spec not in ratio_specimens:
+                    pairs.append((th1, th2))
+        for th1 in th1s:
+            if th1.source in used or th1.when is None:
+                continue
+            day = th1.when.date()
+            th2 = next((m for m in th2s if m.source not in used and m.when and m.when.date() == day), None)
+            if th2 is not None:
+                used.update((th1.source, th2.source))
+                if day not in ratio_days:
+                    pairs.append((th1, th2))
+        for th1, th2 in pairs:
+            assert th1.value is not None and th2.value is not None
+            statuses = [th1.status, th2.status]
+            status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
+            self._add(Measurement(
+                concept=TH1_TH2_RATIO, source=f"{th1.source}+{th2.source}", code="derived",
+                status=status, when=max(w for w in (th1.when, th2.when) if w is not None),
+                value=th1.value / th2.value if th2.value else None, unit=CANONICAL[TH1_TH2_RATIO],
+                shown=f"{_fmt(th1.value)} % / {_fmt(th2.value)} %",
+                problem=None if th2.value else "Th2 % is 0: no ratio",
+                derived_from=(th1.source, th2.source)))
+
+    # -- conditions --------------------------------------------------------------------------------
+
+    def _condition(self, res: dict[str, Any], draft: bool) -> None:
+        codings = _codings(res.get("code"))
+        if not codings:
+            raise _Unusable("Condition without a code")
+        matched = self.index.condition_concepts(codings)
+        if not matched:
+            return
+        verification = _status_code(res.get("verificationStatus"))
+        if verification in REJECTED_VERIFICATION:
+            return
+        clinical = _status_code(res.get("clinicalStatus"))
+        if clinical is None:
+            raise _Unusable("Condition without clinicalStatus: cannot tell whether it is active")
+        if clinical not in COUNTED_CLINICAL:
+            return
+        recorded = None
+        for raw in (res.get("recordedDate"), res.get("onsetDateTime")):
+            try:
+                recorded = parse_fhir_datetime(raw)
+            except ValueError:
+                recorded = None  # the date is shown only; a bad one does not make the condition unusable
+            if recorded:
+                break
+        for concept, coding in matched:
+            self.conditions.append(ConditionFact(
+                concept=concept, source=_ref_of(res), code=f"{coding.get('system')}|{coding['code']}",
+                display=str(coding.get("display") or (res.get("code") or {}).get("text") or coding["code"]),
+                recorded=recorded))
+
+    # -- embryo transfer ---------------------------------------------------------------------------
+
+    def _transfer(self, res: Mapping[str, Any], concepts: Any, status: str, raw_when: Any,
+                  label: str, draft: bool) -> None:
+        kind = self.index.transfer_kind(concepts)
+        if kind is None:
+            return
+        try:
+            when = parse_fhir_datetime(raw_when)
+        except ValueError as exc:
+            raise _Unusable(f"{label}: {exc}") from None
+        self.transfers.append(TransferPlan(source=_ref_of(res), status=status, when=when,
+                                           euploid=kind[0], from_draft_orders=draft))
+
+    def _service_request(self, res: dict[str, Any], draft: bool) -> None:
+        status = _status(res, "draft" if draft else "unknown")
+        if status not in TRANSFER_REQUEST_STATUSES:
+            return
+        period = _obj(res.get("occurrencePeriod"))
+        raw, label = ((res["occurrenceDateTime"], "occurrenceDateTime") if "occurrenceDateTime" in res
+                      else (period.get("start"), "occurrencePeriod.start"))
+        self._transfer(res, res.get("code"), status, raw, label, draft)
+
+    def _procedure(self, res: dict[str, Any], draft: bool) -> None:
+        status = _status(res, "preparation" if draft else "unknown")
+        if status not in TRANSFER_PROCEDURE_STATUSES:
+            return
+        period = _obj(res.get("performedPeriod"))
+        raw, label = ((res["performedDateTime"], "performedDateTime") if "performedDateTime" in res
+                      else (period.get("start"), "performedPeriod.start"))
+        self._transfer(res, res.get("code"), status, raw, label, draft)
+
+    def _appointment(self, res: dict[str, Any], draft: bool) -> None:
+        status = _status(res, "unknown")
+        if status in APPOINTMENT_EXCLUDED:
+            return
+        self._transfer(res, res.get("serviceType"), status, res.get("start"), "start", draft)
+
+    # -- medications -------------------------------------------------------------------------------
+
+    def _medication(self, res: dict[str, Any], draft: bool) -> None:
+        rtype = str(res["resourceType"])
+        if rtype == "MedicationRequest":
+            # The sandbox's first draft has no status yet: a draft order is a draft.
+            status = _status(res, "draft" if draft else "unknown")
+            allowed = DRAFT_MEDREQ_STATUSES if draft else MEDREQ_STATUSES
+        else:
+            status = _status(res, "unknown")
+            allowed = MEDSTATEMENT_STATUSES
+        if status not in allowed:
+            return
+        source = _ref_of(res)
+        concepts, display, fallback_texts = self._drug_of(res)
+        recognised = self._recognise(concepts, fallback_texts)
+        product = recognised.product
+        if not display:
+            codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
+                     for c in _codings(concepts)]
+            display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
+        strength = _number(product.get("strength_mg")) if product else None
+        release = product.get("release") if product else None
+        dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
+        daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code)
+        start, start_from, end, duration = self._period(res, rtype, dosages, source)
+        self.medications.append(MedicationFact(
+            source=source, resource_type=rtype, status=status, display=display,
+            ingredients=tuple(recognised.ingredients), recognised_by=recognised.by,
+            matched=recognised.matched, strength_mg=strength,
+            release=release if release in ("immediate", "extended") else None,
+            daily_dose_mg=daily, dose_problem=dose_problem, doses_per_day=per_day, start=start,
+            start_from=start_from, end=end, duration_days=duration, is_draft=draft,
+            is_selected=draft and source in self.selections, resource=res))
+
+    def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:
+        """(CodeableConcepts naming the drug, display text, extra texts) from either medication[x]."""
+        mcc = res.get("medicationCodeableConcept")
+        if isinstance(mcc, str) and mcc.strip():
+            mcc = {"text": mcc}  # seen from hand-built clients: the drug name where a concept is due
+        if isinstance(mcc, dict) and (mcc.get("coding") or mcc.get("text")):
+            texts = _texts(mcc)
+            return [mcc], texts[0] if texts else "", []
+        mref = res.get("medicationReference")
+        if isinstance(mref, dict):
+            ref = mref.get("reference")
+            ref_display = mref.get("display") if isinstance(mref.get("display"), str) else None
+            med: dict[str, Any] | None = None
+            if isinstance(ref, str) and ref.startswith("#"):
+                med = next((c for c in _dicts(res.get("contained"))
+                            if c.get("resourceType") == "Medication" and c.get("id") == ref[1:]), None)
+            elif isinstance(ref, str):
+                parts = ref.rstrip("/").split("/")
+                med = self.medication_resources.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+            if med is not None:
+                concepts = [med.get("code")] + [i.get("itemCodeableConcept")
+                                                for i in _dicts(med.get("ingredient"))]
+                texts = _texts(med.get("code"))
+                return concepts, (texts[0] if texts else ref_display or ""), [ref_display] if ref_display else []
+            if ref_display:
+                return [], ref_display, [ref_display]
+            raise _Unusable(f"medicationReference {ref!r} could not be resolved (not contained, not in the data)")
+        raise _Unusable("no medication stated (medicationCodeableConcept or medicationReference)")
+
+    def _recognise(self, concepts: list[Any], extra_texts: list[str]) -> "_Recognised":
+        rx_codes = [str(c["code"]) for c in _codings(concepts) if c.get("system") in RXNORM_SYSTEMS]
+        product_code = next((c for c in rx_codes if c in self.index.products), None)
+        product = self.index.products.get(product_code) if product_code else None
+        ingredient_hits = [c for c in rx_codes if c in self.index.drug_codes]
+        if ingredient_hits:
+            keys = list(dict.fromkeys(self.index.drug_codes[c] for c in ingredient_hits))
+            return _Recognised(keys, "rxnorm-ingredient", "RxNorm " + ", ".join(ingredient_hits),
+                               product, product_code)
+        if product is not None:
+            return _Recognised([str(i) for i in product.get("ingredients") or []], "rxnorm-product",
+                               f"RxNorm {product_code}", product, product_code)
+        keys, words = self.index.names_in(_texts(concepts) + extra_texts)
+        if keys:
+            return _Recognised(keys, "text", "text: " + ", ".join(words), None, None)
+        return _Recognised([], None, None, None, None)
+
+    def _period(self, res: Mapping[str, Any], rtype: str, dosages: list[Any], source: str
+                ) -> tuple[date | None, Literal["boundsPeriod", "authoredOn", "effective"] | None,
+                           date | None, int | None]:
+        start: date | None = None
+        start_from: Literal["boundsPeriod", "authoredOn", "effective"] | None = None
+        end: date | None = None
+        duration: int | None = None
+        for dosage in _dicts(dosages):
+            timing = dosage.get("timing")
+            repeat = timing.get("repeat") if isinstance(timing, dict) else None
+            if not isinstance(repeat, dict):
+                continue
+            bounds = repeat.get("boundsPeriod")
+            if isinstance(bounds, dict) and start is None and end is None:
+                # The first instruction with bounds gives the course (a later one continues it).
+                start = self._date(bounds.get("start"), source, "boundsPeriod.start")
+                end = self._date(bounds.get("end"), source, "boundsPeriod.end")
+            if duration is None:
+                duration = _duration_days(repeat.get("boundsDuration"))
+        if start is not None:
+            start_from = "boundsPeriod"
+        elif rtype == "MedicationRequest":
+            start = self._date(res.get("authoredOn"), source, "authoredOn")
+            start_from = "authoredOn" if start else None
+        else:
+            period = _obj(res.get("effectivePeriod"))
+            start = (self._date(res.get("effectiveDateTime"), source, "effectiveDateTime")
+                     or self._date(period.get("start"), source, "effectivePeriod.start"))
+            start_from = "effective" if start else None
+            end = end or self._date(period.get("end"), source, "effectivePeriod.end")
+        if duration is None and isinstance(res.get("dispenseRequest"), dict):
+            duration = _duration_days(res["dispenseRequest"].get("expectedSupplyDuration"))
+        return start, start_from, end, duration
+
+    def _date(self, raw: Any, source: str, label: str) -> date | None:
+        try:
+            return _parse_date(raw)
+        except ValueError as exc:
+            # The medication still counts (an interacting drug matters without its date); the bad date
+            # is reported rather than dropped.
+            self.unusable.append(UnusableResource(source, f"{label}: {exc}; date ignored"))
+            return None
+
+    # -- result ------------------------------------------------------------------------------------
+
+    def pregnancy(self) -> PregnancyStatus:
+        """A pregnancy Condition, else the newest actionable hCG result (urine or serum)."""
+        for c in self.conditions:
+            if c.concept == PREGNANCY:
+                return PregnancyStatus(True, f"Condition {c.code.split('|')[-1]} ({c.display})",
+                                       c.source, c.recorded)
+        tests = [m for m in self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, [])
+                 if m.actionable and m.coded_value in ("positive", "negative") and m.when]
+        if not tests:
+            return PregnancyStatus(None, "nothing on record")
+        newest = max(tests, key=lambda m: _newest_first(m.when))
+        assert newest.when is not None
+        kind = "urine hCG" if newest.concept == PREGNANCY_TEST else f"serum beta-hCG {newest.shown}"
+        return PregnancyStatus(newest.coded_value == "positive",
+                               f"{kind} {newest.coded_value} on {newest.when.date().isoformat()}",
+                               newest.source, newest.when)
+
+
+@dataclass(frozen=True)
+class _Recognised:
+    ingredients: list[str]
+    by: Recognition | None
+    matched: str | None
+    product: Mapping[str, Any] | None
+    product_code: str | None
+
+
+def _duration_days(value: Any) -> int | None:
+    if not isinstance(value, dict):
+        return None
+    number = _number(value.get("value"))
+    unit = value.get("code") or value.get("unit")
+    factor = DURATION_DAYS.get(str(unit).strip().lower()) if unit else None
+    if number is None or factor is None:
+        return None
+    return int(round(number * factor))
+
+
+def _doses_per_day(timing: Any) -> tuple[float | None, str | None]:
+    """Doses per day from Timing.repeat (frequency per period periodUnit), else a Timing.code."""
+    if not isinstance(timing, dict):
+        return None, "no timing"
+    repeat = timing.get("repeat")
+    if isinstance(repeat, dict):
+        relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when")
+                     if k in repeat}
+        try:
+            checked = TimingRepeat.model_validate(relied_on)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
+        frequency, period, unit = checked.frequency, checked.period, checked.periodUnit
+        if period is not None or unit is not None:
+            if period is None or unit is None:
+                return None, "timing gives a period without its unit (or a unit without a period)"
+            if unit not in PERIOD_DAYS:
+                return None, f"timing period unit {unit!r} has no fixed number of doses per day"
+            if float(period) <= 0:
+                return None, "timing period is not positive"
+            # A period without a frequency means once per period (FHIR: frequency defaults to 1).
+            return (frequency or 1) / (float(period) * PERIOD_DAYS[unit]), None
+        if frequency is not None:
+            return None, "timing gives a frequency without a period"
+        times = _as_list(repeat.get("timeOfDay")) or _as_list(repeat.get("when"))
+        if times:
+            return float(len(times)), None  # each named time of day is one daily dose
+    for coding in _codings(timing.get("code")):
+        per_day = TIMING_CODES_PER_DAY.get(str(coding["code"]).upper())
+        if per_day is not None:
+            return per_day, None
+    return None, "timing does not say how often"
+
+
+def _one_dose_mg(dosage: Mapping[str, Any], strength: float | None, product_code: str | None
+                 ) -> tuple[float | None, str | None]:
+    entries = _dicts(dosage.get("doseAndRate"))
+    quantity = next((e["doseQuantity"] for e in entries if isinstance(e.get("doseQuantity"), dict)), None)
+    if quantity is None:
+        if any("doseRange" in e for e in entries):
+            return None, "dose given as a range"
+        if isinstance(dosage.get("text"), str):
+            return None, f"dose given only as text ({dosage['text']!r})"
+        return None, "no dose quantity"
+    amount = _number(quantity.get("value"))
+    code = quantity.get("code") if isinstance(quantity.get("code"), str) else None
+    unit = quantity.get("unit") if isinstance(quantity.get("unit"), str) else None
+    if amount is None:
+        return None, f"dose has no number ({quantity.get('value')!r})"
+    spellings = [s.strip().lower() for s in (code, unit) if s]
+    if not spellings:
+        return None, "dose has no unit"
+    if any(s in COUNT_UNITS for s in spellings):
+        if strength is None:
+            where = f"RxNorm {product_code}" if product_code else "the order"
+            return None, f"dose in {unit or code} but the strength per unit is not known for {where}"
+        return amount * strength, None
+    conv = to_canonical("dose", amount, code, unit)
+    if conv.value is None:
+        return None, f"dose unit {unit or code or '(none)'} is neither a mass nor a count of units"
+    return conv.value, None
+
+
+def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | None
+                ) -> tuple[float | None, float | None, str | None]:
+    """(mg per day, doses per day, why unknown).
+
+    Several dosageInstructions are summed (1 mg morning + 0.5 mg evening) only when every one is
+    computable and none is sequenced after another; otherwise the daily dose is unknown, never guessed.
+    """
+    instructions = _dicts(dosages)
+    if not instructions:
+        return None, None, "no dosage instruction"
+    sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
+    if len(sequences) > 1:
+        return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
+    total = 0.0
+    doses = 0.0
+    for i, dosage in enumerate(instructions):
+        if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
+            problem: str | None = "taken as needed"
+        else:
+            per_dose, problem = _one_dose_mg(dosage, strength, product_code)
+            per_day, timing_problem = _doses_per_day(dosage.get("timing"))
+            problem = problem or timing_problem
+        if problem:
+            prefix = f"dosage instruction {i + 1}: " if len(instructions) > 1 else ""
+            return None, None, prefix + problem
+        assert per_dose is not None and per_day is not None
+        total += per_dose * per_day
+        doses += per_day
+    return round(total, 6), round(doses, 6), None
 
 
 def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
                 knowledge: Mapping[str, Any]) -> PatientFacts:
-    return PatientFacts(hook=request.hook, patient_id=request.patient_id,
-                        user_id=request.context.get("userId"),
-                        encounter_id=request.context.get("encounterId"),
-                        selections=request.selections)
+    """Turn the resolved resources (every key; draft orders from the context) into PatientFacts."""
+    index = CodeIndex.from_knowledge(knowledge.get("codes") or {})
+    ex = _Extractor(request, index)
+    ex.run(data)
+    labs = {concept: tuple(sorted(ms, key=lambda m: _newest_first(m.when), reverse=True))
+            for concept, ms in ex.labs.items()}
+    return PatientFacts(
+        hook=request.hook, patient_id=request.patient_id,
+        user_id=request.context.get("userId"),
+        encounter_id=request.context.get("encounterId"),
+        labs=labs,
+        blood_pressure=tuple(sorted(ex.blood_pressure, key=lambda b: _newest_first(b.when), reverse=True)),
+        conditions=tuple(ex.conditions),
+        pregnancy=ex.pregnancy(),
+        transfers=tuple(sorted(ex.transfers, key=lambda t: _newest_first(t.when), reverse=True)),
+        medications=tuple(ex.medications),
+        unusable=tuple(ex.unusable),
+        selections=request.selections,
+    )

@@ -1,0 +1,171 @@
+"""Unit conversion to each concept's canonical unit, keyed on UCUM codes.
+
+Pure and table-driven. A unit is first normalised from its common spellings (``mg/dl``, ``µmol/L``,
+``mEq/L``, ``mcg/L``, ``mmHg`` ...) to one UCUM code; each concept then lists the UCUM codes it can
+convert and how. Anything else is "unusable" with the reason kept, so a card can say why a value was
+not compared with a threshold (DATA-PROFILE.md, "Observations"; clinical-reference.md §4, "Units").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+# Canonical UCUM unit per concept key of cards.facts (codes.yaml repeats them for reviewers; a test
+# keeps the two in step).
+CANONICAL: dict[str, str] = {
+    "th1_th2_ratio": "{ratio}",
+    "th1_pct": "%",
+    "th2_pct": "%",
+    "tacrolimus": "ng/mL",
+    "creatinine": "mg/dL",
+    "glucose": "mg/dL",
+    "hba1c": "%",
+    "potassium": "mmol/L",
+    "hemoglobin": "g/dL",
+    "wbc": "10*3/uL",
+    "platelets": "10*3/uL",
+    "alt": "U/L",
+    "ast": "U/L",
+    "bilirubin": "mg/dL",
+    "nk_cells": "/uL",
+    "hcg": "[IU]/L",
+    "blood_pressure": "mm[Hg]",
+    "dose": "mg",
+}
+
+# Spellings seen in real results, lower-cased with micro signs folded to "u", mapped to UCUM.
+_SPELLINGS: dict[str, str] = {
+    "mg/dl": "mg/dL",
+    "umol/l": "umol/L",
+    "mmol/l": "mmol/L",
+    "meq/l": "meq/L",
+    "mval/l": "meq/L",
+    "ng/ml": "ng/mL",
+    "ug/l": "ug/L",
+    "mcg/l": "ug/L",
+    "%": "%",
+    "percent": "%",
+    "{ratio}": "{ratio}",
+    "ratio": "{ratio}",
+    "1": "1",
+    "{ratio}/1": "{ratio}",
+    "u/l": "U/L",
+    "iu/l": "U/L",
+    "[iu]/l": "[IU]/L",
+    "ukat/l": "ukat/L",
+    "mm[hg]": "mm[Hg]",
+    "mmhg": "mm[Hg]",
+    "mm hg": "mm[Hg]",
+    "/ul": "/uL",
+    "{cells}/ul": "/uL",
+    "cells/ul": "/uL",
+    "/mm3": "/uL",
+    "10*3/ul": "10*3/uL",
+    "10^3/ul": "10*3/uL",
+    "x10^3/ul": "10*3/uL",
+    "k/ul": "10*3/uL",
+    "10*9/l": "10*9/L",
+    "10^9/l": "10*9/L",
+    "x10^9/l": "10*9/L",
+    "g/dl": "g/dL",
+    "g/l": "g/L",
+    "mmol/mol": "mmol/mol",
+    "miu/ml": "m[IU]/mL",
+    "m[iu]/ml": "m[IU]/mL",
+    "mg": "mg",
+    "g": "g",
+    "ug": "ug",
+    "mcg": "ug",
+    "milligram": "mg",
+    "milligrams": "mg",
+}
+
+Conversion = Callable[[float], float]
+
+
+def _times(factor: float) -> Conversion:
+    return lambda v: v * factor
+
+
+_SAME: Conversion = _times(1.0)
+
+# IFCC-NGSP master equation: NGSP (%) = 0.09148 × IFCC (mmol/mol) + 2.152.
+_HBA1C_IFCC_TO_NGSP: Conversion = lambda v: 0.09148 * v + 2.152  # noqa: E731
+
+# concept -> {UCUM code of the value -> conversion to the canonical unit}
+_CONVERSIONS: dict[str, dict[str, Conversion]] = {
+    "th1_th2_ratio": {"{ratio}": _SAME, "1": _SAME},
+    "th1_pct": {"%": _SAME},
+    "th2_pct": {"%": _SAME},
+    "tacrolimus": {"ng/mL": _SAME, "ug/L": _SAME},
+    "creatinine": {"mg/dL": _SAME, "umol/L": _times(1 / 88.4), "mmol/L": _times(1000 / 88.4)},
+    "glucose": {"mg/dL": _SAME, "mmol/L": _times(18.016)},
+    "hba1c": {"%": _SAME, "mmol/mol": _HBA1C_IFCC_TO_NGSP},
+    "potassium": {"mmol/L": _SAME, "meq/L": _SAME},
+    "hemoglobin": {"g/dL": _SAME, "g/L": _times(0.1)},
+    "wbc": {"10*3/uL": _SAME, "10*9/L": _SAME, "/uL": _times(0.001)},
+    "platelets": {"10*3/uL": _SAME, "10*9/L": _SAME, "/uL": _times(0.001)},
+    # 1 U = 1 µmol/min, 1 kat = 1 mol/s, so 1 µkat/L = 60 U/L.
+    "alt": {"U/L": _SAME, "ukat/L": _times(60.0)},
+    "ast": {"U/L": _SAME, "ukat/L": _times(60.0)},
+    # bilirubin: molar mass 584.66 g/mol, so 1 mg/dL = 17.1 µmol/L.
+    "bilirubin": {"mg/dL": _SAME, "umol/L": _times(1 / 17.1)},
+    "nk_cells": {"/uL": _SAME, "10*3/uL": _times(1000.0), "10*9/L": _times(1000.0)},
+    "hcg": {"[IU]/L": _SAME, "U/L": _SAME, "m[IU]/mL": _SAME},
+    "blood_pressure": {"mm[Hg]": _SAME},
+    "dose": {"mg": _SAME, "g": _times(1000.0), "ug": _times(0.001)},
+}
+
+# Concepts whose canonical unit is dimensionless: a value sent without any unit is taken as-is.
+_DIMENSIONLESS = frozenset({"th1_th2_ratio"})
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A value in its concept's canonical unit, or None with the reason it is unusable."""
+
+    value: float | None
+    unit: str | None
+    problem: str | None = None
+
+
+def normalise_unit(unit: str | None) -> str | None:
+    """The UCUM code for a unit spelling, or None when the spelling is not known."""
+    if unit is None:
+        return None
+    key = re.sub(r"\s+", " ", unit.strip()).lower()
+    key = key.replace("µ", "u").replace("μ", "u")  # micro sign U+00B5 and Greek mu U+03BC
+    if key in _SPELLINGS:
+        return _SPELLINGS[key]
+    squeezed = key.replace(" ", "")
+    return _SPELLINGS.get(squeezed)
+
+
+def canonical_unit(concept: str) -> str | None:
+    """The canonical UCUM unit of a concept, or None when the concept has no unit table."""
+    return CANONICAL.get(concept)
+
+
+def to_canonical(concept: str, value: float | None, unit_code: str | None,
+                 unit_text: str | None) -> Converted:
+    """Convert a value to the concept's canonical unit (UCUM code first, then the unit text)."""
+    target = CANONICAL.get(concept)
+    table = _CONVERSIONS.get(concept)
+    if target is None or table is None:
+        return Converted(None, None, f"no unit conversion is defined for {concept}")
+    if value is None:
+        return Converted(None, target, "no value")
+    given = [u for u in (unit_code, unit_text) if u is not None and u.strip()]
+    if not given:
+        if concept in _DIMENSIONLESS:
+            return Converted(float(value), target)
+        return Converted(None, target, f"no unit given; expected {target}")
+    for spelling in given:
+        ucum = normalise_unit(spelling)
+        if ucum is not None and ucum in table:
+            # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
+            return Converted(round(table[ucum](float(value)), 6), target)
+    shown = " / ".join(dict.fromkeys(given))
+    return Converted(None, target, f"unit {shown} cannot be converted to {target}")

@@ -1,0 +1,975 @@
+"""FHIR → facts, row by row of DATA-PROFILE.md (the service's input contract)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from cards.facts import PatientFacts
+from cards.knowledge import load_knowledge
+from service.extract import build_facts, parse_fhir_datetime
+from service.validation import HookRequest
+
+LOINC = "http://loinc.org"
+SCT = "http://snomed.info/sct"
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM = "http://unitsofmeasure.org"
+LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+UTC = timezone.utc
+WHEN = "2026-11-20T08:00:00Z"
+WHEN_DT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+KNOWLEDGE = load_knowledge()
+
+
+# ---- builders --------------------------------------------------------------------------------------
+
+def cc(system: str, code: str, display: str | None = None, text: str | None = None) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    concept: dict[str, Any] = {"coding": [coding]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def qty(value: Any, unit: str | None = None, code: str | None = None, **extra: Any) -> dict[str, Any]:
+    q: dict[str, Any] = {"value": value}
+    if unit:
+        q["unit"] = unit
+    if code:
+        q.update(system=UCUM, code=code)
+    q.update(extra)
+    return q
+
+
+def obs(oid: str, system: str, code: str, value: Any = None, unit: str | None = None, *,
+        status: str = "final", when: str | None = WHEN, **extra: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": status,
+                           "code": cc(system, code)}
+    if when is not None:
+        res["effectiveDateTime"] = when
+    if value is not None:
+        res["valueQuantity"] = qty(value, unit, unit)
+    res.update(extra)
+    return res
+
+
+def med_request(mid: str, medication: dict[str, Any] | None = None, *, status: str = "active",
+                dosage: Any = None, **extra: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": mid, "status": status,
+                           "intent": "order", "subject": {"reference": "Patient/p1"}}
+    if medication is not None:
+        res["medicationCodeableConcept"] = medication
+    if dosage is not None:
+        res["dosageInstruction"] = dosage
+    res.update(extra)
+    return res
+
+
+def dosage(value: Any, unit: str, code: str | None = None, *, frequency: int | None = 1,
+           period: float | None = 1, period_unit: str | None = "d", **extra: Any) -> dict[str, Any]:
+    repeat: dict[str, Any] = {}
+    if frequency is not None:
+        repeat["frequency"] = frequency
+    if period is not None:
+        repeat["period"] = period
+    if period_unit is not None:
+        repeat["periodUnit"] = period_unit
+    d: dict[str, Any] = {"timing": {"repeat": repeat},
+                         "doseAndRate": [{"doseQuantity": qty(value, unit, code or unit)}]}
+    d.update(extra)
+    return d
+
+
+def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
+            hook: str = "order-select") -> HookRequest:
+    context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
+    if hook in ("order-select", "order-sign"):
+        # Real clients send a draftOrders Bundle without type (CDS-HOOKS-NOTES.md, "Contexts").
+        context["draftOrders"] = {"resourceType": "Bundle", "entry": [{"resource": r} for r in drafts]}
+    if hook == "order-select":
+        context["selections"] = list(selections)
+    return HookRequest(hook=hook, hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+
+
+def facts(*resources: Any, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
+          knowledge: dict[str, Any] | None = None, hook: str = "order-select") -> PatientFacts:
+    return build_facts(request(drafts=list(drafts), selections=selections, hook=hook),
+                       {"someKey": list(resources)}, knowledge or KNOWLEDGE)
+
+
+def only(items: tuple[Any, ...]) -> Any:
+    assert len(items) == 1, items
+    return items[0]
+
+
+# ---- observations: every code of the profile → its concept ------------------------------------------
+
+# id, (system, code), value, unit, concept, canonical value, extra expectations
+OBSERVATION_CODES = [
+    ("th1-th2-ratio", (LOCAL, "th1-th2-ratio"), 12.5, "{ratio}", "th1_th2_ratio", 12.5, {}),
+    ("th1-pct", (LOCAL, "th1-cd4-ifng-pct"), 25, "%", "th1_pct", 25.0, {}),
+    ("th2-pct", (LOCAL, "th2-cd4-il4-pct"), 2, "%", "th2_pct", 2.0, {}),
+    ("tacrolimus-trough-77348-1", (LOINC, "77348-1"), 6.5, "ng/mL", "tacrolimus", 6.5, {"timing": "trough"}),
+    ("tacrolimus-11253-2-timing-unknown", (LOINC, "11253-2"), 6.5, "ng/mL", "tacrolimus", 6.5, {"timing": "unknown"}),
+    ("tacrolimus-74096-9-immunoassay", (LOINC, "74096-9"), 6.5, "ug/L", "tacrolimus", 6.5, {"timing": "unknown"}),
+    ("tacrolimus-74097-7-lcmsms", (LOINC, "74097-7"), 6.5, "ng/mL", "tacrolimus", 6.5, {"timing": "unknown"}),
+    ("creatinine-2160-0", (LOINC, "2160-0"), 0.8, "mg/dL", "creatinine", 0.8, {}),
+    ("creatinine-38483-4-blood", (LOINC, "38483-4"), 0.8, "mg/dL", "creatinine", 0.8, {}),
+    ("creatinine-14682-9-umol", (LOINC, "14682-9"), 70.72, "umol/L", "creatinine", 0.8, {}),
+    ("glucose-2345-7", (LOINC, "2345-7"), 90, "mg/dL", "glucose", 90.0, {"fasting": False}),
+    ("glucose-2339-0-blood", (LOINC, "2339-0"), 90, "mg/dL", "glucose", 90.0, {"fasting": False}),
+    ("glucose-14749-6-mmol", (LOINC, "14749-6"), 5.0, "mmol/L", "glucose", 90.08, {"fasting": False}),
+    ("glucose-1558-6-fasting", (LOINC, "1558-6"), 95, "mg/dL", "glucose", 95.0, {"fasting": True}),
+    ("hba1c-4548-4", (LOINC, "4548-4"), 5.4, "%", "hba1c", 5.4, {}),
+    ("potassium-2823-3", (LOINC, "2823-3"), 4.1, "mmol/L", "potassium", 4.1, {}),
+    ("potassium-6298-4-meq", (LOINC, "6298-4"), 4.1, "mEq/L", "potassium", 4.1, {}),
+    ("hemoglobin-718-7", (LOINC, "718-7"), 12.5, "g/dL", "hemoglobin", 12.5, {}),
+    ("wbc-6690-2", (LOINC, "6690-2"), 6.1, "10*3/uL", "wbc", 6.1, {}),
+    ("platelets-777-3", (LOINC, "777-3"), 250, "10*3/uL", "platelets", 250.0, {}),
+    ("alt-1742-6", (LOINC, "1742-6"), 30, "U/L", "alt", 30.0, {}),
+    ("ast-1920-8", (LOINC, "1920-8"), 25, "U/L", "ast", 25.0, {}),
+    ("bilirubin-1975-2", (LOINC, "1975-2"), 0.6, "mg/dL", "bilirubin", 0.6, {}),
+    ("nk-cells-9728-7", (LOINC, "9728-7"), 200, "/uL", "nk_cells", 200.0, {}),
+    ("serum-hcg-21198-7", (LOINC, "21198-7"), 120, "[IU]/L", "hcg", 120.0, {"coded_value": "positive"}),
+]
+
+
+@pytest.mark.parametrize("code,value,unit,concept,expected,extra", [r[1:] for r in OBSERVATION_CODES],
+                         ids=[r[0] for r in OBSERVATION_CODES])
+def test_each_observation_code_files_under_its_concept(code, value, unit, concept, expected, extra):
+    f = facts(obs("o1", *code, value, unit))
+    m = only(f.results(concept))
+    assert m.value == pytest.approx(expected, abs=1e-6)
+    assert m.code == f"{code[0]}|{code[1]}"
+    assert m.source == "Observation/o1"
+    assert m.actionable
+    for attr, wanted in extra.items():
+        assert getattr(m, attr) == wanted
+
+
+def test_cbc_panel_is_recorded_without_a_value_and_its_components_are_read():
+    panel = obs("cbc", LOINC, "58410-2", component=[
+        {"code": cc(LOINC, "718-7"), "valueQuantity": qty(11.9, "g/dL", "g/dL")},
+        {"code": cc(LOINC, "777-3"), "valueQuantity": qty(180, "10*3/uL", "10*3/uL")},
+    ])
+    f = facts(panel)
+    cbc = only(f.results("cbc_panel"))
+    assert cbc.value is None and cbc.problem is None
+    assert only(f.results("hemoglobin")).value == 11.9
+    assert only(f.results("platelets")).source == "Observation/cbc#777-3"
+
+
+def test_observation_with_an_unknown_code_is_not_ours_and_not_unusable():
+    f = facts(obs("o1", LOINC, "2093-3", 190, "mg/dL"))
+    assert f.labs == {} and f.unusable == ()
+
+
+@pytest.mark.parametrize("value,unit,problem", [
+    (8, "mg/L", "unit mg/L cannot be converted to mg/dL"),
+    (0.8, None, "no unit given"),
+    ("abc", "mg/dL", "valueQuantity has no number"),
+], ids=["unconvertible-unit", "no-unit", "not-a-number"])
+def test_unusable_values_are_kept_with_the_reason(value, unit, problem):
+    o = obs("o1", LOINC, "2160-0", when=WHEN, valueQuantity=qty(value, unit, unit))
+    m = only(facts(o).results("creatinine"))
+    assert m.value is None and not m.actionable
+    assert problem in m.problem
+
+
+@pytest.mark.parametrize("extra,problem", [
+    ({"valueQuantity": qty(2.0, "ng/mL", "ng/mL", comparator="<")}, "a limit, not a value"),
+    ({"valueString": "haemolysed"}, "value is text"),
+    ({"dataAbsentReason": cc("http://terminology.hl7.org/CodeSystem/data-absent-reason", "error")},
+     "data absent: error"),
+    ({}, "no value"),
+], ids=["comparator", "string", "data-absent", "no-value"])
+def test_values_that_are_not_a_number(extra, problem):
+    m = only(facts(obs("o1", LOINC, "77348-1", **extra)).results("tacrolimus"))
+    assert m.value is None and problem in m.problem and not m.actionable
+
+
+def test_reference_range_high_is_converted_to_the_canonical_unit():
+    creat = obs("c", LOINC, "14682-9", 80, "umol/L",
+                referenceRange=[{"low": qty(45, "umol/L")}, {"high": qty(88.4, "umol/L", "umol/L")}])
+    alt = obs("a", LOINC, "1742-6", 70, "U/L", referenceRange=[{"high": {"value": 35}}])
+    f = facts(creat, alt)
+    assert f.latest("creatinine").reference_high == pytest.approx(1.0)
+    assert f.latest("alt").reference_high == 35.0  # no unit on the range: the value's own unit
+
+
+# ---- statuses --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,present,actionable", [
+    ("final", True, True), ("amended", True, True), ("corrected", True, True),
+    ("preliminary", True, False), ("registered", True, False),
+    ("entered-in-error", False, False), ("cancelled", False, False),
+])
+def test_observation_status(status, present, actionable):
+    f = facts(obs("o1", LOINC, "2823-3", 5.6, "mmol/L", status=status))
+    assert bool(f.results("potassium")) is present
+    assert (f.latest("potassium") is not None) is actionable
+    if present:
+        assert f.latest("potassium", actionable=False).status == status
+
+
+# ---- time ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"effectiveDateTime": "2026-11-20T08:00:00Z", "effectivePeriod": {"end": "2026-11-21T08:00:00Z"},
+      "issued": "2026-11-22T08:00:00Z"}, datetime(2026, 11, 20, 8, tzinfo=UTC)),
+    ({"effectivePeriod": {"start": "2026-11-20T07:00:00Z", "end": "2026-11-21T08:00:00Z"},
+      "issued": "2026-11-22T08:00:00Z"}, datetime(2026, 11, 21, 8, tzinfo=UTC)),
+    ({"effectivePeriod": {"start": "2026-11-20T07:00:00Z"}, "issued": "2026-11-22T08:00:00.123Z"},
+     datetime(2026, 11, 22, 8, 0, 0, 123000, tzinfo=UTC)),
+    ({"issued": "2026-11-22T08:00:00+01:00"},
+     datetime(2026, 11, 22, 8, tzinfo=timezone(timedelta(hours=1)))),
+    ({"effectiveDateTime": "2026-11-20"}, datetime(2026, 11, 20, tzinfo=UTC)),
+    ({"effectiveDateTime": "2026-11"}, datetime(2026, 11, 1, tzinfo=UTC)),
+    ({"effectiveDateTime": "2026"}, datetime(2026, 1, 1, tzinfo=UTC)),
+    ({"effectiveDateTime": "2026-11-20T08:00:00"}, datetime(2026, 11, 20, 8, tzinfo=UTC)),
+], ids=["effectiveDateTime-first", "period-end-second", "issued-third", "issued-with-offset",
+        "date-only", "year-month", "year", "no-zone-taken-as-utc"])
+def test_time_of_a_result(fields, expected):
+    o = obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None, **fields)
+    m = only(facts(o).results("creatinine"))
+    assert m.when == expected and m.when.tzinfo is not None
+
+
+def test_result_without_any_time_is_kept_but_not_actionable():
+    m = only(facts(obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None)).results("creatinine"))
+    assert m.when is None and not m.actionable and "no effectiveDateTime" in m.problem
+
+
+@pytest.mark.parametrize("fields", [{"effectiveDateTime": "20/11/2026"}, {"effectiveDateTime": 20261120},
+                                    {"issued": "yesterday"}], ids=["dd/mm/yyyy", "number", "word"])
+def test_unparsable_time_makes_the_observation_unusable(fields):
+    f = facts(obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None, **fields))
+    assert f.results("creatinine") == ()
+    assert "is not a FHIR date" in only(f.unusable).reason
+    assert only(f.unusable).source == "Observation/o1"
+
+
+def test_results_are_sorted_newest_first():
+    f = facts(obs("old", LOINC, "2160-0", 0.7, "mg/dL", when="2026-11-01"),
+              obs("new", LOINC, "2160-0", 0.9, "mg/dL", when="2026-11-22T10:00:00+09:00"),
+              obs("mid", LOINC, "2160-0", 0.8, "mg/dL", when="2026-11-10"),
+              obs("undated", LOINC, "2160-0", 0.8, "mg/dL", when=None))
+    assert [m.source for m in f.results("creatinine")] == [
+        "Observation/new", "Observation/mid", "Observation/old", "Observation/undated"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    (None, None), ("2026-11-20T23:30:00-05:00", datetime(2026, 11, 21, 4, 30, tzinfo=UTC)),
+])
+def test_parse_fhir_datetime_keeps_the_instant(text, expected):
+    assert parse_fhir_datetime(text) == expected
+
+
+# ---- Th1/Th2 ratio ---------------------------------------------------------------------------------
+
+def th(oid: str, which: str, value: float, when: str = WHEN, **extra: Any) -> dict[str, Any]:
+    code = "th1-cd4-ifng-pct" if which == "th1" else "th2-cd4-il4-pct"
+    return obs(oid, LOCAL, code, value, "%", when=when, **extra)
+
+
+def test_ratio_observation_with_th1_th2_components():
+    ratio = obs("r", LOCAL, "th1-th2-ratio", 12.0, "{ratio}", component=[
+        {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")},
+        {"code": cc(LOCAL, "th2-cd4-il4-pct"), "valueQuantity": qty(2.0, "%", "%")},
+    ])
+    f = facts(ratio)
+    assert only(f.results("th1_th2_ratio")).derived is False
+    assert only(f.results("th1_pct")).source == "Observation/r#th1-cd4-ifng-pct"
+    assert only(f.results("th2_pct")).value == 2.0
+
+
+@pytest.mark.parametrize("resources,expected", [
+    ([th("a", "th1", 25.0, "2026-11-20T08:00:00Z"), th("b", "th2", 2.0, "2026-11-20T15:00:00Z")], 12.5),
+    ([th("a", "th1", 30.0, "2026-11-20", specimen={"reference": "Specimen/s1"}),
+      th("b", "th2", 2.5, "2026-11-21", specimen={"reference": "Specimen/s1"})], 12.0),
+    ([th("a", "th1", 25.0, "2026-11-20"), th("b", "th2", 2.0, "2026-11-21")], None),
+    ([th("a", "th1", 25.0), th("b", "th2", 2.0),
+      obs("r", LOCAL, "th1-th2-ratio", 12.4, "{ratio}")], "reported"),
+], ids=["same-day", "same-specimen", "different-days-no-ratio", "ratio-reported-not-derived"])
+def test_ratio_is_derived_from_th1_and_th2_when_none_is_reported(resources, expected):
+    ratios = facts(*resources).results("th1_th2_ratio")
+    if expected is None:
+        assert ratios == ()
+    elif expected == "reported":
+        assert only(ratios).source == "Observation/r" and not only(ratios).derived
+    else:
+        derived = only(ratios)
+        assert derived.value == pytest.approx(expected)
+        assert derived.derived and derived.derived_from == ("Observation/a", "Observation/b")
+        assert derived.actionable
+
+
+def test_derived_ratio_from_a_preliminary_result_is_not_actionable():
+    derived = only(facts(th("a", "th1", 25.0), th("b", "th2", 2.0, status="preliminary"))
+                   .results("th1_th2_ratio"))
+    assert derived.status == "preliminary" and not derived.actionable
+
+
+# ---- blood pressure --------------------------------------------------------------------------------
+
+def bp_component(code: str, value: float, unit: str = "mm[Hg]") -> dict[str, Any]:
+    return {"code": cc(LOINC, code), "valueQuantity": qty(value, unit, unit if unit == "mm[Hg]" else None)}
+
+
+def test_blood_pressure_panel_with_components():
+    panel = obs("bp", LOINC, "85354-9",
+                component=[bp_component("8480-6", 142), bp_component("8462-4", 91)])
+    bp = only(facts(panel).blood_pressure)
+    assert (bp.systolic, bp.diastolic, bp.source, bp.actionable) == (142.0, 91.0, "Observation/bp", True)
+
+
+def test_separate_systolic_and_diastolic_at_the_same_time_are_paired():
+    f = facts(obs("s", LOINC, "8480-6", 150, "mm[Hg]"), obs("d", LOINC, "8462-4", 95, "mmHg"),
+              obs("s2", LOINC, "8480-6", 120, "mm[Hg]", when="2026-11-19T08:00:00Z"))
+    newest, older = f.blood_pressure
+    assert (newest.systolic, newest.diastolic, newest.source) == (150.0, 95.0, "Observation/s,Observation/d")
+    assert (older.systolic, older.diastolic) == (120.0, None)
+
+
+def test_blood_pressure_in_an_unconvertible_unit_is_not_actionable():
+    panel = obs("bp", LOINC, "85354-9",
+                component=[bp_component("8480-6", 19, "kPa"), bp_component("8462-4", 12, "kPa")])
+    bp = only(facts(panel).blood_pressure)
+    assert bp.systolic is None and not bp.actionable and "kPa" in bp.problem
+
+
+# ---- pregnancy -------------------------------------------------------------------------------------
+
+def condition(cid: str, system: str, code: str, clinical: str | None = "active",
+              verification: str | None = "confirmed", **extra: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Condition", "id": cid, "code": cc(system, code, "x")}
+    if clinical:
+        res["clinicalStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical)
+    if verification:
+        res["verificationStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                       verification)
+    res.update(extra)
+    return res
+
+
+def urine_hcg(oid: str, result: str, when: str = WHEN, status: str = "final") -> dict[str, Any]:
+    code = "10828004" if result == "positive" else "260385009"
+    return obs(oid, LOINC, "2106-3", when=when, status=status, valueCodeableConcept=cc(SCT, code))
+
+
+def serum_hcg(oid: str, value: float, unit: str = "[IU]/L", when: str = WHEN, **q: Any) -> dict[str, Any]:
+    return obs(oid, LOINC, "21198-7", when=when, valueQuantity=qty(value, unit, unit, **q))
+
+
+PREGNANCY = [
+    ("condition-snomed", [condition("c", SCT, "77386006")], True, "Condition 77386006"),
+    ("condition-icd-z34", [condition("c", ICD, "Z34.01")], True, "Condition Z34.01"),
+    ("condition-icd-o09", [condition("c", ICD, "O09.891")], True, "Condition"),
+    ("condition-wins-over-negative-test", [condition("c", SCT, "77386006"), urine_hcg("u", "negative")],
+     True, "Condition"),
+    ("resolved-condition-does-not-count", [condition("c", SCT, "77386006", "resolved")], None,
+     "nothing on record"),
+    ("urine-positive", [urine_hcg("u", "positive")], True, "urine hCG positive on 2026-11-20"),
+    ("urine-negative", [urine_hcg("u", "negative")], False, "urine hCG negative on 2026-11-20"),
+    ("serum-at-cut-off-25", [serum_hcg("s", 25)], True, "serum beta-hCG 25 [IU]/L positive"),
+    ("serum-below-cut-off", [serum_hcg("s", 24.9)], False, "negative"),
+    ("serum-mIU/mL", [serum_hcg("s", 300, "mIU/mL")], True, "positive"),
+    ("serum-below-detection-limit", [serum_hcg("s", 5, comparator="<")], False, "negative"),
+    ("newest-test-wins", [urine_hcg("old", "positive", "2026-10-01"), serum_hcg("new", 2)], False,
+     "negative"),
+    ("preliminary-test-ignored", [urine_hcg("u", "positive", status="preliminary")], None,
+     "nothing on record"),
+    ("nothing", [], None, "nothing on record"),
+]
+
+
+@pytest.mark.parametrize("resources,pregnant,evidence", [p[1:] for p in PREGNANCY],
+                         ids=[p[0] for p in PREGNANCY])
+def test_pregnancy_status_and_its_evidence(resources, pregnant, evidence):
+    status = facts(*resources).pregnancy
+    assert status.pregnant is pregnant
+    assert evidence in status.evidence
+
+
+def test_serum_hcg_cut_off_is_configurable():
+    knowledge = copy.deepcopy(KNOWLEDGE)
+    knowledge["codes"]["hcg_positive_iu_per_l"] = 5
+    assert facts(serum_hcg("s", 10), knowledge=knowledge).pregnancy.pregnant is True
+
+
+def test_urine_test_with_an_unknown_coded_value_is_not_actionable():
+    o = obs("u", LOINC, "2106-3", valueCodeableConcept=cc(SCT, "82334004", "Indeterminate"))
+    m = only(facts(o).results("pregnancy_test"))
+    assert m.coded_value is None and not m.actionable and "Indeterminate" in m.problem
+
+
+# ---- conditions ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("clinical,verification,counted", [
+    ("active", "confirmed", True), ("recurrence", "confirmed", True), ("relapse", "confirmed", True),
+    ("active", "provisional", True), ("active", "unconfirmed", True), ("active", None, True),
+    ("inactive", "confirmed", False), ("remission", "confirmed", False), ("resolved", "confirmed", False),
+    ("active", "refuted", False), ("active", "entered-in-error", False),
+])
+def test_condition_clinical_and_verification_status(clinical, verification, counted):
+    f = facts(condition("c", SCT, "102878001", clinical, verification))
+    assert f.has_condition("recurrent_pregnancy_loss") is counted
+
+
+@pytest.mark.parametrize("system,code,concept", [
+    (LOCAL, "recurrent-implantation-failure", "recurrent_implantation_failure"),
+    (SCT, "102878001", "recurrent_pregnancy_loss"),
+    (ICD, "N96", "recurrent_pregnancy_loss"),
+    (ICD, "O26.21", "recurrent_pregnancy_loss"),
+    (ICD, "O2623", "recurrent_pregnancy_loss"),
+    (SCT, "77386006", "pregnancy"),
+    (ICD, "Z33.1", "pregnancy"),
+    (SCT, "85828009", "autoimmune_disease"),
+], ids=["rif-local", "rpl-snomed", "rpl-icd-n96", "rpl-icd-o26.2x", "rpl-icd-without-dot",
+        "pregnancy-snomed", "pregnancy-icd-z33.1", "autoimmune-snomed"])
+def test_condition_codes(system, code, concept):
+    fact = only(facts(condition("c", system, code)).conditions)
+    assert fact.concept == concept and fact.source == "Condition/c"
+
+
+def test_condition_status_as_a_bare_string_is_read_leniently():
+    f = facts(condition("c", SCT, "85828009", None, None, clinicalStatus="active"))
+    assert f.has_condition("autoimmune_disease")
+
+
+def test_condition_without_clinical_status_is_reported_unusable():
+    f = facts(condition("c", SCT, "102878001", None))
+    assert f.conditions == () and "clinicalStatus" in only(f.unusable).reason
+
+
+def test_unrelated_condition_is_ignored():
+    f = facts(condition("c", SCT, "38341003"))
+    assert f.conditions == () and f.unusable == ()
+
+
+# ---- embryo transfer -------------------------------------------------------------------------------
+
+def service_request(sid: str, code: str = "embryo-transfer", status: str = "active", **extra: Any) -> dict[str, Any]:
+    res = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order",
+           "code": cc(LOCAL, code)}
+    res.update(extra)
+    return res
+
+
+TRANSFERS = [
+    ("service-request-occurrenceDateTime", service_request("t", occurrenceDateTime="2026-11-27T10:00:00Z"),
+     "ServiceRequest/t", datetime(2026, 11, 27, 10, tzinfo=UTC), False),
+    ("service-request-occurrencePeriod", service_request("t", occurrencePeriod={"start": "2026-11-28"}),
+     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), False),
+    ("service-request-draft", service_request("t", status="draft", occurrenceDateTime="2026-11-28"),
+     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), False),
+    ("service-request-euploid", service_request("t", "euploid-blastocyst-transfer",
+                                                occurrenceDateTime="2026-11-28"),
+     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), True),
+    ("procedure-preparation", {"resourceType": "Procedure", "id": "p", "status": "preparation",
+                               "code": cc(LOCAL, "embryo-transfer"), "performedDateTime": "2026-11-29"},
+     "Procedure/p", datetime(2026, 11, 29, tzinfo=UTC), False),
+    ("procedure-in-progress", {"resourceType": "Procedure", "id": "p", "status": "in-progress",
+                               "code": cc(LOCAL, "euploid-blastocyst-transfer"),
+                               "performedDateTime": "2026-11-25T08:00:00Z"},
+     "Procedure/p", datetime(2026, 11, 25, 8, tzinfo=UTC), True),
+    ("appointment-serviceType-list", {"resourceType": "Appointment", "id": "a", "status": "booked",
+                                      "serviceType": [cc(LOCAL, "embryo-transfer")],
+                                      "start": "2026-11-30T09:00:00+09:00"},
+     "Appointment/a", datetime(2026, 11, 30, tzinfo=UTC), False),
+    ("appointment-serviceType-object", {"resourceType": "Appointment", "id": "a", "status": "booked",
+                                        "serviceType": cc(LOCAL, "euploid-blastocyst-transfer"),
+                                        "start": "2026-12-01T00:00:00Z"},
+     "Appointment/a", datetime(2026, 12, 1, tzinfo=UTC), True),
+]
+
+
+@pytest.mark.parametrize("resource,source,when,euploid", [t[1:] for t in TRANSFERS],
+                         ids=[t[0] for t in TRANSFERS])
+def test_transfer_plan_from_each_resource_type(resource, source, when, euploid):
+    plan = only(facts(resource).transfers)
+    assert (plan.source, plan.when, plan.euploid, plan.from_draft_orders) == (source, when, euploid, False)
+
+
+def test_transfer_plan_from_draft_orders():
+    draft = service_request("t", status="draft", occurrenceDateTime="2026-11-28")
+    plan = only(facts(drafts=[draft]).transfers)
+    assert plan.from_draft_orders and plan.status == "draft"
+
+
+@pytest.mark.parametrize("resource", [
+    service_request("t", status="completed", occurrenceDateTime="2026-11-28"),
+    service_request("t", status="revoked", occurrenceDateTime="2026-11-28"),
+    {"resourceType": "Procedure", "id": "p", "status": "completed", "code": cc(LOCAL, "embryo-transfer"),
+     "performedDateTime": "2026-11-01"},
+    {"resourceType": "Appointment", "id": "a", "status": "cancelled",
+     "serviceType": [cc(LOCAL, "embryo-transfer")], "start": "2026-11-30"},
+    service_request("t", "blood-test", occurrenceDateTime="2026-11-28"),
+], ids=["request-completed", "request-revoked", "procedure-completed", "appointment-cancelled", "other-code"])
+def test_transfers_that_do_not_count(resource):
+    assert facts(resource).transfers == ()
+
+
+def test_all_transfers_are_kept_newest_first():
+    f = facts(service_request("a", occurrenceDateTime="2026-11-28"),
+              service_request("b", occurrenceDateTime="2026-12-20"),
+              service_request("c", occurrenceDateTime="2026-11-10"))
+    assert [t.source for t in f.transfers] == ["ServiceRequest/b", "ServiceRequest/a", "ServiceRequest/c"]
+
+
+def test_transfer_with_an_unparsable_date_is_unusable():
+    f = facts(service_request("t", occurrenceDateTime="next Tuesday"))
+    assert f.transfers == () and "occurrenceDateTime" in only(f.unusable).reason
+
+
+# ---- medications: recognition ----------------------------------------------------------------------
+
+def rx(code: str, display: str | None = None) -> dict[str, Any]:
+    return cc(RX, code, display)
+
+
+RECOGNITION = [
+    ("rxnorm-ingredient", rx("42316", "tacrolimus"), ("tacrolimus",), "rxnorm-ingredient", "RxNorm 42316"),
+    ("rxnorm-ingredient-fluconazole", rx("4450"), ("fluconazole",), "rxnorm-ingredient", "RxNorm 4450"),
+    ("rxnorm-product-198377", rx("198377"), ("tacrolimus",), "rxnorm-product", "RxNorm 198377"),
+    ("rxnorm-product-extended-release", rx("1431971"), ("tacrolimus",), "rxnorm-product", "RxNorm 1431971"),
+    ("text", {"text": "Tacrolimus 1 mg capsule"}, ("tacrolimus",), "text", "text: tacrolimus"),
+    ("coding-display", cc("http://example.org/local-formulary", "X1", "FLUCONAZOLE 150MG CAP"),
+     ("fluconazole",), "text", "text: fluconazole"),
+    ("brand-name", {"text": "Prograf 0.5mg"}, ("tacrolimus",), "text", "text: prograf"),
+    ("whole-word-only", {"text": "Protacrolimusol cream"}, (), None, None),
+    ("co-trimoxazole-text", {"text": "Co-trimoxazole 960 mg tablet"}, ("sulfamethoxazole", "trimethoprim"),
+     "text", "text: co-trimoxazole"),
+    ("combination-rxnorm-text", {"text": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"},
+     ("sulfamethoxazole", "trimethoprim"), "text", None),
+    ("combination-ingredient-codes", {"coding": [{"system": RX, "code": "10180"},
+                                                 {"system": RX, "code": "10829"}]},
+     ("sulfamethoxazole", "trimethoprim"), "rxnorm-ingredient", "RxNorm 10180, 10829"),
+    ("longest-name-wins", {"text": "Mycophenolate mofetil 500 mg"}, ("mycophenolate_mofetil",), "text", None),
+    ("mycophenolate-sodium", {"text": "mycophenolate sodium 360 mg"}, ("mycophenolic_acid",), "text", None),
+    ("st-johns-wort-curly-apostrophe", {"text": "St John\u2019s Wort extract"}, ("st_johns_wort",), "text", None),
+    ("unrecognised", {"text": "Folic acid 5 mg"}, (), None, None),
+]
+
+
+@pytest.mark.parametrize("medication,ingredients,by,matched", [r[1:] for r in RECOGNITION],
+                         ids=[r[0] for r in RECOGNITION])
+def test_medication_recognition(medication, ingredients, by, matched):
+    m = only(facts(med_request("m", medication)).medications)
+    assert m.ingredients == ingredients
+    assert m.recognised_by == by
+    if matched:
+        assert m.matched == matched
+
+
+def test_ingredient_code_is_tried_before_product_and_product_still_gives_strength():
+    m = only(facts(med_request("m", {"coding": [{"system": RX, "code": "198377"},
+                                                {"system": RX, "code": "42316"}]})).medications)
+    assert (m.recognised_by, m.strength_mg, m.release) == ("rxnorm-ingredient", 1.0, "immediate")
+
+
+@pytest.mark.parametrize("code,strength,release", [
+    ("198377", 1.0, "immediate"), ("313190", 0.5, "immediate"), ("198378", 5.0, "immediate"),
+    ("108513", None, "immediate"), ("261134", None, "immediate"), ("108514", None, "immediate"),
+    ("1431971", None, "extended"), ("1431980", None, "extended"), ("1431985", None, "extended"),
+    ("1431977", None, "extended"), ("1431982", None, "extended"), ("1431987", None, "extended"),
+])
+def test_tacrolimus_product_table(code, strength, release):
+    m = only(facts(med_request("m", rx(code))).medications)
+    assert (m.ingredients, m.strength_mg, m.release) == (("tacrolimus",), strength, release)
+
+
+def test_combination_product_code_yields_every_ingredient():
+    knowledge = copy.deepcopy(KNOWLEDGE)
+    knowledge["codes"]["products"].append({"rxnorm": "999001", "ingredients": ["sulfamethoxazole", "trimethoprim"],
+                                           "display": "test combination product", "source": "test"})
+    m = only(facts(med_request("m", rx("999001")), knowledge=knowledge).medications)
+    assert m.ingredients == ("sulfamethoxazole", "trimethoprim") and m.recognised_by == "rxnorm-product"
+
+
+def medication(mid: str, code: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Medication", "id": mid, "code": code}
+
+
+def test_medication_reference_to_a_contained_medication():
+    order = med_request("m", contained=[medication("med1", rx("198377"))],
+                        medicationReference={"reference": "#med1"})
+    m = only(facts(order).medications)
+    assert (m.ingredients, m.recognised_by, m.strength_mg) == (("tacrolimus",), "rxnorm-product", 1.0)
+
+
+@pytest.mark.parametrize("reference", ["Medication/med9", "https://ehr.example.org/fhir/Medication/med9"])
+def test_medication_reference_to_a_medication_in_the_data(reference):
+    order = med_request("m", medicationReference={"reference": reference})
+    f = build_facts(request(), {"medicationRequests": [order],
+                                "medications": [medication("med9", {"text": "Voriconazole 200 mg tablet"})]},
+                    KNOWLEDGE)
+    m = only(f.medications)
+    assert (m.ingredients, m.recognised_by, m.display) == (("voriconazole",), "text", "Voriconazole 200 mg tablet")
+
+
+def test_medication_ingredients_listed_on_the_medication_resource_are_recognised():
+    med = {"resourceType": "Medication", "id": "c", "code": {"text": "Compounded capsule"},
+           "ingredient": [{"itemCodeableConcept": rx("42316")}]}
+    order = med_request("m", contained=[med], medicationReference={"reference": "#c"})
+    assert only(facts(order).medications).ingredients == ("tacrolimus",)
+
+
+def test_unresolved_reference_falls_back_to_its_display_text():
+    order = med_request("m", medicationReference={"reference": "Medication/gone", "display": "Clarithromycin 500 mg"})
+    m = only(facts(order).medications)
+    assert (m.ingredients, m.recognised_by) == (("clarithromycin",), "text")
+
+
+@pytest.mark.parametrize("order,reason", [
+    (med_request("m", medicationReference={"reference": "Medication/gone"}), "could not be resolved"),
+    (med_request("m"), "no medication stated"),
+], ids=["unresolved-reference", "no-medication"])
+def test_medication_that_cannot_be_named_is_unusable(order, reason):
+    f = facts(order)
+    assert f.medications == () and reason in only(f.unusable).reason
+
+
+# ---- medications: status, drafts, selections -------------------------------------------------------
+
+@pytest.mark.parametrize("resource_type,status,from_drafts,counted", [
+    ("MedicationRequest", "active", False, True),
+    ("MedicationRequest", "on-hold", False, True),
+    ("MedicationRequest", "draft", False, False),
+    ("MedicationRequest", "completed", False, False),
+    ("MedicationRequest", "stopped", False, False),
+    ("MedicationRequest", "cancelled", False, False),
+    ("MedicationRequest", "draft", True, True),
+    ("MedicationRequest", "active", True, True),
+    ("MedicationRequest", "cancelled", True, False),
+    ("MedicationStatement", "active", False, True),
+    ("MedicationStatement", "completed", False, False),
+    ("MedicationStatement", "intended", False, False),
+])
+def test_medication_status(resource_type, status, from_drafts, counted):
+    res = med_request("m", rx("42316"), status=status)
+    res["resourceType"] = resource_type
+    f = facts(drafts=[res]) if from_drafts else facts(res)
+    assert len(f.medications) == int(counted)
+    if counted:
+        assert f.medications[0].is_draft is from_drafts
+
+
+def test_selections_mark_the_selected_draft_and_drafts_win_over_stored_copies():
+    d1 = med_request("d1", rx("4450"), status="draft")
+    d2 = med_request("d2", rx("42316"), status="draft")
+    stored = med_request("d1", rx("21212"), status="active")
+    f = facts(stored, drafts=[d1, d2], selections=("MedicationRequest/d1",))
+    by_source = {m.source: m for m in f.medications}
+    assert by_source["MedicationRequest/d1"].is_selected and by_source["MedicationRequest/d1"].has("fluconazole")
+    assert not by_source["MedicationRequest/d2"].is_selected and by_source["MedicationRequest/d2"].is_draft
+    assert len(f.medications) == 2
+    assert f.selections == ("MedicationRequest/d1",)
+
+
+def test_draft_without_status_from_the_sandbox_is_a_draft():
+    d = med_request("d", {"text": "tacrolimus"})
+    del d["status"]
+    m = only(facts(drafts=[d]).medications)
+    assert m.status == "draft" and m.daily_dose_mg is None and m.dose_problem == "no dosage instruction"
+
+
+# ---- medications: daily dose -----------------------------------------------------------------------
+
+TAC_1MG = rx("198377")
+TAC_05MG = rx("313190")
+DAILY_DOSE = [
+    ("mg-once-daily", TAC_1MG, [dosage(2, "mg")], 2.0, 1.0),
+    ("mg-twice-daily", rx("42316"), [dosage(1.5, "mg", frequency=2)], 3.0, 2.0),
+    ("pill-times-strength", TAC_1MG, [dosage(2, "{pill}")], 2.0, 1.0),
+    ("capsule-0.5mg-twice-daily", TAC_05MG, [dosage(1, "capsule", "{capsule}", frequency=2)], 1.0, 2.0),
+    ("count-unit-1-5mg", rx("198378"), [dosage(1, "1")], 5.0, 1.0),
+    ("tbl", TAC_1MG, [dosage(1, "{tbl}")], 1.0, 1.0),
+    ("micrograms", rx("42316"), [dosage(500, "ug")], 0.5, 1.0),
+    ("every-12-hours", rx("42316"), [dosage(1, "mg", frequency=1, period=12, period_unit="h")], 2.0, 2.0),
+    ("weekly", rx("4450"), [dosage(150, "mg", frequency=1, period=1, period_unit="wk")], 150 / 7, 1 / 7),
+    ("period-without-frequency", rx("42316"), [dosage(3, "mg", frequency=None)], 3.0, 1.0),
+    ("timing-code-BID", rx("42316"),
+     [{"timing": {"code": {"coding": [{"code": "BID"}]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}],
+     2.0, 2.0),
+    ("time-of-day", rx("42316"),
+     [{"timing": {"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}},
+       "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], 2.0, 2.0),
+    ("doseAndRate-as-object", TAC_1MG,
+     [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+       "doseAndRate": {"doseQuantity": qty(3, "{pill}", "{pill}")}}], 3.0, 1.0),
+    ("two-instructions-summed", rx("42316"),
+     [{"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
+      {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]}],
+     1.5, 2.0),
+]
+
+
+@pytest.mark.parametrize("drug,dosages,daily,per_day", [d[1:] for d in DAILY_DOSE], ids=[d[0] for d in DAILY_DOSE])
+def test_daily_dose(drug, dosages, daily, per_day):
+    m = only(facts(med_request("m", drug, dosage=dosages)).medications)
+    assert m.dose_problem is None
+    assert m.daily_dose_mg == pytest.approx(daily)
+    assert m.doses_per_day == pytest.approx(per_day)
+
+
+UNKNOWN_DOSE = [
+    ("no-dosage", TAC_1MG, None, "no dosage instruction"),
+    ("pill-strength-unknown-text", {"text": "tacrolimus capsules"}, [dosage(1, "{pill}")],
+     "strength per unit is not known for the order"),
+    ("pill-strength-open-prograf", rx("108513"), [dosage(1, "{capsule}")],
+     "strength per unit is not known for RxNorm 108513"),
+    ("no-timing", TAC_1MG, [{"doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], "no timing"),
+    ("frequency-without-period", TAC_1MG, [dosage(1, "mg", frequency=2, period=None, period_unit=None)],
+     "frequency without a period"),
+    ("monthly", TAC_1MG, [dosage(1, "mg", period_unit="mo")], "no fixed number of doses per day"),
+    ("invalid-frequency", TAC_1MG, [dosage(1, "mg", frequency="twice")],
+     "timing.repeat.frequency is not valid FHIR"),
+    ("volume-unit", TAC_1MG, [dosage(1, "mL")], "neither a mass nor a count"),
+    ("no-dose-unit", TAC_1MG, [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                "doseAndRate": [{"doseQuantity": {"value": 1}}]}], "dose has no unit"),
+    ("dose-range", TAC_1MG, [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                              "doseAndRate": [{"doseRange": {"low": qty(1, "mg"), "high": qty(2, "mg")}}]}],
+     "dose given as a range"),
+    ("text-only", TAC_1MG, [{"text": "1 mg after dinner"}], "dose given only as text"),
+    ("as-needed", TAC_1MG, [dict(dosage(1, "mg"), asNeededBoolean=True)], "taken as needed"),
+    ("sequential-instructions", TAC_1MG, [dict(dosage(2, "mg"), sequence=1), dict(dosage(1, "mg"), sequence=2)],
+     "in sequence"),
+    ("one-of-two-unknown", TAC_1MG, [dosage(1, "mg"), {"text": "extra when needed"}],
+     "dosage instruction 2: dose given only as text"),
+]
+
+
+@pytest.mark.parametrize("drug,dosages,problem", [u[1:] for u in UNKNOWN_DOSE], ids=[u[0] for u in UNKNOWN_DOSE])
+def test_unknown_daily_dose_says_why(drug, dosages, problem):
+    m = only(facts(med_request("m", drug, dosage=dosages)).medications)
+    assert m.daily_dose_mg is None
+    assert problem in m.dose_problem
+
+
+# ---- medications: start, end, duration -------------------------------------------------------------
+
+def bounded(start: str | None = None, end: str | None = None, **repeat: Any) -> list[dict[str, Any]]:
+    d = dosage(1, "mg")
+    if start or end:
+        d["timing"]["repeat"]["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    d["timing"]["repeat"].update(repeat)
+    return [d]
+
+
+@pytest.mark.parametrize("order,start,start_from,end,duration", [
+    (med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "2026-12-08"), authoredOn="2026-11-20"),
+     date(2026, 11, 23), "boundsPeriod", date(2026, 12, 8), None),
+    (med_request("m", TAC_1MG, dosage=bounded(), authoredOn="2026-11-20T15:00:00+09:00"),
+     date(2026, 11, 20), "authoredOn", None, None),
+    (med_request("m", TAC_1MG, dosage=bounded(boundsDuration={"value": 16, "unit": "days", "code": "d"})),
+     None, None, None, 16),
+    (med_request("m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration":
+                                                                  {"value": 2, "unit": "wk"}}),
+     None, None, None, 14),
+], ids=["boundsPeriod-before-authoredOn", "authoredOn", "boundsDuration", "expectedSupplyDuration"])
+def test_start_end_and_duration(order, start, start_from, end, duration):
+    m = only(facts(order).medications)
+    assert (m.start, m.start_from, m.end, m.duration_days) == (start, start_from, end, duration)
+
+
+def test_medication_statement_start_from_its_effective_period():
+    statement = {"resourceType": "MedicationStatement", "id": "s", "status": "active",
+                 "medicationCodeableConcept": rx("4450"), "effectivePeriod": {"start": "2026-11-18"},
+                 "dosage": [dosage(150, "mg")]}
+    m = only(facts(statement).medications)
+    assert (m.start, m.start_from, m.daily_dose_mg) == (date(2026, 11, 18), "effective", 150.0)
+
+
+def test_bad_start_date_is_reported_and_the_medication_still_counts():
+    order = med_request("m", rx("4450"), dosage=bounded("soon"), authoredOn="2026-11-20")
+    f = facts(order)
+    m = only(f.medications)
+    assert (m.start, m.start_from) == (date(2026, 11, 20), "authoredOn")
+    assert "boundsPeriod.start" in only(f.unusable).reason
+
+
+# ---- lenient parsing, robustness -------------------------------------------------------------------
+
+def test_category_as_an_object_and_other_lenient_shapes():
+    o = obs("o1", LOINC, "2823-3", 4.0, "mmol/L", category={"coding": [{"code": "laboratory"}]})
+    order = med_request("m", TAC_1MG, dosage=dosage(1, "mg"), category={"coding": [{"code": "outpatient"}]})
+    f = facts(o, order)
+    assert f.latest("potassium").value == 4.0
+    assert only(f.medications).daily_dose_mg == 1.0  # dosageInstruction as an object, not an array
+
+
+def test_the_same_resource_under_two_keys_is_read_once():
+    o = obs("o1", LOINC, "2823-3", 4.0, "mmol/L")
+    f = build_facts(request(), {"chemistry": [o], "other": [copy.deepcopy(o)]}, KNOWLEDGE)
+    assert len(f.results("potassium")) == 1
+
+
+def test_a_bundle_left_in_the_data_is_read_through():
+    o = obs("o1", LOINC, "2823-3", 4.0, "mmol/L")
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": o}, {"resource": {"resourceType": "OperationOutcome"}}]}
+    f = build_facts(request(), {"chemistry": [bundle]}, KNOWLEDGE)
+    assert f.latest("potassium").value == 4.0 and f.unusable == ()
+
+
+def test_extraction_does_not_depend_on_key_names():
+    o = obs("o1", LOINC, "77348-1", 7.0, "ng/mL")
+    assert build_facts(request(), {"anything": [o]}, KNOWLEDGE).latest("tacrolimus").value == 7.0
+
+
+@pytest.mark.parametrize("resource,reason", [
+    ({"resourceType": "Observation", "id": "x", "status": "final"}, "without a code"),
+    ({"resourceType": "Condition", "id": "x", "clinicalStatus": "active"}, "without a code"),
+    ({"id": "x"}, "no resourceType"),
+    ("not an object", "no resourceType"),
+], ids=["observation-no-code", "condition-no-code", "no-resourceType", "not-an-object"])
+def test_odd_fhir_is_reported_unusable(resource, reason):
+    assert reason in only(facts(resource).unusable).reason
+
+
+@pytest.mark.parametrize("resource", [
+    {"resourceType": "Observation", "id": "a", "code": "2160-0", "status": "final"},
+    {"resourceType": "Observation", "id": "b", "code": cc(LOINC, "2160-0"), "status": ["final"],
+     "effectiveDateTime": WHEN, "valueQuantity": "0.8 mg/dL", "referenceRange": 5},
+    {"resourceType": "Observation", "id": "c", "code": cc(LOINC, "85354-9"), "status": "final",
+     "effectiveDateTime": WHEN, "component": ["120/80", {"code": None}]},
+    {"resourceType": "MedicationRequest", "id": "d", "status": "active", "medicationCodeableConcept": "tacrolimus",
+     "dosageInstruction": "1 mg daily"},
+    {"resourceType": "MedicationRequest", "id": "e", "status": "active", "medicationCodeableConcept": rx("42316"),
+     "dosageInstruction": [{"timing": "daily", "doseAndRate": [None, {"doseQuantity": {"value": True}}]}]},
+    {"resourceType": "Appointment", "id": "f", "serviceType": "embryo-transfer", "start": 5},
+    {"resourceType": "Condition", "id": "g", "code": {"coding": [{"system": SCT}]}},
+], ids=["code-as-string", "wrong-types", "bp-odd-components", "strings-everywhere", "nulls-in-arrays",
+        "appointment-odd", "coding-without-code"])
+def test_odd_fhir_never_crashes(resource):
+    f = facts(resource)
+    assert isinstance(f, PatientFacts)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["code", "coding", "system", "value", "valueQuantity", "status",
+                                          "effectiveDateTime", "component", "timing", "repeat", "frequency",
+                                          "period", "periodUnit", "doseAndRate", "doseQuantity", "unit",
+                                          "reference", "clinicalStatus", "start", "serviceType"]),
+                         inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rtype=st.sampled_from(["Observation", "Condition", "ServiceRequest", "Procedure", "Appointment",
+                              "MedicationRequest", "MedicationStatement"]),
+       body=st.dictionaries(st.sampled_from(["code", "status", "effectiveDateTime", "valueQuantity", "component",
+                                             "dosageInstruction", "medicationCodeableConcept",
+                                             "medicationReference", "clinicalStatus", "occurrenceDateTime",
+                                             "serviceType", "start", "referenceRange", "valueCodeableConcept"]),
+                            _json, max_size=6))
+def test_arbitrary_json_in_known_resource_types_never_crashes(rtype, body):
+    resource = dict(body, resourceType=rtype, id="fuzz")
+    assert isinstance(facts(resource, drafts=[dict(resource, id="fuzz-draft")]), PatientFacts)
+
+
+VALID_TEMPLATES = [
+    obs("t1", LOINC, "14682-9", 80, "umol/L", referenceRange=[{"high": qty(90, "umol/L", "umol/L")}],
+        specimen={"reference": "Specimen/s"}),
+    obs("t2", LOCAL, "th1-th2-ratio", 12.0, "{ratio}", component=[
+        {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")}]),
+    obs("t3", LOINC, "85354-9", component=[bp_component("8480-6", 142), bp_component("8462-4", 91)]),
+    serum_hcg("t4", 30), urine_hcg("t5", "positive"),
+    condition("t6", ICD, "O26.21"),
+    service_request("t7", occurrencePeriod={"start": "2026-11-28"}),
+    {"resourceType": "Appointment", "id": "t8", "status": "booked", "serviceType": [cc(LOCAL, "embryo-transfer")],
+     "start": "2026-11-30T09:00:00Z"},
+    med_request("t9", contained=[{"resourceType": "Medication", "id": "c", "code": rx("198377"),
+                                  "ingredient": [{"itemCodeableConcept": rx("42316")}]}],
+                medicationReference={"reference": "#c"}, authoredOn="2026-11-20",
+                dosageInstruction=[dict(bounded("2026-11-23", "2026-12-08")[0], sequence=1)],
+                dispenseRequest={"expectedSupplyDuration": {"value": 16, "unit": "d"}}),
+    {"resourceType": "MedicationStatement", "id": "t10", "status": "active", "medicationCodeableConcept":
+     {"text": "co-trimoxazole"}, "effectivePeriod": {"start": "2026-11-18"}, "dosage": [dosage(2, "{tbl}")]},
+]
+
+
+def _mutated(data: Any, node: Any) -> Any:
+    if data.draw(st.integers(0, 7)) == 0:
+        return data.draw(_json)
+    if isinstance(node, dict):
+        return {k: _mutated(data, v) for k, v in node.items() if k in ("resourceType", "id")
+                or data.draw(st.integers(0, 9)) > 0}
+    if isinstance(node, list):
+        return [_mutated(data, v) for v in node]
+    return node
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(data=st.data())
+def test_valid_resources_with_random_damage_never_crash_or_hit_the_safety_net(data):
+    """Odd FHIR is reported (UnusableResource, problem, dose_problem), never an exception."""
+    template = data.draw(st.sampled_from(VALID_TEMPLATES))
+    damaged = _mutated(data, template)
+    f = facts(damaged, drafts=[damaged] if isinstance(damaged, dict) else [])
+    assert isinstance(f, PatientFacts)
+    assert not [u for u in f.unusable if u.reason.startswith("unexpected structure")]
+
+
+# ---- the knowledge table itself --------------------------------------------------------------------
+
+def test_every_product_ingredient_is_a_known_drug():
+    codes = KNOWLEDGE["codes"]
+    for product in codes["products"]:
+        assert set(product["ingredients"]) <= set(codes["drugs"]), product["rxnorm"]
+
+
+def test_every_drug_of_clinical_reference_section_2_has_its_rxnorm_code():
+    """clinical-reference.md §2 lists these RxNorm ingredient codes."""
+    listed = {"tacrolimus": "42316", "fluconazole": "4450", "voriconazole": "121243", "itraconazole": "28031",
+              "posaconazole": "282446", "ketoconazole": "6135", "clarithromycin": "21212", "erythromycin": "4053",
+              "azithromycin": "18631", "mycophenolic_acid": "7145", "mycophenolate_mofetil": "68149",
+              "sulfamethoxazole": "10180", "trimethoprim": "10829", "rifampin": "9384", "rifabutin": "55672",
+              "carbamazepine": "2002", "phenytoin": "8183", "phenobarbital": "8134", "diltiazem": "3443",
+              "verapamil": "11170", "nifedipine": "7417", "nicardipine": "7396", "ritonavir": "85762",
+              "cobicistat": "1306284", "nelfinavir": "134527", "amiodarone": "703", "cyclosporine": "3008",
+              "sirolimus": "35302", "spironolactone": "9997", "ibuprofen": "5640", "naproxen": "7258"}
+    drugs = KNOWLEDGE["codes"]["drugs"]
+    for key, code in listed.items():
+        assert code in drugs[key]["rxnorm"], key
+        assert drugs[key]["source"]
+
+
+def test_a_site_file_adds_its_own_lab_code(tmp_path):
+    """Code lists are data: a site maps its lab's code onto a concept without touching Python."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "codes:\n"
+        "  observations:\n"
+        "    creatinine:\n"
+        "      codes:\n"
+        "        - {system: 'http://loinc.org', code: '2160-0'}\n"
+        "        - {system: 'urn:site:lab', code: 'CREA'}\n", encoding="utf-8")
+    knowledge = load_knowledge(site)
+    f = facts(obs("o1", "urn:site:lab", "CREA", 97.24, "umol/L"), knowledge=knowledge)
+    assert f.latest("creatinine").value == pytest.approx(1.1)
+    assert knowledge["codes"]["observations"]["creatinine"]["canonical_unit"] == "mg/dL"  # merged, not lost
+
+
+@pytest.mark.parametrize("override,entry", [
+    ("products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]", "products/0/release"),
+    ("drugs: {fluconazole: {rxnorm: [abc]}}", "drugs/fluconazole/rxnorm/0"),
+    ("observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}", "observations/tacrolimus/codes/0"),
+    ("hcg_positive_iu_per_l: -1", "hcg_positive_iu_per_l"),
+], ids=["bad-release", "non-numeric-rxnorm", "bad-timing-flag", "negative-cut-off"])
+def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, entry):
+    from cards.knowledge import KnowledgeError
+    site = tmp_path / "site.yaml"
+    site.write_text("codes:\n  " + override + "\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=entry):
+        load_knowledge(site)
