@@ -15,15 +15,16 @@ MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
 COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{capsule}", "{cap}", "1", "pill", "tablet", "capsule"})
 
 
-def lab_order(patient_id: str, code: str, display: str, reason: str) -> dict[str, Any]:
-    """A draft ServiceRequest for one LOINC-coded lab test."""
+def lab_order(patient_id: str, code: str, display: str, reason: str, *,
+              system: str = LOINC) -> dict[str, Any]:
+    """A draft ServiceRequest for one lab test (LOINC unless ``system`` says otherwise)."""
     return {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
                                   "display": "Laboratory procedure"}]}],
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
         "subject": {"reference": f"Patient/{patient_id}"},
         "reasonCode": [{"text": reason}],
     }
