@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     serve.set_defaults(func=_serve)
+    from .knowledge_cli import add_parser as add_knowledge_parser
+
+    add_knowledge_parser(sub)
     return parser
 
 
