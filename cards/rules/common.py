@@ -19,7 +19,7 @@ from ..facts import (
 )
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
-from ..text import age_days, fmt_measure, fmt_number
+from ..text import age_days, fmt_date, fmt_measure, fmt_number
 
 PROTOCOL_FILE = "protocol.yaml"
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
@@ -126,7 +126,8 @@ class Detail:
         """Add "- label: value (protocol.yaml `path`, [source])" and return the shown value."""
         entry = self.proto.entry(path)
         shown = self.proto.shown(path)
-        where = f"site configuration: {PROTOCOL_FILE} `{path}`"
+        where = (f"site configuration: {PROTOCOL_FILE} `{path}`" if entry.get("site_default")
+                 else f"{PROTOCOL_FILE} `{path}`")
         section = f", {entry['section']}" if entry.get("section") else ""
         flag = ""
         if entry.get("site_default"):
@@ -313,7 +314,8 @@ def ratio_now(facts: PatientFacts, today: date, proto: Protocol) -> Current:
 
 def describe_ratio(m: Measurement) -> str:
     """The ratio with date and source, saying when it was derived from Th1 % and Th2 %."""
-    text = fmt_measure(m)
+    text = (f"{fmt_number(m.value)} on {fmt_date(m.when)} ({m.source})" if m.value is not None
+            else fmt_measure(m))
     if m.derived:
         text += f", derived as Th1 % / Th2 % from {', '.join(m.derived_from)}"
     return text

@@ -56,7 +56,8 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     band_text = ", ".join(
         f"{fmt_number(b['ratio_min'])}–{'<' + fmt_number(b['ratio_below']) if 'ratio_below' in b else ''}"
         f" → {fmt_number(b['daily_mg'])} mg" for b in bands["table"])
-    detail.add(f"- Dose bands (site configuration: protocol.yaml `dose.bands`; {detail.cite(str(bands['source']))}):"
+    where = "site configuration: protocol.yaml" if bands.get("site_default") else "protocol.yaml"
+    detail.add(f"- Dose bands ({where} `dose.bands`; {detail.cite(str(bands['source']))}):"
                f" {band_text}" + (" — **site default, a clinician must confirm it**"
                                  if bands.get("site_default") else ""))
     if bands.get("site_default") and "dose.bands" not in detail.site_defaults:
@@ -78,7 +79,11 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
         return Recommendation(None, "the Th1 % needed for the add-on is not available",
                               band_mg=min(base, max_mg), with_addon_mg=min(base + add, max_mg))
     detail.add(f"- Th1 %: **{fmt_measure(th1.value)}**")
-    total = base + add if at_least(th1.value.value, th1_min) else base
+    high = at_least(th1.value.value, th1_min)
+    total = base + add if high else base
+    detail.add(f"- Th1 % {fmt_number(th1.value.value)} is {'at or above' if high else 'below'} "
+               f"{fmt_number(th1_min)} %: {'+' + fmt_number(add) + ' mg → ' if high else ''}"
+               f"**{fmt_number(total)} mg/day**")
     if total > max_mg:
         detail.add(f"- {fmt_number(total)} mg/day is capped at the maximum.")
         total = max_mg
