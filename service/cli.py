@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from . import demo, fixtures_cli
+from . import demo, fixtures_cli, knowledge_cli
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)
+    knowledge_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""One module per concern; each exposes ``evaluate_<concern>(facts, today, kb) -> list[Card]``."""

@@ -1,0 +1,89 @@
+"""Card 4, baseline labs: CBC, liver tests, creatinine, glucose and potassium before starting."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping
+
+from ..facts import Measurement, PatientFacts
+from ..model import Action, Card, Suggestion
+from ..text import age_days, fmt_measure
+from .common import (
+    Detail,
+    Protocol,
+    applicable_cutoff,
+    at_least,
+    focus_of,
+    make_card,
+    order_action,
+    ratio_now,
+    why_unusable,
+)
+
+KIND = "baseline-labs"
+
+
+def _in_window(m: Measurement, today: date, days: int) -> bool:
+    age = age_days(m.when, today)
+    return age is not None and 0 <= age <= days
+
+
+def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
+    """Card 4: baseline tests without a result in the look-back window, with one order suggestion."""
+    focus = focus_of(facts)
+    if not focus.applies or focus.on_therapy:
+        return []  # on therapy, safety monitoring takes over
+    proto = Protocol(kb)
+    if not focus.drafts:
+        # patient-view: only a candidate the ratio supports is about to need a baseline.
+        ratio = ratio_now(facts, today, proto)
+        cut = applicable_cutoff(facts, today, proto)
+        if ratio.value is None or ratio.value.value is None or not at_least(ratio.value.value, cut.value):
+            return []
+    window = proto.days("baseline_labs.lookback_days")
+    detail = Detail(proto)
+    missing: list[Mapping[str, Any]] = []
+    found: list[str] = []
+    pending: list[str] = []
+    for test in proto.data["baseline_labs"]["tests"]:
+        results = [m for concept in test["concepts"] for m in facts.results(concept)
+                   if _in_window(m, today, window)]
+        usable = [m for m in results if why_unusable(m, None) is None]
+        if usable:
+            newest = max(usable, key=lambda m: m.when or today)
+            found.append(f"- {test['label']}: {fmt_measure(newest)}")
+            continue
+        waiting = [m for m in results if m.status in {"preliminary", "registered"}]
+        if waiting:
+            pending.append(f"- {test['label']}: {fmt_measure(waiting[0])} is {waiting[0].status}; "
+                           "awaiting the final result (not re-ordered)")
+            continue
+        missing.append(test)
+    if not missing:
+        return []
+    shown = detail.number("Look-back window", "baseline_labs.lookback_days")
+    detail.add("")
+    detail.add(f"**Missing** (no final result in the last {shown}):")
+    for test in missing:
+        detail.add(f"- {test['label']}")
+    if pending:
+        detail.add("")
+        detail.add("**Pending:**")
+        detail.lines += pending
+    if found:
+        detail.add("")
+        detail.add("**On record:**")
+        detail.lines += found
+    detail.add("")
+    detail.add("Baseline before tacrolimus: complete blood count, liver function tests, creatinine, "
+               f"glucose and potassium {detail.cite(str(proto.data['baseline_labs']['source']))}.")
+    labels = ", ".join(str(t["label"]).split(" (")[0] for t in missing)
+    summary = f"Baseline labs missing before tacrolimus: {labels}"
+    if len(summary) >= 140:
+        summary = f"{len(missing)} baseline labs missing before tacrolimus: see details"
+    actions: tuple[Action, ...] = tuple(
+        order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing)
+    suggestion = Suggestion(label=f"Order the {len(missing)} missing baseline test(s)", actions=actions,
+                            is_recommended=True)
+    return [make_card(proto, detail, kind=KIND, summary=summary, indicator="warning",
+                      source_id=str(proto.data["baseline_labs"]["source"]), suggestions=[suggestion])]

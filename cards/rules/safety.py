@@ -1,0 +1,308 @@
+"""Card 6, safety monitoring: creatinine, potassium, glucose, blood pressure and liver enzymes
+against their thresholds, one card per concern, each with the values and dates used."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Mapping
+
+from ..facts import (
+    ALT,
+    AST,
+    CREATININE,
+    GLUCOSE,
+    HBA1C,
+    POTASSIUM,
+    BloodPressure,
+    PatientFacts,
+)
+from ..model import Card, Indicator, Suggestion
+from ..text import age_days, fmt_bp, fmt_date, fmt_measure, fmt_number
+from .common import (
+    Current,
+    Detail,
+    Focus,
+    Protocol,
+    at_least,
+    current,
+    day_of,
+    focus_of,
+    make_card,
+    order_action,
+    why_unusable,
+)
+
+SAFETY = "safety"
+
+
+def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
+    """Card 6: one card per safety concern over its threshold; on therapy, what is overdue."""
+    focus = focus_of(facts)
+    if not focus.applies or not (focus.on_therapy or focus.drafts):
+        return []  # a candidate who is not on (or being ordered) tacrolimus: not ours to monitor
+    proto = Protocol(kb)
+    cards: list[Card] = []
+    gaps: list[tuple[str, Current, Mapping[str, Any] | None]] = []
+    for label, check, order_path in (
+        ("Creatinine", _creatinine, "safety.creatinine.order"),
+        ("Potassium", _potassium, "safety.potassium.order"),
+        ("Glucose", _glucose, "safety.glucose.order"),
+        ("Liver enzymes (ALT/AST)", _liver, "safety.liver.order"),
+    ):
+        card, state = check(facts, today, proto, focus)
+        if card is not None:
+            cards.append(card)
+        if state is not None and state.value is None:
+            gaps.append((label, state, proto.entry(order_path) if state.orderable else None))
+    bp_card, bp_gap = _blood_pressure(facts, today, proto)
+    if bp_card is not None:
+        cards.append(bp_card)
+    if focus.on_therapy:
+        due = _monitoring_due(facts, proto, gaps, bp_gap)
+        if due is not None:
+            cards.append(due)
+    return cards
+
+
+def _stale_days(proto: Protocol) -> int:
+    return proto.days("safety.stale_after_days")
+
+
+def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
+                focus: Focus) -> tuple[Card | None, Current | None]:
+    unit = str(proto.entry("safety.creatinine")["unit"])
+    now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
+    if now.value is None or now.value.value is None or now.value.when is None:
+        return None, now
+    latest = now.value
+    latest_value = latest.value
+    assert latest_value is not None and latest.when is not None
+    window = proto.days("safety.creatinine.baseline_window_days")
+    earlier = [m for m in facts.results(CREATININE)
+               if m is not latest and why_unusable(m, unit) is None and m.when is not None
+               and m.value is not None and m.when < latest.when
+               and (age_days(m.when, today) or 0) <= window]
+    start = focus.therapy_start()
+    before_start = [m for m in earlier if start is not None and m.when is not None and day_of(m.when) < start]
+    pool = before_start or earlier
+    baseline = min(pool, key=lambda m: m.when) if pool else None  # type: ignore[arg-type, return-value]
+
+    detail = Detail(proto)
+    detail.add(f"- Latest creatinine: **{fmt_measure(latest)}**")
+    findings: list[tuple[Indicator, str]] = []
+    if baseline is not None and baseline.value:
+        how = "before tacrolimus started" if before_start else f"oldest in the last {window} days"
+        detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**")
+        detail.number("Baseline look-back", "safety.creatinine.baseline_window_days")
+        ratio = latest_value / baseline.value
+        rise_pct = (ratio - 1) * 100
+        detail.add(f"- Change from baseline: {'+' if rise_pct >= 0 else ''}{fmt_number(rise_pct)} % "
+                   f"({fmt_number(ratio)}× baseline)")
+        aki_ratio = proto.num("safety.creatinine.aki_ratio")
+        warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
+        detail.number("AKI (KDIGO): rise to at least this multiple of baseline", "safety.creatinine.aki_ratio")
+        detail.number("Warning: rise of at least this fraction", "safety.creatinine.rise_warning_fraction")
+        if at_least(ratio, aki_ratio):
+            findings.append(("critical", f"Creatinine {fmt_number(latest_value)} {unit} is "
+                                         f"{fmt_number(ratio)}× baseline: acute kidney injury (KDIGO)"))
+        elif at_least(ratio, 1 + warn_fraction):
+            findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} has risen "
+                                        f"{fmt_number(rise_pct)} % from baseline {fmt_number(baseline.value)}"))
+    else:
+        detail.add("- Baseline: no earlier final creatinine in the look-back window.")
+    hours = proto.num("safety.creatinine.aki_absolute_hours")
+    rise = proto.num("safety.creatinine.aki_absolute_rise")
+    recent = [m for m in earlier if m.when is not None and latest.when - m.when <= timedelta(hours=hours)]
+    if recent:
+        lowest = min(recent, key=lambda m: m.value or 0.0)
+        if lowest.value is not None and at_least(latest_value - lowest.value, rise):
+            detail.number("AKI (KDIGO): absolute rise", "safety.creatinine.aki_absolute_rise")
+            detail.number("… within", "safety.creatinine.aki_absolute_hours")
+            detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
+            findings.append(("critical", f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
+                                         f"within {fmt_number(hours)} h: acute kidney injury (KDIGO)"))
+    if facts.pregnancy.pregnant:
+        limit = proto.num("safety.creatinine.pregnancy_above")
+        if latest_value > limit + 1e-9:
+            detail.number("Pregnancy: above", "safety.creatinine.pregnancy_above")
+            detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
+            findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} in pregnancy is above "
+                                        f"{fmt_number(limit)}: assess for pre-eclampsia"))
+    return _worst_card(proto, detail, f"{SAFETY}:creatinine", findings, "safety.creatinine.aki_ratio",
+                       "Tacrolimus is nephrotoxic: review the dose and recheck creatinine."), now
+
+
+def _potassium(facts: PatientFacts, today: date, proto: Protocol,
+               focus: Focus) -> tuple[Card | None, Current | None]:
+    unit = str(proto.entry("safety.potassium")["unit"])
+    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
+    if now.value is None or now.value.value is None:
+        return None, now
+    value = now.value.value
+    detail = Detail(proto)
+    detail.add(f"- Latest potassium: **{fmt_measure(now.value)}**")
+    shown = f"{fmt_number(value)} {unit} ({fmt_date(now.value.when)})"
+    findings: list[tuple[Indicator, str]] = []
+    if at_least(value, proto.num("safety.potassium.critical_at")):
+        detail.number("Critical at", "safety.potassium.critical_at")
+        findings.append(("critical", f"Potassium {shown}: severe hyperkalaemia"))
+    elif at_least(value, proto.num("safety.potassium.warning_at")):
+        detail.number("Warning at", "safety.potassium.warning_at")
+        findings.append(("warning", f"Potassium {shown}: hyperkalaemia"))
+    elif value > proto.num("safety.potassium.advisory_above") + 1e-9:
+        detail.number("Advisory above", "safety.potassium.advisory_above")
+        findings.append(("info", f"Potassium {shown} is above the normal range"))
+    return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
+                       "Tacrolimus raises potassium; check potassium-raising drugs."), now
+
+
+def _glucose(facts: PatientFacts, today: date, proto: Protocol,
+             focus: Focus) -> tuple[Card | None, Current | None]:
+    unit = str(proto.entry("safety.glucose")["unit"])
+    stale = _stale_days(proto)
+    glucose = current(facts, GLUCOSE, today, stale, "glucose", unit)
+    a1c = current(facts, HBA1C, today, stale, "HbA1c", "%")
+    detail = Detail(proto)
+    findings: list[tuple[Indicator, str]] = []
+    pregnant = bool(facts.pregnancy.pregnant)
+    g = glucose.value
+    if g is not None and g.value is not None:
+        fasting = g.fasting is True
+        detail.add(f"- Latest glucose: **{fmt_measure(g)}**, {'fasting' if fasting else 'not stated as fasting'}")
+        shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
+        if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
+            detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
+            findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range"))
+        elif not fasting and at_least(g.value, proto.num("safety.glucose.overt_random_at")):
+            detail.number("Overt diabetes, random", "safety.glucose.overt_random_at")
+            findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range"))
+        elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
+            detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
+            detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
+            findings.append(("warning", f"Fasting glucose {shown} in pregnancy: gestational diabetes criterion"))
+    h = a1c.value
+    if h is not None and h.value is not None:
+        detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
+        if at_least(h.value, proto.num("safety.glucose.overt_hba1c_at")):
+            detail.number("Overt diabetes, HbA1c", "safety.glucose.overt_hba1c_at")
+            findings.append(("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): "
+                                        "in the overt diabetes range"))
+    card = _worst_card(proto, detail, f"{SAFETY}:glucose", findings, "safety.glucose.overt_fasting_at",
+                       "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.")
+    # Either result is enough to screen; the gap counts only when neither is usable.
+    return card, (glucose if h is None else None)
+
+
+def _liver(facts: PatientFacts, today: date, proto: Protocol,
+           focus: Focus) -> tuple[Card | None, Current | None]:
+    detail = Detail(proto)
+    multiple = proto.num("safety.liver.uln_multiple")
+    findings: list[tuple[Indicator, str]] = []
+    states: list[Current] = []
+    for concept, name in ((ALT, "ALT"), (AST, "AST")):
+        now = current(facts, concept, today, _stale_days(proto), name, "U/L")
+        states.append(now)
+        m = now.value
+        if m is None or m.value is None:
+            continue
+        if m.reference_high:
+            uln, uln_text = m.reference_high, f"{fmt_number(m.reference_high)} U/L (laboratory range)"
+        else:
+            path = f"safety.liver.default_uln.{concept}"
+            uln_text = detail.number(f"{name} upper limit (result gives none)", path)
+            uln = proto.num(path)
+        detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
+        if at_least(m.value, multiple * uln):
+            findings.append(("warning", f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
+                                        f"≥ {fmt_number(multiple)}× the upper limit"))
+    if findings:
+        detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
+    card = _worst_card(proto, detail, f"{SAFETY}:liver", findings, "safety.liver.uln_multiple",
+                       "Review tacrolimus and other causes of liver injury.")
+    # Either enzyme is enough; the gap counts only when neither is usable.
+    if all(s.value is None for s in states):
+        return card, Current(ALT, None, "; ".join(str(s.problem) for s in states),
+                             orderable=any(s.orderable for s in states))
+    return card, None
+
+
+def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[Card | None, str | None]:
+    stale = _stale_days(proto)
+    usable = [bp for bp in facts.blood_pressure if bp.actionable]
+    if not usable:
+        return None, "no final blood pressure on record"
+    bp: BloodPressure = usable[0]
+    age = age_days(bp.when, today)
+    if age is None or age > stale:
+        return None, f"newest blood pressure, {fmt_bp(bp)}, is {age} days old (limit {stale} days)"
+    detail = Detail(proto)
+    detail.add(f"- Latest blood pressure: **{fmt_bp(bp)}**")
+    sys_, dia = bp.systolic, bp.diastolic
+    shown = f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} " \
+            f"mm[Hg] ({fmt_date(bp.when)})"
+
+    def over(systolic_path: str, diastolic_path: str) -> bool:
+        return ((sys_ is not None and at_least(sys_, proto.num(systolic_path)))
+                or (dia is not None and at_least(dia, proto.num(diastolic_path))))
+
+    findings: list[tuple[Indicator, str]] = []
+    if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
+        detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
+        detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
+        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension"))
+    elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
+        detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
+        detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
+        findings.append(("warning", f"Blood pressure {shown}: hypertension"))
+    if facts.pregnancy.pregnant:
+        detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
+    return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
+                       "safety.blood_pressure.warning_systolic_at",
+                       "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."), None
+
+
+def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple[Indicator, str]],
+                source_path: str, advice: str) -> Card | None:
+    """One card for the concern: the most severe finding as summary, every finding in the detail."""
+    if not findings:
+        return None
+    order = {"critical": 0, "warning": 1, "info": 2}
+    findings = sorted(findings, key=lambda f: order[f[0]])
+    indicator, summary = findings[0]
+    if len(findings) > 1:
+        detail.add("")
+        detail.add("**Findings**")
+        detail.lines += [f"- {text}" for _, text in findings]
+    detail.add("")
+    detail.add(advice)
+    return make_card(proto, detail, kind=kind, summary=summary, indicator=indicator,
+                     source_id=str(proto.entry(source_path)["source"]))
+
+
+def _monitoring_due(facts: PatientFacts, proto: Protocol,
+                    gaps: list[tuple[str, Current, Mapping[str, Any] | None]],
+                    bp_gap: str | None) -> Card | None:
+    """On therapy: the safety values that are missing, stale or not usable, with their orders."""
+    if not gaps and bp_gap is None:
+        return None
+    detail = Detail(proto)
+    detail.number("A safety result counts as current for", "safety.stale_after_days")
+    detail.add("")
+    names: list[str] = []
+    for label, state, _ in gaps:
+        detail.add(f"- {label}: {state.problem}")
+        names.append(label.split(" (")[0].lower())
+    if bp_gap is not None:
+        detail.add(f"- Blood pressure: {bp_gap}")
+        names.append("blood pressure")
+    detail.add("")
+    detail.add(f"On tacrolimus, monitor blood pressure, renal function, glucose and liver enzymes regularly "
+               f"{detail.cite('guideline')}.")
+    actions = tuple(order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
+                    for label, _, order in gaps if order is not None)
+    suggestions = [Suggestion(label="Order the overdue safety tests", actions=actions)] if actions else []
+    summary = f"Tacrolimus safety monitoring due: {', '.join(names)}"
+    if len(summary) >= 140:
+        summary = "Tacrolimus safety monitoring due: several tests, see details"
+    return make_card(proto, detail, kind=f"{SAFETY}:monitoring-due", summary=summary, indicator="info",
+                     source_id="guideline", suggestions=suggestions)

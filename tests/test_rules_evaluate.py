@@ -1,0 +1,104 @@
+"""The evaluate entry point: hook focus, severity order, site overrides, the knowledge base itself."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from cards.evaluate import evaluate
+from cards.knowledge import load_knowledge
+from cards.rules.common import source_problems
+from cards.rules.eligibility import evaluate_eligibility
+from rules_support import (
+    KB,
+    TODAY,
+    assert_card_rules,
+    bp,
+    draft,
+    lab,
+    make_facts,
+    on_tacrolimus,
+    transfer,
+)
+
+SEVERITY = {"critical": 0, "warning": 1, "info": 2}
+
+
+def kinds(facts):
+    return sorted(c.kind for c in evaluate(facts, TODAY, KB))
+
+
+def test_order_select_candidate_gets_selection_dose_and_baseline_cards():
+    facts = make_facts("order-select", labs=[lab("th1_th2_ratio", 14.0, 20), lab("th1_pct", 20.0, 20)],
+                       meds=[draft(3, start=TODAY)], transfers=[transfer(10)])
+    assert kinds(facts) == ["baseline-labs", "dose", "eligibility", "timing"]
+
+
+def test_order_select_without_tacrolimus_selected_gives_no_protocol_cards():
+    facts = make_facts("order-select", labs=[lab("potassium", 6.5, 1)], meds=[draft(2, selected=False)])
+    assert evaluate(facts, TODAY, KB) == []
+
+
+def test_patient_view_on_therapy_reviews_monitoring():
+    facts = make_facts("patient-view", labs=[lab("tacrolimus", 6, 3, timing="trough"), lab("potassium", 4.0, 3),
+                                             lab("creatinine", 0.8, 3), lab("glucose", 80, 3), lab("alt", 20, 3)],
+                       meds=[on_tacrolimus(60)], pressures=[bp(120, 80)])
+    assert kinds(facts) == ["trough"]
+
+
+def test_patient_view_with_neither_therapy_nor_candidacy_gives_nothing():
+    assert evaluate(make_facts("patient-view", rif=False, labs=[lab("potassium", 6.5, 1)]), TODAY, KB) == []
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_incomplete_draft_is_normal_input(hook):
+    """CDS-HOOKS-NOTES: an incomplete draft is normal input — usually no card, never an error."""
+    cards = evaluate(make_facts(hook, meds=[draft(None, no_dosage=True)], rif=False), TODAY, KB)
+    for card in cards:
+        assert_card_rules(card)
+    if hook == "order-select":
+        assert "dose" not in [c.kind for c in cards]
+
+
+def test_draft_without_a_medication_gets_no_protocol_cards():
+    unnamed = replace(draft(None, no_dosage=True), ingredients=(), recognised_by=None, matched=None)
+    assert evaluate(make_facts("order-select", meds=[unnamed]), TODAY, KB) == []
+
+
+def test_cards_are_sorted_by_severity_and_one_per_concern():
+    facts = make_facts("order-sign", labs=[lab("th1_th2_ratio", 9.0, 20), lab("tacrolimus", 25, 3, timing="trough"),
+                                           lab("potassium", 5.2, 2)],
+                       meds=[draft(5), on_tacrolimus(60)], pressures=[bp(150, 95)])
+    cards = evaluate(facts, TODAY, KB)
+    assert [SEVERITY[c.indicator] for c in cards] == sorted(SEVERITY[c.indicator] for c in cards)
+    assert len({c.kind for c in cards}) == len(cards)
+    assert cards[0].indicator == "critical"
+    for card in cards:
+        assert_card_rules(card)
+
+
+def test_site_file_overriding_the_cut_off_changes_the_card(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("protocol:\n  eligibility:\n    ratio_cutoff:\n      standard: {value: 12.0, site_default: true}\n")
+    kb = load_knowledge(site)
+    facts = make_facts(labs=[lab("th1_th2_ratio", 11.0, 20)], meds=[draft(2)])
+    [default] = evaluate_eligibility(facts, TODAY, KB)
+    [sited] = evaluate_eligibility(facts, TODAY, kb)
+    assert default.indicator == "info" and "10.3 cut-off" in default.summary
+    assert sited.indicator == "warning" and "below the 12 cut-off" in sited.summary
+    assert "site default, a clinician must confirm it" in sited.detail
+
+
+def test_every_protocol_entry_names_a_known_source():
+    assert source_problems(KB["protocol"]) == []
+
+
+def test_every_open_number_is_marked_site_default():
+    protocol = KB["protocol"]
+    assert protocol["dose"]["bands"]["site_default"] is True
+    assert protocol["dose"]["th1_high_addon"]["th1_pct_min"]["site_default"] is True
+    for entry in (protocol["eligibility"]["ratio_max_age_days"], protocol["trough"]["interval_days"],
+                  protocol["baseline_labs"]["lookback_days"], protocol["safety"]["liver"]["default_uln"]["alt"]):
+        assert entry["site_default"] is True
+    assert "site_default" not in protocol["dose"]["max_daily_mg"]  # 4 mg/day is confirmed
