@@ -60,20 +60,16 @@ def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any
     return cards
 
 
-def _pairs(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
-           others: Sequence[MedicationFact]) -> tuple[list[MedicationFact], list[MedicationFact]]:
-    """The tacrolimus and other orders that form at least one pair with a member in focus."""
-    tacs: list[MedicationFact] = []
-    drugs: list[MedicationFact] = []
-    for tac in tacrolimus_orders:
-        for other in others:
-            if tac is other or not (in_focus(facts.hook, tac) or in_focus(facts.hook, other)):
-                continue
-            if not any(t is tac for t in tacs):
-                tacs.append(tac)
-            if not any(d is other for d in drugs):
-                drugs.append(other)
-    return tacs, drugs
+def _involved(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
+              others: Sequence[MedicationFact]) -> tuple[list[MedicationFact], list[MedicationFact]]:
+    """All tacrolimus and drug orders when at least one pair has a member in focus, else nothing.
+
+    Once a pair is new, every order of either drug is shown on the one consolidated card.
+    """
+    hook = facts.hook
+    new_pair = any(tac is not other and (in_focus(hook, tac) or in_focus(hook, other))
+                   for tac in tacrolimus_orders for other in others)
+    return (list(tacrolimus_orders), list(others)) if new_pair else ([], [])
 
 
 def _drug_name(entry: Mapping[str, Any], drug: str) -> str:
@@ -105,7 +101,7 @@ def _values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
 def _drug_card(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], drug: str,
                entry: Mapping[str, Any], table: Mapping[str, Any]) -> Card | None:
     others = [m for m in facts.medications if m.has(drug) and not m.has(TACROLIMUS)]
-    tacs, orders = _pairs(facts, tacrolimus_orders, others)
+    tacs, orders = _involved(facts, tacrolimus_orders, others)
     if not orders:
         return None
     name = _drug_name(entry, drug)
