@@ -64,10 +64,12 @@ def _card(facts: PatientFacts, spec: Mapping[str, Any], table: Mapping[str, Any]
             if condition.concept == concept:
                 lines.append(f"- {condition.display} ({condition.source})")
     lines += ["", "**Sources:** " + "; ".join(spec["sources"]) + "."]
-    numbers = [f"{fill('{' + key + '}', values)}: {number['source']}" for key, number in table["numbers"].items()
-               if "{" + key + "}" in spec["summary"] + "".join(p["text"] for p in spec["points"])]
+    used = spec["summary"] + "".join(p["text"] for p in spec["points"])
+    numbers = [(key, number) for key, number in table["numbers"].items() if "{" + key + "}" in used]
     if numbers:
-        lines.append("**Numbers:** " + "; ".join(numbers) + ".")
+        lines += ["", "**Numbers used**"]
+        lines += [f"- {values[key]}{' ' + number['unit'] if number.get('unit') else ''}: {number['source']}"
+                  for key, number in numbers]
     return Card(
         kind=spec["kind"],
         summary=clip_summary(fill(spec["summary"], values)),
