@@ -8,8 +8,10 @@ from typing import Any, Callable, Mapping
 from .facts import PatientFacts
 from .model import SEVERITY, Card
 from .rules.baseline_labs import evaluate_baseline_labs
+from .rules.care import evaluate_care
 from .rules.dose import evaluate_dose
 from .rules.eligibility import evaluate_eligibility
+from .rules.interactions import evaluate_interactions
 from .rules.safety import evaluate_safety
 from .rules.timing import evaluate_timing
 from .rules.trough import evaluate_trough
@@ -24,8 +26,8 @@ RULES: tuple[Rule, ...] = (
     evaluate_baseline_labs,  # 4 baseline labs
     evaluate_trough,  # 5 trough monitoring
     evaluate_safety,  # 6 safety monitoring
-    # 7 interactions and 8 administration/care are added here by the lead:
-    # evaluate_interactions (cards/rules/interactions.py), evaluate_care (cards/rules/care.py)
+    evaluate_interactions,  # 7 drug interactions
+    evaluate_care,  # 8 administration and care
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from .facts import MedicationFact
 
 LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
 COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{capsule}", "{cap}", "1", "pill", "tablet", "capsule"})
 
@@ -98,3 +99,28 @@ def with_timing(med: MedicationFact, start: str, end: str | None) -> dict[str, A
 def reference_of(resource: Mapping[str, Any]) -> str | None:
     rid = resource.get("id")
     return f"{resource.get('resourceType')}/{rid}" if rid else None
+
+
+def with_repeat(order: Mapping[str, Any], every_days: tuple[float, float], count: int) -> dict[str, Any]:
+    """A copy of a lab order repeated ``count`` times, one draw every ``every_days`` (min, max) days."""
+    repeated = copy.deepcopy(dict(order))
+    low, high = every_days
+    repeat: dict[str, Any] = {"count": count, "frequency": 1, "period": _tidy(low), "periodUnit": "d"}
+    if high != low:
+        repeat["periodMax"] = _tidy(high)
+    repeated["occurrenceTiming"] = {"repeat": repeat}
+    return repeated
+
+
+def draft_medication_request(patient_id: str, rxnorm: str, display: str) -> dict[str, Any]:
+    """A draft MedicationRequest naming only the drug (RxNorm), for the prescriber to complete."""
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": rxnorm, "display": display}],
+            "text": display,
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }

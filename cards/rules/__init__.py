@@ -1,1 +1,1 @@
-"""One module per concern; each exposes ``evaluate_<concern>(facts, today, kb) -> list[Card]``."""
+"""The clinical rules, one module per concern; each exposes ``evaluate_<concern>(facts, today, kb) -> list[Card]``."""
