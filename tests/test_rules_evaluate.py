@@ -32,7 +32,7 @@ def kinds(facts):
 def test_order_select_candidate_gets_selection_dose_and_baseline_cards():
     facts = make_facts("order-select", labs=[lab("th1_th2_ratio", 14.0, 20), lab("th1_pct", 20.0, 20)],
                        meds=[draft(3, start=TODAY)], transfers=[transfer(10)])
-    assert kinds(facts) == ["baseline-labs", "dose", "eligibility", "timing"]
+    assert kinds(facts) == ["baseline-labs", "care:administration", "dose", "eligibility", "timing"]
 
 
 def test_order_select_without_tacrolimus_selected_gives_no_protocol_cards():
