@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from .facts import BloodPressure, Measurement
 
+SUMMARY_MAX = 139  # CDS Hooks: summary "<140 characters"
+
 
 def fmt_date(when: date | datetime | None) -> str:
     if when is None:
@@ -22,7 +24,7 @@ def fmt_measure(m: Measurement) -> str:
     """"1.1 mg/dL on 2026-11-20 (Observation/cr1)" — value, unit, date and source."""
     if m.value is not None and m.unit:
         shown = f"{fmt_number(m.value)} {m.unit}"
-        if m.shown and m.shown != shown:
+        if m.shown and not m.shown.endswith(m.unit):
             shown += f" (recorded as {m.shown})"
     else:
         shown = m.coded_value or m.shown
@@ -40,3 +42,8 @@ def age_days(when: date | datetime | None, today: date) -> int | None:
         return None
     day = when.date() if isinstance(when, datetime) else when
     return (today - day).days
+
+
+def clip_summary(text: str) -> str:
+    """A summary within the CDS Hooks limit, even when a drug name or a site's text is long."""
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"

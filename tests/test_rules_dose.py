@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from cards.facts import MedicationFact
 from cards.rules.dose import evaluate_dose
 from rules_support import KB, TODAY, action_types, assert_card_rules, draft, lab, make_facts
 
@@ -22,10 +23,10 @@ def immunology(ratio, th1=20.0, days_ago=30):
 # (id, labs, drafted mg/day, indicator, words, actions)
 CASES = [
     ("ratio 10.3, low Th1: 1 mg matches", immunology(10.3), 1, "info", ["1 mg/day matches"], []),
-    ("ratio 12.99 is still the 1 mg band", immunology(12.99), 2, "warning", ["protocol dose of 1 mg/day"], [["update"]]),
-    ("ratio 13.0 starts the 2 mg band", immunology(13.0), 1, "warning", ["protocol dose of 2 mg/day"], [["update"]]),
+    ("ratio 12.99 is still the 1 mg band", immunology(12.99), 2, "info", ["site-default dose of 1 mg/day"], [["update"]]),
+    ("ratio 13.0 starts the 2 mg band", immunology(13.0), 1, "info", ["site-default dose of 2 mg/day"], [["update"]]),
     ("ratio 15.8 starts the 3 mg band", immunology(15.8), 3, "info", ["3 mg/day matches"], []),
-    ("Th1 28.8 % exactly adds 1 mg", immunology(13.0, th1=28.8), 2, "warning", ["protocol dose of 3 mg/day", "28.8 %"],
+    ("Th1 28.8 % exactly adds 1 mg", immunology(13.0, th1=28.8), 2, "info", ["site-default dose of 3 mg/day", "28.8 %"],
      [["update"]]),
     ("Th1 28.79 % adds nothing", immunology(13.0, th1=28.79), 2, "info", ["matches"], []),
     ("3 mg band + add-on = 4 mg, the maximum", immunology(20.0, th1=35), 4, "info", ["4 mg/day matches"], []),
@@ -59,6 +60,37 @@ def test_dose(labs, drafted, indicator, words, actions):
     assert_card_rules(card)
 
 
+def confirmed_kb():
+    """The knowledge base of a site whose clinicians confirmed the dose bands and the Th1 % trigger."""
+    kb = copy.deepcopy(KB)
+    kb["protocol"]["dose"]["bands"]["site_default"] = False
+    kb["protocol"]["dose"]["th1_high_addon"]["th1_pct_min"]["site_default"] = False
+    return kb
+
+
+def test_unconfirmed_bands_offer_the_dose_without_pressing_it():
+    """Site-default numbers are shown, not pressed: info, suggestion not recommended."""
+    [card] = evaluate_dose(make_facts(labs=immunology(14.0), meds=[draft(1)]), TODAY, KB)
+    assert card.indicator == "info" and not card.suggestions[0].is_recommended
+
+
+def test_confirmed_bands_make_a_differing_dose_a_warning():
+    [card] = evaluate_dose(make_facts(labs=immunology(14.0), meds=[draft(1)]), TODAY, confirmed_kb())
+    assert card.indicator == "warning" and card.suggestions[0].is_recommended
+    assert "differs from the protocol dose of 2 mg/day" in card.summary
+    assert "site default" not in card.detail
+
+
+def test_drug_changing_levels_leaves_the_dose_to_the_interaction_card():
+    fluconazole = MedicationFact(source="MedicationRequest/flu", resource_type="MedicationRequest",
+                                 status="active", display="fluconazole 150 mg", ingredients=("fluconazole",),
+                                 recognised_by="rxnorm-ingredient", matched="RxNorm 4450")
+    facts = make_facts(labs=immunology(14.0), meds=[draft(1), fluconazole])
+    [card] = evaluate_dose(facts, TODAY, confirmed_kb())
+    assert card.indicator == "info" and not card.suggestions
+    assert "interaction card" in card.summary
+
+
 def test_card_using_site_default_bands_says_a_clinician_must_confirm():
     [card] = evaluate_dose(make_facts(labs=immunology(14.0), meds=[draft(1)]), TODAY, KB)
     assert "site default, a clinician must confirm it" in card.detail
@@ -80,7 +112,7 @@ def test_dose_that_cannot_be_rewritten_is_changed_by_hand():
     # 1 mg/day in two doses of a 1 mg capsule would need half a capsule: not representable.
     med = draft(3, unit="{capsule}", frequency=2)
     [card] = evaluate_dose(make_facts(labs=immunology(10.5), meds=[med]), TODAY, KB)
-    assert card.indicator == "warning" and not card.suggestions
+    assert card.indicator == "info" and not card.suggestions
     assert "change it to 1 mg/day by hand" in card.detail
 
 

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from ..facts import MedicationFact, PatientFacts
 from ..model import Card
-from .focus import ORDERING_HOOKS, clip_summary, describe_order, fill, in_focus, override_codings, span
+from ..text import clip_summary
+from .focus import ORDERING_HOOKS, describe_order, fill, in_focus, override_codings, span
 
 TACROLIMUS = "tacrolimus"
 

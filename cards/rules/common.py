@@ -19,7 +19,7 @@ from ..facts import (
 )
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
-from ..text import age_days, fmt_date, fmt_measure, fmt_number
+from ..text import age_days, clip_summary, fmt_date, fmt_measure, fmt_number
 
 PROTOCOL_FILE = "protocol.yaml"
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
@@ -162,12 +162,10 @@ class Detail:
 def make_card(proto: Protocol, detail: Detail, *, kind: str, summary: str, indicator: Indicator,
               source_id: str, suggestions: Iterable[Suggestion] = ()) -> Card:
     """A card citing ``source_id`` as its source, with the protocol's override reasons."""
-    if len(summary) >= 140:
-        raise ValueError(f"card summary too long ({len(summary)}): {summary}")
     detail.cite(source_id)
     src = proto.source(source_id)
     suggestions = tuple(suggestions)
-    return Card(kind=kind, summary=summary, indicator=indicator, detail=detail.markdown(),
+    return Card(kind=kind, summary=clip_summary(summary), indicator=indicator, detail=detail.markdown(),
                 source_label=str(src["label"]), source_url=src.get("url"), suggestions=suggestions,
                 selection_behavior="at-most-one" if suggestions else None,
                 override_reasons=proto.override_reasons(), links=detail.links())

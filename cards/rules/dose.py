@@ -24,6 +24,15 @@ from .common import (
 )
 
 KIND = "dose"
+LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
+
+
+def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[MedicationFact]:
+    """Orders of drugs that raise or lower tacrolimus levels (interactions.yaml): with one of them,
+    the band dose is no longer the right dose, and the interaction card handles the change."""
+    keys = {drug for entry in kb.get("interactions", {}).get("entries", [])
+            if entry.get("effect_direction") in LEVEL_CHANGING for drug in entry.get("drugs", [])}
+    return [m for m in facts.medications if not m.has("tacrolimus") and keys & set(m.ingredients)]
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         detail.add(f"- Drafted daily dose: **unknown** ({draft.dose_problem or 'not computable'}; "
                    f"{draft.display}, {draft.source})")
     rec = recommend_daily_dose(facts, today, proto, detail)
+    interacting = level_changing_drugs(facts, kb)
     max_mg = proto.num("dose.max_daily_mg")
     max_shown = fmt_number(max_mg)
     suggestions: list[Suggestion] = []
@@ -142,11 +152,21 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         summary = (f"Tacrolimus dose could not be read from the draft; protocol dose is "
                    f"{fmt_number(rec.daily_mg)} mg/day")
         detail.add("\nThe draft's dose is not changed: enter the daily dose on the order.")
+    elif abs(drafted - rec.daily_mg) > 1e-9 and interacting:
+        indicator = "info"
+        summary = (f"Tacrolimus dose left to the interaction card: {interacting[0].display} "
+                   f"changes tacrolimus levels")
+        detail.add(f"\nThe band dose ({fmt_number(rec.daily_mg)} mg/day) assumes no interacting drug. "
+                   f"{', '.join(f'{m.display} ({m.source})' for m in interacting)} changes tacrolimus "
+                   "levels, so no band dose is suggested: follow the interaction card and the troughs.")
     elif abs(drafted - rec.daily_mg) > 1e-9:
-        indicator = "warning"
-        summary = (f"Drafted tacrolimus {fmt_number(drafted)} mg/day differs from the protocol dose of "
+        unconfirmed = bool(detail.site_defaults)
+        # A dose from a table the site has not confirmed is shown, not pressed on the prescriber.
+        indicator = "info" if unconfirmed else "warning"
+        summary = (f"Drafted tacrolimus {fmt_number(drafted)} mg/day differs from the "
+                   f"{'unconfirmed site-default' if unconfirmed else 'protocol'} dose of "
                    f"{fmt_number(rec.daily_mg)} mg/day")
-        suggestions += _update(draft, rec.daily_mg, detail)
+        suggestions += _update(draft, rec.daily_mg, detail, recommended=not unconfirmed)
     else:
         indicator = "info"
         summary = f"Drafted tacrolimus {fmt_number(drafted)} mg/day matches the protocol dose"
@@ -156,7 +176,8 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
                       source_id=str(proto.entry("dose.bands")["source"]), suggestions=suggestions)]
 
 
-def _update(draft: MedicationFact, daily_mg: float, detail: Detail) -> list[Suggestion]:
+def _update(draft: MedicationFact, daily_mg: float, detail: Detail, *,
+            recommended: bool = True) -> list[Suggestion]:
     resource = with_daily_dose(draft, daily_mg)
     if resource is None:
         detail.add(f"\nThe order's dose cannot be rewritten automatically (dose form or frequency): "
@@ -164,6 +185,6 @@ def _update(draft: MedicationFact, daily_mg: float, detail: Detail) -> list[Sugg
         return []
     return [Suggestion(
         label=f"Change the draft to {fmt_number(daily_mg)} mg/day",
-        is_recommended=True,
+        is_recommended=recommended,
         actions=(Action(type="update", description=f"Set the tacrolimus daily dose to {fmt_number(daily_mg)} mg",
                         resource=resource),))]

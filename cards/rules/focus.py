@@ -18,7 +18,6 @@ ORDER_SELECT = "order-select"
 ORDER_SIGN = "order-sign"
 PATIENT_VIEW = "patient-view"
 ORDERING_HOOKS = frozenset({ORDER_SELECT, ORDER_SIGN})
-SUMMARY_MAX = 139  # CDS Hooks: summary "<140 characters"
 
 
 def in_focus(hook: str, med: MedicationFact) -> bool:
@@ -85,7 +84,3 @@ def span(values: Any, scale: float = 1.0) -> str:
         return fmt_number(values * scale)
     return str(values)
 
-
-def clip_summary(text: str) -> str:
-    """A summary within the CDS Hooks limit, even after a site edits the text."""
-    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"

@@ -27,7 +27,8 @@ from ..facts import MedicationFact, PatientFacts
 from ..model import Action, Card, Link, Suggestion
 from ..orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
 from ..text import fmt_number
-from .focus import PATIENT_VIEW, clip_summary, describe_order, fill, in_focus, override_codings, span
+from ..text import clip_summary
+from .focus import PATIENT_VIEW, describe_order, fill, in_focus, override_codings, span
 
 TACROLIMUS = "tacrolimus"
 FORMULATION = "tacrolimus-formulation"
