@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -20,6 +22,16 @@ def _body() -> Any:
 @bp.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+@lru_cache(maxsize=1)
+def _openapi_text() -> str:
+    return (resources.files("service") / "openapi.json").read_text(encoding="utf-8")
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return Response(_openapi_text(), mimetype="application/json")
 
 
 @bp.get("/cds-services")
