@@ -103,8 +103,8 @@ def builtin_request(hook: str, *, with_token: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {"hook": hook, "hookInstance": f"d1577c69-dfbe-44ad-ba6d-3e05e953b2{len(hook):02d}",
                             "context": context, "prefetch": _prefetch()}
     if with_token:
-        # fhirServer is a TEST-NET-1 address (RFC 5737): never contacted, since the prefetch is complete.
-        body["fhirServer"] = "https://192.0.2.10/fhir"
+        # fhirServer: a closed local port (discard); the prefetch is complete, so nothing should be fetched.
+        body["fhirServer"] = "https://127.0.0.1:9/fhir"
         body["fhirAuthorization"] = {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300,
                                      "scope": "patient/*.read", "subject": "tacro-cds",
                                      "patient": PATIENT_ID}
@@ -138,5 +138,5 @@ def with_secrets(body: dict[str, Any]) -> dict[str, Any]:
                                                    "scope": "patient/*.read", "subject": "tacro-cds"})
     auth["access_token"] = ACCESS_TOKEN
     out["fhirAuthorization"] = auth
-    out.setdefault("fhirServer", "https://192.0.2.10/fhir")
+    out.setdefault("fhirServer", "https://127.0.0.1:9/fhir")
     return out
