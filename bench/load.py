@@ -133,8 +133,8 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
     warmup = rng.choices(calls, weights=[c.weight for c in calls], k=max(200, total // 20))
     plan = rng.choices(calls, weights=[c.weight for c in calls], k=total)
 
-    def fire(batch: list[Call]) -> tuple[collections.Counter, list[float], list[str]]:
-        statuses: collections.Counter = collections.Counter()
+    def fire(batch: list[Call]) -> tuple["collections.Counter[tuple[str, Any]]", list[float], list[str]]:
+        statuses: collections.Counter[tuple[str, Any]] = collections.Counter()
         latencies: list[float] = []
         wrong: list[str] = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
@@ -177,7 +177,7 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
         if after - before > max(8 * 1024, before // 10):
             problems.append(f"worker {pid} RSS grew from {before} KiB to {after} KiB")
     latencies.sort()
-    by_status: collections.Counter = collections.Counter()
+    by_status: collections.Counter[str] = collections.Counter()
     for (_, status), n in statuses.items():
         by_status[str(status)] += n
     return {
