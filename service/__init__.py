@@ -32,7 +32,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tacro_cds.access")
 
-UNPROTECTED = {"cds.healthz"}
+UNPROTECTED = {"cds.healthz", "cds.openapi"}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

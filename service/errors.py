@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("tacro_cds.errors")
@@ -136,10 +136,33 @@ def register_error_handler(app: Flask) -> None:
         else:
             log.exception("unhandled error")
             err = CdsError("internal error; the request was not processed")
+        if err.status == 413:
+            _drain_body()
         response = jsonify(err.outcome())
         response.status_code = err.status
         response.mimetype = "application/fhir+json"
         return response
+
+
+def _drain_body() -> None:
+    """Read and drop the rest of a refused body of up to twice MAX_REQUEST_BYTES.
+
+    gunicorn answers keep-alive but drops the connection when more than 64 KiB of the body is left
+    unread, so the client's next call on that connection failed. Beyond the cap the connection is
+    given up (a client sending that much more has no claim on it)."""
+    stream = request.environ.get("wsgi.input")
+    cap = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    if stream is None or (request.content_length or 0) > 2 * cap:
+        return
+    remaining = 2 * cap
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(64 * 1024, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except OSError:  # the client went away: nothing left to keep
+        return
 
 
 def _from_http(exc: HTTPException) -> CdsError:

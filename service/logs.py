@@ -40,3 +40,6 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # urllib3 logs each request line (path and query, i.e. the patient id of a FHIR search) at
+    # DEBUG; keep it at WARNING so a DEBUG root logger cannot leak the FHIR fallback's URLs.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

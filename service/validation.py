@@ -16,6 +16,9 @@ from .errors import HookMismatchError, LimitExceededError, MalformedJsonError, S
 SCHEMA_FILES = ("request.json", "context-order-select.json", "context-order-sign.json",
                 "context-patient-view.json", "feedback.json")
 _BASE = "https://tacro-cds.example.org/schemas/"
+ORDER_HOOKS = ("order-select", "order-sign")
+# jsonschema messages quote the offending value; a 5 MB array must not come back in the error body.
+MAX_MESSAGE_CHARS = 300
 
 
 @lru_cache(maxsize=None)
@@ -44,7 +47,13 @@ def check_schema(instance: Any, name: str, *, prefix: str = "$") -> None:
     if errors:
         err = errors[0]
         path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        raise SchemaError(f"{path}: {err.message}", expression=[path])
+        raise SchemaError(f"{path}: {_shorten(err.message)}", expression=[path])
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def parse_json(raw: bytes, *, max_depth: int) -> Any:
@@ -107,13 +116,21 @@ class HookRequest:
     @property
     def draft_orders(self) -> list[dict[str, Any]]:
         """Resources of context.draftOrders, tolerating a Bundle without type or fullUrl."""
-        bundle = self.context.get("draftOrders") or {}
-        return [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict)
-                and isinstance(e.get("resource"), dict)]
+        # patient-view has no draftOrders and its schema does not check one: a stray field of any
+        # type is ignored rather than trusted to be a Bundle.
+        bundle = self.context.get("draftOrders") if self.hook in ORDER_HOOKS else None
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        if not isinstance(entries, list):
+            return []
+        return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
     @property
     def selections(self) -> tuple[str, ...]:
-        return tuple(self.context.get("selections") or ())
+        """context.selections of order-select; other hooks have none (a stray field is ignored)."""
+        value = self.context.get("selections") if self.hook == "order-select" else None
+        if not isinstance(value, list):
+            return ()
+        return tuple(s for s in value if isinstance(s, str))
 
 
 def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> HookRequest:
@@ -137,6 +154,11 @@ def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> Hook
         raise LimitExceededError(
             f"$.context.draftOrders: {len(drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
             expression=["$.context.draftOrders"])
+    for key, value in request.prefetch.items():
+        # A Bundle whose entry is not an array cannot be read leniently: say so rather than fail.
+        if value and value.get("resourceType") == "Bundle" and not isinstance(value.get("entry", []), list):
+            path = f"$.prefetch.{key}.entry"
+            raise SchemaError(f"{path}: a Bundle's entry must be an array", expression=[path])
     entries = sum(len(v.get("entry") or []) for v in request.prefetch.values()
                   if isinstance(v, dict) and isinstance(v.get("entry"), list))
     if entries > limits["MAX_PREFETCH_ENTRIES"]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from . import pipeline
+from .errors import PayloadTooLargeError
 from .feedback import validate_feedback
 from .runtime import runtime
 from .validation import parse_json
@@ -15,12 +18,29 @@ bp = Blueprint("cds", __name__)
 
 
 def _body() -> Any:
-    return parse_json(request.get_data(cache=True), max_depth=runtime().config["MAX_JSON_DEPTH"])
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit silently by werkzeug; a byte left
+        # unread means the body was larger than allowed, not that it ended there.
+        if request.environ["wsgi.input"].read(1):
+            raise PayloadTooLargeError("request body too large")
+    return parse_json(raw, max_depth=runtime().config["MAX_JSON_DEPTH"])
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+@lru_cache(maxsize=1)
+def _openapi_text() -> str:
+    return (resources.files("service") / "openapi.json").read_text(encoding="utf-8")
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return Response(_openapi_text(), mimetype="application/json")
 
 
 @bp.get("/cds-services")

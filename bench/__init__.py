@@ -1,0 +1,1 @@
+"""Benchmarks and the sample requests they (and the hardening tests) send."""

@@ -1,0 +1,113 @@
+"""Run the service under real gunicorn (``tacro-cds serve``) on a free 127.0.0.1 port, for the load
+bench and the tests that need a real server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (gunicorn's workers), read from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Field 4 (after the parenthesised command, which may hold spaces) is the parent pid.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of one process in KiB (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Server:
+    """A running gunicorn: its base URL, master pid and log file."""
+
+    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def workers(self) -> list[int]:
+        return child_pids(self.process.pid)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | None = None,
+             start_timeout: float = 60.0) -> Iterator[Server]:
+    """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="tacro-cds-gunicorn-"))
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
+                "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}", **(env or {})}
+    log_path = workdir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--threads", str(threads)],
+            cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_up(server, workers, start_timeout)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()[-3000:]}")
+        try:
+            if requests.get(server.base_url + "/healthz", timeout=1).status_code == 200 \
+                    and len(server.workers) >= workers:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
