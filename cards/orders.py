@@ -31,6 +31,28 @@ def lab_order(patient_id: str, code: str, display: str, reason: str, *,
     }
 
 
+# MedicationRequest elements that FHIR R4 defines as arrays; real clients send some as single objects.
+_ARRAY_ELEMENTS = ("identifier", "category", "dosageInstruction", "reasonCode", "reasonReference", "note",
+                   "basedOn", "insurance", "supportingInformation", "detectedIssue", "eventHistory")
+_DOSAGE_ARRAY_ELEMENTS = ("doseAndRate", "additionalInstruction")
+
+
+def _as_valid_arrays(resource: dict[str, Any]) -> dict[str, Any]:
+    """Wrap array elements sent as single objects, so a suggested update is valid FHIR R4.
+
+    The clinical content is unchanged; only the JSON shape a lenient reader accepted is repaired.
+    """
+    for name in _ARRAY_ELEMENTS:
+        if isinstance(resource.get(name), dict):
+            resource[name] = [resource[name]]
+    for instruction in resource.get("dosageInstruction") or []:
+        if isinstance(instruction, dict):
+            for name in _DOSAGE_ARRAY_ELEMENTS:
+                if isinstance(instruction.get(name), dict):
+                    instruction[name] = [instruction[name]]
+    return resource
+
+
 def _dose_quantities(resource: dict[str, Any]) -> list[dict[str, Any]]:
     """Every doseQuantity object of the order, tolerating doseAndRate as an object."""
     found: list[dict[str, Any]] = []
@@ -53,7 +75,7 @@ def with_daily_dose(med: MedicationFact, daily_mg: float) -> dict[str, Any] | No
     """
     if med.doses_per_day is None or med.doses_per_day <= 0 or not med.resource:
         return None
-    resource = copy.deepcopy(dict(med.resource))
+    resource = _as_valid_arrays(copy.deepcopy(dict(med.resource)))
     quantities = _dose_quantities(resource)
     if len(quantities) != 1:
         return None
@@ -80,7 +102,7 @@ def with_timing(med: MedicationFact, start: str, end: str | None) -> dict[str, A
     """The whole MedicationRequest with only ``timing.repeat.boundsPeriod`` changed."""
     if not med.resource:
         return None
-    resource = copy.deepcopy(dict(med.resource))
+    resource = _as_valid_arrays(copy.deepcopy(dict(med.resource)))
     instructions = resource.get("dosageInstruction")
     if not isinstance(instructions, list) or not instructions or not isinstance(instructions[0], dict):
         return None
