@@ -102,3 +102,26 @@ def test_every_open_number_is_marked_site_default():
                   protocol["baseline_labs"]["lookback_days"], protocol["safety"]["liver"]["default_uln"]["alt"]):
         assert entry["site_default"] is True
     assert "site_default" not in protocol["dose"]["max_daily_mg"]  # 4 mg/day is confirmed
+
+
+START_OF_COURSE = {"eligibility", "dose", "timing", "baseline-labs"}
+
+# A draft that continues a course (she is on tacrolimus, or pregnant) is not a new start: candidacy,
+# the starting band dose, timing from the transfer and baseline labs do not apply to it.
+CONTINUATIONS = [
+    ("renewal while on tacrolimus", dict(meds=[on_tacrolimus(20), draft(3, start=TODAY)])),
+    ("pregnant, tacrolimus re-drafted", dict(meds=[draft(3, start=TODAY)], pregnant=True)),
+]
+
+
+@pytest.mark.parametrize("kwargs", [c[1] for c in CONTINUATIONS], ids=[c[0] for c in CONTINUATIONS])
+def test_continuation_gets_no_start_of_course_cards(kwargs):
+    facts = make_facts("order-sign", labs=[lab("th1_th2_ratio", 14.0, 20), lab("th1_pct", 20.0, 20)],
+                       transfers=[transfer(10)], **kwargs)
+    assert not START_OF_COURSE & set(kinds(facts))
+
+
+def test_continuation_above_the_maximum_is_still_critical():
+    facts = make_facts("order-sign", meds=[draft(5, start=TODAY)], pregnant=True)
+    dose = [c for c in evaluate(facts, TODAY, KB) if c.kind == "dose"]
+    assert [c.indicator for c in dose] == ["critical"]

@@ -31,7 +31,7 @@ def _in_window(m: Measurement, today: date, days: int) -> bool:
 def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 4: baseline tests without a result in the look-back window, with one order suggestion."""
     focus = focus_of(facts)
-    if not focus.applies or focus.on_therapy:
+    if not focus.applies or focus.continuing:
         return []  # on therapy, safety monitoring takes over
     proto = Protocol(kb)
     if not focus.drafts:

@@ -189,10 +189,17 @@ class Focus:
     drafts: tuple[MedicationFact, ...]  # tacrolimus drafts in focus (order hooks)
     active: tuple[MedicationFact, ...]  # tacrolimus she is on (active / on-hold, not a draft)
     candidate: bool  # RIF documented or a Th1/Th2 ratio on record
+    pregnant: bool = False
 
     @property
     def on_therapy(self) -> bool:
         return bool(self.active)
+
+    @property
+    def continuing(self) -> bool:
+        """A draft that continues therapy (she is on tacrolimus, or pregnant) rather than starting it:
+        candidacy, band dose, start timing and baseline labs belong to the start of a course."""
+        return self.on_therapy or self.pregnant
 
     @property
     def applies(self) -> bool:
@@ -224,7 +231,7 @@ def focus_of(facts: PatientFacts) -> Focus:
     active = tuple(m for m in tacro if not m.is_draft and m.status in ACTIVE_STATUSES)
     candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
     return Focus(hook=facts.hook, drafts=tuple(sorted(drafts, key=lambda m: m.source)),
-                 active=active, candidate=candidate)
+                 active=active, candidate=candidate, pregnant=facts.pregnancy.pregnant is True)
 
 
 # --- results the rules may act on -----------------------------------------------------------------

@@ -120,7 +120,13 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     else:
         detail.add(f"- Drafted daily dose: **unknown** ({draft.dose_problem or 'not computable'}; "
                    f"{draft.display}, {draft.source})")
-    rec = recommend_daily_dose(facts, today, proto, detail)
+    if focus.continuing:
+        # The band dose selects a starting dose; a continuing course is guided by troughs, so only
+        # the maximum is checked.
+        rec = Recommendation(None, "she is continuing tacrolimus (on therapy or pregnant): the dose "
+                                   "follows the troughs, not the starting band")
+    else:
+        rec = recommend_daily_dose(facts, today, proto, detail)
     interacting = level_changing_drugs(facts, kb)
     max_mg = proto.num("dose.max_daily_mg")
     max_shown = fmt_number(max_mg)
@@ -135,6 +141,8 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         else:
             detail.add(f"\nNo protocol dose can be computed ({rec.problem}): reduce the dose to at most "
                        f"{max_shown} mg/day by hand.")
+    elif focus.continuing:
+        return []
     elif rec.daily_mg is None:
         indicator = "info"
         alt = (f" The band dose would be {fmt_number(rec.band_mg)} mg/day, or "

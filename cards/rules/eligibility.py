@@ -26,8 +26,8 @@ KIND = "eligibility"
 def evaluate_eligibility(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 1: tacrolimus selected, signed, or a candidate in view — does the ratio support it?"""
     focus = focus_of(facts)
-    if not focus.applies or (facts.hook == "patient-view" and focus.on_therapy):
-        # On therapy the selection was made; patient-view reviews monitoring instead.
+    if not focus.applies or focus.continuing:
+        # On therapy (or pregnant) the selection was made; monitoring and care cards take over.
         return []
     proto = Protocol(kb)
     detail = Detail(proto)

@@ -107,7 +107,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
                                          f"{fmt_number(ratio)}× baseline: acute kidney injury (KDIGO)"))
         elif at_least(ratio, 1 + warn_fraction):
             findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} has risen "
-                                        f"{fmt_number(rise_pct)} % from baseline {fmt_number(baseline.value)}"))
+                                        f"{rise_pct:.0f} % from baseline {fmt_number(baseline.value)} {unit}"))
     else:
         detail.add("- Baseline: no earlier final creatinine in the look-back window.")
     hours = proto.num("safety.creatinine.aki_absolute_hours")

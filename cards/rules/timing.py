@@ -27,8 +27,8 @@ def _draft_end(med: MedicationFact) -> date | None:
 def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 3: the draft's start and duration against the planned transfer."""
     focus = focus_of(facts)
-    if not focus.drafts:
-        return []
+    if not focus.drafts or focus.continuing:
+        return []  # a continuation is not timed from a transfer (care cards cover pregnancy)
     proto = Protocol(kb)
     draft = focus.drafts[0]
     detail = Detail(proto)
