@@ -53,8 +53,9 @@ def _nested_request(depth: int) -> bytes:
     """A valid patient-view request whose context holds a value nested so the body is ``depth`` deep."""
     inner = depth - 2  # the body object and the context object are two levels
     value = "[" * inner + "]" * inner
-    return (b'{"hook": "patient-view", "hookInstance": "i", "context": {"userId": "u", "patientId": "p", '
-            b'"extension": ' + value.encode() + b"}}")
+    prefetch = json.dumps(builtin_request("patient-view")["prefetch"]).encode()
+    return (b'{"hook": "patient-view", "hookInstance": "i", "prefetch": ' + prefetch + b', '
+            b'"context": {"userId": "u", "patientId": "p", "extension": ' + value.encode() + b"}}")
 
 
 @pytest.mark.parametrize("depth, status", [(64, 200), (65, 400)], ids=["at-limit", "one-level-over"])

@@ -18,7 +18,7 @@ VALID = json.dumps(builtin_request("patient-view"))
 
 
 class _Unavailable:
-    def resolve(self, request, templates):
+    def resolve(self, request, templates, **_kwargs):
         raise PrefetchUnavailableError("patient: unobtainable")
 
 
@@ -86,8 +86,8 @@ def test_under_gunicorn_no_version_banner_and_nosniff():
 def test_under_gunicorn_chunked_bodies_are_held_to_the_size_limit():
     """Regression: werkzeug cut a chunked body at MAX_REQUEST_BYTES silently, so a valid request
     followed by anything was answered 200 as if the rest had not been sent."""
-    small = b'{"hook": "patient-view", "hookInstance": "i", "context": {"userId": "u", "patientId": "p"}}'
-    limit = 4096
+    small = json.dumps(builtin_request("patient-view", with_token=False)).encode()
+    limit = len(small) + 4096
     with gunicorn(workers=1, threads=1, env={"TACRO_CDS_MAX_REQUEST_BYTES": str(limit)}) as server:
         def post(chunks):
             return requests.post(server.base_url + VIEW, data=iter(chunks), timeout=10,
