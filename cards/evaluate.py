@@ -9,6 +9,7 @@ from .facts import PatientFacts
 from .model import SEVERITY, Card
 from .rules.baseline_labs import evaluate_baseline_labs
 from .rules.care import evaluate_care
+from .rules.data_quality import evaluate_data_quality
 from .rules.dose import evaluate_dose
 from .rules.eligibility import evaluate_eligibility
 from .rules.interactions import evaluate_interactions
@@ -28,6 +29,7 @@ RULES: tuple[Rule, ...] = (
     evaluate_safety,  # 6 safety monitoring
     evaluate_interactions,  # 7 drug interactions
     evaluate_care,  # 8 administration and care
+    evaluate_data_quality,  # records received but not usable
 )
 
 

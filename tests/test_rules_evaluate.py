@@ -125,3 +125,23 @@ def test_continuation_above_the_maximum_is_still_critical():
     facts = make_facts("order-sign", meds=[draft(5, start=TODAY)], pregnant=True)
     dose = [c for c in evaluate(facts, TODAY, KB) if c.kind == "dose"]
     assert [c.indicator for c in dose] == ["critical"]
+
+
+def test_unusable_records_are_listed_once_when_the_protocol_applies():
+    from cards.facts import UnusableResource
+
+    facts = replace(make_facts("order-select", labs=[lab("th1_th2_ratio", 14.0, 20)], meds=[draft(2, start=TODAY)]),
+                    unusable=(UnusableResource("Observation/x1", "effectiveDateTime '2026-13-40' is not a date"),
+                              UnusableResource("MedicationRequest/m9", "no medication named")))
+    cards = [c for c in evaluate(facts, TODAY, KB) if c.kind == "data-quality"]
+    assert [c.indicator for c in cards] == ["info"]
+    assert "2 records could not be read" in cards[0].summary
+    assert "Observation/x1: effectiveDateTime '2026-13-40' is not a date" in cards[0].detail
+
+
+def test_unusable_records_of_a_patient_outside_the_protocol_say_nothing():
+    from cards.facts import UnusableResource
+
+    facts = replace(make_facts("patient-view", rif=False),
+                    unusable=(UnusableResource("Observation/x1", "no code"),))
+    assert evaluate(facts, TODAY, KB) == []
