@@ -398,11 +398,16 @@ def trickle_body(interval: float = 0.05) -> Responder:
     return respond
 
 
-def trickle_head(interval: float = 0.05) -> Responder:
-    """The status line, then header bytes one at a time: the head itself never completes."""
+def trickle_head(interval: float = 0.05, limit: float = 5.0) -> Responder:
+    """The status line, then header bytes one at a time for ``limit`` seconds (then the head is
+    finished without a Content-Type, so a client that waited it out fails instead of hanging)."""
     def respond(ex: Exchange) -> None:
+        end = time.monotonic() + limit
         ex.send(b"HTTP/1.1 200 OK\r\nX-Padding: ")
         while not ex.hold(interval):
+            if time.monotonic() > end:
+                ex.send(b"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                return
             ex.send(b"a")
     return respond
 
@@ -478,6 +483,13 @@ def next_loop() -> Responder:
 def next_elsewhere(url: str) -> Responder:
     """A page whose ``next`` link points to another server (where the token must not go)."""
     return lambda ex: ex.answer_json(searchset([creatinine(0)], next_url=url))
+
+
+def medication_reference_not_an_object() -> Responder:
+    """A MedicationRequest whose ``medicationReference`` is a bare string, not a Reference."""
+    order = {"resourceType": "MedicationRequest", "id": "mr-odd", "status": "active", "intent": "order",
+             "medicationReference": "Medication/tac-1"}
+    return lambda ex: ex.answer_json(searchset([order]))
 
 
 def malformed_bundle() -> Responder:

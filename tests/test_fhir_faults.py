@@ -40,7 +40,8 @@ MAX_PAGES = 5
 MAX_ENTRIES = 1000
 MAX_BYTES = 4 * 1024 * 1024
 # Where each prefetch key's query goes: ``chemistry`` is a required search, ``patient`` the optional read.
-TARGETS = {"chemistry": {"path": r"^Observation$", "query": r"2160-0"}, "patient": {"path": r"^Patient/"}}
+TARGETS = {"chemistry": {"path": r"^Observation$", "query": r"2160-0"}, "patient": {"path": r"^Patient/"},
+           "medicationRequests": {"path": r"^MedicationRequest$"}}
 
 
 # -- the service under test, served for real --------------------------------------------------------
@@ -114,6 +115,7 @@ class Fault:
     code: str | None  # the OperationOutcome issue's diagnostics; None: the call still succeeds
     holds: bool = False  # the fault keeps the connection open until the service lets go
     search_only: bool = False  # a searchset fault (paging, entries): not applied to a read
+    key: str | None = None  # only for this prefetch key (default: chemistry, and patient unless search_only)
 
 
 FAULTS = [
@@ -149,9 +151,11 @@ FAULTS = [
           lambda s: faults.next_elsewhere(f"http://localhost:{s.port}/fhir/Observation?elsewhere=1"),
           "fhir-bad-next-link", search_only=True),
     Fault("bundle-entry-not-an-array", lambda s: faults.malformed_bundle(), "fhir-not-fhir", search_only=True),
+    Fault("medication-reference-not-an-object", lambda s: faults.medication_reference_not_an_object(), None,
+          key="medicationRequests"),
 ]
-CASES = [pytest.param(f, key, id=f"{f.name}-{key}")
-         for key in TARGETS for f in FAULTS if key == "chemistry" or not f.search_only]
+CASES = [pytest.param(f, key, id=f"{f.name}-{key}") for key in TARGETS for f in FAULTS
+         if key == f.key or (f.key is None and (key == "chemistry" or (key == "patient" and not f.search_only)))]
 
 
 @dataclass
