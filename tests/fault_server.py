@@ -500,20 +500,22 @@ def malformed_bundle() -> Responder:
 # -- pytest fixtures and the run's tally ----------------------------------------------------------
 
 class FaultTally:
-    """Faults injected and survived across the run; printed in the terminal summary."""
+    """Fault scenarios injected and survived across the run; printed in the terminal summary."""
 
     def __init__(self) -> None:
         self.scenarios: list[str] = []
-        self.injected = 0
+        self.injected = 0  # faulty answers served during scenarios
         self.survived: list[str] = []
+        self.slowest = 0.0  # the slowest answer of a survived scenario, seconds
 
     def begin(self, scenario: str) -> None:
         """A test is about to inject the fault ``scenario``."""
         self.scenarios.append(scenario)
 
-    def passed(self, scenario: str) -> None:
+    def passed(self, scenario: str, elapsed: float) -> None:
         """Every check of ``scenario`` held: answered in time, correctly, nothing left stuck."""
         self.survived.append(scenario)
+        self.slowest = max(self.slowest, elapsed)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.scenarios:
@@ -521,8 +523,9 @@ class FaultTally:
         kinds = {name.split("[", 1)[0] for name in self.scenarios}
         terminalreporter.write_sep("-", "FHIR fault injection")
         terminalreporter.write_line(
-            f"fault scenarios: {len(self.scenarios)} ({len(kinds)} kinds); faulty answers injected: "
-            f"{self.injected}; scenarios survived: {len(self.survived)} of {len(self.scenarios)}")
+            f"fault scenarios: {len(self.scenarios)} ({len(kinds)} kinds), faulty answers injected: "
+            f"{self.injected}, scenarios survived: {len(self.survived)} of {len(self.scenarios)} "
+            f"(slowest answer {self.slowest:.2f} s)")
 
 
 FAULT_TALLY = FaultTally()
@@ -542,6 +545,8 @@ def fault_server_module(request: pytest.FixtureRequest) -> Iterator[FaultServer]
 def fault_server(fault_server_module: FaultServer) -> Iterator[FaultServer]:
     """The module's fault server with an empty plan (healthy) and zeroed counters."""
     fault_server_module.reset()
+    scenarios = len(FAULT_TALLY.scenarios)
     yield fault_server_module
-    FAULT_TALLY.injected += fault_server_module.injected
+    if len(FAULT_TALLY.scenarios) > scenarios:  # count what a scenario injected, not other tests' faults
+        FAULT_TALLY.injected += fault_server_module.injected
     fault_server_module.reset()

@@ -5,9 +5,9 @@ plays the EHR's FHIR server and breaks in one way per row. Each hook request has
 but the faulty one, so the service must fetch that key from ``fhirServer``. For every fault:
 
 - the answer comes within FHIR_TIMEOUT_S plus a small margin (never a hung EHR order screen);
-- it is 412 with an OperationOutcome naming exactly the key that could not be had (CDS Hooks 2.0:
-  "the CDS Service ... SHOULD return a 412 Precondition Failed" when it cannot get the data it needs),
-  or 200 with the same cards as a fully prefetched call when only the optional ``patient`` failed;
+- it is 412 with an OperationOutcome naming exactly the key that could not be had (CDS Hooks 2.0
+  names 412 for data that can neither be found in the prefetch nor fetched), or 200 with the same
+  cards as a fully prefetched call when only the optional ``patient`` failed;
 - afterwards no thread of the service or of the fault server is left running, and every connection
   the fault held open was closed by the service;
 - the same running service still answers health and a full prefetched call correctly, and fetches
@@ -16,6 +16,7 @@ but the faulty one, so the service must fetch that key from ``fhirServer``. For 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ def assert_still_serving(service: Service, server: FaultServer, missing_key: str
 @pytest.mark.parametrize("fault, key", CASES)
 def test_a_fhir_fault_is_answered_in_time_and_leaves_nothing_stuck(service, fault_server, fault, key):
     """2.0 "Prefetch": the service fetches what the client did not send; when that data cannot be
-    had, "the CDS Service SHOULD respond with a 412 Precondition Failed" rather than guess."""
+    had it answers 412 rather than compute cards from partial data."""
     scenario = f"{fault.name}[{key}]"
     FAULT_TALLY.begin(scenario)
     baseline = Baseline.now(fault_server)
@@ -222,7 +223,7 @@ def test_a_fhir_fault_is_answered_in_time_and_leaves_nothing_stuck(service, faul
     if fault.holds:
         assert fault_server.counters.get("closed_by_client", 0) >= 1
     assert_still_serving(service, fault_server, key)
-    FAULT_TALLY.passed(scenario)
+    FAULT_TALLY.passed(scenario, elapsed)
 
 
 def test_paging_stops_at_the_page_cap(service, fault_server):
@@ -280,4 +281,23 @@ def test_a_fault_on_every_key_at_once_is_one_timeout_not_thirteen(service, fault
     if fault.holds:
         assert fault_server.counters.get("closed_by_client", 0) == len(service.templates)
     assert_still_serving(service, fault_server, "chemistry")
-    FAULT_TALLY.passed(scenario)
+    FAULT_TALLY.passed(scenario, elapsed)
+
+
+def test_a_fhir_server_that_is_down_is_412_at_once(service, fault_server):
+    """Nothing listens at fhirServer (connection refused): no waiting for a timeout at all."""
+    scenario = "connection-refused[every-key]"
+    FAULT_TALLY.begin(scenario)
+    with socket.socket() as probe:  # a port that was free a moment ago and now has no listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    baseline = Baseline.now(fault_server)
+
+    response, elapsed = service.post(hook_body({}, fhir_server=f"http://127.0.0.1:{port}/fhir", token=TOKEN))
+
+    assert elapsed < TIMEOUT_S, f"answered after {elapsed:.2f} s"
+    assert response.status_code == 412
+    assert {i["diagnostics"] for i in response.json()["issue"][1:]} == {"fhir-unreachable"}
+    assert not settle(baseline, fault_server)
+    assert_still_serving(service, fault_server, "chemistry")
+    FAULT_TALLY.passed(scenario, elapsed)
