@@ -8,11 +8,10 @@ Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template
   A prefetched searchset is taken as sent, without following its ``next`` link: the templates ask
   for the newest results, which its first page holds;
 - ``null`` or an empty searchset: "no such data", an answer; never queried again;
-- an OperationOutcome (the client's query failed), a value of the wrong type (or a Bundle whose
-  ``entry`` is not an array), or an absent key: the template is substituted and
-  ``GET {fhirServer}/{query}`` is sent, with the bearer token when the client gave one. All such
-  keys are fetched in parallel, each call within ``FHIR_TIMEOUT_S`` and the whole resolution
-  within ``FHIR_TOTAL_BUDGET_S``.
+- an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
+  template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the
+  client gave one. All such keys are fetched in parallel, each call within ``FHIR_TIMEOUT_S`` and
+  the whole resolution within ``FHIR_TOTAL_BUDGET_S``.
 
 Then every ``medicationReference`` of a MedicationRequest/MedicationStatement (fetched, prefetched or
 in ``draftOrders``) that is neither ``contained`` nor a Medication already in hand is read, in
@@ -81,9 +80,8 @@ def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str,
     if not isinstance(value, dict):
         return []
     if value.get("resourceType") == "Bundle":
-        entries = value.get("entry")
-        found = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-                 ] if isinstance(entries, list) else []
+        found = [e["resource"] for e in value.get("entry") or []
+                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     else:
         found = [value]
     return [r for r in found if r.get("resourceType") != "OperationOutcome"
@@ -98,9 +96,7 @@ def _needs_fetch(value: Any, resource_type: str) -> bool:
     if not isinstance(value, dict):
         return True
     kind = value.get("resourceType")
-    if kind == "Bundle":
-        return not isinstance(value.get("entry", []), list)  # a Bundle whose entries cannot be read
-    return kind != resource_type
+    return kind != "Bundle" and kind != resource_type
 
 
 class PrefetchResolver:

@@ -385,20 +385,6 @@ def test_no_fetch_thread_outlives_the_budget(make_app):
 
 # -- regressions found by the fault server (tests/test_fhir_faults.py) ----------------------------
 
-def test_a_prefetched_bundle_whose_entry_is_not_an_array_is_fetched_instead(rsps):
-    """Not a readable answer, like an OperationOutcome: fetched (was: a TypeError, a 500)."""
-    prefetch = {**complete_prefetch(TEMPLATES), "chemistry": {"resourceType": "Bundle", "entry": 5}}
-    fhir_get(rsps, r"Observation", bundle(observation("o1")))
-    data = resolver().resolve(request_of(hook_body(prefetch)), TEMPLATES)
-    assert [r["id"] for r in data["chemistry"]] == ["o1"]
-
-
-def test_a_prefetched_bundle_whose_entry_is_not_an_array_without_fhir_server_is_412(rsps):
-    prefetch = {**complete_prefetch(TEMPLATES), "chemistry": {"resourceType": "Bundle", "entry": "x"}}
-    with pytest.raises(PrefetchUnavailableError, match="chemistry"):
-        resolver(no_session).resolve(request_of(hook_body(prefetch, fhir_server=None)), TEMPLATES)
-
-
 @pytest.mark.parametrize("reference", ["Medication/med-tac", 7, ["Medication/med-tac"]],
                          ids=["string", "number", "array"])
 def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, reference):
