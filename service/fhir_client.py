@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
 from typing import Any, Collection
 from urllib.parse import urljoin
@@ -16,6 +18,8 @@ from urllib.parse import urljoin
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .fhir_policy import BaseUrl
 
@@ -204,6 +208,8 @@ class FhirClient:
             if bundle.get("resourceType") != "Bundle":
                 raise FhirNotFhirError(f"a search answered a {_kind(bundle)}, not a Bundle")
             pages += 1
+            if not isinstance(bundle.get("entry", []), list) or not isinstance(bundle.get("link", []), list):
+                raise FhirNotFhirError("a searchset's entry or link is not an array")
             for entry in bundle.get("entry") or []:
                 resource = entry.get("resource") if isinstance(entry, dict) else None
                 if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
@@ -241,9 +247,32 @@ class FhirClient:
     def _get(self, url: str, deadline: float | None) -> dict[str, Any]:
         started = time.monotonic()
         stop = started + self.timeout if deadline is None else min(started + self.timeout, deadline)
-        remaining = stop - started
-        if remaining <= 0:
+        if stop - started <= 0:
             raise FhirTimeoutError("no time left in the request's budget")
+        watch = _DeadlineWatch(stop)
+        try:
+            with watch:
+                body = self._exchange(url, stop)
+        except FhirError:
+            if watch.fired:
+                raise FhirTimeoutError(f"no complete answer within {self.timeout:g} s") from None
+            raise
+        if watch.fired:  # the cut connection may have looked like a short, complete answer
+            raise FhirTimeoutError(f"no complete answer within {self.timeout:g} s")
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            # ValueError beyond JSONDecodeError: e.g. an integer longer than int_max_str_digits.
+            raise FhirNotJsonError("the answer is not valid JSON") from None
+        except RecursionError:
+            raise FhirNotFhirError("the answer is nested too deeply") from None
+        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+            raise FhirNotFhirError("the answer is JSON but not a FHIR resource")
+        return document
+
+    def _exchange(self, url: str, stop: float) -> bytes:
+        """One GET: status and content type checked, the body read within the byte cap."""
+        remaining = stop - time.monotonic()
         try:
             # No redirects: a 3xx could send the request, and the token, to another host.
             response = self.session.get(url, headers=self._headers(), timeout=(remaining, remaining),
@@ -257,16 +286,7 @@ class FhirClient:
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
             if media_type not in JSON_MEDIA_TYPES:
                 raise FhirContentTypeError(f"the answer is {media_type or 'of no declared type'}, not FHIR JSON")
-            body = self._read_body(response, stop)
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise FhirNotJsonError("the answer is not valid JSON") from None
-        except RecursionError:
-            raise FhirNotFhirError("the answer is nested too deeply") from None
-        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
-            raise FhirNotFhirError("the answer is JSON but not a FHIR resource")
-        return document
+            return self._read_body(response, stop)
 
     def _read_body(self, response: requests.Response, stop: float) -> bytes:
         declared = response.headers.get("Content-Length", "")
@@ -323,12 +343,129 @@ def _kind(resource: dict[str, Any]) -> str:
 
 
 def new_session(pool_size: int = 16) -> requests.Session:
-    """A session for one FHIR server: a connection pool as wide as our parallel fetches, and no
-    proxy or ~/.netrc credentials taken from the environment (they could add an Authorization
-    header the caller never gave)."""
+    """A session for one FHIR server: a connection pool as wide as our parallel fetches, every
+    call's connection cut at its deadline (see ``_DeadlineWatch``), and no proxy or ~/.netrc
+    credentials taken from the environment (they could add an Authorization header the caller
+    never gave)."""
     session = requests.Session()
     session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+# -- a hard deadline per call ---------------------------------------------------------------------
+#
+# Socket timeouts bound each read, not a whole answer: a server that sends one header byte every
+# 0.4 s never trips a 0.5 s read timeout, and http.client keeps reading headers for as long as it
+# likes. The fetch thread would outlive the request (the caller stops waiting at the budget) and
+# hold a socket for hours. So every call arms a timer that, at the call's deadline, shuts down the
+# socket it is using; the blocked read returns at once and the call ends as a timeout.
+
+_current_watch = threading.local()
+
+
+class _DeadlineWatch:
+    """Cuts the calling thread's FHIR connection at ``stop`` (time.monotonic), whatever it is
+    blocked in. Sockets are attached by the connection when a request is sent on it and
+    detached when the pool takes the connection back, so a cut never reaches a connection that
+    another call is now using."""
+
+    def __init__(self, stop: float) -> None:
+        self.stop = stop
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, stop - time.monotonic()), self._fire)
+        self._timer.name = "fhir-deadline"
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_DeadlineWatch":
+        _current_watch.value = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _current_watch.value = None
+        with self._lock:
+            self._done = True
+            self._sockets.clear()
+        self._timer.cancel()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock is not None and not self._done:
+                self._sockets.append(sock)
+
+    def detach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock in self._sockets:
+                self._sockets.remove(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with EOF
+                except OSError:
+                    pass  # already closed
+
+
+class _WatchedConnectionMixin:
+    """Attaches the connection's socket to the calling thread's deadline watch on each request."""
+
+    sock: socket.socket | None
+    _deadline_watch: _DeadlineWatch | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_current_watch, "value", None)
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]  # connects when not yet connected
+        finally:
+            if watch is not None:
+                self._deadline_watch = watch
+                watch.attach(self.sock)
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+def _detach(conn: Any) -> None:
+    watch = getattr(conn, "_deadline_watch", None)
+    if watch is not None:
+        watch.detach(conn.sock)
+        conn._deadline_watch = None
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _detach(conn)  # before another thread can take it from the pool
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _detach(conn)
+        super()._put_conn(conn)
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections take part in ``_DeadlineWatch``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

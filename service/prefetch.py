@@ -206,7 +206,8 @@ class PrefetchResolver:
         for resource in [*request.draft_orders, *(r for rs in data.values() for r in rs)]:
             if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
                 continue
-            ref = (resource.get("medicationReference") or {}).get("reference")
+            reference = resource.get("medicationReference")
+            ref = reference.get("reference") if isinstance(reference, dict) else None
             if not isinstance(ref, str) or ref.startswith("#"):
                 continue  # contained (the facts stage reads it) or no literal reference
             match = _MEDICATION_REF.search(ref)

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fault_server import fault_server, fault_server_module  # noqa: F401  (fixtures for every module)
 from service import create_app
 
 FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

@@ -1,21 +1,23 @@
-"""Test doubles for FHIR I/O: `responses` helpers that assert the Authorization header, hook request
-bodies, and a raw socket server on 127.0.0.1 for faults `responses` cannot fake (hangs, trickles,
-truncated bodies)."""
+"""Test doubles for FHIR I/O: `responses` helpers that assert the Authorization header and hook request
+bodies. The raw socket server on 127.0.0.1, for faults `responses` cannot fake (hangs, resets,
+trickles, truncated bodies), is ``fault_server.FaultServer``; ``RawServer``, ``http_head`` and
+``chunks`` are re-exported from there."""
 
 from __future__ import annotations
 
 import re
-import socket
-import socketserver
-import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import requests
+
+from fault_server import FHIR_JSON, RawServer, chunks, http_head
+
+__all__ = ["BASE", "TOKEN", "PATIENT", "FHIR_JSON", "OUTCOME", "RawServer", "auth_matcher", "bundle", "chunks",
+           "fhir_get", "hook_body", "http_head", "observation", "url"]
 
 BASE = "https://fhir.example.org/r4"
 TOKEN = "access-token-7f3a9c"
 PATIENT = "pat-8812"
-FHIR_JSON = "application/fhir+json"
 
 
 def auth_matcher(token: str | None) -> Callable[[requests.PreparedRequest], tuple[bool, str]]:
@@ -75,64 +77,3 @@ def hook_body(prefetch: dict[str, Any] | None = None, *, hook: str = "patient-vi
     if prefetch is not None:
         body["prefetch"] = prefetch
     return body
-
-
-class RawServer:
-    """A real TCP server on 127.0.0.1 whose every connection is handled by
-    ``respond(sock, stop, head)`` (``head``: the request line and headers); ``stop`` is set when the
-    test leaves the ``with`` block, so a hanging handler can end."""
-
-    def __init__(self, respond: Callable[[socket.socket, threading.Event, bytes], None]) -> None:
-        stop = self.stop = threading.Event()
-        self.connections = 0
-        outer = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                self.request.settimeout(10)
-                outer.connections += 1
-                try:
-                    respond(self.request, stop, _read_request_head(self.request))
-                except OSError:
-                    pass
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 128  # above our parallel fan-out: a dropped SYN costs a 1 s retry
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> "RawServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _read_request_head(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def http_head(status: str = "200 OK", content_type: str = FHIR_JSON, length: int | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}", "Connection: close"]
-    if length is not None:
-        lines.append(f"Content-Length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def chunks(data: bytes, size: int) -> Iterator[bytes]:
-    for i in range(0, len(data), size):
-        yield data[i:i + size]

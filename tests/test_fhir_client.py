@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 import requests
 import responses
 
+from fault_server import FaultServer, trickle_head
 from fhir_doubles import (BASE, FHIR_JSON, TOKEN, RawServer, auth_matcher, bundle, fhir_get, http_head,
                           observation)
 from service.fhir_client import (FhirClient, FhirConnectionError, FhirContentTypeError, FhirForbiddenError,
@@ -203,3 +205,43 @@ def test_an_elapsed_deadline_makes_no_call(rsps):
 
 def test_the_client_never_shows_its_token():
     assert TOKEN not in repr(FhirClient(BASE, TOKEN))
+
+
+# -- regressions found by the fault server (tests/test_fhir_faults.py) ----------------------------
+
+@pytest.mark.parametrize("body, error", [
+    ('{"resourceType": "Bundle", "total": ' + "9" * 5000 + "}", FhirNotJsonError),
+    (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": 5}), FhirNotFhirError),
+    (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [], "link": True}), FhirNotFhirError),
+], ids=["integer-longer-than-python-parses", "entry-not-an-array", "link-not-an-array"])
+def test_odd_json_is_a_fhir_error_not_a_crash(rsps, body, error):
+    """Was a ValueError / TypeError escaping the client (a 500 from the service)."""
+    fhir_get(rsps, r"Observation", body=body)
+    with pytest.raises(error):
+        FhirClient(BASE, TOKEN).search("Observation?patient=p")
+
+
+def test_a_trickled_response_head_is_cut_at_the_deadline():
+    """Each header byte arrives within the read timeout, so socket timeouts never fire; the call
+    must still end at its deadline, and leave no thread or connection behind (was: held for as
+    long as the server kept trickling)."""
+    with FaultServer() as server:
+        server.plan(trickle_head(0.05))
+        before = set(threading.enumerate())
+        started = time.monotonic()
+        with pytest.raises(FhirTimeoutError):
+            FhirClient(server.base, None, timeout=0.5).search("Observation?patient=p")
+        assert time.monotonic() - started < 0.5 + 0.3
+        assert server.wait_idle(1.0)
+        assert server.counters["closed_by_client"] == 1
+        assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def test_the_deadline_watch_does_not_touch_a_call_that_finished():
+    """A call answered in time is not cut afterwards: the same client keeps working."""
+    with FaultServer() as server:
+        client = FhirClient(server.base, None, timeout=0.3)
+        for _ in range(3):
+            assert client.search("Observation?patient=p") == []
+            time.sleep(0.35)  # past the first call's deadline
+        assert client.read("Patient/p1")["id"] == "p1"

@@ -381,3 +381,16 @@ def test_no_fetch_thread_outlives_the_budget(make_app):
         _timed_post(make_app, server, FHIR_TIMEOUT_S=0.3, FHIR_TOTAL_BUDGET_S=0.3)
         time.sleep(0.5)
         assert not [t for t in threading.enumerate() if t.name.startswith("fhir-fetch")]
+
+
+# -- regressions found by the fault server (tests/test_fhir_faults.py) ----------------------------
+
+@pytest.mark.parametrize("reference", ["Medication/med-tac", 7, ["Medication/med-tac"]],
+                         ids=["string", "number", "array"])
+def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, reference):
+    """Left to the facts stage to report as unidentified (was: an AttributeError, a 500)."""
+    order = {**med_request("mr1", "#m"), "medicationReference": reference}
+    data = resolver(no_session).resolve(request_of(hook_body({"medicationRequests": bundle(order)})),
+                                        MED_TEMPLATES)
+    assert data["medicationRequests"] == [order]
+    assert len(rsps.calls) == 0
