@@ -144,10 +144,10 @@ def build_mix(fhir: Fhir | None = None) -> list[Call]:
 SERVER_BOOKKEEPING = {"versionId", "lastUpdated"}
 
 
-def _comparable(value: Any) -> Any:
+def comparable(value: Any) -> Any:
     """``value`` without card uuids and without the server's bookkeeping in resources' ``meta``."""
     if isinstance(value, dict):
-        out = {k: _comparable(v) for k, v in value.items() if k != "uuid"}
+        out = {k: comparable(v) for k, v in value.items() if k != "uuid"}
         meta = out.get("meta")
         if isinstance(meta, dict) and "resourceType" in out:
             meta = {k: v for k, v in meta.items() if k not in SERVER_BOOKKEEPING}
@@ -157,13 +157,13 @@ def _comparable(value: Any) -> Any:
                 del out["meta"]
         return out
     if isinstance(value, list):
-        return [_comparable(v) for v in value]
+        return [comparable(v) for v in value]
     return value
 
 
 def _answer(response: requests.Response) -> tuple[int, Any]:
     try:
-        body = _comparable(response.json())
+        body = comparable(response.json())
     except ValueError:
         body = response.content
     return response.status_code, body
@@ -219,6 +219,10 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
             problems.append(f"{call.same_as}: prefetched answer is {expected[call.name][0]}, not 200")
         elif single[call.name] != expected[call.name]:
             problems.append(f"{call.name}: alone, {single[call.name][0]} and not the cards of {call.same_as}")
+    # The comparison means something only where there are cards to compare.
+    twins = [call for call in calls if call.same_as is not None]
+    with_cards = sum(1 for call in twins if isinstance(expected[call.name][1], dict)
+                     and expected[call.name][1].get("cards"))
     rng = random.Random(seed)
     warmup = rng.choices(calls, weights=[c.weight for c in calls], k=max(200, total // 20))
     plan = rng.choices(calls, weights=[c.weight for c in calls], k=total)
@@ -282,6 +286,8 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
                            "latency_ms": _latency(latencies.get(kind, []))}
                     for kind, mix in sorted(kinds.items())},
         "fallback_requests": sum(kinds["fallback"].values()) if "fallback" in kinds else 0,
+        "fallback_distinct": len(twins),
+        "fallback_distinct_with_cards": with_cards,
         "by_request": {f"{name} {status}": n for (name, status), n in sorted(statuses.items(), key=str)},
         "expected": {name: status for name, (status, _) in expected.items()},
         "rss_kib_before": rss_before,
@@ -345,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind, figures in result["by_kind"].items():
         print(f"    {kind:<16} {figures['requests']:>6} requests  {figures['status_mix']}  ms {figures['latency_ms']}")
     queries = result["fhir"]["queries_answered"]
-    print(f"  fallback: {result['fallback_requests']} requests against {result['fhir']['server']}"
+    print(f"  fallback: {result['fallback_requests']} requests ({result['fallback_distinct']} distinct, "
+          f"{result['fallback_distinct_with_cards']} of them with cards) against {result['fhir']['server']}"
           + (f", {queries} FHIR queries answered" if queries is not None else ""))
     print(f"  worker RSS KiB before/after: "
           + ", ".join(f"{pid}: {b} -> {result['rss_kib_after'].get(pid)}" for pid, b in result["rss_kib_before"].items()))

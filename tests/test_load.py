@@ -45,6 +45,10 @@ def test_load_under_gunicorn():
     assert any(name.endswith(":all-keys-missing") for name in fallback_names)
     assert any(name.endswith(":some-keys-missing") for name in fallback_names)
     assert {expected[name] for name in fallback_names} == {200}
+    # Identity is worth something only where there are cards (the load runs at the real date, not
+    # the scenarios' own, so some scenarios have none then).
+    assert report["fallback_distinct"] == len(fallback_names)
+    assert report["fallback_distinct_with_cards"] >= len(fallback_names) // 4
     by_kind = report["by_kind"]
     assert report["fallback_requests"] == by_kind["fallback"]["requests"] >= total // 25
     assert by_kind["fallback"]["status_mix"] == {"200": report["fallback_requests"]}
