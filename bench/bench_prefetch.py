@@ -18,16 +18,15 @@ import argparse
 import json
 import statistics
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.fhir_standin import FhirStandIn, synthetic_answers  # noqa: E402
 from cards.knowledge import load_knowledge  # noqa: E402
 from service.config import load_config  # noqa: E402
 from service.extract import build_facts  # noqa: E402
@@ -171,40 +170,6 @@ def _no_session() -> Any:
     raise AssertionError("the fully prefetched benchmark must not open a FHIR session")
 
 
-class _DelayedFhir(BaseHTTPRequestHandler):
-    delay = 0.05
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes; no delayed-ACK stall
-
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        time.sleep(self.delay)
-        path = urlsplit(self.path).path
-        kind = path.rsplit("/", 2)[-2] if path.count("/") >= 3 else path.rsplit("/", 1)[-1]
-        if "/Patient/" in path:
-            answer: dict[str, Any] = {"resourceType": "Patient", "id": PATIENT}
-        else:
-            answer = _bundle([{"resourceType": kind, "id": f"{kind.lower()}-{i}"} for i in range(5)])
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def start_local_server(delay: float) -> tuple[ThreadingHTTPServer, str]:
-    handler = type("Handler", (_DelayedFhir,), {"delay": delay})
-    # A listen backlog above the parallel fan-out: the default 5 drops SYNs, costing a 1 s retry.
-    server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
-    server = server_class(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/fhir"
-
-
 def bench_fallback(fhir_url: str, patient_id: str, token: str | None, runs: int) -> list[tuple[str, float, float]]:
     templates = prefetch_templates(load_knowledge())
     config = load_config({"ALLOW_HTTP_FHIR": "loopback" if _is_loopback(fhir_url) else False}, environ={})
@@ -274,17 +239,12 @@ def main(argv: list[str] | None = None) -> int:
 
     _table(bench_prefetched(args.runs))
     print()
-    server = None
-    fhir_url = args.fhir_url
-    if not fhir_url:
-        server, fhir_url = start_local_server(args.delay_ms / 1000)
+    if args.fhir_url:
+        _table(bench_fallback(args.fhir_url, args.patient_id, args.token, args.fallback_runs))
+        return 0
+    with FhirStandIn(synthetic_answers(args.patient_id), delay=args.delay_ms / 1000) as standin:
         print(f"    local stdlib FHIR stand-in, {args.delay_ms:g} ms added per query")
-    try:
-        _table(bench_fallback(fhir_url, args.patient_id, args.token, args.fallback_runs))
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        _table(bench_fallback(standin.url, args.patient_id, args.token, args.fallback_runs))
     return 0
 
 

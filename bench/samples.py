@@ -120,6 +120,16 @@ def fixture_requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
             yield f"{path.parent.parent.name}/{path.stem}", service, body
 
 
+def fixture_resources() -> Iterator[dict[str, Any]]:
+    """Every resource of every fixture patient's record (fhir_fixtures/*/patient.json)."""
+    for path in sorted(FIXTURES.glob("*/patient.json")):
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and "resourceType" in resource and "id" in resource:
+                yield resource
+
+
 def builtin_requests() -> list[tuple[str, str, dict[str, Any]]]:
     """(name, service id, body) for the three built-in requests."""
     return [(f"builtin/{hook}", SERVICE_FOR_HOOK[hook], builtin_request(hook)) for hook in SERVICE_FOR_HOOK]

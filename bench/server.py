@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import requests
 
@@ -50,6 +50,29 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` holds the TCP socket from 127.0.0.1:``local_port`` to ``remote_port``
+    (e.g. the gunicorn worker serving a client's connection), read from /proc; None if none does."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port:
+            inodes.add(f"socket:[{inode}]")
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue  # closed since listed
+    return None
+
+
 class Server:
     """A running gunicorn: its base URL, master pid and log file."""
 
@@ -61,6 +84,14 @@ class Server:
     @property
     def workers(self) -> list[int]:
         return child_pids(self.process.pid)
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def worker_serving(self, client_port: int) -> int | None:
+        """The worker holding the connection from ``client_port`` (while it is open), or None."""
+        return socket_owner(self.port, client_port, self.workers)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
