@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
@@ -19,6 +19,19 @@ FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true", default=False,
                      help="rewrite fhir_fixtures/<scenario>/expected/<hook>.response.json from the service")
+
+
+class SteppingClock:
+    """A clock the test moves forward by hand (inject it as CLOCK)."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def counting_uuids() -> Callable[[], str]:

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from conftest import FIXED_NOW, no_data_prefetch
+from conftest import FIXED_NOW, SteppingClock, no_data_prefetch
 from jwt_support import (BASE, ISSUER, FakeStore, Signer, auth_config, bearer, claims_for,
                          ec_signer, hs256_token, rsa_signer, unsigned_token)
 from service import create_app
@@ -31,19 +31,6 @@ PATIENT_VIEW_BODY = {
     "context": {"userId": "Practitioner/example", "patientId": "rif-patient-1"},
     "prefetch": no_data_prefetch(),
 }
-
-
-class SteppingClock:
-    """A clock the test moves forward."""
-
-    def __init__(self, now: datetime = FIXED_NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture(scope="module")

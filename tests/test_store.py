@@ -18,22 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.store import PURGE_EVERY, Store, parse_timestamp
-from tests.conftest import FIXED_NOW
+from conftest import FIXED_NOW, SteppingClock
 
 POSTGRES_URL = os.environ.get("TACRO_CDS_TEST_POSTGRES_URL")
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = FIXED_NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture(params=[
@@ -68,7 +55,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return SteppingClock()
 
 
 @pytest.fixture
