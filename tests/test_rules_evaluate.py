@@ -145,3 +145,19 @@ def test_unusable_records_of_a_patient_outside_the_protocol_say_nothing():
     facts = replace(make_facts("patient-view", rif=False),
                     unusable=(UnusableResource("Observation/x1", "no code"),))
     assert evaluate(facts, TODAY, KB) == []
+
+
+def test_breastfeeding_condition_on_record_brings_the_breastfeeding_card():
+    """From FHIR to card: a Condition with the local breastfeeding code, tacrolimus active."""
+    from service.extract import build_facts
+    from service.validation import HookRequest
+
+    local = "http://example.org/fhir/CodeSystem/tacro-cds"
+    condition = {"resourceType": "Condition", "id": "bf", "clinicalStatus": {"coding": [{"code": "active"}]},
+                 "code": {"coding": [{"system": local, "code": "breastfeeding"}]}}
+    order = {"resourceType": "MedicationRequest", "id": "t1", "status": "active", "intent": "order",
+             "authoredOn": "2026-10-01", "medicationCodeableConcept": {
+                 "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "42316"}]}}
+    request = HookRequest(hook="patient-view", hook_instance="i", context={"userId": "u", "patientId": "p1"})
+    facts = build_facts(request, {"conditions": [condition], "medicationRequests": [order]}, KB)
+    assert "care:breastfeeding" in kinds(facts)
