@@ -118,6 +118,11 @@ _CONVERSIONS: dict[str, dict[str, Conversion]] = {
     "dose": {"mg": _SAME, "g": _times(1000.0), "ug": _times(0.001)},
 }
 
+# A converted value is rounded to the precision labs report in the canonical unit, so that a result
+# sent in SI units meets the threshold its conventional twin meets: 5.1 mmol/L glucose is 92 mg/dL
+# (not 91.88) and 11.1 mmol/L is 200 (not 199.98); 97 umol/L creatinine is 1.10 mg/dL.
+_REPORTED_DECIMALS: dict[str, int] = {"glucose": 0, "creatinine": 2}
+
 # Concepts whose canonical unit is dimensionless: a value sent without any unit is taken as-is.
 _DIMENSIONLESS = frozenset({"th1_th2_ratio"})
 
@@ -165,7 +170,10 @@ def to_canonical(concept: str, value: float | None, unit_code: str | None,
     for spelling in given:
         ucum = normalise_unit(spelling)
         if ucum is not None and ucum in table:
+            converted = table[ucum](float(value))
+            if table[ucum] is not _SAME and concept in _REPORTED_DECIMALS:
+                return Converted(round(converted, _REPORTED_DECIMALS[concept]), target)
             # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
-            return Converted(round(table[ucum](float(value)), 6), target)
+            return Converted(round(converted, 6), target)
     shown = " / ".join(dict.fromkeys(given))
     return Converted(None, target, f"unit {shown} cannot be converted to {target}")

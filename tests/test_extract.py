@@ -127,7 +127,7 @@ OBSERVATION_CODES = [
     ("creatinine-14682-9-umol", (LOINC, "14682-9"), 70.72, "umol/L", "creatinine", 0.8, {}),
     ("glucose-2345-7", (LOINC, "2345-7"), 90, "mg/dL", "glucose", 90.0, {"fasting": False}),
     ("glucose-2339-0-blood", (LOINC, "2339-0"), 90, "mg/dL", "glucose", 90.0, {"fasting": False}),
-    ("glucose-14749-6-mmol", (LOINC, "14749-6"), 5.0, "mmol/L", "glucose", 90.08, {"fasting": False}),
+    ("glucose-14749-6-mmol", (LOINC, "14749-6"), 5.0, "mmol/L", "glucose", 90.0, {"fasting": False}),
     ("glucose-1558-6-fasting", (LOINC, "1558-6"), 95, "mg/dL", "glucose", 95.0, {"fasting": True}),
     ("hba1c-4548-4", (LOINC, "4548-4"), 5.4, "%", "hba1c", 5.4, {}),
     ("potassium-2823-3", (LOINC, "2823-3"), 4.1, "mmol/L", "potassium", 4.1, {}),

@@ -15,8 +15,8 @@ CONVERSIONS = [
     ("creatinine-µmol/L-micro-sign", "creatinine", 106.08, None, "\u00b5mol/L", 1.2),
     ("creatinine-μmol/L-greek-mu", "creatinine", 97.24, None, "\u03bcmol/L", 1.1),
     ("glucose-mg/dL", "glucose", 92, "mg/dL", None, 92.0),
-    ("glucose-mmol/L", "glucose", 5.1, "mmol/L", None, 91.8816),
-    ("glucose-mmol/l-text", "glucose", 7.0, None, "mmol/l", 126.112),
+    ("glucose-mmol/L", "glucose", 5.1, "mmol/L", None, 92.0),  # 91.88 reported as 92: the IADPSG 5.1 mmol/L = 92 mg/dL
+    ("glucose-mmol/l-text", "glucose", 7.0, None, "mmol/l", 126.0),
     ("tacrolimus-ng/mL", "tacrolimus", 6.5, "ng/mL", None, 6.5),
     ("tacrolimus-ug/L", "tacrolimus", 6.5, "ug/L", None, 6.5),
     ("tacrolimus-µg/L", "tacrolimus", 6.5, None, "\u00b5g/L", 6.5),
