@@ -33,8 +33,12 @@ CASES = [
     ("drawn 3 days after start: pre-steady-state", [trough(3, 1)], 4, "info",
      ["not a steady-state trough", "before steady state (5 days)"], [["create"]]),
     ("drawn 5 days after start: steady state", [trough(6, 0)], 5, "info", ["within"], []),
-    ("pre-steady-state 25 ng/mL: warning to repeat, not critical", [trough(25, 1)], 3, "warning",
-     ["high but not a steady-state trough", "Do not adjust the dose"], [["create"]]),
+    ("pre-steady-state 25 ng/mL: critical, levels still rising", [trough(25, 1)], 3, "critical",
+     ["before steady state is already at or above 20", "Do not adjust the dose"], [["create"]]),
+    ("pre-steady-state 16 ng/mL: warning", [trough(16, 1)], 3, "warning",
+     ["before steady state is already at or above 15"], [["create"]]),
+    ("timing unknown 25 ng/mL: warning to repeat (may be a peak)", [trough(25, timing="unknown")], 30, "warning",
+     ["high but not a steady-state trough"], [["create"]]),
     ("timing unknown: not acted on", [trough(2, timing="unknown")], 30, "info",
      ["not a steady-state trough", "timing is not stated"], [["create"]]),
     ("preliminary level: wait", [trough(25, 1, status="preliminary")], 30, "info", ["pending", "preliminary"], []),
@@ -83,3 +87,14 @@ def test_low_trough_in_pregnancy_warns_against_chasing_it():
 
 def test_no_trough_card_before_therapy():
     assert evaluate_trough(make_facts("order-select", meds=[draft(2)]), TODAY, KB) == []
+
+
+def test_order_date_is_not_a_start_date():
+    """authoredOn says when the order was written, not when she began: steady state is unconfirmed."""
+    from dataclasses import replace as with_
+
+    med = with_(on_tacrolimus(30), start_from="authoredOn")
+    facts = make_facts("patient-view", labs=[trough(6)], meds=[med])
+    [card] = evaluate_trough(facts, TODAY, KB)
+    assert card.indicator == "info"
+    assert "start date is unknown" in card.detail and "not a steady-state trough" in card.summary

@@ -208,14 +208,18 @@ class Focus:
             return bool(self.drafts)
         return self.on_therapy or self.candidate
 
+    def _known_starts(self) -> list[date]:
+        # An order date (authoredOn) is not a start date: the course may have begun days later.
+        return [m.start for m in self.active if m.start is not None and m.start_from != "authoredOn"]
+
     def therapy_start(self) -> date | None:
-        """Earliest start of the tacrolimus she is on."""
-        starts = [m.start for m in self.active if m.start is not None]
+        """Earliest known start of the tacrolimus she is on."""
+        starts = self._known_starts()
         return min(starts) if starts else None
 
     def last_change(self) -> date | None:
-        """Latest start among her tacrolimus orders: a newer order is a (visible) dose change."""
-        starts = [m.start for m in self.active if m.start is not None]
+        """Latest known start among her tacrolimus orders: a newer order is a (visible) dose change."""
+        starts = self._known_starts()
         return max(starts) if starts else None
 
 

@@ -81,16 +81,32 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     if not_true is not None:
         detail.add(f"\n**Not acted on as a true trough:** {not_true}. Do not adjust the dose on it; "
                    "draw a trough just before the next dose at steady state.")
-        high_anyway = at_least(value, critical_at)
-        if high_anyway:
-            detail.number("Critical level", "trough.critical_at")
-        summary = (f"Tacrolimus level {shown} is high but not a steady-state trough: repeat a true trough"
-                   if high_anyway else f"Tacrolimus level {shown} is not a steady-state trough: not acted on")
         suggestion = Suggestion(label="Order a tacrolimus trough level", actions=(order_action(
             facts, order, f"Tacrolimus trough at steady state (target {target}), just before the next dose"),))
-        return [make_card(proto, detail, kind=KIND, summary=summary,
-                          indicator="warning" if high_anyway else "info", source_id=source_id,
-                          suggestions=[suggestion])]
+        pre_steady: Indicator = "info"
+        if m.timing == "trough":
+            # Drawn before steady state (or with the start unknown): levels can only climb further,
+            # so the tiers apply even though the dose is not adjusted on this value.
+            detail.number("Warning at", "trough.warning_at")
+            detail.number("Critical at", "trough.critical_at")
+            if at_least(value, critical_at):
+                pre_steady = "critical"
+            elif at_least(value, warning_at):
+                pre_steady = "warning"
+            summary = (f"Tacrolimus trough {shown} before steady state is already at or above "
+                       f"{fmt_number(critical_at if pre_steady == 'critical' else warning_at)}: review now"
+                       if pre_steady != "info" else
+                       f"Tacrolimus level {shown} is not a steady-state trough: not acted on")
+        else:
+            # Timing not stated: a high value may be a peak, so repeat a true trough first.
+            if at_least(value, critical_at):
+                detail.number("Critical level", "trough.critical_at")
+                pre_steady = "warning"
+            summary = (f"Tacrolimus level {shown} is high but not a steady-state trough: repeat a true trough"
+                       if pre_steady == "warning" else
+                       f"Tacrolimus level {shown} is not a steady-state trough: not acted on")
+        return [make_card(proto, detail, kind=KIND, summary=summary, indicator=pre_steady,
+                          source_id=source_id, suggestions=[suggestion])]
 
     detail.number("Warning at", "trough.warning_at")
     detail.number("Critical at", "trough.critical_at")
