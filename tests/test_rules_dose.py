@@ -34,7 +34,7 @@ CASES = [
     ("drafted 4.5 mg/day is critical", immunology(20.0, th1=35), 4.5, "critical", ["exceeds the 4 mg/day maximum"],
      [["update"]]),
     ("drafted 5 mg/day, no ratio: critical, no dose suggested", [], 5, "critical",
-     ["exceeds the 4 mg/day maximum", "by hand"], []),
+     ["exceeds the 4 mg/day maximum", "by hand", "`dose.max_daily_mg`"], []),
     ("no ratio: no recommendation", [], 2, "info", ["No protocol dose", "no current, final Th1/Th2 ratio"], []),
     ("stale ratio: no recommendation", immunology(14.0, days_ago=200), 2, "info", ["200 days old"], []),
     ("preliminary ratio: no recommendation", [lab(RATIO, 14.0, 2, status="preliminary")], 1, "info",

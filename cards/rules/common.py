@@ -113,6 +113,7 @@ class Detail:
         self.lines: list[str] = []
         self.source_ids: list[str] = []
         self.site_defaults: list[str] = []
+        self.numbers: set[str] = set()  # protocol paths already shown
 
     def add(self, text: str) -> None:
         self.lines.append(text)
@@ -123,9 +124,12 @@ class Detail:
         return f"[{source_id}]"
 
     def number(self, label: str, path: str) -> str:
-        """Add "- label: value (protocol.yaml `path`, [source])" and return the shown value."""
+        """Add "- label: value (protocol.yaml `path`, [source])" once, and return the shown value."""
         entry = self.proto.entry(path)
         shown = self.proto.shown(path)
+        if path in self.numbers:
+            return shown
+        self.numbers.add(path)
         where = (f"site configuration: {PROTOCOL_FILE} `{path}`" if entry.get("site_default")
                  else f"{PROTOCOL_FILE} `{path}`")
         section = f", {entry['section']}" if entry.get("section") else ""

@@ -133,8 +133,11 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     suggestions: list[Suggestion] = []
     indicator: Indicator
 
+    source_id = str(proto.entry("dose.bands")["source"])
     if drafted is not None and drafted > max_mg + 1e-9:
         indicator = "critical"
+        detail.number("Maximum daily dose", "dose.max_daily_mg")
+        source_id = str(proto.entry("dose.max_daily_mg")["source"])
         summary = f"Drafted tacrolimus {fmt_number(drafted)} mg/day exceeds the {max_shown} mg/day maximum"
         if rec.daily_mg is not None:
             suggestions += _update(draft, rec.daily_mg, detail)
@@ -178,10 +181,10 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     else:
         indicator = "info"
         summary = f"Drafted tacrolimus {fmt_number(drafted)} mg/day matches the protocol dose"
-    if detail.site_defaults:
+    if "dose.bands" in detail.site_defaults:
         detail.add("\nThe dose bands and the Th1 % trigger are site defaults: a clinician must confirm them.")
     return [make_card(proto, detail, kind=KIND, summary=summary, indicator=indicator,
-                      source_id=str(proto.entry("dose.bands")["source"]), suggestions=suggestions)]
+                      source_id=source_id, suggestions=suggestions)]
 
 
 def _update(draft: MedicationFact, daily_mg: float, detail: Detail, *,

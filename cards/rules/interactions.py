@@ -185,10 +185,15 @@ def _monitor_actions(facts: PatientFacts, entry: Mapping[str, Any], table: Mappi
 
 
 def _steps_in(low: float, high: float, step: float) -> list[float]:
-    """Multiples of ``step`` within [low, high], highest first (the mildest change first)."""
-    first = math.ceil(low / step - _EPS)
+    """The highest and lowest positive multiples of ``step`` within [low, high] (the mildest and the
+    strongest change), highest first; [] when none fits or the range is not finite."""
+    if not all(math.isfinite(v) for v in (low, high, step)) or step <= 0:
+        return []
+    first = max(math.ceil(low / step - _EPS), 1)
     last = math.floor(high / step + _EPS)
-    return [round(n * step, 6) for n in range(last, first - 1, -1) if n > 0]
+    if last < first:
+        return []
+    return sorted({round(last * step, 6), round(first * step, 6)}, reverse=True)
 
 
 def _target_doses(dose: float, change: Mapping[str, Any], step: float) -> tuple[list[float], str]:
