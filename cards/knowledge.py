@@ -3,7 +3,8 @@
 Each ``knowledge/<name>.yaml`` has a JSON Schema ``knowledge/<name>.schema.json``. A site file
 (``SITE_CONFIG``) is YAML whose top-level keys are those names; its mappings merge into the defaults
 entry by entry and its lists replace them. A file that does not validate stops start-up with a
-message naming the entry.
+message naming the entry; so does a drug key (interactions, care, products) that codes.yaml `drugs`
+does not define, since a rule naming it would silently never apply.
 """
 
 from __future__ import annotations

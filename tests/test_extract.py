@@ -1038,7 +1038,8 @@ UNKNOWN_KEYS = [  # (id, site file text, the entry the error names)
      r"entries/0 \(id x\)/drug_display: drug key\(s\) motrin"),
     ("care-unless-taking-an-undefined-drug",
      "care:\n  cards:\n    - {id: pjp, kind: 'care:pjp', indicator: info, hooks: [order-sign], summary: s,"
-     " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]}, points: [{text: t}], sources: [s]}\n",
+     " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]},"
+     " points: [{text: t}], sources: [s]}\n",
      r"care \(with site file .*\): entry cards/0 \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine"),
     ("product-of-an-undefined-ingredient",
      "codes:\n  products: [{rxnorm: '1', ingredients: [everolimus], display: x, source: y}]\n",
@@ -1062,7 +1063,8 @@ def test_a_site_file_adding_the_drug_it_references_is_accepted(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text(
         "codes:\n  drugs:\n    everolimus: {rxnorm: [], names: [everolimus], source: site formulary}\n"
-        "interactions:\n  entries:\n    - {id: x, drugs: [everolimus], class: nephrotoxic, effect_direction: nephrotoxic,"
+        "interactions:\n  entries:\n    - {id: x, drugs: [everolimus], class: nephrotoxic,"
+        " effect_direction: nephrotoxic,"
         " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n", encoding="utf-8")
     assert load_knowledge(site)["interactions"]["entries"][0]["drugs"] == ["everolimus"]
 
