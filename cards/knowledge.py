@@ -3,7 +3,8 @@
 Each ``knowledge/<name>.yaml`` has a JSON Schema ``knowledge/<name>.schema.json``. A site file
 (``SITE_CONFIG``) is YAML whose top-level keys are those names; its mappings merge into the defaults
 entry by entry and its lists replace them. A file that does not validate stops start-up with a
-message naming the entry.
+message naming the entry; so does a drug key (interactions, care, products) that codes.yaml `drugs`
+does not define, since a rule naming it would silently never apply.
 """
 
 from __future__ import annotations
@@ -75,7 +76,47 @@ def load_knowledge(site_config: str | Path | None = None) -> dict[str, Any]:
                 tables[name] = merge(tables[name], override)
     for name, table in tables.items():
         _validate(name, table, site_config)
+    check_drug_keys(tables, site_config)
     return tables
+
+
+def _drug_references(tables: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(table, entry path, drug keys) for every place outside `codes.drugs` that names a drug key."""
+    refs: list[tuple[str, str, list[str]]] = []
+    interactions = tables.get("interactions") or {}
+    for i, entry in enumerate(interactions.get("entries") or []):
+        where = f"entries/{i} (id {entry.get('id')})"
+        refs.append(("interactions", f"{where}/drugs", list(entry.get("drugs") or [])))
+        refs.append(("interactions", f"{where}/drug_display", list(entry.get("drug_display") or {})))
+        if "prefer_instead" in entry:
+            refs.append(("interactions", f"{where}/prefer_instead/ingredient",
+                         [entry["prefer_instead"]["ingredient"]]))
+    care = tables.get("care") or {}
+    for i, card in enumerate(care.get("cards") or []):
+        refs.append(("care", f"cards/{i} (id {card.get('id')})/when/unless_taking",
+                     list((card.get("when") or {}).get("unless_taking") or [])))
+    codes = tables.get("codes") or {}
+    for i, product in enumerate(codes.get("products") or []):
+        refs.append(("codes", f"products/{i} (rxnorm {product.get('rxnorm')})/ingredients",
+                     list(product.get("ingredients") or [])))
+    for i, entry in enumerate(codes.get("release_names") or []):
+        refs.append(("codes", f"release_names/{i}/ingredient", [entry["ingredient"]]))
+    return refs
+
+
+def check_drug_keys(tables: Mapping[str, Any], site_config: str | Path | None = None) -> None:
+    """Every drug key the tables name is defined in codes.yaml `drugs`; else a KnowledgeError.
+
+    A key codes.yaml never produces would make its interaction or exception silently never apply.
+    """
+    defined = set((tables.get("codes") or {}).get("drugs") or {})
+    for name, entry, keys in _drug_references(tables):
+        unknown = [k for k in keys if k not in defined]
+        if unknown:
+            origin = f"{name} (with site file {site_config})" if site_config else f"cards/knowledge/{name}.yaml"
+            raise KnowledgeError(
+                f"{origin}: entry {entry}: drug key(s) {', '.join(unknown)} not defined in codes.yaml `drugs`"
+                " (add them there with their names, or use a key it defines)")
 
 
 def _validate(name: str, table: Any, site_config: str | Path | None) -> None:

@@ -204,6 +204,7 @@ class CodeIndex:
     drug_codes: dict[str, str] = field(default_factory=dict)
     drug_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
     products: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
     hcg_cutoff: float = 25.0
 
     @classmethod
@@ -238,10 +239,12 @@ class CodeIndex:
                 index.drug_codes[str(code)] = key
             for name in drug.get("names") or []:
                 norm = _norm_text(name)
-                index.drug_names.append(
-                    (key, norm, re.compile(r"(?<!\w)" + re.escape(norm) + r"(?!\w)", re.IGNORECASE)))
+                index.drug_names.append((key, norm, _word(name)))
         for product in codes.get("products") or []:
             index.products[str(product["rxnorm"])] = product
+        for entry in codes.get("release_names") or []:
+            for name in entry.get("names") or []:
+                index.release_names.append((str(entry["ingredient"]), str(entry["release"]), _word(name)))
         return index
 
     def observation(self, concept_codings: Any) -> _ObsCode | None:
@@ -269,6 +272,15 @@ class CodeIndex:
             euploid = self.transfer.get((str(c.get("system")), c["code"]))
             if euploid is not None:
                 return euploid, f"{c.get('system')}|{c['code']}"
+        return None
+
+    def release_in(self, texts: Iterable[str], ingredients: Iterable[str]) -> str | None:
+        """The release a brand name in the texts implies for one of the ingredients, or None."""
+        norms = [_norm_text(t) for t in texts]
+        keys = set(ingredients)
+        for ingredient, release, pattern in self.release_names:
+            if ingredient in keys and any(pattern.search(n) for n in norms):
+                return release
         return None
 
     def names_in(self, texts: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -304,6 +316,11 @@ def _icd(code: str) -> str:
 
 def _norm_text(text: str) -> str:
     return text.replace("\u2019", "'").lower()
+
+
+def _word(name: str) -> re.Pattern[str]:
+    """A whole-word, case-insensitive pattern for a name from codes.yaml."""
+    return re.compile(r"(?<!\w)" + re.escape(_norm_text(name)) + r"(?!\w)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -741,6 +758,9 @@ class _Extractor:
             display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
         strength = _number(product.get("strength_mg")) if product else None
         release = product.get("release") if product else None
+        if release is None:
+            # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
+            release = self.index.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
         dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
         daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code)
         start, start_from, end, duration = self._period(res, rtype, dosages, source)

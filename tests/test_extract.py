@@ -588,6 +588,57 @@ def test_tacrolimus_product_table(code, strength, release):
     assert (m.ingredients, m.strength_mg, m.release) == (("tacrolimus",), strength, release)
 
 
+# Text names of other interacting drugs map to the codes.yaml key the interaction table uses.
+CLASS_NAMES = [  # (id, medication text, drug key)
+    ("lisinopril-is-an-ace-inhibitor", "lisinopril 10 mg tablet", "ace_inhibitor"),
+    ("losartan-is-an-arb", "Losartan potassium 50 mg tablet", "angiotensin_receptor_blocker"),
+    ("gentamicin-is-an-aminoglycoside", "gentamicin 80 mg/2 mL injection", "aminoglycoside"),
+    ("diclofenac-is-an-nsaid", "Diclofenac sodium 50 mg tablet", "other_nsaid"),
+    ("eplerenone", "eplerenone 25 mg tablet", "eplerenone"),
+    ("darunavir-is-a-protease-inhibitor", "darunavir 800 mg tablet", "other_protease_inhibitor"),
+    ("dapsone", "Dapsone 100 mg tablet", "dapsone"),
+    ("atovaquone", "atovaquone 750 mg/5 mL suspension", "atovaquone"),
+    ("pentamidine", "pentamidine 300 mg inhalation", "pentamidine"),
+]
+
+
+@pytest.mark.parametrize("text,key", [r[1:] for r in CLASS_NAMES], ids=[r[0] for r in CLASS_NAMES])
+def test_interacting_drug_names_map_to_their_codes_yaml_key(text, key):
+    m = only(facts(med_request("m", {"text": text})).medications)
+    assert (m.ingredients, m.recognised_by) == ((key,), "text")
+
+
+# An order without a product code still says its release when it names an extended-release brand.
+RELEASE_BY_NAME = [  # (id, medicationCodeableConcept, expected release)
+    ("envarsus-xr-text-extended", {"text": "Envarsus XR 1 mg tablet"}, "extended"),
+    ("astagraf-xl-text-extended", {"text": "Astagraf XL 0.5 mg capsule"}, "extended"),
+    ("advagraf-text-extended", {"text": "ADVAGRAF 1mg prolonged-release capsule"}, "extended"),
+    ("ingredient-code-with-envarsus-text-extended", cc(RX, "42316", "tacrolimus", text="Envarsus XR 4 mg"),
+     "extended"),
+    ("local-code-with-envarsus-display-extended", cc("urn:site:formulary", "T9", "ENVARSUS XR 0.75MG TAB"),
+     "extended"),
+    ("plain-tacrolimus-text-unknown", {"text": "tacrolimus 1 mg capsule"}, None),
+    ("prograf-text-not-claimed", {"text": "Prograf 1 mg capsule"}, None),
+    ("immediate-product-code-wins-over-brand-text", cc(RX, "198377", text="Envarsus XR"), "immediate"),
+]
+
+
+@pytest.mark.parametrize("medication,release", [r[1:] for r in RELEASE_BY_NAME], ids=[r[0] for r in RELEASE_BY_NAME])
+def test_tacrolimus_release_from_brand_name(medication, release):
+    m = only(facts(med_request("m", medication)).medications)
+    assert m.ingredients == ("tacrolimus",)
+    assert m.release == release
+
+
+def test_release_name_only_applies_to_its_ingredient():
+    """A brand word in the text of another drug says nothing about that drug's release."""
+    knowledge = copy.deepcopy(KNOWLEDGE)
+    knowledge["codes"]["release_names"].append(
+        {"ingredient": "tacrolimus", "release": "extended", "names": ["retard"], "source": "test"})
+    m = only(facts(med_request("m", {"text": "nifedipine retard 20 mg"}), knowledge=knowledge).medications)
+    assert (m.ingredients, m.release) == (("nifedipine",), None)
+
+
 def test_combination_product_code_yields_every_ingredient():
     knowledge = copy.deepcopy(KNOWLEDGE)
     knowledge["codes"]["products"].append({"rxnorm": "999001", "ingredients": ["sulfamethoxazole", "trimethoprim"],
@@ -973,3 +1024,54 @@ def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, en
     site.write_text("codes:\n  " + override + "\n", encoding="utf-8")
     with pytest.raises(KnowledgeError, match=entry):
         load_knowledge(site)
+
+
+# Every drug key a table names must be one codes.yaml defines: else the rule would silently never fire.
+UNKNOWN_KEYS = [  # (id, site file text, the entry the error names)
+    ("interaction-lists-an-undefined-drug",
+     "interactions:\n  entries:\n    - {id: x, drugs: [gentamicin], class: nephrotoxic, effect_direction: nephrotoxic,"
+     " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
+     r"interactions \(with site file .*\): entry entries/0 \(id x\)/drugs: drug key\(s\) gentamicin"),
+    ("drug-display-for-an-undefined-drug",
+     "interactions:\n  entries:\n    - {id: x, drugs: [ibuprofen], drug_display: {motrin: Motrin}, class: nephrotoxic,"
+     " effect_direction: nephrotoxic, severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
+     r"entries/0 \(id x\)/drug_display: drug key\(s\) motrin"),
+    ("care-unless-taking-an-undefined-drug",
+     "care:\n  cards:\n    - {id: pjp, kind: 'care:pjp', indicator: info, hooks: [order-sign], summary: s,"
+     " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]},"
+     " points: [{text: t}], sources: [s]}\n",
+     r"care \(with site file .*\): entry cards/0 \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine"),
+    ("product-of-an-undefined-ingredient",
+     "codes:\n  products: [{rxnorm: '1', ingredients: [everolimus], display: x, source: y}]\n",
+     r"codes \(with site file .*\): entry products/0 \(rxnorm 1\)/ingredients: drug key\(s\) everolimus"),
+    ("release-name-of-an-undefined-ingredient",
+     "codes:\n  release_names: [{ingredient: envarsus, release: extended, names: [envarsus], source: y}]\n",
+     r"entry release_names/0/ingredient: drug key\(s\) envarsus"),
+]
+
+
+@pytest.mark.parametrize("text,message", [u[1:] for u in UNKNOWN_KEYS], ids=[u[0] for u in UNKNOWN_KEYS])
+def test_a_site_file_naming_an_unknown_drug_key_is_refused(tmp_path, text, message):
+    from cards.knowledge import KnowledgeError
+    site = tmp_path / "site.yaml"
+    site.write_text(text, encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=message):
+        load_knowledge(site)
+
+
+def test_a_site_file_adding_the_drug_it_references_is_accepted(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "codes:\n  drugs:\n    everolimus: {rxnorm: [], names: [everolimus], source: site formulary}\n"
+        "interactions:\n  entries:\n    - {id: x, drugs: [everolimus], class: nephrotoxic,"
+        " effect_direction: nephrotoxic,"
+        " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n", encoding="utf-8")
+    assert load_knowledge(site)["interactions"]["entries"][0]["drugs"] == ["everolimus"]
+
+
+def test_the_default_knowledge_names_only_defined_drug_keys():
+    """The shipped tables pass the same check the loader runs (load_knowledge() above did not raise)."""
+    from cards.knowledge import check_drug_keys
+    check_drug_keys(KNOWLEDGE)
+    assert {"ace_inhibitor", "angiotensin_receptor_blocker", "aminoglycoside", "other_nsaid", "eplerenone",
+            "other_protease_inhibitor"} <= {d for e in KNOWLEDGE["interactions"]["entries"] for d in e["drugs"]}

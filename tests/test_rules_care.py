@@ -150,3 +150,50 @@ def test_site_file_moves_a_card_to_another_hook(tmp_path):
     site.write_text(yaml.safe_dump({"care": {"cards": cards}}), encoding="utf-8")
     moved = load_knowledge(site)
     assert kinds(evaluate_care(facts("order-select", [med("tacrolimus", "selected")]), TODAY, moved)) == [ADMIN, PJP]
+
+
+# --- from FHIR: Pneumocystis prophylaxis already on record suppresses the card -----------------------
+# The whole path (service.extract.build_facts, then cards.evaluate.evaluate) on order-sign with a new
+# tacrolimus draft (RxNorm 42316): the drugs of `unless_taking` are recognised from their text.
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _fhir_order(rid: str, medication: dict, status: str) -> dict:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-25",
+            "medicationCodeableConcept": medication}
+
+
+def _care_kinds_from_fhir(active: list[dict], drafts: list[dict]) -> list[str]:
+    from cards.evaluate import evaluate
+    from service.extract import build_facts
+    from service.validation import HookRequest
+
+    context = {"patientId": "p1", "userId": "Practitioner/u1",
+               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": r} for r in drafts]}}
+    request = HookRequest(hook="order-sign", hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+    return [c.kind for c in evaluate(build_facts(request, {"medications": active}, KB), TODAY, KB)
+            if c.kind.startswith("care:")]
+
+
+TACROLIMUS_DRAFT = _fhir_order("tac", {"coding": [{"system": RXNORM, "code": "42316", "display": "tacrolimus"}]},
+                               "draft")
+
+PJP_FROM_FHIR = [  # (id, other active orders' text, draft orders' text, Pneumocystis card shown)
+    ("nothing-else-card-shown", [], [], True),
+    ("active-dapsone-no-card", ["dapsone 100 mg tablet"], [], False),
+    ("dapsone-drafted-with-tacrolimus-no-card", [], ["Dapsone 100 mg tablet"], False),
+    ("active-atovaquone-no-card", ["atovaquone 750 mg/5 mL oral suspension"], [], False),
+    ("active-pentamidine-no-card", ["pentamidine 300 mg for inhalation"], [], False),
+    ("unrelated-drug-card-shown", ["folic acid 5 mg tablet"], [], True),
+]
+
+
+@pytest.mark.parametrize("active, drafted, shown", [p[1:] for p in PJP_FROM_FHIR], ids=[p[0] for p in PJP_FROM_FHIR])
+def test_pjp_card_suppressed_by_prophylaxis_named_in_fhir(active, drafted, shown):
+    active_orders = [_fhir_order(f"a{i}", {"text": t}, "active") for i, t in enumerate(active)]
+    drafts = [TACROLIMUS_DRAFT] + [_fhir_order(f"d{i}", {"text": t}, "draft") for i, t in enumerate(drafted)]
+    kinds_ = _care_kinds_from_fhir(active_orders, drafts)
+    assert ADMIN in kinds_  # a new start either way
+    assert (PJP in kinds_) == shown

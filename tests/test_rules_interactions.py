@@ -103,14 +103,19 @@ CLASS_EXAMPLES = [  # (drug key, class, expected indicator)
     ("rifampin", "inducer", "warning"),
     ("st_johns_wort", "inducer", "warning"),
     ("ritonavir", "strong inhibitor", "warning"),
+    ("other_protease_inhibitor", "strong inhibitor", "warning"),
     ("diltiazem", "moderate inhibitor", "warning"),
     ("amiodarone", "inhibitor", "warning"),
     ("letermovir", "inhibitor", "warning"),
     ("cyclosporine", "calcineurin inhibitor", "critical"),
     ("ibuprofen", "nephrotoxic", "warning"),
     ("vancomycin", "nephrotoxic", "warning"),
+    ("other_nsaid", "nephrotoxic", "warning"),
+    ("aminoglycoside", "nephrotoxic", "warning"),
     ("spironolactone", "potassium raiser", "warning"),
-    ("lisinopril", "potassium raiser", "warning"),
+    ("eplerenone", "potassium raiser", "warning"),
+    ("ace_inhibitor", "potassium raiser", "warning"),
+    ("angiotensin_receptor_blocker", "potassium raiser", "warning"),
     ("trimethoprim", "potassium raiser", "warning"),
 ]
 
@@ -454,3 +459,62 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
                                        med("fluconazole", "draft")), TODAY, kb)[0]
     assert [dose_value(u.resource) for u in updates(card)] == [1.5, 0.75]
     assert card.suggestions[-1].actions[0].resource["occurrenceTiming"]["repeat"]["count"] == 5
+
+
+# --- from FHIR: orders named in text reach their interaction card --------------------------------
+# The whole path a request takes (service.extract.build_facts, then cards.evaluate.evaluate): an
+# active tacrolimus order (RxNorm 42316) and an active order known only by its text, on patient-view.
+
+def _fhir_order(rid: str, medication: dict[str, Any], status: str = "active") -> dict[str, Any]:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-10-01",
+            "medicationCodeableConcept": medication}
+
+
+def _cards_from_fhir(hook: str, active: list[dict[str, Any]], drafts: list[dict[str, Any]] = ()) -> list[Card]:
+    from cards.evaluate import evaluate
+    from service.extract import build_facts
+    from service.validation import HookRequest
+
+    context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
+    if hook == "order-sign":
+        context["draftOrders"] = {"resourceType": "Bundle", "entry": [{"resource": r} for r in drafts]}
+    request = HookRequest(hook=hook, hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+    return evaluate(build_facts(request, {"medications": active}, KB), TODAY, KB)
+
+
+TACROLIMUS_ACTIVE = _fhir_order("tac", {"coding": [{"system": RXNORM, "code": "42316", "display": "tacrolimus"}]})
+
+FROM_TEXT = [  # (id, the other active order's text, the interaction card expected, words in its summary)
+    ("lisinopril-ace-inhibitor", "lisinopril 10 mg tablet", "interaction:ace_inhibitor", "An ACE inhibitor"),
+    ("losartan-arb", "losartan 50 mg tablet", "interaction:angiotensin_receptor_blocker",
+     "An angiotensin receptor blocker (ARB)"),
+    ("gentamicin-aminoglycoside", "gentamicin 80 mg injection", "interaction:aminoglycoside",
+     "An aminoglycoside adds to tacrolimus nephrotoxicity"),
+    ("diclofenac-nsaid", "diclofenac 50 mg tablet", "interaction:other_nsaid",
+     "An NSAID adds to tacrolimus nephrotoxicity"),
+    ("eplerenone-potassium-sparing", "eplerenone 25 mg tablet", "interaction:eplerenone", "Eplerenone and tacrolimus"),
+    ("darunavir-protease-inhibitor", "darunavir 800 mg tablet", "interaction:other_protease_inhibitor",
+     "An HIV/HCV protease inhibitor raises tacrolimus levels"),
+    ("lopinavir-ritonavir-both", "lopinavir/ritonavir 200/50 mg tablet", "interaction:other_protease_inhibitor",
+     "An HIV/HCV protease inhibitor"),
+]
+
+
+@pytest.mark.parametrize("text, kind, summary", [f[1:] for f in FROM_TEXT], ids=[f[0] for f in FROM_TEXT])
+def test_patient_view_text_order_with_active_tacrolimus_gives_its_card(text, kind, summary):
+    cards = _cards_from_fhir("patient-view", [TACROLIMUS_ACTIVE, _fhir_order("other", {"text": text})])
+    [card] = [c for c in cards if c.kind == kind]
+    assert card.indicator == "warning"
+    assert card.summary.startswith(summary), card.summary
+    assert "{" not in card.summary + card.detail
+    assert "MedicationRequest/tac" in card.detail and "MedicationRequest/other" in card.detail
+    assert "recognised only by the text" in card.detail  # a clinician sees it was not coded
+
+
+def test_switch_to_extended_release_named_by_brand_gives_the_release_switch_card():
+    """Active immediate-release (RxNorm product 198377) and a draft known only as "Envarsus XR"."""
+    active = _fhir_order("tac-ir", {"coding": [{"system": RXNORM, "code": "198377"}]})
+    draft = _fhir_order("tac-xr", {"text": "Envarsus XR 4 mg tablet"}, status="draft")
+    cards = _cards_from_fhir("order-sign", [active], [draft])
+    assert "interaction:tacrolimus-release-switch" in [c.kind for c in cards]
