@@ -44,6 +44,12 @@ MEDSTATEMENT_STATUSES = frozenset({"active"})
 COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{tab}", "{tablet}", "{capsule}", "{cap}", "{caps}", "1",
                          "pill", "pills", "tablet", "tablets", "tab", "tabs", "capsule", "capsules",
                          "cap", "caps"})
+# Longest course a duration may state: ten years. Anything longer is a data error, and adding it to a
+# date could overflow in the rules.
+MAX_DURATION_DAYS = 3650
+# Dates outside these years are data errors ("9999-12-31" as "no end"); rules add and subtract days
+# from dates, so a date near datetime's limits (years 1 and 9999) could overflow there.
+MIN_YEAR, MAX_YEAR = 1000, 9000
 # Days per period unit. Only h, d and wk: a monthly or yearly schedule has no honest mg/day.
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
@@ -156,7 +162,8 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     """A FHIR date/dateTime/instant as an aware datetime; None when absent; ValueError when unparsable.
 
     Partial dates (``2026``, ``2026-11``, ``2026-11-20``) become the first instant of that period in UTC;
-    a time without a zone (invalid FHIR, seen in practice) is taken as UTC.
+    a time without a zone (invalid FHIR, seen in practice) is taken as UTC. A year outside
+    ``MIN_YEAR``..``MAX_YEAR`` is a ValueError too, so no later date arithmetic can overflow.
     """
     if value is None:
         return None
@@ -167,10 +174,13 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     try:
         if partial:
             year, month, day = partial.groups()
-            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            parsed = datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"{value!r} is not a FHIR date") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"{value!r} is outside the years {MIN_YEAR}-{MAX_YEAR} (a placeholder, not a date)")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -205,12 +215,16 @@ class CodeIndex:
     drug_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
     products: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
+    max_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> plausible ceiling
     hcg_cutoff: float = 25.0
+    pregnancy_test_max_age_days: int = 60
 
     @classmethod
     def from_knowledge(cls, codes: Mapping[str, Any]) -> "CodeIndex":
         """Build the lookups from the ``codes`` knowledge table."""
-        index = cls(hcg_cutoff=float(codes.get("hcg_positive_iu_per_l", 25)))
+        window = codes.get("pregnancy_test_max_age_days")
+        index = cls(hcg_cutoff=float(codes.get("hcg_positive_iu_per_l", 25)),
+                    pregnancy_test_max_age_days=int(window["value"]) if isinstance(window, dict) else 60)
         for concept, entry in (codes.get("observations") or {}).items():
             for c in entry.get("codes") or []:
                 # A tacrolimus code not marked trough is a level of unknown timing; a glucose code
@@ -237,6 +251,8 @@ class CodeIndex:
         for key, drug in (codes.get("drugs") or {}).items():
             for code in drug.get("rxnorm") or []:
                 index.drug_codes[str(code)] = key
+            if drug.get("max_daily_mg") is not None:
+                index.max_daily_mg[key] = float(drug["max_daily_mg"])
             for name in drug.get("names") or []:
                 norm = _norm_text(name)
                 index.drug_names.append((key, norm, _word(name)))
@@ -355,6 +371,9 @@ class _Extractor:
         self.singles: list[_Single] = []
         self.conditions: list[ConditionFact] = []
         self.transfers: list[TransferPlan] = []
+        # When each embryo transfer happened or is planned, completed ones included: a pregnancy test
+        # from before the latest past transfer says nothing about the current cycle.
+        self.transfer_times: list[datetime] = []
         self.medications: list[MedicationFact] = []
         self.unusable: list[UnusableResource] = []
         self.specimen: dict[str, str] = {}
@@ -708,12 +727,16 @@ class _Extractor:
             when = parse_fhir_datetime(raw_when)
         except ValueError as exc:
             raise _Unusable(f"{label}: {exc}") from None
+        if when is not None:
+            self.transfer_times.append(when)
+        if status == "completed":
+            return  # done: it dates the cycle (pregnancy tests) but is no plan for the rules
         self.transfers.append(TransferPlan(source=_ref_of(res), status=status, when=when,
                                            euploid=kind[0], from_draft_orders=draft))
 
     def _service_request(self, res: dict[str, Any], draft: bool) -> None:
         status = _status(res, "draft" if draft else "unknown")
-        if status not in TRANSFER_REQUEST_STATUSES:
+        if status not in TRANSFER_REQUEST_STATUSES and status != "completed":
             return
         period = _obj(res.get("occurrencePeriod"))
         raw, label = ((res["occurrenceDateTime"], "occurrenceDateTime") if "occurrenceDateTime" in res
@@ -722,7 +745,7 @@ class _Extractor:
 
     def _procedure(self, res: dict[str, Any], draft: bool) -> None:
         status = _status(res, "preparation" if draft else "unknown")
-        if status not in TRANSFER_PROCEDURE_STATUSES:
+        if status not in TRANSFER_PROCEDURE_STATUSES and status != "completed":
             return
         period = _obj(res.get("performedPeriod"))
         raw, label = ((res["performedDateTime"], "performedDateTime") if "performedDateTime" in res
@@ -762,13 +785,15 @@ class _Extractor:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
             release = self.index.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
         dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
-        daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code)
+        ceilings = [self.index.max_daily_mg[i] for i in recognised.ingredients if i in self.index.max_daily_mg]
+        daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code,
+                                                   min(ceilings) if ceilings else None)
         start, start_from, end, duration = self._period(res, rtype, dosages, source)
         self.medications.append(MedicationFact(
             source=source, resource_type=rtype, status=status, display=display,
             ingredients=tuple(recognised.ingredients), recognised_by=recognised.by,
             matched=recognised.matched, strength_mg=strength,
-            release=release if release in ("immediate", "extended") else None,
+            release="extended" if release == "extended" else "immediate" if release == "immediate" else None,
             daily_dose_mg=daily, dose_problem=dose_problem, doses_per_day=per_day, start=start,
             start_from=start_from, end=end, duration_days=duration, is_draft=draft,
             is_selected=draft and source in self.selections, resource=res))
@@ -837,7 +862,7 @@ class _Extractor:
                 start = self._date(bounds.get("start"), source, "boundsPeriod.start")
                 end = self._date(bounds.get("end"), source, "boundsPeriod.end")
             if duration is None:
-                duration = _duration_days(repeat.get("boundsDuration"))
+                duration = self._duration(repeat.get("boundsDuration"), source, "boundsDuration")
         if start is not None:
             start_from = "boundsPeriod"
         elif rtype == "MedicationRequest":
@@ -850,8 +875,16 @@ class _Extractor:
             start_from = "effective" if start else None
             end = end or self._date(period.get("end"), source, "effectivePeriod.end")
         if duration is None and isinstance(res.get("dispenseRequest"), dict):
-            duration = _duration_days(res["dispenseRequest"].get("expectedSupplyDuration"))
+            duration = self._duration(res["dispenseRequest"].get("expectedSupplyDuration"), source,
+                                      "dispenseRequest.expectedSupplyDuration")
         return start, start_from, end, duration
+
+    def _duration(self, raw: Any, source: str, label: str) -> int | None:
+        days, problem = _duration_days(raw)
+        if problem:
+            # As with a bad date: the medication still counts, the unusable duration is reported.
+            self.unusable.append(UnusableResource(source, f"{label}: {problem}"))
+        return days
 
     def _date(self, raw: Any, source: str, label: str) -> date | None:
         try:
@@ -864,8 +897,13 @@ class _Extractor:
 
     # -- result ------------------------------------------------------------------------------------
 
-    def pregnancy(self) -> PregnancyStatus:
-        """A pregnancy Condition, else the newest actionable hCG result (urine or serum)."""
+    def pregnancy(self, today: date | None) -> PregnancyStatus:
+        """A pregnancy Condition, else the newest current actionable hCG result (urine or serum).
+
+        A test is current when at most ``pregnancy_test_max_age_days`` old and taken after the day of
+        her latest embryo transfer up to today; without ``today`` neither check can be made. Of the
+        current tests the newest decides, so a newer negative outranks an older positive.
+        """
         for c in self.conditions:
             if c.concept == PREGNANCY:
                 return PregnancyStatus(True, f"Condition {c.code.split('|')[-1]} ({c.display})",
@@ -874,12 +912,30 @@ class _Extractor:
                  if m.actionable and m.coded_value in ("positive", "negative") and m.when]
         if not tests:
             return PregnancyStatus(None, "nothing on record")
-        newest = max(tests, key=lambda m: _newest_first(m.when))
-        assert newest.when is not None
-        kind = "urine hCG" if newest.concept == PREGNANCY_TEST else f"serum beta-hCG {newest.shown}"
-        return PregnancyStatus(newest.coded_value == "positive",
-                               f"{kind} {newest.coded_value} on {newest.when.date().isoformat()}",
+        current = tests
+        why_not = ""
+        if today is not None:
+            window = self.index.pregnancy_test_max_age_days
+            past = [w.date() for w in self.transfer_times if w.date() <= today]
+            transfer_day = max(past) if past else None
+            current = [m for m in tests if m.when is not None and (today - m.when.date()).days <= window
+                       # A test on the transfer day itself was taken before the embryo could implant.
+                       and (transfer_day is None or m.when.date() > transfer_day)]
+            why_not = (f"more than {window} days old" if transfer_day is None
+                       else f"more than {window} days old or not after the embryo transfer on "
+                            f"{transfer_day.isoformat()}")
+        if not current:
+            newest = max(tests, key=lambda m: _newest_first(m.when))
+            return PregnancyStatus(None, f"no current pregnancy test ({self._test_text(newest)} is {why_not})")
+        newest = max(current, key=lambda m: _newest_first(m.when))
+        return PregnancyStatus(newest.coded_value == "positive", self._test_text(newest),
                                newest.source, newest.when)
+
+    @staticmethod
+    def _test_text(m: Measurement) -> str:
+        assert m.when is not None
+        kind = "urine hCG" if m.concept == PREGNANCY_TEST else f"serum beta-hCG {m.shown}"
+        return f"{kind} {m.coded_value} on {m.when.date().isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -891,15 +947,21 @@ class _Recognised:
     product_code: str | None
 
 
-def _duration_days(value: Any) -> int | None:
+def _duration_days(value: Any) -> tuple[int | None, str | None]:
+    """(days, why unusable) of a Duration; (None, None) when absent or not in days/weeks."""
     if not isinstance(value, dict):
-        return None
+        return None, None
     number = _number(value.get("value"))
     unit = value.get("code") or value.get("unit")
     factor = DURATION_DAYS.get(str(unit).strip().lower()) if unit else None
     if number is None or factor is None:
-        return None
-    return int(round(number * factor))
+        return None, None
+    days = number * factor
+    if not math.isfinite(days) or days > MAX_DURATION_DAYS:
+        return None, f"{_fmt(number)} {unit} is longer than {MAX_DURATION_DAYS} days; duration ignored"
+    if days <= 0:
+        return None, f"{_fmt(number)} {unit} is not a positive duration; duration ignored"
+    return int(round(days)), None
 
 
 def _doses_per_day(timing: Any) -> tuple[float | None, str | None]:
@@ -908,6 +970,10 @@ def _doses_per_day(timing: Any) -> tuple[float | None, str | None]:
         return None, "no timing"
     repeat = timing.get("repeat")
     if isinstance(repeat, dict):
+        ranged = [k for k in ("frequencyMax", "periodMax") if repeat.get(k) is not None]
+        if ranged:
+            # "1-2 times a day" or "every 8-12 hours": the lower end is not the dose taken.
+            return None, f"timing gives a range ({', '.join(ranged)})"
         relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when")
                      if k in repeat}
         try:
@@ -956,6 +1022,10 @@ def _one_dose_mg(dosage: Mapping[str, Any], strength: float | None, product_code
     spellings = [s.strip().lower() for s in (code, unit) if s]
     if not spellings:
         return None, "dose has no unit"
+    meanings = {m for m in (_dose_unit_meaning(s) for s in spellings) if m is not None}
+    if len(meanings) > 1:
+        # {value 0.5, code "mg", unit "tablet"}: 0.5 mg or half a 5 mg tablet? Neither is safe to assume.
+        return None, f"dose unit ambiguous (code {code!r} and unit {unit!r} disagree)"
     if any(s in COUNT_UNITS for s in spellings):
         if strength is None:
             where = f"RxNorm {product_code}" if product_code else "the order"
@@ -967,12 +1037,29 @@ def _one_dose_mg(dosage: Mapping[str, Any], strength: float | None, product_code
     return conv.value, None
 
 
-def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | None
-                ) -> tuple[float | None, float | None, str | None]:
+def _dose_unit_meaning(spelling: str) -> str | None:
+    """"count", the UCUM mass code ("mg", "ug", "g"), or None for a spelling this service does not read."""
+    if spelling in COUNT_UNITS:
+        return "count"
+    ucum = normalise_unit(spelling)
+    return ucum if ucum in ("mg", "g", "ug") else None
+
+
+def _bounds(dosage: Mapping[str, Any]) -> str:
+    """The bounds[x] of an instruction's timing, as a comparable key ("" when it has none)."""
+    repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
+    bounds = {k: repeat[k] for k in ("boundsPeriod", "boundsDuration", "boundsRange") if k in repeat}
+    return repr(sorted(bounds.items())) if bounds else ""
+
+
+def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | None,
+                max_daily_mg: float | None = None) -> tuple[float | None, float | None, str | None]:
     """(mg per day, doses per day, why unknown).
 
     Several dosageInstructions are summed (1 mg morning + 0.5 mg evening) only when every one is
-    computable and none is sequenced after another; otherwise the daily dose is unknown, never guessed.
+    computable, none is sequenced after another and all share the same bounds (or none has any):
+    back-to-back periods are a taper, not doses taken together. A total that is not finite or above
+    ``max_daily_mg`` is reported implausible. Otherwise the daily dose is unknown, never guessed.
     """
     instructions = _dicts(dosages)
     if not instructions:
@@ -980,6 +1067,9 @@ def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | 
     sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
     if len(sequences) > 1:
         return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
+    if len({_bounds(d) for d in instructions}) > 1:
+        return None, None, ("dosage instructions cover different periods (a taper or a change), "
+                            "so they are not one daily dose")
     total = 0.0
     doses = 0.0
     for i, dosage in enumerate(instructions):
@@ -995,12 +1085,20 @@ def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | 
         assert per_dose is not None and per_day is not None
         total += per_dose * per_day
         doses += per_day
+    if not math.isfinite(total) or not math.isfinite(doses):
+        return None, None, "implausible dose (the total is not a finite number)"
+    if max_daily_mg is not None and total > max_daily_mg:
+        return None, None, (f"implausible dose ({_fmt(round(total, 6))} mg/day is above "
+                            f"{_fmt(max_daily_mg)} mg/day; a data error, not used)")
     return round(total, 6), round(doses, 6), None
 
 
 def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
-                knowledge: Mapping[str, Any]) -> PatientFacts:
-    """Turn the resolved resources (every key; draft orders from the context) into PatientFacts."""
+                knowledge: Mapping[str, Any], *, today: date | None = None) -> PatientFacts:
+    """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
+
+    ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
+    """
     index = CodeIndex.from_knowledge(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
     ex.run(data)
@@ -1013,7 +1111,7 @@ def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
         labs=labs,
         blood_pressure=tuple(sorted(ex.blood_pressure, key=lambda b: _newest_first(b.when), reverse=True)),
         conditions=tuple(ex.conditions),
-        pregnancy=ex.pregnancy(),
+        pregnancy=ex.pregnancy(today),
         transfers=tuple(sorted(ex.transfers, key=lambda t: _newest_first(t.when), reverse=True)),
         medications=tuple(ex.medications),
         unusable=tuple(ex.unusable),

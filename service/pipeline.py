@@ -20,8 +20,9 @@ def invoke(rt: Runtime, service_id: str, body: Any, *,
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.config)
     data = rt.resolver.resolve(request, service.prefetch, issuer=issuer)
-    facts = build_facts(request, data, rt.knowledge)
-    cards = evaluate(facts, rt.clock().date(), rt.knowledge)
+    today = rt.clock().date()
+    facts = build_facts(request, data, rt.knowledge, today=today)
+    cards = evaluate(facts, today, rt.knowledge)
     cards = with_smart_link(cards, rt.config["SMART_APP_URL"], facts)
     rendered = render_cards(cards, rt.new_uuid)
     return request, {"cards": rendered}, [c.kind for c in cards]

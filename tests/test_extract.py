@@ -89,6 +89,19 @@ def dosage(value: Any, unit: str, code: str | None = None, *, frequency: int | N
     return d
 
 
+def service_request(sid: str, code: str = "embryo-transfer", status: str = "active", **extra: Any) -> dict[str, Any]:
+    res = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order",
+           "code": cc(LOCAL, code)}
+    res.update(extra)
+    return res
+
+
+def with_repeat(d: dict[str, Any], **repeat: Any) -> dict[str, Any]:
+    d = copy.deepcopy(d)
+    d["timing"]["repeat"].update(repeat)
+    return d
+
+
 def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
             hook: str = "order-select") -> HookRequest:
     context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
@@ -101,9 +114,10 @@ def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = 
 
 
 def facts(*resources: Any, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
-          knowledge: dict[str, Any] | None = None, hook: str = "order-select") -> PatientFacts:
+          knowledge: dict[str, Any] | None = None, hook: str = "order-select",
+          today: date | None = None) -> PatientFacts:
     return build_facts(request(drafts=list(drafts), selections=selections, hook=hook),
-                       {"someKey": list(resources)}, knowledge or KNOWLEDGE)
+                       {"someKey": list(resources)}, knowledge or KNOWLEDGE, today=today)
 
 
 def only(items: tuple[Any, ...]) -> Any:
@@ -400,6 +414,73 @@ def test_pregnancy_status_and_its_evidence(resources, pregnant, evidence):
     assert evidence in status.evidence
 
 
+TODAY = date(2026, 11, 25)
+
+
+def procedure_done(pid: str, when: str) -> dict[str, Any]:
+    return {"resourceType": "Procedure", "id": pid, "status": "completed", "code": cc(LOCAL, "embryo-transfer"),
+            "performedDateTime": when}
+
+
+# Today is 2026-11-25; the window is 60 days (codes.yaml pregnancy_test_max_age_days).
+PREGNANCY_TODAY = [
+    ("positive-from-2024-is-not-current", [urine_hcg("u", "positive", "2024-03-01")], None,
+     "no current pregnancy test (urine hCG positive on 2024-03-01 is more than 60 days old"),
+    ("serum-positive-from-2024-is-not-current", [serum_hcg("s", 900, when="2024-03-01")], None,
+     "no current pregnancy test"),
+    ("positive-5-days-old", [urine_hcg("u", "positive", "2026-11-20")], True, "urine hCG positive"),
+    ("positive-60-days-old-still-counts", [urine_hcg("u", "positive", "2026-09-26")], True, "positive"),
+    ("positive-61-days-old-does-not", [urine_hcg("u", "positive", "2026-09-25")], None, "more than 60 days"),
+    ("newer-negative-outranks-older-positive",
+     [urine_hcg("old", "positive", "2026-10-20"), urine_hcg("new", "negative", "2026-11-20")], False,
+     "negative on 2026-11-20"),
+    ("old-positive-ignored-newer-negative-decides",
+     [urine_hcg("old", "positive", "2024-01-01"), serum_hcg("new", 3, when="2026-11-01")], False, "negative"),
+    ("positive-before-latest-past-transfer", [urine_hcg("u", "positive", "2026-10-20"),
+                                              service_request("t", occurrenceDateTime="2026-11-10")],
+     None, "not after the embryo transfer on 2026-11-10"),
+    ("positive-before-completed-transfer", [urine_hcg("u", "positive", "2026-10-20"),
+                                            procedure_done("p", "2026-11-10")],
+     None, "not after the embryo transfer on 2026-11-10"),
+    ("positive-on-the-transfer-day", [urine_hcg("u", "positive", "2026-11-10T07:00:00Z"),
+                                      procedure_done("p", "2026-11-10")], None, "not after the embryo transfer"),
+    ("positive-after-the-transfer", [procedure_done("p", "2026-11-10"), urine_hcg("u", "positive", "2026-11-22")],
+     True, "urine hCG positive on 2026-11-22"),
+    ("latest-past-transfer-is-the-anchor", [procedure_done("p1", "2026-10-01"), urine_hcg("u", "positive", "2026-10-15"),
+                                            procedure_done("p2", "2026-11-10")], None, "transfer on 2026-11-10"),
+    ("a-planned-future-transfer-is-no-anchor", [urine_hcg("u", "positive", "2026-11-20"),
+                                                service_request("t", occurrenceDateTime="2026-12-01")],
+     True, "positive"),
+    ("condition-stays-authoritative", [condition("c", SCT, "77386006"), urine_hcg("u", "negative", "2024-03-01")],
+     True, "Condition 77386006"),
+]
+
+
+@pytest.mark.parametrize("resources,pregnant,evidence", [p[1:] for p in PREGNANCY_TODAY],
+                         ids=[p[0] for p in PREGNANCY_TODAY])
+def test_pregnancy_test_must_be_current(resources, pregnant, evidence):
+    status = facts(*resources, today=TODAY).pregnancy
+    assert status.pregnant is pregnant
+    assert evidence in status.evidence
+
+
+def test_without_today_the_age_of_a_pregnancy_test_is_not_checked():
+    assert facts(urine_hcg("u", "positive", "2024-03-01")).pregnancy.pregnant is True
+
+
+def test_pregnancy_test_window_is_configurable():
+    knowledge = copy.deepcopy(KNOWLEDGE)
+    knowledge["codes"]["pregnancy_test_max_age_days"]["value"] = 10
+    old = urine_hcg("u", "positive", "2026-11-10")
+    assert facts(old, today=TODAY).pregnancy.pregnant is True
+    assert facts(old, today=TODAY, knowledge=knowledge).pregnancy.pregnant is None
+
+
+def test_pregnancy_test_window_is_marked_a_site_default():
+    entry = KNOWLEDGE["codes"]["pregnancy_test_max_age_days"]
+    assert (entry["value"], entry["site_default"], entry["source"]) == (60, True, "site default")
+
+
 def test_serum_hcg_cut_off_is_configurable():
     knowledge = copy.deepcopy(KNOWLEDGE)
     knowledge["codes"]["hcg_positive_iu_per_l"] = 5
@@ -457,13 +538,6 @@ def test_unrelated_condition_is_ignored():
 
 
 # ---- embryo transfer -------------------------------------------------------------------------------
-
-def service_request(sid: str, code: str = "embryo-transfer", status: str = "active", **extra: Any) -> dict[str, Any]:
-    res = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order",
-           "code": cc(LOCAL, code)}
-    res.update(extra)
-    return res
-
 
 TRANSFERS = [
     ("service-request-occurrenceDateTime", service_request("t", occurrenceDateTime="2026-11-27T10:00:00Z"),
@@ -758,6 +832,13 @@ DAILY_DOSE = [
     ("doseAndRate-as-object", TAC_1MG,
      [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
        "doseAndRate": {"doseQuantity": qty(3, "{pill}", "{pill}")}}], 3.0, 1.0),
+    ("code-and-unit-agree-in-other-spellings", rx("42316"), [dosage(1, "milligram", "mg")], 1.0, 1.0),
+    ("count-code-and-count-unit", TAC_05MG, [dosage(2, "tablet", "{tbl}")], 1.0, 1.0),
+    ("two-instructions-same-boundsPeriod-summed", rx("42316"),
+     [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
+      with_repeat(dosage(0.5, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"})], 1.5, 2.0),
+    ("tacrolimus-ceiling-not-applied-to-fluconazole", rx("4450"), [dosage(400, "mg")], 400.0, 1.0),
+    ("tacrolimus-at-the-100-mg-ceiling", rx("42316"), [dosage(50, "mg", frequency=2)], 100.0, 2.0),
     ("two-instructions-summed", rx("42316"),
      [{"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
       {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]}],
@@ -772,6 +853,9 @@ def test_daily_dose(drug, dosages, daily, per_day):
     assert m.daily_dose_mg == pytest.approx(daily)
     assert m.doses_per_day == pytest.approx(per_day)
 
+
+TAPER = [with_repeat(dosage(4, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-11-29"}),
+         with_repeat(dosage(2, "mg"), boundsPeriod={"start": "2026-11-30", "end": "2026-12-06"})]
 
 UNKNOWN_DOSE = [
     ("no-dosage", TAC_1MG, None, "no dosage instruction"),
@@ -797,6 +881,21 @@ UNKNOWN_DOSE = [
      "in sequence"),
     ("one-of-two-unknown", TAC_1MG, [dosage(1, "mg"), {"text": "extra when needed"}],
      "dosage instruction 2: dose given only as text"),
+    ("frequencyMax-1-to-2-a-day", TAC_1MG, [with_repeat(dosage(1, "mg"), frequencyMax=2)],
+     "timing gives a range (frequencyMax)"),
+    ("periodMax-every-8-to-12-hours", TAC_1MG,
+     [with_repeat(dosage(1, "mg", period=8, period_unit="h"), periodMax=12)], "timing gives a range (periodMax)"),
+    ("code-mg-but-unit-tablet", rx("198378"), [dosage(0.5, "tablet", "mg")], "dose unit ambiguous"),
+    ("code-count-but-unit-mg", rx("198378"), [dosage(1, "mg", "{tbl}")], "dose unit ambiguous"),
+    ("code-mg-but-unit-g", TAC_1MG, [dosage(1, "g", "mg")], "dose unit ambiguous"),
+    ("back-to-back-periods-are-a-taper", TAC_1MG, TAPER, "cover different periods (a taper"),
+    ("bounds-on-one-instruction-only", TAC_1MG,
+     [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23"}), dosage(1, "mg")], "cover different periods"),
+    ("tacrolimus-above-100-mg-a-day", TAC_1MG, [dosage(150, "mg")], "implausible dose (150 mg/day is above 100"),
+    ("tacrolimus-pills-above-100-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
+    ("total-not-finite", rx("198378"), [dosage(1e308, "{pill}", frequency=10)], "implausible dose (the total is not"),
+    ("non-finite-for-any-drug", rx("4450"), [dosage(1e308, "mg", frequency=2, period=1, period_unit="h")],
+     "implausible dose"),
 ]
 
 
@@ -831,6 +930,72 @@ def bounded(start: str | None = None, end: str | None = None, **repeat: Any) -> 
 def test_start_end_and_duration(order, start, start_from, end, duration):
     m = only(facts(order).medications)
     assert (m.start, m.start_from, m.end, m.duration_days) == (start, start_from, end, duration)
+
+
+@pytest.mark.parametrize("repeat,label", [
+    ({"boundsDuration": {"value": 3651, "unit": "days", "code": "d"}}, "boundsDuration"),
+    ({"boundsDuration": {"value": 1e308, "unit": "wk", "code": "wk"}}, "boundsDuration"),
+    ({"boundsDuration": {"value": -3, "unit": "days", "code": "d"}}, "boundsDuration"),
+], ids=["3651-days", "1e308-weeks-would-overflow", "negative"])
+def test_an_unusable_duration_is_reported_and_the_medication_still_counts(repeat, label):
+    f = facts(med_request("m", TAC_1MG, dosage=bounded(**repeat), authoredOn="2026-11-20"))
+    m = only(f.medications)
+    assert (m.duration_days, m.daily_dose_mg) == (None, 1.0)
+    assert only(f.unusable).reason.startswith(label) and "duration ignored" in only(f.unusable).reason
+
+
+def test_an_overlong_supply_duration_is_reported():
+    f = facts(med_request("m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration":
+                                                                           {"value": 600, "unit": "wk"}}))
+    assert only(f.medications).duration_days is None
+    assert "expectedSupplyDuration" in only(f.unusable).reason
+
+
+def test_a_duration_of_exactly_ten_years_is_kept():
+    f = facts(med_request("m", TAC_1MG, dosage=bounded(boundsDuration={"value": 3650, "code": "d"})))
+    assert (only(f.medications).duration_days, f.unusable) == (3650, ())
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "9001-01-01T00:00:00Z", "0001-01-01", "0999-12-31"])
+def test_placeholder_dates_are_not_dates(text):
+    with pytest.raises(ValueError, match="outside the years"):
+        parse_fhir_datetime(text)
+
+
+def test_year_9000_is_still_a_date():
+    assert parse_fhir_datetime("9000-12-31") == datetime(9000, 12, 31, tzinfo=UTC)
+
+
+PLACEHOLDER_DATES = [
+    ("transfer-9999", service_request("t", occurrenceDateTime="9999-12-31"), "occurrenceDateTime"),
+    ("observation-9999", obs("o", LOINC, "2160-0", 0.8, "mg/dL", when="9999-12-31T23:59:59-05:00"),
+     "effectiveDateTime"),
+    ("medication-start-9999", med_request("m", TAC_1MG, dosage=bounded("9999-12-31")), "boundsPeriod.start"),
+    ("medication-end-9999", med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "9999-12-31")),
+     "boundsPeriod.end"),
+]
+
+
+@pytest.mark.parametrize("resource,label", [p[1:] for p in PLACEHOLDER_DATES], ids=[p[0] for p in PLACEHOLDER_DATES])
+def test_a_date_beyond_year_9000_is_reported_unusable(resource, label):
+    f = facts(resource)
+    reason = only(f.unusable).reason
+    assert reason.startswith(label) and "outside the years" in reason
+    assert f.transfers == () and f.results("creatinine") == ()
+    assert all(m.start is None or m.start.year < 9000 for m in f.medications)
+    assert all(m.end is None for m in f.medications)
+
+
+def test_placeholder_dates_and_durations_do_not_break_the_rules():
+    """A draft starting 9999-12-31 for 10^308 weeks, with a transfer on 9999-12-31: cards, no OverflowError."""
+    from cards.evaluate import evaluate
+
+    draft = med_request("d", TAC_1MG, status="draft",
+                        dosage=bounded("9999-12-31", boundsDuration={"value": 1e308, "unit": "wk", "code": "wk"}))
+    f = facts(service_request("t", occurrenceDateTime="9999-12-31"), urine_hcg("u", "positive", "9999-12-31"),
+              drafts=[draft], selections=("MedicationRequest/d",), today=TODAY)
+    assert len(f.unusable) == 4
+    assert isinstance(evaluate(f, TODAY, KNOWLEDGE), list)
 
 
 def test_medication_statement_start_from_its_effective_period():
