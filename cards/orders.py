@@ -45,7 +45,7 @@ def _as_valid_arrays(resource: dict[str, Any]) -> dict[str, Any]:
     for name in _ARRAY_ELEMENTS:
         if isinstance(resource.get(name), dict):
             resource[name] = [resource[name]]
-    for instruction in resource.get("dosageInstruction") or []:
+    for instruction in _instructions(resource):
         if isinstance(instruction, dict):
             for name in _DOSAGE_ARRAY_ELEMENTS:
                 if isinstance(instruction.get(name), dict):
@@ -53,10 +53,16 @@ def _as_valid_arrays(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def _instructions(resource: Mapping[str, Any]) -> list[Any]:
+    """``dosageInstruction`` as a list; anything else a client sent there (a number, true) is none."""
+    value = resource.get("dosageInstruction")
+    return value if isinstance(value, list) else []
+
+
 def _dose_quantities(resource: dict[str, Any]) -> list[dict[str, Any]]:
     """Every doseQuantity object of the order, tolerating doseAndRate as an object."""
     found: list[dict[str, Any]] = []
-    for instruction in resource.get("dosageInstruction") or []:
+    for instruction in _instructions(resource):
         if not isinstance(instruction, dict):
             continue
         dose_and_rate = instruction.get("doseAndRate")

@@ -61,6 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         new_uuid=settings.get("UUID_FACTORY") or (lambda: str(uuid.uuid4())),
     )
 
+    if settings["AUTH_REQUIRED"]:
+        _warn_about_open_defaults(settings)
     CORS(app, origins=settings["CORS_ORIGINS"] or [], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"], max_age=600)
     register_error_handler(app)
@@ -68,6 +70,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_start)
     app.after_request(_finish)
     return app
+
+
+def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:
+    """Say at start-up what a production deployment should pin down."""
+    if not settings["EXTERNAL_BASE_URL"]:
+        log.warning("EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
+                    "from the request's Host header; set it to the public base URL in production")
+    if not settings["FHIR_SERVER_ALLOWLIST"]:
+        log.warning("FHIR_SERVER_ALLOWLIST is empty: any public https fhirServer may be called (internal "
+                    "addresses are refused); list the EHRs' FHIR base URLs in production")
 
 
 def _start() -> None:

@@ -27,6 +27,7 @@ ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
 _KEY_TYPE = {"ES384": ("EC", "P-384"), "ES256": ("EC", "P-256"), "RS384": ("RSA", None),
              "RS256": ("RSA", None)}
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+MAX_LIFETIME = timedelta(days=1)  # CDS clients mint tokens of minutes; a day is generous
 MIN_RSA_BITS = 2048
 _LOGGED_CHARS = 128  # iss and jti come from the caller: bound what they can write to the log
 
@@ -155,9 +156,12 @@ class CallerVerifier:
             exp = _timestamp(claims["exp"])
             iat = _timestamp(claims["iat"])
             nbf = _timestamp(claims["nbf"]) if claims.get("nbf") is not None else None
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, OSError):
             raise _Rejected("exp, iat and nbf must be NumericDate") from None
-        if now > exp + self.leeway:
+        if exp - now > MAX_LIFETIME:
+            # Also keeps exp + leeway (the replay-cache expiry) far from the end of the calendar.
+            raise _Rejected("exp too far in the future")
+        if now - self.leeway > exp:
             raise _Rejected("expired")
         if iat > now + self.leeway:
             raise _Rejected("issued in the future")

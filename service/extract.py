@@ -1093,13 +1093,29 @@ def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | 
     return round(total, 6), round(doses, 6), None
 
 
+_INDEXES: dict[int, tuple[Mapping[str, Any], CodeIndex]] = {}
+
+
+def _index_for(codes: Mapping[str, Any]) -> CodeIndex:
+    """The code index of a knowledge table, built once per loaded table (knowledge is fixed at start-up,
+    so the lookups and name patterns are not rebuilt on every call)."""
+    hit = _INDEXES.get(id(codes))
+    if hit is not None and hit[0] is codes:
+        return hit[1]
+    if len(_INDEXES) >= 16:  # a few apps per process at most (tests build many): keep the cache small
+        _INDEXES.clear()
+    index = CodeIndex.from_knowledge(codes)
+    _INDEXES[id(codes)] = (codes, index)
+    return index
+
+
 def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
                 knowledge: Mapping[str, Any], *, today: date | None = None) -> PatientFacts:
     """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
 
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
     """
-    index = CodeIndex.from_knowledge(knowledge.get("codes") or {})
+    index = _index_for(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
     ex.run(data)
     labs = {concept: tuple(sorted(ms, key=lambda m: _newest_first(m.when), reverse=True))

@@ -7,6 +7,8 @@ is needed: a fully prefetched request never contacts ``fhirServer``, so it is no
 
 from __future__ import annotations
 
+import ipaddress
+
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
@@ -101,11 +103,36 @@ def check_fhir_server(url: str, *, allow_http: Any, allowlist: Any, issuer: str 
                 "$.fhirServer must use https; plain http is allowed only to 127.0.0.1, localhost or [::1] "
                 "on this deployment", expression=["$.fhirServer"])
     bases = allowed_bases(allowlist, issuer)
+    if bases is None and _internal_address(base.host, loopback_ok=policy != "never"):
+        # Without an allowlist, any public https server may be called, but never an address inside
+        # the deployment's own network (cloud metadata, private ranges) named by the caller.
+        raise FhirServerRefusedError(
+            "$.fhirServer names an internal address; list it in FHIR_SERVER_ALLOWLIST to allow it",
+            expression=["$.fhirServer"])
     if bases is not None and not any(_same_base(base, entry) for entry in bases):
         raise FhirServerRefusedError(
             "$.fhirServer is not on this deployment's FHIR server allowlist (FHIR_SERVER_ALLOWLIST); "
             "ask the service operator to add it", expression=["$.fhirServer"])
     return base
+
+
+def _internal_address(host: str, *, loopback_ok: bool) -> bool:
+    """True for an IP literal (or localhost) in a loopback, private, link-local or reserved range.
+
+    Host names are not resolved here: a deployment that must exclude names resolving inside its
+    network sets FHIR_SERVER_ALLOWLIST.
+    """
+    name = host.strip("[]")
+    if name in LOOPBACK_HOSTS or name.endswith(".localhost"):
+        return not loopback_ok
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if address.is_loopback:
+        return not loopback_ok
+    return (address.is_private or address.is_link_local or address.is_reserved or address.is_multicast
+            or address.is_unspecified)
 
 
 def _same_base(base: BaseUrl, entry: str) -> bool:

@@ -78,3 +78,26 @@ def test_an_invalid_allow_http_fhir_stops_start_up():
         load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": "sometimes"})
     with pytest.raises(ValueError):
         http_policy("sometimes")
+
+
+# Without an allowlist, a caller still cannot point the service at an address inside its network.
+INTERNAL = [
+    ("cloud-metadata", "https://169.254.169.254/latest", False, True),
+    ("private-10", "https://10.0.0.5/fhir", False, True),
+    ("private-192-168", "https://192.168.1.20/fhir", False, True),
+    ("loopback-https-by-default", "https://127.0.0.1:8443/admin", False, True),
+    ("localhost-https-by-default", "https://localhost/fhir", False, True),
+    ("ipv6-link-local", "https://[fe80::1]/fhir", False, True),
+    ("loopback-when-local-http-allowed", "http://127.0.0.1:8080/fhir", "loopback", False),
+    ("public-name", "https://fhir.example.org/r4", False, False),
+]
+
+
+@pytest.mark.parametrize("url, allow_http, refused", [c[1:] for c in INTERNAL], ids=[c[0] for c in INTERNAL])
+def test_internal_addresses_need_the_allowlist(url, allow_http, refused):
+    if refused:
+        with pytest.raises(FhirServerRefusedError, match="internal address"):
+            check_fhir_server(url, allow_http=allow_http, allowlist=[])
+        check_fhir_server(url, allow_http=allow_http, allowlist=[url])  # listed explicitly: allowed
+    else:
+        check_fhir_server(url, allow_http=allow_http, allowlist=[])

@@ -37,3 +37,9 @@ def test_timing_update_of_a_sandbox_draft_is_valid_fhir():
     MedicationRequest.model_validate(updated)
     assert updated["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {
         "start": "2026-12-02", "end": "2026-12-17"}
+
+
+def test_dosage_instruction_that_is_not_a_list_gives_no_suggestion_and_no_error():
+    broken = dict(SANDBOX_DRAFT, dosageInstruction=5)
+    assert with_daily_dose(fact(broken), 1.0) is None
+    assert with_timing(fact(broken), "2026-12-02", None) is None

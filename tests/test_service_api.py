@@ -103,6 +103,7 @@ _DELETE = object()
 BAD_REQUESTS = [
     ("hook missing", _with("hook", _DELETE), "$"),
     ("hookInstance wrong type", _with("hookInstance", 42), "$.hookInstance"),
+    ("hookInstance too long to be a UUID", _with("hookInstance", "x" * 129), "$.hookInstance"),
     ("context not an object", _with("context", []), "$.context"),
     ("selections missing", _with("context.selections", _DELETE), "$.context"),
     ("draftOrders missing", _with("context.draftOrders", _DELETE), "$.context"),
