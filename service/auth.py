@@ -9,8 +9,10 @@ Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
@@ -99,7 +101,8 @@ class CallerVerifier:
         self.clock: Callable[[], datetime] = config.get("CLOCK") or (lambda: datetime.now(timezone.utc))
         self.session = requests.Session()
         self._cache: dict[str, _CachedKeySet] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _url_locks
+        self._url_locks: dict[str, threading.Lock] = {}
 
     def verify(self, authorization_header: str | None, audience: str) -> Mapping[str, Any]:
         """Return the verified claims, or raise UnauthorizedError."""
@@ -188,7 +191,10 @@ class CallerVerifier:
         raise _Rejected("unknown kid")
 
     def _key_from_url(self, url: str, kid: str) -> dict[str, Any]:
+        # One lock per key-set URL: a slow endpoint delays only the callers that need it.
         with self._lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        with url_lock:
             now = self.clock()
             cached = self._cache.get(url)
             stale = cached is None or cached.fetched_at is None or now - cached.fetched_at >= self.cache_ttl
@@ -203,10 +209,7 @@ class CallerVerifier:
     def _fetch(self, url: str, now: datetime, cached: _CachedKeySet | None) -> _CachedKeySet | None:
         """Fetch a JWK Set; on failure keep the previous keys (if any) and remember the attempt."""
         try:
-            response = self.session.get(url, timeout=self.timeout,
-                                        headers={"Accept": "application/json"}, allow_redirects=False)
-            response.raise_for_status()
-            keys = index_key_set(response.json(), "JWK Set")
+            keys = index_key_set(json.loads(self._get_bounded(url)), "JWK Set")
         except (requests.RequestException, ValueError) as exc:
             log.warning("JWK Set fetch failed", extra={"error": type(exc).__name__})
             if cached is None:
@@ -217,6 +220,24 @@ class CallerVerifier:
         entry = _CachedKeySet(keys=keys, fetched_at=now, attempted_at=now)
         self._cache[url] = entry
         return entry
+
+    def _get_bounded(self, url: str) -> bytes:
+        """GET a key set within JWKS_TIMEOUT_S in all (not per read) and at most MAX_JWKS_BYTES."""
+        deadline = time.monotonic() + self.timeout
+        with self.session.get(url, timeout=self.timeout, stream=True,
+                              headers={"Accept": "application/json"}, allow_redirects=False) as response:
+            response.raise_for_status()
+            body = bytearray()
+            for chunk in response.iter_content(8192):
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("JWK Set too large")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("JWK Set fetch exceeded its deadline")
+            return bytes(body)
+
+
+MAX_JWKS_BYTES = 256 * 1024  # a key set is a few kilobytes
 
 
 def _bearer_token(authorization: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -505,3 +506,18 @@ def test_cors_headers_on_answers_and_on_401(cors_client, es384):
     refused = call_patient_view(cors_client, origin)
     assert_bare_401(refused)
     assert refused.headers["Access-Control-Allow-Origin"] == SANDBOX_ORIGIN
+
+
+def test_trickling_key_set_endpoint_is_cut_at_the_timeout(make_app, fault_server, es384):
+    """A key-set endpoint sending one byte at a time cannot hold authentication past JWKS_TIMEOUT_S:
+    the fetch has one deadline in all, not one per read (a real socket server on 127.0.0.1)."""
+    from fault_server import trickle_body
+
+    fault_server.plan(trickle_body(0.05), path="/fhir/jwks")
+    config = {"AUTH_REQUIRED": True, "JWKS_TIMEOUT_S": 0.5,
+              "TRUSTED_ISSUERS": {es384.iss: {"jwks_url": f"{fault_server.base}/jwks"}}}
+    client = make_app(**config).test_client()
+    started = time.monotonic()
+    response = client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY)))
+    assert response.status_code == 401
+    assert time.monotonic() - started < 0.5 + 0.5
