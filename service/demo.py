@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 import requests
 
-from .fixtures_cli import LoadError, fixtures_dir, scenario_names
+from .fixtures_cli import chosen_scenarios
 
 HOOK_ORDER = ("order-select", "order-sign", "patient-view")
 Poster = Callable[[str, dict[str, Any]], tuple[int, Any]]
@@ -108,12 +108,10 @@ def run_scenario(name: str, root: Path, poster_for: Callable[[str], Poster], ids
 def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The ``demo`` command."""
     out = out or sys.stdout
-    try:
-        root = fixtures_dir(args.dir)
-        names = scenario_names(root, args.scenario)
-    except LoadError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = chosen_scenarios(args)
+    if chosen is None:
         return 2
+    root, names = chosen
     if args.url:
         base = args.url.rstrip("/")
         if base.endswith("/cds-services"):

@@ -102,18 +102,27 @@ def load_all(base: str, token: str | None, root: Path, names: list[str],
     return failures
 
 
+def chosen_scenarios(args: argparse.Namespace) -> tuple[Path, list[str]] | None:
+    """The fixtures folder and the scenarios ``--dir``/``--scenario`` select; None (said on stderr)
+    when they do not exist."""
+    try:
+        root = fixtures_dir(args.dir)
+        return root, scenario_names(root, args.scenario)
+    except LoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
 def run_load(args: argparse.Namespace) -> int:
     """The ``fixtures load`` command."""
     base = args.fhir_server.rstrip("/")
     if not base.startswith(("http://", "https://")):
         print(f"--fhir-server must be an http(s) URL, not {args.fhir_server!r}", file=sys.stderr)
         return 2
-    try:
-        root = fixtures_dir(args.dir)
-        names = scenario_names(root, args.scenario)
-    except LoadError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = chosen_scenarios(args)
+    if chosen is None:
         return 2
+    root, names = chosen
     print(f"loading {len(names)} scenario(s) into {base}", file=sys.stdout, flush=True)
     failures = load_all(base, args.token or os.environ.get("TACRO_CDS_FHIR_TOKEN"), root, names)
     if failures:
