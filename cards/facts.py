@@ -37,6 +37,12 @@ RIF = "recurrent_implantation_failure"
 RPL = "recurrent_pregnancy_loss"
 PREGNANCY = "pregnancy"
 AUTOIMMUNE = "autoimmune_disease"
+TRANSPLANT = "transplant_status"  # another tacrolimus indication (e.g. ICD-10-CM Z94.x)
+PREGNANCY_OUTCOME = "pregnancy_outcome"  # delivery or loss: ends a pregnancy
+
+# Where a medication goes. Only systemic routes raise or lower blood levels.
+Route = Literal["oral", "intravenous", "topical", "vaginal", "ophthalmic", "other"]
+LOCAL_ROUTES = frozenset({"topical", "vaginal", "ophthalmic"})
 
 Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text"]
 
@@ -59,6 +65,9 @@ class Measurement:
     derived_from: tuple[str, ...] = ()  # ratio computed from Th1 %/Th2 %: their sources
     reference_high: float | None = None  # upper limit of normal, canonical unit, when given
     coded_value: str | None = None  # e.g. "positive" / "negative" for a qualitative test
+    # Other results of the same concept taken at the same time with a different value (their sources):
+    # neither wins by bundle order; the rules show both and use the worse one for safety tiers.
+    conflicts_with: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -102,6 +111,8 @@ class ConditionFact:
     code: str  # "system|code"
     display: str
     recorded: datetime | None = None
+    onset: datetime | None = None
+    abated: datetime | None = None  # abatementDateTime: the condition (e.g. a pregnancy) has ended
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ class PregnancyStatus:
     evidence: str  # human-readable: "Condition 77386006", "urine hCG positive on 2026-11-20", ...
     source: str | None = None
     when: datetime | None = None
+    since: date | None = None  # when the pregnancy became known (or the transfer that began it)
+    gestational_age_days: int | None = None  # today, when it can be told (e.g. from the transfer date)
 
 
 @dataclass(frozen=True)
@@ -145,10 +158,18 @@ class MedicationFact:
     duration_days: int | None = None
     is_draft: bool = False  # came from context.draftOrders
     is_selected: bool = False  # named in context.selections
+    route: Route | None = None  # from Dosage.route, else the product's dose form, else the text
+    prior_prescription: str | None = None  # "MedicationRequest/<id>" this order replaces
+    indications: tuple[str, ...] = ()  # reasonCode codes ("system|code") and texts, lower-cased
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def has(self, ingredient: str) -> bool:
         return ingredient in self.ingredients
+
+    @property
+    def systemic(self) -> bool:
+        """False for topical, vaginal and ophthalmic products; an unknown route counts as systemic."""
+        return self.route not in LOCAL_ROUTES
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,11 @@ class PatientFacts:
     medications: tuple[MedicationFact, ...] = ()
     unusable: tuple[UnusableResource, ...] = ()
     selections: tuple[str, ...] = ()
+    sex: str | None = None  # Patient.gender: "female", "male", "other", "unknown"
+    birth_date: date | None = None
+    # Prefetch keys whose data could not be had (key → why): rules needing them are skipped and
+    # one card says which checks could not be made.
+    missing: Mapping[str, str] = field(default_factory=dict)
 
     def results(self, concept: str) -> tuple[Measurement, ...]:
         return self.labs.get(concept, ())
