@@ -73,6 +73,8 @@ DRUGS: dict[str, tuple[str, str, str]] = {
     "mycophenolate_mofetil": (RXNORM, "68149", "mycophenolate mofetil"),
     "spironolactone": (RXNORM, "9997", "spironolactone"),
     "rifampin": (RXNORM, "9384", "rifampin"),
+    "tacrolimus_0_5mg": (RXNORM, "313190", "tacrolimus 0.5 MG Oral Capsule"),
+    "mmr_vaccine": ("http://hl7.org/fhir/sid/cvx", "03", "measles, mumps and rubella virus vaccine"),
 }
 
 
@@ -144,6 +146,7 @@ class Scenario:
     selections: list[str] = field(default_factory=list)
     encounter: bool = True
     draft_bundle_type: str | None = "collection"
+    gender: str = "female"
     _n: int = 0
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -306,7 +309,7 @@ class Scenario:
         return {"resourceType": "Patient", "id": self.name, "active": True,
                 "identifier": [{"system": "http://example.org/fhir/sid/fixtures-mrn", "value": self.name}],
                 "name": [{"use": "official", "family": self.family, "given": [self.given]}],
-                "gender": "female", "birthDate": self.birth_date}
+                "gender": self.gender, "birthDate": self.birth_date}
 
     def patient_bundle(self) -> dict[str, Any]:
         entries = [self.patient_resource(), *self.resources]
@@ -726,6 +729,123 @@ def medication_statement() -> Scenario:
     s.baseline(days=-40)
     s.medication("tacrolimus", Dose(2, start=-14), authored=-14, resource_type="MedicationStatement")
     s.medication("clarithromycin", Dose(500, per_day=2, start=0, days=7), draft=True, select=True)
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts as a clinic's own look: each one broke a rule on the happy path's edge.
+# ---------------------------------------------------------------------------------------------
+
+
+@recipe
+def scope_transplant() -> Scenario:
+    s = Scenario("scope-transplant", "Kidney-transplant recipient (Z94.0), no RIF, no Th1/Th2 result, on "
+                 "tacrolimus 3 mg twice daily with a trough of 9 ng/mL; renewal drafted",
+                 "Hana", "Fixture-Novak", "1979-02-11")
+    s.condition(ICD10, "Z94.0", "Kidney transplant status", days=-2000)
+    s.baseline(days=-30, creatinine=1.1)
+    active = s.medication("tacrolimus_1mg", Dose(3, "{capsule}", per_day=2, start=-400,
+                                                 text="3 mg twice daily"), authored=-400)
+    s.obs("trough", 9.0, "ng/mL", days=-5, hour=7)
+    s.medication("tacrolimus_1mg", Dose(3, "{capsule}", per_day=2, start=1, days=90, text="3 mg twice daily"),
+                 draft=True, select=True)
+    s.drafts[-1]["priorPrescription"] = {"reference": f"MedicationRequest/{active}"}
+    return s
+
+
+@recipe
+def scope_male_rif() -> Scenario:
+    s = Scenario("scope-male-rif", "A man coded with recurrent implantation failure (the couple's diagnosis on "
+                 "his chart) and a Th1/Th2 ratio of 12.0; tacrolimus drafted", "Ivan", "Fixture-Petrov",
+                 "1984-05-30")
+    s.gender = "male"
+    _candidate(s, ratio=12.0)
+    _tacro_draft(s)
+    return s
+
+
+@recipe
+def sig_text_dose_update() -> Scenario:
+    s = Scenario("sig-text-dose-update", "Candidate (Th1/Th2 14.2) with tacrolimus drafted at 5 mg once daily "
+                 "after dinner, above the 4 mg/day maximum: the suggested order must not keep the old sig",
+                 "Julia", "Fixture-Meyer", "1986-12-02")
+    _candidate(s, ratio=14.2, th1=29.5)
+    _tacro_draft(s, drug="tacrolimus_1mg",
+                 dose=Dose(5, "{capsule}", start=7, days=16, text="5 mg once daily after dinner"))
+    return s
+
+
+@recipe
+def dose_total_two_drafts() -> Scenario:
+    s = Scenario("dose-total-two-drafts", "Candidate (Th1/Th2 12.9): 1 mg capsules x3 and 0.5 mg capsules x4 "
+                 "drafted together, 5 mg/day in total", "Kaori", "Fixture-Sato", "1987-03-08")
+    _candidate(s, ratio=12.9)
+    _tacro_draft(s, drug="tacrolimus_1mg", dose=Dose(3, "{capsule}", start=7, days=16, text="3 capsules (3 mg) daily"))
+    s.medication("tacrolimus_0_5mg", Dose(4, "{capsule}", start=7, days=16, text="4 capsules (2 mg) daily"),
+                 draft=True)
+    return s
+
+
+@recipe
+def potassium_high_spironolactone() -> Scenario:
+    s = Scenario("potassium-high-spironolactone", "On tacrolimus 2 mg/day; potassium 5.8 mmol/L yesterday; "
+                 "spironolactone drafted", "Lena", "Fixture-Berg", "1985-08-14")
+    _on_tacrolimus(s, mg=2, started=-10)
+    s.obs("potassium", 5.8, "mmol/L", days=-1, high=5.0)
+    s.medication("spironolactone", Dose(25, start=0, days=30), draft=True, select=True)
+    return s
+
+
+@recipe
+def creatinine_baseline_before_course() -> Scenario:
+    s = Scenario("creatinine-baseline-before-course", "On tacrolimus for 10 days: creatinine 1.0 mg/dL 300 days "
+                 "ago, 0.6 before the course, 0.85 now (+42 % on tacrolimus)", "Maya", "Fixture-Levi", "1988-10-09")
+    s.obs("creatinine", 1.0, "mg/dL", days=-300, high=1.1)
+    _on_tacrolimus(s, mg=2, started=-10, creatinine=0.6)
+    s.obs("creatinine", 0.85, "mg/dL", days=-1, high=1.1)
+    return s
+
+
+@recipe
+def potassium_conflicting() -> Scenario:
+    s = Scenario("potassium-conflicting", "On tacrolimus; two potassium results at the same time, 4.3 and "
+                 "6.4 mmol/L (a haemolysed sample re-run?)", "Nora", "Fixture-Quinn", "1986-04-21")
+    _on_tacrolimus(s, mg=2, started=-12)
+    s.obs("potassium", 4.3, "mmol/L", days=-1, high=5.0)
+    s.obs("potassium", 6.4, "mmol/L", days=-1, high=5.0)
+    return s
+
+
+@recipe
+def pregnancy_known_from_hcg() -> Scenario:
+    s = Scenario("pregnancy-known-from-hcg", "Pregnant since a positive serum hCG 134 days ago (no pregnancy "
+                 "Condition), on tacrolimus; fasting glucose 96 mg/dL and BP 142/92 this week",
+                 "Olga", "Fixture-Ivanova", "1984-07-07")
+    _on_tacrolimus(s, mg=2, started=-152, trough=6.0, trough_days=-6)
+    s.obs("serum_hcg", 820, "[IU]/L", days=-134)
+    s.obs("glucose_fasting", 96, "mg/dL", days=-2)
+    s.bp(142, 92, days=-1)
+    return s
+
+
+@recipe
+def pregnant_new_start() -> Scenario:
+    s = Scenario("pregnant-new-start", "8 weeks pregnant (Condition), not on tacrolimus, Th1/Th2 8.0; "
+                 "tacrolimus 3 mg/day drafted", "Paula", "Fixture-Rossi", "1987-09-25")
+    s.rif()
+    s.ratio(8.0, 20.0, 2.5, days=-60)
+    s.pregnant(days=-42)
+    s.medication("tacrolimus_1mg", Dose(3, "{capsule}", start=1, text="3 mg once daily"), draft=True, select=True)
+    return s
+
+
+@recipe
+def live_vaccine_on_tacrolimus() -> Scenario:
+    s = Scenario("live-vaccine-on-tacrolimus", "On tacrolimus 2 mg/day; MMR vaccine (CVX 03) drafted",
+                 "Rita", "Fixture-Costa", "1989-11-30")
+    _on_tacrolimus(s, mg=2, started=-8)
+    s.medication("mmr_vaccine", Dose(0.5, "mL", start=0, days=1, text="0.5 mL subcutaneously once"),
+                 draft=True, select=True)
     return s
 
 
