@@ -5,8 +5,12 @@ Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template
 - present: a Bundle gives its entries of the template's resource type (OperationOutcome entries and
   other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
   resource of that type gives itself;
-  A prefetched searchset is taken as sent, without following its ``next`` link: the templates ask
-  for the newest results, which its first page holds;
+- a searchset with a ``next`` link (a client may page prefetch results, CDS Hooks 2.0.1
+  "Prefetch template"): its next pages are fetched from ``fhirServer`` exactly as a fetched
+  search's are (same origin only, the bearer token, ``FHIR_MAX_PAGES`` with the page in hand
+  counted as the first, ``FHIR_MAX_ENTRIES``, the byte cap and the call's budget), so a key
+  reads the same depth of history whether it was prefetched or fetched. Without ``fhirServer``
+  the key is incomplete and handled like an absent one;
 - ``null`` or an empty searchset: "no such data", an answer; never queried again;
 - an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
   template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the
@@ -69,7 +73,7 @@ class MissingData:
         issue: dict[str, Any] = {"severity": "error", "code": self.issue_type,
                                  "details": {"text": f"{self.key}: {self.reason}"}, "diagnostics": self.code}
         if self.key != MEDICATIONS:
-            issue["expression"] = [f"$.prefetch.{self.key}"]
+            issue["location"] = [f"$.prefetch.{self.key}"]
         return issue
 
 
@@ -127,11 +131,15 @@ class PrefetchResolver:
         data: dict[str, list[dict[str, Any]]] = {}
         medications: dict[str, dict[str, Any]] = {}
         to_fetch: dict[str, str] = {}
+        to_complete: dict[str, tuple[str, dict[str, Any]]] = {}
         for key, template in templates.items():
             kind = template_resource_type(template)
             value = request.prefetch.get(key, _ABSENT)
             if value is _ABSENT or _needs_fetch(value, kind):
                 to_fetch[key] = template
+                continue
+            if _has_next_page(value):
+                to_complete[key] = (template, value)
                 continue
             _collect_medications(resources_of(value), medications)
             data[key] = resources_of(value, kind)
@@ -140,8 +148,9 @@ class PrefetchResolver:
         session = _LazyClient(self, request, issuer)
         missing: list[MissingData] = []
         try:
-            if to_fetch:
-                missing += self._fetch_keys(session, request, to_fetch, data, medications, deadline)
+            if to_fetch or to_complete:
+                missing += self._fetch_keys(session, request, to_fetch, to_complete, data, medications,
+                                            deadline)
             missing += self._resolve_medications(session, request, data, medications, deadline)
         finally:
             session.close()
@@ -156,23 +165,33 @@ class PrefetchResolver:
             raise PrefetchUnavailableError(
                 f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
                 "keys, or a reachable fhirServer with a valid fhirAuthorization.",
-                expression=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
+                location=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
                 issues=[m.issue() for m in required])
         return data
 
     # -- stages ---------------------------------------------------------------------------------
 
     def _fetch_keys(self, session: "_LazyClient", request: HookRequest, to_fetch: Mapping[str, str],
+                    to_complete: Mapping[str, tuple[str, dict[str, Any]]],
                     data: dict[str, list[dict[str, Any]]], medications: dict[str, dict[str, Any]],
                     deadline: float) -> list[MissingData]:
+        """Fetch the keys not answered, and the next pages of the prefetched searchsets that
+        have some, in parallel."""
         if request.fhir_server is None:
-            for key in to_fetch:
+            for key in [*to_fetch, *to_complete]:
                 data[key] = []
-            return [MissingData(key, "not prefetched, and no fhirServer was given to fetch it from")
-                    for key in to_fetch]
+            return [*(MissingData(key, "not prefetched, and no fhirServer was given to fetch it from")
+                      for key in to_fetch),
+                    *(MissingData(key, "the prefetched searchset has further pages (a next link), and no "
+                                  "fhirServer was given to fetch them from", code="prefetch-incomplete")
+                      for key in to_complete)]
         client = session.get()
         missing: list[MissingData] = []
         tasks: dict[str, Callable[[], Any]] = {}
+        templates = {**to_fetch, **{key: template for key, (template, _) in to_complete.items()}}
+        for key, (_, first_page) in to_complete.items():
+            data[key] = []
+            tasks[key] = _completer(client, first_page, deadline)
         for key, template in to_fetch.items():
             data[key] = []
             try:
@@ -186,8 +205,8 @@ class PrefetchResolver:
             else:
                 tasks[key] = _searcher(client, query, deadline)
         for key, outcome in self._run_parallel(tasks, deadline).items():
-            kind = template_resource_type(to_fetch[key])
-            if isinstance(outcome, FhirNotFoundError) and template_is_read(to_fetch[key]):
+            kind = template_resource_type(templates[key])
+            if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
                 continue  # a read of a resource that does not exist: no such data
             if isinstance(outcome, FhirError):
                 missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
@@ -307,6 +326,20 @@ def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], 
 
 def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
     return lambda: client.search(query, deadline=deadline)
+
+
+def _completer(client: FhirClient, first_page: dict[str, Any], deadline: float) -> Callable[[], Any]:
+    return lambda: client.complete_search(first_page, deadline=deadline)
+
+
+def _has_next_page(value: Any) -> bool:
+    """True for a Bundle with a ``next`` link: the client sent only its first page(s)."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return False
+    links = value.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
+        and link["url"].strip() for link in links)
 
 
 def _collect_medications(resources: list[dict[str, Any]], medications: dict[str, dict[str, Any]]) -> None:

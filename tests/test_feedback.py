@@ -151,7 +151,7 @@ def test_invalid_feedback_is_400_naming_the_path_and_stores_nothing(client, body
     assert response.status_code == 400
     outcome = response.get_json()
     assert outcome["resourceType"] == "OperationOutcome"
-    assert outcome["issue"][0]["expression"] == [path]
+    assert outcome["issue"][0]["location"] == [path]
     assert client.get(SUMMARY_URL).get_json()["total"] == 0
 
 
@@ -208,4 +208,5 @@ def test_feedback_endpoints_need_a_caller_token(make_app, method, url):
     kwargs = {"json": VALID_BODY} if method == "post" else {}
     response = getattr(client, method)(url, **kwargs)
     assert response.status_code == 401
-    assert response.data == b""
+    assert response.get_json(force=True) == {"resourceType": "OperationOutcome",
+                                             "issue": [{"severity": "error", "code": "login"}]}
