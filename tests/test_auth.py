@@ -172,7 +172,8 @@ REJECTED: list[Any] = [
     pytest.param(SIGNATURE_INVALID, lambda s: bearer(s.mint(PATIENT_VIEW)[:-6] + "AAAAAA"),
                  id="signature-tampered"),
     pytest.param("jku not on the issuer's allowlist",
-                 lambda s: bearer(s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks"})),
+                 lambda s: bearer(s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks",
+                                                                 "kid": "not-configured"})),
                  id="jku-not-allowlisted"),
     pytest.param("jti must be a non-empty string", lambda s: bearer(s.mint(PATIENT_VIEW, jti="")),
                  id="empty-jti"),
@@ -378,11 +379,84 @@ def test_jku_of_another_issuer_not_followed(make_app, store, clock, es384):
     """An allowlist is per issuer: issuer B's jku does not serve tokens of issuer A."""
     other_jku = "https://other-ehr.example/jwks.json"
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {
-        ISSUER: {"jwks": es384.jwks()},
+        ISSUER: {"jwks": ec_signer("ec-384-other").jwks()},
         "https://other-ehr.example": {"jku_allowlist": [other_jku]}}}
     client = make_app(STORE=store, CLOCK=clock, **config).test_client()
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": other_jku})))
     assert len(responses.calls) == 0
+
+
+# --- key selection: configured keys first, then an allowed jku --------------------------------------
+#
+# CDS Hooks 3.0 ballot, "Trusting CDS Clients": the client SHOULD send a jku header naming its JWK
+# Set (to allow key rotation); the service decides which jku URLs it trusts. 2.0.1, same section:
+# the service identifies the key by kid. One rule serves both: the issuer's configured keys win
+# when they hold the kid; a jku is fetched only when it is allowed and the kid is unknown.
+
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+@responses.activate
+def test_configured_inline_keys_win_over_a_jku_so_an_offline_site_accepts_the_sandbox(make_app, store, clock,
+                                                                                      es384):
+    """An air-gapped site configures the client's key set inline; the client still sends a jku it
+    cannot reach and has not allowlisted. The inline key verifies the token; nothing is fetched."""
+    config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_jku_cannot_replace_a_configured_key_with_the_same_kid(make_app, store, clock, es384):
+    """A token signed by another key under a configured kid fails the signature check even when
+    its jku is allowlisted and serves that other key: the configured key is used, the jku never."""
+    impostor = ec_signer(es384.kid)
+    responses.get(SANDBOX_JKU, json=impostor.jwks())
+    config = {"AUTH_REQUIRED": True,
+              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert_generic_401(call_patient_view(client, _signed_now(impostor, clock, header={"jku": SANDBOX_JKU})))
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_jku_equal_to_the_configured_jwks_url_is_allowed_without_repeating_it(make_app, store, clock,
+                                                                               es384):
+    """3.0 ballot, "Trusting CDS Clients" (jku SHOULD be sent, key rotation): a client naming the
+    very key set the operator configured as jwks_url is not refused for lack of an allowlist
+    entry; a key rotated into that set is found by the refresh on an unknown kid."""
+    rotated = ec_signer("ec-384-rotated")
+    responses.get(JWKS_URL, json=es384.jwks())
+    client = _jwks_url_app(make_app, store, clock)
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": JWKS_URL})).status_code == 200
+    responses.replace(responses.GET, JWKS_URL, json={"keys": [es384.jwk(), rotated.jwk()]})
+    clock.advance(minutes=2)
+    assert call_patient_view(client, _signed_now(rotated, clock, header={"jku": JWKS_URL})).status_code == 200
+    assert [c.request.url for c in responses.calls] == [JWKS_URL, JWKS_URL]
+
+
+@responses.activate
+def test_an_allowlisted_jku_is_fetched_only_for_a_kid_the_configured_keys_lack(make_app, store, clock, es384):
+    rotated = ec_signer("ec-384-rotated")
+    responses.get(SANDBOX_JKU, json=rotated.jwks())
+    config = {"AUTH_REQUIRED": True,
+              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert len(responses.calls) == 0  # the configured key was enough
+    assert call_patient_view(client, _signed_now(rotated, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert [c.request.url for c in responses.calls] == [SANDBOX_JKU]
+
+
+@responses.activate
+def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(make_app, store, clock,
+                                                                               es384):
+    stranger = ec_signer("ec-384-stranger")
+    responses.get(JWKS_URL, json=es384.jwks())
+    client = _jwks_url_app(make_app, store, clock)
+    assert_generic_401(call_patient_view(client, _signed_now(stranger, clock, header={"jku": SANDBOX_JKU})))
+    assert [c.request.url for c in responses.calls] == [JWKS_URL]  # the jku itself never
 
 
 # --- audience behind a proxy ---------------------------------------------------------------------
