@@ -92,7 +92,7 @@ def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str,
             and (resource_type is None or r.get("resourceType") == resource_type)]
 
 
-def _needs_fetch(value: Any, resource_type: str) -> bool:
+def _needs_fetch(value: Any, resource_type: str | None) -> bool:
     """True when a prefetch value is not an answer: an OperationOutcome, a resource of another
     type, or not a resource at all. ``None`` is an answer ("no such data")."""
     if value is None:
@@ -100,7 +100,21 @@ def _needs_fetch(value: Any, resource_type: str) -> bool:
     if not isinstance(value, dict):
         return True
     kind = value.get("resourceType")
+    if resource_type is None:  # a read whose type only the context names, and it cannot say
+        return kind == "OperationOutcome" or not isinstance(kind, str)
     return kind != "Bundle" and kind != resource_type
+
+
+def _resource_type(template: str, context: Mapping[str, Any]) -> str | None:
+    """The resource type a key holds. A template whose whole path is a token
+    (``{{context.userId}}``) holds the type its value names; None when it cannot be filled."""
+    kind = template_resource_type(template)
+    if not kind.startswith("{{"):
+        return kind
+    try:
+        return template_resource_type(substitute(template, context))
+    except UnresolvableTokenError:
+        return None
 
 
 class PrefetchResolver:
@@ -133,7 +147,7 @@ class PrefetchResolver:
         to_fetch: dict[str, str] = {}
         to_complete: dict[str, tuple[str, dict[str, Any]]] = {}
         for key, template in templates.items():
-            kind = template_resource_type(template)
+            kind = _resource_type(template, request.context)
             value = request.prefetch.get(key, _ABSENT)
             if value is _ABSENT or _needs_fetch(value, kind):
                 to_fetch[key] = template
@@ -205,7 +219,7 @@ class PrefetchResolver:
             else:
                 tasks[key] = _searcher(client, query, deadline)
         for key, outcome in self._run_parallel(tasks, deadline).items():
-            kind = template_resource_type(templates[key])
+            kind = _resource_type(templates[key], request.context)
             if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
                 continue  # a read of a resource that does not exist: no such data
             if isinstance(outcome, FhirError):

@@ -394,3 +394,18 @@ def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, refere
                                         MED_TEMPLATES)
     assert data["medicationRequests"] == [order]
     assert len(rsps.calls) == 0
+
+
+def test_a_user_id_read_template_is_fetched_as_a_read_of_that_resource(rsps):
+    """2.0.1 "Prefetch tokens": the template "{{context.userId}}" reads the user's resource
+    (PractitionerRole/r9), not a search on a type named after the token."""
+    role = {"resourceType": "PractitionerRole", "id": "r9"}
+    templates = {**TEMPLATES, "user": "{{context.userId}}"}
+    fhir_get(rsps, r"PractitionerRole/r9", role)
+    context = {"userId": "PractitionerRole/r9", "patientId": PATIENT}
+    data = resolver().resolve(request_of(hook_body(complete_prefetch(TEMPLATES), context=context)), templates)
+    assert data["user"] == [role]
+    assert rsps.calls[0].request.url == f"{BASE}/PractitionerRole/r9"
+    prefetched = resolver(no_session).resolve(
+        request_of(hook_body({**complete_prefetch(TEMPLATES), "user": role}, context=context)), templates)
+    assert prefetched["user"] == [role]
