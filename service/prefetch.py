@@ -40,6 +40,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 import requests
 
@@ -54,7 +55,8 @@ from .validation import HookRequest
 log = logging.getLogger("tacro_cds.prefetch")
 
 MEDICATIONS = "medications"
-_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+# Real EHR ids run past FHIR's 64 characters; any id without "/" or whitespace, within a bound.
+_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([^/\s]{1,1024})(?:/_history/[^/]+)?$")
 _ABSENT = object()
 
 SessionFactory = Callable[[], requests.Session]
@@ -244,7 +246,7 @@ class PrefetchResolver:
             if not isinstance(ref, str) or ref.startswith("#"):
                 continue  # contained (the facts stage reads it) or no literal reference
             match = _MEDICATION_REF.search(ref)
-            if not match:
+            if not match or set(match.group(1)) <= {"."}:
                 continue  # not a Medication reference we can read; the facts stage reports it
             local = f"Medication/{match.group(1)}"
             if local in medications:
@@ -264,7 +266,8 @@ class PrefetchResolver:
                 MEDICATIONS, f"{len(to_read)} medicationReference(s) are neither contained nor prefetched, "
                 "and no fhirServer was given to read them from")]
         client = session.get()
-        outcomes = self._run_parallel({ref: _reader(client, ref, deadline) for ref in sorted(to_read)}, deadline)
+        outcomes = self._run_parallel({ref: _reader(client, _encoded(ref), deadline) for ref in sorted(to_read)},
+                                      deadline)
         failed: list[FhirError] = []
         for ref, outcome in outcomes.items():
             if isinstance(outcome, FhirNotFoundError):
@@ -340,6 +343,12 @@ def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], 
 
 def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
     return lambda: client.search(query, deadline=deadline)
+
+
+def _encoded(reference: str) -> str:
+    """``Type/id`` with the id percent-encoded: one path segment, whatever characters it holds."""
+    kind, _, rid = reference.partition("/")
+    return f"{kind}/{quote(rid, safe='')}"
 
 
 def _completer(client: FhirClient, first_page: dict[str, Any], deadline: float) -> Callable[[], Any]:

@@ -3,8 +3,12 @@ test naming the clause. The README's "CDS Hooks versions" section is the reader'
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from cardcheck import assert_valid_response
 from service.services import CDS_HOOKS_VERSION, HOOK_VERSIONS
 
 # The fields of a 2.0 discovery entry ("Discovery", CDS Service): a 2.0 client knows only these.
@@ -35,3 +39,50 @@ def test_a_2_0_client_sees_the_same_entries_as_before(client):
         assert isinstance(service["hook"], str) and isinstance(service["id"], str)
         assert isinstance(service["description"], str) and isinstance(service["prefetch"], dict)
         assert all(isinstance(q, str) for q in service["prefetch"].values())
+
+
+# -- long ids from real EHRs ----------------------------------------------------------------------
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fhir_fixtures" / "macrolide-clarithromycin"
+# The shape of the MedicationRequest ids in the 3.0 text's own order-select example: ~190 characters
+# of an EHR's opaque identifier, far past FHIR's 64.
+LONG_ID = "eGHiT7s-" + "Ab3xY9qLm0-ZkT5wP2vR8sN4uJ6hC1dF7gK0bE3aQ.9" * 4 + "x"
+
+
+def _with_draft_id(draft_id: str) -> dict:
+    body = json.loads((FIXTURE / "requests" / "order-select.json").read_text())
+    old = body["context"]["selections"][0].split("/", 1)[1]
+    for entry in body["context"]["draftOrders"]["entry"]:
+        if entry["resource"].get("id") == old:
+            entry["resource"]["id"] = draft_id
+    body["context"]["selections"] = [f"MedicationRequest/{draft_id}"]
+    return body
+
+
+def test_an_order_select_with_a_long_ehr_id_is_answered(client):
+    """3.0 ballot, order-select example (and 2.0.1 "selections": Type/id of draftOrders entries):
+    real EHR ids are longer than FHIR's 64-character id; a selection of one is answered, and a card
+    deleting that draft names it whole in resourceId (checked by the response schema)."""
+    assert len(LONG_ID) > 180
+    response = client.post("/cds-services/tacrolimus-order-select", json=_with_draft_id(LONG_ID))
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert_valid_response(answer)
+    deletes = [a["resourceId"] for c in answer["cards"] for s in c.get("suggestions", ())
+               for a in s["actions"] if a["type"] == "delete"]
+    assert deletes == [f"MedicationRequest/{LONG_ID}"]
+
+
+@pytest.mark.parametrize("draft_id", ["a" * 1025, "has space", "tab\there"], ids=["over-1024", "space", "tab"])
+def test_an_id_beyond_the_bound_or_with_whitespace_is_a_400(client, draft_id):
+    response = client.post("/cds-services/tacrolimus-order-select", json=_with_draft_id(draft_id))
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["location"] == ["$.context.selections[0]"]
+
+
+def test_a_selection_with_a_slash_in_the_id_is_a_400(client):
+    body = _with_draft_id(LONG_ID)
+    body["context"]["selections"] = [f"MedicationRequest/{LONG_ID}/_history/1"]
+    response = client.post("/cds-services/tacrolimus-order-select", json=body)
+    assert response.status_code == 400

@@ -409,3 +409,16 @@ def test_a_user_id_read_template_is_fetched_as_a_read_of_that_resource(rsps):
     prefetched = resolver(no_session).resolve(
         request_of(hook_body({**complete_prefetch(TEMPLATES), "user": role}, context=context)), templates)
     assert prefetched["user"] == [role]
+
+
+def test_a_long_ehr_medication_id_is_read_as_one_encoded_segment(rsps):
+    """Real EHR ids run past FHIR's 64 characters (the 3.0 text's own examples): such a
+    medicationReference is read, its id percent-encoded as one path segment."""
+    long_id = "eX9" + "Ab3:xY9+qLm0=ZkT" * 12
+    medication = {**TACROLIMUS_MED, "id": long_id}
+    prefetch = {"medicationRequests": bundle(med_request("mr1", f"Medication/{long_id}"))}
+    fhir_get(rsps, r"Medication/.*", medication)
+    data = resolver().resolve(request_of(hook_body(prefetch)), MED_TEMPLATES)
+    assert data[MEDICATIONS] == [medication]
+    assert rsps.calls[0].request.url == f"{BASE}/Medication/" + long_id.replace(":", "%3A").replace(
+        "+", "%2B").replace("=", "%3D")
