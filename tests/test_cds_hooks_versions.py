@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from cards.model import Card
 from cardcheck import assert_valid_response
+from conftest import counting_uuids
+from service.render import TOPIC_SYSTEM, TOPICS, render_card
 from service.services import CDS_HOOKS_VERSION, HOOK_VERSIONS
 
 # The fields of a 2.0 discovery entry ("Discovery", CDS Service): a 2.0 client knows only these.
@@ -86,3 +89,30 @@ def test_a_selection_with_a_slash_in_the_id_is_a_400(client):
     body["context"]["selections"] = [f"MedicationRequest/{LONG_ID}/_history/1"]
     response = client.post("/cds-services/tacrolimus-order-select", json=body)
     assert response.status_code == 400
+
+
+# -- source.topic ---------------------------------------------------------------------------------
+
+
+
+@pytest.mark.parametrize("kind, code", [
+    ("eligibility", "eligibility"), ("dose", "dose"), ("timing", "timing"), ("baseline-labs", "baseline-labs"),
+    ("trough", "trough"), ("safety:potassium", "safety"), ("safety:monitoring-due", "safety"),
+    ("interaction:fluconazole", "interaction"), ("interaction:tacrolimus-release-switch", "interaction"),
+    ("care:administration", "care"), ("data-quality", "data-quality"),
+])
+def test_every_card_kind_has_a_topic_from_our_own_system(kind, code):
+    """2.0.1 "Source": topic is a Coding describing the card's subject, which EHRs and analytics
+    use to group cards; ours come from our own code system, one code per card family."""
+    card = Card(kind=kind, summary="s", indicator="info", detail="", source_label="tacro-cds")
+    topic = render_card(card, counting_uuids())["source"]["topic"]
+    assert topic == {"system": TOPIC_SYSTEM, "code": code, "display": TOPICS[code]}
+
+
+def test_every_golden_card_carries_a_topic():
+    """Every card the fixture scenarios produce has its family's topic (no kind left unmapped)."""
+    cards = [card for path in sorted((FIXTURE.parent).glob("*/expected/*.response.json"))
+             for card in json.loads(path.read_text())["cards"]]
+    assert cards
+    assert all(c["source"]["topic"]["system"] == TOPIC_SYSTEM and c["source"]["topic"]["code"] in TOPICS
+               for c in cards)
