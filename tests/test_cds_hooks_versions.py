@@ -116,3 +116,37 @@ def test_every_golden_card_carries_a_topic():
     assert cards
     assert all(c["source"]["topic"]["system"] == TOPIC_SYSTEM and c["source"]["topic"]["code"] in TOPICS
                for c in cards)
+
+
+# -- override reasons in HL7's suggested codes ----------------------------------------------------
+
+HL7_OVERRIDE = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+# The codes of that system this service uses, with their displays as HL7 publishes them.
+HL7_CODES = {
+    "cds-not-applicable": "PC CDS does not apply to patient",
+    "cds-suboptimal-context": "PC CDS delivered in suboptimal context",
+    "recipient-disagrees-evidence": "Recipient disagrees with recommendation because of issues with the evidence",
+    "indication-order-exists": "Patient has indication/order for intended action",
+    "action-completed": "Recommended action was already completed",
+}
+OURS = "http://example.org/fhir/CodeSystem/tacro-cds-override"
+
+
+def test_override_reasons_use_hl7_codes_where_they_match_and_ours_elsewhere():
+    """3.0 ballot, "Override reasons": HL7 publishes suggested override reason codes (Non-Adherence
+    Reason Codes); a service may offer them beside its own. Every card family offers some of
+    HL7's (with HL7's display), keeps ours where none matches, and never offers one code twice."""
+    reasons = [c for path in sorted(FIXTURE.parent.glob("*/expected/*.response.json"))
+               for card in json.loads(path.read_text())["cards"] for c in [card.get("overrideReasons")] if c]
+    assert reasons
+    for offered in reasons:
+        keys = [(r["system"], r["code"]) for r in offered]
+        assert len(keys) == len(set(keys))
+        assert {r["system"] for r in offered} <= {HL7_OVERRIDE, OURS}
+        for r in offered:
+            if r["system"] == HL7_OVERRIDE:
+                assert HL7_CODES[r["code"]] == r["display"]
+    used = {(r["system"], r["code"]) for offered in reasons for r in offered}
+    assert {(HL7_OVERRIDE, code) for code in HL7_CODES} <= used
+    assert {(OURS, "clinical-judgement"), (OURS, "patient-declined"),
+            (OURS, "interaction-benefit-outweighs-risk")} <= used
