@@ -6,7 +6,7 @@ Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template
   other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
   resource of that type gives itself;
 - a searchset with a ``next`` link (a client may page prefetch results, CDS Hooks 2.0.1
-  "Prefetch template"): its next pages are fetched from ``fhirServer`` exactly as a fetched
+  "Prefetch Template"): its next pages are fetched from ``fhirServer`` exactly as a fetched
   search's are (same origin only, the bearer token, ``FHIR_MAX_PAGES`` with the page in hand
   counted as the first, ``FHIR_MAX_ENTRIES``, the byte cap and the call's budget), so a key
   reads the same depth of history whether it was prefetched or fetched. Without ``fhirServer``

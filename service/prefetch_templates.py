@@ -72,7 +72,7 @@ def substitute(template: str, context: Mapping[str, Any], user: str | None = Non
     ``user`` is the user's ``Type/id`` (default: ``context.userId``); it feeds the four user tokens.
     A value that is a relative reference (``PractitionerRole/r9``, what ``context.userId`` holds)
     keeps its one ``/`` where a reference belongs: as the whole path of a read template
-    (``{{context.userId}}`` reads that resource, CDS Hooks 2.0.1 "Prefetch tokens") or as a
+    (``{{context.userId}}`` reads that resource, CDS Hooks 2.0.1 "Prefetch tokens identifying the user") or as a
     search parameter value (``performer={{context.userId}}``); everywhere else, and in the id
     part, every reserved character is encoded, so no value can add a path segment or a parameter.
     Raises UnresolvableTokenError for any token that cannot be filled.

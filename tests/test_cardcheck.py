@@ -99,7 +99,8 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("source-label-missing", lambda r: _card(r)["source"].pop("label"), "'label' is a required"),
     ("source-missing", lambda r: _card(r).pop("source"), "'source' is a required"),
     ("card-uuid-missing", lambda r: _card(r).pop("uuid"), "'uuid' is a required"),
-    # 2.0.1 "Card attributes" / "Suggestion": uuid is a UUID, which feedback names the card by.
+    # 3.0 ballot, CDSHooksResponse logical model: card and suggestion uuid are of type uuid (2.0.1
+    # "Card Attributes" says string only); feedback names the card by it.
     ("card-uuid-not-a-uuid", lambda r: _card(r).update(uuid="card-1"), "$.cards[0].uuid"),
     ("suggestion-uuid-not-a-uuid", lambda r: _card(r)["suggestions"][0].update(uuid="s1"),
      "$.cards[0].suggestions[0].uuid"),

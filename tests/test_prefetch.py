@@ -397,7 +397,7 @@ def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, refere
 
 
 def test_a_user_id_read_template_is_fetched_as_a_read_of_that_resource(rsps):
-    """2.0.1 "Prefetch tokens": the template "{{context.userId}}" reads the user's resource
+    """2.0.1 "Prefetch tokens identifying the user": the template "{{context.userId}}" reads the user's resource
     (PractitionerRole/r9), not a search on a type named after the token."""
     role = {"resourceType": "PractitionerRole", "id": "r9"}
     templates = {**TEMPLATES, "user": "{{context.userId}}"}

@@ -1,8 +1,9 @@
 """Prefetched searchsets that are paged.
 
-CDS Hooks 2.0.1, "Prefetch template": a CDS client may answer a prefetch search with a paged
-searchset (a Bundle with a ``next`` link); 3.0 ballot, "Prefetch template", adds that the service
-then reads the next pages itself from ``fhirServer`` with the ``fhirAuthorization`` access token.
+CDS Hooks 2.0.1, "Prefetch Template" (FHIR-28663 lifted the earlier "no next page links" rule): a
+CDS client may answer a prefetch search with a paged searchset (a Bundle with a ``next`` link); the
+3.0 ballot, same section, adds an example and says the service reads the next pages itself from
+``fhirServer`` with the ``fhirAuthorization`` access token.
 Using only the first page would compute cards from part of the history as if it were all of it.
 """
 
@@ -49,7 +50,7 @@ def rsps():
 
 
 def test_the_next_pages_of_a_prefetched_searchset_are_fetched_with_the_token(rsps):
-    """2.0.1 "Prefetch template" (paged searchsets allowed); 3.0 ballot "Prefetch template": the
+    """2.0.1 "Prefetch Template" (paged searchsets allowed); 3.0 ballot, same section: the
     service uses the fhirAuthorization access token to read the next page."""
     first = bundle(condition("c1"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=2")
     fhir_get(rsps, r"Condition\?patient=.*&page=2$",

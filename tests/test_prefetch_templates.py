@@ -143,8 +143,8 @@ def test_template_shape(template, kind, is_read):
 
 # -- every 2.0 token, in a read template and in a search template ----------------------------------
 #
-# CDS Hooks 2.0.1, "Prefetch tokens": {{context.userId}} stands for the user's "Type/id" (its own
-# example: the template "{{context.userId}}" reads PractitionerRole/A2340113), {{context.patientId}}
+# CDS Hooks 2.0.1, "Prefetch tokens identifying the user": the template "{{context.userId}}" is a
+# FHIR read of the user's resource (userId holds "Type/id", e.g. PractitionerRole/r9), {{context.patientId}}
 # and {{context.encounterId}} for ids, and the four user tokens for the id part of userId when it is
 # of their type. A reference keeps its "/" where a reference belongs; an id never gains one.
 
