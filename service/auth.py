@@ -5,6 +5,18 @@ cheapest first so that junk never costs a network fetch: header and algorithm, t
 audience, times, tenant, then the signature with the issuer's key (found by ``kid``), and last the
 replay cache, so that only a token with a valid signature can occupy a ``jti``.
 Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
+
+Key selection, one rule (``CallerVerifier._find_key``; the README's security section says the same):
+
+1. The issuer's configured keys come first: the inline ``jwks``, then the set at its ``jwks_url``
+   (cached; fetched again when older than ``JWKS_CACHE_TTL_S``, or for an unknown ``kid`` at most
+   once per ``JWKS_MIN_REFRESH_S``). When they hold the token's ``kid``, that key verifies it,
+   whatever ``jku`` the token names: a site with its client's keys configured never needs the
+   network, and a ``jku`` cannot swap a configured key for another.
+2. Only when they do not, a token's ``jku`` is fetched, and only when it is allowed: equal to the
+   issuer's ``jwks_url`` (already consulted in step 1) or listed in its ``jku_allowlist``, exact
+   string match. Any other ``jku`` is refused.
+3. Otherwise the ``kid`` is unknown: 401.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ _LOGGED_CHARS = 128  # iss and jti come from the caller: bound what they can wri
 
 
 class _Rejected(Exception):
-    """Internal: a reason to refuse the caller; becomes one log line and a bare 401."""
+    """Internal: a reason to refuse the caller; becomes one log line and a generic 401."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -175,22 +187,33 @@ class CallerVerifier:
     # --- keys -------------------------------------------------------------------------------------
 
     def _find_key(self, iss: str, issuer: Mapping[str, Any], header: Mapping[str, Any]) -> dict[str, Any]:
+        """The key for the token's ``kid`` by the rule in the module docstring."""
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise _Rejected("missing kid")
         jku = header.get("jku")
-        if jku is not None:
-            # The spec lets a client point at its JWKS; we follow only URLs the operator listed.
-            if not isinstance(jku, str) or jku not in issuer.get("jku_allowlist", []):
-                raise _Rejected("jku not on the issuer's allowlist")
-            return self._key_from_url(jku, kid)
-        if kid in issuer.get("jwks", {}):
-            return dict(issuer["jwks"][kid])
-        if "jwks_url" in issuer:
-            return self._key_from_url(issuer["jwks_url"], kid)
-        raise _Rejected("unknown kid")
+        if jku is not None and not isinstance(jku, str):
+            raise _Rejected("jku is not a URL")
+        inline = issuer.get("jwks", {})
+        if kid in inline:
+            return dict(inline[kid])
+        configured_url = issuer.get("jwks_url")
+        if configured_url is not None:
+            key = self._key_from_url(configured_url, kid)
+            if key is not None:
+                return key
+        if jku is None or jku == configured_url:
+            raise _Rejected("unknown kid")
+        # CDS Hooks lets a client point at its key set; we follow only URLs the operator listed.
+        if jku not in issuer.get("jku_allowlist", []):
+            raise _Rejected("jku not on the issuer's allowlist")
+        key = self._key_from_url(jku, kid)
+        if key is None:
+            raise _Rejected("unknown kid")
+        return key
 
-    def _key_from_url(self, url: str, kid: str) -> dict[str, Any]:
+    def _key_from_url(self, url: str, kid: str) -> dict[str, Any] | None:
+        """The key ``kid`` of the set at ``url`` (fetched or refreshed as needed), or None."""
         # One lock per key-set URL: a slow endpoint delays only the callers that need it.
         with self._lock:
             url_lock = self._url_locks.setdefault(url, threading.Lock())
@@ -203,7 +226,7 @@ class CallerVerifier:
             if (stale or unknown) and may_fetch:
                 cached = self._fetch(url, now, cached)
             if cached is None or kid not in cached.keys:
-                raise _Rejected("unknown kid")
+                return None
             return dict(cached.keys[kid])
 
     def _fetch(self, url: str, now: datetime, cached: _CachedKeySet | None) -> _CachedKeySet | None:

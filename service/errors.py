@@ -1,7 +1,10 @@
 """One exception hierarchy for every error the service answers with.
 
 Raise a subclass anywhere on the request path; ``register_error_handler`` renders it once, as an
-OperationOutcome (or a bare 401). Never pick a status by matching message text.
+OperationOutcome. Never pick a status by matching message text.
+
+Where a problem has a place in the request, its JSON path (``$.context.selections[0]``) goes in
+``issue.location``: ``issue.expression`` is FHIRPath in FHIR, and a JSON path is not FHIRPath.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ class CdsError(Exception):
     code = "exception"  # FHIR issue-type code
     issue_type = "exception"
 
-    def __init__(self, message: str, *, expression: list[str] | None = None,
+    def __init__(self, message: str, *, location: list[str] | None = None,
                  issues: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.expression = expression or []
+        self.location = location or []
         self.extra_issues = issues or []
 
     def outcome(self) -> dict[str, Any]:
@@ -36,8 +39,8 @@ class CdsError(Exception):
             "details": {"text": self.message},
             "diagnostics": self.code,
         }
-        if self.expression:
-            issue["expression"] = self.expression
+        if self.location:
+            issue["location"] = self.location
         return {"resourceType": "OperationOutcome", "issue": [issue, *self.extra_issues]}
 
 
@@ -55,7 +58,7 @@ class MalformedJsonError(BadRequestError):
 
 
 class SchemaError(BadRequestError):
-    """The body violates the CDS Hooks schema; ``expression`` holds the JSON path of the problem."""
+    """The body violates the CDS Hooks schema; ``location`` holds the JSON path of the problem."""
 
     code = "schema-violation"
 
@@ -112,11 +115,18 @@ class StorageUnavailableError(CdsError):
 
 
 class UnauthorizedError(CdsError):
-    """The caller's JWT is missing or invalid. Answered as a bare 401 with no detail."""
+    """The caller's JWT is missing or invalid. Answered 401 with a generic OperationOutcome that
+    says nothing of the reason (CDS Hooks 3.0 ballot: non-2xx responses SHOULD carry an
+    OperationOutcome); the reason is logged."""
 
     status = 401
     code = "unauthorized"
     issue_type = "login"
+
+
+# The same body for every refused caller: no reason, no detail, nothing from the token.
+UNAUTHORIZED_OUTCOME: dict[str, Any] = {"resourceType": "OperationOutcome",
+                                        "issue": [{"severity": "error", "code": "login"}]}
 
 
 def register_error_handler(app: Flask) -> None:
@@ -126,7 +136,9 @@ def register_error_handler(app: Flask) -> None:
     def handle(exc: Exception) -> Response | tuple[Response | str, int]:
         if isinstance(exc, UnauthorizedError):
             # service.auth has logged the reason; the caller learns nothing more.
-            response = Response(status=401)
+            response = jsonify(UNAUTHORIZED_OUTCOME)
+            response.status_code = 401
+            response.mimetype = "application/fhir+json"
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         if isinstance(exc, CdsError):

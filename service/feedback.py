@@ -19,5 +19,5 @@ def validate_feedback(body: Any) -> list[Mapping[str, Any]]:
             parse_timestamp(entry["outcomeTimestamp"])
         except ValueError:
             path = f"$.feedback[{i}].outcomeTimestamp"
-            raise SchemaError(f"{path}: not a valid RFC 3339 date-time", expression=[path]) from None
+            raise SchemaError(f"{path}: not a valid RFC 3339 date-time", location=[path]) from None
     return entries

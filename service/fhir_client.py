@@ -196,15 +196,30 @@ class FhirClient:
         ``max_entries`` resources. Returns the entries' resources, without OperationOutcome entries
         (and only of ``resource_types`` when given). Newest-first searches lose their oldest
         entries at the cap, which is the intended bound."""
-        url: str | None = self.url(relative_query)
+        return self._pages(self.url(relative_query), None, deadline, resource_types)
+
+    def complete_search(self, first_page: dict[str, Any], *, deadline: float | None = None,
+                        resource_types: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The resources of a searchset whose first page is already in hand (a client's prefetch)
+        and of the pages its ``next`` links lead to, fetched exactly as ``search`` fetches its own:
+        on this server only, with the token, within the same page and entry caps (the page in hand
+        counts as the first) and the same deadline."""
+        return self._pages(None, first_page, deadline, resource_types)
+
+    def _pages(self, url: str | None, first_page: dict[str, Any] | None, deadline: float | None,
+               resource_types: Collection[str] | None) -> list[dict[str, Any]]:
         seen: set[str] = set()
         resources: list[dict[str, Any]] = []
         pages = 0
-        while url is not None:
-            if url in seen:
-                raise FhirPagingError("the searchset's next link loops")
-            seen.add(url)
-            bundle = self._get(url, deadline)
+        while url is not None or first_page is not None:
+            if first_page is not None:
+                bundle, first_page = first_page, None
+            else:
+                assert url is not None
+                if url in seen:
+                    raise FhirPagingError("the searchset's next link loops")
+                seen.add(url)
+                bundle = self._get(url, deadline)
             if bundle.get("resourceType") != "Bundle":
                 raise FhirNotFhirError(f"a search answered a {_kind(bundle)}, not a Bundle")
             pages += 1

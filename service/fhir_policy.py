@@ -91,28 +91,28 @@ def check_fhir_server(url: str, *, allow_http: Any, allowlist: Any, issuer: str 
     try:
         base = BaseUrl.parse(url)
     except ValueError as exc:
-        raise FhirServerRefusedError(f"$.fhirServer is not usable: {exc}", expression=["$.fhirServer"]) from None
+        raise FhirServerRefusedError(f"$.fhirServer is not usable: {exc}", location=["$.fhirServer"]) from None
     policy = http_policy(allow_http)
     if base.scheme == "http":
         if policy == "never":
             raise FhirServerRefusedError(
                 "$.fhirServer must use https; this deployment does not call FHIR servers over plain http",
-                expression=["$.fhirServer"])
+                location=["$.fhirServer"])
         if policy == "loopback" and base.host.strip("[]") not in LOOPBACK_HOSTS:
             raise FhirServerRefusedError(
                 "$.fhirServer must use https; plain http is allowed only to 127.0.0.1, localhost or [::1] "
-                "on this deployment", expression=["$.fhirServer"])
+                "on this deployment", location=["$.fhirServer"])
     bases = allowed_bases(allowlist, issuer)
     if bases is None and _internal_address(base.host, loopback_ok=policy != "never"):
         # Without an allowlist, any public https server may be called, but never an address inside
         # the deployment's own network (cloud metadata, private ranges) named by the caller.
         raise FhirServerRefusedError(
             "$.fhirServer names an internal address; list it in FHIR_SERVER_ALLOWLIST to allow it",
-            expression=["$.fhirServer"])
+            location=["$.fhirServer"])
     if bases is not None and not any(_same_base(base, entry) for entry in bases):
         raise FhirServerRefusedError(
             "$.fhirServer is not on this deployment's FHIR server allowlist (FHIR_SERVER_ALLOWLIST); "
-            "ask the service operator to add it", expression=["$.fhirServer"])
+            "ask the service operator to add it", location=["$.fhirServer"])
     return base
 
 

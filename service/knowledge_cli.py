@@ -64,7 +64,8 @@ def print_protocol(protocol: Mapping[str, Any], out: TextIO) -> None:
                   f"orders {order['code']} {order['display']}\n")
     out.write(f"\nOverride reasons ({protocol['override_reasons']['system']})\n")
     for reason in protocol["override_reasons"]["reasons"]:
-        out.write(f"  {reason['code']:<24} {reason['display']}\n")
+        system = f" ({reason['system']})" if "system" in reason else ""
+        out.write(f"  {reason['code']:<24} {reason['display']}{system}\n")
     out.write("\nSources\n")
     for sid, src in protocol["sources"].items():
         out.write(f"  {sid:<24} {src['citation']}" + (f" <{src['url']}>" if src.get("url") else "") + "\n")

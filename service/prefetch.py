@@ -5,8 +5,12 @@ Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template
 - present: a Bundle gives its entries of the template's resource type (OperationOutcome entries and
   other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
   resource of that type gives itself;
-  A prefetched searchset is taken as sent, without following its ``next`` link: the templates ask
-  for the newest results, which its first page holds;
+- a searchset with a ``next`` link (a client may page prefetch results, CDS Hooks 2.0.1
+  "Prefetch Template"): its next pages are fetched from ``fhirServer`` exactly as a fetched
+  search's are (same origin only, the bearer token, ``FHIR_MAX_PAGES`` with the page in hand
+  counted as the first, ``FHIR_MAX_ENTRIES``, the byte cap and the call's budget), so a key
+  reads the same depth of history whether it was prefetched or fetched. Without ``fhirServer``
+  the key is incomplete and handled like an absent one;
 - ``null`` or an empty searchset: "no such data", an answer; never queried again;
 - an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
   template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the
@@ -36,6 +40,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 import requests
 
@@ -50,7 +55,8 @@ from .validation import HookRequest
 log = logging.getLogger("tacro_cds.prefetch")
 
 MEDICATIONS = "medications"
-_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+# Real EHR ids run past FHIR's 64 characters; any id without "/" or whitespace, within a bound.
+_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([^/\s]{1,1024})(?:/_history/[^/]+)?$")
 _ABSENT = object()
 
 SessionFactory = Callable[[], requests.Session]
@@ -69,7 +75,7 @@ class MissingData:
         issue: dict[str, Any] = {"severity": "error", "code": self.issue_type,
                                  "details": {"text": f"{self.key}: {self.reason}"}, "diagnostics": self.code}
         if self.key != MEDICATIONS:
-            issue["expression"] = [f"$.prefetch.{self.key}"]
+            issue["location"] = [f"$.prefetch.{self.key}"]
         return issue
 
 
@@ -88,7 +94,7 @@ def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str,
             and (resource_type is None or r.get("resourceType") == resource_type)]
 
 
-def _needs_fetch(value: Any, resource_type: str) -> bool:
+def _needs_fetch(value: Any, resource_type: str | None) -> bool:
     """True when a prefetch value is not an answer: an OperationOutcome, a resource of another
     type, or not a resource at all. ``None`` is an answer ("no such data")."""
     if value is None:
@@ -96,7 +102,21 @@ def _needs_fetch(value: Any, resource_type: str) -> bool:
     if not isinstance(value, dict):
         return True
     kind = value.get("resourceType")
+    if resource_type is None:  # a read whose type only the context names, and it cannot say
+        return kind == "OperationOutcome" or not isinstance(kind, str)
     return kind != "Bundle" and kind != resource_type
+
+
+def _resource_type(template: str, context: Mapping[str, Any]) -> str | None:
+    """The resource type a key holds. A template whose whole path is a token
+    (``{{context.userId}}``) holds the type its value names; None when it cannot be filled."""
+    kind = template_resource_type(template)
+    if not kind.startswith("{{"):
+        return kind
+    try:
+        return template_resource_type(substitute(template, context))
+    except UnresolvableTokenError:
+        return None
 
 
 class PrefetchResolver:
@@ -127,11 +147,15 @@ class PrefetchResolver:
         data: dict[str, list[dict[str, Any]]] = {}
         medications: dict[str, dict[str, Any]] = {}
         to_fetch: dict[str, str] = {}
+        to_complete: dict[str, tuple[str, dict[str, Any]]] = {}
         for key, template in templates.items():
-            kind = template_resource_type(template)
+            kind = _resource_type(template, request.context)
             value = request.prefetch.get(key, _ABSENT)
             if value is _ABSENT or _needs_fetch(value, kind):
                 to_fetch[key] = template
+                continue
+            if _has_next_page(value):
+                to_complete[key] = (template, value)
                 continue
             _collect_medications(resources_of(value), medications)
             data[key] = resources_of(value, kind)
@@ -140,8 +164,9 @@ class PrefetchResolver:
         session = _LazyClient(self, request, issuer)
         missing: list[MissingData] = []
         try:
-            if to_fetch:
-                missing += self._fetch_keys(session, request, to_fetch, data, medications, deadline)
+            if to_fetch or to_complete:
+                missing += self._fetch_keys(session, request, to_fetch, to_complete, data, medications,
+                                            deadline)
             missing += self._resolve_medications(session, request, data, medications, deadline)
         finally:
             session.close()
@@ -156,23 +181,33 @@ class PrefetchResolver:
             raise PrefetchUnavailableError(
                 f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
                 "keys, or a reachable fhirServer with a valid fhirAuthorization.",
-                expression=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
+                location=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
                 issues=[m.issue() for m in required])
         return data
 
     # -- stages ---------------------------------------------------------------------------------
 
     def _fetch_keys(self, session: "_LazyClient", request: HookRequest, to_fetch: Mapping[str, str],
+                    to_complete: Mapping[str, tuple[str, dict[str, Any]]],
                     data: dict[str, list[dict[str, Any]]], medications: dict[str, dict[str, Any]],
                     deadline: float) -> list[MissingData]:
+        """Fetch the keys not answered, and the next pages of the prefetched searchsets that
+        have some, in parallel."""
         if request.fhir_server is None:
-            for key in to_fetch:
+            for key in [*to_fetch, *to_complete]:
                 data[key] = []
-            return [MissingData(key, "not prefetched, and no fhirServer was given to fetch it from")
-                    for key in to_fetch]
+            return [*(MissingData(key, "not prefetched, and no fhirServer was given to fetch it from")
+                      for key in to_fetch),
+                    *(MissingData(key, "the prefetched searchset has further pages (a next link), and no "
+                                  "fhirServer was given to fetch them from", code="prefetch-incomplete")
+                      for key in to_complete)]
         client = session.get()
         missing: list[MissingData] = []
         tasks: dict[str, Callable[[], Any]] = {}
+        templates = {**to_fetch, **{key: template for key, (template, _) in to_complete.items()}}
+        for key, (_, first_page) in to_complete.items():
+            data[key] = []
+            tasks[key] = _completer(client, first_page, deadline)
         for key, template in to_fetch.items():
             data[key] = []
             try:
@@ -186,8 +221,8 @@ class PrefetchResolver:
             else:
                 tasks[key] = _searcher(client, query, deadline)
         for key, outcome in self._run_parallel(tasks, deadline).items():
-            kind = template_resource_type(to_fetch[key])
-            if isinstance(outcome, FhirNotFoundError) and template_is_read(to_fetch[key]):
+            kind = _resource_type(templates[key], request.context)
+            if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
                 continue  # a read of a resource that does not exist: no such data
             if isinstance(outcome, FhirError):
                 missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
@@ -211,7 +246,7 @@ class PrefetchResolver:
             if not isinstance(ref, str) or ref.startswith("#"):
                 continue  # contained (the facts stage reads it) or no literal reference
             match = _MEDICATION_REF.search(ref)
-            if not match:
+            if not match or set(match.group(1)) <= {"."}:
                 continue  # not a Medication reference we can read; the facts stage reports it
             local = f"Medication/{match.group(1)}"
             if local in medications:
@@ -231,7 +266,8 @@ class PrefetchResolver:
                 MEDICATIONS, f"{len(to_read)} medicationReference(s) are neither contained nor prefetched, "
                 "and no fhirServer was given to read them from")]
         client = session.get()
-        outcomes = self._run_parallel({ref: _reader(client, ref, deadline) for ref in sorted(to_read)}, deadline)
+        outcomes = self._run_parallel({ref: _reader(client, _encoded(ref), deadline) for ref in sorted(to_read)},
+                                      deadline)
         failed: list[FhirError] = []
         for ref, outcome in outcomes.items():
             if isinstance(outcome, FhirNotFoundError):
@@ -307,6 +343,26 @@ def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], 
 
 def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
     return lambda: client.search(query, deadline=deadline)
+
+
+def _encoded(reference: str) -> str:
+    """``Type/id`` with the id percent-encoded: one path segment, whatever characters it holds."""
+    kind, _, rid = reference.partition("/")
+    return f"{kind}/{quote(rid, safe='')}"
+
+
+def _completer(client: FhirClient, first_page: dict[str, Any], deadline: float) -> Callable[[], Any]:
+    return lambda: client.complete_search(first_page, deadline=deadline)
+
+
+def _has_next_page(value: Any) -> bool:
+    """True for a Bundle with a ``next`` link: the client sent only its first page(s)."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return False
+    links = value.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
+        and link["url"].strip() for link in links)
 
 
 def _collect_medications(resources: list[dict[str, Any]], medications: dict[str, dict[str, Any]]) -> None:

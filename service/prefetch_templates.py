@@ -50,6 +50,8 @@ USER_TOKENS = {
 }
 
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
+# A relative reference as context.userId holds one ("PractitionerRole/r9"): a type and one id segment.
+_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([^/\s]+)$")
 _CONTEXT_FIELD = re.compile(r"^context\.([A-Za-z][A-Za-z0-9_]*)$")
 
 
@@ -68,14 +70,33 @@ def substitute(template: str, context: Mapping[str, Any], user: str | None = Non
     """Fill every CDS Hooks 2.0 token of ``template``; values are percent-encoded.
 
     ``user`` is the user's ``Type/id`` (default: ``context.userId``); it feeds the four user tokens.
+    A value that is a relative reference (``PractitionerRole/r9``, what ``context.userId`` holds)
+    keeps its one ``/`` where a reference belongs: as the whole path of a read template
+    (``{{context.userId}}`` reads that resource, CDS Hooks 2.0.1 "Prefetch tokens identifying the user") or as a
+    search parameter value (``performer={{context.userId}}``); everywhere else, and in the id
+    part, every reserved character is encoded, so no value can add a path segment or a parameter.
     Raises UnresolvableTokenError for any token that cannot be filled.
     """
     if user is None and isinstance(context.get("userId"), str):
         user = context["userId"]
+    path_end = template.find("?")
+    path_end = len(template) if path_end < 0 else path_end
+    whole_path = _TOKEN.fullmatch(template[:path_end]) is not None
 
     def fill(match: re.Match[str]) -> str:
         token = match.group(1).strip()
-        return quote(_token_value(token, context, user), safe="")
+        value = _token_value(token, context, user)
+        in_query = match.start() > path_end
+        if whole_path and not in_query:
+            reference = _REFERENCE.match(value)
+            if reference is None or set(reference.group(2)) <= {"."}:
+                raise UnresolvableTokenError(token, "a read template's whole path needs a Type/id value")
+            return f"{reference.group(1)}/{quote(reference.group(2), safe='')}"
+        if in_query:
+            reference = _REFERENCE.match(value)
+            if reference is not None:
+                return f"{reference.group(1)}/{quote(reference.group(2), safe='')}"
+        return quote(value, safe="")
 
     result = _TOKEN.sub(fill, template)
     if "{{" in result or "}}" in result:
@@ -117,14 +138,17 @@ def _primitive(token: str, value: Any) -> str:
 
 
 def template_resource_type(template: str) -> str:
-    """The resource type a template queries: ``Observation?...`` and ``Patient/{{...}}`` alike."""
-    return re.split(r"[/?]", template, maxsplit=1)[0]
+    """The resource type a template or a substituted query names: ``Observation?...`` and
+    ``Patient/{{...}}`` alike. A template whose whole path is a token (``{{context.userId}}``)
+    names its type only once substituted: this returns the token then."""
+    return re.split(r"[/?]", template, maxsplit=1)[0] if not _TOKEN.match(template) else template
 
 
 def template_is_read(template: str) -> bool:
-    """True for a read (``Type/id``), False for a search (``Type?...``)."""
+    """True for a read (``Type/id``, or a template whose whole path is a token, which must fill
+    it with a ``Type/id``), False for a search (``Type?...``)."""
     path = template.split("?", 1)[0]
-    return "/" in path
+    return "/" in path or _TOKEN.fullmatch(path) is not None
 
 
 def _token(system: str, code: str) -> str:

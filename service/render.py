@@ -12,6 +12,30 @@ from cards.model import Action, Card, Link, Suggestion
 
 SMART_LINK_LABEL = "Open the tacrolimus planner (SMART app)"
 
+# source.topic (CDS Hooks 2.0.1 "Source": a Coding EHRs and analytics can group cards by), one per
+# card family: the part of Card.kind before ":" ("interaction:fluconazole" -> "interaction").
+TOPIC_SYSTEM = "http://example.org/fhir/CodeSystem/tacro-cds-card-topic"
+TOPICS: dict[str, str] = {
+    "eligibility": "Tacrolimus candidacy",
+    "dose": "Tacrolimus dose",
+    "timing": "Tacrolimus timing around embryo transfer",
+    "baseline-labs": "Baseline laboratory tests",
+    "trough": "Tacrolimus trough level",
+    "safety": "Safety monitoring",
+    "interaction": "Drug interaction",
+    "care": "Care and counselling",
+    "data-quality": "Data quality",
+}
+
+
+def topic_of(kind: str) -> dict[str, str] | None:
+    """The source.topic Coding of a card kind; None for a family the table does not name."""
+    family = kind.split(":", 1)[0]
+    display = TOPICS.get(family)
+    if display is None:
+        return None
+    return {"system": TOPIC_SYSTEM, "code": family, "display": display}
+
 
 def _action(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"type": a.type, "description": a.description}
@@ -42,6 +66,9 @@ def render_card(card: Card, new_uuid: Callable[[], str]) -> dict[str, Any]:
     source: dict[str, Any] = {"label": card.source_label}
     if card.source_url:
         source["url"] = card.source_url
+    topic = topic_of(card.kind)
+    if topic is not None:
+        source["topic"] = topic
     out["source"] = source
     if card.suggestions:
         out["suggestions"] = [_suggestion(s, new_uuid) for s in card.suggestions]

@@ -10,6 +10,13 @@ from typing import Any, Mapping
 from .errors import UnknownServiceError
 
 HOOKS = ("order-select", "order-sign", "patient-view")
+# Discovery's per-service "version" (CDS Hooks 3.0 ballot, "Discovery": the version of the
+# specification the service implements, semver in the post-ballot text): what this service
+# implements is 2.0.1, with the parts of 3.0 the README lists. 2.0 clients ignore the field.
+CDS_HOOKS_VERSION = "2.0.1"
+# "hookVersion" (3.0 ballot, "Discovery"): the version of each hook's definition in the CDS Hooks
+# Library that the service was written against.
+HOOK_VERSIONS = {"order-select": "1.0", "order-sign": "1.0", "patient-view": "1.0"}
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -24,7 +31,8 @@ class ServiceDescriptor:
 
     def discovery(self) -> dict[str, Any]:
         out: dict[str, Any] = {"hook": self.hook, "id": self.id, "title": self.title,
-                               "description": self.description}
+                               "description": self.description, "version": CDS_HOOKS_VERSION,
+                               "hookVersion": HOOK_VERSIONS[self.hook]}
         if self.prefetch:
             out["prefetch"] = dict(self.prefetch)
         if self.usage_requirements:

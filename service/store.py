@@ -243,7 +243,8 @@ class Store:
 
     @_outage_is_503
     def feedback_summary(self, service_id: str) -> dict[str, Any]:
-        """Counts per card kind and outcome, and per override reason code, for one service."""
+        """Counts per card kind and outcome, and per override reason (system and code: two code
+        systems may share a code), for one service."""
         kind = func.coalesce(feedback.c.card_kind, issued_cards.c.kind, "unknown")
         with self.engine.begin() as conn:
             by_kind = conn.execute(
@@ -253,19 +254,21 @@ class Store:
                 .where(feedback.c.service_id == service_id)
                 .group_by(kind, feedback.c.outcome)).all()
             reasons = conn.execute(
-                select(feedback.c.override_code, func.count())
+                select(feedback.c.override_system, feedback.c.override_code, func.count())
                 .where(feedback.c.service_id == service_id, feedback.c.override_code.is_not(None))
-                .group_by(feedback.c.override_code)).all()
+                .group_by(feedback.c.override_system, feedback.c.override_code)).all()
             comments = conn.execute(
                 select(func.count())
                 .where(feedback.c.service_id == service_id, feedback.c.user_comment.is_not(None))
             ).scalar_one()
         summary: dict[str, Any] = {"service": service_id, "total": sum(n for _, _, n in by_kind),
-                                   "byKind": {}, "overrideReasons": {}, "overrideComments": comments}
+                                   "byKind": {}, "overrideReasons": [], "overrideComments": comments}
         for card_kind, outcome, count in sorted(by_kind):
             summary["byKind"].setdefault(card_kind, {})[outcome] = count
-        for code, count in sorted(reasons):
-            summary["overrideReasons"][code] = count
+        for system, code, count in sorted(reasons, key=lambda r: (r[0] or "", r[1])):
+            # A reason sent without a system (the public sandbox does) is counted apart, system-less.
+            summary["overrideReasons"].append({**({"system": system} if system else {}), "code": code,
+                                               "count": count})
         return summary
 
 

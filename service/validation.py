@@ -47,7 +47,7 @@ def check_schema(instance: Any, name: str, *, prefix: str = "$") -> None:
     if errors:
         err = errors[0]
         path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        raise SchemaError(f"{path}: {_shorten(err.message)}", expression=[path])
+        raise SchemaError(f"{path}: {_shorten(err.message)}", location=[path])
 
 
 def _shorten(message: str) -> str:
@@ -139,7 +139,7 @@ def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> Hook
     check_schema(body, "request.json")
     if body["hook"] != hook:
         raise HookMismatchError(
-            f"$.hook: this service answers the {hook} hook, not {body['hook']}", expression=["$.hook"])
+            f"$.hook: this service answers the {hook} hook, not {body['hook']}", location=["$.hook"])
     check_schema(body["context"], f"context-{hook}.json", prefix="$.context")
     request = HookRequest(
         hook=hook,
@@ -153,21 +153,21 @@ def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> Hook
     if len(drafts) > limits["MAX_DRAFT_ORDERS"]:
         raise LimitExceededError(
             f"$.context.draftOrders: {len(drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
-            expression=["$.context.draftOrders"])
+            location=["$.context.draftOrders"])
     for key, value in request.prefetch.items():
         # A Bundle whose entry is not an array cannot be read leniently: say so rather than fail.
         if value and value.get("resourceType") == "Bundle" and not isinstance(value.get("entry", []), list):
             path = f"$.prefetch.{key}.entry"
-            raise SchemaError(f"{path}: a Bundle's entry must be an array", expression=[path])
+            raise SchemaError(f"{path}: a Bundle's entry must be an array", location=[path])
     entries = sum(len(v.get("entry") or []) for v in request.prefetch.values()
                   if isinstance(v, dict) and isinstance(v.get("entry"), list))
     if entries > limits["MAX_PREFETCH_ENTRIES"]:
         raise LimitExceededError(
             f"$.prefetch: {entries} entries, at most {limits['MAX_PREFETCH_ENTRIES']}",
-            expression=["$.prefetch"])
+            location=["$.prefetch"])
     draft_refs = {f"{r.get('resourceType')}/{r.get('id')}" for r in drafts if r.get("id")}
     for i, ref in enumerate(request.selections):
         if ref not in draft_refs:
             raise SchemaError(f"$.context.selections[{i}]: {ref} is not an entry of draftOrders",
-                              expression=[f"$.context.selections[{i}]"])
+                              location=[f"$.context.selections[{i}]"])
     return request

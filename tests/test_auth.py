@@ -65,10 +65,16 @@ def auth_client(make_app, store, es384, rs384, es256, rs256):
     return make_app(STORE=store, **auth_config(es384, rs384, es256, rs256)).test_client()
 
 
-def assert_bare_401(response) -> None:
-    """'An invalid or missing JWT -> bare 401': no body, only the challenge."""
+GENERIC_401 = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
+
+
+def assert_generic_401(response) -> None:
+    """An invalid or missing JWT is a 401 whose body says nothing of the reason. CDS Hooks 3.0
+    ballot, "HTTP Response": a non-2xx answer SHOULD carry an OperationOutcome; so every refusal
+    gets the same one (issue code login), typed FHIR JSON, with the Bearer challenge."""
     assert response.status_code == 401
-    assert response.data == b""
+    assert response.mimetype == "application/fhir+json"
+    assert json.loads(response.data) == GENERIC_401
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -166,7 +172,8 @@ REJECTED: list[Any] = [
     pytest.param(SIGNATURE_INVALID, lambda s: bearer(s.mint(PATIENT_VIEW)[:-6] + "AAAAAA"),
                  id="signature-tampered"),
     pytest.param("jku not on the issuer's allowlist",
-                 lambda s: bearer(s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks"})),
+                 lambda s: bearer(s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks",
+                                                                 "kid": "not-configured"})),
                  id="jku-not-allowlisted"),
     pytest.param("jti must be a non-empty string", lambda s: bearer(s.mint(PATIENT_VIEW, jti="")),
                  id="empty-jti"),
@@ -175,9 +182,9 @@ REJECTED: list[Any] = [
 
 @responses.activate  # no network: a jku or jwks fetch attempt here would fail loudly in `calls`
 @pytest.mark.parametrize("reason, make_headers", REJECTED)
-def test_rejected_with_bare_401(auth_client, es384, reason, make_headers, auth_log):
+def test_rejected_with_the_generic_401(auth_client, es384, reason, make_headers, auth_log):
     response = call_patient_view(auth_client, make_headers(es384))
-    assert_bare_401(response)
+    assert_generic_401(response)
     assert rejection_reasons(auth_log) == [reason]
     assert len(responses.calls) == 0
 
@@ -189,21 +196,21 @@ def rejection_reasons(records: list[logging.LogRecord]) -> list[str]:
 @pytest.mark.parametrize("missing", ["iss", "aud", "exp", "iat", "jti"])
 def test_missing_claim_rejected(auth_client, es384, missing, auth_log):
     """'iss', 'aud', 'exp', 'iat' and 'jti' are required claims."""
-    assert_bare_401(call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, **{missing: None}))))
+    assert_generic_401(call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, **{missing: None}))))
     assert rejection_reasons(auth_log) == [f"missing claim {missing}"]
 
 
 def test_alg_must_match_key_type(auth_client, es384, auth_log):
     """An RSA-signed token naming the EC key's kid is refused before any signature check."""
     other_rsa = rsa_signer(kid=es384.kid, alg="RS384")
-    assert_bare_401(call_patient_view(auth_client, bearer(other_rsa.mint(PATIENT_VIEW))))
+    assert_generic_401(call_patient_view(auth_client, bearer(other_rsa.mint(PATIENT_VIEW))))
     assert rejection_reasons(auth_log) == ["algorithm does not match the key type"]
 
 
 def test_es256_token_refused_for_a_p384_key(auth_client, es384, auth_log):
     """The curve must fit the algorithm too (ES256 is P-256, ES384 is P-384)."""
     p256_under_p384_kid = ec_signer(kid=es384.kid, alg="ES256")
-    assert_bare_401(call_patient_view(auth_client, bearer(p256_under_p384_kid.mint(PATIENT_VIEW))))
+    assert_generic_401(call_patient_view(auth_client, bearer(p256_under_p384_kid.mint(PATIENT_VIEW))))
     assert rejection_reasons(auth_log) == ["algorithm does not match the key type"]
 
 
@@ -211,7 +218,7 @@ def test_alg_must_match_the_keys_declared_alg(make_app, store, rs384, auth_log):
     """A JWK declaring RS384 does not verify RS256 tokens."""
     client = make_app(STORE=store, **auth_config(rs384)).test_client()
     as_rs256 = Signer(rs384.private_key, "RS256", rs384.kid)
-    assert_bare_401(call_patient_view(client, bearer(as_rs256.mint(PATIENT_VIEW))))
+    assert_generic_401(call_patient_view(client, bearer(as_rs256.mint(PATIENT_VIEW))))
     assert rejection_reasons(auth_log) == ["algorithm does not match the key's alg"]
     assert call_patient_view(client, bearer(rs384.mint(PATIENT_VIEW))).status_code == 200
 
@@ -220,7 +227,7 @@ def test_replayed_jti_rejected(auth_client, es384, store):
     """jti: 'used to protect against replay attacks' -- the same token twice is refused the second time."""
     token = es384.mint(PATIENT_VIEW)
     assert call_patient_view(auth_client, bearer(token)).status_code == 200
-    assert_bare_401(call_patient_view(auth_client, bearer(token)))
+    assert_generic_401(call_patient_view(auth_client, bearer(token)))
     (iss, _), expires_at = next(iter(store.jtis.items()))
     assert iss == ISSUER
     assert expires_at == FIXED_NOW + timedelta(minutes=5, seconds=60)  # exp + leeway
@@ -228,13 +235,13 @@ def test_replayed_jti_rejected(auth_client, es384, store):
 
 def test_same_jti_from_another_call_rejected(auth_client, es384):
     assert auth_client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY, jti="fixed"))).status_code == 200
-    assert_bare_401(call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, jti="fixed"))))
+    assert_generic_401(call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, jti="fixed"))))
 
 
 def test_forged_token_does_not_occupy_jti(auth_client, es384, store):
     """Only a token with a valid signature is remembered, so forgeries cannot block a real jti."""
     forged = ec_signer(es384.kid).mint(PATIENT_VIEW, jti="victim")
-    assert_bare_401(call_patient_view(auth_client, bearer(forged)))
+    assert_generic_401(call_patient_view(auth_client, bearer(forged)))
     assert store.jtis == {}
     assert call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, jti="victim"))).status_code == 200
 
@@ -260,7 +267,7 @@ def test_tenant_checked_when_configured(make_app, store, es384, tenant, expected
 def test_every_cds_endpoint_needs_a_token(auth_client, method, path):
     """'this is for every single CDS Service call, whether that be a Discovery call, a single CDS
     Service invocation, or multiple exchanges relating to a single service' (feedback included)."""
-    assert_bare_401(auth_client.open(path, method=method, json={}))
+    assert_generic_401(auth_client.open(path, method=method, json={}))
 
 
 def test_healthz_needs_no_token(auth_client):
@@ -297,9 +304,9 @@ def test_unknown_kid_refreshes_jwks_once(make_app, store, clock, es384):
     assert len(responses.calls) == 1  # cached
 
     clock.advance(minutes=2)
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock, header={"kid": "rotated-away"})))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"kid": "rotated-away"})))
     assert len(responses.calls) == 2  # refreshed once for the unknown kid
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock, header={"kid": "rotated-away"})))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"kid": "rotated-away"})))
     assert len(responses.calls) == 2  # and not again within JWKS_MIN_REFRESH_S
 
 
@@ -324,7 +331,7 @@ def test_jwks_refetched_after_ttl(make_app, store, clock, es384):
     assert call_patient_view(client, _signed_now(es384, clock)).status_code == 200
     responses.replace(responses.GET, JWKS_URL, json={"keys": []})
     clock.advance(hours=1, seconds=1)
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock)))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock)))
     assert len(responses.calls) == 2
 
 
@@ -340,7 +347,7 @@ def test_jwks_refetched_after_ttl(make_app, store, clock, es384):
 def test_jwks_fetch_failure_is_401_not_500(make_app, store, clock, es384, failure):
     responses.get(JWKS_URL, **failure)
     client = _jwks_url_app(make_app, store, clock)
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock)))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock)))
     assert [c.request.url for c in responses.calls] == [JWKS_URL]
 
 
@@ -362,8 +369,8 @@ def test_jku_on_allowlist_accepted(make_app, store, clock, es384):
               "TRUSTED_ISSUERS": {ISSUER: {"jku_allowlist": [jku]}}}
     client = make_app(STORE=store, CLOCK=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": jku})).status_code == 200
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": jku + "?x"})))
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock)))  # no jku, no other key source
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": jku + "?x"})))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock)))  # no jku, no other key source
     assert [c.request.url for c in responses.calls] == [jku]
 
 
@@ -372,11 +379,84 @@ def test_jku_of_another_issuer_not_followed(make_app, store, clock, es384):
     """An allowlist is per issuer: issuer B's jku does not serve tokens of issuer A."""
     other_jku = "https://other-ehr.example/jwks.json"
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {
-        ISSUER: {"jwks": es384.jwks()},
+        ISSUER: {"jwks": ec_signer("ec-384-other").jwks()},
         "https://other-ehr.example": {"jku_allowlist": [other_jku]}}}
     client = make_app(STORE=store, CLOCK=clock, **config).test_client()
-    assert_bare_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": other_jku})))
+    assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": other_jku})))
     assert len(responses.calls) == 0
+
+
+# --- key selection: configured keys first, then an allowed jku --------------------------------------
+#
+# CDS Hooks 3.0 ballot, "Trusting CDS Clients": the client SHOULD send a jku header naming its JWK
+# Set (to allow key rotation); the service decides which jku URLs it trusts. 2.0.1, same section:
+# the service identifies the key by kid. One rule serves both: the issuer's configured keys win
+# when they hold the kid; a jku is fetched only when it is allowed and the kid is unknown.
+
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+@responses.activate
+def test_configured_inline_keys_win_over_a_jku_so_an_offline_site_accepts_the_sandbox(make_app, store, clock,
+                                                                                      es384):
+    """An air-gapped site configures the client's key set inline; the client still sends a jku it
+    cannot reach and has not allowlisted. The inline key verifies the token; nothing is fetched."""
+    config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_jku_cannot_replace_a_configured_key_with_the_same_kid(make_app, store, clock, es384):
+    """A token signed by another key under a configured kid fails the signature check even when
+    its jku is allowlisted and serves that other key: the configured key is used, the jku never."""
+    impostor = ec_signer(es384.kid)
+    responses.get(SANDBOX_JKU, json=impostor.jwks())
+    config = {"AUTH_REQUIRED": True,
+              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert_generic_401(call_patient_view(client, _signed_now(impostor, clock, header={"jku": SANDBOX_JKU})))
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_jku_equal_to_the_configured_jwks_url_is_allowed_without_repeating_it(make_app, store, clock,
+                                                                               es384):
+    """3.0 ballot, "Trusting CDS Clients" (jku SHOULD be sent, key rotation): a client naming the
+    very key set the operator configured as jwks_url is not refused for lack of an allowlist
+    entry; a key rotated into that set is found by the refresh on an unknown kid."""
+    rotated = ec_signer("ec-384-rotated")
+    responses.get(JWKS_URL, json=es384.jwks())
+    client = _jwks_url_app(make_app, store, clock)
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": JWKS_URL})).status_code == 200
+    responses.replace(responses.GET, JWKS_URL, json={"keys": [es384.jwk(), rotated.jwk()]})
+    clock.advance(minutes=2)
+    assert call_patient_view(client, _signed_now(rotated, clock, header={"jku": JWKS_URL})).status_code == 200
+    assert [c.request.url for c in responses.calls] == [JWKS_URL, JWKS_URL]
+
+
+@responses.activate
+def test_an_allowlisted_jku_is_fetched_only_for_a_kid_the_configured_keys_lack(make_app, store, clock, es384):
+    rotated = ec_signer("ec-384-rotated")
+    responses.get(SANDBOX_JKU, json=rotated.jwks())
+    config = {"AUTH_REQUIRED": True,
+              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert len(responses.calls) == 0  # the configured key was enough
+    assert call_patient_view(client, _signed_now(rotated, clock, header={"jku": SANDBOX_JKU})).status_code == 200
+    assert [c.request.url for c in responses.calls] == [SANDBOX_JKU]
+
+
+@responses.activate
+def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(make_app, store, clock,
+                                                                               es384):
+    stranger = ec_signer("ec-384-stranger")
+    responses.get(JWKS_URL, json=es384.jwks())
+    client = _jwks_url_app(make_app, store, clock)
+    assert_generic_401(call_patient_view(client, _signed_now(stranger, clock, header={"jku": SANDBOX_JKU})))
+    assert [c.request.url for c in responses.calls] == [JWKS_URL]  # the jku itself never
 
 
 # --- audience behind a proxy ---------------------------------------------------------------------
@@ -387,7 +467,7 @@ def test_external_base_url_is_the_audience(make_app, store, es384, external_base
     client = make_app(STORE=store, EXTERNAL_BASE_URL=external_base, **auth_config(es384)).test_client()
     external = "https://cds.example.org/cds-services/tacrolimus-patient-view"
     assert call_patient_view(client, bearer(es384.mint(external))).status_code == 200
-    assert_bare_401(call_patient_view(client, bearer(es384.mint(PATIENT_VIEW))))
+    assert_generic_401(call_patient_view(client, bearer(es384.mint(PATIENT_VIEW))))
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -401,8 +481,8 @@ def test_create_app_with_exactly_the_documented_keys(monkeypatch, tmp_path, es38
     client = app.test_client()
     token = es384.mint(DISCOVERY, now=datetime.now().astimezone())
     assert client.get("/cds-services", headers=bearer(token)).status_code == 200
-    assert_bare_401(client.get("/cds-services", headers=bearer(token)))
-    assert_bare_401(client.get("/cds-services"))
+    assert_generic_401(client.get("/cds-services", headers=bearer(token)))
+    assert_generic_401(client.get("/cds-services"))
 
 
 def test_create_app_with_documented_keys_rejects_without_token(monkeypatch, tmp_path, es384):
@@ -410,8 +490,8 @@ def test_create_app_with_documented_keys_rejects_without_token(monkeypatch, tmp_
     app = create_app({"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}})
     client = app.test_client()
     long_expired = es384.mint(DISCOVERY, now=datetime.now().astimezone() - timedelta(days=1))
-    assert_bare_401(client.get("/cds-services"))
-    assert_bare_401(client.get("/cds-services", headers=bearer(long_expired)))
+    assert_generic_401(client.get("/cds-services"))
+    assert_generic_401(client.get("/cds-services", headers=bearer(long_expired)))
     assert client.get("/healthz").status_code == 200
 
 
@@ -421,7 +501,7 @@ def test_trusted_issuers_from_environment(monkeypatch, make_app, store, es384):
     monkeypatch.setenv("TACRO_CDS_AUTH_REQUIRED", "true")
     client = create_app({"STORE": store, "CLOCK": lambda: FIXED_NOW}).test_client()
     assert client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY))).status_code == 200
-    assert_bare_401(client.get("/cds-services"))
+    assert_generic_401(client.get("/cds-services"))
 
 
 @pytest.mark.parametrize("issuers, message", [
@@ -452,7 +532,7 @@ def auth_log():
 
 def test_rejection_logged_with_reason_iss_jti_never_the_token(auth_client, es384, auth_log):
     token = es384.mint(ORDER_SIGN, jti="jti-logged")
-    assert_bare_401(call_patient_view(auth_client, bearer(token)))
+    assert_generic_401(call_patient_view(auth_client, bearer(token)))
     rejections = [r for r in auth_log if r.name == "tacro_cds.auth"]
     assert len(rejections) == 1
     record = rejections[0]
@@ -504,7 +584,7 @@ def test_cors_headers_on_answers_and_on_401(cors_client, es384):
     ok = call_patient_view(cors_client, {**origin, **bearer(es384.mint(PATIENT_VIEW))})
     assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == SANDBOX_ORIGIN
     refused = call_patient_view(cors_client, origin)
-    assert_bare_401(refused)
+    assert_generic_401(refused)
     assert refused.headers["Access-Control-Allow-Origin"] == SANDBOX_ORIGIN
 
 

@@ -62,12 +62,12 @@ def full_response() -> dict[str, Any]:
 
 GOOD = {
     "no-cards": {"cards": []},
-    "minimal-card": {"cards": [{"uuid": "u1", "summary": "s", "indicator": "info",
+    "minimal-card": {"cards": [{"uuid": "00000000-0000-4000-8000-000000000001", "summary": "s", "indicator": "info",
                                 "source": {"label": "l"}}]},
     "every-card-part": full_response(),
     "system-action": {"cards": [], "systemActions": [
         {"type": "update", "description": "Record the plan", "resource": MEDICATION_REQUEST}]},
-    "summary-139-chars": {"cards": [{"uuid": "u1", "summary": "x" * 139, "indicator": "critical",
+    "summary-139-chars": {"cards": [{"uuid": "00000000-0000-4000-8000-000000000001", "summary": "x" * 139, "indicator": "critical",
                                      "source": {"label": "l"}}]},
 }
 
@@ -99,6 +99,11 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("source-label-missing", lambda r: _card(r)["source"].pop("label"), "'label' is a required"),
     ("source-missing", lambda r: _card(r).pop("source"), "'source' is a required"),
     ("card-uuid-missing", lambda r: _card(r).pop("uuid"), "'uuid' is a required"),
+    # 3.0 ballot, CDSHooksResponse logical model: card and suggestion uuid are of type uuid (2.0.1
+    # "Card Attributes" says string only); feedback names the card by it.
+    ("card-uuid-not-a-uuid", lambda r: _card(r).update(uuid="card-1"), "$.cards[0].uuid"),
+    ("suggestion-uuid-not-a-uuid", lambda r: _card(r)["suggestions"][0].update(uuid="s1"),
+     "$.cards[0].suggestions[0].uuid"),
     ("suggestion-uuid-missing", lambda r: _card(r)["suggestions"][0].pop("uuid"),
      "$.cards[0].suggestions[0]: 'uuid' is a required"),
     ("uuid-reused", lambda r: _card(r)["suggestions"][0].update(uuid=_card(r)["uuid"]),

@@ -60,7 +60,7 @@ def test_feedback_is_stored_and_summarised_per_kind_and_outcome(app, client):
         "byKind": {"dose": {"accepted": 1, "overridden": 1},
                    "interaction:fluconazole": {"overridden": 1},
                    "trough": {"overridden": 1}},
-        "overrideReasons": {"patient-preference": 2},
+        "overrideReasons": [{"system": "http://example.org/override", "code": "patient-preference", "count": 2}],
         "overrideComments": 1,
     }
 
@@ -84,7 +84,7 @@ def test_feedback_survives_an_app_restart(make_app):
 
 def test_summary_of_a_service_without_feedback_is_zero(client):
     assert client.get(SUMMARY_URL).get_json() == {
-        "service": SERVICE, "total": 0, "byKind": {}, "overrideReasons": {}, "overrideComments": 0}
+        "service": SERVICE, "total": 0, "byKind": {}, "overrideReasons": [], "overrideComments": 0}
 
 
 @pytest.mark.parametrize("method, url", [("post", "/cds-services/no-such-service/feedback"),
@@ -151,7 +151,7 @@ def test_invalid_feedback_is_400_naming_the_path_and_stores_nothing(client, body
     assert response.status_code == 400
     outcome = response.get_json()
     assert outcome["resourceType"] == "OperationOutcome"
-    assert outcome["issue"][0]["expression"] == [path]
+    assert outcome["issue"][0]["location"] == [path]
     assert client.get(SUMMARY_URL).get_json()["total"] == 0
 
 
@@ -208,4 +208,26 @@ def test_feedback_endpoints_need_a_caller_token(make_app, method, url):
     kwargs = {"json": VALID_BODY} if method == "post" else {}
     response = getattr(client, method)(url, **kwargs)
     assert response.status_code == 401
-    assert response.data == b""
+    assert response.get_json(force=True) == {"resourceType": "OperationOutcome",
+                                             "issue": [{"severity": "error", "code": "login"}]}
+
+
+def test_override_reasons_are_counted_by_system_and_code(app, client):
+    """CDS Hooks 2.0.1 "Overridden guidance": the reason is a Coding, so it is identified by system
+    and code; 3.0 ballot, "Override reasons", adds HL7's suggested codes beside a service's own.
+    The same code in two systems (or sent without a system, as the public sandbox does) is
+    counted apart, never merged."""
+    issue(app, {"c1": "dose", "c2": "dose", "c3": "trough", "c4": "trough"})
+    hl7 = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+    ours = "http://example.org/fhir/CodeSystem/tacro-cds-override"
+    client.post(FEEDBACK_URL, json={"feedback": [
+        overridden("c1", reason={"system": hl7, "code": "action-completed"}),
+        overridden("c2", reason={"system": ours, "code": "action-completed"}),
+        overridden("c3", reason={"system": hl7, "code": "action-completed"}),
+        overridden("c4", reason={"code": "action-completed"}),
+    ]})
+    assert client.get(SUMMARY_URL).get_json()["overrideReasons"] == [
+        {"code": "action-completed", "count": 1},
+        {"system": ours, "code": "action-completed", "count": 1},
+        {"system": hl7, "code": "action-completed", "count": 2},
+    ]

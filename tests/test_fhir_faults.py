@@ -216,7 +216,7 @@ def test_a_fhir_fault_is_answered_in_time_and_leaves_nothing_stuck(service, faul
         outcome = response.json()
         assert outcome["resourceType"] == "OperationOutcome"
         per_key = outcome["issue"][1:]
-        assert [(i["expression"], i["diagnostics"]) for i in per_key] == [([f"$.prefetch.{key}"], fault.code)]
+        assert [(i["location"], i["diagnostics"]) for i in per_key] == [([f"$.prefetch.{key}"], fault.code)]
         assert TOKEN not in response.text and PATIENT not in response.text
     stuck = settle(baseline, fault_server)
     assert not stuck, f"still running {SETTLE_S} s after the answer: {stuck}"
@@ -273,7 +273,7 @@ def test_a_fault_on_every_key_at_once_is_one_timeout_not_thirteen(service, fault
     assert response.status_code == 412
     per_key = response.json()["issue"][1:]
     required = sorted(k for k in service.templates if k != "patient")
-    assert sorted(i["expression"][0].removeprefix("$.prefetch.") for i in per_key) == required
+    assert sorted(i["location"][0].removeprefix("$.prefetch.") for i in per_key) == required
     assert {i["diagnostics"] for i in per_key} == {fault.code}
     assert fault_server.injected == len(service.templates)
     stuck = settle(baseline, fault_server)

@@ -63,7 +63,7 @@ def test_refused_fhir_servers(url, allow_http, allowlist, issuer, says):
     with pytest.raises(FhirServerRefusedError, match=says) as caught:
         check_fhir_server(url, allow_http=allow_http, allowlist=allowlist, issuer=issuer)
     assert caught.value.status == 400
-    assert caught.value.expression == ["$.fhirServer"]
+    assert caught.value.location == ["$.fhirServer"]
 
 
 @pytest.mark.parametrize("raw, policy", [("true", "any"), ("false", "never"), ("loopback", "loopback"),

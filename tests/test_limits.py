@@ -106,7 +106,7 @@ def test_draft_orders_limit(client, over, status):
     if status == 400:
         issue = _issue(response)
         assert issue["diagnostics"] == "limit-exceeded"
-        assert issue["expression"] == ["$.context.draftOrders"]
+        assert issue["location"] == ["$.context.draftOrders"]
 
 
 def _prefetch_entries(n: int) -> dict:
@@ -129,7 +129,7 @@ def test_prefetch_entries_limit(client, over, status):
     if status == 400:
         issue = _issue(response)
         assert issue["diagnostics"] == "limit-exceeded"
-        assert issue["expression"] == ["$.prefetch"]
+        assert issue["location"] == ["$.prefetch"]
 
 
 def test_count_limits_are_configurable(make_app):
@@ -144,7 +144,7 @@ def test_non_array_bundle_entry_is_a_clear_400(client):
     body["prefetch"]["conditions"]["entry"] = {"resource": {"resourceType": "Condition"}}
     response = _post(client, VIEW, json.dumps(body).encode())
     assert response.status_code == 400
-    assert _issue(response)["expression"] == ["$.prefetch.conditions.entry"]
+    assert _issue(response)["location"] == ["$.prefetch.conditions.entry"]
 
 
 @pytest.mark.parametrize("hook, field, value", [

@@ -172,7 +172,7 @@ class _Unavailable:
 
     def resolve(self, request, templates, **_kwargs):
         raise PrefetchUnavailableError("patient: not in prefetch and no fhirServer to fetch it from",
-                                       expression=["$.prefetch.patient"])
+                                       location=["$.prefetch.patient"])
 
 
 def test_precondition_failed_matches(make_app):
@@ -186,7 +186,7 @@ def test_precondition_failed_matches(make_app):
     ("GET", "/cds-services", "/cds-services"),
     ("POST", "/cds-services/tacrolimus-patient-view", CALL),
 ])
-def test_unauthorized_is_bare_as_described(make_app, method, path, described):
+def test_unauthorized_is_the_generic_outcome_as_described(make_app, method, path, described):
     client = make_app(AUTH_REQUIRED=True).test_client()
     response = client.open(path, method=method, data="{}", content_type="application/json")
     assert response.status_code == 401

@@ -110,7 +110,7 @@ def test_an_absent_key_without_fhir_server_is_412_naming_the_key(rsps):
         resolver(no_session).resolve(request_of(hook_body(prefetch, fhir_server=None)), TEMPLATES)
     outcome = caught.value.outcome()
     assert caught.value.status == 412
-    assert [i.get("expression") for i in outcome["issue"][1:]] == [["$.prefetch.conditions"]]
+    assert [i.get("location") for i in outcome["issue"][1:]] == [["$.prefetch.conditions"]]
     assert "no fhirServer" in outcome["issue"][1]["details"]["text"]
 
 
@@ -136,7 +136,7 @@ def test_an_unresolvable_template_token_makes_the_key_unfetchable(rsps):
     with pytest.raises(PrefetchUnavailableError) as caught:
         resolver().resolve(request_of(hook_body(complete_prefetch(TEMPLATES))), templates)
     issue = caught.value.outcome()["issue"][1]
-    assert issue["expression"] == ["$.prefetch.encounter"]
+    assert issue["location"] == ["$.prefetch.encounter"]
     assert issue["diagnostics"] == "prefetch-token-unresolvable"
     assert len(rsps.calls) == 0
 
@@ -199,7 +199,7 @@ def test_a_failing_fhir_server_is_412_with_an_outcome_naming_every_key(make_app,
     assert outcome["resourceType"] == "OperationOutcome"
     searched = sorted(k for k, t in templates.items() if k != "patient")
     per_key = outcome["issue"][1:]
-    assert sorted(i["expression"][0].removeprefix("$.prefetch.") for i in per_key) == searched
+    assert sorted(i["location"][0].removeprefix("$.prefetch.") for i in per_key) == searched
     assert {i["diagnostics"] for i in per_key} == {FAULT_CODES[fault]}
     text = response.get_data(as_text=True)
     assert PATIENT not in text and TOKEN not in text
@@ -215,7 +215,7 @@ def test_a_partly_failing_server_still_gives_412_not_partial_cards(make_app):
         fhir_get(rsps, rf"Patient/{PATIENT}", PATIENT_RESOURCE)
         response = app.test_client().post(SERVICE, json=hook_body({}))
     assert response.status_code == 412
-    keys = {i["expression"][0] for i in response.json["issue"][1:]}
+    keys = {i["location"][0] for i in response.json["issue"][1:]}
     assert keys == {f"$.prefetch.{k}" for k, t in _templates_of(app).items() if t.startswith("Observation")}
 
 
@@ -394,3 +394,31 @@ def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, refere
                                         MED_TEMPLATES)
     assert data["medicationRequests"] == [order]
     assert len(rsps.calls) == 0
+
+
+def test_a_user_id_read_template_is_fetched_as_a_read_of_that_resource(rsps):
+    """2.0.1 "Prefetch tokens identifying the user": the template "{{context.userId}}" reads the user's resource
+    (PractitionerRole/r9), not a search on a type named after the token."""
+    role = {"resourceType": "PractitionerRole", "id": "r9"}
+    templates = {**TEMPLATES, "user": "{{context.userId}}"}
+    fhir_get(rsps, r"PractitionerRole/r9", role)
+    context = {"userId": "PractitionerRole/r9", "patientId": PATIENT}
+    data = resolver().resolve(request_of(hook_body(complete_prefetch(TEMPLATES), context=context)), templates)
+    assert data["user"] == [role]
+    assert rsps.calls[0].request.url == f"{BASE}/PractitionerRole/r9"
+    prefetched = resolver(no_session).resolve(
+        request_of(hook_body({**complete_prefetch(TEMPLATES), "user": role}, context=context)), templates)
+    assert prefetched["user"] == [role]
+
+
+def test_a_long_ehr_medication_id_is_read_as_one_encoded_segment(rsps):
+    """Real EHR ids run past FHIR's 64 characters (the 3.0 text's own examples): such a
+    medicationReference is read, its id percent-encoded as one path segment."""
+    long_id = "eX9" + "Ab3:xY9+qLm0=ZkT" * 12
+    medication = {**TACROLIMUS_MED, "id": long_id}
+    prefetch = {"medicationRequests": bundle(med_request("mr1", f"Medication/{long_id}"))}
+    fhir_get(rsps, r"Medication/.*", medication)
+    data = resolver().resolve(request_of(hook_body(prefetch)), MED_TEMPLATES)
+    assert data[MEDICATIONS] == [medication]
+    assert rsps.calls[0].request.url == f"{BASE}/Medication/" + long_id.replace(":", "%3A").replace(
+        "+", "%2B").replace("=", "%3D")

@@ -139,3 +139,54 @@ def test_a_codes_table_that_leaves_a_key_wrong_fails_at_start_up(change, message
 def test_template_shape(template, kind, is_read):
     assert template_resource_type(template) == kind
     assert template_is_read(template) is is_read
+
+
+# -- every 2.0 token, in a read template and in a search template ----------------------------------
+#
+# CDS Hooks 2.0.1, "Prefetch tokens identifying the user": the template "{{context.userId}}" is a
+# FHIR read of the user's resource (userId holds "Type/id", e.g. PractitionerRole/r9), {{context.patientId}}
+# and {{context.encounterId}} for ids, and the four user tokens for the id part of userId when it is
+# of their type. A reference keeps its "/" where a reference belongs; an id never gains one.
+
+USERS = {"userPractitionerId": "Practitioner/p1", "userPractitionerRoleId": "PractitionerRole/r9",
+         "userPatientId": "Patient/pt1", "userRelatedPersonId": "RelatedPerson/rp1"}
+
+
+@pytest.mark.parametrize("token, user_id, read, read_query, search, search_query", [
+    ("context.userId", "PractitionerRole/r9", "{{context.userId}}", "PractitionerRole/r9",
+     "Observation?performer={{context.userId}}", "Observation?performer=PractitionerRole/r9"),
+    ("context.patientId", "Practitioner/p1", "Patient/{{context.patientId}}", "Patient/pat-1",
+     "Observation?patient={{context.patientId}}", "Observation?patient=pat-1"),
+    ("context.encounterId", "Practitioner/p1", "Encounter/{{context.encounterId}}", "Encounter/enc-9",
+     "Observation?encounter={{context.encounterId}}", "Observation?encounter=enc-9"),
+    *[(token, user_id, f"{user_id.split('/')[0]}/{{{{{token}}}}}", user_id,
+       f"{user_id.split('/')[0]}?_id={{{{{token}}}}}", f"{user_id.split('/')[0]}?_id={user_id.split('/')[1]}")
+      for token, user_id in USERS.items()],
+], ids=lambda v: v if isinstance(v, str) and v.startswith(("context.", "user")) and "/" not in v else "")
+def test_every_2_0_token_in_a_read_and_a_search_template(token, user_id, read, read_query, search, search_query):
+    context = {**CONTEXT, "userId": user_id}
+    assert substitute(read, context) == read_query
+    assert template_is_read(read) and template_is_read(read_query)
+    assert substitute(search, context) == search_query
+    assert not template_is_read(search)
+
+
+def test_a_user_id_read_template_names_its_type_once_substituted():
+    assert template_resource_type(substitute("{{context.userId}}", {"userId": "PractitionerRole/r9"})) == \
+        "PractitionerRole"
+
+
+@pytest.mark.parametrize("template, user_id", [
+    ("{{context.userId}}", "r9"),
+    ("{{context.userId}}", "PractitionerRole/r9/_history/1"),
+    ("{{context.userId}}", "PractitionerRole/.."),
+    ("{{context.patientId}}", None),
+], ids=["bare-id", "more-segments", "dot-segment", "an-id-is-not-a-reference"])
+def test_a_whole_path_token_must_be_one_type_and_id(template, user_id):
+    context = {**CONTEXT, "userId": user_id} if user_id else CONTEXT
+    with pytest.raises(UnresolvableTokenError):
+        substitute(template, context)
+
+
+def test_a_reference_value_inside_a_path_is_still_one_encoded_segment():
+    assert substitute("Patient/{{context.patientId}}", {"patientId": "Patient/x"}) == "Patient/Patient%2Fx"

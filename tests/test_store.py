@@ -231,7 +231,8 @@ def test_feedback_is_counted_per_card_kind_and_outcome(open_store):
         "total": 4,
         "byKind": {"dose": {"accepted": 1, "overridden": 1}, "trough": {"overridden": 1},
                    "unknown": {"overridden": 1}},
-        "overrideReasons": {"patient-declined": 2},
+        "overrideReasons": [{"code": "patient-declined", "count": 1},
+                            {"system": "http://example.org/reasons", "code": "patient-declined", "count": 1}],
         "overrideComments": 1,
     }
 
@@ -243,7 +244,7 @@ def test_summary_is_per_service(open_store):
     assert store.feedback_summary("svc-a")["total"] == 1
     assert store.feedback_summary("svc-b")["total"] == 2
     assert store.feedback_summary("svc-c") == {"service": "svc-c", "total": 0, "byKind": {},
-                                               "overrideReasons": {}, "overrideComments": 0}
+                                               "overrideReasons": [], "overrideComments": 0}
 
 
 def test_kind_recorded_by_another_worker_is_used(open_store):

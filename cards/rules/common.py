@@ -80,7 +80,7 @@ class Protocol:
 
     def override_reasons(self) -> tuple[Coding, ...]:
         table = self.data["override_reasons"]
-        return tuple(Coding(system=table["system"], code=r["code"], display=r["display"])
+        return tuple(Coding(system=r.get("system", table["system"]), code=r["code"], display=r["display"])
                      for r in table["reasons"])
 
 

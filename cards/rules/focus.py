@@ -59,9 +59,10 @@ def describe_order(med: MedicationFact) -> str:
 
 
 def override_codings(table: Mapping[str, Any]) -> tuple[Coding, ...]:
-    """The override reasons of a knowledge table as Codings (display always present)."""
+    """The override reasons of a knowledge table as Codings (display always present); a code
+    names its own system when it is not the table's."""
     reasons = table["override_reasons"]
-    return tuple(Coding(system=reasons["system"], code=c["code"], display=c["display"])
+    return tuple(Coding(system=c.get("system", reasons["system"]), code=c["code"], display=c["display"])
                  for c in reasons["codes"])
 
 
