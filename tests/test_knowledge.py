@@ -250,3 +250,29 @@ def test_the_shipped_files_parse_as_yaml_mappings():
     for name, table in shipped_tables().items():
         assert isinstance(table, dict), name
         yaml.safe_dump(table)
+
+
+# --- through the HTTP API: a site adding one interaction keeps the critical mycophenolate card ------
+
+def test_a_site_adding_an_interaction_still_gets_the_critical_mycophenolate_card(make_app, tmp_path):
+    from conftest import no_data_prefetch
+    site = site_file(tmp_path, f"interactions:\n  entries:\n    - {NEW_ENTRY}\n")
+    client = make_app(SITE_CONFIG=str(site)).test_client()
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    tacrolimus = {"resourceType": "MedicationRequest", "id": "tac", "status": "active", "intent": "order",
+                  "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-10-01",
+                  "medicationCodeableConcept": {"coding": [{"system": rx, "code": "198377"}]}}
+    draft = {"resourceType": "MedicationRequest", "id": "mmf", "status": "draft", "intent": "order",
+             "subject": {"reference": "Patient/p1"},
+             "medicationCodeableConcept": {"coding": [{"system": rx, "code": "68149"}], "text": "CellCept 500 mg"}}
+    prefetch = no_data_prefetch()
+    prefetch["medicationRequests"] = {"resourceType": "Bundle", "type": "searchset",
+                                      "entry": [{"resource": tacrolimus}]}
+    body = {"hook": "order-sign", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/u1", "patientId": "p1",
+                        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}},
+            "prefetch": prefetch}
+    response = client.post("/cds-services/tacrolimus-order-sign", json=body)
+    assert response.status_code == 200
+    critical = [c for c in response.get_json()["cards"] if c["indicator"] == "critical"]
+    assert any("mycophenolate" in (c["summary"] + c.get("detail", "")).lower() for c in critical), critical
