@@ -17,6 +17,7 @@ A value a site changes cites the site file instead of the paper that gave the sh
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,7 +35,8 @@ class KnowledgeError(ValueError):
 Knowledge = Mapping[str, Any]
 
 # Lists whose entries merge by identity. "*" matches any mapping key at that level. A list not named
-# here still merges by identity when every shipped entry carries an ``id``.
+# here still merges by identity when every shipped entry carries an ``id`` (or is a coding: ``system`` +
+# ``code``, or a code prefix: ``system`` + ``prefix``), so a code list added later merges the same way.
 KEYED_LISTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("interactions", "entries"), ("id",)),
     (("interactions", "links"), ("url",)),
@@ -66,15 +68,24 @@ def default_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in _package_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+
+
 def _read_yaml(text: str, origin: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{origin}: not valid YAML: {exc}") from None
 
 
 def shipped_tables() -> dict[str, Any]:
     """The knowledge files as shipped, unvalidated (validation happens on the effective tables)."""
+    return copy.deepcopy(_shipped())
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    # The packaged files do not change while the process runs: parse them once.
     folder = _package_dir()
     return {name: _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"), f"cards/knowledge/{name}.yaml")
             for name in default_names()}
@@ -89,8 +100,9 @@ def list_key(path: Sequence[str], items: Sequence[Any]) -> tuple[str, ...] | Non
     for pattern, key in KEYED_LISTS:
         if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path)):
             return key
-    if items and all(isinstance(i, Mapping) and "id" in i for i in items):
-        return ("id",)
+    for key in (("id",), ("system", "code"), ("system", "prefix")):
+        if items and all(isinstance(i, Mapping) and all(k in i for k in key) for i in items):
+            return key
     return None
 
 
@@ -381,16 +393,23 @@ def source_problems(protocol: Mapping[str, Any]) -> list[str]:
 
 
 def _validate(name: str, table: Any, site_config: str | Path | None) -> None:
-    schema_file = _package_dir() / f"{name}.schema.json"
-    if not schema_file.is_file():
+    validator = _validator(name)
+    if validator is None:
         raise KnowledgeError(f"cards/knowledge/{name}.yaml has no schema {name}.schema.json")
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    errors = sorted(Draft202012Validator(schema).iter_errors(table), key=lambda e: list(map(str, e.path)))
+    errors = sorted(validator.iter_errors(table), key=lambda e: list(map(str, e.path)))
     if errors:
         err = errors[0]
         entry = _entry_path(name, table, list(err.absolute_path))
         origin = f"{name} (with site file {site_config})" if site_config else f"cards/knowledge/{name}.yaml"
         raise KnowledgeError(f"{origin}: entry {entry}: {err.message}")
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator | None:
+    schema_file = _package_dir() / f"{name}.schema.json"
+    if not schema_file.is_file():
+        return None
+    return Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8")))
 
 
 def _entry_path(name: str, table: Any, parts: list[Any]) -> str:

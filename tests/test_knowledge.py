@@ -276,3 +276,10 @@ def test_a_site_adding_an_interaction_still_gets_the_critical_mycophenolate_card
     assert response.status_code == 200
     critical = [c for c in response.get_json()["cards"] if c["indicator"] == "critical"]
     assert any("mycophenolate" in (c["summary"] + c.get("detail", "")).lower() for c in critical), critical
+
+
+def test_a_coding_list_not_named_in_the_table_merges_by_system_and_code():
+    from cards.knowledge import list_key
+    codings = [{"system": "http://hl7.org/fhir/sid/cvx", "code": "03"}]
+    assert list_key(("codes", "a_new_section", "codes"), codings) == ("system", "code")
+    assert list_key(("codes", "drugs", "fluconazole", "names"), ["fluconazole"]) is None
