@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from confusable_homoglyphs import confusables
 
@@ -68,6 +68,18 @@ class Recognised:
         """"Oral Capsule", "Vaginal Cream": the product's RxNorm dose form, when the product says it."""
         form = self.product.get("dose_form") if self.product else None
         return str(form) if form else None
+
+    @property
+    def strength_mg(self) -> float | None:
+        """mg per capsule or tablet of a single-ingredient product, when the product table gives it."""
+        value = self.product.get("strength_mg") if self.product else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def release(self) -> Literal["immediate", "extended"] | None:
+        """Immediate or extended release, when the product table says it."""
+        value = self.product.get("release") if self.product else None
+        return "extended" if value == "extended" else "immediate" if value == "immediate" else None
 
 
 @dataclass

@@ -128,3 +128,11 @@ def test_a_lookalike_name_is_reported_as_a_record_that_could_not_be_checked():
     assert m.ingredients == ()
     [problem] = f.unusable
     assert problem.source == "MedicationRequest/m1" and "reads as fluconazole" in problem.reason
+
+
+def test_the_recognition_says_strength_and_release_typed():
+    got = RECOGNISER.recognise(["198377"], [])
+    assert (got.strength_mg, got.release, got.dose_form) == (1.0, "immediate", "Oral Capsule")
+    er = RECOGNISER.recognise(["1431971"], [])
+    assert (er.strength_mg, er.release) == (None, "extended")
+    assert RECOGNISER.recognise([], ["fluconazole"]).strength_mg is None
