@@ -41,6 +41,7 @@ PRODUCTS = [  # (id, RxNorm product code, ingredients, strength, dose form)
     ("spironolactone-25", "313096", ("spironolactone",), 25, "Oral Tablet"),
     ("sandbox-diflucan-150", "564028", ("fluconazole",), 150, None),
     ("tacrolimus-1-mg-capsule", "198377", ("tacrolimus",), 1, "Oral Capsule"),
+    ("tacrolimus-ointment", "284520", ("tacrolimus",), None, "Topical Ointment"),
 ]
 
 
