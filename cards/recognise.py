@@ -163,6 +163,8 @@ class DrugRecogniser:
         another script into the name. None when no text does."""
         for text in texts:
             norm = normalise(text)
+            if norm.isascii():
+                continue  # nothing to look alike: the common case, kept cheap
             latin = _latin_lookalike(norm)
             if latin is None:
                 continue
