@@ -130,6 +130,8 @@ class DrugRecogniser:
         for i, text in enumerate(texts):
             norm = normalise(text)
             for key, name, pattern in self.names:
+                if name not in norm:
+                    continue  # the pattern needs the name as a substring: skip the regex
                 for m in pattern.finditer(norm):
                     hits.append((i, m.start(), m.end(), key, name))
         hits.sort(key=lambda h: (h[2] - h[1]), reverse=True)
