@@ -273,7 +273,7 @@ def load_knowledge_report(site_config: str | Path | None = None,
     tables = copy.deepcopy(shipped)
     if site_config:
         tables = _apply_site(tables, Path(site_config))
-    changes = tuple(diff(shipped, tables)) if site_config else ()
+    changes = tuple(c for c in diff(shipped, tables) if not _recited(c)) if site_config else ()
     imported = _add_products(tables, Path(products_table)) if products_table else 0
     for name, table in tables.items():
         _validate(name, table, site_config)
@@ -540,6 +540,20 @@ def _diff(before: Any, after: Any, path: tuple[str, ...], shown: str, out: list[
                     out.append(Change(f"{shown}{_label(key, str(ident))}", "added", None, item))
             return
     out.append(Change(shown, "changed", before, after))
+
+
+def _recited(change: Change) -> bool:
+    """A change the loader made because the site set a value (the entry now cites the site file):
+    a consequence of another change, not one the site wrote."""
+    last = change.path.rsplit(".", 1)[-1]
+    after = change.after
+    if change.path == f"protocol.sources.{SITE_SOURCE_ID}":
+        return True
+    if last == "source" and isinstance(after, str):
+        return after == SITE_SOURCE_ID or after.startswith("site file ")
+    if last == "sources" and isinstance(after, list) and len(after) == 1:
+        return str(after[0]).startswith("Site file ")
+    return last == "section" and change.kind == "removed"
 
 
 def _short(value: Any) -> str:

@@ -77,6 +77,8 @@ def print_review(loaded: LoadedKnowledge, site: str | None, out: TextIO) -> None
             out.write(f"  {change}\n")
         if not loaded.changes:
             out.write("  (none)\n")
+        else:
+            out.write("  (a value the site sets cites the site file, not the shipped source)\n")
     if loaded.products_imported:
         out.write(f"\nImported RxNorm products added: {loaded.products_imported}\n")
     if loaded.warnings:
