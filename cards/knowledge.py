@@ -127,6 +127,7 @@ class _Merge:
 
     site_name: str
     cited: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)  # critical entries weakened, with the reason
 
 
 def _merge(base: Any, override: Any, path: tuple[str, ...], ctx: _Merge) -> Any:
@@ -201,6 +202,7 @@ def _guard_critical(before: Mapping[str, Any], after: Mapping[str, Any] | None, 
         raise KnowledgeError(
             f"site file {ctx.site_name}: {where}: the site {change}. Refused: a critical interaction is only "
             f"dropped or weakened when the site says why, with `{ACKNOWLEDGE}: \"<reason>\"` on that entry")
+    ctx.acknowledged.append(f"{where}: the site {change}, because: {reason.strip()}")
 
 
 def _recite(base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[str, Any],
@@ -258,6 +260,7 @@ class LoadedKnowledge:
     changes: tuple[Change, ...] = ()  # from the shipped knowledge (empty without a site file)
     warnings: tuple[str, ...] = ()  # loadable, but a clinician should look
     products_imported: int = 0
+    critical_overrides: tuple[str, ...] = ()  # critical entries the site weakened, each with its reason
 
 
 def load_knowledge(site_config: str | Path | None = None, products_table: str | Path | None = None) -> dict[str, Any]:
@@ -271,8 +274,9 @@ def load_knowledge_report(site_config: str | Path | None = None,
     """As ``load_knowledge``, with the differences from the shipped knowledge and the warnings."""
     shipped = shipped_tables()
     tables = copy.deepcopy(shipped)
+    ctx = _Merge(site_name=Path(site_config).name if site_config else "")
     if site_config:
-        tables = _apply_site(tables, Path(site_config))
+        tables = _apply_site(tables, Path(site_config), ctx)
     changes = tuple(c for c in diff(shipped, tables) if not _recited(c)) if site_config else ()
     imported = _add_products(tables, Path(products_table)) if products_table else 0
     for name, table in tables.items():
@@ -282,10 +286,10 @@ def load_knowledge_report(site_config: str | Path | None = None,
     if problems:
         raise KnowledgeError("; ".join(problems))
     return LoadedKnowledge(tables=tables, changes=changes, warnings=tuple(knowledge_warnings(tables)),
-                           products_imported=imported)
+                           products_imported=imported, critical_overrides=tuple(ctx.acknowledged))
 
 
-def _apply_site(tables: dict[str, Any], path: Path) -> dict[str, Any]:
+def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -298,7 +302,6 @@ def _apply_site(tables: dict[str, Any], path: Path) -> dict[str, Any]:
     unknown = sorted(set(site) - set(tables))
     if unknown:
         raise KnowledgeError(f"site file {path}: unknown table(s) {', '.join(unknown)}; known: {', '.join(tables)}")
-    ctx = _Merge(site_name=path.name)
     for name, override in site.items():
         tables[name] = _merge(tables[name], override, (name,), ctx)
     protocol = tables.get("protocol")

@@ -79,6 +79,8 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
     loader, which refuses to start on an error)."""
     for warning in loaded.warnings:
         log.warning("knowledge: %s", warning)
+    for override in loaded.critical_overrides:
+        log.warning("knowledge: critical entry overridden by the site file: %s", override)
     dose = dose_confirmation(loaded.tables.get("protocol") or {})
     if not dose.confirmed:
         log.warning("knowledge: dose card unconfirmed until the site confirms %s", " and ".join(dose.pending))

@@ -79,6 +79,10 @@ def print_review(loaded: LoadedKnowledge, site: str | None, out: TextIO) -> None
             out.write("  (none)\n")
         else:
             out.write("  (a value the site sets cites the site file, not the shipped source)\n")
+    if loaded.critical_overrides:
+        out.write("\nCritical entries the site removed or weakened (with its reason)\n")
+        for line in loaded.critical_overrides:
+            out.write(f"  {line}\n")
     if loaded.products_imported:
         out.write(f"\nImported RxNorm products added: {loaded.products_imported}\n")
     if loaded.warnings:

@@ -70,10 +70,18 @@ def test_a_critical_entry_is_not_dropped_or_weakened_silently(tmp_path, text, me
         load_knowledge(site)
 
 
-def test_a_critical_entry_is_removed_when_the_site_says_why(tmp_path):
+def test_a_critical_entry_is_removed_when_the_site_says_why(tmp_path, capsys):
     site = site_file(tmp_path, "interactions:\n  entries:\n    - {id: mycophenolate, remove: true,"
                                " acknowledge_critical: 'our own mycophenolate alert covers it'}\n")
-    assert "mycophenolate" not in ids(load_knowledge(site))
+    loaded = load_knowledge_report(site)
+    assert "mycophenolate" not in ids(loaded.tables)
+    assert loaded.critical_overrides == (
+        "interactions.entries[mycophenolate]: the site removes this critical entry, because: our own "
+        "mycophenolate alert covers it",)
+    assert main(["knowledge", "check", "--site", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert "Critical entries the site removed or weakened (with its reason)" in out
+    assert "because: our own mycophenolate alert covers it" in out
 
 
 @pytest.mark.parametrize("text,message", [
