@@ -1,19 +1,28 @@
 """The clinical knowledge base: reviewable YAML files beside this module, validated at start-up.
 
 Each ``knowledge/<name>.yaml`` has a JSON Schema ``knowledge/<name>.schema.json``. A site file
-(``SITE_CONFIG``) is YAML whose top-level keys are those names; its mappings merge into the defaults
-entry by entry and its lists replace them. A file that does not validate stops start-up with a
-message naming the entry; so does a drug key (interactions, care, products) that codes.yaml `drugs`
-does not define, since a rule naming it would silently never apply.
+(``SITE_CONFIG``) is YAML whose top-level keys are those names. Its mappings merge into the defaults
+key by key. Lists of entries that carry an identity (``id``, or the key of ``KEYED_LISTS``: a product's
+``rxnorm``, a coding's ``system`` + ``code`` ...) merge entry by entry: a site entry with a known
+identity overrides that entry, a new identity adds one, and ``{id: ..., remove: true}`` removes one.
+Other lists (a drug's names, the dose-band table) are replaced whole.
+
+Everything is checked at load, by the service at start-up as much as by ``tacro-cds knowledge check``:
+the schemas, drug keys that codes.yaml must define, protocol source ids, and the safety guard that a
+site cannot drop or weaken a critical interaction without saying so (``acknowledge_critical``).
+
+A value a site changes cites the site file instead of the paper that gave the shipped value.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -25,6 +34,31 @@ class KnowledgeError(ValueError):
 
 Knowledge = Mapping[str, Any]
 
+# Lists whose entries merge by identity. "*" matches any mapping key at that level. A list not named
+# here still merges by identity when every shipped entry carries an ``id`` (or is a coding: ``system`` +
+# ``code``, or a code prefix: ``system`` + ``prefix``), so a code list added later merges the same way.
+KEYED_LISTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("interactions", "entries"), ("id",)),
+    (("interactions", "links"), ("url",)),
+    (("*", "override_reasons", "codes"), ("code",)),
+    (("*", "override_reasons", "reasons"), ("code",)),
+    (("care", "cards"), ("id",)),
+    (("codes", "products"), ("rxnorm",)),
+    (("codes", "release_names"), ("ingredient", "release")),
+    (("codes", "observations", "*", "codes"), ("system", "code")),
+    (("codes", "observations", "*", "coded_values", "*"), ("system", "code")),
+    (("codes", "conditions", "*", "codes"), ("system", "code")),
+    (("codes", "conditions", "*", "code_prefixes"), ("system", "prefix")),
+    (("codes", "transfer", "*"), ("system", "code")),
+    (("protocol", "baseline_labs", "tests"), ("key",)),
+)
+REMOVE = "remove"
+ACKNOWLEDGE = "acknowledge_critical"
+SITE_MARKERS = frozenset({REMOVE, ACKNOWLEDGE})
+# Keys that describe an entry rather than set it: changing only these keeps the entry's citation.
+DESCRIPTIVE = frozenset({"source", "sources", "section", "note", "site_default", "label", "citation"})
+SITE_SOURCE_ID = "site-file"
+
 
 def _package_dir() -> Any:
     return resources.files("cards") / "knowledge"
@@ -34,50 +68,271 @@ def default_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in _package_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+
+
 def _read_yaml(text: str, origin: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{origin}: not valid YAML: {exc}") from None
 
 
-def merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else (lists, numbers) replaces."""
+def shipped_tables() -> dict[str, Any]:
+    """The knowledge files as shipped, unvalidated (validation happens on the effective tables)."""
+    return copy.deepcopy(_shipped())
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    # The packaged files do not change while the process runs: parse them once.
+    folder = _package_dir()
+    return {name: _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"), f"cards/knowledge/{name}.yaml")
+            for name in default_names()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Keyed lists
+
+
+def list_key(path: Sequence[str], items: Sequence[Any]) -> tuple[str, ...] | None:
+    """The identity fields of the list at ``path`` (table name first), or None: replaced whole."""
+    for pattern, key in KEYED_LISTS:
+        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path)):
+            return key
+    for key in (("id",), ("system", "code"), ("system", "prefix")):
+        if items and all(isinstance(i, Mapping) and all(k in i for k in key) for i in items):
+            return key
+    return None
+
+
+def identity(item: Any, key: tuple[str, ...]) -> str | None:
+    """"fluconazole", "http://loinc.org|2160-0": an entry's identity, or None when it has none."""
+    if not isinstance(item, Mapping) or any(k not in item for k in key):
+        return None
+    return "|".join(str(item[k]) for k in key)
+
+
+def _label(key: tuple[str, ...], ident: str) -> str:
+    return f"[{ident}]" if key == ("id",) else f"[{'+'.join(key)} {ident}]"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Merging a site file
+
+
+@dataclass
+class _Merge:
+    """One site file's merge: where it is, and what it re-cited."""
+
+    site_name: str
+    cited: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)  # critical entries weakened, with the reason
+
+
+def _merge(base: Any, override: Any, path: tuple[str, ...], ctx: _Merge) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
-            merged[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+            merged[key] = _merge(base[key], value, path + (str(key),), ctx) if key in base \
+                else _strip_markers(copy.deepcopy(value))
+        _recite(base, override, merged, path, ctx)
         return merged
-    return copy.deepcopy(override)
+    if isinstance(base, list) and isinstance(override, list):
+        key = list_key(path, base)
+        if key is not None:
+            return _merge_keyed(base, override, key, path, ctx)
+    return _strip_markers(copy.deepcopy(override))
 
 
-def load_knowledge(site_config: str | Path | None = None) -> dict[str, Any]:
-    """Load every default file, apply the site file, validate, and return the effective tables."""
-    folder = _package_dir()
-    tables: dict[str, Any] = {}
-    for name in default_names():
-        tables[name] = _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"),
-                                  f"cards/knowledge/{name}.yaml")
+def _merge_keyed(base: list[Any], override: list[Any], key: tuple[str, ...], path: tuple[str, ...],
+                 ctx: _Merge) -> list[Any]:
+    where = ".".join(path)
+    merged = list(base)
+    index = {identity(item, key): i for i, item in enumerate(base)}
+    removed: set[int] = set()
+    for n, item in enumerate(override):
+        ident = identity(item, key)
+        if ident is None:
+            raise KnowledgeError(
+                f"site file {ctx.site_name}: {where}[{n}] has no {' + '.join(key)}: entries of this list are "
+                f"merged one by one by {' + '.join(key)} (to add, override or remove one)")
+        at = index.get(ident)
+        if item.get(REMOVE) is True:
+            if at is None:
+                raise KnowledgeError(f"site file {ctx.site_name}: {where}{_label(key, ident)}: `remove` names "
+                                     "no shipped entry")
+            _guard_critical(base[at], None, item, f"{where}{_label(key, ident)}", ctx)
+            removed.add(at)
+            continue
+        if at is None:
+            index[ident] = len(merged)
+            merged.append(_strip_markers(copy.deepcopy(item)))
+        else:
+            new = _merge(base[at], item, path + (ident,), ctx)
+            _guard_critical(base[at], new, item, f"{where}{_label(key, ident)}", ctx)
+            merged[at] = new
+    return [item for i, item in enumerate(merged) if i not in removed]
+
+
+def _strip_markers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_markers(v) for k, v in value.items() if k not in SITE_MARKERS}
+    if isinstance(value, list):
+        return [_strip_markers(v) for v in value]
+    return value
+
+
+def _guard_critical(before: Mapping[str, Any], after: Mapping[str, Any] | None, site_item: Mapping[str, Any],
+                    where: str, ctx: _Merge) -> None:
+    """A critical entry is never dropped, downgraded or narrowed by a site without an explanation."""
+    if before.get("severity") != "critical":
+        return
+    if after is None:
+        change = "removes this critical entry"
+    elif after.get("severity") != "critical":
+        change = f"downgrades this critical entry to {after.get('severity')}"
+    elif set(before.get("drugs") or ()) - set(after.get("drugs") or ()):
+        lost = sorted(set(before.get("drugs") or ()) - set(after.get("drugs") or ()))
+        change = f"drops {', '.join(lost)} from this critical entry"
+    else:
+        return
+    reason = site_item.get(ACKNOWLEDGE)
+    if not (isinstance(reason, str) and reason.strip()):
+        raise KnowledgeError(
+            f"site file {ctx.site_name}: {where}: the site {change}. Refused: a critical interaction is only "
+            f"dropped or weakened when the site says why, with `{ACKNOWLEDGE}: \"<reason>\"` on that entry")
+    ctx.acknowledged.append(f"{where}: the site {change}, because: {reason.strip()}")
+
+
+def _recite(base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[str, Any],
+            path: tuple[str, ...], ctx: _Merge) -> None:
+    """An entry whose value the site sets cites the site file, unless the site gave its own source."""
+    if not (isinstance(base.get("source"), str) or isinstance(base.get("sources"), list)):
+        return
+    if "source" in override or "sources" in override:
+        return
+    changed = [k for k, v in override.items()
+               if k not in DESCRIPTIVE and k not in SITE_MARKERS and not isinstance(base.get(k), dict)
+               and base.get(k) != v]
+    if not changed:
+        return
+    where = ".".join(path)
+    ctx.cited.append(where)
+    if isinstance(base.get("sources"), list):
+        merged["sources"] = [f"Site file {ctx.site_name} (sets {', '.join(changed)})"]
+    elif path and path[0] == "protocol":
+        merged["source"] = SITE_SOURCE_ID
+        merged.pop("section", None)
+    else:
+        merged["source"] = f"site file {ctx.site_name}"
+
+
+def _site_source(site_name: str) -> dict[str, str]:
+    return {"label": f"Site configuration ({site_name})",
+            "citation": f"Set by the site file {site_name}; not from a publication"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between the shipped and the effective knowledge."""
+
+    path: str
+    kind: str  # "added" | "removed" | "changed"
+    before: Any = None
+    after: Any = None
+
+    def __str__(self) -> str:
+        if self.kind == "changed":
+            return f"~ {self.path}: {_short(self.before)} -> {_short(self.after)}"
+        return f"{'+' if self.kind == 'added' else '-'} {self.path}: {self.kind}"
+
+
+@dataclass(frozen=True)
+class LoadedKnowledge:
+    """The effective tables and what a reviewer must know about them."""
+
+    tables: dict[str, Any]
+    changes: tuple[Change, ...] = ()  # from the shipped knowledge (empty without a site file)
+    warnings: tuple[str, ...] = ()  # loadable, but a clinician should look
+    products_imported: int = 0
+    critical_overrides: tuple[str, ...] = ()  # critical entries the site weakened, each with its reason
+
+
+def load_knowledge(site_config: str | Path | None = None, products_table: str | Path | None = None) -> dict[str, Any]:
+    """Load every default file, apply the site file and an imported product table, check, and return
+    the effective tables."""
+    return load_knowledge_report(site_config, products_table).tables
+
+
+def load_knowledge_report(site_config: str | Path | None = None,
+                          products_table: str | Path | None = None) -> LoadedKnowledge:
+    """As ``load_knowledge``, with the differences from the shipped knowledge and the warnings."""
+    shipped = shipped_tables()
+    tables = copy.deepcopy(shipped)
+    ctx = _Merge(site_name=Path(site_config).name if site_config else "")
     if site_config:
-        path = Path(site_config)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KnowledgeError(f"site file {path}: cannot be read: {exc.strerror}") from None
-        site = _read_yaml(text, f"site file {path}")
-        if site is not None:
-            if not isinstance(site, dict):
-                raise KnowledgeError(f"site file {path}: must be a mapping of table names")
-            unknown = sorted(set(site) - set(tables))
-            if unknown:
-                raise KnowledgeError(
-                    f"site file {path}: unknown table(s) {', '.join(unknown)}; known: {', '.join(tables)}")
-            for name, override in site.items():
-                tables[name] = merge(tables[name], override)
+        tables = _apply_site(tables, Path(site_config), ctx)
+    changes = tuple(c for c in diff(shipped, tables) if not _recited(c)) if site_config else ()
+    imported = _add_products(tables, Path(products_table)) if products_table else 0
     for name, table in tables.items():
         _validate(name, table, site_config)
     check_drug_keys(tables, site_config)
+    problems = source_problems(tables.get("protocol") or {})
+    if problems:
+        raise KnowledgeError("; ".join(problems))
+    return LoadedKnowledge(tables=tables, changes=changes, warnings=tuple(knowledge_warnings(tables)),
+                           products_imported=imported, critical_overrides=tuple(ctx.acknowledged))
+
+
+def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeError(f"site file {path}: cannot be read: {exc.strerror}") from None
+    site = _read_yaml(text, f"site file {path}")
+    if site is None:
+        return tables
+    if not isinstance(site, dict):
+        raise KnowledgeError(f"site file {path}: must be a mapping of table names")
+    unknown = sorted(set(site) - set(tables))
+    if unknown:
+        raise KnowledgeError(f"site file {path}: unknown table(s) {', '.join(unknown)}; known: {', '.join(tables)}")
+    for name, override in site.items():
+        tables[name] = _merge(tables[name], override, (name,), ctx)
+    protocol = tables.get("protocol")
+    cites_site = any(where.startswith("protocol.") for where in ctx.cited)
+    if cites_site and isinstance(protocol, dict) and isinstance(protocol.get("sources"), dict) \
+            and SITE_SOURCE_ID not in protocol["sources"]:
+        protocol["sources"] = {**protocol["sources"], SITE_SOURCE_ID: _site_source(path.name)}
     return tables
+
+
+def _add_products(tables: dict[str, Any], path: Path) -> int:
+    """Products of an imported RxNorm table that the knowledge does not already define (a reviewed entry
+    of codes.yaml or the site file wins over a bulk import)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KnowledgeError(f"product table {path}: cannot be read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise KnowledgeError(f"product table {path}: not valid JSON: {exc}") from None
+    rows = data.get("products") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise KnowledgeError(f"product table {path}: no `products` list (write it with `tacro-cds rxnorm import`)")
+    codes = tables["codes"]
+    known = {str(p.get("rxnorm")) for p in codes.get("products") or []}
+    added = [row for row in rows if isinstance(row, dict) and str(row.get("rxnorm")) not in known]
+    codes["products"] = list(codes.get("products") or []) + added
+    return len(added)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks
 
 
 def _drug_references(tables: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
@@ -119,14 +374,191 @@ def check_drug_keys(tables: Mapping[str, Any], site_config: str | Path | None = 
                 " (add them there with their names, or use a key it defines)")
 
 
+def source_problems(protocol: Mapping[str, Any]) -> list[str]:
+    """Protocol entries whose ``source`` is not an id of the ``sources`` table (empty when all resolve)."""
+    known = set(protocol.get("sources") or {})
+    problems: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            src = node.get("source")
+            if isinstance(src, str) and src not in known:
+                problems.append(f"protocol entry {path or '(top level)'}: unknown source '{src}'")
+            for key, value in node.items():
+                if key != "sources":
+                    walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+
+    walk(protocol, "")
+    return problems
+
+
 def _validate(name: str, table: Any, site_config: str | Path | None) -> None:
-    schema_file = _package_dir() / f"{name}.schema.json"
-    if not schema_file.is_file():
+    validator = _validator(name)
+    if validator is None:
         raise KnowledgeError(f"cards/knowledge/{name}.yaml has no schema {name}.schema.json")
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    errors = sorted(Draft202012Validator(schema).iter_errors(table), key=lambda e: list(map(str, e.path)))
+    errors = sorted(validator.iter_errors(table), key=lambda e: list(map(str, e.path)))
     if errors:
         err = errors[0]
-        entry = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        entry = _entry_path(name, table, list(err.absolute_path))
         origin = f"{name} (with site file {site_config})" if site_config else f"cards/knowledge/{name}.yaml"
         raise KnowledgeError(f"{origin}: entry {entry}: {err.message}")
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator | None:
+    schema_file = _package_dir() / f"{name}.schema.json"
+    if not schema_file.is_file():
+        return None
+    return Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8")))
+
+
+def _entry_path(name: str, table: Any, parts: list[Any]) -> str:
+    """"products/12 (rxnorm 1)/release": a schema error's path, naming keyed entries by identity."""
+    shown: list[str] = []
+    node = table
+    names: list[str] = [name]
+    for part in parts:
+        text = str(part)
+        if isinstance(node, list) and isinstance(part, int):
+            key = list_key(names, node)
+            ident = identity(node[part], key) if key else None
+            if ident is not None:
+                text += f" ({' + '.join(key or ())} {ident})"
+            names.append(ident or str(part))
+        else:
+            names.append(str(part))
+        shown.append(text)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "/".join(shown) or "(top level)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a reviewer needs: warnings, unconfirmed entries, differences
+
+
+def knowledge_warnings(tables: Mapping[str, Any]) -> list[str]:
+    """Settings that load but that a clinician should look at, in plain words."""
+    warnings: list[str] = []
+    protocol = tables.get("protocol") or {}
+    try:
+        cutoff = float(protocol["eligibility"]["ratio_cutoff"]["standard"]["value"])
+        first = float(protocol["dose"]["bands"]["table"][0]["ratio_min"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return warnings
+    if cutoff > first:
+        warnings.append(
+            f"The Th1/Th2 cut-off ({cutoff:g}) is above the start of the first dose band ({first:g}): ratios from "
+            f"{first:g} to below {cutoff:g} have a band dose but are not eligible. Align the cut-off and the bands.")
+    elif cutoff < first:
+        warnings.append(
+            f"The Th1/Th2 cut-off ({cutoff:g}) is below the start of the first dose band ({first:g}): an eligible "
+            f"ratio from {cutoff:g} to below {first:g} has no band dose. Align the cut-off and the bands.")
+    return warnings
+
+
+# The entries a dose card rests on: all must be confirmed for the dose card to be confirmed.
+DOSE_ENTRIES = ("dose.bands", "dose.th1_high_addon.th1_pct_min")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Whether the entries a card rests on are confirmed by the site, and which are not."""
+
+    pending: tuple[str, ...]
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.pending
+
+
+def _site_defaults(node: Any, path: str) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        if node.get("site_default") is True:
+            yield path
+        for key, value in node.items():
+            if key != "sources":
+                yield from _site_defaults(value, f"{path}.{key}" if path else str(key))
+
+
+def unconfirmed_entries(tables: Mapping[str, Any]) -> tuple[str, ...]:
+    """"protocol: dose.bands", ...: every entry still marked ``site_default: true``, table by table."""
+    found: list[str] = []
+    for name in sorted(tables):
+        found += [f"{name}: {path}" for path in _site_defaults(tables[name], "")]
+    return tuple(found)
+
+
+def dose_confirmation(protocol: Mapping[str, Any]) -> Confirmation:
+    """The dose card is confirmed only when the dose bands and the Th1 % trigger both are."""
+    pending: list[str] = []
+    for path in DOSE_ENTRIES:
+        node: Any = protocol
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping) or node.get("site_default") is True:
+            pending.append(path)
+    return Confirmation(pending=tuple(pending))
+
+
+def diff(shipped: Mapping[str, Any], effective: Mapping[str, Any]) -> list[Change]:
+    """Every difference from the shipped knowledge, keyed entries named by their identity."""
+    changes: list[Change] = []
+    for name in sorted(set(shipped) | set(effective)):
+        _diff(shipped.get(name), effective.get(name), (name,), name, changes)
+    return changes
+
+
+def _diff(before: Any, after: Any, path: tuple[str, ...], shown: str, out: list[Change]) -> None:
+    if before == after:
+        return
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in list(before) + [k for k in after if k not in before]:
+            where = f"{shown}.{key}"
+            if key not in after:
+                out.append(Change(where, "removed", before[key], None))
+            elif key not in before:
+                out.append(Change(where, "added", None, after[key]))
+            else:
+                _diff(before[key], after[key], path + (str(key),), where, out)
+        return
+    if isinstance(before, list) and isinstance(after, list):
+        key = list_key(path, before)
+        if key is not None:
+            old = {identity(b, key): b for b in before}
+            new = {identity(a, key): a for a in after}
+            for ident, item in old.items():
+                label = f"{shown}{_label(key, str(ident))}"
+                if ident not in new:
+                    out.append(Change(label, "removed", item, None))
+                else:
+                    _diff(item, new[ident], path + (str(ident),), label, out)
+            for ident, item in new.items():
+                if ident not in old:
+                    out.append(Change(f"{shown}{_label(key, str(ident))}", "added", None, item))
+            return
+    out.append(Change(shown, "changed", before, after))
+
+
+def _recited(change: Change) -> bool:
+    """A change the loader made because the site set a value (the entry now cites the site file):
+    a consequence of another change, not one the site wrote."""
+    last = change.path.rsplit(".", 1)[-1]
+    after = change.after
+    if change.path == f"protocol.sources.{SITE_SOURCE_ID}":
+        return True
+    if last == "source" and isinstance(after, str):
+        return after == SITE_SOURCE_ID or after.startswith("site file ")
+    if last == "sources" and isinstance(after, list) and len(after) == 1:
+        return str(after[0]).startswith("Site file ")
+    return last == "section" and change.kind == "removed"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."

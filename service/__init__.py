@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from flask import Flask, Response, g, request
 from flask_cors import CORS
 
-from cards.knowledge import load_knowledge
+from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
 
 from .auth import CallerVerifier
 from .config import load_config
@@ -47,7 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not db_url:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
-    knowledge = load_knowledge(settings["SITE_CONFIG"])
+    loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])
+    _report_knowledge(loaded)
+    knowledge = loaded.tables
     clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))
     store = settings.get("STORE") or Store(db_url, clock=clock)
     app.extensions["tacro_cds"] = Runtime(
@@ -70,6 +72,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_start)
     app.after_request(_finish)
     return app
+
+
+def _report_knowledge(loaded: LoadedKnowledge) -> None:
+    """Say at start-up what the knowledge base leaves to a clinician (the checks themselves ran in the
+    loader, which refuses to start on an error)."""
+    for warning in loaded.warnings:
+        log.warning("knowledge: %s", warning)
+    for override in loaded.critical_overrides:
+        log.warning("knowledge: critical entry overridden by the site file: %s", override)
+    dose = dose_confirmation(loaded.tables.get("protocol") or {})
+    if not dose.confirmed:
+        log.warning("knowledge: dose card unconfirmed until the site confirms %s", " and ".join(dose.pending))
+    log.info("knowledge: %d site change(s), %d imported product(s), unconfirmed: %s", len(loaded.changes),
+             loaded.products_imported, "; ".join(unconfirmed_entries(loaded.tables)) or "none")
 
 
 def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from . import demo, fixtures_cli, knowledge_cli
+from . import demo, fixtures_cli, knowledge_cli, rxnorm_import
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)
     knowledge_cli.add_parser(sub)
+    rxnorm_import.add_parser(sub)
     return parser
 
 

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PREFETCH_ENTRIES": 5000,
     # Clinical knowledge: path of a site file overriding entries of cards/knowledge.
     "SITE_CONFIG": None,
+    # Product table written by `tacro-cds rxnorm import` (RxNorm products -> ingredient, strength, form).
+    "RXNORM_PRODUCTS": None,
     # SMART app launched from cards; None: no smart link.
     "SMART_APP_URL": None,
     "LOG_LEVEL": "INFO",

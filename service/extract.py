@@ -14,20 +14,20 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import ValidationError
 from fhir.resources.R4B.timing import TimingRepeat
 
 from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_TEST, TH1_PCT, TH1_TH2_RATIO,
                          TH2_PCT, BloodPressure, ConditionFact, Measurement, MedicationFact,
-                         PatientFacts, PregnancyStatus, Recognition, TransferPlan, UnusableResource)
+                         PatientFacts, PregnancyStatus, TransferPlan, UnusableResource)
+from cards.recognise import RXNORM_SYSTEMS, DrugRecogniser, Recognised
 from cards.units import CANONICAL, normalise_unit, to_canonical
 
 from .validation import HookRequest
 
 UCUM = "http://unitsofmeasure.org"
-RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"})
 BLOOD_PRESSURE = "blood_pressure"
 
 IGNORED_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
@@ -211,10 +211,7 @@ class CodeIndex:
     conditions: dict[tuple[str, str], str] = field(default_factory=dict)
     condition_prefixes: list[tuple[str, str, str]] = field(default_factory=list)
     transfer: dict[tuple[str, str], bool] = field(default_factory=dict)  # -> euploid
-    drug_codes: dict[str, str] = field(default_factory=dict)
-    drug_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
-    products: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
+    drugs: DrugRecogniser = field(default_factory=DrugRecogniser)
     max_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> plausible ceiling
     hcg_cutoff: float = 25.0
     pregnancy_test_max_age_days: int = 60
@@ -248,19 +245,10 @@ class CodeIndex:
             index.transfer[(c["system"], c["code"])] = False
         for c in transfer.get("euploid") or []:
             index.transfer[(c["system"], c["code"])] = True
+        index.drugs = DrugRecogniser.from_codes(codes)
         for key, drug in (codes.get("drugs") or {}).items():
-            for code in drug.get("rxnorm") or []:
-                index.drug_codes[str(code)] = key
             if drug.get("max_daily_mg") is not None:
                 index.max_daily_mg[key] = float(drug["max_daily_mg"])
-            for name in drug.get("names") or []:
-                norm = _norm_text(name)
-                index.drug_names.append((key, norm, _word(name)))
-        for product in codes.get("products") or []:
-            index.products[str(product["rxnorm"])] = product
-        for entry in codes.get("release_names") or []:
-            for name in entry.get("names") or []:
-                index.release_names.append((str(entry["ingredient"]), str(entry["release"]), _word(name)))
         return index
 
     def observation(self, concept_codings: Any) -> _ObsCode | None:
@@ -290,53 +278,10 @@ class CodeIndex:
                 return euploid, f"{c.get('system')}|{c['code']}"
         return None
 
-    def release_in(self, texts: Iterable[str], ingredients: Iterable[str]) -> str | None:
-        """The release a brand name in the texts implies for one of the ingredients, or None."""
-        norms = [_norm_text(t) for t in texts]
-        keys = set(ingredients)
-        for ingredient, release, pattern in self.release_names:
-            if ingredient in keys and any(pattern.search(n) for n in norms):
-                return release
-        return None
-
-    def names_in(self, texts: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Drug keys whose names occur as whole words; the longest name wins where names overlap."""
-        hits: list[tuple[int, int, int, str, str]] = []  # (text no, start, end, key, name)
-        for i, text in enumerate(texts):
-            norm = _norm_text(text)
-            for key, name, pattern in self.drug_names:
-                for m in pattern.finditer(norm):
-                    hits.append((i, m.start(), m.end(), key, name))
-        hits.sort(key=lambda h: (h[2] - h[1]), reverse=True)
-        taken: list[tuple[int, int, int]] = []
-        keys: list[str] = []
-        words: list[str] = []
-        for i, start, end, key, name in hits:
-            same_span = (i, start, end) in taken
-            overlaps = any(t[0] == i and start < t[2] and t[1] < end for t in taken)
-            if overlaps and not same_span:
-                continue
-            if not same_span:
-                taken.append((i, start, end))
-            if key not in keys:
-                keys.append(key)
-            if name not in words:
-                words.append(name)
-        return keys, words
-
 
 def _icd(code: str) -> str:
     # ICD-10 codes arrive with and without the dot ("O26.2", "O262").
     return code.replace(".", "").upper() if re.match(r"^[A-Za-z]\d", code) else code
-
-
-def _norm_text(text: str) -> str:
-    return text.replace("\u2019", "'").lower()
-
-
-def _word(name: str) -> re.Pattern[str]:
-    """A whole-word, case-insensitive pattern for a name from codes.yaml."""
-    return re.compile(r"(?<!\w)" + re.escape(_norm_text(name)) + r"(?!\w)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -774,6 +719,8 @@ class _Extractor:
         source = _ref_of(res)
         concepts, display, fallback_texts = self._drug_of(res)
         recognised = self._recognise(concepts, fallback_texts)
+        if recognised.problem:
+            self.unusable.append(UnusableResource(source, recognised.problem))
         product = recognised.product
         if not display:
             codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
@@ -783,7 +730,7 @@ class _Extractor:
         release = product.get("release") if product else None
         if release is None:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
-            release = self.index.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
+            release = self.index.drugs.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
         dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
         ceilings = [self.index.max_daily_mg[i] for i in recognised.ingredients if i in self.index.max_daily_mg]
         daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code,
@@ -827,22 +774,9 @@ class _Extractor:
             raise _Unusable(f"medicationReference {ref!r} could not be resolved (not contained, not in the data)")
         raise _Unusable("no medication stated (medicationCodeableConcept or medicationReference)")
 
-    def _recognise(self, concepts: list[Any], extra_texts: list[str]) -> "_Recognised":
+    def _recognise(self, concepts: list[Any], extra_texts: list[str]) -> Recognised:
         rx_codes = [str(c["code"]) for c in _codings(concepts) if c.get("system") in RXNORM_SYSTEMS]
-        product_code = next((c for c in rx_codes if c in self.index.products), None)
-        product = self.index.products.get(product_code) if product_code else None
-        ingredient_hits = [c for c in rx_codes if c in self.index.drug_codes]
-        if ingredient_hits:
-            keys = list(dict.fromkeys(self.index.drug_codes[c] for c in ingredient_hits))
-            return _Recognised(keys, "rxnorm-ingredient", "RxNorm " + ", ".join(ingredient_hits),
-                               product, product_code)
-        if product is not None:
-            return _Recognised([str(i) for i in product.get("ingredients") or []], "rxnorm-product",
-                               f"RxNorm {product_code}", product, product_code)
-        keys, words = self.index.names_in(_texts(concepts) + extra_texts)
-        if keys:
-            return _Recognised(keys, "text", "text: " + ", ".join(words), None, None)
-        return _Recognised([], None, None, None, None)
+        return self.index.drugs.recognise(rx_codes, _texts(concepts) + extra_texts)
 
     def _period(self, res: Mapping[str, Any], rtype: str, dosages: list[Any], source: str
                 ) -> tuple[date | None, Literal["boundsPeriod", "authoredOn", "effective"] | None,
@@ -936,15 +870,6 @@ class _Extractor:
         assert m.when is not None
         kind = "urine hCG" if m.concept == PREGNANCY_TEST else f"serum beta-hCG {m.shown}"
         return f"{kind} {m.coded_value} on {m.when.date().isoformat()}"
-
-
-@dataclass(frozen=True)
-class _Recognised:
-    ingredients: list[str]
-    by: Recognition | None
-    matched: str | None
-    product: Mapping[str, Any] | None
-    product_code: str | None
 
 
 def _duration_days(value: Any) -> tuple[int | None, str | None]:

@@ -7,8 +7,7 @@ import argparse
 import sys
 from typing import Any, Mapping, TextIO
 
-from cards.knowledge import KnowledgeError, load_knowledge
-from cards.rules.common import source_problems
+from cards.knowledge import KnowledgeError, LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
 from cards.text import fmt_number
 
 SITE_MARK = "  [SITE DEFAULT: a clinician must confirm]"
@@ -71,19 +70,48 @@ def print_protocol(protocol: Mapping[str, Any], out: TextIO) -> None:
         out.write(f"  {sid:<24} {src['citation']}" + (f" <{src['url']}>" if src.get("url") else "") + "\n")
 
 
+def print_review(loaded: LoadedKnowledge, site: str | None, out: TextIO) -> None:
+    """What a reviewer must see before trusting the tables: the site's changes, warnings, open numbers."""
+    if site:
+        out.write(f"\nChanges from the shipped knowledge ({len(loaded.changes)})\n")
+        for change in loaded.changes:
+            out.write(f"  {change}\n")
+        if not loaded.changes:
+            out.write("  (none)\n")
+        else:
+            out.write("  (a value the site sets cites the site file, not the shipped source)\n")
+    if loaded.critical_overrides:
+        out.write("\nCritical entries the site removed or weakened (with its reason)\n")
+        for line in loaded.critical_overrides:
+            out.write(f"  {line}\n")
+    if loaded.products_imported:
+        out.write(f"\nImported RxNorm products added: {loaded.products_imported}\n")
+    if loaded.warnings:
+        out.write("\nWarnings\n")
+        for warning in loaded.warnings:
+            out.write(f"  WARNING: {warning}\n")
+    unconfirmed = unconfirmed_entries(loaded.tables)
+    out.write(f"\nStill unconfirmed (site defaults a clinician must confirm): {len(unconfirmed)}\n")
+    for entry in unconfirmed:
+        out.write(f"  {entry}\n")
+    dose = dose_confirmation(loaded.tables.get("protocol") or {})
+    if dose.confirmed:
+        out.write("Dose card: confirmed (dose bands and Th1 % trigger confirmed by the site)\n")
+    else:
+        out.write("Dose card: UNCONFIRMED until the site confirms " + " and ".join(dose.pending)
+                  + " (set `site_default: false` on each)\n")
+
+
 def knowledge_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Validate; on success print the effective tables and return 0, else the message and 1."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        tables = load_knowledge(args.site)
+        loaded = load_knowledge_report(args.site, getattr(args, "products", None))
     except KnowledgeError as exc:
         err.write(f"knowledge check FAILED: {exc}\n")
         return 1
-    problems = source_problems(tables.get("protocol") or {})
-    if problems:
-        err.write("knowledge check FAILED: " + "; ".join(problems) + "\n")
-        return 1
+    tables = loaded.tables
     out.write(f"Knowledge base valid{' with site file ' + str(args.site) if args.site else ''}: "
               f"tables {', '.join(sorted(tables))}\n")
     if "protocol" in tables:
@@ -93,6 +121,7 @@ def knowledge_check(args: argparse.Namespace, out: TextIO | None = None, err: Te
         size = ", ".join(f"{k}: {len(v)}" for k, v in table.items() if isinstance(v, (list, dict))) \
             if isinstance(table, dict) else ""
         out.write(f"\nTable {name}: {size or 'loaded'}\n")
+    print_review(loaded, args.site, out)
     return 0
 
 
@@ -104,4 +133,6 @@ def add_parser(sub: Any) -> None:
                             description="Validate cards/knowledge (and a site file) and print the "
                                         "effective cut-offs, dose bands and thresholds.")
     check.add_argument("--site", metavar="FILE", default=None, help="site file overriding entries")
+    check.add_argument("--products", metavar="FILE", default=None,
+                       help="product table written by `tacro-cds rxnorm import`")
     check.set_defaults(func=knowledge_check)

@@ -1178,9 +1178,9 @@ def test_a_site_file_adds_its_own_lab_code(tmp_path):
 
 
 @pytest.mark.parametrize("override,entry", [
-    ("products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]", "products/0/release"),
+    ("products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]", r"products/\d+ \(rxnorm 1\)/release"),
     ("drugs: {fluconazole: {rxnorm: [abc]}}", "drugs/fluconazole/rxnorm/0"),
-    ("observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}", "observations/tacrolimus/codes/0"),
+    ("observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}", r"observations/tacrolimus/codes/\d+ \(system \+ code s\|c\)"),
     ("hcg_positive_iu_per_l: -1", "hcg_positive_iu_per_l"),
 ], ids=["bad-release", "non-numeric-rxnorm", "bad-timing-flag", "negative-cut-off"])
 def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, entry):
@@ -1196,22 +1196,22 @@ UNKNOWN_KEYS = [  # (id, site file text, the entry the error names)
     ("interaction-lists-an-undefined-drug",
      "interactions:\n  entries:\n    - {id: x, drugs: [gentamicin], class: nephrotoxic, effect_direction: nephrotoxic,"
      " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
-     r"interactions \(with site file .*\): entry entries/0 \(id x\)/drugs: drug key\(s\) gentamicin"),
+     r"interactions \(with site file .*\): entry entries/\d+ \(id x\)/drugs: drug key\(s\) gentamicin"),
     ("drug-display-for-an-undefined-drug",
      "interactions:\n  entries:\n    - {id: x, drugs: [ibuprofen], drug_display: {motrin: Motrin}, class: nephrotoxic,"
      " effect_direction: nephrotoxic, severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
-     r"entries/0 \(id x\)/drug_display: drug key\(s\) motrin"),
+     r"entries/\d+ \(id x\)/drug_display: drug key\(s\) motrin"),
     ("care-unless-taking-an-undefined-drug",
      "care:\n  cards:\n    - {id: pjp, kind: 'care:pjp', indicator: info, hooks: [order-sign], summary: s,"
      " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]},"
      " points: [{text: t}], sources: [s]}\n",
-     r"care \(with site file .*\): entry cards/0 \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine"),
+     r"care \(with site file .*\): entry cards/\d+ \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine"),
     ("product-of-an-undefined-ingredient",
      "codes:\n  products: [{rxnorm: '1', ingredients: [everolimus], display: x, source: y}]\n",
-     r"codes \(with site file .*\): entry products/0 \(rxnorm 1\)/ingredients: drug key\(s\) everolimus"),
+     r"codes \(with site file .*\): entry products/\d+ \(rxnorm 1\)/ingredients: drug key\(s\) everolimus"),
     ("release-name-of-an-undefined-ingredient",
      "codes:\n  release_names: [{ingredient: envarsus, release: extended, names: [envarsus], source: y}]\n",
-     r"entry release_names/0/ingredient: drug key\(s\) envarsus"),
+     r"entry release_names/\d+/ingredient: drug key\(s\) envarsus"),
 ]
 
 
@@ -1231,7 +1231,7 @@ def test_a_site_file_adding_the_drug_it_references_is_accepted(tmp_path):
         "interactions:\n  entries:\n    - {id: x, drugs: [everolimus], class: nephrotoxic,"
         " effect_direction: nephrotoxic,"
         " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n", encoding="utf-8")
-    assert load_knowledge(site)["interactions"]["entries"][0]["drugs"] == ["everolimus"]
+    assert load_knowledge(site)["interactions"]["entries"][-1]["drugs"] == ["everolimus"]
 
 
 def test_the_default_knowledge_names_only_defined_drug_keys():
