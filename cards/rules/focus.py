@@ -76,7 +76,8 @@ class Focus:
 
 def focus_of(facts: PatientFacts) -> Focus:
     """The tacrolimus orders of this hook call: those in focus, every draft, and the active ones."""
-    tacro = facts.medications_with(TACROLIMUS)
+    # Tacrolimus ointment or eye drops are not systemic: no protocol, trough or dose rule is about them.
+    tacro = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic)
     drafts = tuple(sorted((m for m in tacro if m.is_draft and in_focus(facts.hook, m)),
                           key=lambda m: m.source))
     all_drafts = tuple(sorted((m for m in tacro if m.is_draft), key=lambda m: m.source))
