@@ -270,7 +270,7 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     detail.add(f"- Latest blood pressure: **{fmt_bp(bp)}**")
     sys_, dia = bp.systolic, bp.diastolic
     shown = f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} " \
-            f"mm[Hg] ({fmt_date(bp.when)})"
+            f"mmHg ({fmt_date(bp.when)})"
 
     def over(systolic_path: str, diastolic_path: str) -> bool:
         return ((sys_ is not None and at_least(sys_, proto.num(systolic_path)))
