@@ -58,8 +58,10 @@ CASES = [
     ("ratio 10.8 (1 mg band), 4 mg drafted, Th1 % unknown: above what the chart allows",
      immunology(10.8, th1=None), [draft(4)], "above-band-dose", "warning",
      ["above the 2 mg/day the Th1/Th2 result allows", "Th1 % unknown"], [], None),
-    ("ratio 14 (2 mg band), 3 mg drafted, Th1 below trigger: above the band, offered not recommended",
-     immunology(14.0), [draft(3)], "above-band-dose", "warning", ["above the 2 mg/day"], [["update"]], False),
+    ("ratio 14 (2 mg band), 3 mg: within band + add-on while the bands are unconfirmed", immunology(14.0),
+     [draft(3)], None, None, [], [], None),
+    ("ratio 14 (2 mg band), 4 mg: above band + add-on, 2 mg offered, not recommended", immunology(14.0),
+     [draft(4)], "above-band-dose", "warning", ["above the 3 mg/day"], [["update"]], False),
     ("extended-release twice daily", immunology(14.0), [draft(2, frequency=2, release="extended")],
      "extended-release-twice-daily", "warning", ["once daily"], [], None),
     ("dose unreadable at signing", immunology(14.0), [draft(None, dose_problem="no doseQuantity")],
@@ -96,13 +98,13 @@ def test_confirmed_bands_recommend_the_band_dose(ratio, th1, drafted, expected):
 
 
 def test_unconfirmed_bands_are_named_in_plain_words():
-    [card] = evaluate_dose(make_facts("order-sign", labs=immunology(14.0), meds=[draft(3)]), TODAY, KB)
+    [card] = evaluate_dose(make_facts("order-sign", labs=immunology(14.0), meds=[draft(4)]), TODAY, KB)
     assert "still to be confirmed: the ratio dose bands, the Th1 % at which 1 mg is added" in card.detail
     assert "Nakagawa 2015" not in card.detail  # the bands are the site's placeholders, not a paper's
 
 
 def test_update_rewrites_the_dose_and_the_sig_text_together():
-    med = draft(3, frequency=2, sig="1.5 mg once daily after dinner")
+    med = draft(4, frequency=2, sig="2 mg once daily after dinner")
     [card] = evaluate_dose(make_facts("order-sign", labs=immunology(14.0), meds=[med]), TODAY, KB)
     [action] = card.suggestions[0].actions
     dosage = action.resource["dosageInstruction"][0]
@@ -110,7 +112,7 @@ def test_update_rewrites_the_dose_and_the_sig_text_together():
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 1  # 2 mg/day in 2 doses
     assert dosage["text"] == "1 mg by mouth twice daily (2 mg/day)"
     assert dosage["patientInstruction"] == "Take 1 mg by mouth twice daily (2 mg/day)"
-    assert med.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1.5  # input untouched
+    assert med.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
     assert_valid_fhir(card)
 
 

@@ -13,7 +13,8 @@ from rules_support import KB, TODAY, action_types, assert_card_rules, condition,
 
 RATIO = "th1_th2_ratio"
 
-# On order-select of a new start. (id, labs, transfers, rif, verdict, indicator, words, actions)
+# A candidate is told on patient-view; what blocks an order on order-select of a new start.
+# (id, labs, transfers, rif, verdict, indicator, words, actions)
 CASES = [
     ("ratio 10.3 exactly meets the standard cut-off", [lab(RATIO, 10.3, 30)], [], True,
      "candidate", "info", ["10.3", "meets", "2026-10-26"], []),
@@ -49,7 +50,8 @@ CASES = [
 @pytest.mark.parametrize("labs,transfers,rif,verdict,indicator,words,actions",
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_candidate_selection(labs, transfers, rif, verdict, indicator, words, actions):
-    facts = make_facts("order-select", labs=labs, transfers=transfers, rif=rif, meds=[draft(2)])
+    hook, meds = ("patient-view", []) if verdict == "candidate" else ("order-select", [draft(2)])
+    facts = make_facts(hook, labs=labs, transfers=transfers, rif=rif, meds=meds)
     [card] = evaluate_eligibility(facts, TODAY, KB)
     assert (card.kind, card.verdict, card.indicator) == ("eligibility", verdict, indicator), card.summary
     text = card.summary + "\n" + card.detail
@@ -70,7 +72,7 @@ def test_conflicting_ratios_at_one_time_are_both_shown_and_nothing_is_decided():
 # Who gets a card, where: the same card does not follow the clinician through every hook.
 @pytest.mark.parametrize("hook,meds,rif,labs,extra,verdicts", [
     ("order-select", [draft(2, selected=False)], True, [], {}, []),
-    ("order-select", [draft(2)], True, [lab(RATIO, 12.0, 30)], {}, ["candidate"]),
+    ("order-select", [draft(2)], True, [lab(RATIO, 12.0, 30)], {}, []),  # an order being written: nothing new
     ("order-sign", [draft(2)], True, [lab(RATIO, 12.0, 30)], {}, []),  # said at order-select
     ("order-sign", [draft(2, selected=False)], True, [], {}, ["no-ratio"]),
     ("order-sign", [draft(2)], True, [lab(RATIO, 9.0, 30)], {}, ["below-cutoff"]),
@@ -84,8 +86,8 @@ def test_conflicting_ratios_at_one_time_are_both_shown_and_nothing_is_decided():
     ("order-select", [draft(2)], True, [lab(RATIO, 12.0, 30)],
      {"conditions": [condition("transplant_status")]}, []),
     ("order-select", [draft(2, route="topical")], True, [lab(RATIO, 12.0, 30)], {}, []),
-    ("order-select", [draft(2)], True, [lab(RATIO, 12.0, 30)], {"pregnant": True}, ["candidate"]),
-], ids=["select: tacrolimus not selected", "select: candidate", "sign: candidate already said",
+    ("order-select", [draft(2)], True, [lab(RATIO, 9.0, 30)], {"pregnant": True}, ["below-cutoff"]),
+], ids=["select: tacrolimus not selected", "select: candidate, nothing to add", "sign: candidate, nothing to add",
         "sign: no ratio", "sign: below cut-off", "view: candidate", "view: no ratio, nothing",
         "view: below cut-off, nothing", "view: neither RIF nor ratio", "view: a man with RIF",
         "select: a man with RIF", "select: 66 years old", "select: transplant recipient",
@@ -96,7 +98,7 @@ def test_where_the_card_shows(hook, meds, rif, labs, extra, verdicts):
 
 
 def test_unknown_sex_with_an_ivf_course_is_in_scope_and_said():
-    [card] = evaluate_eligibility(make_facts(labs=[lab(RATIO, 12.0, 30)], meds=[draft(2)], sex=None), TODAY, KB)
+    [card] = evaluate_eligibility(make_facts("patient-view", labs=[lab(RATIO, 12.0, 30)], sex=None), TODAY, KB)
     assert card.verdict == "candidate" and "Sex is not recorded" in card.detail
 
 
@@ -114,7 +116,7 @@ def test_order_suggestion_is_the_local_th1_th2_code():
 
 
 def test_candidate_card_gives_the_outcomes_of_the_cut_off_study_in_one_line():
-    [card] = evaluate_eligibility(make_facts(labs=[lab(RATIO, 12.0, 30)], meds=[draft(2)]), TODAY, KB)
+    [card] = evaluate_eligibility(make_facts("patient-view", labs=[lab(RATIO, 12.0, 30)]), TODAY, KB)
     for words in ("64.0 %", "60.0 %", "6.3 %", "Source: Nakagawa 2015"):
         assert words in card.detail
     assert any("doi.org" in link.url for link in card.links)
@@ -123,8 +125,8 @@ def test_candidate_card_gives_the_outcomes_of_the_cut_off_study_in_one_line():
 def test_autoimmune_disease_and_raised_nk_cells_are_noted():
     autoimmune = ConditionFact(concept=AUTOIMMUNE, source="Condition/sle", code="sct|85828009",
                                display="Systemic <i>lupus</i> erythematosus")
-    facts = make_facts(labs=[lab(RATIO, 12.0, 30), lab("nk_cells", 450, 30, reference_high=300)],
-                       conditions=[autoimmune], meds=[draft(2)])
+    facts = make_facts("patient-view", labs=[lab(RATIO, 12.0, 30), lab("nk_cells", 450, 30, reference_high=300)],
+                       conditions=[autoimmune])
     [card] = evaluate_eligibility(facts, TODAY, KB)
     assert "Autoimmune disease (Systemic lupus erythematosus)" in card.detail  # HTML from the record removed
     assert "NK cells raised (450" in card.detail

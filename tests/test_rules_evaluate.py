@@ -31,11 +31,11 @@ def kinds(facts):
     return sorted(c.kind for c in evaluate(facts, TODAY, KB))
 
 
-def test_order_select_candidate_gets_selection_dose_and_baseline_cards():
+def test_order_select_candidate_gets_baseline_timing_and_counselling_cards():
     facts = make_facts("order-select", labs=[lab("th1_th2_ratio", 14.0, 20), lab("th1_pct", 20.0, 20)],
                        meds=[draft(3, start=TODAY)], transfers=[transfer(10)])
-    # The 3 mg draft is above the 2 mg band: flagged even though the bands are unconfirmed.
-    assert kinds(facts) == ["baseline-labs", "care:administration", "dose", "eligibility", "timing"]
+    # 3 mg is within the 2 mg band plus the Th1 % add-on: no dose card while the bands are unconfirmed.
+    assert kinds(facts) == ["baseline-labs", "care:administration", "timing"]
 
 
 def test_order_select_without_tacrolimus_selected_gives_no_protocol_cards():
@@ -85,9 +85,10 @@ def test_site_file_overriding_the_cut_off_changes_the_card(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text("protocol:\n  eligibility:\n    ratio_cutoff:\n      standard: {value: 12.0, site_default: true}\n")
     kb = load_knowledge(site)
-    facts = make_facts(labs=[lab("th1_th2_ratio", 11.0, 20)], meds=[draft(2)])
+    facts = make_facts("patient-view", labs=[lab("th1_th2_ratio", 11.0, 20)])
     [default] = evaluate_eligibility(facts, TODAY, KB)
-    [sited] = evaluate_eligibility(facts, TODAY, kb)
+    [sited] = evaluate_eligibility(replace(facts, hook="order-select", medications=(draft(2),),
+                                           selections=("MedicationRequest/tac-draft",)), TODAY, kb)
     assert default.indicator == "info" and "10.3 cut-off" in default.summary
     assert sited.indicator == "warning" and "below the 12 cut-off" in sited.summary
     assert "still to be confirmed: Th1/Th2 cut-off" in sited.detail

@@ -50,7 +50,7 @@ CASES = [
 @pytest.mark.parametrize("med,transfers,verdict,indicator,words,actions,recommended", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_timing(med, transfers, verdict, indicator, words, actions, recommended):
-    cards = evaluate_timing(make_facts("order-sign", meds=[med], transfers=transfers), TODAY, KB)
+    cards = evaluate_timing(make_facts("order-select", meds=[med], transfers=transfers), TODAY, KB)
     if verdict is None:
         assert cards == []
         return
@@ -90,6 +90,10 @@ def test_pregnant_and_not_on_tacrolimus_a_new_draft_is_a_new_start():
     assert (card.verdict, card.indicator) == ("starts-in-pregnancy", "warning")
     assert "about 8 weeks" in card.detail
     assert_card_rules(card)
+
+
+def test_no_transfer_advice_is_given_once_at_selection_not_again_at_signing():
+    assert evaluate_timing(make_facts("order-sign", meds=[draft(2, start=day(1))]), TODAY, KB) == []
 
 
 def test_man_gets_no_timing_card():

@@ -28,10 +28,10 @@ def evaluate_care(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     focused = focus.drafts if facts.hook in ORDERING_HOOKS else focus.active
     if not focused or not scope_of(facts, today, kb).protocol:
         return []
-    # A new start: tacrolimus is being ordered and she has no active tacrolimus order (not a renewal),
-    # and the ratio does not speak against it.
+    # A new start: tacrolimus is being ordered, she has no active tacrolimus order (not a renewal), and
+    # the ratio supports it (no counselling beside "order the ratio first" or "not supported").
     started = (facts.hook in ORDERING_HOOKS and not focus.on_therapy
-               and decide_eligibility(facts, today, Protocol(kb)).verdict != "below-cutoff")
+               and decide_eligibility(facts, today, Protocol(kb)).verdict == "candidate")
     values = {key: span(number["value"]) for key, number in table["numbers"].items()}
     cards: list[Card] = []
     for spec in table["cards"]:

@@ -88,6 +88,8 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     basis = f"ratio {fmt_number(value)} ({ratio.value.when.date().isoformat() if ratio.value.when else '?'})" \
             f" → band {fmt_number(base)} mg/day"
     th1 = current(facts, TH1_PCT, today, proto.days("eligibility.ratio_max_age_days"), "Th1 %", "%")
+    # Without confirmed bands and trigger, only a dose above the band plus the add-on is flagged:
+    # it exceeds every dose the chart could allow, whatever the Th1 %.
     highest = min(base + add, max_mg)
     if th1.value is None or th1.value.value is None:
         return Recommendation(None, "the Th1 % is not available", highest_allowed_mg=highest,
@@ -98,7 +100,8 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     total = min(base + add if high else base, max_mg)
     basis += (f"; Th1 {fmt_number(th1.value.value)} % is {'at or above' if high else 'below'} "
               f"{fmt_number(th1_min)} %{' (+' + fmt_number(add) + ' mg)' if high else ''}")
-    return Recommendation(total, None, highest_allowed_mg=total, confirmed=confirmed, basis=basis)
+    return Recommendation(total, None, highest_allowed_mg=total if confirmed else highest, confirmed=confirmed,
+                          basis=basis)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Card 1, candidate selection: is the Th1/Th2 ratio at or above the applicable cut-off?
 
 Where the card shows (so the same card does not follow the clinician through every hook):
-- patient-view: only a woman the ratio supports and who is not on tacrolimus yet (a candidate);
-- order-select of a new start: the full decision (candidate, below the cut-off, no ratio, ...);
-- order-sign: only what must stop or delay the signature (below the cut-off, no or pending ratio, RIF
-  not documented, conflicting ratios); "candidate" was already said when the order was selected.
+- patient-view: only a woman the ratio supports and who is not on tacrolimus yet (a candidate: the
+  card prompts the decision to start);
+- order-select and order-sign of a new start: only what must stop or delay the order (below the
+  cut-off, no or pending ratio, RIF not documented, conflicting ratios). "Candidate" beside an order
+  already being written would change nothing.
 Never for a patient outside the protocol's scope, never for a continuing course.
 """
 
@@ -32,7 +33,7 @@ from .common import (
 )
 from .focus import focus_of
 from .scope import Scope, scope_of
-from .vocab import ORDER_SIGN, PATIENT_VIEW, at_least
+from .vocab import ORDERING_HOOKS, PATIENT_VIEW, at_least
 
 KIND = "eligibility"
 
@@ -82,7 +83,7 @@ def evaluate_eligibility(facts: PatientFacts, today: date, kb: Mapping[str, Any]
     decision = decide_eligibility(facts, today, proto)
     if facts.hook == PATIENT_VIEW and decision.verdict != "candidate":
         return []  # a chart opened is not the moment for "order the test" or "not supported"
-    if facts.hook == ORDER_SIGN and decision.verdict not in BLOCKING:
+    if facts.hook in ORDERING_HOOKS and decision.verdict not in BLOCKING:
         return []
     return [_render(facts, decision, scope, proto)]
 

@@ -203,14 +203,14 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol,
         shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
         if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
             detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
-            findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range"))
+            findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
         elif not fasting and at_least(g.value, proto.num("safety.glucose.overt_random_at")):
             detail.number("Overt diabetes, random", "safety.glucose.overt_random_at")
-            findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range"))
+            findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range, confirm and treat"))
         elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
             detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-            findings.append(("warning", f"Fasting glucose {shown} in pregnancy: gestational diabetes criterion"))
+            findings.append(("warning", f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage"))
     h = a1c.value
     if h is not None and h.value is not None:
         detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
@@ -245,7 +245,7 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol,
         detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
         if at_least(m.value, multiple * uln):
             findings.append(("warning", f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
-                                        f"≥ {fmt_number(multiple)}× the upper limit"))
+                                        f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus"))
     if findings:
         detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
     card = _worst_card(proto, detail, f"{SAFETY}:liver", findings, "safety.liver.uln_multiple",
@@ -280,11 +280,11 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
-        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension"))
+        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia"))
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
-        findings.append(("warning", f"Blood pressure {shown}: hypertension"))
+        findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
     return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
@@ -315,8 +315,8 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
                     gaps: list[tuple[str, Current, Mapping[str, Any] | None]],
                     bp_gap: str | None) -> Card | None:
     """On therapy: the safety values that are missing, stale or not usable, with their orders."""
-    if not gaps and bp_gap is None:
-        return None
+    if not any(order is not None for _, _, order in gaps):
+        return None  # nothing to order (a blood pressure is taken at the visit): no card
     detail = Detail(proto)
     detail.number("A safety result counts as current for", "safety.stale_after_days")
     detail.add("")

@@ -21,7 +21,7 @@ from ..text import fmt_date
 from .common import Detail, Protocol, day_of, describe_pregnancy, make_card, relevant_transfer
 from .focus import Focus, focus_of
 from .scope import scope_of
-from .vocab import PATIENT_VIEW
+from .vocab import ORDER_SELECT, PATIENT_VIEW
 
 KIND = "timing"
 
@@ -77,6 +77,8 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
         return TimingDecision("starts-in-pregnancy", draft_start=explicit_start, draft_end=draft_end)
     transfer: TransferPlan | None = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
     if transfer is None or transfer.when is None:
+        if facts.hook != ORDER_SELECT:
+            return TimingDecision(None)  # said once, when the order is selected
         return TimingDecision("no-transfer", draft_start=explicit_start, draft_end=draft_end)
     transfer_day = day_of(transfer.when)
     protocol_start = transfer_day - timedelta(days=before)
