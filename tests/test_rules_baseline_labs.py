@@ -42,7 +42,7 @@ def test_baseline_labs(labs, ordered):
     codes = [a.resource["code"]["coding"][0]["code"] for a in suggestion.actions]
     assert codes == ordered
     assert all(a.type == "create" and a.resource["resourceType"] == "ServiceRequest" for a in suggestion.actions)
-    assert "90 days" in card.detail and "still to be confirmed: Look-back window" in card.detail
+    assert "90 days" in card.detail and "still to be confirmed: the baseline look-back window" in card.detail
     assert_card_rules(card)
 
 

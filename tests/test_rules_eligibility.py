@@ -128,5 +128,5 @@ def test_autoimmune_disease_and_raised_nk_cells_are_noted():
     facts = make_facts("patient-view", labs=[lab(RATIO, 12.0, 30), lab("nk_cells", 450, 30, reference_high=300)],
                        conditions=[autoimmune])
     [card] = evaluate_eligibility(facts, TODAY, KB)
-    assert "Autoimmune disease (Systemic lupus erythematosus)" in card.detail  # HTML from the record removed
+    assert "Autoimmune disease on record (Systemic lupus erythematosus)" in card.detail  # HTML from the record removed
     assert "NK cells raised (450" in card.detail

@@ -65,7 +65,7 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
         missing.append(test)
     if not missing:
         return []
-    shown = detail.number("Look-back window", "baseline_labs.lookback_days")
+    shown = detail.number("the baseline look-back window", "baseline_labs.lookback_days")
     detail.add("")
     detail.add(f"No final result in the last {shown}: " + ", ".join(str(t["label"]) for t in missing) + ".")
     if pending:

@@ -93,7 +93,6 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
     euploid = d.cutoff.path.endswith("euploid_blastocyst")
     cut = detail.number("Th1/Th2 cut-off", d.cutoff.path)
     cut_text = f"{cut}{' (euploid blastocyst transfer)' if euploid else ''}"
-    max_age = detail.number("how old a ratio may be", "eligibility.ratio_max_age_days")
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
     value = d.ratio.value.value if d.ratio.value is not None else None
@@ -123,8 +122,11 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
     if d.ratio.value is not None:
         detail.add(f"- Th1/Th2 ratio: **{describe_ratio(d.ratio.value)}**; cut-off {cut_text}")
     else:
-        detail.add(f"- Th1/Th2 ratio: {d.ratio.problem} (a result counts for {max_age}).")
-    for line in (conflict_note("Th1/Th2 ratio", d.ratio), pending_note("Th1/Th2 ratio", d.ratio)):
+        detail.add(f"- Th1/Th2 ratio: {d.ratio.problem}.")
+        if "days old" in (d.ratio.problem or ""):
+            detail.number("how old a ratio may be", "eligibility.ratio_max_age_days")
+    pending = pending_note("Th1/Th2 ratio", d.ratio) if d.ratio.value is not None else None
+    for line in (conflict_note("Th1/Th2 ratio", d.ratio), pending):
         if line:
             detail.add(f"- {line}")
     if d.cutoff.transfer is not None:
@@ -149,8 +151,8 @@ def _context_notes(facts: PatientFacts, detail: Detail) -> None:
     autoimmune = [c for c in facts.conditions if c.concept == AUTOIMMUNE]
     if autoimmune:
         names = ", ".join(plain(c.display) for c in autoimmune)
-        detail.add(f"- Autoimmune disease ({names}): with the Th1/Th2 criterion met she is an appropriate "
-                   "candidate.")
+        detail.add(f"- Autoimmune disease on record ({names}): with the Th1/Th2 criterion met she is an "
+                   "appropriate candidate.")
         detail.cite("guideline")
     nk = facts.latest(NK_CELLS)
     if nk is not None and nk.value is not None and nk.reference_high is not None and nk.value > nk.reference_high:

@@ -318,7 +318,7 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
     if not any(order is not None for _, _, order in gaps):
         return None  # nothing to order (a blood pressure is taken at the visit): no card
     detail = Detail(proto)
-    detail.number("A safety result counts as current for", "safety.stale_after_days")
+    detail.number("how long a safety result counts", "safety.stale_after_days")
     detail.add("")
     names: list[str] = []
     for label, state, _ in gaps:

@@ -196,7 +196,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             facts, proto.entry("trough.order"),
             f"Tacrolimus trough at steady state (target {target}), on or after {fmt_date(d.steady_from)}"),)))
     else:  # no-trough
-        interval = detail.number("trough interval", "trough.interval_days")
+        interval = detail.number("the trough interval", "trough.interval_days")
         summary = f"No usable tacrolimus trough in the last {interval}: order a trough level"
         if d.current is not None and d.current.problem:
             detail.add(f"- {d.current.problem[0].upper()}{d.current.problem[1:]}.")
