@@ -206,3 +206,8 @@ def test_transplant_recipient_keeps_generic_safety_cards_but_not_the_protocol_sc
     cards = evaluate_safety(facts, TODAY, KB)
     assert only(cards, "safety:potassium").indicator == "critical"
     assert only(cards, "safety:monitoring-due") is None
+
+
+def test_a_newer_pending_potassium_is_named_beside_the_final_one():
+    card = check("safety:potassium", [lab(K, 5.0, 0.5, status="preliminary"), lab(K, 6.2, 2)])
+    assert card.indicator == "critical" and "is preliminary" in card.detail

@@ -30,6 +30,7 @@ from .common import (
     describe_pregnancy,
     make_card,
     order_action,
+    pending_note,
     why_unusable,
 )
 from .focus import Focus, focus_of
@@ -90,9 +91,9 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
 
     detail = Detail(proto)
     detail.add(f"- Latest creatinine: **{fmt_measure(latest)}**")
-    note = conflict_note("creatinine", now)
-    if note:
-        detail.add(f"- {note}")
+    for note in (conflict_note("creatinine", now), pending_note("creatinine", now)):
+        if note:
+            detail.add(f"- {note}")
     findings: list[tuple[Indicator, str]] = []
     if baseline is not None and baseline.value:
         how = "before tacrolimus started" if start is not None and baseline.when is not None and \
@@ -148,9 +149,9 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol,
     assert value is not None
     detail = Detail(proto)
     detail.add(f"- Latest potassium: **{fmt_measure(m)}**")
-    note = conflict_note("potassium", now)
-    if note:
-        detail.add(f"- {note}")
+    for note in (conflict_note("potassium", now), pending_note("potassium", now)):
+        if note:
+            detail.add(f"- {note}")
     shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
     actions: list[Suggestion] = []
