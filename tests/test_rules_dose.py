@@ -169,3 +169,14 @@ def test_drug_changing_levels_leaves_the_band_dose_to_the_interaction_card():
 def test_nothing_entered_yet_on_select_gives_no_card():
     facts = make_facts("order-select", labs=immunology(14.0), meds=[draft(None, no_dosage=True)])
     assert evaluate_dose(facts, TODAY, KB) == []
+
+
+@pytest.mark.parametrize("doses,verdicts", [((3, 2), ["above-maximum"]), ((2, 1), []), ((5,), ["above-maximum"])],
+                         ids=["3 + 2 mg active: 5 mg/day", "2 + 1 mg active: within 4", "one 5 mg order"])
+def test_patient_view_checks_the_active_orders_together(doses, verdicts):
+    meds = [on_tacrolimus(30, daily_mg=d, rid=f"a{i}", product=f"tacrolimus product {i}") for i, d in enumerate(doses)]
+    cards = evaluate_dose(make_facts("patient-view", meds=meds), TODAY, KB)
+    assert [c.verdict for c in cards] == verdicts
+    for card in cards:
+        assert card.indicator == "critical" and not card.suggestions
+        assert_card_rules(card)

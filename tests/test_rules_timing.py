@@ -126,3 +126,11 @@ def test_nearest_future_transfer_counts():
 
 def test_patient_view_has_no_timing_card():
     assert evaluate_timing(make_facts("patient-view", transfers=[transfer(10)]), TODAY, KB) == []
+
+
+@pytest.mark.parametrize("transfers", [[transfer(-12), transfer(20)], [transfer(-60)]],
+                         ids=["a new transfer is planned: a new course", "the negative test belongs to no recent transfer"])
+def test_negative_test_does_not_end_a_new_course(transfers):
+    facts = make_facts("order-sign", meds=[draft(2, start=day(18))], transfers=transfers,
+                       pregnancy_status=pregnancy(False, 1))
+    assert "course-complete" not in [c.verdict for c in evaluate_timing(facts, TODAY, KB)]

@@ -28,7 +28,7 @@ from .common import (
 )
 from .focus import Focus, focus_of
 from .scope import scope_of
-from .vocab import ORDER_SELECT, TACROLIMUS, above, at_least, below, same
+from .vocab import ORDER_SELECT, PATIENT_VIEW, TACROLIMUS, above, at_least, below, same
 
 KIND = "dose"
 LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
@@ -159,14 +159,27 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     return base
 
 
+def _active_total(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus,
+                  proto: Protocol) -> DoseDecision:
+    """patient-view: the active orders together above the maximum (e.g. two capsule strengths)."""
+    doses = [m.daily_dose_mg for m in focus.active if m.daily_dose_mg is not None]
+    if facts.hook != PATIENT_VIEW or not doses or not scope_of(facts, today, kb).protocol:
+        return DoseDecision(None, (), None)
+    total = sum(doses)
+    if not above(total, proto.num("dose.max_daily_mg")):
+        return DoseDecision(None, (), total)
+    return DoseDecision("above-maximum", (), total, focus.active)
+
+
 def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 2: the total drafted daily dose against the maximum and the band dose."""
     focus = focus_of(facts)
-    if not focus.drafts:
-        return []
     proto = Protocol(kb)
     detail = Detail(proto)
-    decision = decide_dose(facts, today, kb, focus, detail)
+    if not focus.drafts:
+        decision = _active_total(facts, today, kb, focus, proto)
+    else:
+        decision = decide_dose(facts, today, kb, focus, detail)
     if decision.verdict is None:
         return []
     return [_render(facts, decision, proto, detail)]

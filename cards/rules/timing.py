@@ -51,19 +51,23 @@ def _draft_end(med: MedicationFact) -> date | None:
     return None
 
 
-def negative_test_after_transfer(facts: PatientFacts, today: date) -> tuple[date, date] | None:
-    """(transfer day, test day) when the latest pregnancy status is a negative test after a transfer."""
+def negative_test_after_transfer(facts: PatientFacts, course_days: int) -> tuple[date, date] | None:
+    """(transfer day, test day) when the latest pregnancy status is a negative test taken within two
+    course lengths after a transfer, and no later transfer is planned (a new cycle starts a new course)."""
     status = facts.pregnancy
     if status.pregnant is not False or status.when is None:
         return None
     tested = day_of(status.when)
-    past = [day_of(t.when) for t in facts.transfers if t.when is not None and day_of(t.when) < tested]
+    days = [day_of(t.when) for t in facts.transfers if t.when is not None]
+    if any(d >= tested for d in days):
+        return None
+    past = [d for d in days if 0 < (tested - d).days <= 2 * course_days]
     return (max(past), tested) if past else None
 
 
 def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
     """The timing decision for the tacrolimus course of this call."""
-    ended = negative_test_after_transfer(facts, today)
+    ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
     if ended is not None and (focus.drafts or (facts.hook == PATIENT_VIEW and focus.on_therapy)):
         return TimingDecision("course-complete", transfer_day=ended[0], negative_test=ended[1])
     if not focus.drafts or focus.continuing:
