@@ -15,6 +15,7 @@ from .facts import BloodPressure, Measurement
 
 SUMMARY_MAX = 139  # CDS Hooks: summary "<140 characters"
 DETAIL_MAX = 1200  # longest detail a busy reader takes in; every card stays within it
+RECORD_TEXT_MAX = 120  # longest free text taken from the record into a card
 
 # UCUM codes as a clinician writes them.
 _UNIT_DISPLAY = {
@@ -41,13 +42,16 @@ class _TextOnly(HTMLParser):
         self.parts.append(data)
 
 
-def plain(text: object) -> str:
+def plain(text: object, max_length: int = RECORD_TEXT_MAX) -> str:
     """A string from the record (a condition's display, a medication's text, an id) made safe for
-    card Markdown: HTML removed, whitespace collapsed, Markdown characters escaped."""
+    card Markdown: HTML removed, whitespace collapsed, Markdown characters escaped, and kept short
+    (a record's free text must not crowd out the card's reason)."""
     parser = _TextOnly()
     parser.feed(str(text))
     parser.close()
     flat = " ".join("".join(parser.parts).split())
+    if len(flat) > max_length:
+        flat = flat[: max_length - 1].rstrip() + "…"
     return _MARKDOWN.sub(r"\\\1", flat)
 
 

@@ -87,3 +87,7 @@ def test_the_card_builder_clips_the_summary_and_keeps_the_decision():
 @pytest.mark.parametrize("table", ["protocol", "interactions", "care"])
 def test_every_table_has_one_override_reason_shape(table):
     assert override_codings(KB[table])
+
+
+def test_long_record_text_is_kept_short():
+    assert len(plain("x" * 5000)) == 120 and plain("x" * 5000).endswith("…")

@@ -13,7 +13,6 @@ from typing import Any, Mapping
 
 from ..facts import PatientFacts
 from ..model import Card
-from ..text import plain
 from .common import Protocol, describe_pregnancy
 from .eligibility import decide_eligibility
 from .focus import fill, focus_of, span

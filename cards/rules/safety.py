@@ -19,7 +19,7 @@ from ..facts import (
 from ..derive import creatinine_baseline
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import procedure_order
-from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, plain, reported
+from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
 from .common import (
     Current,
     Detail,
