@@ -180,3 +180,14 @@ def test_patient_view_checks_the_active_orders_together(doses, verdicts):
     for card in cards:
         assert card.indicator == "critical" and not card.suggestions
         assert_card_rules(card)
+
+
+def test_renewal_written_as_two_capsule_strengths_is_checked_on_the_total():
+    """On 1 mg capsules; renewed as 1 mg x3 plus 0.5 mg x4 (5 mg/day): critical, not silent."""
+    facts = make_facts("order-sign", meds=[
+        on_tacrolimus(20, daily_mg=3),
+        draft(3, rid="one", frequency=3),
+        draft(2, rid="half", frequency=4, strength=0.5, product="tacrolimus 0.5 MG Oral Capsule")])
+    [card] = evaluate_dose(facts, TODAY, KB)
+    assert (card.verdict, card.indicator) == ("above-maximum", "critical")
+    assert "5 mg/day in total" in card.summary
