@@ -6,9 +6,12 @@ Pure functions: they build resource dicts for suggestion actions and never chang
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Mapping
 
 from .facts import MedicationFact
+from .model import Action
+from .rules.vocab import EPSILON
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -17,9 +20,9 @@ COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{capsule}", "{cap}", "1", "pill", "
 
 
 def lab_order(patient_id: str, code: str, display: str, reason: str, *,
-              system: str = LOINC) -> dict[str, Any]:
+              system: str = LOINC, priority: str | None = None) -> dict[str, Any]:
     """A draft ServiceRequest for one lab test (LOINC unless ``system`` says otherwise)."""
-    return {
+    order: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
@@ -29,6 +32,18 @@ def lab_order(patient_id: str, code: str, display: str, reason: str, *,
         "subject": {"reference": f"Patient/{patient_id}"},
         "reasonCode": [{"text": reason}],
     }
+    if priority:
+        order["priority"] = priority
+    return order
+
+
+def procedure_order(patient_id: str, system: str, code: str, display: str, reason: str, *,
+                    priority: str | None = None) -> dict[str, Any]:
+    """A draft ServiceRequest for a diagnostic procedure (e.g. an ECG)."""
+    order = lab_order(patient_id, code, display, reason, system=system, priority=priority)
+    order["category"] = [{"coding": [{"system": "http://snomed.info/sct", "code": "103693007",
+                                      "display": "Diagnostic procedure"}]}]
+    return order
 
 
 # MedicationRequest elements that FHIR R4 defines as arrays; real clients send some as single objects.
@@ -73,11 +88,33 @@ def _dose_quantities(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+STEP_MG = 0.5  # the smallest capsule: a per-dose amount is a whole number of these steps
+_TIMES = {1: "once daily", 2: "twice daily", 3: "three times daily", 4: "four times daily"}
+
+
+def per_dose_step_below(daily_mg: float, doses_per_day: float) -> float:
+    """The largest per-dose amount in 0.5 mg steps giving at most ``daily_mg`` a day (0 when none)."""
+    return math.floor(daily_mg / doses_per_day / STEP_MG + EPSILON) * STEP_MG
+
+
+def sig_text(per_dose_mg: float, doses_per_day: float, count: int | None = None) -> str:
+    """"1.5 mg by mouth twice daily (3 mg/day)": the dose in words, to replace an order's old text."""
+    n = int(round(doses_per_day))
+    times = _TIMES.get(n, f"{fmt(doses_per_day)} times daily")
+    amount = f"{fmt(per_dose_mg)} mg"
+    if count is not None:
+        amount = f"{count} capsule{'s' if count != 1 else ''} ({amount})"
+    return f"{amount} by mouth {times} ({fmt(per_dose_mg * doses_per_day)} mg/day)"
+
+
 def with_daily_dose(med: MedicationFact, daily_mg: float) -> dict[str, Any] | None:
-    """The whole MedicationRequest with only its dose changed to ``daily_mg`` per day.
+    """The whole MedicationRequest with its dose changed to ``daily_mg`` per day and its sig text
+    (``Dosage.text``, ``patientInstruction``) rewritten to the new dose, so the order never carries
+    two different doses.
 
     None when the order's dose cannot be rewritten safely: not exactly one dose quantity, doses per
-    day unknown, or a count unit whose strength is unknown or would need a fraction of a capsule.
+    day unknown, a per-dose amount that is not a whole number of 0.5 mg steps, or a count unit whose
+    strength is unknown or would need a fraction of a capsule.
     """
     if med.doses_per_day is None or med.doses_per_day <= 0 or not med.resource:
         return None
@@ -87,17 +124,57 @@ def with_daily_dose(med: MedicationFact, daily_mg: float) -> dict[str, Any] | No
         return None
     quantity = quantities[0]
     per_dose_mg = daily_mg / med.doses_per_day
+    steps = per_dose_mg / STEP_MG
+    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+        return None  # no such capsule: never suggest 0.25 mg or 0.33 mg
     unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+    count: int | None = None
     if unit.lower() == "mg":
         quantity["value"] = _tidy(per_dose_mg)
-        return resource
-    if unit in COUNT_UNITS and med.strength_mg:
-        count = per_dose_mg / med.strength_mg
-        if abs(count - round(count)) > 1e-9 or round(count) < 1:
+    elif unit in COUNT_UNITS and med.strength_mg:
+        exact = per_dose_mg / med.strength_mg
+        if abs(exact - round(exact)) > 1e-6 or round(exact) < 1:
             return None
-        quantity["value"] = int(round(count))
-        return resource
-    return None
+        count = int(round(exact))
+        quantity["value"] = count
+    else:
+        return None
+    text = sig_text(per_dose_mg, med.doses_per_day, count)
+    for instruction in _instructions(resource):
+        if isinstance(instruction, dict):
+            instruction["text"] = text
+            if "patientInstruction" in instruction:
+                instruction["patientInstruction"] = "Take " + text
+    return resource
+
+
+def dose_change(med: MedicationFact, daily_mg: float, description: str) -> Action | None:
+    """The action that changes a tacrolimus order to ``daily_mg`` a day.
+
+    A draft is updated. An active order is not: many EHRs accept updates only to drafts, so a new
+    draft replacing it is created (``priorPrescription`` = the active order). None when the dose
+    cannot be written (see ``with_daily_dose``).
+    """
+    resource = with_daily_dose(med, daily_mg)
+    if resource is None:
+        return None
+    if med.is_draft or med.status == "draft":
+        return Action(type="update", description=description, resource=resource)
+    new = {k: v for k, v in resource.items() if k not in {"id", "meta", "authoredOn", "identifier"}}
+    new["status"] = "draft"
+    new["priorPrescription"] = {"reference": med.source}
+    return Action(type="create", description=f"{description} (new order replacing the active one)",
+                  resource=new)
+
+
+def replacement(create: Action, delete_id: str, description: str) -> tuple[Action, Action]:
+    """Replace one order by another: the ``create`` first, then the ``delete`` (a client that stops
+    at the first delete still gets the new order)."""
+    return create, Action(type="delete", description=description, resource_id=delete_id)
+
+
+def fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _tidy(value: float) -> float | int:

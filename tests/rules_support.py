@@ -20,6 +20,7 @@ from cards.facts import (
 )
 from cards.knowledge import load_knowledge
 from cards.model import Card
+from cards.text import DETAIL_MAX
 
 TODAY = date(2026, 11, 25)
 REQUEST_STATUS = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -50,7 +51,7 @@ def lab(concept: str, value: float | None, days_ago: float = 3, *, status: str =
         unit: str | None = "default", **extra: Any) -> Measurement:
     """One result of ``concept`` in its canonical unit unless ``unit`` says otherwise."""
     u = UNITS.get(concept) if unit == "default" else unit
-    shown = f"{value} {u}" if value is not None else "no value"
+    shown = extra.pop("shown", f"{value} {u}" if value is not None else "no value")
     return Measurement(concept=concept, source=f"Observation/{concept}-{next(_counter)}", code="x|y",
                        status=status, when=when(days_ago) if days_ago is not None else None,
                        value=value, unit=u, shown=shown, **extra)
@@ -86,16 +87,23 @@ def medication_request(per_dose: float | None, unit: str = "mg", frequency: int 
 
 def draft(daily_mg: float | None = 2, *, frequency: int = 1, start: date | None = None,
           end: date | None = None, selected: bool = True, unit: str = "mg", rid: str = "tac-draft",
-          dose_problem: str | None = None, no_dosage: bool = False) -> MedicationFact:
+          dose_problem: str | None = None, no_dosage: bool = False, release: str = "immediate",
+          route: str | None = None, prior: str | None = None, strength: float = 1,
+          product: str = "tacrolimus 1 MG Oral Capsule", sig: str | None = None) -> MedicationFact:
     """A tacrolimus draft order; ``daily_mg`` None with ``no_dosage`` = nothing entered yet."""
     per_dose = None if daily_mg is None else daily_mg / frequency
     resource = medication_request(per_dose, unit, frequency, start, end, rid)
+    resource["medicationCodeableConcept"]["text"] = product
+    if sig is not None:
+        resource["dosageInstruction"][0]["text"] = sig
+        resource["dosageInstruction"][0]["patientInstruction"] = sig
     if no_dosage:
         resource.pop("dosageInstruction")
     return MedicationFact(
         source=f"MedicationRequest/{rid}", resource_type="MedicationRequest", status="draft",
-        display="tacrolimus 1 MG Oral Capsule", ingredients=("tacrolimus",), recognised_by="rxnorm-product",
-        matched="RxNorm 198377", strength_mg=1, release="immediate",
+        display=product, ingredients=("tacrolimus",), recognised_by="rxnorm-product",
+        matched=f"RxNorm {product}", strength_mg=strength, release=release,  # type: ignore[arg-type]
+        route=route, prior_prescription=prior,  # type: ignore[arg-type]
         daily_dose_mg=daily_mg, dose_problem=dose_problem,
         doses_per_day=None if no_dosage else frequency,
         start=start or (TODAY if not no_dosage else None),
@@ -105,13 +113,15 @@ def draft(daily_mg: float | None = 2, *, frequency: int = 1, start: date | None 
 
 
 def on_tacrolimus(started_days_ago: int = 30, daily_mg: float = 2, release: str = "immediate",
-                  rid: str = "tac-active") -> MedicationFact:
+                  rid: str = "tac-active", start_from: str = "boundsPeriod", route: str | None = None,
+                  product: str = "tacrolimus 1 MG Oral Capsule") -> MedicationFact:
     start = day(-started_days_ago)
     return MedicationFact(
         source=f"MedicationRequest/{rid}", resource_type="MedicationRequest", status="active",
-        display="tacrolimus 1 MG Oral Capsule", ingredients=("tacrolimus",), recognised_by="rxnorm-product",
-        matched="RxNorm 198377", strength_mg=1, release=release,  # type: ignore[arg-type]
-        daily_dose_mg=daily_mg, doses_per_day=1, start=start, start_from="boundsPeriod",
+        display=product, ingredients=("tacrolimus",), recognised_by="rxnorm-product",
+        matched=f"RxNorm {product}", strength_mg=1, release=release,  # type: ignore[arg-type]
+        route=route,  # type: ignore[arg-type]
+        daily_dose_mg=daily_mg, doses_per_day=1, start=start, start_from=start_from,  # type: ignore[arg-type]
         resource=medication_request(daily_mg, start=start, rid=rid) | {"status": "active"})
 
 
@@ -120,10 +130,26 @@ def transfer(days_from_today: int, euploid: bool = False) -> TransferPlan:
                         euploid=euploid)
 
 
+def condition(concept: str, display: str = "", code: str = "x|y") -> ConditionFact:
+    return ConditionFact(concept=concept, source=f"Condition/{concept}-{next(_counter)}", code=code,
+                         display=display or concept.replace("_", " "))
+
+
+def pregnancy(pregnant: bool | None, days_ago: int = 30, *, since_days_ago: int | None = None,
+              weeks: int | None = None, evidence: str = "serum hCG") -> PregnancyStatus:
+    """Pregnancy status known from a test ``days_ago`` days ago."""
+    return PregnancyStatus(pregnant=pregnant, evidence=evidence, source="Observation/hcg", when=when(days_ago),
+                           since=day(-(since_days_ago if since_days_ago is not None else days_ago))
+                           if pregnant else None,
+                           gestational_age_days=weeks * 7 if weeks is not None else None)
+
+
 def make_facts(hook: str = "order-select", *, labs: Iterable[Measurement] = (),
                meds: Iterable[MedicationFact] = (), rif: bool = True,
                conditions: Iterable[ConditionFact] = (), transfers: Iterable[TransferPlan] = (),
-               pregnant: bool | None = None, pressures: Iterable[BloodPressure] = ()) -> PatientFacts:
+               pregnant: bool | None = None, pressures: Iterable[BloodPressure] = (),
+               sex: str | None = "female", birth_date: date | None = None,
+               pregnancy_status: PregnancyStatus | None = None) -> PatientFacts:
     """Patient facts; labs are filed by concept, newest first, as extraction does."""
     by_concept: dict[str, list[Measurement]] = {}
     for m in labs:
@@ -136,8 +162,11 @@ def make_facts(hook: str = "order-select", *, labs: Iterable[Measurement] = (),
                                    display="Recurrent implantation failure"))
     pregnancy = (PregnancyStatus(pregnant=pregnant, evidence="Condition 77386006", source="Condition/preg")
                  if pregnant is not None else PregnancyStatus(pregnant=None, evidence="nothing on record"))
+    if pregnancy_status is not None:
+        pregnancy = pregnancy_status
     meds = tuple(meds)
-    return PatientFacts(hook=hook, patient_id="p1", labs=ordered, conditions=tuple(conds),
+    return PatientFacts(hook=hook, patient_id="p1", labs=ordered, conditions=tuple(conds), sex=sex,
+                        birth_date=birth_date,
                         pregnancy=pregnancy, transfers=tuple(transfers), medications=meds,
                         blood_pressure=tuple(sorted(pressures, key=lambda b: b.when or when(0), reverse=True)),
                         selections=tuple(m.source for m in meds if m.is_selected))
@@ -166,8 +195,15 @@ def assert_valid_fhir(card: Card) -> None:
 
 
 def assert_card_rules(card: Card) -> None:
-    """CDS Hooks card rules the service issue checks."""
+    """CDS Hooks card rules, and the house rules for text a clinician reads in five seconds."""
     assert 0 < len(card.summary) < 140, card.summary
+    assert len(card.detail) <= DETAIL_MAX, (len(card.detail), card.detail)
+    text = card.summary + card.detail
+    for technical in ("MedicationRequest/", "Observation/", "Condition/", ".yaml", "`", "{ratio}", "LOINC",
+                      "DATA-PROFILE", "mm[Hg]", "umol"):
+        assert technical not in text, (technical, text)
+    assert card.detail.count("Source:") <= 1
+    assert card.verdict
     assert card.indicator in {"info", "warning", "critical"}
     assert card.source_label
     assert card.override_reasons and all(c.display for c in card.override_reasons)

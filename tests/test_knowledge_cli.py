@@ -10,7 +10,7 @@ def test_check_prints_the_effective_tables(capsys):
     out = capsys.readouterr().out
     assert "Knowledge base valid" in out
     assert "ratio_cutoff.standard" in out and "10.3" in out and "11.8" in out
-    assert "Dose bands (source: nakagawa-2015)  [SITE DEFAULT: a clinician must confirm]" in out
+    assert "Dose bands (source: site)  [SITE DEFAULT: a clinician must confirm]" in out
     assert "Th1/Th2     13 < 15.8     -> 2 mg/day" in out
     assert "potassium.critical_at" in out and "6 mmol/L" in out
     assert "max_daily_mg" in out and "4 mg/d" in out

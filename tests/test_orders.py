@@ -1,9 +1,13 @@
 """Suggested resources are valid FHIR R4 even when the draft arrived in a lenient shape."""
 
+from dataclasses import replace
+
+import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.facts import MedicationFact
-from cards.orders import with_daily_dose, with_timing
+from cards.model import Action
+from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
 
 SANDBOX_DRAFT = {
     "resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
@@ -27,6 +31,7 @@ def test_dose_update_of_a_sandbox_draft_is_valid_fhir_with_only_the_dose_changed
     MedicationRequest.model_validate(updated)
     assert updated["dosageInstruction"][0]["doseAndRate"] == [{"doseQuantity": {"value": 1, "unit": "{pill}"}}]
     assert updated["category"] == [SANDBOX_DRAFT["category"]]
+    assert updated["dosageInstruction"][0]["text"] == "1 capsule (1 mg) by mouth once daily (1 mg/day)"
     assert {k: v for k, v in updated.items() if k not in ("dosageInstruction", "category")} == \
         {k: v for k, v in SANDBOX_DRAFT.items() if k not in ("dosageInstruction", "category")}
     assert isinstance(SANDBOX_DRAFT["dosageInstruction"][0]["doseAndRate"], dict)  # input untouched
@@ -43,3 +48,70 @@ def test_dosage_instruction_that_is_not_a_list_gives_no_suggestion_and_no_error(
     broken = dict(SANDBOX_DRAFT, dosageInstruction=5)
     assert with_daily_dose(fact(broken), 1.0) is None
     assert with_timing(fact(broken), "2026-12-02", None) is None
+
+
+MG_ORDER = {
+    "resourceType": "MedicationRequest", "id": "a1", "status": "active", "intent": "order",
+    "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-01",
+    "medicationCodeableConcept": {"text": "tacrolimus 1 mg capsule"},
+    "dosageInstruction": [{"text": "3 mg once daily after dinner", "patientInstruction": "Take 3 mg after dinner",
+                           "doseAndRate": [{"doseQuantity": {"value": 1.5, "unit": "mg", "code": "mg"}}],
+                           "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}}],
+}
+
+
+def mg_fact(status="active"):
+    return MedicationFact(source="MedicationRequest/a1", resource_type="MedicationRequest", status=status,
+                          display="tacrolimus 1 mg capsule", ingredients=("tacrolimus",), recognised_by="text",
+                          matched="tacrolimus", strength_mg=1.0, daily_dose_mg=3.0, doses_per_day=2.0,
+                          is_draft=status == "draft", resource=dict(MG_ORDER, status=status))
+
+
+@pytest.mark.parametrize("daily,per_dose", [(2, 1), (1, 0.5), (3, 1.5)])
+def test_a_new_dose_rewrites_the_sig_text_so_the_order_carries_one_dose(daily, per_dose):
+    updated = with_daily_dose(mg_fact("draft"), daily)
+    dosage = updated["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == per_dose
+    assert dosage["text"] == f"{per_dose:g} mg by mouth twice daily ({daily:g} mg/day)"
+    assert dosage["patientInstruction"] == "Take " + dosage["text"]
+
+
+@pytest.mark.parametrize("daily", [0.5, 1.5, 2.5, 0.75])
+def test_no_per_dose_amount_below_or_between_half_milligram_capsule_steps(daily):
+    """Twice daily: 0.25, 0.75, 1.25 or 0.375 mg per dose are no capsule: nothing is suggested."""
+    assert with_daily_dose(mg_fact("draft"), daily) is None
+
+
+@pytest.mark.parametrize("daily,doses,expected", [(3, 2, 1.5), (1.5, 2, 0.5), (0.75, 2, 0), (2, 3, 0.5)])
+def test_per_dose_step_below(daily, doses, expected):
+    assert per_dose_step_below(daily, doses) == expected
+
+
+def test_a_draft_is_updated():
+    action = dose_change(mg_fact("draft"), 2, "Set the dose to 2 mg/day")
+    assert action is not None and action.type == "update" and action.resource["id"] == "a1"
+
+
+def test_an_active_order_gets_a_new_draft_replacing_it_instead_of_an_update():
+    """Many EHRs accept updates only to draft orders."""
+    action = dose_change(mg_fact("active"), 2, "Set the dose to 2 mg/day")
+    assert action is not None and action.type == "create"
+    resource = action.resource
+    assert resource["status"] == "draft" and "id" not in resource and "authoredOn" not in resource
+    assert resource["priorPrescription"] == {"reference": "MedicationRequest/a1"}
+    assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1
+    MedicationRequest.model_validate(dict(resource))
+
+
+def test_a_replacement_lists_its_create_before_its_delete():
+    """A client that stops at the first delete must still have applied the create."""
+    create = Action(type="create", description="Order azithromycin", resource={"resourceType": "MedicationRequest"})
+    first, second = replacement(create, "MedicationRequest/clari", "Remove clarithromycin")
+    assert (first.type, second.type, second.resource_id) == ("create", "delete", "MedicationRequest/clari")
+
+
+def test_unchanged_input():
+    med = mg_fact("active")
+    before = repr(med.resource)
+    dose_change(replace(med), 2, "x")
+    assert repr(med.resource) == before

@@ -42,7 +42,7 @@ def test_baseline_labs(labs, ordered):
     codes = [a.resource["code"]["coding"][0]["code"] for a in suggestion.actions]
     assert codes == ordered
     assert all(a.type == "create" and a.resource["resourceType"] == "ServiceRequest" for a in suggestion.actions)
-    assert "90 d" in card.detail and "site default" in card.detail
+    assert "90 days" in card.detail and "still to be confirmed: the baseline look-back window" in card.detail
     assert_card_rules(card)
 
 
@@ -51,15 +51,19 @@ def test_pending_result_is_listed():
     facts = make_facts(labs=[m for m in labs if m.concept != "creatinine"], meds=[draft(2)])
     [card] = evaluate_baseline_labs(facts, TODAY, KB)
     assert "Glucose: 90 mg/dL" in card.detail and "awaiting the final result" in card.detail
-    assert "Creatinine" in card.summary
+    assert "Creatinine" in card.summary and card.verdict == "baseline-missing"
 
 
-@pytest.mark.parametrize("hook,meds,labs,expected", [
-    ("order-sign", [draft(2), on_tacrolimus()], [], 0),
-    ("patient-view", [], [lab("th1_th2_ratio", 12.0, 10)], 1),
-    ("patient-view", [], [lab("th1_th2_ratio", 9.0, 10)], 0),
-    ("patient-view", [], [], 0),
+@pytest.mark.parametrize("hook,meds,labs,extra,expected", [
+    ("order-sign", [draft(2), on_tacrolimus()], [], {}, 0),
+    ("patient-view", [], [lab("th1_th2_ratio", 12.0, 10)], {}, 1),
+    ("patient-view", [], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
+    ("patient-view", [], [], {}, 0),
+    ("order-sign", [draft(2)], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
+    ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"pregnant": True}, 1),
+    ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"sex": "male"}, 0),
 ], ids=["on therapy already: safety monitoring instead", "view: eligible candidate",
-        "view: ratio below cut-off", "view: RIF without a ratio"])
-def test_when_the_baseline_card_applies(hook, meds, labs, expected):
-    assert len(evaluate_baseline_labs(make_facts(hook, meds=meds, labs=labs), TODAY, KB)) == expected
+        "view: ratio below cut-off", "view: RIF without a ratio", "sign: ratio below cut-off, no work-up",
+        "sign: pregnant, not on tacrolimus: a new start needs its baseline", "sign: a man"])
+def test_when_the_baseline_card_applies(hook, meds, labs, extra, expected):
+    assert len(evaluate_baseline_labs(make_facts(hook, meds=meds, labs=labs, **extra), TODAY, KB)) == expected

@@ -18,7 +18,9 @@ from rules_support import (
     draft,
     lab,
     make_facts,
+    condition,
     on_tacrolimus,
+    pregnancy,
     transfer,
 )
 
@@ -29,10 +31,11 @@ def kinds(facts):
     return sorted(c.kind for c in evaluate(facts, TODAY, KB))
 
 
-def test_order_select_candidate_gets_selection_dose_and_baseline_cards():
+def test_order_select_candidate_gets_baseline_timing_and_counselling_cards():
     facts = make_facts("order-select", labs=[lab("th1_th2_ratio", 14.0, 20), lab("th1_pct", 20.0, 20)],
                        meds=[draft(3, start=TODAY)], transfers=[transfer(10)])
-    assert kinds(facts) == ["baseline-labs", "care:administration", "dose", "eligibility", "timing"]
+    # 3 mg is within the 2 mg band plus the Th1 % add-on: no dose card while the bands are unconfirmed.
+    assert kinds(facts) == ["baseline-labs", "care:administration", "timing"]
 
 
 def test_order_select_without_tacrolimus_selected_gives_no_protocol_cards():
@@ -44,7 +47,7 @@ def test_patient_view_on_therapy_reviews_monitoring():
     facts = make_facts("patient-view", labs=[lab("tacrolimus", 6, 3, timing="trough"), lab("potassium", 4.0, 3),
                                              lab("creatinine", 0.8, 3), lab("glucose", 80, 3), lab("alt", 20, 3)],
                        meds=[on_tacrolimus(60)], pressures=[bp(120, 80)])
-    assert kinds(facts) == ["trough"]
+    assert kinds(facts) == []  # everything in range: no card that changes nothing
 
 
 def test_patient_view_with_neither_therapy_nor_candidacy_gives_nothing():
@@ -82,12 +85,13 @@ def test_site_file_overriding_the_cut_off_changes_the_card(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text("protocol:\n  eligibility:\n    ratio_cutoff:\n      standard: {value: 12.0, site_default: true}\n")
     kb = load_knowledge(site)
-    facts = make_facts(labs=[lab("th1_th2_ratio", 11.0, 20)], meds=[draft(2)])
+    facts = make_facts("patient-view", labs=[lab("th1_th2_ratio", 11.0, 20)])
     [default] = evaluate_eligibility(facts, TODAY, KB)
-    [sited] = evaluate_eligibility(facts, TODAY, kb)
+    [sited] = evaluate_eligibility(replace(facts, hook="order-select", medications=(draft(2),),
+                                           selections=("MedicationRequest/tac-draft",)), TODAY, kb)
     assert default.indicator == "info" and "10.3 cut-off" in default.summary
     assert sited.indicator == "warning" and "below the 12 cut-off" in sited.summary
-    assert "site default, a clinician must confirm it" in sited.detail
+    assert "still to be confirmed: Th1/Th2 cut-off" in sited.detail
 
 
 def test_every_protocol_entry_names_a_known_source():
@@ -110,7 +114,6 @@ START_OF_COURSE = {"eligibility", "dose", "timing", "baseline-labs"}
 # the starting band dose, timing from the transfer and baseline labs do not apply to it.
 CONTINUATIONS = [
     ("renewal while on tacrolimus", dict(meds=[on_tacrolimus(20), draft(3, start=TODAY)])),
-    ("pregnant, tacrolimus re-drafted", dict(meds=[draft(3, start=TODAY)], pregnant=True)),
 ]
 
 
@@ -122,7 +125,8 @@ def test_continuation_gets_no_start_of_course_cards(kwargs):
 
 
 def test_continuation_above_the_maximum_is_still_critical():
-    facts = make_facts("order-sign", meds=[draft(5, start=TODAY)], pregnant=True)
+    facts = make_facts("order-sign", meds=[on_tacrolimus(40), draft(5, start=TODAY, prior="MedicationRequest/tac-active")],
+                       pregnant=True)
     dose = [c for c in evaluate(facts, TODAY, KB) if c.kind == "dose"]
     assert [c.indicator for c in dose] == ["critical"]
 
@@ -136,7 +140,7 @@ def test_unusable_records_are_listed_once_when_the_protocol_applies():
     cards = [c for c in evaluate(facts, TODAY, KB) if c.kind == "data-quality"]
     assert [c.indicator for c in cards] == ["info"]
     assert "2 records could not be read" in cards[0].summary
-    assert "Observation/x1: effectiveDateTime '2026-13-40' is not a date" in cards[0].detail
+    assert "effectiveDateTime '2026-13-40' is not a date" in cards[0].detail
 
 
 def test_unusable_records_of_a_patient_outside_the_protocol_say_nothing():
@@ -159,5 +163,28 @@ def test_breastfeeding_condition_on_record_brings_the_breastfeeding_card():
              "authoredOn": "2026-10-01", "medicationCodeableConcept": {
                  "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "42316"}]}}
     request = HookRequest(hook="patient-view", hook_instance="i", context={"userId": "u", "patientId": "p1"})
-    facts = build_facts(request, {"conditions": [condition], "medicationRequests": [order]}, KB)
+    rif = {"resourceType": "Condition", "id": "rif", "clinicalStatus": {"coding": [{"code": "active"}]},
+           "code": {"coding": [{"system": local, "code": "recurrent-implantation-failure"}]}}
+    facts = build_facts(request, {"conditions": [condition, rif], "medicationRequests": [order]}, KB)
     assert "care:breastfeeding" in kinds(facts)
+
+
+# The nine charts of the clinical review that would have harmed a patient, through the whole rule set:
+# chart → the decisions on the cards.
+def _verdicts(facts):
+    return {c.kind: c.verdict for c in evaluate(facts, TODAY, KB)}
+
+
+def test_kidney_transplant_recipient_gets_no_protocol_card():
+    facts = make_facts("order-sign", rif=False, conditions=[condition("transplant_status", "Kidney transplant")],
+                       labs=[lab("tacrolimus", 9, 3, timing="trough")],
+                       meds=[on_tacrolimus(300, daily_mg=6), draft(6, frequency=2, prior="MedicationRequest/tac-active")])
+    assert set(_verdicts(facts)) & {"eligibility", "dose", "timing", "trough", "baseline-labs"} == set()
+
+
+def test_pregnant_eight_weeks_not_on_tacrolimus_new_draft_is_a_new_start():
+    facts = make_facts("order-select", labs=[lab("th1_th2_ratio", 8.0, 20)], meds=[draft(3)],
+                       transfers=[transfer(-45)], pregnancy_status=pregnancy(True, 30, weeks=8))
+    verdicts = _verdicts(facts)
+    assert verdicts["eligibility"] == "below-cutoff" and verdicts["timing"] == "starts-in-pregnancy"
+    assert "care:pregnancy" not in verdicts  # "continue through pregnancy" is for a continuing course

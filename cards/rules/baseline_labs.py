@@ -7,18 +7,20 @@ from typing import Any, Mapping
 
 from ..facts import Measurement, PatientFacts
 from ..model import Action, Card, Suggestion
-from ..text import age_days, fmt_measure
+from ..text import age_days, fits_summary, fmt_measure
 from .common import (
     Detail,
     Protocol,
     applicable_cutoff,
-    at_least,
-    focus_of,
     make_card,
     order_action,
     ratio_now,
     why_unusable,
 )
+from .eligibility import decide_eligibility
+from .focus import focus_of
+from .scope import scope_of
+from .vocab import at_least
 
 KIND = "baseline-labs"
 
@@ -31,9 +33,11 @@ def _in_window(m: Measurement, today: date, days: int) -> bool:
 def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 4: baseline tests without a result in the look-back window, with one order suggestion."""
     focus = focus_of(facts)
-    if not focus.applies or focus.continuing:
+    if not focus.applies or focus.continuing or not scope_of(facts, today, kb).protocol:
         return []  # on therapy, safety monitoring takes over
     proto = Protocol(kb)
+    if decide_eligibility(facts, today, proto).verdict == "below-cutoff":
+        return []  # tacrolimus is not supported: no work-up for it
     if not focus.drafts:
         # patient-view: only a candidate the ratio supports is about to need a baseline.
         ratio = ratio_now(facts, today, proto)
@@ -61,29 +65,23 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
         missing.append(test)
     if not missing:
         return []
-    shown = detail.number("Look-back window", "baseline_labs.lookback_days")
+    shown = detail.number("the baseline look-back window", "baseline_labs.lookback_days")
     detail.add("")
-    detail.add(f"**Missing** (no final result in the last {shown}):")
-    for test in missing:
-        detail.add(f"- {test['label']}")
+    detail.add(f"No final result in the last {shown}: " + ", ".join(str(t["label"]) for t in missing) + ".")
     if pending:
         detail.add("")
         detail.add("**Pending:**")
         detail.lines += pending
-    if found:
-        detail.add("")
-        detail.add("**On record:**")
-        detail.lines += found
     detail.add("")
-    detail.add("Baseline before tacrolimus: complete blood count, liver function tests, creatinine, "
-               f"glucose and potassium {detail.cite(str(proto.data['baseline_labs']['source']))}.")
+    detail.add("Before tacrolimus: complete blood count, liver function tests, creatinine, glucose and potassium.")
+    detail.cite(str(proto.data["baseline_labs"]["source"]), proto.data["baseline_labs"].get("section"))
     labels = ", ".join(str(t["label"]).split(" (")[0] for t in missing)
-    summary = f"Baseline labs missing before tacrolimus: {labels}"
-    if len(summary) >= 140:
-        summary = f"{len(missing)} baseline labs missing before tacrolimus: see details"
+    summary = f"Order baseline labs before tacrolimus: {labels}"
+    if not fits_summary(summary):
+        summary = f"Order {len(missing)} missing baseline labs before tacrolimus"
     actions: tuple[Action, ...] = tuple(
         order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing)
     suggestion = Suggestion(label=f"Order the {len(missing)} missing baseline test(s)", actions=actions,
                             is_recommended=True)
-    return [make_card(proto, detail, kind=KIND, summary=summary, indicator="warning",
+    return [make_card(proto, detail, kind=KIND, verdict="baseline-missing", summary=summary, indicator="warning",
                       source_id=str(proto.data["baseline_labs"]["source"]), suggestions=[suggestion])]

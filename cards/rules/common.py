@@ -9,28 +9,20 @@ from typing import Any, Iterable, Mapping
 
 from ..facts import (
     ACTIONABLE_STATUSES,
-    RIF,
-    TACROLIMUS,
     TH1_TH2_RATIO,
     Measurement,
-    MedicationFact,
     PatientFacts,
+    PregnancyStatus,
     TransferPlan,
 )
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
-from ..text import age_days, clip_summary, fmt_date, fmt_measure, fmt_number
+from ..text import age_days, fmt_date, fmt_measure, fmt_number, fmt_unit, reported
+from ..derive import conflicting
+from .vocab import build_card, override_codings
 
-PROTOCOL_FILE = "protocol.yaml"
-ORDER_HOOKS = frozenset({"order-select", "order-sign"})
-ACTIVE_STATUSES = frozenset({"active", "on-hold"})
-# Comparisons of measured values with thresholds tolerate float noise (0.96 / 0.8 == 1.1999...).
-EPSILON = 1e-9
+PENDING_STATUSES = frozenset({"preliminary", "registered"})
 
-
-def at_least(value: float, threshold: float) -> bool:
-    """value >= threshold, tolerant of binary floating point."""
-    return value >= threshold - EPSILON
 
 
 def day_of(when: date | datetime) -> date:
@@ -74,14 +66,16 @@ class Protocol:
         value = entry["value"]
         unit = entry.get("unit")
         number = fmt_number(float(value)) if isinstance(value, (int, float)) else str(value)
-        if not unit or unit == "{ratio}":
+        words = {"d": "days", "mg/d": "mg/day", "a": "years", "{ratio}": ""}
+        unit = words.get(unit, unit) if unit else unit
+        if not unit:
             return number
-        return f"{number} %" if unit == "%" else f"{number} {unit}"
+        if unit == "days" and number == "1":
+            unit = "day"
+        return f"{number} %" if unit == "%" else f"{number} {fmt_unit(unit)}"
 
     def override_reasons(self) -> tuple[Coding, ...]:
-        table = self.data["override_reasons"]
-        return tuple(Coding(system=r.get("system", table["system"]), code=r["code"], display=r["display"])
-                     for r in table["reasons"])
+        return override_codings(self.data)
 
 
 def source_problems(protocol: Mapping[str, Any]) -> list[str]:
@@ -106,52 +100,65 @@ def source_problems(protocol: Mapping[str, Any]) -> list[str]:
 
 
 class Detail:
-    """Builds a card's Markdown detail: the numbers used, each with its source, then the sources."""
+    """A card's Markdown detail: the reason and the values, then one short "Source:" line.
+
+    Numbers from the protocol are recorded, not listed: the rule's sentences name the ones that
+    matter. Sources are collected as the rule cites them and shown once at the end, by their short
+    label; a site default the clinic has not confirmed is named in plain words.
+    """
 
     def __init__(self, proto: Protocol) -> None:
         self.proto = proto
         self.lines: list[str] = []
         self.source_ids: list[str] = []
-        self.site_defaults: list[str] = []
-        self.numbers: set[str] = set()  # protocol paths already shown
+        self.sections: dict[str, str] = {}
+        self.site_defaults: list[str] = []  # labels of unconfirmed site defaults used
 
     def add(self, text: str) -> None:
         self.lines.append(text)
 
-    def cite(self, source_id: str) -> str:
+    def cite(self, source_id: str, section: str | None = None) -> None:
         if source_id not in self.source_ids:
             self.source_ids.append(source_id)
-        return f"[{source_id}]"
+        if section and source_id not in self.sections:
+            self.sections[source_id] = section
 
     def number(self, label: str, path: str) -> str:
-        """Add "- label: value (protocol.yaml `path`, [source])" once, and return the shown value."""
+        """The shown value of a protocol entry ("10.3", "4 mg/d"); records its source and whether it
+        is an unconfirmed site default (named by ``label``)."""
         entry = self.proto.entry(path)
-        shown = self.proto.shown(path)
-        if path in self.numbers:
-            return shown
-        self.numbers.add(path)
-        where = (f"site configuration: {PROTOCOL_FILE} `{path}`" if entry.get("site_default")
-                 else f"{PROTOCOL_FILE} `{path}`")
-        section = f", {entry['section']}" if entry.get("section") else ""
-        flag = ""
-        if entry.get("site_default"):
-            flag = " — **site default, a clinician must confirm it**"
-            if path not in self.site_defaults:
-                self.site_defaults.append(path)
-        self.add(f"- {label}: **{shown}** ({where}; {self.cite(str(entry['source']))}{section}){flag}")
-        return shown
+        self.cite(str(entry["source"]), entry.get("section"))
+        if entry.get("site_default") and label not in self.site_defaults:
+            self.site_defaults.append(label)
+        return self.proto.shown(path)
+
+    def unconfirmed(self, label: str) -> None:
+        """Record an unconfirmed site default used by the decision."""
+        if label not in self.site_defaults:
+            self.site_defaults.append(label)
+
+    def source_line(self) -> str:
+        parts: list[str] = []
+        for sid in self.source_ids:
+            if sid == "site":
+                continue  # named below as site defaults, or it is plain configuration
+            label = str(self.proto.source(sid)["label"])
+            section = self.sections.get(sid)
+            parts.append(f"{label} ({section})" if section else label)
+        return "Source: " + ("; ".join(parts) if parts else "site configuration") + "."
 
     def markdown(self) -> str:
         out = list(self.lines)
+        while out and not out[-1]:
+            out.pop()
+        while out and not out[0].strip():
+            out.pop(0)
+        if out and out[0].startswith("\n"):
+            out[0] = out[0].lstrip("\n")
         if self.site_defaults:
-            out += ["", "**Site defaults used** (not settled by the literature; a clinician must confirm "
-                        "them in the site configuration): " + ", ".join(f"`{p}`" for p in self.site_defaults)]
-        if self.source_ids:
-            out += ["", "**Sources**"]
-            for sid in self.source_ids:
-                src = self.proto.source(sid)
-                url = f" <{src['url']}>" if src.get("url") else ""
-                out.append(f"- [{sid}] {src['citation']}{url}")
+            out += ["", "Not settled in the literature, set by the clinic and still to be confirmed: "
+                        + ", ".join(self.site_defaults) + "."]
+        out += ["", self.source_line()]
         return "\n".join(out)
 
     def links(self) -> tuple[Link, ...]:
@@ -164,82 +171,23 @@ class Detail:
 
 
 def make_card(proto: Protocol, detail: Detail, *, kind: str, summary: str, indicator: Indicator,
-              source_id: str, suggestions: Iterable[Suggestion] = ()) -> Card:
-    """A card citing ``source_id`` as its source, with the protocol's override reasons."""
+              source_id: str, suggestions: Iterable[Suggestion] = (), verdict: str = "") -> Card:
+    """A protocol card citing ``source_id`` as its source, with the protocol's override reasons."""
     detail.cite(source_id)
     src = proto.source(source_id)
-    suggestions = tuple(suggestions)
-    return Card(kind=kind, summary=clip_summary(summary), indicator=indicator, detail=detail.markdown(),
-                source_label=str(src["label"]), source_url=src.get("url"), suggestions=suggestions,
-                selection_behavior="at-most-one" if suggestions else None,
-                override_reasons=proto.override_reasons(), links=detail.links())
+    return build_card(kind=kind, verdict=verdict or kind, summary=summary, indicator=indicator,
+                      detail=detail.markdown(), source_label=str(src["label"]), source_url=src.get("url"),
+                      suggestions=suggestions, override_reasons=proto.override_reasons(),
+                      links=detail.links())
 
 
-def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str) -> Action:
+def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str, *,
+                 priority: str | None = None) -> Action:
     """A create action for a draft ServiceRequest of the protocol's ``order`` entry."""
     resource = lab_order(facts.patient_id, str(order["code"]), str(order["display"]), reason,
-                         system=str(order["system"]))
-    return Action(type="create", description=f"Order {order['display']}", resource=resource)
-
-
-# --- the hook focus -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Focus:
-    """Which tacrolimus orders a hook call is about, and whether the patient is on or near therapy."""
-
-    hook: str
-    drafts: tuple[MedicationFact, ...]  # tacrolimus drafts in focus (order hooks)
-    active: tuple[MedicationFact, ...]  # tacrolimus she is on (active / on-hold, not a draft)
-    candidate: bool  # RIF documented or a Th1/Th2 ratio on record
-    pregnant: bool = False
-
-    @property
-    def on_therapy(self) -> bool:
-        return bool(self.active)
-
-    @property
-    def continuing(self) -> bool:
-        """A draft that continues therapy (she is on tacrolimus, or pregnant) rather than starting it:
-        candidacy, band dose, start timing and baseline labs belong to the start of a course."""
-        return self.on_therapy or self.pregnant
-
-    @property
-    def applies(self) -> bool:
-        """Whether the protocol rules have anything to say in this call at all."""
-        if self.hook in ORDER_HOOKS:
-            return bool(self.drafts)
-        return self.on_therapy or self.candidate
-
-    def _known_starts(self) -> list[date]:
-        # An order date (authoredOn) is not a start date: the course may have begun days later.
-        return [m.start for m in self.active if m.start is not None and m.start_from != "authoredOn"]
-
-    def therapy_start(self) -> date | None:
-        """Earliest known start of the tacrolimus she is on."""
-        starts = self._known_starts()
-        return min(starts) if starts else None
-
-    def last_change(self) -> date | None:
-        """Latest known start among her tacrolimus orders: a newer order is a (visible) dose change."""
-        starts = self._known_starts()
-        return max(starts) if starts else None
-
-
-def focus_of(facts: PatientFacts) -> Focus:
-    """order-select: selected tacrolimus drafts; order-sign: every draft; patient-view: none."""
-    tacro = facts.medications_with(TACROLIMUS)
-    if facts.hook == "order-select":
-        drafts = tuple(m for m in tacro if m.is_draft and m.is_selected)
-    elif facts.hook == "order-sign":
-        drafts = tuple(m for m in tacro if m.is_draft)
-    else:
-        drafts = ()
-    active = tuple(m for m in tacro if not m.is_draft and m.status in ACTIVE_STATUSES)
-    candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
-    return Focus(hook=facts.hook, drafts=tuple(sorted(drafts, key=lambda m: m.source)),
-                 active=active, candidate=candidate, pregnant=facts.pregnancy.pregnant is True)
+                         system=str(order["system"]), priority=priority)
+    urgent = " (urgent)" if priority == "stat" else ""
+    return Action(type="create", description=f"Order {order['display']}{urgent}", resource=resource)
 
 
 # --- results the rules may act on -----------------------------------------------------------------
@@ -254,6 +202,16 @@ class Current:
     problem: str | None  # why no value can be used; None when ``value`` is set
     orderable: bool = True  # ordering the test again would help (not so for a pending result)
     notes: tuple[str, ...] = field(default=())  # e.g. a newer result that cannot be used
+    pending: Measurement | None = None  # a newer result not final yet: no decision on the older one
+    conflicts: tuple[Measurement, ...] = ()  # same-time results of ``value`` with another value
+    shown_only: Measurement | None = None  # newest result that exists but cannot be compared ("<1.0")
+
+    def worst(self, *, higher_is_worse: bool = True) -> Measurement | None:
+        """``value`` or a same-time conflicting result, whichever is worse for a safety tier."""
+        if self.value is None or self.value.value is None:
+            return self.value
+        pool = [self.value, *(m for m in self.conflicts if m.value is not None)]
+        return (max if higher_is_worse else min)(pool, key=lambda m: m.value or 0.0)
 
 
 def why_unusable(m: Measurement, expected_unit: str | None) -> str | None:
@@ -261,7 +219,7 @@ def why_unusable(m: Measurement, expected_unit: str | None) -> str | None:
     if m.status not in ACTIONABLE_STATUSES:
         return f"is {m.status}, not final"
     if m.problem:
-        return f"cannot be used: {m.problem}"
+        return f"cannot be compared: {m.problem}"
     if m.when is None:
         return "has no date"
     if m.value is None and m.coded_value is None:
@@ -278,20 +236,27 @@ def current(facts: PatientFacts, concept: str, today: date, max_age_days: int, l
     if not results:
         return Current(concept, None, f"no {label} result on record")
     notes: list[str] = []
+    pending: Measurement | None = None
+    shown_only: Measurement | None = None
     for m in results:
         reason = why_unusable(m, unit)
         if reason is None:
             age = age_days(m.when, today)
             if age is not None and age > max_age_days:
                 return Current(concept, None,
-                               f"newest usable {label}, {fmt_measure(m)}, is {age} days old "
-                               f"(limit {max_age_days} days)", notes=tuple(notes))
-            return Current(concept, m, None, notes=tuple(notes))
+                               f"the newest usable {label}, {fmt_measure(m)}, is {age} days old "
+                               f"(limit {max_age_days} days)", notes=tuple(notes), pending=pending,
+                               shown_only=shown_only)
+            return Current(concept, m, None, notes=tuple(notes), pending=pending,
+                           conflicts=conflicting(facts, m), shown_only=shown_only)
+        if m.status in PENDING_STATUSES and pending is None:
+            pending = m
+        elif m.status in ACTIONABLE_STATUSES and m.problem and shown_only is None:
+            shown_only = m
         notes.append(f"{label} {fmt_measure(m)} {reason}: not acted on")
     newest = results[0]
-    pending = newest.status in {"preliminary", "registered"}
-    return Current(concept, None, f"newest {label}, {fmt_measure(newest)}, {why_unusable(newest, unit)}",
-                   orderable=not pending, notes=tuple(notes[1:]))
+    return Current(concept, None, f"the newest {label}, {fmt_measure(newest)}, {why_unusable(newest, unit)}",
+                   orderable=pending is None, notes=tuple(notes[1:]), pending=pending, shown_only=shown_only)
 
 
 def relevant_transfer(facts: PatientFacts, today: date, recent_days: int) -> TransferPlan | None:
@@ -326,9 +291,38 @@ def ratio_now(facts: PatientFacts, today: date, proto: Protocol) -> Current:
 
 
 def describe_ratio(m: Measurement) -> str:
-    """The ratio with date and source, saying when it was derived from Th1 % and Th2 %."""
-    text = (f"{fmt_number(m.value)} on {fmt_date(m.when)} ({m.source})" if m.value is not None
-            else fmt_measure(m))
+    """The ratio with its date, saying when it was calculated from Th1 % and Th2 %."""
+    text = f"{fmt_number(m.value)} on {fmt_date(m.when)}" if m.value is not None else fmt_measure(m)
     if m.derived:
-        text += f", derived as Th1 % / Th2 % from {', '.join(m.derived_from)}"
+        text += " (calculated from the Th1 % and Th2 % of that day)"
     return text
+
+
+def describe_pregnancy(status: PregnancyStatus) -> str:
+    """"pregnant since 2026-10-01, about 8 weeks" — without record ids or codes."""
+    text = "pregnant"
+    since = status.since or (day_of(status.when) if status.when else None)
+    if since is not None:
+        text += f" since {fmt_date(since)}"
+    if status.gestational_age_days is not None:
+        text += f", about {status.gestational_age_days // 7} weeks"
+    return text
+
+
+def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True) -> str | None:
+    """One line when results of the same time disagree: both shown, the worse one used."""
+    if cur.value is None or not cur.conflicts:
+        return None
+    values = " and ".join(reported(m) for m in (cur.value, *cur.conflicts))
+    used = cur.worst(higher_is_worse=higher_is_worse)
+    which = f"{reported(used)} is used" if used is not None else "neither is used"
+    return (f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
+            f"The worse, {which}; ask the laboratory which is right.")
+
+
+def pending_note(label: str, cur: Current) -> str | None:
+    """One line when a newer result is not final yet."""
+    if cur.pending is None:
+        return None
+    return (f"A newer {label}, {fmt_measure(cur.pending)}, is {cur.pending.status}: wait for the final "
+            "result before acting on an older one.")

@@ -1,201 +1,281 @@
-"""Card 2, dose: the protocol's daily dose from the Th1/Th2 band (+ Th1 % add-on, capped) against
-the drafted daily dose."""
+"""Card 2, dose: the patient's total daily tacrolimus against the 4 mg/day maximum and the band dose.
+
+Totals, not orders: every tacrolimus draft of the session counts (a 1 mg and a 0.5 mg capsule order
+written together is normal practice), and an active order that no draft replaces is duplicate
+therapy. The 4 mg/day maximum is the only confirmed number; the ratio bands and the Th1 % trigger are
+site placeholders until the clinic confirms them, so a change to a band dose is recommended only then.
+A card is made only when it changes what the prescriber does: no card for a matching dose, nor for a
+dose below an unconfirmed band.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
-from ..model import Action, Card, Indicator, Suggestion
-from ..orders import with_daily_dose
-from ..text import fmt_measure, fmt_number
+from ..model import Card, Indicator, Suggestion
+from ..orders import dose_change
+from ..text import fmt_number, plain
 from .common import (
     Detail,
     Protocol,
     applicable_cutoff,
-    at_least,
     current,
-    describe_ratio,
-    focus_of,
     make_card,
     ratio_now,
 )
+from .focus import Focus, focus_of
+from .scope import scope_of
+from .vocab import ORDER_SELECT, PATIENT_VIEW, TACROLIMUS, above, at_least, below, same
 
 KIND = "dose"
 LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
+BANDS_LABEL = "the ratio dose bands"
+TRIGGER_LABEL = "the Th1 % at which 1 mg is added"
+
+Verdict = Literal["above-maximum", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
+                  "differs-from-band-dose", "dose-unreadable"]
 
 
 def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[MedicationFact]:
-    """Orders of drugs that raise or lower tacrolimus levels (interactions.yaml): with one of them,
+    """Orders of drugs that raise or lower tacrolimus levels (the interaction table): with one of them,
     the band dose is no longer the right dose, and the interaction card handles the change."""
     keys = {drug for entry in kb.get("interactions", {}).get("entries", [])
             if entry.get("effect_direction") in LEVEL_CHANGING for drug in entry.get("drugs", [])}
-    return [m for m in facts.medications if not m.has("tacrolimus") and keys & set(m.ingredients)]
+    return [m for m in facts.medications
+            if not m.has(TACROLIMUS) and m.systemic and keys & set(m.ingredients)]
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    daily_mg: float | None  # None: no dose can be recommended safely
+    """The protocol's dose for a new start, or why there is none."""
+
+    daily_mg: float | None  # None: no dose can be recommended
     problem: str | None  # why not
-    band_mg: float | None = None  # when only the Th1 % is missing: the band dose ...
-    with_addon_mg: float | None = None  # ... and the dose if the Th1 % were high
+    highest_allowed_mg: float | None = None  # the most any band dose the chart allows could be
+    confirmed: bool = False  # the bands and the Th1 % trigger are confirmed by the site
+    basis: str = ""  # the ratio and Th1 % it rests on, in words
 
 
 def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
                          detail: Detail) -> Recommendation:
-    """The protocol dose, adding every number it uses to ``detail``; never from unusable data."""
+    """The band dose (+ add-on, capped), never from unusable data; with the Th1 % unknown, the most
+    the chart allows (band + add-on) so a draft above every possibility is still flagged."""
     cutoff = applicable_cutoff(facts, today, proto)
     ratio = ratio_now(facts, today, proto)
-    if ratio.value is None or ratio.value.value is None:
-        detail.add(f"- Th1/Th2 ratio: {ratio.problem}.")
-        detail.number("Maximum age of a ratio result", "eligibility.ratio_max_age_days")
-        return Recommendation(None, "no current, final Th1/Th2 ratio")
+    max_mg = proto.num("dose.max_daily_mg")
+    if ratio.value is None or ratio.value.value is None or ratio.pending is not None or ratio.conflicts:
+        return Recommendation(None, "no single current, final Th1/Th2 ratio")
     value = ratio.value.value
-    detail.add(f"- Th1/Th2 ratio: **{describe_ratio(ratio.value)}**")
-    cut = detail.number("Cut-off", cutoff.path)
     if not at_least(value, cutoff.value):
-        return Recommendation(None, f"the ratio {fmt_number(value)} is below the {cut} cut-off")
-
+        return Recommendation(None, f"the ratio {fmt_number(value)} is below the cut-off")
     bands = proto.entry("dose.bands")
+    detail.cite(str(bands["source"]), bands.get("section"))
     band = next((b for b in bands["table"]
                  if at_least(value, float(b["ratio_min"]))
-                 and ("ratio_below" not in b or value < float(b["ratio_below"]) - 1e-9)), None)
-    band_text = ", ".join(
-        f"{fmt_number(b['ratio_min'])}–{'<' + fmt_number(b['ratio_below']) if 'ratio_below' in b else ''}"
-        f" → {fmt_number(b['daily_mg'])} mg" for b in bands["table"])
-    where = "site configuration: protocol.yaml" if bands.get("site_default") else "protocol.yaml"
-    detail.add(f"- Dose bands ({where} `dose.bands`; {detail.cite(str(bands['source']))}):"
-               f" {band_text}" + (" — **site default, a clinician must confirm it**"
-                                 if bands.get("site_default") else ""))
-    if bands.get("site_default") and "dose.bands" not in detail.site_defaults:
-        detail.site_defaults.append("dose.bands")
+                 and ("ratio_below" not in b or below(value, float(b["ratio_below"])))), None)
     if band is None:
         return Recommendation(None, f"no dose band covers the ratio {fmt_number(value)}")
     base = float(band["daily_mg"])
-    detail.add(f"- Band used: ratio {fmt_number(value)} → **{fmt_number(base)} mg/day**")
-
-    max_mg = proto.num("dose.max_daily_mg")
-    detail.number("Maximum daily dose", "dose.max_daily_mg")
-    th1_min = proto.num("dose.th1_high_addon.th1_pct_min")
-    detail.number("Th1 % at which the add-on applies", "dose.th1_high_addon.th1_pct_min")
     add = proto.num("dose.th1_high_addon.add_mg")
-    detail.number("Add-on for a high Th1 %", "dose.th1_high_addon.add_mg")
+    th1_min = proto.num("dose.th1_high_addon.th1_pct_min")
+    confirmed = not bands.get("site_default") and not proto.site_default("dose.th1_high_addon.th1_pct_min")
+    if bands.get("site_default"):
+        detail.unconfirmed(BANDS_LABEL)
+    detail.number(TRIGGER_LABEL, "dose.th1_high_addon.th1_pct_min")
+    basis = f"ratio {fmt_number(value)} ({ratio.value.when.date().isoformat() if ratio.value.when else '?'})" \
+            f" → band {fmt_number(base)} mg/day"
     th1 = current(facts, TH1_PCT, today, proto.days("eligibility.ratio_max_age_days"), "Th1 %", "%")
+    # Without confirmed bands and trigger, only a dose above the band plus the add-on is flagged:
+    # it exceeds every dose the chart could allow, whatever the Th1 %.
+    highest = min(base + add, max_mg)
     if th1.value is None or th1.value.value is None:
-        detail.add(f"- Th1 %: {th1.problem}; the add-on cannot be assessed.")
-        return Recommendation(None, "the Th1 % needed for the add-on is not available",
-                              band_mg=min(base, max_mg), with_addon_mg=min(base + add, max_mg))
-    detail.add(f"- Th1 %: **{fmt_measure(th1.value)}**")
+        return Recommendation(None, "the Th1 % is not available", highest_allowed_mg=highest,
+                              confirmed=confirmed,
+                              basis=f"{basis}; Th1 % unknown, so {fmt_number(base)} or "
+                                    f"{fmt_number(highest)} mg/day")
     high = at_least(th1.value.value, th1_min)
-    total = base + add if high else base
-    detail.add(f"- Th1 % {fmt_number(th1.value.value)} is {'at or above' if high else 'below'} "
-               f"{fmt_number(th1_min)} %: {'+' + fmt_number(add) + ' mg → ' if high else ''}"
-               f"**{fmt_number(total)} mg/day**")
-    if total > max_mg:
-        detail.add(f"- {fmt_number(total)} mg/day is capped at the maximum.")
-        total = max_mg
-    return Recommendation(total, None)
+    total = min(base + add if high else base, max_mg)
+    basis += (f"; Th1 {fmt_number(th1.value.value)} % is {'at or above' if high else 'below'} "
+              f"{fmt_number(th1_min)} %{' (+' + fmt_number(add) + ' mg)' if high else ''}")
+    return Recommendation(total, None, highest_allowed_mg=total if confirmed else highest, confirmed=confirmed,
+                          basis=basis)
+
+
+@dataclass(frozen=True)
+class DoseDecision:
+    verdict: Verdict | None  # None: nothing to say
+    drafts: tuple[MedicationFact, ...]  # every tacrolimus draft of the session
+    total_mg: float | None  # their total daily dose (with any active order not replaced)
+    duplicates: tuple[MedicationFact, ...] = ()  # active orders no draft replaces
+    unreadable: tuple[MedicationFact, ...] = ()  # drafts whose daily dose could not be read
+    rec: Recommendation | None = None
+    interacting: tuple[MedicationFact, ...] = field(default=())
+
+
+def replaces(new: MedicationFact, old: MedicationFact) -> bool:
+    """A draft replaces an active order when it names it (priorPrescription) or renews the same product."""
+    if new.prior_prescription == old.source:
+        return True
+    return new.matched is not None and new.matched == old.matched and new.display == old.display
+
+
+def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus,
+                detail: Detail) -> DoseDecision:
+    """The dose decision for the tacrolimus drafts of this call."""
+    proto = Protocol(kb)
+    scope = scope_of(facts, today, kb)
+    drafts = focus.all_drafts
+    duplicates = tuple(a for a in focus.active if not any(replaces(d, a) for d in drafts))
+    unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
+    counted = [*drafts, *duplicates]
+    known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
+    total = sum(known) if known else None
+    base = DoseDecision(None, drafts, total, duplicates, unreadable)
+    if not scope.protocol:
+        # Outside the protocol only what is unsafe for anyone on tacrolimus: two orders at once.
+        return DoseDecision("duplicate-therapy", drafts, total, duplicates) if duplicates else base
+    max_mg = proto.num("dose.max_daily_mg")
+    if total is not None and above(total, max_mg):
+        rec = None if focus.continuing else recommend_daily_dose(facts, today, proto, detail)
+        return DoseDecision("above-maximum", drafts, total, duplicates, unreadable, rec)
+    if duplicates:
+        return DoseDecision("duplicate-therapy", drafts, total, duplicates, unreadable)
+    if any(d.release == "extended" and (d.doses_per_day or 0) > 1 for d in drafts):
+        return DoseDecision("extended-release-twice-daily", drafts, total, duplicates, unreadable)
+    if unreadable and not (facts.hook == ORDER_SELECT and not focus.drafts[0].resource.get("dosageInstruction")):
+        return DoseDecision("dose-unreadable", drafts, total, duplicates, unreadable)
+    if focus.continuing or total is None:
+        return base
+    rec = recommend_daily_dose(facts, today, proto, detail)
+    interacting = tuple(level_changing_drugs(facts, kb))
+    if rec.highest_allowed_mg is not None and above(total, rec.highest_allowed_mg):
+        return DoseDecision("above-band-dose", drafts, total, (), (), rec, interacting)
+    if (rec.daily_mg is not None and rec.confirmed and not interacting and len(drafts) == 1
+            and not same(total, rec.daily_mg)):
+        return DoseDecision("differs-from-band-dose", drafts, total, (), (), rec, interacting)
+    return base
+
+
+def _active_total(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus,
+                  proto: Protocol) -> DoseDecision:
+    """patient-view: the active orders together above the maximum (e.g. two capsule strengths)."""
+    doses = [m.daily_dose_mg for m in focus.active if m.daily_dose_mg is not None]
+    if facts.hook != PATIENT_VIEW or not doses or not scope_of(facts, today, kb).protocol:
+        return DoseDecision(None, (), None)
+    total = sum(doses)
+    if not above(total, proto.num("dose.max_daily_mg")):
+        return DoseDecision(None, (), total)
+    return DoseDecision("above-maximum", (), total, focus.active)
 
 
 def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
-    """Card 2: the drafted daily dose against the protocol dose and the 4 mg/day maximum."""
+    """Card 2: the total drafted daily dose against the maximum and the band dose."""
     focus = focus_of(facts)
-    if not focus.drafts:
-        return []
     proto = Protocol(kb)
-    draft = focus.drafts[0]
-    if draft.daily_dose_mg is None and facts.hook == "order-select" and not draft.resource.get("dosageInstruction"):
-        return []  # the prescriber has not entered a dose yet: nothing to say
     detail = Detail(proto)
-    others = focus.drafts[1:]
-    if others:
-        detail.add(f"**{len(focus.drafts)} tacrolimus drafts are open** ({', '.join(m.source for m in focus.drafts)}); "
-                   f"this card reviews {draft.source}. Sign only one.")
-        detail.add("")
-    drafted = draft.daily_dose_mg
-    if drafted is not None:
-        detail.add(f"- Drafted: **{fmt_number(drafted)} mg/day** ({draft.display}, {draft.source})")
+    if not focus.drafts:
+        decision = _active_total(facts, today, kb, focus, proto)
     else:
-        detail.add(f"- Drafted daily dose: **unknown** ({draft.dose_problem or 'not computable'}; "
-                   f"{draft.display}, {draft.source})")
-    if focus.continuing:
-        # The band dose selects a starting dose; a continuing course is guided by troughs, so only
-        # the maximum is checked.
-        rec = Recommendation(None, "she is continuing tacrolimus (on therapy or pregnant): the dose "
-                                   "follows the troughs, not the starting band")
-    else:
-        rec = recommend_daily_dose(facts, today, proto, detail)
-    interacting = level_changing_drugs(facts, kb)
-    max_mg = proto.num("dose.max_daily_mg")
-    max_shown = fmt_number(max_mg)
+        decision = decide_dose(facts, today, kb, focus, detail)
+    if decision.verdict is None:
+        return []
+    return [_render(facts, decision, proto, detail)]
+
+
+def _orders_line(decision: DoseDecision) -> list[str]:
+    lines = []
+    for m in (*decision.drafts, *decision.duplicates):
+        dose = f"{fmt_number(m.daily_dose_mg)} mg/day" if m.daily_dose_mg is not None else "dose unreadable"
+        state = "new order" if m.is_draft else f"{m.status} order"
+        release = ", extended-release" if m.release == "extended" else ""
+        lines.append(f"- {plain(m.display)} ({state}{release}): **{dose}**")
+    return lines
+
+
+def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detail) -> Card:
+    max_shown = (detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy"
+                 else "")
+    total = fmt_number(d.total_mg) if d.total_mg is not None else "?"
+    several = len(d.drafts) + len(d.duplicates) > 1
     suggestions: list[Suggestion] = []
     indicator: Indicator
+    source_id = str(proto.entry("dose.max_daily_mg")["source"])
+    body = _orders_line(d)
+    if several:
+        body.append(f"- Total: **{total} mg/day**")
+    rec = d.rec
 
-    source_id = str(proto.entry("dose.bands")["source"])
-    if drafted is not None and drafted > max_mg + 1e-9:
+    if d.verdict == "above-maximum":
         indicator = "critical"
-        detail.number("Maximum daily dose", "dose.max_daily_mg")
-        source_id = str(proto.entry("dose.max_daily_mg")["source"])
-        summary = f"Drafted tacrolimus {fmt_number(drafted)} mg/day exceeds the {max_shown} mg/day maximum"
-        if rec.daily_mg is not None:
-            suggestions += _update(draft, rec.daily_mg, detail)
+        summary = (f"Tacrolimus {total} mg/day in total exceeds the {max_shown} maximum: reduce the dose"
+                   if several else f"Tacrolimus {total} mg/day exceeds the {max_shown} maximum: reduce the dose")
+        if rec is not None and rec.daily_mg is not None and len(d.drafts) == 1 and not d.duplicates:
+            body.append(f"- Protocol dose: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+        elif several:
+            body.append("\nThe maximum applies to the total of all tacrolimus orders: keep one order, or "
+                        f"reduce them to at most {max_shown} together.")
         else:
-            detail.add(f"\nNo protocol dose can be computed ({rec.problem}): reduce the dose to at most "
-                       f"{max_shown} mg/day by hand.")
-    elif focus.continuing:
-        return []
-    elif rec.daily_mg is None:
-        indicator = "info"
-        alt = (f" The band dose would be {fmt_number(rec.band_mg)} mg/day, or "
-               f"{fmt_number(rec.with_addon_mg)} mg/day if the Th1 % is high: check the Th1 % first."
-               if rec.band_mg is not None and rec.with_addon_mg is not None else "")
-        if drafted is None:
-            summary = "Tacrolimus dose could not be read from the draft, and no protocol dose can be computed"
-        else:
-            summary = f"No protocol dose for tacrolimus: {rec.problem}"
-        if len(summary) >= 140:
-            summary = "No protocol dose for tacrolimus can be computed: see details"
-        detail.add(f"\nNo dose is recommended because {rec.problem}.{alt} The drafted dose is not changed.")
-    elif drafted is None:
-        indicator = "info"
-        summary = (f"Tacrolimus dose could not be read from the draft; protocol dose is "
-                   f"{fmt_number(rec.daily_mg)} mg/day")
-        detail.add("\nThe draft's dose is not changed: enter the daily dose on the order.")
-    elif abs(drafted - rec.daily_mg) > 1e-9 and interacting:
-        indicator = "info"
-        summary = (f"Tacrolimus dose left to the interaction card: {interacting[0].display} "
-                   f"changes tacrolimus levels")
-        detail.add(f"\nThe band dose ({fmt_number(rec.daily_mg)} mg/day) assumes no interacting drug. "
-                   f"{', '.join(f'{m.display} ({m.source})' for m in interacting)} changes tacrolimus "
-                   "levels, so no band dose is suggested: follow the interaction card and the troughs.")
-    elif abs(drafted - rec.daily_mg) > 1e-9:
-        unconfirmed = bool(detail.site_defaults)
-        # A dose from a table the site has not confirmed is shown, not pressed on the prescriber.
-        indicator = "info" if unconfirmed else "warning"
-        summary = (f"Drafted tacrolimus {fmt_number(drafted)} mg/day differs from the "
-                   f"{'unconfirmed site-default' if unconfirmed else 'protocol'} dose of "
-                   f"{fmt_number(rec.daily_mg)} mg/day")
-        suggestions += _update(draft, rec.daily_mg, detail, recommended=not unconfirmed)
-    else:
-        indicator = "info"
-        summary = f"Drafted tacrolimus {fmt_number(drafted)} mg/day matches the protocol dose"
-    if "dose.bands" in detail.site_defaults:
-        detail.add("\nThe dose bands and the Th1 % trigger are site defaults: a clinician must confirm them.")
-    return [make_card(proto, detail, kind=KIND, summary=summary, indicator=indicator,
-                      source_id=source_id, suggestions=suggestions)]
+            body.append(f"\nReduce the dose to at most {max_shown}.")
+    elif d.verdict == "duplicate-therapy":
+        indicator = "warning"
+        active = d.duplicates[0]
+        summary = "Tacrolimus is already active: this new order would double it. Replace the active order or cancel"
+        body.append(f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
+                    "meant as a change, discontinue the active order (or link the new one as its "
+                    "replacement); otherwise cancel the new order.")
+        source_id = "clinical-reference"
+        detail.cite(source_id, "Totals, not orders")
+    elif d.verdict == "extended-release-twice-daily":
+        indicator = "warning"
+        summary = "Extended-release tacrolimus is taken once daily: change the order to once a day"
+        detail.cite("tacrolimus-label")
+        body.append("\nExtended-release tacrolimus is given once daily in the morning; twice daily doubles "
+                    "the intended exposure.")
+    elif d.verdict == "dose-unreadable":
+        indicator = "warning"
+        summary = f"Tacrolimus dose could not be read from the order: check it is at most {max_shown}"
+        body.append("\nThe daily dose could not be worked out (dose, unit or frequency missing or "
+                    f"unclear), so the {max_shown} maximum could not be checked.")
+    elif d.verdict == "above-band-dose":
+        assert rec is not None and rec.highest_allowed_mg is not None
+        indicator = "warning"
+        limit = fmt_number(rec.highest_allowed_mg)
+        summary = f"Tacrolimus {total} mg/day is above the {limit} mg/day the Th1/Th2 result allows: lower it"
+        body.append(f"- Protocol: {rec.basis}")
+        if rec.daily_mg is not None and not d.interacting and len(d.drafts) == 1:
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+        if d.interacting:
+            body.append(f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
+                        "interaction card for the dose.")
+    else:  # differs-from-band-dose (confirmed bands only)
+        assert rec is not None and rec.daily_mg is not None
+        indicator = "warning"
+        summary = (f"Tacrolimus {total} mg/day differs from the protocol dose of "
+                   f"{fmt_number(rec.daily_mg)} mg/day: change the order")
+        body.append(f"- Protocol: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
+        suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=True)
+        source_id = str(proto.entry("dose.bands")["source"])
+    if any(m.release == "extended" for m in d.drafts) and d.verdict in {"above-band-dose", "differs-from-band-dose"}:
+        body.append("- The band doses come from studies of immediate-release capsules: an extended-release "
+                    "dose is not interchangeable mg for mg.")
+    for line in body:
+        detail.add(line)
+    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
+                     source_id=source_id, suggestions=suggestions)
 
 
-def _update(draft: MedicationFact, daily_mg: float, detail: Detail, *,
-            recommended: bool = True) -> list[Suggestion]:
-    resource = with_daily_dose(draft, daily_mg)
-    if resource is None:
-        detail.add(f"\nThe order's dose cannot be rewritten automatically (dose form or frequency): "
-                   f"change it to {fmt_number(daily_mg)} mg/day by hand.")
+def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool) -> list[Suggestion]:
+    action = dose_change(draft, daily_mg, f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day")
+    if action is None:
+        body.append(f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
+                   f"{fmt_number(daily_mg)} mg/day by hand.")
         return []
-    return [Suggestion(
-        label=f"Change the draft to {fmt_number(daily_mg)} mg/day",
-        is_recommended=recommended,
-        actions=(Action(type="update", description=f"Set the tacrolimus daily dose to {fmt_number(daily_mg)} mg",
-                        resource=resource),))]
+    if not recommended:
+        body.append(f"- The suggested {fmt_number(daily_mg)} mg/day rests on unconfirmed dose bands: it is "
+                   "offered, not recommended.")
+    return [Suggestion(label=f"Change to {fmt_number(daily_mg)} mg/day", is_recommended=recommended,
+                       actions=(action,))]

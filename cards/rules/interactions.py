@@ -28,7 +28,8 @@ from ..model import Action, Card, Link, Suggestion
 from ..orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
 from ..text import fmt_number
 from ..text import clip_summary
-from .focus import PATIENT_VIEW, describe_order, fill, in_focus, override_codings, span
+from .focus import describe_order, fill, in_focus, span
+from .vocab import PATIENT_VIEW, override_codings
 
 TACROLIMUS = "tacrolimus"
 FORMULATION = "tacrolimus-formulation"

@@ -16,21 +16,26 @@ from ..facts import (
     BloodPressure,
     PatientFacts,
 )
-from ..model import Card, Indicator, Suggestion
-from ..text import age_days, fmt_bp, fmt_date, fmt_measure, fmt_number
+from ..derive import creatinine_baseline
+from ..model import Action, Card, Indicator, Suggestion
+from ..orders import procedure_order
+from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
 from .common import (
     Current,
     Detail,
-    Focus,
     Protocol,
-    at_least,
+    conflict_note,
     current,
     day_of,
-    focus_of,
+    describe_pregnancy,
     make_card,
     order_action,
+    pending_note,
     why_unusable,
 )
+from .focus import Focus, focus_of
+from .scope import scope_of
+from .vocab import above, at_least
 
 SAFETY = "safety"
 
@@ -57,7 +62,8 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     bp_card, bp_gap = _blood_pressure(facts, today, proto)
     if bp_card is not None:
         cards.append(bp_card)
-    if focus.on_therapy:
+    if focus.on_therapy and scope_of(facts, today, kb).protocol:
+        # The monitoring schedule is the protocol's; a transplant clinic keeps its own.
         due = _monitoring_due(facts, proto, gaps, bp_gap)
         if due is not None:
             cards.append(due)
@@ -74,86 +80,112 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
     now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
         return None, now
-    latest = now.value
+    latest = now.worst() or now.value
     latest_value = latest.value
     assert latest_value is not None and latest.when is not None
-    window = proto.days("safety.creatinine.baseline_window_days")
-    earlier = [m for m in facts.results(CREATININE)
-               if m is not latest and why_unusable(m, unit) is None and m.when is not None
-               and m.value is not None and m.when < latest.when
-               and (age_days(m.when, today) or 0) <= window]
-    start = focus.therapy_start()
-    before_start = [m for m in earlier if start is not None and m.when is not None and day_of(m.when) < start]
-    pool = before_start or earlier
-    baseline = min(pool, key=lambda m: m.when) if pool else None  # type: ignore[arg-type, return-value]
+    start = focus.therapy_start() or (min((d.start for d in focus.drafts if d.start), default=None))
+    baseline = creatinine_baseline(facts, start, today)
+    if baseline is not None and (baseline.source == latest.source or baseline.source in latest.conflicts_with
+                                 or baseline.when is None or baseline.when >= latest.when):
+        baseline = None  # the latest result cannot be its own baseline
 
     detail = Detail(proto)
     detail.add(f"- Latest creatinine: **{fmt_measure(latest)}**")
+    for note in (conflict_note("creatinine", now), pending_note("creatinine", now)):
+        if note:
+            detail.add(f"- {note}")
     findings: list[tuple[Indicator, str]] = []
     if baseline is not None and baseline.value:
-        how = "before tacrolimus started" if before_start else f"oldest in the last {window} days"
-        detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**")
-        detail.number("Baseline look-back", "safety.creatinine.baseline_window_days")
+        how = "before tacrolimus started" if start is not None and baseline.when is not None and \
+            day_of(baseline.when) < start else "lowest of the last 90 days"
         ratio = latest_value / baseline.value
         rise_pct = (ratio - 1) * 100
-        detail.add(f"- Change from baseline: {'+' if rise_pct >= 0 else ''}{fmt_number(rise_pct)} % "
-                   f"({fmt_number(ratio)}× baseline)")
+        detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**; change "
+                   f"{'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %")
         aki_ratio = proto.num("safety.creatinine.aki_ratio")
         warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
-        detail.number("AKI (KDIGO): rise to at least this multiple of baseline", "safety.creatinine.aki_ratio")
-        detail.number("Warning: rise of at least this fraction", "safety.creatinine.rise_warning_fraction")
         if at_least(ratio, aki_ratio):
-            findings.append(("critical", f"Creatinine {fmt_number(latest_value)} {unit} is "
-                                         f"{fmt_number(ratio)}× baseline: acute kidney injury (KDIGO)"))
+            detail.number("AKI", "safety.creatinine.aki_ratio")
+            findings.append(("critical", f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
+                                         "acute kidney injury, review tacrolimus now"))
         elif at_least(ratio, 1 + warn_fraction):
-            findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} has risen "
-                                        f"{rise_pct:.0f} % from baseline {fmt_number(baseline.value)} {unit}"))
-    else:
-        detail.add("- Baseline: no earlier final creatinine in the look-back window.")
+            detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
+            findings.append(("warning", f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
+                                        f"{reported(baseline)}: review the tacrolimus dose"))
     hours = proto.num("safety.creatinine.aki_absolute_hours")
     rise = proto.num("safety.creatinine.aki_absolute_rise")
-    recent = [m for m in earlier if m.when is not None and latest.when - m.when <= timedelta(hours=hours)]
-    if recent:
-        lowest = min(recent, key=lambda m: m.value or 0.0)
+    earlier = [m for m in facts.results(CREATININE)
+               if m.actionable and m.value is not None and m.when is not None and m.when < latest.when
+               and latest.when - m.when <= timedelta(hours=hours) and why_unusable(m, unit) is None]
+    if earlier:
+        lowest = min(earlier, key=lambda m: m.value or 0.0)
         if lowest.value is not None and at_least(latest_value - lowest.value, rise):
-            detail.number("AKI (KDIGO): absolute rise", "safety.creatinine.aki_absolute_rise")
-            detail.number("… within", "safety.creatinine.aki_absolute_hours")
+            detail.number("AKI", "safety.creatinine.aki_absolute_rise")
             detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
             findings.append(("critical", f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
-                                         f"within {fmt_number(hours)} h: acute kidney injury (KDIGO)"))
+                                         f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now"))
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
-        if latest_value > limit + 1e-9:
-            detail.number("Pregnancy: above", "safety.creatinine.pregnancy_above")
-            detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
-            findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} in pregnancy is above "
-                                        f"{fmt_number(limit)}: assess for pre-eclampsia"))
+        if above(latest_value, limit):
+            detail.number("pregnancy limit", "safety.creatinine.pregnancy_above")
+            detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+            findings.append(("warning", f"Creatinine {reported(latest)} in pregnancy is above "
+                                        f"{fmt_number(limit)} {unit}: assess for pre-eclampsia"))
+    repeat = _repeat(facts, proto, "safety.creatinine.order", "Creatinine rise on tacrolimus: repeat")
     return _worst_card(proto, detail, f"{SAFETY}:creatinine", findings, "safety.creatinine.aki_ratio",
-                       "Tacrolimus is nephrotoxic: review the dose and recheck creatinine."), now
+                       "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and "
+                       "repeat creatinine.", [repeat]), now
 
 
 def _potassium(facts: PatientFacts, today: date, proto: Protocol,
                focus: Focus) -> tuple[Card | None, Current | None]:
+    """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
     unit = str(proto.entry("safety.potassium")["unit"])
     now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
     if now.value is None or now.value.value is None:
         return None, now
-    value = now.value.value
+    m = now.worst() or now.value
+    value = m.value
+    assert value is not None
     detail = Detail(proto)
-    detail.add(f"- Latest potassium: **{fmt_measure(now.value)}**")
-    shown = f"{fmt_number(value)} {unit} ({fmt_date(now.value.when)})"
+    detail.add(f"- Latest potassium: **{fmt_measure(m)}**")
+    for note in (conflict_note("potassium", now), pending_note("potassium", now)):
+        if note:
+            detail.add(f"- {note}")
+    shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
+    actions: list[Suggestion] = []
     if at_least(value, proto.num("safety.potassium.critical_at")):
-        detail.number("Critical at", "safety.potassium.critical_at")
-        findings.append(("critical", f"Potassium {shown}: severe hyperkalaemia"))
+        severe = at_least(value, proto.num("safety.potassium.severe_at"))
+        detail.number("severe", "safety.potassium.severe_at")
+        findings.append(("critical", f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
+                                     "repeat urgently and record an ECG"))
+        actions.append(_urgent_potassium(facts, proto))
     elif at_least(value, proto.num("safety.potassium.warning_at")):
-        detail.number("Warning at", "safety.potassium.warning_at")
-        findings.append(("warning", f"Potassium {shown}: hyperkalaemia"))
-    elif value > proto.num("safety.potassium.advisory_above") + 1e-9:
-        detail.number("Advisory above", "safety.potassium.advisory_above")
-        findings.append(("info", f"Potassium {shown} is above the normal range"))
+        detail.number("mild", "safety.potassium.warning_at")
+        findings.append(("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs"))
+        actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
+    elif above(value, proto.num("safety.potassium.advisory_above")):
+        detail.number("advisory", "safety.potassium.advisory_above")
+        findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
     return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
-                       "Tacrolimus raises potassium; check potassium-raising drugs."), now
+                       "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
+                       "and potassium supplements.", actions), now
+
+
+def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:
+    return Suggestion(label="Repeat the test", actions=(order_action(facts, proto.entry(order_path), reason),))
+
+
+def _urgent_potassium(facts: PatientFacts, proto: Protocol) -> Suggestion:
+    """Potassium ≥ 6.0: an urgent repeat and an ECG."""
+    repeat = order_action(facts, proto.entry("safety.potassium.order"),
+                          "Hyperkalaemia on tacrolimus: urgent repeat potassium", priority="stat")
+    ecg = proto.entry("safety.potassium.ecg_order")
+    ecg_action = Action(type="create", description=f"Order {ecg['display']} (urgent)",
+                        resource=procedure_order(facts.patient_id, str(ecg["system"]), str(ecg["code"]),
+                                                 str(ecg["display"]), "Hyperkalaemia on tacrolimus", priority="stat"))
+    return Suggestion(label="Urgent repeat potassium and ECG", is_recommended=True, actions=(repeat, ecg_action))
 
 
 def _glucose(facts: PatientFacts, today: date, proto: Protocol,
@@ -172,14 +204,14 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol,
         shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
         if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
             detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
-            findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range"))
+            findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
         elif not fasting and at_least(g.value, proto.num("safety.glucose.overt_random_at")):
             detail.number("Overt diabetes, random", "safety.glucose.overt_random_at")
-            findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range"))
+            findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range, confirm and treat"))
         elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
             detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
-            detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
-            findings.append(("warning", f"Fasting glucose {shown} in pregnancy: gestational diabetes criterion"))
+            detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+            findings.append(("warning", f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage"))
     h = a1c.value
     if h is not None and h.value is not None:
         detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
@@ -214,7 +246,7 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol,
         detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
         if at_least(m.value, multiple * uln):
             findings.append(("warning", f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
-                                        f"≥ {fmt_number(multiple)}× the upper limit"))
+                                        f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus"))
     if findings:
         detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
     card = _worst_card(proto, detail, f"{SAFETY}:liver", findings, "safety.liver.uln_multiple",
@@ -239,7 +271,7 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     detail.add(f"- Latest blood pressure: **{fmt_bp(bp)}**")
     sys_, dia = bp.systolic, bp.diastolic
     shown = f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} " \
-            f"mm[Hg] ({fmt_date(bp.when)})"
+            f"mmHg ({fmt_date(bp.when)})"
 
     def over(systolic_path: str, diastolic_path: str) -> bool:
         return ((sys_ is not None and at_least(sys_, proto.num(systolic_path)))
@@ -249,20 +281,20 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
-        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension"))
+        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia"))
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
-        findings.append(("warning", f"Blood pressure {shown}: hypertension"))
+        findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
-        detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
+        detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
     return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
                        "safety.blood_pressure.warning_systolic_at",
                        "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."), None
 
 
 def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple[Indicator, str]],
-                source_path: str, advice: str) -> Card | None:
+                source_path: str, advice: str, suggestions: list[Suggestion] | None = None) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
         return None
@@ -271,22 +303,23 @@ def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple
     indicator, summary = findings[0]
     if len(findings) > 1:
         detail.add("")
-        detail.add("**Findings**")
-        detail.lines += [f"- {text}" for _, text in findings]
+        detail.lines += [f"- {text}" for _, text in findings[1:]]
     detail.add("")
     detail.add(advice)
-    return make_card(proto, detail, kind=kind, summary=summary, indicator=indicator,
-                     source_id=str(proto.entry(source_path)["source"]))
+    verdict = f"{kind.split(':')[-1]}-{indicator}"
+    return make_card(proto, detail, kind=kind, verdict=verdict, summary=summary, indicator=indicator,
+                     source_id=str(proto.entry(source_path)["source"]),
+                     suggestions=(suggestions or []) if indicator != "info" else ())
 
 
 def _monitoring_due(facts: PatientFacts, proto: Protocol,
                     gaps: list[tuple[str, Current, Mapping[str, Any] | None]],
                     bp_gap: str | None) -> Card | None:
     """On therapy: the safety values that are missing, stale or not usable, with their orders."""
-    if not gaps and bp_gap is None:
-        return None
+    if not any(order is not None for _, _, order in gaps):
+        return None  # nothing to order (a blood pressure is taken at the visit): no card
     detail = Detail(proto)
-    detail.number("A safety result counts as current for", "safety.stale_after_days")
+    detail.number("how long a safety result counts", "safety.stale_after_days")
     detail.add("")
     names: list[str] = []
     for label, state, _ in gaps:
@@ -296,13 +329,13 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
         detail.add(f"- Blood pressure: {bp_gap}")
         names.append("blood pressure")
     detail.add("")
-    detail.add(f"On tacrolimus, monitor blood pressure, renal function, glucose and liver enzymes regularly "
-               f"{detail.cite('guideline')}.")
+    detail.add("On tacrolimus, monitor blood pressure, renal function, glucose and liver enzymes regularly.")
+    detail.cite("guideline", "Monitoring Requirements")
     actions = tuple(order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
                     for label, _, order in gaps if order is not None)
     suggestions = [Suggestion(label="Order the overdue safety tests", actions=actions)] if actions else []
     summary = f"Tacrolimus safety monitoring due: {', '.join(names)}"
-    if len(summary) >= 140:
+    if not fits_summary(summary):
         summary = "Tacrolimus safety monitoring due: several tests, see details"
     return make_card(proto, detail, kind=f"{SAFETY}:monitoring-due", summary=summary, indicator="info",
                      source_id="guideline", suggestions=suggestions)

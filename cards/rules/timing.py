@@ -1,18 +1,45 @@
-"""Card 3, timing: start 2 days before the embryo transfer, continue at least 16 days (to the
-pregnancy test) and through pregnancy if she conceives."""
+"""Card 3, timing: start 2 days before the embryo transfer, continue at least 16 days (to the pregnancy
+test) and through pregnancy if she conceives; the course ends with a negative pregnancy test.
+
+- A start after the transfer (or in a pregnancy already under way) is outside the protocol: warned,
+  and that date is never recommended.
+- A draft without a start date gets the protocol date offered, not recommended (the prescriber sets it).
+- A start date in the past is flagged.
+- A negative pregnancy test after the transfer completes the course: stop, and question a renewal.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-from ..facts import MedicationFact, PatientFacts
+from ..facts import MedicationFact, PatientFacts, TransferPlan
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_timing
 from ..text import fmt_date
-from .common import Detail, Protocol, day_of, focus_of, make_card, relevant_transfer
+from .common import Detail, Protocol, day_of, describe_pregnancy, make_card, relevant_transfer
+from .focus import Focus, focus_of
+from .scope import scope_of
+from .vocab import ORDER_SELECT, PATIENT_VIEW
 
 KIND = "timing"
+
+Verdict = Literal["course-complete", "no-transfer", "starts-after-transfer", "starts-in-pregnancy",
+                  "late-start", "back-dated", "no-start-date", "start-differs", "ends-early"]
+
+
+@dataclass(frozen=True)
+class TimingDecision:
+    verdict: Verdict | None
+    transfer_day: date | None = None
+    protocol_start: date | None = None
+    protocol_end: date | None = None
+    draft_start: date | None = None  # an explicit start (boundsPeriod) only
+    draft_end: date | None = None
+    suggested_start: date | None = None  # None: no start date is suggested
+    recommended: bool = False
+    negative_test: date | None = None
 
 
 def _draft_end(med: MedicationFact) -> date | None:
@@ -24,75 +51,144 @@ def _draft_end(med: MedicationFact) -> date | None:
     return None
 
 
-def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
-    """Card 3: the draft's start and duration against the planned transfer."""
-    focus = focus_of(facts)
+def negative_test_after_transfer(facts: PatientFacts, course_days: int) -> tuple[date, date] | None:
+    """(transfer day, test day) when the latest pregnancy status is a negative test taken within two
+    course lengths after a transfer, and no later transfer is planned (a new cycle starts a new course)."""
+    status = facts.pregnancy
+    if status.pregnant is not False or status.when is None:
+        return None
+    tested = day_of(status.when)
+    days = [day_of(t.when) for t in facts.transfers if t.when is not None]
+    if any(d >= tested for d in days):
+        return None
+    past = [d for d in days if 0 < (tested - d).days <= 2 * course_days]
+    return (max(past), tested) if past else None
+
+
+def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
+    """The timing decision for the tacrolimus course of this call."""
+    ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
+    if ended is not None and (focus.drafts or (facts.hook == PATIENT_VIEW and focus.on_therapy)):
+        return TimingDecision("course-complete", transfer_day=ended[0], negative_test=ended[1])
     if not focus.drafts or focus.continuing:
-        return []  # a continuation is not timed from a transfer (care cards cover pregnancy)
-    proto = Protocol(kb)
+        return TimingDecision(None)  # a continuation is not timed from a transfer
     draft = focus.drafts[0]
-    detail = Detail(proto)
     before = proto.days("timing.start_days_before_transfer")
     min_days = proto.days("timing.min_duration_days")
-    transfer = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
-    start_shown = detail.number("Start before the transfer", "timing.start_days_before_transfer")
-    days_shown = detail.number("Minimum course (to the pregnancy test)", "timing.min_duration_days")
-    detail.add(f"- Continue through pregnancy if she conceives {detail.cite(str(proto.entry('timing.continue_through_pregnancy')['source']))}")
-    source_id = str(proto.entry("timing.start_days_before_transfer")["source"])
-
+    explicit_start = draft.start if draft.start_from == "boundsPeriod" else None
+    draft_end = _draft_end(draft)
+    if facts.pregnancy.pregnant is True:
+        return TimingDecision("starts-in-pregnancy", draft_start=explicit_start, draft_end=draft_end)
+    transfer: TransferPlan | None = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
     if transfer is None or transfer.when is None:
-        detail.add("\nNo embryo transfer is on record (ServiceRequest, Procedure or Appointment coded "
-                   "embryo-transfer): time the start from the transfer date when it is set.")
-        summary = (f"No embryo transfer on record: start tacrolimus {start_shown} before the transfer, "
-                   f"continue {days_shown} and through pregnancy")
-        if len(summary) >= 140:
-            summary = f"No embryo transfer on record: start tacrolimus {start_shown} before it, for at least {days_shown}"
-        return [make_card(proto, detail, kind=KIND, summary=summary, indicator="info", source_id=source_id)]
-
+        if facts.hook != ORDER_SELECT:
+            return TimingDecision(None)  # said once, when the order is selected
+        return TimingDecision("no-transfer", draft_start=explicit_start, draft_end=draft_end)
     transfer_day = day_of(transfer.when)
     protocol_start = transfer_day - timedelta(days=before)
     protocol_end = protocol_start + timedelta(days=min_days - 1)
-    detail.add(f"- Embryo transfer: **{fmt_date(transfer_day)}** ({transfer.source})")
-    detail.add(f"- Protocol course: start **{fmt_date(protocol_start)}**, continue at least to "
-               f"**{fmt_date(protocol_end)}** (the pregnancy test), longer if pregnant")
-    explicit_start = draft.start if draft.start_from == "boundsPeriod" else None
-    draft_end = _draft_end(draft)
-    detail.add(f"- Draft ({draft.source}): start {fmt_date(explicit_start) if explicit_start else 'not set'}"
-               + (f" (only the order date {fmt_date(draft.start)} is known)" if draft.start_from == "authoredOn" else "")
-               + f", last day {fmt_date(draft_end) if draft_end else 'open'}")
-
-    problems: list[str] = []
-    start_late = protocol_start < today
-    wanted_start = today if start_late else protocol_start
-    if start_late:
-        detail.add(f"\nThe protocol start ({fmt_date(protocol_start)}) has passed: starting today is later "
-                   "than the protocol; a clinician decides whether to start at all.")
+    base = TimingDecision(None, transfer_day=transfer_day, protocol_start=protocol_start,
+                          protocol_end=protocol_end, draft_start=explicit_start, draft_end=draft_end)
+    effective_start = explicit_start or today  # without a start date the order starts when signed
+    if effective_start > transfer_day:
+        return replace(base, verdict="starts-after-transfer")
+    if protocol_start < today:
+        # Too late for the protocol start, still before the transfer: today is the best left.
+        if explicit_start == today and (draft_end is None or draft_end >= protocol_end):
+            return base
+        return replace(base, verdict="late-start", suggested_start=today, recommended=False)
     if explicit_start is None:
-        problems.append("no start date")
-    elif explicit_start != protocol_start and not (start_late and explicit_start == today):
-        problems.append(f"start {fmt_date(explicit_start)} is not {fmt_date(protocol_start)}")
-    short = draft_end is not None and draft_end < protocol_end
-    if short:
-        problems.append(f"ends {fmt_date(draft_end)}, before {fmt_date(protocol_end)}")
-    if not problems:
-        return []
+        return replace(base, verdict="no-start-date", suggested_start=protocol_start, recommended=False)
+    if explicit_start < today:
+        return replace(base, verdict="back-dated", suggested_start=protocol_start, recommended=True)
+    if explicit_start != protocol_start:
+        return replace(base, verdict="start-differs", suggested_start=protocol_start, recommended=True)
+    if draft_end is not None and draft_end < protocol_end:
+        return replace(base, verdict="ends-early", suggested_start=protocol_start, recommended=True)
+    return base
 
-    # An open-ended draft stays open (through pregnancy); a dated one runs at least to the test.
-    wanted_end = max(draft_end, protocol_end) if draft_end is not None else None
-    indicator: Indicator = "info" if problems == ["no start date"] else "warning"
-    summary = (f"Tacrolimus timing: {'; '.join(problems)} "
-               f"(transfer {fmt_date(transfer_day)}, start {start_shown} before)")
-    if len(summary) >= 140:
-        summary = f"Tacrolimus timing does not match the transfer on {fmt_date(transfer_day)}: see details"
+
+def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
+    """Card 3: the draft's start and duration against the planned transfer; the end of the course."""
+    focus = focus_of(facts)
+    if not (focus.drafts or focus.on_therapy) or not scope_of(facts, today, kb).protocol:
+        return []
+    proto = Protocol(kb)
+    decision = decide_timing(facts, today, proto, focus)
+    if decision.verdict is None:
+        return []
+    return [_render(facts, decision, proto, focus)]
+
+
+def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focus) -> Card:
+    detail = Detail(proto)
+    before = detail.number("start before the transfer", "timing.start_days_before_transfer")
+    days = detail.number("minimum course", "timing.min_duration_days")
+    detail.cite(str(proto.entry("timing.continue_through_pregnancy")["source"]),
+                proto.entry("timing.continue_through_pregnancy").get("section"))
+    source_id = str(proto.entry("timing.start_days_before_transfer")["source"])
     suggestions: list[Suggestion] = []
-    resource = with_timing(draft, fmt_date(wanted_start), fmt_date(wanted_end) if wanted_end else None)
-    if resource is None:
-        detail.add("\nThe draft's timing cannot be rewritten automatically: set the dates by hand.")
-    else:
+    indicator: Indicator = "warning"
+    transfer = fmt_date(d.transfer_day)
+    if d.transfer_day is not None and d.protocol_start is not None:
+        detail.add(f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
+                   f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant")
+    if d.verdict != "course-complete" and focus.drafts:
+        detail.add(f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
+                   f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}")
+
+    if d.verdict == "course-complete":
+        summary = (f"Negative pregnancy test on {fmt_date(d.negative_test)} after the {transfer} transfer: "
+                   "the course is complete, stop tacrolimus")
+        detail.add(f"- Pregnancy test after the transfer: negative on **{fmt_date(d.negative_test)}**")
+        detail.add(f"\nThe {days} course runs to the pregnancy test; with a negative test it is over. "
+                   + ("A renewal is not needed unless a new transfer is planned: cancel this order."
+                      if focus.drafts else "Stop tacrolimus."))
+        for draft in focus.drafts:
+            suggestions.append(Suggestion(label="Cancel the new tacrolimus order", actions=(Action(
+                type="delete", description="Cancel the tacrolimus order: the course is complete",
+                resource_id=draft.source),)))
+    elif d.verdict == "no-transfer":
+        indicator = "info"
+        summary = f"No embryo transfer on record: start tacrolimus {before} before the transfer, for at least {days}"
+        detail.add("\nSet the start date from the transfer date when it is known.")
+    elif d.verdict == "starts-in-pregnancy":
+        summary = "She is pregnant and not on tacrolimus: starting now is outside the protocol; decide with the specialist"
+        detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+        detail.add(f"\nThe protocol starts {before} before the embryo transfer and continues through pregnancy; "
+                   "it does not describe a start during pregnancy. Eligibility, baseline tests and the dose "
+                   "are checked as for any new start.")
+    elif d.verdict == "starts-after-transfer":
+        summary = (f"Tacrolimus would start after the {transfer} transfer: outside the protocol, which starts "
+                   f"{before} before it")
+        detail.add("\nStarting after the transfer is not what the protocol studied: decide with the specialist "
+                   "whether to start at all. No start date is suggested.")
+    elif d.verdict == "late-start":
+        summary = f"The protocol start ({fmt_date(d.protocol_start)}) has passed: start today at the latest, before the {transfer} transfer"
+    elif d.verdict == "no-start-date":
+        indicator = "info"
+        summary = f"Set the tacrolimus start date: {fmt_date(d.protocol_start)}, {before} before the {transfer} transfer"
+    elif d.verdict == "back-dated":
+        summary = f"Tacrolimus start date {fmt_date(d.draft_start)} is in the past: start {fmt_date(d.protocol_start)}"
+    elif d.verdict == "start-differs":
+        summary = (f"Tacrolimus start {fmt_date(d.draft_start)} is not {fmt_date(d.protocol_start)}, {before} "
+                   f"before the {transfer} transfer")
+    else:  # ends-early
+        summary = (f"Tacrolimus course ends {fmt_date(d.draft_end)}, before the pregnancy test: continue to "
+                   f"at least {fmt_date(d.protocol_end)}")
+
+    if d.suggested_start is not None and focus.drafts:
+        draft = focus.drafts[0]
+        wanted_end = (max(d.draft_end, d.protocol_end) if d.draft_end is not None and d.protocol_end is not None
+                      else None)
+        resource = with_timing(draft, fmt_date(d.suggested_start), fmt_date(wanted_end) if wanted_end else None)
         until = f" to {fmt_date(wanted_end)}" if wanted_end else ""
-        suggestions.append(Suggestion(
-            label=f"Start on {fmt_date(wanted_start)}{until}", is_recommended=True,
-            actions=(Action(type="update", resource=resource,
-                            description=f"Set the tacrolimus course to start {fmt_date(wanted_start)}{until}"),)))
-    return [make_card(proto, detail, kind=KIND, summary=summary, indicator=indicator,
-                      source_id=source_id, suggestions=suggestions)]
+        if resource is None:
+            detail.add("\nThe order's dates cannot be rewritten automatically: set them by hand.")
+        else:
+            suggestions.append(Suggestion(
+                label=f"Start on {fmt_date(d.suggested_start)}{until}", is_recommended=d.recommended,
+                actions=(Action(type="update", resource=resource,
+                                description=f"Set the tacrolimus course to start {fmt_date(d.suggested_start)}{until}"),)))
+    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
+                     source_id=source_id, suggestions=suggestions)

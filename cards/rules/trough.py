@@ -1,133 +1,207 @@
-"""Card 5, trough monitoring: the latest tacrolimus level against 4-8 ng/mL and the tiers, acted
-on only when it is a true steady-state trough."""
+"""Card 5, trough monitoring: the latest tacrolimus level against the 4–8 ng/mL target.
+
+Tiers: in range, no card (it changes nothing); below 4 advisory (only at steady state: an early low
+level still climbs); above 8 a warning, also before steady state (levels only climb, roughly doubling
+by steady state); at or above 20 critical. A level of unstated timing may be a peak: a high one is
+repeated as a true trough. A result that exists but cannot be compared (a unit that cannot be
+converted, "<1.0") is shown as it was reported, never hidden behind "no usable trough". A high level
+offers the next step: repeat the trough with creatinine and potassium.
+
+Outside the protocol's scope (e.g. a transplant recipient) only the critical tier applies: the
+4–8 ng/mL target is the protocol's, not theirs.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-from ..facts import TACROLIMUS, PatientFacts
-from ..model import Card, Indicator, Suggestion
-from ..text import age_days, fmt_date, fmt_measure, fmt_number
-from .common import Detail, Protocol, at_least, current, day_of, focus_of, make_card, order_action
+from ..facts import TACROLIMUS, Measurement, PatientFacts
+from ..model import Action, Card, Indicator, Suggestion
+from ..text import fmt_date, fmt_measure, fmt_number, reported
+from .common import (
+    Current,
+    Detail,
+    Protocol,
+    conflict_note,
+    current,
+    day_of,
+    make_card,
+    order_action,
+    pending_note,
+)
+from .focus import Focus, focus_of
+from .scope import scope_of
+from .vocab import above, at_least, below
 
 KIND = "trough"
+
+Verdict = Literal["critical", "above-target", "below-target", "high-level-unknown-timing", "uninterpretable",
+                  "no-trough", "draw-at-steady-state"]
+
+
+@dataclass(frozen=True)
+class TroughDecision:
+    verdict: Verdict | None
+    level: Measurement | None = None  # the result the decision is on (the worse of a conflict)
+    steady_from: date | None = None  # first day a trough is at steady state, when known
+    before_steady_state: bool | None = None  # None: cannot be told
+    current: Current | None = None
+
+
+def steady_state_from(focus: Focus, days: int) -> tuple[date | None, bool]:
+    """First steady-state day, and whether it rests only on the order date (start not recorded)."""
+    change = focus.last_change()
+    if change is not None:
+        return change + timedelta(days=days), False
+    authored = [m.start for m in focus.active if m.start is not None]
+    # Only the order date is known: the course began on it or later, so this is the earliest it can be.
+    return (max(authored) + timedelta(days=days), True) if authored else (None, True)
+
+
+def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focus, *,
+                  protocol: bool) -> TroughDecision:
+    """The trough decision for a patient on tacrolimus."""
+    unit = str(proto.entry("trough.target_low").get("unit") or "ng/mL")
+    low, high = proto.num("trough.target_low"), proto.num("trough.target_high")
+    critical_at = proto.num("trough.critical_at")
+    extended = any(m.release == "extended" for m in focus.active)
+    ss_days = proto.days("trough.steady_state_days." + ("extended" if extended else "immediate"))
+    steady_from, from_order_date = steady_state_from(focus, ss_days)
+    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit)
+    if level.value is None or level.value.value is None:
+        if not protocol:
+            return TroughDecision(None)
+        if level.shown_only is not None:
+            return TroughDecision("uninterpretable", level.shown_only, steady_from, current=level)
+        if level.pending is not None:
+            return TroughDecision(None)  # a result is on its way: nothing to order
+        if steady_from is not None and steady_from > today and not from_order_date:
+            return TroughDecision("draw-at-steady-state", None, steady_from, current=level)
+        return TroughDecision("no-trough", None, steady_from, current=level)
+    m = level.worst() or level.value
+    value = m.value
+    assert value is not None and m.when is not None
+    drawn = day_of(m.when)
+    before = None if steady_from is None else drawn < steady_from
+    verdict: Verdict | None = None
+    if m.timing != "trough":
+        if above(value, high) and protocol or at_least(value, critical_at):
+            verdict = "high-level-unknown-timing"
+    elif at_least(value, critical_at):
+        verdict = "critical"
+    elif not protocol:
+        verdict = None
+    elif above(value, high):
+        verdict = "above-target"
+    elif below(value, low) and before is False:
+        verdict = "below-target"
+    if level.pending is not None and verdict != "critical":
+        verdict = None  # a newer result is on its way: no decision on the older one
+    return TroughDecision(verdict, m, steady_from, before, level)
 
 
 def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 5: the latest level while on therapy, or an order when none is recent."""
     focus = focus_of(facts)
-    if not focus.applies or not focus.on_therapy:
+    if not focus.on_therapy:
         return []
     proto = Protocol(kb)
+    protocol = scope_of(facts, today, kb).protocol
+    decision = decide_trough(facts, today, proto, focus, protocol=protocol)
+    if decision.verdict is None:
+        return []
+    return [_render(facts, decision, proto, protocol)]
+
+
+def _next_steps(facts: PatientFacts, proto: Protocol, target: str, recommended: bool) -> Suggestion:
+    """Repeat the trough with creatinine and potassium: what a high level calls for."""
+    actions: list[Action] = [
+        order_action(facts, proto.entry("trough.order"),
+                     f"Repeat tacrolimus trough (target {target}), just before the next dose"),
+        order_action(facts, proto.entry("safety.creatinine.order"), "High tacrolimus level: kidney function"),
+        order_action(facts, proto.entry("safety.potassium.order"), "High tacrolimus level: potassium"),
+    ]
+    return Suggestion(label="Repeat the trough with creatinine and potassium", actions=tuple(actions),
+                      is_recommended=recommended)
+
+
+def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: bool) -> Card:
     detail = Detail(proto)
     unit = str(proto.entry("trough.target_low").get("unit") or "ng/mL")
-    low = proto.num("trough.target_low")
-    high = proto.num("trough.target_high")
-    target = f"{fmt_number(low)}–{fmt_number(high)} {unit}"
-    detail.number("Target, low", "trough.target_low")
-    detail.number("Target, high", "trough.target_high")
-    extended = any(m.release == "extended" for m in focus.active)
-    ss_path = "trough.steady_state_days." + ("extended" if extended else "immediate")
-    ss_days = proto.days(ss_path)
-    detail.number("Steady state after" + (" (extended release)" if extended else ""), ss_path)
-    interval = proto.days("trough.interval_days")
-    detail.number("A trough is expected at least every", "trough.interval_days")
-    change = focus.last_change()
-    detail.add(f"- Tacrolimus since: {fmt_date(focus.therapy_start())}"
-               + (f"; latest order started {fmt_date(change)}" if change and change != focus.therapy_start() else "")
-               + f" ({', '.join(m.source for m in focus.active)})")
-    steady_from = change + timedelta(days=ss_days) if change else None
-    order = proto.entry("trough.order")
+    target = "the patient's target"
+    if protocol:
+        detail.number("target", "trough.target_low")
+        detail.number("target", "trough.target_high")
+        target = f"{fmt_number(proto.num('trough.target_low'))}–{fmt_number(proto.num('trough.target_high'))} {unit}"
+    critical = detail.number("critical level", "trough.critical_at")
     source_id = str(proto.entry("trough.target_low")["source"])
+    suggestions: list[Suggestion] = []
+    indicator: Indicator = "warning"
+    m = d.level
+    shown = f"{reported(m)} ({fmt_date(m.when)})" if m is not None else ""
+    if m is not None:
+        detail.add(f"- Latest level: **{fmt_measure(m)}**, "
+                   + ("drawn as a trough" if m.timing == "trough" else "timing not stated"))
+    if d.current is not None:
+        for line in (conflict_note("tacrolimus level", d.current), pending_note("tacrolimus level", d.current)):
+            if line:
+                detail.add(f"- {line}")
+    if d.steady_from is not None and d.verdict not in {"no-trough", "uninterpretable"}:
+        detail.add(f"- Steady state from: {fmt_date(d.steady_from)}")
+    high_next = ("\nNext: repeat the trough just before the next dose, with creatinine and potassium; look for "
+                 "an interacting drug, diarrhoea or a level drawn too soon after a dose.")
 
-    level = current(facts, TACROLIMUS, today, interval, "tacrolimus level", unit)
-    for note in level.notes:
-        detail.add(f"- {note}")
-    if level.value is None or level.value.value is None:
-        detail.add(f"- Tacrolimus level: {level.problem}.")
-        when = (f" on or after {fmt_date(steady_from)}" if steady_from and steady_from > today else "")
-        if steady_from and steady_from > today:
-            indicator: Indicator = "info"
-            summary = f"Tacrolimus started {fmt_date(change)}: draw a trough once at steady state, from {fmt_date(steady_from)}"
-        elif not level.orderable:
-            return [make_card(proto, detail, kind=KIND, indicator="info", source_id=source_id,
-                              summary="Tacrolimus level pending: not acted on until final")]
-        else:
-            indicator = "warning"
-            summary = f"No usable tacrolimus trough in the last {interval} days: order a trough level"
-        reason = f"Tacrolimus trough monitoring (target {target}), just before the next dose{when}"
-        suggestion = Suggestion(label="Order a tacrolimus trough level", is_recommended=True,
-                                actions=(order_action(facts, order, reason),))
-        return [make_card(proto, detail, kind=KIND, summary=summary, indicator=indicator,
-                          source_id=source_id, suggestions=[suggestion])]
-
-    m = level.value
-    value = m.value
-    assert value is not None and m.when is not None  # guaranteed by current()
-    drawn = day_of(m.when)
-    shown = f"{fmt_number(value)} {unit} ({fmt_date(drawn)})"
-    detail.add(f"- Latest level: **{fmt_measure(m)}**, timing: {m.timing or 'not stated'}")
-    not_true: str | None = None
-    if m.timing != "trough":
-        not_true = "its timing is not stated, so it is not a confirmed trough"
-    elif change is None:
-        not_true = "the tacrolimus start date is unknown, so steady state cannot be confirmed"
-    elif steady_from is not None and drawn < steady_from:
-        not_true = (f"it was drawn {age_days(change, drawn)} days after the start or dose change on "
-                    f"{fmt_date(change)}, before steady state ({ss_days} days)")
-    critical_at = proto.num("trough.critical_at")
-    warning_at = proto.num("trough.warning_at")
-    if not_true is not None:
-        detail.add(f"\n**Not acted on as a true trough:** {not_true}. Do not adjust the dose on it; "
-                   "draw a trough just before the next dose at steady state.")
-        suggestion = Suggestion(label="Order a tacrolimus trough level", actions=(order_action(
-            facts, order, f"Tacrolimus trough at steady state (target {target}), just before the next dose"),))
-        pre_steady: Indicator = "info"
-        if m.timing == "trough":
-            # Drawn before steady state (or with the start unknown): levels can only climb further,
-            # so the tiers apply even though the dose is not adjusted on this value.
-            detail.number("Warning at", "trough.warning_at")
-            detail.number("Critical at", "trough.critical_at")
-            if at_least(value, critical_at):
-                pre_steady = "critical"
-            elif at_least(value, warning_at):
-                pre_steady = "warning"
-            summary = (f"Tacrolimus trough {shown} before steady state is already at or above "
-                       f"{fmt_number(critical_at if pre_steady == 'critical' else warning_at)}: review now"
-                       if pre_steady != "info" else
-                       f"Tacrolimus level {shown} is not a steady-state trough: not acted on")
-        else:
-            # Timing not stated: a high value may be a peak, so repeat a true trough first.
-            if at_least(value, critical_at):
-                detail.number("Critical level", "trough.critical_at")
-                pre_steady = "warning"
-            summary = (f"Tacrolimus level {shown} is high but not a steady-state trough: repeat a true trough"
-                       if pre_steady == "warning" else
-                       f"Tacrolimus level {shown} is not a steady-state trough: not acted on")
-        return [make_card(proto, detail, kind=KIND, summary=summary, indicator=pre_steady,
-                          source_id=source_id, suggestions=[suggestion])]
-
-    detail.number("Warning at", "trough.warning_at")
-    detail.number("Critical at", "trough.critical_at")
-    indicator = "info"
-    if at_least(value, critical_at):
+    if d.verdict == "critical":
         indicator = "critical"
-        summary = f"Tacrolimus trough {shown} is at or above {fmt_number(critical_at)}: review the dose now"
+        summary = f"Tacrolimus trough {shown} is at or above {critical}: hold or reduce the dose now"
         source_id = str(proto.entry("trough.critical_at")["source"])
-    elif at_least(value, warning_at):
-        indicator = "warning"
-        summary = f"Tacrolimus trough {shown} is at or above {fmt_number(warning_at)}, well above {target}"
-    elif value > high:
-        indicator = proto.text("trough.above_target_indicator")  # type: ignore[assignment]
-        summary = f"Tacrolimus trough {shown} is above the {target} target"
-    elif value < low:
-        indicator = proto.text("trough.below_target_indicator")  # type: ignore[assignment]
-        summary = f"Tacrolimus trough {shown} is below the {target} target"
+        detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "above-target":
+        if d.before_steady_state:
+            summary = f"Tacrolimus trough {shown} is above {target} before steady state: it will climb further, reduce the dose"
+            detail.add("\nDrawn before steady state: the level is still rising (roughly doubling by steady "
+                       "state), so it is already too high.")
+        else:
+            summary = f"Tacrolimus trough {shown} is above the {target} target: review the dose"
+            detail.add("\nAbove the target exposure brings kidney, glucose and infection risk without benefit.")
+        detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "high-level-unknown-timing":
+        summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"
+        detail.add("\nA level of unstated timing may be a peak: draw a trough just before the next dose before "
+                   "changing the dose.")
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "below-target":
+        indicator = "info"
+        summary = f"Tacrolimus trough {shown} is below the {target} target at steady state"
         if facts.pregnancy.pregnant:
-            detail.add("\nShe is pregnant: whole-blood troughs fall with the haematocrit while the unbound "
-                       "drug rises, so raising the dose to chase a 'normal' trough can overshoot "
-                       f"{detail.cite('clinical-reference')}.")
-    else:
-        summary = f"Tacrolimus trough {shown} is within the {target} target"
-    return [make_card(proto, detail, kind=KIND, summary=summary, indicator=indicator, source_id=source_id)]
+            detail.add("\nShe is pregnant: whole-blood troughs fall with the haematocrit while the unbound drug "
+                       "rises, so raising the dose to chase a 'normal' trough can overshoot.")
+            detail.cite("clinical-reference", "Pharmacokinetics")
+        else:
+            detail.add("\nCheck adherence and the draw time before raising the dose.")
+    elif d.verdict == "uninterpretable":
+        indicator = "info"
+        assert m is not None
+        summary = f"Tacrolimus level reported as {reported(m)} ({fmt_date(m.when)}): cannot be compared with {target}"
+        detail.add(f"\nThe result cannot be compared with the target ({m.problem}). Ask the laboratory for a "
+                   f"value in {unit}; a result below the detection limit suggests a missed dose.")
+    elif d.verdict == "draw-at-steady-state":
+        indicator = "info"
+        summary = f"Draw the first tacrolimus trough at steady state, from {fmt_date(d.steady_from)}"
+        suggestions.append(Suggestion(label="Order a tacrolimus trough level", actions=(order_action(
+            facts, proto.entry("trough.order"),
+            f"Tacrolimus trough at steady state (target {target}), on or after {fmt_date(d.steady_from)}"),)))
+    else:  # no-trough
+        interval = detail.number("the trough interval", "trough.interval_days")
+        summary = f"No usable tacrolimus trough in the last {interval}: order a trough level"
+        if d.current is not None and d.current.problem:
+            detail.add(f"- {d.current.problem[0].upper()}{d.current.problem[1:]}.")
+        suggestions.append(Suggestion(label="Order a tacrolimus trough level", is_recommended=True, actions=(
+            order_action(facts, proto.entry("trough.order"),
+                         f"Tacrolimus trough monitoring (target {target}), just before the next dose"),)))
+    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
+                     source_id=source_id, suggestions=suggestions)
