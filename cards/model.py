@@ -52,3 +52,6 @@ class Card:
     selection_behavior: Literal["at-most-one", "any"] | None = None
     override_reasons: tuple[Coding, ...] = ()
     links: tuple[Link, ...] = ()
+    # The rule's decision in a few machine-readable words ("above-maximum", "out-of-scope", ...):
+    # what tests assert; never rendered.
+    verdict: str = ""

@@ -9,6 +9,7 @@ import copy
 from typing import Any, Mapping
 
 from .facts import MedicationFact
+from .rules.vocab import EPSILON
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -93,7 +94,7 @@ def with_daily_dose(med: MedicationFact, daily_mg: float) -> dict[str, Any] | No
         return resource
     if unit in COUNT_UNITS and med.strength_mg:
         count = per_dose_mg / med.strength_mg
-        if abs(count - round(count)) > 1e-9 or round(count) < 1:
+        if abs(count - round(count)) > EPSILON or round(count) < 1:
             return None
         quantity["value"] = int(round(count))
         return resource

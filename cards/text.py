@@ -1,12 +1,69 @@
-"""Small formatting helpers shared by the rules: numbers with their unit, date and source."""
+"""Text helpers every rule uses: numbers with units as a clinician reads them, dates, the CDS Hooks
+length limits, and making a string from the record safe to put in a card's Markdown.
+
+Card text is for a clinician with five seconds: values with their dates and units as the laboratory
+reported them, no resource ids, no UCUM braces, no file or key names.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from html.parser import HTMLParser
 
 from .facts import BloodPressure, Measurement
 
 SUMMARY_MAX = 139  # CDS Hooks: summary "<140 characters"
+DETAIL_MAX = 1200  # longest detail a busy reader takes in; every card stays within it
+
+# UCUM codes as a clinician writes them.
+_UNIT_DISPLAY = {
+    "umol/L": "µmol/L",
+    "mm[Hg]": "mmHg",
+    "10*3/uL": "×10³/µL",
+    "10*9/L": "×10⁹/L",
+    "ug/L": "µg/L",
+    "[IU]/L": "IU/L",
+    "m[IU]/mL": "mIU/mL",
+    "/uL": "/µL",
+}
+_BRACED = re.compile(r"\s*\{[^}]*\}")
+# Markdown characters that would change the rendering of text taken from the record.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain(text: object) -> str:
+    """A string from the record (a condition's display, a medication's text, an id) made safe for
+    card Markdown: HTML removed, whitespace collapsed, Markdown characters escaped."""
+    parser = _TextOnly()
+    parser.feed(str(text))
+    parser.close()
+    flat = " ".join("".join(parser.parts).split())
+    return _MARKDOWN.sub(r"\\\1", flat)
+
+
+def fmt_unit(unit: str | None) -> str:
+    """"umol/L" → "µmol/L", "{ratio}" → "", "mm[Hg]" → "mmHg"."""
+    if not unit:
+        return ""
+    if unit in _UNIT_DISPLAY:
+        return _UNIT_DISPLAY[unit]
+    return _BRACED.sub("", unit).strip()
+
+
+def with_unit(value: float, unit: str | None) -> str:
+    """3.1 with "mg/dL" → "3.1 mg/dL"; 12 with "{ratio}" → "12"; 30 with "%" → "30 %"."""
+    shown = fmt_unit(unit)
+    return f"{fmt_number(value)} {shown}" if shown else fmt_number(value)
 
 
 def fmt_date(when: date | datetime | None) -> str:
@@ -20,21 +77,30 @@ def fmt_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def reported(m: Measurement) -> str:
+    """The value as the laboratory reported it ("106 µmol/L", "<1.0 ng/mL"), tidied for reading."""
+    if m.coded_value and m.value is None:
+        return m.coded_value
+    shown = (m.shown or "").strip()
+    if shown and shown != "no value":
+        parts = shown.split(" ", 1)
+        if len(parts) == 2:
+            return plain(f"{parts[0]} {fmt_unit(parts[1])}".strip())
+        return plain(shown)
+    if m.value is not None:
+        return with_unit(m.value, m.unit)
+    return "no value"
+
+
 def fmt_measure(m: Measurement) -> str:
-    """"1.1 mg/dL on 2026-11-20 (Observation/cr1)" — value, unit, date and source."""
-    if m.value is not None and m.unit:
-        shown = f"{fmt_number(m.value)} {m.unit}"
-        if m.shown and not m.shown.endswith(m.unit):
-            shown += f" (recorded as {m.shown})"
-    else:
-        shown = m.coded_value or m.shown
-    return f"{shown} on {fmt_date(m.when)} ({m.source})"
+    """"106 µmol/L on 2026-11-20": the value as reported, with its date (never a resource id)."""
+    return f"{reported(m)} on {fmt_date(m.when)}"
 
 
 def fmt_bp(bp: BloodPressure) -> str:
     sys_ = fmt_number(bp.systolic) if bp.systolic is not None else "?"
     dia = fmt_number(bp.diastolic) if bp.diastolic is not None else "?"
-    return f"{sys_}/{dia} mm[Hg] on {fmt_date(bp.when)} ({bp.source})"
+    return f"{sys_}/{dia} mmHg on {fmt_date(bp.when)}"
 
 
 def age_days(when: date | datetime | None, today: date) -> int | None:
@@ -47,3 +113,8 @@ def age_days(when: date | datetime | None, today: date) -> int | None:
 def clip_summary(text: str) -> str:
     """A summary within the CDS Hooks limit, even when a drug name or a site's text is long."""
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
+
+
+def fits_summary(text: str) -> bool:
+    """Whether ``text`` can be a summary as it is (rules pick a shorter wording otherwise)."""
+    return len(text) <= SUMMARY_MAX

@@ -63,7 +63,7 @@ def print_protocol(protocol: Mapping[str, Any], out: TextIO) -> None:
         out.write(f"  {test['label']:<48} satisfied by {', '.join(test['concepts'])}; "
                   f"orders {order['code']} {order['display']}\n")
     out.write(f"\nOverride reasons ({protocol['override_reasons']['system']})\n")
-    for reason in protocol["override_reasons"]["reasons"]:
+    for reason in protocol["override_reasons"]["codes"]:
         out.write(f"  {reason['code']:<24} {reason['display']}\n")
     out.write("\nSources\n")
     for sid, src in protocol["sources"].items():

@@ -50,7 +50,7 @@ def lab(concept: str, value: float | None, days_ago: float = 3, *, status: str =
         unit: str | None = "default", **extra: Any) -> Measurement:
     """One result of ``concept`` in its canonical unit unless ``unit`` says otherwise."""
     u = UNITS.get(concept) if unit == "default" else unit
-    shown = f"{value} {u}" if value is not None else "no value"
+    shown = extra.pop("shown", f"{value} {u}" if value is not None else "no value")
     return Measurement(concept=concept, source=f"Observation/{concept}-{next(_counter)}", code="x|y",
                        status=status, when=when(days_ago) if days_ago is not None else None,
                        value=value, unit=u, shown=shown, **extra)

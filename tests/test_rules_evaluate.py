@@ -110,7 +110,6 @@ START_OF_COURSE = {"eligibility", "dose", "timing", "baseline-labs"}
 # the starting band dose, timing from the transfer and baseline labs do not apply to it.
 CONTINUATIONS = [
     ("renewal while on tacrolimus", dict(meds=[on_tacrolimus(20), draft(3, start=TODAY)])),
-    ("pregnant, tacrolimus re-drafted", dict(meds=[draft(3, start=TODAY)], pregnant=True)),
 ]
 
 

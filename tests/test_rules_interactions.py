@@ -286,6 +286,7 @@ def test_potassium_on_record_escalates_potassium_raisers(drug, results, state, i
     assert card.summary.startswith(summary), card.summary
     assert labels(card) == suggestion_labels
     if indicator == "critical":
+        assert card.verdict.startswith("potassium-")
         assert "check potassium" not in card.detail.lower()  # the result on record is named instead
 
 
@@ -357,6 +358,7 @@ def test_creatinine_rise_escalates_nephrotoxic_drugs(results, started, indicator
     assert card.indicator == indicator
     assert card.summary.startswith(summary), card.summary
     if tier in ("rising", "aki"):
+        assert card.verdict == f"creatinine-{tier}"
         assert labels(card) == ["Remove the ibuprofen draft order", "Repeat creatinine and tacrolimus trough"]
         assert "(2026-" in card.detail  # the dates of baseline and newest result
 
@@ -380,26 +382,27 @@ def test_paxlovid_is_critical_avoid_or_hold():
 # --- azoles: how long the effect lasts, capsule steps, sig text, active orders ---------------------
 
 AZOLE_TIMING = [
-    # (id, the fluconazole order, card expected, dose change suggested, words in the summary)
-    ("ongoing-course-gets-a-temporary-cut", dict(state="draft", end=day(7)), True, True, "cut tacrolimus by 50–75 %"),
-    ("stopped-3-days-ago-still-counts", dict(state="completed", end=day(-3)), True, False,
+    # (id, the fluconazole order, verdict (None: no card), dose change suggested, words in the summary)
+    ("ongoing-course-gets-a-temporary-cut", dict(state="draft", end=day(7)), "dose-cut", True,
+     "cut tacrolimus by 50–75 %"),
+    ("stopped-3-days-ago-still-counts", dict(state="completed", end=day(-3)), "recently-stopped", False,
      "Fluconazole stopped on 2026-11-22: tacrolimus levels will fall over 4–5 days"),
-    ("stopped-10-days-ago-no-longer-counts", dict(state="completed", end=day(-10)), False, False, ""),
+    ("stopped-10-days-ago-no-longer-counts", dict(state="completed", end=day(-10)), None, False, ""),
     ("single-150-mg-dose-a-week-ago-no-card", dict(state="active", start=day(-7), end=day(-7), duration_days=1),
-     False, False, ""),
+     None, False, ""),
     ("single-dose-drafted-today-no-course-long-cut", dict(state="draft", start=day(0), end=day(0), duration_days=1),
-     True, False, "Single dose of fluconazole: keep the tacrolimus dose"),
-    ("active-order-whose-end-date-passed-long-ago", dict(state="active", end=day(-20)), False, False, ""),
+     "single-dose", False, "Single dose of fluconazole: keep the tacrolimus dose"),
+    ("active-order-whose-end-date-passed-long-ago", dict(state="active", end=day(-20)), None, False, ""),
 ]
 
 
-@pytest.mark.parametrize("order, expected, dose_change, summary", [a[1:] for a in AZOLE_TIMING],
+@pytest.mark.parametrize("order, verdict, dose_change, summary", [a[1:] for a in AZOLE_TIMING],
                          ids=[a[0] for a in AZOLE_TIMING])
-def test_azole_effect_lasts_4_to_5_days_and_single_doses_need_no_cut(order, expected, dose_change, summary):
+def test_azole_effect_lasts_4_to_5_days_and_single_doses_need_no_cut(order, verdict, dose_change, summary):
     hook = "order-sign"
     tac = med("tacrolimus", "draft", daily_mg=2)
     cards = cards_for(hook, tac, med("fluconazole", **order))
-    assert bool(cards) == expected
+    assert [c.verdict for c in cards] == ([verdict] if verdict else [])
     if cards:
         [card] = cards
         assert_readable(card)
@@ -679,7 +682,7 @@ def test_ehr_text_is_escaped_and_stripped_of_html():
     card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2),
                      med("fluconazole", "draft", display="<b>fluconazole</b> *150* [mg](http://x)"))
     assert "<b>" not in card.detail
-    assert r"fluconazole \*150\* \[mg\]\(http://x\)" in card.detail
+    assert r"fluconazole \*150\* \[mg\](http://x)" in card.detail
 
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign", "patient-view"])

@@ -7,18 +7,18 @@ from typing import Any, Mapping
 
 from ..facts import Measurement, PatientFacts
 from ..model import Action, Card, Suggestion
-from ..text import age_days, fmt_measure
+from ..text import age_days, fits_summary, fmt_measure
 from .common import (
     Detail,
     Protocol,
     applicable_cutoff,
-    at_least,
-    focus_of,
     make_card,
     order_action,
     ratio_now,
     why_unusable,
 )
+from .focus import focus_of
+from .vocab import at_least
 
 KIND = "baseline-labs"
 
@@ -79,7 +79,7 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
                f"glucose and potassium {detail.cite(str(proto.data['baseline_labs']['source']))}.")
     labels = ", ".join(str(t["label"]).split(" (")[0] for t in missing)
     summary = f"Baseline labs missing before tacrolimus: {labels}"
-    if len(summary) >= 140:
+    if not fits_summary(summary):
         summary = f"{len(missing)} baseline labs missing before tacrolimus: see details"
     actions: tuple[Action, ...] = tuple(
         order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing)

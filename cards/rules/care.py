@@ -14,10 +14,8 @@ from typing import Any, Mapping
 
 from ..facts import MedicationFact, PatientFacts
 from ..model import Card
-from ..text import clip_summary
-from .focus import ORDERING_HOOKS, describe_order, fill, in_focus, override_codings, span
-
-TACROLIMUS = "tacrolimus"
+from .focus import describe_order, fill, in_focus, span
+from .vocab import ORDERING_HOOKS, TACROLIMUS, build_card, override_codings
 
 
 def evaluate_care(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
@@ -71,11 +69,6 @@ def _card(facts: PatientFacts, spec: Mapping[str, Any], table: Mapping[str, Any]
         lines += ["", "**Numbers used**"]
         lines += [f"- {values[key]}{' ' + number['unit'] if number.get('unit') else ''}: {number['source']}"
                   for key, number in numbers]
-    return Card(
-        kind=spec["kind"],
-        summary=clip_summary(fill(spec["summary"], values)),
-        indicator=spec["indicator"],
-        detail="\n".join(lines),
-        source_label=table["source_label"],
-        override_reasons=override_codings(table),
-    )
+    return build_card(kind=spec["kind"], verdict=spec["id"], summary=fill(spec["summary"], values),
+                      indicator=spec["indicator"], detail="\n".join(lines), source_label=table["source_label"],
+                      override_reasons=override_codings(table))

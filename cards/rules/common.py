@@ -9,28 +9,17 @@ from typing import Any, Iterable, Mapping
 
 from ..facts import (
     ACTIONABLE_STATUSES,
-    RIF,
-    TACROLIMUS,
     TH1_TH2_RATIO,
     Measurement,
-    MedicationFact,
     PatientFacts,
     TransferPlan,
 )
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
-from ..text import age_days, clip_summary, fmt_date, fmt_measure, fmt_number
+from ..text import age_days, fmt_date, fmt_measure, fmt_number
+from .vocab import build_card, override_codings
 
 PROTOCOL_FILE = "protocol.yaml"
-ORDER_HOOKS = frozenset({"order-select", "order-sign"})
-ACTIVE_STATUSES = frozenset({"active", "on-hold"})
-# Comparisons of measured values with thresholds tolerate float noise (0.96 / 0.8 == 1.1999...).
-EPSILON = 1e-9
-
-
-def at_least(value: float, threshold: float) -> bool:
-    """value >= threshold, tolerant of binary floating point."""
-    return value >= threshold - EPSILON
 
 
 def day_of(when: date | datetime) -> date:
@@ -79,9 +68,7 @@ class Protocol:
         return f"{number} %" if unit == "%" else f"{number} {unit}"
 
     def override_reasons(self) -> tuple[Coding, ...]:
-        table = self.data["override_reasons"]
-        return tuple(Coding(system=table["system"], code=r["code"], display=r["display"])
-                     for r in table["reasons"])
+        return override_codings(self.data)
 
 
 def source_problems(protocol: Mapping[str, Any]) -> list[str]:
@@ -164,15 +151,14 @@ class Detail:
 
 
 def make_card(proto: Protocol, detail: Detail, *, kind: str, summary: str, indicator: Indicator,
-              source_id: str, suggestions: Iterable[Suggestion] = ()) -> Card:
-    """A card citing ``source_id`` as its source, with the protocol's override reasons."""
+              source_id: str, suggestions: Iterable[Suggestion] = (), verdict: str = "") -> Card:
+    """A protocol card citing ``source_id`` as its source, with the protocol's override reasons."""
     detail.cite(source_id)
     src = proto.source(source_id)
-    suggestions = tuple(suggestions)
-    return Card(kind=kind, summary=clip_summary(summary), indicator=indicator, detail=detail.markdown(),
-                source_label=str(src["label"]), source_url=src.get("url"), suggestions=suggestions,
-                selection_behavior="at-most-one" if suggestions else None,
-                override_reasons=proto.override_reasons(), links=detail.links())
+    return build_card(kind=kind, verdict=verdict or kind, summary=summary, indicator=indicator,
+                      detail=detail.markdown(), source_label=str(src["label"]), source_url=src.get("url"),
+                      suggestions=suggestions, override_reasons=proto.override_reasons(),
+                      links=detail.links())
 
 
 def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str) -> Action:
@@ -180,66 +166,6 @@ def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str) -> 
     resource = lab_order(facts.patient_id, str(order["code"]), str(order["display"]), reason,
                          system=str(order["system"]))
     return Action(type="create", description=f"Order {order['display']}", resource=resource)
-
-
-# --- the hook focus -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Focus:
-    """Which tacrolimus orders a hook call is about, and whether the patient is on or near therapy."""
-
-    hook: str
-    drafts: tuple[MedicationFact, ...]  # tacrolimus drafts in focus (order hooks)
-    active: tuple[MedicationFact, ...]  # tacrolimus she is on (active / on-hold, not a draft)
-    candidate: bool  # RIF documented or a Th1/Th2 ratio on record
-    pregnant: bool = False
-
-    @property
-    def on_therapy(self) -> bool:
-        return bool(self.active)
-
-    @property
-    def continuing(self) -> bool:
-        """A draft that continues therapy (she is on tacrolimus, or pregnant) rather than starting it:
-        candidacy, band dose, start timing and baseline labs belong to the start of a course."""
-        return self.on_therapy or self.pregnant
-
-    @property
-    def applies(self) -> bool:
-        """Whether the protocol rules have anything to say in this call at all."""
-        if self.hook in ORDER_HOOKS:
-            return bool(self.drafts)
-        return self.on_therapy or self.candidate
-
-    def _known_starts(self) -> list[date]:
-        # An order date (authoredOn) is not a start date: the course may have begun days later.
-        return [m.start for m in self.active if m.start is not None and m.start_from != "authoredOn"]
-
-    def therapy_start(self) -> date | None:
-        """Earliest known start of the tacrolimus she is on."""
-        starts = self._known_starts()
-        return min(starts) if starts else None
-
-    def last_change(self) -> date | None:
-        """Latest known start among her tacrolimus orders: a newer order is a (visible) dose change."""
-        starts = self._known_starts()
-        return max(starts) if starts else None
-
-
-def focus_of(facts: PatientFacts) -> Focus:
-    """order-select: selected tacrolimus drafts; order-sign: every draft; patient-view: none."""
-    tacro = facts.medications_with(TACROLIMUS)
-    if facts.hook == "order-select":
-        drafts = tuple(m for m in tacro if m.is_draft and m.is_selected)
-    elif facts.hook == "order-sign":
-        drafts = tuple(m for m in tacro if m.is_draft)
-    else:
-        drafts = ()
-    active = tuple(m for m in tacro if not m.is_draft and m.status in ACTIVE_STATUSES)
-    candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
-    return Focus(hook=facts.hook, drafts=tuple(sorted(drafts, key=lambda m: m.source)),
-                 active=active, candidate=candidate, pregnant=facts.pregnancy.pregnant is True)
 
 
 # --- results the rules may act on -----------------------------------------------------------------

@@ -7,7 +7,9 @@ from typing import Any, Mapping
 
 from ..facts import PatientFacts
 from ..model import Card
-from .common import Detail, Protocol, focus_of, make_card
+from .common import Detail, Protocol, make_card
+from .focus import focus_of
+from .vocab import TACROLIMUS
 
 KIND = "data-quality"
 SHOWN = 10  # records listed in the detail; the rest are counted
@@ -15,7 +17,7 @@ SHOWN = 10  # records listed in the detail; the rest are counted
 
 def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """One info card listing the records that could not be read, when the protocol applies at all."""
-    if not facts.unusable or not (focus_of(facts).applies or facts.medications_with("tacrolimus")):
+    if not facts.unusable or not (focus_of(facts).applies or facts.medications_with(TACROLIMUS)):
         return []
     proto = Protocol(kb)
     detail = Detail(proto)

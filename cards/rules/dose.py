@@ -10,18 +10,18 @@ from typing import Any, Mapping
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_daily_dose
-from ..text import fmt_measure, fmt_number
+from ..text import fits_summary, fmt_measure, fmt_number
 from .common import (
     Detail,
     Protocol,
     applicable_cutoff,
-    at_least,
     current,
     describe_ratio,
-    focus_of,
     make_card,
     ratio_now,
 )
+from .focus import focus_of
+from .vocab import ORDER_SELECT, TACROLIMUS, above, at_least, below, same
 
 KIND = "dose"
 LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
@@ -32,7 +32,7 @@ def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[Med
     the band dose is no longer the right dose, and the interaction card handles the change."""
     keys = {drug for entry in kb.get("interactions", {}).get("entries", [])
             if entry.get("effect_direction") in LEVEL_CHANGING for drug in entry.get("drugs", [])}
-    return [m for m in facts.medications if not m.has("tacrolimus") and keys & set(m.ingredients)]
+    return [m for m in facts.medications if not m.has(TACROLIMUS) and keys & set(m.ingredients)]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     bands = proto.entry("dose.bands")
     band = next((b for b in bands["table"]
                  if at_least(value, float(b["ratio_min"]))
-                 and ("ratio_below" not in b or value < float(b["ratio_below"]) - 1e-9)), None)
+                 and ("ratio_below" not in b or below(value, float(b["ratio_below"])))), None)
     band_text = ", ".join(
         f"{fmt_number(b['ratio_min'])}–{'<' + fmt_number(b['ratio_below']) if 'ratio_below' in b else ''}"
         f" → {fmt_number(b['daily_mg'])} mg" for b in bands["table"])
@@ -106,7 +106,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         return []
     proto = Protocol(kb)
     draft = focus.drafts[0]
-    if draft.daily_dose_mg is None and facts.hook == "order-select" and not draft.resource.get("dosageInstruction"):
+    if draft.daily_dose_mg is None and facts.hook == ORDER_SELECT and not draft.resource.get("dosageInstruction"):
         return []  # the prescriber has not entered a dose yet: nothing to say
     detail = Detail(proto)
     others = focus.drafts[1:]
@@ -134,7 +134,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     indicator: Indicator
 
     source_id = str(proto.entry("dose.bands")["source"])
-    if drafted is not None and drafted > max_mg + 1e-9:
+    if drafted is not None and above(drafted, max_mg):
         indicator = "critical"
         detail.number("Maximum daily dose", "dose.max_daily_mg")
         source_id = str(proto.entry("dose.max_daily_mg")["source"])
@@ -155,7 +155,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
             summary = "Tacrolimus dose could not be read from the draft, and no protocol dose can be computed"
         else:
             summary = f"No protocol dose for tacrolimus: {rec.problem}"
-        if len(summary) >= 140:
+        if not fits_summary(summary):
             summary = "No protocol dose for tacrolimus can be computed: see details"
         detail.add(f"\nNo dose is recommended because {rec.problem}.{alt} The drafted dose is not changed.")
     elif drafted is None:
@@ -163,14 +163,14 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         summary = (f"Tacrolimus dose could not be read from the draft; protocol dose is "
                    f"{fmt_number(rec.daily_mg)} mg/day")
         detail.add("\nThe draft's dose is not changed: enter the daily dose on the order.")
-    elif abs(drafted - rec.daily_mg) > 1e-9 and interacting:
+    elif not same(drafted, rec.daily_mg) and interacting:
         indicator = "info"
         summary = (f"Tacrolimus dose left to the interaction card: {interacting[0].display} "
                    f"changes tacrolimus levels")
         detail.add(f"\nThe band dose ({fmt_number(rec.daily_mg)} mg/day) assumes no interacting drug. "
                    f"{', '.join(f'{m.display} ({m.source})' for m in interacting)} changes tacrolimus "
                    "levels, so no band dose is suggested: follow the interaction card and the troughs.")
-    elif abs(drafted - rec.daily_mg) > 1e-9:
+    elif not same(drafted, rec.daily_mg):
         unconfirmed = bool(detail.site_defaults)
         # A dose from a table the site has not confirmed is shown, not pressed on the prescriber.
         indicator = "info" if unconfirmed else "warning"

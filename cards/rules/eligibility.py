@@ -12,13 +12,13 @@ from .common import (
     Detail,
     Protocol,
     applicable_cutoff,
-    at_least,
     describe_ratio,
-    focus_of,
     make_card,
     order_action,
     ratio_now,
 )
+from .focus import focus_of
+from .vocab import at_least
 
 KIND = "eligibility"
 

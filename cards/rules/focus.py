@@ -1,68 +1,119 @@
-"""What a hook is about, and how the rules describe orders and fill knowledge-base text.
+"""What a hook call is about, and how the rules describe the orders in it.
 
-Hook focus (CDS-HOOKS-NOTES.md, "Contexts"): on order-select the selections are what is new and the
-other drafts are context; on order-sign every draft is new; on patient-view the active medications are
-reviewed (there are no drafts).
+The one focus helper: on order-select the selected orders are what is new and the other drafts are
+context; on order-sign every draft is new; on patient-view the active medications are reviewed (there
+are no drafts). ``in_focus`` answers this for one order; ``focus_of`` gathers the tacrolimus orders.
 """
 
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
+from datetime import date
 from typing import Any, Mapping
 
-from ..facts import MedicationFact
-from ..model import Coding
-from ..text import fmt_number
-
-ORDER_SELECT = "order-select"
-ORDER_SIGN = "order-sign"
-PATIENT_VIEW = "patient-view"
-ORDERING_HOOKS = frozenset({ORDER_SELECT, ORDER_SIGN})
+from ..facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
+from ..text import fmt_number, plain
+from .vocab import ACTIVE_STATUSES, ORDER_SELECT, ORDER_SIGN, ORDERING_HOOKS, TACROLIMUS
 
 
 def in_focus(hook: str, med: MedicationFact) -> bool:
     """True when the order is what this hook call is about."""
     if hook == ORDER_SELECT:
-        return med.is_selected
+        return med.is_draft and med.is_selected
     if hook == ORDER_SIGN:
         return med.is_draft
     return not med.is_draft
 
 
+def is_active(med: MedicationFact) -> bool:
+    """An order she is taking: recorded (not a draft of this session) and active or on hold."""
+    return not med.is_draft and med.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class Focus:
+    """Which tacrolimus orders a hook call is about, and whether the patient is on or near therapy."""
+
+    hook: str
+    drafts: tuple[MedicationFact, ...]  # tacrolimus drafts in focus (order hooks)
+    active: tuple[MedicationFact, ...]  # tacrolimus she is on (active / on-hold, not a draft)
+    candidate: bool  # RIF documented or a Th1/Th2 ratio on record
+    pregnant: bool = False
+    all_drafts: tuple[MedicationFact, ...] = ()  # every tacrolimus draft of the session, in focus or not
+
+    @property
+    def on_therapy(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def continuing(self) -> bool:
+        """A draft that continues therapy (she is on tacrolimus) rather than starting it: candidacy,
+        band dose, start timing and baseline labs belong to the start of a course."""
+        return self.on_therapy
+
+    @property
+    def applies(self) -> bool:
+        """Whether the protocol rules have anything to say in this call at all."""
+        if self.hook in ORDERING_HOOKS:
+            return bool(self.drafts)
+        return self.on_therapy or self.candidate
+
+    def _known_starts(self) -> list[date]:
+        # An order date (authoredOn) is not a start date: the course may have begun days later.
+        return [m.start for m in self.active if m.start is not None and m.start_from != "authoredOn"]
+
+    def therapy_start(self) -> date | None:
+        """Earliest known start of the tacrolimus she is on."""
+        starts = self._known_starts()
+        return min(starts) if starts else None
+
+    def last_change(self) -> date | None:
+        """Latest known start among her tacrolimus orders: a newer order is a (visible) dose change."""
+        starts = self._known_starts()
+        return max(starts) if starts else None
+
+
+def focus_of(facts: PatientFacts) -> Focus:
+    """The tacrolimus orders of this hook call: those in focus, every draft, and the active ones."""
+    tacro = facts.medications_with(TACROLIMUS)
+    drafts = tuple(sorted((m for m in tacro if m.is_draft and in_focus(facts.hook, m)),
+                          key=lambda m: m.source))
+    all_drafts = tuple(sorted((m for m in tacro if m.is_draft), key=lambda m: m.source))
+    active = tuple(m for m in tacro if is_active(m))
+    candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
+    return Focus(hook=facts.hook, drafts=drafts, active=active, candidate=candidate,
+                 pregnant=facts.pregnancy.pregnant is True, all_drafts=all_drafts)
+
+
+# --- describing orders ----------------------------------------------------------------------------
+
+
 def order_state(med: MedicationFact) -> str:
-    """"draft, selected", "draft" or the record's status ("active")."""
+    """"new order" or the record's status ("active")."""
     if med.is_draft:
-        return "draft, selected" if med.is_selected else "draft"
+        return "new order"
     return med.status or "status unknown"
 
 
 def recognition(med: MedicationFact) -> str:
-    """How the drug was recognised; a text-only match is stated as such, in bold."""
-    matched = med.matched or "?"
-    if med.recognised_by == "rxnorm-ingredient":
-        return f"recognised by RxNorm ingredient code ({matched})"
-    if med.recognised_by == "rxnorm-product":
-        return f"recognised by RxNorm product code ({matched})"
+    """A text-only match is stated, in bold; a coded match needs no words."""
     if med.recognised_by == "text":
-        return f"**recognised only by the text \"{matched}\", not by a code: check that this is the drug meant**"
-    return "recognition not recorded"
+        return (f"**recognised only by the name \"{plain(med.matched or '?')}\", not by a code: "
+                "check that this is the drug meant**")
+    return ""
 
 
 def describe_order(med: MedicationFact) -> str:
-    """One Markdown line: what the order says, where it is, its state, what matched and its dose."""
+    """One Markdown line: what the order says, its state, its daily dose (no ids)."""
     if med.daily_dose_mg is not None:
         dose = f"{fmt_number(med.daily_dose_mg)} mg/day"
     else:
         dose = f"daily dose unknown ({med.dose_problem})" if med.dose_problem else "daily dose unknown"
     release = f", {med.release}-release" if med.release else ""
-    return f"\"{med.display}\" — {med.source} ({order_state(med)}{release}); {recognition(med)}; {dose}"
-
-
-def override_codings(table: Mapping[str, Any]) -> tuple[Coding, ...]:
-    """The override reasons of a knowledge table as Codings (display always present)."""
-    reasons = table["override_reasons"]
-    return tuple(Coding(system=reasons["system"], code=c["code"], display=c["display"])
-                 for c in reasons["codes"])
+    matched = recognition(med)
+    return (f"{plain(med.display)} ({order_state(med)}{release}), {dose}"
+            + (f"; {matched}" if matched else ""))
 
 
 class _KeepUnknown(dict[str, str]):
@@ -83,4 +134,3 @@ def span(values: Any, scale: float = 1.0) -> str:
     if isinstance(values, (int, float)):
         return fmt_number(values * scale)
     return str(values)
-

@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Literal, Mapping, Sequence
 
@@ -47,17 +47,15 @@ from ..facts import (
 )
 from ..model import Action, Card, Indicator, Link, Suggestion
 from ..orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
-from ..text import clip_summary, fmt_date, fmt_number
-from .focus import PATIENT_VIEW, fill, in_focus, override_codings, span
+from ..text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
+from .focus import fill, in_focus, span
+from .vocab import EPSILON, PATIENT_VIEW, TACROLIMUS, at_least, build_card, override_codings
 
-TACROLIMUS = "tacrolimus"
 FORMULATION = "tacrolimus-formulation"
 SWITCH_KIND = "interaction:tacrolimus-release-switch"
 ENDED_STATUSES = frozenset({"completed", "stopped"})
 CHEMISTRY_KEY = "chemistry"  # the prefetch key that carries potassium and creatinine
 FIRST_TRIMESTER_DAYS = 14 * 7
-DETAIL_MAX = 1200
-_EPS = 1e-9
 
 Timing = Literal["ongoing", "single-dose", "recently-stopped"]
 PotassiumTier = Literal["unavailable", "none", "old", "normal", "mild", "moderate", "severe"]
@@ -135,6 +133,23 @@ class InteractionDecision:
     @property
     def escalated(self) -> bool:
         return bool((self.potassium and self.potassium.high) or (self.creatinine and self.creatinine.rising))
+
+    @property
+    def verdict(self) -> str:
+        """The decision in a few words: what changed the card (e.g. "potassium-moderate", "dose-cut")."""
+        if self.kind == SWITCH_KIND:
+            return "release-switch"
+        if self.potassium and self.potassium.high:
+            return f"potassium-{self.potassium.tier}"
+        if self.creatinine and self.creatinine.rising:
+            return f"creatinine-{self.creatinine.tier}"
+        if self.timing != "ongoing":
+            return self.timing
+        if self.alternative == "not-for-indication":
+            return "alternative-not-for-indication"
+        if self.dose is not None:
+            return "dose-cut" if self.dose.targets else f"dose-cut-{self.dose.problem}"
+        return "interaction" if self.ivf_course or not self.entry.get("pregnancy_only") else "outside-ivf-course"
 
 
 def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
@@ -277,9 +292,9 @@ def potassium_finding(facts: PatientFacts, today: date, limits: Mapping[str, Any
     if not _is_recent(result, today, int(limits["recent_days"])):
         return PotassiumFinding("old", result, conflicts)
     value = result.value
-    tier: PotassiumTier = ("severe" if value >= float(limits["severe_at"]) - _EPS
-                           else "moderate" if value >= float(limits["urgent_at"]) - _EPS
-                           else "mild" if value >= float(limits["high_at"]) - _EPS else "normal")
+    tier: PotassiumTier = ("severe" if at_least(value, float(limits["severe_at"]))
+                           else "moderate" if at_least(value, float(limits["urgent_at"]))
+                           else "mild" if at_least(value, float(limits["high_at"])) else "normal")
     return PotassiumFinding(tier, result, conflicts)
 
 
@@ -306,12 +321,12 @@ def creatinine_finding(facts: PatientFacts, today: date, limits: Mapping[str, An
     window = timedelta(hours=float(limits["aki_absolute_hours"]))
     fast = any(r.value is not None and r.when is not None and r.actionable
                and result.when - window <= r.when < result.when
-               and result.value - r.value >= float(limits["aki_absolute_mg_dl"]) - _EPS
+               and at_least(result.value - r.value, float(limits["aki_absolute_mg_dl"]))
                for r in facts.results(CREATININE))
     tier: CreatinineTier = "stable"
-    if fast or (rise is not None and rise >= float(limits["aki_fraction"]) - _EPS):
+    if fast or (rise is not None and at_least(rise, float(limits["aki_fraction"]))):
         tier = "aki"
-    elif rise is not None and rise >= float(limits["rise_fraction"]) - _EPS:
+    elif rise is not None and at_least(rise, float(limits["rise_fraction"])):
         tier = "rising"
     return CreatinineFinding(tier, result, conflicts, baseline if rise is not None else None, rise)
 
@@ -419,8 +434,8 @@ def _per_dose_steps(low: float, high: float, doses_per_day: float, step: float) 
     strongest change, mildest (highest) first; [] when none fits."""
     if not all(math.isfinite(v) for v in (low, high, doses_per_day, step)) or step <= 0 or doses_per_day <= 0:
         return []
-    first = max(math.ceil(low / doses_per_day / step - _EPS), 1)
-    last = math.floor(high / doses_per_day / step + _EPS)
+    first = max(math.ceil(low / doses_per_day / step - EPSILON), 1)
+    last = math.floor(high / doses_per_day / step + EPSILON)
     if last < first:
         return []
     return sorted({round(last * step * doses_per_day, 6), round(first * step * doses_per_day, 6)}, reverse=True)
@@ -448,7 +463,7 @@ def _dose_plan(facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mappi
         per_dose = max(step, round(exact / per_day / step) * step)
         rounded = round(per_dose * per_day, 6)
         low = high = exact
-        targets = [rounded] if rounded < dose - _EPS else []
+        targets = [rounded] if rounded < dose - EPSILON else []
     if not targets:
         return DosePlan(tac, low=low, high=high, problem="no-step-fits")
     return DosePlan(tac, tuple(targets), low, high)
@@ -473,15 +488,6 @@ def _release_switch(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationF
 
 
 # --- rendering ---------------------------------------------------------------------------------------
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
-_TAG = re.compile(r"<[^>]*>")
-
-
-def plain(text: str) -> str:
-    """EHR text made safe for a card: HTML tags stripped, Markdown characters escaped, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(_TAG.sub("", text).split()))
-
 
 def _frequency(per_day: float | None) -> str:
     words = {1: "once daily", 2: "twice daily", 3: "three times daily"}
@@ -518,14 +524,13 @@ def _order_line(med: MedicationFact) -> str:
 
 def _reported(m: Measurement) -> str:
     """A result as the lab reported it, with its date: "5.8 mmol/L on 2026-11-24"."""
-    shown = plain(m.shown) if m.shown else f"{fmt_number(m.value or 0)} {m.unit or ''}".strip()
-    return f"{shown} on {fmt_date(m.when)}"
+    return f"{reported(m)} on {fmt_date(m.when)}"
 
 
 def _conflict_note(concept: str, result: Measurement, others: Sequence[Measurement]) -> str:
     if not others:
         return ""
-    also = ", ".join(plain(o.shown) for o in others)
+    also = ", ".join(reported(o) for o in others)
     return (f" Another {concept} taken at the same time reads {also}: the results disagree, so the "
             "worse one is used; check which is right.")
 
@@ -575,12 +580,12 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     if not c.rising or c.baseline is None or c.rise is None:
         return None, [f"**Creatinine:** {_reported(c.result)}, no rise from baseline.{note}"]
     pct = round(c.rise * 100)
-    rise = (f"{plain(c.baseline.shown)} ({fmt_date(c.baseline.when)}) → {plain(c.result.shown)} "
+    rise = (f"{reported(c.baseline)} ({fmt_date(c.baseline.when)}) → {reported(c.result)} "
             f"({fmt_date(c.result.when)}), +{pct} %")
     already = all(not o.is_draft for o in d.orders)
     act = f"stop {name}" if already else f"avoid {name}"
     label = "acute kidney injury range" if c.tier == "aki" else "kidney function is changing"
-    summary = (f"Creatinine rose {plain(c.baseline.shown)} → {plain(c.result.shown)} (+{pct} %): {act}; "
+    summary = (f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; "
                "repeat creatinine and trough")
     return summary, [f"**Creatinine:** {rise} — {label}.{note}",
                      "**Next step:** repeat creatinine and a tacrolimus trough; look for other causes "
@@ -681,17 +686,18 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     lines.append(_source_line(d, table))
     detail = _fit("\n\n".join(lines))
     exclusive = d.dose is not None and bool(d.dose.targets)
-    return Card(
-        kind=d.kind,
-        summary=clip_summary(summary),
-        indicator=d.severity,
-        detail=detail,
-        source_label=table["source_label"],
-        suggestions=tuple(suggestions),
-        selection_behavior=("at-most-one" if exclusive else "any") if suggestions else None,
-        override_reasons=override_codings(table),
-        links=_links(table),
-    )
+    return _card(d, summary, detail, suggestions, table, exclusive)
+
+
+def _card(d: InteractionDecision, summary: str, detail: str, suggestions: Sequence[Suggestion],
+          table: Mapping[str, Any], exclusive: bool) -> Card:
+    """Alternative dose changes exclude each other; removal, tests and a replacement do not."""
+    card = build_card(kind=d.kind, verdict=d.verdict, indicator=d.severity, summary=summary, detail=detail,
+                      source_label=str(table["source_label"]), suggestions=suggestions,
+                      override_reasons=override_codings(table), links=_links(table))
+    if suggestions and not exclusive:
+        card = replace(card, selection_behavior="any")
+    return card
 
 
 def _fit(detail: str) -> str:
@@ -911,19 +917,9 @@ def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[s
         lines.append(monitor_line)
     lines.append(_source_line(d, table))
     suggestions = (monitor,) if monitor else ()
-    return Card(
-        kind=SWITCH_KIND,
-        summary=clip_summary(fill(entry["summary"], values)),
-        indicator=d.severity,
-        detail=_fit("\n\n".join(lines)),
-        source_label=table["source_label"],
-        suggestions=suggestions,
-        selection_behavior="any" if suggestions else None,
-        override_reasons=override_codings(table),
-        links=_links(table),
-    )
+    return _card(d, fill(entry["summary"], values), _fit("\n\n".join(lines)), suggestions, table, False)
 
 
 __all__ = ["CreatinineFinding", "DosePlan", "InteractionDecision", "PotassiumFinding", "could_conceive",
-           "creatinine_finding", "decide_interactions", "evaluate_interactions", "in_ivf_course", "plain",
+           "creatinine_finding", "decide_interactions", "evaluate_interactions", "in_ivf_course",
            "potassium_finding", "render"]

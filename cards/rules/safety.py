@@ -17,20 +17,19 @@ from ..facts import (
     PatientFacts,
 )
 from ..model import Card, Indicator, Suggestion
-from ..text import age_days, fmt_bp, fmt_date, fmt_measure, fmt_number
+from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number
 from .common import (
     Current,
     Detail,
-    Focus,
     Protocol,
-    at_least,
     current,
     day_of,
-    focus_of,
     make_card,
     order_action,
     why_unusable,
 )
+from .focus import Focus, focus_of
+from .vocab import above, at_least
 
 SAFETY = "safety"
 
@@ -123,7 +122,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
                                          f"within {fmt_number(hours)} h: acute kidney injury (KDIGO)"))
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
-        if latest_value > limit + 1e-9:
+        if above(latest_value, limit):
             detail.number("Pregnancy: above", "safety.creatinine.pregnancy_above")
             detail.add(f"- Pregnant: {facts.pregnancy.evidence}")
             findings.append(("warning", f"Creatinine {fmt_number(latest_value)} {unit} in pregnancy is above "
@@ -149,7 +148,7 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol,
     elif at_least(value, proto.num("safety.potassium.warning_at")):
         detail.number("Warning at", "safety.potassium.warning_at")
         findings.append(("warning", f"Potassium {shown}: hyperkalaemia"))
-    elif value > proto.num("safety.potassium.advisory_above") + 1e-9:
+    elif above(value, proto.num("safety.potassium.advisory_above")):
         detail.number("Advisory above", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range"))
     return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
@@ -302,7 +301,7 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
                     for label, _, order in gaps if order is not None)
     suggestions = [Suggestion(label="Order the overdue safety tests", actions=actions)] if actions else []
     summary = f"Tacrolimus safety monitoring due: {', '.join(names)}"
-    if len(summary) >= 140:
+    if not fits_summary(summary):
         summary = "Tacrolimus safety monitoring due: several tests, see details"
     return make_card(proto, detail, kind=f"{SAFETY}:monitoring-due", summary=summary, indicator="info",
                      source_id="guideline", suggestions=suggestions)

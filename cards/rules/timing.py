@@ -9,8 +9,9 @@ from typing import Any, Mapping
 from ..facts import MedicationFact, PatientFacts
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_timing
-from ..text import fmt_date
-from .common import Detail, Protocol, day_of, focus_of, make_card, relevant_transfer
+from ..text import fits_summary, fmt_date
+from .common import Detail, Protocol, day_of, make_card, relevant_transfer
+from .focus import focus_of
 
 KIND = "timing"
 
@@ -45,7 +46,7 @@ def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
                    "embryo-transfer): time the start from the transfer date when it is set.")
         summary = (f"No embryo transfer on record: start tacrolimus {start_shown} before the transfer, "
                    f"continue {days_shown} and through pregnancy")
-        if len(summary) >= 140:
+        if not fits_summary(summary):
             summary = f"No embryo transfer on record: start tacrolimus {start_shown} before it, for at least {days_shown}"
         return [make_card(proto, detail, kind=KIND, summary=summary, indicator="info", source_id=source_id)]
 
@@ -82,7 +83,7 @@ def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     indicator: Indicator = "info" if problems == ["no start date"] else "warning"
     summary = (f"Tacrolimus timing: {'; '.join(problems)} "
                f"(transfer {fmt_date(transfer_day)}, start {start_shown} before)")
-    if len(summary) >= 140:
+    if not fits_summary(summary):
         summary = f"Tacrolimus timing does not match the transfer on {fmt_date(transfer_day)}: see details"
     suggestions: list[Suggestion] = []
     resource = with_timing(draft, fmt_date(wanted_start), fmt_date(wanted_end) if wanted_end else None)

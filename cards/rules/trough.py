@@ -9,7 +9,9 @@ from typing import Any, Mapping
 from ..facts import TACROLIMUS, PatientFacts
 from ..model import Card, Indicator, Suggestion
 from ..text import age_days, fmt_date, fmt_measure, fmt_number
-from .common import Detail, Protocol, at_least, current, day_of, focus_of, make_card, order_action
+from .common import Detail, Protocol, current, day_of, make_card, order_action
+from .focus import focus_of
+from .vocab import at_least
 
 KIND = "trough"
 
