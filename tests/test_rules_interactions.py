@@ -393,6 +393,11 @@ AZOLE_TIMING = [
     ("single-dose-drafted-today-no-course-long-cut", dict(state="draft", start=day(0), end=day(0), duration_days=1),
      "single-dose", False, "Single dose of fluconazole: keep the tacrolimus dose"),
     ("active-order-whose-end-date-passed-long-ago", dict(state="active", end=day(-20)), None, False, ""),
+    ("single-dose-by-its-sig-a-week-ago-no-card", dict(state="active", start=day(-7), daily_mg=150,
+                                                       sig="150 mg by mouth, single dose"), None, False, ""),
+    ("single-dose-by-its-sig-two-days-ago-still-counts", dict(state="active", start=day(-2), daily_mg=150,
+                                                              sig="150 mg by mouth, single dose"),
+     "single-dose", False, "Single dose of fluconazole"),
 ]
 
 

@@ -191,8 +191,12 @@ def _ended(med: MedicationFact, today: date) -> bool:
     return med.status in ENDED_STATUSES or (med.end is not None and med.end < today)
 
 
+# Words of a sig that mean one dose only ("fluconazole 150 mg single dose", "once only", "x1").
+_ONE_DOSE = re.compile(r"\b(single dose|one dose only|once only|one[- ]time dose|x ?1)\b", re.IGNORECASE)
+
+
 def _single_dose(med: MedicationFact) -> bool:
-    """One dose only: a one-day order, or a timing that repeats once."""
+    """One dose only: a one-day order, a timing that repeats once, or a sig that says so."""
     if med.duration_days is not None and med.duration_days <= 1:
         return True
     if med.start is not None and med.end is not None and med.end <= med.start:
@@ -201,19 +205,26 @@ def _single_dose(med: MedicationFact) -> bool:
     if isinstance(instructions, list) and len(instructions) == 1 and isinstance(instructions[0], dict):
         timing = instructions[0].get("timing")
         repeat = timing.get("repeat") if isinstance(timing, dict) else None
-        return isinstance(repeat, dict) and repeat.get("count") == 1
+        if isinstance(repeat, dict) and repeat.get("count") == 1:
+            return True
+        return bool(_ONE_DOSE.search(str(instructions[0].get("text") or "")))
     return False
 
 
 def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Timing | None:
-    """How an order of the interacting drug counts today; None when it no longer interacts."""
+    """How an order of the interacting drug counts today; None when it no longer interacts.
+
+    An azole's effect outlasts its last dose by ``after_stop_days``; other drugs stop counting the day
+    after their last dose."""
+    lasts = int(max(entry.get("after_stop_days") or [1]))
     if _ended(med, today):
-        lasts = max(entry.get("after_stop_days") or [0])
-        last_day = med.end
-        if last_day is None or (today - last_day).days > lasts:
+        if med.end is None or (today - med.end).days > lasts:
             return None
         return "recently-stopped"
-    return "single-dose" if _single_dose(med) else "ongoing"
+    if _single_dose(med):
+        given = med.end or med.start
+        return None if given is not None and (today - given).days > lasts else "single-dose"
+    return "ongoing"
 
 
 def _involved(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
