@@ -415,6 +415,23 @@ def test_azole_effect_lasts_4_to_5_days_and_single_doses_need_no_cut(order, verd
         assert bool(dose_actions(card)) == dose_change
 
 
+@pytest.mark.parametrize("order", [dict(state="draft", start=day(0), end=day(0), duration_days=1),
+                                   dict(state="completed", end=day(-3))], ids=["single-dose", "recently-stopped"])
+def test_single_dose_or_stopped_azole_gets_one_trough_and_no_cut_advice(order):
+    card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", **order))
+    assert "Reduce the tacrolimus dose" not in card.detail
+    assert labels(card) == ["Order a tacrolimus trough"]
+    assert "occurrenceTiming" not in card.suggestions[0].actions[0].resource
+
+
+def test_a_dose_that_cannot_be_written_is_said():
+    """1 mg capsules counted per dose: 1 mg/day is one capsule, 0.5 mg/day would be half a capsule."""
+    tac = med("tacrolimus", "draft", daily_mg=2, unit="{capsule}", strength_mg=1)
+    card = only_card("order-sign", tac, med("fluconazole", "draft"))
+    assert [dose_value(a.resource) for a in dose_actions(card)] == [1]
+    assert "0.5 mg/day cannot be written into this order" in card.detail
+
+
 def test_azole_cut_is_temporary_and_says_when_to_return():
     card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2),
                      med("fluconazole", "draft", end=day(7)))

@@ -574,6 +574,9 @@ def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list
     if k.urgent:
         lines.append("**Next step:** repeat potassium urgently and record an ECG; treat hyperkalaemia as "
                      "your local protocol says, and review the tacrolimus trough.")
+    else:
+        lines.append(f"**Next step:** leave out {name}; look for the cause and repeat potassium as your "
+                     "local protocol says.")
     return summary, lines
 
 
@@ -631,6 +634,10 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
     else:
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
+    by_hand = [t for t in plan.targets if with_daily_dose(plan.order, t) is None]
+    if by_hand:
+        lines.append(" and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
+                     + " cannot be written into this order (capsule strength or units): change it by hand.")
     if plan.problem == "no-step-fits":
         lines.append(f"No dose in {fmt_number(step)} mg steps fits: change the dose or timing by hand.")
     usual = _regimen(dose, plan.order.doses_per_day)
@@ -681,7 +688,7 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
                     f"days and every {values.get('every', '2–3')} days while it is given.")
         summary = (f"{values['Drug']} raises tacrolimus levels: check a trough within "
                    f"{values.get('first_within', '1–3')} days")
-    if not d.escalated:
+    if not d.escalated and (d.timing == "ongoing" or "dose_change" not in entry):
         lines.append(f"**What to do:** {handling}")
     lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]))
     if d.fetal_risk:
@@ -739,8 +746,8 @@ def _test_order(facts: PatientFacts, table: Mapping[str, Any], key: str, reason:
 
 
 def _monitor_line(d: InteractionDecision, table: Mapping[str, Any]) -> str | None:
-    if d.escalated:
-        return None
+    if d.escalated or (d.timing != "ongoing" and "dose_change" in d.entry):
+        return None  # the result on record, or the dose line, says what to check
     parts: list[str] = []
     for item in d.entry.get("monitor") or []:
         test = table["lab_tests"].get(item["test"])
@@ -764,7 +771,10 @@ def _monitor_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapp
         if order is None:
             continue
         what = str(table["lab_tests"][item["test"]]["label"])
-        if "every_days" in item:
+        if "every_days" in item and d.timing != "ongoing":
+            labels.append(f"a {what}")  # one check after a single dose or a stop
+            description = f"Order a {what}"
+        elif "every_days" in item:
             checks = int(item.get("checks") or table["default_checks"]["count"])
             low, high = item["every_days"]
             order = with_repeat(order, (float(low), float(high)), checks)
