@@ -369,6 +369,45 @@ def test_creatinine_rise_names_both_dates():
     assert "0.6 mg/dL (2026-10-16) → 1.0 mg/dL (2026-11-24), +67 % — acute kidney injury range" in card.detail
 
 
+def test_conflicting_creatinine_results_use_the_higher():
+    tac = med("tacrolimus", "active", daily_mg=2, start=day(-30))
+    a, b = creatinine(0.7, 1), creatinine(1.1, 1)
+    a = Measurement(**{**a.__dict__, "conflicts_with": (b.source,)})
+    b = Measurement(**{**b.__dict__, "conflicts_with": (a.source,)})
+    card = only_card("order-sign", tac, med("ibuprofen", "draft"), labs=(creatinine(0.6, 40), a, b))
+    assert card.verdict == "creatinine-aki"
+    assert "0.6 mg/dL (2026-10-16) → 1.1 mg/dL (2026-11-24), +83 %" in card.detail
+    assert "reads 0.7 mg/dL: the results disagree" in card.detail
+
+
+PATIENT_VIEW_NOISE = [  # (id, drug, labs, chart, card expected)
+    ("spironolactone-long-taken-potassium-normal-yesterday", "spironolactone", (potassium(4.3),), dict(rif=False),
+     False),
+    ("spironolactone-long-taken-no-current-potassium", "spironolactone", (), dict(rif=False), True),
+    ("ace-inhibitor-long-taken-normal-potassium-trying-to-conceive", "ace_inhibitor", (potassium(4.3),), dict(),
+     True),
+    ("ibuprofen-long-taken-stable-creatinine", "ibuprofen", (creatinine(0.6, 40), creatinine(0.62, 1)),
+     dict(rif=False), False),
+]
+
+
+@pytest.mark.parametrize("drug, labs, chart, expected", [p[1:] for p in PATIENT_VIEW_NOISE],
+                         ids=[p[0] for p in PATIENT_VIEW_NOISE])
+def test_patient_view_no_card_when_the_labs_are_current_and_normal(drug, labs, chart, expected):
+    cards = cards_for("patient-view", med("tacrolimus", "active", daily_mg=2), med(drug, "active"),
+                      labs=labs, **chart)
+    assert bool(cards) == expected
+
+
+def test_level_changing_orders_only_counts_systemic_current_use():
+    from cards.rules.interactions import level_changing_orders
+    chart = facts("order-sign", med("tacrolimus", "draft", daily_mg=2),
+                  med("fluconazole", "active", rid="old", start=day(-9), end=day(-9), duration_days=1),
+                  med("clotrimazole", "active", rid="vaginal", route="vaginal"),
+                  med("clarithromycin", "draft", rid="now"), med("ibuprofen", "draft", rid="nsaid"))
+    assert [m.source for m in level_changing_orders(chart, TODAY, KB)] == ["MedicationRequest/now"]
+
+
 # --- boosted antivirals ----------------------------------------------------------------------------
 
 def test_paxlovid_is_critical_avoid_or_hold():

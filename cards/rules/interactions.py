@@ -186,6 +186,23 @@ def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any])
 
 # --- which orders count ----------------------------------------------------------------------------
 
+LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
+
+
+def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[MedicationFact]:
+    """Orders that change tacrolimus levels now: systemic use of a drug the table says raises or
+    lowers them, still taken or within the days its effect lasts (a single dose long past, an eye
+    ointment or a vaginal azole do not count)."""
+    found: list[MedicationFact] = []
+    for entry in kb["interactions"]["entries"]:
+        if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
+            continue
+        for m in facts.medications:
+            if (not m.has(TACROLIMUS) and m.systemic and set(entry["drugs"]) & set(m.ingredients)
+                    and _timing_of(m, today, entry) is not None and not any(m is f for f in found)):
+                found.append(m)
+    return found
+
 
 def _ended(med: MedicationFact, today: date) -> bool:
     return med.status in ENDED_STATUSES or (med.end is not None and med.end < today)
@@ -405,6 +422,11 @@ def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[M
                  if "potassium" in wanted and "potassium" in checks else None)
     creatinine = (creatinine_finding(facts, today, checks["creatinine"], tacrolimus_orders)
                   if "creatinine" in wanted and "creatinine" in checks else None)
+    if (facts.hook == PATIENT_VIEW and wanted and all(not o.is_draft for o in orders)
+            and (potassium is None or potassium.tier == "normal")
+            and (creatinine is None or creatinine.tier == "stable")
+            and _fetal_risk(facts, today, drug, entry, _values(entry, _drug_name(entry, drug))) is None):
+        return None  # both long taken and the labs they need are current and normal: nothing to act on
     if (potassium and potassium.high) or (creatinine and creatinine.tier == "aki"):
         severity = "critical"
     if (potassium and potassium.high) or (creatinine and creatinine.rising):
@@ -941,6 +963,6 @@ def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[s
     return _card(d, fill(entry["summary"], values), _fit("\n\n".join(lines)), suggestions, table, False)
 
 
-__all__ = ["CreatinineFinding", "DosePlan", "InteractionDecision", "PotassiumFinding", "could_conceive",
+__all__ = ["LEVEL_CHANGING", "level_changing_orders", "CreatinineFinding", "DosePlan", "InteractionDecision", "PotassiumFinding", "could_conceive",
            "creatinine_finding", "decide_interactions", "evaluate_interactions", "in_ivf_course",
            "potassium_finding", "render"]
