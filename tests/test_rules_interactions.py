@@ -869,3 +869,31 @@ def test_switch_to_extended_release_named_by_brand_gives_the_release_switch_card
     draft = _fhir_order("tac-xr", {"text": "Envarsus XR 4 mg tablet"}, status="draft")
     cards = _cards_from_fhir("order-sign", [active], [draft])
     assert "interaction:tacrolimus-release-switch" in [c.kind for c in cards]
+
+
+def _potassium_observation(oid: str, value: float, when: str, unit: str = "mmol/L") -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+
+def test_spironolactone_draft_with_potassium_on_record_from_fhir():
+    """The chart of the review: spironolactone drafted, potassium 5.8 mEq/L the day before."""
+    from cards.evaluate import evaluate
+    from service.extract import build_facts
+    from service.validation import HookRequest
+
+    draft = _fhir_order("spiro", {"coding": [{"system": RXNORM, "code": "9997", "display": "spironolactone"}]},
+                        status="draft")
+    context = {"patientId": "p1", "userId": "Practitioner/u1",
+               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}}
+    request = HookRequest(hook="order-sign", hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+    data = {"medications": [TACROLIMUS_ACTIVE],
+            "chemistry": [_potassium_observation("k1", 5.8, "2026-11-24T08:00:00Z", unit="meq/L")]}
+    cards = evaluate(build_facts(request, data, KB), TODAY, KB)
+    [card] = [c for c in cards if c.kind == "interaction:spironolactone"]
+    assert_readable(card)
+    assert card.indicator == "critical"
+    assert card.summary.startswith("Potassium 5.8 meq/L on 2026-11-24: do not start spironolactone"), card.summary
+    assert "Order potassium" not in labels(card)
