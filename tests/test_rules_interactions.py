@@ -253,9 +253,9 @@ POTASSIUM_CHARTS = [
      ["Remove the spironolactone draft order", "Urgent potassium and ECG"]),
     ("potassium-chloride-potassium-5.8", "potassium_supplement", [(5.8, 1)], "draft", "critical",
      "Potassium 5.8 mmol/L on 2026-11-24: do not start a potassium supplement (contraindicated",
-     ["Remove the a potassium supplement draft order"]),
+     ["Remove the potassium supplement draft order"]),
     ("ace-inhibitor-potassium-5.6", "ace_inhibitor", [(5.6, 2)], "draft", "critical",
-     "Potassium 5.6 mmol/L on 2026-11-23: do not start an ACE inhibitor", ["Remove the an ACE inhibitor draft order"]),
+     "Potassium 5.6 mmol/L on 2026-11-23: do not start an ACE inhibitor", ["Remove the ACE inhibitor draft order"]),
     ("trimethoprim-potassium-6.6-severe", "trimethoprim", [(6.6, 0)], "draft", "critical",
      "Potassium 6.6 mmol/L on 2026-11-25: urgent repeat and ECG; do not start trimethoprim",
      ["Remove the trimethoprim draft order", "Urgent potassium and ECG"]),
@@ -410,12 +410,18 @@ def test_level_changing_orders_only_counts_systemic_current_use():
 
 # --- boosted antivirals ----------------------------------------------------------------------------
 
+def test_long_term_boosted_antiretroviral_is_not_told_to_stop():
+    card = only_card("patient-view", med("tacrolimus", "active", daily_mg=1), med("cobicistat", "active"))
+    assert card.indicator == "critical" and "stop it" not in card.detail
+
+
 def test_paxlovid_is_critical_avoid_or_hold():
     card = only_card("order-select", med("tacrolimus", "active", daily_mg=2),
                      med("ritonavir", "selected", display="nirmatrelvir 150 MG / ritonavir 100 MG (Paxlovid)"))
     assert card.indicator == "critical"
     assert "avoid, or hold tacrolimus" in card.summary
     assert "hold tacrolimus" in card.detail and "without ritonavir" in card.detail
+    assert labels(card)[0] == "Remove the ritonavir draft order"
 
 
 # --- azoles: how long the effect lasts, capsule steps, sig text, active orders ---------------------
@@ -634,7 +640,7 @@ def test_live_vaccine_on_tacrolimus_is_a_warning_with_removal():
                      med("live_attenuated_vaccine", "selected", display="MMR vaccine"))
     assert card.indicator == "warning"
     assert card.summary == "Live vaccines are avoided on tacrolimus: do not give a live attenuated vaccine"
-    assert labels(card) == ["Remove the a live attenuated vaccine draft order"]
+    assert labels(card) == ["Remove the live attenuated vaccine draft order"]
 
 
 MYCOPHENOLATE = [  # (id, chart, indicator or None for no card, removal offered)

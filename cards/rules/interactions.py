@@ -366,6 +366,14 @@ def _drug_name(entry: Mapping[str, Any], drug: str) -> str:
     return str((entry.get("drug_display") or {}).get(drug) or drug.replace("_", " "))
 
 
+def _bare(name: str) -> str:
+    """"an ACE inhibitor" → "ACE inhibitor": the name after "the"."""
+    for article in ("a ", "an "):
+        if name.startswith(article):
+            return name[len(article):]
+    return name
+
+
 def _values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
     """Placeholder values for the entry's text, all taken from the entry's own numbers."""
     values = {"drug": name, "Drug": name[:1].upper() + name[1:]}
@@ -699,7 +707,8 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
                    f"over {values.get('after_stop', 'several')} days; check troughs")
     lines = [f"**Why:** {effect}"]
     lines += [f"**Tacrolimus:** {_order_line(t)}" for t in d.tacrolimus]
-    lines += [f"**{values['Drug']}:** {_order_line(o)}" for o in d.orders]
+    heading = _bare(name)
+    lines += [f"**{heading[:1].upper() + heading[1:]}:** {_order_line(o)}" for o in d.orders]
     k_summary, k_lines = _potassium_text(d, name)
     c_summary, c_lines = _creatinine_text(d, name)
     lines += k_lines + c_lines
@@ -715,7 +724,8 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]))
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
-    if d.remove_draft and all(not o.is_draft for o in d.orders):
+    never = d.entry.get("effect_direction") in ("contraindicated", "never-together", "immunosuppression")
+    if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders):
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
     summary = k_summary or c_summary or summary
 
@@ -927,7 +937,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
     actions = [Action(type="create", description=f"Create a draft {shown} order for you to complete "
                                                  "with dose and duration",
                       resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown))]
-    actions += [Action(type="delete", description=f"Remove the {name} draft", resource_id=i) for i in ids]
+    actions += [Action(type="delete", description=f"Remove the {_bare(name)} draft", resource_id=i) for i in ids]
     if d.alternative == "recommended":
         return Suggestion(label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions),
                           is_recommended=True)
@@ -942,8 +952,8 @@ def _removal(orders: Sequence[MedicationFact], name: str) -> Suggestion | None:
     if not ids or any(i is None for i in ids):
         return None
     return Suggestion(
-        label=f"Remove the {name} draft order",
-        actions=tuple(Action(type="delete", description=f"Remove the {name} draft", resource_id=i)
+        label=f"Remove the {_bare(name)} draft order",
+        actions=tuple(Action(type="delete", description=f"Remove the {_bare(name)} draft", resource_id=i)
                       for i in ids),
         is_recommended=True)
 
