@@ -101,10 +101,10 @@ def test_a_site_adds_a_lab_code_without_losing_the_shipped_codes(tmp_path):
 
 
 def test_care_cards_merge_by_id(tmp_path):
-    site = site_file(tmp_path, "care:\n  cards:\n    - {id: pjp-prophylaxis, hooks: [order-select, order-sign]}\n")
+    site = site_file(tmp_path, "care:\n  cards:\n    - {id: administration, hooks: [order-select, order-sign]}\n")
     cards = load_knowledge(site)["care"]["cards"]
     assert [c["id"] for c in cards] == [c["id"] for c in SHIPPED["care"]["cards"]]
-    assert next(c for c in cards if c["id"] == "pjp-prophylaxis")["hooks"] == ["order-select", "order-sign"]
+    assert next(c for c in cards if c["id"] == "administration")["hooks"] == ["order-select", "order-sign"]
 
 
 def test_unkeyed_lists_still_replace(tmp_path):
@@ -132,8 +132,8 @@ def test_a_site_value_cites_the_site_file_not_the_paper(tmp_path):
 
 
 def test_confirming_an_entry_keeps_its_citation(tmp_path):
-    site = site_file(tmp_path, "protocol:\n  dose:\n    bands: {site_default: false}\n")
-    assert load_knowledge(site)["protocol"]["dose"]["bands"]["source"] == "nakagawa-2015"
+    site = site_file(tmp_path, "protocol:\n  dose:\n    th1_high_addon:\n      th1_pct_min: {site_default: false}\n")
+    assert load_knowledge(site)["protocol"]["dose"]["th1_high_addon"]["th1_pct_min"]["source"] == "nakagawa-2017"
 
 
 def test_a_site_that_names_its_own_source_keeps_it(tmp_path):
@@ -190,7 +190,8 @@ def test_knowledge_check_prints_the_difference_and_what_is_unconfirmed(tmp_path,
                                "protocol:\n  dose:\n    bands: {site_default: false}\n")
     assert main(["knowledge", "check", "--site", str(site)]) == 0
     out = capsys.readouterr().out
-    assert "entries: 19" in out
+    shipped = len(SHIPPED["interactions"]["entries"])
+    assert f"entries: {shipped + 1}" in out
     assert "Changes from the shipped knowledge (2)" in out
     assert "+ interactions.entries[site-everolimus]: added" in out
     assert "~ protocol.dose.bands.site_default: true -> false" in out
@@ -276,6 +277,12 @@ def test_a_site_adding_an_interaction_still_gets_the_critical_mycophenolate_card
     prefetch = no_data_prefetch()
     prefetch["medicationRequests"] = {"resourceType": "Bundle", "type": "searchset",
                                       "entry": [{"resource": tacrolimus}]}
+    rif = {"resourceType": "Condition", "id": "rif", "subject": {"reference": "Patient/p1"},
+           "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                          "code": "active"}]},
+           "code": {"coding": [{"system": "http://example.org/fhir/CodeSystem/tacro-cds",
+                                "code": "recurrent-implantation-failure"}]}}
+    prefetch["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": rif}]}
     body = {"hook": "order-sign", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/u1", "patientId": "p1",
                         "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}},

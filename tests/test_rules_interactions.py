@@ -794,14 +794,14 @@ def test_every_summary_fits_with_its_drug_names():
 
 def test_site_file_changes_the_numbers_without_code(tmp_path):
     site = tmp_path / "site.yaml"
-    site.write_text("interactions:\n  dose_rounding: {step_mg: 0.25, source: 'site: 0.25 mg steps'}\n"
+    site.write_text("interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
                     "  default_checks: {count: 5, source: 'site'}\n"
                     "  lab_checks:\n    potassium: {recent_days: 7, high_at: 6.0, urgent_at: 6.5, severe_at: 7.0,"
                     " source: 'site'}\n", encoding="utf-8")
     kb = load_knowledge(site)
     card = evaluate_interactions(facts("order-sign", med("tacrolimus", "draft", daily_mg=3),
                                        med("fluconazole", "draft")), TODAY, kb)[0]
-    assert [dose_value(a.resource) for a in dose_actions(card)] == [1.5, 0.75]
+    assert [dose_value(a.resource) for a in dose_actions(card)] == [1.0]
     assert card.suggestions[-1].actions[0].resource["occurrenceTiming"]["repeat"]["count"] == 5
     [k] = evaluate_interactions(facts("order-sign", med("tacrolimus", "active", daily_mg=3),
                                       med("spironolactone", "draft"), labs=(potassium(5.8),)), TODAY, kb)
