@@ -8,7 +8,9 @@ prefetched  The floor (bench/floor.py: a bare Flask app that parses the same bod
             card-sized JSON) and the service (``tacro-cds serve``) both run under gunicorn with
             --workers/--threads (default 2 x 4, the serve defaults) and the serve timeout. For each
             body, wrk (bench/wrk.py, its own process, --connections 4) warms both up, then drives
-            them in turn for --seconds, --rounds times, alternating which goes first. Printed per
+            them in turn for --seconds (longer for a body whose single call is slow: see --min-requests),
+            --rounds times, alternating which goes first, each run starting once the other side's
+            workers have finished the requests wrk left in flight. Printed per
             body: p50, p99 and throughput of each (median over the rounds) and the line
             ``ratio <body>: p50 <s/f>x  p99 <s/f>x  throughput <s/f>x`` (service / floor, same run).
 fallback    Every prefetch key missing, fhirServer a FHIR stand-in (bench/fhir_standin.py) that
@@ -75,8 +77,11 @@ class Figures:
 
 
 def _median_figures(runs: list[wrk.WrkResult]) -> Figures:
-    return Figures(p50_ms=statistics.median(r.p50_ms for r in runs),
-                   p99_ms=statistics.median(r.p99_ms for r in runs),
+    """Medians over the runs; a run that completed no request has no latency (NaN if none did)."""
+    answered = [r for r in runs if r.requests]
+    nan = float("nan")
+    return Figures(p50_ms=statistics.median(r.p50_ms for r in answered) if answered else nan,
+                   p99_ms=statistics.median(r.p99_ms for r in answered) if answered else nan,
                    throughput=statistics.median(r.throughput for r in runs),
                    requests=sum(r.requests for r in runs), failed=sum(r.failed for r in runs))
 
@@ -97,40 +102,72 @@ def _body_file(body: Body, folder: Path) -> Path:
     return path
 
 
-def _check_answers(body: Body, floor: Server, service: Server) -> int:
-    """Both answer the body with a 200 before anything is timed; returns the service's card count."""
-    counts = {}
+def _check_answers(body: Body, floor: Server, service: Server) -> tuple[int, float]:
+    """Both answer the body with a 200 before anything is timed. Returns the service's card count
+    and the longer of the two single calls, in seconds."""
+    counts, seconds = {}, 0.0
     for name, server in (("floor", floor), ("service", service)):
+        t0 = time.perf_counter()
         response = requests.post(server.base_url + body.path, data=body.payload,
-                                 headers={"Content-Type": "application/json"}, timeout=60)
+                                 headers={"Content-Type": "application/json"}, timeout=120)
+        seconds = max(seconds, time.perf_counter() - t0)
         if response.status_code != 200:
             raise RuntimeError(f"{name} answered {body.name} with {response.status_code}: {response.text[:500]}")
         counts[name] = len(response.json().get("cards") or [])
-    return counts["service"]
+    return counts["service"], seconds
+
+
+def _cpu_ticks(server: Server) -> int:
+    """User + system clock ticks used so far by the server's workers (/proc/<pid>/stat)."""
+    total = 0
+    for pid in server.workers:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total
+
+
+def _settle(server: Server, bound_s: float = 120.0) -> None:
+    """Wait until the server's workers stop using CPU: wrk stops at its deadline with requests in
+    flight, which the server still finishes; they must not run into the other side's measurement."""
+    deadline = time.monotonic() + bound_s
+    before = _cpu_ticks(server)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = _cpu_ticks(server)
+        if now - before <= 1:
+            return
+        before = now
 
 
 def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path) -> dict[str, Any]:
     """Floor and service in turn under wrk, per body; the ratios service/floor."""
     results: dict[str, Any] = {}
     settings = dict(workers=args.workers, threads=args.threads)
-    with gunicorn(app=FLOOR_APP, **settings) as floor, gunicorn(**settings) as service:  # type: ignore[arg-type]
+    with gunicorn(app=FLOOR_APP, **settings) as floor, gunicorn(**settings) as service:
         servers = {"floor": floor, "service": service}
         for body in bodies:
             print(f"\n{body.describe()}")
-            cards = _check_answers(body, floor, service)
+            cards, single = _check_answers(body, floor, service)
             path = _body_file(body, folder)
             runs: dict[str, list[wrk.WrkResult]] = {"floor": [], "service": []}
+            # A body whose single call is slow gets longer runs, so each still has some requests.
+            seconds = max(args.seconds, args.min_requests * single)
+            if seconds > args.seconds:
+                print(f"  runs of {seconds:.0f} s: a single call took up to {single:.1f} s")
 
             def drive(side: str, seconds: float) -> wrk.WrkResult:
-                return wrk.run(servers[side].base_url + body.path, path, connections=args.connections,
-                               threads=args.wrk_threads, seconds=seconds, timeout_s=args.wrk_timeout)
+                result = wrk.run(servers[side].base_url + body.path, path, connections=args.connections,
+                                 threads=args.wrk_threads, seconds=seconds, timeout_s=args.wrk_timeout)
+                _settle(servers[side])
+                return result
 
             for side in servers:
-                drive(side, args.warmup)
+                drive(side, max(args.warmup, 2 * single))
             for round_no in range(args.rounds):
                 order = ("floor", "service") if round_no % 2 == 0 else ("service", "floor")
                 for side in order:
-                    result = drive(side, args.seconds)
+                    result = drive(side, seconds)
                     runs[side].append(result)
                     print(f"  round {round_no + 1} {side:<8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms"
                           f"  {result.throughput:8.1f} req/s  ({result.requests} requests"
@@ -242,6 +279,7 @@ def memory(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                              timeout_s=args.wrk_timeout)
             if result.failed:
                 raise RuntimeError(f"memory run: {result.failed} failed requests {result.errors}")
+            _settle(service)
             return result
 
         warm = drive(args.warmup)
@@ -354,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bodies", nargs="+", default=list(BODY_NAMES), metavar="NAME",
                         help=f"prefetched mode's bodies (default all: {' '.join(BODY_NAMES)})")
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk run per side, round and body (default 10)")
+    parser.add_argument("--min-requests", type=int, default=10,
+                        help="a body's runs last at least this many single-call times (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up run per side and body (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternations floor/service per body (default 3)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
