@@ -153,8 +153,6 @@ def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path) -> di
             runs: dict[str, list[wrk.WrkResult]] = {"floor": [], "service": []}
             # A body whose single call is slow gets longer runs, so each still has some requests.
             seconds = max(args.seconds, args.min_requests * single)
-            if seconds > args.seconds:
-                print(f"  runs of {seconds:.0f} s: a single call took up to {single:.1f} s")
 
             def drive(side: str, seconds: float) -> wrk.WrkResult:
                 result = wrk.run(servers[side].base_url + body.path, path, connections=args.connections,
@@ -162,8 +160,14 @@ def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path) -> di
                 _settle(servers[side])
                 return result
 
-            for side in servers:
-                drive(side, max(args.warmup, 2 * single))
+            warm = [drive(side, max(args.warmup, 2 * single)) for side in servers]
+            # Under load a call takes longer than alone: the slower side's warm-up rate counts too.
+            slowest_rate = min(w.throughput for w in warm)
+            if slowest_rate > 0:
+                seconds = max(seconds, args.min_requests / slowest_rate)
+            if seconds > args.seconds:
+                print(f"  runs of {seconds:.0f} s for at least {args.min_requests} requests a side "
+                      f"(a single call took up to {single:.1f} s)")
             for round_no in range(args.rounds):
                 order = ("floor", "service") if round_no % 2 == 0 else ("service", "floor")
                 for side in order:
@@ -372,8 +376,10 @@ def profile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     root = session.root_frame()
     total = root.time if root is not None else 0.0
     top = sorted(_inclusive_times(root).items(), key=lambda kv: -kv[1]) if root is not None else []
+    cpu = getattr(session, "cpu_time", None)
     print(f"\nprofile: {body.describe()}; {args.profile_calls} calls in-process, "
-          f"{elapsed / args.profile_calls * 1000:.1f} ms per call under the profiler")
+          f"{elapsed / args.profile_calls * 1000:.1f} ms per call under the profiler"
+          + (f" ({cpu / args.profile_calls * 1000:.1f} ms CPU; shares are of wall time)" if cpu else ""))
     print(f"  call tree: {text_path.relative_to(ROOT) if text_path.is_relative_to(ROOT) else text_path}, "
           f"{html_path.name} beside it")
     print("  project functions by inclusive share of the profiled time:")
@@ -393,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"prefetched mode's bodies (default all: {' '.join(BODY_NAMES)})")
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk run per side, round and body (default 10)")
     parser.add_argument("--min-requests", type=int, default=10,
-                        help="a body's runs last at least this many single-call times (default 10)")
+                        help="a body's runs last long enough for about this many requests a side, "
+                             "judged from a single call and the warm-up (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up run per side and body (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternations floor/service per body (default 3)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
