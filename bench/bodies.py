@@ -9,7 +9,7 @@ prefetch is what a FHIR server answers for the service's own prefetch templates 
 which is what the history sizes measure. The service accepts at most ``MAX_PREFETCH_ENTRIES``
 prefetch entries (5,000); a history is cut to fit, and its name says how many Observations it holds.
 
-    year_of_monitoring("order-select")       # the 120 KB body: 180 Observations, 25 MedicationRequests
+    year_of_monitoring("order-select")       # ~140 KiB: 180 Observations, 25 MedicationRequests
     history("patient-view", 5000)            # as many Observations as fit the entry limit
 """
 

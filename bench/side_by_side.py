@@ -25,6 +25,9 @@ profile     The service in-process (Flask's test client, so no HTTP), --profile-
             --profile-body under pyinstrument: the call tree as text and HTML under --out, and the
             project functions that take the most time (inclusive share of the profiled calls).
 
+One gunicorn of the service serves every mode of a run (it may fetch from the fallback's stand-in,
+which a prefetched call never does); the floor runs only during the prefetched mode.
+
 Bodies (bench/bodies.py): ``order-select`` and ``patient-view`` are a year of monitoring (180
 Observations, 25 MedicationRequests, ~140 KiB); ``history-<N>-<hook>`` hold N Observations (50,
 500, 5,000; the 5,000 ones cut to the service's 5,000 prefetch-entry limit). Figures go to
@@ -140,11 +143,11 @@ def _settle(server: Server, bound_s: float = 120.0) -> None:
         before = now
 
 
-def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path) -> dict[str, Any]:
-    """Floor and service in turn under wrk, per body; the ratios service/floor."""
+def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path, service: Server) -> dict[str, Any]:
+    """The floor (started here, with the service's gunicorn settings) and ``service`` in turn under
+    wrk, per body; the ratios service/floor."""
     results: dict[str, Any] = {}
-    settings = dict(workers=args.workers, threads=args.threads)
-    with gunicorn(app=FLOOR_APP, **settings) as floor, gunicorn(**settings) as service:
+    with gunicorn(app=FLOOR_APP, workers=args.workers, threads=args.threads) as floor:
         servers = {"floor": floor, "service": service}
         for body in bodies:
             print(f"\n{body.describe()}")
@@ -223,88 +226,107 @@ def _slowest_query(standin: FhirStandIn, token: str, body: dict[str, Any], templ
     return max(times)
 
 
-def fallback(args: argparse.Namespace) -> dict[str, Any]:
-    """Every prefetch key missing against a FHIR stand-in with a fixed delay per query."""
+@dataclass(frozen=True)
+class FallbackSetup:
+    """The FHIR stand-in of the fallback mode, the token it insists on, and the prefetched bodies
+    whose prefetch it replays."""
+
+    standin: FhirStandIn
+    token: str
+    bodies: dict[str, dict[str, Any]]
+    templates: dict[str, str]
+
+    def service_env(self) -> dict[str, str]:
+        """What the service needs to fetch from the stand-in (plain http on loopback, allowlisted)."""
+        return {"TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
+                "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([self.standin.url])}
+
+
+@contextlib.contextmanager
+def fallback_setup(args: argparse.Namespace) -> Iterator[FallbackSetup]:
     templates = prefetch_templates(load_knowledge())
     bodies = {hook: year_of_monitoring(hook) for hook in ("order-select", "patient-view")}
     token = "bench-" + secrets.token_urlsafe(12)
-    results: dict[str, Any] = {}
     answers = replay_answers(bodies.values(), templates)
     with FhirStandIn(answers, delay=args.fhir_delay_ms / 1000, token=token) as standin:
-        env = {"TACRO_CDS_ALLOW_HTTP_FHIR": "loopback", "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([standin.url])}
-        with gunicorn(workers=args.workers, threads=args.threads, env=env) as service:
-            for hook, body in bodies.items():
-                path = f"{service.base_url}/cds-services/{Body(hook, hook, b'').service}"
-                payload = json.dumps(_fallback_body(body, standin.url, token)).encode()
-                slowest = _slowest_query(standin, token, body, templates)
-                prefetched_cards = requests.post(path, json=body, timeout=60).json()
-                with requests.Session() as session:
-                    session.headers["Content-Type"] = "application/json"
-                    per_call = []
-                    latencies = []
-                    for _ in range(max(2, args.fallback_calls)):
-                        before = (standin.connections, standin.served)
-                        t0 = time.perf_counter()
-                        response = session.post(path, data=payload, timeout=60)
-                        latencies.append(time.perf_counter() - t0)
-                        per_call.append((standin.connections - before[0], standin.served - before[1]))
-                        if response.status_code != 200:
-                            raise RuntimeError(f"fallback {hook}: {response.status_code} {response.text[:500]}")
-                    same_cards = comparable(response.json()) == comparable(prefetched_cards)
-                median = statistics.median(latencies)
-                reused = per_call[1][0] == 0
-                print(f"\nfallback {hook}: every one of {len(templates)} prefetch keys missing, stand-in delay "
-                      f"{args.fhir_delay_ms:g} ms per query, {len(latencies)} calls on one client connection")
-                print(f"  latency p50 {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; slowest single "
-                      f"query alone {slowest * 1000:.1f} ms; p50 - slowest = {(median - slowest) * 1000:+.1f} ms "
-                      f"(goal about +20 ms)")
-                print(f"  cards equal to the prefetched body's: {'yes' if same_cards else 'NO'}")
-                print(f"  connections accepted by the stand-in: call 1: {per_call[0][0]} for {per_call[0][1]} "
-                      f"queries, call 2: {per_call[1][0]} for {per_call[1][1]} queries -> "
-                      f"connections reused across calls: {'yes' if reused else 'no'}")
-                results[hook] = {"latency_ms": [round(x * 1000, 2) for x in latencies],
-                                 "p50_ms": median * 1000, "slowest_query_ms": slowest * 1000,
-                                 "overhead_ms": (median - slowest) * 1000, "same_cards": same_cards,
-                                 "connections_per_call": [c for c, _ in per_call],
-                                 "queries_per_call": [q for _, q in per_call], "reused": reused}
+        yield FallbackSetup(standin, token, bodies, templates)
+
+
+def fallback(args: argparse.Namespace, service: Server, setup: FallbackSetup) -> dict[str, Any]:
+    """Every prefetch key missing against a FHIR stand-in with a fixed delay per query."""
+    standin, token, templates = setup.standin, setup.token, setup.templates
+    results: dict[str, Any] = {}
+    for hook, body in setup.bodies.items():
+        path = f"{service.base_url}/cds-services/{Body(hook, hook, b'').service}"
+        payload = json.dumps(_fallback_body(body, standin.url, token)).encode()
+        slowest = _slowest_query(standin, token, body, templates)
+        prefetched_cards = requests.post(path, json=body, timeout=60).json()
+        with requests.Session() as session:
+            session.headers["Content-Type"] = "application/json"
+            per_call = []
+            latencies = []
+            for _ in range(max(2, args.fallback_calls)):
+                before = (standin.connections, standin.served)
+                t0 = time.perf_counter()
+                response = session.post(path, data=payload, timeout=60)
+                latencies.append(time.perf_counter() - t0)
+                per_call.append((standin.connections - before[0], standin.served - before[1]))
+                if response.status_code != 200:
+                    raise RuntimeError(f"fallback {hook}: {response.status_code} {response.text[:500]}")
+            same_cards = comparable(response.json()) == comparable(prefetched_cards)
+        median = statistics.median(latencies)
+        reused = per_call[1][0] == 0
+        print(f"\nfallback {hook}: every one of {len(templates)} prefetch keys missing, stand-in delay "
+              f"{args.fhir_delay_ms:g} ms per query, {len(latencies)} calls on one client connection")
+        print(f"  latency p50 {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; slowest single "
+              f"query alone {slowest * 1000:.1f} ms; p50 - slowest = {(median - slowest) * 1000:+.1f} ms "
+              f"(goal about +20 ms)")
+        print(f"  cards equal to the prefetched body's: {'yes' if same_cards else 'NO'}")
+        print(f"  connections accepted by the stand-in: call 1: {per_call[0][0]} for {per_call[0][1]} "
+              f"queries, call 2: {per_call[1][0]} for {per_call[1][1]} queries -> "
+              f"connections reused across calls: {'yes' if reused else 'no'}")
+        results[hook] = {"latency_ms": [round(x * 1000, 2) for x in latencies],
+                         "p50_ms": median * 1000, "slowest_query_ms": slowest * 1000,
+                         "overhead_ms": (median - slowest) * 1000, "same_cards": same_cards,
+                         "connections_per_call": [c for c, _ in per_call],
+                         "queries_per_call": [q for _, q in per_call], "reused": reused}
     return results
 
 
-def memory(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """Worker RSS of the service over at least --memory-calls calls of --memory-body."""
+def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str, Any]:
+    """Worker RSS of ``service`` over at least --memory-calls calls of --memory-body."""
     body = build_body(args.memory_body)
     path = _body_file(body, folder)
-    with gunicorn(workers=args.workers, threads=args.threads) as service:
-        url = service.base_url + body.path
-        workers = service.workers
+    url = service.base_url + body.path
+    workers = service.workers
 
-        def drive(seconds: float) -> wrk.WrkResult:
-            result = wrk.run(url, path, connections=args.connections, threads=args.wrk_threads, seconds=seconds,
-                             timeout_s=args.wrk_timeout)
-            if result.failed:
-                raise RuntimeError(f"memory run: {result.failed} failed requests {result.errors}")
-            _settle(service)
-            return result
+    def drive(seconds: float) -> wrk.WrkResult:
+        result = wrk.run(url, path, connections=args.connections, threads=args.wrk_threads, seconds=seconds,
+                         timeout_s=args.wrk_timeout)
+        if result.failed:
+            raise RuntimeError(f"memory run: {result.failed} failed requests {result.errors}")
+        _settle(service)
+        return result
 
-        warm = drive(args.warmup)
-        for _ in range(5):  # a busy machine may answer nothing within a short warm-up: extend it
-            if warm.requests >= 2 * args.connections:
-                break
-            more = drive(args.warmup)
-            warm = wrk.WrkResult(warm.requests + more.requests, warm.seconds + more.seconds, more.p50_ms,
-                                 more.p99_ms, max(warm.max_ms, more.max_ms), more.errors)
-        per_checkpoint = args.memory_calls / args.memory_checkpoints
-        rate = max(warm.throughput, 1.0)
-        calls = 0
-        samples = [(0, {pid: rss_kib(pid) for pid in workers})]
-        while calls < args.memory_calls:
-            seconds = max(1.0, min(per_checkpoint, args.memory_calls - calls) / rate)
-            result = drive(seconds)
-            calls += result.requests
-            rate = max(result.throughput, 1.0)
-            samples.append((calls, {pid: rss_kib(pid) for pid in workers}))
-        if sorted(service.workers) != sorted(workers):
-            raise RuntimeError(f"workers were replaced during the memory run: {workers} -> {service.workers}")
+    warm = drive(args.warmup)
+    for _ in range(5):  # a busy machine may answer nothing within a short warm-up: extend it
+        if warm.requests >= 2 * args.connections:
+            break
+        more = drive(args.warmup)
+        warm = wrk.WrkResult(warm.requests + more.requests, warm.seconds + more.seconds, more.p50_ms,
+                             more.p99_ms, max(warm.max_ms, more.max_ms), more.errors)
+    per_checkpoint = args.memory_calls / args.memory_checkpoints
+    rate = max(warm.throughput, 1.0)
+    calls = 0
+    samples = [(0, {pid: rss_kib(pid) for pid in workers})]
+    while calls < args.memory_calls:
+        seconds = max(1.0, min(per_checkpoint, args.memory_calls - calls) / rate)
+        result = drive(seconds)
+        calls += result.requests
+        rate = max(result.throughput, 1.0)
+        samples.append((calls, {pid: rss_kib(pid) for pid in workers}))
+    if sorted(service.workers) != sorted(workers):
+        raise RuntimeError(f"workers were replaced during the memory run: {workers} -> {service.workers}")
     print(f"\nmemory: {body.describe()}; {calls} calls after {warm.requests} warm-up calls")
     growth = {}
     for pid in workers:
@@ -439,14 +461,25 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k) for k in ("workers", "threads", "connections", "wrk_threads", "seconds", "rounds")}}
     print(f"side by side: gunicorn {args.workers} workers x {args.threads} threads for floor and service, "
           f"wrk {args.connections} connections; {_load()}")
-    with _workdir() as folder:
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(_workdir())
+        setup = stack.enter_context(fallback_setup(args)) if "fallback" in args.mode else None
+        service = None
+        if {"prefetched", "fallback", "memory"} & set(args.mode):
+            # One service for every mode that needs one (allowed to fetch from the stand-in, which
+            # a prefetched call never does).
+            service = stack.enter_context(gunicorn(workers=args.workers, threads=args.threads,
+                                                   env=setup.service_env() if setup else None))
         if "prefetched" in args.mode:
+            assert service is not None
             bodies = [build_body(name) for name in args.bodies]
-            report["prefetched"] = prefetched(args, bodies, folder)
+            report["prefetched"] = prefetched(args, bodies, folder, service)
         if "fallback" in args.mode:
-            report["fallback"] = fallback(args)
+            assert service is not None and setup is not None
+            report["fallback"] = fallback(args, service, setup)
         if "memory" in args.mode:
-            report["memory"] = memory(args, folder)
+            assert service is not None
+            report["memory"] = memory(args, folder, service)
     if "profile" in args.mode:
         report["profile"] = profile(args, args.out)
     report["load_after"] = os.getloadavg()
