@@ -485,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     report["load_after"] = os.getloadavg()
     print(f"\ndone; {_load()}")
     (args.out / "side-by-side.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    failed = {f"{name} {side}": result[side]["failed"] for name, result in report.get("prefetched", {}).items()
+              for side in ("floor", "service") if result[side]["failed"]}
+    if failed:
+        print(f"PROBLEM: requests failed (timeouts, errors or non-2xx answers), figures not comparable: {failed}")
+        return 1
     return 0
 
 
