@@ -13,6 +13,7 @@ Two kinds of answers:
     with FhirStandIn(replay_answers(...), token="t") as fhir:
         fhir.url      # http://127.0.0.1:<port>/fhir
         fhir.served   # GETs answered so far
+        fhir.connections  # TCP connections accepted so far
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FhirStandIn:
         self.delay = delay
         self.token = token
         self.served = 0
+        self.connections = 0  # TCP connections accepted so far (a client reusing one adds none)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -73,7 +75,16 @@ class FhirStandIn:
         handler = type("Handler", (_Handler,), {"standin": self})
         # A listen backlog above the service's parallel fan-out: the default 5 drops SYNs, costing
         # a 1 s retransmit on a fallback that fires a dozen queries at once.
-        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256})
+        standin = self
+
+        def get_request(server: ThreadingHTTPServer) -> tuple[Any, Any]:
+            accepted = ThreadingHTTPServer.get_request(server)
+            with standin._lock:
+                standin.connections += 1
+            return accepted
+
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256,
+                                                               "get_request": get_request})
         self._server = server_class(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="fhir-standin", daemon=True).start()

@@ -73,6 +73,11 @@ def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int 
     return None
 
 
+# What ``tacro-cds serve`` (service/cli.py) sets in gunicorn besides bind, workers and threads,
+# as gunicorn command-line options (no access log is gunicorn's default).
+SERVE_SETTINGS = ("--timeout", "60")
+
+
 class Server:
     """A running gunicorn: its base URL, master pid and log file."""
 
@@ -99,18 +104,25 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | None = None,
-             start_timeout: float = 60.0) -> Iterator[Server]:
-    """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit."""
+             start_timeout: float = 60.0, app: str | None = None) -> Iterator[Server]:
+    """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit.
+
+    With ``app`` ("module:variable", e.g. the bench's floor app), gunicorn serves that WSGI app
+    instead, with the settings ``tacro-cds serve`` gives gunicorn (SERVE_SETTINGS), so the two
+    differ only in the app."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="tacro-cds-gunicorn-"))
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
                 "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}", **(env or {})}
     log_path = workdir / "server.log"
+    if app is None:
+        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(workers), "--threads", str(threads)]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                   "--threads", str(threads), *SERVE_SETTINGS, app]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--threads", str(threads)],
-            cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         _wait_until_up(server, workers, start_timeout)
@@ -128,8 +140,8 @@ def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
             if requests.get(server.base_url + "/healthz", timeout=1).status_code == 200 \
                     and len(server.workers) >= workers:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still booting on a busy machine
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
 

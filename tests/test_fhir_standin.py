@@ -60,3 +60,19 @@ def test_synthetic_answers_a_read_and_a_search():
     assert answer("Patient/p-1") == (200, {"resourceType": "Patient", "id": "p-1"})
     status, bundle = answer("Observation?patient=p-1&code=http%3A%2F%2Floinc.org%7C2160-0")
     assert status == 200 and bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == 3
+
+
+def test_the_standin_counts_the_connections_it_accepts():
+    """The fallback bench reads connection reuse from this count: one kept-alive client connection
+    is one connection however many queries it carries; a fresh connection per query is one each."""
+    import requests
+
+    with FhirStandIn(synthetic_answers("p-1")) as server:
+        with requests.Session() as session:
+            for _ in range(3):
+                assert session.get(f"{server.url}/Patient/p-1", timeout=5).status_code == 200
+        assert (server.served, server.connections) == (3, 1)
+        for _ in range(2):
+            with requests.Session() as session:
+                assert session.get(f"{server.url}/Patient/p-1", timeout=5).status_code == 200
+        assert (server.served, server.connections) == (5, 3)
