@@ -128,8 +128,8 @@ def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
             if requests.get(server.base_url + "/healthz", timeout=1).status_code == 200 \
                     and len(server.workers) >= workers:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still importing the app (slow on a loaded machine)
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
 

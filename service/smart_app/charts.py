@@ -1,0 +1,143 @@
+"""Server-side SVG charts, drawn by matplotlib (object API, no pyplot state: safe in threads).
+
+Each chart comes with its values as a table in the page (the text alternative); the SVG itself
+carries ``role="img"`` and a label. The SVG's own ``<style>`` block is allowed by hash in the page's
+Content-Security-Policy (``style_hashes``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+INK = "#1f2933"
+BAND = "#d3eadb"
+ACCENT = "#1d4ed8"
+ALERT = "#b42318"
+MUTED = "#52606d"
+
+
+@dataclass(frozen=True)
+class Marker:
+    when: date
+    label: str
+
+
+@dataclass(frozen=True)
+class Point:
+    when: datetime
+    value: float
+    usable: bool  # final and usable: drawn filled; otherwise drawn hollow
+
+
+def _figure(height: float = 2.8) -> Figure:
+    # Imported on first use: matplotlib takes a while to load, and a service whose app is never
+    # opened should not pay for it at start-up. The Figure API needs no pyplot and no display.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.2, height), dpi=96, layout="constrained")
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+def _dates(ax: object) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[attr-defined]
+
+
+def _svg(fig: Figure, label: str, chart_id: str) -> str:
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    text = out.getvalue()
+    text = text[text.index("<svg"):]
+    # Accessible name; the element ids are made unique per chart so two charts never share clip paths.
+    text = text.replace("<svg ", f'<svg role="img" aria-label="{_escape(label)}" focusable="false" '
+                        f'class="chart-svg" data-chart="{chart_id}" ', 1)
+    return text
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def style_hashes(svgs: Sequence[str]) -> list[str]:
+    """CSP source expressions for the ``<style>`` blocks of these SVGs."""
+    hashes: list[str] = []
+    for svg in svgs:
+        for body in re.findall(r"<style[^>]*>(.*?)</style>", svg, flags=re.S):
+            digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+            if f"'sha256-{digest}'" not in hashes:
+                hashes.append(f"'sha256-{digest}'")
+    return hashes
+
+
+def _markers(ax: object, markers: Sequence[Marker]) -> None:
+    for m in markers:
+        ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED,  # type: ignore[attr-defined]
+                   linestyle=":", linewidth=1.2)
+        ax.annotate(m.label, xy=(datetime.combine(m.when, datetime.min.time()), 1.0),  # type: ignore[attr-defined]
+                    xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+                    fontsize=8, color=MUTED, rotation=0)
+
+
+def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], markers: Sequence[Marker],
+                label: str) -> str:
+    fig = _figure()
+    ax = fig.add_subplot()
+    _plot_points(ax, points, ACCENT)
+    for value, name in cutoffs:
+        ax.axhline(value, color=ALERT, linestyle="--", linewidth=1.2)
+        ax.annotate(name, xy=(0.0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),
+                    textcoords="offset points", fontsize=8, color=ALERT)
+    _markers(ax, markers)
+    ax.set_ylabel("Th1/Th2 ratio")
+    ax.set_ylim(bottom=0, top=max([p.value for p in points] + [v for v, _ in cutoffs] + [1]) * 1.25)
+    _dates(ax)
+    ax.grid(axis="y", alpha=0.3)
+    return _svg(fig, label, "ratio")
+
+
+def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
+                 doses: Sequence[tuple[datetime, float]], markers: Sequence[Marker], label: str) -> str:
+    fig = _figure(3.4)
+    ax = fig.add_subplot()
+    if band:
+        ax.axhspan(band[0], band[1], color=BAND, label=f"target {band[0]:g}–{band[1]:g} ng/mL")
+    _plot_points(ax, points, ACCENT, label="trough (ng/mL)")
+    ax.set_ylabel("tacrolimus trough (ng/mL)")
+    top = max([p.value for p in points] + [band[1] if band else 0, 1]) * 1.2
+    ax.set_ylim(bottom=0, top=top)
+    if doses:
+        ax2 = ax.twinx()
+        xs = [d for d, _ in doses]
+        ys = [v for _, v in doses]
+        ax2.step(xs, ys, where="post", color=MUTED, linewidth=1.6, label="daily dose (mg)")
+        ax2.set_ylabel("dose (mg/day)", color=MUTED)
+        ax2.set_ylim(bottom=0, top=max(ys + [1]) * 1.6)
+    _markers(ax, markers)
+    _dates(ax)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return _svg(fig, label, "trough")
+
+
+def _plot_points(ax: object, points: Sequence[Point], colour: str, label: str | None = None) -> None:
+    usable = [p for p in points if p.usable]
+    other = [p for p in points if not p.usable]
+    if usable:
+        ax.plot([p.when for p in usable], [p.value for p in usable], marker="o",  # type: ignore[attr-defined]
+                color=colour, linewidth=1.5, label=label)
+    if other:
+        ax.plot([p.when for p in other], [p.value for p in other], marker="o",  # type: ignore[attr-defined]
+                linestyle="none", markerfacecolor="white", color=colour, label="not usable (shown only)")
