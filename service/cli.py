@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli
+from .dev_ehr import cli as dev_ehr_cli
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)
     knowledge_cli.add_parser(sub)
+    dev_ehr_cli.add_parser(sub)
     return parser
 
 
