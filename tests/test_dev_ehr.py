@@ -131,8 +131,15 @@ def test_fhir_proxy_enforces_token_and_patient_compartment(ehr):
                        "link": [{"relation": "self", "url": UPSTREAM + "/Observation?patient=trough-high"}]},
                  match=[responses.matchers.header_matcher({"Authorization": "Bearer upstream-token"})])
         ok = client.get("/fhir/Observation?patient=trough-high&_count=5", headers=auth)
+        rsps.get(UPSTREAM + "/MedicationRequest/theirs",
+                 json={"resourceType": "MedicationRequest", "id": "theirs", "subject": {"reference": "Patient/other"}})
+        rsps.get(UPSTREAM + "/MedicationRequest/hers",
+                 json={"resourceType": "MedicationRequest", "id": "hers", "subject": {"reference": "Patient/trough-high"}})
+        theirs = client.get("/fhir/MedicationRequest/theirs", headers=auth)
+        hers = client.get("/fhir/MedicationRequest/hers", headers=auth)
     assert ok.status_code == 200
     assert ok.get_json()["link"][0]["url"].startswith(PUBLIC + "/fhir/")
+    assert theirs.status_code == 403 and hers.status_code == 200
 
 
 def test_smart_configuration_advertises_pkce_and_v2(ehr):

@@ -27,7 +27,8 @@ from .hooks import CdsClient, HookCallError
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})
 # What a SMART app may read through the development EHR: a patient-compartment search or read, or a
 # Medication (not in the compartment; read by id).
-_READ = re.compile(r"^(Patient|Medication)/([A-Za-z0-9\-.]{1,64})$")
+_READ = re.compile(r"^(Patient|Medication|Observation|Condition|MedicationRequest|MedicationStatement|"
+                   r"ServiceRequest|Procedure|Appointment)/([A-Za-z0-9\-.]{1,64})$")
 _SEARCH = re.compile(r"^(Observation|Condition|MedicationRequest|MedicationStatement|ServiceRequest|Procedure|"
                      r"Appointment|Medication)$")
 
@@ -197,6 +198,8 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
                                     headers=headers, timeout=20)
         except requests.RequestException:
             return _outcome(502, "transient", "the FHIR server did not answer")
+        if upstream.status_code == 200 and not _in_compartment(relative, upstream, granted["patient"]):
+            return _outcome(403, "forbidden", "outside the launch's patient compartment")
         body = upstream.text.replace(settings.fhir_url.rstrip("/"), fhir_base)
         return Response(body, status=upstream.status_code,
                         content_type=upstream.headers.get("Content-Type", "application/fhir+json"))
@@ -215,10 +218,28 @@ def _allowed(relative: str, patient_params: list[str], patient: str | None) -> b
         return False
     read = _READ.match(relative)
     if read:
-        return read.group(1) == "Medication" or read.group(2) == patient
+        # Patient: only hers; other types: checked on the answer (_in_compartment)
+        return read.group(1) != "Patient" or read.group(2) == patient
     if _SEARCH.match(relative):
         return bool(patient_params) and all(p in (patient, f"Patient/{patient}") for p in patient_params)
     return False
+
+
+def _in_compartment(relative: str, upstream: requests.Response, patient: str) -> bool:
+    """A read of a compartment resource (not Patient, not Medication) must name the patient."""
+    read = _READ.match(relative)
+    if not read or read.group(1) in ("Patient", "Medication"):
+        return True
+    try:
+        resource = upstream.json()
+    except ValueError:
+        return False
+    wanted = f"Patient/{patient}"
+    refs = [(resource.get(k) or {}).get("reference") for k in ("subject", "patient")
+            if isinstance(resource.get(k), dict)]
+    refs += [(p.get("actor") or {}).get("reference") for p in resource.get("participant") or []
+             if isinstance(p, dict) and isinstance(p.get("actor"), dict)]
+    return wanted in refs
 
 
 def _outcome(status: int, code: str, text: str) -> Response:

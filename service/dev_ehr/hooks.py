@@ -32,10 +32,10 @@ class CdsClient:
 
     def _jwt(self, audience: str) -> str:
         now = int(time.time())
-        header = {"alg": "ES384", "typ": "JWT", "kid": self.key.kid, "jku": f"{self.issuer}/.well-known/jwks.json"}
+        header = {"alg": "ES384", "typ": "JWT", "kid": self.key.kid}
         claims = {"iss": self.issuer, "sub": "dev-ehr", "aud": audience, "iat": now, "exp": now + 300,
                   "jti": str(uuid.uuid4())}
-        return jwt.encode(header, claims, self.key)
+        return jwt.encode(header, claims, self.key, algorithms=["ES384"])
 
     def services(self) -> list[dict[str, Any]]:
         try:

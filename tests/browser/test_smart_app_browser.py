@@ -26,7 +26,7 @@ def open_chart_and_launch(page, stack, patient: str, hook: str = "patient-view")
     page.goto(stack["ehr"] + "/")
     page.locator(f"#patient-{patient} button[data-hook='{hook}']").click()
     cards = page.locator("article.card")
-    assert cards.count() > 0, f"no cards for {patient}"
+    assert cards.count() > 0, f"no cards for {patient}: {page.inner_text('main')[:1500]}"
     page.locator("button.smart-link").first.click()
     page.wait_for_url(re.compile(r"/oauth/authorize\?"))
 
@@ -47,7 +47,7 @@ def test_card_link_to_the_page(page, stack, axe_source, patient):
     open_chart_and_launch(page, stack, patient)
     assert "launch" in page.url and "code_challenge_method=S256" in page.url
     allow(page)
-    assert page.locator("h1").first.inner_text().startswith("Tacrolimus course")
+    assert page.locator("h1").first.inner_text().startswith("Tacrolimus course"), page.inner_text("main")[:800]
     assert patient in page.locator(".banner").inner_text()
     # The Th1/Th2 chart: matplotlib's SVG inline, drawn (non-empty paths), with its value table.
     ratio_svg = page.locator("#ratio-chart svg[role='img']")
@@ -81,11 +81,12 @@ def test_card_link_to_the_page(page, stack, axe_source, patient):
     assert axe_violations(page, axe_source) == []
 
 
-def test_order_select_card_highlights_the_order(page, stack):
-    open_chart_and_launch(page, stack, "trough-high", hook="order-select")
+def test_order_select_card_names_the_unsaved_order(page, stack):
+    # The order-select card is about a draft the EHR has not saved: the app says so by its id.
+    open_chart_and_launch(page, stack, "rif-eligible", hook="order-select")
     allow(page)
-    assert page.locator("h1").first.inner_text().startswith("Tacrolimus course")
-    assert page.locator("#medications-table").is_visible()
+    assert page.locator("h1").first.inner_text().startswith("Tacrolimus course"), page.inner_text("main")[:800]
+    assert "is not on the FHIR server" in page.locator(".note").first.inner_text()
 
 
 def test_standalone_launch(page, stack):
@@ -110,14 +111,22 @@ def test_tampered_state(page, stack):
     open_chart_and_launch(page, stack, "trough-high")
 
     def tamper(route):
-        parts = urlsplit(route.request.url)
+        # The EHR's redirect back to the app, with one character added to its state.
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        response = route.fetch(max_redirects=0)
+        location = response.headers["location"]
+        parts = urlsplit(location)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        query["state"] = "x" + query.get("state", "")
-        route.continue_(url=f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}")
+        assert "code" in query
+        query["state"] = "x" + query["state"]
+        headers = {**response.headers, "location": f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"}
+        route.fulfill(response=response, headers=headers)
 
-    page.route(re.compile(r".*/smart/callback\?.*"), tamper)
+    page.route(re.compile(r".*/oauth/authorize\?.*"), tamper)
     page.locator("#allow").click()
-    page.wait_for_load_state()
+    page.wait_for_url(re.compile(r"/smart/callback\?"))
     assert page.locator("h1").inner_text() == "This sign-in does not belong to this browser session"
     # and no session was made: the page asks for a launch
     page.goto(stack["cds"] + "/smart/")
