@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
@@ -100,12 +100,24 @@ def style_hashes(svgs: Sequence[str]) -> list[str]:
 
 
 def _markers(ax: object, markers: Sequence[Marker]) -> None:
-    for m in markers:
+    for i, m in enumerate(sorted(markers, key=lambda m: m.when)):
+        # Labels step down one line per marker so neighbouring ones do not overprint each other.
         ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED,  # type: ignore[attr-defined]
                    linestyle=":", linewidth=1.2)
         ax.annotate(m.label, xy=(datetime.combine(m.when, datetime.min.time()), 1.0),  # type: ignore[attr-defined]
-                    xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+                    xycoords=("data", "axes fraction"), xytext=(3, -12 - 11 * (i % 3)), textcoords="offset points",
                     fontsize=8, color=MUTED, rotation=0)
+
+
+def _span(ax: object, points: Sequence[Point], markers: Sequence[Marker], extra: Sequence[datetime] = ()) -> None:
+    """The time axis from the first to the last thing drawn, a week of margin each side (matplotlib
+    would widen a single point to years)."""
+    moments = [p.when.replace(tzinfo=None) for p in points] + [datetime.combine(m.when, datetime.min.time())
+                                                              for m in markers]
+    moments += [d.replace(tzinfo=None) for d in extra]
+    if moments:
+        margin = timedelta(days=7)
+        ax.set_xlim(min(moments) - margin, max(moments) + margin)  # type: ignore[attr-defined]
 
 
 def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], markers: Sequence[Marker],
@@ -118,6 +130,7 @@ def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], m
         ax.annotate(name, xy=(0.0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),
                     textcoords="offset points", fontsize=8, color=ALERT)
     _markers(ax, markers)
+    _span(ax, points, markers)
     ax.set_ylabel("Th1/Th2 ratio")
     ax.set_ylim(bottom=0, top=max([p.value for p in points] + [v for v, _ in cutoffs] + [1]) * 1.25)
     _dates(ax)
@@ -135,6 +148,7 @@ def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
     ax.set_ylabel("tacrolimus trough (ng/mL)")
     top = max([p.value for p in points] + [band[1] if band else 0, 1]) * 1.2
     ax.set_ylim(bottom=0, top=top)
+    handles, labels = ax.get_legend_handles_labels()
     if doses:
         ax2 = ax.twinx()
         xs = [d for d, _ in doses]
@@ -142,10 +156,13 @@ def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
         ax2.step(xs, ys, where="post", color=MUTED, linewidth=1.6, label="daily dose (mg)")
         ax2.set_ylabel("dose (mg/day)", color=MUTED)
         ax2.set_ylim(bottom=0, top=max(ys + [1]) * 1.6)
+        more_handles, more_labels = ax2.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
     _markers(ax, markers)
+    _span(ax, points, markers, [d for d, _ in doses])
     _dates(ax)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     return _svg(fig, label, "trough")
 
 
