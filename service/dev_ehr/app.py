@@ -47,17 +47,17 @@ class DevEhrSettings:
     key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-384", parameters={"kid": "dev-ehr-1"}))
 
 
-class LaunchForm(FlaskForm):
+class LaunchForm(FlaskForm):  # type: ignore[misc]
     url = HiddenField()
     patient = HiddenField()
     app_context = HiddenField()
 
 
-class HookForm(FlaskForm):
+class HookForm(FlaskForm):  # type: ignore[misc]
     """Fires a hook (CSRF-protected: it spends the service's time and writes feedback stats)."""
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(FlaskForm):  # type: ignore[misc]
     patient = SelectField("Patient", choices=[], validate_choice=False)
     decision = HiddenField()
 

@@ -13,7 +13,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,12 +48,12 @@ def _figure(height: float = 2.8) -> Figure:
     return fig
 
 
-def _dates(ax: object) -> None:
+def _dates(ax: Any) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator(minticks=3, maxticks=8)
-    ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[attr-defined]
+    locator = AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
 def _svg(fig: Figure, label: str, chart_id: str) -> str:
@@ -99,17 +99,17 @@ def style_hashes(svgs: Sequence[str]) -> list[str]:
     return hashes
 
 
-def _markers(ax: object, markers: Sequence[Marker]) -> None:
+def _markers(ax: Any, markers: Sequence[Marker]) -> None:
     for i, m in enumerate(sorted(markers, key=lambda m: m.when)):
         # Labels step down one line per marker so neighbouring ones do not overprint each other.
-        ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED,  # type: ignore[attr-defined]
+        ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED,
                    linestyle=":", linewidth=1.2)
-        ax.annotate(m.label, xy=(datetime.combine(m.when, datetime.min.time()), 1.0),  # type: ignore[attr-defined]
+        ax.annotate(m.label, xy=(datetime.combine(m.when, datetime.min.time()), 1.0),
                     xycoords=("data", "axes fraction"), xytext=(3, -12 - 11 * (i % 3)), textcoords="offset points",
                     fontsize=8, color=MUTED, rotation=0)
 
 
-def _span(ax: object, points: Sequence[Point], markers: Sequence[Marker], extra: Sequence[datetime] = ()) -> None:
+def _span(ax: Any, points: Sequence[Point], markers: Sequence[Marker], extra: Sequence[datetime] = ()) -> None:
     """The time axis from the first to the last thing drawn, a week of margin each side (matplotlib
     would widen a single point to years)."""
     moments = [p.when.replace(tzinfo=None) for p in points] + [datetime.combine(m.when, datetime.min.time())
@@ -117,7 +117,7 @@ def _span(ax: object, points: Sequence[Point], markers: Sequence[Marker], extra:
     moments += [d.replace(tzinfo=None) for d in extra]
     if moments:
         margin = timedelta(days=7)
-        ax.set_xlim(min(moments) - margin, max(moments) + margin)  # type: ignore[attr-defined]
+        ax.set_xlim(min(moments) - margin, max(moments) + margin)
 
 
 def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], markers: Sequence[Marker],
@@ -150,7 +150,7 @@ def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
     ax.set_ylim(bottom=0, top=top)
     handles, labels = ax.get_legend_handles_labels()
     if doses:
-        ax2 = ax.twinx()
+        ax2: Any = ax.twinx()
         xs = [d for d, _ in doses]
         ys = [v for _, v in doses]
         ax2.step(xs, ys, where="post", color=MUTED, linewidth=1.6, label="daily dose (mg)")
@@ -166,12 +166,12 @@ def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
     return _svg(fig, label, "trough")
 
 
-def _plot_points(ax: object, points: Sequence[Point], colour: str, label: str | None = None) -> None:
+def _plot_points(ax: Any, points: Sequence[Point], colour: str, label: str | None = None) -> None:
     usable = [p for p in points if p.usable]
     other = [p for p in points if not p.usable]
     if usable:
-        ax.plot([p.when for p in usable], [p.value for p in usable], marker="o",  # type: ignore[attr-defined]
+        ax.plot([p.when for p in usable], [p.value for p in usable], marker="o",
                 color=colour, linewidth=1.5, label=label)
     if other:
-        ax.plot([p.when for p in other], [p.value for p in other], marker="o",  # type: ignore[attr-defined]
+        ax.plot([p.when for p in other], [p.value for p in other], marker="o",
                 linestyle="none", markerfacecolor="white", color=colour, label="not usable (shown only)")

@@ -121,7 +121,7 @@ def scopes(conf: SmartConfiguration, *, standalone: bool) -> str:
 
 
 def new_code_verifier() -> str:
-    return generate_token(64)  # 64 characters of [A-Za-z0-9]: within RFC 7636's 43-128
+    return str(generate_token(64))  # 64 characters of [A-Za-z0-9]: within RFC 7636's 43-128
 
 
 def oauth_client(config: Mapping[str, Any], redirect_uri: str, scope: str | None = None,

@@ -77,7 +77,8 @@ def load_record(token: Mapping[str, Any], resolver: PrefetchResolver, templates:
         raise IssuerRefusedError("This deployment does not read from that FHIR server.") from None
     except PrefetchUnavailableError as exc:
         raise _fhir_failure(exc) from None
-    order = (data.pop(ORDER_KEY, None) or [None])[0]
+    found_order = data.pop(ORDER_KEY, None) or []
+    order = found_order[0] if found_order else None
     notes: list[str] = []
     order_draft = bool(order and order.get("status") == "draft")
     if order_draft:

@@ -33,15 +33,15 @@ PENDING_TTL_S = 600
 REFRESH_MARGIN_S = 30
 
 
-class SignOutForm(FlaskForm):
+class SignOutForm(FlaskForm):  # type: ignore[misc]
     """Ends the session (a POST with a CSRF token)."""
 
 
 def _redirect_uri() -> str:
     base = runtime().config.get("EXTERNAL_BASE_URL")
     if base:
-        return base.rstrip("/") + url_for("smart_app.callback")
-    return url_for("smart_app.callback", _external=True)
+        return str(base).rstrip("/") + url_for("smart_app.callback")
+    return str(url_for("smart_app.callback", _external=True))
 
 
 def _check_iss(iss: str) -> None:
