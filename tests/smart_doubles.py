@@ -52,6 +52,7 @@ class FakeEhr:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     access_token: str = "at-1"
     fhir_calls: int = 0
+    extra_resources: list[dict[str, Any]] = field(default_factory=list)  # stored beside the fixture's
 
     def install(self) -> "FakeEhr":
         self.rsps.get(ISS + "/.well-known/smart-configuration", json={
@@ -107,7 +108,7 @@ class FakeEhr:
             return self.fhir_status, {"Content-Type": FHIR_JSON}, json.dumps(
                 {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]})
         relative = str(request.url)[len(ISS) + 1:]
-        answer = search(relative, fixture_resources(self.scenario))
+        answer = search(relative, fixture_resources(self.scenario) + self.extra_resources)
         if answer is None:
             return 404, {"Content-Type": FHIR_JSON}, json.dumps({"resourceType": "OperationOutcome", "issue": [
                 {"severity": "error", "code": "not-found"}]})

@@ -260,6 +260,33 @@ def test_app_context_order_not_on_the_server_is_said(smart_app, ehr):
     assert "MedicationRequest/unsaved-draft" in html and "is not on the FHIR server" in html
 
 
+def test_unsigned_draft_order_is_reviewed_as_order_select_reviews_it(smart_app, ehr):
+    import json
+
+    from fhir_fixtures import FIXTURES_DIR
+
+    scenario = json.loads((FIXTURES_DIR / "rif-eligible" / "scenario.json").read_text())
+    draft = scenario["hooks"]["order-select"]["context"]["draftOrders"]["entry"][0]["resource"]
+    ehr.scenario = "rif-eligible"
+    ehr.extra_resources = [draft]
+    ehr.token_extra = {"appContext": json.dumps({"patientId": "rif-eligible",
+                                                 "orderId": f"MedicationRequest/{draft['id']}"})}
+    client = smart_app().test_client()
+    sign_in(client, ehr)
+    html = client.get("/smart/").get_data(as_text=True)
+    assert 'class="order-row"' in html and "<td>draft</td>" in html
+    assert "card-order" in html  # a card about that order (dose or timing) is marked
+
+
+def test_euploid_transfer_draws_its_cut_off(smart_app, ehr):
+    ehr.scenario = "euploid-transfer"
+    client = smart_app().test_client()
+    sign_in(client, ehr)
+    html = client.get("/smart/").get_data(as_text=True)
+    assert "cut-off 10.3; cut-off 11.8 (euploid transfer)" in html
+    assert "below cut-off" in html  # 11.2 is read against 11.8
+
+
 def test_missing_data_states(smart_app, ehr):
     ehr.scenario = "rif-eligible"
     client = smart_app().test_client()

@@ -48,6 +48,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     svg: str | None = None
     missing: str | None = None  # why there is nothing to show
+    reference: str = ""  # the lines the chart is read against, in words
 
 
 @dataclass
@@ -161,7 +162,7 @@ def _ratio(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[ch
     if points:
         label = "Th1/Th2 ratio over time against the cut-off; values in the table below"
         svg = charts.ratio_chart(points, cutoffs, markers, label)
-    return Section(rows=rows, svg=svg)
+    return Section(rows=rows, svg=svg, reference="; ".join(name for _, name in cutoffs))
 
 
 def _doses(record: PatientRecord) -> list[tuple[datetime, float]]:
@@ -196,7 +197,7 @@ def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[c
     label = "Tacrolimus troughs over time with the target band, the dose steps, transfer and pregnancy tests; " \
             "values in the table below"
     svg = charts.trough_chart(_points(ms), band, _doses(record), markers, label) if _points(ms) else None
-    return Section(rows=rows, svg=svg)
+    return Section(rows=rows, svg=svg, reference=f"target {band[0]:g}–{band[1]:g} ng/mL" if band else "")
 
 
 def _markers(record: PatientRecord) -> tuple[list[charts.Marker], list[Row]]:
