@@ -347,3 +347,15 @@ def test_smart_app_url_overrides_and_the_app_can_be_turned_off(make_app, tmp_pat
                                   json=load_request("trough-high", "patient-view")).get_json()
     assert not any(c.get("links") for c in body["cards"])
     assert off.test_client().get("/smart/launch", query_string={"iss": ISS}).status_code == 404
+
+
+def test_generated_secret_key_is_shared_by_apps_on_one_instance_folder(tmp_path):
+    from flask import Flask
+
+    from service.smart_app import _secret_key
+
+    first, second = Flask("a", instance_path=str(tmp_path)), Flask("b", instance_path=str(tmp_path))
+    key = _secret_key(first, {})
+    assert len(key) > 40 and _secret_key(second, {}) == key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]

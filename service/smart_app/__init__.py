@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,16 +37,22 @@ def launch_url(config: Mapping[str, Any]) -> str | None:
 
 
 def _secret_key(app: Flask, settings: Mapping[str, Any]) -> str:
+    """SECRET_KEY, else the one kept in the instance folder, made once for every worker: written
+    to a private temporary file and linked into place, so a worker never reads a half-written key."""
     if settings.get("SECRET_KEY"):
         return str(settings["SECRET_KEY"])
     path = Path(app.instance_path) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_urlsafe(48))
+    if not path.exists():
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another worker made it first: use theirs
+        finally:
+            os.unlink(temp)
     return path.read_text(encoding="ascii").strip()
 
 
