@@ -50,6 +50,8 @@ class FakeEhr:
     id_token: str | None = None
     authorize_params: dict[str, str] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    token_headers: list[dict[str, str]] = field(default_factory=list)
+    public_client: bool = True  # False: the client authenticates itself; client_id is not checked here
     access_token: str = "at-1"
     fhir_calls: int = 0
     extra_resources: list[dict[str, Any]] = field(default_factory=list)  # stored beside the fixture's
@@ -72,6 +74,7 @@ class FakeEhr:
     def _token(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         form = {k: v[0] for k, v in parse_qs(str(request.body)).items()}
         self.token_requests.append(form)
+        self.token_headers.append(dict(request.headers))
         if form.get("grant_type") == "refresh_token":
             if not self.refresh_token or form.get("refresh_token") != self.refresh_token:
                 return 400, {}, json.dumps({"error": "invalid_grant"})
@@ -79,7 +82,7 @@ class FakeEhr:
             return 200, {"Content-Type": "application/json"}, json.dumps(
                 {"access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
                  "scope": self.authorize_params.get("scope", "")})
-        ok = (form.get("code") == "code-1" and form.get("client_id") == "tacro-cds"
+        ok = (form.get("code") == "code-1" and (form.get("client_id") == "tacro-cds" or not self.public_client)
               and form.get("redirect_uri") == self.authorize_params.get("redirect_uri")
               and s256(form.get("code_verifier", "")) == self.authorize_params.get("code_challenge"))
         if not ok:

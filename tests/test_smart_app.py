@@ -359,3 +359,35 @@ def test_generated_secret_key_is_shared_by_apps_on_one_instance_folder(tmp_path)
     assert len(key) > 40 and _secret_key(second, {}) == key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_confidential_client_with_a_secret_uses_basic_authentication(smart_app, ehr):
+    import base64
+
+    ehr.public_client = False
+    _, response = sign_in(smart_app(SMART_CLIENT_SECRET="s3cret").test_client(), ehr)
+    assert response.status_code == 303
+    expected = "Basic " + base64.b64encode(b"tacro-cds:s3cret").decode()
+    assert ehr.token_headers[0]["Authorization"] == expected
+    assert "s3cret" not in str(ehr.token_requests[0])
+
+
+def test_confidential_client_with_a_private_key_sends_a_signed_assertion(smart_app, ehr, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from joserfc import jwt as jose_jwt
+
+    from smart_doubles import TOKEN_URL
+
+    key = RSAKey.generate_key(2048)
+    pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    (tmp_path / "client.pem").write_bytes(pem)
+    ehr.public_client = False
+    _, response = sign_in(smart_app(SMART_CLIENT_PRIVATE_KEY_FILE=str(tmp_path / "client.pem"),
+                                    SMART_CLIENT_KEY_ID="app-key-1").test_client(), ehr)
+    assert response.status_code == 303
+    form = ehr.token_requests[0]
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    token = jose_jwt.decode(form["client_assertion"], key, algorithms=["RS384"])
+    assert token.header["kid"] == "app-key-1" and token.header["alg"] == "RS384"
+    assert token.claims["iss"] == token.claims["sub"] == "tacro-cds" and token.claims["aud"] == TOKEN_URL
