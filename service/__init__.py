@@ -25,6 +25,7 @@ from .prefetch import PrefetchResolver
 from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
 from .services import build_registry
+from .smart_app import init_smart_app
 from .store import Store
 from .views import bp
 
@@ -33,6 +34,9 @@ __all__ = ["create_app"]
 log = logging.getLogger("tacro_cds.access")
 
 UNPROTECTED = {"cds.healthz", "cds.openapi"}
+# Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
+# a CDS client's JWT.
+SELF_AUTHENTICATED = {"smart_app"}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -69,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
          methods=["GET", "POST", "OPTIONS"], max_age=600)
     register_error_handler(app)
     app.register_blueprint(bp)
+    init_smart_app(app, settings)
     app.before_request(_start)
     app.after_request(_finish)
     return app
@@ -100,7 +105,7 @@ def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:
 
 def _start() -> None:
     g.started = time.perf_counter()
-    if request.method == "OPTIONS" or request.endpoint in UNPROTECTED:
+    if request.method == "OPTIONS" or request.endpoint in UNPROTECTED or request.blueprint in SELF_AUTHENTICATED:
         return
     rt = runtime()
     if rt.config["AUTH_REQUIRED"]:

@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli, rxnorm_import
+from .dev_ehr import cli as dev_ehr_cli
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -17,9 +18,10 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TACRO_CDS_AUTH_REQUIRED"] = "false"
         os.environ.setdefault("TACRO_CDS_CORS_ORIGINS", '["*"]')
         os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] = "loopback"  # plain-http FHIR only on this machine
+        os.environ["TACRO_CDS_SMART_COOKIE_SECURE"] = "false"  # the SMART app's cookie over http://127.0.0.1
         print("*" * 72, file=sys.stderr)
         print("tacro-cds DEV MODE: caller authentication is OFF, CORS is open, bound to 127.0.0.1,\n"
-              "http fhirServer allowed on 127.0.0.1/localhost only.\n"
+              "http fhirServer allowed on 127.0.0.1/localhost only, SMART app cookie not Secure.\n"
               "Never use --dev with real patient data.", file=sys.stderr)
         print("*" * 72, file=sys.stderr)
         host = "127.0.0.1"
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     knowledge_cli.add_parser(sub)
     rxnorm_import.add_parser(sub)
+    dev_ehr_cli.add_parser(sub)
     return parser
 
 

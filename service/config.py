@@ -49,8 +49,29 @@ DEFAULTS: dict[str, Any] = {
     "SITE_CONFIG": None,
     # Product table written by `tacro-cds rxnorm import` (RxNorm products -> ingredient, strength, form).
     "RXNORM_PRODUCTS": None,
-    # SMART app launched from cards; None: no smart link.
+    # A separately hosted SMART app launched from cards; None: the built-in app (below) when enabled.
     "SMART_APP_URL": None,
+    # The built-in SMART app (service.smart_app, served under /smart/): on by default as a public
+    # client with PKCE. A deployment registers it with its EHR and sets its own client id; a
+    # confidential client adds a secret or a private key (PEM file; private_key_jwt).
+    "SMART_APP_ENABLED": True,
+    "SMART_CLIENT_ID": "tacro-cds",
+    "SMART_CLIENT_SECRET": None,
+    "SMART_CLIENT_PRIVATE_KEY_FILE": None,
+    "SMART_CLIENT_KEY_ID": None,
+    "SMART_CLIENT_KEY_ALG": "RS384",
+    # FHIR base of the EHR used for a standalone launch (no iss given); None: standalone refused.
+    "SMART_STANDALONE_ISS": None,
+    # frame-ancestors of the app's Content-Security-Policy, for EHRs that embed apps in a frame.
+    "SMART_FRAME_ANCESTORS": ["'self'"],
+    # Session cookie Secure flag (``serve --dev`` turns it off for http on loopback).
+    "SMART_COOKIE_SECURE": True,
+    "SMART_SESSION_LIFETIME_S": 8 * 3600,
+    # Server-side session store (a folder shared by the workers); None: instance/smart-sessions.
+    "SMART_SESSION_DIR": None,
+    # Key signing the session cookie and CSRF tokens; None: generated once into instance/secret_key.
+    "SECRET_KEY": None,
+    "SMART_HTTP_TIMEOUT_S": 10.0,
     "LOG_LEVEL": "INFO",
 }
 

@@ -10,10 +10,13 @@ import argparse
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 import requests
+
+from .fixture_dates import days_to_today, shift_dates
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "fhir_fixtures"
 TIMEOUT_S = 30.0
@@ -78,9 +81,19 @@ def load_scenario(session: requests.Session, base: str, bundle: dict[str, Any]) 
     return len(entries)
 
 
+def scenario_shift(root: Path, name: str, today: date) -> int:
+    """Days from a scenario's ``asOf`` to ``today`` (0 when it has no asOf)."""
+    path = root / name / "scenario.json"
+    if not path.is_file():
+        return 0
+    as_of = json.loads(path.read_text(encoding="utf-8")).get("asOf")
+    return days_to_today(date.fromisoformat(as_of), today) if isinstance(as_of, str) else 0
+
+
 def load_all(base: str, token: str | None, root: Path, names: list[str],
-             out: TextIO | None = None) -> int:
-    """Load the scenarios in order; return the number that failed (stops at an unreachable server)."""
+             out: TextIO | None = None, *, shift_to: date | None = None) -> int:
+    """Load the scenarios in order; return the number that failed (stops at an unreachable server).
+    With ``shift_to``, every date of a scenario moves by ``shift_to`` − its ``asOf``."""
     out = out or sys.stdout
     session = requests.Session()
     if token:
@@ -89,6 +102,8 @@ def load_all(base: str, token: str | None, root: Path, names: list[str],
     for i, name in enumerate(names, 1):
         prefix = f"[{i:>2}/{len(names)}] {name:<28}"
         bundle = json.loads((root / name / "patient.json").read_text(encoding="utf-8"))
+        if shift_to is not None:
+            bundle = shift_dates(bundle, scenario_shift(root, name, shift_to))
         try:
             written = load_scenario(session, base, bundle)
         except ServerUnreachable as exc:
@@ -124,7 +139,8 @@ def run_load(args: argparse.Namespace) -> int:
         return 2
     root, names = chosen
     print(f"loading {len(names)} scenario(s) into {base}", file=sys.stdout, flush=True)
-    failures = load_all(base, args.token or os.environ.get("TACRO_CDS_FHIR_TOKEN"), root, names)
+    failures = load_all(base, args.token or os.environ.get("TACRO_CDS_FHIR_TOKEN"), root, names,
+                        shift_to=date.today() if args.shift_dates else None)
     if failures:
         print(f"{failures} of {len(names)} scenario(s) not loaded", file=sys.stderr)
         return 1
@@ -146,4 +162,6 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--scenario", action="append", metavar="NAME",
                       help="load only this scenario (repeatable); default: all")
     load.add_argument("--dir", help="fixtures folder (default: fhir_fixtures/ of the checkout)")
+    load.add_argument("--shift-dates", action="store_true",
+                      help="move every date by today − the scenario's asOf, so the charts read as of today")
     load.set_defaults(func=run_load)

@@ -10,6 +10,7 @@ from cards.evaluate import evaluate
 from .extract import build_facts
 from .render import render_cards, with_smart_link
 from .runtime import Runtime
+from .smart_app import launch_url
 from .validation import HookRequest, validate_request
 
 
@@ -23,6 +24,6 @@ def invoke(rt: Runtime, service_id: str, body: Any, *,
     today = rt.clock().date()
     facts = build_facts(request, data, rt.knowledge, today=today)
     cards = evaluate(facts, today, rt.knowledge)
-    cards = with_smart_link(cards, rt.config["SMART_APP_URL"], facts)
+    cards = with_smart_link(cards, launch_url(rt.config), facts)
     rendered = render_cards(cards, rt.new_uuid)
     return request, {"cards": rendered}, [c.kind for c in cards]

@@ -1,0 +1,82 @@
+"""The SMART on FHIR app: a tacrolimus monitor launched from a card or from the EHR.
+
+A blueprint of the service (``/smart/...``), on by default as a public client with PKCE and client id
+``tacro-cds``; ``SMART_APP_ENABLED=false`` turns it off. ``init_smart_app`` wires it into the app:
+the server-side session (Flask-Session over a cachelib file store shared by the workers: the browser
+holds only a random session id), the secret key, the security headers, and the blueprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Mapping
+
+from cachelib import FileSystemCache
+from flask import Flask, request
+from flask_session import Session
+
+log = logging.getLogger("tacro_cds.smart_app")
+
+LAUNCH_PATH = "/smart/launch"
+COOKIE_NAME = "tacro_cds_smart"
+
+
+def launch_url(config: Mapping[str, Any]) -> str | None:
+    """The URL cards link to: ``SMART_APP_URL`` when set, else this deployment's own app (when on)."""
+    if config.get("SMART_APP_URL"):
+        return str(config["SMART_APP_URL"])
+    if not config.get("SMART_APP_ENABLED"):
+        return None
+    base = config.get("EXTERNAL_BASE_URL") or request.url_root
+    return base.rstrip("/") + LAUNCH_PATH
+
+
+def _secret_key(app: Flask, settings: Mapping[str, Any]) -> str:
+    """SECRET_KEY, else the one kept in the instance folder, made once for every worker: written
+    to a private temporary file and linked into place, so a worker never reads a half-written key."""
+    if settings.get("SECRET_KEY"):
+        return str(settings["SECRET_KEY"])
+    path = Path(app.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another worker made it first: use theirs
+        finally:
+            os.unlink(temp)
+    return path.read_text(encoding="ascii").strip()
+
+
+def init_smart_app(app: Flask, settings: Mapping[str, Any]) -> None:
+    """Register the app's blueprint and its session (nothing when ``SMART_APP_ENABLED`` is off)."""
+    if not settings.get("SMART_APP_ENABLED"):
+        return
+    from .views import bp
+
+    app.config["SECRET_KEY"] = _secret_key(app, settings)
+    session_dir = settings.get("SMART_SESSION_DIR") or str(Path(app.instance_path) / "smart-sessions")
+    Path(session_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    lifetime = int(settings["SMART_SESSION_LIFETIME_S"])
+    app.config.update(
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=FileSystemCache(session_dir, threshold=5000, default_timeout=lifetime, mode=0o600),
+        SESSION_PERMANENT=True,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=lifetime),
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_PATH="/smart",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings["SMART_COOKIE_SECURE"]),
+        WTF_CSRF_TIME_LIMIT=lifetime,
+    )
+    Session(app)
+    app.register_blueprint(bp)
