@@ -44,7 +44,7 @@ PREGNANCY_OUTCOME = "pregnancy_outcome"  # delivery or loss: ends a pregnancy
 Route = Literal["oral", "intravenous", "topical", "vaginal", "ophthalmic", "other"]
 LOCAL_ROUTES = frozenset({"topical", "vaginal", "ophthalmic"})
 
-Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text"]
+Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text", "cvx"]
 
 
 @dataclass(frozen=True)

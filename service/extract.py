@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, Literal, Mapping
 
-from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_TEST, TH1_PCT, TH1_TH2_RATIO,
+from cards.derive import derive_ratios, hcg_result, pregnancy_status
+from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_OUTCOME, PREGNANCY_TEST, TH1_PCT,
+                         TH1_TH2_RATIO,
                          TH2_PCT, BloodPressure, ConditionFact, Measurement, MedicationFact,
                          PatientFacts, PregnancyStatus, Recognition, TransferPlan, UnusableResource)
 from cards.dosage import daily_dose, duration_days
@@ -203,6 +205,12 @@ class CodeIndex:
     max_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> plausible ceiling
     hcg_cutoff: float = 25.0
     pregnancy_test_max_age_days: int = 60
+    routes: dict[tuple[str, str], str] = field(default_factory=dict)  # Dosage.route coding -> route
+    route_words: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)  # (route, word), in order
+    vaccine_system: str | None = None
+    vaccines: dict[str, str] = field(default_factory=dict)  # CVX code -> drug key
+    plausible: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # concept -> range
+    plausible_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> highest mg/day
 
     @classmethod
     def from_knowledge(cls, codes: Mapping[str, Any]) -> "CodeIndex":
@@ -246,7 +254,45 @@ class CodeIndex:
         for entry in codes.get("release_names") or []:
             for name in entry.get("names") or []:
                 index.release_names.append((str(entry["ingredient"]), str(entry["release"]), _word(name)))
+        routes = codes.get("routes") or {}
+        for c in routes.get("codes") or []:
+            index.routes[(str(c["system"]), str(c["code"]))] = str(c["route"])
+        for entry in routes.get("words") or []:
+            for w in entry.get("words") or []:
+                index.route_words.append((str(entry["route"]), _word(w)))
+        vaccines = codes.get("vaccines") or {}
+        index.vaccine_system = vaccines.get("system")
+        for c in vaccines.get("codes") or []:
+            index.vaccines[str(c["code"])] = str(c["drug"])
+        plausibility = codes.get("plausibility") or {}
+        for concept, limits in (plausibility.get("observations") or {}).items():
+            index.plausible[concept] = (limits.get("low"), limits.get("high"))
+        for key, limits in (plausibility.get("daily_dose_mg") or {}).items():
+            if limits.get("high") is not None:
+                index.plausible_daily_mg[key] = float(limits["high"])
         return index
+
+    def implausible(self, concept: str, value: float | None, shown: str) -> str | None:
+        """Why a value (canonical unit) cannot be real for its concept, or None."""
+        low, high = self.plausible.get(concept, (None, None))
+        if value is None or (low is None or value >= low) and (high is None or value <= high):
+            return None
+        unit = CANONICAL.get(concept) or ""
+        bounds = f"{_fmt(low) if low is not None else '-'} to {_fmt(high) if high is not None else '-'} {unit}"
+        return f"{shown or _fmt(value)} is not a plausible result (expected {bounds.strip()}); not used"
+
+    def route_of(self, route_concepts: Any, form_texts: Iterable[str], texts: Iterable[str]) -> str | None:
+        """The route: a Dosage.route code, else words of the product's dose form, else of the text."""
+        for c in _codings(route_concepts):
+            hit = self.routes.get((str(c.get("system")), c["code"]))
+            if hit:
+                return hit
+        for group in (list(form_texts), list(_texts(route_concepts)) + list(texts)):
+            norms = [_norm_text(t) for t in group if t]
+            for route, pattern in self.route_words:
+                if any(pattern.search(n) for n in norms):
+                    return route
+        return None
 
     def observation(self, concept_codings: Any) -> _ObsCode | None:
         for c in _codings(concept_codings):
@@ -364,6 +410,8 @@ class _Extractor:
         self.specimen: dict[str, str] = {}
         self.medication_resources: dict[str, dict[str, Any]] = {}
         self.selections = set(request.selections)
+        self.sex: str | None = None
+        self.birth_date: date | None = None
 
     # -- collection --------------------------------------------------------------------------------
 
@@ -389,6 +437,7 @@ class _Extractor:
             self._dispatch(resource, draft)
         self._pair_blood_pressure()
         self._derive_ratios()
+        self._flag_conflicts()
 
     def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
         rtype = resource.get("resourceType")
@@ -400,9 +449,10 @@ class _Extractor:
             "Appointment": self._appointment,
             "MedicationRequest": self._medication,
             "MedicationStatement": self._medication,
+            "Patient": self._patient,
         }.get(str(rtype))
         if handler is None:
-            return  # Patient, Medication, Encounter ...: context, not facts
+            return  # Medication, Encounter ...: context, not facts
         try:
             handler(resource, draft)
         except _Unusable as exc:
@@ -514,6 +564,10 @@ class _Extractor:
         elif not (unit is None and concept != PREGNANCY_TEST):
             # A panel (CBC, unit None) carries no value of its own; every other concept needs one.
             problem = problem or "no value"
+        if value is not None and problem is None:
+            problem = self.index.implausible(concept, value, shown)
+            if problem:
+                value = None  # a data error: shown as recorded, never compared with a threshold
         return Measurement(
             concept=concept, source=source, code=match.key, status=status, when=when,
             value=value, unit=unit, shown=shown, problem=problem, timing=match.timing,
@@ -537,12 +591,8 @@ class _Extractor:
             return None, None, shown, conv.problem
         if concept == HCG:
             # Positive at or above the cut-off; a limit ("<5", ">1000") counts when it settles the side.
-            cut, v = self.index.hcg_cutoff, conv.value
-            coded = None
-            if comparator in ("", ">=", ">") and v >= cut:
-                coded = "positive"
-            elif (comparator in ("", "<", "<=") and v < cut) or (comparator == "<" and v == cut):
-                coded = "negative"
+            cut = self.index.hcg_cutoff
+            coded = hcg_result(conv.value, comparator, cut)
             if coded is None:
                 return None, None, shown, f"{shown} does not say which side of {_fmt(cut)} IU/L it is"
             return (conv.value if not comparator else None), coded, shown, None
@@ -600,6 +650,10 @@ class _Extractor:
         if q.get("comparator"):
             return None, f"reported as {q.get('comparator')}{q.get('value')}: a limit, not a value"
         conv = to_canonical(BLOOD_PRESSURE, _number(q.get("value")), code, unit)
+        if conv.value is not None and conv.problem is None:
+            problem = self.index.implausible(BLOOD_PRESSURE, conv.value, f"{_fmt(conv.value)} mm[Hg]")
+            if problem:
+                return None, problem
         return conv.value, conv.problem
 
     def _pair_blood_pressure(self) -> None:
@@ -625,50 +679,48 @@ class _Extractor:
                     problem="; ".join(problems) or None))
 
     def _derive_ratios(self) -> None:
-        """Th1 % / Th2 % where no ratio was reported for that specimen or day (DATA-PROFILE.md).
+        """Th1 % / Th2 % where no ratio was reported for that specimen or day (``cards.derive``)."""
+        for m in derive_ratios(self.labs.get(TH1_TH2_RATIO, []), self.labs.get(TH1_PCT, []),
+                               self.labs.get(TH2_PCT, []), self.specimen):
+            if m.value is not None and m.problem is None:
+                problem = self.index.implausible(TH1_TH2_RATIO, m.value, f"{_fmt(round(m.value, 2))} ({m.shown})")
+                if problem:
+                    m = replace(m, value=None, problem=problem)
+            self._add(m)
 
-        Derived per specimen/day, so a series stays complete when only some days carry a ratio.
-        Pairs by the same specimen first, then by the same calendar day (the day as recorded, in its
-        own time zone); of several on one day the newest of each is used.
-        """
-        ratios = self.labs.get(TH1_TH2_RATIO, [])
-        ratio_specimens = {self.specimen[m.source] for m in ratios if m.source in self.specimen}
-        ratio_days = {m.when.date() for m in ratios if m.when}
-        th1s = sorted((m for m in self.labs.get(TH1_PCT, []) if m.value is not None and m.when),
-                      key=lambda m: _newest_first(m.when), reverse=True)
-        th2s = sorted((m for m in self.labs.get(TH2_PCT, []) if m.value is not None and m.when),
-                      key=lambda m: _newest_first(m.when), reverse=True)
-        used: set[str] = set()
-        pairs: list[tuple[Measurement, Measurement]] = []
-        for th1 in th1s:
-            spec = self.specimen.get(th1.source)
-            if spec is None:
-                continue
-            th2 = next((m for m in th2s if m.source not in used and self.specimen.get(m.source) == spec), None)
-            if th2 is not None:
-                used.update((th1.source, th2.source))
-                if spec not in ratio_specimens:
-                    pairs.append((th1, th2))
-        for th1 in th1s:
-            if th1.source in used or th1.when is None:
-                continue
-            day = th1.when.date()
-            th2 = next((m for m in th2s if m.source not in used and m.when and m.when.date() == day), None)
-            if th2 is not None:
-                used.update((th1.source, th2.source))
-                if day not in ratio_days:
-                    pairs.append((th1, th2))
-        for th1, th2 in pairs:
-            assert th1.value is not None and th2.value is not None
-            statuses = [th1.status, th2.status]
-            status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
-            self._add(Measurement(
-                concept=TH1_TH2_RATIO, source=f"{th1.source}+{th2.source}", code="derived",
-                status=status, when=max(w for w in (th1.when, th2.when) if w is not None),
-                value=th1.value / th2.value if th2.value else None, unit=CANONICAL[TH1_TH2_RATIO],
-                shown=f"{_fmt(th1.value)} % / {_fmt(th2.value)} %",
-                problem=None if th2.value else "Th2 % is 0: no ratio",
-                derived_from=(th1.source, th2.source)))
+    def _flag_conflicts(self) -> None:
+        """Results of one concept taken at the same time with different values name each other, so
+        neither wins by its place in the Bundle; both are kept."""
+        for concept, results in self.labs.items():
+            by_time: dict[datetime, list[Measurement]] = {}
+            for m in results:
+                if m.when is not None and (m.value is not None or m.coded_value is not None):
+                    by_time.setdefault(m.when, []).append(m)
+            flagged: dict[str, tuple[str, ...]] = {}
+            for group in by_time.values():
+                for m in group:
+                    others = tuple(o.source for o in group if o.source != m.source
+                                   and (o.value, o.coded_value) != (m.value, m.coded_value))
+                    if others:
+                        flagged[m.source] = others
+            if flagged:
+                self.labs[concept] = [replace(m, conflicts_with=flagged[m.source]) if m.source in flagged else m
+                                      for m in results]
+
+    # -- patient -----------------------------------------------------------------------------------
+
+    def _patient(self, res: dict[str, Any], draft: bool) -> None:
+        """Sex and birth date of the patient of the call (another Patient in the data is not hers)."""
+        rid = res.get("id")
+        if isinstance(rid, str) and rid and rid != self.request.patient_id:
+            return
+        gender = res.get("gender")
+        if isinstance(gender, str) and gender in ("female", "male", "other", "unknown"):
+            self.sex = gender
+        try:
+            self.birth_date = _parse_date(res.get("birthDate"))
+        except ValueError as exc:
+            raise _Unusable(f"birthDate: {exc}") from None
 
     # -- conditions --------------------------------------------------------------------------------
 
@@ -683,23 +735,35 @@ class _Extractor:
         if verification in REJECTED_VERIFICATION:
             return
         clinical = _status_code(res.get("clinicalStatus"))
-        if clinical is None:
-            raise _Unusable("Condition without clinicalStatus: cannot tell whether it is active")
-        if clinical not in COUNTED_CLINICAL:
-            return
-        recorded = None
-        for raw in (res.get("recordedDate"), res.get("onsetDateTime")):
-            try:
-                recorded = parse_fhir_datetime(raw)
-            except ValueError:
-                recorded = None  # the date is shown only; a bad one does not make the condition unusable
-            if recorded:
-                break
+        onset = self._lenient_time(res.get("onsetDateTime")) or self._lenient_time(
+            _obj(res.get("onsetPeriod")).get("start"))
+        recorded = self._lenient_time(res.get("recordedDate"))
+        abated = self._lenient_time(res.get("abatementDateTime")) or self._lenient_time(
+            _obj(res.get("abatementPeriod")).get("start"))
         for concept, coding in matched:
+            if concept == PREGNANCY and (abated is not None or clinical in ("inactive", "resolved", "remission")):
+                # A closed pregnancy is an outcome: it ends the pregnancy it records, it is no current one.
+                if abated is None and onset is None and recorded is None:
+                    continue  # closed, with no date to place it: says nothing about now
+                concept = PREGNANCY_OUTCOME
+            elif concept != PREGNANCY_OUTCOME:
+                # An outcome (delivery, loss) is an event whatever its status; anything else must be current.
+                if clinical is None:
+                    raise _Unusable("Condition without clinicalStatus: cannot tell whether it is active")
+                if clinical not in COUNTED_CLINICAL:
+                    continue
             self.conditions.append(ConditionFact(
                 concept=concept, source=_ref_of(res), code=f"{coding.get('system')}|{coding['code']}",
                 display=str(coding.get("display") or (res.get("code") or {}).get("text") or coding["code"]),
-                recorded=recorded))
+                recorded=recorded or onset, onset=onset, abated=abated))
+
+    @staticmethod
+    def _lenient_time(raw: Any) -> datetime | None:
+        """A date shown or used to order events; a bad one is ignored rather than losing the resource."""
+        try:
+            return parse_fhir_datetime(raw)
+        except ValueError:
+            return None
 
     # -- embryo transfer ---------------------------------------------------------------------------
 
@@ -759,6 +823,7 @@ class _Extractor:
         source = _ref_of(res)
         concepts, display, fallback_texts = self._drug_of(res)
         recognised = self._recognise(concepts, fallback_texts)
+        recognised = self._vaccine(concepts, recognised)
         product = recognised.product
         if not display:
             codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
@@ -770,7 +835,8 @@ class _Extractor:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
             release = self.index.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
         dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
-        ceilings = [self.index.max_daily_mg[i] for i in recognised.ingredients if i in self.index.max_daily_mg]
+        ceilings = [table[i] for table in (self.index.max_daily_mg, self.index.plausible_daily_mg)
+                    for i in recognised.ingredients if i in table]
         daily, per_day, dose_problem = daily_dose(dosages, strength, recognised.product_code,
                                                    min(ceilings) if ceilings else None)
         start, start_from, end, duration = self._period(res, rtype, dosages, source)
@@ -781,7 +847,50 @@ class _Extractor:
             release="extended" if release == "extended" else "immediate" if release == "immediate" else None,
             daily_dose_mg=daily, dose_problem=dose_problem, doses_per_day=per_day, start=start,
             start_from=start_from, end=end, duration_days=duration, is_draft=draft,
-            is_selected=draft and source in self.selections, resource=res))
+            is_selected=draft and source in self.selections,
+            route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
+            prior_prescription=self._prior(res), indications=self._indications(res), resource=res))
+
+    def _route(self, dosages: list[Any], product: Mapping[str, Any] | None, concepts: list[Any],
+               texts: list[str]) -> str | None:
+        """Dosage.route, else the product's dose form, else words in the order's texts."""
+        instructions = _dicts(dosages)
+        form = [str(product[k]) for k in ("dose_form", "display") if product and isinstance(product.get(k), str)]
+        order_texts = _texts(concepts) + texts + [str(d["text"]) for d in instructions
+                                                  if isinstance(d.get("text"), str)]
+        for dosage in instructions:
+            route = self.index.route_of(dosage.get("route"), [], [])
+            if route:
+                return route
+        return self.index.route_of(None, form, order_texts)
+
+    @staticmethod
+    def _prior(res: Mapping[str, Any]) -> str | None:
+        """The order this one replaces (priorPrescription), as "MedicationRequest/<id>"."""
+        ref = _obj(res.get("priorPrescription")).get("reference")
+        if not isinstance(ref, str) or not ref.strip():
+            return None
+        parts = ref.split("/_history/")[0].rstrip("/").split("/")
+        return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
+    @staticmethod
+    def _indications(res: Mapping[str, Any]) -> tuple[str, ...]:
+        """Why it is given: reasonCode codes ("system|code") and texts, lower-cased."""
+        found: list[str] = []
+        for c in _codings(res.get("reasonCode")):
+            found.append(f"{c.get('system', '')}|{c['code']}".lower())
+        found += [t.strip().lower() for t in _texts(res.get("reasonCode")) if t.strip()]
+        return tuple(dict.fromkeys(found))
+
+    def _vaccine(self, concepts: list[Any], recognised: "_Recognised") -> "_Recognised":
+        """A vaccine coded in CVX adds its drug key (e.g. a live attenuated vaccine)."""
+        hits = [c["code"] for c in _codings(concepts)
+                if c.get("system") == self.index.vaccine_system and c["code"] in self.index.vaccines]
+        if not hits:
+            return recognised
+        keys = list(dict.fromkeys([*recognised.ingredients, *(self.index.vaccines[c] for c in hits)]))
+        return _Recognised(keys, recognised.by or "cvx", recognised.matched or f"CVX {', '.join(hits)}",
+                           recognised.product, recognised.product_code)
 
     def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:
         """(CodeableConcepts naming the drug, display text, extra texts) from either medication[x]."""
@@ -883,44 +992,10 @@ class _Extractor:
     # -- result ------------------------------------------------------------------------------------
 
     def pregnancy(self, today: date | None) -> PregnancyStatus:
-        """A pregnancy Condition, else the newest current actionable hCG result (urine or serum).
-
-        A test is current when at most ``pregnancy_test_max_age_days`` old and taken after the day of
-        her latest embryo transfer up to today; without ``today`` neither check can be made. Of the
-        current tests the newest decides, so a newer negative outranks an older positive.
-        """
-        for c in self.conditions:
-            if c.concept == PREGNANCY:
-                return PregnancyStatus(True, f"Condition {c.code.split('|')[-1]} ({c.display})",
-                                       c.source, c.recorded)
-        tests = [m for m in self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, [])
-                 if m.actionable and m.coded_value in ("positive", "negative") and m.when]
-        if not tests:
-            return PregnancyStatus(None, "nothing on record")
-        current = tests
-        why_not = ""
-        if today is not None:
-            window = self.index.pregnancy_test_max_age_days
-            past = [w.date() for w in self.transfer_times if w.date() <= today]
-            transfer_day = max(past) if past else None
-            current = [m for m in tests if m.when is not None and (today - m.when.date()).days <= window
-                       # A test on the transfer day itself was taken before the embryo could implant.
-                       and (transfer_day is None or m.when.date() > transfer_day)]
-            why_not = (f"more than {window} days old" if transfer_day is None
-                       else f"more than {window} days old or not after the embryo transfer on "
-                            f"{transfer_day.isoformat()}")
-        if not current:
-            newest = max(tests, key=lambda m: _newest_first(m.when))
-            return PregnancyStatus(None, f"no current pregnancy test ({self._test_text(newest)} is {why_not})")
-        newest = max(current, key=lambda m: _newest_first(m.when))
-        return PregnancyStatus(newest.coded_value == "positive", self._test_text(newest),
-                               newest.source, newest.when)
-
-    @staticmethod
-    def _test_text(m: Measurement) -> str:
-        assert m.when is not None
-        kind = "urine hCG" if m.concept == PREGNANCY_TEST else f"serum beta-hCG {m.shown}"
-        return f"{kind} {m.coded_value} on {m.when.date().isoformat()}"
+        """Pregnancy status from the Conditions, hCG tests and transfers (``cards.derive``)."""
+        return pregnancy_status(self.conditions, self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, []),
+                                self.transfer_times, today,
+                                negative_window_days=self.index.pregnancy_test_max_age_days)
 
 
 @dataclass(frozen=True)
@@ -971,4 +1046,5 @@ def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
         medications=tuple(ex.medications),
         unusable=tuple(ex.unusable),
         selections=request.selections,
+        sex=ex.sex, birth_date=ex.birth_date,
     )

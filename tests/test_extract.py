@@ -424,13 +424,16 @@ def procedure_done(pid: str, when: str) -> dict[str, Any]:
 
 # Today is 2026-11-25; the window is 60 days (codes.yaml pregnancy_test_max_age_days).
 PREGNANCY_TODAY = [
-    ("positive-from-2024-is-not-current", [urine_hcg("u", "positive", "2024-03-01")], None,
-     "no current pregnancy test (urine hCG positive on 2024-03-01 is more than 60 days old"),
-    ("serum-positive-from-2024-is-not-current", [serum_hcg("s", 900, when="2024-03-01")], None,
-     "no current pregnancy test"),
+    ("positive-from-2024-is-over-after-42-weeks", [urine_hcg("u", "positive", "2024-03-01")], None,
+     "urine hCG positive on 2024-03-01: more than 42 weeks ago, no outcome recorded"),
+    ("serum-positive-from-2024-is-over-after-42-weeks", [serum_hcg("s", 900, when="2024-03-01")], None,
+     "more than 42 weeks ago"),
     ("positive-5-days-old", [urine_hcg("u", "positive", "2026-11-20")], True, "urine hCG positive"),
     ("positive-60-days-old-still-counts", [urine_hcg("u", "positive", "2026-09-26")], True, "positive"),
-    ("positive-61-days-old-does-not", [urine_hcg("u", "positive", "2026-09-25")], None, "more than 60 days"),
+    ("a-pregnancy-lasts-past-the-negative-test-window", [urine_hcg("u", "positive", "2026-09-25")], True,
+     "positive on 2026-09-25"),
+    ("negative-61-days-old-says-nothing-now", [urine_hcg("u", "negative", "2026-09-25")], None,
+     "more than 60 days old"),
     ("newer-negative-outranks-older-positive",
      [urine_hcg("old", "positive", "2026-10-20"), urine_hcg("new", "negative", "2026-11-20")], False,
      "negative on 2026-11-20"),
@@ -438,12 +441,12 @@ PREGNANCY_TODAY = [
      [urine_hcg("old", "positive", "2024-01-01"), serum_hcg("new", 3, when="2026-11-01")], False, "negative"),
     ("positive-before-latest-past-transfer", [urine_hcg("u", "positive", "2026-10-20"),
                                               service_request("t", occurrenceDateTime="2026-11-10")],
-     None, "not after the embryo transfer on 2026-11-10"),
+     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
     ("positive-before-completed-transfer", [urine_hcg("u", "positive", "2026-10-20"),
                                             procedure_done("p", "2026-11-10")],
-     None, "not after the embryo transfer on 2026-11-10"),
+     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
     ("positive-on-the-transfer-day", [urine_hcg("u", "positive", "2026-11-10T07:00:00Z"),
-                                      procedure_done("p", "2026-11-10")], None, "not after the embryo transfer"),
+                                      procedure_done("p", "2026-11-10")], None, "no pregnancy test after the embryo transfer"),
     ("positive-after-the-transfer", [procedure_done("p", "2026-11-10"), urine_hcg("u", "positive", "2026-11-22")],
      True, "urine hCG positive on 2026-11-22"),
     ("latest-past-transfer-is-the-anchor", [procedure_done("p1", "2026-10-01"), urine_hcg("u", "positive", "2026-10-15"),
@@ -471,8 +474,8 @@ def test_without_today_the_age_of_a_pregnancy_test_is_not_checked():
 def test_pregnancy_test_window_is_configurable():
     knowledge = copy.deepcopy(KNOWLEDGE)
     knowledge["codes"]["pregnancy_test_max_age_days"]["value"] = 10
-    old = urine_hcg("u", "positive", "2026-11-10")
-    assert facts(old, today=TODAY).pregnancy.pregnant is True
+    old = urine_hcg("u", "negative", "2026-11-10")
+    assert facts(old, today=TODAY).pregnancy.pregnant is False
     assert facts(old, today=TODAY, knowledge=knowledge).pregnancy.pregnant is None
 
 
@@ -838,7 +841,7 @@ DAILY_DOSE = [
      [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
       with_repeat(dosage(0.5, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"})], 1.5, 2.0),
     ("tacrolimus-ceiling-not-applied-to-fluconazole", rx("4450"), [dosage(400, "mg")], 400.0, 1.0),
-    ("tacrolimus-at-the-100-mg-ceiling", rx("42316"), [dosage(50, "mg", frequency=2)], 100.0, 2.0),
+    ("tacrolimus-at-the-50-mg-plausibility-limit", rx("42316"), [dosage(25, "mg", frequency=2)], 50.0, 2.0),
     ("two-instructions-summed", rx("42316"),
      [{"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
       {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]}],
@@ -891,8 +894,9 @@ UNKNOWN_DOSE = [
     ("back-to-back-periods-are-a-taper", TAC_1MG, TAPER, "cover different periods (a taper"),
     ("bounds-on-one-instruction-only", TAC_1MG,
      [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23"}), dosage(1, "mg")], "cover different periods"),
-    ("tacrolimus-above-100-mg-a-day", TAC_1MG, [dosage(150, "mg")], "implausible dose (150 mg/day is above 100"),
-    ("tacrolimus-pills-above-100-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
+    ("tacrolimus-above-50-mg-a-day", TAC_1MG, [dosage(51, "mg")], "implausible dose (51 mg/day is above 50"),
+    ("tacrolimus-negative-dose", TAC_1MG, [dosage(-2, "mg")], "not a positive amount"),
+    ("tacrolimus-pills-above-50-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
     ("total-not-finite", rx("198378"), [dosage(1e308, "{pill}", frequency=10)], "implausible dose (the total is not"),
     ("non-finite-for-any-drug", rx("4450"), [dosage(1e308, "mg", frequency=2, period=1, period_unit="h")],
      "implausible dose"),
