@@ -178,6 +178,8 @@ class UnusableResource:
 
     source: str
     reason: str
+    what: str = ""  # what the record is, in words for a card ("the order for fluconazole 150 mg")
+    order_in_focus: bool = False  # a draft order the hook is about (selected, or any draft at signing)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,34 @@ def _ref_of(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}"
 
 
+def _blank_medication(res: Mapping[str, Any]) -> bool:
+    """No medication chosen yet: neither a reference nor a concept with a code or a text."""
+    if "medicationReference" in res:
+        return False
+    mcc = res.get("medicationCodeableConcept")
+    return mcc is None or (isinstance(mcc, dict) and not mcc.get("coding") and not mcc.get("text")) \
+        or (isinstance(mcc, str) and not mcc.strip())
+
+
+def _describe(resource: Mapping[str, Any]) -> str:
+    """What a record is, in words a clinician recognises (no ids): for the data-quality card."""
+    kind = str(resource.get("resourceType") or "record")
+    if kind in ("MedicationRequest", "MedicationStatement"):
+        named = _texts(resource.get("medicationCodeableConcept")) or [
+            str(_obj(resource.get("medicationReference")).get("display") or "")]
+        name = next((n for n in named if n.strip()), "")
+        return f"the order for {name}" if name else "a medication order"
+    names = _texts(resource.get("code"))
+    name = names[0] if names else ""
+    raw = resource.get("effectiveDateTime") or resource.get("issued") or resource.get("recordedDate")
+    day = f" of {raw[:10]}" if isinstance(raw, str) and len(raw) >= 10 else ""
+    if kind == "Observation":
+        return f"the result {name}{day}" if name else f"a result{day}"
+    if kind == "Condition":
+        return f"the diagnosis {name}" if name else "a diagnosis"
+    return f"a {kind} record{day}"
+
+
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -456,11 +484,16 @@ class _Extractor:
         try:
             handler(resource, draft)
         except _Unusable as exc:
-            self.unusable.append(UnusableResource(_ref_of(resource), str(exc)))
+            self._unusable(resource, draft, str(exc))
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
             # Safety net for shapes no rule above foresaw: report, never fail the hook call.
-            self.unusable.append(UnusableResource(
-                _ref_of(resource), f"unexpected structure ({type(exc).__name__}: {exc})"))
+            self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
+
+    def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
+        source = _ref_of(resource)
+        in_focus = draft and (self.request.hook == "order-sign" or source in self.selections)
+        self.unusable.append(UnusableResource(source, reason, what=_describe(resource),
+                                              order_in_focus=in_focus))
 
     # -- observations ------------------------------------------------------------------------------
 
@@ -820,6 +853,8 @@ class _Extractor:
             allowed = MEDSTATEMENT_STATUSES
         if status not in allowed:
             return
+        if draft and _blank_medication(res):
+            return  # an order form not filled in yet (a client's blank draft): normal input, nothing to check
         source = _ref_of(res)
         concepts, display, fallback_texts = self._drug_of(res)
         recognised = self._recognise(concepts, fallback_texts)
