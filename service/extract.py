@@ -306,6 +306,7 @@ class CodeIndex:
         if value is None or (low is None or value >= low) and (high is None or value <= high):
             return None
         unit = CANONICAL.get(concept) or ""
+        unit = "" if unit.startswith("{") else unit  # "{ratio}" is a UCUM annotation, not a unit to show
         bounds = f"{_fmt(low) if low is not None else '-'} to {_fmt(high) if high is not None else '-'} {unit}"
         return f"{shown or _fmt(value)} is not a plausible result (expected {bounds.strip()}); not used"
 

@@ -35,7 +35,12 @@ DATA_NAMES = {
     "transferAppointments": "embryo transfer appointments",
 }
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Results in words, for the list of implausible values.
+CONCEPT_NAMES = {"th1_th2_ratio": "Th1/Th2 ratio", "th1_pct": "Th1 %", "th2_pct": "Th2 %",
+                 "tacrolimus": "Tacrolimus level", "hba1c": "HbA1c", "alt": "ALT", "ast": "AST", "hcg": "Serum hCG",
+                 "nk_cells": "NK cells", "wbc": "White cells"}
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~])")
 
 
 def plain(text: str, limit: int = 80) -> str:
@@ -81,7 +86,7 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
     if not count or not in_play:
         return cards
     detail = Detail(proto)
-    lines = [f"- {_sentence(plain(m.concept.replace('_', ' ')))} of {m.when.date().isoformat() if m.when else 'unknown date'}: "
+    lines = [f"- {CONCEPT_NAMES.get(m.concept) or _sentence(m.concept.replace('_', ' '))} of {m.when.date().isoformat() if m.when else 'unknown date'}: "
              f"{plain(m.problem or '', 160)}" for m in implausible]
     lines += [f"- {_sentence(_what(u))}: {plain(u.reason, 160)}" for u in others]
     detail.add("No card relies on these records:")
