@@ -1,11 +1,13 @@
-"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline.
+"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline, a lenient mapping.
 
-Input contract: ``/shared/DATA-PROFILE.md``. Every code list comes from ``cards/knowledge/codes.yaml``
-(site-overridable). Parsing is lenient (CDS-HOOKS-NOTES.md, "Contexts"): objects where arrays are due,
-Bundles without ``type``, missing fields. A resource that looks like ours but cannot be used becomes an
-``UnusableResource`` with the reason; resources of other kinds or codes are simply not ours and are
-skipped. Decisions the profile leaves open are documented where they are taken (``_daily_dose``,
-``_derive_ratios``, ``parse_fhir_datetime``).
+Input contract: ``docs/data-profile.md``. Every code list comes from ``cards/knowledge/codes.yaml``
+(site-overridable). Parsing is lenient: objects where arrays are due, Bundles without ``type``,
+missing fields, as real clients send them. A resource that looks like ours but cannot be used becomes
+an ``UnusableResource`` with the reason and a description in words; resources of other kinds or codes
+are simply not ours and are skipped. The clinical derivations live in ``cards``: daily dose
+(``cards.dosage``), hCG cut-off, Th1/Th2 ratio and pregnancy status (``cards.derive``). What this
+module decides itself is documented where it is taken (``parse_fhir_datetime``, plausibility limits,
+same-time conflicts, route).
 """
 
 from __future__ import annotations
@@ -1068,7 +1070,9 @@ def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
     index = _index_for(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
     ex.run(data)
-    labs = {concept: tuple(sorted(ms, key=lambda m: _newest_first(m.when), reverse=True))
+    # Newest first; results taken at the same time are ordered by source, never by their place in the
+    # Bundle (they name each other in ``conflicts_with`` when their values differ).
+    labs = {concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
             for concept, ms in ex.labs.items()}
     return PatientFacts(
         hook=request.hook, patient_id=request.patient_id,

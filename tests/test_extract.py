@@ -1432,3 +1432,9 @@ def test_plausibility_limits_are_site_configurable():
 def test_a_trough_that_cannot_be_compared_keeps_what_the_lab_reported(value_fields, shown, problem):
     m = only(facts(obs("t", LOINC, "77348-1", **value_fields)).results("tacrolimus"))
     assert m.value is None and m.shown == shown and problem in m.problem
+
+
+def test_same_time_results_are_ordered_the_same_whatever_the_bundle_order():
+    a, b = potassium("a", 4.3), potassium("b", 6.4)
+    assert [m.source for m in facts(a, b).results("potassium")] == \
+        [m.source for m in facts(b, a).results("potassium")]
