@@ -616,7 +616,7 @@ class _Extractor:
         number = _number(q.get("value"))
         unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
         unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
-        comparator = q.get("comparator") if isinstance(q.get("comparator"), str) else ""
+        comparator = str(q["comparator"]) if isinstance(q.get("comparator"), str) else ""
         shown = f"{comparator}{q.get('value')} {unit_text or unit_code or ''}".strip()
         if number is None:
             return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})"
