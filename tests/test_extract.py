@@ -1438,3 +1438,33 @@ def test_same_time_results_are_ordered_the_same_whatever_the_bundle_order():
     a, b = potassium("a", 4.3), potassium("b", 6.4)
     assert [m.source for m in facts(a, b).results("potassium")] == \
         [m.source for m in facts(b, a).results("potassium")]
+
+
+# Pregnancy from FHIR as a clinic records it (today 2026-11-25): a transfer, then a positive hCG, no Condition.
+PREGNANCY_CHARTS = [
+    ("positive-134-days-ago-is-not-forgotten",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14")], True, 147 + 19),
+    ("miscarriage-coded-after-the-positive",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
+      condition("m", ICD, "O03.9", "resolved", onsetDateTime="2026-08-20")], None, None),
+    ("delivery-coded-after-the-positive",
+     [procedure_done("p", "2026-01-10"), serum_hcg("s", 800, when="2026-01-24"),
+      condition("d", ICD, "Z37.0", "resolved", recordedDate="2026-09-30")], None, None),
+    ("closed-pregnancy-condition",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
+      condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-07-14", abatementDateTime="2026-09-01")],
+     None, None),
+    ("later-negative-after-the-transfer",
+     [procedure_done("p", "2026-10-20"), urine_hcg("u", "positive", "2026-11-01"),
+      urine_hcg("n", "negative", "2026-11-15")], False, None),
+]
+
+
+@pytest.mark.parametrize("resources, pregnant, ga", [c[1:] for c in PREGNANCY_CHARTS],
+                         ids=[c[0] for c in PREGNANCY_CHARTS])
+def test_pregnancy_lasts_until_an_outcome_a_negative_test_or_42_weeks(resources, pregnant, ga):
+    status = facts(*resources, today=TODAY).pregnancy
+    assert status.pregnant is pregnant
+    assert status.gestational_age_days == ga
+    if pregnant:
+        assert status.since == date(2026, 7, 1)
