@@ -288,8 +288,11 @@ class CodeIndex:
         for c in routes.get("codes") or []:
             index.routes[(str(c["system"]), str(c["code"]))] = str(c["route"])
         for entry in routes.get("words") or []:
-            for w in entry.get("words") or []:
-                index.route_words.append((str(entry["route"]), _word(w)))
+            words = [str(w) for w in entry.get("words") or []]
+            if words:  # one whole-word alternation per route: one scan of each text per route
+                index.route_words.append((str(entry["route"]), re.compile(
+                    r"(?<!\w)(?:" + "|".join(re.escape(_norm_text(w)) for w in words) + r")(?!\w)",
+                    re.IGNORECASE)))
         vaccines = codes.get("vaccines") or {}
         index.vaccine_system = vaccines.get("system")
         for c in vaccines.get("codes") or []:
