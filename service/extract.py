@@ -870,6 +870,10 @@ class _Extractor:
             codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
                      for c in _codings(concepts)]
             display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
+            if not recognised.ingredients and not product and draft:
+                # Only a code this service does not know, and no name: nobody can tell what is ordered.
+                self._unusable(res, draft, f"the medication is given only as a code this service does not "
+                                           f"know ({display}) and has no name")
         strength = _number(product.get("strength_mg")) if product else None
         release = product.get("release") if product else None
         if release is None:

@@ -82,3 +82,16 @@ def test_implausible_results_are_listed_readably_on_the_data_quality_card():
 def test_every_key_a_rule_needs_is_a_prefetch_key():
     keys = set(prefetch_templates(KB)) | {"medications"}
     assert {k for spec in RULES for k in spec.needs} <= keys
+
+
+def test_a_selected_order_coded_only_in_an_unknown_code_gets_the_order_card():
+    ndc = order("d1", medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0000-1111"}]})
+    _, cards = cards_for("order-select", [ndc], ("MedicationRequest/d1",))
+    [card] = [c for c in cards if c.kind == "data-quality:order"]
+    assert "only as a code this service does not know (ndc 0000-1111)" in card.detail
+
+
+def test_a_selected_order_with_a_name_this_service_does_not_list_is_not_flagged():
+    named = order("d1", medicationCodeableConcept={"text": "paracetamol 500 mg tablet"})
+    _, cards = cards_for("order-select", [named], ("MedicationRequest/d1",))
+    assert cards == []
