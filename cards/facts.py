@@ -44,7 +44,7 @@ PREGNANCY_OUTCOME = "pregnancy_outcome"  # delivery or loss: ends a pregnancy
 Route = Literal["oral", "intravenous", "topical", "vaginal", "ophthalmic", "other"]
 LOCAL_ROUTES = frozenset({"topical", "vaginal", "ophthalmic"})
 
-Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text"]
+Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text", "cvx"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ class UnusableResource:
 
     source: str
     reason: str
+    what: str = ""  # what the record is, in words for a card ("the order for fluconazole 150 mg")
+    order_in_focus: bool = False  # a draft order the hook is about (selected, or any draft at signing)
 
 
 @dataclass(frozen=True)

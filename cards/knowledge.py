@@ -356,6 +356,8 @@ def _drug_references(tables: Mapping[str, Any]) -> list[tuple[str, str, list[str
                      list(product.get("ingredients") or [])))
     for i, entry in enumerate(codes.get("release_names") or []):
         refs.append(("codes", f"release_names/{i}/ingredient", [entry["ingredient"]]))
+    for i, entry in enumerate((codes.get("vaccines") or {}).get("codes") or []):
+        refs.append(("codes", f"vaccines/codes/{i} (code {entry.get('code')})/drug", [entry["drug"]]))
     return refs
 
 

@@ -16,7 +16,7 @@ from .rules.vocab import EPSILON
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
-COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{capsule}", "{cap}", "1", "pill", "tablet", "capsule"})
+from .dosage import COUNT_UNITS
 
 
 def lab_order(patient_id: str, code: str, display: str, reason: str, *,

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_ENTRIES": 1000,
     "FHIR_MAX_RESPONSE_BYTES": 20 * 1024 * 1024,  # per response body; larger answers are refused
     "FHIR_MAX_PARALLEL": 16,  # concurrent FHIR calls per hook request
-    # Keys whose fetch may fail without failing the call (no rule reads the Patient resource).
+    # Keys whose fetch may fail without failing the call (the rules handle an unknown sex and age).
     "PREFETCH_OPTIONAL_KEYS": ["patient"],
     # true | false | "loopback" (plain http only to 127.0.0.1, localhost, [::1]; what --dev sets)
     "ALLOW_HTTP_FHIR": False,

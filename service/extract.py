@@ -1,29 +1,31 @@
-"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline.
+"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline, a lenient mapping.
 
-Input contract: ``/shared/DATA-PROFILE.md``. Every code list comes from ``cards/knowledge/codes.yaml``
-(site-overridable). Parsing is lenient (CDS-HOOKS-NOTES.md, "Contexts"): objects where arrays are due,
-Bundles without ``type``, missing fields. A resource that looks like ours but cannot be used becomes an
-``UnusableResource`` with the reason; resources of other kinds or codes are simply not ours and are
-skipped. Decisions the profile leaves open are documented where they are taken (``_daily_dose``,
-``_derive_ratios``, ``parse_fhir_datetime``).
+Input contract: ``docs/data-profile.md``. Every code list comes from ``cards/knowledge/codes.yaml``
+(site-overridable). Parsing is lenient: objects where arrays are due, Bundles without ``type``,
+missing fields, as real clients send them. A resource that looks like ours but cannot be used becomes
+an ``UnusableResource`` with the reason and a description in words; resources of other kinds or codes
+are simply not ours and are skipped. The clinical derivations live in ``cards``: daily dose
+(``cards.dosage``), hCG cut-off, Th1/Th2 ratio and pregnancy status (``cards.derive``). What this
+module decides itself is documented where it is taken (``parse_fhir_datetime``, plausibility limits,
+same-time conflicts, route).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
-from pydantic import ValidationError
-from fhir.resources.R4B.timing import TimingRepeat
-
-from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_TEST, TH1_PCT, TH1_TH2_RATIO,
+from cards.derive import derive_ratios, hcg_result, pregnancy_status
+from cards.facts import (ACTIONABLE_STATUSES, HCG, PREGNANCY, PREGNANCY_OUTCOME, PREGNANCY_TEST, TH1_PCT,
+                         TH1_TH2_RATIO,
                          TH2_PCT, BloodPressure, ConditionFact, Measurement, MedicationFact,
                          PatientFacts, PregnancyStatus, TransferPlan, UnusableResource)
-from cards.recognise import RXNORM_SYSTEMS, DrugRecogniser, Recognised
-from cards.units import CANONICAL, normalise_unit, to_canonical
+from cards.dosage import daily_dose, duration_days
+from cards.recognise import RXNORM_SYSTEMS, DrugRecogniser, Recognised, normalise
+from cards.units import CANONICAL, to_canonical
 
 from .validation import HookRequest
 
@@ -40,22 +42,9 @@ MEDREQ_STATUSES = frozenset({"active", "on-hold"})
 DRAFT_MEDREQ_STATUSES = frozenset({"draft", "active", "on-hold"})
 MEDSTATEMENT_STATUSES = frozenset({"active"})
 
-# Count units: a dose in these is a number of capsules/tablets, to be multiplied by the strength.
-COUNT_UNITS = frozenset({"{pill}", "{tbl}", "{tab}", "{tablet}", "{capsule}", "{cap}", "{caps}", "1",
-                         "pill", "pills", "tablet", "tablets", "tab", "tabs", "capsule", "capsules",
-                         "cap", "caps"})
-# Longest course a duration may state: ten years. Anything longer is a data error, and adding it to a
-# date could overflow in the rules.
-MAX_DURATION_DAYS = 3650
 # Dates outside these years are data errors ("9999-12-31" as "no end"); rules add and subtract days
 # from dates, so a date near datetime's limits (years 1 and 9999) could overflow there.
 MIN_YEAR, MAX_YEAR = 1000, 9000
-# Days per period unit. Only h, d and wk: a monthly or yearly schedule has no honest mg/day.
-PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
-DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
-# HL7 v3 GTSAbbreviation timing codes (Timing.code) whose doses per day are fixed by definition.
-TIMING_CODES_PER_DAY = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0, "AM": 1.0, "PM": 1.0,
-                        "QOD": 0.5, "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0, "Q24H": 1.0}
 
 
 class _Unusable(Exception):
@@ -155,6 +144,34 @@ def _ref_of(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}"
 
 
+def _blank_medication(res: Mapping[str, Any]) -> bool:
+    """No medication chosen yet: neither a reference nor a concept with a code or a text."""
+    if "medicationReference" in res:
+        return False
+    mcc = res.get("medicationCodeableConcept")
+    return mcc is None or (isinstance(mcc, dict) and not mcc.get("coding") and not mcc.get("text")) \
+        or (isinstance(mcc, str) and not mcc.strip())
+
+
+def _describe(resource: Mapping[str, Any]) -> str:
+    """What a record is, in words a clinician recognises (no ids): for the data-quality card."""
+    kind = str(resource.get("resourceType") or "record")
+    if kind in ("MedicationRequest", "MedicationStatement"):
+        named = _texts(resource.get("medicationCodeableConcept")) or [
+            str(_obj(resource.get("medicationReference")).get("display") or "")]
+        name = next((n for n in named if n.strip()), "")
+        return f"the order for {name}" if name else "a medication order"
+    names = _texts(resource.get("code"))
+    name = names[0] if names else ""
+    raw = resource.get("effectiveDateTime") or resource.get("issued") or resource.get("recordedDate")
+    day = f" of {raw[:10]}" if isinstance(raw, str) and len(raw) >= 10 else ""
+    if kind == "Observation":
+        return f"the result {name}{day}" if name else f"a result{day}"
+    if kind == "Condition":
+        return f"the diagnosis {name}" if name else "a diagnosis"
+    return f"a {kind} record{day}"
+
+
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -215,6 +232,12 @@ class CodeIndex:
     max_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> plausible ceiling
     hcg_cutoff: float = 25.0
     pregnancy_test_max_age_days: int = 60
+    routes: dict[tuple[str, str], str] = field(default_factory=dict)  # Dosage.route coding -> route
+    route_words: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)  # (route, word), in order
+    vaccine_system: str | None = None
+    vaccines: dict[str, str] = field(default_factory=dict)  # CVX code -> drug key
+    plausible: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # concept -> range
+    plausible_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> highest mg/day
 
     @classmethod
     def from_knowledge(cls, codes: Mapping[str, Any]) -> "CodeIndex":
@@ -249,7 +272,49 @@ class CodeIndex:
         for key, drug in (codes.get("drugs") or {}).items():
             if drug.get("max_daily_mg") is not None:
                 index.max_daily_mg[key] = float(drug["max_daily_mg"])
+        routes = codes.get("routes") or {}
+        for c in routes.get("codes") or []:
+            index.routes[(str(c["system"]), str(c["code"]))] = str(c["route"])
+        for entry in routes.get("words") or []:
+            words = [str(w) for w in entry.get("words") or []]
+            if words:  # one whole-word alternation per route: one scan of each text per route
+                index.route_words.append((str(entry["route"]), re.compile(
+                    r"(?<!\w)(?:" + "|".join(re.escape(normalise(w)) for w in words) + r")(?!\w)",
+                    re.IGNORECASE)))
+        vaccines = codes.get("vaccines") or {}
+        index.vaccine_system = vaccines.get("system")
+        for c in vaccines.get("codes") or []:
+            index.vaccines[str(c["code"])] = str(c["drug"])
+        plausibility = codes.get("plausibility") or {}
+        for concept, limits in (plausibility.get("observations") or {}).items():
+            index.plausible[concept] = (limits.get("low"), limits.get("high"))
+        for key, limits in (plausibility.get("daily_dose_mg") or {}).items():
+            if limits.get("high") is not None:
+                index.plausible_daily_mg[key] = float(limits["high"])
         return index
+
+    def implausible(self, concept: str, value: float | None, shown: str) -> str | None:
+        """Why a value (canonical unit) cannot be real for its concept, or None."""
+        low, high = self.plausible.get(concept, (None, None))
+        if value is None or (low is None or value >= low) and (high is None or value <= high):
+            return None
+        unit = CANONICAL.get(concept) or ""
+        unit = "" if unit.startswith("{") else unit  # "{ratio}" is a UCUM annotation, not a unit to show
+        bounds = f"{_fmt(low) if low is not None else '-'} to {_fmt(high) if high is not None else '-'} {unit}"
+        return f"{shown or _fmt(value)} is not a plausible result (expected {bounds.strip()}); not used"
+
+    def route_of(self, route_concepts: Any, form_texts: Iterable[str], texts: Iterable[str]) -> str | None:
+        """The route: a Dosage.route code, else words of the product's dose form, else of the text."""
+        for c in _codings(route_concepts):
+            hit = self.routes.get((str(c.get("system")), c["code"]))
+            if hit:
+                return hit
+        for group in (list(form_texts), list(_texts(route_concepts)) + list(texts)):
+            norms = [normalise(t) for t in group if t]
+            for route, pattern in self.route_words:
+                if any(pattern.search(n) for n in norms):
+                    return route
+        return None
 
     def observation(self, concept_codings: Any) -> _ObsCode | None:
         for c in _codings(concept_codings):
@@ -324,6 +389,8 @@ class _Extractor:
         self.specimen: dict[str, str] = {}
         self.medication_resources: dict[str, dict[str, Any]] = {}
         self.selections = set(request.selections)
+        self.sex: str | None = None
+        self.birth_date: date | None = None
 
     # -- collection --------------------------------------------------------------------------------
 
@@ -349,6 +416,7 @@ class _Extractor:
             self._dispatch(resource, draft)
         self._pair_blood_pressure()
         self._derive_ratios()
+        self._flag_conflicts()
 
     def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
         rtype = resource.get("resourceType")
@@ -360,17 +428,23 @@ class _Extractor:
             "Appointment": self._appointment,
             "MedicationRequest": self._medication,
             "MedicationStatement": self._medication,
+            "Patient": self._patient,
         }.get(str(rtype))
         if handler is None:
-            return  # Patient, Medication, Encounter ...: context, not facts
+            return  # Medication, Encounter ...: context, not facts
         try:
             handler(resource, draft)
         except _Unusable as exc:
-            self.unusable.append(UnusableResource(_ref_of(resource), str(exc)))
+            self._unusable(resource, draft, str(exc))
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
             # Safety net for shapes no rule above foresaw: report, never fail the hook call.
-            self.unusable.append(UnusableResource(
-                _ref_of(resource), f"unexpected structure ({type(exc).__name__}: {exc})"))
+            self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
+
+    def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
+        source = _ref_of(resource)
+        in_focus = draft and (self.request.hook == "order-sign" or source in self.selections)
+        self.unusable.append(UnusableResource(source, reason, what=_describe(resource),
+                                              order_in_focus=in_focus))
 
     # -- observations ------------------------------------------------------------------------------
 
@@ -474,6 +548,10 @@ class _Extractor:
         elif not (unit is None and concept != PREGNANCY_TEST):
             # A panel (CBC, unit None) carries no value of its own; every other concept needs one.
             problem = problem or "no value"
+        if value is not None and problem is None:
+            problem = self.index.implausible(concept, value, shown)
+            if problem:
+                value = None  # a data error: shown as recorded, never compared with a threshold
         return Measurement(
             concept=concept, source=source, code=match.key, status=status, when=when,
             value=value, unit=unit, shown=shown, problem=problem, timing=match.timing,
@@ -486,7 +564,7 @@ class _Extractor:
         number = _number(q.get("value"))
         unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
         unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
-        comparator = q.get("comparator") if isinstance(q.get("comparator"), str) else ""
+        comparator = str(q["comparator"]) if isinstance(q.get("comparator"), str) else ""
         shown = f"{comparator}{q.get('value')} {unit_text or unit_code or ''}".strip()
         if number is None:
             return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})"
@@ -497,12 +575,8 @@ class _Extractor:
             return None, None, shown, conv.problem
         if concept == HCG:
             # Positive at or above the cut-off; a limit ("<5", ">1000") counts when it settles the side.
-            cut, v = self.index.hcg_cutoff, conv.value
-            coded = None
-            if comparator in ("", ">=", ">") and v >= cut:
-                coded = "positive"
-            elif (comparator in ("", "<", "<=") and v < cut) or (comparator == "<" and v == cut):
-                coded = "negative"
+            cut = self.index.hcg_cutoff
+            coded = hcg_result(conv.value, comparator, cut)
             if coded is None:
                 return None, None, shown, f"{shown} does not say which side of {_fmt(cut)} IU/L it is"
             return (conv.value if not comparator else None), coded, shown, None
@@ -560,6 +634,10 @@ class _Extractor:
         if q.get("comparator"):
             return None, f"reported as {q.get('comparator')}{q.get('value')}: a limit, not a value"
         conv = to_canonical(BLOOD_PRESSURE, _number(q.get("value")), code, unit)
+        if conv.value is not None and conv.problem is None:
+            problem = self.index.implausible(BLOOD_PRESSURE, conv.value, f"{_fmt(conv.value)} mm[Hg]")
+            if problem:
+                return None, problem
         return conv.value, conv.problem
 
     def _pair_blood_pressure(self) -> None:
@@ -585,50 +663,48 @@ class _Extractor:
                     problem="; ".join(problems) or None))
 
     def _derive_ratios(self) -> None:
-        """Th1 % / Th2 % where no ratio was reported for that specimen or day (DATA-PROFILE.md).
+        """Th1 % / Th2 % where no ratio was reported for that specimen or day (``cards.derive``)."""
+        for m in derive_ratios(self.labs.get(TH1_TH2_RATIO, []), self.labs.get(TH1_PCT, []),
+                               self.labs.get(TH2_PCT, []), self.specimen):
+            if m.value is not None and m.problem is None:
+                problem = self.index.implausible(TH1_TH2_RATIO, m.value, f"{_fmt(round(m.value, 2))} ({m.shown})")
+                if problem:
+                    m = replace(m, value=None, problem=problem)
+            self._add(m)
 
-        Derived per specimen/day, so a series stays complete when only some days carry a ratio.
-        Pairs by the same specimen first, then by the same calendar day (the day as recorded, in its
-        own time zone); of several on one day the newest of each is used.
-        """
-        ratios = self.labs.get(TH1_TH2_RATIO, [])
-        ratio_specimens = {self.specimen[m.source] for m in ratios if m.source in self.specimen}
-        ratio_days = {m.when.date() for m in ratios if m.when}
-        th1s = sorted((m for m in self.labs.get(TH1_PCT, []) if m.value is not None and m.when),
-                      key=lambda m: _newest_first(m.when), reverse=True)
-        th2s = sorted((m for m in self.labs.get(TH2_PCT, []) if m.value is not None and m.when),
-                      key=lambda m: _newest_first(m.when), reverse=True)
-        used: set[str] = set()
-        pairs: list[tuple[Measurement, Measurement]] = []
-        for th1 in th1s:
-            spec = self.specimen.get(th1.source)
-            if spec is None:
-                continue
-            th2 = next((m for m in th2s if m.source not in used and self.specimen.get(m.source) == spec), None)
-            if th2 is not None:
-                used.update((th1.source, th2.source))
-                if spec not in ratio_specimens:
-                    pairs.append((th1, th2))
-        for th1 in th1s:
-            if th1.source in used or th1.when is None:
-                continue
-            day = th1.when.date()
-            th2 = next((m for m in th2s if m.source not in used and m.when and m.when.date() == day), None)
-            if th2 is not None:
-                used.update((th1.source, th2.source))
-                if day not in ratio_days:
-                    pairs.append((th1, th2))
-        for th1, th2 in pairs:
-            assert th1.value is not None and th2.value is not None
-            statuses = [th1.status, th2.status]
-            status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
-            self._add(Measurement(
-                concept=TH1_TH2_RATIO, source=f"{th1.source}+{th2.source}", code="derived",
-                status=status, when=max(w for w in (th1.when, th2.when) if w is not None),
-                value=th1.value / th2.value if th2.value else None, unit=CANONICAL[TH1_TH2_RATIO],
-                shown=f"{_fmt(th1.value)} % / {_fmt(th2.value)} %",
-                problem=None if th2.value else "Th2 % is 0: no ratio",
-                derived_from=(th1.source, th2.source)))
+    def _flag_conflicts(self) -> None:
+        """Results of one concept taken at the same time with different values name each other, so
+        neither wins by its place in the Bundle; both are kept."""
+        for concept, results in self.labs.items():
+            by_time: dict[datetime, list[Measurement]] = {}
+            for m in results:
+                if m.when is not None and (m.value is not None or m.coded_value is not None):
+                    by_time.setdefault(m.when, []).append(m)
+            flagged: dict[str, tuple[str, ...]] = {}
+            for group in by_time.values():
+                for m in group:
+                    others = tuple(o.source for o in group if o.source != m.source
+                                   and (o.value, o.coded_value) != (m.value, m.coded_value))
+                    if others:
+                        flagged[m.source] = others
+            if flagged:
+                self.labs[concept] = [replace(m, conflicts_with=flagged[m.source]) if m.source in flagged else m
+                                      for m in results]
+
+    # -- patient -----------------------------------------------------------------------------------
+
+    def _patient(self, res: dict[str, Any], draft: bool) -> None:
+        """Sex and birth date of the patient of the call (another Patient in the data is not hers)."""
+        rid = res.get("id")
+        if isinstance(rid, str) and rid and rid != self.request.patient_id:
+            return
+        gender = res.get("gender")
+        if isinstance(gender, str) and gender in ("female", "male", "other", "unknown"):
+            self.sex = gender
+        try:
+            self.birth_date = _parse_date(res.get("birthDate"))
+        except ValueError as exc:
+            raise _Unusable(f"birthDate: {exc}") from None
 
     # -- conditions --------------------------------------------------------------------------------
 
@@ -643,23 +719,35 @@ class _Extractor:
         if verification in REJECTED_VERIFICATION:
             return
         clinical = _status_code(res.get("clinicalStatus"))
-        if clinical is None:
-            raise _Unusable("Condition without clinicalStatus: cannot tell whether it is active")
-        if clinical not in COUNTED_CLINICAL:
-            return
-        recorded = None
-        for raw in (res.get("recordedDate"), res.get("onsetDateTime")):
-            try:
-                recorded = parse_fhir_datetime(raw)
-            except ValueError:
-                recorded = None  # the date is shown only; a bad one does not make the condition unusable
-            if recorded:
-                break
+        onset = self._lenient_time(res.get("onsetDateTime")) or self._lenient_time(
+            _obj(res.get("onsetPeriod")).get("start"))
+        recorded = self._lenient_time(res.get("recordedDate"))
+        abated = self._lenient_time(res.get("abatementDateTime")) or self._lenient_time(
+            _obj(res.get("abatementPeriod")).get("start"))
         for concept, coding in matched:
+            if concept == PREGNANCY and (abated is not None or clinical in ("inactive", "resolved", "remission")):
+                # A closed pregnancy is an outcome: it ends the pregnancy it records, it is no current one.
+                if abated is None and onset is None and recorded is None:
+                    continue  # closed, with no date to place it: says nothing about now
+                concept = PREGNANCY_OUTCOME
+            elif concept != PREGNANCY_OUTCOME:
+                # An outcome (delivery, loss) is an event whatever its status; anything else must be current.
+                if clinical is None:
+                    raise _Unusable("Condition without clinicalStatus: cannot tell whether it is active")
+                if clinical not in COUNTED_CLINICAL:
+                    continue
             self.conditions.append(ConditionFact(
                 concept=concept, source=_ref_of(res), code=f"{coding.get('system')}|{coding['code']}",
                 display=str(coding.get("display") or (res.get("code") or {}).get("text") or coding["code"]),
-                recorded=recorded))
+                recorded=recorded or onset, onset=onset, abated=abated))
+
+    @staticmethod
+    def _lenient_time(raw: Any) -> datetime | None:
+        """A date shown or used to order events; a bad one is ignored rather than losing the resource."""
+        try:
+            return parse_fhir_datetime(raw)
+        except ValueError:
+            return None
 
     # -- embryo transfer ---------------------------------------------------------------------------
 
@@ -716,24 +804,32 @@ class _Extractor:
             allowed = MEDSTATEMENT_STATUSES
         if status not in allowed:
             return
+        if draft and _blank_medication(res):
+            return  # an order form not filled in yet (a client's blank draft): normal input, nothing to check
         source = _ref_of(res)
         concepts, display, fallback_texts = self._drug_of(res)
         recognised = self._recognise(concepts, fallback_texts)
         if recognised.problem:
             self.unusable.append(UnusableResource(source, recognised.problem))
+        recognised = self._vaccine(concepts, recognised)
         product = recognised.product
         if not display:
             codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip()
                      for c in _codings(concepts)]
             display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
+            if not recognised.ingredients and not product and draft:
+                # Only a code this service does not know, and no name: nobody can tell what is ordered.
+                self._unusable(res, draft, f"the medication is given only as a code this service does not "
+                                           f"know ({display}) and has no name")
         strength = _number(product.get("strength_mg")) if product else None
         release = product.get("release") if product else None
         if release is None:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
             release = self.index.drugs.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
         dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
-        ceilings = [self.index.max_daily_mg[i] for i in recognised.ingredients if i in self.index.max_daily_mg]
-        daily, per_day, dose_problem = _daily_dose(dosages, strength, recognised.product_code,
+        ceilings = [table[i] for table in (self.index.max_daily_mg, self.index.plausible_daily_mg)
+                    for i in recognised.ingredients if i in table]
+        daily, per_day, dose_problem = daily_dose(dosages, strength, recognised.product_code,
                                                    min(ceilings) if ceilings else None)
         start, start_from, end, duration = self._period(res, rtype, dosages, source)
         self.medications.append(MedicationFact(
@@ -743,7 +839,50 @@ class _Extractor:
             release="extended" if release == "extended" else "immediate" if release == "immediate" else None,
             daily_dose_mg=daily, dose_problem=dose_problem, doses_per_day=per_day, start=start,
             start_from=start_from, end=end, duration_days=duration, is_draft=draft,
-            is_selected=draft and source in self.selections, resource=res))
+            is_selected=draft and source in self.selections,
+            route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
+            prior_prescription=self._prior(res), indications=self._indications(res), resource=res))
+
+    def _route(self, dosages: list[Any], product: Mapping[str, Any] | None, concepts: list[Any],
+               texts: list[str]) -> str | None:
+        """Dosage.route, else the product's dose form, else words in the order's texts."""
+        instructions = _dicts(dosages)
+        form = [str(product[k]) for k in ("dose_form", "display") if product and isinstance(product.get(k), str)]
+        order_texts = _texts(concepts) + texts + [str(d["text"]) for d in instructions
+                                                  if isinstance(d.get("text"), str)]
+        for dosage in instructions:
+            route = self.index.route_of(dosage.get("route"), [], [])
+            if route:
+                return route
+        return self.index.route_of(None, form, order_texts)
+
+    @staticmethod
+    def _prior(res: Mapping[str, Any]) -> str | None:
+        """The order this one replaces (priorPrescription), as "MedicationRequest/<id>"."""
+        ref = _obj(res.get("priorPrescription")).get("reference")
+        if not isinstance(ref, str) or not ref.strip():
+            return None
+        parts = ref.split("/_history/")[0].rstrip("/").split("/")
+        return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
+    @staticmethod
+    def _indications(res: Mapping[str, Any]) -> tuple[str, ...]:
+        """Why it is given: reasonCode codes ("system|code") and texts, lower-cased."""
+        found: list[str] = []
+        for c in _codings(res.get("reasonCode")):
+            found.append(f"{c.get('system', '')}|{c['code']}".lower())
+        found += [t.strip().lower() for t in _texts(res.get("reasonCode")) if t.strip()]
+        return tuple(dict.fromkeys(found))
+
+    def _vaccine(self, concepts: list[Any], recognised: Recognised) -> Recognised:
+        """A vaccine coded in CVX adds its drug key (e.g. a live attenuated vaccine)."""
+        hits = [c["code"] for c in _codings(concepts)
+                if c.get("system") == self.index.vaccine_system and c["code"] in self.index.vaccines]
+        if not hits:
+            return recognised
+        keys = tuple(dict.fromkeys([*recognised.ingredients, *(self.index.vaccines[c] for c in hits)]))
+        return replace(recognised, ingredients=keys, by=recognised.by or "cvx",
+                       matched=recognised.matched or f"CVX {', '.join(hits)}")
 
     def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:
         """(CodeableConcepts naming the drug, display text, extra texts) from either medication[x]."""
@@ -814,7 +953,7 @@ class _Extractor:
         return start, start_from, end, duration
 
     def _duration(self, raw: Any, source: str, label: str) -> int | None:
-        days, problem = _duration_days(raw)
+        days, problem = duration_days(raw)
         if problem:
             # As with a bad date: the medication still counts, the unusable duration is reported.
             self.unusable.append(UnusableResource(source, f"{label}: {problem}"))
@@ -832,190 +971,12 @@ class _Extractor:
     # -- result ------------------------------------------------------------------------------------
 
     def pregnancy(self, today: date | None) -> PregnancyStatus:
-        """A pregnancy Condition, else the newest current actionable hCG result (urine or serum).
-
-        A test is current when at most ``pregnancy_test_max_age_days`` old and taken after the day of
-        her latest embryo transfer up to today; without ``today`` neither check can be made. Of the
-        current tests the newest decides, so a newer negative outranks an older positive.
-        """
-        for c in self.conditions:
-            if c.concept == PREGNANCY:
-                return PregnancyStatus(True, f"Condition {c.code.split('|')[-1]} ({c.display})",
-                                       c.source, c.recorded)
-        tests = [m for m in self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, [])
-                 if m.actionable and m.coded_value in ("positive", "negative") and m.when]
-        if not tests:
-            return PregnancyStatus(None, "nothing on record")
-        current = tests
-        why_not = ""
-        if today is not None:
-            window = self.index.pregnancy_test_max_age_days
-            past = [w.date() for w in self.transfer_times if w.date() <= today]
-            transfer_day = max(past) if past else None
-            current = [m for m in tests if m.when is not None and (today - m.when.date()).days <= window
-                       # A test on the transfer day itself was taken before the embryo could implant.
-                       and (transfer_day is None or m.when.date() > transfer_day)]
-            why_not = (f"more than {window} days old" if transfer_day is None
-                       else f"more than {window} days old or not after the embryo transfer on "
-                            f"{transfer_day.isoformat()}")
-        if not current:
-            newest = max(tests, key=lambda m: _newest_first(m.when))
-            return PregnancyStatus(None, f"no current pregnancy test ({self._test_text(newest)} is {why_not})")
-        newest = max(current, key=lambda m: _newest_first(m.when))
-        return PregnancyStatus(newest.coded_value == "positive", self._test_text(newest),
-                               newest.source, newest.when)
-
-    @staticmethod
-    def _test_text(m: Measurement) -> str:
-        assert m.when is not None
-        kind = "urine hCG" if m.concept == PREGNANCY_TEST else f"serum beta-hCG {m.shown}"
-        return f"{kind} {m.coded_value} on {m.when.date().isoformat()}"
+        """Pregnancy status from the Conditions, hCG tests and transfers (``cards.derive``)."""
+        return pregnancy_status(self.conditions, self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, []),
+                                self.transfer_times, today,
+                                negative_window_days=self.index.pregnancy_test_max_age_days)
 
 
-def _duration_days(value: Any) -> tuple[int | None, str | None]:
-    """(days, why unusable) of a Duration; (None, None) when absent or not in days/weeks."""
-    if not isinstance(value, dict):
-        return None, None
-    number = _number(value.get("value"))
-    unit = value.get("code") or value.get("unit")
-    factor = DURATION_DAYS.get(str(unit).strip().lower()) if unit else None
-    if number is None or factor is None:
-        return None, None
-    days = number * factor
-    if not math.isfinite(days) or days > MAX_DURATION_DAYS:
-        return None, f"{_fmt(number)} {unit} is longer than {MAX_DURATION_DAYS} days; duration ignored"
-    if days <= 0:
-        return None, f"{_fmt(number)} {unit} is not a positive duration; duration ignored"
-    return int(round(days)), None
-
-
-def _doses_per_day(timing: Any) -> tuple[float | None, str | None]:
-    """Doses per day from Timing.repeat (frequency per period periodUnit), else a Timing.code."""
-    if not isinstance(timing, dict):
-        return None, "no timing"
-    repeat = timing.get("repeat")
-    if isinstance(repeat, dict):
-        ranged = [k for k in ("frequencyMax", "periodMax") if repeat.get(k) is not None]
-        if ranged:
-            # "1-2 times a day" or "every 8-12 hours": the lower end is not the dose taken.
-            return None, f"timing gives a range ({', '.join(ranged)})"
-        relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when")
-                     if k in repeat}
-        try:
-            checked = TimingRepeat.model_validate(relied_on)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
-        frequency, period, unit = checked.frequency, checked.period, checked.periodUnit
-        if period is not None or unit is not None:
-            if period is None or unit is None:
-                return None, "timing gives a period without its unit (or a unit without a period)"
-            if unit not in PERIOD_DAYS:
-                return None, f"timing period unit {unit!r} has no fixed number of doses per day"
-            if float(period) <= 0:
-                return None, "timing period is not positive"
-            # A period without a frequency means once per period (FHIR: frequency defaults to 1).
-            return (frequency or 1) / (float(period) * PERIOD_DAYS[unit]), None
-        if frequency is not None:
-            return None, "timing gives a frequency without a period"
-        times = _as_list(repeat.get("timeOfDay")) or _as_list(repeat.get("when"))
-        if times:
-            return float(len(times)), None  # each named time of day is one daily dose
-    for coding in _codings(timing.get("code")):
-        per_day = TIMING_CODES_PER_DAY.get(str(coding["code"]).upper())
-        if per_day is not None:
-            return per_day, None
-    return None, "timing does not say how often"
-
-
-def _one_dose_mg(dosage: Mapping[str, Any], strength: float | None, product_code: str | None
-                 ) -> tuple[float | None, str | None]:
-    entries = _dicts(dosage.get("doseAndRate"))
-    quantity = next((e["doseQuantity"] for e in entries if isinstance(e.get("doseQuantity"), dict)), None)
-    if quantity is None:
-        if any("doseRange" in e for e in entries):
-            return None, "dose given as a range"
-        if isinstance(dosage.get("text"), str):
-            return None, f"dose given only as text ({dosage['text']!r})"
-        return None, "no dose quantity"
-    amount = _number(quantity.get("value"))
-    code = quantity.get("code") if isinstance(quantity.get("code"), str) else None
-    unit = quantity.get("unit") if isinstance(quantity.get("unit"), str) else None
-    if amount is None:
-        return None, f"dose has no number ({quantity.get('value')!r})"
-    spellings = [s.strip().lower() for s in (code, unit) if s]
-    if not spellings:
-        return None, "dose has no unit"
-    meanings = {m for m in (_dose_unit_meaning(s) for s in spellings) if m is not None}
-    if len(meanings) > 1:
-        # {value 0.5, code "mg", unit "tablet"}: 0.5 mg or half a 5 mg tablet? Neither is safe to assume.
-        return None, f"dose unit ambiguous (code {code!r} and unit {unit!r} disagree)"
-    if any(s in COUNT_UNITS for s in spellings):
-        if strength is None:
-            where = f"RxNorm {product_code}" if product_code else "the order"
-            return None, f"dose in {unit or code} but the strength per unit is not known for {where}"
-        return amount * strength, None
-    conv = to_canonical("dose", amount, code, unit)
-    if conv.value is None:
-        return None, f"dose unit {unit or code or '(none)'} is neither a mass nor a count of units"
-    return conv.value, None
-
-
-def _dose_unit_meaning(spelling: str) -> str | None:
-    """"count", the UCUM mass code ("mg", "ug", "g"), or None for a spelling this service does not read."""
-    if spelling in COUNT_UNITS:
-        return "count"
-    ucum = normalise_unit(spelling)
-    return ucum if ucum in ("mg", "g", "ug") else None
-
-
-def _bounds(dosage: Mapping[str, Any]) -> str:
-    """The bounds[x] of an instruction's timing, as a comparable key ("" when it has none)."""
-    repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
-    bounds = {k: repeat[k] for k in ("boundsPeriod", "boundsDuration", "boundsRange") if k in repeat}
-    return repr(sorted(bounds.items())) if bounds else ""
-
-
-def _daily_dose(dosages: list[Any], strength: float | None, product_code: str | None,
-                max_daily_mg: float | None = None) -> tuple[float | None, float | None, str | None]:
-    """(mg per day, doses per day, why unknown).
-
-    Several dosageInstructions are summed (1 mg morning + 0.5 mg evening) only when every one is
-    computable, none is sequenced after another and all share the same bounds (or none has any):
-    back-to-back periods are a taper, not doses taken together. A total that is not finite or above
-    ``max_daily_mg`` is reported implausible. Otherwise the daily dose is unknown, never guessed.
-    """
-    instructions = _dicts(dosages)
-    if not instructions:
-        return None, None, "no dosage instruction"
-    sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
-    if len(sequences) > 1:
-        return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
-    if len({_bounds(d) for d in instructions}) > 1:
-        return None, None, ("dosage instructions cover different periods (a taper or a change), "
-                            "so they are not one daily dose")
-    total = 0.0
-    doses = 0.0
-    for i, dosage in enumerate(instructions):
-        if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
-            problem: str | None = "taken as needed"
-        else:
-            per_dose, problem = _one_dose_mg(dosage, strength, product_code)
-            per_day, timing_problem = _doses_per_day(dosage.get("timing"))
-            problem = problem or timing_problem
-        if problem:
-            prefix = f"dosage instruction {i + 1}: " if len(instructions) > 1 else ""
-            return None, None, prefix + problem
-        assert per_dose is not None and per_day is not None
-        total += per_dose * per_day
-        doses += per_day
-    if not math.isfinite(total) or not math.isfinite(doses):
-        return None, None, "implausible dose (the total is not a finite number)"
-    if max_daily_mg is not None and total > max_daily_mg:
-        return None, None, (f"implausible dose ({_fmt(round(total, 6))} mg/day is above "
-                            f"{_fmt(max_daily_mg)} mg/day; a data error, not used)")
-    return round(total, 6), round(doses, 6), None
 
 
 _INDEXES: dict[int, tuple[Mapping[str, Any], CodeIndex]] = {}
@@ -1043,7 +1004,9 @@ def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
     index = _index_for(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
     ex.run(data)
-    labs = {concept: tuple(sorted(ms, key=lambda m: _newest_first(m.when), reverse=True))
+    # Newest first; results taken at the same time are ordered by source, never by their place in the
+    # Bundle (they name each other in ``conflicts_with`` when their values differ).
+    labs = {concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
             for concept, ms in ex.labs.items()}
     return PatientFacts(
         hook=request.hook, patient_id=request.patient_id,
@@ -1057,4 +1020,5 @@ def build_facts(request: HookRequest, data: Mapping[str, list[dict[str, Any]]],
         medications=tuple(ex.medications),
         unusable=tuple(ex.unusable),
         selections=request.selections,
+        sex=ex.sex, birth_date=ex.birth_date,
     )

@@ -1,13 +1,17 @@
 """One CDS Hooks call, stage by stage: validate → resolve prefetch → extract facts → evaluate
-rules → render. Each stage is its own module; this file only sequences them."""
+rules → render. Each stage is its own module; this file only sequences them. Data that could not
+be had goes into the facts (``missing``): only when no rule can run is the call a 412."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cards.evaluate import evaluate
+from dataclasses import replace
+
+from cards.evaluate import can_run, evaluate
 
 from .extract import build_facts
+from .prefetch import unavailable_error
 from .render import render_cards, with_smart_link
 from .runtime import Runtime
 from .smart_app import launch_url
@@ -20,9 +24,17 @@ def invoke(rt: Runtime, service_id: str, body: Any, *,
     ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.config)
-    data = rt.resolver.resolve(request, service.prefetch, issuer=issuer)
+    data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
     today = rt.clock().date()
     facts = build_facts(request, data, rt.knowledge, today=today)
+    if missing:
+        # Rules needing missing data are skipped (a card says which); 412 only when none can run.
+        reasons: dict[str, str] = {}
+        for item in missing:
+            reasons[item.key] = f"{reasons[item.key]}; {item.reason}" if item.key in reasons else item.reason
+        facts = replace(facts, missing=reasons)
+        if not can_run(facts):
+            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
     cards = evaluate(facts, today, rt.knowledge)
     cards = with_smart_link(cards, launch_url(rt.config), facts)
     rendered = render_cards(cards, rt.new_uuid)

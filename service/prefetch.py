@@ -23,12 +23,13 @@ parallel; every Medication in hand is returned under the extra key ``medications
 404 leaves the reference unresolved (the Medication does not exist, an answer like ``null``; the
 facts stage reports the order as unidentified).
 
-Failure policy: data that is needed and cannot be had (no ``fhirServer``, timeout, connection
-failure, 401/403/429/5xx, a body that is not FHIR, an unfillable template token) makes the whole
-call fail with PrefetchUnavailableError (412), one OperationOutcome issue per key with the reason;
-partial data is never passed on as if complete. Keys in ``PREFETCH_OPTIONAL_KEYS`` (default
-``patient``: no rule reads the Patient resource) are fetched best-effort and come back empty on
-failure. ``fhirServer`` is checked against the deployment's policy (``service.fhir_policy``) before
+Failure policy: data that cannot be had (no ``fhirServer``, timeout, connection failure,
+401/403/429/5xx, a body that is not FHIR, an unfillable template token) is never passed on as if
+complete. ``resolve_partial`` returns it as ``MissingData`` beside the data that could be had (the
+pipeline records it in the facts: the rules needing it are skipped and a card says so; the call is
+412 only when no rule can run). ``resolve`` raises PrefetchUnavailableError (412) for it, one
+OperationOutcome issue per key. Keys in ``PREFETCH_OPTIONAL_KEYS`` (default ``patient``: without it
+sex and age are unknown, which the rules handle) never make ``resolve`` fail. ``fhirServer`` is checked against the deployment's policy (``service.fhir_policy``) before
 the first call, only when a call is needed.
 """
 
@@ -77,6 +78,16 @@ class MissingData:
         if self.key != MEDICATIONS:
             issue["location"] = [f"$.prefetch.{self.key}"]
         return issue
+
+
+def unavailable_error(missing: list[MissingData]) -> PrefetchUnavailableError:
+    """The 412 naming every key that could not be had, one OperationOutcome issue each."""
+    keys = ", ".join(dict.fromkeys(m.key for m in missing))
+    return PrefetchUnavailableError(
+        f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
+        "keys, or a reachable fhirServer with a valid fhirAuthorization.",
+        location=[f"$.prefetch.{m.key}" for m in missing if m.key != MEDICATIONS],
+        issues=[m.issue() for m in missing])
 
 
 def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str, Any]]:
@@ -143,6 +154,16 @@ class PrefetchResolver:
         """Every template key mapped to its resources, plus ``medications``; or
         PrefetchUnavailableError naming what could not be had. ``issuer`` (the verified JWT's
         ``iss``) selects the per-issuer FHIR server allowlist."""
+        data, missing = self.resolve_partial(request, templates, issuer=issuer)
+        required = [m for m in missing if m.key not in self.optional]
+        if required:
+            raise unavailable_error(required)
+        return data
+
+    def resolve_partial(self, request: HookRequest, templates: Mapping[str, str], *,
+                        issuer: str | None = None
+                        ) -> tuple[dict[str, list[dict[str, Any]]], list[MissingData]]:
+        """What could be had (every key present, empty when it could not be had) and what could not."""
         deadline = time.monotonic() + self.budget
         data: dict[str, list[dict[str, Any]]] = {}
         medications: dict[str, dict[str, Any]] = {}
@@ -175,15 +196,7 @@ class PrefetchResolver:
         for item in missing:
             log.warning("prefetch data unavailable", extra={"key": item.key, "reason_code": item.code,
                                                             "optional": item.key in self.optional})
-        required = [m for m in missing if m.key not in self.optional]
-        if required:
-            keys = ", ".join(dict.fromkeys(m.key for m in required))
-            raise PrefetchUnavailableError(
-                f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
-                "keys, or a reachable fhirServer with a valid fhirAuthorization.",
-                location=[f"$.prefetch.{m.key}" for m in required if m.key != MEDICATIONS],
-                issues=[m.issue() for m in required])
-        return data
+        return data, missing
 
     # -- stages ---------------------------------------------------------------------------------
 

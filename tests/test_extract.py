@@ -424,13 +424,16 @@ def procedure_done(pid: str, when: str) -> dict[str, Any]:
 
 # Today is 2026-11-25; the window is 60 days (codes.yaml pregnancy_test_max_age_days).
 PREGNANCY_TODAY = [
-    ("positive-from-2024-is-not-current", [urine_hcg("u", "positive", "2024-03-01")], None,
-     "no current pregnancy test (urine hCG positive on 2024-03-01 is more than 60 days old"),
-    ("serum-positive-from-2024-is-not-current", [serum_hcg("s", 900, when="2024-03-01")], None,
-     "no current pregnancy test"),
+    ("positive-from-2024-is-over-after-42-weeks", [urine_hcg("u", "positive", "2024-03-01")], None,
+     "urine hCG positive on 2024-03-01: more than 42 weeks ago, no outcome recorded"),
+    ("serum-positive-from-2024-is-over-after-42-weeks", [serum_hcg("s", 900, when="2024-03-01")], None,
+     "more than 42 weeks ago"),
     ("positive-5-days-old", [urine_hcg("u", "positive", "2026-11-20")], True, "urine hCG positive"),
     ("positive-60-days-old-still-counts", [urine_hcg("u", "positive", "2026-09-26")], True, "positive"),
-    ("positive-61-days-old-does-not", [urine_hcg("u", "positive", "2026-09-25")], None, "more than 60 days"),
+    ("a-pregnancy-lasts-past-the-negative-test-window", [urine_hcg("u", "positive", "2026-09-25")], True,
+     "positive on 2026-09-25"),
+    ("negative-61-days-old-says-nothing-now", [urine_hcg("u", "negative", "2026-09-25")], None,
+     "more than 60 days old"),
     ("newer-negative-outranks-older-positive",
      [urine_hcg("old", "positive", "2026-10-20"), urine_hcg("new", "negative", "2026-11-20")], False,
      "negative on 2026-11-20"),
@@ -438,12 +441,12 @@ PREGNANCY_TODAY = [
      [urine_hcg("old", "positive", "2024-01-01"), serum_hcg("new", 3, when="2026-11-01")], False, "negative"),
     ("positive-before-latest-past-transfer", [urine_hcg("u", "positive", "2026-10-20"),
                                               service_request("t", occurrenceDateTime="2026-11-10")],
-     None, "not after the embryo transfer on 2026-11-10"),
+     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
     ("positive-before-completed-transfer", [urine_hcg("u", "positive", "2026-10-20"),
                                             procedure_done("p", "2026-11-10")],
-     None, "not after the embryo transfer on 2026-11-10"),
+     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
     ("positive-on-the-transfer-day", [urine_hcg("u", "positive", "2026-11-10T07:00:00Z"),
-                                      procedure_done("p", "2026-11-10")], None, "not after the embryo transfer"),
+                                      procedure_done("p", "2026-11-10")], None, "no pregnancy test after the embryo transfer"),
     ("positive-after-the-transfer", [procedure_done("p", "2026-11-10"), urine_hcg("u", "positive", "2026-11-22")],
      True, "urine hCG positive on 2026-11-22"),
     ("latest-past-transfer-is-the-anchor", [procedure_done("p1", "2026-10-01"), urine_hcg("u", "positive", "2026-10-15"),
@@ -471,8 +474,8 @@ def test_without_today_the_age_of_a_pregnancy_test_is_not_checked():
 def test_pregnancy_test_window_is_configurable():
     knowledge = copy.deepcopy(KNOWLEDGE)
     knowledge["codes"]["pregnancy_test_max_age_days"]["value"] = 10
-    old = urine_hcg("u", "positive", "2026-11-10")
-    assert facts(old, today=TODAY).pregnancy.pregnant is True
+    old = urine_hcg("u", "negative", "2026-11-10")
+    assert facts(old, today=TODAY).pregnancy.pregnant is False
     assert facts(old, today=TODAY, knowledge=knowledge).pregnancy.pregnant is None
 
 
@@ -838,7 +841,7 @@ DAILY_DOSE = [
      [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
       with_repeat(dosage(0.5, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"})], 1.5, 2.0),
     ("tacrolimus-ceiling-not-applied-to-fluconazole", rx("4450"), [dosage(400, "mg")], 400.0, 1.0),
-    ("tacrolimus-at-the-100-mg-ceiling", rx("42316"), [dosage(50, "mg", frequency=2)], 100.0, 2.0),
+    ("tacrolimus-at-the-50-mg-plausibility-limit", rx("42316"), [dosage(25, "mg", frequency=2)], 50.0, 2.0),
     ("two-instructions-summed", rx("42316"),
      [{"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
       {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]}],
@@ -891,8 +894,9 @@ UNKNOWN_DOSE = [
     ("back-to-back-periods-are-a-taper", TAC_1MG, TAPER, "cover different periods (a taper"),
     ("bounds-on-one-instruction-only", TAC_1MG,
      [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23"}), dosage(1, "mg")], "cover different periods"),
-    ("tacrolimus-above-100-mg-a-day", TAC_1MG, [dosage(150, "mg")], "implausible dose (150 mg/day is above 100"),
-    ("tacrolimus-pills-above-100-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
+    ("tacrolimus-above-50-mg-a-day", TAC_1MG, [dosage(51, "mg")], "implausible dose (51 mg/day is above 50"),
+    ("tacrolimus-negative-dose", TAC_1MG, [dosage(-2, "mg")], "not a positive amount"),
+    ("tacrolimus-pills-above-50-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
     ("total-not-finite", rx("198378"), [dosage(1e308, "{pill}", frequency=10)], "implausible dose (the total is not"),
     ("non-finite-for-any-drug", rx("4450"), [dosage(1e308, "mg", frequency=2, period=1, period_unit="h")],
      "implausible dose"),
@@ -1240,3 +1244,227 @@ def test_the_default_knowledge_names_only_defined_drug_keys():
     check_drug_keys(KNOWLEDGE)
     assert {"ace_inhibitor", "angiotensin_receptor_blocker", "aminoglycoside", "other_nsaid", "eplerenone",
             "other_protease_inhibitor"} <= {d for e in KNOWLEDGE["interactions"]["entries"] for d in e["drugs"]}
+
+
+# ---- facts for real charts: who the patient is, where a drug goes, what replaces what ----------------
+
+CVX = "http://hl7.org/fhir/sid/cvx"
+ROUTE_ORAL = cc(SCT, "26643006")
+
+
+def patient(pid: str = "p1", **fields: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, **fields}
+
+
+@pytest.mark.parametrize("resources, sex, birth", [
+    ([patient(gender="female", birthDate="1990-04-02")], "female", date(1990, 4, 2)),
+    ([patient(gender="male", birthDate="1985")], "male", date(1985, 1, 1)),
+    ([patient(gender="Femme")], None, None),  # not a FHIR administrative gender: unknown, never guessed
+    ([patient("someone-else", gender="male")], None, None),  # another patient's resource is not hers
+    ([], None, None),
+], ids=["female", "male-partial-birth-date", "bad-gender-code", "other-patient", "no-patient"])
+def test_patient_sex_and_birth_date(resources, sex, birth):
+    f = facts(*resources)
+    assert (f.sex, f.birth_date) == (sex, birth)
+
+
+def test_an_unreadable_birth_date_is_reported_not_a_failure():
+    f = facts(patient(gender="female", birthDate="02/04/1990"))
+    assert f.sex == "female" and f.birth_date is None
+    assert "birthDate" in only(f.unusable).reason
+
+
+CONDITIONS = [
+    ("kidney-transplant", condition("c", ICD, "Z94.0"), "transplant_status", None, None),
+    ("liver-transplant-no-dot", condition("c", ICD, "Z944"), "transplant_status", None, None),
+    ("miscarriage-resolved-still-an-outcome", condition("c", ICD, "O03.9", "resolved", onsetDateTime="2026-08-01"),
+     "pregnancy_outcome", datetime(2026, 8, 1, tzinfo=UTC), None),
+    ("delivery-z37", condition("c", ICD, "Z37.0", None, recordedDate="2026-05-01"), "pregnancy_outcome",
+     None, None),
+    ("ectopic", condition("c", ICD, "O00.1", onsetDateTime="2026-09-10"), "pregnancy_outcome",
+     datetime(2026, 9, 10, tzinfo=UTC), None),
+    ("closed-pregnancy-is-an-outcome", condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-01-10",
+                                                 abatementDateTime="2026-03-02"),
+     "pregnancy_outcome", datetime(2026, 1, 10, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)),
+    ("active-pregnancy-with-onset", condition("c", SCT, "77386006", onsetDateTime="2026-10-01"), "pregnancy",
+     datetime(2026, 10, 1, tzinfo=UTC), None),
+]
+
+
+@pytest.mark.parametrize("resource, concept, onset, abated", [c[1:] for c in CONDITIONS],
+                         ids=[c[0] for c in CONDITIONS])
+def test_other_indications_and_pregnancy_outcomes_are_read(resource, concept, onset, abated):
+    c = only(facts(resource).conditions)
+    assert (c.concept, c.onset, c.abated) == (concept, onset, abated)
+
+
+def test_a_closed_pregnancy_without_any_date_says_nothing():
+    assert facts(condition("c", SCT, "77386006", "resolved")).conditions == ()
+
+
+TAC = cc(RX, "42316", "tacrolimus")
+ROUTES = [
+    ("dosage-route-oral", med_request("m", TAC, dosage=[dosage(1, "mg", route=ROUTE_ORAL)]), "oral"),
+    ("dosage-route-topical-beats-text", med_request("m", cc(RX, "42316", text="tacrolimus 1 mg capsule"),
+                                                    dosage=[dosage(1, "mg", route=cc(SCT, "6064005"))]), "topical"),
+    ("product-dose-form", med_request("m", cc(RX, "198377")), "oral"),
+    ("tacrolimus-ointment-by-text", med_request("m", {"text": "Tacrolimus 0.1% ointment"}), "topical"),
+    ("vaginal-clotrimazole", med_request("m", {"text": "Clotrimazole 2% vaginal cream"}), "vaginal"),
+    ("erythromycin-eye-ointment", med_request("m", {"text": "Erythromycin 0.5% ophthalmic ointment"}),
+     "ophthalmic"),
+    ("eye-in-sig-text", med_request("m", {"text": "erythromycin"},
+                                    dosageInstruction=[{"text": "apply to both eyes at night"}]), "ophthalmic"),
+    ("vaginal-route-code", med_request("m", {"text": "clotrimazole 500 mg"},
+                                       dosageInstruction=[{"route": cc(SCT, "16857009")}]), "vaginal"),
+    ("ophthalmic-route-code", med_request("m", {"text": "erythromycin"},
+                                          dosageInstruction=[{"route": cc(SCT, "54485002")}]), "ophthalmic"),
+    ("nothing-says", med_request("m", {"text": "fluconazole 150"}), None),
+]
+
+
+@pytest.mark.parametrize("resource, route", [r[1:] for r in ROUTES], ids=[r[0] for r in ROUTES])
+def test_route_from_dosage_route_then_dose_form_then_text(resource, route):
+    m = only(facts(resource).medications)
+    assert m.route == route
+    assert m.systemic is (route not in ("topical", "vaginal", "ophthalmic"))
+
+
+@pytest.mark.parametrize("prior, expected", [
+    ({"reference": "MedicationRequest/act-1"}, "MedicationRequest/act-1"),
+    ({"reference": "https://ehr.example/fhir/MedicationRequest/act-1/_history/3"}, "MedicationRequest/act-1"),
+    ({"display": "the old order"}, None),
+    ("MedicationRequest/act-1", None),
+])
+def test_prior_prescription_names_the_replaced_order(prior, expected):
+    m = only(facts(drafts=[med_request("d", TAC, status="draft", priorPrescription=prior)]).medications)
+    assert m.prior_prescription == expected
+
+
+def test_indications_keep_codes_and_texts_lower_cased():
+    m = only(facts(med_request("m", cc(RX, "21212", "clarithromycin"), reasonCode=[
+        cc(SCT, "80323005", "Helicobacter pylori infection"), {"text": "Eradication of H. PYLORI"}])).medications)
+    assert m.indications == (f"{SCT}|80323005", "helicobacter pylori infection", "eradication of h. pylori")
+
+
+@pytest.mark.parametrize("code", ["03", "94", "21", "121", "37", "19", "25", "111", "149"])
+def test_live_vaccines_in_cvx_are_recognised(code):
+    m = only(facts(drafts=[med_request("v", cc(CVX, code), status="draft")]).medications)
+    assert m.ingredients == ("live_attenuated_vaccine",)
+    assert m.recognised_by == "cvx" and m.matched == f"CVX {code}"
+
+
+def test_an_inactivated_vaccine_in_cvx_is_not_a_live_one():
+    m = only(facts(drafts=[med_request("v", cc(CVX, "140"), status="draft")]).medications)  # influenza, injectable
+    assert m.ingredients == ()
+
+
+# ---- same-time results: neither wins by its place in the Bundle ---------------------------------------
+
+def potassium(oid: str, value: float, when: str = WHEN) -> dict[str, Any]:
+    return obs(oid, LOINC, "2823-3", value, "mmol/L", when=when)
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")], ids=["bundle-order", "reversed"])
+def test_conflicting_results_at_one_time_keep_both_and_name_each_other(order):
+    res = {"a": potassium("a", 4.3), "b": potassium("b", 6.4)}
+    f = facts(*(res[k] for k in order))
+    results = {m.source: m for m in f.results("potassium")}
+    assert results["Observation/a"].conflicts_with == ("Observation/b",)
+    assert results["Observation/b"].conflicts_with == ("Observation/a",)
+    from cards.derive import worse
+    assert worse(f, f.latest("potassium")).value == 6.4
+
+
+@pytest.mark.parametrize("resources", [
+    [potassium("a", 4.3), potassium("b", 4.3)],  # same value twice: a duplicate, not a conflict
+    [potassium("a", 4.3), potassium("b", 6.4, when="2026-11-20T09:00:00Z")],  # different times
+], ids=["same-value", "different-time"])
+def test_no_conflict_without_two_values_at_one_time(resources):
+    assert all(m.conflicts_with == () for m in facts(*resources).results("potassium"))
+
+
+def test_conflicting_ratios_are_flagged():
+    ratios = [obs(i, LOCAL, "th1-th2-ratio", v, "{ratio}") for i, v in (("r1", 9.8), ("r2", 12.1))]
+    assert sorted(m.conflicts_with for m in facts(*ratios).results("th1_th2_ratio")) == [
+        ("Observation/r1",), ("Observation/r2",)]
+
+
+# ---- plausibility: a value no patient can have is a data error --------------------------------------
+
+PLAUSIBILITY = [
+    ("ratio-124", obs("r", LOCAL, "th1-th2-ratio", 124, "{ratio}"), "th1_th2_ratio", "expected 0.1 to 100"),
+    ("ratio-negative", obs("r", LOCAL, "th1-th2-ratio", -3, "{ratio}"), "th1_th2_ratio", "-3"),
+    ("potassium-64", obs("k", LOINC, "2823-3", 64, "mmol/L"), "potassium", "64 mmol/L is not a plausible result"),
+    ("trough-2000", obs("t", LOINC, "77348-1", 2000, "ng/mL"), "tacrolimus", "expected 0 to 200 ng/mL"),
+    ("creatinine-0", obs("c", LOINC, "2160-0", 0, "mg/dL"), "creatinine", "not a plausible result"),
+]
+
+
+@pytest.mark.parametrize("resource, concept, problem", [p[1:] for p in PLAUSIBILITY],
+                         ids=[p[0] for p in PLAUSIBILITY])
+def test_implausible_values_are_unusable_and_shown_as_recorded(resource, concept, problem):
+    m = only(facts(resource).results(concept))
+    assert m.value is None and not m.actionable
+    assert problem in m.problem
+    assert m.shown.split()[0] == str(resource["valueQuantity"]["value"])
+
+
+def test_a_derived_ratio_is_checked_for_plausibility_too():
+    th1 = obs("a", LOCAL, "th1-cd4-ifng-pct", 30, "%")
+    th2 = obs("b", LOCAL, "th2-cd4-il4-pct", 0.2, "%")
+    m = only(facts(th1, th2).results("th1_th2_ratio"))
+    assert m.value is None and "150" in m.problem and m.derived
+
+
+def test_plausibility_limits_are_site_configurable():
+    knowledge = copy.deepcopy(KNOWLEDGE)
+    knowledge["codes"]["plausibility"]["observations"]["potassium"] = {"low": 1.5, "high": 6.0}
+    m = only(facts(potassium("k", 6.4), knowledge=knowledge).results("potassium"))
+    assert m.value is None
+    assert only(facts(potassium("k", 6.4)).results("potassium")).value == 6.4
+
+
+@pytest.mark.parametrize("value_fields, shown, problem", [
+    ({"valueQuantity": qty(1.0, "ng/mL", "ng/mL", comparator="<")}, "<1.0 ng/mL", "a limit, not a value"),
+    ({"valueString": "<1.0"}, "<1.0", "text"),
+    ({"valueQuantity": qty(12.4, "nmol/L", "nmol/L")}, "12.4 nmol/L", "nmol/L"),
+], ids=["comparator", "value-string", "unconvertible-unit"])
+def test_a_trough_that_cannot_be_compared_keeps_what_the_lab_reported(value_fields, shown, problem):
+    m = only(facts(obs("t", LOINC, "77348-1", **value_fields)).results("tacrolimus"))
+    assert m.value is None and m.shown == shown and problem in m.problem
+
+
+def test_same_time_results_are_ordered_the_same_whatever_the_bundle_order():
+    a, b = potassium("a", 4.3), potassium("b", 6.4)
+    assert [m.source for m in facts(a, b).results("potassium")] == \
+        [m.source for m in facts(b, a).results("potassium")]
+
+
+# Pregnancy from FHIR as a clinic records it (today 2026-11-25): a transfer, then a positive hCG, no Condition.
+PREGNANCY_CHARTS = [
+    ("positive-134-days-ago-is-not-forgotten",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14")], True, 147 + 19),
+    ("miscarriage-coded-after-the-positive",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
+      condition("m", ICD, "O03.9", "resolved", onsetDateTime="2026-08-20")], None, None),
+    ("delivery-coded-after-the-positive",
+     [procedure_done("p", "2026-01-10"), serum_hcg("s", 800, when="2026-01-24"),
+      condition("d", ICD, "Z37.0", "resolved", recordedDate="2026-09-30")], None, None),
+    ("closed-pregnancy-condition",
+     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
+      condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-07-14", abatementDateTime="2026-09-01")],
+     None, None),
+    ("later-negative-after-the-transfer",
+     [procedure_done("p", "2026-10-20"), urine_hcg("u", "positive", "2026-11-01"),
+      urine_hcg("n", "negative", "2026-11-15")], False, None),
+]
+
+
+@pytest.mark.parametrize("resources, pregnant, ga", [c[1:] for c in PREGNANCY_CHARTS],
+                         ids=[c[0] for c in PREGNANCY_CHARTS])
+def test_pregnancy_lasts_until_an_outcome_a_negative_test_or_42_weeks(resources, pregnant, ga):
+    status = facts(*resources, today=TODAY).pregnancy
+    assert status.pregnant is pregnant
+    assert status.gestational_age_days == ga
+    if pregnant:
+        assert status.since == date(2026, 7, 1)

@@ -170,7 +170,9 @@ def test_payload_too_large_matches(make_app):
 class _Unavailable:
     """A resolver that cannot obtain the required data (as the FHIR fallback reports it)."""
 
-    def resolve(self, request, templates, **_kwargs):
+    optional = frozenset()
+
+    def resolve_partial(self, request, templates, **_kwargs):
         raise PrefetchUnavailableError("patient: not in prefetch and no fhirServer to fetch it from",
                                        location=["$.prefetch.patient"])
 

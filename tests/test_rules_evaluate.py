@@ -139,8 +139,9 @@ def test_unusable_records_are_listed_once_when_the_protocol_applies():
                               UnusableResource("MedicationRequest/m9", "no medication named")))
     cards = [c for c in evaluate(facts, TODAY, KB) if c.kind == "data-quality"]
     assert [c.indicator for c in cards] == ["info"]
-    assert "2 records could not be read" in cards[0].summary
-    assert "effectiveDateTime '2026-13-40' is not a date" in cards[0].detail
+    assert cards[0].summary == "2 records could not be used: see details"
+    assert "- A result: effectiveDateTime '2026-13-40' is not a date" in cards[0].detail
+    assert "Observation/x1" not in cards[0].detail and "MedicationRequest/m9" not in cards[0].detail
 
 
 def test_unusable_records_of_a_patient_outside_the_protocol_say_nothing():

@@ -18,7 +18,9 @@ VALID = json.dumps(builtin_request("patient-view"))
 
 
 class _Unavailable:
-    def resolve(self, request, templates, **_kwargs):
+    optional = frozenset()
+
+    def resolve_partial(self, request, templates, **_kwargs):
         raise PrefetchUnavailableError("patient: unobtainable")
 
 

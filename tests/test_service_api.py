@@ -165,7 +165,7 @@ def test_unexpected_failure_is_500_outcome_without_trace(make_app):
         raise RuntimeError("secret internals")
 
     app = make_app()
-    app.extensions["tacro_cds"].resolver.resolve = broken
+    app.extensions["tacro_cds"].resolver.resolve_partial = broken
     response = app.test_client().post("/cds-services/tacrolimus-patient-view",
                                       json=request_for("patient-view"))
     assert response.status_code == 500

@@ -1,35 +1,125 @@
-"""Records received but not usable: listed once, so nothing is dropped without the clinician knowing."""
+"""Data the rules could not use, said once and readably: records received but unreadable, results no
+patient can have, a selected order that could not be identified, and checks skipped for missing data."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from ..facts import PatientFacts
+from ..facts import PatientFacts, UnusableResource
 from ..model import Card
+from ..text import plain
 from .common import Detail, Protocol, make_card
 from .focus import focus_of
 from .vocab import TACROLIMUS
 
 KIND = "data-quality"
-SHOWN = 10  # records listed in the detail; the rest are counted
+ORDER_KIND = "data-quality:order"
+MISSING_KIND = "missing-data"
+SHOWN = 8  # records listed in the detail; the rest are counted
+IMPLAUSIBLE = "not a plausible result"
+
+# Prefetch keys in words, for the missing-data card.
+DATA_NAMES = {
+    "patient": "the patient's sex and date of birth",
+    "immunology": "Th1/Th2 and NK cell results",
+    "tacrolimusLevels": "tacrolimus levels",
+    "chemistry": "kidney, potassium, glucose and liver results",
+    "cbc": "blood counts",
+    "vitals": "blood pressure readings",
+    "pregnancyTests": "pregnancy tests",
+    "conditions": "diagnoses",
+    "medicationRequests": "medication orders",
+    "medicationStatements": "medications she reports taking",
+    "medications": "the medications that orders refer to",
+    "transferRequests": "embryo transfer requests",
+    "transferProcedures": "embryo transfer procedures",
+    "transferAppointments": "embryo transfer appointments",
+}
+
+# Results in words, for the list of implausible values.
+CONCEPT_NAMES = {"th1_th2_ratio": "Th1/Th2 ratio", "th1_pct": "Th1 %", "th2_pct": "Th2 %",
+                 "tacrolimus": "Tacrolimus level", "hba1c": "HbA1c", "alt": "ALT", "ast": "AST", "hcg": "Serum hCG",
+                 "nk_cells": "NK cells", "wbc": "White cells"}
+
+
+def _what(item: UnusableResource) -> str:
+    if item.what:
+        return plain(item.what)
+    kind = item.source.split("/", 1)[0]
+    return {"Observation": "a result", "MedicationRequest": "a medication order",
+            "MedicationStatement": "a medication she reports", "Condition": "a diagnosis"}.get(kind, "a record")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
-    """One info card listing the records that could not be read, when the protocol applies at all."""
-    if not facts.unusable or not (focus_of(facts).applies or facts.medications_with(TACROLIMUS)):
+    """A card for a draft order the hook is about that could not be identified; one info card listing
+    the other records and implausible results that could not be used, when tacrolimus is in play."""
+    cards: list[Card] = []
+    proto = Protocol(kb)
+    orders = [u for u in facts.unusable if u.order_in_focus]
+    if orders:
+        detail = Detail(proto)
+        for item in orders[:SHOWN]:
+            detail.add(f"- {_sentence(_what(item))}: {plain(item.reason, 160)}")
+        detail.add("")
+        detail.add("It was not checked against tacrolimus (interactions, dose, timing). Choose the medication "
+                   "again from the list, or check it by hand before signing.")
+        noun = "The order" if len(orders) == 1 else f"{len(orders)} orders"
+        cards.append(make_card(proto, detail, kind=ORDER_KIND, indicator="warning", source_id="data-profile",
+                               summary=f"{noun} could not be checked: medication not identified"))
+    in_play = focus_of(facts).applies or bool(facts.medications_with(TACROLIMUS))
+    others = [u for u in facts.unusable if not u.order_in_focus]
+    implausible = [m for ms in facts.labs.values() for m in ms if m.problem and IMPLAUSIBLE in m.problem]
+    count = len(others) + len(implausible)
+    if not count or not in_play:
+        return cards
+    detail = Detail(proto)
+    lines = [f"- {CONCEPT_NAMES.get(m.concept) or _sentence(m.concept.replace('_', ' '))} of {m.when.date().isoformat() if m.when else 'unknown date'}: "
+             f"{plain(m.problem or '', 160)}" for m in implausible]
+    lines += [f"- {_sentence(_what(u))}: {plain(u.reason, 160)}" for u in others]
+    detail.add("No card relies on these records:")
+    detail.add("")
+    for line in lines[:SHOWN]:
+        detail.add(line)
+    if count > SHOWN:
+        detail.add(f"- and {count - SHOWN} more")
+    detail.add("")
+    detail.add("Correct them in the record (value, unit, date or status) to have them considered.")
+    summary = ("A record could not be used: see details" if count == 1
+               else f"{count} records could not be used: see details")
+    cards.append(make_card(proto, detail, kind=KIND, indicator="info", source_id="data-profile", summary=summary))
+    return cards
+
+
+def evaluate_missing_data(facts: PatientFacts, skipped: Sequence[tuple[str, Sequence[str]]],
+                          kb: Mapping[str, Any]) -> list[Card]:
+    """One card naming the checks that could not be made, the data each lacked and why."""
+    if not skipped:
         return []
     proto = Protocol(kb)
     detail = Detail(proto)
-    count = len(facts.unusable)
-    detail.add("These records were received but could not be used, so no card relies on them:")
+    detail.add("These checks were not made, so their absence of a card means nothing:")
     detail.add("")
-    for item in facts.unusable[:SHOWN]:
-        detail.add(f"- {item.source}: {item.reason}")
-    if count > SHOWN:
-        detail.add(f"- … and {count - SHOWN} more")
+    for check, keys in skipped:
+        lacking = ", ".join(DATA_NAMES.get(k, k) for k in keys)
+        detail.add(f"- {_sentence(check)}: no {lacking}")
     detail.add("")
-    detail.add("Correct them in the record (code, unit, date, status) to have them considered.")
-    noun = "record" if count == 1 else "records"
-    return [make_card(proto, detail, kind=KIND, indicator="info", source_id="data-profile",
-                      summary=f"{count} {noun} could not be read and were not used: see details")]
+    detail.add("Why the data were not available:")
+    reasons: dict[str, str] = {}
+    for _, keys in skipped:
+        for key in keys:
+            reasons.setdefault(key, facts.missing.get(key, "not available"))
+    for key, reason in reasons.items():
+        detail.add(f"- {_sentence(DATA_NAMES.get(key, key))}: {plain(reason, 200)}")
+    detail.add("")
+    detail.add("Check these by hand now. To have them checked, the EHR must send this data with the request, "
+               "or give the service access to its FHIR server.")
+    names = [check for check, _ in skipped]
+    summary = (f"Not checked ({', '.join(names)}): data not available"
+               if len(names) <= 2 else f"{len(names)} checks not made: data not available")
+    return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile",
+                      summary=summary)]
