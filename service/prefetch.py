@@ -42,7 +42,7 @@ import requests
 from .config import DEFAULTS
 from .errors import PrefetchUnavailableError
 from .fhir_client import FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError, new_session
-from .fhir_policy import BaseUrl, check_fhir_server, http_policy
+from .fhir_policy import BaseUrl, address_checker, check_fhir_server, http_policy
 from .prefetch_templates import (UnresolvableTokenError, substitute, template_is_read,
                                  template_resource_type)
 from .validation import HookRequest
@@ -116,7 +116,7 @@ class PrefetchResolver:
         self.optional = frozenset(setting("PREFETCH_OPTIONAL_KEYS") or ())
         self.allow_http = http_policy(setting("ALLOW_HTTP_FHIR"))  # fail at start-up when invalid
         self.allowlist = setting("FHIR_SERVER_ALLOWLIST")
-        self.session_factory = session_factory or (lambda: new_session(self.max_parallel))
+        self.session_factory = session_factory
 
     def resolve(self, request: HookRequest, templates: Mapping[str, str], *,
                 issuer: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -291,8 +291,13 @@ class _LazyClient:
             assert self._request.fhir_server is not None
             check_fhir_server(self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist,
                               issuer=self._issuer)
+            if r.session_factory is not None:
+                session = r.session_factory()
+            else:  # connect only to addresses the policy allows, resolved once per connection
+                session = new_session(r.max_parallel, address_checker(
+                    allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer))
             self._client = FhirClient(self._request.fhir_server, self._request.access_token,
-                                      timeout=r.timeout, session=r.session_factory(), max_pages=r.max_pages,
+                                      timeout=r.timeout, session=session, max_pages=r.max_pages,
                                       max_entries=r.max_entries, max_bytes=r.max_bytes)
         return self._client
 
