@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_DEPTH": 64,
     "MAX_DRAFT_ORDERS": 200,
     "MAX_PREFETCH_ENTRIES": 5000,
+    "MAX_PREFETCH_KEYS": 100,  # the services declare about twenty
     # Clinical knowledge: path of a site file overriding entries of cards/knowledge.
     "SITE_CONFIG": None,
     # SMART app launched from cards; None: no smart link.

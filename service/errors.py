@@ -14,6 +14,14 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("tacro_cds.errors")
 
+# Messages and paths may quote the caller's input (a value, a key): never more than this of it.
+MAX_ECHO_CHARS = 300
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class CdsError(Exception):
     """Base error: an HTTP status, a stable machine code and a message safe to show the caller."""
@@ -33,11 +41,11 @@ class CdsError(Exception):
         issue: dict[str, Any] = {
             "severity": "error",
             "code": self.issue_type,
-            "details": {"text": self.message},
+            "details": {"text": clip(self.message, 2 * MAX_ECHO_CHARS)},
             "diagnostics": self.code,
         }
         if self.expression:
-            issue["expression"] = self.expression
+            issue["expression"] = [clip(path) for path in self.expression[:20]]
         return {"resourceType": "OperationOutcome", "issue": [issue, *self.extra_issues]}
 
 

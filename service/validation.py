@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -9,9 +10,10 @@ from importlib import resources
 from typing import Any, Mapping
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
-from .errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError
+from .errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError, clip
 
 SCHEMA_FILES = ("request.json", "context-order-select.json", "context-order-sign.json",
                 "context-patient-view.json", "feedback.json")
@@ -19,6 +21,9 @@ _BASE = "https://tacro-cds.example.org/schemas/"
 ORDER_HOOKS = ("order-select", "order-sign")
 # jsonschema messages quote the offending value; a 5 MB array must not come back in the error body.
 MAX_MESSAGE_CHARS = 300
+# Errors weighed to pick the one reported: validation stops there, so a body with 100,000 faults
+# costs no more than one with a few.
+ERRORS_CONSIDERED = 16
 
 
 @lru_cache(maxsize=None)
@@ -42,11 +47,11 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def check_schema(instance: Any, name: str, *, prefix: str = "$") -> None:
-    """Raise SchemaError naming the JSON path of the first (most relevant) violation."""
-    errors = sorted(validator(name).iter_errors(instance), key=lambda e: (len(e.path), list(map(str, e.path))))
-    if errors:
-        err = errors[0]
-        path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+    """Raise SchemaError naming the JSON path of the most relevant of the first violations."""
+    err = best_match(itertools.islice(validator(name).iter_errors(instance), ERRORS_CONSIDERED))
+    if err is not None:
+        path = clip(prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{clip(str(p), 100)}"
+                                     for p in err.absolute_path))
         raise SchemaError(f"{path}: {_shorten(err.message)}", expression=[path])
 
 
@@ -133,13 +138,45 @@ class HookRequest:
         return tuple(s for s in value if isinstance(s, str))
 
 
+def check_counts(body: Any, limits: Mapping[str, int]) -> None:
+    """Refuse a body with more prefetch keys, prefetch entries, draft orders or selections than
+    allowed, before the schema walks them: counting is cheap, validating 100,000 keys is not."""
+    if not isinstance(body, dict):
+        return
+    prefetch = body.get("prefetch")
+    if isinstance(prefetch, dict):
+        if len(prefetch) > limits["MAX_PREFETCH_KEYS"]:
+            raise LimitExceededError(f"$.prefetch: {len(prefetch)} keys, at most {limits['MAX_PREFETCH_KEYS']}",
+                                     expression=["$.prefetch"])
+        entries = sum(len(v["entry"]) for v in prefetch.values()
+                      if isinstance(v, dict) and isinstance(v.get("entry"), list))
+        if entries > limits["MAX_PREFETCH_ENTRIES"]:
+            raise LimitExceededError(f"$.prefetch: {entries} entries, at most {limits['MAX_PREFETCH_ENTRIES']}",
+                                     expression=["$.prefetch"])
+    context = body.get("context")
+    if not isinstance(context, dict):
+        return
+    drafts = context.get("draftOrders")
+    entries_of_drafts = drafts.get("entry") if isinstance(drafts, dict) else None
+    if isinstance(entries_of_drafts, list) and len(entries_of_drafts) > limits["MAX_DRAFT_ORDERS"]:
+        raise LimitExceededError(
+            f"$.context.draftOrders: {len(entries_of_drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            expression=["$.context.draftOrders"])
+    selections = context.get("selections")
+    if isinstance(selections, list) and len(selections) > limits["MAX_DRAFT_ORDERS"]:
+        raise LimitExceededError(
+            f"$.context.selections: {len(selections)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            expression=["$.context.selections"])
+
+
 def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> HookRequest:
     """Check a decoded body against the request schema, the hook's context schema and the spec's
     invariants; return it as a HookRequest."""
+    check_counts(body, limits)
     check_schema(body, "request.json")
     if body["hook"] != hook:
         raise HookMismatchError(
-            f"$.hook: this service answers the {hook} hook, not {body['hook']}", expression=["$.hook"])
+            f"$.hook: this service answers the {hook} hook, not {clip(body['hook'], 100)}", expression=["$.hook"])
     check_schema(body["context"], f"context-{hook}.json", prefix="$.context")
     request = HookRequest(
         hook=hook,
