@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_release_memory)
     return app
 
 
@@ -97,6 +98,12 @@ def _called_url(external_base: str | None) -> str:
     if external_base:
         return external_base.rstrip("/") + request.path
     return request.base_url
+
+
+def _release_memory(_exc: BaseException | None) -> None:
+    release = getattr(runtime().resolver, "release_memory", None)
+    if release is not None:
+        release()
 
 
 def _finish(response: Response) -> Response:

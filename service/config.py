@@ -33,6 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_ENTRIES": 1000,
     "FHIR_MAX_RESPONSE_BYTES": 20 * 1024 * 1024,  # per response body; larger answers are refused
     "FHIR_MAX_PARALLEL": 16,  # concurrent FHIR calls per hook request
+    # All FHIR answers of one hook call together (keys, pages, Medication reads): bounds its memory.
+    "FHIR_MAX_CALL_BYTES": 32 * 1024 * 1024,
+    # Hook calls per worker process (and per caller, by JWT iss) that may be fetching from FHIR at
+    # once; more are answered 503 at once, so slow FHIR servers cannot take every serving thread.
+    "FHIR_FALLBACK_MAX_CONCURRENT": 2,
+    "FHIR_FALLBACK_MAX_PER_ISSUER": 1,
     # Keys whose fetch may fail without failing the call (no rule reads the Patient resource).
     "PREFETCH_OPTIONAL_KEYS": ["patient"],
     # true | false | "loopback" (plain http only to 127.0.0.1, localhost, [::1]; what --dev sets)

@@ -119,6 +119,16 @@ class StorageUnavailableError(CdsError):
     issue_type = "transient"
 
 
+class FallbackBusyError(CdsError):
+    """This worker, or this caller, already has as many FHIR fallback calls running as allowed;
+    nothing was fetched. Send the data in ``prefetch``, or retry after ``retry_after`` seconds."""
+
+    status = 503
+    code = "fhir-fallback-busy"
+    issue_type = "transient"
+    retry_after = 2
+
+
 class UnauthorizedError(CdsError):
     """The caller's JWT is missing or invalid. Answered as a bare 401 with no detail."""
 
@@ -148,6 +158,8 @@ def register_error_handler(app: Flask) -> None:
             _drain_body()
         response = jsonify(err.outcome())
         response.status_code = err.status
+        if getattr(err, "retry_after", None):
+            response.headers["Retry-After"] = str(err.retry_after)
         response.mimetype = "application/fhir+json"
         return response
 

@@ -165,12 +165,30 @@ class FhirPagingError(FhirResponseError):
     code = "fhir-bad-next-link"
 
 
+class ByteBudget:
+    """The bytes all FHIR answers of one hook call may take together, across keys and pages (each
+    answer also has its own cap). Shared by the call's fetch threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def charge(self, size: int) -> None:
+        with self._lock:
+            self.used += size
+            over = self.used > self.limit
+        if over:
+            raise FhirResponseTooLargeError(f"the FHIR answers of this call together exceed {self.limit} bytes")
+
+
 class FhirClient:
     """One FHIR server, one token, one session; every call bounded in time and size."""
 
     def __init__(self, base_url: str, access_token: str | None = None, *, timeout: float = 5.0,
                  session: requests.Session | None = None, max_pages: int = 5, max_entries: int = 1000,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, budget: ByteBudget | None = None) -> None:
+        self.budget = budget
         self.base_url = base_url.rstrip("/")
         self.base = BaseUrl.parse(self.base_url)
         self._token = access_token
@@ -324,6 +342,8 @@ class FhirClient:
                 if not chunk:
                     break
                 size += len(chunk)
+                if self.budget is not None:
+                    self.budget.charge(len(chunk))
                 if size > self.max_bytes:
                     raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
                 chunks.append(chunk)
