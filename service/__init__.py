@@ -25,7 +25,7 @@ from .prefetch import PrefetchResolver
 from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
 from .services import build_registry
-from .store import Store
+from .store import Store, private_directory
 from .views import bp
 
 __all__ = ["create_app"]
@@ -45,7 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db_url = settings["FEEDBACK_DB"]
     if not db_url:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        private_directory(Path(app.instance_path))
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
     knowledge = load_knowledge(settings["SITE_CONFIG"])
     clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))

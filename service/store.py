@@ -135,7 +135,7 @@ class Store:
         if url.startswith("sqlite"):
             database = make_url(url).database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(database))
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             _configure_sqlite(engine)
             return engine
@@ -289,6 +289,29 @@ def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime)
         "outcome_timestamp": parse_timestamp(str(entry["outcomeTimestamp"])),
         "received_at": received,
     }
+
+
+def private_directory(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) readable by this user only; tighten it when it is
+    ours and open to others."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        folder.chmod(0o700)
+
+
+def _private_file(database: Path) -> None:
+    """The SQLite file and its WAL/shared-memory companions are 0600 in a 0700 folder: they hold
+    free-text feedback comments. SQLite gives the companions the database file's mode."""
+    private_directory(database.parent)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:
