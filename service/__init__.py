@@ -25,14 +25,14 @@ from .prefetch import PrefetchResolver
 from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
 from .services import build_registry
-from .store import Store, private_directory
+from .store import FeedbackQuota, Retention, Store, private_directory
 from .views import bp
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("tacro_cds.access")
 
-UNPROTECTED = {"cds.healthz", "cds.openapi"}
+UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi"}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -49,7 +49,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
     knowledge = load_knowledge(settings["SITE_CONFIG"])
     clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))
-    store = settings.get("STORE") or Store(db_url, clock=clock)
+    store = settings.get("STORE") or Store(
+        db_url, clock=clock,
+        retention=Retention(issued_cards_days=float(settings["ISSUED_CARDS_RETENTION_DAYS"]),
+                            feedback_days=float(settings["FEEDBACK_RETENTION_DAYS"])),
+        quota=FeedbackQuota(per_minute=int(settings["FEEDBACK_RATE_PER_MINUTE"]),
+                            total=int(settings["FEEDBACK_QUOTA"])))
     app.extensions["tacro_cds"] = Runtime(
         config=settings,
         knowledge=knowledge,

@@ -25,6 +25,13 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_TTL_S": 3600,
     # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in instance folder.
     "FEEDBACK_DB": None,
+    # Feedback per caller (JWT iss): entries per rolling minute and entries kept in all; beyond, 429.
+    "FEEDBACK_RATE_PER_MINUTE": 600,
+    "FEEDBACK_QUOTA": 100_000,
+    # Retention in days: issued cards (feedback on an older card is refused) and feedback entries.
+    # Expired JWT ids are purged as they expire.
+    "ISSUED_CARDS_RETENTION_DAYS": 30.0,
+    "FEEDBACK_RETENTION_DAYS": 365.0,
     "CORS_ORIGINS": [],
     # FHIR fallback
     "FHIR_TIMEOUT_S": 5.0,

@@ -129,6 +129,15 @@ class FallbackBusyError(CdsError):
     retry_after = 2
 
 
+class FeedbackQuotaError(CdsError):
+    """The caller sent more feedback than its rate or quota allows; nothing was stored."""
+
+    status = 429
+    code = "feedback-quota"
+    issue_type = "throttled"
+    retry_after = 60
+
+
 class UnauthorizedError(CdsError):
     """The caller's JWT is missing or invalid. Answered as a bare 401 with no detail."""
 
