@@ -128,7 +128,7 @@ def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
             if requests.get(server.base_url + "/healthz", timeout=1).status_code == 200 \
                     and len(server.workers) >= workers:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker still loading the app
             pass
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")

@@ -29,16 +29,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import create_app
 
+    from .serving import asgi_app
+
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
+            # The asyncio worker reads whole requests before a thread runs them: slow clients
+            # hold no thread (service.serving).
+            self.cfg.set("worker_class", "service.serving.Worker")
+            self.cfg.set("asgi_lifespan", "off")
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
+            # No control socket: it is not used, and two instances would unlink each other's.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
-            return create_app()
+            app = create_app()
+            return asgi_app(app, threads=args.threads, max_request_bytes=app.config["MAX_CONTENT_LENGTH"])
 
     print(f"tacro-cds serving on http://{host}:{args.port}/cds-services", file=sys.stderr)
     _App().run()
@@ -57,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
                        help="port (default 8080 or $PORT)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--threads", type=int, default=4,
+                       help="threads per worker running complete requests (default 4)")
     serve.set_defaults(func=_serve)
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)
