@@ -328,34 +328,68 @@ class FhirClient:
             return self._read_body(response, stop)
 
     def _read_body(self, response: requests.Response, stop: float) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        raw = response.raw
-        try:
-            while True:
-                # read1 returns as soon as some bytes arrive, so a trickling server is caught by the
-                # deadline check below instead of holding one read open for a whole chunk.
-                chunk = raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if self.budget is not None:
-                    self.budget.charge(len(chunk))
-                if size > self.max_bytes:
-                    raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-                if time.monotonic() > stop:
-                    raise FhirTimeoutError(f"the answer did not complete within {self.timeout:g} s")
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-            raise FhirTimeoutError(f"the answer stalled for {self.timeout:g} s") from None
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
-            raise FhirTruncatedError("the connection ended before the whole answer arrived") from None
-        except urllib3.exceptions.HTTPError:
-            raise FhirTruncatedError("the answer could not be read completely") from None
-        return b"".join(chunks)
+        return read_capped(response, stop, max_bytes=self.max_bytes, timeout=self.timeout, budget=self.budget)
+
+
+def read_capped(response: requests.Response, stop: float, *, max_bytes: int, timeout: float,
+                budget: ByteBudget | None = None) -> bytes:
+    """A streamed response's body, refused beyond ``max_bytes`` (and ``budget``) or after ``stop``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FhirResponseTooLargeError(f"the answer is larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    raw = response.raw
+    try:
+        while True:
+            # read1 returns as soon as some bytes arrive, so a trickling server is caught by the
+            # deadline check below instead of holding one read open for a whole chunk.
+            chunk = raw.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if budget is not None:
+                budget.charge(len(chunk))
+            if size > max_bytes:
+                raise FhirResponseTooLargeError(f"the answer is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+            if time.monotonic() > stop:
+                raise FhirTimeoutError(f"the answer did not complete within {timeout:g} s")
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise FhirTimeoutError(f"the answer stalled for {timeout:g} s") from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
+        raise FhirTruncatedError("the connection ended before the whole answer arrived") from None
+    except urllib3.exceptions.HTTPError:
+        raise FhirTruncatedError("the answer could not be read completely") from None
+    return b"".join(chunks)
+
+
+def bounded_get(session: requests.Session, url: str, *, timeout: float, max_bytes: int,
+                accept: str = "application/json") -> bytes:
+    """One GET of a document other than FHIR data (a JWK Set): within ``timeout`` in all (the
+    connection is cut at the deadline), no redirects, at most ``max_bytes``; FhirError otherwise."""
+    stop = time.monotonic() + timeout
+    watch = _DeadlineWatch(stop)
+    try:
+        with watch:
+            try:
+                response = session.get(url, headers={"Accept": accept}, timeout=timeout, stream=True,
+                                       allow_redirects=False)
+            except requests.Timeout:
+                raise FhirTimeoutError(f"no answer within {timeout:g} s") from None
+            except requests.RequestException as exc:
+                log.warning("key set server unreachable", extra={"error": _cause_name(exc)})
+                raise FhirConnectionError("the server is unreachable") from None
+            with response:
+                _check_status(response)
+                body = read_capped(response, stop, max_bytes=max_bytes, timeout=timeout)
+    except FhirError:
+        if watch.fired:
+            raise FhirTimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    if watch.fired:
+        raise FhirTimeoutError(f"no complete answer within {timeout:g} s")
+    return body
 
 
 def _refused_address(exc: BaseException) -> bool:
