@@ -29,6 +29,7 @@ class CdsError(Exception):
     status = 500
     code = "exception"  # FHIR issue-type code
     issue_type = "exception"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str, *, expression: list[str] | None = None,
                  issues: list[dict[str, Any]] | None = None) -> None:
@@ -167,7 +168,7 @@ def register_error_handler(app: Flask) -> None:
             _drain_body()
         response = jsonify(err.outcome())
         response.status_code = err.status
-        if getattr(err, "retry_after", None):
+        if err.retry_after:
             response.headers["Retry-After"] = str(err.retry_after)
         response.mimetype = "application/fhir+json"
         return response

@@ -116,7 +116,8 @@ async def _too_large(send: Send) -> None:
 
 def asgi_app(wsgi_app: Any, *, threads: int, max_request_bytes: int) -> ASGIApp:
     """The Flask app as an ASGI app whose requests reach it complete, on ``threads`` threads."""
-    return BufferedRequest(WSGIMiddleware(wsgi_app, workers=threads), max_request_bytes)
+    wsgi: Any = WSGIMiddleware(wsgi_app, workers=threads)  # a2wsgi's own, narrower ASGI types
+    return BufferedRequest(wsgi, max_request_bytes)
 
 
 class _Protocol(gasgi.ASGIProtocol):  # type: ignore[misc]

@@ -340,6 +340,7 @@ class Store:
                 if reason:
                     result.refuse(reason)
                     continue
+                assert card is not None  # _refusal refuses a card not on record
                 done.add((row["card_uuid"], row["outcome"]))
                 row.update(card_kind=card.kind, issuer=caller, tenant=tenant)
                 keep.append(row)
