@@ -25,6 +25,10 @@ def _serve(args: argparse.Namespace) -> int:
         host = "127.0.0.1"
     else:
         host = args.host
+    # Half the threads at most may wait on FHIR servers; the others keep serving prefetched calls
+    # (with fewer than 4 threads there is nothing to split: all may).
+    fallback = args.threads // 2 if args.threads >= 4 else args.threads
+    os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
@@ -65,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
                        help="port (default 8080 or $PORT)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4,
-                       help="threads per worker running complete requests (default 4)")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker running complete requests (default 8; half of them at "
+                            "most fetch from FHIR servers at once)")
     serve.set_defaults(func=_serve)
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)

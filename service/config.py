@@ -44,8 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_CALL_BYTES": 32 * 1024 * 1024,
     # Hook calls per worker process (and per caller, by JWT iss) that may be fetching from FHIR at
     # once; more are answered 503 at once, so slow FHIR servers cannot take every serving thread.
-    "FHIR_FALLBACK_MAX_CONCURRENT": 2,
-    "FHIR_FALLBACK_MAX_PER_ISSUER": 1,
+    # `tacro-cds serve` sets the first to half its --threads unless it is configured.
+    "FHIR_FALLBACK_MAX_CONCURRENT": 4,
+    "FHIR_FALLBACK_MAX_PER_ISSUER": 2,
     # Keys whose fetch may fail without failing the call (no rule reads the Patient resource).
     "PREFETCH_OPTIONAL_KEYS": ["patient"],
     # true | false | "loopback" (plain http only to 127.0.0.1, localhost, [::1]; what --dev sets)

@@ -18,6 +18,7 @@ import pytest
 
 import service.fhir_client as fhir_client_module
 from fhir_doubles import hook_body
+from service.errors import FallbackBusyError
 from service.fhir_client import FhirClient, FhirTimeoutError
 from service.logs import JsonFormatter
 
@@ -227,11 +228,26 @@ def test_one_hook_call_reads_at_most_its_byte_budget_and_gives_memory_back(make_
 
 # -- slow fallback calls --------------------------------------------------------------------------
 
+def test_one_caller_gets_at_most_its_own_share_of_fallback_calls(make_app, fault_server):
+    """Per caller: with room for four in the worker, one issuer still gets only two."""
+    fault_server.plan(lambda exchange: exchange.hold(30))
+    resolver = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_FALLBACK_MAX_CONCURRENT=4,
+                        FHIR_FALLBACK_MAX_PER_ISSUER=2).extensions["tacro_cds"].resolver
+    gate = resolver.gate
+    gate.enter("https://ehr-a.example.org")
+    gate.enter("https://ehr-a.example.org")
+    with pytest.raises(FallbackBusyError):
+        gate.enter("https://ehr-a.example.org")
+    gate.enter("https://ehr-b.example.org")  # another caller still has room
+    gate.leave("https://ehr-a.example.org")
+    gate.enter("https://ehr-a.example.org")
+
+
 def test_slow_fallback_calls_beyond_the_limit_are_refused_at_once(make_app, fault_server):
     """16 calls to a FHIR server that never answers: two run, the rest are a 503 to retry, at once."""
     fault_server.plan(lambda exchange: exchange.hold(30))
     client_app = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=3.0, FHIR_TOTAL_BUDGET_S=4.0,
-                          LOG_LEVEL="ERROR")
+                          FHIR_FALLBACK_MAX_CONCURRENT=2, FHIR_FALLBACK_MAX_PER_ISSUER=2, LOG_LEVEL="ERROR")
 
     def call(_: int) -> tuple[int, float, str | None]:
         started = time.monotonic()
