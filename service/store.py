@@ -212,10 +212,13 @@ class Store:
                      issuer: str | None = None, tenant: str | None = None) -> None:
         """Remember which kind of card each issued uuid was, and to whom it was issued; never fails
         the service call."""
+        if next(self._calls) % PURGE_EVERY == 0:
+            try:
+                self.purge_retained()
+            except StorageUnavailableError:
+                pass  # logged; recording the cards is tried all the same
         try:
             issued = self.now()
-            if next(self._calls) % PURGE_EVERY == 0:
-                self.purge_retained()
             rows: list[dict[str, Any]] = [
                 {"card_uuid": str(card["uuid"]), "service_id": service_id, "kind": kind,
                  "issued_at": issued, "issuer": _key_text(issuer or ""), "tenant": tenant,

@@ -104,7 +104,7 @@ def plain_http_port() -> Iterator[int]:
 
 def test_unreachable_servers_look_the_same_whatever_listens(make_app, plain_http_port, captured_logs):
     """A refused port and a plain-http port spoken to in TLS: one reason for both, detail in the log."""
-    client = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=2.0, FHIR_TOTAL_BUDGET_S=3.0,
+    client = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=8.0, FHIR_TOTAL_BUDGET_S=10.0,
                       LOG_LEVEL="INFO").test_client()
     port = plain_http_port
     reasons = {}
