@@ -26,14 +26,14 @@ from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
 from .services import build_registry
 from .smart_app import init_smart_app
-from .store import Store
+from .store import FeedbackQuota, Retention, Store, private_directory
 from .views import bp
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("tacro_cds.access")
 
-UNPROTECTED = {"cds.healthz", "cds.openapi"}
+UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi"}
 # Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
 # a CDS client's JWT.
 SELF_AUTHENTICATED = {"smart_app"}
@@ -49,13 +49,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db_url = settings["FEEDBACK_DB"]
     if not db_url:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        private_directory(Path(app.instance_path))
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
     loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])
     _report_knowledge(loaded)
     knowledge = loaded.tables
     clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))
-    store = settings.get("STORE") or Store(db_url, clock=clock)
+    store = settings.get("STORE") or Store(
+        db_url, clock=clock,
+        retention=Retention(issued_cards_days=float(settings["ISSUED_CARDS_RETENTION_DAYS"]),
+                            feedback_days=float(settings["FEEDBACK_RETENTION_DAYS"])),
+        quota=FeedbackQuota(per_minute=int(settings["FEEDBACK_RATE_PER_MINUTE"]),
+                            total=int(settings["FEEDBACK_QUOTA"])))
     app.extensions["tacro_cds"] = Runtime(
         config=settings,
         knowledge=knowledge,
@@ -76,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_smart_app(app, settings)
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_release_memory)
     return app
 
 
@@ -118,6 +124,12 @@ def _called_url(external_base: str | None) -> str:
     if external_base:
         return external_base.rstrip("/") + request.path
     return request.base_url
+
+
+def _release_memory(_exc: BaseException | None) -> None:
+    release = getattr(runtime().resolver, "release_memory", None)
+    if release is not None:
+        release()
 
 
 def _finish(response: Response) -> Response:

@@ -33,6 +33,7 @@ import jwt
 import requests
 
 from .errors import UnauthorizedError
+from .fhir_client import FhirError, bounded_get, new_session
 
 log = logging.getLogger("tacro_cds.auth")
 
@@ -111,7 +112,8 @@ class CallerVerifier:
         self.min_refresh = timedelta(seconds=float(config.get("JWKS_MIN_REFRESH_S", 60)))
         self.cache_ttl = timedelta(seconds=float(config.get("JWKS_CACHE_TTL_S", 3600)))
         self.clock: Callable[[], datetime] = config.get("CLOCK") or (lambda: datetime.now(timezone.utc))
-        self.session = requests.Session()
+        # No proxy variables or ~/.netrc from the environment, every fetch cut at its deadline.
+        self.session = new_session(4)
         self._cache: dict[str, _CachedKeySet] = {}
         self._lock = threading.Lock()  # guards _url_locks
         self._url_locks: dict[str, threading.Lock] = {}
@@ -233,7 +235,7 @@ class CallerVerifier:
         """Fetch a JWK Set; on failure keep the previous keys (if any) and remember the attempt."""
         try:
             keys = index_key_set(json.loads(self._get_bounded(url)), "JWK Set")
-        except (requests.RequestException, ValueError) as exc:
+        except (FhirError, requests.RequestException, ValueError) as exc:
             log.warning("JWK Set fetch failed", extra={"error": type(exc).__name__})
             if cached is None:
                 self._cache[url] = _CachedKeySet(keys={}, fetched_at=None, attempted_at=now)
@@ -246,18 +248,7 @@ class CallerVerifier:
 
     def _get_bounded(self, url: str) -> bytes:
         """GET a key set within JWKS_TIMEOUT_S in all (not per read) and at most MAX_JWKS_BYTES."""
-        deadline = time.monotonic() + self.timeout
-        with self.session.get(url, timeout=self.timeout, stream=True,
-                              headers={"Accept": "application/json"}, allow_redirects=False) as response:
-            response.raise_for_status()
-            body = bytearray()
-            for chunk in response.iter_content(8192):
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise ValueError("JWK Set too large")
-                if time.monotonic() > deadline:
-                    raise requests.Timeout("JWK Set fetch exceeded its deadline")
-            return bytes(body)
+        return bounded_get(self.session, url, timeout=self.timeout, max_bytes=MAX_JWKS_BYTES)
 
 
 MAX_JWKS_BYTES = 256 * 1024  # a key set is a few kilobytes

@@ -27,20 +27,32 @@ def _serve(args: argparse.Namespace) -> int:
         host = "127.0.0.1"
     else:
         host = args.host
+    # Half the threads at most may wait on FHIR servers; the others keep serving prefetched calls
+    # (with fewer than 4 threads there is nothing to split: all may).
+    fallback = args.threads // 2 if args.threads >= 4 else args.threads
+    os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
+
+    from .serving import asgi_app
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
+            # The asyncio worker reads whole requests before a thread runs them: slow clients
+            # hold no thread (service.serving).
+            self.cfg.set("worker_class", "service.serving.Worker")
+            self.cfg.set("asgi_lifespan", "off")
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
+            # No control socket: it is not used, and two instances would unlink each other's.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
-            return create_app()
+            app = create_app()
+            return asgi_app(app, threads=args.threads, max_request_bytes=app.config["MAX_CONTENT_LENGTH"])
 
     print(f"tacro-cds serving on http://{host}:{args.port}/cds-services", file=sys.stderr)
     _App().run()
@@ -59,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
                        help="port (default 8080 or $PORT)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker running complete requests (default 8; half of them at "
+                            "most fetch from FHIR servers at once)")
     serve.set_defaults(func=_serve)
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)

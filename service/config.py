@@ -25,6 +25,13 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_TTL_S": 3600,
     # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in instance folder.
     "FEEDBACK_DB": None,
+    # Feedback per caller (JWT iss): entries per rolling minute and entries kept in all; beyond, 429.
+    "FEEDBACK_RATE_PER_MINUTE": 600,
+    "FEEDBACK_QUOTA": 100_000,
+    # Retention in days: issued cards (feedback on an older card is refused) and feedback entries.
+    # Expired JWT ids are purged as they expire.
+    "ISSUED_CARDS_RETENTION_DAYS": 30.0,
+    "FEEDBACK_RETENTION_DAYS": 365.0,
     "CORS_ORIGINS": [],
     # FHIR fallback
     "FHIR_TIMEOUT_S": 5.0,
@@ -33,6 +40,13 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_ENTRIES": 1000,
     "FHIR_MAX_RESPONSE_BYTES": 20 * 1024 * 1024,  # per response body; larger answers are refused
     "FHIR_MAX_PARALLEL": 16,  # concurrent FHIR calls per hook request
+    # All FHIR answers of one hook call together (keys, pages, Medication reads): bounds its memory.
+    "FHIR_MAX_CALL_BYTES": 32 * 1024 * 1024,
+    # Hook calls per worker process (and per caller, by JWT iss) that may be fetching from FHIR at
+    # once; more are answered 503 at once, so slow FHIR servers cannot take every serving thread.
+    # `tacro-cds serve` sets the first to half its --threads unless it is configured.
+    "FHIR_FALLBACK_MAX_CONCURRENT": 4,
+    "FHIR_FALLBACK_MAX_PER_ISSUER": 2,
     # Keys whose fetch may fail without failing the call (the rules handle an unknown sex and age).
     "PREFETCH_OPTIONAL_KEYS": ["patient"],
     # true | false | "loopback" (plain http only to 127.0.0.1, localhost, [::1]; what --dev sets)
@@ -45,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_DEPTH": 64,
     "MAX_DRAFT_ORDERS": 200,
     "MAX_PREFETCH_ENTRIES": 5000,
+    "MAX_PREFETCH_KEYS": 100,  # the services declare about twenty
     # Clinical knowledge: path of a site file overriding entries of cards/knowledge.
     "SITE_CONFIG": None,
     # Product table written by `tacro-cds rxnorm import` (RxNorm products -> ingredient, strength, form).

@@ -17,6 +17,14 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("tacro_cds.errors")
 
+# Messages and paths may quote the caller's input (a value, a key): never more than this of it.
+MAX_ECHO_CHARS = 300
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class CdsError(Exception):
     """Base error: an HTTP status, a stable machine code and a message safe to show the caller."""
@@ -24,6 +32,7 @@ class CdsError(Exception):
     status = 500
     code = "exception"  # FHIR issue-type code
     issue_type = "exception"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str, *, location: list[str] | None = None,
                  issues: list[dict[str, Any]] | None = None) -> None:
@@ -36,11 +45,11 @@ class CdsError(Exception):
         issue: dict[str, Any] = {
             "severity": "error",
             "code": self.issue_type,
-            "details": {"text": self.message},
+            "details": {"text": clip(self.message, 2 * MAX_ECHO_CHARS)},
             "diagnostics": self.code,
         }
         if self.location:
-            issue["location"] = self.location
+            issue["location"] = [clip(path) for path in self.location[:20]]
         return {"resourceType": "OperationOutcome", "issue": [issue, *self.extra_issues]}
 
 
@@ -114,6 +123,25 @@ class StorageUnavailableError(CdsError):
     issue_type = "transient"
 
 
+class FallbackBusyError(CdsError):
+    """This worker, or this caller, already has as many FHIR fallback calls running as allowed;
+    nothing was fetched. Send the data in ``prefetch``, or retry after ``retry_after`` seconds."""
+
+    status = 503
+    code = "fhir-fallback-busy"
+    issue_type = "transient"
+    retry_after = 2
+
+
+class FeedbackQuotaError(CdsError):
+    """The caller sent more feedback than its rate or quota allows; nothing was stored."""
+
+    status = 429
+    code = "feedback-quota"
+    issue_type = "throttled"
+    retry_after = 60
+
+
 class UnauthorizedError(CdsError):
     """The caller's JWT is missing or invalid. Answered 401 with a generic OperationOutcome that
     says nothing of the reason (CDS Hooks 3.0 ballot: non-2xx responses SHOULD carry an
@@ -152,6 +180,8 @@ def register_error_handler(app: Flask) -> None:
             _drain_body()
         response = jsonify(err.outcome())
         response.status_code = err.status
+        if err.retry_after:
+            response.headers["Retry-After"] = str(err.retry_after)
         response.mimetype = "application/fhir+json"
         return response
 

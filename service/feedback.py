@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import SchemaError
+from .errors import LimitExceededError, SchemaError
 from .store import parse_timestamp
 from .validation import check_schema
 
 
+MAX_ENTRIES = 1000  # as schemas/feedback.json says
+
+
 def validate_feedback(body: Any) -> list[Mapping[str, Any]]:
     """The feedback entries of a body valid against schemas/feedback.json, else SchemaError."""
+    if isinstance(body, dict) and isinstance(body.get("feedback"), list) and len(body["feedback"]) > MAX_ENTRIES:
+        # Counted before the schema walks them (its maxItems would still check every entry).
+        raise LimitExceededError(f"$.feedback: {len(body['feedback'])} entries, at most {MAX_ENTRIES}",
+                                 location=["$.feedback"])
     check_schema(body, "feedback.json")
     entries: list[Mapping[str, Any]] = body["feedback"]
     for i, entry in enumerate(entries):

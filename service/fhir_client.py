@@ -19,9 +19,11 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .fhir_policy import BaseUrl
+from .fhir_policy import AddressCheck, BaseUrl
 
 log = logging.getLogger("tacro_cds.fhir")
 
@@ -54,6 +56,14 @@ class FhirConnectionError(FhirError):
 
     issue_type = "transient"
     code = "fhir-unreachable"
+
+
+class FhirAddressRefusedError(FhirConnectionError):
+    """``fhirServer``'s host name resolves to an internal address (loopback, private, link-local,
+    metadata): the service does not connect, and the token is never sent."""
+
+    issue_type = "security"
+    code = "fhir-address-refused"
 
 
 class FhirHttpError(FhirError):
@@ -155,12 +165,30 @@ class FhirPagingError(FhirResponseError):
     code = "fhir-bad-next-link"
 
 
+class ByteBudget:
+    """The bytes all FHIR answers of one hook call may take together, across keys and pages (each
+    answer also has its own cap). Shared by the call's fetch threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def charge(self, size: int) -> None:
+        with self._lock:
+            self.used += size
+            over = self.used > self.limit
+        if over:
+            raise FhirResponseTooLargeError(f"the FHIR answers of this call together exceed {self.limit} bytes")
+
+
 class FhirClient:
     """One FHIR server, one token, one session; every call bounded in time and size."""
 
     def __init__(self, base_url: str, access_token: str | None = None, *, timeout: float = 5.0,
                  session: requests.Session | None = None, max_pages: int = 5, max_entries: int = 1000,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, budget: ByteBudget | None = None) -> None:
+        self.budget = budget
         self.base_url = base_url.rstrip("/")
         self.base = BaseUrl.parse(self.base_url)
         self._token = access_token
@@ -288,14 +316,25 @@ class FhirClient:
     def _exchange(self, url: str, stop: float) -> bytes:
         """One GET: status and content type checked, the body read within the byte cap."""
         remaining = stop - time.monotonic()
+        if remaining <= 0:  # requests refuses a zero or negative timeout with a ValueError
+            raise FhirTimeoutError("no time left in the request's budget")
         try:
             # No redirects: a 3xx could send the request, and the token, to another host.
             response = self.session.get(url, headers=self._headers(), timeout=(remaining, remaining),
                                         stream=True, allow_redirects=False)
         except requests.Timeout:
             raise FhirTimeoutError(f"no answer within {self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            if _refused_address(exc):
+                raise FhirAddressRefusedError("fhirServer resolves to an address this service does not "
+                                              "call") from None
+            # The kind of failure (TLS, refused, reset) tells a caller what listens on a port: it is
+            # logged, and the caller is told only that the server is unreachable.
+            log.warning("FHIR server unreachable", extra={"error": _cause_name(exc)})
+            raise FhirConnectionError("the FHIR server is unreachable") from None
         except requests.RequestException as exc:
-            raise FhirConnectionError(f"could not connect ({type(exc).__name__})") from None
+            log.warning("FHIR server unreachable", extra={"error": _cause_name(exc)})
+            raise FhirConnectionError("the FHIR server is unreachable") from None
         with response:
             _check_status(response)
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -304,32 +343,95 @@ class FhirClient:
             return self._read_body(response, stop)
 
     def _read_body(self, response: requests.Response, stop: float) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        raw = response.raw
-        try:
-            while True:
-                # read1 returns as soon as some bytes arrive, so a trickling server is caught by the
-                # deadline check below instead of holding one read open for a whole chunk.
-                chunk = raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise FhirResponseTooLargeError(f"the answer is larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-                if time.monotonic() > stop:
-                    raise FhirTimeoutError(f"the answer did not complete within {self.timeout:g} s")
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-            raise FhirTimeoutError(f"the answer stalled for {self.timeout:g} s") from None
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
-            raise FhirTruncatedError("the connection ended before the whole answer arrived") from None
-        except urllib3.exceptions.HTTPError:
-            raise FhirTruncatedError("the answer could not be read completely") from None
-        return b"".join(chunks)
+        return read_capped(response, stop, max_bytes=self.max_bytes, timeout=self.timeout, budget=self.budget)
+
+
+def read_capped(response: requests.Response, stop: float, *, max_bytes: int, timeout: float,
+                budget: ByteBudget | None = None) -> bytes:
+    """A streamed response's body, refused beyond ``max_bytes`` (and ``budget``) or after ``stop``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FhirResponseTooLargeError(f"the answer is larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    raw = response.raw
+    try:
+        while True:
+            # read1 returns as soon as some bytes arrive, so a trickling server is caught by the
+            # deadline check below instead of holding one read open for a whole chunk.
+            chunk = raw.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if budget is not None:
+                budget.charge(len(chunk))
+            if size > max_bytes:
+                raise FhirResponseTooLargeError(f"the answer is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+            if time.monotonic() > stop:
+                raise FhirTimeoutError(f"the answer did not complete within {timeout:g} s")
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise FhirTimeoutError(f"the answer stalled for {timeout:g} s") from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
+        raise FhirTruncatedError("the connection ended before the whole answer arrived") from None
+    except urllib3.exceptions.HTTPError:
+        raise FhirTruncatedError("the answer could not be read completely") from None
+    return b"".join(chunks)
+
+
+def bounded_get(session: requests.Session, url: str, *, timeout: float, max_bytes: int,
+                accept: str = "application/json") -> bytes:
+    """One GET of a document other than FHIR data (a JWK Set): within ``timeout`` in all (the
+    connection is cut at the deadline), no redirects, at most ``max_bytes``; FhirError otherwise."""
+    stop = time.monotonic() + timeout
+    watch = _DeadlineWatch(stop)
+    try:
+        with watch:
+            try:
+                response = session.get(url, headers={"Accept": accept}, timeout=timeout, stream=True,
+                                       allow_redirects=False)
+            except requests.Timeout:
+                raise FhirTimeoutError(f"no answer within {timeout:g} s") from None
+            except requests.RequestException as exc:
+                log.warning("key set server unreachable", extra={"error": _cause_name(exc)})
+                raise FhirConnectionError("the server is unreachable") from None
+            with response:
+                _check_status(response)
+                body = read_capped(response, stop, max_bytes=max_bytes, timeout=timeout)
+    except FhirError:
+        if watch.fired:
+            raise FhirTimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    if watch.fired:
+        raise FhirTimeoutError(f"no complete answer within {timeout:g} s")
+    return body
+
+
+def _refused_address(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, AddressRefused):
+            return True
+        reason = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = reason if isinstance(reason, BaseException) else (nested or seen.__context__)
+    return False
+
+
+def _cause_name(exc: BaseException) -> str:
+    """The innermost exception class of a requests/urllib3 failure (for the log only)."""
+    names = [type(exc).__name__]
+    seen: BaseException | None = exc
+    for _ in range(6):
+        reason = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen is not None and seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = reason if isinstance(reason, BaseException) else nested
+        if seen is None:
+            break
+        names.append(type(seen).__name__)
+    return "/".join(names)
 
 
 def _check_status(response: requests.Response) -> None:
@@ -357,14 +459,16 @@ def _kind(resource: dict[str, Any]) -> str:
     return str(resource.get("resourceType"))[:40]
 
 
-def new_session(pool_size: int = 16) -> requests.Session:
+def new_session(pool_size: int = 16, address_check: AddressCheck | None = None) -> requests.Session:
     """A session for one FHIR server: a connection pool as wide as our parallel fetches, every
     call's connection cut at its deadline (see ``_DeadlineWatch``), and no proxy or ~/.netrc
     credentials taken from the environment (they could add an Authorization header the caller
-    never gave)."""
+    never gave). With ``address_check``, the host name is resolved once per connection and the
+    connection goes to an address that passed the check, or is refused (``AddressRefused``)."""
     session = requests.Session()
     session.trust_env = False
-    adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0,
+                               address_check=address_check)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -431,11 +535,48 @@ class _DeadlineWatch:
                     pass  # already closed
 
 
+class AddressRefused(NewConnectionError):
+    """The host name resolved to an address the service must not connect to."""
+
+
 class _WatchedConnectionMixin:
-    """Attaches the connection's socket to the calling thread's deadline watch on each request."""
+    """Attaches the connection's socket to the calling thread's deadline watch on each request;
+    with ``address_check`` set, connects only to a resolved address that passes it."""
 
     sock: socket.socket | None
     _deadline_watch: _DeadlineWatch | None = None
+    address_check: AddressCheck | None = None
+
+    def _new_conn(self) -> socket.socket:
+        check = self.address_check
+        if check is None:
+            return super()._new_conn()  # type: ignore[misc, no-any-return]
+        host: str = self._dns_host  # type: ignore[attr-defined]
+        port: int = self.port  # type: ignore[attr-defined]
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]
+        addresses = [info for info in infos if check(str(info[4][0]))]
+        if not addresses or len(addresses) != len(infos):
+            # Any internal answer refuses the name: a round-robin mix is not a public server.
+            raise AddressRefused(self, "the host name resolves to an address this service does not "  # type: ignore[arg-type]
+                                       "call")
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in addresses:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():  # type: ignore[attr-defined]
+                    sock.setsockopt(*option)
+                sock.settimeout(self.timeout)  # type: ignore[attr-defined]
+                sock.connect(sockaddr)  # the address checked above: no second lookup
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        if isinstance(error, TimeoutError):
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"Connection to {host} timed out.")
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error}")  # type: ignore[arg-type]
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         watch = getattr(_current_watch, "value", None)
@@ -479,8 +620,22 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 class _DeadlineAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections take part in ``_DeadlineWatch``."""
+    """An HTTPAdapter whose connections take part in ``_DeadlineWatch`` and, with
+    ``address_check``, connect only to checked addresses."""
+
+    def __init__(self, *args: Any, address_check: AddressCheck | None = None, **kwargs: Any) -> None:
+        self._address_check = address_check
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        check = getattr(self, "_address_check", None)
+        if check is None:
+            self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+            return
+        http_conn = type("_CheckedHTTPConnection", (_WatchedHTTPConnection,), {"address_check": staticmethod(check)})
+        https_conn = type("_CheckedHTTPSConnection", (_WatchedHTTPSConnection,),
+                          {"address_check": staticmethod(check)})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("_CheckedHTTPPool", (_WatchedHTTPPool,), {"ConnectionCls": http_conn}),
+            "https": type("_CheckedHTTPSPool", (_WatchedHTTPSPool,), {"ConnectionCls": https_conn})}

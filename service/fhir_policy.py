@@ -8,10 +8,13 @@ is needed: a fully prefetched request never contacts ``fhirServer``, so it is no
 from __future__ import annotations
 
 import ipaddress
-
+import re
+import socket
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
-from urllib.parse import urlsplit
+from typing import Any, Callable, Literal, Mapping
+from urllib.parse import unquote, urlsplit
+
+import idna
 
 from .errors import FhirServerRefusedError
 
@@ -60,16 +63,60 @@ class BaseUrl:
             port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError:
             raise ValueError("the URL has an invalid port") from None
-        return cls(scheme, parts.hostname.lower(), port, parts.path.rstrip("/"))
+        return cls(scheme, canonical_host(parts.hostname), port, _normal_path(parts.path))
 
     def contains(self, url: str) -> bool:
-        """True when ``url`` is this base or a path below it (same scheme, host and port)."""
+        """True when ``url`` is this base or a path below it (same scheme, host and port), comparing
+        percent-decoded, dot-segment-free paths (``/r4/%2e%2e/admin`` is not below ``/r4``)."""
         try:
             other = BaseUrl.parse(url.split("?", 1)[0].split("#", 1)[0])
         except ValueError:
             return False
         return (other.scheme, other.host, other.port) == (self.scheme, self.host, self.port) and (
             other.path == self.path or other.path.startswith(self.path + "/"))
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+
+
+def canonical_host(raw: str) -> str:
+    """The host as the network stack will read it: percent-decoded, IDNA-encoded, lower case, no
+    trailing dot, and every numeric IPv4 spelling the C library accepts (``2130706433``,
+    ``0x7f000001``, ``127.1``, ``0177.0.0.1``) written as a dotted quad. ValueError when it is none
+    of a host name, an IPv4 address or an IPv6 address."""
+    host = unquote(raw.strip("[]")).strip().lower()
+    if not host or any(c in host for c in "%/\\@?#[] \t\r\n"):
+        raise ValueError("the URL's host is not a host name or an IP address")
+    host = host[:-1] if host.endswith(".") else host
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise ValueError("the URL's host is not a valid internationalised domain name") from None
+    if re.fullmatch(r"[0-9a-fx.]+", host):
+        try:  # what getaddrinfo() does first with any name: inet_aton's numeric forms
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            pass
+    if not _HOST_NAME.match(host):
+        raise ValueError("the URL's host is not a host name or an IP address")
+    return host
+
+
+def _normal_path(raw: str) -> str:
+    """A URL path percent-decoded, with ``.`` and ``..`` segments resolved and no trailing slash."""
+    out: list[str] = []
+    for segment in unquote(raw).split("/"):
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment not in ("", "."):
+            out.append(segment)
+    return "/" + "/".join(out) if out else ""
 
 
 def allowed_bases(allowlist: Any, issuer: str | None) -> list[str] | None:
@@ -103,7 +150,7 @@ def check_fhir_server(url: str, *, allow_http: Any, allowlist: Any, issuer: str 
                 "$.fhirServer must use https; plain http is allowed only to 127.0.0.1, localhost or [::1] "
                 "on this deployment", location=["$.fhirServer"])
     bases = allowed_bases(allowlist, issuer)
-    if bases is None and _internal_address(base.host, loopback_ok=policy != "never"):
+    if bases is None and _internal_address(base.host, loopback_ok=policy == "loopback"):
         # Without an allowlist, any public https server may be called, but never an address inside
         # the deployment's own network (cloud metadata, private ranges) named by the caller.
         raise FhirServerRefusedError(
@@ -117,22 +164,46 @@ def check_fhir_server(url: str, *, allow_http: Any, allowlist: Any, issuer: str 
 
 
 def _internal_address(host: str, *, loopback_ok: bool) -> bool:
-    """True for an IP literal (or localhost) in a loopback, private, link-local or reserved range.
-
-    Host names are not resolved here: a deployment that must exclude names resolving inside its
-    network sets FHIR_SERVER_ALLOWLIST.
-    """
-    name = host.strip("[]")
-    if name in LOOPBACK_HOSTS or name.endswith(".localhost"):
+    """True for a canonical host (see ``canonical_host``) that is localhost or an IP address that is
+    not globally routable. Other names are checked when connecting, on the address actually used
+    (``address_checker``)."""
+    if host == "localhost" or host.endswith(".localhost"):
         return not loopback_ok
     try:
-        address = ipaddress.ip_address(name)
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return not address_allowed(address, loopback_ok=loopback_ok)
+
+
+def address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, loopback_ok: bool) -> bool:
+    """Whether the service may connect to ``address`` for a caller-named fhirServer: globally
+    routable only (no private, shared 100.64/10, link-local or metadata, reserved, multicast or
+    unspecified address), loopback only when ``loopback_ok``. IPv4-mapped IPv6 is judged as IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_loopback:
-        return not loopback_ok
-    return (address.is_private or address.is_link_local or address.is_reserved or address.is_multicast
-            or address.is_unspecified)
+        return loopback_ok
+    return address.is_global and not address.is_multicast
+
+
+AddressCheck = Callable[[str], bool]
+
+
+def address_checker(*, allow_http: Any, allowlist: Any, issuer: str | None) -> AddressCheck | None:
+    """The check every resolved address of a caller-named fhirServer must pass before the service
+    connects to it, or None when the deployment lists its servers (FHIR_SERVER_ALLOWLIST)."""
+    if allowed_bases(allowlist, issuer) is not None:
+        return None
+    loopback_ok = http_policy(allow_http) == "loopback"
+
+    def check(ip: str) -> bool:
+        try:
+            return address_allowed(ipaddress.ip_address(ip.split("%", 1)[0]), loopback_ok=loopback_ok)
+        except ValueError:
+            return False
+
+    return check
 
 
 def _same_base(base: BaseUrl, entry: str) -> bool:

@@ -29,7 +29,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type and where it was raised; not its message, which may quote input.
             out["exception"] = record.exc_info[0].__name__
-        return json.dumps(out, ensure_ascii=False, default=str)
+        # ASCII only: line and paragraph separators, C1 controls and bidi overrides from a caller
+        # (iss, jti, hookInstance) are written as \\u escapes and cannot split or disguise a line.
+        return json.dumps(out, ensure_ascii=True, default=str)
 
 
 def configure_logging(level: str) -> None:

@@ -35,8 +35,10 @@ the first call, only when a call is needed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -46,9 +48,10 @@ from urllib.parse import quote
 import requests
 
 from .config import DEFAULTS
-from .errors import PrefetchUnavailableError
-from .fhir_client import FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError, new_session
-from .fhir_policy import BaseUrl, check_fhir_server, http_policy
+from .errors import FallbackBusyError, PrefetchUnavailableError
+from .fhir_client import (ByteBudget, FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError,
+                          new_session)
+from .fhir_policy import BaseUrl, address_checker, check_fhir_server, http_policy
 from .prefetch_templates import (UnresolvableTokenError, substitute, template_is_read,
                                  template_resource_type)
 from .validation import HookRequest
@@ -147,7 +150,11 @@ class PrefetchResolver:
         self.optional = frozenset(setting("PREFETCH_OPTIONAL_KEYS") or ())
         self.allow_http = http_policy(setting("ALLOW_HTTP_FHIR"))  # fail at start-up when invalid
         self.allowlist = setting("FHIR_SERVER_ALLOWLIST")
-        self.session_factory = session_factory or (lambda: new_session(self.max_parallel))
+        self.session_factory = session_factory
+        self.max_call_bytes = int(setting("FHIR_MAX_CALL_BYTES"))
+        self.trim_due = threading.local()
+        self.gate = FallbackGate(int(setting("FHIR_FALLBACK_MAX_CONCURRENT")),
+                                 int(setting("FHIR_FALLBACK_MAX_PER_ISSUER")))
 
     def resolve(self, request: HookRequest, templates: Mapping[str, str], *,
                 issuer: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -197,6 +204,13 @@ class PrefetchResolver:
             log.warning("prefetch data unavailable", extra={"key": item.key, "reason_code": item.code,
                                                             "optional": item.key in self.optional})
         return data, missing
+
+    def release_memory(self) -> None:
+        """At the end of a hook call that read much from FHIR (its data no longer referenced): give
+        the freed memory back to the system."""
+        if getattr(self.trim_due, "value", False):
+            self.trim_due.value = False
+            _release_memory()
 
     # -- stages ---------------------------------------------------------------------------------
 
@@ -324,6 +338,40 @@ class PrefetchResolver:
         return results
 
 
+class FallbackGate:
+    """How many hook calls of this worker may be fetching from FHIR at once, in all and per caller.
+    A call that would exceed either is refused at once (FallbackBusyError), never queued: a queue
+    would hold a serving thread as long as the slow FHIR server holds the others."""
+
+    def __init__(self, total: int, per_issuer: int) -> None:
+        self.total = max(1, total)
+        self.per_issuer = max(1, per_issuer)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._by_issuer: dict[str | None, int] = {}
+
+    def enter(self, issuer: str | None) -> None:
+        with self._lock:
+            mine = self._by_issuer.get(issuer, 0)
+            if self._running >= self.total or mine >= self.per_issuer:
+                log.warning("FHIR fallback refused: too many running",
+                            extra={"keys": self._running, "iss": (issuer or "")[:128] or None})
+                raise FallbackBusyError(
+                    "too many calls are fetching from FHIR servers right now; nothing was fetched. "
+                    "Send the prefetch keys, or retry shortly")
+            self._running += 1
+            self._by_issuer[issuer] = mine + 1
+
+    def leave(self, issuer: str | None) -> None:
+        with self._lock:
+            self._running -= 1
+            left = self._by_issuer.get(issuer, 1) - 1
+            if left > 0:
+                self._by_issuer[issuer] = left
+            else:
+                self._by_issuer.pop(issuer, None)
+
+
 class _LazyClient:
     """Builds the FhirClient on first need, after the fhirServer policy check, so a request that
     needs no fetch is neither refused nor given a session."""
@@ -333,6 +381,7 @@ class _LazyClient:
         self._request = request
         self._issuer = issuer
         self._client: FhirClient | None = None
+        self._entered = False
 
     def get(self) -> FhirClient:
         if self._client is None:
@@ -340,14 +389,42 @@ class _LazyClient:
             assert self._request.fhir_server is not None
             check_fhir_server(self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist,
                               issuer=self._issuer)
+            r.gate.enter(self._issuer)
+            self._entered = True
+            if r.session_factory is not None:
+                session = r.session_factory()
+            else:  # connect only to addresses the policy allows, resolved once per connection
+                session = new_session(r.max_parallel, address_checker(
+                    allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer))
             self._client = FhirClient(self._request.fhir_server, self._request.access_token,
-                                      timeout=r.timeout, session=r.session_factory(), max_pages=r.max_pages,
-                                      max_entries=r.max_entries, max_bytes=r.max_bytes)
+                                      timeout=r.timeout, session=session, max_pages=r.max_pages,
+                                      max_entries=r.max_entries, max_bytes=r.max_bytes,
+                                      budget=ByteBudget(r.max_call_bytes))
         return self._client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+            if self._client.budget is not None and self._client.budget.used > _TRIM_AFTER_BYTES:
+                self._resolver.trim_due.value = True
+        if self._entered:
+            self._entered = False
+            self._resolver.gate.leave(self._issuer)
+
+
+# After a call that read this much from FHIR, hand freed memory back to the system: the fetch
+# threads' malloc arenas otherwise keep the peak for the life of the worker.
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
 
 
 def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], Any]:

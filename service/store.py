@@ -13,17 +13,20 @@ import itertools
 import logging
 import os
 import weakref
-from datetime import datetime, timezone
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, ParamSpec, TypeVar
 
 from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, delete, event, func, insert, select, update)
+                        UniqueConstraint, create_engine, delete, event, func, insert, inspect, select,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .errors import StorageUnavailableError
+from .errors import FeedbackQuotaError, StorageUnavailableError
 
 log = logging.getLogger("tacro_cds.store")
 
@@ -43,7 +46,13 @@ feedback = Table(
     Column("user_comment", Text, nullable=True),
     Column("outcome_timestamp", DateTime, nullable=False),  # naive UTC
     Column("received_at", DateTime, nullable=False),  # naive UTC
+    # Who sent it: the verified JWT's iss ("" with authentication off) and tenant.
+    Column("issuer", Text, nullable=False, server_default=""),
+    Column("tenant", Text, nullable=True),
     Index("ix_feedback_service", "service_id"),
+    Index("ix_feedback_issuer_received", "issuer", "received_at"),
+    # One accepted and one overridden entry per card and caller: repeats are not counted again.
+    Index("uq_feedback_card_caller_outcome", "service_id", "card_uuid", "issuer", "outcome", unique=True),
 )
 
 issued_cards = Table(
@@ -52,6 +61,11 @@ issued_cards = Table(
     Column("service_id", String(100), nullable=False),
     Column("kind", Text, nullable=False),
     Column("issued_at", DateTime, nullable=False),  # naive UTC
+    # To whom: feedback is accepted only from the same issuer (and tenant) on the same service.
+    Column("issuer", Text, nullable=False, server_default=""),
+    Column("tenant", Text, nullable=True),
+    Column("override_codes", JSON, nullable=True),  # codes of the card's overrideReasons
+    Index("ix_issued_cards_issued_at", "issued_at"),
 )
 
 seen_jti = Table(
@@ -66,6 +80,38 @@ seen_jti = Table(
 
 # Purge expired jti rows on the first call and then every PURGE_EVERY calls of remember_jti.
 PURGE_EVERY = 200
+# An override reason code is a code: no markup, no spaces.
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+# A client clock may run a little ahead; an outcome far in the future or long before the card was
+# issued is not an outcome of that card.
+FUTURE_SKEW = timedelta(hours=1)
+PAST_SKEW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long rows are kept (days); also: feedback on a card older than ``issued_cards_days`` is
+    refused, since the card is no longer on record."""
+
+    issued_cards_days: float = 30
+    feedback_days: float = 365
+
+
+@dataclass(frozen=True)
+class FeedbackQuota:
+    """Per caller (JWT iss): entries per rolling minute, and entries kept in all."""
+
+    per_minute: int = 600
+    total: int = 100_000
+
+
+@dataclass
+class FeedbackResult:
+    stored: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Arbitrary fixed key: serialises table creation when several workers start against PostgreSQL.
 _PG_CREATE_LOCK = 0x7AC_0CD5
@@ -120,8 +166,11 @@ def parse_timestamp(value: str) -> datetime:
 class Store:
     """Feedback, issued cards and seen JWT ids in one SQLAlchemy database."""
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None,
+                 retention: Retention | None = None, quota: FeedbackQuota | None = None) -> None:
         self.url = url
+        self.retention = retention or Retention()
+        self.quota = quota or FeedbackQuota()
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self.engine = self._build_engine(url)
         self._calls = itertools.count()
@@ -135,7 +184,7 @@ class Store:
         if url.startswith("sqlite"):
             database = make_url(url).database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(database))
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             _configure_sqlite(engine)
             return engine
@@ -148,6 +197,7 @@ class Store:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     def now(self) -> datetime:
         return _utc_naive(self.clock())
@@ -158,13 +208,21 @@ class Store:
 
     # --- issued cards ---------------------------------------------------------------------------
 
-    def record_cards(self, service_id: str, cards: list[Mapping[str, Any]], kinds: list[str]) -> None:
-        """Remember which kind of card each issued uuid was; never fails the service call."""
+    def record_cards(self, service_id: str, cards: list[Mapping[str, Any]], kinds: list[str], *,
+                     issuer: str | None = None, tenant: str | None = None) -> None:
+        """Remember which kind of card each issued uuid was, and to whom it was issued; never fails
+        the service call."""
+        if next(self._calls) % PURGE_EVERY == 0:
+            try:
+                self.purge_retained()
+            except StorageUnavailableError:
+                pass  # logged; recording the cards is tried all the same
         try:
             issued = self.now()
             rows: list[dict[str, Any]] = [
                 {"card_uuid": str(card["uuid"]), "service_id": service_id, "kind": kind,
-                 "issued_at": issued}
+                 "issued_at": issued, "issuer": _key_text(issuer or ""), "tenant": tenant,
+                 "override_codes": _offered_codes(card)}
                 for card, kind in zip(cards, kinds) if card.get("uuid")]
             if not rows:
                 return
@@ -178,7 +236,8 @@ class Store:
     def _upsert_issued(dialect: str) -> Any:
         # The same uuid issued again (pinned uuids in tests, a retried call) updates its row.
         new = {"service_id": issued_cards.c.service_id, "kind": issued_cards.c.kind,
-               "issued_at": issued_cards.c.issued_at}
+               "issued_at": issued_cards.c.issued_at, "issuer": issued_cards.c.issuer,
+               "tenant": issued_cards.c.tenant, "override_codes": issued_cards.c.override_codes}
         if dialect == "sqlite":
             stmt = sqlite.insert(issued_cards)
             return stmt.on_conflict_do_update(index_elements=["card_uuid"],
@@ -222,44 +281,113 @@ class Store:
             result = conn.execute(delete(seen_jti).where(seen_jti.c.expires_at < self.now()))
         return int(result.rowcount)
 
+    @_outage_is_503
+    def purge_retained(self) -> dict[str, int]:
+        """Delete expired jti rows, and issued cards and feedback older than their retention."""
+        now = self.now()
+        with self.engine.begin() as conn:
+            jti = conn.execute(delete(seen_jti).where(seen_jti.c.expires_at < now)).rowcount
+            cards = conn.execute(delete(issued_cards).where(
+                issued_cards.c.issued_at < now - timedelta(days=self.retention.issued_cards_days))).rowcount
+            entries = conn.execute(delete(feedback).where(
+                feedback.c.received_at < now - timedelta(days=self.retention.feedback_days))).rowcount
+        return {"jti": int(jti), "issued_cards": int(cards), "feedback": int(entries)}
+
+    @_outage_is_503
+    def check_writable(self) -> None:
+        """A write that must reach the disk (readiness): raises StorageUnavailableError if not."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(seen_jti).values(iss="\0readiness", jti=os.urandom(8).hex(),
+                                                 expires_at=self.now()))
+            conn.execute(delete(seen_jti).where(seen_jti.c.iss == "\0readiness"))
+
     # --- feedback -------------------------------------------------------------------------------
 
-    @_outage_is_503
-    def add_feedback(self, service_id: str, entries: list[Mapping[str, Any]]) -> int:
-        """Store validated CDS Hooks feedback entries in one transaction; committed on return."""
-        received = self.now()
-        rows = [_feedback_row(service_id, entry, received) for entry in entries]
-        if not rows:
-            return 0
-        uuids = sorted({row["card_uuid"] for row in rows})
-        with self.engine.begin() as conn:
-            found = conn.execute(select(issued_cards.c.card_uuid, issued_cards.c.kind)
-                                 .where(issued_cards.c.card_uuid.in_(uuids)))
-            kinds = {card_uuid: kind for card_uuid, kind in found}
-            for row in rows:
-                row["card_kind"] = kinds.get(row["card_uuid"])
-            conn.execute(insert(feedback), rows)
-        return len(rows)
+    def add_feedback(self, service_id: str, entries: list[Mapping[str, Any]], *, issuer: str | None = None,
+                     tenant: str | None = None) -> int:
+        """``submit_feedback``, returning how many entries were stored."""
+        return self.submit_feedback(service_id, entries, issuer=issuer, tenant=tenant).stored
 
     @_outage_is_503
-    def feedback_summary(self, service_id: str) -> dict[str, Any]:
+    def submit_feedback(self, service_id: str, entries: list[Mapping[str, Any]], *, issuer: str | None = None,
+                        tenant: str | None = None) -> FeedbackResult:
+        """Store validated CDS Hooks feedback entries in one transaction; committed on return.
+
+        An entry is stored only for a card this service issued to this caller (issuer and tenant)
+        and still on record, once per card and outcome, with an outcome time between the card's
+        issue (less a day) and now (plus an hour), and an override reason code the card offered.
+        The others are counted by reason in the result. FeedbackQuotaError (429) when the caller
+        is over its rate or quota: then nothing is stored."""
+        received = self.now()
+        rows = [_feedback_row(service_id, entry, received) for entry in entries]
+        result = FeedbackResult()
+        if not rows:
+            return result
+        caller = _key_text(issuer or "")
+        uuids = sorted({row["card_uuid"] for row in rows})
+        with self.engine.begin() as conn:
+            self._check_quota(conn, caller, len(rows), received)
+            found = conn.execute(select(issued_cards.c.card_uuid, issued_cards.c.kind, issued_cards.c.issued_at,
+                                        issued_cards.c.tenant, issued_cards.c.override_codes)
+                                 .where(issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service_id == service_id,
+                                        issued_cards.c.issuer == caller))
+            issued = {row.card_uuid: row for row in found if row.tenant == tenant}
+            done = {(card, outcome) for card, outcome in conn.execute(
+                select(feedback.c.card_uuid, feedback.c.outcome)
+                .where(feedback.c.service_id == service_id, feedback.c.issuer == caller,
+                       feedback.c.card_uuid.in_(uuids)))}
+            keep = []
+            for row in rows:
+                card = issued.get(row["card_uuid"])
+                reason = _refusal(row, card, received, done)
+                if reason:
+                    result.refuse(reason)
+                    continue
+                assert card is not None  # _refusal refuses a card not on record
+                done.add((row["card_uuid"], row["outcome"]))
+                row.update(card_kind=card.kind, issuer=caller, tenant=tenant)
+                keep.append(row)
+            if keep:
+                conn.execute(insert(feedback), keep)
+        result.stored = len(keep)
+        if result.refused:
+            log.info("feedback refused", extra={"service": service_id, "cards": sum(result.refused.values()),
+                                                "reason": ",".join(sorted(result.refused))})
+        return result
+
+    def _check_quota(self, conn: Any, caller: str, count: int, now: datetime) -> None:
+        recent = conn.execute(select(func.count()).select_from(feedback).where(
+            feedback.c.issuer == caller, feedback.c.received_at > now - timedelta(minutes=1))).scalar_one()
+        if recent + count > self.quota.per_minute:
+            raise FeedbackQuotaError(f"more than {self.quota.per_minute} feedback entries in a minute; "
+                                     "nothing was stored, send it again later")
+        total = conn.execute(select(func.count()).select_from(feedback).where(
+            feedback.c.issuer == caller)).scalar_one()
+        if total + count > self.quota.total:
+            raise FeedbackQuotaError(f"this caller's feedback quota ({self.quota.total} entries) is used "
+                                     "up; nothing was stored")
+
+    @_outage_is_503
+    def feedback_summary(self, service_id: str, *, issuer: str | None = None) -> dict[str, Any]:
         """Counts per card kind and outcome, and per override reason (system and code: two code
-        systems may share a code), for one service."""
+        systems may share a code), for one service and one caller (the feedback it sent on the
+        cards issued to it)."""
         kind = func.coalesce(feedback.c.card_kind, issued_cards.c.kind, "unknown")
+        mine = feedback.c.issuer == _key_text(issuer or "")
         with self.engine.begin() as conn:
             by_kind = conn.execute(
                 select(kind, feedback.c.outcome, func.count())
                 .select_from(feedback.outerjoin(issued_cards,
                                                 issued_cards.c.card_uuid == feedback.c.card_uuid))
-                .where(feedback.c.service_id == service_id)
+                .where(feedback.c.service_id == service_id, mine)
                 .group_by(kind, feedback.c.outcome)).all()
             reasons = conn.execute(
                 select(feedback.c.override_system, feedback.c.override_code, func.count())
-                .where(feedback.c.service_id == service_id, feedback.c.override_code.is_not(None))
+                .where(feedback.c.service_id == service_id, mine, feedback.c.override_code.is_not(None))
                 .group_by(feedback.c.override_system, feedback.c.override_code)).all()
             comments = conn.execute(
                 select(func.count())
-                .where(feedback.c.service_id == service_id, feedback.c.user_comment.is_not(None))
+                .where(feedback.c.service_id == service_id, mine, feedback.c.user_comment.is_not(None))
             ).scalar_one()
         summary: dict[str, Any] = {"service": service_id, "total": sum(n for _, _, n in by_kind),
                                    "byKind": {}, "overrideReasons": [], "overrideComments": comments}
@@ -270,6 +398,41 @@ class Store:
             summary["overrideReasons"].append({**({"system": system} if system else {}), "code": code,
                                                "count": count})
         return summary
+
+
+def _offered_codes(card: Mapping[str, Any]) -> list[str] | None:
+    reasons = card.get("overrideReasons")
+    if not isinstance(reasons, list):
+        return None
+    return [str(r["code"]) for r in reasons if isinstance(r, Mapping) and r.get("code")]
+
+
+def _refusal(row: Mapping[str, Any], card: Any, now: datetime, done: set[tuple[str, str]]) -> str | None:
+    """Why a feedback entry is not stored, or None."""
+    if card is None:
+        return "unknown-card"
+    if (row["card_uuid"], row["outcome"]) in done:
+        return "duplicate"
+    moment = row["outcome_timestamp"]
+    if moment > now + FUTURE_SKEW or moment < card.issued_at - PAST_SKEW:
+        return "timestamp-out-of-range"
+    code = row["override_code"]
+    if code is not None and (not _CODE.match(code) or (card.override_codes and code not in card.override_codes)):
+        return "unknown-override-reason"
+    return None
+
+
+def _add_missing_columns(conn: Any) -> None:
+    """Columns added since a database was created (SQLite and PostgreSQL both ADD COLUMN)."""
+    inspector = inspect(conn)
+    for table in (feedback, issued_cards):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            default = " NOT NULL DEFAULT ''" if column.server_default is not None else ""
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}')
 
 
 def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime) -> dict[str, Any]:
@@ -292,6 +455,29 @@ def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime)
         "outcome_timestamp": parse_timestamp(str(entry["outcomeTimestamp"])),
         "received_at": received,
     }
+
+
+def private_directory(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) readable by this user only; tighten it when it is
+    ours and open to others."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        folder.chmod(0o700)
+
+
+def _private_file(database: Path) -> None:
+    """The SQLite file and its WAL/shared-memory companions are 0600 in a 0700 folder: they hold
+    free-text feedback comments. SQLite gives the companions the database file's mode."""
+    private_directory(database.parent)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -33,6 +33,20 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to serve: the database takes a write (a full disk or a lost database is a 503)."""
+    runtime().store.check_writable()
+    return jsonify({"status": "ready"})
+
+
+def _caller() -> tuple[str | None, str | None]:
+    """The verified caller's iss and tenant (None, None with authentication off)."""
+    claims = g.get("caller") or {}
+    tenant = claims.get("tenant")
+    return claims.get("iss"), tenant if isinstance(tenant, str) else None
+
+
 @lru_cache(maxsize=1)
 def _openapi_text() -> str:
     return (resources.files("service") / "openapi.json").read_text(encoding="utf-8")
@@ -52,11 +66,11 @@ def discovery() -> Response:
 def call_service(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    issuer = (g.get("caller") or {}).get("iss")  # selects the per-issuer FHIR server allowlist
+    issuer, tenant = _caller()  # the issuer selects the per-issuer FHIR server allowlist
     hook_request, answer, kinds = pipeline.invoke(rt, service_id, _body(), issuer=issuer)
     g.log_fields = {"hook": hook_request.hook, "hookInstance": hook_request.hook_instance,
                     "cards": len(answer["cards"])}
-    rt.store.record_cards(service_id, answer["cards"], kinds)
+    rt.store.record_cards(service_id, answer["cards"], kinds, issuer=issuer, tenant=tenant)
     return jsonify(answer)
 
 
@@ -64,13 +78,17 @@ def call_service(service_id: str) -> Response:
 def post_feedback(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    stored = rt.store.add_feedback(service_id, validate_feedback(_body()))
-    g.log_fields = {"cards": stored}
-    return jsonify({"stored": stored})
+    issuer, tenant = _caller()
+    result = rt.store.submit_feedback(service_id, validate_feedback(_body()), issuer=issuer, tenant=tenant)
+    g.log_fields = {"cards": result.stored}
+    answer: dict[str, Any] = {"stored": result.stored}
+    if result.refused:
+        answer["refused"] = result.refused
+    return jsonify(answer)
 
 
 @bp.get("/cds-services/<service_id>/feedback/summary")
 def feedback_summary(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    return jsonify(rt.store.feedback_summary(service_id))
+    return jsonify(rt.store.feedback_summary(service_id, issuer=_caller()[0]))

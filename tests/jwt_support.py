@@ -145,5 +145,5 @@ class FakeStore:
         self.jtis[(iss, jti)] = expires_at
         return True
 
-    def record_cards(self, service_id: str, cards: list[Mapping[str, Any]], kinds: list[str]) -> None:
+    def record_cards(self, service_id: str, cards: list[Mapping[str, Any]], kinds: list[str], **caller: Any) -> None:
         """Cards are not the concern of auth tests."""

@@ -16,13 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from service.store import feedback
+from service.store import Store, feedback
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "tacrolimus-order-sign"
@@ -87,6 +88,10 @@ class Server:
 @pytest.mark.slow
 def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
     db_file = tmp_path / "feedback.sqlite"
+    # Feedback is taken only on cards the service issued (to this caller: none, authentication off).
+    issuing = Store(f"sqlite:///{db_file}")
+    issuing.record_cards(SERVICE, [{"uuid": f"card-{i:04d}"} for i in range(POSTS)], ["dose"] * POSTS)
+    issuing.dispose()
     server = Server(db_file, tmp_path / "gunicorn.log")
     server.start()
     started = time.monotonic()
@@ -109,11 +114,11 @@ def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
             card = f"card-{i:04d}"
             body = {"feedback": [{"card": card, "outcome": "overridden",
                                   "overrideReason": {"userComment": f"post {i}"},
-                                  "outcomeTimestamp": "2026-11-25T09:00:00Z"}]}
+                                  "outcomeTimestamp": datetime.now(timezone.utc).isoformat()}]}
             try:
                 response = session.post(f"{server.base}/cds-services/{SERVICE}/feedback",
                                         json=body, timeout=5)
-                ok = response.status_code == 200
+                ok = response.status_code == 200 and response.json() == {"stored": 1}
             except requests.RequestException:
                 ok = False
                 serving.wait(timeout=TIME_LIMIT_S)  # down: wait for the restart, then go on

@@ -65,9 +65,10 @@ def test_feedback_is_stored_and_summarised_per_kind_and_outcome(app, client):
     }
 
 
-def test_feedback_on_a_card_never_issued_counts_as_unknown_kind(client):
-    client.post(FEEDBACK_URL, json={"feedback": [accepted("from-another-deployment")]})
-    assert client.get(SUMMARY_URL).get_json()["byKind"] == {"unknown": {"accepted": 1}}
+def test_feedback_on_a_card_never_issued_is_refused_and_not_counted(client):
+    response = client.post(FEEDBACK_URL, json={"feedback": [accepted("from-another-deployment")]})
+    assert response.get_json() == {"stored": 0, "refused": {"unknown-card": 1}}
+    assert client.get(SUMMARY_URL).get_json()["total"] == 0
 
 
 def test_feedback_survives_an_app_restart(make_app):
@@ -177,13 +178,15 @@ VALID = [
 
 
 @pytest.mark.parametrize("entry", [e for _, e in VALID], ids=[i for i, _ in VALID])
-def test_valid_feedback_shapes_are_accepted(client, entry):
+def test_valid_feedback_shapes_are_accepted(app, client, entry):
+    issue(app, {"c1": "dose"})
     response = client.post(FEEDBACK_URL, json={"feedback": [entry]})
     assert response.status_code == 200, response.get_json()
     assert client.get(SUMMARY_URL).get_json()["total"] == 1
 
 
-def test_every_entry_of_a_post_is_stored(client):
+def test_every_entry_of_a_post_is_stored(app, client):
+    issue(app, {e["card"]: "dose" for e in VALID_BODY["feedback"]})
     response = client.post(FEEDBACK_URL, json=VALID_BODY)
     assert response.get_json() == {"stored": 2}
     assert client.get(SUMMARY_URL).get_json()["total"] == 2

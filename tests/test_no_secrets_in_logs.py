@@ -126,7 +126,7 @@ def _scenarios(fhir_base: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("auth_required", [False, True], ids=["auth-off", "auth-on-rejected"])
 def test_no_secret_or_phi_in_any_log_line(make_app, captured, fhir_server, auth_required):
-    app = make_app(LOG_LEVEL="DEBUG", AUTH_REQUIRED=auth_required, ALLOW_HTTP_FHIR=True,
+    app = make_app(LOG_LEVEL="DEBUG", AUTH_REQUIRED=auth_required, ALLOW_HTTP_FHIR="loopback",
                    FHIR_TIMEOUT_S=2.0, FHIR_SERVER_ALLOWLIST=[])
     client = app.test_client()
     secrets: set[str] = set()

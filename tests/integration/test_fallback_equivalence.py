@@ -24,9 +24,9 @@ class RecordingStore:
         self._store = Store(url)
         self.kinds: list[str] = []
 
-    def record_cards(self, service_id: str, cards: Any, kinds: list[str]) -> None:
+    def record_cards(self, service_id: str, cards: Any, kinds: list[str], **caller: Any) -> None:
         self.kinds = list(kinds)
-        self._store.record_cards(service_id, cards, kinds)
+        self._store.record_cards(service_id, cards, kinds, **caller)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
