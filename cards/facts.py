@@ -12,7 +12,7 @@ from typing import Any, Literal, Mapping
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
-# Lab / observation concept keys (see DATA-PROFILE.md). Extraction files results under these keys.
+# Lab / observation concept keys (see docs/data-profile.md). Extraction files results under these keys.
 TH1_TH2_RATIO = "th1_th2_ratio"
 TH1_PCT = "th1_pct"
 TH2_PCT = "th2_pct"

@@ -3,7 +3,7 @@
 Pure and table-driven. A unit is first normalised from its common spellings (``mg/dl``, ``µmol/L``,
 ``mEq/L``, ``mcg/L``, ``mmHg`` ...) to one UCUM code; each concept then lists the UCUM codes it can
 convert and how. Anything else is "unusable" with the reason kept, so a card can say why a value was
-not compared with a threshold (DATA-PROFILE.md, "Observations"; clinical-reference.md §4, "Units").
+not compared with a threshold (docs/data-profile.md, "Observations"; docs/clinical-basis.md, "Units").
 """
 
 from __future__ import annotations

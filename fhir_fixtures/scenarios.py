@@ -62,8 +62,8 @@ UNITS = {"{ratio}": "{ratio}", "%": "%", "/uL": "/µL", "ng/mL": "ng/mL", "ug/L"
          "umol/L": "µmol/L", "mmol/L": "mmol/L", "10*3/uL": "10*3/µL", "g/dL": "g/dL", "U/L": "U/L",
          "mm[Hg]": "mmHg", "[IU]/L": "IU/L"}
 
-# Drug key -> (system, code, display). Ingredient codes from clinical-reference.md section 2;
-# product codes from DATA-PROFILE.md.
+# Drug key -> (system, code, display). Ingredient codes from docs/clinical-basis.md;
+# product codes from docs/data-profile.md.
 DRUGS: dict[str, tuple[str, str, str]] = {
     "tacrolimus": (RXNORM, "42316", "tacrolimus"),
     "tacrolimus_1mg": (RXNORM, "198377", "tacrolimus 1 MG Oral Capsule"),

@@ -180,7 +180,7 @@ def _observation_codes(codes_table: Mapping[str, Any]) -> dict[str, list[tuple[s
 
 
 def prefetch_templates(knowledge: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Bounded queries for everything the rules read (DATA-PROFILE.md), codes from ``codes.yaml``.
+    """Bounded queries for everything the rules read (docs/data-profile.md), codes from ``codes.yaml``.
 
     Observation concepts are grouped by their ``group`` (the prefetch key); without a ``codes``
     table the static lists above are used. Raises ValueError when the table leaves a key empty.

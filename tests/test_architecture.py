@@ -1,4 +1,4 @@
-"""cards/ is pure: no Flask, requests, service, clock or uuid (STYLE.md, "The shape")."""
+"""cards/ is pure: no Flask, requests, service, clock or uuid (the one direction of dependency: service imports cards)."""
 
 import ast
 from pathlib import Path

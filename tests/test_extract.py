@@ -1,4 +1,4 @@
-"""FHIR → facts, row by row of DATA-PROFILE.md (the service's input contract)."""
+"""FHIR → facts, row by row of docs/data-profile.md (the service's input contract)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = 
             hook: str = "order-select") -> HookRequest:
     context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
     if hook in ("order-select", "order-sign"):
-        # Real clients send a draftOrders Bundle without type (CDS-HOOKS-NOTES.md, "Contexts").
+        # Real clients send a draftOrders Bundle without type (the CDS Hooks 2.0 order-select context).
         context["draftOrders"] = {"resourceType": "Bundle", "entry": [{"resource": r} for r in drafts]}
     if hook == "order-select":
         context["selections"] = list(selections)
@@ -1150,7 +1150,7 @@ def test_every_product_ingredient_is_a_known_drug():
 
 
 def test_every_drug_of_clinical_reference_section_2_has_its_rxnorm_code():
-    """clinical-reference.md §2 lists these RxNorm ingredient codes."""
+    """docs/clinical-basis.md lists these RxNorm ingredient codes."""
     listed = {"tacrolimus": "42316", "fluconazole": "4450", "voriconazole": "121243", "itraconazole": "28031",
               "posaconazole": "282446", "ketoconazole": "6135", "clarithromycin": "21212", "erythromycin": "4053",
               "azithromycin": "18631", "mycophenolic_acid": "7145", "mycophenolate_mofetil": "68149",

@@ -1,4 +1,4 @@
-"""Unit conversion to canonical units (DATA-PROFILE.md "Observations"; clinical-reference.md §4 "Units")."""
+"""Unit conversion to canonical units (docs/data-profile.md "Observations"; docs/clinical-basis.md "Units")."""
 
 from __future__ import annotations
 
