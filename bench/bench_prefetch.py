@@ -1,4 +1,4 @@
-"""Benchmark of the data layer (issue 3 item 6): not a test, a measurement.
+"""Benchmark of the data layer: not a test, a measurement.
 
 (a) A fully prefetched order-select with a realistic history (>= 200 Observations, 30
     MedicationRequests): time from request to facts (validate + resolve + build_facts).

@@ -1,4 +1,4 @@
-"""``tacro-cds`` command line: serve, and (from later issues) fixtures, demo, knowledge."""
+"""``tacro-cds`` command line: serve, fixtures, demo, knowledge, rxnorm, dev-ehr."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The one raw FHIR test server: a real HTTP/1.1 server on 127.0.0.1 that answers like a healthy FHIR
-server unless its plan says otherwise, per path or per query (issue 5 item 3).
+server unless its plan says otherwise, per path or per query.
 
     server.plan(hang(), query=r"2160-0")          # the chemistry search never answers
     server.plan(status(503), path=r"^Patient/")   # the patient read fails

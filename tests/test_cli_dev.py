@@ -1,4 +1,4 @@
-"""`tacro-cds serve --dev` allows plain-http FHIR servers on this machine only (issue 5 item 7)."""
+"""`tacro-cds serve --dev` allows plain-http FHIR servers on this machine only."""
 
 from __future__ import annotations
 

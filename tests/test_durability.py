@@ -1,5 +1,5 @@
-"""Issue 5: "concurrent feedback posts while the server is killed with SIGKILL and restarted lose no
-entry that was answered 200."
+"""Concurrent feedback posts while the server is killed with SIGKILL and restarted lose no
+entry that was answered 200.
 
 gunicorn (2 workers) serves the app on 127.0.0.1 with FEEDBACK_DB an SQLite file. Threads post
 feedback; when a third of the posts have been answered, the whole gunicorn process group (master and

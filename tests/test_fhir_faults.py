@@ -1,4 +1,4 @@
-"""A misbehaving FHIR server, through the real HTTP endpoint (issue 5 item 3).
+"""A misbehaving FHIR server, through the real HTTP endpoint.
 
 The service runs under werkzeug's threaded server on 127.0.0.1; ``fault_server`` (tests/fault_server.py)
 plays the EHR's FHIR server and breaks in one way per row. Each hook request has every prefetch key

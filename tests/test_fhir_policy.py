@@ -1,4 +1,4 @@
-"""Which fhirServer the service may call (issue 5 item 7): https only unless ALLOW_HTTP_FHIR says
+"""Which fhirServer the service may call: https only unless ALLOW_HTTP_FHIR says
 otherwise, and FHIR_SERVER_ALLOWLIST globally or per trusted issuer."""
 
 from __future__ import annotations

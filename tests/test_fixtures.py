@@ -18,7 +18,7 @@ from service.validation import validate_request
 SCENARIOS = [d.name for d in scenario_dirs()]
 CASES = hook_cases()
 
-# The clinical situations the fixtures must cover (issue 3 item 4, issue 4).
+# The clinical situations the fixtures must cover (every concern the rules decide).
 REQUIRED = ["rif-eligible", "below-cutoff", "euploid-transfer", "trough-high", "trough-low", "trough-in-range",
             "trough-pre-steady-state", "creatinine-rising", "hyperkalaemia", "hypertension",
             "gestational-glucose", "azole-fluconazole", "macrolide-clarithromycin", "mycophenolate",

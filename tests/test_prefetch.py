@@ -1,4 +1,4 @@
-"""Prefetch resolution and the FHIR fallback (CDS Hooks 2.0 "Prefetch"; issue 3 item 1)."""
+"""Prefetch resolution and the FHIR fallback (CDS Hooks 2.0 "Prefetch")."""
 
 from __future__ import annotations
 

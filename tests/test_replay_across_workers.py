@@ -1,4 +1,4 @@
-"""Issue 5: "a token replayed to another worker is rejected", end to end.
+"""A token replayed to another worker is rejected, end to end.
 
 ``tacro-cds serve`` under gunicorn with 2 workers, caller authentication on (one trusted issuer, an
 inline ES384 JWK Set) and FEEDBACK_DB one SQLite file, so the jti replay cache is the shared

@@ -1,4 +1,4 @@
-"""The HTTP side of CDS Hooks 2.0: discovery, invocation, and every error status (issue 2)."""
+"""The HTTP side of CDS Hooks 2.0: discovery, invocation, and every error status."""
 
 from __future__ import annotations
 

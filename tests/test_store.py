@@ -138,7 +138,7 @@ def test_the_same_jti_from_another_issuer_is_a_different_token(open_store, clock
 
 
 def test_replay_to_another_worker_is_refused(open_store, clock):
-    """Issue 5: the replay cache holds across processes, not in one worker's memory."""
+    """The replay cache holds across processes, not in one worker's memory."""
     worker_a, worker_b = open_store(), open_store()
     expires = clock.now + timedelta(minutes=5)
     assert worker_a.remember_jti("https://issuer.example", "jti-1", expires) is True
