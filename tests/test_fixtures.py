@@ -13,6 +13,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir_fixtures import FIXTURES_DIR, HOOKS, hook_cases, load_request, read_json, scenario_dirs
 from fhir_fixtures.build import declared_templates, planned_files
 from fhir_fixtures.matcher import UnsupportedQuery, search, substitute
+from service.config import DEFAULTS
 from service.validation import validate_request
 
 SCENARIOS = [d.name for d in scenario_dirs()]
@@ -79,7 +80,7 @@ def test_scenario_file(scenario):
 @pytest.mark.parametrize(("scenario", "hook"), CASES, ids=[f"{s}-{h}" for s, h in CASES])
 def test_request_is_valid_and_fully_prefetched(scenario, hook):
     request = load_request(scenario, hook)
-    validated = validate_request(request, hook=hook, limits={"MAX_DRAFT_ORDERS": 200, "MAX_PREFETCH_ENTRIES": 5000})
+    validated = validate_request(request, hook=hook, limits=DEFAULTS)
     assert validated.patient_id == scenario
     assert uuid.UUID(request["hookInstance"])
     assert "fhirServer" not in request
