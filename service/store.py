@@ -215,8 +215,8 @@ class Store:
         if next(self._calls) % PURGE_EVERY == 0:
             try:
                 self.purge_retained()
-            except StorageUnavailableError:
-                pass  # logged; recording the cards is tried all the same
+            except Exception as exc:  # housekeeping never fails the call; recording is tried all the same
+                log.warning("could not purge retained rows", extra={"error": type(exc).__name__})
         try:
             issued = self.now()
             rows: list[dict[str, Any]] = [
