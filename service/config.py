@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Mapping
 
 ENV_PREFIX = "TACRO_CDS_"
+APP_FOLDER = "tacro-cds"
+
+
+class ConfigError(ValueError):
+    """A setting the service cannot start with; the message names the environment variable."""
 
 DEFAULTS: dict[str, Any] = {
     # Caller authentication (CDS Hooks 2.0 "Trusting CDS Clients").
@@ -23,7 +30,11 @@ DEFAULTS: dict[str, Any] = {
     # often than JWKS_MIN_REFRESH_S per URL (forged kids must not turn us into a fetch loop).
     "JWKS_MIN_REFRESH_S": 60,
     "JWKS_CACHE_TTL_S": 3600,
-    # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in instance folder.
+    # The service's own folder (Flask's instance folder): the SQLite database when FEEDBACK_DB is
+    # not set, the generated SECRET_KEY and the SMART app's sessions. None: $XDG_DATA_HOME/tacro-cds,
+    # else ~/.local/share/tacro-cds (see data_directory).
+    "DATA_DIR": None,
+    # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in DATA_DIR.
     "FEEDBACK_DB": None,
     # Feedback per caller (JWT iss): entries per rolling minute and entries kept in all; beyond, 429.
     "FEEDBACK_RATE_PER_MINUTE": 600,
@@ -82,9 +93,9 @@ DEFAULTS: dict[str, Any] = {
     # Session cookie Secure flag (``serve --dev`` turns it off for http on loopback).
     "SMART_COOKIE_SECURE": True,
     "SMART_SESSION_LIFETIME_S": 8 * 3600,
-    # Server-side session store (a folder shared by the workers); None: instance/smart-sessions.
+    # Server-side session store (a folder shared by the workers); None: DATA_DIR/smart-sessions.
     "SMART_SESSION_DIR": None,
-    # Key signing the session cookie and CSRF tokens; None: generated once into instance/secret_key.
+    # Key signing the session cookie and CSRF tokens; None: generated once into DATA_DIR/secret_key.
     "SECRET_KEY": None,
     "SMART_HTTP_TIMEOUT_S": 10.0,
     "LOG_LEVEL": "INFO",
@@ -132,3 +143,41 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     if overrides:
         config.update(overrides)
     return config
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the service keeps its files when DATA_DIR is not set: ``$XDG_DATA_HOME/tacro-cds``, else
+    ``~/.local/share/tacro-cds`` (the XDG base directory convention), whatever the install prefix."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_DATA_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / APP_FOLDER
+    home = environ.get("HOME", "").strip() or str(Path.home())
+    return Path(home) / ".local" / "share" / APP_FOLDER
+
+
+def data_directory(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path:
+    """The service's folder (DATA_DIR or the default), created private to this user; a folder that
+    cannot be made stops start-up with a message naming the setting."""
+    from .store import private_directory
+
+    chosen = settings.get("DATA_DIR")
+    folder = Path(chosen).expanduser() if chosen else default_data_dir(environ)
+    folder = folder.absolute()
+    try:
+        private_directory(folder)
+        with tempfile.TemporaryFile(dir=folder):
+            pass  # writable by this user (the folder may exist, made by someone else)
+    except OSError as exc:
+        origin = f"{ENV_PREFIX}DATA_DIR={chosen}" if chosen else f"the default {folder}"
+        raise ConfigError(f"cannot use {origin} as the service's data folder ({exc.strerror or exc}); set "
+                          f"{ENV_PREFIX}DATA_DIR to a folder this user ({_user()}) may write") from None
+    return folder
+
+
+def _user() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.getuid()}"

@@ -23,3 +23,26 @@ def test_licence_is_apache_2_in_file_and_metadata():
     assert "LICENSE" in metadata["license_files"].split()
     classifiers = metadata["classifiers"].split("\n")
     assert "License :: OSI Approved :: Apache Software License" in classifiers
+
+
+def _package_data(package: str) -> list[str]:
+    raw = _setup_cfg()["options.package_data"][package]
+    return [pattern.strip() for pattern in raw.split(",") if pattern.strip()]
+
+
+def test_fixture_scenarios_ship_as_package_data():
+    """Every scenario file is matched by a package-data pattern, so an installed service can demo."""
+    from service.fixtures_cli import fixtures_dir, scenario_names
+
+    root = fixtures_dir()
+    assert root == ROOT / "fhir_fixtures"
+    names = scenario_names(root)
+    assert len(names) > 30 and "trough-low" in names
+    patterns = _package_data("fhir_fixtures")
+    packages = _setup_cfg()["options.packages.find"]["include"].split()
+    assert "fhir_fixtures" in packages
+    data_files = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert data_files
+    shipped = {path for pattern in patterns for path in root.glob(pattern)}  # as setuptools globs them
+    unmatched = [str(p.relative_to(root)) for p in data_files if p not in shipped]
+    assert not unmatched
