@@ -102,6 +102,9 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
 
 def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:
     """Say at start-up what a production deployment should pin down."""
+    if not settings["TRUSTED_ISSUERS"]:
+        log.warning("TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on: every call will be refused "
+                    "with 401; set TACRO_CDS_TRUSTED_ISSUERS to the CDS clients' issuers and keys")
     if not settings["EXTERNAL_BASE_URL"]:
         log.warning("EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
                     "from the request's Host header; set it to the public base URL in production")

@@ -3,11 +3,14 @@ where the default is structured), then the mapping given to ``create_app``."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from .fhir_policy import http_policy
 
 ENV_PREFIX = "TACRO_CDS_"
 APP_FOLDER = "tacro-cds"
@@ -102,46 +105,100 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _STRUCTURED = (dict, list)
-# Boolean settings that also accept these words from the environment.
-_BOOL_WORDS = {"ALLOW_HTTP_FHIR": {"loopback"}}
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+# Structured settings that take either shape (a list for every caller, or a mapping per issuer).
+_EITHER_SHAPE = frozenset({"FHIR_SERVER_ALLOWLIST"})
+
+# TACRO_CDS_* variables that are not settings of the service: read by the command-line tools
+# (``fixtures load``, ``dev-ehr``), the test suite and the CI scripts. Any other TACRO_CDS_* name is
+# a misspelt setting and stops start-up.
+TOOL_VARIABLES = frozenset({"FIXTURES_DIR", "FHIR_TOKEN", "CI_WORK", "PG_STATE", "PG_PORT", "FHIR_WAIT_S",
+                            "LOAD_REQUESTS", "FUZZ_EXAMPLES", "CHROMIUM"})
+TOOL_PREFIXES = ("TEST_",)
+
+
+# Settings with a vocabulary of their own: one parser, for the environment and for create_app's
+# mapping (ALLOW_HTTP_FHIR: true/false words or "loopback", read by fhir_policy alone).
+_PARSERS: dict[str, Callable[[Any], Any]] = {"ALLOW_HTTP_FHIR": http_policy}
 
 
 def _parse_env(key: str, raw: str) -> Any:
+    """One environment variable as its setting's type; a ConfigError names the variable."""
+    name = f"{ENV_PREFIX}{key}"
     default = DEFAULTS.get(key)
     if default is None and not raw.strip():
         return None  # an empty variable means "not set" (docker compose passes unset ones as "")
-    if isinstance(default, bool):
-        lowered = raw.strip().lower()
-        if lowered in _BOOL_WORDS.get(key, ()):
-            return lowered
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(f"{ENV_PREFIX}{key} must be true or false, not {raw!r}")
-    if isinstance(default, _STRUCTURED):
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{ENV_PREFIX}{key} must be JSON: {exc}") from None
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
+    try:
+        if key in _PARSERS:
+            return _PARSERS[key](raw)
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered in _TRUE_WORDS:
+                return True
+            if lowered in _FALSE_WORDS:
+                return False
+            raise ValueError(f"must be true or false, not {raw!r}")
+        if isinstance(default, _STRUCTURED):
+            value = json.loads(raw)
+            shapes = (dict, list) if key in _EITHER_SHAPE else (type(default),)
+            if not isinstance(value, shapes):
+                wanted = " or ".join("a JSON object" if t is dict else "a JSON array" for t in shapes)
+                raise ValueError(f"must be {wanted}, not {type(value).__name__}")
+            return value
+        if isinstance(default, int):
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"must be a whole number, not {raw!r}") from None
+        if isinstance(default, float):
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"must be a number, not {raw!r}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} must be JSON: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     return raw
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Messages for TACRO_CDS_* variables that name no setting, each with the closest valid name."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):]
+        if key in DEFAULTS or key in TOOL_VARIABLES or key.startswith(TOOL_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, DEFAULTS, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        problems.append(f"{name} is not a setting{hint}")
+    return problems
 
 
 def load_config(overrides: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Merge defaults, environment and overrides; unknown keys pass through (tests, extensions)."""
+    """Merge defaults, environment and overrides. An unknown TACRO_CDS_* variable or a value that
+    does not parse raises ConfigError naming the variable; keys of ``overrides`` that are not
+    settings pass through (the collaborators tests inject)."""
     environ = os.environ if environ is None else environ
+    unknown = unknown_variables(environ)
+    if unknown:
+        raise ConfigError("; ".join(unknown) + " (see the configuration table in the README)")
     config = dict(DEFAULTS)
     for name, raw in environ.items():
-        if name.startswith(ENV_PREFIX):
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):] in DEFAULTS:
             key = name[len(ENV_PREFIX):]
             config[key] = _parse_env(key, raw)
     if overrides:
         config.update(overrides)
+    for key, parse in _PARSERS.items():
+        try:
+            config[key] = parse(config[key])
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_PREFIX}{key}: {exc}") from None
     return config
 
 
