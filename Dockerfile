@@ -1,10 +1,14 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md ./
+# Exact, hash-checked versions first (requirements.lock, see README "Dependencies"), then the
+# service itself without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY setup.cfg pyproject.toml README.md LICENSE ./
 COPY service ./service
 COPY cards ./cards
 COPY fhir_fixtures ./fhir_fixtures
-RUN pip install --no-cache-dir '.[postgres]' && useradd --system --uid 10001 tacro \
+RUN pip install --no-cache-dir --no-deps '.[postgres]' && pip check && useradd --system --uid 10001 tacro \
     && install -d -o tacro -g tacro -m 0700 /var/lib/tacro-cds
 USER tacro
 # The service's folder (SQLite when FEEDBACK_DB is unset, the generated SECRET_KEY, SMART sessions).

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +53,61 @@ def test_fixture_scenarios_ship_as_package_data():
     shipped = {path for pattern in patterns for path in root.glob(pattern)}  # as setuptools globs them
     unmatched = [str(p.relative_to(root)) for p in data_files if p not in shipped]
     assert not unmatched
+
+
+def _requirements(lines: str) -> list[Requirement]:
+    return [Requirement(line.strip()) for line in lines.split("\n") if line.strip() and not line.strip().startswith("#")]
+
+
+def _imported_top_level_modules() -> dict[str, str]:
+    """Top-level module -> the first file importing it, over service/ and cards/ (absolute imports)."""
+    found: dict[str, str] = {}
+    for package in ("service", "cards"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_imported_package_is_a_declared_dependency():
+    declared = {canonicalize_name(r.name) for r in _requirements(_setup_cfg()["options"]["install_requires"])}
+    distributions = packages_distributions()
+    own = {"service", "cards", "fhir_fixtures"}
+    undeclared = {}
+    for module, where in _imported_top_level_modules().items():
+        if module in sys.stdlib_module_names or module in own:
+            continue
+        providers = {canonicalize_name(d) for d in distributions.get(module, [])}
+        if not providers & declared:
+            undeclared[module] = (where, sorted(providers))
+    assert not undeclared
+
+
+def test_every_direct_dependency_has_an_upper_bound():
+    cfg = _setup_cfg()
+    groups = {"install_requires": cfg["options"]["install_requires"], **dict(cfg["options.extras_require"])}
+    unbounded = [str(r) for text in groups.values() for r in _requirements(text)
+                 if not any(spec.operator in ("<", "<=", "==", "~=") for spec in r.specifier)]
+    assert not unbounded
+
+
+def test_lock_file_pins_every_runtime_dependency_within_its_bounds():
+    pinned = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").split("\n"):
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            pinned[canonicalize_name(name)] = version
+    cfg = _setup_cfg()
+    wanted = _requirements(cfg["options"]["install_requires"]) + _requirements(cfg["options.extras_require"]["postgres"])
+    for requirement in wanted:
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version is not None, f"{requirement.name} is not in requirements.lock"
+        assert requirement.specifier.contains(version), f"requirements.lock pins {requirement.name}=={version}"
+    assert "--require-hashes -r requirements.lock" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
