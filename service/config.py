@@ -127,8 +127,8 @@ def _parse_env(key: str, raw: str) -> Any:
     """One environment variable as its setting's type; a ConfigError names the variable."""
     name = f"{ENV_PREFIX}{key}"
     default = DEFAULTS.get(key)
-    if default is None and not raw.strip():
-        return None  # an empty variable means "not set" (docker compose passes unset ones as "")
+    if not raw.strip():
+        return default  # an empty variable means "not set" (docker compose passes unset ones as "")
     try:
         if key in _PARSERS:
             return _PARSERS[key](raw)

@@ -101,7 +101,7 @@ def test_every_variable_the_repository_sets_is_a_setting_or_a_tool_variable():
     names = {m for p in texts if p.is_file() for m in re.findall(r"TACRO_CDS_([A-Z][A-Z0-9_]*[A-Z0-9])", p.read_text())}
     names -= {"AUTH_REQURED", "FHIR_SERVER_ALLOWLST", "ZZZ"}  # the misspellings tested above
     assert names
-    stray = sorted(n for n in names if n not in DEFAULTS and n not in TOOL_VARIABLES and not n.startswith(TOOL_PREFIXES))
+    stray = sorted(n for n in names if n not in DEFAULTS and n not in TOOL_VARIABLES and not f"{n}_".startswith(TOOL_PREFIXES))
     assert not stray
 
 
@@ -147,3 +147,11 @@ def test_no_trusted_issuers_warning_when_configured_or_auth_off(tmp_path, caplog
     issuers = {"https://ehr.example.org": {"jwks_url": "https://ehr.example.org/jwks"}}
     assert "TRUSTED_ISSUERS is empty" not in _start_up_warnings(caplog, tmp_path, TRUSTED_ISSUERS=issuers)
     assert "TRUSTED_ISSUERS is empty" not in _start_up_warnings(caplog, tmp_path, AUTH_REQUIRED=False)
+
+
+def test_empty_variables_mean_not_set():
+    """docker compose passes an unset ${VAR:-} as "": the setting keeps its default."""
+    config = load_config(environ={"TACRO_CDS_TRUSTED_ISSUERS": "", "TACRO_CDS_AUTH_REQUIRED": " ",
+                                  "TACRO_CDS_FHIR_MAX_PAGES": "", "TACRO_CDS_ALLOW_HTTP_FHIR": ""})
+    assert config["TRUSTED_ISSUERS"] == {} and config["AUTH_REQUIRED"] is True
+    assert config["FHIR_MAX_PAGES"] == DEFAULTS["FHIR_MAX_PAGES"] and config["ALLOW_HTTP_FHIR"] == "never"
