@@ -1,11 +1,19 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md ./
+# Exact, hash-checked versions first (requirements.lock, see README "Dependencies"), then the
+# service itself without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY setup.cfg pyproject.toml README.md LICENSE ./
 COPY service ./service
 COPY cards ./cards
-RUN pip install --no-cache-dir '.[postgres]' && useradd --system --uid 10001 tacro
+COPY fhir_fixtures ./fhir_fixtures
+RUN pip install --no-cache-dir --no-deps '.[postgres]' && pip check && useradd --system --uid 10001 tacro \
+    && install -d -o tacro -g tacro -m 0700 /var/lib/tacro-cds
 USER tacro
-ENV PORT=8080
+# The service's folder (SQLite when FEEDBACK_DB is unset, the generated SECRET_KEY, SMART sessions).
+ENV PORT=8080 TACRO_CDS_DATA_DIR=/var/lib/tacro-cds
+VOLUME /var/lib/tacro-cds
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2)" || exit 1
 CMD ["tacro-cds", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]

@@ -18,7 +18,7 @@ from flask_cors import CORS
 from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
 
 from .auth import CallerVerifier
-from .config import load_config
+from .config import data_directory, load_config
 from .errors import register_error_handler
 from .logs import configure_logging
 from .prefetch import PrefetchResolver
@@ -26,7 +26,7 @@ from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
 from .services import build_registry
 from .smart_app import init_smart_app
-from .store import FeedbackQuota, Retention, Store, private_directory
+from .store import FeedbackQuota, Retention, Store
 from .views import bp
 
 __all__ = ["create_app"]
@@ -42,14 +42,15 @@ SELF_AUTHENTICATED = {"smart_app"}
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then TACRO_CDS_* environment variables, then ``config``."""
     settings = load_config(config)
-    app = Flask(__name__, instance_relative_config=True)
+    # Flask would put an installed package's instance folder under <prefix>/var, which a service
+    # user may not write: the folder is DATA_DIR, by default in the user's XDG data home.
+    app = Flask(__name__, instance_path=str(data_directory(settings)), instance_relative_config=True)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_REQUEST_BYTES"]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(settings["LOG_LEVEL"])
 
     db_url = settings["FEEDBACK_DB"]
     if not db_url:
-        private_directory(Path(app.instance_path))
         db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
     loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])
     _report_knowledge(loaded)
@@ -101,6 +102,9 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
 
 def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:
     """Say at start-up what a production deployment should pin down."""
+    if not settings["TRUSTED_ISSUERS"]:
+        log.warning("TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on: every call will be refused "
+                    "with 401; set TACRO_CDS_TRUSTED_ISSUERS to the CDS clients' issuers and keys")
     if not settings["EXTERNAL_BASE_URL"]:
         log.warning("EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
                     "from the request's Host header; set it to the public base URL in production")

@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli, rxnorm_import
+from .config import ConfigError, data_directory, load_config
 from .dev_ehr import cli as dev_ehr_cli
 
 Command = Callable[[argparse.Namespace], int]
@@ -31,6 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
     # (with fewer than 4 threads there is nothing to split: all may).
     fallback = args.threads // 2 if args.threads >= 4 else args.threads
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
+    # Check the settings once before forking workers: a bad one is one clear message, not a
+    # traceback per worker.
+    data_directory(load_config())
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
@@ -86,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"tacro-cds: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

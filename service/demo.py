@@ -147,5 +147,5 @@ def add_parser(sub: Any) -> None:
                                       "service and print the cards: indicator, summary, suggestions.")
     demo.add_argument("--url", help="base URL of a running service (default: in-process)")
     demo.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
-    demo.add_argument("--dir", help="fixtures folder (default: fhir_fixtures/ of the checkout)")
+    demo.add_argument("--dir", help="fixtures folder (default: the scenarios installed with the service)")
     demo.set_defaults(func=run_demo)

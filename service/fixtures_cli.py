@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +19,9 @@ import requests
 
 from .fixture_dates import days_to_today, shift_dates
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "fhir_fixtures"
+# The scenarios ship as package data of ``fhir_fixtures``, so an installed service can load and demo
+# them as well as a checkout.
+DEFAULT_DIR = Path(str(files("fhir_fixtures")))
 TIMEOUT_S = 30.0
 
 
@@ -31,7 +34,7 @@ class ServerUnreachable(LoadError):
 
 
 def fixtures_dir(explicit: str | None = None) -> Path:
-    """The fixtures folder: --dir, else $TACRO_CDS_FIXTURES_DIR, else the checkout's fhir_fixtures/."""
+    """The fixtures folder: --dir, else $TACRO_CDS_FIXTURES_DIR, else the installed fhir_fixtures package."""
     path = Path(explicit or os.environ.get("TACRO_CDS_FIXTURES_DIR") or DEFAULT_DIR)
     if not path.is_dir():
         raise LoadError(f"fixtures folder {path} does not exist (use --dir)")
@@ -161,7 +164,7 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--token", help="bearer token for the FHIR server (default $TACRO_CDS_FHIR_TOKEN)")
     load.add_argument("--scenario", action="append", metavar="NAME",
                       help="load only this scenario (repeatable); default: all")
-    load.add_argument("--dir", help="fixtures folder (default: fhir_fixtures/ of the checkout)")
+    load.add_argument("--dir", help="fixtures folder (default: the scenarios installed with the service)")
     load.add_argument("--shift-dates", action="store_true",
                       help="move every date by today − the scenario's asOf, so the charts read as of today")
     load.set_defaults(func=run_load)

@@ -46,6 +46,7 @@ def make_app(tmp_path) -> Callable[..., Flask]:
         config: dict[str, Any] = {
             "AUTH_REQUIRED": False,
             "FEEDBACK_DB": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
+            "DATA_DIR": str(tmp_path / "data"),
             "CLOCK": lambda: FIXED_NOW,
             "UUID_FACTORY": counting_uuids(),
         }

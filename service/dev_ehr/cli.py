@@ -62,5 +62,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     p.add_argument("--no-load", action="store_true", help="do not (re)load the fixtures into the FHIR server")
     p.add_argument("--no-shift", action="store_true", help="keep the fixtures' dates (default: shift by today − asOf)")
-    p.add_argument("--dir", help="fixtures folder (default: fhir_fixtures/ of the checkout)")
+    p.add_argument("--dir", help="fixtures folder (default: the scenarios installed with the service)")
     p.set_defaults(func=run)

@@ -1,0 +1,157 @@
+"""Settings: where the service keeps its files, and how environment variables are read."""
+
+from __future__ import annotations
+
+import logging
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from service import create_app
+from service.config import DEFAULTS, TOOL_PREFIXES, TOOL_VARIABLES, ConfigError, data_directory, default_data_dir, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_data_folder_follows_xdg_data_home_else_the_home_folder(tmp_path):
+    assert default_data_dir({"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": "/nowhere"}) == \
+        tmp_path / "xdg" / "tacro-cds"
+    assert default_data_dir({"HOME": str(tmp_path)}) == tmp_path / ".local" / "share" / "tacro-cds"
+    # A relative XDG_DATA_HOME is invalid by the XDG convention and ignored.
+    assert default_data_dir({"XDG_DATA_HOME": "relative", "HOME": str(tmp_path)}) == \
+        tmp_path / ".local" / "share" / "tacro-cds"
+
+
+def test_app_without_settings_keeps_its_files_in_the_default_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    app = create_app({"AUTH_REQUIRED": False})
+    folder = tmp_path / "tacro-cds"
+    assert Path(app.instance_path) == folder
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert (folder / "tacro-cds.sqlite").is_file()
+    assert (folder / "secret_key").is_file()
+    assert app.test_client().get("/cds-services").status_code == 200
+
+
+def test_data_dir_setting_chooses_the_folder(tmp_path):
+    app = create_app({"AUTH_REQUIRED": False, "DATA_DIR": str(tmp_path / "state")})
+    assert Path(app.instance_path) == tmp_path / "state"
+    assert (tmp_path / "state" / "tacro-cds.sqlite").is_file()
+
+
+def test_unusable_data_folder_refuses_start_naming_the_setting(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="TACRO_CDS_DATA_DIR"):
+        create_app({"AUTH_REQUIRED": False, "DATA_DIR": str(blocker / "state")})
+    with pytest.raises(ConfigError, match="TACRO_CDS_DATA_DIR") as caught:
+        data_directory({}, {"XDG_DATA_HOME": str(blocker)})
+    assert "default" in str(caught.value)
+
+
+def test_serve_refuses_an_unusable_data_folder_before_starting_workers(tmp_path, monkeypatch, capsys):
+    from service.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(blocker / "state"))
+    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")  # serve sets it when unset
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "TACRO_CDS_DATA_DIR" in err
+    assert "Traceback" not in err
+
+
+
+def test_misspelt_variable_stops_start_up_naming_the_closest_setting():
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={"TACRO_CDS_AUTH_REQURED": "false"})
+    assert "TACRO_CDS_AUTH_REQURED is not a setting; did you mean TACRO_CDS_AUTH_REQUIRED?" in str(caught.value)
+    with pytest.raises(ConfigError, match="TACRO_CDS_FHIR_SERVER_ALLOWLST .*TACRO_CDS_FHIR_SERVER_ALLOWLIST"):
+        load_config(environ={"TACRO_CDS_FHIR_SERVER_ALLOWLST": '["https://ehr.example.org/fhir"]'})
+    with pytest.raises(ConfigError, match=r"TACRO_CDS_ZZZ is not a setting \("):
+        load_config(environ={"TACRO_CDS_ZZZ": "1"})
+
+
+def test_misspelt_variable_stops_create_app_and_serve(tmp_path, monkeypatch, capsys):
+    from service.cli import main
+
+    monkeypatch.setenv("TACRO_CDS_AUTH_REQURED", "false")
+    with pytest.raises(ConfigError, match="TACRO_CDS_AUTH_REQUIRED"):
+        create_app({"DATA_DIR": str(tmp_path)})
+    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")
+    assert main(["serve", "--port", "1"]) == 2
+    assert "did you mean TACRO_CDS_AUTH_REQUIRED?" in capsys.readouterr().err
+
+
+def test_other_variables_are_not_settings_and_pass():
+    config = load_config(environ={"PATH": "/bin", "TACRO_CDS_TEST_FHIR_URL": "http://x", "TACRO_CDS_FIXTURES_DIR": "/f",
+                                  "TACRO_CDS_FHIR_TOKEN": "t", "TACRO_CDS_AUTH_REQUIRED": "no"})
+    assert config["AUTH_REQUIRED"] is False
+    assert "FIXTURES_DIR" not in config and "TEST_FHIR_URL" not in config
+
+
+def test_every_variable_the_repository_sets_is_a_setting_or_a_tool_variable():
+    """Scripts, compose, image and docs use only names the service accepts."""
+    texts = [p for pattern in ("service/**/*.py", "tests/**/*.py", "bench/**/*.py", ".ci/*", "docs/**/*.md")
+             for p in ROOT.glob(pattern)]
+    texts += [ROOT / name for name in ("README.md", "Dockerfile", "docker-compose.yml")]
+    names = {m for p in texts if p.is_file() for m in re.findall(r"TACRO_CDS_([A-Z][A-Z0-9_]*[A-Z0-9])", p.read_text())}
+    names -= {"AUTH_REQURED", "FHIR_SERVER_ALLOWLST", "ZZZ"}  # the misspellings tested above
+    assert names
+    stray = sorted(n for n in names if n not in DEFAULTS and n not in TOOL_VARIABLES and not f"{n}_".startswith(TOOL_PREFIXES))
+    assert not stray
+
+
+@pytest.mark.parametrize(("name", "raw", "said"), [
+    ("FHIR_MAX_PAGES", "five", "TACRO_CDS_FHIR_MAX_PAGES: must be a whole number, not 'five'"),
+    ("FHIR_TIMEOUT_S", "soon", "TACRO_CDS_FHIR_TIMEOUT_S: must be a number, not 'soon'"),
+    ("AUTH_REQUIRED", "maybe", "TACRO_CDS_AUTH_REQUIRED: must be true or false, not 'maybe'"),
+    ("TRUSTED_ISSUERS", "{not json", "TACRO_CDS_TRUSTED_ISSUERS must be JSON"),
+    ("TRUSTED_ISSUERS", "[]", "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list"),
+    ("CORS_ORIGINS", '{"a": 1}', "TACRO_CDS_CORS_ORIGINS: must be a JSON array, not dict"),
+    ("FHIR_SERVER_ALLOWLIST", '"https://x"', "TACRO_CDS_FHIR_SERVER_ALLOWLIST: must be a JSON object or a JSON array, not str"),
+    ("ALLOW_HTTP_FHIR", "sometimes", "TACRO_CDS_ALLOW_HTTP_FHIR"),
+])
+def test_every_parse_error_names_the_variable(name, raw, said):
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={f"TACRO_CDS_{name}": raw})
+    assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "policy"), [
+    ("true", "any"), ("on", "any"), ("1", "any"), ("false", "never"), ("no", "never"), ("0", "never"),
+    ("loopback", "loopback"), ("LOOPBACK", "loopback"),
+])
+def test_allow_http_fhir_reads_one_vocabulary_from_environment_and_mapping(raw, policy):
+    assert load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw})["ALLOW_HTTP_FHIR"] == policy
+    assert load_config({"ALLOW_HTTP_FHIR": raw}, environ={})["ALLOW_HTTP_FHIR"] == policy
+    with pytest.raises(ConfigError, match="ALLOW_HTTP_FHIR"):
+        load_config({"ALLOW_HTTP_FHIR": "sometimes"}, environ={})
+
+
+def _start_up_warnings(caplog, tmp_path, **overrides) -> str:
+    with caplog.at_level(logging.WARNING):
+        create_app({"DATA_DIR": str(tmp_path), **overrides})
+    return caplog.text
+
+
+def test_authentication_without_trusted_issuers_warns_at_start_up(tmp_path, caplog):
+    text = _start_up_warnings(caplog, tmp_path, AUTH_REQUIRED=True, TRUSTED_ISSUERS={})
+    assert "TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on" in text
+
+
+def test_no_trusted_issuers_warning_when_configured_or_auth_off(tmp_path, caplog):
+    issuers = {"https://ehr.example.org": {"jwks_url": "https://ehr.example.org/jwks"}}
+    assert "TRUSTED_ISSUERS is empty" not in _start_up_warnings(caplog, tmp_path, TRUSTED_ISSUERS=issuers)
+    assert "TRUSTED_ISSUERS is empty" not in _start_up_warnings(caplog, tmp_path, AUTH_REQUIRED=False)
+
+
+def test_empty_variables_mean_not_set():
+    """docker compose passes an unset ${VAR:-} as "": the setting keeps its default."""
+    config = load_config(environ={"TACRO_CDS_TRUSTED_ISSUERS": "", "TACRO_CDS_AUTH_REQUIRED": " ",
+                                  "TACRO_CDS_FHIR_MAX_PAGES": "", "TACRO_CDS_ALLOW_HTTP_FHIR": ""})
+    assert config["TRUSTED_ISSUERS"] == {} and config["AUTH_REQUIRED"] is True
+    assert config["FHIR_MAX_PAGES"] == DEFAULTS["FHIR_MAX_PAGES"] and config["ALLOW_HTTP_FHIR"] == "never"
