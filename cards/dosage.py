@@ -8,6 +8,7 @@ A dose the arithmetic cannot compute is reported unknown with the reason, never 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 from fhir.resources.R4B.timing import TimingRepeat
@@ -89,6 +90,35 @@ def duration_days(value: Any) -> tuple[int | None, str | None]:
     return int(round(days)), None
 
 
+# The values of Timing.repeat that are valid FHIR beyond doubt, read without building the FHIR model.
+# Anything else (a numeric string, a boolean, an unusual code) goes through the model, which decides
+# whether it is valid and says why not.
+_MAX_POSITIVE_INT = 2_147_483_647
+_UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
+_TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+_WHEN = re.compile(r"[A-Za-z0-9.-]+")
+
+
+def _plain_repeat(repeat: Mapping[str, Any]) -> tuple[int | None, float | None, str | None] | None:
+    """(frequency, period, periodUnit) of a Timing.repeat whose values are plainly valid FHIR, with
+    what the FHIR model would give for them; None when the model must judge."""
+    frequency = repeat.get("frequency")
+    if frequency is not None and not (type(frequency) is int and 1 <= frequency <= _MAX_POSITIVE_INT):
+        return None
+    period = repeat.get("period")
+    if period is not None and not (type(period) in (int, float) and math.isfinite(period)):
+        return None
+    unit = repeat.get("periodUnit")
+    if unit is not None and not (type(unit) is str and unit in _UNITS_OF_TIME):
+        return None
+    for key, pattern in (("timeOfDay", _TIME), ("when", _WHEN)):
+        values = repeat.get(key)
+        if values is not None and not (type(values) is list and all(
+                type(v) is str and pattern.fullmatch(v) for v in values)):
+            return None
+    return frequency, (float(period) if period is not None else None), unit
+
+
 def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
     """Doses per day from Timing.repeat (frequency per period periodUnit), else a Timing.code."""
     if not isinstance(timing, dict):
@@ -101,13 +131,18 @@ def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
             return None, f"timing gives a range ({', '.join(ranged)})"
         relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when")
                      if k in repeat}
-        try:
-            checked = TimingRepeat.model_validate(relied_on)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
-        frequency, period, unit = checked.frequency, checked.period, checked.periodUnit
+        plain = _plain_repeat(relied_on)
+        if plain is not None:
+            frequency, period, unit = plain
+        else:
+            try:
+                checked = TimingRepeat.model_validate(relied_on)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
+            frequency, unit = checked.frequency, checked.periodUnit
+            period = float(checked.period) if checked.period is not None else None
         if period is not None or unit is not None:
             if period is None or unit is None:
                 return None, "timing gives a period without its unit (or a unit without a period)"

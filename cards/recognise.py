@@ -26,6 +26,8 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 def normalise(text: str) -> str:
     """Lower-case NFKC text without format characters (zero-width, soft hyphen, direction marks)."""
+    if text.isascii():
+        return text.lower()  # NFKC leaves ASCII as it is, and no ASCII character is a format character
     folded = unicodedata.normalize("NFKC", text)
     visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
     return visible.translate(_APOSTROPHES).lower()

@@ -136,10 +136,15 @@ class Converted:
     problem: str | None = None
 
 
+_PLAIN_SPELLING = re.compile(r"[!-~]+")
+
+
 def normalise_unit(unit: str | None) -> str | None:
     """The UCUM code for a unit spelling, or None when the spelling is not known."""
     if unit is None:
         return None
+    if _PLAIN_SPELLING.fullmatch(unit):  # printable ASCII without spaces: nothing to squeeze or map
+        return _SPELLINGS.get(unit.lower())
     key = re.sub(r"\s+", " ", unit.strip()).lower()
     key = key.replace("µ", "u").replace("μ", "u")  # micro sign U+00B5 and Greek mu U+03BC
     if key in _SPELLINGS:

@@ -27,6 +27,7 @@ from .runtime import Runtime, runtime
 from .services import build_registry
 from .smart_app import init_smart_app
 from .store import FeedbackQuota, Retention, Store
+from .validation import compile_validators
 from .views import bp
 
 __all__ = ["create_app"]
@@ -48,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_REQUEST_BYTES"]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(settings["LOG_LEVEL"])
+    compile_validators()  # every request schema checked and compiled once, before the first call
 
     db_url = settings["FEEDBACK_DB"]
     if not db_url:

@@ -76,11 +76,21 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 def _codings(concepts: Any) -> list[dict[str, Any]]:
     """All codings of one CodeableConcept or a list of them."""
     out: list[dict[str, Any]] = []
-    for cc in _dicts(concepts):
-        for c in _dicts(cc.get("coding")):
-            if isinstance(c.get("code"), str) and c["code"]:
+    for cc in (concepts if isinstance(concepts, list) else (concepts,)):
+        if not isinstance(cc, dict):
+            continue
+        codings = cc.get("coding")
+        for c in (codings if isinstance(codings, list) else (codings,)):
+            if not isinstance(c, dict):
+                continue
+            code = c.get("code")
+            if isinstance(code, str) and code:
                 # Only string fields are kept, so lookups never meet a list or an object.
-                out.append({k: c[k] for k in ("system", "code", "display") if isinstance(c.get(k), str)})
+                system, display = c.get("system"), c.get("display")
+                kept = {"system": system, "code": code} if isinstance(system, str) else {"code": code}
+                if isinstance(display, str):
+                    kept["display"] = display
+                out.append(kept)
     return out
 
 
@@ -317,7 +327,11 @@ class CodeIndex:
         return None
 
     def observation(self, concept_codings: Any) -> _ObsCode | None:
-        for c in _codings(concept_codings):
+        return self.observation_of(_codings(concept_codings))
+
+    def observation_of(self, codings: list[dict[str, Any]]) -> _ObsCode | None:
+        """The first of the codings (from ``_codings``) that names an Observation this service reads."""
+        for c in codings:
             hit = self.observations.get((str(c.get("system")), c["code"]))
             if hit:
                 return hit
@@ -372,6 +386,12 @@ def _newest_first(when: datetime | None) -> tuple[bool, datetime]:
     return (when is not None, when or _OLDEST)
 
 
+# The reading of each resource type this service takes facts from (method names of _Extractor).
+_HANDLERS = {"Observation": "_observation", "Condition": "_condition", "ServiceRequest": "_service_request",
+             "Procedure": "_procedure", "Appointment": "_appointment", "MedicationRequest": "_medication",
+             "MedicationStatement": "_medication", "Patient": "_patient"}
+
+
 class _Extractor:
     def __init__(self, request: HookRequest, index: CodeIndex) -> None:
         self.request = request
@@ -419,19 +439,10 @@ class _Extractor:
         self._flag_conflicts()
 
     def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
-        rtype = resource.get("resourceType")
-        handler = {
-            "Observation": self._observation,
-            "Condition": self._condition,
-            "ServiceRequest": self._service_request,
-            "Procedure": self._procedure,
-            "Appointment": self._appointment,
-            "MedicationRequest": self._medication,
-            "MedicationStatement": self._medication,
-            "Patient": self._patient,
-        }.get(str(rtype))
-        if handler is None:
+        name = _HANDLERS.get(str(resource.get("resourceType")))
+        if name is None:
             return  # Medication, Encounter ...: context, not facts
+        handler = getattr(self, name)
         try:
             handler(resource, draft)
         except _Unusable as exc:
@@ -467,9 +478,10 @@ class _Extractor:
         if status in IGNORED_OBSERVATION:
             return
         source = _ref_of(res)
-        if not _codings(res.get("code")):
+        codings = _codings(res.get("code"))
+        if not codings:
             raise _Unusable("Observation without a code")
-        match = self.index.observation(res.get("code"))
+        match = self.index.observation_of(codings)
         components = _dicts(res.get("component"))
         known_components = [(c, m) for c in components
                             if (m := self.index.observation(c.get("code"))) is not None]
@@ -682,6 +694,8 @@ class _Extractor:
                     by_time.setdefault(m.when, []).append(m)
             flagged: dict[str, tuple[str, ...]] = {}
             for group in by_time.values():
+                if len(group) == 1 or len({(m.value, m.coded_value) for m in group}) == 1:
+                    continue  # one result, or all agreeing: nothing to name
                 for m in group:
                     others = tuple(o.source for o in group if o.source != m.source
                                    and (o.value, o.coded_value) != (m.value, m.coded_value))

@@ -173,6 +173,9 @@ class Store:
         self.quota = quota or FeedbackQuota()
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self.engine = self._build_engine(url)
+        # The issued-card record is best-effort: committed without waiting for the disk (a crash of
+        # the process loses nothing; a power cut may lose the last few records, never feedback).
+        self.record_engine = self._build_engine(url, best_effort=True) if _separate_file(url) else self.engine
         self._calls = itertools.count()
         self._create_tables()
         # A forked child must not reuse the parent's pooled connections.
@@ -180,13 +183,13 @@ class Store:
         os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref))
 
     @staticmethod
-    def _build_engine(url: str) -> Engine:
+    def _build_engine(url: str, *, best_effort: bool = False) -> Engine:
         if url.startswith("sqlite"):
             database = make_url(url).database
             if database and database != ":memory:" and not database.startswith("file:"):
                 _private_file(Path(database))
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, synchronous="NORMAL" if best_effort else "FULL")
             return engine
         return create_engine(url, pool_pre_ping=True)
 
@@ -205,6 +208,8 @@ class Store:
     def dispose(self) -> None:
         """Close pooled connections (tests, shutdown)."""
         self.engine.dispose()
+        if self.record_engine is not self.engine:
+            self.record_engine.dispose()
 
     # --- issued cards ---------------------------------------------------------------------------
 
@@ -226,7 +231,10 @@ class Store:
                 for card, kind in zip(cards, kinds) if card.get("uuid")]
             if not rows:
                 return
-            with self.engine.begin() as conn:
+            with self.record_engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # This transaction only: answered before its WAL record reaches the disk.
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 conn.execute(self._upsert_issued(conn.dialect.name), rows)
         except Exception as exc:  # the answer matters more than the statistics
             log.warning("could not record issued cards",
@@ -480,9 +488,19 @@ def _private_file(database: Path) -> None:
             path.chmod(0o600)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _separate_file(url: str) -> bool:
+    """A SQLite database in a file of its own, which a second engine can open (not an in-memory one)."""
+    if not url.startswith("sqlite"):
+        return False
+    database = make_url(url).database
+    return bool(database) and database != ":memory:" and "mode=memory" not in url
+
+
+def _configure_sqlite(engine: Engine, *, synchronous: str = "FULL") -> None:
     """WAL (readers never block the writer), a busy timeout instead of instant 'database is locked',
-    synchronous=FULL (a commit that was answered survives a crash), and real transactions."""
+    synchronous=FULL (a commit that was answered survives a crash; NORMAL for the best-effort
+    engine: in WAL mode still safe from corruption and from a killed process, only a power cut
+    may lose its last commits), and real transactions."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -491,7 +509,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -505,6 +523,8 @@ def _dispose_in_child(ref: "weakref.ReferenceType[Store]") -> None:
     store = ref()
     if store is not None:
         store.engine.dispose(close=False)
+        if store.record_engine is not store.engine:
+            store.record_engine.dispose(close=False)
 
 
 __all__ = ["Store", "parse_timestamp", "metadata", "feedback", "issued_cards", "seen_jti"]

@@ -39,11 +39,18 @@ def _registry() -> Registry:
 
 @lru_cache(maxsize=None)
 def validator(name: str) -> Draft202012Validator:
-    """A validator for one of our schemas, by file name."""
+    """A validator for one of our schemas, by file name: the schema checked and compiled once per
+    process (``compile_validators`` does every one at start-up), never per call."""
     schema = _registry().contents(_BASE + name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, registry=_registry(),
                                 format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def compile_validators() -> None:
+    """Check and compile every schema now, so a broken schema stops start-up and no call pays for it."""
+    for name in SCHEMA_FILES:
+        validator(name)
 
 
 def check_schema(instance: Any, name: str, *, prefix: str = "$") -> None:
@@ -87,17 +94,18 @@ def _reject_constant(name: str) -> Any:
 
 
 def _deeper_than(document: Any, max_depth: int) -> bool:
-    """Whether objects and arrays nest deeper than ``max_depth`` (the outermost one is level 1)."""
-    if not isinstance(document, (dict, list)):
-        return False
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether objects and arrays nest deeper than ``max_depth`` (the outermost one is level 1).
+
+    Walked a level at a time: each level's containers are gathered in one comprehension, which
+    costs a fraction of a node-by-node stack walk on a large body."""
+    level = [document] if isinstance(document, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             return True
-        for child in (node.values() if isinstance(node, dict) else node):
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+        level = [child for node in level for child in (node.values() if type(node) is dict else node)
+                 if type(child) is dict or type(child) is list]
     return False
 
 

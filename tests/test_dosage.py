@@ -84,3 +84,50 @@ def test_a_dose_read_in_a_count_unit_can_be_rewritten_in_that_unit(unit):
 def test_count_units_are_one_shared_definition():
     import cards.orders
     assert cards.orders.COUNT_UNITS is COUNT_UNITS
+
+
+REPEATS = [
+    {"frequency": 2, "period": 1, "periodUnit": "d"}, {"frequency": 1, "period": 0.5, "periodUnit": "wk"},
+    {"period": 12, "periodUnit": "h"}, {"period": 1e300, "periodUnit": "mo"}, {"period": 10 ** 30, "periodUnit": "a"},
+    {"frequency": 2_147_483_647}, {"frequency": 2_147_483_648}, {"frequency": 0}, {"frequency": True},
+    {"frequency": 1.0}, {"frequency": "2"}, {"period": True}, {"period": "1"}, {"period": -1},
+    {"periodUnit": "x"}, {"periodUnit": ""}, {"periodUnit": ["d"]}, {"periodUnit": 1},
+    {"when": ["MORN", "EVE"]}, {"when": "MORN"}, {"when": [""]}, {"when": ["xx y"]}, {"when": [None]},
+    {"timeOfDay": ["08:00:00", "20:00:00"]}, {"timeOfDay": ["25:00:00"]}, {"timeOfDay": ["8am"]},
+    {"timeOfDay": "08:00:00"}, {"timeOfDay": []}, {"frequency": None, "period": None, "periodUnit": None},
+]
+
+
+@pytest.mark.parametrize("repeat", REPEATS, ids=[repr(r) for r in REPEATS])
+def test_plain_reading_of_timing_repeat_agrees_with_the_fhir_model(repeat):
+    """Timing.repeat is read without the FHIR model when its values are plainly valid; whatever is
+    read that way must be what the model gives, and anything the model refuses must go to it."""
+    from fhir.resources.R4B.timing import TimingRepeat
+    from pydantic import ValidationError
+
+    from cards.dosage import _plain_repeat
+
+    plain = _plain_repeat(repeat)
+    try:
+        model = TimingRepeat.model_validate(repeat)
+    except ValidationError:
+        assert plain is None
+        return
+    if plain is not None:
+        period = float(model.period) if model.period is not None else None
+        assert plain == (model.frequency, period, model.periodUnit)
+
+
+@pytest.mark.parametrize("repeat, problem", [
+    ({"frequency": 0, "period": 1, "periodUnit": "d"},
+     "timing.repeat.frequency is not valid FHIR (Input should be greater than or equal to 1)"),
+    ({"frequency": 1, "period": 1, "periodUnit": " d"}, "timing.repeat.periodUnit is not valid FHIR"),
+    ({"when": ["MORN", ""]}, "timing.repeat.when.1 is not valid FHIR"),
+])
+def test_invalid_timing_is_named(repeat, problem):
+    per_day, why = doses_per_day({"repeat": repeat})
+    assert per_day is None and why is not None and why.startswith(problem)
+
+
+def test_numeric_string_frequency_is_read_as_fhir_reads_it():
+    assert doses_per_day({"repeat": {"frequency": "2", "period": 1, "periodUnit": "d"}}) == (2.0, None)

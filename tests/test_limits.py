@@ -167,3 +167,24 @@ def test_schema_error_message_is_bounded(client):
     response = _post(client, VIEW, json.dumps(body).encode())
     assert response.status_code == 400
     assert len(response.data) < 2000
+
+
+@pytest.mark.parametrize("value, message", [
+    ("x", "'x' is not valid under any of the given schemas"),
+    ({"entry": []}, "'resourceType' is a required property"),
+    ({"resourceType": "bad"}, "'bad' does not match"),
+], ids=["not-an-object", "no-resourceType", "bad-resourceType"])
+def test_a_bad_prefetch_value_is_named_with_its_fault(client, value, message):
+    body = builtin_request("patient-view")
+    body["prefetch"] = {**body["prefetch"], "odd": value}
+    response = _post(client, VIEW, json.dumps(body).encode())
+    assert response.status_code == 400
+    issue = _issue(response)
+    assert issue["location"][0].startswith("$.prefetch.odd")
+    assert message in issue["details"]["text"]
+
+
+def test_null_and_resource_prefetch_values_pass_the_schema(client):
+    body = builtin_request("patient-view")
+    body["prefetch"] = {**body["prefetch"], "odd": None}
+    assert _post(client, VIEW, json.dumps(body).encode()).status_code == 200

@@ -137,3 +137,13 @@ def test_the_recognition_says_strength_and_release_typed():
     er = RECOGNISER.recognise(["1431971"], [])
     assert (er.strength_mg, er.release) == (None, "extended")
     assert RECOGNISER.recognise([], ["fluconazole"]).strength_mg is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Tacrolimus 1 MG Oral Capsule", "tacrolimus 1 mg oral capsule"),
+    ("Tacro\u200blimus", "tacrolimus"),  # a zero-width space inside the name is dropped
+    ("\uff34acrolimus", "tacrolimus"),  # a fullwidth letter folds to ASCII
+    ("Prograf\u2019s", "prograf's"),
+])
+def test_normalise_folds_ascii_and_other_text_alike(text, expected):
+    assert normalise(text) == expected

@@ -391,3 +391,30 @@ def test_confidential_client_with_a_private_key_sends_a_signed_assertion(smart_a
     token = jose_jwt.decode(form["client_assertion"], key, algorithms=["RS384"])
     assert token.header["kid"] == "app-key-1" and token.header["alg"] == "RS384"
     assert token.claims["iss"] == token.claims["sub"] == "tacro-cds" and token.claims["aud"] == TOKEN_URL
+
+
+def test_hook_calls_never_touch_the_smart_session_store(smart_app, ehr, monkeypatch):
+    """A CDS Hooks call (even one sent with the app's cookie) neither reads nor writes the app's
+    server-side sessions and sets no cookie; the app's own pages still use them."""
+    from bench.samples import builtin_request
+    from service.smart_app import COOKIE_NAME
+
+    app = smart_app()
+    client = app.test_client()
+    sign_in(client, ehr)
+    cookie = client.get_cookie(COOKIE_NAME, path="/smart")
+    assert cookie is not None
+    store = app.config["SESSION_CACHELIB"]
+    touched: list[str] = []
+    for name in ("get", "set", "add", "delete", "has"):
+        original = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *a, _o=original, _n=name, **k: (touched.append(_n), _o(*a, **k))[1])
+    # A client of its own, so the header is sent as given (the browser's jar keeps it for /smart).
+    response = app.test_client(use_cookies=False).post(
+        "/cds-services/tacrolimus-patient-view", json=builtin_request("patient-view"),
+        headers={"Cookie": f"{COOKIE_NAME}={cookie.value}"})
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert touched == []
+    client.get("/smart/")
+    assert "get" in touched  # the app's page reads its session

@@ -330,3 +330,28 @@ def test_outcome_timestamps_are_stored_as_utc(raw, expected):
 def test_timestamps_without_offset_or_time_are_refused(raw):
     with pytest.raises(ValueError):
         parse_timestamp(raw)
+
+
+def test_issued_cards_are_recorded_without_waiting_for_the_disk_and_feedback_is_not(tmp_path, clock):
+    """The best-effort card record commits with synchronous=NORMAL; feedback and the jti cache keep
+    FULL. Both write the same file, so feedback on a card just recorded is accepted."""
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}", clock=clock)
+    try:
+        with store.record_engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        store.record_cards("svc", [card("c1")], ["dose"])
+        assert store.add_feedback("svc", [entry("c1")]) == 1
+    finally:
+        store.dispose()
+
+
+def test_an_in_memory_store_records_cards_on_its_one_database(clock):
+    store = Store("sqlite://", clock=clock)
+    try:
+        assert store.record_engine is store.engine
+        store.record_cards("svc", [card("c1")], ["dose"])
+        assert store.add_feedback("svc", [entry("c1")]) == 1
+    finally:
+        store.dispose()

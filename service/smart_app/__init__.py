@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 from cachelib import FileSystemCache
 from flask import Flask, request
+from flask.sessions import SessionInterface, SessionMixin
+from flask.wrappers import Request, Response
 from flask_session import Session
 
 log = logging.getLogger("tacro_cds.smart_app")
@@ -79,4 +81,28 @@ def init_smart_app(app: Flask, settings: Mapping[str, Any]) -> None:
         WTF_CSRF_TIME_LIMIT=lifetime,
     )
     Session(app)
+    app.session_interface = AppPathSessions(app.session_interface, str(bp.url_prefix))
     app.register_blueprint(bp)
+
+
+class AppPathSessions(SessionInterface):
+    """The SMART app's server-side session, opened only for the app's own paths: a CDS Hooks call,
+    discovery or feedback never reads or writes the session store (nor makes a session id), even
+    when a caller sends the app's cookie along."""
+
+    def __init__(self, inner: SessionInterface, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix.rstrip("/")
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        path = request.path
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            return self.inner.open_session(app, request)
+        return self.make_null_session(app)  # Flask saves no null session
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        self.inner.save_session(app, session, response)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest of the store's interface (``regenerate`` after sign-in) is the inner one's.
+        return getattr(self.inner, name)
