@@ -8,7 +8,7 @@ import pytest
 
 from cards.evaluate import evaluate
 from cards.knowledge import load_knowledge
-from cards.rules.common import source_problems
+from cards.knowledge import source_problems
 from cards.rules.eligibility import evaluate_eligibility
 from rules_support import (
     KB,

@@ -78,27 +78,6 @@ class Protocol:
         return override_codings(self.data)
 
 
-def source_problems(protocol: Mapping[str, Any]) -> list[str]:
-    """Entries whose ``source`` is not an id of the ``sources`` table (empty when all resolve)."""
-    known = set(protocol.get("sources") or {})
-    problems: list[str] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            src = node.get("source")
-            if isinstance(src, str) and src not in known:
-                problems.append(f"protocol entry {path or '(top level)'}: unknown source '{src}'")
-            for key, value in node.items():
-                if key != "sources":
-                    walk(value, f"{path}.{key}" if path else str(key))
-        elif isinstance(node, list):
-            for i, item in enumerate(node):
-                walk(item, f"{path}[{i}]")
-
-    walk(protocol, "")
-    return problems
-
-
 class Detail:
     """A card's Markdown detail: the reason and the values, then one short "Source:" line.
 
