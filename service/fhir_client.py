@@ -7,14 +7,12 @@ a log: it never contains a URL (URLs hold patient ids), a token or a response bo
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import logging
 import socket
 import threading
 import time
-from collections import OrderedDict
-from typing import Any, Collection, Hashable
+from typing import Any, Collection
 from urllib.parse import urljoin
 
 import requests
@@ -474,55 +472,6 @@ def new_session(pool_size: int = 16, address_check: AddressCheck | None = None) 
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Keeps no cookie: a session is shared by the calls of many callers to one server, and a cookie
-    one caller's answer set must never go out with another caller's request."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
-class SessionPool:
-    """One session (and so one pool of kept-alive connections) per FHIR server origin and address
-    policy, reused by every hook call of this process. Bounded: at most ``max_servers`` sessions,
-    the least recently used closed beyond that, each with at most ``pool_size`` idle connections.
-
-    Only connections are shared: each request still carries its own call's token, timeout and
-    deadline; no cookie is kept; a connection is made only to an address that passed the policy's
-    check when it was opened (the policy is part of the key, so no session serves two policies)."""
-
-    def __init__(self, pool_size: int, max_servers: int = 32) -> None:
-        self.pool_size = pool_size
-        self.max_servers = max(1, max_servers)
-        self._lock = threading.Lock()
-        self._sessions: OrderedDict[tuple[str, Hashable], requests.Session] = OrderedDict()
-
-    def session(self, base: BaseUrl, policy: Hashable, address_check: AddressCheck | None) -> requests.Session:
-        """The session for ``base``'s origin under ``policy`` (a key naming ``address_check``)."""
-        key = (f"{base.scheme}://{base.host}:{base.port}", policy)
-        with self._lock:
-            found = self._sessions.get(key)
-            if found is not None:
-                self._sessions.move_to_end(key)
-                return found
-            session = new_session(self.pool_size, address_check)
-            session.cookies.set_policy(_NoCookies())
-            self._sessions[key] = session
-            evicted = self._sessions.popitem(last=False)[1] if len(self._sessions) > self.max_servers else None
-        if evicted is not None:
-            evicted.close()
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), OrderedDict()
-        for session in sessions:
-            session.close()
-
-    def __len__(self) -> int:
-        return len(self._sessions)
 
 
 # -- a hard deadline per call ---------------------------------------------------------------------

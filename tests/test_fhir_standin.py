@@ -76,28 +76,3 @@ def test_the_standin_counts_the_connections_it_accepts():
             with requests.Session() as session:
                 assert session.get(f"{server.url}/Patient/p-1", timeout=5).status_code == 200
         assert (server.served, server.connections) == (5, 3)
-
-
-def test_a_second_call_to_the_same_fhir_server_reuses_its_connections(make_app):
-    service, body = REQUESTS[CASES[1]]
-    answers = replay_answers([body], TEMPLATES, fixture_resources())
-    # Each answer takes 50 ms, so every fetch of a call overlaps the others (in both calls alike).
-    with FhirStandIn(answers, token="standin-token", delay=0.05) as slow:
-        client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
-        fallback = fallback_body(body, Fhir(slow.url, slow.token), None)
-        first = client.post(f"/cds-services/{service}", json=fallback)
-        opened_by_first = slow.connections
-        second = client.post(f"/cds-services/{service}", json=fallback)
-        assert first.status_code == second.status_code == 200
-        assert comparable(first.get_json()) == comparable(second.get_json())
-        assert opened_by_first >= 1
-        assert slow.connections == opened_by_first  # the second call opened none
-
-
-def test_the_kept_connections_carry_each_calls_own_token(make_app, standin):
-    service, body = REQUESTS[CASES[1]]
-    client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
-    good = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, standin.token)))
-    wrong = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, "wrong")))
-    assert good.status_code == 200
-    assert wrong.status_code == 412
