@@ -81,19 +81,23 @@ def fmt_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def reported(m: Measurement) -> str:
-    """The value as the laboratory reported it ("106 µmol/L", "<1.0 ng/mL"), tidied for reading."""
+def reported_text(m: Measurement) -> str:
+    """The value as the laboratory reported it ("106 µmol/L", "<1.0 ng/mL", a ratio without its UCUM
+    braces), tidied for reading; plain text, for pages that escape it themselves."""
     if m.coded_value and m.value is None:
         return m.coded_value
     shown = (m.shown or "").strip()
     if shown and shown != "no value":
         parts = shown.split(" ", 1)
-        if len(parts) == 2:
-            return plain(f"{parts[0]} {fmt_unit(parts[1])}".strip())
-        return plain(shown)
+        return f"{parts[0]} {fmt_unit(parts[1])}".strip() if len(parts) == 2 else shown
     if m.value is not None:
         return with_unit(m.value, m.unit)
     return "no value"
+
+
+def reported(m: Measurement) -> str:
+    """``reported_text`` made safe for card Markdown."""
+    return plain(reported_text(m))
 
 
 def fmt_measure(m: Measurement) -> str:

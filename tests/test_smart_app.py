@@ -285,6 +285,7 @@ def test_euploid_transfer_draws_its_cut_off(smart_app, ehr):
     html = client.get("/smart/").get_data(as_text=True)
     assert "cut-off 10.3; cut-off 11.8 (euploid transfer)" in html
     assert "below cut-off" in html  # 11.2 is read against 11.8
+    assert "<td>11.2</td>" in html and "{ratio}" not in html  # values as a reader writes them, no UCUM braces
 
 
 def test_missing_data_states(smart_app, ehr):

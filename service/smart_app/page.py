@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from cards.facts import (ALT, AST, CREATININE, GLUCOSE, HCG, POTASSIUM, PREGNANCY_TEST, TACROLIMUS,
                          TH1_TH2_RATIO, Measurement)
 from cards.model import Card
+from cards.text import reported_text
 
 from . import charts
 from .record import PatientRecord
@@ -117,7 +118,7 @@ def _note(m: Measurement) -> str:
 
 
 def _row(m: Measurement, flag: str = "") -> Row:
-    return Row(when=_when(m.when), value=m.shown, note=_note(m), flag=flag)
+    return Row(when=_when(m.when), value=reported_text(m), note=_note(m), flag=flag)
 
 
 def _points(ms: tuple[Measurement, ...]) -> list[charts.Point]:
@@ -214,7 +215,7 @@ def _markers(record: PatientRecord) -> tuple[list[charts.Marker], list[Row]]:
         for m in record.facts.results(concept):
             if m.when is None:
                 continue
-            result = m.coded_value or m.shown
+            result = m.coded_value or reported_text(m)
             marks.append(charts.Marker(m.when.date(), "hCG"))
             rows.append(Row(when=_when(m.when), value=f"pregnancy test: {result}", note=_note(m)))
     rows.sort(key=lambda r: r.when, reverse=True)
