@@ -200,7 +200,7 @@ def assert_card_rules(card: Card) -> None:
     assert len(card.detail) <= DETAIL_MAX, (len(card.detail), card.detail)
     text = card.summary + card.detail
     for technical in ("MedicationRequest/", "Observation/", "Condition/", ".yaml", "`", "{ratio}", "LOINC",
-                      "DATA-PROFILE", "mm[Hg]", "umol"):
+                      "docs/", "mm[Hg]", "umol"):
         assert technical not in text, (technical, text)
     assert card.detail.count("Source:") <= 1
     assert card.verdict

@@ -18,7 +18,6 @@ from jwt_support import (BASE, ISSUER, FakeStore, Signer, auth_config, bearer, c
                          ec_signer, hs256_token, rsa_signer, unsigned_token)
 from service import create_app
 from service.logs import JsonFormatter
-from service.store import Store
 
 DISCOVERY = f"{BASE}/cds-services"
 PATIENT_VIEW = f"{BASE}/cds-services/tacrolimus-patient-view"
@@ -472,8 +471,6 @@ def test_external_base_url_is_the_audience(make_app, store, es384, external_base
 
 # --- configuration -------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not hasattr(Store, "remember_jti"),
-                    reason="the SQLAlchemy store with the replay cache lives on the store branch")
 def test_create_app_with_exactly_the_documented_keys(monkeypatch, tmp_path, es384):
     """create_app({"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {...}}) -- real clock, real store."""
     monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", f"sqlite:///{tmp_path / 'feedback.sqlite'}")

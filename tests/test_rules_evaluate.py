@@ -56,7 +56,7 @@ def test_patient_view_with_neither_therapy_nor_candidacy_gives_nothing():
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
 def test_incomplete_draft_is_normal_input(hook):
-    """CDS-HOOKS-NOTES: an incomplete draft is normal input — usually no card, never an error."""
+    """While a clinician fills the form, an incomplete draft is normal input — usually no card, never an error."""
     cards = evaluate(make_facts(hook, meds=[draft(None, no_dosage=True)], rif=False), TODAY, KB)
     for card in cards:
         assert_card_rules(card)

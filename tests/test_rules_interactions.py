@@ -125,7 +125,7 @@ def assert_readable(card: Card) -> None:
     assert 0 < len(card.summary) < 140, card.summary
     assert len(card.detail) <= 1200, len(card.detail)
     assert "{" not in text and "MedicationRequest/" not in text and "Observation/" not in text
-    assert "LOINC" not in text and ".yaml" not in text and "clinical-reference" not in text
+    assert "LOINC" not in text and ".yaml" not in text and "clinical-basis" not in text
     assert card.detail.count("Source:") == 1 and card.detail.rstrip().splitlines()[-1].startswith("Source:")
     assert card.override_reasons and all(r.display for r in card.override_reasons)
     assert (card.selection_behavior is not None) == bool(card.suggestions)
@@ -810,7 +810,7 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
 
 def test_no_shipped_text_names_internal_files():
     text = open("cards/knowledge/interactions.yaml", encoding="utf-8").read()
-    assert re.search(r"clinical-reference|DATA-PROFILE|\.md\b", text) is None
+    assert re.search(r"clinical-basis|data-profile|\.md\b", text) is None
 
 
 # --- from FHIR: orders named in text reach their interaction card --------------------------------

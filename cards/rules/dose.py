@@ -227,7 +227,7 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         body.append(f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
                     "meant as a change, discontinue the active order (or link the new one as its "
                     "replacement); otherwise cancel the new order.")
-        source_id = "clinical-reference"
+        source_id = "clinical-basis"
         detail.cite(source_id, "Totals, not orders")
     elif d.verdict == "extended-release-twice-daily":
         indicator = "warning"

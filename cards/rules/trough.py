@@ -180,7 +180,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         if facts.pregnancy.pregnant:
             detail.add("\nShe is pregnant: whole-blood troughs fall with the haematocrit while the unbound drug "
                        "rises, so raising the dose to chase a 'normal' trough can overshoot.")
-            detail.cite("clinical-reference", "Pharmacokinetics")
+            detail.cite("clinical-basis", "Pharmacokinetics")
         else:
             detail.add("\nCheck adherence and the draw time before raising the dose.")
     elif d.verdict == "uninterpretable":
