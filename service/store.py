@@ -12,6 +12,7 @@ import functools
 import itertools
 import logging
 import os
+import stat
 import weakref
 import re
 from dataclasses import dataclass, field
@@ -467,10 +468,11 @@ def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime)
 
 def private_directory(folder: Path) -> None:
     """Create ``folder`` (and missing parents) readable by this user only; tighten it when it is
-    ours and open to others."""
+    ours and open to others. A shared temporary folder (sticky bit, like /tmp) is never tightened,
+    even when this user owns it (root owns /tmp): the files in it are private on their own."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = folder.stat()
-    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+    if info.st_uid == os.getuid() and info.st_mode & 0o077 and not info.st_mode & stat.S_ISVTX:
         folder.chmod(0o700)
 
 

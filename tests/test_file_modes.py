@@ -40,3 +40,14 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path):
     folder.chmod(0o755)
     Store(f"sqlite:///{database}").dispose()
     assert _mode(folder) == 0o700 and _mode(database) == 0o600
+
+
+def test_a_shared_temporary_folder_keeps_its_mode(tmp_path):
+    """A database put straight into a sticky, world-writable folder (such as /tmp, owned by the root
+    user the service may run as) leaves the folder open to others; only the files are private."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    database = shared / "tacro-cds.sqlite"
+    Store(f"sqlite:///{database}").dispose()
+    assert _mode(shared) == 0o1777 and _mode(database) == 0o600
