@@ -426,3 +426,26 @@ def test_db_upgrade_on_a_newer_database_fails_with_the_reason(db_url, engine, mo
 
     assert cli_main(["db", "upgrade"]) == 2
     assert "newer release" in capsys.readouterr().err
+
+
+def test_serve_stops_before_starting_workers_on_a_newer_database(db_url, engine, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", db_url)
+    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")  # serve sets it when unset
+    _stamp(engine, "f00d-from-the-future")
+
+    assert cli_main(["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "tacro-cds: database: the database is at schema revision f00d-from-the-future" in err
+
+
+def test_automatic_upgrade_is_turned_off_by_its_environment_variable(db_url, engine, monkeypatch, tmp_path):
+    monkeypatch.setenv("TACRO_CDS_DB_AUTO_UPGRADE", "false")
+    settings = {"AUTH_REQUIRED": False, "FEEDBACK_DB": db_url, "DATA_DIR": str(tmp_path / "data")}
+    with pytest.raises(DatabaseSchemaError, match="an empty database.*tacro-cds db upgrade"):
+        create_app(settings)
+    assert _revision(engine) is None
+
+    monkeypatch.setenv("TACRO_CDS_DB_AUTO_UPGRADE", "true")
+    create_app(settings).extensions["tacro_cds"].store.dispose()
+    assert _revision(engine) == migrate.head()

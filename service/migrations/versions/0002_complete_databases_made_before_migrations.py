@@ -67,12 +67,12 @@ def upgrade() -> None:
         for column in columns:
             if column.name not in present:
                 op.add_column(table, column)
-    for name, table, columns, unique in INDEXES:
+    for name, table, indexed, unique in INDEXES:
         if name in {index["name"] for index in sa.inspect(bind).get_indexes(table)}:
             continue
         if name == "uq_feedback_card_caller_outcome":
             _keep_first_of_repeated_feedback(bind)
-        op.create_index(name, table, columns, unique=unique)
+        op.create_index(name, table, indexed, unique=unique)
 
 
 def _keep_first_of_repeated_feedback(bind: sa.Connection) -> None:
