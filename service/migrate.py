@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from .errors import DatabaseSchemaError
 
@@ -167,11 +169,19 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _unreachable(url: str, exc: OperationalError) -> int:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    print(f"tacro-cds: database: cannot use {_shown(url)}: {reason}", file=sys.stderr)
+    return 2
+
+
 def _upgrade_command(_args: argparse.Namespace) -> int:
     url = database_url_from_environment()
     engine = migration_engine(url)
     try:
         done = bring_up_to_date(engine)
+    except OperationalError as exc:
+        return _unreachable(url, exc)
     finally:
         engine.dispose()
     if not done.changed:
@@ -188,6 +198,8 @@ def _status_command(_args: argparse.Namespace) -> int:
     engine = migration_engine(url)
     try:
         state = schema_state(engine)
+    except OperationalError as exc:
+        return _unreachable(url, exc)
     finally:
         engine.dispose()
     current = state.current or ("none (tables made before migrations)" if state.made_before_migrations else "none (empty)")

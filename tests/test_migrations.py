@@ -449,3 +449,13 @@ def test_automatic_upgrade_is_turned_off_by_its_environment_variable(db_url, eng
     monkeypatch.setenv("TACRO_CDS_DB_AUTO_UPGRADE", "true")
     create_app(settings).extensions["tacro_cds"].store.dispose()
     assert _revision(engine) == migrate.head()
+
+
+def test_db_upgrade_on_an_unreachable_database_says_so_without_the_password(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", "postgresql+psycopg://tacro:s3cret-pw@127.0.0.1:1/tacro_cds")
+    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
+
+    assert cli_main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tacro-cds: database: cannot use postgresql+psycopg://tacro:***@127.0.0.1:1/tacro_cds")
+    assert "s3cret-pw" not in err
