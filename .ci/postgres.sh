@@ -3,20 +3,34 @@
 #
 #   eval "$(.ci/postgres.sh)"      # sets TACRO_CDS_TEST_POSTGRES_URL
 #   .ci/postgres.sh --stop         # stops it and removes its data
+#   .ci/postgres.sh --where        # prints its state directory and first port (no root needed)
 #
 # Installs Debian's postgresql with apt-get when missing, then runs its own cluster (not the
 # package's "main" one) from a state directory under /tmp, listening on 127.0.0.1 only, on the first
-# free port from 55432. Idempotent: a second run finds the running cluster and prints the same line.
-# Only the export line goes to stdout; progress goes to stderr.
+# free port from a starting port. Idempotent: a second run finds the running cluster and prints the
+# same line. Only the export line goes to stdout; progress goes to stderr.
+#
+# Each checkout has its own cluster: the state directory is /tmp/tacro-cds-postgres-<hash of the
+# checkout's path>, and the port search starts at 55432 + (that hash mod 2000), so two checkouts on
+# one machine never share (or stop) each other's cluster. TACRO_CDS_PG_STATE and TACRO_CDS_PG_PORT
+# override the directory and the starting port.
 set -euo pipefail
 
-STATE="${TACRO_CDS_PG_STATE:-/tmp/tacro-cds-postgres}"
-FIRST_PORT="${TACRO_CDS_PG_PORT:-55432}"
+CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+CHECKOUT_HASH="$(printf '%s' "$CHECKOUT" | sha256sum | cut -c1-12)"
+STATE="${TACRO_CDS_PG_STATE:-/tmp/tacro-cds-postgres-$CHECKOUT_HASH}"
+FIRST_PORT="${TACRO_CDS_PG_PORT:-$((55432 + 16#${CHECKOUT_HASH:0:8} % 2000))}"
 DB_NAME=tacro_cds_test
 DB_USER=tacro_cds
 
 say() { echo "postgres.sh: $*" >&2; }
 as_postgres() { runuser -u postgres -- "$@"; }
+
+if [[ "${1:-}" == "--where" ]]; then
+    # Where this checkout's cluster lives (no root needed): "<state directory> <first port tried>".
+    echo "$STATE $FIRST_PORT"
+    exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
     say "must run as root (installs packages, runs the cluster as user postgres)"

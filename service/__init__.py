@@ -18,7 +18,7 @@ from flask_cors import CORS
 from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
 
 from .auth import CallerVerifier
-from .config import data_directory, load_config
+from .config import data_directory, database_url, load_config
 from .errors import register_error_handler
 from .logs import configure_logging
 from .prefetch import PrefetchResolver
@@ -51,9 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"])
     compile_validators()  # every request schema checked and compiled once, before the first call
 
-    db_url = settings["FEEDBACK_DB"]
-    if not db_url:
-        db_url = f"sqlite:///{Path(app.instance_path) / 'tacro-cds.sqlite'}"
+    db_url = database_url(settings, Path(app.instance_path))
     loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])
     _report_knowledge(loaded)
     knowledge = loaded.tables
@@ -63,7 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         retention=Retention(issued_cards_days=float(settings["ISSUED_CARDS_RETENTION_DAYS"]),
                             feedback_days=float(settings["FEEDBACK_RETENTION_DAYS"])),
         quota=FeedbackQuota(per_minute=int(settings["FEEDBACK_RATE_PER_MINUTE"]),
-                            total=int(settings["FEEDBACK_QUOTA"])))
+                            total=int(settings["FEEDBACK_QUOTA"])),
+        auto_upgrade=bool(settings["DB_AUTO_UPGRADE"]))
     app.extensions["tacro_cds"] = Runtime(
         config=settings,
         knowledge=knowledge,

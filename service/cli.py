@@ -1,4 +1,4 @@
-"""``tacro-cds`` command line: serve, fixtures, demo, knowledge, rxnorm, dev-ehr."""
+"""``tacro-cds`` command line: serve, db, fixtures, demo, knowledge, rxnorm, dev-ehr."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from . import demo, fixtures_cli, knowledge_cli, rxnorm_import
-from .config import ConfigError, data_directory, load_config
+from . import demo, fixtures_cli, knowledge_cli, migrate, rxnorm_import
+from .config import ConfigError, data_directory, database_url, load_config
 from .dev_ehr import cli as dev_ehr_cli
+from .errors import DatabaseSchemaError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -33,8 +34,15 @@ def _serve(args: argparse.Namespace) -> int:
     fallback = args.threads // 2 if args.threads >= 4 else args.threads
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
     # Check the settings once before forking workers: a bad one is one clear message, not a
-    # traceback per worker.
-    data_directory(load_config())
+    # traceback per worker. Likewise the database: migrated (or checked) here, once; the workers
+    # then find it up to date.
+    settings = load_config()
+    data_directory(settings)
+    engine = migrate.migration_engine(database_url(settings))
+    try:
+        migrate.bring_up_to_date(engine, upgrade=bool(settings["DB_AUTO_UPGRADE"]))
+    finally:
+        engine.dispose()
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
@@ -79,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="threads per worker running complete requests (default 8; half of them at "
                             "most fetch from FHIR servers at once)")
     serve.set_defaults(func=_serve)
+    migrate.add_parser(sub)
     fixtures_cli.add_parser(sub)
     demo.add_parser(sub)
     knowledge_cli.add_parser(sub)
@@ -94,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         print(f"tacro-cds: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseSchemaError as exc:
+        print(f"tacro-cds: database: {exc}", file=sys.stderr)
         return 2
 
 

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     # Storage for feedback and the JWT replay cache (SQLAlchemy URL). None: SQLite in DATA_DIR.
     "FEEDBACK_DB": None,
+    # Apply the database's pending migrations at start-up (one process at a time); off: start-up
+    # refuses a database that is behind, and `tacro-cds db upgrade` brings it up to date.
+    "DB_AUTO_UPGRADE": True,
     # Feedback per caller (JWT iss): entries per rolling minute and entries kept in all; beyond, 429.
     "FEEDBACK_RATE_PER_MINUTE": 600,
     "FEEDBACK_QUOTA": 100_000,
@@ -230,6 +233,14 @@ def data_directory(settings: Mapping[str, Any], environ: Mapping[str, str] | Non
         raise ConfigError(f"cannot use {origin} as the service's data folder ({exc.strerror or exc}); set "
                           f"{ENV_PREFIX}DATA_DIR to a folder this user ({_user()}) may write") from None
     return folder
+
+
+def database_url(settings: Mapping[str, Any], folder: Path | None = None) -> str:
+    """The store's SQLAlchemy URL: FEEDBACK_DB, else the SQLite file in the data folder (``folder``
+    when the caller has it already)."""
+    if settings.get("FEEDBACK_DB"):
+        return str(settings["FEEDBACK_DB"])
+    return f"sqlite:///{(folder or data_directory(settings)) / 'tacro-cds.sqlite'}"
 
 
 def _user() -> str:

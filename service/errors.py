@@ -157,6 +157,12 @@ UNAUTHORIZED_OUTCOME: dict[str, Any] = {"resourceType": "OperationOutcome",
                                         "issue": [{"severity": "error", "code": "login"}]}
 
 
+class DatabaseSchemaError(Exception):
+    """The store's database is at a schema this release cannot run on (a newer release upgraded it;
+    it is behind while automatic upgrade is off; it holds only some of the tables). Raised at
+    start-up, before any request, and never answered to a caller: start-up stops with the message."""
+
+
 def register_error_handler(app: Flask) -> None:
     """Render every error, ours or Flask's, in one place."""
 

@@ -4,6 +4,10 @@ knows each card's kind) and the JWT replay cache.
 Everything lives in ``FEEDBACK_DB`` (a SQLAlchemy URL): SQLite by default (WAL, one file shared by the
 gunicorn workers of one host), PostgreSQL when several replicas run. Cross-process guarantees come
 from the database (a uniqueness constraint, committed transactions), never from process memory.
+
+The tables below are the model; a database gets them from the Alembic migrations in
+``service/migrations``, applied by ``service.migrate`` when the store opens (a model change needs a
+new revision: ``tests/test_migrations.py`` fails while the two differ).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, ParamSpec, TypeVar
 
 from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, delete, event, func, insert, inspect, select,
+                        UniqueConstraint, create_engine, delete, event, func, insert, select,
                         update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from . import migrate
 from .errors import FeedbackQuotaError, StorageUnavailableError
 
 log = logging.getLogger("tacro_cds.store")
@@ -114,8 +119,6 @@ class FeedbackResult:
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Arbitrary fixed key: serialises table creation when several workers start against PostgreSQL.
-_PG_CREATE_LOCK = 0x7AC_0CD5
 
 
 P = ParamSpec("P")
@@ -168,40 +171,28 @@ class Store:
     """Feedback, issued cards and seen JWT ids in one SQLAlchemy database."""
 
     def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None,
-                 retention: Retention | None = None, quota: FeedbackQuota | None = None) -> None:
+                 retention: Retention | None = None, quota: FeedbackQuota | None = None,
+                 auto_upgrade: bool = True) -> None:
+        """Open the store; its schema is brought up to date first (``service.migrate``; with
+        ``auto_upgrade`` False only checked), and DatabaseSchemaError stops a start on a database
+        this release cannot run on."""
         self.url = url
         self.retention = retention or Retention()
         self.quota = quota or FeedbackQuota()
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
-        self.engine = self._build_engine(url)
+        self.engine = build_engine(url)
         # The issued-card record is best-effort: committed without waiting for the disk (a crash of
         # the process loses nothing; a power cut may lose the last few records, never feedback).
-        self.record_engine = self._build_engine(url, best_effort=True) if _separate_file(url) else self.engine
+        self.record_engine = build_engine(url, best_effort=True) if _separate_file(url) else self.engine
         self._calls = itertools.count()
-        self._create_tables()
+        try:
+            migrate.bring_up_to_date(self.engine, upgrade=auto_upgrade)
+        except BaseException:
+            self.dispose()
+            raise
         # A forked child must not reuse the parent's pooled connections.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref))
-
-    @staticmethod
-    def _build_engine(url: str, *, best_effort: bool = False) -> Engine:
-        if url.startswith("sqlite"):
-            database = make_url(url).database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                _private_file(Path(database))
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-            _configure_sqlite(engine, synchronous="NORMAL" if best_effort else "FULL")
-            return engine
-        return create_engine(url, pool_pre_ping=True)
-
-    def _create_tables(self) -> None:
-        # Several gunicorn workers may start at once: SQLite serialises this under BEGIN IMMEDIATE
-        # (see _configure_sqlite), PostgreSQL under a transaction-scoped advisory lock.
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
-            metadata.create_all(conn, checkfirst=True)
-            _add_missing_columns(conn)
 
     def now(self) -> datetime:
         return _utc_naive(self.clock())
@@ -431,19 +422,6 @@ def _refusal(row: Mapping[str, Any], card: Any, now: datetime, done: set[tuple[s
     return None
 
 
-def _add_missing_columns(conn: Any) -> None:
-    """Columns added since a database was created (SQLite and PostgreSQL both ADD COLUMN)."""
-    inspector = inspect(conn)
-    for table in (feedback, issued_cards):
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            kind = column.type.compile(dialect=conn.dialect)
-            default = " NOT NULL DEFAULT ''" if column.server_default is not None else ""
-            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}')
-
-
 def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime) -> dict[str, Any]:
     override = entry.get("overrideReason") or {}
     reason = override.get("reason") or {}
@@ -490,6 +468,19 @@ def _private_file(database: Path) -> None:
             path.chmod(0o600)
 
 
+def build_engine(url: str, *, best_effort: bool = False) -> Engine:
+    """The engine the store uses for ``url`` (SQLite: a private file, WAL, the write lock taken at
+    the start of every transaction; ``best_effort``: commits not waited for on disk)."""
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_file(Path(database))
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine, synchronous="NORMAL" if best_effort else "FULL")
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
 def _separate_file(url: str) -> bool:
     """A SQLite database in a file of its own, which a second engine can open (not an in-memory one)."""
     if not url.startswith("sqlite"):
@@ -529,4 +520,4 @@ def _dispose_in_child(ref: "weakref.ReferenceType[Store]") -> None:
             store.record_engine.dispose(close=False)
 
 
-__all__ = ["Store", "parse_timestamp", "metadata", "feedback", "issued_cards", "seen_jti"]
+__all__ = ["Store", "build_engine", "parse_timestamp", "metadata", "feedback", "issued_cards", "seen_jti"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import ast
 import configparser
+import fnmatch
+import os
+import shutil
+import subprocess
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -111,3 +116,59 @@ def test_lock_file_pins_every_runtime_dependency_within_its_bounds():
         assert version is not None, f"{requirement.name} is not in requirements.lock"
         assert requirement.specifier.contains(version), f"requirements.lock pins {requirement.name}=={version}"
     assert "--require-hashes -r requirements.lock" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_migration_scripts_ship_with_the_package():
+    """Alembic reads env.py, the revisions and the revision template from the installed package:
+    each is in a package setuptools finds, or matched by a package-data pattern."""
+    root = ROOT / "service"
+    files = [p for p in (root / "migrations").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert {"env.py", "script.py.mako", "0001_baseline.py"} <= {p.name for p in files}
+    include = _setup_cfg()["options.packages.find"]["include"].split()
+    shipped = {path for pattern in _package_data("service") for path in root.glob(pattern)}
+    missing = []
+    for path in files:
+        if path.suffix == ".py":
+            package = ".".join(path.parent.relative_to(ROOT).parts)
+            in_package = (path.parent / "__init__.py").is_file() and any(
+                fnmatch.fnmatchcase(package, pattern) for pattern in include)
+            if not in_package:
+                missing.append(str(path.relative_to(ROOT)))
+        elif path not in shipped:
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing
+
+
+@pytest.mark.slow
+def test_a_service_installed_without_its_checkout_migrates_a_database(tmp_path):
+    """A wheel built from the sources (as `pip install .` builds it), installed apart from the
+    checkout, runs `tacro-cds db upgrade` on a new database and then finds it up to date."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    for folder in ("service", "cards", "fhir_fixtures"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True, timeout=600)
+    wheel = next((tmp_path / "dist").glob("tacro_cds-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    database = tmp_path / "db" / "store.sqlite"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TACRO_CDS_")},
+           "PYTHONPATH": str(tmp_path / "site"), "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{database}",
+           "TACRO_CDS_DATA_DIR": str(tmp_path / "data")}
+    script = ("import sys, service; from service.cli import main; "
+              "print(service.__file__); sys.exit(main(sys.argv[1:]))")
+
+    def tacro_cds(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    upgraded = tacro_cds("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.startswith(str(tmp_path / "site" / "service"))  # not the checkout's copy
+    assert "upgraded from an empty database to revision" in upgraded.stdout
+    status = tacro_cds("db", "status")
+    assert status.returncode == 0 and "this release needs" in status.stdout, status.stderr
