@@ -18,7 +18,7 @@ def _where(checkout: Path, **env: str) -> tuple[str, int]:
     if not script.exists():
         script.parent.mkdir(parents=True)
         shutil.copy2(SCRIPT, script)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TACRO_CDS_PG_")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("TACRO_CDS_PG_STATE", "TACRO_CDS_PG_PORT")}
     done = subprocess.run(["bash", str(script), "--where"], env={**clean, **env}, capture_output=True,
                           text=True, check=True, timeout=30)
     state, port = done.stdout.split()
