@@ -92,6 +92,9 @@ def test_the_service_runs_as_replicas_with_the_images_own_command():
     assert service["depends_on"]["db"]["condition"] == "service_healthy"
     # Every replica shares one database: the replay cache and feedback are the same for all.
     assert service["environment"]["TACRO_CDS_FEEDBACK_DB"].startswith("postgresql+psycopg://")
+    # ... and one data folder (SMART sessions, their signing key): a named volume, not one per replica.
+    data = [v for v in service["volumes"] if v.split(":")[1] == "/var/lib/tacro-cds"]
+    assert len(data) == 1 and data[0].split(":")[0] in _config(TACRO_DB_PASSWORD="x1")["volumes"]
 
 
 def test_the_proxy_serves_deploy_nginx_conf_and_names_the_replicated_service():
