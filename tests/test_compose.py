@@ -44,7 +44,7 @@ def _config(**env: str) -> dict[str, Any]:
     return loaded
 
 
-def test_trusted_issuers_reach_the_service_unchanged_and_parse():
+def test_trusted_issuers_reach_the_service_unchanged_and_parse() -> None:
     config = _config(TACRO_DB_PASSWORD="s3cret0hex", TACRO_CDS_TRUSTED_ISSUERS=json.dumps(ISSUERS))
     environment = config["services"]["tacro-cds"]["environment"]
     assert json.loads(environment["TACRO_CDS_TRUSTED_ISSUERS"]) == ISSUERS
@@ -55,14 +55,14 @@ def test_trusted_issuers_reach_the_service_unchanged_and_parse():
     assert settings["CORS_ORIGINS"] == []
 
 
-def test_database_password_is_required_and_shared_by_database_and_service():
+def test_database_password_is_required_and_shared_by_database_and_service() -> None:
     refused = _compose_config()
     assert refused.returncode != 0 and "TACRO_DB_PASSWORD" in refused.stderr
     config = _config(TACRO_DB_PASSWORD="abc123def")
     assert config["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "abc123def"
 
 
-def test_only_the_proxy_is_published_on_loopback_by_default():
+def test_only_the_proxy_is_published_on_loopback_by_default() -> None:
     config = _config(TACRO_DB_PASSWORD="x1")
     published = {name: service.get("ports") for name, service in config["services"].items() if service.get("ports")}
     assert list(published) == ["proxy"]
@@ -71,7 +71,7 @@ def test_only_the_proxy_is_published_on_loopback_by_default():
     assert [str(p) for p in moved["services"]["proxy"]["ports"]] == ["0.0.0.0:8443:8080/tcp"]
 
 
-def test_compose_file_holds_no_password_and_no_brace_defaults():
+def test_compose_file_holds_no_password_and_no_brace_defaults() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     services = yaml.safe_load(text)["services"]
     assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${TACRO_DB_PASSWORD:?")
@@ -83,7 +83,7 @@ def test_compose_file_holds_no_password_and_no_brace_defaults():
 FHIR_BASE = "http://fhir:8080/fhir"
 
 
-def test_the_service_runs_as_replicas_with_the_images_own_command():
+def test_the_service_runs_as_replicas_with_the_images_own_command() -> None:
     service = _config(TACRO_DB_PASSWORD="x1")["services"]["tacro-cds"]
     assert service["deploy"]["replicas"] >= 2
     assert _config(TACRO_DB_PASSWORD="x1", TACRO_REPLICAS="4")["services"]["tacro-cds"]["deploy"]["replicas"] == 4
@@ -97,7 +97,7 @@ def test_the_service_runs_as_replicas_with_the_images_own_command():
     assert len(data) == 1 and data[0].split(":")[0] in _config(TACRO_DB_PASSWORD="x1")["volumes"]
 
 
-def test_the_proxy_serves_deploy_nginx_conf_and_names_the_replicated_service():
+def test_the_proxy_serves_deploy_nginx_conf_and_names_the_replicated_service() -> None:
     config = _config(TACRO_DB_PASSWORD="x1")
     proxy = config["services"]["proxy"]
     mounts = {volume.split(":")[1]: Path(volume.split(":")[0]) for volume in proxy["volumes"]}
@@ -114,7 +114,7 @@ def test_the_proxy_serves_deploy_nginx_conf_and_names_the_replicated_service():
     assert image == "nginx" and Version(tag) >= Version("1.27.3")
 
 
-def test_the_fhir_server_for_integrators_is_pinned_health_checked_and_unpublished():
+def test_the_fhir_server_for_integrators_is_pinned_health_checked_and_unpublished() -> None:
     fhir = _config(TACRO_DB_PASSWORD="x1")["services"]["fhir"]
     image, tag = fhir["image"].split(":")
     assert image == "hapiproject/hapi" and tag not in ("", "latest") and tag[0] == "v"
@@ -127,7 +127,7 @@ def test_the_fhir_server_for_integrators_is_pinned_health_checked_and_unpublishe
     assert (mounts[str(probe.parent)] / probe.name).is_file()
 
 
-def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy():
+def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy() -> None:
     config = _config(TACRO_DB_PASSWORD="x1")
     job, service = config["services"]["fixtures"], config["services"]["tacro-cds"]
     assert job["depends_on"]["fhir"]["condition"] == "service_healthy"
@@ -140,7 +140,7 @@ def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy():
     assert not job.get("environment")
 
 
-def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else():
+def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else() -> None:
     environment = _config(TACRO_DB_PASSWORD="x1")["services"]["tacro-cds"]["environment"]
     settings = load_config(environ={k: str(v) for k, v in environment.items()})
     assert settings["FHIR_SERVER_ALLOWLIST"] == [FHIR_BASE]
@@ -157,7 +157,7 @@ def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else
     assert settings["FHIR_SERVER_ALLOWLIST"] == mine and settings["ALLOW_HTTP_FHIR"] == "never"
 
 
-def test_no_secret_is_written_in_the_resolved_configuration():
+def test_no_secret_is_written_in_the_resolved_configuration() -> None:
     password = "Pw" + "7" * 30
     config = _config(TACRO_DB_PASSWORD=password)
     holders = sorted(f"{name}.{key}" for name, service in config["services"].items()

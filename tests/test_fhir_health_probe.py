@@ -56,7 +56,7 @@ def _probe(base: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("server", "ready"), [("ready", True), ("starting", False), ("wrong", False)])
-def test_ready_only_when_the_server_answers_its_capability_statement(stand_in, server, ready):
+def test_ready_only_when_the_server_answers_its_capability_statement(stand_in: str, server: str, ready: bool) -> None:
     result = _probe(f"{stand_in}/{server}/fhir")
     assert (result.returncode == 0) is ready, result.stderr
     if not ready:

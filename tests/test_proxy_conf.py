@@ -38,7 +38,7 @@ def _self_signed(folder: Path) -> Path:
     return folder
 
 
-def test_the_shipped_proxy_configuration_is_valid(tmp_path):
+def test_the_shipped_proxy_configuration_is_valid(tmp_path: Path) -> None:
     binary = nginx_binary()
     main = proxy_prefix(tmp_path, ["127.0.0.1:9"], free_port())
     result = check_config(binary, tmp_path, main)
@@ -46,7 +46,7 @@ def test_the_shipped_proxy_configuration_is_valid(tmp_path):
     assert "test is successful" in result.stderr
 
 
-def test_the_tls_server_block_is_valid_with_a_mounted_certificate(tmp_path):
+def test_the_tls_server_block_is_valid_with_a_mounted_certificate(tmp_path: Path) -> None:
     binary = nginx_binary()
     tls = (DEPLOY / "tls.conf").read_text(encoding="utf-8")
     assert tls.count(MOUNTED_TLS) == 2  # the certificate and its key, both from the mounted folder
@@ -57,7 +57,7 @@ def test_the_tls_server_block_is_valid_with_a_mounted_certificate(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_broken_configuration_is_caught(tmp_path):
+def test_a_broken_configuration_is_caught(tmp_path: Path) -> None:
     """The check can fail: a directive nginx does not know is refused."""
     binary = nginx_binary()
     main = proxy_prefix(tmp_path, ["127.0.0.1:9"], free_port(),

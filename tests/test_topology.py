@@ -92,7 +92,7 @@ def _hook_calls(server: Server) -> int:
 
 
 @pytest.fixture(scope="module")
-def fleet(database, tmp_path_factory) -> Iterator[Fleet]:
+def fleet(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     nginx_binary()  # skip or fail before starting anything
     signer = ec_signer()
     proxy_port = free_port()
@@ -107,7 +107,7 @@ def fleet(database, tmp_path_factory) -> Iterator[Fleet]:
             yield Fleet(a, b, proxy, folder, signer)
 
 
-def test_a_token_accepted_by_one_instance_is_refused_by_the_other(fleet):
+def test_a_token_accepted_by_one_instance_is_refused_by_the_other(fleet: Fleet) -> None:
     path = f"/cds-services/{SERVICE}"
     body = builtin_request("patient-view", with_token=False)
     token = fleet.token(path)
@@ -127,7 +127,7 @@ def test_a_token_accepted_by_one_instance_is_refused_by_the_other(fleet):
     assert fleet.call(fleet.b.base_url, path, fleet.token(path), body).status_code == 200
 
 
-def test_feedback_posted_to_one_instance_is_in_the_other_instances_summary(fleet):
+def test_feedback_posted_to_one_instance_is_in_the_other_instances_summary(fleet: Fleet) -> None:
     path = f"/cds-services/{SERVICE}"
     summary_path = f"{path}/feedback/summary"
     before = fleet.call(fleet.b.base_url, summary_path, fleet.token(summary_path))
@@ -158,7 +158,7 @@ def _counts(summary: dict[str, Any]) -> collections.Counter[tuple[str, str]]:
                                 for outcome, n in outcomes.items()})
 
 
-def test_calls_through_the_proxy_reach_both_instances_and_share_the_replay_cache(fleet):
+def test_calls_through_the_proxy_reach_both_instances_and_share_the_replay_cache(fleet: Fleet) -> None:
     path = f"/cds-services/{SERVICE}"
     body = builtin_request("patient-view", with_token=False)
     logged_before = len(upstreams_used(fleet.proxy_folder))
