@@ -61,9 +61,12 @@ def proxy_prefix(folder: Path, upstreams: Sequence[str], port: int, *, extra_ser
 
 
 def nginx_command(binary: str, folder: Path, main: Path, *args: str) -> list[str]:
-    """nginx with everything it writes (pid, error log) inside ``folder``."""
+    """nginx with everything it writes (pid, error log) inside ``folder``. Started by root (CI),
+    its workers run as root too: the test's folder is private to its user, and a worker that could
+    not write its temporary files there would fail large requests."""
+    user = " user root;" if os.geteuid() == 0 else ""
     return [binary, "-p", str(folder), "-c", str(main), "-e", str(folder / "error.log"),
-            "-g", f"pid {folder}/nginx.pid; daemon off;", *args]
+            "-g", f"pid {folder}/nginx.pid; daemon off;{user}", *args]
 
 
 def check_config(binary: str, folder: Path, main: Path) -> subprocess.CompletedProcess[str]:

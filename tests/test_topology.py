@@ -179,3 +179,33 @@ def test_calls_through_the_proxy_reach_both_instances_and_share_the_replay_cache
     assert statuses == [200, 401, 401, 401]
     replay_hosts = upstreams_used(fleet.proxy_folder)[-3:]
     assert len(set(replay_hosts)) == 2, replay_hosts  # the replays met both instances
+
+
+def _feedback_calls(server: Server) -> list[int]:
+    """Statuses of the feedback posts the instance answered, by its own log."""
+    return [record["status"] for line in server.log().splitlines() if line.startswith("{")
+            and (record := json.loads(line)).get("message") == "call"
+            and record.get("path") == "/cds-services/<service_id>/feedback"]
+
+
+def test_the_proxy_passes_bodies_up_to_the_services_limit_and_refuses_larger_ones(fleet: Fleet) -> None:
+    """nginx's body limit is the service's (5 MiB): a body just under it reaches an instance whole
+    (spooled to nginx's temporary files first, being over its 1 MiB memory buffer); one over it is
+    refused by the proxy, and no instance sees it."""
+    path = f"/cds-services/{SERVICE}/feedback"
+    headers = {"Content-Type": "application/json"}
+    seen = len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b))
+
+    padded = b'{"feedback": [' + b" " * (5 * 1024 * 1024 - 100) + b"]}"
+    answer = requests.post(fleet.proxy + path, data=padded, timeout=60,
+                           headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"})
+    # The service parsed the whole body (the empty list is its answer, a schema violation, not nginx's).
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["issue"][0]["diagnostics"] == "schema-violation"
+    assert len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b)) == seen + 1
+
+    too_big = b'{"feedback": [' + b" " * (5 * 1024 * 1024 + 100) + b"]}"
+    refused = requests.post(fleet.proxy + path, data=too_big, timeout=60,
+                            headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"})
+    assert refused.status_code == 413
+    assert len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b)) == seen + 1
