@@ -142,8 +142,11 @@ class Worker(gasgi.ASGIWorker):  # type: ignore[misc]
         gasgi.ASGIProtocol = _Protocol
         super().init_process()
 
+    asgi: Any
+
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        if isinstance(self.asgi, Flask):
-            self.asgi = asgi_app(self.asgi, threads=max(1, int(self.cfg.threads)),
-                                 max_request_bytes=self.asgi.config["MAX_CONTENT_LENGTH"])
+        app = self.asgi
+        if isinstance(app, Flask):
+            self.asgi = asgi_app(app, threads=max(1, int(self.cfg.threads)),
+                                 max_request_bytes=app.config["MAX_CONTENT_LENGTH"])
