@@ -18,7 +18,7 @@ options are applied after this file and win (``GUNICORN_CMD_ARGS="--keep-alive 1
 | GUNICORN_GRACEFUL_TIMEOUT   | graceful_timeout   | 30 s                       |
 | GUNICORN_KEEPALIVE          | keepalive          | 5 s                        |
 | FORWARDED_ALLOW_IPS         | forwarded_allow_ips| 127.0.0.1,::1              |
-| PROMETHEUS_MULTIPROC_DIR    | metrics folder     | a new temporary folder     |
+| PROMETHEUS_MULTIPROC_DIR    | metrics folder     | a new temporary folder, removed at exit |
 
 This file is loaded by path, never imported as part of the ``service`` package: the metrics folder
 must be in the environment before prometheus-client is first imported (it picks its multiprocess
@@ -26,6 +26,7 @@ mode at import), and importing ``service`` imports it.
 """
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -67,10 +68,19 @@ accesslog = None  # the service logs one JSON line per call itself
 control_socket_disable = True
 
 # prometheus-client's multiprocess mode: each worker writes its values to files in this folder and a
-# scrape sums them. Set before anything imports prometheus_client (see above).
-_METRICS_DIR_GIVEN = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-if not _METRICS_DIR_GIVEN:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tacro-cds-metrics-")
+# scrape sums them. The variable is set here, when gunicorn reads this file, because gunicorn imports
+# the worker class (and with it the service and prometheus_client) before any hook runs. The folder
+# itself is made in on_starting (nothing is left behind by `gunicorn --print-config`).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"tacro-cds-metrics-{os.getpid()}-{secrets.token_hex(8)}")
+    # This master made the name (and keeps it across a configuration reload, SIGHUP): it removes
+    # the folder at exit.
+    os.environ["TACRO_METRICS_DIR_OWNER"] = str(os.getpid())
+
+
+def _owns_metrics_dir():
+    return os.environ.get("TACRO_METRICS_DIR_OWNER") == str(os.getpid())
 
 
 def on_starting(server):
@@ -78,7 +88,10 @@ def on_starting(server):
     start), the fallback concurrency from the final thread count, and the service's settings checked
     once (a bad one is one message, not a traceback per worker)."""
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if _owns_metrics_dir():
+        os.mkdir(folder, 0o700)  # a fresh random name: fails rather than use a folder someone made
+    else:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.unlink(os.path.join(folder, name))
@@ -103,5 +116,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if not _METRICS_DIR_GIVEN:
+    if _owns_metrics_dir():
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import json
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,6 +32,7 @@ from bench.samples import ACCESS_TOKEN, PATIENT_ID, builtin_request, with_secret
 from bench.server import Server, gunicorn
 from jwt_support import ISSUER, ec_signer
 
+ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "tacrolimus-patient-view"
 METRICS_TOKEN = "scrape-token-0b9e4d"
 CALLS = 16
@@ -198,3 +201,47 @@ def test_sigterm_lets_a_call_in_flight_finish_then_the_server_exits():
     assert code == 0, log[-3000:]
     assert stopped_after < 40, stopped_after  # it did not wait out graceful_timeout
     assert "Forcing close" not in log
+
+
+def _print_config(tmp_path, env: dict[str, str], config: Path = ROOT / "gunicorn.conf.py") -> subprocess.CompletedProcess[str]:
+    """``gunicorn -c <config> --print-config``: the settings gunicorn ends up with (no worker starts)."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("GUNICORN_", "PROMETHEUS_")) and k not in ("PORT", "WEB_CONCURRENCY",
+                                                                               "FORWARDED_ALLOW_IPS")}
+    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(config), "--print-config"],
+                          cwd=tmp_path, env={**clean, "PYTHONPATH": str(ROOT), **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def _settings(output: str) -> dict[str, str]:
+    return {name.strip(): value.strip() for name, _, value in
+            (line.partition("=") for line in output.splitlines()) if value}
+
+
+def test_the_settings_file_reads_its_variables_and_gunicorn_cmd_args_wins(tmp_path):
+    defaults = _settings(_print_config(tmp_path, {}).stdout)
+    assert defaults["bind"] == "['0.0.0.0:8080']"
+    assert (defaults["workers"], defaults["threads"], defaults["timeout"]) == ("2", "8", "60")
+    assert (defaults["graceful_timeout"], defaults["keepalive"]) == ("30", "5")
+    assert defaults["forwarded_allow_ips"] == "['127.0.0.1', '::1']"
+    assert defaults["worker_class"] == "service.serving.Worker"
+    assert defaults["wsgi_app"] == "service:create_app()"
+
+    env = {"PORT": "9123", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4", "GUNICORN_TIMEOUT": "90",
+           "GUNICORN_GRACEFUL_TIMEOUT": "17", "GUNICORN_KEEPALIVE": "7", "FORWARDED_ALLOW_IPS": "10.0.0.2",
+           "GUNICORN_CMD_ARGS": "--keep-alive 11 --graceful-timeout 19"}
+    # The package's file directly (what `tacro-cds serve` runs) and the checkout's, which runs it.
+    for config in (ROOT / "gunicorn.conf.py", ROOT / "service" / "gunicorn.conf.py"):
+        chosen = _settings(_print_config(tmp_path, env, config).stdout)
+        assert chosen["bind"] == "['0.0.0.0:9123']"
+        assert (chosen["workers"], chosen["threads"], chosen["timeout"]) == ("3", "4", "90")
+        assert chosen["forwarded_allow_ips"] == "['10.0.0.2']"
+        assert (chosen["keepalive"], chosen["graceful_timeout"]) == ("11", "19")  # GUNICORN_CMD_ARGS
+    assert not list(tmp_path.iterdir())  # nothing written where it ran
+    assert _settings(_print_config(tmp_path, {"GUNICORN_BIND": "127.0.0.1:9"}).stdout)["bind"] == "['127.0.0.1:9']"
+
+
+def test_a_bad_settings_variable_stops_gunicorn_naming_it(tmp_path):
+    done = _print_config(tmp_path, {"GUNICORN_GRACEFUL_TIMEOUT": "soon"})
+    assert done.returncode != 0
+    assert "GUNICORN_GRACEFUL_TIMEOUT must be a whole number" in done.stdout + done.stderr
