@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.samples import ACCESS_TOKEN, FAKE_JWT, SECRETS, builtin_request, with_secrets
 from cards.rules.data_quality import KIND as DATA_QUALITY_KIND, MISSING_KIND
-from jwt_support import ISSUER, auth_config, bearer, claims_for, ec_signer
+from jwt_support import ISSUER, auth_config, bearer, ec_signer
 from service import metrics, store
 from service.fhir_client import FhirError
 from service.render import TOPICS
