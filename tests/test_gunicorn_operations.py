@@ -245,3 +245,13 @@ def test_a_bad_settings_variable_stops_gunicorn_naming_it(tmp_path):
     done = _print_config(tmp_path, {"GUNICORN_GRACEFUL_TIMEOUT": "soon"})
     assert done.returncode != 0
     assert "GUNICORN_GRACEFUL_TIMEOUT must be a whole number" in done.stdout + done.stderr
+
+
+def test_the_image_runs_gunicorn_with_the_settings_file():
+    """The image's CMD is gunicorn itself (exec form, so SIGTERM reaches it) with the settings file it
+    copies into its working folder."""
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    cmd = [line for line in lines if line.startswith("CMD ")]
+    assert len(cmd) == 1 and json.loads(cmd[0][len("CMD "):]) == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert any(line.startswith("COPY ") and "gunicorn.conf.py" in line.split() for line in lines)
+    assert any(line.startswith("WORKDIR /app") for line in lines)
