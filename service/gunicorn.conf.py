@@ -30,9 +30,10 @@ import secrets
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 
-def _env_int(name, default):
+def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -79,11 +80,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["TACRO_METRICS_DIR_OWNER"] = str(os.getpid())
 
 
-def _owns_metrics_dir():
+def _owns_metrics_dir() -> bool:
     return os.environ.get("TACRO_METRICS_DIR_OWNER") == str(os.getpid())
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """In the master, before any worker: an empty metrics folder (counters start at zero with each
     start), the fallback concurrency from the final thread count, and the service's settings checked
     once (a bad one is one message, not a traceback per worker)."""
@@ -108,13 +109,13 @@ def on_starting(server):
     print(f"tacro-cds serving on http://{server.cfg.bind[0]}/cds-services", file=sys.stderr)
 
 
-def child_exit(server, worker):
+def child_exit(server: Any, worker: Any) -> None:
     """A worker ended: its live values leave the scrape (its counters stay counted)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def on_exit(server):
+def on_exit(server: Any) -> None:
     if _owns_metrics_dir():
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
