@@ -73,8 +73,8 @@ def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int 
     return None
 
 
-# What ``tacro-cds serve`` (service/cli.py) sets in gunicorn besides bind, workers and threads,
-# as gunicorn command-line options (no access log is gunicorn's default).
+# What the service's gunicorn.conf.py sets besides bind, workers and threads that matters to the
+# floor comparison, as gunicorn command-line options (no access log is gunicorn's default).
 SERVE_SETTINGS = ("--timeout", "60")
 
 
@@ -104,7 +104,7 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | None = None,
-             start_timeout: float = 60.0, app: str | None = None) -> Iterator[Server]:
+             start_timeout: float = 180.0, app: str | None = None) -> Iterator[Server]:
     """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit.
 
     With ``app`` ("module:variable", e.g. the bench's floor app), gunicorn serves that WSGI app
@@ -137,20 +137,20 @@ def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()[-3000:]}")
         try:
-            if requests.get(server.base_url + "/healthz", timeout=1).status_code == 200 \
+            if requests.get(server.base_url + "/healthz", timeout=5).status_code == 200 \
                     and len(server.workers) >= workers:
                 return
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or a worker still booting on a busy machine
-        time.sleep(0.1)
+        except requests.RequestException:
+            pass  # not listening yet, a worker still booting on a busy machine, a reset connection
+        time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # graceful: calls in flight finish (graceful_timeout)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=45)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)

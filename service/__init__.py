@@ -17,6 +17,7 @@ from flask_cors import CORS
 
 from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
 
+from . import metrics
 from .auth import CallerVerifier
 from .config import data_directory, database_url, load_config
 from .errors import register_error_handler
@@ -34,7 +35,8 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tacro_cds.access")
 
-UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi"}
+# /metrics checks its own token (service.metrics.scrape_allowed), not a CDS client's JWT.
+UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi", "cds.metrics_exposition"}
 # Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
 # a CDS client's JWT.
 SELF_AUTHENTICATED = {"smart_app"}
@@ -140,12 +142,20 @@ def _release_memory(_exc: BaseException | None) -> None:
 def _finish(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    service_id = (request.view_args or {}).get("service_id")
+    route = request.url_rule.rule if request.url_rule else "(unmatched)"
+    if request.endpoint == "cds.call_service":
+        hooks = {service.id: service.hook for service in runtime().registry}
+        metrics.http_request(route, request.method, response.status_code, seconds, service_id, hooks.get(service_id))
+    else:
+        metrics.http_request(route, request.method, response.status_code, seconds)
     fields = {
         "method": request.method,
-        "path": request.url_rule.rule if request.url_rule else "(unmatched)",
-        "service": (request.view_args or {}).get("service_id"),
+        "path": route,
+        "service": service_id,
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+        "duration_ms": round(seconds * 1000, 1),
         **g.get("log_fields", {}),
     }
     log.info("call", extra={k: v for k, v in fields.items() if v is not None})

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 import jwt
 import requests
 
+from . import metrics
 from .errors import UnauthorizedError
 from .fhir_client import FhirError, bounded_get, new_session
 
@@ -127,6 +128,7 @@ class CallerVerifier:
             claims = _unverified_claims(token)
             return self._verify(token, header, claims, audience)
         except _Rejected as exc:
+            metrics.jwt_rejected(exc.reason)
             log.info("caller rejected", extra={"reason": exc.reason,
                                                "iss": _loggable(claims.get("iss")),
                                                "jti": _loggable(claims.get("jti"))})

@@ -5,87 +5,88 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import resources
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli, migrate, rxnorm_import
-from .config import ConfigError, data_directory, database_url, load_config
+from .config import ConfigError, data_directory, load_config
 from .dev_ehr import cli as dev_ehr_cli
 from .errors import DatabaseSchemaError
 
 Command = Callable[[argparse.Namespace], int]
 
 
+def config_path() -> str:
+    """The gunicorn settings file the package ships (loaded by path, see its note)."""
+    return str(resources.files("service") / "gunicorn.conf.py")
+
+
+def gunicorn_command(args: argparse.Namespace) -> list[str]:
+    """``gunicorn -c <the package's gunicorn.conf.py>`` with the options given on this command line
+    (the others come from the settings file, the environment and GUNICORN_CMD_ARGS)."""
+    command = [sys.executable, "-m", "gunicorn", "-c", config_path()]
+    host = "127.0.0.1" if args.dev else args.host
+    if host is not None or args.port is not None:
+        command += ["--bind", f"{host or '0.0.0.0'}:{args.port if args.port is not None else _default_port()}"]
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    return command
+
+
+def _default_port() -> int:
+    try:
+        return int(os.environ.get("PORT", "8080"))
+    except ValueError:
+        raise ConfigError(f"PORT must be a whole number, not {os.environ['PORT']!r}") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if args.config_path:
+        print(config_path())
+        return 0
     if args.dev:
         os.environ["TACRO_CDS_AUTH_REQUIRED"] = "false"
         os.environ.setdefault("TACRO_CDS_CORS_ORIGINS", '["*"]')
         os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] = "loopback"  # plain-http FHIR only on this machine
         os.environ["TACRO_CDS_SMART_COOKIE_SECURE"] = "false"  # the SMART app's cookie over http://127.0.0.1
+        os.environ.setdefault("TACRO_CDS_METRICS_OPEN", "true")  # /metrics without a token, on loopback
         print("*" * 72, file=sys.stderr)
         print("tacro-cds DEV MODE: caller authentication is OFF, CORS is open, bound to 127.0.0.1,\n"
-              "http fhirServer allowed on 127.0.0.1/localhost only, SMART app cookie not Secure.\n"
-              "Never use --dev with real patient data.", file=sys.stderr)
+              "http fhirServer allowed on 127.0.0.1/localhost only, SMART app cookie not Secure,\n"
+              "/metrics open. Never use --dev with real patient data.", file=sys.stderr)
         print("*" * 72, file=sys.stderr)
-        host = "127.0.0.1"
-    else:
-        host = args.host
-    # Half the threads at most may wait on FHIR servers; the others keep serving prefetched calls
-    # (with fewer than 4 threads there is nothing to split: all may).
-    fallback = args.threads // 2 if args.threads >= 4 else args.threads
-    os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
-    # Check the settings once before forking workers: a bad one is one clear message, not a
-    # traceback per worker. Likewise the database: migrated (or checked) here, once; the workers
-    # then find it up to date.
-    settings = load_config()
-    data_directory(settings)
-    engine = migrate.migration_engine(database_url(settings))
-    try:
-        migrate.bring_up_to_date(engine, upgrade=bool(settings["DB_AUTO_UPGRADE"]))
-    finally:
-        engine.dispose()
-    from gunicorn.app.base import BaseApplication
-
-    from . import create_app
-
-    from .serving import asgi_app
-
-    class _App(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            # The asyncio worker reads whole requests before a thread runs them: slow clients
-            # hold no thread (service.serving).
-            self.cfg.set("worker_class", "service.serving.Worker")
-            self.cfg.set("asgi_lifespan", "off")
-            self.cfg.set("timeout", 60)
-            self.cfg.set("accesslog", None)
-            # No control socket: it is not used, and two instances would unlink each other's.
-            self.cfg.set("control_socket_disable", True)
-
-        def load(self):  # type: ignore[no-untyped-def]
-            app = create_app()
-            return asgi_app(app, threads=args.threads, max_request_bytes=app.config["MAX_CONTENT_LENGTH"])
-
-    print(f"tacro-cds serving on http://{host}:{args.port}/cds-services", file=sys.stderr)
-    _App().run()
-    return 0
+    # Check the settings once before starting gunicorn: a bad one is one clear message.
+    data_directory(load_config())
+    command = gunicorn_command(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Replace this process with gunicorn, so signals (SIGTERM: finish the calls in flight, then
+    # stop) reach its master directly and it starts with nothing imported.
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tacro-cds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the service under gunicorn",
-                           description="Run the CDS Hooks service under gunicorn. Configuration comes "
-                                       "from TACRO_CDS_* environment variables (see README).")
+                           description="Run the CDS Hooks service under gunicorn with the package's "
+                                       "gunicorn.conf.py (as `gunicorn -c` would). The service's "
+                                       "configuration comes from TACRO_CDS_* environment variables, "
+                                       "gunicorn's from that file's variables and GUNICORN_CMD_ARGS "
+                                       "(see README).")
     serve.add_argument("--dev", action="store_true",
                        help="local development: 127.0.0.1 only, caller authentication OFF")
-    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
-                       help="port (default 8080 or $PORT)")
-    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=8,
-                       help="threads per worker running complete requests (default 8; half of them at "
-                            "most fetch from FHIR servers at once)")
+    serve.add_argument("--host", help="address to bind (default 0.0.0.0; with --dev always 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default $PORT, else 8080)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default $WEB_CONCURRENCY, else 2)")
+    serve.add_argument("--threads", type=int,
+                       help="threads per worker running complete requests (default $GUNICORN_THREADS, "
+                            "else 8; half of them at most fetch from FHIR servers at once)")
+    serve.add_argument("--config-path", action="store_true",
+                       help="print the path of the gunicorn settings file and exit (gunicorn -c PATH)")
     serve.set_defaults(func=_serve)
     migrate.add_parser(sub)
     fixtures_cli.add_parser(sub)

@@ -105,6 +105,11 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "SMART_HTTP_TIMEOUT_S": 10.0,
     "LOG_LEVEL": "INFO",
+    # GET /metrics (Prometheus): served to a scraper sending "Authorization: Bearer <METRICS_TOKEN>",
+    # or to anyone with METRICS_OPEN (a bind nobody else reaches; `serve --dev` sets it); with
+    # neither, /metrics is not served (404). The counting itself always runs.
+    "METRICS_TOKEN": None,
+    "METRICS_OPEN": False,
 }
 
 _STRUCTURED = (dict, list)

@@ -23,6 +23,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import metrics
 from .fhir_policy import AddressCheck, BaseUrl
 
 log = logging.getLogger("tacro_cds.fhir")
@@ -289,6 +290,15 @@ class FhirClient:
 
     def _get(self, url: str, deadline: float | None) -> dict[str, Any]:
         started = time.monotonic()
+        try:
+            document = self._get_document(url, deadline, started)
+        except FhirError as exc:
+            metrics.fhir_request(time.monotonic() - started, exc.code)
+            raise
+        metrics.fhir_request(time.monotonic() - started)
+        return document
+
+    def _get_document(self, url: str, deadline: float | None, started: float) -> dict[str, Any]:
         stop = started + self.timeout if deadline is None else min(started + self.timeout, deadline)
         if stop - started <= 0:
             raise FhirTimeoutError("no time left in the request's budget")

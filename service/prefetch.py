@@ -47,6 +47,7 @@ from urllib.parse import quote
 
 import requests
 
+from . import metrics
 from .config import DEFAULTS
 from .errors import FallbackBusyError, PrefetchUnavailableError
 from .fhir_client import (ByteBudget, FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError,
@@ -201,6 +202,7 @@ class PrefetchResolver:
 
         data[MEDICATIONS] = list(medications.values())
         for item in missing:
+            metrics.prefetch_unavailable(item.code)
             log.warning("prefetch data unavailable", extra={"key": item.key, "reason_code": item.code,
                                                             "optional": item.key in self.optional})
         return data, missing

@@ -18,6 +18,7 @@ import json
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from a2wsgi import WSGIMiddleware
+from flask import Flask
 from gunicorn.workers import gasgi
 
 from .errors import PayloadTooLargeError
@@ -128,9 +129,24 @@ class _Protocol(gasgi.ASGIProtocol):  # type: ignore[misc]
 
 
 class Worker(gasgi.ASGIWorker):  # type: ignore[misc]
-    """gunicorn's asyncio worker using ``_Protocol``."""
+    """gunicorn's asyncio worker using ``_Protocol``, serving a WSGI (Flask) app: the app gunicorn
+    loads (``service:create_app()`` in gunicorn.conf.py) runs on gunicorn's ``threads`` setting's
+    number of threads, each request handed to it complete (``asgi_app``)."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """gasgi warns that it ignores ``threads``; this worker uses it (a2wsgi's thread pool)."""
 
     def init_process(self) -> None:
         # gasgi builds its protocol from the module-level name; point it at ours in this worker.
         gasgi.ASGIProtocol = _Protocol
         super().init_process()
+
+    asgi: Any
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.asgi
+        if isinstance(app, Flask):
+            self.asgi = asgi_app(app, threads=max(1, int(self.cfg.threads)),
+                                 max_request_bytes=app.config["MAX_CONTENT_LENGTH"])

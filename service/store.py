@@ -115,6 +115,7 @@ class FeedbackQuota:
 class FeedbackResult:
     stored: int = 0
     refused: dict[str, int] = field(default_factory=dict)
+    stored_outcomes: dict[str, int] = field(default_factory=dict)  # entries stored, by outcome
 
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -350,6 +351,8 @@ class Store:
             if keep:
                 conn.execute(insert(feedback), keep)
         result.stored = len(keep)
+        for row in keep:
+            result.stored_outcomes[row["outcome"]] = result.stored_outcomes.get(row["outcome"], 0) + 1
         if result.refused:
             log.info("feedback refused", extra={"service": service_id, "cards": sum(result.refused.values()),
                                                 "reason": ",".join(sorted(result.refused))})

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from . import pipeline
-from .errors import PayloadTooLargeError
+from . import metrics, pipeline
+from .errors import PayloadTooLargeError, UnauthorizedError, UnknownServiceError
 from .feedback import validate_feedback
 from .runtime import runtime
 from .validation import parse_json
@@ -57,6 +57,18 @@ def openapi() -> Response:
     return Response(_openapi_text(), mimetype="application/json")
 
 
+@bp.get("/metrics")
+def metrics_exposition() -> Response:
+    """Prometheus text format; who may scrape: ``metrics.scrape_allowed``."""
+    allowed = metrics.scrape_allowed(runtime().config, request.headers.get("Authorization"))
+    if allowed is None:
+        raise UnknownServiceError("no such resource")  # the same 404 as a path that does not exist
+    if not allowed:
+        raise UnauthorizedError("metrics scrape without the metrics token")
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
 @bp.get("/cds-services")
 def discovery() -> Response:
     return jsonify({"services": [s.discovery() for s in runtime().registry]})
@@ -71,6 +83,7 @@ def call_service(service_id: str) -> Response:
     g.log_fields = {"hook": hook_request.hook, "hookInstance": hook_request.hook_instance,
                     "cards": len(answer["cards"])}
     rt.store.record_cards(service_id, answer["cards"], kinds, issuer=issuer, tenant=tenant)
+    metrics.cards_issued(service_id, kinds, [card["indicator"] for card in answer["cards"]])
     return jsonify(answer)
 
 
@@ -81,6 +94,7 @@ def post_feedback(service_id: str) -> Response:
     issuer, tenant = _caller()
     result = rt.store.submit_feedback(service_id, validate_feedback(_body()), issuer=issuer, tenant=tenant)
     g.log_fields = {"cards": result.stored}
+    metrics.feedback(service_id, result.stored_outcomes, result.refused)
     answer: dict[str, Any] = {"stored": result.stored}
     if result.refused:
         answer["refused"] = result.refused

@@ -47,7 +47,7 @@ def proxy_prefix(folder: Path, upstreams: Sequence[str], port: int, *, extra_ser
     main.write_text(text.replace(SHIPPED_LISTEN, f"listen 127.0.0.1:{port};"), encoding="utf-8")
     servers = "\n".join(f"    server {address};" for address in upstreams)
     (conf / "upstream.conf").write_text(
-        f"upstream tacro_cds {{\n{servers}\n    keepalive 16;\n}}\n"
+        f"upstream tacro_cds {{\n{servers}\n    keepalive 16;\n    keepalive_timeout 4s;\n}}\n"
         f"log_format upstream '$status $upstream_addr $request_uri';\n"
         f"access_log {folder}/access.log upstream;\n"
         f"client_body_temp_path {folder}/client_body;\n"

@@ -1,20 +1,65 @@
-"""`tacro-cds serve --dev` allows plain-http FHIR servers on this machine only."""
+"""`tacro-cds serve` runs gunicorn with the package's gunicorn.conf.py; `--dev` allows plain-http FHIR
+servers on this machine only and binds loopback."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from gunicorn.app.base import BaseApplication
+import pytest
 
 from service import cli
 from service.config import load_config
 from service.fhir_policy import http_policy
 
+DEV_VARIABLES = ("TACRO_CDS_AUTH_REQUIRED", "TACRO_CDS_CORS_ORIGINS", "TACRO_CDS_ALLOW_HTTP_FHIR",
+                 "TACRO_CDS_SMART_COOKIE_SECURE", "TACRO_CDS_METRICS_OPEN")
 
-def test_dev_mode_allows_http_fhir_on_loopback_only(monkeypatch):
-    for name in ("TACRO_CDS_AUTH_REQUIRED", "TACRO_CDS_CORS_ORIGINS", "TACRO_CDS_ALLOW_HTTP_FHIR"):
-        monkeypatch.setenv(name, "false" if name != "TACRO_CDS_CORS_ORIGINS" else "[]")
-    monkeypatch.setattr(BaseApplication, "run", lambda self: None)  # do not start gunicorn
+
+@pytest.fixture
+def started(monkeypatch):
+    """What `serve` would exec (nothing is started); --dev's variables restored afterwards."""
+    for name in DEV_VARIABLES:
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+    commands: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: commands.append(list(argv)))
+    return commands
+
+
+def test_dev_mode_allows_http_fhir_on_loopback_only(started):
     assert cli.main(["serve", "--dev", "--port", "0"]) == 0
     assert os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] == "loopback"
     assert http_policy(load_config()["ALLOW_HTTP_FHIR"]) == "loopback"
+    assert load_config()["METRICS_OPEN"] is True
+    command = started[0]
+    assert command[command.index("--bind") + 1] == "127.0.0.1:0"
+
+
+def test_dev_mode_binds_loopback_whatever_host_is_given(started):
+    cli.main(["serve", "--dev", "--host", "0.0.0.0", "--port", "9"])
+    assert started[0][started[0].index("--bind") + 1] == "127.0.0.1:9"
+
+
+def test_serve_runs_gunicorn_with_the_package_settings_file_and_only_the_options_given(started):
+    assert cli.main(["serve"]) == 0
+    command = started[0]
+    assert command[1:5] == ["-m", "gunicorn", "-c", cli.config_path()]
+    assert Path(cli.config_path()).is_file()
+    # Nothing else: bind, workers and threads come from the file, its variables and GUNICORN_CMD_ARGS.
+    assert command[5:] == []
+    cli.main(["serve", "--workers", "3", "--threads", "4"])
+    assert started[1][5:] == ["--workers", "3", "--threads", "4"]
+
+
+def test_serve_stops_on_a_bad_setting_before_starting_gunicorn(started, monkeypatch, capsys):
+    monkeypatch.setenv("TACRO_CDS_FHIR_MAX_PAGES", "five")
+    assert cli.main(["serve"]) == 2
+    assert "TACRO_CDS_FHIR_MAX_PAGES" in capsys.readouterr().err
+    assert started == []
+
+
+def test_config_path_is_printed(capsys, started):
+    assert cli.main(["serve", "--config-path"]) == 0
+    assert capsys.readouterr().out.strip() == cli.config_path()
+    assert started == []
