@@ -10,6 +10,8 @@ upgrade must keep them and leave a database the service works on.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -428,15 +430,15 @@ def test_db_upgrade_on_a_newer_database_fails_with_the_reason(db_url, engine, mo
     assert "newer release" in capsys.readouterr().err
 
 
-def test_serve_stops_before_starting_workers_on_a_newer_database(db_url, engine, monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", db_url)
-    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")  # serve sets it when unset
+def test_serve_stops_before_starting_workers_on_a_newer_database(db_url, engine, tmp_path):
+    """gunicorn's master checks the database before it forks: one message, exit status 2."""
     _stamp(engine, "f00d-from-the-future")
-
-    assert cli_main(["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "tacro-cds: database: the database is at schema revision f00d-from-the-future" in err
+    env = {**os.environ, "TACRO_CDS_FEEDBACK_DB": db_url, "TACRO_CDS_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                           "--workers", "1"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2, done.stderr
+    assert "tacro-cds: database: the database is at schema revision f00d-from-the-future" in done.stderr
+    assert "Booting worker" not in done.stderr
 
 
 def test_automatic_upgrade_is_turned_off_by_its_environment_variable(db_url, engine, monkeypatch, tmp_path):
