@@ -92,7 +92,7 @@ def bundle(source: dict[str, Any], read_schema: Callable[[str], Any]) -> dict[st
             raise DescriptionError(f"{target}: $id {declared!r} does not end in the file's name")
         body = {key: value for key, value in schema.items() if key not in _FILE_ONLY_KEYS}
         embedded[name] = _rewrite(body, target, homes)
-    document = _rewrite({key: value for key, value in source.items() if key != "components"}, SOURCE, homes)
+    document: dict[str, Any] = _rewrite({k: v for k, v in source.items() if k != "components"}, SOURCE, homes)
     bundled_components = _rewrite(source.get("components", {}), SOURCE, homes)
     bundled_components["schemas"] = {name: embedded.get(name, schema)
                                       for name, schema in bundled_components.get("schemas", {}).items()}
