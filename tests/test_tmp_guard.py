@@ -37,6 +37,9 @@ import tempfile
 def test_cleans_up_after_itself():
     with tempfile.TemporaryDirectory(prefix="tacro-cds-tidy-"):
         pass
+
+def test_another_program_leaves_its_own_folder():
+    tempfile.mkdtemp(prefix="some-browser-profile-")
 '''
 
 
@@ -82,9 +85,11 @@ def test_a_folder_left_behind_fails_the_run_names_it_and_is_removed(tmp_path):
 
 
 def test_a_clean_run_passes_and_leaves_nothing(tmp_path):
+    """Only this project's folders (tacro-cds-*) fail a run; another program's is named and removed."""
     done, _ = _run(tmp_path, CLEAN)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "left behind" not in output
+    assert "other programs' temporary files" in output and "some-browser-profile-" in output
     # Only pytest's own folder (which pytest keeps, and prunes, itself) remains.
     assert [p.name for p in (tmp_path / "temp").iterdir() if not p.name.startswith("pytest-of-")] == []

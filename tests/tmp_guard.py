@@ -3,8 +3,10 @@
 A run gets a folder of its own, ``$TMPDIR/tacro-cds-run-*``, and points ``TMPDIR`` (and Python's
 ``tempfile``) at it, so every temporary folder the tests, the bench helpers and the servers they start
 make (``tempfile.mkdtemp``, ``mktemp -d``) lands there, and only there: runs of other checkouts on
-the same machine have their own. When the run ends, whatever is still in it was left behind by this
-run: the run fails and names it. The folder itself is then removed.
+the same machine have their own. When the run ends, a ``tacro-cds-*`` entry still in it (the prefix
+all of this project's temporary folders carry) was left behind by this run: the run fails and names
+it. Other programs' leftovers (a browser's profile, a library's cache that it removes only at exit)
+are named without failing the run. The folder itself is then removed.
 
 pytest's own ``tmp_path`` folders stay where pytest keeps them (it keeps the last three runs', for
 looking into a failure): ``PYTEST_DEBUG_TEMPROOT`` is pinned to the original temporary folder.
@@ -20,9 +22,10 @@ from pathlib import Path
 import pytest
 
 PREFIX = "tacro-cds-run-"
+OURS = "tacro-cds-"
 _RUN = pytest.StashKey[Path]()
 _BEFORE = pytest.StashKey[tuple[str | None, str | None]]()
-_LEFT = pytest.StashKey[list[str]]()
+_LEFT = pytest.StashKey[tuple[list[str], list[str]]]()
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -46,17 +49,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run is None or not run.is_dir():
         return
     left = leftovers(run)
-    session.config.stash[_LEFT] = left
-    if left and session.exitstatus == pytest.ExitCode.OK:
+    ours = [name for name in left if name.startswith(OURS)]
+    session.config.stash[_LEFT] = (ours, [name for name in left if name not in ours])
+    if ours and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    left = config.stash.get(_LEFT, [])
-    if left:
+    ours, others = config.stash.get(_LEFT, ([], []))
+    if ours:
         terminalreporter.section("temporary folders left behind", red=True)
-        terminalreporter.line(f"{len(left)} left in {config.stash[_RUN]} by this run (removed now): "
-                              + ", ".join(left), red=True)
+        terminalreporter.line(f"{len(ours)} left in {config.stash[_RUN]} by this run (removed now): "
+                              + ", ".join(ours), red=True)
+    if others:
+        terminalreporter.section("other programs' temporary files", yellow=True)
+        terminalreporter.line(f"left in {config.stash[_RUN]} (removed now): " + ", ".join(others))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
