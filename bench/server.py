@@ -145,7 +145,7 @@ def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | Non
 
 
 def wait_for_health(url: str, *, timeout: float = START_TIMEOUT_S, alive: Callable[[], bool] = lambda: True,
-                    ready: Callable[[], bool] = lambda: True) -> bool:
+                    ready: Callable[[], bool] = lambda: True, probe_timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Poll ``url`` every POLL_S until it answers 200 and ``ready()`` holds: True; False once ``timeout``
     has passed or ``alive()`` says the server is gone. Any failure of a probe (refused, reset, a read
     timeout while the server is still booting on a busy machine) only means "not yet"."""
@@ -155,7 +155,7 @@ def wait_for_health(url: str, *, timeout: float = START_TIMEOUT_S, alive: Callab
         if left <= 0:
             return False
         try:
-            if requests.get(url, timeout=min(PROBE_TIMEOUT_S, max(left, POLL_S))).status_code == 200 and ready():
+            if requests.get(url, timeout=min(probe_timeout, max(left, POLL_S))).status_code == 200 and ready():
                 return True
         except requests.RequestException:
             pass

@@ -55,6 +55,7 @@ class Server:
         port = _free_port()
         env = {**os.environ, "TACRO_CDS_AUTH_REQUIRED": "false",
                "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{self.db_file}", "TACRO_CDS_LOG_LEVEL": "WARNING",
+               "TACRO_CDS_DATA_DIR": str(self.db_file.parent / "data"),
                "PYTHONPATH": str(ROOT)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
