@@ -27,6 +27,7 @@ def test_cleans_up_after_itself(tmp_path):
     with tempfile.TemporaryDirectory(prefix="tacro-cds-tidy-"):
         pass
     Path(os.environ["SEEN"]).write_text(json.dumps({"tmpdir": os.environ["TMPDIR"],
+                                                   "data_home": os.environ["XDG_DATA_HOME"],
                                                    "gettempdir": tempfile.gettempdir(),
                                                    "tmp_path": str(tmp_path)}))
 '''
@@ -79,6 +80,8 @@ def test_a_folder_left_behind_fails_the_run_names_it_and_is_removed(tmp_path):
     assert not run.exists(), "the run's folder (and what was left in it) is removed at the end"
     # Inside the run: the test process and the programs it started used the run's folder.
     assert seen["tmpdir"] == seen["gettempdir"] == str(run)
+    # The service's default data folder is the run's too, never the user's own.
+    assert Path(seen["data_home"]).parent == run
     # pytest's tmp_path stays where pytest keeps it, outside the run's folder.
     assert not Path(seen["tmp_path"]).is_relative_to(run)
     assert Path(seen["tmp_path"]).exists()

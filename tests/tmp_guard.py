@@ -10,6 +10,10 @@ are named without failing the run. The folder itself is then removed.
 
 pytest's own ``tmp_path`` folders stay where pytest keeps them (it keeps the last three runs', for
 looking into a failure): ``PYTEST_DEBUG_TEMPROOT`` is pinned to the original temporary folder.
+
+``XDG_DATA_HOME`` points into the run's folder too, so an app a test builds without ``DATA_DIR``
+(and a server it starts) keeps its database and keys there, not in the user's own
+``~/.local/share/tacro-cds``, where a real instance of the service may keep its feedback.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import pytest
 
 PREFIX = "tacro-cds-run-"
 OURS = "tacro-cds-"
+DATA_HOME = "data-home"  # the run's XDG_DATA_HOME, removed with the run's folder
 _RUN = pytest.StashKey[Path]()
-_BEFORE = pytest.StashKey[tuple[str | None, str | None]]()
+_BEFORE = pytest.StashKey[dict[str, str | None]]()
+_VARIABLES = ("TMPDIR", "PYTEST_DEBUG_TEMPROOT", "XDG_DATA_HOME")
 _LEFT = pytest.StashKey[tuple[list[str], list[str]]]()
 
 
@@ -37,9 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
     root = tempfile.gettempdir()
     run = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
     config.stash[_RUN] = run
-    config.stash[_BEFORE] = (os.environ.get("TMPDIR"), os.environ.get("PYTEST_DEBUG_TEMPROOT"))
+    config.stash[_BEFORE] = {name: os.environ.get(name) for name in _VARIABLES}
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", root)
     os.environ["TMPDIR"] = str(run)
+    (run / DATA_HOME).mkdir(mode=0o700)
+    os.environ["XDG_DATA_HOME"] = str(run / DATA_HOME)
     tempfile.tempdir = str(run)
 
 
@@ -48,7 +56,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(_RUN, None)
     if run is None or not run.is_dir():
         return
-    left = leftovers(run)
+    left = [name for name in leftovers(run) if name != DATA_HOME + "/"]
     ours = [name for name in left if name.startswith(OURS)]
     session.config.stash[_LEFT] = (ours, [name for name in left if name not in ours])
     if ours and session.exitstatus == pytest.ExitCode.OK:
@@ -70,8 +78,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(_RUN, None)
     if run is None:
         return
-    tmpdir, temproot = config.stash[_BEFORE]
-    for name, value in (("TMPDIR", tmpdir), ("PYTEST_DEBUG_TEMPROOT", temproot)):
+    for name, value in config.stash[_BEFORE].items():
         if value is None:
             os.environ.pop(name, None)
         else:
