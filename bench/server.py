@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import requests
 
@@ -102,48 +102,76 @@ class Server:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+# Waiting for a server to come up: a generous bound (a cold start on a shared 2-core machine busy with
+# other test runs has taken tens of seconds), looked at every POLL_S; one health probe may itself take
+# up to PROBE_TIMEOUT_S while a worker is still importing.
+START_TIMEOUT_S = 180.0
+POLL_S = 0.1
+PROBE_TIMEOUT_S = 10.0
+# One request to a server that is up: bounds a hang, not a speed (tests that time answers say so).
+REQUEST_TIMEOUT_S = 60.0
+
+
 @contextlib.contextmanager
 def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | None = None,
-             start_timeout: float = 180.0, app: str | None = None) -> Iterator[Server]:
+             start_timeout: float = START_TIMEOUT_S, app: str | None = None) -> Iterator[Server]:
     """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit.
 
-    With ``app`` ("module:variable", e.g. the bench's floor app), gunicorn serves that WSGI app
-    instead, with the settings ``tacro-cds serve`` gives gunicorn (SERVE_SETTINGS), so the two
-    differ only in the app."""
+    Its files (log, SQLite database, data folder) live in a temporary folder removed on exit, also
+    when the body fails. With ``app`` ("module:variable", e.g. the bench's floor app), gunicorn serves
+    that WSGI app instead, with the settings ``tacro-cds serve`` gives gunicorn (SERVE_SETTINGS), so
+    the two differ only in the app."""
     port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="tacro-cds-gunicorn-"))
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
-                "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}", **(env or {})}
-    log_path = workdir / "server.log"
-    if app is None:
-        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(workers), "--threads", str(threads)]
-    else:
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                   "--threads", str(threads), *SERVE_SETTINGS, app]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_until_up(server, workers, start_timeout)
-        yield server
-    finally:
-        _stop(process)
+    with tempfile.TemporaryDirectory(prefix="tacro-cds-gunicorn-", ignore_cleanup_errors=True) as folder:
+        workdir = Path(folder)
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
+                    "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}",
+                    "TACRO_CDS_DATA_DIR": str(workdir / "data"), **(env or {})}
+        log_path = workdir / "server.log"
+        if app is None:
+            command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                       "--workers", str(workers), "--threads", str(threads)]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                       "--threads", str(threads), *SERVE_SETTINGS, app]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(command, cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+        try:
+            _wait_until_up(server, workers, start_timeout)
+            yield server
+        finally:
+            _stop(process)
+
+
+def wait_for_health(url: str, *, timeout: float = START_TIMEOUT_S, alive: Callable[[], bool] = lambda: True,
+                    ready: Callable[[], bool] = lambda: True, probe_timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Poll ``url`` every POLL_S until it answers 200 and ``ready()`` holds: True; False once ``timeout``
+    has passed or ``alive()`` says the server is gone. Any failure of a probe (refused, reset, a read
+    timeout while the server is still booting on a busy machine) only means "not yet"."""
+    deadline = time.monotonic() + timeout
+    while alive():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            if requests.get(url, timeout=min(probe_timeout, max(left, POLL_S))).status_code == 200 and ready():
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(POLL_S)
+    return False
 
 
 def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+    def alive() -> bool:
+        return server.process.poll() is None
+
+    if not wait_for_health(server.base_url + "/healthz", timeout=timeout, alive=alive,
+                           ready=lambda: len(server.workers) >= workers):
+        if not alive():
             raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()[-3000:]}")
-        try:
-            if requests.get(server.base_url + "/healthz", timeout=5).status_code == 200 \
-                    and len(server.workers) >= workers:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, a worker still booting on a busy machine, a reset connection
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
+        raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -153,4 +181,4 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=45)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=5)
+            process.wait(timeout=10)

@@ -22,6 +22,7 @@ from .auth import CallerVerifier
 from .config import data_directory, database_url, load_config
 from .errors import register_error_handler
 from .logs import configure_logging
+from .openapi import description_text
 from .prefetch import PrefetchResolver
 from .prefetch_templates import prefetch_templates
 from .runtime import Runtime, runtime
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(settings["LOG_LEVEL"])
     compile_validators()  # every request schema checked and compiled once, before the first call
+    description_text()  # the served OpenAPI document assembled from its schema files, once
 
     db_url = database_url(settings, Path(app.instance_path))
     loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -11,6 +9,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from . import metrics, pipeline
 from .errors import PayloadTooLargeError, UnauthorizedError, UnknownServiceError
 from .feedback import validate_feedback
+from .openapi import description_text
 from .runtime import runtime
 from .validation import parse_json
 
@@ -47,14 +46,9 @@ def _caller() -> tuple[str | None, str | None]:
     return claims.get("iss"), tenant if isinstance(tenant, str) else None
 
 
-@lru_cache(maxsize=1)
-def _openapi_text() -> str:
-    return (resources.files("service") / "openapi.json").read_text(encoding="utf-8")
-
-
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return Response(_openapi_text(), mimetype="application/json")
+    return Response(description_text(), mimetype="application/json")
 
 
 @bp.get("/metrics")

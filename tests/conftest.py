@@ -11,6 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fault_server import fault_server, fault_server_module  # noqa: F401  (fixtures for every module)
+from tmp_guard import (pytest_configure, pytest_sessionfinish, pytest_terminal_summary,  # noqa: F401
+                       pytest_unconfigure)  # a run's temporary folders: its own, and none left behind
 from service import create_app
 
 FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

@@ -1,26 +1,27 @@
-"""Check a real HTTP response against service/openapi.json: status described, media type described,
-body valid against the described schema (jsonschema, Draft 2020-12)."""
+"""Check a real HTTP response against the served OpenAPI description (service/openapi.json with the
+schema files of service/schemas/ it references, assembled by service.openapi): status described,
+media type described, body valid against the described schema (jsonschema, Draft 2020-12)."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-OPENAPI_PATH = Path(__file__).resolve().parent.parent / "service" / "openapi.json"
+from service.openapi import description_text
+
 _URI = "urn:tacro-cds:openapi"
 ERROR_MEDIA_TYPE = "application/fhir+json"
 
 
 @lru_cache(maxsize=1)
 def description() -> dict[str, Any]:
-    """The OpenAPI document as written in the repository."""
-    doc: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    """The OpenAPI document as GET /openapi.json serves it."""
+    doc: dict[str, Any] = json.loads(description_text())
     return doc
 
 

@@ -23,6 +23,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
+from bench.server import wait_for_health
 from service.store import Store, feedback
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,9 @@ SERVICE = "tacrolimus-order-sign"
 POSTS = 300
 THREADS = 8
 KILL_AFTER = POSTS // 3
-TIME_LIMIT_S = 30
+# Bounds the posting (so a broken server cannot hang the run), not a speed requirement: generous for a
+# 2-core machine shared with other test runs, where the restart alone has taken tens of seconds.
+TIME_LIMIT_S = 180
 
 
 def _free_port() -> int:
@@ -52,6 +55,7 @@ class Server:
         port = _free_port()
         env = {**os.environ, "TACRO_CDS_AUTH_REQUIRED": "false",
                "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{self.db_file}", "TACRO_CDS_LOG_LEVEL": "WARNING",
+               "TACRO_CDS_DATA_DIR": str(self.db_file.parent / "data"),
                "PYTHONPATH": str(ROOT)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
@@ -59,16 +63,12 @@ class Server:
                  "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "service:create_app()"],
                 cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    self.base = base
-                    return
-            except requests.RequestException:
-                time.sleep(0.05)
+        process = self.process
+        if wait_for_health(f"{base}/healthz", alive=lambda: process.poll() is None):
+            self.base = base
+            return
         self.stop()
-        raise AssertionError(f"gunicorn did not start; see {self.log_file}")
+        raise AssertionError(f"gunicorn did not start: {self.log_file.read_text(errors='replace')[-3000:]}")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -117,7 +117,7 @@ def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
                                   "outcomeTimestamp": datetime.now(timezone.utc).isoformat()}]}
             try:
                 response = session.post(f"{server.base}/cds-services/{SERVICE}/feedback",
-                                        json=body, timeout=5)
+                                        json=body, timeout=30)
                 ok = response.status_code == 200 and response.json() == {"stored": 1}
             except requests.RequestException:
                 ok = False
@@ -158,4 +158,3 @@ def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
     assert lost == []
     assert len(acknowledged) + len(failed) == POSTS
     assert len(acknowledged) > answered_before_kill, "nothing was answered after the restart"
-    assert elapsed < TIME_LIMIT_S + 10

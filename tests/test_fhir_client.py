@@ -194,7 +194,8 @@ def test_a_trickling_server_is_cut_at_the_timeout():
         started = time.monotonic()
         with pytest.raises(FhirTimeoutError):
             FhirClient(server.base, None, timeout=0.5).search("Observation?patient=p")
-        assert time.monotonic() - started < 0.5 + 0.5
+        # The answer trickles for 500 s: cut at 0.5 s, with room for a machine busy with other runs.
+        assert time.monotonic() - started < 0.5 + 2.0
 
 
 def test_an_elapsed_deadline_makes_no_call(rsps):
@@ -231,7 +232,8 @@ def test_a_trickled_response_head_is_cut_at_the_deadline():
         started = time.monotonic()
         with pytest.raises(FhirTimeoutError):
             FhirClient(server.base, None, timeout=0.5).search("Observation?patient=p")
-        assert time.monotonic() - started < 0.5 + 0.3
+        # The head trickles for 5 s (then fails otherwise): cut at 0.5 s, with room for a busy machine.
+        assert time.monotonic() - started < 0.5 + 2.0
         assert server.wait_idle(1.0)
         assert server.counters["closed_by_client"] == 1
         assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]

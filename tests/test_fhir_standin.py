@@ -70,9 +70,9 @@ def test_the_standin_counts_the_connections_it_accepts():
     with FhirStandIn(synthetic_answers("p-1")) as server:
         with requests.Session() as session:
             for _ in range(3):
-                assert session.get(f"{server.url}/Patient/p-1", timeout=5).status_code == 200
+                assert session.get(f"{server.url}/Patient/p-1", timeout=30).status_code == 200
         assert (server.served, server.connections) == (3, 1)
         for _ in range(2):
             with requests.Session() as session:
-                assert session.get(f"{server.url}/Patient/p-1", timeout=5).status_code == 200
+                assert session.get(f"{server.url}/Patient/p-1", timeout=30).status_code == 200
         assert (server.served, server.connections) == (5, 3)

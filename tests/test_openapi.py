@@ -1,9 +1,9 @@
-"""The OpenAPI 3.1 description (service/openapi.json): valid, served without a token, in step with
-our JSON Schemas, and true of the real responses."""
+"""The OpenAPI 3.1 description: service/openapi.json referencing the JSON Schemas the service validates
+with (service/schemas/, one copy of each), served assembled into one document that is valid,
+resolvable, served without a token, and true of the real responses."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -13,24 +13,26 @@ from openapi_spec_validator import validate
 
 from bench.samples import builtin_request
 from service.errors import PrefetchUnavailableError
+from service.openapi import DescriptionError, bundle, description_text, referenced_files
 from service.services import HOOKS
+from service.validation import SCHEMA_FILES, validator
 from tests.openapi_check import check_response, description, schema_validator
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "service" / "schemas"
+SERVICE_DIR = Path(__file__).resolve().parent.parent / "service"
+SCHEMAS = SERVICE_DIR / "schemas"
 SERVICE_IDS = ["tacrolimus-order-select", "tacrolimus-order-sign", "tacrolimus-patient-view"]
 CALL = "/cds-services/{service_id}"
 
 
-def test_description_is_valid_openapi_3_1():
-    validate(description())
-    assert description()["openapi"].startswith("3.1.")
-
-
-def test_served_without_a_token_and_identical_to_the_file(make_app):
+def test_served_without_a_token_as_one_valid_self_contained_openapi_3_1_document(make_app):
     client = make_app(AUTH_REQUIRED=True).test_client()
     response = client.get("/openapi.json")
     assert response.status_code == 200
-    assert response.get_json() == description()
+    served = response.get_json()
+    validate(served)  # openapi-spec-validator resolves every $ref it meets
+    assert served["openapi"].startswith("3.1.")
+    assert all(ref.startswith("#/") for ref in _refs_in(served)), "a client must need no other file"
+    assert served == description()
     check_response("GET", "/openapi.json", 200, response.content_type, response.data)
 
 
@@ -40,28 +42,41 @@ def test_service_id_enum_is_the_registry(client):
     assert sorted(enum) == sorted(ids) == sorted(SERVICE_IDS)
 
 
-# --- the components mirror the JSON Schemas the service validates with ------------------------------
+# --- one copy of each schema: the description references the files the service validates with -----
 
-_REF_MAP = {
-    "#/$defs/resource": "#/components/schemas/FhirResource",
-    "#/$defs/bundle": "#/components/schemas/DraftOrdersBundle",
-    "context-order-select.json#/$defs/bundle": "#/components/schemas/DraftOrdersBundle",
-}
-_DOC_KEYS = {"$schema", "$id", "title", "description", "$defs"}
+def _source() -> dict[str, Any]:
+    return json.loads((SERVICE_DIR / "openapi.json").read_text(encoding="utf-8"))
 
 
-def _as_component(schema: Any) -> Any:
-    """A schema file rewritten the way the description embeds it: refs to components, no metadata."""
-    if isinstance(schema, dict):
-        return {k: (_REF_MAP.get(v, v) if k == "$ref" else _as_component(v))
-                for k, v in schema.items() if k not in _DOC_KEYS}
-    if isinstance(schema, list):
-        return [_as_component(v) for v in schema]
-    return schema
+def _schema_file(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
 
 
-def _component(name: str) -> Any:
-    return _as_component(copy.deepcopy(description()["components"]["schemas"][name]))
+def test_every_schema_file_is_referenced_by_the_description():
+    assert referenced_files(_source()) == {p.name for p in SCHEMAS.glob("*.json")}
+    assert set(SCHEMA_FILES) <= referenced_files(_source())
+
+
+def _property_sets(node: Any) -> list[frozenset[str]]:
+    """The property names of every schema with ``properties`` in a document."""
+    if isinstance(node, dict):
+        own = [frozenset(node["properties"])] if isinstance(node.get("properties"), dict) else []
+        return own + [names for value in node.values() for names in _property_sets(value)]
+    if isinstance(node, list):
+        return [names for value in node for names in _property_sets(value)]
+    return []
+
+
+def test_the_source_holds_no_copy_of_a_schema_file():
+    """No object schema of a schema file (nor any of its definitions) is written out again in
+    service/openapi.json: the components that stand for them are bare references."""
+    in_source = set(_property_sets(_source()))
+    in_files = {names: p.name for p in SCHEMAS.glob("*.json")
+                for names in _property_sets(_schema_file(p.name)) if len(names) > 1}
+    assert len(in_files) >= 8
+    assert not [file for names, file in in_files.items() if names in in_source]
+    homes = [c for c in _source()["components"]["schemas"].values() if c.get("$ref", "").startswith("schemas/")]
+    assert len(homes) >= len(list(SCHEMAS.glob("*.json"))) and all(set(c) == {"$ref"} for c in homes)
 
 
 @pytest.mark.parametrize("file, component", [
@@ -69,19 +84,104 @@ def _component(name: str) -> Any:
     ("context-order-select.json", "OrderSelectContext"),
     ("context-order-sign.json", "OrderSignContext"),
     ("context-patient-view.json", "PatientViewContext"),
+    ("response.json", "CdsServiceResponse"),
+    ("feedback.json", "FeedbackRequest"),
 ])
-def test_component_has_the_shape_of_the_schema_file(file, component):
-    schema = json.loads((SCHEMAS / file).read_text(encoding="utf-8"))
-    assert _component(component) == _as_component(schema)
+def test_served_component_is_the_schema_file(file, component):
+    """Embedded once, under the component that names the whole file; only $id/$schema left out and
+    references made local."""
+    served = description()["components"]["schemas"][component]
+    written = _schema_file(file)
+    assert set(served) == set(written) - {"$id", "$schema"}
+    assert served["required"] == written["required"]
+    assert served.get("$defs", {}).keys() == written.get("$defs", {}).keys()
+    assert all(ref.startswith("#/components/schemas/") for ref in _refs_in(served))
 
 
-@pytest.mark.parametrize("file, definition, component", [
-    ("request.json", "resource", "FhirResource"),
-    ("context-order-select.json", "bundle", "DraftOrdersBundle"),
-])
-def test_shared_definitions_have_the_shape_of_the_schema_file(file, definition, component):
-    schema = json.loads((SCHEMAS / file).read_text(encoding="utf-8"))
-    assert _component(component) == _as_component(schema["$defs"][definition])
+def _refs_in(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if "$ref" in node else []) + [r for v in node.values() for r in _refs_in(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs_in(v)]
+    return []
+
+
+@pytest.mark.parametrize("file", SCHEMA_FILES)
+def test_described_schema_and_service_validator_agree(file):
+    """The served description judges a body as the service's own validator does (same file)."""
+    component = {"request.json": "CdsServiceRequest", "feedback.json": "FeedbackRequest",
+                 "context-order-select.json": "OrderSelectContext",
+                 "context-order-sign.json": "OrderSignContext",
+                 "context-patient-view.json": "PatientViewContext"}[file]
+    samples = [builtin_request(hook) for hook in HOOKS] + [
+        {**builtin_request("order-select")["context"]},
+        {"userId": "u", "patientId": "p"},
+        {"userId": "", "patientId": "p"},
+        {"userId": "u", "patientId": "p", "draftOrders": {"resourceType": "Patient"}},
+        {"hook": "patient-view", "hookInstance": "i", "context": {}, "fhirAuthorization": {}},
+        {"feedback": [{"card": "c", "outcome": "overridden", "overrideReason": {"userComment": "x"},
+                       "outcomeTimestamp": "2026-11-25T09:00:00Z"}]},
+        {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T09:00:00Z"}]},
+        {"feedback": [{"card": "c\u0000", "outcome": "overridden", "overrideReason": {"userComment": "x"},
+                       "outcomeTimestamp": "2026-11-25T09:00:00Z"}]},
+    ]
+    verdicts = [(schema_validator(component).is_valid(s), validator(file).is_valid(s)) for s in samples]
+    assert all(described == served for described, served in verdicts), verdicts
+    assert {served for _, served in verdicts} == {True, False}, "the samples must include both verdicts"
+
+
+def test_the_description_is_assembled_once_per_process(make_app):
+    client = make_app().test_client()
+    assert client.get("/openapi.json").data == make_app().test_client().get("/openapi.json").data
+    assert description_text() is description_text()
+
+
+# --- the assembly itself --------------------------------------------------------------------------
+
+_FILES = {
+    "a.json": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+               "$id": "https://example.org/schemas/a.json", "type": "object",
+               "properties": {"b": {"$ref": "b.json#/$defs/x"}, "self": {"$ref": "#/$defs/y"}},
+               "$defs": {"y": {"type": "string"}}},
+    "b.json": {"$id": "https://example.org/schemas/b.json", "$defs": {"x": {"type": "integer"}}},
+}
+
+
+def _doc(schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/a": {"get": {"responses": {"200": {"description": "ok", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}}}}},
+            "components": {"schemas": schemas}}
+
+
+def test_bundle_embeds_each_file_once_and_makes_every_reference_local():
+    out = bundle(_doc({"A": {"$ref": "schemas/a.json"}, "B": {"$ref": "schemas/b.json"},
+                       "X": {"$ref": "schemas/b.json#/$defs/x"}}), _FILES.__getitem__)
+    schemas = out["components"]["schemas"]
+    assert schemas["A"] == {"type": "object", "properties": {
+        "b": {"$ref": "#/components/schemas/B/$defs/x"}, "self": {"$ref": "#/components/schemas/A/$defs/y"}},
+        "$defs": {"y": {"type": "string"}}}
+    assert schemas["B"] == {"$defs": {"x": {"type": "integer"}}}
+    assert schemas["X"] == {"$ref": "#/components/schemas/B/$defs/x"}
+    validate(out)
+
+
+@pytest.mark.parametrize("schemas, files, message", [
+    ({"A": {"$ref": "schemas/a.json"}}, _FILES, "no component"),  # b.json has no home
+    ({"A": {"$ref": "schemas/a.json"}, "B": {"$ref": "schemas/b.json"}, "C": {"$ref": "schemas/b.json"}},
+     _FILES, "embedded twice"),
+    ({"A": {"$ref": "schemas/a.json"}, "B": {"$ref": "schemas/b.json"}},
+     {**_FILES, "b.json": {"$defs": {}}}, "points at nothing"),
+    ({"A": {"$ref": "schemas/a.json"}, "B": {"$ref": "schemas/b.json"}},
+     {**_FILES, "b.json": {"$id": "https://example.org/schemas/other.json", "$defs": {"x": {}}}},
+     "does not end in the file's name"),
+    ({"A": {"$ref": "../secrets.json"}}, _FILES, "is not a file in schemas/"),
+], ids=["file-without-home", "two-homes", "dangling-pointer", "id-of-another-file", "outside-schemas"])
+def test_bundle_refuses_what_would_leave_clients_an_unresolvable_document(schemas, files, message):
+    def read(name: str) -> Any:
+        return files[name]
+    with pytest.raises(DescriptionError, match=message):
+        bundle(_doc(schemas), read)
 
 
 def test_hooks_in_description_are_the_service_hooks():

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from bench.samples import builtin_request
-from bench.server import gunicorn
+from bench.server import REQUEST_TIMEOUT_S, gunicorn
 from service.errors import PrefetchUnavailableError
 
 VIEW = "/cds-services/tacrolimus-patient-view"
@@ -63,15 +63,15 @@ def test_under_gunicorn_no_version_banner_and_nosniff():
     with gunicorn(workers=1, threads=2, env={"TACRO_CDS_MAX_REQUEST_BYTES": "4096"}) as server:
         session = requests.Session()
         responses = {
-            "discovery": session.get(server.base_url + "/cds-services", timeout=10),
+            "discovery": session.get(server.base_url + "/cds-services", timeout=REQUEST_TIMEOUT_S),
             "service": session.post(server.base_url + VIEW, data=VALID.encode(),
-                                    headers={"Content-Type": "application/json"}, timeout=10),
-            "not-found": session.get(server.base_url + "/nope", timeout=10),
+                                    headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
+            "not-found": session.get(server.base_url + "/nope", timeout=REQUEST_TIMEOUT_S),
             "too-large": session.post(server.base_url + VIEW, data=b" " * 5000 + b"{}",
-                                      headers={"Content-Type": "application/json"}, timeout=10),
+                                      headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
             # Chunked: no Content-Length for the size check to read up front.
             "too-large-chunked": session.post(server.base_url + VIEW, data=iter([b" " * 3000, b" " * 3000, b"{}"]),
-                                              headers={"Content-Type": "application/json"}, timeout=10),
+                                              headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
         }
         statuses = {name: r.status_code for name, r in responses.items()}
         assert statuses == {"discovery": 200, "service": 200, "not-found": 404, "too-large": 413,
@@ -81,7 +81,7 @@ def test_under_gunicorn_no_version_banner_and_nosniff():
             banner = response.headers.get("Server", "")
             assert not _VERSION.search(banner), f"{name}: server banner {banner!r} reveals a version"
         assert responses["too-large-chunked"].json()["resourceType"] == "OperationOutcome"
-        assert session.get(server.base_url + "/healthz", timeout=10).status_code == 200
+        assert session.get(server.base_url + "/healthz", timeout=REQUEST_TIMEOUT_S).status_code == 200
 
 
 @pytest.mark.slow
@@ -92,7 +92,7 @@ def test_under_gunicorn_chunked_bodies_are_held_to_the_size_limit():
     limit = len(small) + 4096
     with gunicorn(workers=1, threads=1, env={"TACRO_CDS_MAX_REQUEST_BYTES": str(limit)}) as server:
         def post(chunks):
-            return requests.post(server.base_url + VIEW, data=iter(chunks), timeout=10,
+            return requests.post(server.base_url + VIEW, data=iter(chunks), timeout=REQUEST_TIMEOUT_S,
                                  headers={"Content-Type": "application/json"})
         over = post([small, b" " * limit, b"garbage"])
         assert over.status_code == 413
@@ -111,7 +111,7 @@ def test_under_gunicorn_a_413_leaves_the_connection_usable():
     with gunicorn(workers=1, threads=2, env={"TACRO_CDS_MAX_REQUEST_BYTES": str(limit)}) as server:
         session = requests.Session()
         for _ in range(10):
-            refused = session.post(server.base_url + VIEW, data=body, timeout=10,
+            refused = session.post(server.base_url + VIEW, data=body, timeout=REQUEST_TIMEOUT_S,
                                    headers={"Content-Type": "application/json"})
             assert refused.status_code == 413
-            assert session.get(server.base_url + "/healthz", timeout=10).status_code == 200
+            assert session.get(server.base_url + "/healthz", timeout=REQUEST_TIMEOUT_S).status_code == 200

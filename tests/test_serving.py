@@ -5,8 +5,6 @@ instances on one host unlinked each other's)."""
 from __future__ import annotations
 
 import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -29,8 +27,9 @@ def _raw(port: int, data: bytes) -> bytes:
 
 
 @pytest.mark.slow
-def test_server_error_answers_carry_nosniff_and_no_control_socket_is_made():
-    home = Path(tempfile.mkdtemp(prefix="tacro-cds-home-"))
+def test_server_error_answers_carry_nosniff_and_no_control_socket_is_made(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
     runtime = home / "run"
     runtime.mkdir()
     with gunicorn(workers=1, threads=2, env={"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}) as server:

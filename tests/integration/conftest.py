@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from bench.server import wait_for_health
+
+METADATA_WAIT_S = 60.0  # the server is up already (.ci/run waited for it); a busy machine may be slow
+
 
 @dataclass(frozen=True)
 class FhirServer:
@@ -40,9 +44,7 @@ def fhir_server() -> FhirServer:
     if not url:
         _missing("no FHIR server configured (set TACRO_CDS_TEST_FHIR_URL and TACRO_CDS_TEST_FHIR_TOKEN, "
                  'e.g. eval "$(bash .ci/fhir-server.sh)")')
-    try:
-        requests.get(f"{url}/metadata", timeout=10).raise_for_status()
-    except requests.RequestException as exc:
-        pytest.fail(f"TACRO_CDS_TEST_FHIR_URL={url} is set but the server does not answer "
-                    f"/metadata: {type(exc).__name__}", pytrace=False)
+    if not wait_for_health(f"{url}/metadata", timeout=METADATA_WAIT_S):
+        pytest.fail(f"TACRO_CDS_TEST_FHIR_URL={url} is set but the server does not answer /metadata "
+                    f"with 200 within {METADATA_WAIT_S:.0f} s", pytrace=False)
     return FhirServer(url, os.environ.get("TACRO_CDS_TEST_FHIR_TOKEN") or None)
