@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli, rxnorm_import
-from .config import ConfigError, data_directory, load_config
+from .config import ConfigError, data_directory, load_settings
 from .dev_ehr import cli as dev_ehr_cli
 
 Command = Callable[[argparse.Namespace], int]
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
     # Check the settings once before forking workers: a bad one is one clear message, not a
     # traceback per worker.
-    data_directory(load_config())
+    data_directory(load_settings())
     from gunicorn.app.base import BaseApplication
 
     from . import create_app

@@ -25,7 +25,7 @@ def _body() -> Any:
         # unread means the body was larger than allowed, not that it ended there.
         if request.environ["wsgi.input"].read(1):
             raise PayloadTooLargeError("request body too large")
-    return parse_json(raw, max_depth=runtime().config["MAX_JSON_DEPTH"])
+    return parse_json(raw, max_depth=runtime().settings.max_json_depth)
 
 
 @bp.get("/healthz")

@@ -7,7 +7,7 @@ import os
 from gunicorn.app.base import BaseApplication
 
 from service import cli
-from service.config import load_config
+from service.config import load_settings
 from service.fhir_policy import http_policy
 
 
@@ -17,4 +17,4 @@ def test_dev_mode_allows_http_fhir_on_loopback_only(monkeypatch):
     monkeypatch.setattr(BaseApplication, "run", lambda self: None)  # do not start gunicorn
     assert cli.main(["serve", "--dev", "--port", "0"]) == 0
     assert os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] == "loopback"
-    assert http_policy(load_config()["ALLOW_HTTP_FHIR"]) == "loopback"
+    assert http_policy(load_settings().allow_http_fhir) == "loopback"

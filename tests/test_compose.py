@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.config import load_config
+from service.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -44,10 +44,10 @@ def test_trusted_issuers_reach_the_service_unchanged_and_parse():
     environment = config["services"]["tacro-cds"]["environment"]
     assert json.loads(environment["TACRO_CDS_TRUSTED_ISSUERS"]) == ISSUERS
     # What the container gets is what the service accepts: every variable a setting, every value parsed.
-    settings = load_config(environ={k: str(v) for k, v in environment.items()})
-    assert settings["TRUSTED_ISSUERS"] == ISSUERS
-    assert settings["FEEDBACK_DB"] == "postgresql+psycopg://tacro:s3cret0hex@db:5432/tacro"
-    assert settings["CORS_ORIGINS"] == [] and settings["FHIR_SERVER_ALLOWLIST"] == []
+    settings = load_settings(environ={k: str(v) for k, v in environment.items()})
+    assert settings.trusted_issuers == ISSUERS
+    assert settings.feedback_db == "postgresql+psycopg://tacro:s3cret0hex@db:5432/tacro"
+    assert settings.cors_origins == [] and settings.fhir_server_allowlist == []
 
 
 def test_database_password_is_required_and_shared_by_database_and_service():
