@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Mapping, Union
 
 from pydantic import Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .fhir_policy import HttpPolicy, http_policy
@@ -27,6 +26,10 @@ MIB = 1024 * 1024
 
 class ConfigError(ValueError):
     """A setting the service cannot start with; the message names the environment variable."""
+
+
+class _NotJson(ValueError):
+    """A structured setting whose text is not JSON."""
 
 
 # The TACRO_CDS_* variables read when settings are built; None: os.environ. Set only for the
@@ -201,7 +204,7 @@ class Settings(BaseSettings):
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:
-                raise PydanticCustomError("json_invalid", "must be JSON: {error}", {"error": str(exc)}) from None
+                raise _NotJson(f"must be JSON: {exc}") from None
         return value
 
     @field_validator("fhir_server_allowlist", mode="before")
@@ -319,8 +322,8 @@ def _said(error: Mapping[str, Any]) -> str:
     within = "".join(f"[{part!r}]" for i, part in enumerate(loc[1:]) if not (i == 0 and part in _SHAPE_TAGS))
     ctx = {key: f"{value:g}" if isinstance(value, (int, float)) else value
            for key, value in (error.get("ctx") or {}).items()}
-    if error["type"] == "json_invalid":
-        return f"{name}{within} {error['msg']}"
+    if isinstance(ctx.get("error"), _NotJson):
+        return f"{name}{within} {ctx['error']}"
     if error["type"] == "value_error":
         text = str(ctx.get("error", error["msg"]))
     elif error["type"] == "extra_forbidden":
