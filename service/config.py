@@ -57,9 +57,9 @@ _EitherShape = Annotated[
 _SHAPE_TAGS = frozenset({"list", "mapping"})
 
 
-def _shown(text: str) -> dict[str, Any]:
-    """How the README shows a default the service computes at start-up instead of a fixed value."""
-    return {"json_schema_extra": {"shown_default": text}}
+# The key under which a field gives the README the default the service computes at start-up,
+# instead of a fixed value.
+SHOWN = "shown_default"
 
 
 class Settings(BaseSettings):
@@ -93,10 +93,10 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         None, description="the service's own folder (created 0700): the SQLite database when `FEEDBACK_DB` is "
                           "unset, the generated `SECRET_KEY`, the SMART app's sessions",
-        **_shown("`$XDG_DATA_HOME/tacro-cds`, else `~/.local/share/tacro-cds`"))
+        json_schema_extra={SHOWN: "`$XDG_DATA_HOME/tacro-cds`, else `~/.local/share/tacro-cds`"})
     feedback_db: str | None = Field(
         None, description="SQLAlchemy URL for feedback, issued cards and the JWT replay cache (PostgreSQL for "
-                          "several replicas)", **_shown("SQLite in `DATA_DIR`"))
+                          "several replicas)", json_schema_extra={SHOWN: "SQLite in `DATA_DIR`"})
     feedback_rate_per_minute: int = Field(
         600, ge=1, description="feedback entries per caller (JWT `iss`) per rolling minute; beyond: 429")
     feedback_quota: int = Field(100_000, ge=1, description="feedback entries kept per caller in all; beyond: 429")
@@ -171,10 +171,10 @@ class Settings(BaseSettings):
     smart_session_lifetime_s: int = Field(8 * 3600, gt=0, description="app session lifetime (8 h), in seconds")
     smart_session_dir: Path | None = Field(
         None, description="the app sessions' server-side store, a folder shared by the workers",
-        **_shown("`DATA_DIR/smart-sessions`"))
+        json_schema_extra={SHOWN: "`DATA_DIR/smart-sessions`"})
     secret_key: SecretStr | None = Field(
         None, description="signs the app's session cookie and CSRF tokens; set one shared value for several "
-                          "hosts", **_shown("generated into `DATA_DIR/secret_key`"))
+                          "hosts", json_schema_extra={SHOWN: "generated into `DATA_DIR/secret_key`"})
     smart_http_timeout_s: float = Field(10.0, gt=0, description="discovery and token calls to the EHR, in seconds")
     log_level: str = Field("INFO", description="level of the JSON logs on stderr (`DEBUG`, `INFO`, `WARNING`, "
                                                "`ERROR`, `CRITICAL`)")
@@ -371,7 +371,7 @@ def settings_table() -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        shown = extra.get("shown_default")
+        shown = extra.get(SHOWN)
         if shown is None:
             default = field.get_default(call_default_factory=True)
             shown = "none" if default is None else f"`{default if isinstance(default, str) else json.dumps(default)}`"
