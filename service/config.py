@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Mapping, Union
 
 from pydantic import Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .fhir_policy import HttpPolicy, http_policy
 
@@ -37,15 +38,26 @@ class _NotJson(ValueError):
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("tacro_cds_environ", default=None)
 
 
-class _Environment(EnvSettingsSource):
-    """TACRO_CDS_* variables of the process (or of the environment ``load_settings`` was given). A
-    variable that is empty or blank counts as unset (docker compose passes unset ones as "")."""
+class _Environment(PydanticBaseSettingsSource):
+    """TACRO_CDS_* variables of the process (or of the environment ``load_settings`` was given), as
+    text: the settings' validators read them. A variable that is empty or blank counts as unset
+    (docker compose passes unset ones as "")."""
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        source = os.environ if environ is None else environ
-        return {name.lower(): value for name, value in source.items()
-                if name.startswith(ENV_PREFIX) and value.strip()}
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value = self.environ.get(f"{self.config['env_prefix']}{field_name.upper()}")
+        return (value if value and value.strip() else None), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[name] = value
+        return found
 
 
 # A list of base URLs for every caller, or a mapping per issuer: validated as the shape it has, so
@@ -66,12 +78,9 @@ class Settings(BaseSettings):
     """Every setting of the service with its type, default and meaning. Read once at start-up;
     frozen, so no code changes a setting while the service runs."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, case_sensitive=False, frozen=True, extra="forbid",
-        # Structured values are JSON, decoded by the validators below, so that a value that is not
-        # JSON gets a message of ours naming the variable.
-        enable_decoding=False,
-    )
+    # Variables are read by _Environment as text: structured values are JSON, decoded by the
+    # validators below, so that a value that is not JSON gets a message of ours naming the variable.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     # Caller authentication (CDS Hooks 2.0 "Trusting CDS Clients").
     auth_required: bool = Field(
@@ -186,8 +195,9 @@ class Settings(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The mapping given to create_app, then the environment; no .env or secrets folder.
-        return init_settings, _Environment(settings_cls)
+        # The mapping given to create_app, then the environment; no .env file or secrets folder.
+        environ = _ENVIRON.get()
+        return init_settings, _Environment(settings_cls, os.environ if environ is None else environ)
 
     @field_validator("external_base_url", "data_dir", "feedback_db", "site_config", "rxnorm_products",
                      "smart_app_url", "smart_client_secret", "smart_client_private_key_file", "smart_client_key_id",
