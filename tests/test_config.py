@@ -242,3 +242,12 @@ def test_readme_configuration_table_is_the_settings_model():
     assert "\n".join(rows) + "\n" == settings_table()
     assert [row.split("`")[1] for row in rows[2:]] == list(SETTING_NAMES)
     assert isinstance(default_settings(), Settings)
+
+
+def test_modules_read_settings_as_attributes_with_no_second_default():
+    """Defaults live in Settings alone: no module looks a setting up by name with a fallback of its own."""
+    lookup = re.compile(r"""(?<!app\.)\b(?:config|settings|cfg)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""")
+    found = [f"{path.relative_to(ROOT)}: {name}" for pattern in ("service/**/*.py", "bench/**/*.py")
+             for path in ROOT.glob(pattern) for name in lookup.findall(path.read_text(encoding="utf-8"))
+             if name in SETTING_NAMES]
+    assert not found
