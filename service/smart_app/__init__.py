@@ -14,7 +14,7 @@ import secrets
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cachelib import FileSystemCache
 from flask import Flask, request
