@@ -352,17 +352,20 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
     variable or key, or a value that does not fit its setting, raises ConfigError naming the
     variable (and the closest valid name when it is misspelt)."""
     chosen = os.environ if environ is None else environ
-    problems = unknown_variables(chosen) + _unknown_keys(overrides or {})
-    if problems:
-        raise ConfigError("; ".join(problems) + " (see the configuration table in the README)")
-    values = {key.lower(): value for key, value in (overrides or {}).items()}
+    unknown = unknown_variables(chosen) + _unknown_keys(overrides or {})
+    values = {key.lower(): value for key, value in (overrides or {}).items() if key.upper() in SETTING_NAMES}
     token = _ENVIRON.set(chosen)
     try:
-        return Settings(**values)
+        settings = Settings(**values)
+        wrong: list[str] = []
     except ValidationError as exc:
-        raise ConfigError("; ".join(dict.fromkeys(_said(e) for e in exc.errors()))) from None
+        wrong = list(dict.fromkeys(_said(e) for e in exc.errors()))
     finally:
         _ENVIRON.reset(token)
+    if unknown or wrong:  # every problem in one message, not one per start attempt
+        hint = " (see the configuration table in the README)" if unknown else ""
+        raise ConfigError("; ".join(unknown + wrong) + hint)
+    return settings
 
 
 def default(name: str) -> Any:

@@ -102,7 +102,7 @@ def test_every_variable_the_repository_sets_is_a_setting_or_a_tool_variable():
              for p in ROOT.glob(pattern)]
     texts += [ROOT / name for name in ("README.md", "Dockerfile", "docker-compose.yml")]
     names = {m for p in texts if p.is_file() for m in re.findall(r"TACRO_CDS_([A-Z][A-Z0-9_]*[A-Z0-9])", p.read_text())}
-    names -= {"AUTH_REQURED", "FHIR_SERVER_ALLOWLST", "ZZZ"}  # the misspellings tested above
+    names -= {"AUTH_REQURED", "FHIR_SERVER_ALLOWLST", "ZZZ", "LOG_LEVL"}  # the misspellings tested here
     assert names
     stray = sorted(n for n in names if n not in SETTING_NAMES and n not in TOOL_VARIABLES and not f"{n}_".startswith(TOOL_PREFIXES))
     assert not stray
@@ -196,8 +196,12 @@ def test_a_mapping_is_checked_as_the_environment_is():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as caught:
-        load_settings(environ={"TACRO_CDS_FHIR_MAX_PAGES": "five", "TACRO_CDS_AUTH_REQUIRED": "maybe"})
-    assert "TACRO_CDS_FHIR_MAX_PAGES" in str(caught.value) and "TACRO_CDS_AUTH_REQUIRED" in str(caught.value)
+        load_settings({"FHIR_TIMOUT_S": 2}, environ={"TACRO_CDS_FHIR_MAX_PAGES": "five", "TACRO_CDS_AUTH_REQUIRED": "maybe",
+                                                      "TACRO_CDS_LOG_LEVL": "INFO"})
+    said = str(caught.value)
+    assert "TACRO_CDS_FHIR_MAX_PAGES: must be a whole number" in said
+    assert "TACRO_CDS_AUTH_REQUIRED: must be true or false" in said
+    assert "did you mean TACRO_CDS_LOG_LEVEL?" in said and "did you mean FHIR_TIMEOUT_S?" in said
 
 
 def test_mapping_overrides_environment_which_overrides_defaults():
