@@ -32,9 +32,10 @@ def _serve(args: argparse.Namespace) -> int:
     # (with fewer than 4 threads there is nothing to split: all may).
     fallback = args.threads // 2 if args.threads >= 4 else args.threads
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
-    # Check the settings once before forking workers: a bad one is one clear message, not a
-    # traceback per worker.
-    data_directory(load_settings())
+    # Read and check the settings once before forking workers: a bad one is one clear message, not
+    # a traceback per worker; every worker then builds its app from this same object.
+    settings = load_settings()
+    data_directory(settings)
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
@@ -55,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
-            app = create_app()
+            app = create_app(settings)
             return asgi_app(app, threads=args.threads, max_request_bytes=app.config["MAX_CONTENT_LENGTH"])
 
     print(f"tacro-cds serving on http://{host}:{args.port}/cds-services", file=sys.stderr)
