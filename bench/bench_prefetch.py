@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fhir_standin import FhirStandIn, synthetic_answers  # noqa: E402
 from cards.knowledge import load_knowledge  # noqa: E402
-from service.config import load_config  # noqa: E402
+from service.config import Settings, load_settings  # noqa: E402
 from service.extract import build_facts  # noqa: E402
 from service.fhir_client import FhirClient, FhirError  # noqa: E402
 from service.prefetch import PrefetchResolver  # noqa: E402
@@ -139,7 +139,7 @@ def _stats(samples: list[float]) -> tuple[float, float]:
 
 def bench_prefetched(runs: int) -> list[tuple[str, float, float]]:
     knowledge = load_knowledge()
-    config = load_config(environ={})
+    config = load_settings(environ={})
     templates = prefetch_templates(knowledge)
     body = realistic_order_select(templates)
     observations = sum(len(v.get("entry", [])) for k, v in body["prefetch"].items()
@@ -172,7 +172,7 @@ def _no_session() -> Any:
 
 def bench_fallback(fhir_url: str, patient_id: str, token: str | None, runs: int) -> list[tuple[str, float, float]]:
     templates = prefetch_templates(load_knowledge())
-    config = load_config({"ALLOW_HTTP_FHIR": "loopback" if _is_loopback(fhir_url) else False}, environ={})
+    config = load_settings({"ALLOW_HTTP_FHIR": "loopback" if _is_loopback(fhir_url) else False}, environ={})
     body: dict[str, Any] = {"hook": "patient-view", "hookInstance": "3c5e7a9b-2d4f-4a6b-8c0d-1e2f3a4b5c6d",
                             "context": {"userId": "Practitioner/bench-doc", "patientId": patient_id},
                             "fhirServer": fhir_url, "prefetch": {}}
@@ -197,8 +197,8 @@ def bench_fallback(fhir_url: str, patient_id: str, token: str | None, runs: int)
 
 
 def _sequential(fhir_url: str, token: str | None, templates: dict[str, str], context: Any,
-                config: dict[str, Any]) -> list[float]:
-    client = FhirClient(fhir_url, token, timeout=config["FHIR_TIMEOUT_S"])
+                config: Settings) -> list[float]:
+    client = FhirClient(fhir_url, token, timeout=config.fhir_timeout_s)
     times = []
     try:
         for template in templates.values():

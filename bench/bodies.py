@@ -22,7 +22,7 @@ from typing import Any
 
 from fhir_fixtures.build import build_request
 from fhir_fixtures.scenarios import Dose, Scenario
-from service.config import DEFAULTS
+from service.config import default_settings
 from service.prefetch_templates import prefetch_templates
 from cards.knowledge import load_knowledge
 
@@ -106,7 +106,7 @@ def observations_in(body: dict[str, Any]) -> int:
 def history(hook: str, observations: int) -> dict[str, Any]:
     """The year of monitoring with ``observations`` Observations, cut to the prefetch entry limit."""
     body = year_of_monitoring(hook, observations)
-    excess = prefetch_entries(body) - int(DEFAULTS["MAX_PREFETCH_ENTRIES"])
+    excess = prefetch_entries(body) - default_settings().max_prefetch_entries
     if excess > 0:
         body = year_of_monitoring(hook, observations - excess)
     return body

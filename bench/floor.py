@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from service.config import DEFAULTS
+from service.config import default_settings
 
 # About the size of one card of the service (summary, detail, indicator, source, a link).
 CARD: dict[str, Any] = {
@@ -30,7 +30,7 @@ CARD: dict[str, Any] = {
 
 def create_app() -> Flask:
     app = Flask("tacro-cds-floor")
-    app.config["MAX_CONTENT_LENGTH"] = DEFAULTS["MAX_REQUEST_BYTES"]  # the service's body limit
+    app.config["MAX_CONTENT_LENGTH"] = default_settings().max_request_bytes  # the service's body limit
 
     @app.post("/cds-services/<service_id>")
     def hook(service_id: str) -> tuple[Response, int]:

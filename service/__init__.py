@@ -1,6 +1,7 @@
 """tacro-cds: a CDS Hooks 2.0 service for tacrolimus in IVF recurrent implantation failure.
 
-``create_app(config)`` builds the Flask app; everything configurable enters there.
+``create_app(settings, *, store=..., clock=...)`` builds the Flask app: the settings (``service.config``)
+and the collaborators a test or an embedding program swaps in enter there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
@@ -19,7 +20,7 @@ from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_r
 
 from . import metrics
 from .auth import CallerVerifier
-from .config import data_directory, database_url, load_config
+from .config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
 from .errors import register_error_handler
 from .logs import configure_logging
 from .openapi import description_text
@@ -43,44 +44,57 @@ UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi", "cds.metrics_expositi
 SELF_AUTHENTICATED = {"smart_app"}
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: defaults, then TACRO_CDS_* environment variables, then ``config``."""
-    settings = load_config(config)
+def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
+               store: Store | None = None,
+               verifier: CallerVerifier | None = None,
+               resolver: PrefetchResolver | None = None,
+               clock: Callable[[], datetime] | None = None,
+               uuid_factory: Callable[[], str] | None = None) -> Flask:
+    """Build the app from ``settings``: a ``Settings``, or a mapping of setting names to values
+    merged over the TACRO_CDS_* environment (None: the environment alone). The collaborators are
+    built from the settings unless given: the feedback and replay ``store``, the caller JWT
+    ``verifier``, the prefetch ``resolver``, the ``clock`` and the card ``uuid_factory``."""
+    if not isinstance(settings, Settings):
+        settings = load_settings(settings)
     # Flask would put an installed package's instance folder under <prefix>/var, which a service
     # user may not write: the folder is DATA_DIR, by default in the user's XDG data home.
     app = Flask(__name__, instance_path=str(data_directory(settings)), instance_relative_config=True)
-    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_REQUEST_BYTES"]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    configure_logging(settings["LOG_LEVEL"])
+    configure_logging(settings.log_level)
     compile_validators()  # every request schema checked and compiled once, before the first call
     description_text()  # the served OpenAPI document assembled from its schema files, once
 
     db_url = database_url(settings, Path(app.instance_path))
-    loaded = load_knowledge_report(settings["SITE_CONFIG"], settings["RXNORM_PRODUCTS"])
+    loaded = load_knowledge_report(settings.site_config, settings.rxnorm_products)
     _report_knowledge(loaded)
     knowledge = loaded.tables
-    clock = settings.get("CLOCK") or (lambda: datetime.now(timezone.utc))
-    store = settings.get("STORE") or Store(
+    clock = clock or (lambda: datetime.now(timezone.utc))
+    store = store or Store(
         db_url, clock=clock,
-        retention=Retention(issued_cards_days=float(settings["ISSUED_CARDS_RETENTION_DAYS"]),
-                            feedback_days=float(settings["FEEDBACK_RETENTION_DAYS"])),
-        quota=FeedbackQuota(per_minute=int(settings["FEEDBACK_RATE_PER_MINUTE"]),
-                            total=int(settings["FEEDBACK_QUOTA"])),
-        auto_upgrade=bool(settings["DB_AUTO_UPGRADE"]))
+        retention=Retention(issued_cards_days=settings.issued_cards_retention_days,
+                            feedback_days=settings.feedback_retention_days),
+        quota=FeedbackQuota(per_minute=settings.feedback_rate_per_minute, total=settings.feedback_quota),
+        auto_upgrade=settings.db_auto_upgrade)
+    if verifier is None:
+        try:
+            verifier = CallerVerifier(settings, store, clock=clock)
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_PREFIX}TRUSTED_ISSUERS: {exc}") from None
     app.extensions["tacro_cds"] = Runtime(
-        config=settings,
+        settings=settings,
         knowledge=knowledge,
         registry=build_registry(prefetch_templates(knowledge)),
-        resolver=settings.get("PREFETCH_RESOLVER") or PrefetchResolver(settings),
-        verifier=settings.get("VERIFIER") or CallerVerifier(settings, store),
+        resolver=resolver or PrefetchResolver(settings),
+        verifier=verifier,
         store=store,
         clock=clock,
-        new_uuid=settings.get("UUID_FACTORY") or (lambda: str(uuid.uuid4())),
+        new_uuid=uuid_factory or (lambda: str(uuid.uuid4())),
     )
 
-    if settings["AUTH_REQUIRED"]:
+    if settings.auth_required:
         _warn_about_open_defaults(settings)
-    CORS(app, origins=settings["CORS_ORIGINS"] or [], allow_headers=["Authorization", "Content-Type"],
+    CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"], max_age=600)
     register_error_handler(app)
     app.register_blueprint(bp)
@@ -105,15 +119,15 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
              loaded.products_imported, "; ".join(unconfirmed_entries(loaded.tables)) or "none")
 
 
-def _warn_about_open_defaults(settings: Mapping[str, Any]) -> None:
+def _warn_about_open_defaults(settings: Settings) -> None:
     """Say at start-up what a production deployment should pin down."""
-    if not settings["TRUSTED_ISSUERS"]:
+    if not settings.trusted_issuers:
         log.warning("TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on: every call will be refused "
                     "with 401; set TACRO_CDS_TRUSTED_ISSUERS to the CDS clients' issuers and keys")
-    if not settings["EXTERNAL_BASE_URL"]:
+    if not settings.external_base_url:
         log.warning("EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
                     "from the request's Host header; set it to the public base URL in production")
-    if not settings["FHIR_SERVER_ALLOWLIST"]:
+    if not settings.fhir_server_allowlist:
         log.warning("FHIR_SERVER_ALLOWLIST is empty: any public https fhirServer may be called (internal "
                     "addresses are refused); list the EHRs' FHIR base URLs in production")
 
@@ -123,8 +137,8 @@ def _start() -> None:
     if request.method == "OPTIONS" or request.endpoint in UNPROTECTED or request.blueprint in SELF_AUTHENTICATED:
         return
     rt = runtime()
-    if rt.config["AUTH_REQUIRED"]:
-        audience = _called_url(rt.config.get("EXTERNAL_BASE_URL"))
+    if rt.settings.auth_required:
+        audience = _called_url(rt.settings.external_base_url)
         g.caller = rt.verifier.verify(request.headers.get("Authorization"), audience)
 
 

@@ -33,6 +33,7 @@ import jwt
 import requests
 
 from . import metrics
+from .config import Settings
 from .errors import UnauthorizedError
 from .fhir_client import FhirError, bounded_get, new_session
 
@@ -104,15 +105,14 @@ def _validate_issuers(issuers: Any) -> dict[str, dict[str, Any]]:
 class CallerVerifier:
     """Verifies the CDS client's JWT; keeps the JWK Sets it fetched, per URL."""
 
-    def __init__(self, config: Mapping[str, Any], store: Any) -> None:
-        self.config = config
+    def __init__(self, settings: Settings, store: Any, *, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
-        self.issuers = _validate_issuers(config.get("TRUSTED_ISSUERS") or {})
-        self.leeway = timedelta(seconds=float(config.get("JWT_LEEWAY_S", 60)))
-        self.timeout = float(config.get("JWKS_TIMEOUT_S", 5.0))
-        self.min_refresh = timedelta(seconds=float(config.get("JWKS_MIN_REFRESH_S", 60)))
-        self.cache_ttl = timedelta(seconds=float(config.get("JWKS_CACHE_TTL_S", 3600)))
-        self.clock: Callable[[], datetime] = config.get("CLOCK") or (lambda: datetime.now(timezone.utc))
+        self.issuers = _validate_issuers(settings.trusted_issuers)
+        self.leeway = timedelta(seconds=settings.jwt_leeway_s)
+        self.timeout = settings.jwks_timeout_s
+        self.min_refresh = timedelta(seconds=settings.jwks_min_refresh_s)
+        self.cache_ttl = timedelta(seconds=settings.jwks_cache_ttl_s)
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         # No proxy variables or ~/.netrc from the environment, every fetch cut at its deadline.
         self.session = new_session(4)
         self._cache: dict[str, _CachedKeySet] = {}

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Callable, Sequence
 
 from . import demo, fixtures_cli, knowledge_cli, migrate, rxnorm_import
-from .config import ConfigError, data_directory, load_config
+from .config import ConfigError, data_directory, load_settings
 from .dev_ehr import cli as dev_ehr_cli
 from .errors import DatabaseSchemaError
 
@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
               "/metrics open. Never use --dev with real patient data.", file=sys.stderr)
         print("*" * 72, file=sys.stderr)
     # Check the settings once before starting gunicorn: a bad one is one clear message.
-    data_directory(load_config())
+    data_directory(load_settings())
     command = gunicorn_command(args)
     sys.stdout.flush()
     sys.stderr.flush()

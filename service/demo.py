@@ -32,8 +32,8 @@ def in_process_poster(as_of: str) -> Poster:
     from . import create_app
 
     moment = scenario_clock(as_of)
-    app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": "sqlite://", "LOG_LEVEL": "WARNING",
-                      "CLOCK": lambda: moment})
+    app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": "sqlite://", "LOG_LEVEL": "WARNING"},
+                     clock=lambda: moment)
     client = app.test_client()
 
     def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:

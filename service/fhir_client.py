@@ -24,13 +24,13 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import metrics
+from .config import default
 from .fhir_policy import AddressCheck, BaseUrl
 
 log = logging.getLogger("tacro_cds.fhir")
 
 FHIR_JSON = "application/fhir+json"
 JSON_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
@@ -186,9 +186,10 @@ class ByteBudget:
 class FhirClient:
     """One FHIR server, one token, one session; every call bounded in time and size."""
 
-    def __init__(self, base_url: str, access_token: str | None = None, *, timeout: float = 5.0,
-                 session: requests.Session | None = None, max_pages: int = 5, max_entries: int = 1000,
-                 max_bytes: int = DEFAULT_MAX_BYTES, budget: ByteBudget | None = None) -> None:
+    def __init__(self, base_url: str, access_token: str | None = None, *,
+                 timeout: float = default("FHIR_TIMEOUT_S"), session: requests.Session | None = None,
+                 max_pages: int = default("FHIR_MAX_PAGES"), max_entries: int = default("FHIR_MAX_ENTRIES"),
+                 max_bytes: int = default("FHIR_MAX_RESPONSE_BYTES"), budget: ByteBudget | None = None) -> None:
         self.budget = budget
         self.base_url = base_url.rstrip("/")
         self.base = BaseUrl.parse(self.base_url)

@@ -99,18 +99,18 @@ def on_starting(server: Any) -> None:
     threads_now = int(server.cfg.threads)
     fallback = threads_now // 2 if threads_now >= 4 else threads_now
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
-    from service.config import ConfigError, data_directory, database_url, load_config
+    from service.config import ConfigError, data_directory, database_url, load_settings
     from service.errors import DatabaseSchemaError
     from service.migrate import bring_up_to_date, migration_engine
 
     try:
-        settings = load_config()
+        settings = load_settings()
         data_directory(settings)
         # The database brought up to date (or checked, without DB_AUTO_UPGRADE) once, here: the
         # workers then find it at the current revision.
         engine = migration_engine(database_url(settings))
         try:
-            bring_up_to_date(engine, upgrade=bool(settings["DB_AUTO_UPGRADE"]))
+            bring_up_to_date(engine, upgrade=settings.db_auto_upgrade)
         finally:
             engine.dispose()
     except ConfigError as exc:

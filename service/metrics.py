@@ -17,10 +17,13 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
                                generate_latest, multiprocess)
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 OTHER = "other"
 
@@ -156,17 +159,17 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def scrape_allowed(config: Mapping[str, Any], authorization: str | None) -> bool | None:
+def scrape_allowed(settings: Settings, authorization: str | None) -> bool | None:
     """Whether this scrape may be answered: None when /metrics is off (neither METRICS_TOKEN nor
     METRICS_OPEN set), True with METRICS_OPEN or for ``Bearer <METRICS_TOKEN>`` (compared in constant
     time), else False. The peer's address is not trusted: behind a proxy on the same host every
     client looks like loopback."""
-    token = config.get("METRICS_TOKEN")
-    if config.get("METRICS_OPEN"):
+    token = settings.metrics_token_value
+    if settings.metrics_open:
         return True
     if not token:
         return None
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return False
-    return hmac.compare_digest(presented.strip().encode(), str(token).encode())
+    return hmac.compare_digest(presented.strip().encode(), token.encode())

@@ -160,9 +160,9 @@ def migration_engine(url: str) -> Engine:
 
 
 def database_url_from_environment() -> str:
-    from .config import database_url, load_config
+    from .config import database_url, load_settings
 
-    return database_url(load_config())
+    return database_url(load_settings())
 
 
 def _shown(url: str) -> str:

@@ -23,7 +23,7 @@ def invoke(rt: Runtime, service_id: str, body: Any, *,
     """Answer one service call; returns the request, the response body and the card kinds.
     ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
     service = rt.registry.get(service_id)
-    request = validate_request(body, hook=service.hook, limits=rt.config)
+    request = validate_request(body, hook=service.hook, limits=rt.settings)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
     today = rt.clock().date()
     facts = build_facts(request, data, rt.knowledge, today=today)
@@ -36,6 +36,6 @@ def invoke(rt: Runtime, service_id: str, body: Any, *,
         if not can_run(facts):
             raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
     cards = evaluate(facts, today, rt.knowledge)
-    cards = with_smart_link(cards, launch_url(rt.config), facts)
+    cards = with_smart_link(cards, launch_url(rt.settings), facts)
     rendered = render_cards(cards, rt.new_uuid)
     return request, {"cards": rendered}, [c.kind for c in cards]

@@ -48,11 +48,11 @@ from urllib.parse import quote
 import requests
 
 from . import metrics
-from .config import DEFAULTS
+from .config import Settings
 from .errors import FallbackBusyError, PrefetchUnavailableError
 from .fhir_client import (ByteBudget, FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError,
                           new_session)
-from .fhir_policy import BaseUrl, address_checker, check_fhir_server, http_policy
+from .fhir_policy import BaseUrl, address_checker, check_fhir_server
 from .prefetch_templates import (UnresolvableTokenError, substitute, template_is_read,
                                  template_resource_type)
 from .validation import HookRequest
@@ -137,25 +137,20 @@ def _resource_type(template: str, context: Mapping[str, Any]) -> str | None:
 class PrefetchResolver:
     """Turns a request's prefetch plus ``fhirServer`` into every template key's resources."""
 
-    def __init__(self, config: Mapping[str, Any], session_factory: SessionFactory | None = None) -> None:
-        def setting(key: str) -> Any:
-            return config.get(key, DEFAULTS.get(key))
-
-        self.config = config
-        self.timeout = float(setting("FHIR_TIMEOUT_S"))
-        self.budget = float(setting("FHIR_TOTAL_BUDGET_S"))
-        self.max_pages = int(setting("FHIR_MAX_PAGES"))
-        self.max_entries = int(setting("FHIR_MAX_ENTRIES"))
-        self.max_bytes = int(setting("FHIR_MAX_RESPONSE_BYTES"))
-        self.max_parallel = max(1, int(setting("FHIR_MAX_PARALLEL")))
-        self.optional = frozenset(setting("PREFETCH_OPTIONAL_KEYS") or ())
-        self.allow_http = http_policy(setting("ALLOW_HTTP_FHIR"))  # fail at start-up when invalid
-        self.allowlist = setting("FHIR_SERVER_ALLOWLIST")
+    def __init__(self, settings: Settings, session_factory: SessionFactory | None = None) -> None:
+        self.timeout = settings.fhir_timeout_s
+        self.budget = settings.fhir_total_budget_s
+        self.max_pages = settings.fhir_max_pages
+        self.max_entries = settings.fhir_max_entries
+        self.max_bytes = settings.fhir_max_response_bytes
+        self.max_parallel = settings.fhir_max_parallel
+        self.optional = frozenset(settings.prefetch_optional_keys)
+        self.allow_http = settings.allow_http_fhir
+        self.allowlist = settings.fhir_server_allowlist
         self.session_factory = session_factory
-        self.max_call_bytes = int(setting("FHIR_MAX_CALL_BYTES"))
+        self.max_call_bytes = settings.fhir_max_call_bytes
         self.trim_due = threading.local()
-        self.gate = FallbackGate(int(setting("FHIR_FALLBACK_MAX_CONCURRENT")),
-                                 int(setting("FHIR_FALLBACK_MAX_PER_ISSUER")))
+        self.gate = FallbackGate(settings.fhir_fallback_max_concurrent, settings.fhir_fallback_max_per_issuer)
 
     def resolve(self, request: HookRequest, templates: Mapping[str, str], *,
                 issuer: str | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -8,13 +8,14 @@ from typing import Any, Callable, Mapping
 
 from flask import current_app
 
+from .config import Settings
 from .prefetch import PrefetchResolver
 from .services import ServiceRegistry
 
 
 @dataclass
 class Runtime:
-    config: Mapping[str, Any]
+    settings: Settings
     knowledge: Mapping[str, Any]
     registry: ServiceRegistry
     resolver: PrefetchResolver

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
+from .config import Settings
 from .errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError, clip
 
 SCHEMA_FILES = ("request.json", "context-order-select.json", "context-order-sign.json",
@@ -144,38 +145,38 @@ class HookRequest:
         return tuple(s for s in value if isinstance(s, str))
 
 
-def check_counts(body: Any, limits: Mapping[str, int]) -> None:
+def check_counts(body: Any, limits: Settings) -> None:
     """Refuse a body with more prefetch keys, prefetch entries, draft orders or selections than
     allowed, before the schema walks them: counting is cheap, validating 100,000 keys is not."""
     if not isinstance(body, dict):
         return
     prefetch = body.get("prefetch")
     if isinstance(prefetch, dict):
-        if len(prefetch) > limits["MAX_PREFETCH_KEYS"]:
-            raise LimitExceededError(f"$.prefetch: {len(prefetch)} keys, at most {limits['MAX_PREFETCH_KEYS']}",
+        if len(prefetch) > limits.max_prefetch_keys:
+            raise LimitExceededError(f"$.prefetch: {len(prefetch)} keys, at most {limits.max_prefetch_keys}",
                                      location=["$.prefetch"])
         entries = sum(len(v["entry"]) for v in prefetch.values()
                       if isinstance(v, dict) and isinstance(v.get("entry"), list))
-        if entries > limits["MAX_PREFETCH_ENTRIES"]:
-            raise LimitExceededError(f"$.prefetch: {entries} entries, at most {limits['MAX_PREFETCH_ENTRIES']}",
+        if entries > limits.max_prefetch_entries:
+            raise LimitExceededError(f"$.prefetch: {entries} entries, at most {limits.max_prefetch_entries}",
                                      location=["$.prefetch"])
     context = body.get("context")
     if not isinstance(context, dict):
         return
     drafts = context.get("draftOrders")
     entries_of_drafts = drafts.get("entry") if isinstance(drafts, dict) else None
-    if isinstance(entries_of_drafts, list) and len(entries_of_drafts) > limits["MAX_DRAFT_ORDERS"]:
+    if isinstance(entries_of_drafts, list) and len(entries_of_drafts) > limits.max_draft_orders:
         raise LimitExceededError(
-            f"$.context.draftOrders: {len(entries_of_drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            f"$.context.draftOrders: {len(entries_of_drafts)} entries, at most {limits.max_draft_orders}",
             location=["$.context.draftOrders"])
     selections = context.get("selections")
-    if isinstance(selections, list) and len(selections) > limits["MAX_DRAFT_ORDERS"]:
+    if isinstance(selections, list) and len(selections) > limits.max_draft_orders:
         raise LimitExceededError(
-            f"$.context.selections: {len(selections)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            f"$.context.selections: {len(selections)} entries, at most {limits.max_draft_orders}",
             location=["$.context.selections"])
 
 
-def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> HookRequest:
+def validate_request(body: Any, *, hook: str, limits: Settings) -> HookRequest:
     """Check a decoded body against the request schema, the hook's context schema and the spec's
     invariants; return it as a HookRequest."""
     check_counts(body, limits)
@@ -193,9 +194,9 @@ def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> Hook
         prefetch=body.get("prefetch") or {},
     )
     drafts = request.draft_orders
-    if len(drafts) > limits["MAX_DRAFT_ORDERS"]:
+    if len(drafts) > limits.max_draft_orders:
         raise LimitExceededError(
-            f"$.context.draftOrders: {len(drafts)} entries, at most {limits['MAX_DRAFT_ORDERS']}",
+            f"$.context.draftOrders: {len(drafts)} entries, at most {limits.max_draft_orders}",
             location=["$.context.draftOrders"])
     for key, value in request.prefetch.items():
         # A Bundle whose entry is not an array cannot be read leniently: say so rather than fail.
@@ -204,9 +205,9 @@ def validate_request(body: Any, *, hook: str, limits: Mapping[str, int]) -> Hook
             raise SchemaError(f"{path}: a Bundle's entry must be an array", location=[path])
     entries = sum(len(v.get("entry") or []) for v in request.prefetch.values()
                   if isinstance(v, dict) and isinstance(v.get("entry"), list))
-    if entries > limits["MAX_PREFETCH_ENTRIES"]:
+    if entries > limits.max_prefetch_entries:
         raise LimitExceededError(
-            f"$.prefetch: {entries} entries, at most {limits['MAX_PREFETCH_ENTRIES']}",
+            f"$.prefetch: {entries} entries, at most {limits.max_prefetch_entries}",
             location=["$.prefetch"])
     draft_refs = {f"{r.get('resourceType')}/{r.get('id')}" for r in drafts if r.get("id")}
     for i, ref in enumerate(request.selections):

@@ -24,7 +24,7 @@ def _body() -> Any:
         # unread means the body was larger than allowed, not that it ended there.
         if request.environ["wsgi.input"].read(1):
             raise PayloadTooLargeError("request body too large")
-    return parse_json(raw, max_depth=runtime().config["MAX_JSON_DEPTH"])
+    return parse_json(raw, max_depth=runtime().settings.max_json_depth)
 
 
 @bp.get("/healthz")
@@ -54,7 +54,7 @@ def openapi() -> Response:
 @bp.get("/metrics")
 def metrics_exposition() -> Response:
     """Prometheus text format; who may scrape: ``metrics.scrape_allowed``."""
-    allowed = metrics.scrape_allowed(runtime().config, request.headers.get("Authorization"))
+    allowed = metrics.scrape_allowed(runtime().settings, request.headers.get("Authorization"))
     if allowed is None:
         raise UnknownServiceError("no such resource")  # the same 404 as a path that does not exist
     if not allowed:

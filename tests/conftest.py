@@ -24,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class SteppingClock:
-    """A clock the test moves forward by hand (inject it as CLOCK)."""
+    """A clock the test moves forward by hand (pass it as create_app's clock)."""
 
     def __init__(self, now: datetime = FIXED_NOW) -> None:
         self.now = now
@@ -44,16 +44,18 @@ def counting_uuids() -> Callable[[], str]:
 
 @pytest.fixture
 def make_app(tmp_path) -> Callable[..., Flask]:
+    """``make_app(AUTH_REQUIRED=True, store=..., clock=...)``: upper-case keywords are settings, lower-case
+    ones create_app's collaborators; a pinned clock and pinned uuids unless given."""
     def factory(**overrides: Any) -> Flask:
         config: dict[str, Any] = {
             "AUTH_REQUIRED": False,
             "FEEDBACK_DB": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
             "DATA_DIR": str(tmp_path / "data"),
-            "CLOCK": lambda: FIXED_NOW,
-            "UUID_FACTORY": counting_uuids(),
         }
-        config.update(overrides)
-        return create_app(config)
+        collaborators: dict[str, Any] = {"clock": lambda: FIXED_NOW, "uuid_factory": counting_uuids()}
+        for key, value in overrides.items():
+            (collaborators if key.islower() else config)[key] = value
+        return create_app(config, **collaborators)
     return factory
 
 

@@ -5,7 +5,7 @@ Usage from any suite::
     from jwt_support import ISSUER, FakeStore, auth_config, bearer, ec_signer
 
     signer = ec_signer()
-    app = make_app(STORE=FakeStore(), **auth_config(signer))
+    app = make_app(store=FakeStore(), **auth_config(signer))
     client.get("/cds-services", headers=bearer(signer.mint("http://localhost/cds-services")))
 
 Tokens are minted at ``FIXED_NOW`` by default, the clock ``make_app`` injects.

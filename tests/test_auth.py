@@ -61,7 +61,7 @@ def store() -> FakeStore:
 @pytest.fixture
 def auth_client(make_app, store, es384, rs384, es256, rs256):
     """A client of an app trusting ISSUER with all four keys inline."""
-    return make_app(STORE=store, **auth_config(es384, rs384, es256, rs256)).test_client()
+    return make_app(store=store, **auth_config(es384, rs384, es256, rs256)).test_client()
 
 
 GENERIC_401 = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
@@ -111,7 +111,7 @@ def test_typ_header_optional(auth_client, es384):
 
 def test_verified_claims_returned(make_app, store, es384):
     """verify() hands the caller's claims to the app (g.caller)."""
-    app = make_app(STORE=store, **auth_config(es384))
+    app = make_app(store=store, **auth_config(es384))
     token = es384.mint(DISCOVERY, tenant="clinic-a")
     claims = app.extensions["tacro_cds"].verifier.verify(f"Bearer {token}", DISCOVERY)
     assert claims["iss"] == ISSUER and claims["tenant"] == "clinic-a"
@@ -215,7 +215,7 @@ def test_es256_token_refused_for_a_p384_key(auth_client, es384, auth_log):
 
 def test_alg_must_match_the_keys_declared_alg(make_app, store, rs384, auth_log):
     """A JWK declaring RS384 does not verify RS256 tokens."""
-    client = make_app(STORE=store, **auth_config(rs384)).test_client()
+    client = make_app(store=store, **auth_config(rs384)).test_client()
     as_rs256 = Signer(rs384.private_key, "RS256", rs384.kid)
     assert_generic_401(call_patient_view(client, bearer(as_rs256.mint(PATIENT_VIEW))))
     assert rejection_reasons(auth_log) == ["algorithm does not match the key's alg"]
@@ -251,7 +251,7 @@ def test_forged_token_does_not_occupy_jti(auth_client, es384, store):
     pytest.param(None, 401, id="no-tenant-claim"),
 ])
 def test_tenant_checked_when_configured(make_app, store, es384, tenant, expected):
-    client = make_app(STORE=store, **auth_config(es384, tenant="clinic-a")).test_client()
+    client = make_app(store=store, **auth_config(es384, tenant="clinic-a")).test_client()
     assert call_patient_view(client, bearer(es384.mint(PATIENT_VIEW, tenant=tenant))).status_code == expected
 
 
@@ -286,7 +286,7 @@ def clock() -> SteppingClock:
 
 def _jwks_url_app(make_app, store, clock, **issuer: Any):
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks_url": JWKS_URL, **issuer}}}
-    return make_app(STORE=store, CLOCK=clock, **config).test_client()
+    return make_app(store=store, clock=clock, **config).test_client()
 
 
 def _signed_now(signer: Signer, clock: SteppingClock, audience: str = PATIENT_VIEW, **kw: Any) -> dict[str, str]:
@@ -354,7 +354,7 @@ def test_jwks_fetch_failure_is_401_not_500(make_app, store, clock, es384, failur
 def test_fetch_uses_configured_timeout(make_app, store, clock, es384):
     responses.get(JWKS_URL, json=es384.jwks())
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks_url": JWKS_URL}}, "JWKS_TIMEOUT_S": 2.5}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock)).status_code == 200
     assert responses.calls[0].request.req_kwargs["timeout"] == 2.5
 
@@ -366,7 +366,7 @@ def test_jku_on_allowlist_accepted(make_app, store, clock, es384):
     responses.get(jku, json=es384.jwks())
     config = {"AUTH_REQUIRED": True,
               "TRUSTED_ISSUERS": {ISSUER: {"jku_allowlist": [jku]}}}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": jku})).status_code == 200
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": jku + "?x"})))
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock)))  # no jku, no other key source
@@ -380,7 +380,7 @@ def test_jku_of_another_issuer_not_followed(make_app, store, clock, es384):
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {
         ISSUER: {"jwks": ec_signer("ec-384-other").jwks()},
         "https://other-ehr.example": {"jku_allowlist": [other_jku]}}}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": other_jku})))
     assert len(responses.calls) == 0
 
@@ -401,7 +401,7 @@ def test_configured_inline_keys_win_over_a_jku_so_an_offline_site_accepts_the_sa
     """An air-gapped site configures the client's key set inline; the client still sends a jku it
     cannot reach and has not allowlisted. The inline key verifies the token; nothing is fetched."""
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
     assert len(responses.calls) == 0
 
@@ -414,7 +414,7 @@ def test_a_jku_cannot_replace_a_configured_key_with_the_same_kid(make_app, store
     responses.get(SANDBOX_JKU, json=impostor.jwks())
     config = {"AUTH_REQUIRED": True,
               "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert_generic_401(call_patient_view(client, _signed_now(impostor, clock, header={"jku": SANDBOX_JKU})))
     assert len(responses.calls) == 0
 
@@ -441,7 +441,7 @@ def test_an_allowlisted_jku_is_fetched_only_for_a_kid_the_configured_keys_lack(m
     responses.get(SANDBOX_JKU, json=rotated.jwks())
     config = {"AUTH_REQUIRED": True,
               "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
-    client = make_app(STORE=store, CLOCK=clock, **config).test_client()
+    client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
     assert len(responses.calls) == 0  # the configured key was enough
     assert call_patient_view(client, _signed_now(rotated, clock, header={"jku": SANDBOX_JKU})).status_code == 200
@@ -463,7 +463,7 @@ def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(
 @pytest.mark.parametrize("external_base", ["https://cds.example.org", "https://cds.example.org/"])
 def test_external_base_url_is_the_audience(make_app, store, es384, external_base):
     """aud names the CDS Service endpoint being called, as the client sees it behind the proxy."""
-    client = make_app(STORE=store, EXTERNAL_BASE_URL=external_base, **auth_config(es384)).test_client()
+    client = make_app(store=store, EXTERNAL_BASE_URL=external_base, **auth_config(es384)).test_client()
     external = "https://cds.example.org/cds-services/tacrolimus-patient-view"
     assert call_patient_view(client, bearer(es384.mint(external))).status_code == 200
     assert_generic_401(call_patient_view(client, bearer(es384.mint(PATIENT_VIEW))))
@@ -496,13 +496,13 @@ def test_trusted_issuers_from_environment(monkeypatch, make_app, store, es384):
     """TACRO_CDS_TRUSTED_ISSUERS is JSON."""
     monkeypatch.setenv("TACRO_CDS_TRUSTED_ISSUERS", json.dumps({ISSUER: {"jwks": es384.jwks()}}))
     monkeypatch.setenv("TACRO_CDS_AUTH_REQUIRED", "true")
-    client = create_app({"STORE": store, "CLOCK": lambda: FIXED_NOW}).test_client()
+    client = create_app(store=store, clock=lambda: FIXED_NOW).test_client()
     assert client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY))).status_code == 200
     assert_generic_401(client.get("/cds-services"))
 
 
 @pytest.mark.parametrize("issuers, message", [
-    pytest.param(["https://ehr"], "must map issuer", id="not-a-mapping"),
+    pytest.param(["https://ehr"], "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list", id="not-a-mapping"),
     pytest.param({ISSUER: {}}, "needs jwks, jwks_url or jku_allowlist", id="no-key-source"),
     pytest.param({ISSUER: {"jwks": {"kid": "x"}}}, "not a JWK Set", id="jwks-not-a-set"),
     pytest.param({ISSUER: {"jwks_url": JWKS_URL, "jku_allowlist": "https://x"}}, "list of URLs",
@@ -511,7 +511,7 @@ def test_trusted_issuers_from_environment(monkeypatch, make_app, store, es384):
 ])
 def test_bad_trusted_issuers_stop_start_up(make_app, store, issuers, message):
     with pytest.raises(ValueError, match=message):
-        make_app(STORE=store, AUTH_REQUIRED=True, TRUSTED_ISSUERS=issuers)
+        make_app(store=store, AUTH_REQUIRED=True, TRUSTED_ISSUERS=issuers)
 
 
 # --- logging -------------------------------------------------------------------------------------
@@ -548,7 +548,7 @@ PREFLIGHT = {"Access-Control-Request-Method": "POST",
 
 @pytest.fixture
 def cors_client(make_app, store, es384):
-    return make_app(STORE=store, CORS_ORIGINS=[SANDBOX_ORIGIN], **auth_config(es384)).test_client()
+    return make_app(store=store, CORS_ORIGINS=[SANDBOX_ORIGIN], **auth_config(es384)).test_client()
 
 
 @pytest.mark.parametrize("path", ["/cds-services/tacrolimus-patient-view", "/cds-services"])
@@ -569,7 +569,7 @@ def test_preflight_from_unconfigured_origin_gets_no_allow_origin(cors_client):
 
 
 def test_no_origin_allowed_by_default(make_app, store, es384):
-    client = make_app(STORE=store, **auth_config(es384)).test_client()
+    client = make_app(store=store, **auth_config(es384)).test_client()
     response = client.options("/cds-services/tacrolimus-patient-view",
                               headers={"Origin": SANDBOX_ORIGIN, **PREFLIGHT})
     assert "Access-Control-Allow-Origin" not in response.headers

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service import cli
-from service.config import load_config
+from service.config import load_settings
 from service.fhir_policy import http_policy
 
 DEV_VARIABLES = ("TACRO_CDS_AUTH_REQUIRED", "TACRO_CDS_CORS_ORIGINS", "TACRO_CDS_ALLOW_HTTP_FHIR",
@@ -30,8 +30,8 @@ def started(monkeypatch):
 def test_dev_mode_allows_http_fhir_on_loopback_only(started):
     assert cli.main(["serve", "--dev", "--port", "0"]) == 0
     assert os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] == "loopback"
-    assert http_policy(load_config()["ALLOW_HTTP_FHIR"]) == "loopback"
-    assert load_config()["METRICS_OPEN"] is True
+    assert http_policy(load_settings().allow_http_fhir) == "loopback"
+    assert load_settings().metrics_open is True
     command = started[0]
     assert command[command.index("--bind") + 1] == "127.0.0.1:0"
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from service.config import load_config
+from service.config import load_settings
 from service.errors import FhirServerRefusedError
 from service.fhir_policy import check_fhir_server
 
@@ -49,10 +49,10 @@ def test_trusted_issuers_reach_the_service_unchanged_and_parse() -> None:
     environment = config["services"]["tacro-cds"]["environment"]
     assert json.loads(environment["TACRO_CDS_TRUSTED_ISSUERS"]) == ISSUERS
     # What the container gets is what the service accepts: every variable a setting, every value parsed.
-    settings = load_config(environ={k: str(v) for k, v in environment.items()})
-    assert settings["TRUSTED_ISSUERS"] == ISSUERS
-    assert settings["FEEDBACK_DB"] == "postgresql+psycopg://tacro:s3cret0hex@db:5432/tacro"
-    assert settings["CORS_ORIGINS"] == []
+    settings = load_settings(environ={k: str(v) for k, v in environment.items()})
+    assert settings.trusted_issuers == ISSUERS
+    assert settings.feedback_db == "postgresql+psycopg://tacro:s3cret0hex@db:5432/tacro"
+    assert settings.cors_origins == []
 
 
 def test_database_password_is_required_and_shared_by_database_and_service() -> None:
@@ -142,9 +142,9 @@ def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy() -> None:
 
 def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else() -> None:
     environment = _config(TACRO_DB_PASSWORD="x1")["services"]["tacro-cds"]["environment"]
-    settings = load_config(environ={k: str(v) for k, v in environment.items()})
-    assert settings["FHIR_SERVER_ALLOWLIST"] == [FHIR_BASE]
-    policy = {"allow_http": settings["ALLOW_HTTP_FHIR"], "allowlist": settings["FHIR_SERVER_ALLOWLIST"]}
+    settings = load_settings(environ={k: str(v) for k, v in environment.items()})
+    assert settings.fhir_server_allowlist == [FHIR_BASE]
+    policy = {"allow_http": settings.allow_http_fhir, "allowlist": settings.fhir_server_allowlist}
     assert check_fhir_server(FHIR_BASE, **policy)
     for other in ("http://db:5432/fhir", "http://169.254.169.254/latest", "https://elsewhere.example.org/fhir"):
         with pytest.raises(FhirServerRefusedError):
@@ -153,8 +153,8 @@ def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else
     mine = ["https://ehr.example.org/fhir"]
     environment = _config(TACRO_DB_PASSWORD="x1", TACRO_CDS_FHIR_SERVER_ALLOWLIST=json.dumps(mine),
                           TACRO_CDS_ALLOW_HTTP_FHIR="false")["services"]["tacro-cds"]["environment"]
-    settings = load_config(environ={k: str(v) for k, v in environment.items()})
-    assert settings["FHIR_SERVER_ALLOWLIST"] == mine and settings["ALLOW_HTTP_FHIR"] == "never"
+    settings = load_settings(environ={k: str(v) for k, v in environment.items()})
+    assert settings.fhir_server_allowlist == mine and settings.allow_http_fhir == "never"
 
 
 def test_no_secret_is_written_in_the_resolved_configuration() -> None:

@@ -89,12 +89,12 @@ def without_uuids(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     app = create_app({
-        "AUTH_REQUIRED": False, "LOG_LEVEL": "ERROR", "CLOCK": lambda: FIXED_NOW, "UUID_FACTORY": counting_uuids(),
+        "AUTH_REQUIRED": False, "LOG_LEVEL": "ERROR",
         "SMART_APP_ENABLED": False,  # its card links carry the patient id by design; this checks texts
         "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('faults') / 'feedback.sqlite'}",
         "ALLOW_HTTP_FHIR": "loopback", "FHIR_TIMEOUT_S": TIMEOUT_S, "FHIR_TOTAL_BUDGET_S": BUDGET_S,
         "FHIR_MAX_PAGES": MAX_PAGES, "FHIR_MAX_ENTRIES": MAX_ENTRIES, "FHIR_MAX_RESPONSE_BYTES": MAX_BYTES,
-    })
+    }, clock=lambda: FIXED_NOW, uuid_factory=counting_uuids())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="cds-app",
                               daemon=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import load_config
+from service.config import load_settings
 from service.errors import FhirServerRefusedError
 from service.fhir_policy import check_fhir_server, http_policy
 
@@ -69,13 +69,13 @@ def test_refused_fhir_servers(url, allow_http, allowlist, issuer, says):
 @pytest.mark.parametrize("raw, policy", [("true", "any"), ("false", "never"), ("loopback", "loopback"),
                                          ("LOOPBACK", "loopback")])
 def test_allow_http_fhir_from_the_environment(raw, policy):
-    config = load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw})
-    assert http_policy(config["ALLOW_HTTP_FHIR"]) == policy
+    config = load_settings(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw})
+    assert http_policy(config.allow_http_fhir) == policy
 
 
 def test_an_invalid_allow_http_fhir_stops_start_up():
     with pytest.raises(ValueError):
-        load_config(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": "sometimes"})
+        load_settings(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": "sometimes"})
     with pytest.raises(ValueError):
         http_policy("sometimes")
 

@@ -13,7 +13,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir_fixtures import FIXTURES_DIR, HOOKS, hook_cases, load_request, read_json, scenario_dirs
 from fhir_fixtures.build import declared_templates, planned_files
 from fhir_fixtures.matcher import UnsupportedQuery, search, substitute
-from service.config import DEFAULTS
+from service.config import default_settings
 from service.validation import validate_request
 
 SCENARIOS = [d.name for d in scenario_dirs()]
@@ -80,7 +80,7 @@ def test_scenario_file(scenario):
 @pytest.mark.parametrize(("scenario", "hook"), CASES, ids=[f"{s}-{h}" for s, h in CASES])
 def test_request_is_valid_and_fully_prefetched(scenario, hook):
     request = load_request(scenario, hook)
-    validated = validate_request(request, hook=hook, limits=DEFAULTS)
+    validated = validate_request(request, hook=hook, limits=default_settings())
     assert validated.patient_id == scenario
     assert uuid.UUID(request["hookInstance"])
     assert "fhirServer" not in request

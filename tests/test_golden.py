@@ -52,10 +52,9 @@ def golden_apps(tmp_path_factory):
             uuids = PinnedUuids()
             # The goldens pin what the rules say; the built-in app's smart link (its URL depends on the
             # host answering) is tested in test_smart_app.
-            app = create_app({"AUTH_REQUIRED": False, "LOG_LEVEL": "WARNING", "UUID_FACTORY": uuids,
-                              "SMART_APP_ENABLED": False,
-                              "CLOCK": lambda: clock,
-                              "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('golden') / 'f.sqlite'}"})
+            app = create_app({"AUTH_REQUIRED": False, "LOG_LEVEL": "WARNING", "SMART_APP_ENABLED": False,
+                              "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('golden') / 'f.sqlite'}"},
+                             uuid_factory=uuids, clock=lambda: clock)
             ids = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
             apps[clock] = (app, uuids, ids)
         return apps[clock]

@@ -14,6 +14,7 @@ import pytest
 from conftest import FIXED_NOW
 from jwt_support import ISSUER, FakeStore, ec_signer
 from service.auth import CallerVerifier
+from service.config import load_settings
 
 AUDIENCE = "https://cds.example.org/cds-services/tacrolimus-patient-view"
 
@@ -82,8 +83,8 @@ def test_key_set_fetch_ignores_proxy_variables_and_netrc(key_server, proxy, monk
     netrc.write_text("machine 127.0.0.1 login stolen password s3cret\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    verifier = CallerVerifier({"TRUSTED_ISSUERS": {ISSUER: {"jwks_url": key_server.url}},
-                               "CLOCK": lambda: FIXED_NOW}, FakeStore())
+    verifier = CallerVerifier(load_settings({"TRUSTED_ISSUERS": {ISSUER: {"jwks_url": key_server.url}}}, environ={}),
+                              FakeStore(), clock=lambda: FIXED_NOW)
     signer = key_server.signer
     token = signer.mint(AUDIENCE)
     claims = verifier.verify(f"Bearer {token}", AUDIENCE)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.samples import builtin_request
-from service.config import DEFAULTS
+from service.config import default_settings
 
 SELECT = "/cds-services/tacrolimus-order-select"
 VIEW = "/cds-services/tacrolimus-patient-view"
@@ -35,7 +35,7 @@ def _padded(body: dict, size: int) -> bytes:
 
 @pytest.mark.parametrize("extra, status", [(0, 200), (1, 413)], ids=["at-limit", "one-byte-over"])
 def test_body_size_limit(client, extra, status):
-    size = DEFAULTS["MAX_REQUEST_BYTES"]
+    size = default_settings().max_request_bytes
     assert size == 5 * 1024 * 1024
     response = _post(client, VIEW, _padded(builtin_request("patient-view"), size + extra))
     assert response.status_code == status
@@ -60,7 +60,7 @@ def _nested_request(depth: int) -> bytes:
 
 @pytest.mark.parametrize("depth, status", [(64, 200), (65, 400)], ids=["at-limit", "one-level-over"])
 def test_nesting_depth_limit(client, depth, status):
-    assert DEFAULTS["MAX_JSON_DEPTH"] == 64
+    assert default_settings().max_json_depth == 64
     response = _post(client, VIEW, _nested_request(depth))
     assert response.status_code == status
     if status == 400:
@@ -100,7 +100,7 @@ def _drafts(n: int) -> dict:
 
 @pytest.mark.parametrize("over, status", [(0, 200), (1, 400)], ids=["at-limit", "one-over"])
 def test_draft_orders_limit(client, over, status):
-    limit = DEFAULTS["MAX_DRAFT_ORDERS"]
+    limit = default_settings().max_draft_orders
     response = _post(client, SELECT, json.dumps(_drafts(limit + over)).encode())
     assert response.status_code == status
     if status == 400:
@@ -123,7 +123,7 @@ def _prefetch_entries(n: int) -> dict:
 
 @pytest.mark.parametrize("over, status", [(0, 200), (1, 400)], ids=["at-limit", "one-over"])
 def test_prefetch_entries_limit(client, over, status):
-    limit = DEFAULTS["MAX_PREFETCH_ENTRIES"]
+    limit = default_settings().max_prefetch_entries
     response = _post(client, VIEW, json.dumps(_prefetch_entries(limit + over)).encode())
     assert response.status_code == status
     if status == 400:

@@ -70,7 +70,7 @@ class _BrokenResolver:
 
 
 def test_unhandled_error_logs_type_and_frames_without_values(make_app, logged):
-    app = make_app(PREFETCH_RESOLVER=_BrokenResolver())
+    app = make_app(resolver=_BrokenResolver())
     response = app.test_client().post("/cds-services/tacrolimus-patient-view", json=hook_body({}))
     assert response.status_code == 500
     assert SECRET not in response.get_data(as_text=True)

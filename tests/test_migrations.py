@@ -241,8 +241,8 @@ def _revision(engine: Engine) -> str | None:
 
 def _post_feedback_and_summarise(url: str, tmp_path, store: Store) -> dict[str, Any]:
     """Through the service: a card issued, feedback on it posted, the summary read."""
-    app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": url, "DATA_DIR": str(tmp_path / "data"),
-                      "CLOCK": lambda: FIXED_NOW, "STORE": store})
+    app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": url, "DATA_DIR": str(tmp_path / "data")},
+                     clock=lambda: FIXED_NOW, store=store)
     store.record_cards(SERVICE, [{"uuid": "new-card", "summary": "s", "indicator": "info",
                                   "source": {"label": "l"}}], ["dose"])
     client = app.test_client()

@@ -278,7 +278,7 @@ class _Unavailable:
 
 
 def test_precondition_failed_matches(make_app):
-    client = make_app(PREFETCH_RESOLVER=_Unavailable()).test_client()
+    client = make_app(resolver=_Unavailable()).test_client()
     response = _post(client, "tacrolimus-patient-view", builtin_request("patient-view"))
     assert response.status_code == 412
     check_response("POST", CALL, 412, response.content_type, response.data)

@@ -13,7 +13,7 @@ import responses
 
 from fhir_doubles import (BASE, OUTCOME, PATIENT, TOKEN, RawServer, bundle, fhir_get, hook_body,
                           http_head, observation)
-from service.config import load_config
+from service.config import load_settings
 from service.errors import FhirServerRefusedError, PrefetchUnavailableError
 from service.prefetch import MEDICATIONS, PrefetchResolver
 from service.validation import validate_request
@@ -28,11 +28,11 @@ PATIENT_RESOURCE = {"resourceType": "Patient", "id": PATIENT}
 
 
 def resolver(session_factory=None, **config: Any) -> PrefetchResolver:
-    return PrefetchResolver(load_config(config, environ={}), session_factory=session_factory)
+    return PrefetchResolver(load_settings(config, environ={}), session_factory=session_factory)
 
 
 def request_of(body: dict[str, Any]):
-    return validate_request(body, hook=body["hook"], limits=load_config(environ={}))
+    return validate_request(body, hook=body["hook"], limits=load_settings(environ={}))
 
 
 def complete_prefetch(templates) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def _templates_of(app, service_id: str = "tacrolimus-patient-view") -> dict[str,
 def test_a_complete_prefetch_makes_zero_fhir_calls(make_app, fhir_server):
     """2.0: the service fetches only what the prefetch lacks. A complete prefetch means no call at
     all, so the fhirServer policy is not even consulted."""
-    app = make_app(PREFETCH_RESOLVER=resolver(no_session, FHIR_SERVER_ALLOWLIST=[BASE]))
+    app = make_app(resolver=resolver(no_session, FHIR_SERVER_ALLOWLIST=[BASE]))
     body = hook_body(complete_prefetch(_templates_of(app)), fhir_server=fhir_server)
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         response = app.test_client().post(SERVICE, json=body)

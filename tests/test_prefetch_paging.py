@@ -15,7 +15,7 @@ import pytest
 import responses
 
 from fhir_doubles import BASE, PATIENT, TOKEN, bundle, fhir_get, hook_body
-from service.config import load_config
+from service.config import load_settings
 from service.errors import PrefetchUnavailableError
 from service.prefetch import PrefetchResolver
 from service.validation import validate_request
@@ -32,11 +32,11 @@ def condition(cid: str) -> dict[str, Any]:
 
 
 def resolver(**config: Any) -> PrefetchResolver:
-    return PrefetchResolver(load_config(config, environ={}))
+    return PrefetchResolver(load_settings(config, environ={}))
 
 
 def request_of(body: dict[str, Any]) -> Any:
-    return validate_request(body, hook=body["hook"], limits=load_config(environ={}))
+    return validate_request(body, hook=body["hook"], limits=load_settings(environ={}))
 
 
 def ids(resources: list[dict[str, Any]]) -> list[str]:

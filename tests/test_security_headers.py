@@ -35,7 +35,7 @@ CASES = [
     ("no-route-404", {}, "GET", "/nope", None, 404),
     ("method-405", {}, "DELETE", "/cds-services", None, 405),
     ("too-large-413", {"MAX_REQUEST_BYTES": 100}, "POST", VIEW, VALID, 413),
-    ("unavailable-412", {"PREFETCH_RESOLVER": _Unavailable()}, "POST", VIEW, VALID, 412),
+    ("unavailable-412", {"resolver": _Unavailable()}, "POST", VIEW, VALID, 412),
     ("unauthorized-401", {"AUTH_REQUIRED": True}, "POST", VIEW, VALID, 401),
     ("unauthorized-discovery-401", {"AUTH_REQUIRED": True}, "GET", "/cds-services", None, 401),
     ("preflight", {"AUTH_REQUIRED": True, "CORS_ORIGINS": ["https://sandbox.cds-hooks.org"]}, "OPTIONS", VIEW,

@@ -353,11 +353,12 @@ def test_smart_app_url_overrides_and_the_app_can_be_turned_off(make_app, tmp_pat
 def test_generated_secret_key_is_shared_by_apps_on_one_instance_folder(tmp_path):
     from flask import Flask
 
+    from service.config import default_settings
     from service.smart_app import _secret_key
 
     first, second = Flask("a", instance_path=str(tmp_path)), Flask("b", instance_path=str(tmp_path))
-    key = _secret_key(first, {})
-    assert len(key) > 40 and _secret_key(second, {}) == key
+    key = _secret_key(first, default_settings())
+    assert len(key) > 40 and _secret_key(second, default_settings()) == key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
 

@@ -14,7 +14,7 @@ import secrets
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cachelib import FileSystemCache
 from flask import Flask, request
@@ -22,27 +22,29 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 from flask_session import Session
 
+from ..config import Settings
+
 log = logging.getLogger("tacro_cds.smart_app")
 
 LAUNCH_PATH = "/smart/launch"
 COOKIE_NAME = "tacro_cds_smart"
 
 
-def launch_url(config: Mapping[str, Any]) -> str | None:
+def launch_url(settings: Settings) -> str | None:
     """The URL cards link to: ``SMART_APP_URL`` when set, else this deployment's own app (when on)."""
-    if config.get("SMART_APP_URL"):
-        return str(config["SMART_APP_URL"])
-    if not config.get("SMART_APP_ENABLED"):
+    if settings.smart_app_url:
+        return settings.smart_app_url
+    if not settings.smart_app_enabled:
         return None
-    base = config.get("EXTERNAL_BASE_URL") or request.url_root
+    base = settings.external_base_url or request.url_root
     return base.rstrip("/") + LAUNCH_PATH
 
 
-def _secret_key(app: Flask, settings: Mapping[str, Any]) -> str:
+def _secret_key(app: Flask, settings: Settings) -> str:
     """SECRET_KEY, else the one kept in the instance folder, made once for every worker: written
     to a private temporary file and linked into place, so a worker never reads a half-written key."""
-    if settings.get("SECRET_KEY"):
-        return str(settings["SECRET_KEY"])
+    if settings.secret_key_value:
+        return settings.secret_key_value
     path = Path(app.instance_path) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -58,16 +60,16 @@ def _secret_key(app: Flask, settings: Mapping[str, Any]) -> str:
     return path.read_text(encoding="ascii").strip()
 
 
-def init_smart_app(app: Flask, settings: Mapping[str, Any]) -> None:
+def init_smart_app(app: Flask, settings: Settings) -> None:
     """Register the app's blueprint and its session (nothing when ``SMART_APP_ENABLED`` is off)."""
-    if not settings.get("SMART_APP_ENABLED"):
+    if not settings.smart_app_enabled:
         return
     from .views import bp
 
     app.config["SECRET_KEY"] = _secret_key(app, settings)
-    session_dir = settings.get("SMART_SESSION_DIR") or str(Path(app.instance_path) / "smart-sessions")
+    session_dir = str(settings.smart_session_dir or Path(app.instance_path) / "smart-sessions")
     Path(session_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    lifetime = int(settings["SMART_SESSION_LIFETIME_S"])
+    lifetime = settings.smart_session_lifetime_s
     app.config.update(
         SESSION_TYPE="cachelib",
         SESSION_CACHELIB=FileSystemCache(session_dir, threshold=5000, default_timeout=lifetime, mode=0o600),
@@ -77,7 +79,7 @@ def init_smart_app(app: Flask, settings: Mapping[str, Any]) -> None:
         SESSION_COOKIE_PATH="/smart",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(settings["SMART_COOKIE_SECURE"]),
+        SESSION_COOKIE_SECURE=settings.smart_cookie_secure,
         WTF_CSRF_TIME_LIMIT=lifetime,
     )
     Session(app)

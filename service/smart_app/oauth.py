@@ -27,6 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
+from ..config import Settings
 from ..fhir_policy import check_fhir_server
 from .errors import DiscoveryError, SessionExpiredError, TokenError
 
@@ -63,13 +64,13 @@ class SmartConfiguration:
         return bool(scopes) and all(s.endswith((".read", ".write", ".*")) for s in scopes)
 
 
-def discover(iss: str, config: Mapping[str, Any]) -> SmartConfiguration:
+def discover(iss: str, settings: Settings) -> SmartConfiguration:
     """Read and check the SMART configuration of a FHIR base URL."""
     http = requests.Session()
     url = iss.rstrip("/") + "/.well-known/smart-configuration"
     try:
         response = http.get(url, headers={"Accept": "application/json"},
-                            timeout=float(config["SMART_HTTP_TIMEOUT_S"]), stream=True)
+                            timeout=settings.smart_http_timeout_s, stream=True)
         raw = response.raw.read(MAX_DISCOVERY_BYTES + 1, decode_content=True)
     except requests.RequestException:
         raise DiscoveryError("The EHR's SMART configuration could not be fetched (no answer from "
@@ -87,7 +88,7 @@ def discover(iss: str, config: Mapping[str, Any]) -> SmartConfiguration:
         value = body.get(key)
         if not isinstance(value, str) or not value.startswith(("https://", "http://")):
             raise DiscoveryError(f"The EHR's SMART configuration has no usable {key}.")
-        _check_endpoint(value, config)
+        _check_endpoint(value, settings)
         endpoints[key] = value
 
     def strings(key: str) -> tuple[str, ...]:
@@ -102,11 +103,11 @@ def discover(iss: str, config: Mapping[str, Any]) -> SmartConfiguration:
         jwks_uri=body.get("jwks_uri") if isinstance(body.get("jwks_uri"), str) else None)
 
 
-def _check_endpoint(url: str, config: Mapping[str, Any]) -> None:
+def _check_endpoint(url: str, settings: Settings) -> None:
     """OAuth endpoints over plain http only where a plain-http FHIR server would be allowed."""
     if url.startswith("http://"):
         try:
-            check_fhir_server(url, allow_http=config["ALLOW_HTTP_FHIR"], allowlist=[])
+            check_fhir_server(url, allow_http=settings.allow_http_fhir, allowlist=[])
         except Exception:
             raise DiscoveryError("The EHR's OAuth endpoints must use https.") from None
 
@@ -124,20 +125,20 @@ def new_code_verifier() -> str:
     return str(generate_token(64))  # 64 characters of [A-Za-z0-9]: within RFC 7636's 43-128
 
 
-def oauth_client(config: Mapping[str, Any], redirect_uri: str, scope: str | None = None,
+def oauth_client(settings: Settings, redirect_uri: str, scope: str | None = None,
                  token_endpoint: str | None = None) -> OAuth2Session:
     """An Authlib OAuth 2.0 session for this app's registration."""
-    client_id = config["SMART_CLIENT_ID"]
-    key_file = config.get("SMART_CLIENT_PRIVATE_KEY_FILE")
+    client_id = settings.smart_client_id
+    key_file = settings.smart_client_private_key_file
     if key_file:
         client = OAuth2Session(client_id, Path(key_file).read_text(encoding="utf-8"), scope=scope,
                                redirect_uri=redirect_uri, code_challenge_method="S256",
                                token_endpoint_auth_method="private_key_jwt")
-        headers = {"kid": config["SMART_CLIENT_KEY_ID"]} if config.get("SMART_CLIENT_KEY_ID") else None
+        headers = {"kid": settings.smart_client_key_id} if settings.smart_client_key_id else None
         client.register_client_auth_method(PrivateKeyJWT(token_endpoint, headers=headers,
-                                                         alg=config.get("SMART_CLIENT_KEY_ALG") or "RS384"))
-    elif config.get("SMART_CLIENT_SECRET"):
-        client = OAuth2Session(client_id, config["SMART_CLIENT_SECRET"], scope=scope, redirect_uri=redirect_uri,
+                                                         alg=settings.smart_client_key_alg))
+    elif settings.smart_client_secret_value:
+        client = OAuth2Session(client_id, settings.smart_client_secret_value, scope=scope, redirect_uri=redirect_uri,
                                code_challenge_method="S256", token_endpoint_auth_method="client_secret_basic")
     else:
         client = OAuth2Session(client_id, scope=scope, redirect_uri=redirect_uri,
@@ -145,11 +146,11 @@ def oauth_client(config: Mapping[str, Any], redirect_uri: str, scope: str | None
     return client
 
 
-def authorization_url(conf: SmartConfiguration, config: Mapping[str, Any], redirect_uri: str, *,
+def authorization_url(conf: SmartConfiguration, settings: Settings, redirect_uri: str, *,
                       launch: str | None, code_verifier: str) -> tuple[str, str, str]:
     """(URL to send the browser to, state, scope)."""
     scope = scopes(conf, standalone=launch is None)
-    client = oauth_client(config, redirect_uri, scope)
+    client = oauth_client(settings, redirect_uri, scope)
     extra = {"aud": conf.iss}
     if launch is not None:
         extra["launch"] = launch
@@ -158,19 +159,19 @@ def authorization_url(conf: SmartConfiguration, config: Mapping[str, Any], redir
     return url, state, scope
 
 
-def exchange_code(pending: Mapping[str, Any], config: Mapping[str, Any], redirect_uri: str,
+def exchange_code(pending: Mapping[str, Any], settings: Settings, redirect_uri: str,
                   code: str) -> dict[str, Any]:
     """Trade the code for tokens (with the PKCE verifier) and check the answer."""
-    client = oauth_client(config, redirect_uri, pending["scope"], pending["token_endpoint"])
+    client = oauth_client(settings, redirect_uri, pending["scope"], pending["token_endpoint"])
     try:
         token = client.fetch_token(pending["token_endpoint"], grant_type="authorization_code", code=code,
                                    code_verifier=pending["code_verifier"],
-                                   timeout=float(config["SMART_HTTP_TIMEOUT_S"]))
+                                   timeout=settings.smart_http_timeout_s)
     except requests.RequestException:
         raise TokenError("The EHR's token endpoint did not answer. Launch the app again.") from None
     except Exception as exc:  # Authlib's OAuthError and JSON errors: the server refused or answered nonsense
         raise TokenError(f"The EHR refused to issue a token ({_oauth_error(exc)}). Launch the app again.") from None
-    return checked_token(dict(token), pending, config)
+    return checked_token(dict(token), pending, settings)
 
 
 def _oauth_error(exc: Exception) -> str:
@@ -178,7 +179,7 @@ def _oauth_error(exc: Exception) -> str:
     return str(error) if isinstance(error, str) and len(error) < 80 else "invalid answer"
 
 
-def checked_token(token: dict[str, Any], pending: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+def checked_token(token: dict[str, Any], pending: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """The parts of a token response the app keeps, after checking them."""
     access = token.get("access_token")
     if not isinstance(access, str) or not access:
@@ -190,7 +191,7 @@ def checked_token(token: dict[str, Any], pending: Mapping[str, Any], config: Map
         raise TokenError("The EHR did not say which patient this launch is for (no patient in the token "
                          "response). Open the app from a patient's chart, or pick a patient when asked.")
     if token.get("id_token"):
-        _check_id_token(str(token["id_token"]), pending, config)
+        _check_id_token(str(token["id_token"]), pending, settings)
     expires_in = token.get("expires_in")
     kept: dict[str, Any] = {
         "access_token": access,
@@ -206,16 +207,16 @@ def checked_token(token: dict[str, Any], pending: Mapping[str, Any], config: Map
     return kept
 
 
-def _check_id_token(id_token: str, pending: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+def _check_id_token(id_token: str, pending: Mapping[str, Any], settings: Settings) -> None:
     """The id token must be signed by the server's key, for this client, by the server's issuer."""
     jwks_uri = pending.get("jwks_uri")
     if not jwks_uri:
         raise TokenError("The EHR sent an id token but publishes no jwks_uri to check it with.")
     try:
-        keys = KeySet.import_key_set(requests.get(jwks_uri, timeout=float(config["SMART_HTTP_TIMEOUT_S"])).json())
+        keys = KeySet.import_key_set(requests.get(jwks_uri, timeout=settings.smart_http_timeout_s).json())
         token = jwt.decode(id_token, keys, algorithms=["RS256", "RS384", "ES256", "ES384"])
         jwt.JWTClaimsRegistry(leeway=60, exp={"essential": True},
-                              aud={"essential": True, "value": config["SMART_CLIENT_ID"]},
+                              aud={"essential": True, "value": settings.smart_client_id},
                               iss={"essential": True, "value": pending.get("issuer") or pending["iss"]},
                               ).validate(token.claims)
     except (requests.RequestException, ValueError, TypeError, JoseError):
@@ -223,14 +224,14 @@ def _check_id_token(id_token: str, pending: Mapping[str, Any], config: Mapping[s
                          "or expiry do not match).") from None
 
 
-def refreshed(stored: Mapping[str, Any], config: Mapping[str, Any], redirect_uri: str) -> dict[str, Any]:
+def refreshed(stored: Mapping[str, Any], settings: Settings, redirect_uri: str) -> dict[str, Any]:
     """A new access token from the refresh token; SessionExpiredError when there is none or it fails."""
     if not stored.get("refresh_token"):
         raise SessionExpiredError("The access token has expired.")
-    client = oauth_client(config, redirect_uri, stored.get("scope"), stored["token_endpoint"])
+    client = oauth_client(settings, redirect_uri, stored.get("scope"), stored["token_endpoint"])
     try:
         token = dict(client.refresh_token(stored["token_endpoint"], refresh_token=stored["refresh_token"],
-                                          timeout=float(config["SMART_HTTP_TIMEOUT_S"])))
+                                          timeout=settings.smart_http_timeout_s))
     except Exception:
         raise SessionExpiredError("The access token has expired and could not be renewed.") from None
     if not isinstance(token.get("access_token"), str) or str(token.get("token_type", "")).lower() != "bearer":

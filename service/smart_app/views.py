@@ -38,16 +38,16 @@ class SignOutForm(FlaskForm):  # type: ignore[misc]
 
 
 def _redirect_uri() -> str:
-    base = runtime().config.get("EXTERNAL_BASE_URL")
+    base = runtime().settings.external_base_url
     if base:
-        return str(base).rstrip("/") + url_for("smart_app.callback")
+        return base.rstrip("/") + url_for("smart_app.callback")
     return str(url_for("smart_app.callback", _external=True))
 
 
 def _check_iss(iss: str) -> None:
-    config = runtime().config
+    settings = runtime().settings
     try:
-        check_fhir_server(iss, allow_http=config["ALLOW_HTTP_FHIR"], allowlist=config["FHIR_SERVER_ALLOWLIST"])
+        check_fhir_server(iss, allow_http=settings.allow_http_fhir, allowlist=settings.fhir_server_allowlist)
     except FhirServerRefusedError:
         raise IssuerRefusedError("The app was launched for a FHIR server this deployment does not read from "
                                  "(plain http, or not on its allowlist). Ask the administrator.") from None
@@ -57,14 +57,14 @@ def _check_iss(iss: str) -> None:
 def launch() -> Any:
     """EHR launch (``iss`` + ``launch``) or standalone launch (no ``launch``; ``iss`` or the configured
     ``SMART_STANDALONE_ISS``)."""
-    config = runtime().config
+    settings = runtime().settings
     iss = (request.args.get("iss") or "").strip()
     launch_id = request.args.get("launch")
     if launch_id is not None and not iss:
         raise LaunchMissingIssuerError("The EHR sent a launch without saying which FHIR server it is (no "
                                        "iss). Open the app again from the EHR.")
     if not iss:
-        iss = config.get("SMART_STANDALONE_ISS") or ""
+        iss = settings.smart_standalone_iss or ""
         if not iss:
             raise LaunchMissingIssuerError("This app starts from your EHR: open a patient's chart, or a card's "
                                            "link, and launch it from there.")
@@ -72,9 +72,9 @@ def launch() -> Any:
         raise SmartAppError("The launch parameters are too long.")
     iss = iss.rstrip("/")
     _check_iss(iss)
-    conf = oauth.discover(iss, config)
+    conf = oauth.discover(iss, settings)
     verifier = oauth.new_code_verifier()
-    url, state, scope = oauth.authorization_url(conf, config, _redirect_uri(), launch=launch_id,
+    url, state, scope = oauth.authorization_url(conf, settings, _redirect_uri(), launch=launch_id,
                                                 code_verifier=verifier)
     pending = {k: v for k, v in (session.get(PENDING) or {}).items()
                if v.get("created", 0) > time.time() - PENDING_TTL_S}
@@ -107,7 +107,7 @@ def callback() -> Any:
     code = request.args.get("code")
     if not code:
         raise TokenError("The EHR's sign-in answered without an authorization code.")
-    token = oauth.exchange_code(pending, runtime().config, _redirect_uri(), code)
+    token = oauth.exchange_code(pending, runtime().settings, _redirect_uri(), code)
     # A new session id once signed in: a session id seen before the sign-in is never the signed-in one.
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session[TOKEN] = token
@@ -123,7 +123,7 @@ def _current_token() -> dict[str, Any]:
     expires_at = token.get("expires_at")
     if expires_at is not None and expires_at - REFRESH_MARGIN_S < time.time():
         try:
-            token = oauth.refreshed(token, runtime().config, _redirect_uri())
+            token = oauth.refreshed(token, runtime().settings, _redirect_uri())
         except SessionExpiredError:
             session.pop(TOKEN, None)
             raise
@@ -170,8 +170,7 @@ def _error_page(exc: CdsError) -> tuple[str, int]:
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
-    config = runtime().config
-    ancestors = " ".join(config.get("SMART_FRAME_ANCESTORS") or ["'none'"])
+    ancestors = " ".join(runtime().settings.smart_frame_ancestors or ["'none'"])
     styles = " ".join(["'self'", *g.get("smart_style_hashes", [])])
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; "

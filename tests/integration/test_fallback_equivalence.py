@@ -42,8 +42,8 @@ def _comparable(cards: list[dict[str, Any]], kinds: list[str]) -> list[tuple[Any
 
 def _answer(tmp_path, scenario: str, hook: str, body: dict[str, Any]) -> list[tuple[Any, ...]]:
     store = RecordingStore(f"sqlite:///{tmp_path / 'feedback.sqlite'}")
-    app = create_app({"AUTH_REQUIRED": False, "ALLOW_HTTP_FHIR": "loopback", "LOG_LEVEL": "WARNING",
-                      "STORE": store, "CLOCK": lambda: scenario_clock(scenario)})
+    app = create_app({"AUTH_REQUIRED": False, "ALLOW_HTTP_FHIR": "loopback", "LOG_LEVEL": "WARNING"},
+                     store=store, clock=lambda: scenario_clock(scenario))
     services = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
     response = app.test_client().post(f"/cds-services/{services[hook]}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]

@@ -29,8 +29,8 @@ def test_server_answers_with_its_token(fhir_server):
 
 def _client(tmp_path):
     app = create_app({"AUTH_REQUIRED": False, "ALLOW_HTTP_FHIR": "loopback", "LOG_LEVEL": "WARNING",
-                      "FEEDBACK_DB": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
-                      "CLOCK": lambda: scenario_clock(SCENARIO)})
+                      "FEEDBACK_DB": f"sqlite:///{tmp_path / 'feedback.sqlite'}"},
+                     clock=lambda: scenario_clock(SCENARIO))
     return app.test_client()
 
 
