@@ -85,17 +85,10 @@ def _owns_metrics_dir() -> bool:
 
 
 def on_starting(server: Any) -> None:
-    """In the master, before any worker: an empty metrics folder (counters start at zero with each
-    start), the fallback concurrency from the final thread count, and the service's settings checked
-    once (a bad one is one message, not a traceback per worker), and the database migrated once."""
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    if _owns_metrics_dir():
-        os.mkdir(folder, 0o700)  # a fresh random name: fails rather than use a folder someone made
-    else:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(folder, name))
+    """In the master, before any worker: the fallback concurrency from the final thread count, the
+    service's settings checked once (a bad one is one message, not a traceback per worker), the
+    database migrated once, then an empty metrics folder (counters start at zero with each start;
+    made last, so a start refused above leaves nothing behind)."""
     threads_now = int(server.cfg.threads)
     fallback = threads_now // 2 if threads_now >= 4 else threads_now
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
@@ -119,6 +112,14 @@ def on_starting(server: Any) -> None:
     except DatabaseSchemaError as exc:
         print(f"tacro-cds: database: {exc}", file=sys.stderr)
         sys.exit(2)
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if _owns_metrics_dir():
+        os.mkdir(folder, 0o700)  # a fresh random name: fails rather than use a folder someone made
+    else:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(folder, name))
     print(f"tacro-cds serving on http://{server.cfg.bind[0]}/cds-services", file=sys.stderr)
 
 
