@@ -126,7 +126,9 @@ def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | Non
         workdir = Path(folder)
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
                     "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}",
-                    "TACRO_CDS_DATA_DIR": str(workdir / "data"), **(env or {})}
+                    "TACRO_CDS_DATA_DIR": str(workdir / "data"),
+                    # Metrics files with the rest, removed with the folder even if gunicorn is killed.
+                    "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **(env or {})}
         log_path = workdir / "server.log"
         if app is None:
             command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),

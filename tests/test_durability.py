@@ -56,6 +56,9 @@ class Server:
         env = {**os.environ, "TACRO_CDS_AUTH_REQUIRED": "false",
                "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{self.db_file}", "TACRO_CDS_LOG_LEVEL": "WARNING",
                "TACRO_CDS_DATA_DIR": str(self.db_file.parent / "data"),
+               # gunicorn reads ./gunicorn.conf.py; a SIGKILLed master cannot remove a metrics folder
+               # it made, so the test gives one that goes with its own temporary folder.
+               "PROMETHEUS_MULTIPROC_DIR": str(self.db_file.parent / "metrics"),
                "PYTHONPATH": str(ROOT)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
