@@ -276,6 +276,9 @@ def test_unsigned_draft_order_is_reviewed_as_order_select_reviews_it(smart_app, 
     html = client.get("/smart/").get_data(as_text=True)
     assert 'class="order-row"' in html and "<td>draft</td>" in html
     assert "card-order" in html  # the dose card about that order (5 mg/day over the maximum) is marked
+    # Each card names its sources once: the detail's closing "Source:" line is not repeated below it.
+    cards = html.split('<li class="card ')[1:]
+    assert cards and all(card.count("Source:") == 1 for card in cards), [c.count("Source:") for c in cards]
 
 
 def test_euploid_transfer_draws_its_cut_off(smart_app, ehr):

@@ -70,6 +70,7 @@ class CardView:
     source_url: str | None
     suggestions: list[str]
     about_order: bool
+    cites_source: bool  # the detail already ends with its "Source:" line
 
 
 @dataclass
@@ -308,7 +309,8 @@ def _card(card: Card, order_id: str | None) -> CardView:
     return CardView(summary=card.summary, indicator=card.indicator,
                     indicator_word=INDICATOR_WORDS.get(card.indicator, card.indicator),
                     detail_html=_MARKDOWN.render(card.detail or ""), source=card.source_label,
-                    source_url=card.source_url, suggestions=[s.label for s in card.suggestions], about_order=about)
+                    source_url=card.source_url, suggestions=[s.label for s in card.suggestions], about_order=about,
+                    cites_source=(card.detail or "").rstrip().rsplit("\n", 1)[-1].startswith("Source:"))
 
 
 def build_page(record: PatientRecord, knowledge: Mapping[str, Any], *, show_banner: bool) -> PageView:
