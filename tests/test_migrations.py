@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
@@ -21,7 +20,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, insert, inspect, select, text)
+                        UniqueConstraint, insert, inspect, text)
 from sqlalchemy.engine import make_url
 
 from service import create_app, migrate
@@ -30,40 +29,16 @@ from service.errors import DatabaseSchemaError
 from service.store import Store, build_engine, metadata
 from conftest import FIXED_NOW, SteppingClock
 
-POSTGRES_URL = os.environ.get("TACRO_CDS_TEST_POSTGRES_URL")
+from db_support import DATABASES, empty_database
 SERVICE = "tacrolimus-order-select"
 NOW = FIXED_NOW.replace(tzinfo=None)
 
 
-@pytest.fixture(params=[
-    "sqlite",
-    pytest.param("postgresql", marks=[
-        pytest.mark.postgres,
-        # Under CI (CI=true) the server is part of the run: a missing one fails instead of skipping.
-        pytest.mark.skipif(not POSTGRES_URL and os.environ.get("CI", "").lower() != "true",
-                           reason="TACRO_CDS_TEST_POSTGRES_URL not set; .ci/postgres.sh starts a "
-                                  "PostgreSQL and sets it"),
-    ]),
-])
+@pytest.fixture(params=DATABASES)
 def db_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database per test: an SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "postgresql" and not POSTGRES_URL:  # only reached when the skip is lifted
-        pytest.fail("TACRO_CDS_TEST_POSTGRES_URL not set")
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    assert POSTGRES_URL
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with empty_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,50 +7,24 @@ remembers, the other must see.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from service.store import PURGE_EVERY, Store, parse_timestamp
 from conftest import FIXED_NOW, SteppingClock
 
-POSTGRES_URL = os.environ.get("TACRO_CDS_TEST_POSTGRES_URL")
+from db_support import DATABASES, empty_database
 
 
-@pytest.fixture(params=[
-    "sqlite",
-    pytest.param("postgresql", marks=[
-        pytest.mark.postgres,
-        # Under CI (CI=true) the server is part of the run: a missing one fails instead of skipping.
-        pytest.mark.skipif(not POSTGRES_URL and os.environ.get("CI", "").lower() != "true", reason="TACRO_CDS_TEST_POSTGRES_URL not set; "
-                                                    ".ci/postgres.sh starts a PostgreSQL and sets it"),
-    ]),
-])
+@pytest.fixture(params=DATABASES)
 def db_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database per test: an SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "postgresql" and not POSTGRES_URL:  # only reached when the skip is lifted
-        pytest.fail("TACRO_CDS_TEST_POSTGRES_URL not set")
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    assert POSTGRES_URL
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with empty_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

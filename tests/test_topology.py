@@ -18,15 +18,12 @@ import base64
 import collections
 import json
 import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bench.samples import builtin_request
 from bench.server import Server, free_port, gunicorn
@@ -36,7 +33,7 @@ from proxy_support import nginx_binary, running_proxy, upstreams_used
 pytestmark = [pytest.mark.topology, pytest.mark.postgres]
 
 SERVICE = "tacrolimus-patient-view"
-POSTGRES_URL = os.environ.get("TACRO_CDS_TEST_POSTGRES_URL")
+from db_support import POSTGRES_URL, postgres_schema
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +43,8 @@ def database() -> Iterator[str]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("TACRO_CDS_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL)")
         pytest.skip("TACRO_CDS_TEST_POSTGRES_URL not set; .ci/postgres.sh starts a PostgreSQL and sets it")
-    schema = f"topology_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("topology") as url:
+        yield url
 
 
 class Fleet:
