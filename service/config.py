@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_PARALLEL": 16,  # concurrent FHIR calls per hook request
     # All FHIR answers of one hook call together (keys, pages, Medication reads): bounds its memory.
     "FHIR_MAX_CALL_BYTES": 32 * 1024 * 1024,
+    # FHIR servers per worker whose connections are kept alive between hook calls (least recently
+    # used dropped beyond); each keeps at most FHIR_MAX_PARALLEL idle connections.
+    "FHIR_POOLED_SERVERS": 32,
     # Hook calls per worker process (and per caller, by JWT iss) that may be fetching from FHIR at
     # once; more are answered 503 at once, so slow FHIR servers cannot take every serving thread.
     # `tacro-cds serve` sets the first to half its --threads unless it is configured.
