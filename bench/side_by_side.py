@@ -319,12 +319,17 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
     rate = max(warm.throughput, 1.0)
     calls = 0
     samples = [(0, {pid: rss_kib(pid) for pid in workers})]
+    started = time.monotonic()
+    print(f"\nmemory: RSS KiB per worker after {warm.requests} warm-up calls: {samples[0][1]}", flush=True)
     while calls < args.memory_calls:
         seconds = max(1.0, min(per_checkpoint, args.memory_calls - calls) / rate)
         result = drive(seconds)
         calls += result.requests
         rate = max(result.throughput, 1.0)
         samples.append((calls, {pid: rss_kib(pid) for pid in workers}))
+        # As it goes, so a long run that is stopped early still shows its course.
+        print(f"  {calls:>7} calls, {time.monotonic() - started:6.0f} s, {result.throughput:6.1f} calls/s: "
+              f"RSS KiB {samples[-1][1]}", flush=True)
     if sorted(service.workers) != sorted(workers):
         raise RuntimeError(f"workers were replaced during the memory run: {workers} -> {service.workers}")
     print(f"\nmemory: {body.describe()}; {calls} calls after {warm.requests} warm-up calls")
