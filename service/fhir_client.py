@@ -7,9 +7,12 @@ a log: it never contains a URL (URLs hold patient ids), a token or a response bo
 
 from __future__ import annotations
 
+import heapq
 import http.cookiejar
+import itertools
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -549,10 +552,54 @@ class SessionPool:
 # Socket timeouts bound each read, not a whole answer: a server that sends one header byte every
 # 0.4 s never trips a 0.5 s read timeout, and http.client keeps reading headers for as long as it
 # likes. The fetch thread would outlive the request (the caller stops waiting at the budget) and
-# hold a socket for hours. So every call arms a timer that, at the call's deadline, shuts down the
-# socket it is using; the blocked read returns at once and the call ends as a timeout.
+# hold a socket for hours. So every call arms a watch that, at the call's deadline, shuts down the
+# socket it is using; the blocked read returns at once and the call ends as a timeout. One clock
+# thread per process fires every watch: a timer thread per request cost a thread start per GET (and,
+# on a busy machine, the wait for that thread to be scheduled) on the fallback's critical path.
 
 _current_watch = threading.local()
+
+
+class _DeadlineClock:
+    """The one thread of this process that fires deadline watches when their time comes. Started
+    on first use; a forked worker starts its own (the parent's thread does not survive a fork)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _DeadlineWatch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: "_DeadlineWatch") -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (watch.stop, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fhir-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = []
+                # Watches whose call has ended are dropped as they reach the front.
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
+                    watch = heapq.heappop(self._heap)[2]
+                    if not watch.done:
+                        due.append(watch)
+                if not due:
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                    continue
+            for watch in due:
+                watch.fire()
+
+
+_CLOCK = _DeadlineClock()
 
 
 class _DeadlineWatch:
@@ -570,13 +617,15 @@ class _DeadlineWatch:
         self._done = False
         self._sockets: list[socket.socket] = []
         self._cut: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, stop - time.monotonic()), self._fire)
-        self._timer.name = "fhir-deadline"
-        self._timer.daemon = True
+
+    @property
+    def done(self) -> bool:
+        """The call has ended: nothing left to cut."""
+        return self._done
 
     def __enter__(self) -> "_DeadlineWatch":
         _current_watch.value = self
-        self._timer.start()
+        _CLOCK.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -584,7 +633,6 @@ class _DeadlineWatch:
         with self._lock:
             self._done = True
             self._sockets.clear()
-        self._timer.cancel()
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -601,7 +649,8 @@ class _DeadlineWatch:
                 self._sockets.remove(sock)
             return any(cut is sock for cut in self._cut)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """The deadline has come: cut every socket the call is using (the clock calls this)."""
         with self._lock:
             if self._done:
                 return

@@ -4,6 +4,7 @@ call's deadline cut is never handed to the next request."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -72,3 +73,19 @@ def test_a_retry_keeps_to_the_calls_deadline(kept_session):
             client.read("Patient/p1")
         assert time.monotonic() - started < 0.3 + 0.25
         assert (server.dropped, server.connections) == (1, 2)
+
+
+def test_every_deadline_is_kept_by_one_clock_thread(kept_session):
+    """Each GET's deadline is watched without a thread of its own: however many requests, the
+    process has one deadline clock, and it still cuts a request at its deadline."""
+    with FhirStandIn(synthetic_answers("p1")) as server:
+        client = FhirClient(server.url, "token", session=kept_session)
+        for _ in range(20):
+            assert client.read("Patient/p1")["id"] == "p1"
+        assert [t.name for t in threading.enumerate() if t.name.startswith("fhir-deadline")] == ["fhir-deadlines"]
+        server.delay = 1.0
+        client.timeout = 0.2
+        started = time.monotonic()
+        with pytest.raises(FhirTimeoutError):
+            client.read("Patient/p1")
+        assert time.monotonic() - started < 0.2 + 0.25
