@@ -14,6 +14,13 @@ Two kinds of answers:
         fhir.url      # http://127.0.0.1:<port>/fhir
         fhir.served   # GETs answered so far
         fhir.connections  # TCP connections accepted so far
+        fhir.dropped  # requests not answered: their kept-alive connection was closed as they came
+
+Like real servers, it can close kept-alive connections: ``keep_alive_s`` closes one that has been
+idle that long (uvicorn's default is 5 s), and ``drop_reused_after`` closes one, unanswered, when
+a request arrives on it after that much idleness: the race a client meets when the server's idle
+timer fires just as the client sends on the connection (0 drops every request on a reused
+connection), which a client survives only by sending the request again on a new connection.
 """
 
 from __future__ import annotations
@@ -55,12 +62,16 @@ def query_key(relative: str) -> QueryKey:
 class FhirStandIn:
     """The server; ``answer`` decides every reply. A context manager: started on enter, stopped on exit."""
 
-    def __init__(self, answer: Answer, *, delay: float = 0.0, token: str | None = None) -> None:
+    def __init__(self, answer: Answer, *, delay: float = 0.0, token: str | None = None,
+                 keep_alive_s: float | None = None, drop_reused_after: float | None = None) -> None:
         self.answer = answer
         self.delay = delay
         self.token = token
+        self.keep_alive_s = keep_alive_s
+        self.drop_reused_after = drop_reused_after
         self.served = 0
         self.connections = 0  # TCP connections accepted so far (a client reusing one adds none)
+        self.dropped = 0  # requests whose kept-alive connection was closed as they arrived
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -72,7 +83,8 @@ class FhirStandIn:
 
     def start(self) -> "FhirStandIn":
         """Listen on a free 127.0.0.1 port and serve from a daemon thread."""
-        handler = type("Handler", (_Handler,), {"standin": self})
+        # ``timeout`` is the socket timeout of each accepted connection: an idle one is closed at it.
+        handler = type("Handler", (_Handler,), {"standin": self, "timeout": self.keep_alive_s})
         # A listen backlog above the service's parallel fan-out: the default 5 drops SYNs, costing
         # a 1 s retransmit on a fallback that fires a dozen queries at once.
         standin = self
@@ -123,7 +135,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes; no delayed-ACK stall
 
+    answered_at: float | None = None  # when this connection's last answer went out
+
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        drop_after = self.standin.drop_reused_after
+        if drop_after is not None and self.answered_at is not None \
+                and time.monotonic() - self.answered_at >= drop_after:
+            with self.standin._lock:
+                self.standin.dropped += 1
+            self.close_connection = True  # closed with nothing sent, as a timed-out idle connection is
+            return
         status, resource = self.standin.reply(self.path, self.headers.get("Authorization"))
         payload = json.dumps(resource).encode()
         self.send_response(status)
@@ -131,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        self.answered_at = time.monotonic()
 
     def log_message(self, *args: Any) -> None:
         pass  # the queries carry patient ids: keep them off the console

@@ -296,11 +296,12 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
     }
 
 
-def _standin() -> FhirStandIn:
-    """A FHIR stand-in replaying the fixtures' prefetch, with a fresh token it insists on."""
+def _standin(keep_alive_s: float | None) -> FhirStandIn:
+    """A FHIR stand-in replaying the fixtures' prefetch, with a fresh token it insists on, closing
+    connections idle for ``keep_alive_s`` as real servers do."""
     templates = prefetch_templates(load_knowledge())
     answers = replay_answers((body for _, _, body in fixture_requests()), templates, fixture_resources())
-    return FhirStandIn(answers, token="standin-" + secrets.token_urlsafe(16))
+    return FhirStandIn(answers, token="standin-" + secrets.token_urlsafe(16), keep_alive_s=keep_alive_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                              "requests (default $TACRO_CDS_TEST_FHIR_URL; none: a local stand-in)")
     parser.add_argument("--fhir-token", default=os.environ.get("TACRO_CDS_TEST_FHIR_TOKEN") or None,
                         help="bearer token for --fhir-url (default $TACRO_CDS_TEST_FHIR_TOKEN)")
+    parser.add_argument("--standin-keep-alive-s", type=float, default=1.0,
+                        help="the stand-in closes a kept-alive connection idle this long, so the service "
+                             "meets connections closed by the server under load (default 1; 0: never)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -325,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fhir_url:
             fhir, standin = Fhir(args.fhir_url.rstrip("/"), args.fhir_token), None
         else:
-            standin = stack.enter_context(_standin())
+            standin = stack.enter_context(_standin(args.standin_keep_alive_s or None))
             fhir = Fhir(standin.url, standin.token)
         env = {"TACRO_CDS_MAX_REQUEST_BYTES": str(MAX_BODY), "TACRO_CDS_LOG_LEVEL": "INFO",
                "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback", "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([fhir.url])}
@@ -334,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
                      clients=args.clients, max_seconds=args.max_seconds, fhir=fhir)
         log = server.log()
         result["fhir"] = {"server": "stand-in (bench/fhir_standin.py)" if standin else "TACRO_CDS_TEST_FHIR_URL",
-                          "queries_answered": standin.served if standin else None}
+                          "queries_answered": standin.served if standin else None,
+                          # Requests sent again because the server had closed their kept-alive connection.
+                          "resent_on_new_connection": log.count("sent again on a new one")}
     result["workers"] = args.workers
     result["threads"] = args.threads
     result["clients"] = args.clients
@@ -353,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     queries = result["fhir"]["queries_answered"]
     print(f"  fallback: {result['fallback_requests']} requests ({result['fallback_distinct']} distinct, "
           f"{result['fallback_distinct_with_cards']} of them with cards) against {result['fhir']['server']}"
-          + (f", {queries} FHIR queries answered" if queries is not None else ""))
+          + (f", {queries} FHIR queries answered" if queries is not None else "")
+          + f"; {result['fhir']['resent_on_new_connection']} sent again after the server closed a kept-alive connection")
     print(f"  worker RSS KiB before/after: "
           + ", ".join(f"{pid}: {b} -> {result['rss_kib_after'].get(pid)}" for pid, b in result["rss_kib_before"].items()))
     for problem in result["problems"]:

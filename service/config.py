@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     fhir_max_call_bytes: int = Field(
         32 * MIB, ge=1, description="all FHIR answers of one hook call together (keys, pages, Medication reads; "
                                     "32 MiB); beyond: 412 `fhir-too-large`")
+    fhir_pooled_servers: int = Field(
+        32, ge=1, description="FHIR servers per worker whose connections are kept alive between hook calls "
+                              "(least recently used dropped beyond), each with at most `FHIR_MAX_PARALLEL` idle "
+                              "connections; a request whose kept-alive connection the server closed is sent once "
+                              "more on a new one, within the call's deadline")
     fhir_fallback_max_concurrent: int = Field(
         4, ge=1, description="hook calls per worker process fetching from FHIR at once (`serve` sets half its "
                              "`--threads`, all of them below 4, unless set); beyond: 503 with `Retry-After`")

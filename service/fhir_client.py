@@ -7,12 +7,17 @@ a log: it never contains a URL (URLs hold patient ids), a token or a response bo
 
 from __future__ import annotations
 
+import heapq
+import http.cookiejar
+import itertools
 import json
 import logging
+import os
 import socket
 import threading
 import time
-from typing import Any, Collection
+from collections import OrderedDict
+from typing import Any, Collection, Hashable
 from urllib.parse import urljoin
 
 import requests
@@ -329,10 +334,24 @@ class FhirClient:
         remaining = stop - time.monotonic()
         if remaining <= 0:  # requests refuses a zero or negative timeout with a ValueError
             raise FhirTimeoutError("no time left in the request's budget")
+        watch = getattr(_current_watch, "value", None)
         try:
-            # No redirects: a 3xx could send the request, and the token, to another host.
-            response = self.session.get(url, headers=self._headers(), timeout=(remaining, remaining),
-                                        stream=True, allow_redirects=False)
+            try:
+                response = self._send(url, remaining)
+            except requests.ConnectionError as exc:
+                # A kept-alive connection the server closed (its idle timer) just as this request
+                # went out on it: nothing was answered, so the GET is sent once more, on a new
+                # connection, within the same deadline. A new connection failing is not retried.
+                if watch is None or not watch.reused or watch.fired or _refused_address(exc) \
+                        or isinstance(exc, requests.Timeout):
+                    raise
+                remaining = stop - time.monotonic()
+                if remaining <= 0:
+                    raise FhirTimeoutError("no time left in the request's budget") from None
+                log.info("FHIR connection closed by the server as it was reused; sent again on a new one",
+                         extra={"error": _cause_name(exc)})
+                watch.fresh_connection = True
+                response = self._send(url, remaining)
         except requests.Timeout:
             raise FhirTimeoutError(f"no answer within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
@@ -352,6 +371,11 @@ class FhirClient:
             if media_type not in JSON_MEDIA_TYPES:
                 raise FhirContentTypeError(f"the answer is {media_type or 'of no declared type'}, not FHIR JSON")
             return self._read_body(response, stop)
+
+    def _send(self, url: str, remaining: float) -> requests.Response:
+        # No redirects: a 3xx could send the request, and the token, to another host.
+        return self.session.get(url, headers=self._headers(), timeout=(remaining, remaining), stream=True,
+                                allow_redirects=False)
 
     def _read_body(self, response: requests.Response, stop: float) -> bytes:
         return read_capped(response, stop, max_bytes=self.max_bytes, timeout=self.timeout, budget=self.budget)
@@ -485,15 +509,108 @@ def new_session(pool_size: int = 16, address_check: AddressCheck | None = None) 
     return session
 
 
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Keeps no cookie: a session is shared by the calls of many callers to one server, and a cookie
+    one caller's answer set must never go out with another caller's request."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+class SessionPool:
+    """One session (and so one pool of kept-alive connections) per FHIR server origin and address
+    policy, reused by every hook call of this process. Bounded: at most ``max_servers`` sessions,
+    the least recently used closed beyond that, each with at most ``pool_size`` idle connections.
+
+    Only connections are shared: each request still carries its own call's token, timeout and
+    deadline; no cookie is kept; a connection is made only to an address that passed the policy's
+    check when it was opened (the policy is part of the key, so no session serves two policies)."""
+
+    def __init__(self, pool_size: int, max_servers: int = 32) -> None:
+        self.pool_size = pool_size
+        self.max_servers = max(1, max_servers)
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[tuple[str, Hashable], requests.Session] = OrderedDict()
+
+    def session(self, base: BaseUrl, policy: Hashable, address_check: AddressCheck | None) -> requests.Session:
+        """The session for ``base``'s origin under ``policy`` (a key naming ``address_check``)."""
+        key = (f"{base.scheme}://{base.host}:{base.port}", policy)
+        with self._lock:
+            found = self._sessions.get(key)
+            if found is not None:
+                self._sessions.move_to_end(key)
+                return found
+            session = new_session(self.pool_size, address_check)
+            session.cookies.set_policy(_NoCookies())
+            self._sessions[key] = session
+            evicted = self._sessions.popitem(last=False)[1] if len(self._sessions) > self.max_servers else None
+        if evicted is not None:
+            evicted.close()
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), OrderedDict()
+        for session in sessions:
+            session.close()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
 # -- a hard deadline per call ---------------------------------------------------------------------
 #
 # Socket timeouts bound each read, not a whole answer: a server that sends one header byte every
 # 0.4 s never trips a 0.5 s read timeout, and http.client keeps reading headers for as long as it
 # likes. The fetch thread would outlive the request (the caller stops waiting at the budget) and
-# hold a socket for hours. So every call arms a timer that, at the call's deadline, shuts down the
-# socket it is using; the blocked read returns at once and the call ends as a timeout.
+# hold a socket for hours. So every call arms a watch that, at the call's deadline, shuts down the
+# socket it is using; the blocked read returns at once and the call ends as a timeout. One clock
+# thread per process fires every watch: a timer thread per request cost a thread start per GET (and,
+# on a busy machine, the wait for that thread to be scheduled) on the fallback's critical path.
 
 _current_watch = threading.local()
+
+
+class _DeadlineClock:
+    """The one thread of this process that fires deadline watches when their time comes. Started
+    on first use; a forked worker starts its own (the parent's thread does not survive a fork)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _DeadlineWatch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: "_DeadlineWatch") -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (watch.stop, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fhir-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = []
+                # Watches whose call has ended are dropped as they reach the front.
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
+                    watch = heapq.heappop(self._heap)[2]
+                    if not watch.done:
+                        due.append(watch)
+                if not due:
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                    continue
+            for watch in due:
+                watch.fire()
+
+
+_CLOCK = _DeadlineClock()
 
 
 class _DeadlineWatch:
@@ -505,16 +622,21 @@ class _DeadlineWatch:
     def __init__(self, stop: float) -> None:
         self.stop = stop
         self.fired = False
+        self.reused = False  # the last request went out on a kept-alive connection used before
+        self.fresh_connection = False  # the next request must open a new connection
         self._lock = threading.Lock()
         self._done = False
         self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, stop - time.monotonic()), self._fire)
-        self._timer.name = "fhir-deadline"
-        self._timer.daemon = True
+        self._cut: list[socket.socket] = []
+
+    @property
+    def done(self) -> bool:
+        """The call has ended: nothing left to cut."""
+        return self._done
 
     def __enter__(self) -> "_DeadlineWatch":
         _current_watch.value = self
-        self._timer.start()
+        _CLOCK.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -522,28 +644,37 @@ class _DeadlineWatch:
         with self._lock:
             self._done = True
             self._sockets.clear()
-        self._timer.cancel()
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
-            if sock is not None and not self._done:
-                self._sockets.append(sock)
+            if sock is None or self._done:
+                return
+            self._sockets.append(sock)
+            if self.fired:  # a request sent after the deadline (a next page, a retry): cut at once
+                self._shut(sock)
 
-    def detach(self, sock: socket.socket | None) -> None:
+    def detach(self, sock: socket.socket | None) -> bool:
+        """Stop watching ``sock``; True when the watch cut it (it must not be used again)."""
         with self._lock:
             if sock in self._sockets:
                 self._sockets.remove(sock)
+            return any(cut is sock for cut in self._cut)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """The deadline has come: cut every socket the call is using (the clock calls this)."""
         with self._lock:
             if self._done:
                 return
             self.fired = True
             for sock in self._sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with EOF
-                except OSError:
-                    pass  # already closed
+                self._shut(sock)
+
+    def _shut(self, sock: socket.socket) -> None:
+        self._cut.append(sock)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with EOF
+        except OSError:
+            pass  # already closed
 
 
 class AddressRefused(NewConnectionError):
@@ -557,8 +688,10 @@ class _WatchedConnectionMixin:
     sock: socket.socket | None
     _deadline_watch: _DeadlineWatch | None = None
     address_check: AddressCheck | None = None
+    _sent_on_socket = 0  # requests sent on the current socket (more than 0: a reused connection)
 
     def _new_conn(self) -> socket.socket:
+        self._sent_on_socket = 0
         check = self.address_check
         if check is None:
             return super()._new_conn()  # type: ignore[misc, no-any-return]
@@ -591,9 +724,12 @@ class _WatchedConnectionMixin:
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         watch = getattr(_current_watch, "value", None)
+        if watch is not None:
+            watch.reused = self.sock is not None and self._sent_on_socket > 0
         try:
             super().request(*args, **kwargs)  # type: ignore[misc]  # connects when not yet connected
         finally:
+            self._sent_on_socket += 1  # after the connect, which counts from 0 on a new socket
             if watch is not None:
                 self._deadline_watch = watch
                 watch.attach(self.sock)
@@ -608,25 +744,47 @@ class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
 
 
 def _detach(conn: Any) -> None:
+    """Before a connection goes back to the pool (and so to another call): it leaves its call's
+    deadline watch, and is closed if the watch cut its socket, so no later call is sent on it."""
     watch = getattr(conn, "_deadline_watch", None)
     if watch is not None:
-        watch.detach(conn.sock)
         conn._deadline_watch = None
+        if watch.detach(conn.sock) and conn is not None:
+            conn.close()
+
+
+def _fresh_if_asked(conn: Any) -> Any:
+    """A connection from the pool, closed (so it reconnects) when the calling thread's watch asks
+    for a new one: the retry of a request whose kept-alive connection the server had closed."""
+    watch = getattr(_current_watch, "value", None)
+    if watch is not None and watch.fresh_connection:
+        watch.fresh_connection = False
+        if conn is not None and conn.sock is not None:
+            conn.close()
+    return conn
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _fresh_if_asked(super()._get_conn(timeout))
+
     def _put_conn(self, conn: Any) -> None:
-        _detach(conn)  # before another thread can take it from the pool
+        if conn is not None:
+            _detach(conn)  # before another thread can take it from the pool
         super()._put_conn(conn)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _fresh_if_asked(super()._get_conn(timeout))
+
     def _put_conn(self, conn: Any) -> None:
-        _detach(conn)
+        if conn is not None:
+            _detach(conn)
         super()._put_conn(conn)
 
 

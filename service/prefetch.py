@@ -51,7 +51,7 @@ from . import metrics
 from .config import Settings
 from .errors import FallbackBusyError, PrefetchUnavailableError
 from .fhir_client import (ByteBudget, FhirClient, FhirError, FhirNotFoundError, FhirTimeoutError,
-                          new_session)
+                          SessionPool, new_session)
 from .fhir_policy import BaseUrl, address_checker, check_fhir_server
 from .prefetch_templates import (UnresolvableTokenError, substitute, template_is_read,
                                  template_resource_type)
@@ -148,6 +148,8 @@ class PrefetchResolver:
         self.allow_http = settings.allow_http_fhir
         self.allowlist = settings.fhir_server_allowlist
         self.session_factory = session_factory
+        # Kept-alive connections to the FHIR servers of fallback calls, shared by this worker's calls.
+        self.sessions = SessionPool(self.max_parallel, settings.fhir_pooled_servers)
         self.max_call_bytes = settings.fhir_max_call_bytes
         self.trim_due = threading.local()
         self.gate = FallbackGate(settings.fhir_fallback_max_concurrent, settings.fhir_fallback_max_per_issuer)
@@ -379,20 +381,25 @@ class _LazyClient:
         self._issuer = issuer
         self._client: FhirClient | None = None
         self._entered = False
+        self._pooled = False  # the session is the resolver's, kept for the next call
 
     def get(self) -> FhirClient:
         if self._client is None:
             r = self._resolver
             assert self._request.fhir_server is not None
-            check_fhir_server(self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist,
-                              issuer=self._issuer)
+            base = check_fhir_server(self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist,
+                                     issuer=self._issuer)
             r.gate.enter(self._issuer)
             self._entered = True
             if r.session_factory is not None:
                 session = r.session_factory()
             else:  # connect only to addresses the policy allows, resolved once per connection
-                session = new_session(r.max_parallel, address_checker(
-                    allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer))
+                check = address_checker(allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer)
+                # Connections kept alive across calls: per server and per address policy (a server
+                # the allowlist names is reached without the check, any other only with it).
+                policy = "listed" if check is None else f"checked:{r.allow_http}"
+                session = r.sessions.session(base, policy, check)
+                self._pooled = True
             self._client = FhirClient(self._request.fhir_server, self._request.access_token,
                                       timeout=r.timeout, session=session, max_pages=r.max_pages,
                                       max_entries=r.max_entries, max_bytes=r.max_bytes,
@@ -401,7 +408,8 @@ class _LazyClient:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            if not self._pooled:
+                self._client.close()
             if self._client.budget is not None and self._client.budget.used > _TRIM_AFTER_BYTES:
                 self._resolver.trim_due.value = True
         if self._entered:

@@ -4,6 +4,8 @@ cards of the same request prefetched; like a real server it refuses a wrong toke
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench.fhir_standin import FhirStandIn, replay_answers, synthetic_answers
@@ -76,3 +78,66 @@ def test_the_standin_counts_the_connections_it_accepts():
             with requests.Session() as session:
                 assert session.get(f"{server.url}/Patient/p-1", timeout=30).status_code == 200
         assert (server.served, server.connections) == (5, 3)
+
+
+def test_a_second_call_to_the_same_fhir_server_reuses_its_connections(make_app):
+    service, body = REQUESTS[CASES[1]]
+    answers = replay_answers([body], TEMPLATES, fixture_resources())
+    # Each answer takes 50 ms, so every fetch of a call overlaps the others (in both calls alike).
+    with FhirStandIn(answers, token="standin-token", delay=0.05) as slow:
+        client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
+        fallback = fallback_body(body, Fhir(slow.url, slow.token), None)
+        first = client.post(f"/cds-services/{service}", json=fallback)
+        opened_by_first = slow.connections
+        second = client.post(f"/cds-services/{service}", json=fallback)
+        assert first.status_code == second.status_code == 200
+        assert comparable(first.get_json()) == comparable(second.get_json())
+        assert opened_by_first >= 1
+        assert slow.connections == opened_by_first  # the second call opened none
+
+
+def test_the_kept_connections_carry_each_calls_own_token(make_app, standin):
+    service, body = REQUESTS[CASES[1]]
+    client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
+    good = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, standin.token)))
+    wrong = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, "wrong")))
+    assert good.status_code == 200
+    assert wrong.status_code == 412
+
+
+def _replay() -> object:
+    return replay_answers((body for _, body in REQUESTS.values()), TEMPLATES, fixture_resources())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_kept_connection_the_server_closes_as_it_is_reused_costs_no_key(make_app, name):
+    """A server's idle timer may close a kept-alive connection just as the next request goes out on
+    it. The request is sent again on a new connection, so every key is still fetched, in the first
+    call (whose Medication reads reuse its searches' connections) and in the next one."""
+    service, body = REQUESTS[name]
+    client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
+    prefetched = client.post(f"/cds-services/{service}", json=body)
+    with FhirStandIn(_replay(), token="standin-token", drop_reused_after=0.0) as closing:
+        fallback = fallback_body(body, Fhir(closing.url, closing.token))
+        answers = [client.post(f"/cds-services/{service}", json=fallback) for _ in range(3)]
+        assert closing.dropped >= 1  # the race happened (every reused connection is closed)
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    for answer in answers:
+        assert comparable(answer.get_json()) == comparable(prefetched.get_json())
+
+
+def test_kept_connections_the_server_closed_while_idle_are_not_used(make_app):
+    """A server that closes idle kept-alive connections (as uvicorn does after 5 s): the next call
+    opens new ones and still gets every key."""
+    service, body = REQUESTS[CASES[1]]
+    client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
+    prefetched = client.post(f"/cds-services/{service}", json=body)
+    with FhirStandIn(_replay(), token="standin-token", keep_alive_s=0.05) as idle_closing:
+        fallback = fallback_body(body, Fhir(idle_closing.url, idle_closing.token))
+        first = client.post(f"/cds-services/{service}", json=fallback)
+        opened_by_first = idle_closing.connections
+        time.sleep(0.3)  # every kept connection closed by the server meanwhile
+        second = client.post(f"/cds-services/{service}", json=fallback)
+        assert idle_closing.connections > opened_by_first
+    assert first.status_code == second.status_code == 200
+    assert comparable(first.get_json()) == comparable(second.get_json()) == comparable(prefetched.get_json())

@@ -440,3 +440,19 @@ def test_a_long_ehr_medication_id_is_read_as_one_encoded_segment(rsps):
     assert data[MEDICATIONS] == [medication]
     assert rsps.calls[0].request.url == f"{BASE}/Medication/" + long_id.replace(":", "%3A").replace(
         "+", "%2B").replace("=", "%3D")
+
+
+def test_a_cookie_set_for_one_call_is_not_sent_with_the_next(rsps):
+    """Fallback calls to one server share its connections, never its cookies."""
+    def no_cookie(request: requests.PreparedRequest) -> tuple[bool, str]:
+        return "Cookie" not in request.headers, "a cookie was sent"
+
+    templates = {"patient": TEMPLATES["patient"]}
+    rsps.get(f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json",
+             headers={"Set-Cookie": "session=caller-a; Path=/"}, match=[no_cookie])
+    rsps.get(f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json",
+             match=[no_cookie])
+    r = resolver()
+    for _ in range(2):
+        assert r.resolve(request_of(hook_body({})), templates)["patient"] == [PATIENT_RESOURCE]
+    assert len(r.sessions) == 1  # one kept session for the one server

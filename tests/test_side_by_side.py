@@ -44,10 +44,12 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
     for hook in ("order-select", "patient-view"):
         assert f"fallback {hook}: every one of" in out
     assert len(re.findall(r"connections accepted by the stand-in: call 1: [0-9]+ for [0-9]+ queries, "
-                          r"call 2: [0-9]+ for [0-9]+ queries -> connections reused across calls: (yes|no)", out)) == 2
+                          r"call 2: [0-9]+ for [0-9]+ queries -> connections reused across calls: yes", out)) == 2
     assert out.count("cards equal to the prefetched body's: yes") == 2
+    assert len(re.findall(rf"the same call prefetched: p50 {NUMBER} ms, so fetching added [+-]{NUMBER} ms", out)) == 2
 
     assert len(re.findall(r"^  worker [0-9]+ RSS KiB: [0-9]+ \(0\) -> ", out, re.M)) == 2
+    assert re.search(r"^ +[0-9]+ calls, +[0-9]+ s, +[0-9.]+ calls/s: RSS KiB \{", out, re.M), out
 
     assert (tmp_path / "profile-history-50-order-select.txt").read_text(encoding="utf-8").strip()
     assert (tmp_path / "profile-history-50-order-select.html").is_file()
