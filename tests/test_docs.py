@@ -12,7 +12,7 @@ SKIPPED_FOLDERS = {".git", ".venv", "build", ".ci/work", "node_modules", ".hypot
                    "tacro_cds.egg-info", "__pycache__", "instance"}
 # Names of working notes kept outside the repository; written in pieces so this file does not match.
 OUTSIDE_DOCUMENTS = ["DATA" + "-PROFILE", "CDS-HOOKS" + "-NOTES", "clinical" + "-reference", "../" + "shared",
-                     "STYLE" + ".md"]
+                     "STYLE" + ".md", "tacrolimus-rif" + "-guideline"]
 MARKDOWN_LINK = re.compile(r"\]\((?!https?://|mailto:|#)([^)\s#]+)")
 
 
