@@ -16,9 +16,11 @@ import functools
 import itertools
 import logging
 import os
-import stat
-import weakref
 import re
+import sqlite3
+import stat
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -504,7 +506,7 @@ def _configure_sqlite(engine: Engine, *, synchronous: str = "FULL") -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.close()
 
@@ -513,6 +515,24 @@ def _configure_sqlite(engine: Engine, *, synchronous: str = "FULL") -> None:
         # IMMEDIATE takes the write lock up front, waiting under busy_timeout; a deferred
         # transaction that reads and then writes could fail at once with SQLITE_BUSY instead.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so, in the file). Switching a new database needs it to
+    itself, and SQLite answers "database is locked" at once, without its busy timeout, while another
+    connection holds a lock (workers starting together, one of them migrating): wait and try again,
+    within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if time.monotonic() > deadline:  # still the rollback journal: durable, only less concurrent
+            return
+        time.sleep(0.01)
 
 
 def _dispose_in_child(ref: "weakref.ReferenceType[Store]") -> None:
