@@ -203,11 +203,10 @@ def _sequential(fhir_url: str, token: str | None, templates: dict[str, str], con
     try:
         for template in templates.values():
             query = substitute(template, context)
-            call: Callable[[], Any] = (lambda q=query: client.read(q)) if template_is_read(template) else (
-                lambda q=query: client.search(q))
+            fetch: Callable[[str], Any] = client.read if template_is_read(template) else client.search
             t0 = time.perf_counter()
             try:
-                call()
+                fetch(query)
             except FhirError as exc:
                 print(f"  warning: a single query failed: {exc.reason}", file=sys.stderr)
             times.append(time.perf_counter() - t0)
