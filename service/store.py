@@ -525,13 +525,11 @@ def _use_wal(cursor: Any) -> None:
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            if str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower() == "wal":
-                return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-        if time.monotonic() > deadline:  # still the rollback journal: durable, only less concurrent
+            cursor.execute("PRAGMA journal_mode = WAL")  # an in-memory database stays "memory"
             return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
         time.sleep(0.01)
 
 
