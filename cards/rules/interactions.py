@@ -31,11 +31,12 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
-from ..derive import creatinine_baseline, conflicting, worse
+from ..derive import conflicting, creatinine_baseline, worse
 from ..facts import (
     CREATININE,
     POTASSIUM,
@@ -161,8 +162,7 @@ def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any
 def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
     """One decision per interacting drug that has a pair of orders new in this hook call."""
     table = kb["interactions"]
-    tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS)
-                              if m.systemic and not _ended(m, today))
+    tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic and not _ended(m, today))
     if not tacrolimus_orders:
         return []
     decisions: list[InteractionDecision] = []
@@ -198,8 +198,13 @@ def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any
         if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
             continue
         for m in facts.medications:
-            if (not m.has(TACROLIMUS) and m.systemic and set(entry["drugs"]) & set(m.ingredients)
-                    and _timing_of(m, today, entry) is not None and not any(m is f for f in found)):
+            if (
+                not m.has(TACROLIMUS)
+                and m.systemic
+                and set(entry["drugs"]) & set(m.ingredients)
+                and _timing_of(m, today, entry) is not None
+                and not any(m is f for f in found)
+            ):
                 found.append(m)
     return found
 
@@ -244,12 +249,16 @@ def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Ti
     return "ongoing"
 
 
-def _involved(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
-              others: Sequence[MedicationFact]) -> tuple[tuple[MedicationFact, ...], tuple[MedicationFact, ...]]:
+def _involved(
+    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], others: Sequence[MedicationFact]
+) -> tuple[tuple[MedicationFact, ...], tuple[MedicationFact, ...]]:
     """All tacrolimus and drug orders when at least one pair has a member in focus, else nothing."""
     hook = facts.hook
-    new_pair = any(tac is not other and (in_focus(hook, tac) or in_focus(hook, other))
-                   for tac in tacrolimus_orders for other in others)
+    new_pair = any(
+        tac is not other and (in_focus(hook, tac) or in_focus(hook, other))
+        for tac in tacrolimus_orders
+        for other in others
+    )
     return (tuple(tacrolimus_orders), tuple(others)) if new_pair else ((), ())
 
 
@@ -261,8 +270,7 @@ def in_ivf_course(facts: PatientFacts) -> bool:
     record, unless the chart says the patient is male."""
     if facts.sex == "male":
         return False
-    return bool(facts.pregnancy.pregnant or facts.has_condition(RIF) or facts.transfers
-                or facts.results(TH1_TH2_RATIO))
+    return bool(facts.pregnancy.pregnant or facts.has_condition(RIF) or facts.transfers or facts.results(TH1_TH2_RATIO))
 
 
 def could_conceive(facts: PatientFacts, today: date) -> bool:
@@ -275,20 +283,28 @@ def could_conceive(facts: PatientFacts, today: date) -> bool:
     return 12 <= age <= 55
 
 
-def _fetal_risk(facts: PatientFacts, today: date, drug: str, entry: Mapping[str, Any],
-                values: Mapping[str, str]) -> str | None:
+def _fetal_risk(
+    facts: PatientFacts, today: date, drug: str, entry: Mapping[str, Any], values: Mapping[str, str]
+) -> str | None:
     risk = entry.get("fetal_risk")
     if not risk or not in_ivf_course(facts) or (risk.get("drugs") and drug not in risk["drugs"]):
         return None
     weeks = facts.pregnancy.gestational_age_days
-    if risk.get("first_trimester_only") and facts.pregnancy.pregnant and weeks is not None \
-            and weeks >= FIRST_TRIMESTER_DAYS:
+    if (
+        risk.get("first_trimester_only")
+        and facts.pregnancy.pregnant
+        and weeks is not None
+        and weeks >= FIRST_TRIMESTER_DAYS
+    ):
         return None
     text = fill(str(risk["text"]), values)
     days = risk.get("avoid_pregnancy_days")
     if days:
-        soon = sorted(t.when.date() for t in facts.transfers
-                      if t.when is not None and today <= t.when.date() <= today + timedelta(days=int(days)))
+        soon = sorted(
+            t.when.date()
+            for t in facts.transfers
+            if t.when is not None and today <= t.when.date() <= today + timedelta(days=int(days))
+        )
         if soon:
             text += f" The embryo transfer planned for {fmt_date(soon[0])} falls within that month."
     return text
@@ -302,8 +318,9 @@ def _newest(facts: PatientFacts, concept: str) -> tuple[Measurement | None, tupl
     newest = facts.latest(concept)
     if newest is None:
         return None, ()
-    return worse(facts, newest), tuple(sorted({newest, *conflicting(facts, newest)} - {worse(facts, newest)},
-                                              key=lambda m: m.source))
+    return worse(facts, newest), tuple(
+        sorted({newest, *conflicting(facts, newest)} - {worse(facts, newest)}, key=lambda m: m.source)
+    )
 
 
 def _is_recent(m: Measurement, today: date, days: int) -> bool:
@@ -320,9 +337,15 @@ def potassium_finding(facts: PatientFacts, today: date, limits: Mapping[str, Any
     if not _is_recent(result, today, int(limits["recent_days"])):
         return PotassiumFinding("old", result, conflicts)
     value = result.value
-    tier: PotassiumTier = ("severe" if at_least(value, float(limits["severe_at"]))
-                           else "moderate" if at_least(value, float(limits["urgent_at"]))
-                           else "mild" if at_least(value, float(limits["high_at"])) else "normal")
+    tier: PotassiumTier = (
+        "severe"
+        if at_least(value, float(limits["severe_at"]))
+        else "moderate"
+        if at_least(value, float(limits["urgent_at"]))
+        else "mild"
+        if at_least(value, float(limits["high_at"]))
+        else "normal"
+    )
     return PotassiumFinding(tier, result, conflicts)
 
 
@@ -331,8 +354,9 @@ def _course_start(tacrolimus_orders: Sequence[MedicationFact]) -> date | None:
     return min(starts) if starts else None
 
 
-def creatinine_finding(facts: PatientFacts, today: date, limits: Mapping[str, Any],
-                       tacrolimus_orders: Sequence[MedicationFact]) -> CreatinineFinding:
+def creatinine_finding(
+    facts: PatientFacts, today: date, limits: Mapping[str, Any], tacrolimus_orders: Sequence[MedicationFact]
+) -> CreatinineFinding:
     """The newest creatinine against its baseline (latest before the course, KDIGO tiers)."""
     if CHEMISTRY_KEY in facts.missing:
         return CreatinineFinding("unavailable")
@@ -343,14 +367,17 @@ def creatinine_finding(facts: PatientFacts, today: date, limits: Mapping[str, An
         return CreatinineFinding("old", result, conflicts)
     baseline = creatinine_baseline(facts, _course_start(tacrolimus_orders), today)
     rise: float | None = None
-    if (baseline is not None and baseline.value and baseline.when is not None
-            and baseline.when < result.when):
+    if baseline is not None and baseline.value and baseline.when is not None and baseline.when < result.when:
         rise = result.value / baseline.value - 1
     window = timedelta(hours=float(limits["aki_absolute_hours"]))
-    fast = any(r.value is not None and r.when is not None and r.actionable
-               and result.when - window <= r.when < result.when
-               and at_least(result.value - r.value, float(limits["aki_absolute_mg_dl"]))
-               for r in facts.results(CREATININE))
+    fast = any(
+        r.value is not None
+        and r.when is not None
+        and r.actionable
+        and result.when - window <= r.when < result.when
+        and at_least(result.value - r.value, float(limits["aki_absolute_mg_dl"]))
+        for r in facts.results(CREATININE)
+    )
     tier: CreatinineTier = "stable"
     if fast or (rise is not None and at_least(rise, float(limits["aki_fraction"]))):
         tier = "aki"
@@ -367,10 +394,10 @@ def _drug_name(entry: Mapping[str, Any], drug: str) -> str:
 
 
 def _bare(name: str) -> str:
-    """"an ACE inhibitor" → "ACE inhibitor": the name after "the"."""
+    """ "an ACE inhibitor" → "ACE inhibitor": the name after "the"."""
     for article in ("a ", "an "):
         if name.startswith(article):
-            return name[len(article):]
+            return name[len(article) :]
     return name
 
 
@@ -387,8 +414,7 @@ def _values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
         values["every"] = span(monitors[0]["every_days"])
     if monitors and "first_within_days" in monitors[0]:
         values["first_within"] = span(monitors[0]["first_within_days"])
-    for key, out in (("after_stop_days", "after_stop"), ("gap_hours", "gap_hours"),
-                     ("washout_weeks", "washout_weeks")):
+    for key, out in (("after_stop_days", "after_stop"), ("gap_hours", "gap_hours"), ("washout_weeks", "washout_weeks")):
         if key in entry:
             values[out] = span(entry[key])
     if "prefer_instead" in entry:
@@ -396,8 +422,14 @@ def _values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
     return values
 
 
-def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[MedicationFact], drug: str,
-                 entry: Mapping[str, Any], table: Mapping[str, Any]) -> InteractionDecision | None:
+def _decide_drug(
+    facts: PatientFacts,
+    today: date,
+    tacrolimus_orders: Sequence[MedicationFact],
+    drug: str,
+    entry: Mapping[str, Any],
+    table: Mapping[str, Any],
+) -> InteractionDecision | None:
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
     for m in facts.medications:
@@ -419,21 +451,32 @@ def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[M
         severity = entry["outside_ivf_course"]["severity"]
         remove = False
     kinds = [timings[id(m)] for m in orders]
-    timing: Timing = ("ongoing" if "ongoing" in kinds else "single-dose" if "single-dose" in kinds
-                      else "recently-stopped")
+    timing: Timing = (
+        "ongoing" if "ongoing" in kinds else "single-dose" if "single-dose" in kinds else "recently-stopped"
+    )
     stopped = [m.end for m in orders if timings[id(m)] == "recently-stopped" and m.end is not None]
     ends = [m.end for m in orders if timings[id(m)] != "recently-stopped" and m.end is not None]
 
     checks = table.get("lab_checks") or {}
     wanted = entry.get("lab_check") or []
-    potassium = (potassium_finding(facts, today, checks["potassium"])
-                 if "potassium" in wanted and "potassium" in checks else None)
-    creatinine = (creatinine_finding(facts, today, checks["creatinine"], tacrolimus_orders)
-                  if "creatinine" in wanted and "creatinine" in checks else None)
-    if (facts.hook == PATIENT_VIEW and wanted and all(not o.is_draft for o in orders)
-            and (potassium is None or potassium.tier == "normal")
-            and (creatinine is None or creatinine.tier == "stable")
-            and _fetal_risk(facts, today, drug, entry, _values(entry, _drug_name(entry, drug))) is None):
+    potassium = (
+        potassium_finding(facts, today, checks["potassium"])
+        if "potassium" in wanted and "potassium" in checks
+        else None
+    )
+    creatinine = (
+        creatinine_finding(facts, today, checks["creatinine"], tacrolimus_orders)
+        if "creatinine" in wanted and "creatinine" in checks
+        else None
+    )
+    if (
+        facts.hook == PATIENT_VIEW
+        and wanted
+        and all(not o.is_draft for o in orders)
+        and (potassium is None or potassium.tier == "normal")
+        and (creatinine is None or creatinine.tier == "stable")
+        and _fetal_risk(facts, today, drug, entry, _values(entry, _drug_name(entry, drug))) is None
+    ):
         return None  # both long taken and the labs they need are current and normal: nothing to act on
     if (potassium and potassium.high) or (creatinine and creatinine.tier == "aki"):
         severity = "critical"
@@ -442,13 +485,25 @@ def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[M
 
     name = _drug_name(entry, drug)
     values = _values(entry, name)
-    dose = (_dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None)
+    dose = _dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None
     return InteractionDecision(
-        kind=f"interaction:{drug}", drug=drug, entry=entry, severity=severity, tacrolimus=tacs,
-        orders=orders, timing=timing, stopped_on=max(stopped) if stopped and timing == "recently-stopped" else None,
-        planned_end=max(ends) if ends else None, potassium=potassium, creatinine=creatinine,
-        ivf_course=ivf, fetal_risk=_fetal_risk(facts, today, drug, entry, values),
-        alternative=_alternative(orders, entry), dose=dose, remove_draft=remove)
+        kind=f"interaction:{drug}",
+        drug=drug,
+        entry=entry,
+        severity=severity,
+        tacrolimus=tacs,
+        orders=orders,
+        timing=timing,
+        stopped_on=max(stopped) if stopped and timing == "recently-stopped" else None,
+        planned_end=max(ends) if ends else None,
+        potassium=potassium,
+        creatinine=creatinine,
+        ivf_course=ivf,
+        fetal_risk=_fetal_risk(facts, today, drug, entry, values),
+        alternative=_alternative(orders, entry),
+        dose=dose,
+        remove_draft=remove,
+    )
 
 
 def _alternative(orders: Sequence[MedicationFact], entry: Mapping[str, Any]) -> Alternative | None:
@@ -482,8 +537,9 @@ def _per_dose_steps(low: float, high: float, doses_per_day: float, step: float) 
     return sorted({round(last * step * doses_per_day, 6), round(first * step * doses_per_day, 6)}, reverse=True)
 
 
-def _dose_plan(facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mapping[str, Any],
-               table: Mapping[str, Any]) -> DosePlan:
+def _dose_plan(
+    facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mapping[str, Any], table: Mapping[str, Any]
+) -> DosePlan:
     if facts.hook == PATIENT_VIEW:
         return DosePlan(None, problem="patient-view")
     focused = [t for t in tacs if in_focus(facts.hook, t)]
@@ -510,36 +566,53 @@ def _dose_plan(facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mappi
     return DosePlan(tac, tuple(targets), low, high)
 
 
-def _release_switch(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
-                    entry: Mapping[str, Any]) -> InteractionDecision | None:
+def _release_switch(
+    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], entry: Mapping[str, Any]
+) -> InteractionDecision | None:
     """Immediate- and extended-release tacrolimus side by side (a switch, or a duplicate)."""
     involved: list[MedicationFact] = []
     for a in tacrolimus_orders:
         for b in tacrolimus_orders:
-            if (a is b or a.release is None or b.release is None or a.release == b.release
-                    or not (in_focus(facts.hook, a) or in_focus(facts.hook, b))):
+            if (
+                a is b
+                or a.release is None
+                or b.release is None
+                or a.release == b.release
+                or not (in_focus(facts.hook, a) or in_focus(facts.hook, b))
+            ):
                 continue
             for med in (a, b):
                 if not any(m is med for m in involved):
                     involved.append(med)
     if not involved:
         return None
-    return InteractionDecision(kind=SWITCH_KIND, drug=TACROLIMUS, entry=entry, severity=entry["severity"],
-                               tacrolimus=tuple(involved), orders=(), ivf_course=in_ivf_course(facts))
+    return InteractionDecision(
+        kind=SWITCH_KIND,
+        drug=TACROLIMUS,
+        entry=entry,
+        severity=entry["severity"],
+        tacrolimus=tuple(involved),
+        orders=(),
+        ivf_course=in_ivf_course(facts),
+    )
 
 
 # --- rendering ---------------------------------------------------------------------------------------
+
 
 def _frequency(per_day: float | None) -> str:
     words = {1: "once daily", 2: "twice daily", 3: "three times daily"}
     if per_day is None:
         return ""
-    return words.get(int(per_day), f"{fmt_number(per_day)} times a day") if float(per_day).is_integer() \
+    return (
+        words.get(int(per_day), f"{fmt_number(per_day)} times a day")
+        if float(per_day).is_integer()
         else f"{fmt_number(per_day)} doses a day"
+    )
 
 
 def _regimen(daily: float, per_day: float | None) -> str:
-    """"0.5 mg twice daily (1 mg/day)", or "1 mg/day" when the doses per day are unknown."""
+    """ "0.5 mg twice daily (1 mg/day)", or "1 mg/day" when the doses per day are unknown."""
     if not per_day or float(per_day) == 1:
         return f"{fmt_number(daily)} mg once daily" if per_day else f"{fmt_number(daily)} mg/day"
     return f"{fmt_number(daily / per_day)} mg {_frequency(per_day)} ({fmt_number(daily)} mg/day)"
@@ -572,12 +645,17 @@ def _conflict_note(concept: str, result: Measurement, others: Sequence[Measureme
     if not others:
         return ""
     also = ", ".join(reported(o) for o in others)
-    return (f" Another {concept} taken at the same time reads {also}: the results disagree, so the "
-            "worse one is used; check which is right.")
+    return (
+        f" Another {concept} taken at the same time reads {also}: the results disagree, so the "
+        "worse one is used; check which is right."
+    )
 
 
-_POTASSIUM_NAMES = {"mild": "mild hyperkalaemia", "moderate": "moderate hyperkalaemia",
-                    "severe": "severe hyperkalaemia"}
+_POTASSIUM_NAMES = {
+    "mild": "mild hyperkalaemia",
+    "moderate": "moderate hyperkalaemia",
+    "severe": "severe hyperkalaemia",
+}
 
 
 def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list[str]]:
@@ -602,11 +680,14 @@ def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list
     summary = f"Potassium {_reported(k.result)}: {urgent}{act}{why}"
     lines = [f"**Potassium:** {_reported(k.result)} — {_POTASSIUM_NAMES[k.tier]}.{note}"]
     if k.urgent:
-        lines.append("**Next step:** repeat potassium urgently and record an ECG; treat hyperkalaemia as "
-                     "your local protocol says, and review the tacrolimus trough.")
+        lines.append(
+            "**Next step:** repeat potassium urgently and record an ECG; treat hyperkalaemia as "
+            "your local protocol says, and review the tacrolimus trough."
+        )
     else:
-        lines.append(f"**Next step:** leave out {name}; look for the cause and repeat potassium as your "
-                     "local protocol says.")
+        lines.append(
+            f"**Next step:** leave out {name}; look for the cause and repeat potassium as your local protocol says."
+        )
     return summary, lines
 
 
@@ -624,16 +705,21 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     if not c.rising or c.baseline is None or c.rise is None:
         return None, [f"**Creatinine:** {_reported(c.result)}, no rise from baseline.{note}"]
     pct = round(c.rise * 100)
-    rise = (f"{reported(c.baseline)} ({fmt_date(c.baseline.when)}) → {reported(c.result)} "
-            f"({fmt_date(c.result.when)}), +{pct} %")
+    rise = (
+        f"{reported(c.baseline)} ({fmt_date(c.baseline.when)}) → {reported(c.result)} "
+        f"({fmt_date(c.result.when)}), +{pct} %"
+    )
     already = all(not o.is_draft for o in d.orders)
     act = f"stop {name}" if already else f"avoid {name}"
     label = "acute kidney injury range" if c.tier == "aki" else "kidney function is changing"
-    summary = (f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; "
-               "repeat creatinine and trough")
-    return summary, [f"**Creatinine:** {rise} — {label}.{note}",
-                     "**Next step:** repeat creatinine and a tacrolimus trough; look for other causes "
-                     "(dehydration, other kidney-toxic drugs)."]
+    summary = (
+        f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; repeat creatinine and trough"
+    )
+    return summary, [
+        f"**Creatinine:** {rise} — {label}.{note}",
+        "**Next step:** repeat creatinine and a tacrolimus trough; look for other causes "
+        "(dehydration, other kidney-toxic drugs).",
+    ]
 
 
 def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -> list[str]:
@@ -641,39 +727,51 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
     change = d.entry.get("dose_change") or {}
     how = f"by {values['reduction']}" if "reduction" in values else f"to {values.get('fraction', '')}"
     if d.timing == "single-dose":
-        return [f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
-                f"and check a trough in {values.get('every', '2–3')} days."]
+        return [
+            f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
+            f"and check a trough in {values.get('every', '2–3')} days."
+        ]
     if d.timing == "recently-stopped" and d.stopped_on is not None:
         lasts = max(d.entry.get("after_stop_days") or [0])
-        return [f"**Stopped:** {values['drug']} ended on {fmt_date(d.stopped_on)}; its effect lasts until "
-                f"about {fmt_date(d.stopped_on + timedelta(days=int(lasts)))}. Levels will fall: check "
-                f"troughs and return to the usual dose as they fall."]
+        return [
+            f"**Stopped:** {values['drug']} ended on {fmt_date(d.stopped_on)}; its effect lasts until "
+            f"about {fmt_date(d.stopped_on + timedelta(days=int(lasts)))}. Levels will fall: check "
+            f"troughs and return to the usual dose as they fall."
+        ]
     if plan is None:
         return []
     if plan.problem == "patient-view":
-        return [f"**Dose:** both drugs are already active. If the tacrolimus dose was not changed when "
-                f"{values['drug']} started, reduce it {how}."]
+        return [
+            f"**Dose:** both drugs are already active. If the tacrolimus dose was not changed when "
+            f"{values['drug']} started, reduce it {how}."
+        ]
     if plan.problem == "several-orders":
         return [f"**Dose:** several tacrolimus orders: reduce the one that continues {how}."]
     if plan.problem == "dose-unknown" or plan.order is None or plan.order.daily_dose_mg is None:
         return [f"**Dose:** the tacrolimus dose is not given; when you set it, reduce it {how}."]
     dose = plan.order.daily_dose_mg
     if "reduce_by" in change:
-        arithmetic = (f"{fmt_number(dose)} mg/day less {values['reduction']} = "
-                      f"{fmt_number(plan.low or 0)}–{fmt_number(plan.high or 0)} mg/day")
+        arithmetic = (
+            f"{fmt_number(dose)} mg/day less {values['reduction']} = "
+            f"{fmt_number(plan.low or 0)}–{fmt_number(plan.high or 0)} mg/day"
+        )
     else:
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
     by_hand = [t for t in plan.targets if with_daily_dose(plan.order, t) is None]
     if by_hand:
-        lines.append(" and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
-                     + " cannot be written into this order (capsule strength or units): change it by hand.")
+        lines.append(
+            " and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
+            + " cannot be written into this order (capsule strength or units): change it by hand."
+        )
     if plan.problem == "no-step-fits":
         lines.append(f"No dose in {fmt_number(step)} mg steps fits: change the dose or timing by hand.")
     usual = _regimen(dose, plan.order.doses_per_day)
     if d.planned_end:
-        lines.append(f"{values['Drug']} is planned to end on {fmt_date(d.planned_end)}: return to {usual} "
-                     "then, as the troughs fall.")
+        lines.append(
+            f"{values['Drug']} is planned to end on {fmt_date(d.planned_end)}: return to {usual} "
+            "then, as the troughs fall."
+        )
     else:
         lines.append(f"Return to {usual} when {values['drug']} stops, as the troughs fall.")
     return lines
@@ -701,10 +799,14 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     handling = fill(entry["outside_ivf_course"]["handling"] if outside else entry["handling"], values)
     effect = fill(entry["effect"], values)
     if d.timing == "single-dose" and "dose_change" in entry:
-        summary = f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        summary = (
+            f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        )
     elif d.timing == "recently-stopped" and d.stopped_on is not None:
-        summary = (f"{values['Drug']} stopped on {fmt_date(d.stopped_on)}: tacrolimus levels will fall "
-                   f"over {values.get('after_stop', 'several')} days; check troughs")
+        summary = (
+            f"{values['Drug']} stopped on {fmt_date(d.stopped_on)}: tacrolimus levels will fall "
+            f"over {values.get('after_stop', 'several')} days; check troughs"
+        )
     lines = [f"**Why:** {effect}"]
     lines += [f"**Tacrolimus:** {_order_line(t)}" for t in d.tacrolimus]
     heading = _bare(name)
@@ -714,11 +816,14 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     lines += k_lines + c_lines
     if d.alternative == "not-for-indication":
         shown = entry["prefer_instead"]["not_for"]["shown"]
-        handling = (f"{values['alternative'][:1].upper() + values['alternative'][1:]} does not replace {name} "
-                    f"for {shown}: keep it, and check a tacrolimus trough within {values.get('first_within', '1–3')} "
-                    f"days and every {values.get('every', '2–3')} days while it is given.")
-        summary = (f"{values['Drug']} raises tacrolimus levels: check a trough within "
-                   f"{values.get('first_within', '1–3')} days")
+        handling = (
+            f"{values['alternative'][:1].upper() + values['alternative'][1:]} does not replace {name} "
+            f"for {shown}: keep it, and check a tacrolimus trough within {values.get('first_within', '1–3')} "
+            f"days and every {values.get('every', '2–3')} days while it is given."
+        )
+        summary = (
+            f"{values['Drug']} raises tacrolimus levels: check a trough within {values.get('first_within', '1–3')} days"
+        )
     if not d.escalated and (d.timing == "ongoing" or "dose_change" not in entry):
         lines.append(f"**What to do:** {handling}")
     lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]))
@@ -739,12 +844,26 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     return _card(d, summary, detail, suggestions, table, exclusive)
 
 
-def _card(d: InteractionDecision, summary: str, detail: str, suggestions: Sequence[Suggestion],
-          table: Mapping[str, Any], exclusive: bool) -> Card:
+def _card(
+    d: InteractionDecision,
+    summary: str,
+    detail: str,
+    suggestions: Sequence[Suggestion],
+    table: Mapping[str, Any],
+    exclusive: bool,
+) -> Card:
     """Alternative dose changes exclude each other; removal, tests and a replacement do not."""
-    card = build_card(kind=d.kind, verdict=d.verdict, indicator=d.severity, summary=summary, detail=detail,
-                      source_label=str(table["source_label"]), suggestions=suggestions,
-                      override_reasons=override_codings(table), links=_links(table))
+    card = build_card(
+        kind=d.kind,
+        verdict=d.verdict,
+        indicator=d.severity,
+        summary=summary,
+        detail=detail,
+        source_label=str(table["source_label"]),
+        suggestions=suggestions,
+        override_reasons=override_codings(table),
+        links=_links(table),
+    )
     if suggestions and not exclusive:
         card = replace(card, selection_behavior="any")
     return card
@@ -766,8 +885,9 @@ def _links(table: Mapping[str, Any]) -> tuple[Link, ...]:
 # --- suggestions -------------------------------------------------------------------------------------
 
 
-def _test_order(facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str,
-                urgent: bool = False) -> dict[str, Any] | None:
+def _test_order(
+    facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str, urgent: bool = False
+) -> dict[str, Any] | None:
     test = table["lab_tests"].get(key)
     if test is None:
         return None  # a site removed the test: nothing to order
@@ -794,8 +914,9 @@ def _monitor_line(d: InteractionDecision, table: Mapping[str, Any]) -> str | Non
     return f"**Monitoring:** {'; '.join(parts)}." if parts else None
 
 
-def _monitor_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any],
-                        name: str) -> Suggestion | None:
+def _monitor_suggestion(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+) -> Suggestion | None:
     actions: list[Action] = []
     labels: list[str] = []
     for item in d.entry.get("monitor") or []:
@@ -822,8 +943,9 @@ def _monitor_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapp
     return Suggestion(label="Order " + " and ".join(labels), actions=tuple(actions))
 
 
-def _next_step_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any],
-                          name: str) -> Suggestion | None:
+def _next_step_suggestion(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+) -> Suggestion | None:
     """The tests that follow an abnormal result on record."""
     wanted: list[tuple[str, bool]] = []
     if d.potassium and d.potassium.urgent:
@@ -838,16 +960,18 @@ def _next_step_suggestion(d: InteractionDecision, facts: PatientFacts, table: Ma
             continue
         label = str(table["lab_tests"][key]["label"])
         labels.append(label)
-        actions.append(Action(type="create", description=f"Order {'an urgent ' if urgent else ''}{label}",
-                              resource=order))
+        actions.append(
+            Action(type="create", description=f"Order {'an urgent ' if urgent else ''}{label}", resource=order)
+        )
     if not actions:
         return None
     prefix = "Urgent " if d.potassium and d.potassium.urgent else "Repeat "
     return Suggestion(label=prefix + " and ".join(labels), actions=tuple(actions), is_recommended=True)
 
 
-def _suggestions(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str,
-                 values: Mapping[str, str]) -> list[Suggestion]:
+def _suggestions(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str, values: Mapping[str, str]
+) -> list[Suggestion]:
     suggestions: list[Suggestion] = []
     monitor = None if d.escalated else _monitor_suggestion(d, facts, table, name)
     if d.dose is not None and d.dose.targets and d.dose.order is not None:
@@ -874,7 +998,7 @@ def _consistent_sig(original: Mapping[str, Any], changed: dict[str, Any]) -> dic
     after = changed.get("dosageInstruction")
     if not isinstance(before, list) or not isinstance(after, list):
         return changed
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=False):
         if isinstance(old, dict) and isinstance(new, dict):
             for key in ("text", "patientInstruction"):
                 if key in new and new.get(key) == old.get(key):
@@ -906,15 +1030,23 @@ def _dose_suggestions(plan: DosePlan, name: str, monitor: Suggestion | None, ste
         if tac.is_draft:
             if reference_of(resource) is None:
                 continue
-            action = Action(type="update", resource=resource,
-                            description=f"Change the tacrolimus draft to {regimen}; nothing else changes")
+            action = Action(
+                type="update",
+                resource=resource,
+                description=f"Change the tacrolimus draft to {regimen}; nothing else changes",
+            )
         else:
             prior = reference_of(tac.resource)
             if prior is None:
                 continue
-            action = Action(type="create", resource=_as_new_draft(resource, prior),
-                            description=(f"New tacrolimus draft at {regimen}, replacing the active order "
-                                         "(stop the active order when you sign)"))
+            action = Action(
+                type="create",
+                resource=_as_new_draft(resource, prior),
+                description=(
+                    f"New tacrolimus draft at {regimen}, replacing the active order "
+                    "(stop the active order when you sign)"
+                ),
+            )
         label = f"Tacrolimus {regimen}, {less} % less, while on {name}"
         actions: tuple[Action, ...] = (action,)
         if monitor:
@@ -934,13 +1066,18 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
     if not drafts or any(i is None for i in ids):
         return None  # a draft without an id cannot be deleted
     shown = alternative["display"]
-    actions = [Action(type="create", description=f"Create a draft {shown} order for you to complete "
-                                                 "with dose and duration",
-                      resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown))]
+    actions = [
+        Action(
+            type="create",
+            description=f"Create a draft {shown} order for you to complete with dose and duration",
+            resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown),
+        )
+    ]
     actions += [Action(type="delete", description=f"Remove the {_bare(name)} draft", resource_id=i) for i in ids]
     if d.alternative == "recommended":
-        return Suggestion(label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions),
-                          is_recommended=True)
+        return Suggestion(
+            label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions), is_recommended=True
+        )
     not_for = (alternative.get("not_for") or {}).get("shown")
     label = f"Replace {name} with {shown} if the infection allows" + (f" (not for {not_for})" if not_for else "")
     return Suggestion(label=label, actions=tuple(actions))
@@ -953,9 +1090,9 @@ def _removal(orders: Sequence[MedicationFact], name: str) -> Suggestion | None:
         return None
     return Suggestion(
         label=f"Remove the {_bare(name)} draft order",
-        actions=tuple(Action(type="delete", description=f"Remove the {_bare(name)} draft", resource_id=i)
-                      for i in ids),
-        is_recommended=True)
+        actions=tuple(Action(type="delete", description=f"Remove the {_bare(name)} draft", resource_id=i) for i in ids),
+        is_recommended=True,
+    )
 
 
 def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any]) -> Card:
@@ -973,6 +1110,18 @@ def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[s
     return _card(d, fill(entry["summary"], values), _fit("\n\n".join(lines)), suggestions, table, False)
 
 
-__all__ = ["LEVEL_CHANGING", "level_changing_orders", "CreatinineFinding", "DosePlan", "InteractionDecision", "PotassiumFinding", "could_conceive",
-           "creatinine_finding", "decide_interactions", "evaluate_interactions", "in_ivf_course",
-           "potassium_finding", "render"]
+__all__ = [
+    "LEVEL_CHANGING",
+    "level_changing_orders",
+    "CreatinineFinding",
+    "DosePlan",
+    "InteractionDecision",
+    "PotassiumFinding",
+    "could_conceive",
+    "creatinine_finding",
+    "decide_interactions",
+    "evaluate_interactions",
+    "in_ivf_course",
+    "potassium_finding",
+    "render",
+]

@@ -3,9 +3,11 @@ against their thresholds, one card per concern, each with the values and dates u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any
 
+from ..derive import creatinine_baseline
 from ..facts import (
     ALT,
     AST,
@@ -16,7 +18,6 @@ from ..facts import (
     BloodPressure,
     PatientFacts,
 )
-from ..derive import creatinine_baseline
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import procedure_order
 from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
@@ -74,8 +75,7 @@ def _stale_days(proto: Protocol) -> int:
     return proto.days("safety.stale_after_days")
 
 
-def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
-                focus: Focus) -> tuple[Card | None, Current | None]:
+def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     unit = str(proto.entry("safety.creatinine")["unit"])
     now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
@@ -85,8 +85,12 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
     assert latest_value is not None and latest.when is not None
     start = focus.therapy_start() or (min((d.start for d in focus.drafts if d.start), default=None))
     baseline = creatinine_baseline(facts, start, today)
-    if baseline is not None and (baseline.source == latest.source or baseline.source in latest.conflicts_with
-                                 or baseline.when is None or baseline.when >= latest.when):
+    if baseline is not None and (
+        baseline.source == latest.source
+        or baseline.source in latest.conflicts_with
+        or baseline.when is None
+        or baseline.when >= latest.when
+    ):
         baseline = None  # the latest result cannot be its own baseline
 
     detail = Detail(proto)
@@ -96,49 +100,85 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
             detail.add(f"- {note}")
     findings: list[tuple[Indicator, str]] = []
     if baseline is not None and baseline.value:
-        how = "before tacrolimus started" if start is not None and baseline.when is not None and \
-            day_of(baseline.when) < start else "lowest of the last 90 days"
+        how = (
+            "before tacrolimus started"
+            if start is not None and baseline.when is not None and day_of(baseline.when) < start
+            else "lowest of the last 90 days"
+        )
         ratio = latest_value / baseline.value
         rise_pct = (ratio - 1) * 100
-        detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**; change "
-                   f"{'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %")
+        detail.add(
+            f"- Baseline ({how}): **{fmt_measure(baseline)}**; change {'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %"
+        )
         aki_ratio = proto.num("safety.creatinine.aki_ratio")
         warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
         if at_least(ratio, aki_ratio):
             detail.number("AKI", "safety.creatinine.aki_ratio")
-            findings.append(("critical", f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
-                                         "acute kidney injury, review tacrolimus now"))
+            findings.append(
+                (
+                    "critical",
+                    f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
+                    "acute kidney injury, review tacrolimus now",
+                )
+            )
         elif at_least(ratio, 1 + warn_fraction):
             detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
-            findings.append(("warning", f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
-                                        f"{reported(baseline)}: review the tacrolimus dose"))
+            findings.append(
+                (
+                    "warning",
+                    f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
+                    f"{reported(baseline)}: review the tacrolimus dose",
+                )
+            )
     hours = proto.num("safety.creatinine.aki_absolute_hours")
     rise = proto.num("safety.creatinine.aki_absolute_rise")
-    earlier = [m for m in facts.results(CREATININE)
-               if m.actionable and m.value is not None and m.when is not None and m.when < latest.when
-               and latest.when - m.when <= timedelta(hours=hours) and why_unusable(m, unit) is None]
+    earlier = [
+        m
+        for m in facts.results(CREATININE)
+        if m.actionable
+        and m.value is not None
+        and m.when is not None
+        and m.when < latest.when
+        and latest.when - m.when <= timedelta(hours=hours)
+        and why_unusable(m, unit) is None
+    ]
     if earlier:
         lowest = min(earlier, key=lambda m: m.value or 0.0)
         if lowest.value is not None and at_least(latest_value - lowest.value, rise):
             detail.number("AKI", "safety.creatinine.aki_absolute_rise")
             detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
-            findings.append(("critical", f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
-                                         f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now"))
+            findings.append(
+                (
+                    "critical",
+                    f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
+                    f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
+                )
+            )
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
         if above(latest_value, limit):
             detail.number("pregnancy limit", "safety.creatinine.pregnancy_above")
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-            findings.append(("warning", f"Creatinine {reported(latest)} in pregnancy is above "
-                                        f"{fmt_number(limit)} {unit}: assess for pre-eclampsia"))
+            findings.append(
+                (
+                    "warning",
+                    f"Creatinine {reported(latest)} in pregnancy is above "
+                    f"{fmt_number(limit)} {unit}: assess for pre-eclampsia",
+                )
+            )
     repeat = _repeat(facts, proto, "safety.creatinine.order", "Creatinine rise on tacrolimus: repeat")
-    return _worst_card(proto, detail, f"{SAFETY}:creatinine", findings, "safety.creatinine.aki_ratio",
-                       "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and "
-                       "repeat creatinine.", [repeat]), now
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:creatinine",
+        findings,
+        "safety.creatinine.aki_ratio",
+        "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and repeat creatinine.",
+        [repeat],
+    ), now
 
 
-def _potassium(facts: PatientFacts, today: date, proto: Protocol,
-               focus: Focus) -> tuple[Card | None, Current | None]:
+def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
     unit = str(proto.entry("safety.potassium")["unit"])
     now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
@@ -158,19 +198,33 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol,
     if at_least(value, proto.num("safety.potassium.critical_at")):
         severe = at_least(value, proto.num("safety.potassium.severe_at"))
         detail.number("severe", "safety.potassium.severe_at")
-        findings.append(("critical", f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
-                                     "repeat urgently and record an ECG"))
+        findings.append(
+            (
+                "critical",
+                f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
+                "repeat urgently and record an ECG",
+            )
+        )
         actions.append(_urgent_potassium(facts, proto))
     elif at_least(value, proto.num("safety.potassium.warning_at")):
         detail.number("mild", "safety.potassium.warning_at")
-        findings.append(("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs"))
+        findings.append(
+            ("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs")
+        )
         actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
     elif above(value, proto.num("safety.potassium.advisory_above")):
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
-    return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
-                       "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
-                       "and potassium supplements.", actions), now
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:potassium",
+        findings,
+        "safety.potassium.warning_at",
+        "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
+        "and potassium supplements.",
+        actions,
+    ), now
 
 
 def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:
@@ -179,17 +233,29 @@ def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) 
 
 def _urgent_potassium(facts: PatientFacts, proto: Protocol) -> Suggestion:
     """Potassium ≥ 6.0: an urgent repeat and an ECG."""
-    repeat = order_action(facts, proto.entry("safety.potassium.order"),
-                          "Hyperkalaemia on tacrolimus: urgent repeat potassium", priority="stat")
+    repeat = order_action(
+        facts,
+        proto.entry("safety.potassium.order"),
+        "Hyperkalaemia on tacrolimus: urgent repeat potassium",
+        priority="stat",
+    )
     ecg = proto.entry("safety.potassium.ecg_order")
-    ecg_action = Action(type="create", description=f"Order {ecg['display']} (urgent)",
-                        resource=procedure_order(facts.patient_id, str(ecg["system"]), str(ecg["code"]),
-                                                 str(ecg["display"]), "Hyperkalaemia on tacrolimus", priority="stat"))
+    ecg_action = Action(
+        type="create",
+        description=f"Order {ecg['display']} (urgent)",
+        resource=procedure_order(
+            facts.patient_id,
+            str(ecg["system"]),
+            str(ecg["code"]),
+            str(ecg["display"]),
+            "Hyperkalaemia on tacrolimus",
+            priority="stat",
+        ),
+    )
     return Suggestion(label="Urgent repeat potassium and ECG", is_recommended=True, actions=(repeat, ecg_action))
 
 
-def _glucose(facts: PatientFacts, today: date, proto: Protocol,
-             focus: Focus) -> tuple[Card | None, Current | None]:
+def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     unit = str(proto.entry("safety.glucose")["unit"])
     stale = _stale_days(proto)
     glucose = current(facts, GLUCOSE, today, stale, "glucose", unit)
@@ -211,22 +277,33 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol,
         elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
             detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-            findings.append(("warning", f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage"))
+            findings.append(
+                (
+                    "warning",
+                    f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage",
+                )
+            )
     h = a1c.value
     if h is not None and h.value is not None:
         detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
         if at_least(h.value, proto.num("safety.glucose.overt_hba1c_at")):
             detail.number("Overt diabetes, HbA1c", "safety.glucose.overt_hba1c_at")
-            findings.append(("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): "
-                                        "in the overt diabetes range"))
-    card = _worst_card(proto, detail, f"{SAFETY}:glucose", findings, "safety.glucose.overt_fasting_at",
-                       "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.")
+            findings.append(
+                ("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): in the overt diabetes range")
+            )
+    card = _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:glucose",
+        findings,
+        "safety.glucose.overt_fasting_at",
+        "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.",
+    )
     # Either result is enough to screen; the gap counts only when neither is usable.
     return card, (glucose if h is None else None)
 
 
-def _liver(facts: PatientFacts, today: date, proto: Protocol,
-           focus: Focus) -> tuple[Card | None, Current | None]:
+def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     detail = Detail(proto)
     multiple = proto.num("safety.liver.uln_multiple")
     findings: list[tuple[Indicator, str]] = []
@@ -245,16 +322,28 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol,
             uln = proto.num(path)
         detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
         if at_least(m.value, multiple * uln):
-            findings.append(("warning", f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
-                                        f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus"))
+            findings.append(
+                (
+                    "warning",
+                    f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
+                    f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus",
+                )
+            )
     if findings:
         detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
-    card = _worst_card(proto, detail, f"{SAFETY}:liver", findings, "safety.liver.uln_multiple",
-                       "Review tacrolimus and other causes of liver injury.")
+    card = _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:liver",
+        findings,
+        "safety.liver.uln_multiple",
+        "Review tacrolimus and other causes of liver injury.",
+    )
     # Either enzyme is enough; the gap counts only when neither is usable.
     if all(s.value is None for s in states):
-        return card, Current(ALT, None, "; ".join(str(s.problem) for s in states),
-                             orderable=any(s.orderable for s in states))
+        return card, Current(
+            ALT, None, "; ".join(str(s.problem) for s in states), orderable=any(s.orderable for s in states)
+        )
     return card, None
 
 
@@ -270,31 +359,48 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     detail = Detail(proto)
     detail.add(f"- Latest blood pressure: **{fmt_bp(bp)}**")
     sys_, dia = bp.systolic, bp.diastolic
-    shown = f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} " \
-            f"mmHg ({fmt_date(bp.when)})"
+    shown = (
+        f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} "
+        f"mmHg ({fmt_date(bp.when)})"
+    )
 
     def over(systolic_path: str, diastolic_path: str) -> bool:
-        return ((sys_ is not None and at_least(sys_, proto.num(systolic_path)))
-                or (dia is not None and at_least(dia, proto.num(diastolic_path))))
+        return (sys_ is not None and at_least(sys_, proto.num(systolic_path))) or (
+            dia is not None and at_least(dia, proto.num(diastolic_path))
+        )
 
     findings: list[tuple[Indicator, str]] = []
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
-        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia"))
+        findings.append(
+            ("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia")
+        )
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
         findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-    return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
-                       "safety.blood_pressure.warning_systolic_at",
-                       "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."), None
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:blood-pressure",
+        findings,
+        "safety.blood_pressure.warning_systolic_at",
+        "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia.",
+    ), None
 
 
-def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple[Indicator, str]],
-                source_path: str, advice: str, suggestions: list[Suggestion] | None = None) -> Card | None:
+def _worst_card(
+    proto: Protocol,
+    detail: Detail,
+    kind: str,
+    findings: list[tuple[Indicator, str]],
+    source_path: str,
+    advice: str,
+    suggestions: list[Suggestion] | None = None,
+) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
         return None
@@ -307,14 +413,21 @@ def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple
     detail.add("")
     detail.add(advice)
     verdict = f"{kind.split(':')[-1]}-{indicator}"
-    return make_card(proto, detail, kind=kind, verdict=verdict, summary=summary, indicator=indicator,
-                     source_id=str(proto.entry(source_path)["source"]),
-                     suggestions=(suggestions or []) if indicator != "info" else ())
+    return make_card(
+        proto,
+        detail,
+        kind=kind,
+        verdict=verdict,
+        summary=summary,
+        indicator=indicator,
+        source_id=str(proto.entry(source_path)["source"]),
+        suggestions=(suggestions or []) if indicator != "info" else (),
+    )
 
 
-def _monitoring_due(facts: PatientFacts, proto: Protocol,
-                    gaps: list[tuple[str, Current, Mapping[str, Any] | None]],
-                    bp_gap: str | None) -> Card | None:
+def _monitoring_due(
+    facts: PatientFacts, proto: Protocol, gaps: list[tuple[str, Current, Mapping[str, Any] | None]], bp_gap: str | None
+) -> Card | None:
     """On therapy: the safety values that are missing, stale or not usable, with their orders."""
     if not any(order is not None for _, _, order in gaps):
         return None  # nothing to order (a blood pressure is taken at the visit): no card
@@ -331,11 +444,21 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
     detail.add("")
     detail.add("On tacrolimus, monitor blood pressure, renal function, glucose and liver enzymes regularly.")
     detail.cite("guideline", "Monitoring Requirements")
-    actions = tuple(order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
-                    for label, _, order in gaps if order is not None)
+    actions = tuple(
+        order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
+        for label, _, order in gaps
+        if order is not None
+    )
     suggestions = [Suggestion(label="Order the overdue safety tests", actions=actions)] if actions else []
     summary = f"Tacrolimus safety monitoring due: {', '.join(names)}"
     if not fits_summary(summary):
         summary = "Tacrolimus safety monitoring due: several tests, see details"
-    return make_card(proto, detail, kind=f"{SAFETY}:monitoring-due", summary=summary, indicator="info",
-                     source_id="guideline", suggestions=suggestions)
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:monitoring-due",
+        summary=summary,
+        indicator="info",
+        source_id="guideline",
+        suggestions=suggestions,
+    )

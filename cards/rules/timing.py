@@ -10,9 +10,10 @@ test) and through pregnancy if she conceives; the course ends with a negative pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..facts import MedicationFact, PatientFacts, TransferPlan
 from ..model import Action, Card, Indicator, Suggestion
@@ -25,8 +26,17 @@ from .vocab import ORDER_SELECT, PATIENT_VIEW
 
 KIND = "timing"
 
-Verdict = Literal["course-complete", "no-transfer", "starts-after-transfer", "starts-in-pregnancy",
-                  "late-start", "back-dated", "no-start-date", "start-differs", "ends-early"]
+Verdict = Literal[
+    "course-complete",
+    "no-transfer",
+    "starts-after-transfer",
+    "starts-in-pregnancy",
+    "late-start",
+    "back-dated",
+    "no-start-date",
+    "start-differs",
+    "ends-early",
+]
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,14 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     transfer_day = day_of(transfer.when)
     protocol_start = transfer_day - timedelta(days=before)
     protocol_end = protocol_start + timedelta(days=min_days - 1)
-    base = TimingDecision(None, transfer_day=transfer_day, protocol_start=protocol_start,
-                          protocol_end=protocol_end, draft_start=explicit_start, draft_end=draft_end)
+    base = TimingDecision(
+        None,
+        transfer_day=transfer_day,
+        protocol_start=protocol_start,
+        protocol_end=protocol_end,
+        draft_start=explicit_start,
+        draft_end=draft_end,
+    )
     effective_start = explicit_start or today  # without a start date the order starts when signed
     if effective_start > transfer_day:
         return replace(base, verdict="starts-after-transfer")
@@ -124,71 +140,125 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
     detail = Detail(proto)
     before = detail.number("start before the transfer", "timing.start_days_before_transfer")
     days = detail.number("minimum course", "timing.min_duration_days")
-    detail.cite(str(proto.entry("timing.continue_through_pregnancy")["source"]),
-                proto.entry("timing.continue_through_pregnancy").get("section"))
+    detail.cite(
+        str(proto.entry("timing.continue_through_pregnancy")["source"]),
+        proto.entry("timing.continue_through_pregnancy").get("section"),
+    )
     source_id = str(proto.entry("timing.start_days_before_transfer")["source"])
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
     transfer = fmt_date(d.transfer_day)
     if d.transfer_day is not None and d.protocol_start is not None:
-        detail.add(f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
-                   f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant")
+        detail.add(
+            f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
+            f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant"
+        )
     if d.verdict != "course-complete" and focus.drafts:
-        detail.add(f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
-                   f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}")
+        detail.add(
+            f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
+            f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}"
+        )
 
     if d.verdict == "course-complete":
-        summary = (f"Negative pregnancy test on {fmt_date(d.negative_test)} after the {transfer} transfer: "
-                   "the course is complete, stop tacrolimus")
+        summary = (
+            f"Negative pregnancy test on {fmt_date(d.negative_test)} after the {transfer} transfer: "
+            "the course is complete, stop tacrolimus"
+        )
         detail.add(f"- Pregnancy test after the transfer: negative on **{fmt_date(d.negative_test)}**")
-        detail.add(f"\nThe {days} course runs to the pregnancy test; with a negative test it is over. "
-                   + ("A renewal is not needed unless a new transfer is planned: cancel this order."
-                      if focus.drafts else "Stop tacrolimus."))
+        detail.add(
+            f"\nThe {days} course runs to the pregnancy test; with a negative test it is over. "
+            + (
+                "A renewal is not needed unless a new transfer is planned: cancel this order."
+                if focus.drafts
+                else "Stop tacrolimus."
+            )
+        )
         for draft in focus.drafts:
-            suggestions.append(Suggestion(label="Cancel the new tacrolimus order", actions=(Action(
-                type="delete", description="Cancel the tacrolimus order: the course is complete",
-                resource_id=draft.source),)))
+            suggestions.append(
+                Suggestion(
+                    label="Cancel the new tacrolimus order",
+                    actions=(
+                        Action(
+                            type="delete",
+                            description="Cancel the tacrolimus order: the course is complete",
+                            resource_id=draft.source,
+                        ),
+                    ),
+                )
+            )
     elif d.verdict == "no-transfer":
         indicator = "info"
         summary = f"No embryo transfer on record: start tacrolimus {before} before the transfer, for at least {days}"
         detail.add("\nSet the start date from the transfer date when it is known.")
     elif d.verdict == "starts-in-pregnancy":
-        summary = "She is pregnant and not on tacrolimus: starting now is outside the protocol; decide with the specialist"
+        summary = (
+            "She is pregnant and not on tacrolimus: starting now is outside the protocol; decide with the specialist"
+        )
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-        detail.add(f"\nThe protocol starts {before} before the embryo transfer and continues through pregnancy; "
-                   "it does not describe a start during pregnancy. Eligibility, baseline tests and the dose "
-                   "are checked as for any new start.")
+        detail.add(
+            f"\nThe protocol starts {before} before the embryo transfer and continues through pregnancy; "
+            "it does not describe a start during pregnancy. Eligibility, baseline tests and the dose "
+            "are checked as for any new start."
+        )
     elif d.verdict == "starts-after-transfer":
-        summary = (f"Tacrolimus would start after the {transfer} transfer: outside the protocol, which starts "
-                   f"{before} before it")
-        detail.add("\nStarting after the transfer is not what the protocol studied: decide with the specialist "
-                   "whether to start at all. No start date is suggested.")
+        summary = (
+            f"Tacrolimus would start after the {transfer} transfer: outside the protocol, which starts "
+            f"{before} before it"
+        )
+        detail.add(
+            "\nStarting after the transfer is not what the protocol studied: decide with the specialist "
+            "whether to start at all. No start date is suggested."
+        )
     elif d.verdict == "late-start":
         summary = f"The protocol start ({fmt_date(d.protocol_start)}) has passed: start today at the latest, before the {transfer} transfer"
     elif d.verdict == "no-start-date":
         indicator = "info"
-        summary = f"Set the tacrolimus start date: {fmt_date(d.protocol_start)}, {before} before the {transfer} transfer"
+        summary = (
+            f"Set the tacrolimus start date: {fmt_date(d.protocol_start)}, {before} before the {transfer} transfer"
+        )
     elif d.verdict == "back-dated":
         summary = f"Tacrolimus start date {fmt_date(d.draft_start)} is in the past: start {fmt_date(d.protocol_start)}"
     elif d.verdict == "start-differs":
-        summary = (f"Tacrolimus start {fmt_date(d.draft_start)} is not {fmt_date(d.protocol_start)}, {before} "
-                   f"before the {transfer} transfer")
+        summary = (
+            f"Tacrolimus start {fmt_date(d.draft_start)} is not {fmt_date(d.protocol_start)}, {before} "
+            f"before the {transfer} transfer"
+        )
     else:  # ends-early
-        summary = (f"Tacrolimus course ends {fmt_date(d.draft_end)}, before the pregnancy test: continue to "
-                   f"at least {fmt_date(d.protocol_end)}")
+        summary = (
+            f"Tacrolimus course ends {fmt_date(d.draft_end)}, before the pregnancy test: continue to "
+            f"at least {fmt_date(d.protocol_end)}"
+        )
 
     if d.suggested_start is not None and focus.drafts:
         draft = focus.drafts[0]
-        wanted_end = (max(d.draft_end, d.protocol_end) if d.draft_end is not None and d.protocol_end is not None
-                      else None)
+        wanted_end = (
+            max(d.draft_end, d.protocol_end) if d.draft_end is not None and d.protocol_end is not None else None
+        )
         resource = with_timing(draft, fmt_date(d.suggested_start), fmt_date(wanted_end) if wanted_end else None)
         until = f" to {fmt_date(wanted_end)}" if wanted_end else ""
         if resource is None:
             detail.add("\nThe order's dates cannot be rewritten automatically: set them by hand.")
         else:
-            suggestions.append(Suggestion(
-                label=f"Start on {fmt_date(d.suggested_start)}{until}", is_recommended=d.recommended,
-                actions=(Action(type="update", resource=resource,
-                                description=f"Set the tacrolimus course to start {fmt_date(d.suggested_start)}{until}"),)))
-    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
-                     source_id=source_id, suggestions=suggestions)
+            suggestions.append(
+                Suggestion(
+                    label=f"Start on {fmt_date(d.suggested_start)}{until}",
+                    is_recommended=d.recommended,
+                    actions=(
+                        Action(
+                            type="update",
+                            resource=resource,
+                            description=f"Set the tacrolimus course to start {fmt_date(d.suggested_start)}{until}",
+                        ),
+                    ),
+                )
+            )
+    return make_card(
+        proto,
+        detail,
+        kind=KIND,
+        verdict=str(d.verdict),
+        summary=summary,
+        indicator=indicator,
+        source_id=source_id,
+        suggestions=suggestions,
+    )
