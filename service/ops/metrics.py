@@ -31,6 +31,7 @@ from prometheus_client import (
 )
 
 from cards import vocab
+from service.storage import feedback as feedback_log
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -46,8 +47,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 CARD_FAMILIES = frozenset(vocab.CARD_FAMILIES)
 INDICATORS = frozenset({"info", "warning", "critical"})
 FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
-# Why a feedback entry was not stored (service.storage.store._refusal).
-FEEDBACK_REFUSALS = frozenset({"unknown-card", "duplicate", "timestamp-out-of-range", "unknown-override-reason"})
+# Why a feedback entry was not stored (service.storage.feedback).
+FEEDBACK_REFUSALS = feedback_log.REFUSALS
 # FhirError codes (service.fhir.client).
 FHIR_FAILURES = frozenset(
     {
