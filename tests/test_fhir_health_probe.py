@@ -1,10 +1,12 @@
 """deploy/fhir-check/FhirReady.java, the health check of the integrators' HAPI FHIR server in
 docker-compose.yml (the image has no shell or curl, only Java). Run here with this machine's Java
-against a stand-in FHIR server; skipped where no Java runtime is installed (CI images need none)."""
+against a stand-in FHIR server. .ci/run installs Debian's headless JDK, and under CI=true a missing
+Java fails the test; elsewhere it is skipped."""
 
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import subprocess
 import threading
@@ -50,6 +52,8 @@ def stand_in() -> Iterator[str]:
 def _probe(base: str) -> subprocess.CompletedProcess[str]:
     java = shutil.which("java")
     if java is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("java is missing (.ci/run installs Debian's default-jdk-headless)")
         pytest.skip("no Java runtime here (the HAPI image brings its own)")
     return subprocess.run(
         [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", str(PROBE), base],

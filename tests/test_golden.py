@@ -1,11 +1,15 @@
 """Golden request/response tests: every fixture scenario's request for every hook, answered by the
 service with pinned uuids and the scenario's clock (asOf, 09:00 UTC), equals the committed
 ``fhir_fixtures/<scenario>/expected/<hook>.response.json``. ``pytest --update-goldens`` rewrites them
-(review the diff: it is the change in what clinicians will see)."""
+(review the diff: it is the change in what clinicians will see); under CI=true it fails instead, so CI
+never passes by rewriting what it checks."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +93,8 @@ def test_golden_response(golden_apps, request, scenario, hook):
 
     path = FIXTURES_DIR / scenario / "expected" / f"{hook}.response.json"
     if request.config.getoption("--update-goldens"):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("--update-goldens under CI=true: goldens are rewritten on a branch and the diff reviewed")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return
@@ -98,3 +104,23 @@ def test_golden_response(golden_apps, request, scenario, hook):
         f"{scenario} {hook}: the response differs from the golden file; if the change is "
         "intended, run pytest --update-goldens and review the diff"
     )
+
+
+def test_goldens_are_not_rewritten_under_ci(tmp_path):
+    """CI checks the goldens; it never passes by rewriting them."""
+    scenario, hook = CASES[0]
+    path = FIXTURES_DIR / scenario / "expected" / f"{hook}.response.json"
+    before = path.read_bytes()
+    node = f"{__file__}::test_golden_response[{scenario}-{hook}]"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--update-goldens", node],
+        env={**os.environ, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "--update-goldens under CI=true" in result.stdout
+    assert path.read_bytes() == before
