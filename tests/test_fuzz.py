@@ -31,6 +31,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.config import SchemathesisConfig
+from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 
 from bench.samples import builtin_requests
 from service import create_app
@@ -149,6 +150,29 @@ CHECKS = [
 ]
 
 
+# Refusals of invalid data: schemathesis's list, and 413, which is how a body over MAX_REQUEST_BYTES
+# is refused (a negative body is sometimes that large; the description documents the 413).
+REFUSALS = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
+
+
+def schemathesis_config() -> SchemathesisConfig:
+    """The security scheme is left out (with AUTH_REQUIRED off, "no Authorization header" is not
+    invalid), and a 413 counts as refusing invalid data."""
+    return SchemathesisConfig.from_dict(
+        {
+            "generation": {"with-security-parameters": False},
+            "checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}},
+        }
+    )
+
+
+def test_a_413_counts_as_refusing_invalid_data():
+    """A negative body refused with 413 (too large) is a refusal, like a 400 or a 422."""
+    checks = schemathesis_config().projects.default.checks
+    assert "413" in checks.negative_data_rejection.expected_statuses
+    assert set(NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES) <= set(checks.negative_data_rejection.expected_statuses)
+
+
 def _negatable(op) -> bool:
     """Whether the operation has a body or a parameter (other than the left-out auth) to violate."""
     return bool(op.get_request_payload_content_types()) or any(
@@ -158,9 +182,7 @@ def _negatable(op) -> bool:
 
 def test_schemathesis_fuzz(fuzz_app, baseline):
     target = math.ceil(FUZZ_TOTAL * SCHEMATHESIS_SHARE)
-    # The security scheme is left out: with AUTH_REQUIRED off, "no Authorization header" is not invalid.
-    config = SchemathesisConfig.from_dict({"generation": {"with-security-parameters": False}})
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=config)
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=schemathesis_config())
     statuses: collections.Counter = collections.Counter()
     started = time.perf_counter()
     operations = [result.ok() for result in schema.get_all_operations()]
