@@ -313,6 +313,15 @@ def test_configuration_table_is_the_settings_model():
     assert isinstance(default_settings(), Settings)
 
 
+def test_readme_configuration_rows_are_rows_of_the_settings_table():
+    """The README shows a few settings at a glance: each row exactly as the generated table has it."""
+    rows = _table_rows("README.md", "Configuration at a glance")
+    generated = settings_table().splitlines()
+    assert rows[:2] == generated[:2]
+    assert len(rows) > 2
+    assert [row for row in rows[2:] if row not in generated] == []
+
+
 def test_modules_read_settings_as_attributes_with_no_second_default():
     """Defaults live in Settings alone: no module looks a setting up by name with a fallback of its own."""
     lookup = re.compile(r"""(?<!app\.)\b(?:config|settings|cfg)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""")

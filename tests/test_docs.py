@@ -66,9 +66,15 @@ def test_no_file_points_outside_the_repository():
     assert offenders == []
 
 
-@pytest.mark.parametrize(
-    "document", ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
-)
+README_MAX_LINES = 250
+DOCUMENTS = [
+    "README.md",
+    "CHANGELOG.md",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")),
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
 def test_relative_links_resolve(document):
     source = ROOT / document
     missing = [
@@ -77,3 +83,19 @@ def test_relative_links_resolve(document):
         if not (source.parent / target).exists()
     ]
     assert missing == []
+
+
+def test_readme_stays_a_short_reference():
+    """The README says what the service is, how to run and test it, and where the rest lives; the
+    detail belongs in docs/ and the history in git and CHANGELOG.md."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_readme_test_command_is_the_one_ci_runs():
+    """.ci/run runs the README's test command verbatim: the two must not drift apart."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    command = [line for line in ci if line.startswith("python3 -m venv") and "pytest" in line]
+    assert len(command) == 1
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert "    " + command[0] in readme
