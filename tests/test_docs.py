@@ -44,6 +44,10 @@ OUTSIDE_DOCUMENTS = [
     "tacrolimus-rif" + "-guideline",
 ]
 MARKDOWN_LINK = re.compile(r"\]\((?!https?://|mailto:|#)([^)\s#]+)")
+# A relative link to a section: [text](page.md#section) or [text](#section) on the same page.
+SECTION_LINK = re.compile(r"\]\((?!https?://|mailto:)([^)\s#]*\.md)?#([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
 def _repository_files():
@@ -99,3 +103,22 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert len(command) == 1
     readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert "    " + command[0] in readme
+
+
+def _anchors(page: Path) -> set[str]:
+    """The section anchors a Markdown renderer makes of a page's headings (GitHub's rule: lower case,
+    punctuation dropped, spaces as hyphens)."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in HEADING.findall(text)}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_section_links_name_a_heading(document):
+    source = ROOT / document
+    missing = [
+        f"{page}#{section}"
+        for page, section in SECTION_LINK.findall(source.read_text(encoding="utf-8"))
+        if (source.parent / (page or source.name)).exists()
+        and section not in _anchors(source.parent / (page or source.name))
+    ]
+    assert missing == []
