@@ -218,6 +218,7 @@ class Store:
         # the process loses nothing; a power cut may lose the last few records, never feedback).
         self.record_engine = build_engine(url, best_effort=True) if _separate_file(url) else self.engine
         self._calls = itertools.count()
+        self._record: _RecordStatement | None = None  # compiled at the first record, for record_engine
         try:
             migrate.bring_up_to_date(self.engine, upgrade=auto_upgrade)
         except BaseException:
@@ -275,31 +276,14 @@ class Store:
                 if conn.dialect.name == "postgresql":
                     # This transaction only: answered before its WAL record reaches the disk.
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                conn.execute(self._upsert_issued(conn.dialect.name), rows)
+                if self._record is None:
+                    self._record = _record_statement(conn.dialect)
+                conn.exec_driver_sql(self._record.sql, self._record.parameters(rows))
         except Exception as exc:  # the answer matters more than the statistics
             log.warning(
                 "could not record issued cards",
                 extra={"service": service_id, "cards": len(cards), "error": type(exc).__name__},
             )
-
-    @staticmethod
-    def _upsert_issued(dialect: str) -> Any:
-        # The same uuid issued again (pinned uuids in tests, a retried call) updates its row.
-        new = {
-            "service_id": issued_cards.c.service_id,
-            "kind": issued_cards.c.kind,
-            "issued_at": issued_cards.c.issued_at,
-            "issuer": issued_cards.c.issuer,
-            "tenant": issued_cards.c.tenant,
-            "override_codes": issued_cards.c.override_codes,
-        }
-        if dialect == "sqlite":
-            stmt = sqlite.insert(issued_cards)
-            return stmt.on_conflict_do_update(index_elements=["card_uuid"], set_={k: stmt.excluded[k] for k in new})
-        if dialect == "postgresql":
-            pg = postgresql.insert(issued_cards)
-            return pg.on_conflict_do_update(index_elements=["card_uuid"], set_={k: pg.excluded[k] for k in new})
-        return insert(issued_cards)
 
     # --- JWT replay cache -----------------------------------------------------------------------
 
@@ -534,6 +518,51 @@ def _feedback_row(service_id: str, entry: Mapping[str, Any], received: datetime)
         "outcome_timestamp": parse_timestamp(str(entry["outcomeTimestamp"])),
         "received_at": received,
     }
+
+
+def _upsert_issued(dialect: str) -> Any:
+    # The same uuid issued again (pinned uuids in tests, a retried call) updates its row.
+    new = {
+        "service_id": issued_cards.c.service_id,
+        "kind": issued_cards.c.kind,
+        "issued_at": issued_cards.c.issued_at,
+        "issuer": issued_cards.c.issuer,
+        "tenant": issued_cards.c.tenant,
+        "override_codes": issued_cards.c.override_codes,
+    }
+    if dialect == "sqlite":
+        stmt = sqlite.insert(issued_cards)
+        return stmt.on_conflict_do_update(index_elements=["card_uuid"], set_={k: stmt.excluded[k] for k in new})
+    if dialect == "postgresql":
+        pg = postgresql.insert(issued_cards)
+        return pg.on_conflict_do_update(index_elements=["card_uuid"], set_={k: pg.excluded[k] for k in new})
+    return insert(issued_cards)
+
+
+@dataclass(frozen=True)
+class _RecordStatement:
+    """The issued-card upsert compiled once for a dialect: its SQL and the order of its parameters,
+    with each column's own conversion to the driver's value (a datetime to SQLite's text, a list
+    to JSON), so a call's rows go to the driver as one executemany without building, caching or
+    compiling a statement per call (that was most of the record's cost)."""
+
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+    convert: tuple[Callable[[Any], Any] | None, ...]
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Each row as the driver takes it: a tuple (positional paramstyle) or a dict."""
+        pairs = tuple(zip(self.names, self.convert, strict=True))
+        converted = [tuple(row[n] if f is None else f(row[n]) for n, f in pairs) for row in rows]
+        return converted if self.positional else [dict(zip(self.names, values, strict=True)) for values in converted]
+
+
+def _record_statement(dialect: Any) -> _RecordStatement:
+    compiled = _upsert_issued(dialect.name).compile(dialect=dialect, column_keys=[c.key for c in issued_cards.c])
+    names = tuple(compiled.positiontup or ()) if dialect.positional else tuple(compiled.binds)
+    convert = tuple(issued_cards.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+    return _RecordStatement(str(compiled), names, dialect.positional, convert)
 
 
 def private_directory(folder: Path) -> None:
