@@ -23,22 +23,26 @@ from .rules.interactions import evaluate_interactions
 from .rules.safety import evaluate_safety
 from .rules.timing import evaluate_timing
 from .rules.trough import evaluate_trough
+from .vocab import (
+    CBC,
+    CHEMISTRY,
+    CONDITIONS,
+    IMMUNOLOGY,
+    MEDICATION_REQUESTS,
+    MEDICATION_STATEMENTS,
+    MEDICATIONS,
+    PREGNANCY_TESTS,
+    TACROLIMUS_LEVELS,
+    TRANSFERS,
+    VITALS,
+)
 
 Rule = Callable[[PatientFacts, date, Mapping[str, Any]], list[Card]]
 
-# Prefetch keys (the data groups of the service's prefetch templates).
-PATIENT = "patient"
-IMMUNOLOGY = "immunology"
-LEVELS = "tacrolimusLevels"
-CHEMISTRY = "chemistry"
-CBC = "cbc"
-VITALS = "vitals"
-PREGNANCY_TESTS = "pregnancyTests"
-CONDITIONS = "conditions"
-MED_REQUESTS = "medicationRequests"
-MED_STATEMENTS = "medicationStatements"
-MEDICATIONS = "medications"  # Medication resources that orders reference
-TRANSFERS = ("transferRequests", "transferProcedures", "transferAppointments")
+# The data groups (prefetch keys) each rule needs.
+LEVELS = TACROLIMUS_LEVELS
+MED_REQUESTS = MEDICATION_REQUESTS
+MED_STATEMENTS = MEDICATION_STATEMENTS
 ORDERS = (MED_REQUESTS, MEDICATIONS)
 
 

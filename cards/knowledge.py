@@ -2,10 +2,11 @@
 
 Each ``knowledge/<name>.yaml`` has a JSON Schema ``knowledge/<name>.schema.json``. A site file
 (``SITE_CONFIG``) is YAML whose top-level keys are those names. Its mappings merge into the defaults
-key by key. Lists of entries that carry an identity (``id``, or the key of ``KEYED_LISTS``: a product's
-``rxnorm``, a coding's ``system`` + ``code`` ...) merge entry by entry: a site entry with a known
-identity overrides that entry, a new identity adds one, and ``{id: ..., remove: true}`` removes one.
-Other lists (a drug's names, the dose-band table) are replaced whole.
+key by key. Lists of entries that carry an identity (``id``, or the key of
+``cards.site_merge.KEYED_LISTS``: a product's ``rxnorm``, a coding's ``system`` + ``code`` ...) merge
+entry by entry: a site entry with a known identity overrides that entry, a new identity adds one, and
+``{id: ..., remove: true}`` removes one. Other lists (a drug's names, the dose-band table) are
+replaced whole.
 
 Everything is checked at load, by the service at start-up as much as by ``tacro-cds knowledge check``:
 the schemas, drug keys that codes.yaml must define, protocol source ids, and the safety guard that a
@@ -19,8 +20,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,37 +29,20 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-
-class KnowledgeError(ValueError):
-    """The knowledge base or a site file is invalid; the message names the file and entry."""
-
+from .site_merge import (
+    SITE_SOURCE_ID,
+    SiteMerge,
+    entry_label,
+    identity,
+    list_key,
+    merge,
+    site_source,
+)
+from .site_merge import (
+    KnowledgeError as KnowledgeError,  # raised by the loader and the merge alike
+)
 
 Knowledge = Mapping[str, Any]
-
-# Lists whose entries merge by identity. "*" matches any mapping key at that level. A list not named
-# here still merges by identity when every shipped entry carries an ``id`` (or is a coding: ``system`` +
-# ``code``, or a code prefix: ``system`` + ``prefix``), so a code list added later merges the same way.
-KEYED_LISTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("interactions", "entries"), ("id",)),
-    (("interactions", "links"), ("url",)),
-    (("*", "override_reasons", "codes"), ("code",)),
-    (("*", "override_reasons", "reasons"), ("code",)),
-    (("care", "cards"), ("id",)),
-    (("codes", "products"), ("rxnorm",)),
-    (("codes", "release_names"), ("ingredient", "release")),
-    (("codes", "observations", "*", "codes"), ("system", "code")),
-    (("codes", "observations", "*", "coded_values", "*"), ("system", "code")),
-    (("codes", "conditions", "*", "codes"), ("system", "code")),
-    (("codes", "conditions", "*", "code_prefixes"), ("system", "prefix")),
-    (("codes", "transfer", "*"), ("system", "code")),
-    (("protocol", "baseline_labs", "tests"), ("key",)),
-)
-REMOVE = "remove"
-ACKNOWLEDGE = "acknowledge_critical"
-SITE_MARKERS = frozenset({REMOVE, ACKNOWLEDGE})
-# Keys that describe an entry rather than set it: changing only these keeps the entry's citation.
-DESCRIPTIVE = frozenset({"source", "sources", "section", "note", "site_default", "label", "citation"})
-SITE_SOURCE_ID = "site-file"
 
 
 def _package_dir() -> Any:
@@ -91,161 +75,6 @@ def _shipped() -> dict[str, Any]:
     return {
         name: _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"), f"cards/knowledge/{name}.yaml")
         for name in default_names()
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
-# Keyed lists
-
-
-def list_key(path: Sequence[str], items: Sequence[Any]) -> tuple[str, ...] | None:
-    """The identity fields of the list at ``path`` (table name first), or None: replaced whole."""
-    for pattern, key in KEYED_LISTS:
-        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path, strict=False)):
-            return key
-    for key in (("id",), ("system", "code"), ("system", "prefix")):
-        if items and all(isinstance(i, Mapping) and all(k in i for k in key) for i in items):
-            return key
-    return None
-
-
-def identity(item: Any, key: tuple[str, ...]) -> str | None:
-    """ "fluconazole", "http://loinc.org|2160-0": an entry's identity, or None when it has none."""
-    if not isinstance(item, Mapping) or any(k not in item for k in key):
-        return None
-    return "|".join(str(item[k]) for k in key)
-
-
-def _label(key: tuple[str, ...], ident: str) -> str:
-    return f"[{ident}]" if key == ("id",) else f"[{'+'.join(key)} {ident}]"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Merging a site file
-
-
-@dataclass
-class _Merge:
-    """One site file's merge: where it is, and what it re-cited."""
-
-    site_name: str
-    cited: list[str] = field(default_factory=list)
-    acknowledged: list[str] = field(default_factory=list)  # critical entries weakened, with the reason
-
-
-def _merge(base: Any, override: Any, path: tuple[str, ...], ctx: _Merge) -> Any:
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = (
-                _merge(base[key], value, path + (str(key),), ctx)
-                if key in base
-                else _strip_markers(copy.deepcopy(value))
-            )
-        _recite(base, override, merged, path, ctx)
-        return merged
-    if isinstance(base, list) and isinstance(override, list):
-        key = list_key(path, base)
-        if key is not None:
-            return _merge_keyed(base, override, key, path, ctx)
-    return _strip_markers(copy.deepcopy(override))
-
-
-def _merge_keyed(
-    base: list[Any], override: list[Any], key: tuple[str, ...], path: tuple[str, ...], ctx: _Merge
-) -> list[Any]:
-    where = ".".join(path)
-    merged = list(base)
-    index = {identity(item, key): i for i, item in enumerate(base)}
-    removed: set[int] = set()
-    for n, item in enumerate(override):
-        ident = identity(item, key)
-        if ident is None:
-            raise KnowledgeError(
-                f"site file {ctx.site_name}: {where}[{n}] has no {' + '.join(key)}: entries of this list are "
-                f"merged one by one by {' + '.join(key)} (to add, override or remove one)"
-            )
-        at = index.get(ident)
-        if item.get(REMOVE) is True:
-            if at is None:
-                raise KnowledgeError(
-                    f"site file {ctx.site_name}: {where}{_label(key, ident)}: `remove` names no shipped entry"
-                )
-            _guard_critical(base[at], None, item, f"{where}{_label(key, ident)}", ctx)
-            removed.add(at)
-            continue
-        if at is None:
-            index[ident] = len(merged)
-            merged.append(_strip_markers(copy.deepcopy(item)))
-        else:
-            new = _merge(base[at], item, path + (ident,), ctx)
-            _guard_critical(base[at], new, item, f"{where}{_label(key, ident)}", ctx)
-            merged[at] = new
-    return [item for i, item in enumerate(merged) if i not in removed]
-
-
-def _strip_markers(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_markers(v) for k, v in value.items() if k not in SITE_MARKERS}
-    if isinstance(value, list):
-        return [_strip_markers(v) for v in value]
-    return value
-
-
-def _guard_critical(
-    before: Mapping[str, Any], after: Mapping[str, Any] | None, site_item: Mapping[str, Any], where: str, ctx: _Merge
-) -> None:
-    """A critical entry is never dropped, downgraded or narrowed by a site without an explanation."""
-    if before.get("severity") != "critical":
-        return
-    if after is None:
-        change = "removes this critical entry"
-    elif after.get("severity") != "critical":
-        change = f"downgrades this critical entry to {after.get('severity')}"
-    elif set(before.get("drugs") or ()) - set(after.get("drugs") or ()):
-        lost = sorted(set(before.get("drugs") or ()) - set(after.get("drugs") or ()))
-        change = f"drops {', '.join(lost)} from this critical entry"
-    else:
-        return
-    reason = site_item.get(ACKNOWLEDGE)
-    if not (isinstance(reason, str) and reason.strip()):
-        raise KnowledgeError(
-            f"site file {ctx.site_name}: {where}: the site {change}. Refused: a critical interaction is only "
-            f'dropped or weakened when the site says why, with `{ACKNOWLEDGE}: "<reason>"` on that entry'
-        )
-    ctx.acknowledged.append(f"{where}: the site {change}, because: {reason.strip()}")
-
-
-def _recite(
-    base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[str, Any], path: tuple[str, ...], ctx: _Merge
-) -> None:
-    """An entry whose value the site sets cites the site file, unless the site gave its own source."""
-    if not (isinstance(base.get("source"), str) or isinstance(base.get("sources"), list)):
-        return
-    if "source" in override or "sources" in override:
-        return
-    changed = [
-        k
-        for k, v in override.items()
-        if k not in DESCRIPTIVE and k not in SITE_MARKERS and not isinstance(base.get(k), dict) and base.get(k) != v
-    ]
-    if not changed:
-        return
-    where = ".".join(path)
-    ctx.cited.append(where)
-    if isinstance(base.get("sources"), list):
-        merged["sources"] = [f"Site file {ctx.site_name} (sets {', '.join(changed)})"]
-    elif path and path[0] == "protocol":
-        merged["source"] = SITE_SOURCE_ID
-        merged.pop("section", None)
-    else:
-        merged["source"] = f"site file {ctx.site_name}"
-
-
-def _site_source(site_name: str) -> dict[str, str]:
-    return {
-        "label": f"Site configuration ({site_name})",
-        "citation": f"Set by the site file {site_name}; not from a publication",
     }
 
 
@@ -291,7 +120,7 @@ def load_knowledge_report(
     """As ``load_knowledge``, with the differences from the shipped knowledge and the warnings."""
     shipped = shipped_tables()
     tables = copy.deepcopy(shipped)
-    ctx = _Merge(site_name=Path(site_config).name if site_config else "")
+    ctx = SiteMerge(site_name=Path(site_config).name if site_config else "")
     if site_config:
         tables = _apply_site(tables, Path(site_config), ctx)
     changes = tuple(c for c in diff(shipped, tables) if not _recited(c)) if site_config else ()
@@ -311,7 +140,7 @@ def load_knowledge_report(
     )
 
 
-def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, Any]:
+def _apply_site(tables: dict[str, Any], path: Path, ctx: SiteMerge) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -325,7 +154,7 @@ def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, An
     if unknown:
         raise KnowledgeError(f"site file {path}: unknown table(s) {', '.join(unknown)}; known: {', '.join(tables)}")
     for name, override in site.items():
-        tables[name] = _merge(tables[name], override, (name,), ctx)
+        tables[name] = merge(tables[name], override, (name,), ctx)
     protocol = tables.get("protocol")
     cites_site = any(where.startswith("protocol.") for where in ctx.cited)
     if (
@@ -334,7 +163,7 @@ def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, An
         and isinstance(protocol.get("sources"), dict)
         and SITE_SOURCE_ID not in protocol["sources"]
     ):
-        protocol["sources"] = {**protocol["sources"], SITE_SOURCE_ID: _site_source(path.name)}
+        protocol["sources"] = {**protocol["sources"], SITE_SOURCE_ID: site_source(path.name)}
     return tables
 
 
@@ -573,14 +402,14 @@ def _diff(before: Any, after: Any, path: tuple[str, ...], shown: str, out: list[
             old = {identity(b, key): b for b in before}
             new = {identity(a, key): a for a in after}
             for ident, item in old.items():
-                label = f"{shown}{_label(key, str(ident))}"
+                label = f"{shown}{entry_label(key, str(ident))}"
                 if ident not in new:
                     out.append(Change(label, "removed", item, None))
                 else:
                     _diff(item, new[ident], path + (str(ident),), label, out)
             for ident, item in new.items():
                 if ident not in old:
-                    out.append(Change(f"{shown}{_label(key, str(ident))}", "added", None, item))
+                    out.append(Change(f"{shown}{entry_label(key, str(ident))}", "added", None, item))
             return
     out.append(Change(shown, "changed", before, after))
 

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.fhir.policy import HttpPolicy, http_policy
+from service.storage.files import private_directory
 
 ENV_PREFIX = "TACRO_CDS_"
 APP_FOLDER = "tacro-cds"
@@ -514,8 +515,6 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
 def data_directory(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
     """The service's folder (DATA_DIR or the default), created private to this user; a folder that
     cannot be made stops start-up with a message naming the setting."""
-    from service.storage.store import private_directory
-
     chosen = settings.data_dir
     folder = Path(chosen).expanduser() if chosen else default_data_dir(environ)
     folder = folder.absolute()

@@ -25,7 +25,7 @@ from cards.rules.data_quality import MISSING_KIND
 from service.fhir.client import FhirError
 from service.hooks.render import TOPICS
 from service.ops import metrics
-from service.storage import store
+from service.storage import feedback as feedback_log
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "metrics-token-6f1c2b"
@@ -268,10 +268,10 @@ def test_every_fhir_failure_code_has_its_own_label():
 
 
 def test_every_feedback_refusal_and_card_family_has_its_own_label():
-    returns = [
-        node.value
-        for node in ast.walk(ast.parse(inspect.getsource(store._refusal)))
-        if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
-    ]
-    assert {r.value for r in returns} - {None} == metrics.FEEDBACK_REFUSALS
+    returned = {
+        node.value.id
+        for node in ast.walk(ast.parse(inspect.getsource(feedback_log._refusal)))
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Name)
+    }
+    assert {getattr(feedback_log, name) for name in returned} == metrics.FEEDBACK_REFUSALS
     assert set(TOPICS) | {MISSING_KIND, DATA_QUALITY_KIND} == metrics.CARD_FAMILIES

@@ -9,6 +9,7 @@ from typing import Any
 from ..facts import Measurement, PatientFacts
 from ..model import Action, Card, Suggestion
 from ..text import age_days, fits_summary, fmt_measure
+from ..vocab import FAMILY_BASELINE_LABS
 from .common import (
     Detail,
     Protocol,
@@ -23,7 +24,7 @@ from .focus import focus_of
 from .scope import scope_of
 from .vocab import at_least
 
-KIND = "baseline-labs"
+KIND = FAMILY_BASELINE_LABS
 
 
 def _in_window(m: Measurement, today: date, days: int) -> bool:

@@ -10,32 +10,51 @@ from typing import Any
 from ..facts import PatientFacts, UnusableResource
 from ..model import Card
 from ..text import plain
+from ..vocab import (
+    CBC,
+    CHEMISTRY,
+    CONDITIONS,
+    FAMILY_DATA_QUALITY,
+    FAMILY_MISSING_DATA,
+    IMMUNOLOGY,
+    MEDICATION_REQUESTS,
+    MEDICATION_STATEMENTS,
+    MEDICATIONS,
+    PATIENT,
+    PREGNANCY_TESTS,
+    TACROLIMUS_LEVELS,
+    TRANSFER_APPOINTMENTS,
+    TRANSFER_PROCEDURES,
+    TRANSFER_REQUESTS,
+    VITALS,
+    card_kind,
+)
 from .common import Detail, Protocol, make_card
 from .focus import focus_of
 from .vocab import TACROLIMUS
 
-KIND = "data-quality"
-ORDER_KIND = "data-quality:order"
-MISSING_KIND = "missing-data"
+KIND = FAMILY_DATA_QUALITY
+ORDER_KIND = card_kind(FAMILY_DATA_QUALITY, "order")
+MISSING_KIND = FAMILY_MISSING_DATA
 SHOWN = 8  # records listed in the detail; the rest are counted
 IMPLAUSIBLE = "not a plausible result"
 
 # Prefetch keys in words, for the missing-data card.
 DATA_NAMES = {
-    "patient": "the patient's sex and date of birth",
-    "immunology": "Th1/Th2 and NK cell results",
-    "tacrolimusLevels": "tacrolimus levels",
-    "chemistry": "kidney, potassium, glucose and liver results",
-    "cbc": "blood counts",
-    "vitals": "blood pressure readings",
-    "pregnancyTests": "pregnancy tests",
-    "conditions": "diagnoses",
-    "medicationRequests": "medication orders",
-    "medicationStatements": "medications she reports taking",
-    "medications": "the medications that orders refer to",
-    "transferRequests": "embryo transfer requests",
-    "transferProcedures": "embryo transfer procedures",
-    "transferAppointments": "embryo transfer appointments",
+    PATIENT: "the patient's sex and date of birth",
+    IMMUNOLOGY: "Th1/Th2 and NK cell results",
+    TACROLIMUS_LEVELS: "tacrolimus levels",
+    CHEMISTRY: "kidney, potassium, glucose and liver results",
+    CBC: "blood counts",
+    VITALS: "blood pressure readings",
+    PREGNANCY_TESTS: "pregnancy tests",
+    CONDITIONS: "diagnoses",
+    MEDICATION_REQUESTS: "medication orders",
+    MEDICATION_STATEMENTS: "medications she reports taking",
+    MEDICATIONS: "the medications that orders refer to",
+    TRANSFER_REQUESTS: "embryo transfer requests",
+    TRANSFER_PROCEDURES: "embryo transfer procedures",
+    TRANSFER_APPOINTMENTS: "embryo transfer appointments",
 }
 
 # Results in words, for the list of implausible values.

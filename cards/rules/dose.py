@@ -19,6 +19,7 @@ from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..model import Card, Indicator, Suggestion
 from ..orders import dose_change
 from ..text import fmt_number, plain
+from ..vocab import FAMILY_DOSE
 from .common import (
     Detail,
     Protocol,
@@ -31,7 +32,7 @@ from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import ORDER_SELECT, PATIENT_VIEW, TACROLIMUS, above, at_least, below, same
 
-KIND = "dose"
+KIND = FAMILY_DOSE
 LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
 BANDS_LABEL = "the ratio dose bands"
 TRIGGER_LABEL = "the Th1 % at which 1 mg is added"

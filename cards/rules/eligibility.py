@@ -19,6 +19,7 @@ from typing import Any, Literal
 from ..facts import AUTOIMMUNE, NK_CELLS, RIF, PatientFacts
 from ..model import Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_number, plain
+from ..vocab import FAMILY_ELIGIBILITY
 from .common import (
     Current,
     Cutoff,
@@ -36,7 +37,7 @@ from .focus import focus_of
 from .scope import Scope, scope_of
 from .vocab import ORDERING_HOOKS, PATIENT_VIEW, at_least
 
-KIND = "eligibility"
+KIND = FAMILY_ELIGIBILITY
 
 Verdict = Literal[
     "candidate",

@@ -49,13 +49,14 @@ from ..facts import (
 from ..model import Action, Card, Indicator, Link, Suggestion
 from ..orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
 from ..text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
+from ..vocab import CHEMISTRY, FAMILY_INTERACTION, card_kind
 from .focus import fill, in_focus, span
 from .vocab import EPSILON, PATIENT_VIEW, TACROLIMUS, at_least, build_card, override_codings
 
 FORMULATION = "tacrolimus-formulation"
-SWITCH_KIND = "interaction:tacrolimus-release-switch"
+SWITCH_KIND = card_kind(FAMILY_INTERACTION, "tacrolimus-release-switch")
 ENDED_STATUSES = frozenset({"completed", "stopped"})
-CHEMISTRY_KEY = "chemistry"  # the prefetch key that carries potassium and creatinine
+CHEMISTRY_KEY = CHEMISTRY  # the prefetch key that carries potassium and creatinine
 FIRST_TRIMESTER_DAYS = 14 * 7
 
 Timing = Literal["ongoing", "single-dose", "recently-stopped"]
@@ -487,7 +488,7 @@ def _decide_drug(
     values = _values(entry, name)
     dose = _dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None
     return InteractionDecision(
-        kind=f"interaction:{drug}",
+        kind=card_kind(FAMILY_INTERACTION, drug),
         drug=drug,
         entry=entry,
         severity=severity,

@@ -21,6 +21,7 @@ from ..facts import (
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import procedure_order
 from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
+from ..vocab import FAMILY_SAFETY
 from .common import (
     Current,
     Detail,
@@ -38,7 +39,7 @@ from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import above, at_least
 
-SAFETY = "safety"
+SAFETY = FAMILY_SAFETY
 
 
 def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:

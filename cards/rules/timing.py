@@ -19,12 +19,13 @@ from ..facts import MedicationFact, PatientFacts, TransferPlan
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_timing
 from ..text import fmt_date
+from ..vocab import FAMILY_TIMING
 from .common import Detail, Protocol, day_of, describe_pregnancy, make_card, relevant_transfer
 from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import ORDER_SELECT, PATIENT_VIEW
 
-KIND = "timing"
+KIND = FAMILY_TIMING
 
 Verdict = Literal[
     "course-complete",

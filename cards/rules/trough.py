@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ..facts import TACROLIMUS, Measurement, PatientFacts
 from ..model import Action, Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_measure, fmt_number, reported
+from ..vocab import FAMILY_TROUGH
 from .common import (
     Current,
     Detail,
@@ -36,7 +37,7 @@ from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import above, at_least, below
 
-KIND = "trough"
+KIND = FAMILY_TROUGH
 
 Verdict = Literal[
     "critical",

@@ -1,4 +1,4 @@
-"""The rules' shared vocabulary: hook names, the tacrolimus drug key, tolerant comparisons, the one
+"""The rules' shared vocabulary: hook names (from ``cards.vocab``), the tacrolimus drug key, tolerant comparisons, the one
 override-reason shape and the one card builder.
 
 Every rule decides first and renders second: the card carries its ``verdict`` (a short,
@@ -14,12 +14,10 @@ from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
 from ..model import Card, Coding, Indicator, Link, Suggestion
 from ..text import clip_summary
 
-# Hooks this service answers.
-ORDER_SELECT = "order-select"
-ORDER_SIGN = "order-sign"
-PATIENT_VIEW = "patient-view"
-ORDERING_HOOKS = frozenset({ORDER_SELECT, ORDER_SIGN})
-HOOKS = (ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW)
+# Hooks this service answers (defined in cards.vocab; imported here for the rules).
+from ..vocab import HOOKS, ORDER_SELECT, ORDER_SIGN, ORDERING_HOOKS, PATIENT_VIEW
+
+__all__ = ["HOOKS", "ORDER_SELECT", "ORDER_SIGN", "ORDERING_HOOKS", "PATIENT_VIEW"]
 
 # The drug key of tacrolimus in codes.yaml / interactions.yaml (also its lab concept key).
 TACROLIMUS = _TACROLIMUS_CONCEPT

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
 
+from service.cli import database as database_cli
 from service.cli import knowledge as knowledge_cli
 from service.cli import rxnorm as rxnorm_import
 from service.config import ConfigError, data_directory, load_settings
 from service.errors import DatabaseSchemaError
-from service.storage import migrate
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the path of the gunicorn settings file and exit (gunicorn -c PATH)",
     )
     serve.set_defaults(func=_serve)
-    migrate.add_parser(sub)
+    database_cli.add_parser(sub)
     knowledge_cli.add_parser(sub)
     rxnorm_import.add_parser(sub)
     return parser

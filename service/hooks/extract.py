@@ -41,6 +41,7 @@ from cards.facts import (
 )
 from cards.recognise import RXNORM_SYSTEMS, DrugRecogniser, Recognised, normalise
 from cards.units import CANONICAL, to_canonical
+from cards.vocab import ORDER_SIGN
 from service.hooks.validation import HookRequest
 
 UCUM = "http://unitsofmeasure.org"
@@ -492,7 +493,7 @@ class _Extractor:
 
     def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
         source = _ref_of(resource)
-        in_focus = draft and (self.request.hook == "order-sign" or source in self.selections)
+        in_focus = draft and (self.request.hook == ORDER_SIGN or source in self.selections)
         self.unusable.append(UnusableResource(source, reason, what=_describe(resource), order_in_focus=in_focus))
 
     # -- observations ------------------------------------------------------------------------------

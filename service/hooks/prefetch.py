@@ -48,6 +48,7 @@ from urllib.parse import quote
 
 import requests
 
+from cards.vocab import MEDICATIONS
 from service.config import Settings
 from service.errors import FallbackBusyError, PrefetchUnavailableError
 from service.fhir.client import (
@@ -65,7 +66,6 @@ from service.ops import metrics
 
 log = logging.getLogger("tacro_cds.prefetch")
 
-MEDICATIONS = "medications"
 # Real EHR ids run past FHIR's 64 characters; any id without "/" or whitespace, within a bound.
 _MEDICATION_REF = re.compile(r"(?:^|/)Medication/([^/\s]{1,1024})(?:/_history/[^/]+)?$")
 _ABSENT = object()

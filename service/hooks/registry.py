@@ -8,16 +8,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cards.vocab import (
+    HOOKS,
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    SERVICE_ORDER_SELECT,
+    SERVICE_ORDER_SIGN,
+    SERVICE_PATIENT_VIEW,
+)
 from service.errors import UnknownServiceError
 
-HOOKS = ("order-select", "order-sign", "patient-view")
 # Discovery's per-service "version" (CDS Hooks 3.0 ballot, "Discovery": the version of the
 # specification the service implements, semver in the post-ballot text): what this service
 # implements is 2.0.1, with the parts of 3.0 the README lists. 2.0 clients ignore the field.
 CDS_HOOKS_VERSION = "2.0.1"
 # "hookVersion" (3.0 ballot, "Discovery"): the version of each hook's definition in the CDS Hooks
 # Library that the service was written against.
-HOOK_VERSIONS = {"order-select": "1.0", "order-sign": "1.0", "patient-view": "1.0"}
+HOOK_VERSIONS = {ORDER_SELECT: "1.0", ORDER_SIGN: "1.0", PATIENT_VIEW: "1.0"}
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -80,8 +88,8 @@ def build_registry(prefetch: Mapping[str, str]) -> ServiceRegistry:
     return ServiceRegistry(
         [
             ServiceDescriptor(
-                id="tacrolimus-order-select",
-                hook="order-select",
+                id=SERVICE_ORDER_SELECT,
+                hook=ORDER_SELECT,
                 title="Tacrolimus for recurrent implantation failure: order review",
                 description=(
                     "When tacrolimus or an interacting drug is selected for a woman undergoing IVF "
@@ -93,8 +101,8 @@ def build_registry(prefetch: Mapping[str, str]) -> ServiceRegistry:
                 usage_requirements=USAGE,
             ),
             ServiceDescriptor(
-                id="tacrolimus-order-sign",
-                hook="order-sign",
+                id=SERVICE_ORDER_SIGN,
+                hook=ORDER_SIGN,
                 title="Tacrolimus for recurrent implantation failure: sign-off check",
                 description=(
                     "Checks every draft order at signing against the tacrolimus protocol for "
@@ -104,8 +112,8 @@ def build_registry(prefetch: Mapping[str, str]) -> ServiceRegistry:
                 usage_requirements=USAGE,
             ),
             ServiceDescriptor(
-                id="tacrolimus-patient-view",
-                hook="patient-view",
+                id=SERVICE_PATIENT_VIEW,
+                hook=PATIENT_VIEW,
                 title="Tacrolimus for recurrent implantation failure: chart review",
                 description=(
                     "Reviews a woman on, or a candidate for, tacrolimus for recurrent implantation "

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from cards import vocab
 from cards.facts import PatientFacts
 from cards.model import Action, Card, Link, Suggestion
 
@@ -17,21 +18,21 @@ SMART_LINK_LABEL = "Open the tacrolimus planner (SMART app)"
 # card family: the part of Card.kind before ":" ("interaction:fluconazole" -> "interaction").
 TOPIC_SYSTEM = "http://example.org/fhir/CodeSystem/tacro-cds-card-topic"
 TOPICS: dict[str, str] = {
-    "eligibility": "Tacrolimus candidacy",
-    "dose": "Tacrolimus dose",
-    "timing": "Tacrolimus timing around embryo transfer",
-    "baseline-labs": "Baseline laboratory tests",
-    "trough": "Tacrolimus trough level",
-    "safety": "Safety monitoring",
-    "interaction": "Drug interaction",
-    "care": "Care and counselling",
-    "data-quality": "Data quality",
+    vocab.FAMILY_ELIGIBILITY: "Tacrolimus candidacy",
+    vocab.FAMILY_DOSE: "Tacrolimus dose",
+    vocab.FAMILY_TIMING: "Tacrolimus timing around embryo transfer",
+    vocab.FAMILY_BASELINE_LABS: "Baseline laboratory tests",
+    vocab.FAMILY_TROUGH: "Tacrolimus trough level",
+    vocab.FAMILY_SAFETY: "Safety monitoring",
+    vocab.FAMILY_INTERACTION: "Drug interaction",
+    vocab.FAMILY_CARE: "Care and counselling",
+    vocab.FAMILY_DATA_QUALITY: "Data quality",
 }
 
 
 def topic_of(kind: str) -> dict[str, str] | None:
     """The source.topic Coding of a card kind; None for a family the table does not name."""
-    family = kind.split(":", 1)[0]
+    family = vocab.card_family(kind)
     display = TOPICS.get(family)
     if display is None:
         return None

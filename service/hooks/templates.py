@@ -12,6 +12,22 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from cards.vocab import (
+    CBC,
+    CHEMISTRY,
+    CONDITIONS,
+    IMMUNOLOGY,
+    MEDICATION_REQUESTS,
+    MEDICATION_STATEMENTS,
+    PATIENT,
+    PREGNANCY_TESTS,
+    TACROLIMUS_LEVELS,
+    TRANSFER_APPOINTMENTS,
+    TRANSFER_PROCEDURES,
+    TRANSFER_REQUESTS,
+    VITALS,
+)
+
 LOINC = "http://loinc.org"
 LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
 P = "{{context.patientId}}"
@@ -19,24 +35,24 @@ P = "{{context.patientId}}"
 # Prefetch key -> how many of the newest results it asks for. One page each: CDS clients answer a
 # prefetch template with its first page, so the count is also the depth of history we read.
 OBSERVATION_KEYS: dict[str, int] = {
-    "immunology": 50,
-    "tacrolimusLevels": 50,
-    "chemistry": 200,
-    "cbc": 50,
-    "vitals": 50,
-    "pregnancyTests": 20,
+    IMMUNOLOGY: 50,
+    TACROLIMUS_LEVELS: 50,
+    CHEMISTRY: 200,
+    CBC: 50,
+    VITALS: 50,
+    PREGNANCY_TESTS: 20,
 }
 
 # Used when the knowledge base has no ``codes`` table (the skeleton, or a site that removed it).
 STATIC_OBSERVATION_CODES: dict[str, tuple[tuple[str, str], ...]] = {
-    "immunology": (
+    IMMUNOLOGY: (
         (LOCAL, "th1-th2-ratio"),
         (LOCAL, "th1-cd4-ifng-pct"),
         (LOCAL, "th2-cd4-il4-pct"),
         (LOINC, "9728-7"),
     ),
-    "tacrolimusLevels": ((LOINC, "77348-1"), (LOINC, "11253-2"), (LOINC, "74096-9"), (LOINC, "74097-7")),
-    "chemistry": tuple(
+    TACROLIMUS_LEVELS: ((LOINC, "77348-1"), (LOINC, "11253-2"), (LOINC, "74096-9"), (LOINC, "74097-7")),
+    CHEMISTRY: tuple(
         (LOINC, c)
         for c in (
             "2160-0",
@@ -54,9 +70,9 @@ STATIC_OBSERVATION_CODES: dict[str, tuple[tuple[str, str], ...]] = {
             "1975-2",
         )
     ),
-    "cbc": ((LOINC, "58410-2"), (LOINC, "718-7"), (LOINC, "6690-2"), (LOINC, "777-3")),
-    "vitals": ((LOINC, "85354-9"), (LOINC, "8480-6"), (LOINC, "8462-4")),
-    "pregnancyTests": ((LOINC, "2106-3"), (LOINC, "21198-7")),
+    CBC: ((LOINC, "58410-2"), (LOINC, "718-7"), (LOINC, "6690-2"), (LOINC, "777-3")),
+    VITALS: ((LOINC, "85354-9"), (LOINC, "8480-6"), (LOINC, "8462-4")),
+    PREGNANCY_TESTS: ((LOINC, "2106-3"), (LOINC, "21198-7")),
 }
 STATIC_TRANSFER_CODES: tuple[tuple[str, str], ...] = (
     (LOCAL, "embryo-transfer"),
@@ -220,18 +236,18 @@ def prefetch_templates(knowledge: Mapping[str, Any] | None = None) -> dict[str, 
         obs_codes = {key: list(pairs) for key, pairs in STATIC_OBSERVATION_CODES.items()}
         transfer = list(STATIC_TRANSFER_CODES)
 
-    templates = {"patient": f"Patient/{P}"}
+    templates = {PATIENT: f"Patient/{P}"}
     for key, count in OBSERVATION_KEYS.items():
         templates[key] = f"Observation?patient={P}&code={_join(obs_codes[key])}&_sort=-date&_count={count}"
     transfer_codes = _join(transfer)
     templates.update(
         {
-            "conditions": f"Condition?patient={P}&_count=100",
-            "medicationRequests": f"MedicationRequest?patient={P}&status=active,on-hold&_count=100",
-            "medicationStatements": f"MedicationStatement?patient={P}&status=active&_count=100",
-            "transferRequests": f"ServiceRequest?patient={P}&code={transfer_codes}&status=draft,active,on-hold&_count=20",
-            "transferProcedures": f"Procedure?patient={P}&code={transfer_codes}&status=preparation,in-progress&_count=20",
-            "transferAppointments": f"Appointment?patient={P}&service-type={transfer_codes}&_sort=-date&_count=20",
+            CONDITIONS: f"Condition?patient={P}&_count=100",
+            MEDICATION_REQUESTS: f"MedicationRequest?patient={P}&status=active,on-hold&_count=100",
+            MEDICATION_STATEMENTS: f"MedicationStatement?patient={P}&status=active&_count=100",
+            TRANSFER_REQUESTS: f"ServiceRequest?patient={P}&code={transfer_codes}&status=draft,active,on-hold&_count=20",
+            TRANSFER_PROCEDURES: f"Procedure?patient={P}&code={transfer_codes}&status=preparation,in-progress&_count=20",
+            TRANSFER_APPOINTMENTS: f"Appointment?patient={P}&service-type={transfer_codes}&_sort=-date&_count=20",
         }
     )
     return templates

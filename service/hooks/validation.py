@@ -14,18 +14,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
+from cards.vocab import HOOKS, ORDER_SELECT, ORDER_SIGN
 from service.config import Settings
 from service.errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError, clip
 
-SCHEMA_FILES = (
-    "request.json",
-    "context-order-select.json",
-    "context-order-sign.json",
-    "context-patient-view.json",
-    "feedback.json",
-)
+SCHEMA_FILES = ("request.json", *(f"context-{hook}.json" for hook in HOOKS), "feedback.json")
 _BASE = "https://tacro-cds.example.org/schemas/"
-ORDER_HOOKS = ("order-select", "order-sign")
+ORDER_HOOKS = (ORDER_SELECT, ORDER_SIGN)
 # jsonschema messages quote the offending value; a 5 MB array must not come back in the error body.
 MAX_MESSAGE_CHARS = 300
 # Errors weighed to pick the one reported: validation stops there, so a body with 100,000 faults
@@ -149,7 +144,7 @@ class HookRequest:
     @property
     def selections(self) -> tuple[str, ...]:
         """context.selections of order-select; other hooks have none (a stray field is ignored)."""
-        value = self.context.get("selections") if self.hook == "order-select" else None
+        value = self.context.get("selections") if self.hook == ORDER_SELECT else None
         if not isinstance(value, list):
             return ()
         return tuple(s for s in value if isinstance(s, str))

@@ -95,14 +95,15 @@ def on_starting(server: Any) -> None:
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
     from service.config import ConfigError, data_directory, database_url, load_settings
     from service.errors import DatabaseSchemaError
-    from service.storage.migrate import bring_up_to_date, migration_engine
+    from service.storage.engine import build_engine
+    from service.storage.migrate import bring_up_to_date
 
     try:
         settings = load_settings()
         data_directory(settings)
         # The database brought up to date (or checked, without DB_AUTO_UPGRADE) once, here: the
         # workers then find it at the current revision.
-        engine = migration_engine(database_url(settings))
+        engine = build_engine(database_url(settings))
         try:
             bring_up_to_date(engine, upgrade=settings.db_auto_upgrade)
         finally:

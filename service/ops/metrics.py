@@ -1,7 +1,7 @@
 """Prometheus metrics: what the service counts, and the ``/metrics`` exposition.
 
-Every label value comes from a closed vocabulary written in this module (service ids, hook names,
-HTTP status codes, reason codes, card families, indicators, feedback outcomes): a value outside it is
+Every label value comes from a closed vocabulary (service ids, hook names and card families from
+``cards.vocab``; HTTP status codes, reason codes, indicators, feedback outcomes): a value outside it is
 counted as ``other``. Nothing a caller sends reaches a label as it was sent — no patient or order id,
 no issuer URL, no token, no path beyond the route pattern.
 
@@ -30,6 +30,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from cards import vocab
+from service.storage import feedback as feedback_log
+
 if TYPE_CHECKING:
     from service.config import Settings
 
@@ -37,28 +40,15 @@ OTHER = "other"
 
 # -- vocabularies -------------------------------------------------------------------------------------
 
-SERVICES = frozenset({"tacrolimus-order-select", "tacrolimus-order-sign", "tacrolimus-patient-view"})
-HOOKS = frozenset({"order-select", "order-sign", "patient-view"})
+SERVICES = frozenset(vocab.SERVICE_IDS.values())
+HOOKS = frozenset(vocab.HOOKS)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Card families: the part of a card's kind before ":" ("interaction:fluconazole" -> "interaction").
-CARD_FAMILIES = frozenset(
-    {
-        "eligibility",
-        "dose",
-        "timing",
-        "baseline-labs",
-        "trough",
-        "safety",
-        "interaction",
-        "care",
-        "data-quality",
-        "missing-data",
-    }
-)
+CARD_FAMILIES = frozenset(vocab.CARD_FAMILIES)
 INDICATORS = frozenset({"info", "warning", "critical"})
 FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
-# Why a feedback entry was not stored (service.storage.store._refusal).
-FEEDBACK_REFUSALS = frozenset({"unknown-card", "duplicate", "timestamp-out-of-range", "unknown-override-reason"})
+# Why a feedback entry was not stored (service.storage.feedback).
+FEEDBACK_REFUSALS = feedback_log.REFUSALS
 # FhirError codes (service.fhir.client).
 FHIR_FAILURES = frozenset(
     {
@@ -210,7 +200,7 @@ def cards_issued(service_id: str, kinds: Iterable[str], indicators: Iterable[str
     service_label = closed(service_id, SERVICES)
     for kind, indicator in zip(kinds, indicators, strict=False):
         CARDS_ISSUED.labels(
-            service_label, closed(kind.split(":", 1)[0], CARD_FAMILIES), closed(indicator, INDICATORS)
+            service_label, closed(vocab.card_family(kind), CARD_FAMILIES), closed(indicator, INDICATORS)
         ).inc()
 
 

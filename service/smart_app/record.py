@@ -19,6 +19,7 @@ from typing import Any
 from cards.evaluate import evaluate
 from cards.facts import PatientFacts
 from cards.model import Card
+from cards.vocab import ORDER_SELECT, PATIENT_VIEW
 from service.errors import FhirServerRefusedError, PrefetchUnavailableError
 from service.hooks.extract import build_facts
 from service.hooks.prefetch import PrefetchResolver
@@ -74,7 +75,7 @@ def load_record(
     else:
         order_id = None
     request = HookRequest(
-        hook="patient-view",
+        hook=PATIENT_VIEW,
         hook_instance=str(uuid.uuid4()),
         context={"patientId": patient_id, "userId": "Practitioner/smart-app-user"},
         fhir_server=str(token["iss"]).rstrip("/"),
@@ -93,7 +94,7 @@ def load_record(
     if order_draft:
         # An unsigned order is reviewed the way order-select reviews it: as the selected draft.
         request = HookRequest(
-            hook="order-select",
+            hook=ORDER_SELECT,
             hook_instance=request.hook_instance,
             context={
                 **request.context,

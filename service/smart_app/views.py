@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 
+from cards.vocab import SERVICE_PATIENT_VIEW
 from service.app_runtime import runtime
 from service.errors import CdsError, FhirServerRefusedError
 from service.fhir.policy import check_fhir_server
@@ -165,7 +166,7 @@ def page() -> Any:
     token = _current_token()
     try:
         record = load_record(
-            token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch, rt.knowledge, rt.clock().date()
+            token, rt.resolver, rt.registry.get(SERVICE_PATIENT_VIEW).prefetch, rt.knowledge, rt.clock().date()
         )
     except SessionExpiredError:
         session.pop(TOKEN, None)

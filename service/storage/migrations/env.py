@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from service.storage.store import metadata
+from service.storage.tables import metadata
 
 
 def _run(connection: Connection) -> None:
@@ -36,10 +36,11 @@ def _main() -> None:
     if connection is not None:
         _run(connection)
         return
-    from service.storage.migrate import database_url_from_environment, migration_engine
+    from service.config import database_url, load_settings
+    from service.storage.engine import build_engine
 
-    url = context.get_x_argument(as_dictionary=True).get("url") or database_url_from_environment()
-    engine = migration_engine(url)
+    url = context.get_x_argument(as_dictionary=True).get("url") or database_url(load_settings())
+    engine = build_engine(url)
     try:
         with engine.begin() as conn:
             _run(conn)
