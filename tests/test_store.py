@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from conftest import SteppingClock
 from db_support import DATABASES, empty_database
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from service.storage.store import PURGE_EVERY, Store, parse_timestamp
+from service.storage.store import PURGE_EVERY, Store, issued_cards, parse_timestamp
 
 
 @pytest.fixture(params=DATABASES)
@@ -252,6 +252,39 @@ def test_reissued_uuid_takes_the_latest_kind(open_store):
     store.record_cards("svc", [card("c1")], ["trough"])
     store.add_feedback("svc", [entry("c1")])
     assert store.feedback_summary("svc")["byKind"] == {"trough": {"accepted": 1}}
+
+
+def test_recorded_rows_hold_each_cards_kind_time_caller_and_override_codes(open_store, clock):
+    """The record is one statement for all of a call's cards, its values converted as the table's
+    columns convert them (a naive UTC time, the codes as JSON): read back through the table."""
+    store = open_store()
+    offered = {**card("c1"), "overrideReasons": [{"code": "not-relevant"}, {"code": "patient-declined"}]}
+    store.record_cards("svc", [offered, card("c2"), {"summary": "no uuid"}], ["dose", "trough", "x"], issuer="iss-a")
+    clock.advance(minutes=5)
+    store.record_cards("svc2", [card("c2")], ["care"], issuer="iss-b", tenant="t1")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(issued_cards).order_by(issued_cards.c.card_uuid)).mappings().all()
+    issued = clock.now.astimezone(UTC).replace(tzinfo=None)
+    assert [dict(r) for r in rows] == [
+        {
+            "card_uuid": "c1",
+            "service_id": "svc",
+            "kind": "dose",
+            "issued_at": issued - timedelta(minutes=5),
+            "issuer": "iss-a",
+            "tenant": None,
+            "override_codes": ["not-relevant", "patient-declined"],
+        },
+        {
+            "card_uuid": "c2",
+            "service_id": "svc2",
+            "kind": "care",
+            "issued_at": issued,
+            "issuer": "iss-b",
+            "tenant": "t1",
+            "override_codes": None,
+        },
+    ]
 
 
 def test_record_cards_failure_does_not_raise(open_store, caplog):

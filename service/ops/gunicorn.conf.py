@@ -125,6 +125,16 @@ def on_starting(server: Any) -> None:
     print(f"tacro-cds serving on http://{server.cfg.bind[0]}/cds-services", file=sys.stderr)
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    """In each worker, just forked: what it inherited from the master (the imported modules and
+    gunicorn's own state, or the whole app under ``preload_app``) is frozen out of the cyclic garbage
+    collector, so no full collection in the worker walks it; the worker freezes its app again once
+    built (``service.ops.worker.Worker.load_wsgi``)."""
+    import gc
+
+    gc.freeze()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A worker ended: its live values leave the scrape (its counters stay counted)."""
     from prometheus_client import multiprocess

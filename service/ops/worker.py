@@ -14,6 +14,7 @@ the same at the edge; this keeps a service reached directly safe as well.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -126,6 +127,18 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def freeze_startup_heap() -> None:
+    """Move every object alive now (modules, the app, its knowledge tables, compiled schemas) out of
+    the cyclic garbage collector's sight, for good.
+
+    They live as long as the worker, yet each full collection would walk all of them again (~140,000
+    objects: a 100-200 ms pause every few dozen calls, straight into the tail latency). Garbage is
+    collected first so that nothing dead is kept forever. Run in each worker once its app is built:
+    the objects made after this point (those of the calls) are still collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def asgi_app(wsgi_app: Any, *, threads: int, max_request_bytes: int) -> ASGIApp:
     """The Flask app as an ASGI app whose requests reach it complete, on ``threads`` threads."""
     wsgi: Any = WSGIMiddleware(wsgi_app, workers=threads)  # a2wsgi's own, narrower ASGI types
@@ -162,3 +175,4 @@ class Worker(gasgi.ASGIWorker):  # type: ignore[misc]
             self.asgi = asgi_app(
                 app, threads=max(1, int(self.cfg.threads)), max_request_bytes=app.config["MAX_CONTENT_LENGTH"]
             )
+        freeze_startup_heap()
