@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date
 from typing import Any, Mapping
 
 from fhir.resources.R4B.timing import TimingRepeat
@@ -258,3 +259,60 @@ def daily_dose(dosages: Any, strength: float | None, product_code: str | None,
         return None, None, (f"implausible dose ({fmt(round(total, 6))} mg/day is above "
                             f"{fmt(max_daily_mg)} mg/day; a data error, not used)")
     return round(total, 6), round(doses, 6), None
+
+
+# Words of a sig that mean one dose only. Only explicit words count: "x 1 week" or "x1 month" is a course.
+SINGLE_DOSE_WORDS = re.compile(r"\b(single[- ]dose|one[- ]dose( only)?|once only|one[- ]time dose|stat)\b",
+                               re.IGNORECASE)
+
+
+def _iso_day(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def structured_course_days(resource: Mapping[str, Any]) -> int | None:
+    """How many days an order runs by its structured timing, or None when the timing does not say.
+
+    Read in this order: ``boundsPeriod`` (start and end), ``boundsDuration``, ``repeat.count`` divided
+    by the doses per day, then ``dispenseRequest.expectedSupplyDuration``. Structured timing decides a
+    course's length; the free-text sig never overrides it.
+    """
+    for dosage in _dicts(resource.get("dosageInstruction")):
+        timing = _obj(dosage.get("timing"))
+        repeat = _obj(timing.get("repeat"))
+        bounds = _obj(repeat.get("boundsPeriod"))
+        start, end = _iso_day(bounds.get("start")), _iso_day(bounds.get("end"))
+        if start is not None and end is not None and end >= start:
+            return (end - start).days + 1
+        days, _ = duration_days(repeat.get("boundsDuration"))
+        if days is not None:
+            return days
+        count = number(repeat.get("count"))
+        if count is not None and count >= 1:
+            per_day, _ = doses_per_day(timing)
+            if count == 1:
+                return 1
+            if per_day:
+                return max(1, math.ceil(count / per_day))
+    days, _ = duration_days(_obj(resource.get("dispenseRequest")).get("expectedSupplyDuration"))
+    return days
+
+
+def is_single_dose(resource: Mapping[str, Any]) -> bool:
+    """One dose only: structured timing of one day (or ``repeat.count`` 1); without any structured
+    course, a sig that says so in explicit words ("single dose", "once only", "stat", "one dose").
+    Repeats allowed on the prescription make it a course."""
+    days = structured_course_days(resource)
+    if days is not None:
+        return days <= 1
+    repeats = number(_obj(resource.get("dispenseRequest")).get("numberOfRepeatsAllowed"))
+    if repeats is not None and repeats > 0:
+        return False
+    instructions = _dicts(resource.get("dosageInstruction"))
+    texts = [str(d.get(k) or "") for d in instructions for k in ("text", "patientInstruction")]
+    return any(SINGLE_DOSE_WORDS.search(t) for t in texts)

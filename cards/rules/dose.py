@@ -35,7 +35,7 @@ LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
 BANDS_LABEL = "the ratio dose bands"
 TRIGGER_LABEL = "the Th1 % at which 1 mg is added"
 
-Verdict = Literal["above-maximum", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
+Verdict = Literal["above-maximum", "above-study-maximum", "protocol-not-applied", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
                   "differs-from-band-dose", "dose-unreadable"]
 
 
@@ -113,6 +113,7 @@ class DoseDecision:
     unreadable: tuple[MedicationFact, ...] = ()  # drafts whose daily dose could not be read
     rec: Recommendation | None = None
     interacting: tuple[MedicationFact, ...] = field(default=())
+    scope_reason: str = ""  # why the protocol was not applied (protocol-not-applied, above-study-maximum)
 
 
 def replaces(new: MedicationFact, old: MedicationFact) -> bool:
@@ -134,10 +135,21 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
     total = sum(known) if known else None
     base = DoseDecision(None, drafts, total, duplicates, unreadable)
+    max_mg = proto.num("dose.max_daily_mg")
     if not scope.protocol:
         # Outside the protocol only what is unsafe for anyone on tacrolimus: two orders at once.
-        return DoseDecision("duplicate-therapy", drafts, total, duplicates) if duplicates else base
-    max_mg = proto.num("dose.max_daily_mg")
+        if duplicates:
+            return DoseDecision("duplicate-therapy", drafts, total, duplicates)
+        if scope.verdict == "outside-age":
+            # An IVF course at an age the site does not apply the protocol at: say so, and the studies'
+            # maximum still deserves a warning (nobody studied more in this indication).
+            verdict: Verdict = ("above-study-maximum" if total is not None and above(total, max_mg)
+                                else "protocol-not-applied")
+            if verdict == "above-study-maximum" or facts.hook == ORDER_SELECT:
+                return DoseDecision(verdict, drafts, total, scope_reason=scope.reason)
+        if scope.verdict == "other-indication" and facts.hook == ORDER_SELECT:
+            return DoseDecision("protocol-not-applied", drafts, total, scope_reason=scope.reason)
+        return base
     if total is not None and above(total, max_mg):
         rec = None if focus.continuing else recommend_daily_dose(facts, today, proto, detail)
         return DoseDecision("above-maximum", drafts, total, duplicates, unreadable, rec)
@@ -220,6 +232,17 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
                         f"reduce them to at most {max_shown} together.")
         else:
             body.append(f"\nReduce the dose to at most {max_shown}.")
+    elif d.verdict == "above-study-maximum":
+        indicator = "warning"
+        summary = (f"RIF protocol not applied ({_short_reason(d.scope_reason)}), but {total} mg/day is above "
+                   f"the {max_shown} maximum of the studies")
+        body.append(f"\nThe RIF protocol was not applied: {plain(d.scope_reason)}. No study gave more than "
+                    f"{max_shown} in this indication: confirm the dose with the specialist.")
+    elif d.verdict == "protocol-not-applied":
+        indicator = "info"
+        summary = f"RIF protocol not applied to this tacrolimus order: {_short_reason(d.scope_reason)}"
+        body.append(f"\n{plain(d.scope_reason)[:1].upper() + plain(d.scope_reason)[1:]}. The protocol's dose "
+                    "bands, maximum, trough target and course length were not checked.")
     elif d.verdict == "duplicate-therapy":
         indicator = "warning"
         active = d.duplicates[0]
@@ -266,6 +289,11 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         detail.add(line)
     return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
                      source_id=source_id, suggestions=suggestions)
+
+
+def _short_reason(reason: str) -> str:
+    """The first clause of a scope reason, for a summary ("the patient is 56 years old")."""
+    return plain(reason.split(":")[0].split(", outside")[0], 80)
 
 
 def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool) -> list[Suggestion]:

@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from typing import Any, Literal, Mapping, Sequence
 
 from ..derive import creatinine_baseline, conflicting, worse
+from ..dosage import is_single_dose, structured_course_days
 from ..facts import (
     CREATININE,
     POTASSIUM,
@@ -49,6 +50,7 @@ from ..model import Action, Card, Indicator, Link, Suggestion
 from ..orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
 from ..text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
 from .focus import fill, in_focus, span
+from .scope import excluded_from_pregnancy, pregnancy_evidence
 from .vocab import EPSILON, PATIENT_VIEW, TACROLIMUS, at_least, build_card, override_codings
 
 FORMULATION = "tacrolimus-formulation"
@@ -208,24 +210,17 @@ def _ended(med: MedicationFact, today: date) -> bool:
     return med.status in ENDED_STATUSES or (med.end is not None and med.end < today)
 
 
-# Words of a sig that mean one dose only ("fluconazole 150 mg single dose", "once only", "x1").
-_ONE_DOSE = re.compile(r"\b(single dose|one dose only|once only|one[- ]time dose|x ?1)\b", re.IGNORECASE)
-
-
 def _single_dose(med: MedicationFact) -> bool:
-    """One dose only: a one-day order, a timing that repeats once, or a sig that says so."""
-    if med.duration_days is not None and med.duration_days <= 1:
-        return True
-    if med.start is not None and med.end is not None and med.end <= med.start:
-        return True
-    instructions = med.resource.get("dosageInstruction")
-    if isinstance(instructions, list) and len(instructions) == 1 and isinstance(instructions[0], dict):
-        timing = instructions[0].get("timing")
-        repeat = timing.get("repeat") if isinstance(timing, dict) else None
-        if isinstance(repeat, dict) and repeat.get("count") == 1:
-            return True
-        return bool(_ONE_DOSE.search(str(instructions[0].get("text") or "")))
-    return False
+    """One dose only: the order's structured timing says one day (or one administration), or, with no
+    structured course at all, its sig says so in explicit words ("daily x 1 week" is a course)."""
+    days = structured_course_days(med.resource)
+    if days is None and med.duration_days is not None:
+        days = med.duration_days
+    if days is None and med.start is not None and med.end is not None:
+        days = (med.end - med.start).days + 1
+    if days is not None:
+        return days <= 1
+    return is_single_dose(med.resource)
 
 
 def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Timing | None:
@@ -258,16 +253,20 @@ def _involved(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
 
 def in_ivf_course(facts: PatientFacts) -> bool:
     """Trying to conceive or pregnant: pregnancy, a RIF diagnosis, a transfer or a Th1/Th2 result on
-    record, unless the chart says the patient is male."""
-    if facts.sex == "male":
+    record, unless the chart says male with no pregnancy or transfer on record (administrative gender is
+    not sex)."""
+    if excluded_from_pregnancy(facts):
         return False
     return bool(facts.pregnancy.pregnant or facts.has_condition(RIF) or facts.transfers
                 or facts.results(TH1_TH2_RATIO))
 
 
 def could_conceive(facts: PatientFacts, today: date) -> bool:
-    """Not recorded as male, and of reproductive age (12-55) or of unknown age."""
-    if facts.sex == "male":
+    """Pregnancy evidence on record, or not recorded as male and of reproductive age (12-55) or of
+    unknown age."""
+    if pregnancy_evidence(facts):
+        return True
+    if excluded_from_pregnancy(facts):
         return False
     if facts.birth_date is None:
         return True
@@ -640,6 +639,8 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
     plan = d.dose
     change = d.entry.get("dose_change") or {}
     how = f"by {values['reduction']}" if "reduction" in values else f"to {values.get('fraction', '')}"
+    if d.timing == "single-dose" and "dose_change" not in d.entry:
+        return []
     if d.timing == "single-dose":
         return [f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
                 f"and check a trough in {values.get('every', '2–3')} days."]

@@ -5,7 +5,10 @@ test) and through pregnancy if she conceives; the course ends with a negative pr
   and that date is never recommended.
 - A draft without a start date gets the protocol date offered, not recommended (the prescriber sets it).
 - A start date in the past is flagged.
-- A negative pregnancy test after the transfer completes the course: stop, and question a renewal.
+- A negative pregnancy test from the protocol's test day on (a site setting, default course day 16,
+  about 14 days after the transfer) completes the course: stop, and question a renewal. An earlier
+  negative test is too early to be conclusive (hCG rises from about 9-11 days after a blastocyst
+  transfer): continue, and repeat the test on the test day.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .vocab import ORDER_SELECT, PATIENT_VIEW
 
 KIND = "timing"
 
-Verdict = Literal["course-complete", "no-transfer", "starts-after-transfer", "starts-in-pregnancy",
+Verdict = Literal["course-complete", "negative-too-early", "no-transfer", "starts-after-transfer", "starts-in-pregnancy",
                   "late-start", "back-dated", "no-start-date", "start-differs", "ends-early"]
 
 
@@ -40,6 +43,7 @@ class TimingDecision:
     suggested_start: date | None = None  # None: no start date is suggested
     recommended: bool = False
     negative_test: date | None = None
+    test_day: date | None = None  # the protocol's pregnancy test day (a negative before it is too early)
 
 
 def _draft_end(med: MedicationFact) -> date | None:
@@ -65,11 +69,20 @@ def negative_test_after_transfer(facts: PatientFacts, course_days: int) -> tuple
     return (max(past), tested) if past else None
 
 
+def pregnancy_test_day(transfer_day: date, proto: Protocol) -> date:
+    """The protocol's pregnancy test day: course day N (a site setting), day 1 being the protocol start."""
+    start = transfer_day - timedelta(days=proto.days("timing.start_days_before_transfer"))
+    return start + timedelta(days=proto.days("timing.pregnancy_test_course_day") - 1)
+
+
 def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
     """The timing decision for the tacrolimus course of this call."""
     ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
     if ended is not None and (focus.drafts or (facts.hook == PATIENT_VIEW and focus.on_therapy)):
-        return TimingDecision("course-complete", transfer_day=ended[0], negative_test=ended[1])
+        transfer_day, tested = ended
+        test_day = pregnancy_test_day(transfer_day, proto)
+        verdict: Verdict = "course-complete" if tested >= test_day else "negative-too-early"
+        return TimingDecision(verdict, transfer_day=transfer_day, negative_test=tested, test_day=test_day)
     if not focus.drafts or focus.continuing:
         return TimingDecision(None)  # a continuation is not timed from a transfer
     draft = focus.drafts[0]
@@ -133,7 +146,7 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
     if d.transfer_day is not None and d.protocol_start is not None:
         detail.add(f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
                    f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant")
-    if d.verdict != "course-complete" and focus.drafts:
+    if d.verdict not in ("course-complete", "negative-too-early") and focus.drafts:
         detail.add(f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
                    f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}")
 
@@ -148,6 +161,16 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
             suggestions.append(Suggestion(label="Cancel the new tacrolimus order", actions=(Action(
                 type="delete", description="Cancel the tacrolimus order: the course is complete",
                 resource_id=draft.source),)))
+    elif d.verdict == "negative-too-early":
+        indicator = "info"
+        after = (d.negative_test - d.transfer_day).days if d.negative_test and d.transfer_day else None
+        summary = (f"Negative hCG on {fmt_date(d.negative_test)}, {after} days after the transfer, is too early to "
+                   f"be conclusive: continue tacrolimus, retest {fmt_date(d.test_day)}")
+        detail.add(f"- Pregnancy test after the {transfer} transfer: negative on **{fmt_date(d.negative_test)}**")
+        test_day = detail.number("the pregnancy test day of the course", "timing.pregnancy_test_course_day")
+        detail.add(f"\nhCG becomes conclusive about 9–11 days after a blastocyst transfer (12–14 after a day-3 "
+                   f"transfer); the course tests on day {test_day.split()[0]}, {fmt_date(d.test_day)}. Do not "
+                   "stop tacrolimus on this result.")
     elif d.verdict == "no-transfer":
         indicator = "info"
         summary = f"No embryo transfer on record: start tacrolimus {before} before the transfer, for at least {days}"
