@@ -57,7 +57,7 @@ CASES = [
      "above-maximum", "critical", ["5 mg/day in total", "Total: **5 mg/day**"], [], None),
     ("ratio 10.8 (1 mg band), 4 mg drafted, Th1 % unknown: above what the chart allows",
      immunology(10.8, th1=None), [draft(4)], "above-band-dose", "warning",
-     ["above the 2 mg/day the Th1/Th2 result allows", "Th1 % unknown"], [], None),
+     ["above the 2 mg/day the Th1/Th2 result allows", "Th1 % unknown"], [["update"], ["update"]], False),
     ("ratio 14 (2 mg band), 3 mg: within band + add-on while the bands are unconfirmed", immunology(14.0),
      [draft(3)], None, None, [], [], None),
     ("ratio 14 (2 mg band), 4 mg: above band + add-on, 2 mg offered, not recommended", immunology(14.0),

@@ -57,6 +57,7 @@ class Recommendation:
     highest_allowed_mg: float | None = None  # the most any band dose the chart allows could be
     confirmed: bool = False  # the bands and the Th1 % trigger are confirmed by the site
     basis: str = ""  # the ratio and Th1 % it rests on, in words
+    choices: tuple[float, ...] = ()  # with the Th1 % unknown: each daily dose the chart allows
 
 
 def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
@@ -93,7 +94,7 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     highest = min(base + add, max_mg)
     if th1.value is None or th1.value.value is None:
         return Recommendation(None, "the Th1 % is not available", highest_allowed_mg=highest,
-                              confirmed=confirmed,
+                              confirmed=confirmed, choices=tuple(sorted({min(base, max_mg), highest})),
                               basis=f"{basis}; Th1 % unknown, so {fmt_number(base)} or "
                                     f"{fmt_number(highest)} mg/day")
     high = at_least(th1.value.value, th1_min)
@@ -271,6 +272,11 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         body.append(f"- Protocol: {rec.basis}")
         if rec.daily_mg is not None and not d.interacting and len(d.drafts) == 1:
             suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+        elif rec.choices and not d.interacting and len(d.drafts) == 1:
+            # The Th1 % decides between them: each dose the chart allows is offered, none recommended.
+            body.append("- The Th1 % is not known: choose the dose it would give.")
+            for choice in rec.choices:
+                suggestions += _change(d.drafts[0], choice, body, recommended=False, quiet=True)
         if d.interacting:
             body.append(f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
                         "interaction card for the dose.")
@@ -296,13 +302,14 @@ def _short_reason(reason: str) -> str:
     return plain(reason.split(":")[0].split(", outside")[0], 80)
 
 
-def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool) -> list[Suggestion]:
+def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool,
+            quiet: bool = False) -> list[Suggestion]:
     action = dose_change(draft, daily_mg, f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day")
     if action is None:
         body.append(f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
                    f"{fmt_number(daily_mg)} mg/day by hand.")
         return []
-    if not recommended:
+    if not recommended and not quiet:
         body.append(f"- The suggested {fmt_number(daily_mg)} mg/day rests on unconfirmed dose bands: it is "
                    "offered, not recommended.")
     return [Suggestion(label=f"Change to {fmt_number(daily_mg)} mg/day", is_recommended=recommended,

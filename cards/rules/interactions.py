@@ -609,6 +609,11 @@ def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list
     return summary, lines
 
 
+def _taking_tacrolimus(d: InteractionDecision) -> bool:
+    """She takes tacrolimus already (an order that is not a draft of this session)."""
+    return any(not t.is_draft for t in d.tacrolimus)
+
+
 def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, list[str]]:
     c = d.creatinine
     if c is None:
@@ -628,10 +633,12 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     already = all(not o.is_draft for o in d.orders)
     act = f"stop {name}" if already else f"avoid {name}"
     label = "acute kidney injury range" if c.tier == "aki" else "kidney function is changing"
+    tests = "creatinine and trough" if _taking_tacrolimus(d) else "creatinine"
     summary = (f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; "
-               "repeat creatinine and trough")
+               f"repeat {tests}")
+    tests = "creatinine and a tacrolimus trough" if _taking_tacrolimus(d) else "creatinine"
     return summary, [f"**Creatinine:** {rise} — {label}.{note}",
-                     "**Next step:** repeat creatinine and a tacrolimus trough; look for other causes "
+                     f"**Next step:** repeat {tests}; look for other causes "
                      "(dehydration, other kidney-toxic drugs)."]
 
 
@@ -830,7 +837,9 @@ def _next_step_suggestion(d: InteractionDecision, facts: PatientFacts, table: Ma
     if d.potassium and d.potassium.urgent:
         wanted += [("potassium", True), ("ecg", True)]
     if d.creatinine and d.creatinine.rising:
-        wanted += [("creatinine", False), ("tacrolimus_trough", False)]
+        wanted.append(("creatinine", False))
+        if _taking_tacrolimus(d):
+            wanted.append(("tacrolimus_trough", False))  # no level to measure before the first dose
     actions: list[Action] = []
     labels: list[str] = []
     for key, urgent in wanted:
