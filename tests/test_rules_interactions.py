@@ -314,7 +314,7 @@ def test_potassium_as_the_lab_reported_it():
     assert card.summary.startswith("Potassium 5.8 mEq/L on 2026-11-24")
 
 
-@pytest.mark.parametrize("tier, value", [("normal", 5.4), ("mild", 5.5), ("mild", 5.9), ("moderate", 6.0),
+@pytest.mark.parametrize("tier, value", [("normal", 5.0), ("above-normal", 5.1), ("above-normal", 5.4), ("mild", 5.5), ("mild", 5.9), ("moderate", 6.0),
                                          ("moderate", 6.4), ("severe", 6.5)])
 def test_potassium_tiers_are_the_uk_kidney_association_ones(tier, value):
     [decision] = decide_interactions(facts("order-sign", med("tacrolimus", "active", daily_mg=2),
@@ -796,8 +796,10 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text("interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
                     "  default_checks: {count: 5, source: 'site'}\n"
-                    "  lab_checks:\n    potassium: {recent_days: 7, high_at: 6.0, urgent_at: 6.5, severe_at: 7.0,"
-                    " source: 'site'}\n", encoding="utf-8")
+                    "protocol:\n  safety:\n    potassium:\n"
+                    "      warning_at: {value: 6.0, unit: mmol/L, source: site}\n"
+                    "      critical_at: {value: 6.5, unit: mmol/L, source: site}\n"
+                    "      severe_at: {value: 7.0, unit: mmol/L, source: site}\n", encoding="utf-8")
     kb = load_knowledge(site)
     card = evaluate_interactions(facts("order-sign", med("tacrolimus", "draft", daily_mg=3),
                                        med("fluconazole", "draft")), TODAY, kb)[0]

@@ -41,7 +41,7 @@ CREATININE = [
     ("1.49× baseline: warning", [lab(CR, 1.0, 90), lab(CR, 1.49, 2)], None, "warning", ["+49 %"]),
     ("1.5× baseline exactly: critical (KDIGO)", [lab(CR, 0.8, 90), lab(CR, 1.2, 2)], None, "critical", ["1.5×", "KDIGO"]),
     ("+0.3 mg/dL within 48 h: critical", [lab(CR, 0.9, 90), lab(CR, 0.8, 3), lab(CR, 1.1, 1)], None, "critical",
-     ["rose 0.3 mg/dL within 48 h"]),
+     ["rose from 0.8 mg/dL to 1.1 mg/dL within 48 h"]),
     ("+0.3 mg/dL over 72 h is not the 48 h criterion", [lab(CR, 1.0, 90), lab(CR, 0.9, 4), lab(CR, 1.15, 1)], None,
      None, []),
     ("baseline is the latest before the course, not the oldest of the year: 0.6 → 0.85 is +42 %",

@@ -3,7 +3,7 @@ against their thresholds, one card per concern, each with the values and dates u
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Mapping
 
 from ..facts import (
@@ -31,8 +31,8 @@ from .common import (
     make_card,
     order_action,
     pending_note,
-    why_unusable,
 )
+from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
 from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import above, at_least
@@ -102,28 +102,22 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
         rise_pct = (ratio - 1) * 100
         detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**; change "
                    f"{'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %")
-        aki_ratio = proto.num("safety.creatinine.aki_ratio")
-        warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
-        if at_least(ratio, aki_ratio):
+        tier = creatinine_tier(ratio - 1, False, {"protocol": proto.data})
+        if tier == "aki":
             detail.number("AKI", "safety.creatinine.aki_ratio")
             findings.append(("critical", f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
                                          "acute kidney injury, review tacrolimus now"))
-        elif at_least(ratio, 1 + warn_fraction):
+        elif tier == "rising":
             detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
             findings.append(("warning", f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
                                         f"{reported(baseline)}: review the tacrolimus dose"))
     hours = proto.num("safety.creatinine.aki_absolute_hours")
-    rise = proto.num("safety.creatinine.aki_absolute_rise")
-    earlier = [m for m in facts.results(CREATININE)
-               if m.actionable and m.value is not None and m.when is not None and m.when < latest.when
-               and latest.when - m.when <= timedelta(hours=hours) and why_unusable(m, unit) is None]
-    if earlier:
-        lowest = min(earlier, key=lambda m: m.value or 0.0)
-        if lowest.value is not None and at_least(latest_value - lowest.value, rise):
-            detail.number("AKI", "safety.creatinine.aki_absolute_rise")
-            detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
-            findings.append(("critical", f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
-                                         f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now"))
+    lowest = fast_creatinine_rise(facts, latest, {"protocol": proto.data})
+    if lowest is not None and lowest.value is not None:
+        detail.number("AKI", "safety.creatinine.aki_absolute_rise")
+        detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
+        findings.append(("critical", f"Creatinine rose from {reported(lowest)} to {reported(latest)} within "
+                                     f"{fmt_number(hours)} h: acute kidney injury, review tacrolimus now"))
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
         if above(latest_value, limit):
@@ -155,17 +149,17 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol,
     shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
     actions: list[Suggestion] = []
-    if at_least(value, proto.num("safety.potassium.critical_at")):
-        severe = at_least(value, proto.num("safety.potassium.severe_at"))
+    tier = potassium_tier(value, {"protocol": proto.data}, m.reference_high)
+    if tier in ("moderate", "severe"):
         detail.number("severe", "safety.potassium.severe_at")
-        findings.append(("critical", f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
+        findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, "
                                      "repeat urgently and record an ECG"))
         actions.append(_urgent_potassium(facts, proto))
-    elif at_least(value, proto.num("safety.potassium.warning_at")):
+    elif tier == "mild":
         detail.number("mild", "safety.potassium.warning_at")
         findings.append(("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs"))
         actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
-    elif above(value, proto.num("safety.potassium.advisory_above")):
+    elif tier == "above-normal":
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
     return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
