@@ -316,3 +316,31 @@ def is_single_dose(resource: Mapping[str, Any]) -> bool:
     instructions = _dicts(resource.get("dosageInstruction"))
     texts = [str(d.get(k) or "") for d in instructions for k in ("text", "patientInstruction")]
     return any(SINGLE_DOSE_WORDS.search(t) for t in texts)
+
+
+# Event-timing codes (FHIR EventTiming) and sig words for an evening or night dose.
+EVENING_WHEN = frozenset({"PCV", "ACV", "CV", "HS", "EVE", "EVE.early", "EVE.late", "NIGHT", "PHS"})
+EVENING_WORDS = re.compile(r"\b(after dinner|with dinner|before dinner|evening|at night|nightly|bedtime|"
+                           r"at bed ?time)\b", re.IGNORECASE)
+
+
+def evening_dose(resource: Mapping[str, Any]) -> bool:
+    """True when every dose of the order is given in the evening: ``timing.repeat.timeOfDay`` from
+    17:00, an evening ``when`` code (PCV after dinner, HS at bedtime ...) or, without structured timing of
+    day, evening words in the sig."""
+    instructions = _dicts(resource.get("dosageInstruction"))
+    if not instructions:
+        return False
+    for dosage in instructions:
+        repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
+        times = [t for t in _as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
+        whens = [w for w in _as_list(repeat.get("when")) if isinstance(w, str)]
+        if times:
+            if not all(_TIME.fullmatch(t) and int(t[:2]) >= 17 for t in times):
+                return False
+        elif whens:
+            if not all(w in EVENING_WHEN for w in whens):
+                return False
+        elif not any(EVENING_WORDS.search(str(dosage.get(k) or "")) for k in ("text", "patientInstruction")):
+            return False
+    return True

@@ -35,7 +35,7 @@ LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
 BANDS_LABEL = "the ratio dose bands"
 TRIGGER_LABEL = "the Th1 % at which 1 mg is added"
 
-Verdict = Literal["above-maximum", "above-study-maximum", "protocol-not-applied", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
+Verdict = Literal["above-maximum", "above-study-maximum", "extended-release-start", "protocol-not-applied", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
                   "differs-from-band-dose", "dose-unreadable"]
 
 
@@ -117,6 +117,13 @@ class DoseDecision:
     scope_reason: str = ""  # why the protocol was not applied (protocol-not-applied, above-study-maximum)
 
 
+def _formulation_switch(active: MedicationFact, drafts: tuple[MedicationFact, ...]) -> bool:
+    """An active order of the other release than every draft: a change of formulation, which the
+    release-switch card handles (one concern, one card), not duplicate therapy."""
+    return bool(drafts) and active.release is not None and all(
+        d.release is not None and d.release != active.release for d in drafts)
+
+
 def replaces(new: MedicationFact, old: MedicationFact) -> bool:
     """A draft replaces an active order when it names it (priorPrescription) or renews the same product."""
     if new.prior_prescription == old.source:
@@ -130,7 +137,8 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     proto = Protocol(kb)
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
-    duplicates = tuple(a for a in focus.active if not any(replaces(d, a) for d in drafts))
+    duplicates = tuple(a for a in focus.active if not any(replaces(d, a) for d in drafts)
+                       and not _formulation_switch(a, drafts))
     unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
     counted = [*drafts, *duplicates]
     known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
@@ -163,12 +171,16 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     if focus.continuing or total is None:
         return base
     rec = recommend_daily_dose(facts, today, proto, detail)
+    extended_start = facts.hook == ORDER_SELECT and any(d.release == "extended" for d in drafts)
     interacting = tuple(level_changing_drugs(facts, kb))
     if rec.highest_allowed_mg is not None and above(total, rec.highest_allowed_mg):
         return DoseDecision("above-band-dose", drafts, total, (), (), rec, interacting)
     if (rec.daily_mg is not None and rec.confirmed and not interacting and len(drafts) == 1
             and not same(total, rec.daily_mg)):
         return DoseDecision("differs-from-band-dose", drafts, total, (), (), rec, interacting)
+    if extended_start:
+        # The band doses are immediate-release mg: an extended-release start needs that said, once.
+        return DoseDecision("extended-release-start", drafts, total, (), (), rec, interacting)
     return base
 
 
@@ -244,10 +256,20 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         summary = f"RIF protocol not applied to this tacrolimus order: {_short_reason(d.scope_reason)}"
         body.append(f"\n{plain(d.scope_reason)[:1].upper() + plain(d.scope_reason)[1:]}. The protocol's dose "
                     "bands, maximum, trough target and course length were not checked.")
+    elif d.verdict == "extended-release-start":
+        indicator = "info"
+        summary = ("Extended-release tacrolimus: the protocol's doses are immediate-release mg, not "
+                   "interchangeable mg for mg")
+        detail.cite("tacrolimus-label")
+        source_id = "tacrolimus-label"
+        body.append("\nThe dose bands and the 4 mg/day maximum come from studies of immediate-release capsules. "
+                    "Envarsus XR gives about 80 % of the immediate-release daily dose for the same exposure; "
+                    "Advagraf / Astagraf XL is dosed 1:1 but gives lower exposure. Check troughs after the start.")
     elif d.verdict == "duplicate-therapy":
         indicator = "warning"
         active = d.duplicates[0]
-        summary = "Tacrolimus is already active: this new order would double it. Replace the active order or cancel"
+        summary = (f"Tacrolimus is already active: with this new order she would take {total} mg/day in total. "
+                   "Replace the active order or cancel")
         body.append(f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
                     "meant as a change, discontinue the active order (or link the new one as its "
                     "replacement); otherwise cancel the new order.")

@@ -34,6 +34,7 @@ from .common import (
 )
 from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
 from .focus import Focus, focus_of
+from .interactions import decide_interactions
 from .scope import scope_of
 from .vocab import above, at_least
 
@@ -48,6 +49,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     proto = Protocol(kb)
     cards: list[Card] = []
     gaps: list[tuple[str, Current, Mapping[str, Any] | None]] = []
+    covered = _potassium_on_interaction_card(facts, today, kb)
     for label, check, order_path in (
         ("Creatinine", _creatinine, "safety.creatinine.order"),
         ("Potassium", _potassium, "safety.potassium.order"),
@@ -55,7 +57,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
         ("Liver enzymes (ALT/AST)", _liver, "safety.liver.order"),
     ):
         card, state = check(facts, today, proto, focus)
-        if card is not None:
+        if card is not None and not (covered and card.kind == f"{SAFETY}:potassium"):
             cards.append(card)
         if state is not None and state.value is None:
             gaps.append((label, state, proto.entry(order_path) if state.orderable else None))
@@ -68,6 +70,12 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
         if due is not None:
             cards.append(due)
     return cards
+
+
+def _potassium_on_interaction_card(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> bool:
+    """A potassium raiser's interaction card already names the high potassium (and offers the urgent
+    repeat and ECG): one concern, one card."""
+    return any(d.potassium is not None and d.potassium.high for d in decide_interactions(facts, today, kb))
 
 
 def _stale_days(proto: Protocol) -> int:
@@ -195,7 +203,7 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol,
     if g is not None and g.value is not None:
         fasting = g.fasting is True
         detail.add(f"- Latest glucose: **{fmt_measure(g)}**, {'fasting' if fasting else 'not stated as fasting'}")
-        shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
+        shown = f"{reported(g)} ({fmt_date(g.when)})"  # as the laboratory reported it (mg/dL or mmol/L)
         if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
             detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
             findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
@@ -272,6 +280,10 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
                 or (dia is not None and at_least(dia, proto.num(diastolic_path))))
 
     findings: list[tuple[Indicator, str]] = []
+    ga_days = facts.pregnancy.gestational_age_days if facts.pregnancy.pregnant else None
+    from_weeks = proto.days("safety.blood_pressure.preeclampsia_from_weeks")
+    preeclampsia_age = ga_days is not None and ga_days >= from_weeks * 7
+    verdict: str | None = None
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
@@ -279,16 +291,26 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
-        findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
+        if preeclampsia_age:
+            # From 20 weeks the action is a pre-eclampsia assessment, not only a tacrolimus review.
+            detail.number("pre-eclampsia assessment from", "safety.blood_pressure.preeclampsia_from_weeks")
+            verdict = "blood-pressure-pre-eclampsia"
+            findings.append(("warning", f"Blood pressure {shown} at {(ga_days or 0) // 7} weeks of pregnancy: "
+                                        "assess for pre-eclampsia now"))
+        else:
+            findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+    advice = ("Tacrolimus can cause hypertension; from 20 weeks of pregnancy check urine protein, platelets, "
+              "creatinine and liver enzymes for pre-eclampsia." if preeclampsia_age
+              else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia.")
     return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
-                       "safety.blood_pressure.warning_systolic_at",
-                       "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."), None
+                       "safety.blood_pressure.warning_systolic_at", advice, verdict=verdict), None
 
 
 def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple[Indicator, str]],
-                source_path: str, advice: str, suggestions: list[Suggestion] | None = None) -> Card | None:
+                source_path: str, advice: str, suggestions: list[Suggestion] | None = None, *,
+                verdict: str | None = None) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
         return None
@@ -300,7 +322,8 @@ def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple
         detail.lines += [f"- {text}" for _, text in findings[1:]]
     detail.add("")
     detail.add(advice)
-    verdict = f"{kind.split(':')[-1]}-{indicator}"
+    if verdict is None or indicator == "critical":
+        verdict = f"{kind.split(':')[-1]}-{indicator}"
     return make_card(proto, detail, kind=kind, verdict=verdict, summary=summary, indicator=indicator,
                      source_id=str(proto.entry(source_path)["source"]),
                      suggestions=(suggestions or []) if indicator != "info" else ())

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
 from ..model import Card, Coding, Indicator, Link, Suggestion
-from ..text import clip_summary
+from ..text import clip_summary, plain_summary
 
 # Hooks this service answers.
 ORDER_SELECT = "order-select"
@@ -66,7 +66,7 @@ def build_card(*, kind: str, verdict: str, indicator: Indicator, summary: str, d
     """The one way a rule makes a card: summary kept under the CDS Hooks limit, one suggestion at
     most chosen when there are several, the decision kept beside the text."""
     suggestions = tuple(suggestions)
-    return Card(kind=kind, verdict=verdict, summary=clip_summary(summary), indicator=indicator,
+    return Card(kind=kind, verdict=verdict, summary=clip_summary(plain_summary(summary)), indicator=indicator,
                 detail=detail, source_label=source_label, source_url=source_url, suggestions=suggestions,
                 selection_behavior="at-most-one" if suggestions else None,
                 override_reasons=override_reasons, links=links)
