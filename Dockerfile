@@ -7,7 +7,6 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY setup.cfg pyproject.toml README.md LICENSE gunicorn.conf.py ./
 COPY service ./service
 COPY cards ./cards
-COPY fhir_fixtures ./fhir_fixtures
 RUN pip install --no-cache-dir --no-deps '.[postgres]' && pip check && useradd --system --uid 10001 tacro \
     && install -d -o tacro -g tacro -m 0700 /var/lib/tacro-cds
 USER tacro

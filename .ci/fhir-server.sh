@@ -5,7 +5,7 @@
 #
 # sekmet-fhir 0.1.1 (PyPI; FHIR R4 on SQLite) in its own virtualenv (.ci/work/sekmet-venv), on
 # 127.0.0.1 and a free port, simulator off, a fresh data folder (removed when the server is
-# stopped with `kill $TACRO_CDS_TEST_FHIR_PID`), bearer-token auth with a random test token. Waits (bounded) for /fhir/metadata, loads fhir_fixtures/ with `tacro-cds fixtures
+# stopped with `kill $TACRO_CDS_TEST_FHIR_PID`), bearer-token auth with a random test token. Waits (bounded) for /fhir/metadata, loads fhir_fixtures/ with `python -m tacro_dev fixtures
 # load`, then prints the `export` lines the tests read (TACRO_CDS_TEST_FHIR_URL / _TOKEN) on stdout.
 # Everything else goes to stderr. On any failure: the server is stopped, its log tail shown, exit 1.
 set -euo pipefail
@@ -93,8 +93,8 @@ while time.monotonic() < deadline:
 sys.exit("timed out")
 PYEOF
 
-log "loading fhir_fixtures/ with $PY -m service.cli fixtures load"
-"$PY" -m service.cli fixtures load --fhir-server "$URL" --token "$TOKEN" >&2 || fail "loading the fixtures failed"
+log "loading fhir_fixtures/ with $PY -m tacro_dev fixtures load"
+"$PY" -m tacro_dev fixtures load --fhir-server "$URL" --token "$TOKEN" >&2 || fail "loading the fixtures failed"
 
 echo "export TACRO_CDS_TEST_FHIR_URL='$URL'"
 echo "export TACRO_CDS_TEST_FHIR_TOKEN='$TOKEN'"

@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cards.knowledge import load_knowledge
 from fhir_fixtures.build import build_request
 from fhir_fixtures.scenarios import Dose, Scenario
 from service.config import default_settings
-from service.prefetch_templates import prefetch_templates
-from cards.knowledge import load_knowledge
+from service.hooks.templates import prefetch_templates
 
 SERVICE_FOR_HOOK = {"order-select": "tacrolimus-order-select", "patient-view": "tacrolimus-patient-view"}
 
@@ -44,8 +44,14 @@ MONITORING: list[tuple[str, str | None, float | None]] = [
     ("ratio", "{ratio}", 12.6),
 ]
 # Active support drugs of an IVF cycle, recorded as text (no RxNorm code), besides tacrolimus.
-SUPPORT_DRUGS = ["progesterone 200 mg vaginal capsule", "estradiol valerate 2 mg tablet", "folic acid 0.4 mg tablet",
-                 "aspirin 81 mg tablet", "prenatal multivitamin tablet", "vitamin D3 1000 unit tablet"]
+SUPPORT_DRUGS = [
+    "progesterone 200 mg vaginal capsule",
+    "estradiol valerate 2 mg tablet",
+    "folic acid 0.4 mg tablet",
+    "aspirin 81 mg tablet",
+    "prenatal multivitamin tablet",
+    "vitamin D3 1000 unit tablet",
+]
 YEAR_OBSERVATIONS = 180
 YEAR_MEDICATIONS = 25
 
@@ -54,11 +60,20 @@ def _scenario(hook: str, observations: int, medications: int) -> Scenario:
     s = Scenario(f"bench-{hook}", "A year of monitoring on tacrolimus", "Bench", "Fixture-Year", "1989-05-20")
     s.rif()
     s.transfer(-200)
-    s.medication("tacrolimus_1mg", Dose(2, "{capsule}", start=-330, text="2 mg once daily after dinner"),
-                 authored=-331, text="tacrolimus 1 mg capsule")
+    s.medication(
+        "tacrolimus_1mg",
+        Dose(2, "{capsule}", start=-330, text="2 mg once daily after dinner"),
+        authored=-331,
+        text="tacrolimus 1 mg capsule",
+    )
     for i in range(medications - 1):
-        s.medication(None, Dose(1, "{tablet}", start=-300 + i), text=SUPPORT_DRUGS[i % len(SUPPORT_DRUGS)],
-                     authored=-301 + i, status="active" if i % 4 else "on-hold")
+        s.medication(
+            None,
+            Dose(1, "{tablet}", start=-300 + i),
+            text=SUPPORT_DRUGS[i % len(SUPPORT_DRUGS)],
+            authored=-301 + i,
+            status="active" if i % 4 else "on-hold",
+        )
     for i in range(observations):
         key, unit, value = MONITORING[i % len(MONITORING)]
         days = -1 - (364 * i) // max(observations - 1, 1)
@@ -72,8 +87,13 @@ def _scenario(hook: str, observations: int, medications: int) -> Scenario:
             s.obs(key, round(value * (1 + wobble), 3), unit, days=days, hour=7)
     if hook == "order-select":
         # A dose change drafted today: the order being selected.
-        s.medication("tacrolimus_1mg", Dose(3, "{capsule}", start=1, text="3 mg once daily after dinner"),
-                     draft=True, select=True, text="tacrolimus 1 mg capsule")
+        s.medication(
+            "tacrolimus_1mg",
+            Dose(3, "{capsule}", start=1, text="3 mg once daily after dinner"),
+            draft=True,
+            select=True,
+            text="tacrolimus 1 mg capsule",
+        )
     return s
 
 
@@ -84,8 +104,9 @@ def _without_count(templates: dict[str, str]) -> dict[str, str]:
     return {key: _COUNT.sub("", query) for key, query in templates.items()}
 
 
-def year_of_monitoring(hook: str, observations: int = YEAR_OBSERVATIONS,
-                       medications: int = YEAR_MEDICATIONS) -> dict[str, Any]:
+def year_of_monitoring(
+    hook: str, observations: int = YEAR_OBSERVATIONS, medications: int = YEAR_MEDICATIONS
+) -> dict[str, Any]:
     """A complete, prefetched request for ``hook`` (order-select or patient-view)."""
     s = _scenario(hook, observations, medications)
     context = s.scenario_file()["hooks"][hook]["context"]
@@ -99,8 +120,13 @@ def prefetch_entries(body: dict[str, Any]) -> int:
 
 
 def observations_in(body: dict[str, Any]) -> int:
-    return sum(1 for v in (body.get("prefetch") or {}).values() if isinstance(v, dict)
-               for e in v.get("entry") or [] if e.get("resource", {}).get("resourceType") == "Observation")
+    return sum(
+        1
+        for v in (body.get("prefetch") or {}).values()
+        if isinstance(v, dict)
+        for e in v.get("entry") or []
+        if e.get("resource", {}).get("resourceType") == "Observation"
+    )
 
 
 def history(hook: str, observations: int) -> dict[str, Any]:
@@ -131,8 +157,10 @@ class Body:
     def describe(self) -> str:
         body = json.loads(self.payload)
         meds = len((body["prefetch"].get("medicationRequests") or {}).get("entry") or [])
-        return (f"{self.name}: {self.hook}, {observations_in(body)} Observations, {meds} MedicationRequests, "
-                f"{len(self.payload) / 1024:.0f} KiB")
+        return (
+            f"{self.name}: {self.hook}, {observations_in(body)} Observations, {meds} MedicationRequests, "
+            f"{len(self.payload) / 1024:.0f} KiB"
+        )
 
 
 def _compact(body: dict[str, Any]) -> bytes:
@@ -141,8 +169,9 @@ def _compact(body: dict[str, Any]) -> bytes:
 
 
 HISTORY_SIZES = (50, 500, 5000)
-BODY_NAMES = (["order-select", "patient-view"]
-              + [f"history-{n}-{hook}" for n in HISTORY_SIZES for hook in SERVICE_FOR_HOOK])
+BODY_NAMES = ["order-select", "patient-view"] + [
+    f"history-{n}-{hook}" for n in HISTORY_SIZES for hook in SERVICE_FOR_HOOK
+]
 
 
 def build_body(name: str) -> Body:

@@ -28,11 +28,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from service.prefetch_templates import substitute
+from service.hooks.templates import substitute
 
 # A relative FHIR query ("Observation?patient=p1&code=...", "Patient/p1") -> (status, resource).
 Answer = Callable[[str], tuple[int, dict[str, Any]]]
@@ -43,8 +44,7 @@ BASE_PATH = "/fhir"
 
 def outcome(code: str, text: str) -> dict[str, Any]:
     """An OperationOutcome with one error issue."""
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
 
 
 def searchset(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -62,8 +62,15 @@ def query_key(relative: str) -> QueryKey:
 class FhirStandIn:
     """The server; ``answer`` decides every reply. A context manager: started on enter, stopped on exit."""
 
-    def __init__(self, answer: Answer, *, delay: float = 0.0, token: str | None = None,
-                 keep_alive_s: float | None = None, drop_reused_after: float | None = None) -> None:
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        delay: float = 0.0,
+        token: str | None = None,
+        keep_alive_s: float | None = None,
+        drop_reused_after: float | None = None,
+    ) -> None:
         self.answer = answer
         self.delay = delay
         self.token = token
@@ -81,7 +88,7 @@ class FhirStandIn:
         assert self._server is not None, "not started"
         return f"http://127.0.0.1:{self._server.server_address[1]}{BASE_PATH}"
 
-    def start(self) -> "FhirStandIn":
+    def start(self) -> FhirStandIn:
         """Listen on a free 127.0.0.1 port and serve from a daemon thread."""
         # ``timeout`` is the socket timeout of each accepted connection: an idle one is closed at it.
         handler = type("Handler", (_Handler,), {"standin": self, "timeout": self.keep_alive_s})
@@ -95,8 +102,7 @@ class FhirStandIn:
                 standin.connections += 1
             return accepted
 
-        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256,
-                                                               "get_request": get_request})
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256, "get_request": get_request})
         self._server = server_class(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="fhir-standin", daemon=True).start()
@@ -109,7 +115,7 @@ class FhirStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FhirStandIn":
+    def __enter__(self) -> FhirStandIn:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -126,7 +132,7 @@ class FhirStandIn:
         parts = urlsplit(path_and_query)
         if not (parts.path == BASE_PATH or parts.path.startswith(BASE_PATH + "/")):
             return 404, outcome("not-found", "no such endpoint")
-        relative = parts.path[len(BASE_PATH):].strip("/") + (f"?{parts.query}" if parts.query else "")
+        relative = parts.path[len(BASE_PATH) :].strip("/") + (f"?{parts.query}" if parts.query else "")
         return self.answer(relative)
 
 
@@ -137,10 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     answered_at: float | None = None  # when this connection's last answer went out
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+    def do_GET(self) -> None:
         drop_after = self.standin.drop_reused_after
-        if drop_after is not None and self.answered_at is not None \
-                and time.monotonic() - self.answered_at >= drop_after:
+        if (
+            drop_after is not None
+            and self.answered_at is not None
+            and time.monotonic() - self.answered_at >= drop_after
+        ):
             with self.standin._lock:
                 self.standin.dropped += 1
             self.close_connection = True  # closed with nothing sent, as a timed-out idle connection is
@@ -161,17 +170,20 @@ class _Handler(BaseHTTPRequestHandler):
 def synthetic_answers(patient_id: str, per_search: int = 5) -> Answer:
     """Reads: a bare resource of the type asked (a Patient with ``patient_id``); searches: a
     Bundle of ``per_search`` placeholder resources of the searched type."""
+
     def answer(relative: str) -> tuple[int, dict[str, Any]]:
         path, _ = query_key(relative)
         kind, _, rid = path.partition("/")
         if rid:
             return 200, {"resourceType": kind, "id": patient_id if kind == "Patient" else rid}
         return 200, searchset({"resourceType": kind, "id": f"{kind.lower()}-{i}"} for i in range(per_search))
+
     return answer
 
 
-def replay_answers(requests: Iterable[Mapping[str, Any]], templates: Mapping[str, str],
-                   resources: Iterable[dict[str, Any]] = ()) -> Answer:
+def replay_answers(
+    requests: Iterable[Mapping[str, Any]], templates: Mapping[str, str], resources: Iterable[dict[str, Any]] = ()
+) -> Answer:
     """Answers built from prefetched CDS Hooks requests: the query each template gives for a
     request's context answers with the value that request prefetched for that key; ``Type/id``
     reads not covered so are answered from ``resources``. Anything else: 404 for a read, an empty
@@ -196,5 +208,5 @@ def replay_answers(requests: Iterable[Mapping[str, Any]], templates: Mapping[str
         if "/" in key[0]:
             return 404, outcome("not-found", "no such resource")
         return 200, searchset(())
-    return answer
 
+    return answer

@@ -18,12 +18,21 @@ from service.config import default_settings
 CARD: dict[str, Any] = {
     "uuid": "0f8fad5b-d9cb-469f-a165-70867728950e",
     "summary": "Tacrolimus trough 6.4 ng/mL (2026-11-18) is within the 4-8 ng/mL target",
-    "detail": ("The latest tacrolimus trough is within the target range. Keep the dose and check the next "
-               "trough as planned; take the capsules at the same time each day, with the same relation "
-               "to food.") * 3,
+    "detail": (
+        "The latest tacrolimus trough is within the target range. Keep the dose and check the next "
+        "trough as planned; take the capsules at the same time each day, with the same relation "
+        "to food."
+    )
+    * 3,
     "indicator": "info",
-    "source": {"label": "tacro-cds protocol", "topic": {"system": "http://example.org/fhir/CodeSystem/tacro-cds",
-                                                       "code": "trough", "display": "Trough monitoring"}},
+    "source": {
+        "label": "tacro-cds protocol",
+        "topic": {
+            "system": "http://example.org/fhir/CodeSystem/tacro-cds",
+            "code": "trough",
+            "display": "Trough monitoring",
+        },
+    },
     "links": [{"label": "Protocol", "url": "https://example.org/protocol#trough", "type": "absolute"}],
 }
 

@@ -47,7 +47,7 @@ from bench.fhir_standin import FhirStandIn, replay_answers
 from bench.samples import SECRETS, builtin_requests, fixture_requests, fixture_resources
 from bench.server import gunicorn, rss_kib
 from cards.knowledge import load_knowledge
-from service.prefetch_templates import prefetch_templates
+from service.hooks.templates import prefetch_templates
 
 MAX_BODY = 256 * 1024  # the server runs with this MAX_REQUEST_BYTES so a 413 is cheap to provoke
 
@@ -94,8 +94,13 @@ def fallback_body(body: dict[str, Any], fhir: Fhir, drop: list[str] | None = Non
     else:
         out["prefetch"] = {k: v for k, v in out.get("prefetch", {}).items() if k not in drop}
     out["fhirServer"] = fhir.url
-    out["fhirAuthorization"] = {"access_token": fhir.token or "none", "token_type": "Bearer", "expires_in": 300,
-                                "scope": "patient/*.read", "subject": "tacro-cds"}
+    out["fhirAuthorization"] = {
+        "access_token": fhir.token or "none",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "tacro-cds",
+    }
     return out
 
 
@@ -110,18 +115,27 @@ def build_mix(fhir: Fhir | None = None) -> list[Call]:
         body.pop("fhirAuthorization", None)
         valid.append((name, service, body))
         fixtures.append((name, service, body))
-    calls = [Call(f"prefetched:{n}", "POST", f"/cds-services/{s}", _json(b), PREFETCHED_SHARE / len(valid))
-             for n, s, b in valid]
+    calls = [
+        Call(f"prefetched:{n}", "POST", f"/cds-services/{s}", _json(b), PREFETCHED_SHARE / len(valid))
+        for n, s, b in valid
+    ]
     if fhir is not None and fixtures:
         # Every fixture request once without its prefetch: alternately all keys missing, and half
         # of them (a different half every other request), as an EHR that prefetches only some.
         for i, (name, service, body) in enumerate(fixtures):
             keys = sorted(body.get("prefetch", {}))
-            drop = None if i % 2 == 0 else keys[(i // 2) % 2::2]
+            drop = None if i % 2 == 0 else keys[(i // 2) % 2 :: 2]
             variant = "all" if drop is None else "some"
-            calls.append(Call(f"fallback:{name}:{variant}-keys-missing", "POST", f"/cds-services/{service}",
-                              _json(fallback_body(body, fhir, drop)), FALLBACK_SHARE / len(fixtures),
-                              same_as=f"prefetched:{name}"))
+            calls.append(
+                Call(
+                    f"fallback:{name}:{variant}-keys-missing",
+                    "POST",
+                    f"/cds-services/{service}",
+                    _json(fallback_body(body, fhir, drop)),
+                    FALLBACK_SHARE / len(fixtures),
+                    same_as=f"prefetched:{name}",
+                )
+            )
     view = "/cds-services/tacrolimus-patient-view"
     sample = builtin_requests()[2][2]
     wrong_hook = {**sample, "hook": "order-sign"}
@@ -181,8 +195,13 @@ class _Client:
         if session is None:
             session = self.local.session = requests.Session()
         started = time.perf_counter()
-        response = session.request(call.method, self.base_url + call.path, data=call.body, timeout=30,
-                                   headers={"Content-Type": "application/json"} if call.body is not None else {})
+        response = session.request(
+            call.method,
+            self.base_url + call.path,
+            data=call.body,
+            timeout=30,
+            headers={"Content-Type": "application/json"} if call.body is not None else {},
+        )
         return response, time.perf_counter() - started
 
 
@@ -196,11 +215,20 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 def _latency(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
     return {f"p{q}": round(_percentile(ordered, q) * 1000, 1) for q in (50, 90, 99)} | {
-        "max": round(ordered[-1] * 1000, 1) if ordered else None}
+        "max": round(ordered[-1] * 1000, 1) if ordered else None
+    }
 
 
-def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_seconds: float,
-        fhir: Fhir | None = None, seed: int = 20261125) -> dict[str, Any]:
+def run(
+    *,
+    base_url: str,
+    worker_pids: list[int],
+    total: int,
+    clients: int,
+    max_seconds: float,
+    fhir: Fhir | None = None,
+    seed: int = 20261125,
+) -> dict[str, Any]:
     """Drive the server; return the figures and the list of problems found (empty: pass)."""
     calls = build_mix(fhir)
     client = _Client(base_url)
@@ -221,13 +249,14 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
             problems.append(f"{call.name}: alone, {single[call.name][0]} and not the cards of {call.same_as}")
     # The comparison means something only where there are cards to compare.
     twins = [call for call in calls if call.same_as is not None]
-    with_cards = sum(1 for call in twins if isinstance(expected[call.name][1], dict)
-                     and expected[call.name][1].get("cards"))
+    with_cards = sum(
+        1 for call in twins if isinstance(expected[call.name][1], dict) and expected[call.name][1].get("cards")
+    )
     rng = random.Random(seed)
     warmup = rng.choices(calls, weights=[c.weight for c in calls], k=max(200, total // 20))
     plan = rng.choices(calls, weights=[c.weight for c in calls], k=total)
 
-    def fire(batch: list[Call]) -> tuple["collections.Counter[tuple[str, Any]]", dict[str, list[float]], list[str]]:
+    def fire(batch: list[Call]) -> tuple[collections.Counter[tuple[str, Any]], dict[str, list[float]], list[str]]:
         statuses: collections.Counter[tuple[str, Any]] = collections.Counter()
         latencies: dict[str, list[float]] = collections.defaultdict(list)
         wrong: list[str] = []
@@ -245,8 +274,10 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
                     latencies[call.kind].append(seconds)
                     statuses[(call.name, response.status_code)] += 1
                     if _answer(response) != expected[call.name]:
-                        wrong.append(f"{call.name}: {response.status_code} differs from the single-request answer"
-                                     + (f" of {call.same_as}" if call.same_as else ""))
+                        wrong.append(
+                            f"{call.name}: {response.status_code} differs from the single-request answer"
+                            + (f" of {call.same_as}" if call.same_as else "")
+                        )
             except concurrent.futures.TimeoutError:
                 wrong.append(f"time bound of {max_seconds}s exceeded")
                 for future in futures:
@@ -282,9 +313,14 @@ def run(*, base_url: str, worker_pids: list[int], total: int, clients: int, max_
         "throughput_rps": round(sent / elapsed, 1) if elapsed else None,
         "latency_ms": _latency([v for values in latencies.values() for v in values]),
         "status_mix": dict(sorted(by_status.items())),
-        "by_kind": {kind: {"requests": sum(mix.values()), "status_mix": dict(sorted(mix.items())),
-                           "latency_ms": _latency(latencies.get(kind, []))}
-                    for kind, mix in sorted(kinds.items())},
+        "by_kind": {
+            kind: {
+                "requests": sum(mix.values()),
+                "status_mix": dict(sorted(mix.items())),
+                "latency_ms": _latency(latencies.get(kind, [])),
+            }
+            for kind, mix in sorted(kinds.items())
+        },
         "fallback_requests": sum(kinds["fallback"].values()) if "fallback" in kinds else 0,
         "fallback_distinct": len(twins),
         "fallback_distinct_with_cards": with_cards,
@@ -305,23 +341,37 @@ def _standin(keep_alive_s: float | None) -> FhirStandIn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=int(os.environ.get("TACRO_CDS_LOAD_REQUESTS", "10000")),
-                        help="requests in the measured run (default $TACRO_CDS_LOAD_REQUESTS or 10000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=int(os.environ.get("TACRO_CDS_LOAD_REQUESTS", "10000")),
+        help="requests in the measured run (default $TACRO_CDS_LOAD_REQUESTS or 10000)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker (default 2)")
     parser.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
-    parser.add_argument("--max-seconds", type=float, default=150.0,
-                        help="time bound of the measured run (default 150)")
-    parser.add_argument("--fhir-url", default=os.environ.get("TACRO_CDS_TEST_FHIR_URL") or None,
-                        help="FHIR server (on 127.0.0.1) holding the fixture patients, for the fallback "
-                             "requests (default $TACRO_CDS_TEST_FHIR_URL; none: a local stand-in)")
-    parser.add_argument("--fhir-token", default=os.environ.get("TACRO_CDS_TEST_FHIR_TOKEN") or None,
-                        help="bearer token for --fhir-url (default $TACRO_CDS_TEST_FHIR_TOKEN)")
-    parser.add_argument("--standin-keep-alive-s", type=float, default=1.0,
-                        help="the stand-in closes a kept-alive connection idle this long, so the service "
-                             "meets connections closed by the server under load (default 1; 0: never)")
+    parser.add_argument("--max-seconds", type=float, default=150.0, help="time bound of the measured run (default 150)")
+    parser.add_argument(
+        "--fhir-url",
+        default=os.environ.get("TACRO_CDS_TEST_FHIR_URL") or None,
+        help="FHIR server (on 127.0.0.1) holding the fixture patients, for the fallback "
+        "requests (default $TACRO_CDS_TEST_FHIR_URL; none: a local stand-in)",
+    )
+    parser.add_argument(
+        "--fhir-token",
+        default=os.environ.get("TACRO_CDS_TEST_FHIR_TOKEN") or None,
+        help="bearer token for --fhir-url (default $TACRO_CDS_TEST_FHIR_TOKEN)",
+    )
+    parser.add_argument(
+        "--standin-keep-alive-s",
+        type=float,
+        default=1.0,
+        help="the stand-in closes a kept-alive connection idle this long, so the service "
+        "meets connections closed by the server under load (default 1; 0: never)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -331,16 +381,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             standin = stack.enter_context(_standin(args.standin_keep_alive_s or None))
             fhir = Fhir(standin.url, standin.token)
-        env = {"TACRO_CDS_MAX_REQUEST_BYTES": str(MAX_BODY), "TACRO_CDS_LOG_LEVEL": "INFO",
-               "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback", "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([fhir.url])}
+        env = {
+            "TACRO_CDS_MAX_REQUEST_BYTES": str(MAX_BODY),
+            "TACRO_CDS_LOG_LEVEL": "INFO",
+            "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
+            "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([fhir.url]),
+        }
         server = stack.enter_context(gunicorn(workers=args.workers, threads=args.threads, env=env))
-        result = run(base_url=server.base_url, worker_pids=server.workers, total=args.requests,
-                     clients=args.clients, max_seconds=args.max_seconds, fhir=fhir)
+        result = run(
+            base_url=server.base_url,
+            worker_pids=server.workers,
+            total=args.requests,
+            clients=args.clients,
+            max_seconds=args.max_seconds,
+            fhir=fhir,
+        )
         log = server.log()
-        result["fhir"] = {"server": "stand-in (bench/fhir_standin.py)" if standin else "TACRO_CDS_TEST_FHIR_URL",
-                          "queries_answered": standin.served if standin else None,
-                          # Requests sent again because the server had closed their kept-alive connection.
-                          "resent_on_new_connection": log.count("sent again on a new one")}
+        result["fhir"] = {
+            "server": "stand-in (bench/fhir_standin.py)" if standin else "TACRO_CDS_TEST_FHIR_URL",
+            "queries_answered": standin.served if standin else None,
+            # Requests sent again because the server had closed their kept-alive connection.
+            "resent_on_new_connection": log.count("sent again on a new one"),
+        }
     result["workers"] = args.workers
     result["threads"] = args.threads
     result["clients"] = args.clients
@@ -350,19 +412,25 @@ def main(argv: list[str] | None = None) -> int:
     if "Traceback" in log or '"level": "ERROR"' in log:
         result["problems"].append("server log has errors: " + log[-1500:])
 
-    print(f"load: {result['requests']} requests in {result['seconds']}s = {result['throughput_rps']} req/s "
-          f"({args.workers} workers x {args.threads} threads, {args.clients} clients)")
+    print(
+        f"load: {result['requests']} requests in {result['seconds']}s = {result['throughput_rps']} req/s "
+        f"({args.workers} workers x {args.threads} threads, {args.clients} clients)"
+    )
     print(f"  status mix: {result['status_mix']}")
     print(f"  latency ms: {result['latency_ms']}")
     for kind, figures in result["by_kind"].items():
         print(f"    {kind:<16} {figures['requests']:>6} requests  {figures['status_mix']}  ms {figures['latency_ms']}")
     queries = result["fhir"]["queries_answered"]
-    print(f"  fallback: {result['fallback_requests']} requests ({result['fallback_distinct']} distinct, "
-          f"{result['fallback_distinct_with_cards']} of them with cards) against {result['fhir']['server']}"
-          + (f", {queries} FHIR queries answered" if queries is not None else "")
-          + f"; {result['fhir']['resent_on_new_connection']} sent again after the server closed a kept-alive connection")
-    print(f"  worker RSS KiB before/after: "
-          + ", ".join(f"{pid}: {b} -> {result['rss_kib_after'].get(pid)}" for pid, b in result["rss_kib_before"].items()))
+    print(
+        f"  fallback: {result['fallback_requests']} requests ({result['fallback_distinct']} distinct, "
+        f"{result['fallback_distinct_with_cards']} of them with cards) against {result['fhir']['server']}"
+        + (f", {queries} FHIR queries answered" if queries is not None else "")
+        + f"; {result['fhir']['resent_on_new_connection']} sent again after the server closed a kept-alive connection"
+    )
+    print(
+        "  worker RSS KiB before/after: "
+        + ", ".join(f"{pid}: {b} -> {result['rss_kib_after'].get(pid)}" for pid, b in result["rss_kib_before"].items())
+    )
     for problem in result["problems"]:
         print(f"  PROBLEM: {problem}")
     if args.json:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fhir_fixtures"
@@ -27,9 +28,11 @@ GIVEN_NAME = "Marisol"
 BIRTH_DATE = "1987-03-14"
 ACCESS_TOKEN = "fhir-at-9f8e7d6c5b4a3210-SECRET"
 # Looks like a JWT (three base64url parts); sent in the Authorization header.
-FAKE_JWT = ("eyJhbGciOiJFUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImhhcmRlbmluZyJ9."
-            "eyJpc3MiOiJodHRwczovL2Voci5leGFtcGxlIiwiYXVkIjoiaHR0cDovL2xvY2FsaG9zdCIsImp0aSI6IjEyMyJ9."
-            "c2lnbmF0dXJlLW5vdC1yZWFsLWhhcmRlbmluZy10ZXN0")
+FAKE_JWT = (
+    "eyJhbGciOiJFUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImhhcmRlbmluZyJ9."
+    "eyJpc3MiOiJodHRwczovL2Voci5leGFtcGxlIiwiYXVkIjoiaHR0cDovL2xvY2FsaG9zdCIsImp0aSI6IjEyMyJ9."
+    "c2lnbmF0dXJlLW5vdC1yZWFsLWhhcmRlbmluZy10ZXN0"
+)
 SECRETS = (PATIENT_ID, FAMILY_NAME, GIVEN_NAME, BIRTH_DATE, ACCESS_TOKEN, FAKE_JWT)
 
 LOINC = "http://loinc.org"
@@ -39,30 +42,54 @@ UCUM = "http://unitsofmeasure.org"
 
 
 def _patient() -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female", "birthDate": BIRTH_DATE,
-            "name": [{"family": FAMILY_NAME, "given": [GIVEN_NAME]}]}
+    return {
+        "resourceType": "Patient",
+        "id": PATIENT_ID,
+        "gender": "female",
+        "birthDate": BIRTH_DATE,
+        "name": [{"family": FAMILY_NAME, "given": [GIVEN_NAME]}],
+    }
 
 
 def _obs(oid: str, system: str, code: str, value: float, unit: str, when: str) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": system, "code": code}]},
-            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "effectiveDateTime": when,
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
 
 
 def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
+    }
 
 
 def _tacrolimus_draft() -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": "draft-tac-1", "status": "draft", "intent": "order",
-            "subject": {"reference": f"Patient/{PATIENT_ID}"},
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "198377",
-                                                      "display": "tacrolimus 1 MG Oral Capsule"}]},
-            "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-                                   "doseAndRate": {"doseQuantity": {"value": 1, "unit": "{pill}"}}}],
-            "category": {"text": "outpatient"}}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "draft-tac-1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": "198377", "display": "tacrolimus 1 MG Oral Capsule"}]
+        },
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": {"doseQuantity": {"value": 1, "unit": "{pill}"}},
+            }
+        ],
+        "category": {"text": "outpatient"},
+    }
 
 
 def _prefetch() -> dict[str, Any]:
@@ -70,23 +97,36 @@ def _prefetch() -> dict[str, Any]:
         "patient": _patient(),
         "immunology": _searchset(_obs("th-1", LOCAL, "th1-th2-ratio", 12.4, "{ratio}", "2026-11-01")),
         "tacrolimusLevels": _searchset(),
-        "chemistry": _searchset(_obs("cr-1", LOINC, "2160-0", 0.8, "mg/dL", "2026-11-02"),
-                                _obs("k-1", LOINC, "2823-3", 4.1, "mmol/L", "2026-11-02"),
-                                _obs("glu-1", LOINC, "2345-7", 92, "mg/dL", "2026-11-02")),
+        "chemistry": _searchset(
+            _obs("cr-1", LOINC, "2160-0", 0.8, "mg/dL", "2026-11-02"),
+            _obs("k-1", LOINC, "2823-3", 4.1, "mmol/L", "2026-11-02"),
+            _obs("glu-1", LOINC, "2345-7", 92, "mg/dL", "2026-11-02"),
+        ),
         "cbc": _searchset(),
         "vitals": _searchset(),
         "pregnancyTests": _searchset(),
-        "conditions": _searchset({"resourceType": "Condition", "id": "rif-1",
-                                  "clinicalStatus": {"coding": [{"code": "active"}]},
-                                  "code": {"coding": [{"system": LOCAL, "code": "recurrent-implantation-failure"}]},
-                                  "subject": {"reference": f"Patient/{PATIENT_ID}"}}),
+        "conditions": _searchset(
+            {
+                "resourceType": "Condition",
+                "id": "rif-1",
+                "clinicalStatus": {"coding": [{"code": "active"}]},
+                "code": {"coding": [{"system": LOCAL, "code": "recurrent-implantation-failure"}]},
+                "subject": {"reference": f"Patient/{PATIENT_ID}"},
+            }
+        ),
         "medicationRequests": _searchset(),
         "medicationStatements": _searchset(),
-        "transferRequests": _searchset({"resourceType": "ServiceRequest", "id": "et-1", "status": "active",
-                                        "intent": "order",
-                                        "code": {"coding": [{"system": LOCAL, "code": "embryo-transfer"}]},
-                                        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-                                        "occurrenceDateTime": "2026-12-03"}),
+        "transferRequests": _searchset(
+            {
+                "resourceType": "ServiceRequest",
+                "id": "et-1",
+                "status": "active",
+                "intent": "order",
+                "code": {"coding": [{"system": LOCAL, "code": "embryo-transfer"}]},
+                "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                "occurrenceDateTime": "2026-12-03",
+            }
+        ),
         "transferProcedures": _searchset(),
         "transferAppointments": _searchset(),
     }
@@ -94,20 +134,32 @@ def _prefetch() -> dict[str, Any]:
 
 def builtin_request(hook: str, *, with_token: bool = True) -> dict[str, Any]:
     """A complete, prefetched request for ``hook`` about the invented patient."""
-    context: dict[str, Any] = {"userId": "Practitioner/dr-hardening", "patientId": PATIENT_ID,
-                               "encounterId": "enc-hardening-1"}
+    context: dict[str, Any] = {
+        "userId": "Practitioner/dr-hardening",
+        "patientId": PATIENT_ID,
+        "encounterId": "enc-hardening-1",
+    }
     if hook in ("order-select", "order-sign"):
         context["draftOrders"] = {"resourceType": "Bundle", "entry": [{"resource": _tacrolimus_draft()}]}
     if hook == "order-select":
         context["selections"] = ["MedicationRequest/draft-tac-1"]
-    body: dict[str, Any] = {"hook": hook, "hookInstance": f"d1577c69-dfbe-44ad-ba6d-3e05e953b2{len(hook):02d}",
-                            "context": context, "prefetch": _prefetch()}
+    body: dict[str, Any] = {
+        "hook": hook,
+        "hookInstance": f"d1577c69-dfbe-44ad-ba6d-3e05e953b2{len(hook):02d}",
+        "context": context,
+        "prefetch": _prefetch(),
+    }
     if with_token:
         # fhirServer: a closed local port (discard); the prefetch is complete, so nothing should be fetched.
         body["fhirServer"] = "https://127.0.0.1:9/fhir"
-        body["fhirAuthorization"] = {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300,
-                                     "scope": "patient/*.read", "subject": "tacro-cds",
-                                     "patient": PATIENT_ID}
+        body["fhirAuthorization"] = {
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+            "patient": PATIENT_ID,
+        }
     return body
 
 
@@ -144,8 +196,10 @@ def all_requests() -> list[tuple[str, str, dict[str, Any]]]:
 def with_secrets(body: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``body`` carrying the access token (and fhirServer, which the token requires)."""
     out = copy.deepcopy(body)
-    auth = dict(out.get("fhirAuthorization") or {"token_type": "Bearer", "expires_in": 300,
-                                                   "scope": "patient/*.read", "subject": "tacro-cds"})
+    auth = dict(
+        out.get("fhirAuthorization")
+        or {"token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "tacro-cds"}
+    )
     auth["access_token"] = ACCESS_TOKEN
     out["fhirAuthorization"] = auth
     out.setdefault("fhirServer", "https://127.0.0.1:9/fhir")

@@ -11,8 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
 
 import requests
 
@@ -113,8 +113,14 @@ REQUEST_TIMEOUT_S = 60.0
 
 
 @contextlib.contextmanager
-def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | None = None,
-             start_timeout: float = START_TIMEOUT_S, app: str | None = None) -> Iterator[Server]:
+def gunicorn(
+    *,
+    workers: int = 2,
+    threads: int = 2,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = START_TIMEOUT_S,
+    app: str | None = None,
+) -> Iterator[Server]:
     """Start ``tacro-cds serve`` (AUTH_REQUIRED off unless ``env`` says otherwise); stop it on exit.
 
     Its files (log, SQLite database, data folder) live in a temporary folder removed on exit, also
@@ -124,18 +130,46 @@ def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | Non
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tacro-cds-gunicorn-", ignore_cleanup_errors=True) as folder:
         workdir = Path(folder)
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TACRO_CDS_AUTH_REQUIRED": "false",
-                    "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}",
-                    "TACRO_CDS_DATA_DIR": str(workdir / "data"),
-                    # Metrics files with the rest, removed with the folder even if gunicorn is killed.
-                    "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **(env or {})}
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TACRO_CDS_AUTH_REQUIRED": "false",
+            "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{workdir / 'feedback.sqlite'}",
+            "TACRO_CDS_DATA_DIR": str(workdir / "data"),
+            # Metrics files with the rest, removed with the folder even if gunicorn is killed.
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+            **(env or {}),
+        }
         log_path = workdir / "server.log"
         if app is None:
-            command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                       "--workers", str(workers), "--threads", str(threads)]
+            command = [
+                sys.executable,
+                "-m",
+                "service.cli.main",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+            ]
         else:
-            command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                       "--threads", str(threads), *SERVE_SETTINGS, app]
+            command = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                *SERVE_SETTINGS,
+                app,
+            ]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         server = Server(f"http://127.0.0.1:{port}", process, log_path)
@@ -146,8 +180,14 @@ def gunicorn(*, workers: int = 2, threads: int = 2, env: Mapping[str, str] | Non
             _stop(process)
 
 
-def wait_for_health(url: str, *, timeout: float = START_TIMEOUT_S, alive: Callable[[], bool] = lambda: True,
-                    ready: Callable[[], bool] = lambda: True, probe_timeout: float = PROBE_TIMEOUT_S) -> bool:
+def wait_for_health(
+    url: str,
+    *,
+    timeout: float = START_TIMEOUT_S,
+    alive: Callable[[], bool] = lambda: True,
+    ready: Callable[[], bool] = lambda: True,
+    probe_timeout: float = PROBE_TIMEOUT_S,
+) -> bool:
     """Poll ``url`` every POLL_S until it answers 200 and ``ready()`` holds: True; False once ``timeout``
     has passed or ``alive()`` says the server is gone. Any failure of a probe (refused, reset, a read
     timeout while the server is still booting on a busy machine) only means "not yet"."""
@@ -169,8 +209,9 @@ def _wait_until_up(server: Server, workers: int, timeout: float) -> None:
     def alive() -> bool:
         return server.process.poll() is None
 
-    if not wait_for_health(server.base_url + "/healthz", timeout=timeout, alive=alive,
-                           ready=lambda: len(server.workers) >= workers):
+    if not wait_for_health(
+        server.base_url + "/healthz", timeout=timeout, alive=alive, ready=lambda: len(server.workers) >= workers
+    ):
         if not alive():
             raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()[-3000:]}")
         raise RuntimeError(f"gunicorn did not come up within {timeout}s:\n{server.log()[-3000:]}")

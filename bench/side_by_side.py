@@ -47,9 +47,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -59,7 +60,7 @@ from bench.fhir_standin import FhirStandIn, replay_answers
 from bench.load import comparable
 from bench.server import ROOT, Server, gunicorn, rss_kib
 from cards.knowledge import load_knowledge
-from service.prefetch_templates import prefetch_templates, substitute, template_is_read
+from service.hooks.templates import prefetch_templates, substitute, template_is_read
 
 FLOOR_APP = "bench.floor:app"
 MODES = ("prefetched", "fallback", "memory", "profile")
@@ -83,10 +84,13 @@ def _median_figures(runs: list[wrk.WrkResult]) -> Figures:
     """Medians over the runs; a run that completed no request has no latency (NaN if none did)."""
     answered = [r for r in runs if r.requests]
     nan = float("nan")
-    return Figures(p50_ms=statistics.median(r.p50_ms for r in answered) if answered else nan,
-                   p99_ms=statistics.median(r.p99_ms for r in answered) if answered else nan,
-                   throughput=statistics.median(r.throughput for r in runs),
-                   requests=sum(r.requests for r in runs), failed=sum(r.failed for r in runs))
+    return Figures(
+        p50_ms=statistics.median(r.p50_ms for r in answered) if answered else nan,
+        p99_ms=statistics.median(r.p99_ms for r in answered) if answered else nan,
+        throughput=statistics.median(r.throughput for r in runs),
+        requests=sum(r.requests for r in runs),
+        failed=sum(r.failed for r in runs),
+    )
 
 
 def _ratio(service: float, floor: float) -> float:
@@ -111,8 +115,9 @@ def _check_answers(body: Body, floor: Server, service: Server) -> tuple[int, flo
     counts, seconds = {}, 0.0
     for name, server in (("floor", floor), ("service", service)):
         t0 = time.perf_counter()
-        response = requests.post(server.base_url + body.path, data=body.payload,
-                                 headers={"Content-Type": "application/json"}, timeout=120)
+        response = requests.post(
+            server.base_url + body.path, data=body.payload, headers={"Content-Type": "application/json"}, timeout=120
+        )
         seconds = max(seconds, time.perf_counter() - t0)
         if response.status_code != 200:
             raise RuntimeError(f"{name} answered {body.name} with {response.status_code}: {response.text[:500]}")
@@ -157,9 +162,15 @@ def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path, servi
             # A body whose single call is slow gets longer runs, so each still has some requests.
             seconds = max(args.seconds, args.min_requests * single)
 
-            def drive(side: str, seconds: float) -> wrk.WrkResult:
-                result = wrk.run(servers[side].base_url + body.path, path, connections=args.connections,
-                                 threads=args.wrk_threads, seconds=seconds, timeout_s=args.wrk_timeout)
+            def drive(side: str, seconds: float, body: Body = body, path: Path = path) -> wrk.WrkResult:
+                result = wrk.run(
+                    servers[side].base_url + body.path,
+                    path,
+                    connections=args.connections,
+                    threads=args.wrk_threads,
+                    seconds=seconds,
+                    timeout_s=args.wrk_timeout,
+                )
                 _settle(servers[side])
                 return result
 
@@ -169,29 +180,46 @@ def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path, servi
             if slowest_rate > 0:
                 seconds = max(seconds, args.min_requests / slowest_rate)
             if seconds > args.seconds:
-                print(f"  runs of {seconds:.0f} s for at least {args.min_requests} requests a side "
-                      f"(a single call took up to {single:.1f} s)")
+                print(
+                    f"  runs of {seconds:.0f} s for at least {args.min_requests} requests a side "
+                    f"(a single call took up to {single:.1f} s)"
+                )
             for round_no in range(args.rounds):
                 order = ("floor", "service") if round_no % 2 == 0 else ("service", "floor")
                 for side in order:
                     result = drive(side, seconds)
                     runs[side].append(result)
-                    print(f"  round {round_no + 1} {side:<8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms"
-                          f"  {result.throughput:8.1f} req/s  ({result.requests} requests"
-                          + (f", {result.failed} FAILED: {result.errors}" if result.failed else "") + ")")
+                    print(
+                        f"  round {round_no + 1} {side:<8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms"
+                        f"  {result.throughput:8.1f} req/s  ({result.requests} requests"
+                        + (f", {result.failed} FAILED: {result.errors}" if result.failed else "")
+                        + ")"
+                    )
             figures = {side: _median_figures(r) for side, r in runs.items()}
             f, s = figures["floor"], figures["service"]
-            ratio = {"p50": _ratio(s.p50_ms, f.p50_ms), "p99": _ratio(s.p99_ms, f.p99_ms),
-                     "throughput": _ratio(s.throughput, f.throughput)}
+            ratio = {
+                "p50": _ratio(s.p50_ms, f.p50_ms),
+                "p99": _ratio(s.p99_ms, f.p99_ms),
+                "throughput": _ratio(s.throughput, f.throughput),
+            }
             for side, fig in figures.items():
-                print(f"  {side:<8} p50 {fig.p50_ms:8.2f} ms  p99 {fig.p99_ms:8.2f} ms  {fig.throughput:8.1f} req/s"
-                      f"  (median of {args.rounds})")
-            print(f"ratio {body.name}: p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  "
-                  f"throughput {ratio['throughput']:.2f}x  (service/floor; goal p99 <= {GOAL_P99:g}x, "
-                  f"throughput >= {GOAL_THROUGHPUT:g}x; {cards} card(s))")
-            results[body.name] = {"body": body.describe(), "cards": cards, "ratio": ratio,
-                                  "floor": asdict(f), "service": asdict(s),
-                                  "rounds": {side: [asdict(r) for r in rs] for side, rs in runs.items()}}
+                print(
+                    f"  {side:<8} p50 {fig.p50_ms:8.2f} ms  p99 {fig.p99_ms:8.2f} ms  {fig.throughput:8.1f} req/s"
+                    f"  (median of {args.rounds})"
+                )
+            print(
+                f"ratio {body.name}: p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  "
+                f"throughput {ratio['throughput']:.2f}x  (service/floor; goal p99 <= {GOAL_P99:g}x, "
+                f"throughput >= {GOAL_THROUGHPUT:g}x; {cards} card(s))"
+            )
+            results[body.name] = {
+                "body": body.describe(),
+                "cards": cards,
+                "ratio": ratio,
+                "floor": asdict(f),
+                "service": asdict(s),
+                "rounds": {side: [asdict(r) for r in rs] for side, rs in runs.items()},
+            }
     if results:
         print("\n| body | p50 service/floor | p99 service/floor | throughput service/floor |")
         print("|---|---|---|---|")
@@ -205,8 +233,13 @@ def _fallback_body(body: dict[str, Any], url: str, token: str) -> dict[str, Any]
     out = copy.deepcopy(body)
     out.pop("prefetch", None)
     out["fhirServer"] = url
-    out["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer", "expires_in": 300,
-                                "scope": "patient/*.read", "subject": "tacro-cds"}
+    out["fhirAuthorization"] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "tacro-cds",
+    }
     return out
 
 
@@ -238,8 +271,10 @@ class FallbackSetup:
 
     def service_env(self) -> dict[str, str]:
         """What the service needs to fetch from the stand-in (plain http on loopback, allowlisted)."""
-        return {"TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
-                "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([self.standin.url])}
+        return {
+            "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
+            "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([self.standin.url]),
+        }
 
 
 @contextlib.contextmanager
@@ -284,25 +319,38 @@ def fallback(args: argparse.Namespace, service: Server, setup: FallbackSetup) ->
         median = statistics.median(latencies)
         processing = statistics.median(alone)
         reused = per_call[1][0] == 0
-        print(f"\nfallback {hook}: every one of {len(templates)} prefetch keys missing, stand-in delay "
-              f"{args.fhir_delay_ms:g} ms per query, {len(latencies)} calls on one client connection")
-        print(f"  latency p50 {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; slowest single "
-              f"query alone {slowest * 1000:.1f} ms; p50 - slowest = {(median - slowest) * 1000:+.1f} ms "
-              f"(goal about +20 ms)")
-        print(f"  the same call prefetched: p50 {processing * 1000:.1f} ms, so fetching added "
-              f"{(median - processing) * 1000:+.1f} ms to the call, {(median - processing - slowest) * 1000:+.1f} ms "
-              f"beyond the slowest query")
+        print(
+            f"\nfallback {hook}: every one of {len(templates)} prefetch keys missing, stand-in delay "
+            f"{args.fhir_delay_ms:g} ms per query, {len(latencies)} calls on one client connection"
+        )
+        print(
+            f"  latency p50 {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; slowest single "
+            f"query alone {slowest * 1000:.1f} ms; p50 - slowest = {(median - slowest) * 1000:+.1f} ms "
+            f"(goal about +20 ms)"
+        )
+        print(
+            f"  the same call prefetched: p50 {processing * 1000:.1f} ms, so fetching added "
+            f"{(median - processing) * 1000:+.1f} ms to the call, {(median - processing - slowest) * 1000:+.1f} ms "
+            f"beyond the slowest query"
+        )
         print(f"  cards equal to the prefetched body's: {'yes' if same_cards else 'NO'}")
-        print(f"  connections accepted by the stand-in: call 1: {per_call[0][0]} for {per_call[0][1]} "
-              f"queries, call 2: {per_call[1][0]} for {per_call[1][1]} queries -> "
-              f"connections reused across calls: {'yes' if reused else 'no'}")
-        results[hook] = {"latency_ms": [round(x * 1000, 2) for x in latencies],
-                         "p50_ms": median * 1000, "slowest_query_ms": slowest * 1000,
-                         "overhead_ms": (median - slowest) * 1000, "same_cards": same_cards,
-                         "prefetched_p50_ms": processing * 1000,
-                         "fetch_overhead_ms": (median - processing - slowest) * 1000,
-                         "connections_per_call": [c for c, _ in per_call],
-                         "queries_per_call": [q for _, q in per_call], "reused": reused}
+        print(
+            f"  connections accepted by the stand-in: call 1: {per_call[0][0]} for {per_call[0][1]} "
+            f"queries, call 2: {per_call[1][0]} for {per_call[1][1]} queries -> "
+            f"connections reused across calls: {'yes' if reused else 'no'}"
+        )
+        results[hook] = {
+            "latency_ms": [round(x * 1000, 2) for x in latencies],
+            "p50_ms": median * 1000,
+            "slowest_query_ms": slowest * 1000,
+            "overhead_ms": (median - slowest) * 1000,
+            "same_cards": same_cards,
+            "prefetched_p50_ms": processing * 1000,
+            "fetch_overhead_ms": (median - processing - slowest) * 1000,
+            "connections_per_call": [c for c, _ in per_call],
+            "queries_per_call": [q for _, q in per_call],
+            "reused": reused,
+        }
     return results
 
 
@@ -314,8 +362,14 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
     workers = service.workers
 
     def drive(seconds: float) -> wrk.WrkResult:
-        result = wrk.run(url, path, connections=args.connections, threads=args.wrk_threads, seconds=seconds,
-                         timeout_s=args.wrk_timeout)
+        result = wrk.run(
+            url,
+            path,
+            connections=args.connections,
+            threads=args.wrk_threads,
+            seconds=seconds,
+            timeout_s=args.wrk_timeout,
+        )
         if result.failed:
             raise RuntimeError(f"memory run: {result.failed} failed requests {result.errors}")
         _settle(service)
@@ -326,8 +380,14 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
         if warm.requests >= 2 * args.connections:
             break
         more = drive(args.warmup)
-        warm = wrk.WrkResult(warm.requests + more.requests, warm.seconds + more.seconds, more.p50_ms,
-                             more.p99_ms, max(warm.max_ms, more.max_ms), more.errors)
+        warm = wrk.WrkResult(
+            warm.requests + more.requests,
+            warm.seconds + more.seconds,
+            more.p50_ms,
+            more.p99_ms,
+            max(warm.max_ms, more.max_ms),
+            more.errors,
+        )
     per_checkpoint = args.memory_calls / args.memory_checkpoints
     rate = max(warm.throughput, 1.0)
     calls = 0
@@ -341,8 +401,11 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
         rate = max(result.throughput, 1.0)
         samples.append((calls, {pid: rss_kib(pid) for pid in workers}))
         # As it goes, so a long run that is stopped early still shows its course.
-        print(f"  {calls:>7} calls, {time.monotonic() - started:6.0f} s, {result.throughput:6.1f} calls/s: "
-              f"RSS KiB {samples[-1][1]}", flush=True)
+        print(
+            f"  {calls:>7} calls, {time.monotonic() - started:6.0f} s, {result.throughput:6.1f} calls/s: "
+            f"RSS KiB {samples[-1][1]}",
+            flush=True,
+        )
     if sorted(service.workers) != sorted(workers):
         raise RuntimeError(f"workers were replaced during the memory run: {workers} -> {service.workers}")
     print(f"\nmemory: {body.describe()}; {calls} calls after {warm.requests} warm-up calls")
@@ -350,10 +413,18 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
     for pid in workers:
         series = [s[pid] for _, s in samples]
         growth[pid] = series[-1] - series[0]
-        print(f"  worker {pid} RSS KiB: " + " -> ".join(f"{kib} ({n})" for (n, _), kib in zip(samples, series))
-              + f"; growth {growth[pid]:+d} KiB")
-    return {"body": body.describe(), "calls": calls, "warmup_calls": warm.requests,
-            "samples": [{"calls": n, "rss_kib": s} for n, s in samples], "growth_kib": growth}
+        print(
+            f"  worker {pid} RSS KiB: "
+            + " -> ".join(f"{kib} ({n})" for (n, _), kib in zip(samples, series, strict=False))
+            + f"; growth {growth[pid]:+d} KiB"
+        )
+    return {
+        "body": body.describe(),
+        "calls": calls,
+        "warmup_calls": warm.requests,
+        "samples": [{"calls": n, "rss_kib": s} for n, s in samples],
+        "growth_kib": growth,
+    }
 
 
 def _project_function(frame: Any) -> str | None:
@@ -389,8 +460,13 @@ def profile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     body = build_body(args.profile_body)
     with tempfile.TemporaryDirectory(prefix="tacro-cds-profile-") as tmp:
-        app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": f"sqlite:///{Path(tmp) / 'feedback.sqlite'}",
-                          "LOG_LEVEL": "WARNING"})
+        app = create_app(
+            {
+                "AUTH_REQUIRED": False,
+                "FEEDBACK_DB": f"sqlite:///{Path(tmp) / 'feedback.sqlite'}",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         client = app.test_client()
 
         def call() -> None:
@@ -417,49 +493,82 @@ def profile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     total = root.time if root is not None else 0.0
     top = sorted(_inclusive_times(root).items(), key=lambda kv: -kv[1]) if root is not None else []
     cpu = getattr(session, "cpu_time", None)
-    print(f"\nprofile: {body.describe()}; {args.profile_calls} calls in-process, "
-          f"{elapsed / args.profile_calls * 1000:.1f} ms per call under the profiler"
-          + (f" ({cpu / args.profile_calls * 1000:.1f} ms CPU; shares are of wall time)" if cpu else ""))
-    print(f"  call tree: {text_path.relative_to(ROOT) if text_path.is_relative_to(ROOT) else text_path}, "
-          f"{html_path.name} beside it")
+    print(
+        f"\nprofile: {body.describe()}; {args.profile_calls} calls in-process, "
+        f"{elapsed / args.profile_calls * 1000:.1f} ms per call under the profiler"
+        + (f" ({cpu / args.profile_calls * 1000:.1f} ms CPU; shares are of wall time)" if cpu else "")
+    )
+    print(
+        f"  call tree: {text_path.relative_to(ROOT) if text_path.is_relative_to(ROOT) else text_path}, "
+        f"{html_path.name} beside it"
+    )
     print("  project functions by inclusive share of the profiled time:")
-    for name, seconds in top[:args.profile_top]:
+    for name, seconds in top[: args.profile_top]:
         print(f"    {100 * seconds / total:5.1f} %  {seconds / args.profile_calls * 1000:7.2f} ms/call  {name}")
-    return {"body": body.describe(), "calls": args.profile_calls, "ms_per_call": elapsed / args.profile_calls * 1000,
-            "call_tree": str(text_path), "html": str(html_path),
-            "top": [{"function": n, "share": s / total, "ms_per_call": s / args.profile_calls * 1000}
-                    for n, s in top[:args.profile_top]]}
+    return {
+        "body": body.describe(),
+        "calls": args.profile_calls,
+        "ms_per_call": elapsed / args.profile_calls * 1000,
+        "call_tree": str(text_path),
+        "html": str(html_path),
+        "top": [
+            {"function": n, "share": s / total, "ms_per_call": s / args.profile_calls * 1000}
+            for n, s in top[: args.profile_top]
+        ],
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.side_by_side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.side_by_side", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", nargs="+", choices=MODES, default=["prefetched"], help="what to run")
-    parser.add_argument("--bodies", nargs="+", default=list(BODY_NAMES), metavar="NAME",
-                        help=f"prefetched mode's bodies (default all: {' '.join(BODY_NAMES)})")
+    parser.add_argument(
+        "--bodies",
+        nargs="+",
+        default=list(BODY_NAMES),
+        metavar="NAME",
+        help=f"prefetched mode's bodies (default all: {' '.join(BODY_NAMES)})",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk run per side, round and body (default 10)")
-    parser.add_argument("--min-requests", type=int, default=10,
-                        help="a body's runs last long enough for about this many requests a side, "
-                             "judged from a single call and the warm-up (default 10)")
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=10,
+        help="a body's runs last long enough for about this many requests a side, "
+        "judged from a single call and the warm-up (default 10)",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up run per side and body (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternations floor/service per body (default 3)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--wrk-timeout", type=float, default=30.0,
-                        help="seconds after which wrk counts a request as timed out (default 30)")
+    parser.add_argument(
+        "--wrk-timeout",
+        type=float,
+        default=30.0,
+        help="seconds after which wrk counts a request as timed out (default 30)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both apps (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
     parser.add_argument("--fhir-delay-ms", type=float, default=50.0, help="stand-in delay per query (default 50)")
     parser.add_argument("--fallback-calls", type=int, default=10, help="fallback calls per hook (default 10)")
-    parser.add_argument("--memory-calls", type=int, default=2000,
-                        help="calls of the memory run (default 2,000; the full run is 100,000)")
+    parser.add_argument(
+        "--memory-calls",
+        type=int,
+        default=2000,
+        help="calls of the memory run (default 2,000; the full run is 100,000)",
+    )
     parser.add_argument("--memory-checkpoints", type=int, default=5, help="RSS samples after warm-up (default 5)")
     parser.add_argument("--memory-body", default="order-select", help="body of the memory run")
     parser.add_argument("--profile-calls", type=int, default=50, help="profiled calls (default 50)")
     parser.add_argument("--profile-body", default="order-select", help="body of the profile")
     parser.add_argument("--profile-top", type=int, default=20, help="functions listed (default 20)")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench",
-                        help="folder of the JSON figures and the call tree (default build/bench)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "build" / "bench",
+        help="folder of the JSON figures and the call tree (default build/bench)",
+    )
     return parser
 
 
@@ -475,10 +584,16 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed: apt-get install wrk (Debian)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"load_before": os.getloadavg(), "settings": {
-        k: getattr(args, k) for k in ("workers", "threads", "connections", "wrk_threads", "seconds", "rounds")}}
-    print(f"side by side: gunicorn {args.workers} workers x {args.threads} threads for floor and service, "
-          f"wrk {args.connections} connections; {_load()}")
+    report: dict[str, Any] = {
+        "load_before": os.getloadavg(),
+        "settings": {
+            k: getattr(args, k) for k in ("workers", "threads", "connections", "wrk_threads", "seconds", "rounds")
+        },
+    }
+    print(
+        f"side by side: gunicorn {args.workers} workers x {args.threads} threads for floor and service, "
+        f"wrk {args.connections} connections; {_load()}"
+    )
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(_workdir())
         setup = stack.enter_context(fallback_setup(args)) if "fallback" in args.mode else None
@@ -486,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         if {"prefetched", "fallback", "memory"} & set(args.mode):
             # One service for every mode that needs one (allowed to fetch from the stand-in, which
             # a prefetched call never does).
-            service = stack.enter_context(gunicorn(workers=args.workers, threads=args.threads,
-                                                   env=setup.service_env() if setup else None))
+            service = stack.enter_context(
+                gunicorn(workers=args.workers, threads=args.threads, env=setup.service_env() if setup else None)
+            )
         if "prefetched" in args.mode:
             assert service is not None
             bodies = [build_body(name) for name in args.bodies]
@@ -503,8 +619,12 @@ def main(argv: list[str] | None = None) -> int:
     report["load_after"] = os.getloadavg()
     print(f"\ndone; {_load()}")
     (args.out / "side-by-side.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    failed = {f"{name} {side}": result[side]["failed"] for name, result in report.get("prefetched", {}).items()
-              for side in ("floor", "service") if result[side]["failed"]}
+    failed = {
+        f"{name} {side}": result[side]["failed"]
+        for name, result in report.get("prefetched", {}).items()
+        for side in ("floor", "service")
+        if result[side]["failed"]
+    }
     if failed:
         print(f"PROBLEM: requests failed (timeouts, errors or non-2xx answers), figures not comparable: {failed}")
         return 1

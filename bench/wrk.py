@@ -62,8 +62,7 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, body: Path, *, connections: int, threads: int, seconds: float,
-        timeout_s: float = 10.0) -> WrkResult:
+def run(url: str, body: Path, *, connections: int, threads: int, seconds: float, timeout_s: float = 10.0) -> WrkResult:
     """POST ``body`` to ``url`` for ``seconds`` (whole seconds, at least 1) on ``connections``
     kept-alive connections shared by ``threads`` wrk threads; a request unanswered after
     ``timeout_s`` counts as a timeout."""
@@ -72,15 +71,32 @@ def run(url: str, body: Path, *, connections: int, threads: int, seconds: float,
     with tempfile.TemporaryDirectory(prefix="tacro-cds-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(_SCRIPT, encoding="utf-8")
-        command = ["wrk", "--threads", str(threads), "--connections", str(connections),
-                   "--duration", f"{max(1, round(seconds))}s", "--timeout", f"{timeout_s:g}s",
-                   "--script", str(script), url, "--", str(body)]
+        command = [
+            "wrk",
+            "--threads",
+            str(threads),
+            "--connections",
+            str(connections),
+            "--duration",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            f"{timeout_s:g}s",
+            "--script",
+            str(script),
+            url,
+            "--",
+            str(body),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
     figures = json.loads(line.split(" ", 1)[1])
     return WrkResult(
-        requests=int(figures["requests"]), seconds=figures["duration_us"] / 1e6,
-        p50_ms=figures["p50_us"] / 1000, p99_ms=figures["p99_us"] / 1000, max_ms=figures["max_us"] / 1000,
-        errors={k: int(figures[k]) for k in ("connect", "read", "write", "status", "timeout") if figures[k]})
+        requests=int(figures["requests"]),
+        seconds=figures["duration_us"] / 1e6,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        max_ms=figures["max_us"] / 1000,
+        errors={k: int(figures[k]) for k in ("connect", "read", "write", "status", "timeout") if figures[k]},
+    )

@@ -4,11 +4,22 @@ whether she is pregnant now. Pure: facts and dates in, facts out."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-from typing import Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
-from .facts import (ACTIONABLE_STATUSES, CREATININE, PREGNANCY, PREGNANCY_OUTCOME, PREGNANCY_TEST,
-                    TH1_TH2_RATIO, ConditionFact, Measurement, PatientFacts, PregnancyStatus)
+from .facts import (
+    ACTIONABLE_STATUSES,
+    CREATININE,
+    PREGNANCY,
+    PREGNANCY_OUTCOME,
+    PREGNANCY_TEST,
+    TH1_TH2_RATIO,
+    ConditionFact,
+    Measurement,
+    PatientFacts,
+    PregnancyStatus,
+)
 
 BASELINE_FALLBACK_DAYS = 90
 
@@ -60,11 +71,15 @@ def hcg_result(value: float, comparator: str, cutoff: float) -> Literal["positiv
 
 
 def _newest_first(m: Measurement) -> tuple[bool, datetime]:
-    return (m.when is not None, m.when or datetime.min.replace(tzinfo=timezone.utc))
+    return (m.when is not None, m.when or datetime.min.replace(tzinfo=UTC))
 
 
-def derive_ratios(ratios: Sequence[Measurement], th1s: Sequence[Measurement], th2s: Sequence[Measurement],
-                  specimen_of: Mapping[str, str]) -> list[Measurement]:
+def derive_ratios(
+    ratios: Sequence[Measurement],
+    th1s: Sequence[Measurement],
+    th2s: Sequence[Measurement],
+    specimen_of: Mapping[str, str],
+) -> list[Measurement]:
     """Th1 % / Th2 % where no ratio was reported for that specimen or day.
 
     Derived per specimen/day, so a series stays complete when only some days carry a ratio. Pairs by
@@ -101,13 +116,20 @@ def derive_ratios(ratios: Sequence[Measurement], th1s: Sequence[Measurement], th
         assert th1.value is not None and th2.value is not None
         statuses = [th1.status, th2.status]
         status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
-        derived.append(Measurement(
-            concept=TH1_TH2_RATIO, source=f"{th1.source}+{th2.source}", code="derived",
-            status=status, when=max(w for w in (th1.when, th2.when) if w is not None),
-            value=th1.value / th2.value if th2.value else None, unit="{ratio}",
-            shown=f"{th1.value:g} % / {th2.value:g} %",
-            problem=None if th2.value else "Th2 % is 0: no ratio",
-            derived_from=(th1.source, th2.source)))
+        derived.append(
+            Measurement(
+                concept=TH1_TH2_RATIO,
+                source=f"{th1.source}+{th2.source}",
+                code="derived",
+                status=status,
+                when=max(w for w in (th1.when, th2.when) if w is not None),
+                value=th1.value / th2.value if th2.value else None,
+                unit="{ratio}",
+                shown=f"{th1.value:g} % / {th2.value:g} %",
+                problem=None if th2.value else "Th2 % is 0: no ratio",
+                derived_from=(th1.source, th2.source),
+            )
+        )
     return derived
 
 
@@ -143,9 +165,14 @@ def _test_text(m: Measurement) -> str:
     return f"{kind} {m.coded_value} on {m.when.date().isoformat()}"
 
 
-def pregnancy_status(conditions: Sequence[ConditionFact], tests: Sequence[Measurement],
-                     transfer_times: Sequence[datetime], today: date | None, *,
-                     negative_window_days: int = 60) -> PregnancyStatus:
+def pregnancy_status(
+    conditions: Sequence[ConditionFact],
+    tests: Sequence[Measurement],
+    transfer_times: Sequence[datetime],
+    today: date | None,
+    *,
+    negative_window_days: int = 60,
+) -> PregnancyStatus:
     """Whether she is pregnant now, from pregnancy Conditions, recorded outcomes, hCG tests and her
     embryo transfers (past and planned; only those up to today count).
 
@@ -157,11 +184,27 @@ def pregnancy_status(conditions: Sequence[ConditionFact], tests: Sequence[Measur
       positive test); a negative test tells only for ``negative_window_days``.
     Without ``today`` nothing is dated: the newest test decides.
     """
-    outcomes = [d for d in (_outcome_day(c) for c in conditions if c.concept == PREGNANCY_OUTCOME
-                            or (c.concept == PREGNANCY and c.abated is not None)) if d is not None]
-    results = sorted((m for m in tests if m.actionable and m.coded_value in ("positive", "negative")
-                      and m.when is not None and (today is None or m.when.date() <= today)),
-                     key=_newest_first, reverse=True)
+    outcomes = [
+        d
+        for d in (
+            _outcome_day(c)
+            for c in conditions
+            if c.concept == PREGNANCY_OUTCOME or (c.concept == PREGNANCY and c.abated is not None)
+        )
+        if d is not None
+    ]
+    results = sorted(
+        (
+            m
+            for m in tests
+            if m.actionable
+            and m.coded_value in ("positive", "negative")
+            and m.when is not None
+            and (today is None or m.when.date() <= today)
+        ),
+        key=_newest_first,
+        reverse=True,
+    )
     past = [w.date() for w in transfer_times if today is None or w.date() <= today]
     transfer_day = max(past) if past else None
 
@@ -172,8 +215,9 @@ def pregnancy_status(conditions: Sequence[ConditionFact], tests: Sequence[Measur
         later_outcome = [d for d in outcomes if d >= start and (today is None or d <= today)]
         if later_outcome:
             return f"an outcome was recorded on {max(later_outcome).isoformat()}"
-        negative = next((m for m in results if m.coded_value == "negative" and m.when is not None
-                         and m.when.date() > start), None)
+        negative = next(
+            (m for m in results if m.coded_value == "negative" and m.when is not None and m.when.date() > start), None
+        )
         if negative is not None:
             return f"{_test_text(negative)} followed"
         return None
@@ -186,26 +230,37 @@ def pregnancy_status(conditions: Sequence[ConditionFact], tests: Sequence[Measur
             continue
         if today is not None and start is not None and (today - start).days > MAX_GESTATION_DAYS:
             continue
-        ga = (today - transfer_day).days + GA_AT_TRANSFER_DAYS \
-            if today is not None and transfer_day is not None and (start is None or transfer_day <= start) \
+        ga = (
+            (today - transfer_day).days + GA_AT_TRANSFER_DAYS
+            if today is not None and transfer_day is not None and (start is None or transfer_day <= start)
             else None
-        return PregnancyStatus(True, f"Condition {c.code.split('|')[-1]} ({c.display})", c.source,
-                               c.onset or c.recorded, since=start, gestational_age_days=ga)
+        )
+        return PregnancyStatus(
+            True,
+            f"Condition {c.code.split('|')[-1]} ({c.display})",
+            c.source,
+            c.onset or c.recorded,
+            since=start,
+            gestational_age_days=ga,
+        )
 
-    current = [m for m in results if m.when is not None
-               and (transfer_day is None or m.when.date() > transfer_day)]
+    current = [m for m in results if m.when is not None and (transfer_day is None or m.when.date() > transfer_day)]
     if not current:
         if not results:
             return PregnancyStatus(None, "nothing on record")
         assert transfer_day is not None
-        return PregnancyStatus(None, f"no pregnancy test after the embryo transfer on "
-                                     f"{transfer_day.isoformat()} ({_test_text(results[0])} is older)")
+        return PregnancyStatus(
+            None,
+            f"no pregnancy test after the embryo transfer on "
+            f"{transfer_day.isoformat()} ({_test_text(results[0])} is older)",
+        )
     newest = current[0]
     assert newest.when is not None
     if newest.coded_value == "negative":
         if today is not None and (today - newest.when.date()).days > negative_window_days:
-            return PregnancyStatus(None, f"no current pregnancy test ({_test_text(newest)} is more than "
-                                         f"{negative_window_days} days old)")
+            return PregnancyStatus(
+                None, f"no current pregnancy test ({_test_text(newest)} is more than {negative_window_days} days old)"
+            )
         return PregnancyStatus(False, _test_text(newest), newest.source, newest.when)
     # Positive: from the first positive test of this run (no negative in between).
     first = newest

@@ -1,5 +1,5 @@
 """Daily-dose arithmetic on FHIR Dosage elements: how many mg a day an order gives, or why that cannot be
-told. Pure: JSON in, numbers (or a reason) out. ``service.extract`` calls it; ``cards.orders`` shares
+told. Pure: JSON in, numbers (or a reason) out. ``service.hooks.extract`` calls it; ``cards.orders`` shares
 its count units, so a dose read in capsules can also be rewritten in capsules.
 
 A dose the arithmetic cannot compute is reported unknown with the reason, never guessed.
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from fhir.resources.R4B.timing import TimingRepeat
 from pydantic import ValidationError
@@ -19,10 +20,31 @@ from .units import normalise_unit, to_canonical
 
 # Count units: a dose in these is a number of capsules/tablets, to be multiplied by the strength.
 # One definition for reading a dose (extraction) and writing one (suggested orders).
-COUNT_UNITS = frozenset({"{pill}", "{pills}", "{tbl}", "{tab}", "{tablet}", "{tablets}", "{capsule}",
-                         "{capsules}", "{cap}", "{caps}", "1",
-                         "pill", "pills", "tablet", "tablets", "tab", "tabs", "capsule", "capsules",
-                         "cap", "caps"})
+COUNT_UNITS = frozenset(
+    {
+        "{pill}",
+        "{pills}",
+        "{tbl}",
+        "{tab}",
+        "{tablet}",
+        "{tablets}",
+        "{capsule}",
+        "{capsules}",
+        "{cap}",
+        "{caps}",
+        "1",
+        "pill",
+        "pills",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "cap",
+        "caps",
+    }
+)
 
 # Longest course a duration may state: ten years. Anything longer is a data error, and adding it to a
 # date could overflow in the rules.
@@ -31,8 +53,20 @@ MAX_DURATION_DAYS = 3650
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
 # HL7 v3 GTSAbbreviation timing codes (Timing.code) whose doses per day are fixed by definition.
-TIMING_CODES_PER_DAY = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0, "AM": 1.0, "PM": 1.0,
-                        "QOD": 0.5, "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0, "Q24H": 1.0}
+TIMING_CODES_PER_DAY = {
+    "QD": 1.0,
+    "BID": 2.0,
+    "TID": 3.0,
+    "QID": 4.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "QOD": 0.5,
+    "Q4H": 6.0,
+    "Q6H": 4.0,
+    "Q8H": 3.0,
+    "Q12H": 2.0,
+    "Q24H": 1.0,
+}
 
 
 def is_count_unit(spelling: str | None) -> bool:
@@ -114,8 +148,9 @@ def _plain_repeat(repeat: Mapping[str, Any]) -> tuple[int | None, float | None, 
         return None
     for key, pattern in (("timeOfDay", _TIME), ("when", _WHEN)):
         values = repeat.get(key)
-        if values is not None and not (type(values) is list and all(
-                type(v) is str and pattern.fullmatch(v) for v in values)):
+        if values is not None and not (
+            type(values) is list and all(type(v) is str and pattern.fullmatch(v) for v in values)
+        ):
             return None
     return frequency, (float(period) if period is not None else None), unit
 
@@ -130,8 +165,7 @@ def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
         if ranged:
             # "1-2 times a day" or "every 8-12 hours": the lower end is not the dose taken.
             return None, f"timing gives a range ({', '.join(ranged)})"
-        relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when")
-                     if k in repeat}
+        relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when") if k in repeat}
         plain = _plain_repeat(relied_on)
         if plain is not None:
             frequency, period, unit = plain
@@ -167,15 +201,16 @@ def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
 
 
 def _dose_unit_meaning(spelling: str) -> str | None:
-    """"count", the UCUM mass code ("mg", "ug", "g"), or None for a spelling this service does not read."""
+    """ "count", the UCUM mass code ("mg", "ug", "g"), or None for a spelling this service does not read."""
     if is_count_unit(spelling):
         return "count"
     ucum = normalise_unit(spelling)
     return ucum if ucum in ("mg", "g", "ug") else None
 
 
-def one_dose_mg(dosage: Mapping[str, Any], strength: float | None, product_code: str | None
-                ) -> tuple[float | None, str | None]:
+def one_dose_mg(
+    dosage: Mapping[str, Any], strength: float | None, product_code: str | None
+) -> tuple[float | None, str | None]:
     """(mg in one dose, why unknown) of one Dosage."""
     entries = _dicts(dosage.get("doseAndRate"))
     quantity = next((e["doseQuantity"] for e in entries if isinstance(e.get("doseQuantity"), dict)), None)
@@ -215,8 +250,9 @@ def _bounds(dosage: Mapping[str, Any]) -> str:
     return repr(sorted(bounds.items())) if bounds else ""
 
 
-def daily_dose(dosages: Any, strength: float | None, product_code: str | None,
-               max_daily_mg: float | None = None) -> tuple[float | None, float | None, str | None]:
+def daily_dose(
+    dosages: Any, strength: float | None, product_code: str | None, max_daily_mg: float | None = None
+) -> tuple[float | None, float | None, str | None]:
     """(mg per day, doses per day, why unknown).
 
     Several dosageInstructions are summed (1 mg morning + 0.5 mg evening) only when every one is
@@ -232,8 +268,11 @@ def daily_dose(dosages: Any, strength: float | None, product_code: str | None,
     if len(sequences) > 1:
         return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
     if len({_bounds(d) for d in instructions}) > 1:
-        return None, None, ("dosage instructions cover different periods (a taper or a change), "
-                            "so they are not one daily dose")
+        return (
+            None,
+            None,
+            ("dosage instructions cover different periods (a taper or a change), so they are not one daily dose"),
+        )
     total = 0.0
     doses = 0.0
     for i, dosage in enumerate(instructions):
@@ -256,14 +295,21 @@ def daily_dose(dosages: Any, strength: float | None, product_code: str | None,
     if not math.isfinite(total) or not math.isfinite(doses):
         return None, None, "implausible dose (the total is not a finite number)"
     if max_daily_mg is not None and total > max_daily_mg:
-        return None, None, (f"implausible dose ({fmt(round(total, 6))} mg/day is above "
-                            f"{fmt(max_daily_mg)} mg/day; a data error, not used)")
+        return (
+            None,
+            None,
+            (
+                f"implausible dose ({fmt(round(total, 6))} mg/day is above "
+                f"{fmt(max_daily_mg)} mg/day; a data error, not used)"
+            ),
+        )
     return round(total, 6), round(doses, 6), None
 
 
 # Words of a sig that mean one dose only. Only explicit words count: "x 1 week" or "x1 month" is a course.
-SINGLE_DOSE_WORDS = re.compile(r"\b(single[- ]dose|one[- ]dose( only)?|once only|one[- ]time dose|stat)\b",
-                               re.IGNORECASE)
+SINGLE_DOSE_WORDS = re.compile(
+    r"\b(single[- ]dose|one[- ]dose( only)?|once only|one[- ]time dose|stat)\b", re.IGNORECASE
+)
 
 
 def _iso_day(value: Any) -> date | None:
@@ -320,8 +366,11 @@ def is_single_dose(resource: Mapping[str, Any]) -> bool:
 
 # Event-timing codes (FHIR EventTiming) and sig words for an evening or night dose.
 EVENING_WHEN = frozenset({"PCV", "ACV", "CV", "HS", "EVE", "EVE.early", "EVE.late", "NIGHT", "PHS"})
-EVENING_WORDS = re.compile(r"\b(after dinner|with dinner|before dinner|evening|at night|nightly|bedtime|"
-                           r"at bed ?time)\b", re.IGNORECASE)
+EVENING_WORDS = re.compile(
+    r"\b(after dinner|with dinner|before dinner|evening|at night|nightly|bedtime|"
+    r"at bed ?time)\b",
+    re.IGNORECASE,
+)
 
 
 def evening_dose(resource: Mapping[str, Any]) -> bool:

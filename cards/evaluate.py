@@ -7,9 +7,10 @@ made and why; every other rule still runs, so one missing key never silences a c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .facts import PatientFacts
 from .model import SEVERITY, Card
@@ -50,18 +51,24 @@ class RuleSpec:
 
 # One function per concern, each returning at most one card per concern (card `kind`).
 RULES: tuple[RuleSpec, ...] = (
-    RuleSpec(evaluate_eligibility, "candidate selection",
-             frozenset({IMMUNOLOGY, CONDITIONS, *TRANSFERS, *ORDERS})),
+    RuleSpec(evaluate_eligibility, "candidate selection", frozenset({IMMUNOLOGY, CONDITIONS, *TRANSFERS, *ORDERS})),
     RuleSpec(evaluate_dose, "dose", frozenset({IMMUNOLOGY, *ORDERS})),
     RuleSpec(evaluate_timing, "timing around the embryo transfer", frozenset({*TRANSFERS, *ORDERS})),
     RuleSpec(evaluate_baseline_labs, "baseline labs", frozenset({CHEMISTRY, CBC, *ORDERS})),
     RuleSpec(evaluate_trough, "tacrolimus levels", frozenset({LEVELS, *ORDERS})),
-    RuleSpec(evaluate_safety, "kidney, potassium, glucose, blood pressure and liver monitoring",
-             frozenset({CHEMISTRY, VITALS, CBC, PREGNANCY_TESTS})),
-    RuleSpec(evaluate_interactions, "drug interactions",
-             frozenset({MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, CHEMISTRY})),
-    RuleSpec(evaluate_care, "administration and care",
-             frozenset({CONDITIONS, MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, PREGNANCY_TESTS})),
+    RuleSpec(
+        evaluate_safety,
+        "kidney, potassium, glucose, blood pressure and liver monitoring",
+        frozenset({CHEMISTRY, VITALS, CBC, PREGNANCY_TESTS}),
+    ),
+    RuleSpec(
+        evaluate_interactions, "drug interactions", frozenset({MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, CHEMISTRY})
+    ),
+    RuleSpec(
+        evaluate_care,
+        "administration and care",
+        frozenset({CONDITIONS, MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, PREGNANCY_TESTS}),
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""The rules' input: small frozen dataclasses extracted from FHIR by ``service.extract``.
+"""The rules' input: small frozen dataclasses extracted from FHIR by ``service.hooks.extract``.
 
 Every fact keeps where it came from (``source``, e.g. ``Observation/abc``) and, when it cannot be
 acted on, why (``problem``), so a card can say what is missing instead of guessing.
@@ -6,9 +6,10 @@ acted on, why (``problem``), so a card can say what is missing instead of guessi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
@@ -76,8 +77,11 @@ class Measurement:
     @property
     def actionable(self) -> bool:
         """True when the value may be compared with a threshold."""
-        return self.is_final and self.problem is None and self.when is not None and (
-            self.value is not None or self.coded_value is not None
+        return (
+            self.is_final
+            and self.problem is None
+            and self.when is not None
+            and (self.value is not None or self.coded_value is not None)
         )
 
     @property

@@ -19,10 +19,11 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -73,7 +74,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present:
 
 def _read_yaml(text: str, origin: str) -> Any:
     try:
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{origin}: not valid YAML: {exc}") from None
 
@@ -87,8 +88,10 @@ def shipped_tables() -> dict[str, Any]:
 def _shipped() -> dict[str, Any]:
     # The packaged files do not change while the process runs: parse them once.
     folder = _package_dir()
-    return {name: _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"), f"cards/knowledge/{name}.yaml")
-            for name in default_names()}
+    return {
+        name: _read_yaml((folder / f"{name}.yaml").read_text(encoding="utf-8"), f"cards/knowledge/{name}.yaml")
+        for name in default_names()
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -98,7 +101,7 @@ def _shipped() -> dict[str, Any]:
 def list_key(path: Sequence[str], items: Sequence[Any]) -> tuple[str, ...] | None:
     """The identity fields of the list at ``path`` (table name first), or None: replaced whole."""
     for pattern, key in KEYED_LISTS:
-        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path)):
+        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path, strict=False)):
             return key
     for key in (("id",), ("system", "code"), ("system", "prefix")):
         if items and all(isinstance(i, Mapping) and all(k in i for k in key) for i in items):
@@ -107,7 +110,7 @@ def list_key(path: Sequence[str], items: Sequence[Any]) -> tuple[str, ...] | Non
 
 
 def identity(item: Any, key: tuple[str, ...]) -> str | None:
-    """"fluconazole", "http://loinc.org|2160-0": an entry's identity, or None when it has none."""
+    """ "fluconazole", "http://loinc.org|2160-0": an entry's identity, or None when it has none."""
     if not isinstance(item, Mapping) or any(k not in item for k in key):
         return None
     return "|".join(str(item[k]) for k in key)
@@ -134,8 +137,11 @@ def _merge(base: Any, override: Any, path: tuple[str, ...], ctx: _Merge) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
-            merged[key] = _merge(base[key], value, path + (str(key),), ctx) if key in base \
+            merged[key] = (
+                _merge(base[key], value, path + (str(key),), ctx)
+                if key in base
                 else _strip_markers(copy.deepcopy(value))
+            )
         _recite(base, override, merged, path, ctx)
         return merged
     if isinstance(base, list) and isinstance(override, list):
@@ -145,8 +151,9 @@ def _merge(base: Any, override: Any, path: tuple[str, ...], ctx: _Merge) -> Any:
     return _strip_markers(copy.deepcopy(override))
 
 
-def _merge_keyed(base: list[Any], override: list[Any], key: tuple[str, ...], path: tuple[str, ...],
-                 ctx: _Merge) -> list[Any]:
+def _merge_keyed(
+    base: list[Any], override: list[Any], key: tuple[str, ...], path: tuple[str, ...], ctx: _Merge
+) -> list[Any]:
     where = ".".join(path)
     merged = list(base)
     index = {identity(item, key): i for i, item in enumerate(base)}
@@ -156,12 +163,14 @@ def _merge_keyed(base: list[Any], override: list[Any], key: tuple[str, ...], pat
         if ident is None:
             raise KnowledgeError(
                 f"site file {ctx.site_name}: {where}[{n}] has no {' + '.join(key)}: entries of this list are "
-                f"merged one by one by {' + '.join(key)} (to add, override or remove one)")
+                f"merged one by one by {' + '.join(key)} (to add, override or remove one)"
+            )
         at = index.get(ident)
         if item.get(REMOVE) is True:
             if at is None:
-                raise KnowledgeError(f"site file {ctx.site_name}: {where}{_label(key, ident)}: `remove` names "
-                                     "no shipped entry")
+                raise KnowledgeError(
+                    f"site file {ctx.site_name}: {where}{_label(key, ident)}: `remove` names no shipped entry"
+                )
             _guard_critical(base[at], None, item, f"{where}{_label(key, ident)}", ctx)
             removed.add(at)
             continue
@@ -183,8 +192,9 @@ def _strip_markers(value: Any) -> Any:
     return value
 
 
-def _guard_critical(before: Mapping[str, Any], after: Mapping[str, Any] | None, site_item: Mapping[str, Any],
-                    where: str, ctx: _Merge) -> None:
+def _guard_critical(
+    before: Mapping[str, Any], after: Mapping[str, Any] | None, site_item: Mapping[str, Any], where: str, ctx: _Merge
+) -> None:
     """A critical entry is never dropped, downgraded or narrowed by a site without an explanation."""
     if before.get("severity") != "critical":
         return
@@ -201,20 +211,24 @@ def _guard_critical(before: Mapping[str, Any], after: Mapping[str, Any] | None, 
     if not (isinstance(reason, str) and reason.strip()):
         raise KnowledgeError(
             f"site file {ctx.site_name}: {where}: the site {change}. Refused: a critical interaction is only "
-            f"dropped or weakened when the site says why, with `{ACKNOWLEDGE}: \"<reason>\"` on that entry")
+            f'dropped or weakened when the site says why, with `{ACKNOWLEDGE}: "<reason>"` on that entry'
+        )
     ctx.acknowledged.append(f"{where}: the site {change}, because: {reason.strip()}")
 
 
-def _recite(base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[str, Any],
-            path: tuple[str, ...], ctx: _Merge) -> None:
+def _recite(
+    base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[str, Any], path: tuple[str, ...], ctx: _Merge
+) -> None:
     """An entry whose value the site sets cites the site file, unless the site gave its own source."""
     if not (isinstance(base.get("source"), str) or isinstance(base.get("sources"), list)):
         return
     if "source" in override or "sources" in override:
         return
-    changed = [k for k, v in override.items()
-               if k not in DESCRIPTIVE and k not in SITE_MARKERS and not isinstance(base.get(k), dict)
-               and base.get(k) != v]
+    changed = [
+        k
+        for k, v in override.items()
+        if k not in DESCRIPTIVE and k not in SITE_MARKERS and not isinstance(base.get(k), dict) and base.get(k) != v
+    ]
     if not changed:
         return
     where = ".".join(path)
@@ -229,8 +243,10 @@ def _recite(base: Mapping[str, Any], override: Mapping[str, Any], merged: dict[s
 
 
 def _site_source(site_name: str) -> dict[str, str]:
-    return {"label": f"Site configuration ({site_name})",
-            "citation": f"Set by the site file {site_name}; not from a publication"}
+    return {
+        "label": f"Site configuration ({site_name})",
+        "citation": f"Set by the site file {site_name}; not from a publication",
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -269,8 +285,9 @@ def load_knowledge(site_config: str | Path | None = None, products_table: str | 
     return load_knowledge_report(site_config, products_table).tables
 
 
-def load_knowledge_report(site_config: str | Path | None = None,
-                          products_table: str | Path | None = None) -> LoadedKnowledge:
+def load_knowledge_report(
+    site_config: str | Path | None = None, products_table: str | Path | None = None
+) -> LoadedKnowledge:
     """As ``load_knowledge``, with the differences from the shipped knowledge and the warnings."""
     shipped = shipped_tables()
     tables = copy.deepcopy(shipped)
@@ -285,8 +302,13 @@ def load_knowledge_report(site_config: str | Path | None = None,
     problems = source_problems(tables.get("protocol") or {})
     if problems:
         raise KnowledgeError("; ".join(problems))
-    return LoadedKnowledge(tables=tables, changes=changes, warnings=tuple(knowledge_warnings(tables)),
-                           products_imported=imported, critical_overrides=tuple(ctx.acknowledged))
+    return LoadedKnowledge(
+        tables=tables,
+        changes=changes,
+        warnings=tuple(knowledge_warnings(tables)),
+        products_imported=imported,
+        critical_overrides=tuple(ctx.acknowledged),
+    )
 
 
 def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, Any]:
@@ -306,8 +328,12 @@ def _apply_site(tables: dict[str, Any], path: Path, ctx: _Merge) -> dict[str, An
         tables[name] = _merge(tables[name], override, (name,), ctx)
     protocol = tables.get("protocol")
     cites_site = any(where.startswith("protocol.") for where in ctx.cited)
-    if cites_site and isinstance(protocol, dict) and isinstance(protocol.get("sources"), dict) \
-            and SITE_SOURCE_ID not in protocol["sources"]:
+    if (
+        cites_site
+        and isinstance(protocol, dict)
+        and isinstance(protocol.get("sources"), dict)
+        and SITE_SOURCE_ID not in protocol["sources"]
+    ):
         protocol["sources"] = {**protocol["sources"], SITE_SOURCE_ID: _site_source(path.name)}
     return tables
 
@@ -344,16 +370,25 @@ def _drug_references(tables: Mapping[str, Any]) -> list[tuple[str, str, list[str
         refs.append(("interactions", f"{where}/drugs", list(entry.get("drugs") or [])))
         refs.append(("interactions", f"{where}/drug_display", list(entry.get("drug_display") or {})))
         if "prefer_instead" in entry:
-            refs.append(("interactions", f"{where}/prefer_instead/ingredient",
-                         [entry["prefer_instead"]["ingredient"]]))
+            refs.append(("interactions", f"{where}/prefer_instead/ingredient", [entry["prefer_instead"]["ingredient"]]))
     care = tables.get("care") or {}
     for i, card in enumerate(care.get("cards") or []):
-        refs.append(("care", f"cards/{i} (id {card.get('id')})/when/unless_taking",
-                     list((card.get("when") or {}).get("unless_taking") or [])))
+        refs.append(
+            (
+                "care",
+                f"cards/{i} (id {card.get('id')})/when/unless_taking",
+                list((card.get("when") or {}).get("unless_taking") or []),
+            )
+        )
     codes = tables.get("codes") or {}
     for i, product in enumerate(codes.get("products") or []):
-        refs.append(("codes", f"products/{i} (rxnorm {product.get('rxnorm')})/ingredients",
-                     list(product.get("ingredients") or [])))
+        refs.append(
+            (
+                "codes",
+                f"products/{i} (rxnorm {product.get('rxnorm')})/ingredients",
+                list(product.get("ingredients") or []),
+            )
+        )
     for i, entry in enumerate(codes.get("release_names") or []):
         refs.append(("codes", f"release_names/{i}/ingredient", [entry["ingredient"]]))
     for i, entry in enumerate((codes.get("vaccines") or {}).get("codes") or []):
@@ -373,7 +408,8 @@ def check_drug_keys(tables: Mapping[str, Any], site_config: str | Path | None = 
             origin = f"{name} (with site file {site_config})" if site_config else f"cards/knowledge/{name}.yaml"
             raise KnowledgeError(
                 f"{origin}: entry {entry}: drug key(s) {', '.join(unknown)} not defined in codes.yaml `drugs`"
-                " (add them there with their names, or use a key it defines)")
+                " (add them there with their names, or use a key it defines)"
+            )
 
 
 def source_problems(protocol: Mapping[str, Any]) -> list[str]:
@@ -409,7 +445,7 @@ def _validate(name: str, table: Any, site_config: str | Path | None) -> None:
         raise KnowledgeError(f"{origin}: entry {entry}: {err.message}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str) -> Draft202012Validator | None:
     schema_file = _package_dir() / f"{name}.schema.json"
     if not schema_file.is_file():
@@ -418,7 +454,7 @@ def _validator(name: str) -> Draft202012Validator | None:
 
 
 def _entry_path(name: str, table: Any, parts: list[Any]) -> str:
-    """"products/12 (rxnorm 1)/release": a schema error's path, naming keyed entries by identity."""
+    """ "products/12 (rxnorm 1)/release": a schema error's path, naming keyed entries by identity."""
     shown: list[str] = []
     node = table
     names: list[str] = [name]
@@ -456,11 +492,13 @@ def knowledge_warnings(tables: Mapping[str, Any]) -> list[str]:
     if cutoff > first:
         warnings.append(
             f"The Th1/Th2 cut-off ({cutoff:g}) is above the start of the first dose band ({first:g}): ratios from "
-            f"{first:g} to below {cutoff:g} have a band dose but are not eligible. Align the cut-off and the bands.")
+            f"{first:g} to below {cutoff:g} have a band dose but are not eligible. Align the cut-off and the bands."
+        )
     elif cutoff < first:
         warnings.append(
             f"The Th1/Th2 cut-off ({cutoff:g}) is below the start of the first dose band ({first:g}): an eligible "
-            f"ratio from {cutoff:g} to below {first:g} has no band dose. Align the cut-off and the bands.")
+            f"ratio from {cutoff:g} to below {first:g} has no band dose. Align the cut-off and the bands."
+        )
     return warnings
 
 
@@ -489,7 +527,7 @@ def _site_defaults(node: Any, path: str) -> Iterator[str]:
 
 
 def unconfirmed_entries(tables: Mapping[str, Any]) -> tuple[str, ...]:
-    """"protocol: dose.bands", ...: every entry still marked ``site_default: true``, table by table."""
+    """ "protocol: dose.bands", ...: every entry still marked ``site_default: true``, table by table."""
     found: list[str] = []
     for name in sorted(tables):
         found += [f"{name}: {path}" for path in _site_defaults(tables[name], "")]

@@ -1,10 +1,11 @@
-"""What the rules return: cards as plain data. ``service.render`` turns them into CDS Hooks JSON
+"""What the rules return: cards as plain data. ``service.hooks.render`` turns them into CDS Hooks JSON
 and gives every card and suggestion its uuid."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Indicator = Literal["info", "warning", "critical"]
 SEVERITY: Mapping[str, int] = {"critical": 0, "warning": 1, "info": 2}

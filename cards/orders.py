@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from .dosage import COUNT_UNITS
 from .facts import MedicationFact
 from .model import Action
 from .rules.vocab import EPSILON
@@ -16,18 +18,19 @@ from .rules.vocab import EPSILON
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
-from .dosage import COUNT_UNITS
 
 
-def lab_order(patient_id: str, code: str, display: str, reason: str, *,
-              system: str = LOINC, priority: str | None = None) -> dict[str, Any]:
+def lab_order(
+    patient_id: str, code: str, display: str, reason: str, *, system: str = LOINC, priority: str | None = None
+) -> dict[str, Any]:
     """A draft ServiceRequest for one lab test (LOINC unless ``system`` says otherwise)."""
     order: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
-                                  "display": "Laboratory procedure"}]}],
+        "category": [
+            {"coding": [{"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}]}
+        ],
         "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
         "subject": {"reference": f"Patient/{patient_id}"},
         "reasonCode": [{"text": reason}],
@@ -37,18 +40,31 @@ def lab_order(patient_id: str, code: str, display: str, reason: str, *,
     return order
 
 
-def procedure_order(patient_id: str, system: str, code: str, display: str, reason: str, *,
-                    priority: str | None = None) -> dict[str, Any]:
+def procedure_order(
+    patient_id: str, system: str, code: str, display: str, reason: str, *, priority: str | None = None
+) -> dict[str, Any]:
     """A draft ServiceRequest for a diagnostic procedure (e.g. an ECG)."""
     order = lab_order(patient_id, code, display, reason, system=system, priority=priority)
-    order["category"] = [{"coding": [{"system": "http://snomed.info/sct", "code": "103693007",
-                                      "display": "Diagnostic procedure"}]}]
+    order["category"] = [
+        {"coding": [{"system": "http://snomed.info/sct", "code": "103693007", "display": "Diagnostic procedure"}]}
+    ]
     return order
 
 
 # MedicationRequest elements that FHIR R4 defines as arrays; real clients send some as single objects.
-_ARRAY_ELEMENTS = ("identifier", "category", "dosageInstruction", "reasonCode", "reasonReference", "note",
-                   "basedOn", "insurance", "supportingInformation", "detectedIssue", "eventHistory")
+_ARRAY_ELEMENTS = (
+    "identifier",
+    "category",
+    "dosageInstruction",
+    "reasonCode",
+    "reasonReference",
+    "note",
+    "basedOn",
+    "insurance",
+    "supportingInformation",
+    "detectedIssue",
+    "eventHistory",
+)
 _DOSAGE_ARRAY_ELEMENTS = ("doseAndRate", "additionalInstruction")
 
 
@@ -98,7 +114,7 @@ def per_dose_step_below(daily_mg: float, doses_per_day: float) -> float:
 
 
 def sig_text(per_dose_mg: float, doses_per_day: float, count: int | None = None) -> str:
-    """"1.5 mg by mouth twice daily (3 mg/day)": the dose in words, to replace an order's old text."""
+    """ "1.5 mg by mouth twice daily (3 mg/day)": the dose in words, to replace an order's old text."""
     n = int(round(doses_per_day))
     times = _TIMES.get(n, f"{fmt(doses_per_day)} times daily")
     amount = f"{fmt(per_dose_mg)} mg"
@@ -163,8 +179,7 @@ def dose_change(med: MedicationFact, daily_mg: float, description: str) -> Actio
     new = {k: v for k, v in resource.items() if k not in {"id", "meta", "authoredOn", "identifier"}}
     new["status"] = "draft"
     new["priorPrescription"] = {"reference": med.source}
-    return Action(type="create", description=f"{description} (new order replacing the active one)",
-                  resource=new)
+    return Action(type="create", description=f"{description} (new order replacing the active one)", resource=new)
 
 
 def replacement(create: Action, delete_id: str, description: str) -> tuple[Action, Action]:

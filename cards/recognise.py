@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from confusable_homoglyphs import confusables
 
@@ -67,7 +68,7 @@ class Recognised:
 
     @property
     def dose_form(self) -> str | None:
-        """"Oral Capsule", "Vaginal Cream": the product's RxNorm dose form, when the product says it."""
+        """ "Oral Capsule", "Vaginal Cream": the product's RxNorm dose form, when the product says it."""
         form = self.product.get("dose_form") if self.product else None
         return str(form) if form else None
 
@@ -94,7 +95,7 @@ class DrugRecogniser:
     release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
 
     @classmethod
-    def from_codes(cls, codes: Mapping[str, Any]) -> "DrugRecogniser":
+    def from_codes(cls, codes: Mapping[str, Any]) -> DrugRecogniser:
         """Build the lookups from the ``codes`` knowledge table."""
         rec = cls()
         for key, drug in (codes.get("drugs") or {}).items():
@@ -119,8 +120,13 @@ class DrugRecogniser:
             keys = tuple(dict.fromkeys(self.ingredient_codes[c] for c in ingredient_hits))
             return Recognised(keys, "rxnorm-ingredient", "RxNorm " + ", ".join(ingredient_hits), product, product_code)
         if product is not None:
-            return Recognised(tuple(str(i) for i in product.get("ingredients") or []), "rxnorm-product",
-                              f"RxNorm {product_code}", product, product_code)
+            return Recognised(
+                tuple(str(i) for i in product.get("ingredients") or []),
+                "rxnorm-product",
+                f"RxNorm {product_code}",
+                product,
+                product_code,
+            )
         named, words = self.names_in(texts)
         if named:
             return Recognised(tuple(named), "text", "text: " + ", ".join(words))
@@ -136,7 +142,7 @@ class DrugRecogniser:
                     continue  # the pattern needs the name as a substring: skip the regex
                 for m in pattern.finditer(norm):
                     hits.append((i, m.start(), m.end(), key, name))
-        hits.sort(key=lambda h: (h[2] - h[1]), reverse=True)
+        hits.sort(key=lambda h: h[2] - h[1], reverse=True)
         taken: list[tuple[int, int, int]] = []
         keys: list[str] = []
         words: list[str] = []
@@ -174,6 +180,8 @@ class DrugRecogniser:
                 continue
             keys, words = self.names_in([latin])
             if keys:
-                return (f"the medication name reads as {', '.join(words)} but is written with look-alike letters "
-                        "of another alphabet: not recognised, check the order")
+                return (
+                    f"the medication name reads as {', '.join(words)} but is written with look-alike letters "
+                    "of another alphabet: not recognised, check the order"
+                )
         return None

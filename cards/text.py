@@ -56,7 +56,7 @@ def plain(text: object, max_length: int = RECORD_TEXT_MAX) -> str:
 
 
 def fmt_unit(unit: str | None) -> str:
-    """"umol/L" → "µmol/L", "{ratio}" → "", "mm[Hg]" → "mmHg"."""
+    """ "umol/L" → "µmol/L", "{ratio}" → "", "mm[Hg]" → "mmHg"."""
     if not unit:
         return ""
     if unit in _UNIT_DISPLAY:
@@ -101,7 +101,7 @@ def reported(m: Measurement) -> str:
 
 
 def fmt_measure(m: Measurement) -> str:
-    """"106 µmol/L on 2026-11-20": the value as reported, with its date (never a resource id)."""
+    """ "106 µmol/L on 2026-11-20": the value as reported, with its date (never a resource id)."""
     return f"{reported(m)} on {fmt_date(m.when)}"
 
 

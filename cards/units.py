@@ -9,8 +9,8 @@ not compared with a threshold (docs/data-profile.md, "Observations"; docs/clinic
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # Canonical UCUM unit per concept key of cards.facts (codes.yaml repeats them for reviewers; a test
 # keeps the two in step).
@@ -158,8 +158,7 @@ def canonical_unit(concept: str) -> str | None:
     return CANONICAL.get(concept)
 
 
-def to_canonical(concept: str, value: float | None, unit_code: str | None,
-                 unit_text: str | None) -> Converted:
+def to_canonical(concept: str, value: float | None, unit_code: str | None, unit_text: str | None) -> Converted:
     """Convert a value to the concept's canonical unit (UCUM code first, then the unit text)."""
     target = CANONICAL.get(concept)
     table = _CONVERSIONS.get(concept)

@@ -14,7 +14,7 @@ Layout of ``fhir_fixtures/<scenario>/``:
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -45,4 +45,4 @@ def load_request(scenario: str, hook: str, root: Path = FIXTURES_DIR) -> dict[st
 def scenario_clock(scenario: str, root: Path = FIXTURES_DIR) -> datetime:
     """The moment a scenario is set in: its ``asOf`` day at 09:00 UTC."""
     as_of = date.fromisoformat(read_json(root / scenario / "scenario.json")["asOf"])
-    return datetime.combine(as_of, time(9, 0), tzinfo=timezone.utc)
+    return datetime.combine(as_of, time(9, 0), tzinfo=UTC)

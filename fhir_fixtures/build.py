@@ -17,8 +17,9 @@ import argparse
 import json
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import FIXTURES_DIR, HOOKS, scenario_dirs
 from .matcher import search, substitute
@@ -45,12 +46,17 @@ def bundle_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
 
 
-def build_request(scenario: str, hook: str, context: Mapping[str, Any], templates: Mapping[str, str],
-                  resources: list[dict[str, Any]]) -> dict[str, Any]:
+def build_request(
+    scenario: str, hook: str, context: Mapping[str, Any], templates: Mapping[str, str], resources: list[dict[str, Any]]
+) -> dict[str, Any]:
     """One complete CDS Hooks request (no fhirServer: the prefetch holds everything)."""
     prefetch = {key: search(substitute(query, context), resources) for key, query in templates.items()}
-    return {"hook": hook, "hookInstance": str(uuid.uuid5(NAMESPACE, f"{scenario}/{hook}")),
-            "context": dict(context), "prefetch": prefetch}
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid5(NAMESPACE, f"{scenario}/{hook}")),
+        "context": dict(context),
+        "prefetch": prefetch,
+    }
 
 
 def planned_files(root: Path = FIXTURES_DIR) -> dict[Path, str]:
@@ -75,8 +81,9 @@ def planned_files(root: Path = FIXTURES_DIR) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fhir_fixtures.build", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fhir_fixtures.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is stale")
     args = parser.parse_args(argv)
     files = planned_files()

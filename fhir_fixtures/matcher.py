@@ -10,13 +10,18 @@ answered wrongly in silence.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
-_USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": "PractitionerRole",
-                "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
 
 
 class UnsupportedQuery(ValueError):
@@ -25,10 +30,11 @@ class UnsupportedQuery(ValueError):
 
 def substitute(template: str, context: Mapping[str, Any]) -> str:
     """Replace the CDS Hooks 2.0 prefetch tokens with values from the hook context."""
+
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name.startswith("context."):
-            field = context.get(name[len("context."):])
+            field = context.get(name[len("context.") :])
             if isinstance(field, (str, int, float)) and not isinstance(field, bool):
                 return str(field)
             raise UnsupportedQuery(f"token {{{{{name}}}}} has no primitive value in the context")
@@ -36,8 +42,9 @@ def substitute(template: str, context: Mapping[str, Any]) -> str:
             user = str(context.get("userId") or "")
             prefix = _USER_TOKENS[name] + "/"
             if user.startswith(prefix):
-                return user[len(prefix):]
+                return user[len(prefix) :]
         raise UnsupportedQuery(f"token {{{{{name}}}}} cannot be resolved")
+
     return _TOKEN.sub(value, template)
 
 
@@ -75,8 +82,11 @@ def _token_match(values: list[tuple[str | None, str | None]], query: str) -> boo
     for wanted in query.split(","):
         system, bar, code = wanted.partition("|")
         for have_system, have_code in values:
-            if bar and (system == "" and have_system is None or have_system == system) and (
-                    code == "" or have_code == code):
+            if (
+                bar
+                and (system == "" and have_system is None or have_system == system)
+                and (code == "" or have_code == code)
+            ):
                 return True
             if not bar and have_code == wanted:
                 return True
@@ -91,7 +101,7 @@ def _instant(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _DATED = ("Observation", "Appointment")
@@ -101,8 +111,11 @@ def _date(resource: Mapping[str, Any]) -> datetime | None:
     """The value of the ``date`` search parameter (start of a period, as servers index it)."""
     rtype = resource["resourceType"]
     if rtype == "Observation":
-        return _instant(resource.get("effectiveDateTime") or resource.get("effectiveInstant")
-                        or (resource.get("effectivePeriod") or {}).get("start"))
+        return _instant(
+            resource.get("effectiveDateTime")
+            or resource.get("effectiveInstant")
+            or (resource.get("effectivePeriod") or {}).get("start")
+        )
     if rtype == "Appointment":
         return _instant(resource.get("start"))
     raise UnsupportedQuery(f"_sort=date on {rtype}")
@@ -143,8 +156,11 @@ def search(query: str, resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]
             raise UnsupportedQuery(f"_sort={sort} on {rtype}")
         dated = [(r, _date(r)) for r in found]
         # Undated resources last, as the server sorts them; ties keep their stored order.
-        present = sorted((p for p in dated if p[1] is not None), key=lambda p: p[1],  # type: ignore[arg-type,return-value]
-                         reverse=sort.startswith("-"))
+        present = sorted(
+            (p for p in dated if p[1] is not None),
+            key=lambda p: p[1],  # type: ignore[arg-type,return-value]
+            reverse=sort.startswith("-"),
+        )
         found = [r for r, _ in present] + [r for r, d in dated if d is None]
     total = len(found)
     if count is not None:

@@ -9,47 +9,51 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
 
 from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
-
-from . import metrics
-from .auth import CallerVerifier
-from .config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
-from .errors import register_error_handler
-from .logs import configure_logging
-from .openapi import description_text
-from .prefetch import PrefetchResolver
-from .prefetch_templates import prefetch_templates
-from .runtime import Runtime, runtime
-from .services import build_registry
-from .smart_app import init_smart_app
-from .store import FeedbackQuota, Retention, Store
-from .validation import compile_validators
-from .views import bp
+from service.api.auth import CallerVerifier
+from service.api.errors import register_error_handler
+from service.api.openapi import description_text
+from service.api.views import bp
+from service.app_runtime import runtime
+from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
+from service.hooks.prefetch import PrefetchResolver
+from service.hooks.registry import build_registry
+from service.hooks.templates import prefetch_templates
+from service.hooks.validation import compile_validators
+from service.ops import metrics
+from service.ops.logs import configure_logging
+from service.runtime import Runtime
+from service.smart_app import init_smart_app
+from service.storage.store import FeedbackQuota, Retention, Store
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("tacro_cds.access")
 
-# /metrics checks its own token (service.metrics.scrape_allowed), not a CDS client's JWT.
+# /metrics checks its own token (service.ops.metrics.scrape_allowed), not a CDS client's JWT.
 UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi", "cds.metrics_exposition"}
 # Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
 # a CDS client's JWT.
 SELF_AUTHENTICATED = {"smart_app"}
 
 
-def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
-               store: Store | None = None,
-               verifier: CallerVerifier | None = None,
-               resolver: PrefetchResolver | None = None,
-               clock: Callable[[], datetime] | None = None,
-               uuid_factory: Callable[[], str] | None = None) -> Flask:
+def create_app(
+    settings: Settings | Mapping[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    verifier: CallerVerifier | None = None,
+    resolver: PrefetchResolver | None = None,
+    clock: Callable[[], datetime] | None = None,
+    uuid_factory: Callable[[], str] | None = None,
+) -> Flask:
     """Build the app from ``settings``: a ``Settings``, or a mapping of setting names to values
     merged over the TACRO_CDS_* environment (None: the environment alone). The collaborators are
     built from the settings unless given: the feedback and replay ``store``, the caller JWT
@@ -69,13 +73,16 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     loaded = load_knowledge_report(settings.site_config, settings.rxnorm_products)
     _report_knowledge(loaded)
     knowledge = loaded.tables
-    clock = clock or (lambda: datetime.now(timezone.utc))
+    clock = clock or (lambda: datetime.now(UTC))
     store = store or Store(
-        db_url, clock=clock,
-        retention=Retention(issued_cards_days=settings.issued_cards_retention_days,
-                            feedback_days=settings.feedback_retention_days),
+        db_url,
+        clock=clock,
+        retention=Retention(
+            issued_cards_days=settings.issued_cards_retention_days, feedback_days=settings.feedback_retention_days
+        ),
         quota=FeedbackQuota(per_minute=settings.feedback_rate_per_minute, total=settings.feedback_quota),
-        auto_upgrade=settings.db_auto_upgrade)
+        auto_upgrade=settings.db_auto_upgrade,
+    )
     if verifier is None:
         try:
             verifier = CallerVerifier(settings, store, clock=clock)
@@ -94,8 +101,13 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
 
     if settings.auth_required:
         _warn_about_open_defaults(settings)
-    CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type"],
-         methods=["GET", "POST", "OPTIONS"], max_age=600)
+    CORS(
+        app,
+        origins=settings.cors_origins,
+        allow_headers=["Authorization", "Content-Type"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+    )
     register_error_handler(app)
     app.register_blueprint(bp)
     init_smart_app(app, settings)
@@ -115,21 +127,31 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
     dose = dose_confirmation(loaded.tables.get("protocol") or {})
     if not dose.confirmed:
         log.warning("knowledge: dose card unconfirmed until the site confirms %s", " and ".join(dose.pending))
-    log.info("knowledge: %d site change(s), %d imported product(s), unconfirmed: %s", len(loaded.changes),
-             loaded.products_imported, "; ".join(unconfirmed_entries(loaded.tables)) or "none")
+    log.info(
+        "knowledge: %d site change(s), %d imported product(s), unconfirmed: %s",
+        len(loaded.changes),
+        loaded.products_imported,
+        "; ".join(unconfirmed_entries(loaded.tables)) or "none",
+    )
 
 
 def _warn_about_open_defaults(settings: Settings) -> None:
     """Say at start-up what a production deployment should pin down."""
     if not settings.trusted_issuers:
-        log.warning("TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on: every call will be refused "
-                    "with 401; set TACRO_CDS_TRUSTED_ISSUERS to the CDS clients' issuers and keys")
+        log.warning(
+            "TRUSTED_ISSUERS is empty while AUTH_REQUIRED is on: every call will be refused "
+            "with 401; set TACRO_CDS_TRUSTED_ISSUERS to the CDS clients' issuers and keys"
+        )
     if not settings.external_base_url:
-        log.warning("EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
-                    "from the request's Host header; set it to the public base URL in production")
+        log.warning(
+            "EXTERNAL_BASE_URL is not set: the JWT audience is checked against the URL built "
+            "from the request's Host header; set it to the public base URL in production"
+        )
     if not settings.fhir_server_allowlist:
-        log.warning("FHIR_SERVER_ALLOWLIST is empty: any public https fhirServer may be called (internal "
-                    "addresses are refused); list the EHRs' FHIR base URLs in production")
+        log.warning(
+            "FHIR_SERVER_ALLOWLIST is empty: any public https fhirServer may be called (internal "
+            "addresses are refused); list the EHRs' FHIR base URLs in production"
+        )
 
 
 def _start() -> None:

@@ -10,15 +10,16 @@ import difflib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Mapping, Union
+from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .fhir_policy import HttpPolicy, http_policy
+from service.fhir.policy import HttpPolicy, http_policy
 
 ENV_PREFIX = "TACRO_CDS_"
 APP_FOLDER = "tacro-cds"
@@ -63,7 +64,7 @@ class _Environment(PydanticBaseSettingsSource):
 # A list of base URLs for every caller, or a mapping per issuer: validated as the shape it has, so
 # that an error is about that shape only.
 _EitherShape = Annotated[
-    Union[Annotated[list[str], Tag("list")], Annotated[dict[str, list[str]], Tag("mapping")]],
+    Annotated[list[str], Tag("list")] | Annotated[dict[str, list[str]], Tag("mapping")],
     Discriminator(lambda value: "mapping" if isinstance(value, dict) else "list"),
 ]
 _SHAPE_TAGS = frozenset({"list", "mapping"})
@@ -84,144 +85,215 @@ class Settings(BaseSettings):
 
     # Caller authentication (CDS Hooks 2.0 "Trusting CDS Clients").
     auth_required: bool = Field(
-        True, description="require a signed JWT from a trusted CDS client on discovery, services and feedback")
+        True, description="require a signed JWT from a trusted CDS client on discovery, services and feedback"
+    )
     trusted_issuers: dict[str, Any] = Field(
         default_factory=dict,
         description='issuer → `{"jwks": <JWK Set>}` and/or `{"jwks_url": ...}`, optional `"jku_allowlist": [...]`, '
-                    '`"tenant": ...`; how a key is chosen: "Key selection" under the security model')
+        '`"tenant": ...`; how a key is chosen: "Key selection" under the security model',
+    )
     external_base_url: str | None = Field(
-        None, description="public base URL behind a proxy (e.g. `https://cds.example.org`); the JWT `aud` is "
-                          "checked against it instead of the URL built from the request's Host header")
+        None,
+        description="public base URL behind a proxy (e.g. `https://cds.example.org`); the JWT `aud` is "
+        "checked against it instead of the URL built from the request's Host header",
+    )
     jwt_leeway_s: float = Field(60.0, ge=0, description="clock leeway for `exp`, `iat`, `nbf`, in seconds")
     jwks_timeout_s: float = Field(5.0, gt=0, description="timeout of a JWK Set fetch, in seconds")
     jwks_min_refresh_s: float = Field(
-        60.0, ge=0, description="minimum interval between two fetches of one JWK Set URL (an unknown `kid` "
-                                "refetches, forged ones must not make a fetch loop), in seconds")
+        60.0,
+        ge=0,
+        description="minimum interval between two fetches of one JWK Set URL (an unknown `kid` "
+        "refetches, forged ones must not make a fetch loop), in seconds",
+    )
     jwks_cache_ttl_s: float = Field(3600.0, gt=0, description="how long a fetched JWK Set is used, in seconds")
     # Storage.
     data_dir: Path | None = Field(
-        None, description="the service's own folder (created 0700): the SQLite database when `FEEDBACK_DB` is "
-                          "unset, the generated `SECRET_KEY`, the SMART app's sessions",
-        json_schema_extra={SHOWN: "`$XDG_DATA_HOME/tacro-cds`, else `~/.local/share/tacro-cds`"})
+        None,
+        description="the service's own folder (created 0700): the SQLite database when `FEEDBACK_DB` is "
+        "unset, the generated `SECRET_KEY`, the SMART app's sessions",
+        json_schema_extra={SHOWN: "`$XDG_DATA_HOME/tacro-cds`, else `~/.local/share/tacro-cds`"},
+    )
     feedback_db: str | None = Field(
-        None, description="SQLAlchemy URL for feedback, issued cards and the JWT replay cache (PostgreSQL for "
-                          "several replicas)", json_schema_extra={SHOWN: "SQLite in `DATA_DIR`"})
+        None,
+        description="SQLAlchemy URL for feedback, issued cards and the JWT replay cache (PostgreSQL for "
+        "several replicas)",
+        json_schema_extra={SHOWN: "SQLite in `DATA_DIR`"},
+    )
     db_auto_upgrade: bool = Field(
-        True, description="apply the database's pending migrations at start-up (one process at a time); off: "
-                          "start-up refuses a database that is behind, `tacro-cds db upgrade` brings it up to date")
+        True,
+        description="apply the database's pending migrations at start-up (one process at a time); off: "
+        "start-up refuses a database that is behind, `tacro-cds db upgrade` brings it up to date",
+    )
     feedback_rate_per_minute: int = Field(
-        600, ge=1, description="feedback entries per caller (JWT `iss`) per rolling minute; beyond: 429")
+        600, ge=1, description="feedback entries per caller (JWT `iss`) per rolling minute; beyond: 429"
+    )
     feedback_quota: int = Field(100_000, ge=1, description="feedback entries kept per caller in all; beyond: 429")
     issued_cards_retention_days: float = Field(
-        30.0, gt=0, description="how long issued cards are kept (feedback on an older card is refused), in days")
+        30.0, gt=0, description="how long issued cards are kept (feedback on an older card is refused), in days"
+    )
     feedback_retention_days: float = Field(
-        365.0, gt=0, description="how long feedback entries are kept, in days (expired JWT ids are purged as "
-                                 "they expire)")
+        365.0,
+        gt=0,
+        description="how long feedback entries are kept, in days (expired JWT ids are purged as they expire)",
+    )
     cors_origins: list[str] = Field(
-        default_factory=list,
-        description='browser origins allowed (the sandbox: `["https://sandbox.cds-hooks.org"]`)')
+        default_factory=list, description='browser origins allowed (the sandbox: `["https://sandbox.cds-hooks.org"]`)'
+    )
     # FHIR fallback.
     fhir_timeout_s: float = Field(5.0, gt=0, description="timeout of one FHIR call, in seconds")
-    fhir_total_budget_s: float = Field(
-        10.0, gt=0, description="all FHIR fetches of one hook call together, in seconds")
-    fhir_max_pages: int = Field(5, ge=1, description="pages read of one FHIR search (a prefetched first page "
-                                                     "counts)")
+    fhir_total_budget_s: float = Field(10.0, gt=0, description="all FHIR fetches of one hook call together, in seconds")
+    fhir_max_pages: int = Field(5, ge=1, description="pages read of one FHIR search (a prefetched first page counts)")
     fhir_max_entries: int = Field(1000, ge=1, description="entries read of one FHIR search")
     fhir_max_response_bytes: int = Field(
-        20 * MIB, ge=1, description="bytes of one FHIR response body (20 MiB); larger answers are refused")
+        20 * MIB, ge=1, description="bytes of one FHIR response body (20 MiB); larger answers are refused"
+    )
     fhir_max_parallel: int = Field(16, ge=1, description="concurrent FHIR calls of one hook call")
     fhir_max_call_bytes: int = Field(
-        32 * MIB, ge=1, description="all FHIR answers of one hook call together (keys, pages, Medication reads; "
-                                    "32 MiB); beyond: 412 `fhir-too-large`")
+        32 * MIB,
+        ge=1,
+        description="all FHIR answers of one hook call together (keys, pages, Medication reads; "
+        "32 MiB); beyond: 412 `fhir-too-large`",
+    )
     fhir_pooled_servers: int = Field(
-        32, ge=1, description="FHIR servers per worker whose connections are kept alive between hook calls "
-                              "(least recently used dropped beyond), each with at most `FHIR_MAX_PARALLEL` idle "
-                              "connections; a request whose kept-alive connection the server closed is sent once "
-                              "more on a new one, within the call's deadline")
+        32,
+        ge=1,
+        description="FHIR servers per worker whose connections are kept alive between hook calls "
+        "(least recently used dropped beyond), each with at most `FHIR_MAX_PARALLEL` idle "
+        "connections; a request whose kept-alive connection the server closed is sent once "
+        "more on a new one, within the call's deadline",
+    )
     fhir_fallback_max_concurrent: int = Field(
-        4, ge=1, description="hook calls per worker process fetching from FHIR at once (`serve` sets half its "
-                             "`--threads`, all of them below 4, unless set); beyond: 503 with `Retry-After`")
+        4,
+        ge=1,
+        description="hook calls per worker process fetching from FHIR at once (`serve` sets half its "
+        "`--threads`, all of them below 4, unless set); beyond: 503 with `Retry-After`",
+    )
     fhir_fallback_max_per_issuer: int = Field(
-        2, ge=1, description="hook calls per caller (JWT `iss`) and worker fetching from FHIR at once; beyond: "
-                             "503 with `Retry-After`")
+        2,
+        ge=1,
+        description="hook calls per caller (JWT `iss`) and worker fetching from FHIR at once; beyond: "
+        "503 with `Retry-After`",
+    )
     prefetch_optional_keys: list[str] = Field(
         default_factory=lambda: ["patient"],
         description="prefetch keys whose fetch may fail without failing the call (the rules handle an "
-                    "unknown sex and age)")
+        "unknown sex and age)",
+    )
     allow_http_fhir: HttpPolicy = Field(
-        "never", description="plain-http FHIR servers: `false`/`never`, `true`/`any`, or `loopback` (only "
-                             "127.0.0.1, localhost, [::1]; what `--dev` sets)")
+        "never",
+        description="plain-http FHIR servers: `false`/`never`, `true`/`any`, or `loopback` (only "
+        "127.0.0.1, localhost, [::1]; what `--dev` sets)",
+    )
     fhir_server_allowlist: _EitherShape = Field(
         default_factory=list,
         description='base URLs the service may fetch from, for every caller, or `{"*": [...], "<issuer>": '
-                    '[...]}` per trusted issuer; empty: any https server')
+        "[...]}` per trusted issuer; empty: any https server",
+    )
     # Request limits.
     max_request_bytes: int = Field(5 * MIB, ge=1, description="request body size (5 MiB); larger bodies get 413")
     max_json_depth: int = Field(64, ge=1, description="nesting depth of a request body; deeper: 400")
     max_draft_orders: int = Field(200, ge=1, description="`draftOrders` entries and `selections`; more: 400")
     max_prefetch_entries: int = Field(5000, ge=1, description="resources in all prefetch values; more: 400")
-    max_prefetch_keys: int = Field(100, ge=1, description="prefetch keys of a request (the services declare "
-                                                          "about twenty); more: 400")
+    max_prefetch_keys: int = Field(
+        100, ge=1, description="prefetch keys of a request (the services declare about twenty); more: 400"
+    )
     # Clinical knowledge.
     site_config: Path | None = Field(None, description="path of the site file overriding `cards/knowledge`")
     rxnorm_products: Path | None = Field(
-        None, description="product table written by `tacro-cds rxnorm import` (added to the shipped products)")
+        None, description="product table written by `tacro-cds rxnorm import` (added to the shipped products)"
+    )
     # The SMART app.
     smart_app_url: str | None = Field(
-        None, description="a separately hosted SMART app linked from every card (else the built-in one)")
+        None, description="a separately hosted SMART app linked from every card (else the built-in one)"
+    )
     smart_app_enabled: bool = Field(
-        True, description="serve the built-in SMART app under `/smart/` and link cards to it")
+        True, description="serve the built-in SMART app under `/smart/` and link cards to it"
+    )
     smart_client_id: str = Field("tacro-cds", min_length=1, description="the app's client id at the EHR")
     smart_client_secret: SecretStr | None = Field(
-        None, description="confidential client: the secret (`client_secret_basic`)")
+        None, description="confidential client: the secret (`client_secret_basic`)"
+    )
     smart_client_private_key_file: Path | None = Field(
-        None, description="confidential asymmetric client (`private_key_jwt`): its PEM private key file")
+        None, description="confidential asymmetric client (`private_key_jwt`): its PEM private key file"
+    )
     smart_client_key_id: str | None = Field(None, description="the `kid` of that private key")
     smart_client_key_alg: str = Field("RS384", min_length=1, description="the algorithm of that private key")
     smart_standalone_iss: str | None = Field(
-        None, description="FHIR base for a standalone launch (no `iss`); none: standalone launch refused")
+        None, description="FHIR base for a standalone launch (no `iss`); none: standalone launch refused"
+    )
     smart_frame_ancestors: list[str] = Field(
         default_factory=lambda: ["'self'"],
-        description="CSP `frame-ancestors` of the app's pages, for EHRs that embed apps")
+        description="CSP `frame-ancestors` of the app's pages, for EHRs that embed apps",
+    )
     smart_cookie_secure: bool = Field(
-        True, description="`Secure` on the app's session cookie (`serve --dev` sets false)")
+        True, description="`Secure` on the app's session cookie (`serve --dev` sets false)"
+    )
     smart_session_lifetime_s: int = Field(8 * 3600, gt=0, description="app session lifetime (8 h), in seconds")
     smart_session_dir: Path | None = Field(
-        None, description="the app sessions' server-side store, a folder shared by the workers",
-        json_schema_extra={SHOWN: "`DATA_DIR/smart-sessions`"})
+        None,
+        description="the app sessions' server-side store, a folder shared by the workers",
+        json_schema_extra={SHOWN: "`DATA_DIR/smart-sessions`"},
+    )
     secret_key: SecretStr | None = Field(
-        None, description="signs the app's session cookie and CSRF tokens; set one shared value for several "
-                          "hosts", json_schema_extra={SHOWN: "generated into `DATA_DIR/secret_key`"})
+        None,
+        description="signs the app's session cookie and CSRF tokens; set one shared value for several hosts",
+        json_schema_extra={SHOWN: "generated into `DATA_DIR/secret_key`"},
+    )
     smart_http_timeout_s: float = Field(10.0, gt=0, description="discovery and token calls to the EHR, in seconds")
-    log_level: str = Field("INFO", description="level of the JSON logs on stderr (`DEBUG`, `INFO`, `WARNING`, "
-                                               "`ERROR`, `CRITICAL`)")
+    log_level: str = Field(
+        "INFO", description="level of the JSON logs on stderr (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`)"
+    )
     # GET /metrics (Prometheus). The counting itself always runs.
     metrics_token: SecretStr | None = Field(
-        None, description="`/metrics` is served to a scraper sending `Authorization: Bearer <METRICS_TOKEN>`; "
-                          "with neither this nor `METRICS_OPEN`, `/metrics` answers 404")
+        None,
+        description="`/metrics` is served to a scraper sending `Authorization: Bearer <METRICS_TOKEN>`; "
+        "with neither this nor `METRICS_OPEN`, `/metrics` answers 404",
+    )
     metrics_open: bool = Field(
-        False, description="serve `/metrics` without a token (a bind nobody else reaches; `serve --dev` sets it)")
+        False, description="serve `/metrics` without a token (a bind nobody else reaches; `serve --dev` sets it)"
+    )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
-                                   init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The mapping given to create_app, then the environment; no .env file or secrets folder.
         environ = _ENVIRON.get()
         return init_settings, _Environment(settings_cls, os.environ if environ is None else environ)
 
-    @field_validator("external_base_url", "data_dir", "feedback_db", "site_config", "rxnorm_products",
-                     "smart_app_url", "smart_client_secret", "smart_client_private_key_file", "smart_client_key_id",
-                     "smart_standalone_iss", "smart_session_dir", "secret_key", "metrics_token", mode="before")
+    @field_validator(
+        "external_base_url",
+        "data_dir",
+        "feedback_db",
+        "site_config",
+        "rxnorm_products",
+        "smart_app_url",
+        "smart_client_secret",
+        "smart_client_private_key_file",
+        "smart_client_key_id",
+        "smart_standalone_iss",
+        "smart_session_dir",
+        "secret_key",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("trusted_issuers", "cors_origins", "prefetch_optional_keys", "fhir_server_allowlist",
-                     "smart_frame_ancestors", mode="before")
+    @field_validator(
+        "trusted_issuers",
+        "cors_origins",
+        "prefetch_optional_keys",
+        "fhir_server_allowlist",
+        "smart_frame_ancestors",
+        mode="before",
+    )
     @classmethod
     def _json(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -281,13 +353,29 @@ SETTING_NAMES: tuple[str, ...] = tuple(name.upper() for name in Settings.model_f
 # TACRO_CDS_* variables that are not settings of the service: read by the command-line tools
 # (``fixtures load``, ``dev-ehr``), the test suite and the CI scripts. Any other TACRO_CDS_* name is
 # a misspelt setting and stops start-up.
-TOOL_VARIABLES = frozenset({"FIXTURES_DIR", "FHIR_TOKEN", "CI_WORK", "PG_STATE", "PG_PORT", "FHIR_WAIT_S",
-                            "LOAD_REQUESTS", "FUZZ_EXAMPLES", "CHROMIUM"})
+TOOL_VARIABLES = frozenset(
+    {
+        "FIXTURES_DIR",
+        "FHIR_TOKEN",
+        "CI_WORK",
+        "PG_STATE",
+        "PG_PORT",
+        "FHIR_WAIT_S",
+        "LOAD_REQUESTS",
+        "FUZZ_EXAMPLES",
+        "CHROMIUM",
+    }
+)
 TOOL_PREFIXES = ("TEST_",)
 
 # What create_app took as configuration keys before they became its keyword arguments.
-_COLLABORATORS = {"CLOCK": "clock", "STORE": "store", "VERIFIER": "verifier", "PREFETCH_RESOLVER": "resolver",
-                  "UUID_FACTORY": "uuid_factory"}
+_COLLABORATORS = {
+    "CLOCK": "clock",
+    "STORE": "store",
+    "VERIFIER": "verifier",
+    "PREFETCH_RESOLVER": "resolver",
+    "UUID_FACTORY": "uuid_factory",
+}
 
 
 def _closest(name: str) -> str | None:
@@ -301,7 +389,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
             continue
-        key = name[len(ENV_PREFIX):]
+        key = name[len(ENV_PREFIX) :]
         if key in SETTING_NAMES or key in TOOL_VARIABLES or key.startswith(TOOL_PREFIXES):
             continue
         close = _closest(key)
@@ -349,8 +437,10 @@ def _said(error: Mapping[str, Any]) -> str:
     loc = error["loc"]
     name = f"{ENV_PREFIX}{str(loc[0]).upper()}"
     within = "".join(f"[{part!r}]" for i, part in enumerate(loc[1:]) if not (i == 0 and part in _SHAPE_TAGS))
-    ctx = {key: f"{value:g}" if isinstance(value, (int, float)) else value
-           for key, value in (error.get("ctx") or {}).items()}
+    ctx = {
+        key: f"{value:g}" if isinstance(value, (int, float)) else value
+        for key, value in (error.get("ctx") or {}).items()
+    }
     if isinstance(ctx.get("error"), _NotJson):
         return f"{name}{within} {ctx['error']}"
     if error["type"] == "value_error":
@@ -364,8 +454,7 @@ def _said(error: Mapping[str, Any]) -> str:
     return f"{name}{within}: {text}"
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """The settings: defaults, then TACRO_CDS_* variables of ``environ`` (default: the process's),
     then ``overrides`` (keys are setting names, e.g. ``{"AUTH_REQUIRED": False}``). An unknown
     variable or key, or a value that does not fit its setting, raises ConfigError naming the
@@ -425,7 +514,7 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
 def data_directory(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
     """The service's folder (DATA_DIR or the default), created private to this user; a folder that
     cannot be made stops start-up with a message naming the setting."""
-    from .store import private_directory
+    from service.storage.store import private_directory
 
     chosen = settings.data_dir
     folder = Path(chosen).expanduser() if chosen else default_data_dir(environ)
@@ -436,8 +525,10 @@ def data_directory(settings: Settings, environ: Mapping[str, str] | None = None)
             pass  # writable by this user (the folder may exist, made by someone else)
     except OSError as exc:
         origin = f"{ENV_PREFIX}DATA_DIR={chosen}" if chosen else f"the default {folder}"
-        raise ConfigError(f"cannot use {origin} as the service's data folder ({exc.strerror or exc}); set "
-                          f"{ENV_PREFIX}DATA_DIR to a folder this user ({_user()}) may write") from None
+        raise ConfigError(
+            f"cannot use {origin} as the service's data folder ({exc.strerror or exc}); set "
+            f"{ENV_PREFIX}DATA_DIR to a folder this user ({_user()}) may write"
+        ) from None
     return folder
 
 
@@ -452,6 +543,7 @@ def database_url(settings: Settings, folder: Path | None = None) -> str:
 def _user() -> str:
     try:
         import pwd
+
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
         return f"uid {os.getuid()}"

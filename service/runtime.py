@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from flask import current_app
-
-from .config import Settings
-from .prefetch import PrefetchResolver
-from .services import ServiceRegistry
+from service.config import Settings
+from service.hooks.prefetch import PrefetchResolver
+from service.hooks.registry import ServiceRegistry
 
 
 @dataclass
@@ -19,12 +18,7 @@ class Runtime:
     knowledge: Mapping[str, Any]
     registry: ServiceRegistry
     resolver: PrefetchResolver
-    verifier: Any  # service.auth.CallerVerifier
-    store: Any  # service.store.Store
+    verifier: Any  # service.api.auth.CallerVerifier
+    store: Any  # service.storage.store.Store
     clock: Callable[[], datetime]
     new_uuid: Callable[[], str]
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["tacro_cds"]
-    return rt

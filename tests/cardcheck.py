@@ -16,9 +16,10 @@ list of every violation found, each prefixed by its JSON path. The rules
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from jsonschema import Draft202012Validator
@@ -40,8 +41,10 @@ def _path(parts: Any) -> str:
 
 def response_violations(body: Any) -> list[str]:
     """Every rule the response breaks, as ``<JSON path>: <problem>``; empty when it is valid."""
-    problems = [f"{_path(e.absolute_path)}: {e.message}"
-                for e in sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.path)))]
+    problems = [
+        f"{_path(e.absolute_path)}: {e.message}"
+        for e in sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.path)))
+    ]
     if not isinstance(body, dict):
         return problems
     problems.extend(_empty_values(body, []))
@@ -112,7 +115,8 @@ def _duplicate_uuids(body: dict[str, Any]) -> Iterator[str]:
         if not isinstance(card, dict):
             continue
         owners = [(["cards", i], card)] + [
-            (["cards", i, "suggestions", j], s) for j, s in enumerate(_list(card.get("suggestions")))]
+            (["cards", i, "suggestions", j], s) for j, s in enumerate(_list(card.get("suggestions")))
+        ]
         for path, owner in owners:
             uuid = owner.get("uuid") if isinstance(owner, dict) else None
             if not isinstance(uuid, str) or not uuid:

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from fault_server import fault_server, fault_server_module  # noqa: F401  (fixtures for every module)
 from flask import Flask
 from flask.testing import FlaskClient
+from tmp_guard import (  # noqa: F401
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,  # a run's temporary folders: its own, and none left behind
+)
 
-from fault_server import fault_server, fault_server_module  # noqa: F401  (fixtures for every module)
-from tmp_guard import (pytest_configure, pytest_sessionfinish, pytest_terminal_summary,  # noqa: F401
-                       pytest_unconfigure)  # a run's temporary folders: its own, and none left behind
 from service import create_app
 
-FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="rewrite fhir_fixtures/<scenario>/expected/<hook>.response.json from the service")
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite fhir_fixtures/<scenario>/expected/<hook>.response.json from the service",
+    )
 
 
 class SteppingClock:
@@ -46,6 +55,7 @@ def counting_uuids() -> Callable[[], str]:
 def make_app(tmp_path) -> Callable[..., Flask]:
     """``make_app(AUTH_REQUIRED=True, store=..., clock=...)``: upper-case keywords are settings, lower-case
     ones create_app's collaborators; a pinned clock and pinned uuids unless given."""
+
     def factory(**overrides: Any) -> Flask:
         config: dict[str, Any] = {
             "AUTH_REQUIRED": False,
@@ -56,6 +66,7 @@ def make_app(tmp_path) -> Callable[..., Flask]:
         for key, value in overrides.items():
             (collaborators if key.islower() else config)[key] = value
         return create_app(config, **collaborators)
+
     return factory
 
 
@@ -73,7 +84,9 @@ def no_data_prefetch() -> dict[str, Any]:
     """A complete prefetch saying "no such data" for every key: null for reads, an empty searchset
     for searches (CDS Hooks 2.0: an answer, not a gap, so nothing is fetched)."""
     from cards.knowledge import load_knowledge
-    from service.prefetch_templates import prefetch_templates
+    from service.hooks.templates import prefetch_templates
 
-    return {key: None if "?" not in query else {"resourceType": "Bundle", "type": "searchset", "total": 0}
-            for key, query in prefetch_templates(load_knowledge()).items()}
+    return {
+        key: None if "?" not in query else {"resourceType": "Bundle", "type": "searchset", "total": 0}
+        for key, query in prefetch_templates(load_knowledge()).items()
+    }

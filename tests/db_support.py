@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,10 +18,16 @@ UNSET = "TACRO_CDS_TEST_POSTGRES_URL not set; .ci/postgres.sh starts a PostgreSQ
 
 # The two databases, as fixture params. Under CI (CI=true) the server is part of the run: a missing
 # one fails instead of skipping.
-DATABASES = ["sqlite", pytest.param("postgresql", marks=[
-    pytest.mark.postgres,
-    pytest.mark.skipif(not POSTGRES_URL and os.environ.get("CI", "").lower() != "true", reason=UNSET),
-])]
+DATABASES = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL and os.environ.get("CI", "").lower() != "true", reason=UNSET),
+        ],
+    ),
+]
 
 
 @contextlib.contextmanager

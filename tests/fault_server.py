@@ -29,8 +29,9 @@ import socketserver
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -49,7 +50,7 @@ class Exchange:
     method: str
     path: str  # below the FHIR base, e.g. "Observation" or "Patient/p1"
     query: str  # percent-decoded query string, "" when none
-    server: "FaultServer"
+    server: FaultServer
 
     @property
     def url(self) -> str:
@@ -102,9 +103,11 @@ class _Rule:
     times: int | None  # None: every matching request
 
     def matches(self, exchange: Exchange) -> bool:
-        return ((self.path is None or bool(self.path.search(exchange.path)))
-                and (self.query is None or bool(self.query.search(exchange.query)))
-                and (self.times is None or self.times > 0))
+        return (
+            (self.path is None or bool(self.path.search(exchange.path)))
+            and (self.query is None or bool(self.query.search(exchange.query)))
+            and (self.times is None or self.times > 0)
+        )
 
 
 @dataclass
@@ -141,12 +144,13 @@ class FaultServer:
         self._server = Server(("127.0.0.1", 0), Handler)
         self.port: int = self._server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}/fhir"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fault-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-server", daemon=True
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread.start()
         return self
 
@@ -155,7 +159,7 @@ class FaultServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -163,13 +167,15 @@ class FaultServer:
 
     # -- the plan -----------------------------------------------------------------------------------
 
-    def plan(self, responder: Responder, *, path: str | None = None, query: str | None = None,
-             times: int | None = None) -> "FaultServer":
+    def plan(
+        self, responder: Responder, *, path: str | None = None, query: str | None = None, times: int | None = None
+    ) -> FaultServer:
         """Answer requests whose path (below the base) and decoded query match these regexes with
         ``responder``, ``times`` times or always. Earlier rules win."""
         with self._lock:
-            self._rules.append(_Rule(responder, re.compile(path) if path else None,
-                                     re.compile(query) if query else None, times))
+            self._rules.append(
+                _Rule(responder, re.compile(path) if path else None, re.compile(query) if query else None, times)
+            )
         return self
 
     def heal(self) -> None:
@@ -270,8 +276,9 @@ def read_request_head(sock: socket.socket) -> bytes:
     return data
 
 
-def http_head(status: str = "200 OK", content_type: str | None = FHIR_JSON, length: int | None = None,
-              **headers: str) -> bytes:
+def http_head(
+    status: str = "200 OK", content_type: str | None = FHIR_JSON, length: int | None = None, **headers: str
+) -> bytes:
     """A response head that closes the connection; ``length`` None: no Content-Length."""
     lines = [f"HTTP/1.1 {status}", "Connection: close"]
     if content_type:
@@ -284,22 +291,29 @@ def http_head(status: str = "200 OK", content_type: str | None = FHIR_JSON, leng
 
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 # -- healthy answers ------------------------------------------------------------------------------
 
+
 def searchset(resources: list[dict[str, Any]], next_url: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-                           "entry": [{"resource": r} for r in resources]}
+    out: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
     if next_url:
         out["link"] = [{"relation": "next", "url": next_url}]
     return out
 
 
 def outcome(text: str) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "exception", "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception", "diagnostics": text}],
+    }
 
 
 def healthy(ex: Exchange) -> None:
@@ -317,13 +331,18 @@ def healthy(ex: Exchange) -> None:
 def creatinine(index: int) -> dict[str, Any]:
     """A small, valid Observation (serum creatinine), newest first by index."""
     day = 28 - index % 28
-    return {"resourceType": "Observation", "id": f"cr-{index}", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
-            "effectiveDateTime": f"2026-10-{day:02d}", "valueQuantity": {
-                "value": 0.8, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}
+    return {
+        "resourceType": "Observation",
+        "id": f"cr-{index}",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        "effectiveDateTime": f"2026-10-{day:02d}",
+        "valueQuantity": {"value": 0.8, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+    }
 
 
 # -- faults ---------------------------------------------------------------------------------------
+
 
 def status(code: int, reason: str = "Error", **headers: str) -> Responder:
     """An HTTP error status with an OperationOutcome body."""
@@ -332,9 +351,11 @@ def status(code: int, reason: str = "Error", **headers: str) -> Responder:
 
 def delay(seconds: float, then: Responder = healthy) -> Responder:
     """Answer with ``then`` after ``seconds`` (unless the client gave up first)."""
+
     def respond(ex: Exchange) -> None:
         if not ex.hold(seconds):
             then(ex)
+
     return respond
 
 
@@ -350,11 +371,13 @@ def reset() -> Responder:
 
 def reset_mid_body() -> Responder:
     """Send the head and half the body, then reset the connection."""
+
     def respond(ex: Exchange) -> None:
         body = json.dumps(searchset([creatinine(i) for i in range(20)])).encode()
         ex.send(http_head(length=len(body)) + body[: len(body) // 2])
         time.sleep(0.01)  # let the client read what was sent before the RST discards it
         ex.reset()
+
     return respond
 
 
@@ -383,24 +406,29 @@ def content_type(media_type: str = "text/html; charset=utf-8") -> Responder:
 
 def truncated() -> Responder:
     """Content-Length larger than what is sent, then close."""
+
     def respond(ex: Exchange) -> None:
         body = json.dumps(searchset([creatinine(i) for i in range(5)])).encode()
         ex.send(http_head(length=len(body) + 4096) + body)
+
     return respond
 
 
 def trickle_body(interval: float = 0.05) -> Responder:
     """A head promising 10 kB, then one byte every ``interval``: each read succeeds, the whole never ends."""
+
     def respond(ex: Exchange) -> None:
         ex.send(http_head(length=10_000))
         while not ex.hold(interval):
             ex.send(b" ")
+
     return respond
 
 
 def trickle_head(interval: float = 0.05, limit: float = 5.0) -> Responder:
     """The status line, then header bytes one at a time for ``limit`` seconds (then the head is
     finished without a Content-Type, so a client that waited it out fails instead of hanging)."""
+
     def respond(ex: Exchange) -> None:
         end = time.monotonic() + limit
         ex.send(b"HTTP/1.1 200 OK\r\nX-Padding: ")
@@ -409,6 +437,7 @@ def trickle_head(interval: float = 0.05, limit: float = 5.0) -> Responder:
                 ex.send(b"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                 return
             ex.send(b"a")
+
     return respond
 
 
@@ -418,6 +447,7 @@ def redirect(location: str) -> Responder:
 
 def declared_too_large(size: int) -> Responder:
     """A Content-Length over the byte cap; the body follows until the client hangs up."""
+
     def respond(ex: Exchange) -> None:
         ex.send(http_head(length=size))
         filler = b" " * 65536
@@ -425,15 +455,19 @@ def declared_too_large(size: int) -> Responder:
         while sent < size and not ex.stop.is_set():
             ex.send(filler)
             sent += len(filler)
+
     return respond
 
 
 def endless_searchset(entry_bytes: int = 4096) -> Responder:
     """A chunked searchset that never ends: entries of ``entry_bytes`` each, streamed until the
     client hangs up (no Content-Length, so only the byte cap can stop it)."""
+
     def respond(ex: Exchange) -> None:
-        ex.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
-                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        ex.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
 
         def chunk(data: bytes) -> None:
             ex.send(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -445,33 +479,40 @@ def endless_searchset(entry_bytes: int = 4096) -> Responder:
             resource["note"] = [{"text": "x" * entry_bytes}]
             chunk((b"," if index else b"") + json.dumps({"resource": resource}).encode())
             index += 1
+
     return respond
 
 
 def gzip_bomb(decompressed: int) -> Responder:
     """A small gzip body that inflates to ``decompressed`` bytes (Content-Encoding: gzip)."""
-    body = gzip.compress(b'{"resourceType": "Bundle", "type": "searchset", "entry": []' + b" " * decompressed + b"}",
-                         compresslevel=9)
+    body = gzip.compress(
+        b'{"resourceType": "Bundle", "type": "searchset", "entry": []' + b" " * decompressed + b"}", compresslevel=9
+    )
 
     def respond(ex: Exchange) -> None:
         ex.answer("200 OK", body, Content_Encoding="gzip")
+
     return respond
 
 
 def many_entries(count: int) -> Responder:
     """One page holding ``count`` valid Observations."""
+
     def respond(ex: Exchange) -> None:
         ex.answer_json(searchset([creatinine(i) for i in range(count)]))
+
     return respond
 
 
 def endless_pages(per_page: int = 20) -> Responder:
     """Every page links to a next page that does not exist yet: paging never ends by itself."""
+
     def respond(ex: Exchange) -> None:
         page = int(re.search(r"_page=(\d+)", ex.query).group(1)) if "_page=" in ex.query else 0  # type: ignore[union-attr]
         base = re.sub(r"&?_page=\d+", "", ex.query)
         resources = [creatinine(page * per_page + i) for i in range(per_page)]
         ex.answer_json(searchset(resources, next_url=f"{ex.server.base}/{ex.path}?{base}&_page={page + 1}"))
+
     return respond
 
 
@@ -487,8 +528,13 @@ def next_elsewhere(url: str) -> Responder:
 
 def medication_reference_not_an_object() -> Responder:
     """A MedicationRequest whose ``medicationReference`` is a bare string, not a Reference."""
-    order = {"resourceType": "MedicationRequest", "id": "mr-odd", "status": "active", "intent": "order",
-             "medicationReference": "Medication/tac-1"}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-odd",
+        "status": "active",
+        "intent": "order",
+        "medicationReference": "Medication/tac-1",
+    }
     return lambda ex: ex.answer_json(searchset([order]))
 
 
@@ -498,6 +544,7 @@ def malformed_bundle() -> Responder:
 
 
 # -- pytest fixtures and the run's tally ----------------------------------------------------------
+
 
 class FaultTally:
     """Fault scenarios injected and survived across the run; printed in the terminal summary."""
@@ -525,7 +572,8 @@ class FaultTally:
         terminalreporter.write_line(
             f"fault scenarios: {len(self.scenarios)} ({len(kinds)} kinds), faulty answers injected: "
             f"{self.injected}, scenarios survived: {len(self.survived)} of {len(self.scenarios)} "
-            f"(slowest answer {self.slowest:.2f} s)")
+            f"(slowest answer {self.slowest:.2f} s)"
+        )
 
 
 FAULT_TALLY = FaultTally()

@@ -18,16 +18,16 @@ import hashlib
 import hmac
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import jwt
+from conftest import FIXED_NOW
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-
-from conftest import FIXED_NOW
 
 ISSUER = "https://ehr.example.org"
 BASE = "http://localhost"  # what the Flask test client calls
@@ -39,8 +39,14 @@ def new_jti() -> str:
     return f"jti-{next(_jti_counter):06d}"
 
 
-def claims_for(audience: str, *, iss: str = ISSUER, now: datetime = FIXED_NOW,
-               lifetime: timedelta = timedelta(minutes=5), **extra: Any) -> dict[str, Any]:
+def claims_for(
+    audience: str,
+    *,
+    iss: str = ISSUER,
+    now: datetime = FIXED_NOW,
+    lifetime: timedelta = timedelta(minutes=5),
+    **extra: Any,
+) -> dict[str, Any]:
     """The claims a conforming CDS client sends; ``extra`` adds or overrides (None removes)."""
     claims: dict[str, Any] = {
         "iss": iss,
@@ -77,7 +83,8 @@ class Signer:
     def public_pem(self) -> bytes:
         """The public key as PEM (what an HS256 key-confusion attack signs with)."""
         pem: bytes = self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return pem
 
     def mint(self, audience: str, *, header: Mapping[str, Any] | None = None, **claims: Any) -> str:
@@ -86,8 +93,12 @@ class Signer:
         headers = {"kid": self.kid, "typ": "JWT", **self.extra_header, **(header or {})}
         # None removes a header field (PyJWT itself drops "typ" when it is None).
         headers = {k: v for k, v in headers.items() if v is not None or k == "typ"}
-        return jwt.encode(claims_for(audience, iss=claims.pop("iss", self.iss), **claims),
-                          self.private_key, algorithm=self.alg, headers=headers)
+        return jwt.encode(
+            claims_for(audience, iss=claims.pop("iss", self.iss), **claims),
+            self.private_key,
+            algorithm=self.alg,
+            headers=headers,
+        )
 
 
 def ec_signer(kid: str = "ec-384", alg: str = "ES384", iss: str = ISSUER) -> Signer:
@@ -106,7 +117,7 @@ def _b64(data: bytes) -> str:
 
 
 def _segments(header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
-    return (_b64(json.dumps(dict(header)).encode()) + "." + _b64(json.dumps(dict(claims)).encode()))
+    return _b64(json.dumps(dict(header)).encode()) + "." + _b64(json.dumps(dict(claims)).encode())
 
 
 def unsigned_token(claims: Mapping[str, Any], kid: str = "ec-384") -> str:
@@ -133,7 +144,7 @@ def auth_config(*signers: Signer, **issuer_fields: Any) -> dict[str, Any]:
 
 
 class FakeStore:
-    """In-memory stand-in for service.store.Store: the replay cache and a no-op card log."""
+    """In-memory stand-in for service.storage.store.Store: the replay cache and a no-op card log."""
 
     def __init__(self) -> None:
         self.jtis: dict[tuple[str, str], datetime] = {}

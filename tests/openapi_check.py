@@ -1,5 +1,5 @@
 """Check a real HTTP response against the served OpenAPI description (service/openapi.json with the
-schema files of service/schemas/ it references, assembled by service.openapi): status described,
+schema files of service/schemas/ it references, assembled by service.api.openapi): status described,
 media type described, body valid against the described schema (jsonschema, Draft 2020-12)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from service.openapi import description_text
+from service.api.openapi import description_text
 
 _URI = "urn:tacro-cds:openapi"
 ERROR_MEDIA_TYPE = "application/fhir+json"
@@ -64,15 +64,21 @@ def check_response(method: str, path: str, status: int, content_type: str | None
     assert media_type in content, f"{method} {path} {status}: media type {media_type!r} not in {list(content)}"
     decoded = json.loads(body)
     schema_pointer = f"{pointer}/content/{_escape(media_type)}/schema"
-    validator = Draft202012Validator({"$ref": f"{_URI}#{schema_pointer}"}, registry=_registry(),
-                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = Draft202012Validator(
+        {"$ref": f"{_URI}#{schema_pointer}"}, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(decoded), key=lambda e: list(map(str, e.absolute_path)))
-    assert not errors, (f"{method} {path} {status}: body does not match the description: "
-                        f"{[f'{list(e.absolute_path)}: {e.message[:200]}' for e in errors[:3]]}")
+    assert not errors, (
+        f"{method} {path} {status}: body does not match the description: "
+        f"{[f'{list(e.absolute_path)}: {e.message[:200]}' for e in errors[:3]]}"
+    )
     return decoded
 
 
 def schema_validator(component: str) -> Draft202012Validator:
     """A validator for ``#/components/schemas/<component>``."""
-    return Draft202012Validator({"$ref": f"{_URI}#/components/schemas/{component}"}, registry=_registry(),
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        {"$ref": f"{_URI}#/components/schemas/{component}"},
+        registry=_registry(),
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )

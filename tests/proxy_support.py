@@ -15,8 +15,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 import requests
@@ -36,7 +36,9 @@ def nginx_binary() -> str:
     return binary
 
 
-def proxy_prefix(folder: Path, upstreams: Sequence[str], port: int, *, extra_servers: dict[str, str] | None = None) -> Path:
+def proxy_prefix(
+    folder: Path, upstreams: Sequence[str], port: int, *, extra_servers: dict[str, str] | None = None
+) -> Path:
     """A copy of deploy/ in ``folder`` whose proxy listens on 127.0.0.1:``port`` and balances over
     ``upstreams`` ("127.0.0.1:PORT" each); returns the path of its nginx.conf."""
     conf = folder / "conf"
@@ -54,7 +56,9 @@ def proxy_prefix(folder: Path, upstreams: Sequence[str], port: int, *, extra_ser
         f"proxy_temp_path {folder}/proxy;\n"
         f"fastcgi_temp_path {folder}/fastcgi;\n"
         f"uwsgi_temp_path {folder}/uwsgi;\n"
-        f"scgi_temp_path {folder}/scgi;\n", encoding="utf-8")
+        f"scgi_temp_path {folder}/scgi;\n",
+        encoding="utf-8",
+    )
     for name, body in (extra_servers or {}).items():
         (conf / "servers.d" / name).write_text(body, encoding="utf-8")
     return main
@@ -65,14 +69,25 @@ def nginx_command(binary: str, folder: Path, main: Path, *args: str) -> list[str
     its workers run as root too: the test's folder is private to its user, and a worker that could
     not write its temporary files there would fail large requests."""
     user = " user root;" if os.geteuid() == 0 else ""
-    return [binary, "-p", str(folder), "-c", str(main), "-e", str(folder / "error.log"),
-            "-g", f"pid {folder}/nginx.pid; daemon off;{user}", *args]
+    return [
+        binary,
+        "-p",
+        str(folder),
+        "-c",
+        str(main),
+        "-e",
+        str(folder / "error.log"),
+        "-g",
+        f"pid {folder}/nginx.pid; daemon off;{user}",
+        *args,
+    ]
 
 
 def check_config(binary: str, folder: Path, main: Path) -> subprocess.CompletedProcess[str]:
     """``nginx -t`` on the prepared configuration."""
-    return subprocess.run(nginx_command(binary, folder, main, "-t"), capture_output=True, text=True,
-                          timeout=30, check=False)
+    return subprocess.run(
+        nginx_command(binary, folder, main, "-t"), capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 @contextlib.contextmanager
@@ -89,8 +104,10 @@ def running_proxy(folder: Path, upstreams: Sequence[str], port: int) -> Iterator
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {process.returncode}: "
-                                   f"{(folder / 'error.log').read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"nginx exited with {process.returncode}: "
+                    f"{(folder / 'error.log').read_text(errors='replace')[-2000:]}"
+                )
             try:
                 requests.get(base + "/healthz", timeout=2)
                 break

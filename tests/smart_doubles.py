@@ -38,9 +38,15 @@ def s256(verifier: str) -> str:
 class FakeEhr:
     rsps: Any
     scenario: str = "trough-high"
-    capabilities: list[str] = field(default_factory=lambda: ["launch-ehr", "launch-standalone",
-                                                             "client-public", "permission-v2",
-                                                             "context-ehr-patient"])
+    capabilities: list[str] = field(
+        default_factory=lambda: [
+            "launch-ehr",
+            "launch-standalone",
+            "client-public",
+            "permission-v2",
+            "context-ehr-patient",
+        ]
+    )
     token_extra: dict[str, Any] = field(default_factory=dict)
     drop_patient: bool = False
     expires_in: int = 3600
@@ -56,11 +62,18 @@ class FakeEhr:
     fhir_calls: int = 0
     extra_resources: list[dict[str, Any]] = field(default_factory=list)  # stored beside the fixture's
 
-    def install(self) -> "FakeEhr":
-        self.rsps.get(ISS + "/.well-known/smart-configuration", json={
-            "issuer": "https://ehr.example.org", "authorization_endpoint": AUTHORIZE, "token_endpoint": TOKEN_URL,
-            "jwks_uri": JWKS_URL, "capabilities": self.capabilities,
-            "code_challenge_methods_supported": ["S256"]})
+    def install(self) -> FakeEhr:
+        self.rsps.get(
+            ISS + "/.well-known/smart-configuration",
+            json={
+                "issuer": "https://ehr.example.org",
+                "authorization_endpoint": AUTHORIZE,
+                "token_endpoint": TOKEN_URL,
+                "jwks_uri": JWKS_URL,
+                "capabilities": self.capabilities,
+                "code_challenge_methods_supported": ["S256"],
+            },
+        )
         self.rsps.add_callback("POST", TOKEN_URL, callback=self._token)
         self.rsps.add_callback("GET", re.compile(re.escape(ISS) + r"/(?!\.well-known).*"), callback=self._fhir)
         return self
@@ -79,18 +92,35 @@ class FakeEhr:
             if not self.refresh_token or form.get("refresh_token") != self.refresh_token:
                 return 400, {}, json.dumps({"error": "invalid_grant"})
             self.access_token = "at-refreshed"
-            return 200, {"Content-Type": "application/json"}, json.dumps(
-                {"access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
-                 "scope": self.authorize_params.get("scope", "")})
-        ok = (form.get("code") == "code-1" and (form.get("client_id") == "tacro-cds" or not self.public_client)
-              and form.get("redirect_uri") == self.authorize_params.get("redirect_uri")
-              and s256(form.get("code_verifier", "")) == self.authorize_params.get("code_challenge"))
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {
+                        "access_token": self.access_token,
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                        "scope": self.authorize_params.get("scope", ""),
+                    }
+                ),
+            )
+        ok = (
+            form.get("code") == "code-1"
+            and (form.get("client_id") == "tacro-cds" or not self.public_client)
+            and form.get("redirect_uri") == self.authorize_params.get("redirect_uri")
+            and s256(form.get("code_verifier", "")) == self.authorize_params.get("code_challenge")
+        )
         if not ok:
             return 400, {}, json.dumps({"error": "invalid_grant"})
-        body: dict[str, Any] = {"access_token": self.access_token, "token_type": "Bearer",
-                                "expires_in": self.expires_in, "scope": self.authorize_params.get("scope", ""),
-                                "patient": self.scenario, "need_patient_banner": True,
-                                "smart_style_url": "https://ehr.example.org/style.json"}
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.authorize_params.get("scope", ""),
+            "patient": self.scenario,
+            "need_patient_banner": True,
+            "smart_style_url": "https://ehr.example.org/style.json",
+        }
         if self.refresh_token:
             body["refresh_token"] = self.refresh_token
         if self.id_token:
@@ -105,15 +135,23 @@ class FakeEhr:
         if self.fhir_exception is not None:
             raise self.fhir_exception
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":
-            return 401, {"Content-Type": FHIR_JSON}, json.dumps({"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "login"}]})
+            return (
+                401,
+                {"Content-Type": FHIR_JSON},
+                json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}),
+            )
         if self.fhir_status is not None:
-            return self.fhir_status, {"Content-Type": FHIR_JSON}, json.dumps(
-                {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]})
-        relative = str(request.url)[len(ISS) + 1:]
+            return (
+                self.fhir_status,
+                {"Content-Type": FHIR_JSON},
+                json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]}),
+            )
+        relative = str(request.url)[len(ISS) + 1 :]
         answer = search(relative, fixture_resources(self.scenario) + self.extra_resources)
         if answer is None:
-            return 404, {"Content-Type": FHIR_JSON}, json.dumps({"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "not-found"}]})
+            return (
+                404,
+                {"Content-Type": FHIR_JSON},
+                json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]}),
+            )
         return 200, {"Content-Type": FHIR_JSON}, json.dumps(answer)
-

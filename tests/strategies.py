@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from service.prefetch_templates import prefetch_templates
+from service.hooks.templates import prefetch_templates
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 TEMPLATE_KEYS = tuple(prefetch_templates())
@@ -24,20 +24,74 @@ LOCAL_FHIR = "https://127.0.0.1:9/fhir"
 fhir_ids = st.from_regex(r"[A-Za-z0-9\-.]{1,64}", fullmatch=True)
 # Any unicode, surrogates included (JSON escapes them), plus control characters and RTL marks.
 any_text = st.text(st.characters(codec=None), max_size=40) | st.sampled_from(
-    ["", " ", "\x00", "\u202e", "\ud800", "🧪💊", "Ω" * 50, "'; DROP TABLE feedback;--", "{{context.patientId}}"])
-dates = st.sampled_from(["2026-11-20", "2026-11-25T08:00:00Z", "2026-11", "2026", "2026-11-25T08:00:00+14:00",
-                         "1900-01-01", "2099-12-31T23:59:59.999Z"])
-numbers = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-                    st.sampled_from([0, -0.0, 1e308, 5e-324, 10**30]))
-codes = st.sampled_from([(LOINC, "77348-1"), (LOINC, "11253-2"), (LOINC, "2160-0"), (LOINC, "14682-9"),
-                         (LOINC, "2823-3"), (LOINC, "2345-7"), (LOINC, "4548-4"), (LOINC, "85354-9"),
-                         (LOINC, "8480-6"), (LOINC, "2106-3"), (LOINC, "21198-7"), (LOINC, "9728-7"),
-                         (LOCAL, "th1-th2-ratio"), (LOCAL, "th1-cd4-ifng-pct"), (LOCAL, "th2-cd4-il4-pct"),
-                         (LOCAL, "embryo-transfer"), (LOCAL, "euploid-blastocyst-transfer"),
-                         (LOCAL, "recurrent-implantation-failure"), (SCT, "77386006"), (SCT, "102878001"),
-                         (RXNORM, "42316"), (RXNORM, "198377"), (RXNORM, "1431971"), ("urn:other", "x")])
-units = st.sampled_from(["ng/mL", "ug/L", "µg/L", "mg/dL", "umol/L", "mmol/L", "mEq/L", "%", "{ratio}",
-                         "mm[Hg]", "IU/L", "U/L", "mg", "{pill}", "{tbl}", "1", "furlongs", ""])
+    ["", " ", "\x00", "\u202e", "\ud800", "🧪💊", "Ω" * 50, "'; DROP TABLE feedback;--", "{{context.patientId}}"]
+)
+dates = st.sampled_from(
+    [
+        "2026-11-20",
+        "2026-11-25T08:00:00Z",
+        "2026-11",
+        "2026",
+        "2026-11-25T08:00:00+14:00",
+        "1900-01-01",
+        "2099-12-31T23:59:59.999Z",
+    ]
+)
+numbers = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, -0.0, 1e308, 5e-324, 10**30]),
+)
+codes = st.sampled_from(
+    [
+        (LOINC, "77348-1"),
+        (LOINC, "11253-2"),
+        (LOINC, "2160-0"),
+        (LOINC, "14682-9"),
+        (LOINC, "2823-3"),
+        (LOINC, "2345-7"),
+        (LOINC, "4548-4"),
+        (LOINC, "85354-9"),
+        (LOINC, "8480-6"),
+        (LOINC, "2106-3"),
+        (LOINC, "21198-7"),
+        (LOINC, "9728-7"),
+        (LOCAL, "th1-th2-ratio"),
+        (LOCAL, "th1-cd4-ifng-pct"),
+        (LOCAL, "th2-cd4-il4-pct"),
+        (LOCAL, "embryo-transfer"),
+        (LOCAL, "euploid-blastocyst-transfer"),
+        (LOCAL, "recurrent-implantation-failure"),
+        (SCT, "77386006"),
+        (SCT, "102878001"),
+        (RXNORM, "42316"),
+        (RXNORM, "198377"),
+        (RXNORM, "1431971"),
+        ("urn:other", "x"),
+    ]
+)
+units = st.sampled_from(
+    [
+        "ng/mL",
+        "ug/L",
+        "µg/L",
+        "mg/dL",
+        "umol/L",
+        "mmol/L",
+        "mEq/L",
+        "%",
+        "{ratio}",
+        "mm[Hg]",
+        "IU/L",
+        "U/L",
+        "mg",
+        "{pill}",
+        "{tbl}",
+        "1",
+        "furlongs",
+        "",
+    ]
+)
 
 
 @st.composite
@@ -66,10 +120,16 @@ def quantity(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def observation(draw: st.DrawFn) -> dict[str, Any]:
-    obs: dict[str, Any] = {"resourceType": "Observation", "id": draw(fhir_ids),
-                           "status": draw(st.sampled_from(["final", "amended", "corrected", "preliminary",
-                                                           "entered-in-error", "cancelled", "unknown"])),
-                           "code": draw(codeable_concept())}
+    obs: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": draw(fhir_ids),
+        "status": draw(
+            st.sampled_from(
+                ["final", "amended", "corrected", "preliminary", "entered-in-error", "cancelled", "unknown"]
+            )
+        ),
+        "code": draw(codeable_concept()),
+    }
     when = draw(st.sampled_from(["effectiveDateTime", "effectivePeriod", "issued", None]))
     if when == "effectivePeriod":
         obs[when] = {"end": draw(dates)} if draw(st.booleans()) else {"start": draw(dates)}
@@ -85,15 +145,20 @@ def observation(draw: st.DrawFn) -> dict[str, Any]:
     elif value == "valueInteger":
         obs[value] = draw(st.integers(-5, 10**6))
     if draw(st.booleans()):
-        obs["component"] = [{"code": draw(codeable_concept()), "valueQuantity": draw(quantity())}
-                            for _ in range(draw(st.integers(1, 3)))]
+        obs["component"] = [
+            {"code": draw(codeable_concept()), "valueQuantity": draw(quantity())}
+            for _ in range(draw(st.integers(1, 3)))
+        ]
     return obs
 
 
 @st.composite
 def medication_request(draw: st.DrawFn, status: str | None = None) -> dict[str, Any]:
-    mr: dict[str, Any] = {"resourceType": "MedicationRequest", "id": draw(fhir_ids),
-                          "status": status or draw(st.sampled_from(["active", "on-hold", "draft", "stopped"]))}
+    mr: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": draw(fhir_ids),
+        "status": status or draw(st.sampled_from(["active", "on-hold", "draft", "stopped"])),
+    }
     if draw(st.booleans()):
         mr["intent"] = "order"
     medication = draw(st.sampled_from(["concept", "reference", "contained", None]))
@@ -109,8 +174,13 @@ def medication_request(draw: st.DrawFn, status: str | None = None) -> dict[str, 
         dosage: dict[str, Any] = {
             # doseAndRate as an object instead of an array: a quirk real clients send.
             "doseAndRate": dose_and_rate if draw(st.booleans()) else [dose_and_rate],
-            "timing": {"repeat": {"frequency": draw(st.integers(0, 6)), "period": draw(numbers),
-                                  "periodUnit": draw(st.sampled_from(["d", "h", "wk", "mo", "a"]))}},
+            "timing": {
+                "repeat": {
+                    "frequency": draw(st.integers(0, 6)),
+                    "period": draw(numbers),
+                    "periodUnit": draw(st.sampled_from(["d", "h", "wk", "mo", "a"])),
+                }
+            },
         }
         if draw(st.booleans()):
             dosage["timing"]["repeat"]["boundsPeriod"] = {"start": draw(dates)}
@@ -125,8 +195,11 @@ def medication_request(draw: st.DrawFn, status: str | None = None) -> dict[str, 
 
 @st.composite
 def other_resource(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["Condition", "ServiceRequest", "Procedure", "Appointment",
-                                 "MedicationStatement", "Patient", "Basic"]))
+    kind = draw(
+        st.sampled_from(
+            ["Condition", "ServiceRequest", "Procedure", "Appointment", "MedicationStatement", "Patient", "Basic"]
+        )
+    )
     res: dict[str, Any] = {"resourceType": kind, "id": draw(fhir_ids)}
     if kind == "Condition":
         res["code"] = draw(codeable_concept())
@@ -134,12 +207,16 @@ def other_resource(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             res["verificationStatus"] = {"coding": [{"code": draw(st.sampled_from(["confirmed", "refuted"]))}]}
     elif kind == "ServiceRequest":
-        res.update(status=draw(st.sampled_from(["draft", "active", "revoked"])), intent="order",
-                   code=draw(codeable_concept()))
+        res.update(
+            status=draw(st.sampled_from(["draft", "active", "revoked"])), intent="order", code=draw(codeable_concept())
+        )
         res[draw(st.sampled_from(["occurrenceDateTime", "occurrencePeriod"]))] = draw(dates)
     elif kind == "Procedure":
-        res.update(status=draw(st.sampled_from(["preparation", "in-progress", "completed"])),
-                   code=draw(codeable_concept()), performedDateTime=draw(dates))
+        res.update(
+            status=draw(st.sampled_from(["preparation", "in-progress", "completed"])),
+            code=draw(codeable_concept()),
+            performedDateTime=draw(dates),
+        )
     elif kind == "Appointment":
         res.update(status="booked", start=draw(dates), serviceType=[draw(codeable_concept())])
     elif kind == "MedicationStatement":
@@ -164,16 +241,20 @@ def prefetch_value(draw: st.DrawFn, max_entries: int = 8, fetchable: bool = True
     if kind == "null":
         return None
     if kind == "outcome":
-        return {"resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": "processing", "diagnostics": draw(any_text)}]}
+        return {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "processing", "diagnostics": draw(any_text)}],
+        }
     if kind == "resource":
         return draw(resources)
     entries = draw(st.lists(resources, max_size=max_entries))
     bundle: dict[str, Any] = {"resourceType": "Bundle"}
     if draw(st.booleans()):
         bundle["type"] = "searchset"
-    bundle["entry"] = [{"resource": r} if draw(st.booleans()) else {"fullUrl": f"urn:uuid:{i}", "resource": r}
-                       for i, r in enumerate(entries)]
+    bundle["entry"] = [
+        {"resource": r} if draw(st.booleans()) else {"fullUrl": f"urn:uuid:{i}", "resource": r}
+        for i, r in enumerate(entries)
+    ]
     if draw(st.booleans()):
         bundle["link"] = [{"relation": "next", "url": f"{LOCAL_FHIR}/Observation?page=2"}]
     if draw(st.booleans()):
@@ -212,8 +293,10 @@ def valid_body(draw: st.DrawFn, hook: str | None = None, drafts: int | None = No
             if not orders:
                 orders = [{"resourceType": "MedicationRequest", "id": "draft-0", "status": "draft"}]
                 bundle["entry"] = [{"resource": orders[0]}]
-            context["selections"] = [f"MedicationRequest/{o['id']}" for o in
-                                     draw(st.lists(st.sampled_from(orders), min_size=1, max_size=3, unique_by=id))]
+            context["selections"] = [
+                f"MedicationRequest/{o['id']}"
+                for o in draw(st.lists(st.sampled_from(orders), min_size=1, max_size=3, unique_by=id))
+            ]
     body: dict[str, Any] = {"hook": hook, "hookInstance": draw(st.uuids()).__str__(), "context": context}
     if draw(st.booleans()):
         # Complete: nothing to fetch, so the body goes all the way through extraction and the rules.
@@ -226,8 +309,13 @@ def valid_body(draw: st.DrawFn, hook: str | None = None, drafts: int | None = No
     if draw(st.booleans()):
         body["fhirServer"] = LOCAL_FHIR
         if draw(st.booleans()):
-            body["fhirAuthorization"] = {"access_token": "fuzz-token", "token_type": "Bearer", "expires_in": 300,
-                                         "scope": "patient/*.read", "subject": "tacro-cds"}
+            body["fhirAuthorization"] = {
+                "access_token": "fuzz-token",
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/*.read",
+                "subject": "tacro-cds",
+            }
     return body
 
 
@@ -249,7 +337,8 @@ def valid_requests(draw: st.DrawFn) -> Generated:
 junk = st.recursive(
     st.one_of(st.none(), st.booleans(), numbers, any_text),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -305,8 +394,11 @@ def deep_requests(draw: st.DrawFn, max_depth: int) -> Generated:
     """A valid body with a deeply nested value somewhere legal (an extension): over the limit → 400."""
     body = draw(valid_body(hook="patient-view"))
     # The body itself is 2 levels deep where the value goes (body → context → value).
-    depth = draw(st.sampled_from([max_depth - 3, max_depth - 2, max_depth - 1, max_depth, max_depth + 5,
-                                  max_depth * 4, max_depth * 10]))
+    depth = draw(
+        st.sampled_from(
+            [max_depth - 3, max_depth - 2, max_depth - 1, max_depth, max_depth + 5, max_depth * 4, max_depth * 10]
+        )
+    )
     body["context"]["extension"] = nest(depth)
     total = depth + 2
     if total > max_depth:
@@ -332,10 +424,16 @@ def many_prefetch_entries(draw: st.DrawFn, limit: int) -> Generated:
     # Spread over two keys: the limit is on the total, not per key.
     first = n // 2
     body["prefetch"] = {
-        "chemistry": {"resourceType": "Bundle", "type": "searchset",
-                      "entry": [{"resource": copy.deepcopy(obs)} for _ in range(first)]},
-        "cbc": {"resourceType": "Bundle", "type": "searchset",
-                "entry": [{"resource": copy.deepcopy(obs)} for _ in range(n - first)]},
+        "chemistry": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": copy.deepcopy(obs)} for _ in range(first)],
+        },
+        "cbc": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": copy.deepcopy(obs)} for _ in range(n - first)],
+        },
     }
     if n > limit:
         return Generated(service_of("patient-view"), body, frozenset({400}), "too-many-entries", "limit-exceeded")
@@ -354,6 +452,14 @@ def huge_arrays(draw: st.DrawFn) -> Generated:
 def cds_requests(*, max_depth: int, max_drafts: int, max_entries: int) -> st.SearchStrategy[Generated]:
     """Every kind above, weighted towards the bodies that reach the pipeline."""
     return st.one_of(
-        valid_requests(), valid_requests(), mutated_requests(), mutated_requests(), mutated_requests(),
-        wrong_top_level(), deep_requests(max_depth), many_drafts(max_drafts),
-        many_prefetch_entries(max_entries), huge_arrays())
+        valid_requests(),
+        valid_requests(),
+        mutated_requests(),
+        mutated_requests(),
+        mutated_requests(),
+        wrong_top_level(),
+        deep_requests(max_depth),
+        many_drafts(max_drafts),
+        many_prefetch_entries(max_entries),
+        huge_arrays(),
+    )

@@ -12,12 +12,23 @@ import jwt as pyjwt
 import pytest
 import requests
 import responses
-
 from conftest import FIXED_NOW, SteppingClock, no_data_prefetch
-from jwt_support import (BASE, ISSUER, FakeStore, Signer, auth_config, bearer, claims_for,
-                         ec_signer, hs256_token, rsa_signer, unsigned_token)
+from jwt_support import (
+    BASE,
+    ISSUER,
+    FakeStore,
+    Signer,
+    auth_config,
+    bearer,
+    claims_for,
+    ec_signer,
+    hs256_token,
+    rsa_signer,
+    unsigned_token,
+)
+
 from service import create_app
-from service.logs import JsonFormatter
+from service.ops.logs import JsonFormatter
 
 DISCOVERY = f"{BASE}/cds-services"
 PATIENT_VIEW = f"{BASE}/cds-services/tacrolimus-patient-view"
@@ -83,6 +94,7 @@ def call_patient_view(client, headers: dict[str, str]):
 
 # --- accepted ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("signer_name", ["es384", "rs384", "es256", "rs256"])
 def test_valid_token_opens_discovery_and_service(request, auth_client, signer_name):
     """A token from a trusted issuer, signed with a key it publishes, gets the normal answer."""
@@ -93,12 +105,15 @@ def test_valid_token_opens_discovery_and_service(request, auth_client, signer_na
     assert response.get_json() == {"cards": []}
 
 
-@pytest.mark.parametrize("claims", [
-    pytest.param({"aud": ["https://other.example/cds", PATIENT_VIEW]}, id="aud-list-containing-url"),
-    pytest.param({"now": FIXED_NOW - timedelta(minutes=5, seconds=50)}, id="expired-within-leeway"),
-    pytest.param({"now": FIXED_NOW + timedelta(seconds=50)}, id="iat-ahead-within-leeway"),
-    pytest.param({"tenant": "any"}, id="tenant-ignored-when-not-configured"),
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({"aud": ["https://other.example/cds", PATIENT_VIEW]}, id="aud-list-containing-url"),
+        pytest.param({"now": FIXED_NOW - timedelta(minutes=5, seconds=50)}, id="expired-within-leeway"),
+        pytest.param({"now": FIXED_NOW + timedelta(seconds=50)}, id="iat-ahead-within-leeway"),
+        pytest.param({"tenant": "any"}, id="tenant-ignored-when-not-configured"),
+    ],
+)
 def test_tolerated_variations(auth_client, es384, claims):
     assert call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, **claims))).status_code == 200
 
@@ -119,6 +134,7 @@ def test_verified_claims_returned(make_app, store, es384):
 
 # --- rejected ------------------------------------------------------------------------------------
 
+
 def _now_ts(delta: timedelta = timedelta()) -> int:
     return int((FIXED_NOW + delta).timestamp())
 
@@ -132,50 +148,75 @@ REJECTED: list[Any] = [
     pytest.param("not a Bearer token", lambda s: {"Authorization": "Bearer"}, id="bearer-without-token"),
     pytest.param("malformed token", lambda s: bearer("not.a.jwt"), id="garbage-token"),
     pytest.param("malformed token", lambda s: bearer("a" * 40), id="garbage-no-dots"),
-    pytest.param("algorithm not allowed", lambda s: bearer(unsigned_token(claims_for(PATIENT_VIEW))),
-                 id="alg-none"),
-    pytest.param("algorithm not allowed",
-                 lambda s: bearer(hs256_token(claims_for(PATIENT_VIEW), s.public_pem())),
-                 id="hs256-keyed-with-public-key-pem"),
-    pytest.param("expired", lambda s: bearer(s.mint(PATIENT_VIEW, now=FIXED_NOW - timedelta(minutes=10))),
-                 id="expired"),
-    pytest.param("exp too far in the future", lambda s: bearer(s.mint(PATIENT_VIEW, exp=253402300799)),
-                 id="exp-year-9999"),
-    pytest.param("exp, iat and nbf must be NumericDate", lambda s: bearer(s.mint(PATIENT_VIEW, exp=1e18)),
-                 id="exp-beyond-the-calendar"),
-    pytest.param("exp too far in the future", lambda s: bearer(s.mint(PATIENT_VIEW, lifetime=timedelta(days=2))),
-                 id="lifetime-over-a-day"),
-    pytest.param("expired", lambda s: bearer(s.mint(PATIENT_VIEW, exp=_now_ts(-timedelta(seconds=61)))),
-                 id="expired-just-beyond-leeway"),
-    pytest.param("issued in the future",
-                 lambda s: bearer(s.mint(PATIENT_VIEW, iat=_now_ts(timedelta(minutes=2)))),
-                 id="iat-in-future"),
-    pytest.param("not yet valid (nbf)", lambda s: bearer(s.mint(PATIENT_VIEW, nbf=_now_ts(timedelta(minutes=2)))),
-                 id="nbf-in-future"),
-    pytest.param("exp, iat and nbf must be NumericDate", lambda s: bearer(s.mint(PATIENT_VIEW, exp="tomorrow")),
-                 id="exp-not-numeric"),
-    pytest.param("wrong audience",
-                 lambda s: bearer(s.mint("https://elsewhere.example/cds-services/tacrolimus-patient-view")),
-                 id="wrong-aud"),
+    pytest.param("algorithm not allowed", lambda s: bearer(unsigned_token(claims_for(PATIENT_VIEW))), id="alg-none"),
+    pytest.param(
+        "algorithm not allowed",
+        lambda s: bearer(hs256_token(claims_for(PATIENT_VIEW), s.public_pem())),
+        id="hs256-keyed-with-public-key-pem",
+    ),
+    pytest.param(
+        "expired", lambda s: bearer(s.mint(PATIENT_VIEW, now=FIXED_NOW - timedelta(minutes=10))), id="expired"
+    ),
+    pytest.param(
+        "exp too far in the future", lambda s: bearer(s.mint(PATIENT_VIEW, exp=253402300799)), id="exp-year-9999"
+    ),
+    pytest.param(
+        "exp, iat and nbf must be NumericDate",
+        lambda s: bearer(s.mint(PATIENT_VIEW, exp=1e18)),
+        id="exp-beyond-the-calendar",
+    ),
+    pytest.param(
+        "exp too far in the future",
+        lambda s: bearer(s.mint(PATIENT_VIEW, lifetime=timedelta(days=2))),
+        id="lifetime-over-a-day",
+    ),
+    pytest.param(
+        "expired",
+        lambda s: bearer(s.mint(PATIENT_VIEW, exp=_now_ts(-timedelta(seconds=61)))),
+        id="expired-just-beyond-leeway",
+    ),
+    pytest.param(
+        "issued in the future",
+        lambda s: bearer(s.mint(PATIENT_VIEW, iat=_now_ts(timedelta(minutes=2)))),
+        id="iat-in-future",
+    ),
+    pytest.param(
+        "not yet valid (nbf)",
+        lambda s: bearer(s.mint(PATIENT_VIEW, nbf=_now_ts(timedelta(minutes=2)))),
+        id="nbf-in-future",
+    ),
+    pytest.param(
+        "exp, iat and nbf must be NumericDate",
+        lambda s: bearer(s.mint(PATIENT_VIEW, exp="tomorrow")),
+        id="exp-not-numeric",
+    ),
+    pytest.param(
+        "wrong audience",
+        lambda s: bearer(s.mint("https://elsewhere.example/cds-services/tacrolimus-patient-view")),
+        id="wrong-aud",
+    ),
     pytest.param("wrong audience", lambda s: bearer(s.mint(ORDER_SIGN)), id="aud-of-another-service"),
     pytest.param("wrong audience", lambda s: bearer(s.mint(DISCOVERY)), id="aud-of-discovery"),
-    pytest.param("untrusted issuer", lambda s: bearer(s.mint(PATIENT_VIEW, iss="https://attacker.example")),
-                 id="unknown-iss"),
-    pytest.param("unknown kid", lambda s: bearer(s.mint(PATIENT_VIEW, header={"kid": "no-such-kid"})),
-                 id="unknown-kid"),
+    pytest.param(
+        "untrusted issuer", lambda s: bearer(s.mint(PATIENT_VIEW, iss="https://attacker.example")), id="unknown-iss"
+    ),
+    pytest.param(
+        "unknown kid", lambda s: bearer(s.mint(PATIENT_VIEW, header={"kid": "no-such-kid"})), id="unknown-kid"
+    ),
     pytest.param("missing kid", lambda s: bearer(s.mint(PATIENT_VIEW, header={"kid": None})), id="no-kid"),
-    pytest.param("typ is not JWT", lambda s: bearer(s.mint(PATIENT_VIEW, header={"typ": "at+jwt"})),
-                 id="typ-not-jwt"),
-    pytest.param(SIGNATURE_INVALID, lambda s: bearer(ec_signer("ec-384").mint(PATIENT_VIEW)),
-                 id="signed-by-another-key-same-kid"),
-    pytest.param(SIGNATURE_INVALID, lambda s: bearer(s.mint(PATIENT_VIEW)[:-6] + "AAAAAA"),
-                 id="signature-tampered"),
-    pytest.param("jku not on the issuer's allowlist",
-                 lambda s: bearer(s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks",
-                                                                 "kid": "not-configured"})),
-                 id="jku-not-allowlisted"),
-    pytest.param("jti must be a non-empty string", lambda s: bearer(s.mint(PATIENT_VIEW, jti="")),
-                 id="empty-jti"),
+    pytest.param("typ is not JWT", lambda s: bearer(s.mint(PATIENT_VIEW, header={"typ": "at+jwt"})), id="typ-not-jwt"),
+    pytest.param(
+        SIGNATURE_INVALID, lambda s: bearer(ec_signer("ec-384").mint(PATIENT_VIEW)), id="signed-by-another-key-same-kid"
+    ),
+    pytest.param(SIGNATURE_INVALID, lambda s: bearer(s.mint(PATIENT_VIEW)[:-6] + "AAAAAA"), id="signature-tampered"),
+    pytest.param(
+        "jku not on the issuer's allowlist",
+        lambda s: bearer(
+            s.mint(PATIENT_VIEW, header={"jku": "https://attacker.example/jwks", "kid": "not-configured"})
+        ),
+        id="jku-not-allowlisted",
+    ),
+    pytest.param("jti must be a non-empty string", lambda s: bearer(s.mint(PATIENT_VIEW, jti="")), id="empty-jti"),
 ]
 
 
@@ -245,11 +286,14 @@ def test_forged_token_does_not_occupy_jti(auth_client, es384, store):
     assert call_patient_view(auth_client, bearer(es384.mint(PATIENT_VIEW, jti="victim"))).status_code == 200
 
 
-@pytest.mark.parametrize("tenant, expected", [
-    pytest.param("clinic-a", 200, id="configured-tenant"),
-    pytest.param("clinic-b", 401, id="other-tenant"),
-    pytest.param(None, 401, id="no-tenant-claim"),
-])
+@pytest.mark.parametrize(
+    "tenant, expected",
+    [
+        pytest.param("clinic-a", 200, id="configured-tenant"),
+        pytest.param("clinic-b", 401, id="other-tenant"),
+        pytest.param(None, 401, id="no-tenant-claim"),
+    ],
+)
 def test_tenant_checked_when_configured(make_app, store, es384, tenant, expected):
     client = make_app(store=store, **auth_config(es384, tenant="clinic-a")).test_client()
     assert call_patient_view(client, bearer(es384.mint(PATIENT_VIEW, tenant=tenant))).status_code == expected
@@ -257,12 +301,16 @@ def test_tenant_checked_when_configured(make_app, store, es384, tenant, expected
 
 # --- exemptions and coverage ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/cds-services"),
-    ("POST", "/cds-services/tacrolimus-order-select"),
-    ("POST", "/cds-services/tacrolimus-patient-view/feedback"),
-    ("GET", "/cds-services/tacrolimus-patient-view/feedback/summary"),
-])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/cds-services"),
+        ("POST", "/cds-services/tacrolimus-order-select"),
+        ("POST", "/cds-services/tacrolimus-patient-view/feedback"),
+        ("GET", "/cds-services/tacrolimus-patient-view/feedback/summary"),
+    ],
+)
 def test_every_cds_endpoint_needs_a_token(auth_client, method, path):
     """'this is for every single CDS Service call, whether that be a Discovery call, a single CDS
     Service invocation, or multiple exchanges relating to a single service' (feedback included)."""
@@ -278,6 +326,7 @@ def test_auth_off_needs_no_token(client):
 
 
 # --- JWK Sets fetched from jwks_url and jku --------------------------------------------------------
+
 
 @pytest.fixture
 def clock() -> SteppingClock:
@@ -334,14 +383,17 @@ def test_jwks_refetched_after_ttl(make_app, store, clock, es384):
     assert len(responses.calls) == 2
 
 
-@pytest.mark.parametrize("failure", [
-    pytest.param({"body": requests.ConnectionError("refused")}, id="connection-refused"),
-    pytest.param({"body": requests.Timeout("slow")}, id="timeout"),
-    pytest.param({"status": 503}, id="http-503"),
-    pytest.param({"body": "<html>not json</html>"}, id="not-json"),
-    pytest.param({"json": {"keys": "none"}}, id="not-a-jwk-set"),
-    pytest.param({"status": 302, "headers": {"Location": "https://attacker.example/jwks"}}, id="redirect"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param({"body": requests.ConnectionError("refused")}, id="connection-refused"),
+        pytest.param({"body": requests.Timeout("slow")}, id="timeout"),
+        pytest.param({"status": 503}, id="http-503"),
+        pytest.param({"body": "<html>not json</html>"}, id="not-json"),
+        pytest.param({"json": {"keys": "none"}}, id="not-a-jwk-set"),
+        pytest.param({"status": 302, "headers": {"Location": "https://attacker.example/jwks"}}, id="redirect"),
+    ],
+)
 @responses.activate
 def test_jwks_fetch_failure_is_401_not_500(make_app, store, clock, es384, failure):
     responses.get(JWKS_URL, **failure)
@@ -364,8 +416,7 @@ def test_jku_on_allowlist_accepted(make_app, store, clock, es384):
     """'jku' is followed only when the issuer's allowlist names that exact URL."""
     jku = "https://ehr.example.org/cds/jwks.json"
     responses.get(jku, json=es384.jwks())
-    config = {"AUTH_REQUIRED": True,
-              "TRUSTED_ISSUERS": {ISSUER: {"jku_allowlist": [jku]}}}
+    config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jku_allowlist": [jku]}}}
     client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": jku})).status_code == 200
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": jku + "?x"})))
@@ -377,9 +428,13 @@ def test_jku_on_allowlist_accepted(make_app, store, clock, es384):
 def test_jku_of_another_issuer_not_followed(make_app, store, clock, es384):
     """An allowlist is per issuer: issuer B's jku does not serve tokens of issuer A."""
     other_jku = "https://other-ehr.example/jwks.json"
-    config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {
-        ISSUER: {"jwks": ec_signer("ec-384-other").jwks()},
-        "https://other-ehr.example": {"jku_allowlist": [other_jku]}}}
+    config = {
+        "AUTH_REQUIRED": True,
+        "TRUSTED_ISSUERS": {
+            ISSUER: {"jwks": ec_signer("ec-384-other").jwks()},
+            "https://other-ehr.example": {"jku_allowlist": [other_jku]},
+        },
+    }
     client = make_app(store=store, clock=clock, **config).test_client()
     assert_generic_401(call_patient_view(client, _signed_now(es384, clock, header={"jku": other_jku})))
     assert len(responses.calls) == 0
@@ -396,8 +451,7 @@ SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
 
 
 @responses.activate
-def test_configured_inline_keys_win_over_a_jku_so_an_offline_site_accepts_the_sandbox(make_app, store, clock,
-                                                                                      es384):
+def test_configured_inline_keys_win_over_a_jku_so_an_offline_site_accepts_the_sandbox(make_app, store, clock, es384):
     """An air-gapped site configures the client's key set inline; the client still sends a jku it
     cannot reach and has not allowlisted. The inline key verifies the token; nothing is fetched."""
     config = {"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks()}}}
@@ -412,16 +466,17 @@ def test_a_jku_cannot_replace_a_configured_key_with_the_same_kid(make_app, store
     its jku is allowlisted and serves that other key: the configured key is used, the jku never."""
     impostor = ec_signer(es384.kid)
     responses.get(SANDBOX_JKU, json=impostor.jwks())
-    config = {"AUTH_REQUIRED": True,
-              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    config = {
+        "AUTH_REQUIRED": True,
+        "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}},
+    }
     client = make_app(store=store, clock=clock, **config).test_client()
     assert_generic_401(call_patient_view(client, _signed_now(impostor, clock, header={"jku": SANDBOX_JKU})))
     assert len(responses.calls) == 0
 
 
 @responses.activate
-def test_a_jku_equal_to_the_configured_jwks_url_is_allowed_without_repeating_it(make_app, store, clock,
-                                                                               es384):
+def test_a_jku_equal_to_the_configured_jwks_url_is_allowed_without_repeating_it(make_app, store, clock, es384):
     """3.0 ballot, "Trusting CDS Clients" (jku SHOULD be sent, key rotation): a client naming the
     very key set the operator configured as jwks_url is not refused for lack of an allowlist
     entry; a key rotated into that set is found by the refresh on an unknown kid."""
@@ -439,8 +494,10 @@ def test_a_jku_equal_to_the_configured_jwks_url_is_allowed_without_repeating_it(
 def test_an_allowlisted_jku_is_fetched_only_for_a_kid_the_configured_keys_lack(make_app, store, clock, es384):
     rotated = ec_signer("ec-384-rotated")
     responses.get(SANDBOX_JKU, json=rotated.jwks())
-    config = {"AUTH_REQUIRED": True,
-              "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}}}
+    config = {
+        "AUTH_REQUIRED": True,
+        "TRUSTED_ISSUERS": {ISSUER: {"jwks": es384.jwks(), "jku_allowlist": [SANDBOX_JKU]}},
+    }
     client = make_app(store=store, clock=clock, **config).test_client()
     assert call_patient_view(client, _signed_now(es384, clock, header={"jku": SANDBOX_JKU})).status_code == 200
     assert len(responses.calls) == 0  # the configured key was enough
@@ -449,8 +506,7 @@ def test_an_allowlisted_jku_is_fetched_only_for_a_kid_the_configured_keys_lack(m
 
 
 @responses.activate
-def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(make_app, store, clock,
-                                                                               es384):
+def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(make_app, store, clock, es384):
     stranger = ec_signer("ec-384-stranger")
     responses.get(JWKS_URL, json=es384.jwks())
     client = _jwks_url_app(make_app, store, clock)
@@ -459,6 +515,7 @@ def test_a_jku_neither_configured_nor_allowlisted_is_refused_for_an_unknown_kid(
 
 
 # --- audience behind a proxy ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("external_base", ["https://cds.example.org", "https://cds.example.org/"])
 def test_external_base_url_is_the_audience(make_app, store, es384, external_base):
@@ -470,6 +527,7 @@ def test_external_base_url_is_the_audience(make_app, store, es384, external_base
 
 
 # --- configuration -------------------------------------------------------------------------------
+
 
 def test_create_app_with_exactly_the_documented_keys(monkeypatch, tmp_path, es384):
     """create_app({"AUTH_REQUIRED": True, "TRUSTED_ISSUERS": {...}}) -- real clock, real store."""
@@ -501,20 +559,25 @@ def test_trusted_issuers_from_environment(monkeypatch, make_app, store, es384):
     assert_generic_401(client.get("/cds-services"))
 
 
-@pytest.mark.parametrize("issuers, message", [
-    pytest.param(["https://ehr"], "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list", id="not-a-mapping"),
-    pytest.param({ISSUER: {}}, "needs jwks, jwks_url or jku_allowlist", id="no-key-source"),
-    pytest.param({ISSUER: {"jwks": {"kid": "x"}}}, "not a JWK Set", id="jwks-not-a-set"),
-    pytest.param({ISSUER: {"jwks_url": JWKS_URL, "jku_allowlist": "https://x"}}, "list of URLs",
-                 id="allowlist-not-a-list"),
-    pytest.param({ISSUER: {"jwks_url": JWKS_URL, "tennant": "a"}}, "unknown field", id="misspelt-field"),
-])
+@pytest.mark.parametrize(
+    "issuers, message",
+    [
+        pytest.param(["https://ehr"], "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list", id="not-a-mapping"),
+        pytest.param({ISSUER: {}}, "needs jwks, jwks_url or jku_allowlist", id="no-key-source"),
+        pytest.param({ISSUER: {"jwks": {"kid": "x"}}}, "not a JWK Set", id="jwks-not-a-set"),
+        pytest.param(
+            {ISSUER: {"jwks_url": JWKS_URL, "jku_allowlist": "https://x"}}, "list of URLs", id="allowlist-not-a-list"
+        ),
+        pytest.param({ISSUER: {"jwks_url": JWKS_URL, "tennant": "a"}}, "unknown field", id="misspelt-field"),
+    ],
+)
 def test_bad_trusted_issuers_stop_start_up(make_app, store, issuers, message):
     with pytest.raises(ValueError, match=message):
         make_app(store=store, AUTH_REQUIRED=True, TRUSTED_ISSUERS=issuers)
 
 
 # --- logging -------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def auth_log():
@@ -542,8 +605,7 @@ def test_rejection_logged_with_reason_iss_jti_never_the_token(auth_client, es384
 
 # --- CORS ----------------------------------------------------------------------------------------
 
-PREFLIGHT = {"Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization,content-type"}
+PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
 
 
 @pytest.fixture
@@ -563,15 +625,15 @@ def test_preflight_answered_without_token(cors_client, path):
 
 
 def test_preflight_from_unconfigured_origin_gets_no_allow_origin(cors_client):
-    response = cors_client.options("/cds-services/tacrolimus-patient-view",
-                                   headers={"Origin": "https://attacker.example", **PREFLIGHT})
+    response = cors_client.options(
+        "/cds-services/tacrolimus-patient-view", headers={"Origin": "https://attacker.example", **PREFLIGHT}
+    )
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
 def test_no_origin_allowed_by_default(make_app, store, es384):
     client = make_app(store=store, **auth_config(es384)).test_client()
-    response = client.options("/cds-services/tacrolimus-patient-view",
-                              headers={"Origin": SANDBOX_ORIGIN, **PREFLIGHT})
+    response = client.options("/cds-services/tacrolimus-patient-view", headers={"Origin": SANDBOX_ORIGIN, **PREFLIGHT})
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
@@ -591,8 +653,11 @@ def test_trickling_key_set_endpoint_is_cut_at_the_timeout(make_app, fault_server
     from fault_server import trickle_body
 
     fault_server.plan(trickle_body(0.05), path="/fhir/jwks")
-    config = {"AUTH_REQUIRED": True, "JWKS_TIMEOUT_S": 0.5,
-              "TRUSTED_ISSUERS": {es384.iss: {"jwks_url": f"{fault_server.base}/jwks"}}}
+    config = {
+        "AUTH_REQUIRED": True,
+        "JWKS_TIMEOUT_S": 0.5,
+        "TRUSTED_ISSUERS": {es384.iss: {"jwks_url": f"{fault_server.base}/jwks"}},
+    }
     client = make_app(**config).test_client()
     started = time.monotonic()
     response = client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY)))

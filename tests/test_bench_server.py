@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 import fault_server as faults
-from bench.server import POLL_S, wait_for_health
 from fault_server import FaultServer
+
+from bench.server import POLL_S, wait_for_health
 
 
 def _healthz_ok(ex: faults.Exchange) -> None:

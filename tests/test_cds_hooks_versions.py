@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from cards.model import Card
 from cardcheck import assert_valid_response
 from conftest import counting_uuids
-from service.render import TOPIC_SYSTEM, TOPICS, render_card
-from service.services import CDS_HOOKS_VERSION, HOOK_VERSIONS
+
+from cards.model import Card
+from service.hooks.registry import CDS_HOOKS_VERSION, HOOK_VERSIONS
+from service.hooks.render import TOPIC_SYSTEM, TOPICS, render_card
 
 # The fields of a 2.0 discovery entry ("Discovery", CDS Service): a 2.0 client knows only these.
 FIELDS_2_0 = {"hook", "id", "title", "description", "prefetch", "usageRequirements"}
@@ -29,7 +29,10 @@ def test_discovery_names_the_specification_and_hook_versions(client):
     definition in the Hooks Library (1.0 for order-select, order-sign and patient-view)."""
     services = client.get("/cds-services").get_json()["services"]
     assert {s["hook"]: (s["version"], s["hookVersion"]) for s in services} == {
-        "order-select": ("2.0.1", "1.0"), "order-sign": ("2.0.1", "1.0"), "patient-view": ("2.0.1", "1.0")}
+        "order-select": ("2.0.1", "1.0"),
+        "order-sign": ("2.0.1", "1.0"),
+        "patient-view": ("2.0.1", "1.0"),
+    }
     assert CDS_HOOKS_VERSION == "2.0.1" and set(HOOK_VERSIONS) == {s["hook"] for s in services}
 
 
@@ -72,8 +75,13 @@ def test_an_order_select_with_a_long_ehr_id_is_answered(client):
     assert response.status_code == 200, response.get_json()
     answer = response.get_json()
     assert_valid_response(answer)
-    deletes = [a["resourceId"] for c in answer["cards"] for s in c.get("suggestions", ())
-               for a in s["actions"] if a["type"] == "delete"]
+    deletes = [
+        a["resourceId"]
+        for c in answer["cards"]
+        for s in c.get("suggestions", ())
+        for a in s["actions"]
+        if a["type"] == "delete"
+    ]
     assert deletes == [f"MedicationRequest/{LONG_ID}"]
 
 
@@ -94,13 +102,22 @@ def test_a_selection_with_a_slash_in_the_id_is_a_400(client):
 # -- source.topic ---------------------------------------------------------------------------------
 
 
-
-@pytest.mark.parametrize("kind, code", [
-    ("eligibility", "eligibility"), ("dose", "dose"), ("timing", "timing"), ("baseline-labs", "baseline-labs"),
-    ("trough", "trough"), ("safety:potassium", "safety"), ("safety:monitoring-due", "safety"),
-    ("interaction:fluconazole", "interaction"), ("interaction:tacrolimus-release-switch", "interaction"),
-    ("care:administration", "care"), ("data-quality", "data-quality"),
-])
+@pytest.mark.parametrize(
+    "kind, code",
+    [
+        ("eligibility", "eligibility"),
+        ("dose", "dose"),
+        ("timing", "timing"),
+        ("baseline-labs", "baseline-labs"),
+        ("trough", "trough"),
+        ("safety:potassium", "safety"),
+        ("safety:monitoring-due", "safety"),
+        ("interaction:fluconazole", "interaction"),
+        ("interaction:tacrolimus-release-switch", "interaction"),
+        ("care:administration", "care"),
+        ("data-quality", "data-quality"),
+    ],
+)
 def test_every_card_kind_has_a_topic_from_our_own_system(kind, code):
     """2.0.1 "Source": topic is a Coding describing the card's subject, which EHRs and analytics
     use to group cards; ours come from our own code system, one code per card family."""
@@ -111,11 +128,13 @@ def test_every_card_kind_has_a_topic_from_our_own_system(kind, code):
 
 def test_every_golden_card_carries_a_topic():
     """Every card the fixture scenarios produce has its family's topic (no kind left unmapped)."""
-    cards = [card for path in sorted((FIXTURE.parent).glob("*/expected/*.response.json"))
-             for card in json.loads(path.read_text())["cards"]]
+    cards = [
+        card
+        for path in sorted((FIXTURE.parent).glob("*/expected/*.response.json"))
+        for card in json.loads(path.read_text())["cards"]
+    ]
     assert cards
-    assert all(c["source"]["topic"]["system"] == TOPIC_SYSTEM and c["source"]["topic"]["code"] in TOPICS
-               for c in cards)
+    assert all(c["source"]["topic"]["system"] == TOPIC_SYSTEM and c["source"]["topic"]["code"] in TOPICS for c in cards)
 
 
 # -- override reasons in HL7's suggested codes ----------------------------------------------------
@@ -136,8 +155,13 @@ def test_override_reasons_use_hl7_codes_where_they_match_and_ours_elsewhere():
     """3.0 ballot, "Override reasons": HL7 publishes suggested override reason codes (Non-Adherence
     Reason Codes); a service may offer them beside its own. Every card family offers some of
     HL7's (with HL7's display), keeps ours where none matches, and never offers one code twice."""
-    reasons = [c for path in sorted(FIXTURE.parent.glob("*/expected/*.response.json"))
-               for card in json.loads(path.read_text())["cards"] for c in [card.get("overrideReasons")] if c]
+    reasons = [
+        c
+        for path in sorted(FIXTURE.parent.glob("*/expected/*.response.json"))
+        for card in json.loads(path.read_text())["cards"]
+        for c in [card.get("overrideReasons")]
+        if c
+    ]
     assert reasons
     for offered in reasons:
         keys = [(r["system"], r["code"]) for r in offered]
@@ -148,5 +172,8 @@ def test_override_reasons_use_hl7_codes_where_they_match_and_ours_elsewhere():
                 assert HL7_CODES[r["code"]] == r["display"]
     used = {(r["system"], r["code"]) for offered in reasons for r in offered}
     assert {(HL7_OVERRIDE, code) for code in HL7_CODES} <= used
-    assert {(OURS, "clinical-judgement"), (OURS, "patient-declined"),
-            (OURS, "interaction-benefit-outweighs-risk")} <= used
+    assert {
+        (OURS, "clinical-judgement"),
+        (OURS, "patient-declined"),
+        (OURS, "interaction-benefit-outweighs-risk"),
+    } <= used

@@ -19,8 +19,9 @@ def _where(checkout: Path, **env: str) -> tuple[str, int]:
         script.parent.mkdir(parents=True)
         shutil.copy2(SCRIPT, script)
     clean = {k: v for k, v in os.environ.items() if k not in ("TACRO_CDS_PG_STATE", "TACRO_CDS_PG_PORT")}
-    done = subprocess.run(["bash", str(script), "--where"], env={**clean, **env}, capture_output=True,
-                          text=True, check=True, timeout=30)
+    done = subprocess.run(
+        ["bash", str(script), "--where"], env={**clean, **env}, capture_output=True, text=True, check=True, timeout=30
+    )
     state, port = done.stdout.split()
     return state, int(port)
 
@@ -34,4 +35,7 @@ def test_two_checkouts_get_different_clusters_and_each_keeps_its_own(tmp_path):
 
 
 def test_the_state_folder_and_port_can_still_be_chosen(tmp_path):
-    assert _where(tmp_path / "a", TACRO_CDS_PG_STATE="/tmp/pg-mine", TACRO_CDS_PG_PORT="61234") == ("/tmp/pg-mine", 61234)
+    assert _where(tmp_path / "a", TACRO_CDS_PG_STATE="/tmp/pg-mine", TACRO_CDS_PG_PORT="61234") == (
+        "/tmp/pg-mine",
+        61234,
+    )

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from service import cli
+from service.cli import main as cli
 from service.config import load_settings
-from service.fhir_policy import http_policy
+from service.fhir.policy import http_policy
 
-DEV_VARIABLES = ("TACRO_CDS_AUTH_REQUIRED", "TACRO_CDS_CORS_ORIGINS", "TACRO_CDS_ALLOW_HTTP_FHIR",
-                 "TACRO_CDS_SMART_COOKIE_SECURE", "TACRO_CDS_METRICS_OPEN")
+DEV_VARIABLES = (
+    "TACRO_CDS_AUTH_REQUIRED",
+    "TACRO_CDS_CORS_ORIGINS",
+    "TACRO_CDS_ALLOW_HTTP_FHIR",
+    "TACRO_CDS_SMART_COOKIE_SECURE",
+    "TACRO_CDS_METRICS_OPEN",
+)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from service.config import load_settings
 from service.errors import FhirServerRefusedError
-from service.fhir_policy import check_fhir_server
+from service.fhir.policy import check_fhir_server
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -33,8 +33,14 @@ def _compose_config(**env: str) -> subprocess.CompletedProcess[str]:
             pytest.fail("docker-compose is missing (.ci/run installs Debian's docker-compose)")
         pytest.skip("Debian's docker-compose is not installed")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TACRO_", "COMPOSE_"))}
-    return subprocess.run([binary, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [binary, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _config(**env: str) -> dict[str, Any]:
@@ -134,10 +140,19 @@ def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy() -> None:
     assert job["restart"] == "no"
     assert job["image"] == service["image"] and job["build"] == service["build"]
     command = job["command"]
-    assert command[:3] == ["tacro-cds", "fixtures", "load"]
+    # The image carries no development tools: the job runs the checkout's, mounted read-only.
+    assert command[:5] == ["python", "-m", "tacro_dev", "fixtures", "load"]
+    assert job["working_dir"] == "/src" and any(v.endswith(":/src:ro") for v in job["volumes"])
     assert command[command.index("--fhir-server") + 1] == FHIR_BASE
     # The job needs nothing secret: no database password, no issuer keys.
-    assert not job.get("environment")
+    assert set(job.get("environment", {})) <= {"PYTHONDONTWRITEBYTECODE"}
+
+
+def test_replicas_stop_after_gunicorn_s_graceful_timeout() -> None:
+    service = _config(TACRO_DB_PASSWORD="x1")["services"]["tacro-cds"]
+    grace = service["stop_grace_period"]
+    seconds = int(grace.rstrip("s")) if isinstance(grace, str) else grace / 1e9
+    assert seconds > 30  # gunicorn's graceful_timeout (gunicorn.conf.py)
 
 
 def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else() -> None:
@@ -151,8 +166,9 @@ def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else
             check_fhir_server(other, **policy)
     # A production allowlist replaces the test environment's.
     mine = ["https://ehr.example.org/fhir"]
-    environment = _config(TACRO_DB_PASSWORD="x1", TACRO_CDS_FHIR_SERVER_ALLOWLIST=json.dumps(mine),
-                          TACRO_CDS_ALLOW_HTTP_FHIR="false")["services"]["tacro-cds"]["environment"]
+    environment = _config(
+        TACRO_DB_PASSWORD="x1", TACRO_CDS_FHIR_SERVER_ALLOWLIST=json.dumps(mine), TACRO_CDS_ALLOW_HTTP_FHIR="false"
+    )["services"]["tacro-cds"]["environment"]
     settings = load_settings(environ={k: str(v) for k, v in environment.items()})
     assert settings.fhir_server_allowlist == mine and settings.allow_http_fhir == "never"
 
@@ -160,8 +176,12 @@ def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else
 def test_no_secret_is_written_in_the_resolved_configuration() -> None:
     password = "Pw" + "7" * 30
     config = _config(TACRO_DB_PASSWORD=password)
-    holders = sorted(f"{name}.{key}" for name, service in config["services"].items()
-                     for key, value in (service.get("environment") or {}).items() if password in str(value))
+    holders = sorted(
+        f"{name}.{key}"
+        for name, service in config["services"].items()
+        for key, value in (service.get("environment") or {}).items()
+        if password in str(value)
+    )
     assert holders == ["db.POSTGRES_PASSWORD", "tacro-cds.TACRO_CDS_FEEDBACK_DB"]
     # Whatever names a secret takes its value from the environment, never from the file.
     raw = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]

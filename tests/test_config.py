@@ -11,20 +11,33 @@ from pathlib import Path
 import pytest
 
 from service import create_app
-from service.demo import scenario_clock
-from service.config import (SETTING_NAMES, TOOL_PREFIXES, TOOL_VARIABLES, ConfigError, Settings, data_directory,
-                            default_data_dir, default_settings, load_settings, settings_table)
+from service.config import (
+    SETTING_NAMES,
+    TOOL_PREFIXES,
+    TOOL_VARIABLES,
+    ConfigError,
+    Settings,
+    data_directory,
+    default_data_dir,
+    default_settings,
+    load_settings,
+    settings_table,
+)
+from tacro_dev.demo import scenario_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_default_data_folder_follows_xdg_data_home_else_the_home_folder(tmp_path):
-    assert default_data_dir({"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": "/nowhere"}) == \
-        tmp_path / "xdg" / "tacro-cds"
+    assert (
+        default_data_dir({"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": "/nowhere"}) == tmp_path / "xdg" / "tacro-cds"
+    )
     assert default_data_dir({"HOME": str(tmp_path)}) == tmp_path / ".local" / "share" / "tacro-cds"
     # A relative XDG_DATA_HOME is invalid by the XDG convention and ignored.
-    assert default_data_dir({"XDG_DATA_HOME": "relative", "HOME": str(tmp_path)}) == \
-        tmp_path / ".local" / "share" / "tacro-cds"
+    assert (
+        default_data_dir({"XDG_DATA_HOME": "relative", "HOME": str(tmp_path)})
+        == tmp_path / ".local" / "share" / "tacro-cds"
+    )
 
 
 def test_app_without_settings_keeps_its_files_in_the_default_data_folder(tmp_path, monkeypatch):
@@ -55,7 +68,7 @@ def test_unusable_data_folder_refuses_start_naming_the_setting(tmp_path):
 
 
 def test_serve_refuses_an_unusable_data_folder_before_starting_workers(tmp_path, monkeypatch, capsys):
-    from service.cli import main
+    from service.cli.main import main
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -65,7 +78,6 @@ def test_serve_refuses_an_unusable_data_folder_before_starting_workers(tmp_path,
     err = capsys.readouterr().err
     assert "configuration error" in err and "TACRO_CDS_DATA_DIR" in err
     assert "Traceback" not in err
-
 
 
 def test_misspelt_variable_stops_start_up_naming_the_closest_setting():
@@ -79,7 +91,7 @@ def test_misspelt_variable_stops_start_up_naming_the_closest_setting():
 
 
 def test_misspelt_variable_stops_create_app_and_serve(tmp_path, monkeypatch, capsys):
-    from service.cli import main
+    from service.cli.main import main
 
     monkeypatch.setenv("TACRO_CDS_AUTH_REQURED", "false")
     with pytest.raises(ConfigError, match="TACRO_CDS_AUTH_REQUIRED"):
@@ -90,44 +102,72 @@ def test_misspelt_variable_stops_create_app_and_serve(tmp_path, monkeypatch, cap
 
 
 def test_other_variables_are_not_settings_and_pass():
-    config = load_settings(environ={"PATH": "/bin", "TACRO_CDS_TEST_FHIR_URL": "http://x", "TACRO_CDS_FIXTURES_DIR": "/f",
-                                    "TACRO_CDS_FHIR_TOKEN": "t", "TACRO_CDS_AUTH_REQUIRED": "no"})
+    config = load_settings(
+        environ={
+            "PATH": "/bin",
+            "TACRO_CDS_TEST_FHIR_URL": "http://x",
+            "TACRO_CDS_FIXTURES_DIR": "/f",
+            "TACRO_CDS_FHIR_TOKEN": "t",
+            "TACRO_CDS_AUTH_REQUIRED": "no",
+        }
+    )
     assert config.auth_required is False
     assert "fixtures_dir" not in config.model_dump() and "test_fhir_url" not in config.model_dump()
 
 
 def test_every_variable_the_repository_sets_is_a_setting_or_a_tool_variable():
     """Scripts, compose, image and docs use only names the service accepts."""
-    texts = [p for pattern in ("service/**/*.py", "tests/**/*.py", "bench/**/*.py", ".ci/*", "docs/**/*.md")
-             for p in ROOT.glob(pattern)]
+    texts = [
+        p
+        for pattern in ("service/**/*.py", "tests/**/*.py", "bench/**/*.py", ".ci/*", "docs/**/*.md")
+        for p in ROOT.glob(pattern)
+    ]
     texts += [ROOT / name for name in ("README.md", "Dockerfile", "docker-compose.yml")]
     names = {m for p in texts if p.is_file() for m in re.findall(r"TACRO_CDS_([A-Z][A-Z0-9_]*[A-Z0-9])", p.read_text())}
     names -= {"AUTH_REQURED", "FHIR_SERVER_ALLOWLST", "ZZZ", "LOG_LEVL"}  # the misspellings tested here
     assert names
-    stray = sorted(n for n in names if n not in SETTING_NAMES and n not in TOOL_VARIABLES and not f"{n}_".startswith(TOOL_PREFIXES))
+    stray = sorted(
+        n for n in names if n not in SETTING_NAMES and n not in TOOL_VARIABLES and not f"{n}_".startswith(TOOL_PREFIXES)
+    )
     assert not stray
 
 
-@pytest.mark.parametrize(("name", "raw", "said"), [
-    ("FHIR_MAX_PAGES", "five", "TACRO_CDS_FHIR_MAX_PAGES: must be a whole number, not 'five'"),
-    ("FHIR_TIMEOUT_S", "soon", "TACRO_CDS_FHIR_TIMEOUT_S: must be a number, not 'soon'"),
-    ("AUTH_REQUIRED", "maybe", "TACRO_CDS_AUTH_REQUIRED: must be true or false, not 'maybe'"),
-    ("TRUSTED_ISSUERS", "{not json", "TACRO_CDS_TRUSTED_ISSUERS must be JSON"),
-    ("TRUSTED_ISSUERS", "[]", "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list"),
-    ("CORS_ORIGINS", '{"a": 1}', "TACRO_CDS_CORS_ORIGINS: must be a JSON array, not dict"),
-    ("FHIR_SERVER_ALLOWLIST", '"https://x"', "TACRO_CDS_FHIR_SERVER_ALLOWLIST: must be a JSON object or a JSON array, not str"),
-    ("ALLOW_HTTP_FHIR", "sometimes", "TACRO_CDS_ALLOW_HTTP_FHIR"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "said"),
+    [
+        ("FHIR_MAX_PAGES", "five", "TACRO_CDS_FHIR_MAX_PAGES: must be a whole number, not 'five'"),
+        ("FHIR_TIMEOUT_S", "soon", "TACRO_CDS_FHIR_TIMEOUT_S: must be a number, not 'soon'"),
+        ("AUTH_REQUIRED", "maybe", "TACRO_CDS_AUTH_REQUIRED: must be true or false, not 'maybe'"),
+        ("TRUSTED_ISSUERS", "{not json", "TACRO_CDS_TRUSTED_ISSUERS must be JSON"),
+        ("TRUSTED_ISSUERS", "[]", "TACRO_CDS_TRUSTED_ISSUERS: must be a JSON object, not list"),
+        ("CORS_ORIGINS", '{"a": 1}', "TACRO_CDS_CORS_ORIGINS: must be a JSON array, not dict"),
+        (
+            "FHIR_SERVER_ALLOWLIST",
+            '"https://x"',
+            "TACRO_CDS_FHIR_SERVER_ALLOWLIST: must be a JSON object or a JSON array, not str",
+        ),
+        ("ALLOW_HTTP_FHIR", "sometimes", "TACRO_CDS_ALLOW_HTTP_FHIR"),
+    ],
+)
 def test_every_parse_error_names_the_variable(name, raw, said):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={f"TACRO_CDS_{name}": raw})
     assert said in str(caught.value)
 
 
-@pytest.mark.parametrize(("raw", "policy"), [
-    ("true", "any"), ("on", "any"), ("1", "any"), ("false", "never"), ("no", "never"), ("0", "never"),
-    ("loopback", "loopback"), ("LOOPBACK", "loopback"),
-])
+@pytest.mark.parametrize(
+    ("raw", "policy"),
+    [
+        ("true", "any"),
+        ("on", "any"),
+        ("1", "any"),
+        ("false", "never"),
+        ("no", "never"),
+        ("0", "never"),
+        ("loopback", "loopback"),
+        ("LOOPBACK", "loopback"),
+    ],
+)
 def test_allow_http_fhir_reads_one_vocabulary_from_environment_and_mapping(raw, policy):
     assert load_settings(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw}).allow_http_fhir == policy
     assert load_settings({"ALLOW_HTTP_FHIR": raw}, environ={}).allow_http_fhir == policy
@@ -154,27 +194,40 @@ def test_no_trusted_issuers_warning_when_configured_or_auth_off(tmp_path, caplog
 
 def test_empty_variables_mean_not_set():
     """docker compose passes an unset ${VAR:-} as "": the setting keeps its default."""
-    config = load_settings(environ={"TACRO_CDS_TRUSTED_ISSUERS": "", "TACRO_CDS_AUTH_REQUIRED": " ",
-                                    "TACRO_CDS_FHIR_MAX_PAGES": "", "TACRO_CDS_ALLOW_HTTP_FHIR": "",
-                                    "TACRO_CDS_DATA_DIR": ""})
+    config = load_settings(
+        environ={
+            "TACRO_CDS_TRUSTED_ISSUERS": "",
+            "TACRO_CDS_AUTH_REQUIRED": " ",
+            "TACRO_CDS_FHIR_MAX_PAGES": "",
+            "TACRO_CDS_ALLOW_HTTP_FHIR": "",
+            "TACRO_CDS_DATA_DIR": "",
+        }
+    )
     assert config.trusted_issuers == {} and config.auth_required is True and config.data_dir is None
     assert config.fhir_max_pages == 5 and config.allow_http_fhir == "never"
 
 
-@pytest.mark.parametrize(("name", "raw", "said"), [
-    ("FHIR_TIMEOUT_S", "0", "TACRO_CDS_FHIR_TIMEOUT_S: must be greater than 0, not '0'"),
-    ("FHIR_TOTAL_BUDGET_S", "-1", "TACRO_CDS_FHIR_TOTAL_BUDGET_S: must be greater than 0, not '-1'"),
-    ("JWKS_TIMEOUT_S", "0", "TACRO_CDS_JWKS_TIMEOUT_S: must be greater than 0"),
-    ("SMART_HTTP_TIMEOUT_S", "0", "TACRO_CDS_SMART_HTTP_TIMEOUT_S: must be greater than 0"),
-    ("FHIR_MAX_PAGES", "0", "TACRO_CDS_FHIR_MAX_PAGES: must be at least 1, not '0'"),
-    ("FHIR_FALLBACK_MAX_CONCURRENT", "0", "TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT: must be at least 1"),
-    ("MAX_REQUEST_BYTES", "-5", "TACRO_CDS_MAX_REQUEST_BYTES: must be at least 1"),
-    ("JWT_LEEWAY_S", "-1", "TACRO_CDS_JWT_LEEWAY_S: must be at least 0"),
-    ("LOG_LEVEL", "loud", "TACRO_CDS_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'loud'"),
-    ("CORS_ORIGINS", "[1]", "TACRO_CDS_CORS_ORIGINS[0]: must be text, not int"),
-    ("FHIR_SERVER_ALLOWLIST", '{"*": "https://x"}', "TACRO_CDS_FHIR_SERVER_ALLOWLIST['*']: must be a JSON array, not str"),
-    ("SMART_CLIENT_ID", "", None),  # empty: not set, the default stands
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "said"),
+    [
+        ("FHIR_TIMEOUT_S", "0", "TACRO_CDS_FHIR_TIMEOUT_S: must be greater than 0, not '0'"),
+        ("FHIR_TOTAL_BUDGET_S", "-1", "TACRO_CDS_FHIR_TOTAL_BUDGET_S: must be greater than 0, not '-1'"),
+        ("JWKS_TIMEOUT_S", "0", "TACRO_CDS_JWKS_TIMEOUT_S: must be greater than 0"),
+        ("SMART_HTTP_TIMEOUT_S", "0", "TACRO_CDS_SMART_HTTP_TIMEOUT_S: must be greater than 0"),
+        ("FHIR_MAX_PAGES", "0", "TACRO_CDS_FHIR_MAX_PAGES: must be at least 1, not '0'"),
+        ("FHIR_FALLBACK_MAX_CONCURRENT", "0", "TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT: must be at least 1"),
+        ("MAX_REQUEST_BYTES", "-5", "TACRO_CDS_MAX_REQUEST_BYTES: must be at least 1"),
+        ("JWT_LEEWAY_S", "-1", "TACRO_CDS_JWT_LEEWAY_S: must be at least 0"),
+        ("LOG_LEVEL", "loud", "TACRO_CDS_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'loud'"),
+        ("CORS_ORIGINS", "[1]", "TACRO_CDS_CORS_ORIGINS[0]: must be text, not int"),
+        (
+            "FHIR_SERVER_ALLOWLIST",
+            '{"*": "https://x"}',
+            "TACRO_CDS_FHIR_SERVER_ALLOWLIST['*']: must be a JSON array, not str",
+        ),
+        ("SMART_CLIENT_ID", "", None),  # empty: not set, the default stands
+    ],
+)
 def test_values_out_of_range_stop_start_up_naming_the_variable(name, raw, said):
     if said is None:
         assert load_settings(environ={f"TACRO_CDS_{name}": raw}) == default_settings()
@@ -196,8 +249,14 @@ def test_a_mapping_is_checked_as_the_environment_is():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as caught:
-        load_settings({"FHIR_TIMOUT_S": 2}, environ={"TACRO_CDS_FHIR_MAX_PAGES": "five", "TACRO_CDS_AUTH_REQUIRED": "maybe",
-                                                      "TACRO_CDS_LOG_LEVL": "INFO"})
+        load_settings(
+            {"FHIR_TIMOUT_S": 2},
+            environ={
+                "TACRO_CDS_FHIR_MAX_PAGES": "five",
+                "TACRO_CDS_AUTH_REQUIRED": "maybe",
+                "TACRO_CDS_LOG_LEVL": "INFO",
+            },
+        )
     said = str(caught.value)
     assert "TACRO_CDS_FHIR_MAX_PAGES: must be a whole number" in said
     assert "TACRO_CDS_AUTH_REQUIRED: must be true or false" in said
@@ -219,12 +278,14 @@ def test_settings_are_frozen_and_keep_secrets_out_of_their_text():
 
 
 def test_create_app_takes_a_settings_object_and_its_collaborators_as_arguments(tmp_path):
-    settings = load_settings({"AUTH_REQUIRED": False, "DATA_DIR": str(tmp_path), "SMART_APP_ENABLED": False},
-                             environ={})
+    settings = load_settings(
+        {"AUTH_REQUIRED": False, "DATA_DIR": str(tmp_path), "SMART_APP_ENABLED": False}, environ={}
+    )
     scenario = ROOT / "fhir_fixtures" / "azole-fluconazole"
     as_of = json.loads((scenario / "scenario.json").read_text())["asOf"]
-    app = create_app(settings, uuid_factory=lambda: "00000000-0000-4000-8000-00000000abcd",
-                     clock=lambda: scenario_clock(as_of))
+    app = create_app(
+        settings, uuid_factory=lambda: "00000000-0000-4000-8000-00000000abcd", clock=lambda: scenario_clock(as_of)
+    )
     body = json.loads((scenario / "requests" / "order-select.json").read_text())
     answer = app.test_client().post("/cds-services/tacrolimus-order-select", json=body).get_json()
     assert answer["cards"]
@@ -251,7 +312,11 @@ def test_readme_configuration_table_is_the_settings_model():
 def test_modules_read_settings_as_attributes_with_no_second_default():
     """Defaults live in Settings alone: no module looks a setting up by name with a fallback of its own."""
     lookup = re.compile(r"""(?<!app\.)\b(?:config|settings|cfg)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""")
-    found = [f"{path.relative_to(ROOT)}: {name}" for pattern in ("service/**/*.py", "bench/**/*.py")
-             for path in ROOT.glob(pattern) for name in lookup.findall(path.read_text(encoding="utf-8"))
-             if name in SETTING_NAMES]
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for pattern in ("service/**/*.py", "bench/**/*.py")
+        for path in ROOT.glob(pattern)
+        for name in lookup.findall(path.read_text(encoding="utf-8"))
+        if name in SETTING_NAMES
+    ]
     assert not found

@@ -14,9 +14,9 @@ import pytest
 import responses
 
 from fhir_fixtures import FIXTURES_DIR
-from service.cli import main
-from service.dev_ehr import DevEhrSettings, create_dev_ehr
-from service.fixture_dates import shift_dates, shift_value
+from tacro_dev.__main__ import main
+from tacro_dev.dev_ehr import DevEhrSettings, create_dev_ehr
+from tacro_dev.fixture_dates import shift_dates, shift_value
 
 PUBLIC = "http://127.0.0.1:8090"
 UPSTREAM = "http://127.0.0.1:9999/fhir"
@@ -30,24 +30,43 @@ def challenge(verifier: str) -> str:
 
 @pytest.fixture
 def ehr():
-    app = create_dev_ehr(DevEhrSettings(fhir_url=UPSTREAM, fhir_token="upstream-token",
-                                        cds_url="http://127.0.0.1:8080", public_url=PUBLIC,
-                                        fixtures_dir=FIXTURES_DIR))
+    app = create_dev_ehr(
+        DevEhrSettings(
+            fhir_url=UPSTREAM,
+            fhir_token="upstream-token",
+            cds_url="http://127.0.0.1:8080",
+            public_url=PUBLIC,
+            fixtures_dir=FIXTURES_DIR,
+        )
+    )
     app.config["WTF_CSRF_ENABLED"] = False  # the forms' CSRF is Flask-WTF's; these tests drive the OAuth flow
     return app
 
 
 def authorize_params(**extra):
-    params = {"response_type": "code", "client_id": "tacro-cds", "redirect_uri": REDIRECT, "state": "s1",
-              "scope": "launch patient/Observation.rs", "aud": PUBLIC + "/fhir",
-              "code_challenge": challenge(VERIFIER), "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": "tacro-cds",
+        "redirect_uri": REDIRECT,
+        "state": "s1",
+        "scope": "launch patient/Observation.rs",
+        "aud": PUBLIC + "/fhir",
+        "code_challenge": challenge(VERIFIER),
+        "code_challenge_method": "S256",
+    }
     params.update(extra)
     return {k: v for k, v in params.items() if v is not None}
 
 
 def launch_id(client) -> str:
-    response = client.post("/launch", data={"url": "http://127.0.0.1:8080/smart/launch", "patient": "trough-high",
-                                            "app_context": '{"patientId":"trough-high"}'})
+    response = client.post(
+        "/launch",
+        data={
+            "url": "http://127.0.0.1:8080/smart/launch",
+            "patient": "trough-high",
+            "app_context": '{"patientId":"trough-high"}',
+        },
+    )
     assert response.status_code == 303
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert query["iss"] == [PUBLIC + "/fhir"]
@@ -56,8 +75,9 @@ def launch_id(client) -> str:
 
 def code_for(client, **extra) -> str:
     launch = launch_id(client)
-    response = client.post("/oauth/authorize", query_string=authorize_params(launch=launch, **extra),
-                           data={"decision": "allow"})
+    response = client.post(
+        "/oauth/authorize", query_string=authorize_params(launch=launch, **extra), data={"decision": "allow"}
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert query["state"] == ["s1"]
@@ -67,9 +87,16 @@ def code_for(client, **extra) -> str:
 def test_code_flow_with_pkce_returns_the_launch_context(ehr):
     client = ehr.test_client()
     code = code_for(client)
-    token = client.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
-                                              "redirect_uri": REDIRECT, "client_id": "tacro-cds",
-                                              "code_verifier": VERIFIER})
+    token = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "tacro-cds",
+            "code_verifier": VERIFIER,
+        },
+    )
     body = token.get_json()
     assert token.status_code == 200, body
     assert body["token_type"] == "Bearer" and body["patient"] == "trough-high"
@@ -79,16 +106,24 @@ def test_code_flow_with_pkce_returns_the_launch_context(ehr):
 def test_wrong_verifier_gets_no_token(ehr):
     client = ehr.test_client()
     code = code_for(client)
-    token = client.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
-                                              "redirect_uri": REDIRECT, "client_id": "tacro-cds",
-                                              "code_verifier": "w" * 50})
+    token = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "tacro-cds",
+            "code_verifier": "w" * 50,
+        },
+    )
     assert token.status_code == 400 and token.get_json()["error"] == "invalid_grant"
 
 
 def test_pkce_is_required(ehr):
     client = ehr.test_client()
-    response = client.get("/oauth/authorize", query_string=authorize_params(code_challenge=None,
-                                                                            code_challenge_method=None))
+    response = client.get(
+        "/oauth/authorize", query_string=authorize_params(code_challenge=None, code_challenge_method=None)
+    )
     assert response.status_code == 400
 
 
@@ -99,8 +134,9 @@ def test_aud_must_be_this_ehrs_fhir_base(ehr):
 
 def test_deny_redirects_with_access_denied(ehr):
     client = ehr.test_client()
-    response = client.post("/oauth/authorize", query_string=authorize_params(launch=launch_id(client)),
-                           data={"decision": "deny"})
+    response = client.post(
+        "/oauth/authorize", query_string=authorize_params(launch=launch_id(client)), data={"decision": "deny"}
+    )
     assert response.status_code == 302
     assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == ["access_denied"]
 
@@ -112,9 +148,16 @@ def test_launch_only_to_the_services_own_app(ehr):
 
 def _token(client) -> str:
     code = code_for(client)
-    return client.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
-                                             "redirect_uri": REDIRECT, "client_id": "tacro-cds",
-                                             "code_verifier": VERIFIER}).get_json()["access_token"]
+    return client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "tacro-cds",
+            "code_verifier": VERIFIER,
+        },
+    ).get_json()["access_token"]
 
 
 def test_fhir_proxy_enforces_token_and_patient_compartment(ehr):
@@ -126,15 +169,24 @@ def test_fhir_proxy_enforces_token_and_patient_compartment(ehr):
     assert client.get("/fhir/Observation?patient=other", headers=auth).status_code == 403
     assert client.get("/fhir/Observation", headers=auth).status_code == 403
     with responses.RequestsMock() as rsps:
-        rsps.get(re.compile(re.escape(UPSTREAM) + r"/Observation\?patient=trough-high.*"),
-                 json={"resourceType": "Bundle", "type": "searchset",
-                       "link": [{"relation": "self", "url": UPSTREAM + "/Observation?patient=trough-high"}]},
-                 match=[responses.matchers.header_matcher({"Authorization": "Bearer upstream-token"})])
+        rsps.get(
+            re.compile(re.escape(UPSTREAM) + r"/Observation\?patient=trough-high.*"),
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "link": [{"relation": "self", "url": UPSTREAM + "/Observation?patient=trough-high"}],
+            },
+            match=[responses.matchers.header_matcher({"Authorization": "Bearer upstream-token"})],
+        )
         ok = client.get("/fhir/Observation?patient=trough-high&_count=5", headers=auth)
-        rsps.get(UPSTREAM + "/MedicationRequest/theirs",
-                 json={"resourceType": "MedicationRequest", "id": "theirs", "subject": {"reference": "Patient/other"}})
-        rsps.get(UPSTREAM + "/MedicationRequest/hers",
-                 json={"resourceType": "MedicationRequest", "id": "hers", "subject": {"reference": "Patient/trough-high"}})
+        rsps.get(
+            UPSTREAM + "/MedicationRequest/theirs",
+            json={"resourceType": "MedicationRequest", "id": "theirs", "subject": {"reference": "Patient/other"}},
+        )
+        rsps.get(
+            UPSTREAM + "/MedicationRequest/hers",
+            json={"resourceType": "MedicationRequest", "id": "hers", "subject": {"reference": "Patient/trough-high"}},
+        )
         theirs = client.get("/fhir/MedicationRequest/theirs", headers=auth)
         hers = client.get("/fhir/MedicationRequest/hers", headers=auth)
     assert ok.status_code == 200
@@ -154,8 +206,14 @@ def test_dev_ehr_refuses_a_non_loopback_address(capsys):
 
 
 def test_shift_dates_moves_dates_and_datetimes_only():
-    resource = {"effectiveDateTime": "2026-11-23T08:00:00Z", "birthDate": "1990-05-01", "id": "2026-11-23x",
-                "valueString": "2026", "period": {"start": "2026-11-20T08:00:00+09:00"}, "n": 3}
+    resource = {
+        "effectiveDateTime": "2026-11-23T08:00:00Z",
+        "birthDate": "1990-05-01",
+        "id": "2026-11-23x",
+        "valueString": "2026",
+        "period": {"start": "2026-11-20T08:00:00+09:00"},
+        "n": 3,
+    }
     moved = shift_dates(resource, 10)
     assert moved["effectiveDateTime"] == "2026-12-03T08:00:00Z"
     assert moved["period"]["start"] == "2026-11-30T08:00:00+09:00"
@@ -167,12 +225,13 @@ def test_shift_dates_moves_dates_and_datetimes_only():
 def test_fixtures_load_can_shift_to_today(monkeypatch):
     from pathlib import Path
 
-    from service import fixtures_cli
+    from tacro_dev import fixtures as fixtures_cli
 
     sent = []
     monkeypatch.setattr(fixtures_cli, "load_scenario", lambda session, base, bundle: sent.append(bundle) or 1)
-    fixtures_cli.load_all("http://127.0.0.1:1/fhir", None, Path(FIXTURES_DIR), ["trough-high"],
-                          shift_to=date(2026, 12, 5))  # asOf 2026-11-25: ten days later
+    fixtures_cli.load_all(
+        "http://127.0.0.1:1/fhir", None, Path(FIXTURES_DIR), ["trough-high"], shift_to=date(2026, 12, 5)
+    )  # asOf 2026-11-25: ten days later
     text = str(sent[0])
     assert "2026-12-03" in text  # the trough of two days before asOf is two days before the new day
     assert "2026-11-23T" not in text

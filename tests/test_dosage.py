@@ -9,57 +9,83 @@ from cards.orders import with_daily_dose
 
 
 def dosage(value, unit, *, frequency=1, period=1, period_unit="d", **extra):
-    return {"doseAndRate": [{"doseQuantity": {"value": value, "unit": unit}}],
-            "timing": {"repeat": {"frequency": frequency, "period": period, "periodUnit": period_unit}},
-            **extra}
+    return {
+        "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit}}],
+        "timing": {"repeat": {"frequency": frequency, "period": period, "periodUnit": period_unit}},
+        **extra,
+    }
 
 
-@pytest.mark.parametrize("dosages, strength, expected", [
-    ([dosage(1, "mg", frequency=2)], None, (2.0, 2.0, None)),
-    ([dosage(3, "{capsule}")], 1.0, (3.0, 1.0, None)),
-    ([dosage(2, "Tablets", frequency=2)], 0.5, (2.0, 2.0, None)),
-    ([dosage(1, "mg"), dosage(0.5, "mg")], None, (1.5, 2.0, None)),
-    ([dosage(500, "ug", frequency=2)], None, (1.0, 2.0, None)),
-    ([dosage(1, "mg", period=12, period_unit="h")], None, (2.0, 2.0, None)),
-])
+@pytest.mark.parametrize(
+    "dosages, strength, expected",
+    [
+        ([dosage(1, "mg", frequency=2)], None, (2.0, 2.0, None)),
+        ([dosage(3, "{capsule}")], 1.0, (3.0, 1.0, None)),
+        ([dosage(2, "Tablets", frequency=2)], 0.5, (2.0, 2.0, None)),
+        ([dosage(1, "mg"), dosage(0.5, "mg")], None, (1.5, 2.0, None)),
+        ([dosage(500, "ug", frequency=2)], None, (1.0, 2.0, None)),
+        ([dosage(1, "mg", period=12, period_unit="h")], None, (2.0, 2.0, None)),
+    ],
+)
 def test_daily_dose_is_computed(dosages, strength, expected):
     assert daily_dose(dosages, strength, None, 50.0) == expected
 
 
-@pytest.mark.parametrize("dosages, strength, ceiling, why", [
-    ([dosage(-2, "mg")], None, 50.0, "not a positive amount"),
-    ([dosage(0, "mg")], None, 50.0, "not a positive amount"),
-    ([dosage(30, "mg", frequency=2)], None, 50.0, "60 mg/day is above 50 mg/day"),
-    ([dosage(2, "{capsule}")], None, 50.0, "strength per unit is not known"),
-    ([dosage(1, "mg", sequence=1), dosage(2, "mg", sequence=2)], None, 50.0, "in sequence"),
-    ([{"doseAndRate": [{"doseQuantity": {"value": 0.5, "code": "mg", "unit": "tablet"}}],
-       "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}], 5.0, 50.0, "ambiguous"),
-    ([{"text": "3 mg once daily"}], None, 50.0, "only as text"),
-    ([], None, 50.0, "no dosage instruction"),
-    ([dosage(1, "mg", period=1, period_unit="mo")], None, 50.0, "no fixed number of doses per day"),
-])
+@pytest.mark.parametrize(
+    "dosages, strength, ceiling, why",
+    [
+        ([dosage(-2, "mg")], None, 50.0, "not a positive amount"),
+        ([dosage(0, "mg")], None, 50.0, "not a positive amount"),
+        ([dosage(30, "mg", frequency=2)], None, 50.0, "60 mg/day is above 50 mg/day"),
+        ([dosage(2, "{capsule}")], None, 50.0, "strength per unit is not known"),
+        ([dosage(1, "mg", sequence=1), dosage(2, "mg", sequence=2)], None, 50.0, "in sequence"),
+        (
+            [
+                {
+                    "doseAndRate": [{"doseQuantity": {"value": 0.5, "code": "mg", "unit": "tablet"}}],
+                    "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                }
+            ],
+            5.0,
+            50.0,
+            "ambiguous",
+        ),
+        ([{"text": "3 mg once daily"}], None, 50.0, "only as text"),
+        ([], None, 50.0, "no dosage instruction"),
+        ([dosage(1, "mg", period=1, period_unit="mo")], None, 50.0, "no fixed number of doses per day"),
+    ],
+)
 def test_unknown_or_implausible_daily_dose_says_why(dosages, strength, ceiling, why):
     daily, per_day, problem = daily_dose(dosages, strength, None, ceiling)
     assert (daily, per_day) == (None, None)
     assert why in problem
 
 
-@pytest.mark.parametrize("timing, expected", [
-    ({"code": {"coding": [{"code": "BID"}]}}, (2.0, None)),
-    ({"repeat": {"when": ["MORN", "EVE"]}}, (2.0, None)),
-    ({"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}}, (None, "timing gives a range (frequencyMax)")),
-    (None, (None, "no timing")),
-])
+@pytest.mark.parametrize(
+    "timing, expected",
+    [
+        ({"code": {"coding": [{"code": "BID"}]}}, (2.0, None)),
+        ({"repeat": {"when": ["MORN", "EVE"]}}, (2.0, None)),
+        (
+            {"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}},
+            (None, "timing gives a range (frequencyMax)"),
+        ),
+        (None, (None, "no timing")),
+    ],
+)
 def test_doses_per_day(timing, expected):
     assert doses_per_day(timing) == expected
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ({"value": 16, "unit": "days"}, (16, None)),
-    ({"value": 2, "code": "wk"}, (14, None)),
-    ({"value": 0, "unit": "d"}, (None, "0 d is not a positive duration; duration ignored")),
-    ({"value": 1, "unit": "mo"}, (None, None)),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"value": 16, "unit": "days"}, (16, None)),
+        ({"value": 2, "code": "wk"}, (14, None)),
+        ({"value": 0, "unit": "d"}, (None, "0 d is not a positive duration; duration ignored")),
+        ({"value": 1, "unit": "mo"}, (None, None)),
+    ],
+)
 def test_duration_days(raw, expected):
     assert duration_days(raw) == expected
 
@@ -67,15 +93,31 @@ def test_duration_days(raw, expected):
 @pytest.mark.parametrize("unit", ["{pill}", "{tbl}", "{tab}", "{capsule}", "tablets", "Capsules", "1"])
 def test_a_dose_read_in_a_count_unit_can_be_rewritten_in_that_unit(unit):
     assert is_count_unit(unit)
-    order = {"resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
-             "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "tacrolimus 1 mg"},
-             "dosageInstruction": [dosage(3, unit.lower() if unit != "Capsules" else "capsules")]}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "d1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "tacrolimus 1 mg"},
+        "dosageInstruction": [dosage(3, unit.lower() if unit != "Capsules" else "capsules")],
+    }
     daily, per_day, problem = daily_dose(order["dosageInstruction"], 1.0, None, 50.0)
     assert (daily, per_day, problem) == (3.0, 1.0, None)
-    fact = MedicationFact(source="MedicationRequest/d1", resource_type="MedicationRequest", status="draft",
-                          display="tacrolimus 1 mg", ingredients=("tacrolimus",), recognised_by="text",
-                          matched="tacrolimus", strength_mg=1.0, daily_dose_mg=daily, doses_per_day=per_day,
-                          is_draft=True, resource=order)
+    fact = MedicationFact(
+        source="MedicationRequest/d1",
+        resource_type="MedicationRequest",
+        status="draft",
+        display="tacrolimus 1 mg",
+        ingredients=("tacrolimus",),
+        recognised_by="text",
+        matched="tacrolimus",
+        strength_mg=1.0,
+        daily_dose_mg=daily,
+        doses_per_day=per_day,
+        is_draft=True,
+        resource=order,
+    )
     updated = with_daily_dose(fact, 2.0)
     assert updated is not None
     assert updated["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
@@ -83,18 +125,40 @@ def test_a_dose_read_in_a_count_unit_can_be_rewritten_in_that_unit(unit):
 
 def test_count_units_are_one_shared_definition():
     import cards.orders
+
     assert cards.orders.COUNT_UNITS is COUNT_UNITS
 
 
 REPEATS = [
-    {"frequency": 2, "period": 1, "periodUnit": "d"}, {"frequency": 1, "period": 0.5, "periodUnit": "wk"},
-    {"period": 12, "periodUnit": "h"}, {"period": 1e300, "periodUnit": "mo"}, {"period": 10 ** 30, "periodUnit": "a"},
-    {"frequency": 2_147_483_647}, {"frequency": 2_147_483_648}, {"frequency": 0}, {"frequency": True},
-    {"frequency": 1.0}, {"frequency": "2"}, {"period": True}, {"period": "1"}, {"period": -1},
-    {"periodUnit": "x"}, {"periodUnit": ""}, {"periodUnit": ["d"]}, {"periodUnit": 1},
-    {"when": ["MORN", "EVE"]}, {"when": "MORN"}, {"when": [""]}, {"when": ["xx y"]}, {"when": [None]},
-    {"timeOfDay": ["08:00:00", "20:00:00"]}, {"timeOfDay": ["25:00:00"]}, {"timeOfDay": ["8am"]},
-    {"timeOfDay": "08:00:00"}, {"timeOfDay": []}, {"frequency": None, "period": None, "periodUnit": None},
+    {"frequency": 2, "period": 1, "periodUnit": "d"},
+    {"frequency": 1, "period": 0.5, "periodUnit": "wk"},
+    {"period": 12, "periodUnit": "h"},
+    {"period": 1e300, "periodUnit": "mo"},
+    {"period": 10**30, "periodUnit": "a"},
+    {"frequency": 2_147_483_647},
+    {"frequency": 2_147_483_648},
+    {"frequency": 0},
+    {"frequency": True},
+    {"frequency": 1.0},
+    {"frequency": "2"},
+    {"period": True},
+    {"period": "1"},
+    {"period": -1},
+    {"periodUnit": "x"},
+    {"periodUnit": ""},
+    {"periodUnit": ["d"]},
+    {"periodUnit": 1},
+    {"when": ["MORN", "EVE"]},
+    {"when": "MORN"},
+    {"when": [""]},
+    {"when": ["xx y"]},
+    {"when": [None]},
+    {"timeOfDay": ["08:00:00", "20:00:00"]},
+    {"timeOfDay": ["25:00:00"]},
+    {"timeOfDay": ["8am"]},
+    {"timeOfDay": "08:00:00"},
+    {"timeOfDay": []},
+    {"frequency": None, "period": None, "periodUnit": None},
 ]
 
 
@@ -118,12 +182,17 @@ def test_plain_reading_of_timing_repeat_agrees_with_the_fhir_model(repeat):
         assert plain == (model.frequency, period, model.periodUnit)
 
 
-@pytest.mark.parametrize("repeat, problem", [
-    ({"frequency": 0, "period": 1, "periodUnit": "d"},
-     "timing.repeat.frequency is not valid FHIR (Input should be greater than or equal to 1)"),
-    ({"frequency": 1, "period": 1, "periodUnit": " d"}, "timing.repeat.periodUnit is not valid FHIR"),
-    ({"when": ["MORN", ""]}, "timing.repeat.when.1 is not valid FHIR"),
-])
+@pytest.mark.parametrize(
+    "repeat, problem",
+    [
+        (
+            {"frequency": 0, "period": 1, "periodUnit": "d"},
+            "timing.repeat.frequency is not valid FHIR (Input should be greater than or equal to 1)",
+        ),
+        ({"frequency": 1, "period": 1, "periodUnit": " d"}, "timing.repeat.periodUnit is not valid FHIR"),
+        ({"when": ["MORN", ""]}, "timing.repeat.when.1 is not valid FHIR"),
+    ],
+)
 def test_invalid_timing_is_named(repeat, problem):
     per_day, why = doses_per_day({"repeat": repeat})
     assert per_day is None and why is not None and why.startswith(problem)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ import requests
 from sqlalchemy import create_engine, select
 
 from bench.server import wait_for_health
-from service.store import Store, feedback
+from service.storage.store import Store, feedback
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "tacrolimus-order-sign"
@@ -53,18 +53,39 @@ class Server:
 
     def start(self) -> None:
         port = _free_port()
-        env = {**os.environ, "TACRO_CDS_AUTH_REQUIRED": "false",
-               "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{self.db_file}", "TACRO_CDS_LOG_LEVEL": "WARNING",
-               "TACRO_CDS_DATA_DIR": str(self.db_file.parent / "data"),
-               # gunicorn reads ./gunicorn.conf.py; a SIGKILLed master cannot remove a metrics folder
-               # it made, so the test gives one that goes with its own temporary folder.
-               "PROMETHEUS_MULTIPROC_DIR": str(self.db_file.parent / "metrics"),
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "TACRO_CDS_AUTH_REQUIRED": "false",
+            "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{self.db_file}",
+            "TACRO_CDS_LOG_LEVEL": "WARNING",
+            "TACRO_CDS_DATA_DIR": str(self.db_file.parent / "data"),
+            # gunicorn reads ./gunicorn.conf.py; a SIGKILLed master cannot remove a metrics folder
+            # it made, so the test gives one that goes with its own temporary folder.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.db_file.parent / "metrics"),
+            "PYTHONPATH": str(ROOT),
+        }
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
-                 "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "service:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--graceful-timeout",
+                    "2",
+                    "service:create_app()",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         base = f"http://127.0.0.1:{port}"
         process = self.process
         if wait_for_health(f"{base}/healthz", alive=lambda: process.poll() is None):
@@ -115,12 +136,18 @@ def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
             if i is None:
                 return
             card = f"card-{i:04d}"
-            body = {"feedback": [{"card": card, "outcome": "overridden",
-                                  "overrideReason": {"userComment": f"post {i}"},
-                                  "outcomeTimestamp": datetime.now(timezone.utc).isoformat()}]}
+            body = {
+                "feedback": [
+                    {
+                        "card": card,
+                        "outcome": "overridden",
+                        "overrideReason": {"userComment": f"post {i}"},
+                        "outcomeTimestamp": datetime.now(UTC).isoformat(),
+                    }
+                ]
+            }
             try:
-                response = session.post(f"{server.base}/cds-services/{SERVICE}/feedback",
-                                        json=body, timeout=30)
+                response = session.post(f"{server.base}/cds-services/{SERVICE}/feedback", json=body, timeout=30)
                 ok = response.status_code == 200 and response.json() == {"stored": 1}
             except requests.RequestException:
                 ok = False
@@ -153,10 +180,12 @@ def test_no_acknowledged_feedback_is_lost_when_gunicorn_is_killed(tmp_path):
     engine.dispose()
 
     lost = sorted(set(acknowledged) - stored)
-    print(f"\nkill test: {len(acknowledged) + len(failed)} posts in {elapsed:.1f} s, "
-          f"{len(acknowledged)} answered 200 ({answered_before_kill} before the SIGKILL), "
-          f"{len(failed)} failed, {len(stored)} rows found after the kill, "
-          f"{len(set(acknowledged) & stored)} of the 200s among them, lost: {len(lost)}")
+    print(
+        f"\nkill test: {len(acknowledged) + len(failed)} posts in {elapsed:.1f} s, "
+        f"{len(acknowledged)} answered 200 ({answered_before_kill} before the SIGKILL), "
+        f"{len(failed)} failed, {len(stored)} rows found after the kill, "
+        f"{len(set(acknowledged) & stored)} of the 200s among them, lost: {len(lost)}"
+    )
     assert not any(t.is_alive() for t in threads)
     assert lost == []
     assert len(acknowledged) + len(failed) == POSTS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from cards.facts import PatientFacts
 from cards.knowledge import load_knowledge
-from service.extract import build_facts, parse_fhir_datetime
-from service.validation import HookRequest
+from service.hooks.extract import build_facts, parse_fhir_datetime
+from service.hooks.validation import HookRequest
 
 LOINC = "http://loinc.org"
 SCT = "http://snomed.info/sct"
@@ -21,7 +21,7 @@ RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
 LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
-UTC = timezone.utc
+UTC = UTC
 WHEN = "2026-11-20T08:00:00Z"
 WHEN_DT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -29,6 +29,7 @@ KNOWLEDGE = load_knowledge()
 
 
 # ---- builders --------------------------------------------------------------------------------------
+
 
 def cc(system: str, code: str, display: str | None = None, text: str | None = None) -> dict[str, Any]:
     coding: dict[str, Any] = {"system": system, "code": code}
@@ -50,10 +51,18 @@ def qty(value: Any, unit: str | None = None, code: str | None = None, **extra: A
     return q
 
 
-def obs(oid: str, system: str, code: str, value: Any = None, unit: str | None = None, *,
-        status: str = "final", when: str | None = WHEN, **extra: Any) -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": status,
-                           "code": cc(system, code)}
+def obs(
+    oid: str,
+    system: str,
+    code: str,
+    value: Any = None,
+    unit: str | None = None,
+    *,
+    status: str = "final",
+    when: str | None = WHEN,
+    **extra: Any,
+) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": status, "code": cc(system, code)}
     if when is not None:
         res["effectiveDateTime"] = when
     if value is not None:
@@ -62,10 +71,16 @@ def obs(oid: str, system: str, code: str, value: Any = None, unit: str | None = 
     return res
 
 
-def med_request(mid: str, medication: dict[str, Any] | None = None, *, status: str = "active",
-                dosage: Any = None, **extra: Any) -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": mid, "status": status,
-                           "intent": "order", "subject": {"reference": "Patient/p1"}}
+def med_request(
+    mid: str, medication: dict[str, Any] | None = None, *, status: str = "active", dosage: Any = None, **extra: Any
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": mid,
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+    }
     if medication is not None:
         res["medicationCodeableConcept"] = medication
     if dosage is not None:
@@ -74,8 +89,16 @@ def med_request(mid: str, medication: dict[str, Any] | None = None, *, status: s
     return res
 
 
-def dosage(value: Any, unit: str, code: str | None = None, *, frequency: int | None = 1,
-           period: float | None = 1, period_unit: str | None = "d", **extra: Any) -> dict[str, Any]:
+def dosage(
+    value: Any,
+    unit: str,
+    code: str | None = None,
+    *,
+    frequency: int | None = 1,
+    period: float | None = 1,
+    period_unit: str | None = "d",
+    **extra: Any,
+) -> dict[str, Any]:
     repeat: dict[str, Any] = {}
     if frequency is not None:
         repeat["frequency"] = frequency
@@ -83,15 +106,16 @@ def dosage(value: Any, unit: str, code: str | None = None, *, frequency: int | N
         repeat["period"] = period
     if period_unit is not None:
         repeat["periodUnit"] = period_unit
-    d: dict[str, Any] = {"timing": {"repeat": repeat},
-                         "doseAndRate": [{"doseQuantity": qty(value, unit, code or unit)}]}
+    d: dict[str, Any] = {
+        "timing": {"repeat": repeat},
+        "doseAndRate": [{"doseQuantity": qty(value, unit, code or unit)}],
+    }
     d.update(extra)
     return d
 
 
 def service_request(sid: str, code: str = "embryo-transfer", status: str = "active", **extra: Any) -> dict[str, Any]:
-    res = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order",
-           "code": cc(LOCAL, code)}
+    res = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order", "code": cc(LOCAL, code)}
     res.update(extra)
     return res
 
@@ -102,8 +126,9 @@ def with_repeat(d: dict[str, Any], **repeat: Any) -> dict[str, Any]:
     return d
 
 
-def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
-            hook: str = "order-select") -> HookRequest:
+def request(
+    *, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (), hook: str = "order-select"
+) -> HookRequest:
     context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
     if hook in ("order-select", "order-sign"):
         # Real clients send a draftOrders Bundle without type (the CDS Hooks 2.0 order-select context).
@@ -113,11 +138,20 @@ def request(*, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = 
     return HookRequest(hook=hook, hook_instance="00000000-0000-4000-8000-000000000000", context=context)
 
 
-def facts(*resources: Any, drafts: list[dict[str, Any]] = (), selections: tuple[str, ...] = (),
-          knowledge: dict[str, Any] | None = None, hook: str = "order-select",
-          today: date | None = None) -> PatientFacts:
-    return build_facts(request(drafts=list(drafts), selections=selections, hook=hook),
-                       {"someKey": list(resources)}, knowledge or KNOWLEDGE, today=today)
+def facts(
+    *resources: Any,
+    drafts: list[dict[str, Any]] = (),
+    selections: tuple[str, ...] = (),
+    knowledge: dict[str, Any] | None = None,
+    hook: str = "order-select",
+    today: date | None = None,
+) -> PatientFacts:
+    return build_facts(
+        request(drafts=list(drafts), selections=selections, hook=hook),
+        {"someKey": list(resources)},
+        knowledge or KNOWLEDGE,
+        today=today,
+    )
 
 
 def only(items: tuple[Any, ...]) -> Any:
@@ -157,8 +191,9 @@ OBSERVATION_CODES = [
 ]
 
 
-@pytest.mark.parametrize("code,value,unit,concept,expected,extra", [r[1:] for r in OBSERVATION_CODES],
-                         ids=[r[0] for r in OBSERVATION_CODES])
+@pytest.mark.parametrize(
+    "code,value,unit,concept,expected,extra", [r[1:] for r in OBSERVATION_CODES], ids=[r[0] for r in OBSERVATION_CODES]
+)
 def test_each_observation_code_files_under_its_concept(code, value, unit, concept, expected, extra):
     f = facts(obs("o1", *code, value, unit))
     m = only(f.results(concept))
@@ -171,10 +206,15 @@ def test_each_observation_code_files_under_its_concept(code, value, unit, concep
 
 
 def test_cbc_panel_is_recorded_without_a_value_and_its_components_are_read():
-    panel = obs("cbc", LOINC, "58410-2", component=[
-        {"code": cc(LOINC, "718-7"), "valueQuantity": qty(11.9, "g/dL", "g/dL")},
-        {"code": cc(LOINC, "777-3"), "valueQuantity": qty(180, "10*3/uL", "10*3/uL")},
-    ])
+    panel = obs(
+        "cbc",
+        LOINC,
+        "58410-2",
+        component=[
+            {"code": cc(LOINC, "718-7"), "valueQuantity": qty(11.9, "g/dL", "g/dL")},
+            {"code": cc(LOINC, "777-3"), "valueQuantity": qty(180, "10*3/uL", "10*3/uL")},
+        ],
+    )
     f = facts(panel)
     cbc = only(f.results("cbc_panel"))
     assert cbc.value is None and cbc.problem is None
@@ -187,11 +227,15 @@ def test_observation_with_an_unknown_code_is_not_ours_and_not_unusable():
     assert f.labs == {} and f.unusable == ()
 
 
-@pytest.mark.parametrize("value,unit,problem", [
-    (8, "mg/L", "unit mg/L cannot be converted to mg/dL"),
-    (0.8, None, "no unit given"),
-    ("abc", "mg/dL", "valueQuantity has no number"),
-], ids=["unconvertible-unit", "no-unit", "not-a-number"])
+@pytest.mark.parametrize(
+    "value,unit,problem",
+    [
+        (8, "mg/L", "unit mg/L cannot be converted to mg/dL"),
+        (0.8, None, "no unit given"),
+        ("abc", "mg/dL", "valueQuantity has no number"),
+    ],
+    ids=["unconvertible-unit", "no-unit", "not-a-number"],
+)
 def test_unusable_values_are_kept_with_the_reason(value, unit, problem):
     o = obs("o1", LOINC, "2160-0", when=WHEN, valueQuantity=qty(value, unit, unit))
     m = only(facts(o).results("creatinine"))
@@ -199,21 +243,33 @@ def test_unusable_values_are_kept_with_the_reason(value, unit, problem):
     assert problem in m.problem
 
 
-@pytest.mark.parametrize("extra,problem", [
-    ({"valueQuantity": qty(2.0, "ng/mL", "ng/mL", comparator="<")}, "a limit, not a value"),
-    ({"valueString": "haemolysed"}, "value is text"),
-    ({"dataAbsentReason": cc("http://terminology.hl7.org/CodeSystem/data-absent-reason", "error")},
-     "data absent: error"),
-    ({}, "no value"),
-], ids=["comparator", "string", "data-absent", "no-value"])
+@pytest.mark.parametrize(
+    "extra,problem",
+    [
+        ({"valueQuantity": qty(2.0, "ng/mL", "ng/mL", comparator="<")}, "a limit, not a value"),
+        ({"valueString": "haemolysed"}, "value is text"),
+        (
+            {"dataAbsentReason": cc("http://terminology.hl7.org/CodeSystem/data-absent-reason", "error")},
+            "data absent: error",
+        ),
+        ({}, "no value"),
+    ],
+    ids=["comparator", "string", "data-absent", "no-value"],
+)
 def test_values_that_are_not_a_number(extra, problem):
     m = only(facts(obs("o1", LOINC, "77348-1", **extra)).results("tacrolimus"))
     assert m.value is None and problem in m.problem and not m.actionable
 
 
 def test_reference_range_high_is_converted_to_the_canonical_unit():
-    creat = obs("c", LOINC, "14682-9", 80, "umol/L",
-                referenceRange=[{"low": qty(45, "umol/L")}, {"high": qty(88.4, "umol/L", "umol/L")}])
+    creat = obs(
+        "c",
+        LOINC,
+        "14682-9",
+        80,
+        "umol/L",
+        referenceRange=[{"low": qty(45, "umol/L")}, {"high": qty(88.4, "umol/L", "umol/L")}],
+    )
     alt = obs("a", LOINC, "1742-6", 70, "U/L", referenceRange=[{"high": {"value": 35}}])
     f = facts(creat, alt)
     assert f.latest("creatinine").reference_high == pytest.approx(1.0)
@@ -222,11 +278,19 @@ def test_reference_range_high_is_converted_to_the_canonical_unit():
 
 # ---- statuses --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status,present,actionable", [
-    ("final", True, True), ("amended", True, True), ("corrected", True, True),
-    ("preliminary", True, False), ("registered", True, False),
-    ("entered-in-error", False, False), ("cancelled", False, False),
-])
+
+@pytest.mark.parametrize(
+    "status,present,actionable",
+    [
+        ("final", True, True),
+        ("amended", True, True),
+        ("corrected", True, True),
+        ("preliminary", True, False),
+        ("registered", True, False),
+        ("entered-in-error", False, False),
+        ("cancelled", False, False),
+    ],
+)
 def test_observation_status(status, present, actionable):
     f = facts(obs("o1", LOINC, "2823-3", 5.6, "mmol/L", status=status))
     assert bool(f.results("potassium")) is present
@@ -237,21 +301,46 @@ def test_observation_status(status, present, actionable):
 
 # ---- time ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fields,expected", [
-    ({"effectiveDateTime": "2026-11-20T08:00:00Z", "effectivePeriod": {"end": "2026-11-21T08:00:00Z"},
-      "issued": "2026-11-22T08:00:00Z"}, datetime(2026, 11, 20, 8, tzinfo=UTC)),
-    ({"effectivePeriod": {"start": "2026-11-20T07:00:00Z", "end": "2026-11-21T08:00:00Z"},
-      "issued": "2026-11-22T08:00:00Z"}, datetime(2026, 11, 21, 8, tzinfo=UTC)),
-    ({"effectivePeriod": {"start": "2026-11-20T07:00:00Z"}, "issued": "2026-11-22T08:00:00.123Z"},
-     datetime(2026, 11, 22, 8, 0, 0, 123000, tzinfo=UTC)),
-    ({"issued": "2026-11-22T08:00:00+01:00"},
-     datetime(2026, 11, 22, 8, tzinfo=timezone(timedelta(hours=1)))),
-    ({"effectiveDateTime": "2026-11-20"}, datetime(2026, 11, 20, tzinfo=UTC)),
-    ({"effectiveDateTime": "2026-11"}, datetime(2026, 11, 1, tzinfo=UTC)),
-    ({"effectiveDateTime": "2026"}, datetime(2026, 1, 1, tzinfo=UTC)),
-    ({"effectiveDateTime": "2026-11-20T08:00:00"}, datetime(2026, 11, 20, 8, tzinfo=UTC)),
-], ids=["effectiveDateTime-first", "period-end-second", "issued-third", "issued-with-offset",
-        "date-only", "year-month", "year", "no-zone-taken-as-utc"])
+
+@pytest.mark.parametrize(
+    "fields,expected",
+    [
+        (
+            {
+                "effectiveDateTime": "2026-11-20T08:00:00Z",
+                "effectivePeriod": {"end": "2026-11-21T08:00:00Z"},
+                "issued": "2026-11-22T08:00:00Z",
+            },
+            datetime(2026, 11, 20, 8, tzinfo=UTC),
+        ),
+        (
+            {
+                "effectivePeriod": {"start": "2026-11-20T07:00:00Z", "end": "2026-11-21T08:00:00Z"},
+                "issued": "2026-11-22T08:00:00Z",
+            },
+            datetime(2026, 11, 21, 8, tzinfo=UTC),
+        ),
+        (
+            {"effectivePeriod": {"start": "2026-11-20T07:00:00Z"}, "issued": "2026-11-22T08:00:00.123Z"},
+            datetime(2026, 11, 22, 8, 0, 0, 123000, tzinfo=UTC),
+        ),
+        ({"issued": "2026-11-22T08:00:00+01:00"}, datetime(2026, 11, 22, 8, tzinfo=timezone(timedelta(hours=1)))),
+        ({"effectiveDateTime": "2026-11-20"}, datetime(2026, 11, 20, tzinfo=UTC)),
+        ({"effectiveDateTime": "2026-11"}, datetime(2026, 11, 1, tzinfo=UTC)),
+        ({"effectiveDateTime": "2026"}, datetime(2026, 1, 1, tzinfo=UTC)),
+        ({"effectiveDateTime": "2026-11-20T08:00:00"}, datetime(2026, 11, 20, 8, tzinfo=UTC)),
+    ],
+    ids=[
+        "effectiveDateTime-first",
+        "period-end-second",
+        "issued-third",
+        "issued-with-offset",
+        "date-only",
+        "year-month",
+        "year",
+        "no-zone-taken-as-utc",
+    ],
+)
 def test_time_of_a_result(fields, expected):
     o = obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None, **fields)
     m = only(facts(o).results("creatinine"))
@@ -263,8 +352,11 @@ def test_result_without_any_time_is_kept_but_not_actionable():
     assert m.when is None and not m.actionable and "no effectiveDateTime" in m.problem
 
 
-@pytest.mark.parametrize("fields", [{"effectiveDateTime": "20/11/2026"}, {"effectiveDateTime": 20261120},
-                                    {"issued": "yesterday"}], ids=["dd/mm/yyyy", "number", "word"])
+@pytest.mark.parametrize(
+    "fields",
+    [{"effectiveDateTime": "20/11/2026"}, {"effectiveDateTime": 20261120}, {"issued": "yesterday"}],
+    ids=["dd/mm/yyyy", "number", "word"],
+)
 def test_unparsable_time_makes_the_observation_unusable(fields):
     f = facts(obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None, **fields))
     assert f.results("creatinine") == ()
@@ -273,22 +365,33 @@ def test_unparsable_time_makes_the_observation_unusable(fields):
 
 
 def test_results_are_sorted_newest_first():
-    f = facts(obs("old", LOINC, "2160-0", 0.7, "mg/dL", when="2026-11-01"),
-              obs("new", LOINC, "2160-0", 0.9, "mg/dL", when="2026-11-22T10:00:00+09:00"),
-              obs("mid", LOINC, "2160-0", 0.8, "mg/dL", when="2026-11-10"),
-              obs("undated", LOINC, "2160-0", 0.8, "mg/dL", when=None))
+    f = facts(
+        obs("old", LOINC, "2160-0", 0.7, "mg/dL", when="2026-11-01"),
+        obs("new", LOINC, "2160-0", 0.9, "mg/dL", when="2026-11-22T10:00:00+09:00"),
+        obs("mid", LOINC, "2160-0", 0.8, "mg/dL", when="2026-11-10"),
+        obs("undated", LOINC, "2160-0", 0.8, "mg/dL", when=None),
+    )
     assert [m.source for m in f.results("creatinine")] == [
-        "Observation/new", "Observation/mid", "Observation/old", "Observation/undated"]
+        "Observation/new",
+        "Observation/mid",
+        "Observation/old",
+        "Observation/undated",
+    ]
 
 
-@pytest.mark.parametrize("text,expected", [
-    (None, None), ("2026-11-20T23:30:00-05:00", datetime(2026, 11, 21, 4, 30, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (None, None),
+        ("2026-11-20T23:30:00-05:00", datetime(2026, 11, 21, 4, 30, tzinfo=UTC)),
+    ],
+)
 def test_parse_fhir_datetime_keeps_the_instant(text, expected):
     assert parse_fhir_datetime(text) == expected
 
 
 # ---- Th1/Th2 ratio ---------------------------------------------------------------------------------
+
 
 def th(oid: str, which: str, value: float, when: str = WHEN, **extra: Any) -> dict[str, Any]:
     code = "th1-cd4-ifng-pct" if which == "th1" else "th2-cd4-il4-pct"
@@ -296,24 +399,39 @@ def th(oid: str, which: str, value: float, when: str = WHEN, **extra: Any) -> di
 
 
 def test_ratio_observation_with_th1_th2_components():
-    ratio = obs("r", LOCAL, "th1-th2-ratio", 12.0, "{ratio}", component=[
-        {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")},
-        {"code": cc(LOCAL, "th2-cd4-il4-pct"), "valueQuantity": qty(2.0, "%", "%")},
-    ])
+    ratio = obs(
+        "r",
+        LOCAL,
+        "th1-th2-ratio",
+        12.0,
+        "{ratio}",
+        component=[
+            {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")},
+            {"code": cc(LOCAL, "th2-cd4-il4-pct"), "valueQuantity": qty(2.0, "%", "%")},
+        ],
+    )
     f = facts(ratio)
     assert only(f.results("th1_th2_ratio")).derived is False
     assert only(f.results("th1_pct")).source == "Observation/r#th1-cd4-ifng-pct"
     assert only(f.results("th2_pct")).value == 2.0
 
 
-@pytest.mark.parametrize("resources,expected", [
-    ([th("a", "th1", 25.0, "2026-11-20T08:00:00Z"), th("b", "th2", 2.0, "2026-11-20T15:00:00Z")], 12.5),
-    ([th("a", "th1", 30.0, "2026-11-20", specimen={"reference": "Specimen/s1"}),
-      th("b", "th2", 2.5, "2026-11-21", specimen={"reference": "Specimen/s1"})], 12.0),
-    ([th("a", "th1", 25.0, "2026-11-20"), th("b", "th2", 2.0, "2026-11-21")], None),
-    ([th("a", "th1", 25.0), th("b", "th2", 2.0),
-      obs("r", LOCAL, "th1-th2-ratio", 12.4, "{ratio}")], "reported"),
-], ids=["same-day", "same-specimen", "different-days-no-ratio", "ratio-reported-not-derived"])
+@pytest.mark.parametrize(
+    "resources,expected",
+    [
+        ([th("a", "th1", 25.0, "2026-11-20T08:00:00Z"), th("b", "th2", 2.0, "2026-11-20T15:00:00Z")], 12.5),
+        (
+            [
+                th("a", "th1", 30.0, "2026-11-20", specimen={"reference": "Specimen/s1"}),
+                th("b", "th2", 2.5, "2026-11-21", specimen={"reference": "Specimen/s1"}),
+            ],
+            12.0,
+        ),
+        ([th("a", "th1", 25.0, "2026-11-20"), th("b", "th2", 2.0, "2026-11-21")], None),
+        ([th("a", "th1", 25.0), th("b", "th2", 2.0), obs("r", LOCAL, "th1-th2-ratio", 12.4, "{ratio}")], "reported"),
+    ],
+    ids=["same-day", "same-specimen", "different-days-no-ratio", "ratio-reported-not-derived"],
+)
 def test_ratio_is_derived_from_th1_and_th2_when_none_is_reported(resources, expected):
     ratios = facts(*resources).results("th1_th2_ratio")
     if expected is None:
@@ -328,49 +446,58 @@ def test_ratio_is_derived_from_th1_and_th2_when_none_is_reported(resources, expe
 
 
 def test_derived_ratio_from_a_preliminary_result_is_not_actionable():
-    derived = only(facts(th("a", "th1", 25.0), th("b", "th2", 2.0, status="preliminary"))
-                   .results("th1_th2_ratio"))
+    derived = only(facts(th("a", "th1", 25.0), th("b", "th2", 2.0, status="preliminary")).results("th1_th2_ratio"))
     assert derived.status == "preliminary" and not derived.actionable
 
 
 # ---- blood pressure --------------------------------------------------------------------------------
+
 
 def bp_component(code: str, value: float, unit: str = "mm[Hg]") -> dict[str, Any]:
     return {"code": cc(LOINC, code), "valueQuantity": qty(value, unit, unit if unit == "mm[Hg]" else None)}
 
 
 def test_blood_pressure_panel_with_components():
-    panel = obs("bp", LOINC, "85354-9",
-                component=[bp_component("8480-6", 142), bp_component("8462-4", 91)])
+    panel = obs("bp", LOINC, "85354-9", component=[bp_component("8480-6", 142), bp_component("8462-4", 91)])
     bp = only(facts(panel).blood_pressure)
     assert (bp.systolic, bp.diastolic, bp.source, bp.actionable) == (142.0, 91.0, "Observation/bp", True)
 
 
 def test_separate_systolic_and_diastolic_at_the_same_time_are_paired():
-    f = facts(obs("s", LOINC, "8480-6", 150, "mm[Hg]"), obs("d", LOINC, "8462-4", 95, "mmHg"),
-              obs("s2", LOINC, "8480-6", 120, "mm[Hg]", when="2026-11-19T08:00:00Z"))
+    f = facts(
+        obs("s", LOINC, "8480-6", 150, "mm[Hg]"),
+        obs("d", LOINC, "8462-4", 95, "mmHg"),
+        obs("s2", LOINC, "8480-6", 120, "mm[Hg]", when="2026-11-19T08:00:00Z"),
+    )
     newest, older = f.blood_pressure
     assert (newest.systolic, newest.diastolic, newest.source) == (150.0, 95.0, "Observation/s,Observation/d")
     assert (older.systolic, older.diastolic) == (120.0, None)
 
 
 def test_blood_pressure_in_an_unconvertible_unit_is_not_actionable():
-    panel = obs("bp", LOINC, "85354-9",
-                component=[bp_component("8480-6", 19, "kPa"), bp_component("8462-4", 12, "kPa")])
+    panel = obs(
+        "bp", LOINC, "85354-9", component=[bp_component("8480-6", 19, "kPa"), bp_component("8462-4", 12, "kPa")]
+    )
     bp = only(facts(panel).blood_pressure)
     assert bp.systolic is None and not bp.actionable and "kPa" in bp.problem
 
 
 # ---- pregnancy -------------------------------------------------------------------------------------
 
-def condition(cid: str, system: str, code: str, clinical: str | None = "active",
-              verification: str | None = "confirmed", **extra: Any) -> dict[str, Any]:
+
+def condition(
+    cid: str,
+    system: str,
+    code: str,
+    clinical: str | None = "active",
+    verification: str | None = "confirmed",
+    **extra: Any,
+) -> dict[str, Any]:
     res: dict[str, Any] = {"resourceType": "Condition", "id": cid, "code": cc(system, code, "x")}
     if clinical:
         res["clinicalStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical)
     if verification:
-        res["verificationStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                       verification)
+        res["verificationStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification)
     res.update(extra)
     return res
 
@@ -388,26 +515,26 @@ PREGNANCY = [
     ("condition-snomed", [condition("c", SCT, "77386006")], True, "Condition 77386006"),
     ("condition-icd-z34", [condition("c", ICD, "Z34.01")], True, "Condition Z34.01"),
     ("condition-icd-o09", [condition("c", ICD, "O09.891")], True, "Condition"),
-    ("condition-wins-over-negative-test", [condition("c", SCT, "77386006"), urine_hcg("u", "negative")],
-     True, "Condition"),
-    ("resolved-condition-does-not-count", [condition("c", SCT, "77386006", "resolved")], None,
-     "nothing on record"),
+    (
+        "condition-wins-over-negative-test",
+        [condition("c", SCT, "77386006"), urine_hcg("u", "negative")],
+        True,
+        "Condition",
+    ),
+    ("resolved-condition-does-not-count", [condition("c", SCT, "77386006", "resolved")], None, "nothing on record"),
     ("urine-positive", [urine_hcg("u", "positive")], True, "urine hCG positive on 2026-11-20"),
     ("urine-negative", [urine_hcg("u", "negative")], False, "urine hCG negative on 2026-11-20"),
     ("serum-at-cut-off-25", [serum_hcg("s", 25)], True, "serum beta-hCG 25 [IU]/L positive"),
     ("serum-below-cut-off", [serum_hcg("s", 24.9)], False, "negative"),
     ("serum-mIU/mL", [serum_hcg("s", 300, "mIU/mL")], True, "positive"),
     ("serum-below-detection-limit", [serum_hcg("s", 5, comparator="<")], False, "negative"),
-    ("newest-test-wins", [urine_hcg("old", "positive", "2026-10-01"), serum_hcg("new", 2)], False,
-     "negative"),
-    ("preliminary-test-ignored", [urine_hcg("u", "positive", status="preliminary")], None,
-     "nothing on record"),
+    ("newest-test-wins", [urine_hcg("old", "positive", "2026-10-01"), serum_hcg("new", 2)], False, "negative"),
+    ("preliminary-test-ignored", [urine_hcg("u", "positive", status="preliminary")], None, "nothing on record"),
     ("nothing", [], None, "nothing on record"),
 ]
 
 
-@pytest.mark.parametrize("resources,pregnant,evidence", [p[1:] for p in PREGNANCY],
-                         ids=[p[0] for p in PREGNANCY])
+@pytest.mark.parametrize("resources,pregnant,evidence", [p[1:] for p in PREGNANCY], ids=[p[0] for p in PREGNANCY])
 def test_pregnancy_status_and_its_evidence(resources, pregnant, evidence):
     status = facts(*resources).pregnancy
     assert status.pregnant is pregnant
@@ -418,49 +545,107 @@ TODAY = date(2026, 11, 25)
 
 
 def procedure_done(pid: str, when: str) -> dict[str, Any]:
-    return {"resourceType": "Procedure", "id": pid, "status": "completed", "code": cc(LOCAL, "embryo-transfer"),
-            "performedDateTime": when}
+    return {
+        "resourceType": "Procedure",
+        "id": pid,
+        "status": "completed",
+        "code": cc(LOCAL, "embryo-transfer"),
+        "performedDateTime": when,
+    }
 
 
 # Today is 2026-11-25; the window is 60 days (codes.yaml pregnancy_test_max_age_days).
 PREGNANCY_TODAY = [
-    ("positive-from-2024-is-over-after-42-weeks", [urine_hcg("u", "positive", "2024-03-01")], None,
-     "urine hCG positive on 2024-03-01: more than 42 weeks ago, no outcome recorded"),
-    ("serum-positive-from-2024-is-over-after-42-weeks", [serum_hcg("s", 900, when="2024-03-01")], None,
-     "more than 42 weeks ago"),
+    (
+        "positive-from-2024-is-over-after-42-weeks",
+        [urine_hcg("u", "positive", "2024-03-01")],
+        None,
+        "urine hCG positive on 2024-03-01: more than 42 weeks ago, no outcome recorded",
+    ),
+    (
+        "serum-positive-from-2024-is-over-after-42-weeks",
+        [serum_hcg("s", 900, when="2024-03-01")],
+        None,
+        "more than 42 weeks ago",
+    ),
     ("positive-5-days-old", [urine_hcg("u", "positive", "2026-11-20")], True, "urine hCG positive"),
     ("positive-60-days-old-still-counts", [urine_hcg("u", "positive", "2026-09-26")], True, "positive"),
-    ("a-pregnancy-lasts-past-the-negative-test-window", [urine_hcg("u", "positive", "2026-09-25")], True,
-     "positive on 2026-09-25"),
-    ("negative-61-days-old-says-nothing-now", [urine_hcg("u", "negative", "2026-09-25")], None,
-     "more than 60 days old"),
-    ("newer-negative-outranks-older-positive",
-     [urine_hcg("old", "positive", "2026-10-20"), urine_hcg("new", "negative", "2026-11-20")], False,
-     "negative on 2026-11-20"),
-    ("old-positive-ignored-newer-negative-decides",
-     [urine_hcg("old", "positive", "2024-01-01"), serum_hcg("new", 3, when="2026-11-01")], False, "negative"),
-    ("positive-before-latest-past-transfer", [urine_hcg("u", "positive", "2026-10-20"),
-                                              service_request("t", occurrenceDateTime="2026-11-10")],
-     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
-    ("positive-before-completed-transfer", [urine_hcg("u", "positive", "2026-10-20"),
-                                            procedure_done("p", "2026-11-10")],
-     None, "no pregnancy test after the embryo transfer on 2026-11-10"),
-    ("positive-on-the-transfer-day", [urine_hcg("u", "positive", "2026-11-10T07:00:00Z"),
-                                      procedure_done("p", "2026-11-10")], None, "no pregnancy test after the embryo transfer"),
-    ("positive-after-the-transfer", [procedure_done("p", "2026-11-10"), urine_hcg("u", "positive", "2026-11-22")],
-     True, "urine hCG positive on 2026-11-22"),
-    ("latest-past-transfer-is-the-anchor", [procedure_done("p1", "2026-10-01"), urine_hcg("u", "positive", "2026-10-15"),
-                                            procedure_done("p2", "2026-11-10")], None, "transfer on 2026-11-10"),
-    ("a-planned-future-transfer-is-no-anchor", [urine_hcg("u", "positive", "2026-11-20"),
-                                                service_request("t", occurrenceDateTime="2026-12-01")],
-     True, "positive"),
-    ("condition-stays-authoritative", [condition("c", SCT, "77386006"), urine_hcg("u", "negative", "2024-03-01")],
-     True, "Condition 77386006"),
+    (
+        "a-pregnancy-lasts-past-the-negative-test-window",
+        [urine_hcg("u", "positive", "2026-09-25")],
+        True,
+        "positive on 2026-09-25",
+    ),
+    (
+        "negative-61-days-old-says-nothing-now",
+        [urine_hcg("u", "negative", "2026-09-25")],
+        None,
+        "more than 60 days old",
+    ),
+    (
+        "newer-negative-outranks-older-positive",
+        [urine_hcg("old", "positive", "2026-10-20"), urine_hcg("new", "negative", "2026-11-20")],
+        False,
+        "negative on 2026-11-20",
+    ),
+    (
+        "old-positive-ignored-newer-negative-decides",
+        [urine_hcg("old", "positive", "2024-01-01"), serum_hcg("new", 3, when="2026-11-01")],
+        False,
+        "negative",
+    ),
+    (
+        "positive-before-latest-past-transfer",
+        [urine_hcg("u", "positive", "2026-10-20"), service_request("t", occurrenceDateTime="2026-11-10")],
+        None,
+        "no pregnancy test after the embryo transfer on 2026-11-10",
+    ),
+    (
+        "positive-before-completed-transfer",
+        [urine_hcg("u", "positive", "2026-10-20"), procedure_done("p", "2026-11-10")],
+        None,
+        "no pregnancy test after the embryo transfer on 2026-11-10",
+    ),
+    (
+        "positive-on-the-transfer-day",
+        [urine_hcg("u", "positive", "2026-11-10T07:00:00Z"), procedure_done("p", "2026-11-10")],
+        None,
+        "no pregnancy test after the embryo transfer",
+    ),
+    (
+        "positive-after-the-transfer",
+        [procedure_done("p", "2026-11-10"), urine_hcg("u", "positive", "2026-11-22")],
+        True,
+        "urine hCG positive on 2026-11-22",
+    ),
+    (
+        "latest-past-transfer-is-the-anchor",
+        [
+            procedure_done("p1", "2026-10-01"),
+            urine_hcg("u", "positive", "2026-10-15"),
+            procedure_done("p2", "2026-11-10"),
+        ],
+        None,
+        "transfer on 2026-11-10",
+    ),
+    (
+        "a-planned-future-transfer-is-no-anchor",
+        [urine_hcg("u", "positive", "2026-11-20"), service_request("t", occurrenceDateTime="2026-12-01")],
+        True,
+        "positive",
+    ),
+    (
+        "condition-stays-authoritative",
+        [condition("c", SCT, "77386006"), urine_hcg("u", "negative", "2024-03-01")],
+        True,
+        "Condition 77386006",
+    ),
 ]
 
 
-@pytest.mark.parametrize("resources,pregnant,evidence", [p[1:] for p in PREGNANCY_TODAY],
-                         ids=[p[0] for p in PREGNANCY_TODAY])
+@pytest.mark.parametrize(
+    "resources,pregnant,evidence", [p[1:] for p in PREGNANCY_TODAY], ids=[p[0] for p in PREGNANCY_TODAY]
+)
 def test_pregnancy_test_must_be_current(resources, pregnant, evidence):
     status = facts(*resources, today=TODAY).pregnancy
     assert status.pregnant is pregnant
@@ -498,28 +683,51 @@ def test_urine_test_with_an_unknown_coded_value_is_not_actionable():
 
 # ---- conditions ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("clinical,verification,counted", [
-    ("active", "confirmed", True), ("recurrence", "confirmed", True), ("relapse", "confirmed", True),
-    ("active", "provisional", True), ("active", "unconfirmed", True), ("active", None, True),
-    ("inactive", "confirmed", False), ("remission", "confirmed", False), ("resolved", "confirmed", False),
-    ("active", "refuted", False), ("active", "entered-in-error", False),
-])
+
+@pytest.mark.parametrize(
+    "clinical,verification,counted",
+    [
+        ("active", "confirmed", True),
+        ("recurrence", "confirmed", True),
+        ("relapse", "confirmed", True),
+        ("active", "provisional", True),
+        ("active", "unconfirmed", True),
+        ("active", None, True),
+        ("inactive", "confirmed", False),
+        ("remission", "confirmed", False),
+        ("resolved", "confirmed", False),
+        ("active", "refuted", False),
+        ("active", "entered-in-error", False),
+    ],
+)
 def test_condition_clinical_and_verification_status(clinical, verification, counted):
     f = facts(condition("c", SCT, "102878001", clinical, verification))
     assert f.has_condition("recurrent_pregnancy_loss") is counted
 
 
-@pytest.mark.parametrize("system,code,concept", [
-    (LOCAL, "recurrent-implantation-failure", "recurrent_implantation_failure"),
-    (SCT, "102878001", "recurrent_pregnancy_loss"),
-    (ICD, "N96", "recurrent_pregnancy_loss"),
-    (ICD, "O26.21", "recurrent_pregnancy_loss"),
-    (ICD, "O2623", "recurrent_pregnancy_loss"),
-    (SCT, "77386006", "pregnancy"),
-    (ICD, "Z33.1", "pregnancy"),
-    (SCT, "85828009", "autoimmune_disease"),
-], ids=["rif-local", "rpl-snomed", "rpl-icd-n96", "rpl-icd-o26.2x", "rpl-icd-without-dot",
-        "pregnancy-snomed", "pregnancy-icd-z33.1", "autoimmune-snomed"])
+@pytest.mark.parametrize(
+    "system,code,concept",
+    [
+        (LOCAL, "recurrent-implantation-failure", "recurrent_implantation_failure"),
+        (SCT, "102878001", "recurrent_pregnancy_loss"),
+        (ICD, "N96", "recurrent_pregnancy_loss"),
+        (ICD, "O26.21", "recurrent_pregnancy_loss"),
+        (ICD, "O2623", "recurrent_pregnancy_loss"),
+        (SCT, "77386006", "pregnancy"),
+        (ICD, "Z33.1", "pregnancy"),
+        (SCT, "85828009", "autoimmune_disease"),
+    ],
+    ids=[
+        "rif-local",
+        "rpl-snomed",
+        "rpl-icd-n96",
+        "rpl-icd-o26.2x",
+        "rpl-icd-without-dot",
+        "pregnancy-snomed",
+        "pregnancy-icd-z33.1",
+        "autoimmune-snomed",
+    ],
+)
 def test_condition_codes(system, code, concept):
     fact = only(facts(condition("c", system, code)).conditions)
     assert fact.concept == concept and fact.source == "Condition/c"
@@ -543,35 +751,90 @@ def test_unrelated_condition_is_ignored():
 # ---- embryo transfer -------------------------------------------------------------------------------
 
 TRANSFERS = [
-    ("service-request-occurrenceDateTime", service_request("t", occurrenceDateTime="2026-11-27T10:00:00Z"),
-     "ServiceRequest/t", datetime(2026, 11, 27, 10, tzinfo=UTC), False),
-    ("service-request-occurrencePeriod", service_request("t", occurrencePeriod={"start": "2026-11-28"}),
-     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), False),
-    ("service-request-draft", service_request("t", status="draft", occurrenceDateTime="2026-11-28"),
-     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), False),
-    ("service-request-euploid", service_request("t", "euploid-blastocyst-transfer",
-                                                occurrenceDateTime="2026-11-28"),
-     "ServiceRequest/t", datetime(2026, 11, 28, tzinfo=UTC), True),
-    ("procedure-preparation", {"resourceType": "Procedure", "id": "p", "status": "preparation",
-                               "code": cc(LOCAL, "embryo-transfer"), "performedDateTime": "2026-11-29"},
-     "Procedure/p", datetime(2026, 11, 29, tzinfo=UTC), False),
-    ("procedure-in-progress", {"resourceType": "Procedure", "id": "p", "status": "in-progress",
-                               "code": cc(LOCAL, "euploid-blastocyst-transfer"),
-                               "performedDateTime": "2026-11-25T08:00:00Z"},
-     "Procedure/p", datetime(2026, 11, 25, 8, tzinfo=UTC), True),
-    ("appointment-serviceType-list", {"resourceType": "Appointment", "id": "a", "status": "booked",
-                                      "serviceType": [cc(LOCAL, "embryo-transfer")],
-                                      "start": "2026-11-30T09:00:00+09:00"},
-     "Appointment/a", datetime(2026, 11, 30, tzinfo=UTC), False),
-    ("appointment-serviceType-object", {"resourceType": "Appointment", "id": "a", "status": "booked",
-                                        "serviceType": cc(LOCAL, "euploid-blastocyst-transfer"),
-                                        "start": "2026-12-01T00:00:00Z"},
-     "Appointment/a", datetime(2026, 12, 1, tzinfo=UTC), True),
+    (
+        "service-request-occurrenceDateTime",
+        service_request("t", occurrenceDateTime="2026-11-27T10:00:00Z"),
+        "ServiceRequest/t",
+        datetime(2026, 11, 27, 10, tzinfo=UTC),
+        False,
+    ),
+    (
+        "service-request-occurrencePeriod",
+        service_request("t", occurrencePeriod={"start": "2026-11-28"}),
+        "ServiceRequest/t",
+        datetime(2026, 11, 28, tzinfo=UTC),
+        False,
+    ),
+    (
+        "service-request-draft",
+        service_request("t", status="draft", occurrenceDateTime="2026-11-28"),
+        "ServiceRequest/t",
+        datetime(2026, 11, 28, tzinfo=UTC),
+        False,
+    ),
+    (
+        "service-request-euploid",
+        service_request("t", "euploid-blastocyst-transfer", occurrenceDateTime="2026-11-28"),
+        "ServiceRequest/t",
+        datetime(2026, 11, 28, tzinfo=UTC),
+        True,
+    ),
+    (
+        "procedure-preparation",
+        {
+            "resourceType": "Procedure",
+            "id": "p",
+            "status": "preparation",
+            "code": cc(LOCAL, "embryo-transfer"),
+            "performedDateTime": "2026-11-29",
+        },
+        "Procedure/p",
+        datetime(2026, 11, 29, tzinfo=UTC),
+        False,
+    ),
+    (
+        "procedure-in-progress",
+        {
+            "resourceType": "Procedure",
+            "id": "p",
+            "status": "in-progress",
+            "code": cc(LOCAL, "euploid-blastocyst-transfer"),
+            "performedDateTime": "2026-11-25T08:00:00Z",
+        },
+        "Procedure/p",
+        datetime(2026, 11, 25, 8, tzinfo=UTC),
+        True,
+    ),
+    (
+        "appointment-serviceType-list",
+        {
+            "resourceType": "Appointment",
+            "id": "a",
+            "status": "booked",
+            "serviceType": [cc(LOCAL, "embryo-transfer")],
+            "start": "2026-11-30T09:00:00+09:00",
+        },
+        "Appointment/a",
+        datetime(2026, 11, 30, tzinfo=UTC),
+        False,
+    ),
+    (
+        "appointment-serviceType-object",
+        {
+            "resourceType": "Appointment",
+            "id": "a",
+            "status": "booked",
+            "serviceType": cc(LOCAL, "euploid-blastocyst-transfer"),
+            "start": "2026-12-01T00:00:00Z",
+        },
+        "Appointment/a",
+        datetime(2026, 12, 1, tzinfo=UTC),
+        True,
+    ),
 ]
 
 
-@pytest.mark.parametrize("resource,source,when,euploid", [t[1:] for t in TRANSFERS],
-                         ids=[t[0] for t in TRANSFERS])
+@pytest.mark.parametrize("resource,source,when,euploid", [t[1:] for t in TRANSFERS], ids=[t[0] for t in TRANSFERS])
 def test_transfer_plan_from_each_resource_type(resource, source, when, euploid):
     plan = only(facts(resource).transfers)
     assert (plan.source, plan.when, plan.euploid, plan.from_draft_orders) == (source, when, euploid, False)
@@ -583,23 +846,39 @@ def test_transfer_plan_from_draft_orders():
     assert plan.from_draft_orders and plan.status == "draft"
 
 
-@pytest.mark.parametrize("resource", [
-    service_request("t", status="completed", occurrenceDateTime="2026-11-28"),
-    service_request("t", status="revoked", occurrenceDateTime="2026-11-28"),
-    {"resourceType": "Procedure", "id": "p", "status": "completed", "code": cc(LOCAL, "embryo-transfer"),
-     "performedDateTime": "2026-11-01"},
-    {"resourceType": "Appointment", "id": "a", "status": "cancelled",
-     "serviceType": [cc(LOCAL, "embryo-transfer")], "start": "2026-11-30"},
-    service_request("t", "blood-test", occurrenceDateTime="2026-11-28"),
-], ids=["request-completed", "request-revoked", "procedure-completed", "appointment-cancelled", "other-code"])
+@pytest.mark.parametrize(
+    "resource",
+    [
+        service_request("t", status="completed", occurrenceDateTime="2026-11-28"),
+        service_request("t", status="revoked", occurrenceDateTime="2026-11-28"),
+        {
+            "resourceType": "Procedure",
+            "id": "p",
+            "status": "completed",
+            "code": cc(LOCAL, "embryo-transfer"),
+            "performedDateTime": "2026-11-01",
+        },
+        {
+            "resourceType": "Appointment",
+            "id": "a",
+            "status": "cancelled",
+            "serviceType": [cc(LOCAL, "embryo-transfer")],
+            "start": "2026-11-30",
+        },
+        service_request("t", "blood-test", occurrenceDateTime="2026-11-28"),
+    ],
+    ids=["request-completed", "request-revoked", "procedure-completed", "appointment-cancelled", "other-code"],
+)
 def test_transfers_that_do_not_count(resource):
     assert facts(resource).transfers == ()
 
 
 def test_all_transfers_are_kept_newest_first():
-    f = facts(service_request("a", occurrenceDateTime="2026-11-28"),
-              service_request("b", occurrenceDateTime="2026-12-20"),
-              service_request("c", occurrenceDateTime="2026-11-10"))
+    f = facts(
+        service_request("a", occurrenceDateTime="2026-11-28"),
+        service_request("b", occurrenceDateTime="2026-12-20"),
+        service_request("c", occurrenceDateTime="2026-11-10"),
+    )
     assert [t.source for t in f.transfers] == ["ServiceRequest/b", "ServiceRequest/a", "ServiceRequest/c"]
 
 
@@ -609,6 +888,7 @@ def test_transfer_with_an_unparsable_date_is_unusable():
 
 
 # ---- medications: recognition ----------------------------------------------------------------------
+
 
 def rx(code: str, display: str | None = None) -> dict[str, Any]:
     return cc(RX, code, display)
@@ -620,17 +900,36 @@ RECOGNITION = [
     ("rxnorm-product-198377", rx("198377"), ("tacrolimus",), "rxnorm-product", "RxNorm 198377"),
     ("rxnorm-product-extended-release", rx("1431971"), ("tacrolimus",), "rxnorm-product", "RxNorm 1431971"),
     ("text", {"text": "Tacrolimus 1 mg capsule"}, ("tacrolimus",), "text", "text: tacrolimus"),
-    ("coding-display", cc("http://example.org/local-formulary", "X1", "FLUCONAZOLE 150MG CAP"),
-     ("fluconazole",), "text", "text: fluconazole"),
+    (
+        "coding-display",
+        cc("http://example.org/local-formulary", "X1", "FLUCONAZOLE 150MG CAP"),
+        ("fluconazole",),
+        "text",
+        "text: fluconazole",
+    ),
     ("brand-name", {"text": "Prograf 0.5mg"}, ("tacrolimus",), "text", "text: prograf"),
     ("whole-word-only", {"text": "Protacrolimusol cream"}, (), None, None),
-    ("co-trimoxazole-text", {"text": "Co-trimoxazole 960 mg tablet"}, ("sulfamethoxazole", "trimethoprim"),
-     "text", "text: co-trimoxazole"),
-    ("combination-rxnorm-text", {"text": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"},
-     ("sulfamethoxazole", "trimethoprim"), "text", None),
-    ("combination-ingredient-codes", {"coding": [{"system": RX, "code": "10180"},
-                                                 {"system": RX, "code": "10829"}]},
-     ("sulfamethoxazole", "trimethoprim"), "rxnorm-ingredient", "RxNorm 10180, 10829"),
+    (
+        "co-trimoxazole-text",
+        {"text": "Co-trimoxazole 960 mg tablet"},
+        ("sulfamethoxazole", "trimethoprim"),
+        "text",
+        "text: co-trimoxazole",
+    ),
+    (
+        "combination-rxnorm-text",
+        {"text": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"},
+        ("sulfamethoxazole", "trimethoprim"),
+        "text",
+        None,
+    ),
+    (
+        "combination-ingredient-codes",
+        {"coding": [{"system": RX, "code": "10180"}, {"system": RX, "code": "10829"}]},
+        ("sulfamethoxazole", "trimethoprim"),
+        "rxnorm-ingredient",
+        "RxNorm 10180, 10829",
+    ),
     ("longest-name-wins", {"text": "Mycophenolate mofetil 500 mg"}, ("mycophenolate_mofetil",), "text", None),
     ("mycophenolate-sodium", {"text": "mycophenolate sodium 360 mg"}, ("mycophenolic_acid",), "text", None),
     ("st-johns-wort-curly-apostrophe", {"text": "St John\u2019s Wort extract"}, ("st_johns_wort",), "text", None),
@@ -638,8 +937,9 @@ RECOGNITION = [
 ]
 
 
-@pytest.mark.parametrize("medication,ingredients,by,matched", [r[1:] for r in RECOGNITION],
-                         ids=[r[0] for r in RECOGNITION])
+@pytest.mark.parametrize(
+    "medication,ingredients,by,matched", [r[1:] for r in RECOGNITION], ids=[r[0] for r in RECOGNITION]
+)
 def test_medication_recognition(medication, ingredients, by, matched):
     m = only(facts(med_request("m", medication)).medications)
     assert m.ingredients == ingredients
@@ -649,17 +949,31 @@ def test_medication_recognition(medication, ingredients, by, matched):
 
 
 def test_ingredient_code_is_tried_before_product_and_product_still_gives_strength():
-    m = only(facts(med_request("m", {"coding": [{"system": RX, "code": "198377"},
-                                                {"system": RX, "code": "42316"}]})).medications)
+    m = only(
+        facts(
+            med_request("m", {"coding": [{"system": RX, "code": "198377"}, {"system": RX, "code": "42316"}]})
+        ).medications
+    )
     assert (m.recognised_by, m.strength_mg, m.release) == ("rxnorm-ingredient", 1.0, "immediate")
 
 
-@pytest.mark.parametrize("code,strength,release", [
-    ("198377", 1.0, "immediate"), ("313190", 0.5, "immediate"), ("198378", 5.0, "immediate"),
-    ("108513", None, "immediate"), ("261134", None, "immediate"), ("108514", None, "immediate"),
-    ("1431971", None, "extended"), ("1431980", None, "extended"), ("1431985", None, "extended"),
-    ("1431977", None, "extended"), ("1431982", None, "extended"), ("1431987", None, "extended"),
-])
+@pytest.mark.parametrize(
+    "code,strength,release",
+    [
+        ("198377", 1.0, "immediate"),
+        ("313190", 0.5, "immediate"),
+        ("198378", 5.0, "immediate"),
+        ("108513", None, "immediate"),
+        ("261134", None, "immediate"),
+        ("108514", None, "immediate"),
+        ("1431971", None, "extended"),
+        ("1431980", None, "extended"),
+        ("1431985", None, "extended"),
+        ("1431977", None, "extended"),
+        ("1431982", None, "extended"),
+        ("1431987", None, "extended"),
+    ],
+)
 def test_tacrolimus_product_table(code, strength, release):
     m = only(facts(med_request("m", rx(code))).medications)
     assert (m.ingredients, m.strength_mg, m.release) == (("tacrolimus",), strength, release)
@@ -690,10 +1004,8 @@ RELEASE_BY_NAME = [  # (id, medicationCodeableConcept, expected release)
     ("envarsus-xr-text-extended", {"text": "Envarsus XR 1 mg tablet"}, "extended"),
     ("astagraf-xl-text-extended", {"text": "Astagraf XL 0.5 mg capsule"}, "extended"),
     ("advagraf-text-extended", {"text": "ADVAGRAF 1mg prolonged-release capsule"}, "extended"),
-    ("ingredient-code-with-envarsus-text-extended", cc(RX, "42316", "tacrolimus", text="Envarsus XR 4 mg"),
-     "extended"),
-    ("local-code-with-envarsus-display-extended", cc("urn:site:formulary", "T9", "ENVARSUS XR 0.75MG TAB"),
-     "extended"),
+    ("ingredient-code-with-envarsus-text-extended", cc(RX, "42316", "tacrolimus", text="Envarsus XR 4 mg"), "extended"),
+    ("local-code-with-envarsus-display-extended", cc("urn:site:formulary", "T9", "ENVARSUS XR 0.75MG TAB"), "extended"),
     ("plain-tacrolimus-text-unknown", {"text": "tacrolimus 1 mg capsule"}, None),
     ("prograf-text-not-claimed", {"text": "Prograf 1 mg capsule"}, None),
     ("immediate-product-code-wins-over-brand-text", cc(RX, "198377", text="Envarsus XR"), "immediate"),
@@ -711,15 +1023,22 @@ def test_release_name_only_applies_to_its_ingredient():
     """A brand word in the text of another drug says nothing about that drug's release."""
     knowledge = copy.deepcopy(KNOWLEDGE)
     knowledge["codes"]["release_names"].append(
-        {"ingredient": "tacrolimus", "release": "extended", "names": ["retard"], "source": "test"})
+        {"ingredient": "tacrolimus", "release": "extended", "names": ["retard"], "source": "test"}
+    )
     m = only(facts(med_request("m", {"text": "nifedipine retard 20 mg"}), knowledge=knowledge).medications)
     assert (m.ingredients, m.release) == (("nifedipine",), None)
 
 
 def test_combination_product_code_yields_every_ingredient():
     knowledge = copy.deepcopy(KNOWLEDGE)
-    knowledge["codes"]["products"].append({"rxnorm": "999001", "ingredients": ["sulfamethoxazole", "trimethoprim"],
-                                           "display": "test combination product", "source": "test"})
+    knowledge["codes"]["products"].append(
+        {
+            "rxnorm": "999001",
+            "ingredients": ["sulfamethoxazole", "trimethoprim"],
+            "display": "test combination product",
+            "source": "test",
+        }
+    )
     m = only(facts(med_request("m", rx("999001")), knowledge=knowledge).medications)
     assert m.ingredients == ("sulfamethoxazole", "trimethoprim") and m.recognised_by == "rxnorm-product"
 
@@ -729,8 +1048,7 @@ def medication(mid: str, code: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_medication_reference_to_a_contained_medication():
-    order = med_request("m", contained=[medication("med1", rx("198377"))],
-                        medicationReference={"reference": "#med1"})
+    order = med_request("m", contained=[medication("med1", rx("198377"))], medicationReference={"reference": "#med1"})
     m = only(facts(order).medications)
     assert (m.ingredients, m.recognised_by, m.strength_mg) == (("tacrolimus",), "rxnorm-product", 1.0)
 
@@ -738,16 +1056,22 @@ def test_medication_reference_to_a_contained_medication():
 @pytest.mark.parametrize("reference", ["Medication/med9", "https://ehr.example.org/fhir/Medication/med9"])
 def test_medication_reference_to_a_medication_in_the_data(reference):
     order = med_request("m", medicationReference={"reference": reference})
-    f = build_facts(request(), {"medicationRequests": [order],
-                                "medications": [medication("med9", {"text": "Voriconazole 200 mg tablet"})]},
-                    KNOWLEDGE)
+    f = build_facts(
+        request(),
+        {"medicationRequests": [order], "medications": [medication("med9", {"text": "Voriconazole 200 mg tablet"})]},
+        KNOWLEDGE,
+    )
     m = only(f.medications)
     assert (m.ingredients, m.recognised_by, m.display) == (("voriconazole",), "text", "Voriconazole 200 mg tablet")
 
 
 def test_medication_ingredients_listed_on_the_medication_resource_are_recognised():
-    med = {"resourceType": "Medication", "id": "c", "code": {"text": "Compounded capsule"},
-           "ingredient": [{"itemCodeableConcept": rx("42316")}]}
+    med = {
+        "resourceType": "Medication",
+        "id": "c",
+        "code": {"text": "Compounded capsule"},
+        "ingredient": [{"itemCodeableConcept": rx("42316")}],
+    }
     order = med_request("m", contained=[med], medicationReference={"reference": "#c"})
     assert only(facts(order).medications).ingredients == ("tacrolimus",)
 
@@ -758,10 +1082,14 @@ def test_unresolved_reference_falls_back_to_its_display_text():
     assert (m.ingredients, m.recognised_by) == (("clarithromycin",), "text")
 
 
-@pytest.mark.parametrize("order,reason", [
-    (med_request("m", medicationReference={"reference": "Medication/gone"}), "could not be resolved"),
-    (med_request("m"), "no medication stated"),
-], ids=["unresolved-reference", "no-medication"])
+@pytest.mark.parametrize(
+    "order,reason",
+    [
+        (med_request("m", medicationReference={"reference": "Medication/gone"}), "could not be resolved"),
+        (med_request("m"), "no medication stated"),
+    ],
+    ids=["unresolved-reference", "no-medication"],
+)
 def test_medication_that_cannot_be_named_is_unusable(order, reason):
     f = facts(order)
     assert f.medications == () and reason in only(f.unusable).reason
@@ -769,20 +1097,24 @@ def test_medication_that_cannot_be_named_is_unusable(order, reason):
 
 # ---- medications: status, drafts, selections -------------------------------------------------------
 
-@pytest.mark.parametrize("resource_type,status,from_drafts,counted", [
-    ("MedicationRequest", "active", False, True),
-    ("MedicationRequest", "on-hold", False, True),
-    ("MedicationRequest", "draft", False, False),
-    ("MedicationRequest", "completed", False, False),
-    ("MedicationRequest", "stopped", False, False),
-    ("MedicationRequest", "cancelled", False, False),
-    ("MedicationRequest", "draft", True, True),
-    ("MedicationRequest", "active", True, True),
-    ("MedicationRequest", "cancelled", True, False),
-    ("MedicationStatement", "active", False, True),
-    ("MedicationStatement", "completed", False, False),
-    ("MedicationStatement", "intended", False, False),
-])
+
+@pytest.mark.parametrize(
+    "resource_type,status,from_drafts,counted",
+    [
+        ("MedicationRequest", "active", False, True),
+        ("MedicationRequest", "on-hold", False, True),
+        ("MedicationRequest", "draft", False, False),
+        ("MedicationRequest", "completed", False, False),
+        ("MedicationRequest", "stopped", False, False),
+        ("MedicationRequest", "cancelled", False, False),
+        ("MedicationRequest", "draft", True, True),
+        ("MedicationRequest", "active", True, True),
+        ("MedicationRequest", "cancelled", True, False),
+        ("MedicationStatement", "active", False, True),
+        ("MedicationStatement", "completed", False, False),
+        ("MedicationStatement", "intended", False, False),
+    ],
+)
 def test_medication_status(resource_type, status, from_drafts, counted):
     res = med_request("m", rx("42316"), status=status)
     res["resourceType"] = resource_type
@@ -826,26 +1158,61 @@ DAILY_DOSE = [
     ("every-12-hours", rx("42316"), [dosage(1, "mg", frequency=1, period=12, period_unit="h")], 2.0, 2.0),
     ("weekly", rx("4450"), [dosage(150, "mg", frequency=1, period=1, period_unit="wk")], 150 / 7, 1 / 7),
     ("period-without-frequency", rx("42316"), [dosage(3, "mg", frequency=None)], 3.0, 1.0),
-    ("timing-code-BID", rx("42316"),
-     [{"timing": {"code": {"coding": [{"code": "BID"}]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}],
-     2.0, 2.0),
-    ("time-of-day", rx("42316"),
-     [{"timing": {"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}},
-       "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], 2.0, 2.0),
-    ("doseAndRate-as-object", TAC_1MG,
-     [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-       "doseAndRate": {"doseQuantity": qty(3, "{pill}", "{pill}")}}], 3.0, 1.0),
+    (
+        "timing-code-BID",
+        rx("42316"),
+        [{"timing": {"code": {"coding": [{"code": "BID"}]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}],
+        2.0,
+        2.0,
+    ),
+    (
+        "time-of-day",
+        rx("42316"),
+        [
+            {
+                "timing": {"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}},
+                "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}],
+            }
+        ],
+        2.0,
+        2.0,
+    ),
+    (
+        "doseAndRate-as-object",
+        TAC_1MG,
+        [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": {"doseQuantity": qty(3, "{pill}", "{pill}")},
+            }
+        ],
+        3.0,
+        1.0,
+    ),
     ("code-and-unit-agree-in-other-spellings", rx("42316"), [dosage(1, "milligram", "mg")], 1.0, 1.0),
     ("count-code-and-count-unit", TAC_05MG, [dosage(2, "tablet", "{tbl}")], 1.0, 1.0),
-    ("two-instructions-same-boundsPeriod-summed", rx("42316"),
-     [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
-      with_repeat(dosage(0.5, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"})], 1.5, 2.0),
+    (
+        "two-instructions-same-boundsPeriod-summed",
+        rx("42316"),
+        [
+            with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
+            with_repeat(dosage(0.5, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-12-08"}),
+        ],
+        1.5,
+        2.0,
+    ),
     ("tacrolimus-ceiling-not-applied-to-fluconazole", rx("4450"), [dosage(400, "mg")], 400.0, 1.0),
     ("tacrolimus-at-the-50-mg-plausibility-limit", rx("42316"), [dosage(25, "mg", frequency=2)], 50.0, 2.0),
-    ("two-instructions-summed", rx("42316"),
-     [{"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
-      {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]}],
-     1.5, 2.0),
+    (
+        "two-instructions-summed",
+        rx("42316"),
+        [
+            {"timing": {"repeat": {"when": ["MORN"]}}, "doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]},
+            {"timing": {"repeat": {"when": ["EVE"]}}, "doseAndRate": [{"doseQuantity": qty(0.5, "mg", "mg")}]},
+        ],
+        1.5,
+        2.0,
+    ),
 ]
 
 
@@ -857,49 +1224,103 @@ def test_daily_dose(drug, dosages, daily, per_day):
     assert m.doses_per_day == pytest.approx(per_day)
 
 
-TAPER = [with_repeat(dosage(4, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-11-29"}),
-         with_repeat(dosage(2, "mg"), boundsPeriod={"start": "2026-11-30", "end": "2026-12-06"})]
+TAPER = [
+    with_repeat(dosage(4, "mg"), boundsPeriod={"start": "2026-11-23", "end": "2026-11-29"}),
+    with_repeat(dosage(2, "mg"), boundsPeriod={"start": "2026-11-30", "end": "2026-12-06"}),
+]
 
 UNKNOWN_DOSE = [
     ("no-dosage", TAC_1MG, None, "no dosage instruction"),
-    ("pill-strength-unknown-text", {"text": "tacrolimus capsules"}, [dosage(1, "{pill}")],
-     "strength per unit is not known for the order"),
-    ("pill-strength-open-prograf", rx("108513"), [dosage(1, "{capsule}")],
-     "strength per unit is not known for RxNorm 108513"),
+    (
+        "pill-strength-unknown-text",
+        {"text": "tacrolimus capsules"},
+        [dosage(1, "{pill}")],
+        "strength per unit is not known for the order",
+    ),
+    (
+        "pill-strength-open-prograf",
+        rx("108513"),
+        [dosage(1, "{capsule}")],
+        "strength per unit is not known for RxNorm 108513",
+    ),
     ("no-timing", TAC_1MG, [{"doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], "no timing"),
-    ("frequency-without-period", TAC_1MG, [dosage(1, "mg", frequency=2, period=None, period_unit=None)],
-     "frequency without a period"),
+    (
+        "frequency-without-period",
+        TAC_1MG,
+        [dosage(1, "mg", frequency=2, period=None, period_unit=None)],
+        "frequency without a period",
+    ),
     ("monthly", TAC_1MG, [dosage(1, "mg", period_unit="mo")], "no fixed number of doses per day"),
-    ("invalid-frequency", TAC_1MG, [dosage(1, "mg", frequency="twice")],
-     "timing.repeat.frequency is not valid FHIR"),
+    ("invalid-frequency", TAC_1MG, [dosage(1, "mg", frequency="twice")], "timing.repeat.frequency is not valid FHIR"),
     ("volume-unit", TAC_1MG, [dosage(1, "mL")], "neither a mass nor a count"),
-    ("no-dose-unit", TAC_1MG, [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                                "doseAndRate": [{"doseQuantity": {"value": 1}}]}], "dose has no unit"),
-    ("dose-range", TAC_1MG, [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                              "doseAndRate": [{"doseRange": {"low": qty(1, "mg"), "high": qty(2, "mg")}}]}],
-     "dose given as a range"),
+    (
+        "no-dose-unit",
+        TAC_1MG,
+        [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1}}],
+            }
+        ],
+        "dose has no unit",
+    ),
+    (
+        "dose-range",
+        TAC_1MG,
+        [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseRange": {"low": qty(1, "mg"), "high": qty(2, "mg")}}],
+            }
+        ],
+        "dose given as a range",
+    ),
     ("text-only", TAC_1MG, [{"text": "1 mg after dinner"}], "dose given only as text"),
     ("as-needed", TAC_1MG, [dict(dosage(1, "mg"), asNeededBoolean=True)], "taken as needed"),
-    ("sequential-instructions", TAC_1MG, [dict(dosage(2, "mg"), sequence=1), dict(dosage(1, "mg"), sequence=2)],
-     "in sequence"),
-    ("one-of-two-unknown", TAC_1MG, [dosage(1, "mg"), {"text": "extra when needed"}],
-     "dosage instruction 2: dose given only as text"),
-    ("frequencyMax-1-to-2-a-day", TAC_1MG, [with_repeat(dosage(1, "mg"), frequencyMax=2)],
-     "timing gives a range (frequencyMax)"),
-    ("periodMax-every-8-to-12-hours", TAC_1MG,
-     [with_repeat(dosage(1, "mg", period=8, period_unit="h"), periodMax=12)], "timing gives a range (periodMax)"),
+    (
+        "sequential-instructions",
+        TAC_1MG,
+        [dict(dosage(2, "mg"), sequence=1), dict(dosage(1, "mg"), sequence=2)],
+        "in sequence",
+    ),
+    (
+        "one-of-two-unknown",
+        TAC_1MG,
+        [dosage(1, "mg"), {"text": "extra when needed"}],
+        "dosage instruction 2: dose given only as text",
+    ),
+    (
+        "frequencyMax-1-to-2-a-day",
+        TAC_1MG,
+        [with_repeat(dosage(1, "mg"), frequencyMax=2)],
+        "timing gives a range (frequencyMax)",
+    ),
+    (
+        "periodMax-every-8-to-12-hours",
+        TAC_1MG,
+        [with_repeat(dosage(1, "mg", period=8, period_unit="h"), periodMax=12)],
+        "timing gives a range (periodMax)",
+    ),
     ("code-mg-but-unit-tablet", rx("198378"), [dosage(0.5, "tablet", "mg")], "dose unit ambiguous"),
     ("code-count-but-unit-mg", rx("198378"), [dosage(1, "mg", "{tbl}")], "dose unit ambiguous"),
     ("code-mg-but-unit-g", TAC_1MG, [dosage(1, "g", "mg")], "dose unit ambiguous"),
     ("back-to-back-periods-are-a-taper", TAC_1MG, TAPER, "cover different periods (a taper"),
-    ("bounds-on-one-instruction-only", TAC_1MG,
-     [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23"}), dosage(1, "mg")], "cover different periods"),
+    (
+        "bounds-on-one-instruction-only",
+        TAC_1MG,
+        [with_repeat(dosage(1, "mg"), boundsPeriod={"start": "2026-11-23"}), dosage(1, "mg")],
+        "cover different periods",
+    ),
     ("tacrolimus-above-50-mg-a-day", TAC_1MG, [dosage(51, "mg")], "implausible dose (51 mg/day is above 50"),
     ("tacrolimus-negative-dose", TAC_1MG, [dosage(-2, "mg")], "not a positive amount"),
     ("tacrolimus-pills-above-50-mg-a-day", rx("198378"), [dosage(30, "{pill}")], "implausible dose (150 mg/day"),
     ("total-not-finite", rx("198378"), [dosage(1e308, "{pill}", frequency=10)], "implausible dose (the total is not"),
-    ("non-finite-for-any-drug", rx("4450"), [dosage(1e308, "mg", frequency=2, period=1, period_unit="h")],
-     "implausible dose"),
+    (
+        "non-finite-for-any-drug",
+        rx("4450"),
+        [dosage(1e308, "mg", frequency=2, period=1, period_unit="h")],
+        "implausible dose",
+    ),
 ]
 
 
@@ -912,6 +1333,7 @@ def test_unknown_daily_dose_says_why(drug, dosages, problem):
 
 # ---- medications: start, end, duration -------------------------------------------------------------
 
+
 def bounded(start: str | None = None, end: str | None = None, **repeat: Any) -> list[dict[str, Any]]:
     d = dosage(1, "mg")
     if start or end:
@@ -920,27 +1342,56 @@ def bounded(start: str | None = None, end: str | None = None, **repeat: Any) -> 
     return [d]
 
 
-@pytest.mark.parametrize("order,start,start_from,end,duration", [
-    (med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "2026-12-08"), authoredOn="2026-11-20"),
-     date(2026, 11, 23), "boundsPeriod", date(2026, 12, 8), None),
-    (med_request("m", TAC_1MG, dosage=bounded(), authoredOn="2026-11-20T15:00:00+09:00"),
-     date(2026, 11, 20), "authoredOn", None, None),
-    (med_request("m", TAC_1MG, dosage=bounded(boundsDuration={"value": 16, "unit": "days", "code": "d"})),
-     None, None, None, 16),
-    (med_request("m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration":
-                                                                  {"value": 2, "unit": "wk"}}),
-     None, None, None, 14),
-], ids=["boundsPeriod-before-authoredOn", "authoredOn", "boundsDuration", "expectedSupplyDuration"])
+@pytest.mark.parametrize(
+    "order,start,start_from,end,duration",
+    [
+        (
+            med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "2026-12-08"), authoredOn="2026-11-20"),
+            date(2026, 11, 23),
+            "boundsPeriod",
+            date(2026, 12, 8),
+            None,
+        ),
+        (
+            med_request("m", TAC_1MG, dosage=bounded(), authoredOn="2026-11-20T15:00:00+09:00"),
+            date(2026, 11, 20),
+            "authoredOn",
+            None,
+            None,
+        ),
+        (
+            med_request("m", TAC_1MG, dosage=bounded(boundsDuration={"value": 16, "unit": "days", "code": "d"})),
+            None,
+            None,
+            None,
+            16,
+        ),
+        (
+            med_request(
+                "m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration": {"value": 2, "unit": "wk"}}
+            ),
+            None,
+            None,
+            None,
+            14,
+        ),
+    ],
+    ids=["boundsPeriod-before-authoredOn", "authoredOn", "boundsDuration", "expectedSupplyDuration"],
+)
 def test_start_end_and_duration(order, start, start_from, end, duration):
     m = only(facts(order).medications)
     assert (m.start, m.start_from, m.end, m.duration_days) == (start, start_from, end, duration)
 
 
-@pytest.mark.parametrize("repeat,label", [
-    ({"boundsDuration": {"value": 3651, "unit": "days", "code": "d"}}, "boundsDuration"),
-    ({"boundsDuration": {"value": 1e308, "unit": "wk", "code": "wk"}}, "boundsDuration"),
-    ({"boundsDuration": {"value": -3, "unit": "days", "code": "d"}}, "boundsDuration"),
-], ids=["3651-days", "1e308-weeks-would-overflow", "negative"])
+@pytest.mark.parametrize(
+    "repeat,label",
+    [
+        ({"boundsDuration": {"value": 3651, "unit": "days", "code": "d"}}, "boundsDuration"),
+        ({"boundsDuration": {"value": 1e308, "unit": "wk", "code": "wk"}}, "boundsDuration"),
+        ({"boundsDuration": {"value": -3, "unit": "days", "code": "d"}}, "boundsDuration"),
+    ],
+    ids=["3651-days", "1e308-weeks-would-overflow", "negative"],
+)
 def test_an_unusable_duration_is_reported_and_the_medication_still_counts(repeat, label):
     f = facts(med_request("m", TAC_1MG, dosage=bounded(**repeat), authoredOn="2026-11-20"))
     m = only(f.medications)
@@ -949,8 +1400,11 @@ def test_an_unusable_duration_is_reported_and_the_medication_still_counts(repeat
 
 
 def test_an_overlong_supply_duration_is_reported():
-    f = facts(med_request("m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration":
-                                                                           {"value": 600, "unit": "wk"}}))
+    f = facts(
+        med_request(
+            "m", TAC_1MG, dosage=bounded(), dispenseRequest={"expectedSupplyDuration": {"value": 600, "unit": "wk"}}
+        )
+    )
     assert only(f.medications).duration_days is None
     assert "expectedSupplyDuration" in only(f.unusable).reason
 
@@ -972,11 +1426,13 @@ def test_year_9000_is_still_a_date():
 
 PLACEHOLDER_DATES = [
     ("transfer-9999", service_request("t", occurrenceDateTime="9999-12-31"), "occurrenceDateTime"),
-    ("observation-9999", obs("o", LOINC, "2160-0", 0.8, "mg/dL", when="9999-12-31T23:59:59-05:00"),
-     "effectiveDateTime"),
+    (
+        "observation-9999",
+        obs("o", LOINC, "2160-0", 0.8, "mg/dL", when="9999-12-31T23:59:59-05:00"),
+        "effectiveDateTime",
+    ),
     ("medication-start-9999", med_request("m", TAC_1MG, dosage=bounded("9999-12-31")), "boundsPeriod.start"),
-    ("medication-end-9999", med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "9999-12-31")),
-     "boundsPeriod.end"),
+    ("medication-end-9999", med_request("m", TAC_1MG, dosage=bounded("2026-11-23", "9999-12-31")), "boundsPeriod.end"),
 ]
 
 
@@ -994,18 +1450,32 @@ def test_placeholder_dates_and_durations_do_not_break_the_rules():
     """A draft starting 9999-12-31 for 10^308 weeks, with a transfer on 9999-12-31: cards, no OverflowError."""
     from cards.evaluate import evaluate
 
-    draft = med_request("d", TAC_1MG, status="draft",
-                        dosage=bounded("9999-12-31", boundsDuration={"value": 1e308, "unit": "wk", "code": "wk"}))
-    f = facts(service_request("t", occurrenceDateTime="9999-12-31"), urine_hcg("u", "positive", "9999-12-31"),
-              drafts=[draft], selections=("MedicationRequest/d",), today=TODAY)
+    draft = med_request(
+        "d",
+        TAC_1MG,
+        status="draft",
+        dosage=bounded("9999-12-31", boundsDuration={"value": 1e308, "unit": "wk", "code": "wk"}),
+    )
+    f = facts(
+        service_request("t", occurrenceDateTime="9999-12-31"),
+        urine_hcg("u", "positive", "9999-12-31"),
+        drafts=[draft],
+        selections=("MedicationRequest/d",),
+        today=TODAY,
+    )
     assert len(f.unusable) == 4
     assert isinstance(evaluate(f, TODAY, KNOWLEDGE), list)
 
 
 def test_medication_statement_start_from_its_effective_period():
-    statement = {"resourceType": "MedicationStatement", "id": "s", "status": "active",
-                 "medicationCodeableConcept": rx("4450"), "effectivePeriod": {"start": "2026-11-18"},
-                 "dosage": [dosage(150, "mg")]}
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "s",
+        "status": "active",
+        "medicationCodeableConcept": rx("4450"),
+        "effectivePeriod": {"start": "2026-11-18"},
+        "dosage": [dosage(150, "mg")],
+    }
     m = only(facts(statement).medications)
     assert (m.start, m.start_from, m.daily_dose_mg) == (date(2026, 11, 18), "effective", 150.0)
 
@@ -1019,6 +1489,7 @@ def test_bad_start_date_is_reported_and_the_medication_still_counts():
 
 
 # ---- lenient parsing, robustness -------------------------------------------------------------------
+
 
 def test_category_as_an_object_and_other_lenient_shapes():
     o = obs("o1", LOINC, "2823-3", 4.0, "mmol/L", category={"coding": [{"code": "laboratory"}]})
@@ -1046,75 +1517,204 @@ def test_extraction_does_not_depend_on_key_names():
     assert build_facts(request(), {"anything": [o]}, KNOWLEDGE).latest("tacrolimus").value == 7.0
 
 
-@pytest.mark.parametrize("resource,reason", [
-    ({"resourceType": "Observation", "id": "x", "status": "final"}, "without a code"),
-    ({"resourceType": "Condition", "id": "x", "clinicalStatus": "active"}, "without a code"),
-    ({"id": "x"}, "no resourceType"),
-    ("not an object", "no resourceType"),
-], ids=["observation-no-code", "condition-no-code", "no-resourceType", "not-an-object"])
+@pytest.mark.parametrize(
+    "resource,reason",
+    [
+        ({"resourceType": "Observation", "id": "x", "status": "final"}, "without a code"),
+        ({"resourceType": "Condition", "id": "x", "clinicalStatus": "active"}, "without a code"),
+        ({"id": "x"}, "no resourceType"),
+        ("not an object", "no resourceType"),
+    ],
+    ids=["observation-no-code", "condition-no-code", "no-resourceType", "not-an-object"],
+)
 def test_odd_fhir_is_reported_unusable(resource, reason):
     assert reason in only(facts(resource).unusable).reason
 
 
-@pytest.mark.parametrize("resource", [
-    {"resourceType": "Observation", "id": "a", "code": "2160-0", "status": "final"},
-    {"resourceType": "Observation", "id": "b", "code": cc(LOINC, "2160-0"), "status": ["final"],
-     "effectiveDateTime": WHEN, "valueQuantity": "0.8 mg/dL", "referenceRange": 5},
-    {"resourceType": "Observation", "id": "c", "code": cc(LOINC, "85354-9"), "status": "final",
-     "effectiveDateTime": WHEN, "component": ["120/80", {"code": None}]},
-    {"resourceType": "MedicationRequest", "id": "d", "status": "active", "medicationCodeableConcept": "tacrolimus",
-     "dosageInstruction": "1 mg daily"},
-    {"resourceType": "MedicationRequest", "id": "e", "status": "active", "medicationCodeableConcept": rx("42316"),
-     "dosageInstruction": [{"timing": "daily", "doseAndRate": [None, {"doseQuantity": {"value": True}}]}]},
-    {"resourceType": "Appointment", "id": "f", "serviceType": "embryo-transfer", "start": 5},
-    {"resourceType": "Condition", "id": "g", "code": {"coding": [{"system": SCT}]}},
-], ids=["code-as-string", "wrong-types", "bp-odd-components", "strings-everywhere", "nulls-in-arrays",
-        "appointment-odd", "coding-without-code"])
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"resourceType": "Observation", "id": "a", "code": "2160-0", "status": "final"},
+        {
+            "resourceType": "Observation",
+            "id": "b",
+            "code": cc(LOINC, "2160-0"),
+            "status": ["final"],
+            "effectiveDateTime": WHEN,
+            "valueQuantity": "0.8 mg/dL",
+            "referenceRange": 5,
+        },
+        {
+            "resourceType": "Observation",
+            "id": "c",
+            "code": cc(LOINC, "85354-9"),
+            "status": "final",
+            "effectiveDateTime": WHEN,
+            "component": ["120/80", {"code": None}],
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "d",
+            "status": "active",
+            "medicationCodeableConcept": "tacrolimus",
+            "dosageInstruction": "1 mg daily",
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "e",
+            "status": "active",
+            "medicationCodeableConcept": rx("42316"),
+            "dosageInstruction": [{"timing": "daily", "doseAndRate": [None, {"doseQuantity": {"value": True}}]}],
+        },
+        {"resourceType": "Appointment", "id": "f", "serviceType": "embryo-transfer", "start": 5},
+        {"resourceType": "Condition", "id": "g", "code": {"coding": [{"system": SCT}]}},
+    ],
+    ids=[
+        "code-as-string",
+        "wrong-types",
+        "bp-odd-components",
+        "strings-everywhere",
+        "nulls-in-arrays",
+        "appointment-odd",
+        "coding-without-code",
+    ],
+)
 def test_odd_fhir_never_crashes(resource):
     f = facts(resource)
     assert isinstance(f, PatientFacts)
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                         st.sampled_from(["code", "coding", "system", "value", "valueQuantity", "status",
-                                          "effectiveDateTime", "component", "timing", "repeat", "frequency",
-                                          "period", "periodUnit", "doseAndRate", "doseQuantity", "unit",
-                                          "reference", "clinicalStatus", "start", "serviceType"]),
-                         inner, max_size=4), max_leaves=12)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "code",
+                    "coding",
+                    "system",
+                    "value",
+                    "valueQuantity",
+                    "status",
+                    "effectiveDateTime",
+                    "component",
+                    "timing",
+                    "repeat",
+                    "frequency",
+                    "period",
+                    "periodUnit",
+                    "doseAndRate",
+                    "doseQuantity",
+                    "unit",
+                    "reference",
+                    "clinicalStatus",
+                    "start",
+                    "serviceType",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rtype=st.sampled_from(["Observation", "Condition", "ServiceRequest", "Procedure", "Appointment",
-                              "MedicationRequest", "MedicationStatement"]),
-       body=st.dictionaries(st.sampled_from(["code", "status", "effectiveDateTime", "valueQuantity", "component",
-                                             "dosageInstruction", "medicationCodeableConcept",
-                                             "medicationReference", "clinicalStatus", "occurrenceDateTime",
-                                             "serviceType", "start", "referenceRange", "valueCodeableConcept"]),
-                            _json, max_size=6))
+@given(
+    rtype=st.sampled_from(
+        [
+            "Observation",
+            "Condition",
+            "ServiceRequest",
+            "Procedure",
+            "Appointment",
+            "MedicationRequest",
+            "MedicationStatement",
+        ]
+    ),
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "code",
+                "status",
+                "effectiveDateTime",
+                "valueQuantity",
+                "component",
+                "dosageInstruction",
+                "medicationCodeableConcept",
+                "medicationReference",
+                "clinicalStatus",
+                "occurrenceDateTime",
+                "serviceType",
+                "start",
+                "referenceRange",
+                "valueCodeableConcept",
+            ]
+        ),
+        _json,
+        max_size=6,
+    ),
+)
 def test_arbitrary_json_in_known_resource_types_never_crashes(rtype, body):
     resource = dict(body, resourceType=rtype, id="fuzz")
     assert isinstance(facts(resource, drafts=[dict(resource, id="fuzz-draft")]), PatientFacts)
 
 
 VALID_TEMPLATES = [
-    obs("t1", LOINC, "14682-9", 80, "umol/L", referenceRange=[{"high": qty(90, "umol/L", "umol/L")}],
-        specimen={"reference": "Specimen/s"}),
-    obs("t2", LOCAL, "th1-th2-ratio", 12.0, "{ratio}", component=[
-        {"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")}]),
+    obs(
+        "t1",
+        LOINC,
+        "14682-9",
+        80,
+        "umol/L",
+        referenceRange=[{"high": qty(90, "umol/L", "umol/L")}],
+        specimen={"reference": "Specimen/s"},
+    ),
+    obs(
+        "t2",
+        LOCAL,
+        "th1-th2-ratio",
+        12.0,
+        "{ratio}",
+        component=[{"code": cc(LOCAL, "th1-cd4-ifng-pct"), "valueQuantity": qty(24.0, "%", "%")}],
+    ),
     obs("t3", LOINC, "85354-9", component=[bp_component("8480-6", 142), bp_component("8462-4", 91)]),
-    serum_hcg("t4", 30), urine_hcg("t5", "positive"),
+    serum_hcg("t4", 30),
+    urine_hcg("t5", "positive"),
     condition("t6", ICD, "O26.21"),
     service_request("t7", occurrencePeriod={"start": "2026-11-28"}),
-    {"resourceType": "Appointment", "id": "t8", "status": "booked", "serviceType": [cc(LOCAL, "embryo-transfer")],
-     "start": "2026-11-30T09:00:00Z"},
-    med_request("t9", contained=[{"resourceType": "Medication", "id": "c", "code": rx("198377"),
-                                  "ingredient": [{"itemCodeableConcept": rx("42316")}]}],
-                medicationReference={"reference": "#c"}, authoredOn="2026-11-20",
-                dosageInstruction=[dict(bounded("2026-11-23", "2026-12-08")[0], sequence=1)],
-                dispenseRequest={"expectedSupplyDuration": {"value": 16, "unit": "d"}}),
-    {"resourceType": "MedicationStatement", "id": "t10", "status": "active", "medicationCodeableConcept":
-     {"text": "co-trimoxazole"}, "effectivePeriod": {"start": "2026-11-18"}, "dosage": [dosage(2, "{tbl}")]},
+    {
+        "resourceType": "Appointment",
+        "id": "t8",
+        "status": "booked",
+        "serviceType": [cc(LOCAL, "embryo-transfer")],
+        "start": "2026-11-30T09:00:00Z",
+    },
+    med_request(
+        "t9",
+        contained=[
+            {
+                "resourceType": "Medication",
+                "id": "c",
+                "code": rx("198377"),
+                "ingredient": [{"itemCodeableConcept": rx("42316")}],
+            }
+        ],
+        medicationReference={"reference": "#c"},
+        authoredOn="2026-11-20",
+        dosageInstruction=[dict(bounded("2026-11-23", "2026-12-08")[0], sequence=1)],
+        dispenseRequest={"expectedSupplyDuration": {"value": 16, "unit": "d"}},
+    ),
+    {
+        "resourceType": "MedicationStatement",
+        "id": "t10",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "co-trimoxazole"},
+        "effectivePeriod": {"start": "2026-11-18"},
+        "dosage": [dosage(2, "{tbl}")],
+    },
 ]
 
 
@@ -1122,15 +1722,22 @@ def _mutated(data: Any, node: Any) -> Any:
     if data.draw(st.integers(0, 7)) == 0:
         return data.draw(_json)
     if isinstance(node, dict):
-        return {k: _mutated(data, v) for k, v in node.items() if k in ("resourceType", "id")
-                or data.draw(st.integers(0, 9)) > 0}
+        return {
+            k: _mutated(data, v)
+            for k, v in node.items()
+            if k in ("resourceType", "id") or data.draw(st.integers(0, 9)) > 0
+        }
     if isinstance(node, list):
         return [_mutated(data, v) for v in node]
     return node
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 @given(data=st.data())
 def test_valid_resources_with_random_damage_never_crash_or_hit_the_safety_net(data):
     """Odd FHIR is reported (UnusableResource, problem, dose_problem), never an exception."""
@@ -1143,6 +1750,7 @@ def test_valid_resources_with_random_damage_never_crash_or_hit_the_safety_net(da
 
 # ---- the knowledge table itself --------------------------------------------------------------------
 
+
 def test_every_product_ingredient_is_a_known_drug():
     codes = KNOWLEDGE["codes"]
     for product in codes["products"]:
@@ -1151,14 +1759,39 @@ def test_every_product_ingredient_is_a_known_drug():
 
 def test_every_drug_of_clinical_reference_section_2_has_its_rxnorm_code():
     """docs/clinical-basis.md lists these RxNorm ingredient codes."""
-    listed = {"tacrolimus": "42316", "fluconazole": "4450", "voriconazole": "121243", "itraconazole": "28031",
-              "posaconazole": "282446", "ketoconazole": "6135", "clarithromycin": "21212", "erythromycin": "4053",
-              "azithromycin": "18631", "mycophenolic_acid": "7145", "mycophenolate_mofetil": "68149",
-              "sulfamethoxazole": "10180", "trimethoprim": "10829", "rifampin": "9384", "rifabutin": "55672",
-              "carbamazepine": "2002", "phenytoin": "8183", "phenobarbital": "8134", "diltiazem": "3443",
-              "verapamil": "11170", "nifedipine": "7417", "nicardipine": "7396", "ritonavir": "85762",
-              "cobicistat": "1306284", "nelfinavir": "134527", "amiodarone": "703", "cyclosporine": "3008",
-              "sirolimus": "35302", "spironolactone": "9997", "ibuprofen": "5640", "naproxen": "7258"}
+    listed = {
+        "tacrolimus": "42316",
+        "fluconazole": "4450",
+        "voriconazole": "121243",
+        "itraconazole": "28031",
+        "posaconazole": "282446",
+        "ketoconazole": "6135",
+        "clarithromycin": "21212",
+        "erythromycin": "4053",
+        "azithromycin": "18631",
+        "mycophenolic_acid": "7145",
+        "mycophenolate_mofetil": "68149",
+        "sulfamethoxazole": "10180",
+        "trimethoprim": "10829",
+        "rifampin": "9384",
+        "rifabutin": "55672",
+        "carbamazepine": "2002",
+        "phenytoin": "8183",
+        "phenobarbital": "8134",
+        "diltiazem": "3443",
+        "verapamil": "11170",
+        "nifedipine": "7417",
+        "nicardipine": "7396",
+        "ritonavir": "85762",
+        "cobicistat": "1306284",
+        "nelfinavir": "134527",
+        "amiodarone": "703",
+        "cyclosporine": "3008",
+        "sirolimus": "35302",
+        "spironolactone": "9997",
+        "ibuprofen": "5640",
+        "naproxen": "7258",
+    }
     drugs = KNOWLEDGE["codes"]["drugs"]
     for key, code in listed.items():
         assert code in drugs[key]["rxnorm"], key
@@ -1174,21 +1807,34 @@ def test_a_site_file_adds_its_own_lab_code(tmp_path):
         "    creatinine:\n"
         "      codes:\n"
         "        - {system: 'http://loinc.org', code: '2160-0'}\n"
-        "        - {system: 'urn:site:lab', code: 'CREA'}\n", encoding="utf-8")
+        "        - {system: 'urn:site:lab', code: 'CREA'}\n",
+        encoding="utf-8",
+    )
     knowledge = load_knowledge(site)
     f = facts(obs("o1", "urn:site:lab", "CREA", 97.24, "umol/L"), knowledge=knowledge)
     assert f.latest("creatinine").value == pytest.approx(1.1)
     assert knowledge["codes"]["observations"]["creatinine"]["canonical_unit"] == "mg/dL"  # merged, not lost
 
 
-@pytest.mark.parametrize("override,entry", [
-    ("products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]", r"products/\d+ \(rxnorm 1\)/release"),
-    ("drugs: {fluconazole: {rxnorm: [abc]}}", "drugs/fluconazole/rxnorm/0"),
-    ("observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}", r"observations/tacrolimus/codes/\d+ \(system \+ code s\|c\)"),
-    ("hcg_positive_iu_per_l: -1", "hcg_positive_iu_per_l"),
-], ids=["bad-release", "non-numeric-rxnorm", "bad-timing-flag", "negative-cut-off"])
+@pytest.mark.parametrize(
+    "override,entry",
+    [
+        (
+            "products: [{rxnorm: '1', ingredients: [tacrolimus], release: slow, display: x, source: y}]",
+            r"products/\d+ \(rxnorm 1\)/release",
+        ),
+        ("drugs: {fluconazole: {rxnorm: [abc]}}", "drugs/fluconazole/rxnorm/0"),
+        (
+            "observations: {tacrolimus: {codes: [{system: s, code: c, timing: sometimes}]}}",
+            r"observations/tacrolimus/codes/\d+ \(system \+ code s\|c\)",
+        ),
+        ("hcg_positive_iu_per_l: -1", "hcg_positive_iu_per_l"),
+    ],
+    ids=["bad-release", "non-numeric-rxnorm", "bad-timing-flag", "negative-cut-off"],
+)
 def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, entry):
     from cards.knowledge import KnowledgeError
+
     site = tmp_path / "site.yaml"
     site.write_text("codes:\n  " + override + "\n", encoding="utf-8")
     with pytest.raises(KnowledgeError, match=entry):
@@ -1197,31 +1843,42 @@ def test_an_invalid_site_file_is_refused_naming_the_entry(tmp_path, override, en
 
 # Every drug key a table names must be one codes.yaml defines: else the rule would silently never fire.
 UNKNOWN_KEYS = [  # (id, site file text, the entry the error names)
-    ("interaction-lists-an-undefined-drug",
-     "interactions:\n  entries:\n    - {id: x, drugs: [gentamicin], class: nephrotoxic, effect_direction: nephrotoxic,"
-     " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
-     r"interactions \(with site file .*\): entry entries/\d+ \(id x\)/drugs: drug key\(s\) gentamicin"),
-    ("drug-display-for-an-undefined-drug",
-     "interactions:\n  entries:\n    - {id: x, drugs: [ibuprofen], drug_display: {motrin: Motrin}, class: nephrotoxic,"
-     " effect_direction: nephrotoxic, severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
-     r"entries/\d+ \(id x\)/drug_display: drug key\(s\) motrin"),
-    ("care-unless-taking-an-undefined-drug",
-     "care:\n  cards:\n    - {id: pjp, kind: 'care:pjp', indicator: info, hooks: [order-sign], summary: s,"
-     " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]},"
-     " points: [{text: t}], sources: [s]}\n",
-     r"care \(with site file .*\): entry cards/\d+ \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine"),
-    ("product-of-an-undefined-ingredient",
-     "codes:\n  products: [{rxnorm: '1', ingredients: [everolimus], display: x, source: y}]\n",
-     r"codes \(with site file .*\): entry products/\d+ \(rxnorm 1\)/ingredients: drug key\(s\) everolimus"),
-    ("release-name-of-an-undefined-ingredient",
-     "codes:\n  release_names: [{ingredient: envarsus, release: extended, names: [envarsus], source: y}]\n",
-     r"entry release_names/\d+/ingredient: drug key\(s\) envarsus"),
+    (
+        "interaction-lists-an-undefined-drug",
+        "interactions:\n  entries:\n    - {id: x, drugs: [gentamicin], class: nephrotoxic, effect_direction: nephrotoxic,"
+        " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
+        r"interactions \(with site file .*\): entry entries/\d+ \(id x\)/drugs: drug key\(s\) gentamicin",
+    ),
+    (
+        "drug-display-for-an-undefined-drug",
+        "interactions:\n  entries:\n    - {id: x, drugs: [ibuprofen], drug_display: {motrin: Motrin}, class: nephrotoxic,"
+        " effect_direction: nephrotoxic, severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
+        r"entries/\d+ \(id x\)/drug_display: drug key\(s\) motrin",
+    ),
+    (
+        "care-unless-taking-an-undefined-drug",
+        "care:\n  cards:\n    - {id: pjp, kind: 'care:pjp', indicator: info, hooks: [order-sign], summary: s,"
+        " when: {tacrolimus: started, unless_taking: [dapsone, inhaled_pentamidine]},"
+        " points: [{text: t}], sources: [s]}\n",
+        r"care \(with site file .*\): entry cards/\d+ \(id pjp\)/when/unless_taking: drug key\(s\) inhaled_pentamidine",
+    ),
+    (
+        "product-of-an-undefined-ingredient",
+        "codes:\n  products: [{rxnorm: '1', ingredients: [everolimus], display: x, source: y}]\n",
+        r"codes \(with site file .*\): entry products/\d+ \(rxnorm 1\)/ingredients: drug key\(s\) everolimus",
+    ),
+    (
+        "release-name-of-an-undefined-ingredient",
+        "codes:\n  release_names: [{ingredient: envarsus, release: extended, names: [envarsus], source: y}]\n",
+        r"entry release_names/\d+/ingredient: drug key\(s\) envarsus",
+    ),
 ]
 
 
 @pytest.mark.parametrize("text,message", [u[1:] for u in UNKNOWN_KEYS], ids=[u[0] for u in UNKNOWN_KEYS])
 def test_a_site_file_naming_an_unknown_drug_key_is_refused(tmp_path, text, message):
     from cards.knowledge import KnowledgeError
+
     site = tmp_path / "site.yaml"
     site.write_text(text, encoding="utf-8")
     with pytest.raises(KnowledgeError, match=message):
@@ -1234,16 +1891,25 @@ def test_a_site_file_adding_the_drug_it_references_is_accepted(tmp_path):
         "codes:\n  drugs:\n    everolimus: {rxnorm: [], names: [everolimus], source: site formulary}\n"
         "interactions:\n  entries:\n    - {id: x, drugs: [everolimus], class: nephrotoxic,"
         " effect_direction: nephrotoxic,"
-        " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n", encoding="utf-8")
+        " severity: warning, summary: s, effect: e, handling: h, sources: [s]}\n",
+        encoding="utf-8",
+    )
     assert load_knowledge(site)["interactions"]["entries"][-1]["drugs"] == ["everolimus"]
 
 
 def test_the_default_knowledge_names_only_defined_drug_keys():
     """The shipped tables pass the same check the loader runs (load_knowledge() above did not raise)."""
     from cards.knowledge import check_drug_keys
+
     check_drug_keys(KNOWLEDGE)
-    assert {"ace_inhibitor", "angiotensin_receptor_blocker", "aminoglycoside", "other_nsaid", "eplerenone",
-            "other_protease_inhibitor"} <= {d for e in KNOWLEDGE["interactions"]["entries"] for d in e["drugs"]}
+    assert {
+        "ace_inhibitor",
+        "angiotensin_receptor_blocker",
+        "aminoglycoside",
+        "other_nsaid",
+        "eplerenone",
+        "other_protease_inhibitor",
+    } <= {d for e in KNOWLEDGE["interactions"]["entries"] for d in e["drugs"]}
 
 
 # ---- facts for real charts: who the patient is, where a drug goes, what replaces what ----------------
@@ -1256,13 +1922,17 @@ def patient(pid: str = "p1", **fields: Any) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": pid, **fields}
 
 
-@pytest.mark.parametrize("resources, sex, birth", [
-    ([patient(gender="female", birthDate="1990-04-02")], "female", date(1990, 4, 2)),
-    ([patient(gender="male", birthDate="1985")], "male", date(1985, 1, 1)),
-    ([patient(gender="Femme")], None, None),  # not a FHIR administrative gender: unknown, never guessed
-    ([patient("someone-else", gender="male")], None, None),  # another patient's resource is not hers
-    ([], None, None),
-], ids=["female", "male-partial-birth-date", "bad-gender-code", "other-patient", "no-patient"])
+@pytest.mark.parametrize(
+    "resources, sex, birth",
+    [
+        ([patient(gender="female", birthDate="1990-04-02")], "female", date(1990, 4, 2)),
+        ([patient(gender="male", birthDate="1985")], "male", date(1985, 1, 1)),
+        ([patient(gender="Femme")], None, None),  # not a FHIR administrative gender: unknown, never guessed
+        ([patient("someone-else", gender="male")], None, None),  # another patient's resource is not hers
+        ([], None, None),
+    ],
+    ids=["female", "male-partial-birth-date", "bad-gender-code", "other-patient", "no-patient"],
+)
 def test_patient_sex_and_birth_date(resources, sex, birth):
     f = facts(*resources)
     assert (f.sex, f.birth_date) == (sex, birth)
@@ -1277,22 +1947,41 @@ def test_an_unreadable_birth_date_is_reported_not_a_failure():
 CONDITIONS = [
     ("kidney-transplant", condition("c", ICD, "Z94.0"), "transplant_status", None, None),
     ("liver-transplant-no-dot", condition("c", ICD, "Z944"), "transplant_status", None, None),
-    ("miscarriage-resolved-still-an-outcome", condition("c", ICD, "O03.9", "resolved", onsetDateTime="2026-08-01"),
-     "pregnancy_outcome", datetime(2026, 8, 1, tzinfo=UTC), None),
-    ("delivery-z37", condition("c", ICD, "Z37.0", None, recordedDate="2026-05-01"), "pregnancy_outcome",
-     None, None),
-    ("ectopic", condition("c", ICD, "O00.1", onsetDateTime="2026-09-10"), "pregnancy_outcome",
-     datetime(2026, 9, 10, tzinfo=UTC), None),
-    ("closed-pregnancy-is-an-outcome", condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-01-10",
-                                                 abatementDateTime="2026-03-02"),
-     "pregnancy_outcome", datetime(2026, 1, 10, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)),
-    ("active-pregnancy-with-onset", condition("c", SCT, "77386006", onsetDateTime="2026-10-01"), "pregnancy",
-     datetime(2026, 10, 1, tzinfo=UTC), None),
+    (
+        "miscarriage-resolved-still-an-outcome",
+        condition("c", ICD, "O03.9", "resolved", onsetDateTime="2026-08-01"),
+        "pregnancy_outcome",
+        datetime(2026, 8, 1, tzinfo=UTC),
+        None,
+    ),
+    ("delivery-z37", condition("c", ICD, "Z37.0", None, recordedDate="2026-05-01"), "pregnancy_outcome", None, None),
+    (
+        "ectopic",
+        condition("c", ICD, "O00.1", onsetDateTime="2026-09-10"),
+        "pregnancy_outcome",
+        datetime(2026, 9, 10, tzinfo=UTC),
+        None,
+    ),
+    (
+        "closed-pregnancy-is-an-outcome",
+        condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-01-10", abatementDateTime="2026-03-02"),
+        "pregnancy_outcome",
+        datetime(2026, 1, 10, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    ),
+    (
+        "active-pregnancy-with-onset",
+        condition("c", SCT, "77386006", onsetDateTime="2026-10-01"),
+        "pregnancy",
+        datetime(2026, 10, 1, tzinfo=UTC),
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize("resource, concept, onset, abated", [c[1:] for c in CONDITIONS],
-                         ids=[c[0] for c in CONDITIONS])
+@pytest.mark.parametrize(
+    "resource, concept, onset, abated", [c[1:] for c in CONDITIONS], ids=[c[0] for c in CONDITIONS]
+)
 def test_other_indications_and_pregnancy_outcomes_are_read(resource, concept, onset, abated):
     c = only(facts(resource).conditions)
     assert (c.concept, c.onset, c.abated) == (concept, onset, abated)
@@ -1305,19 +1994,32 @@ def test_a_closed_pregnancy_without_any_date_says_nothing():
 TAC = cc(RX, "42316", "tacrolimus")
 ROUTES = [
     ("dosage-route-oral", med_request("m", TAC, dosage=[dosage(1, "mg", route=ROUTE_ORAL)]), "oral"),
-    ("dosage-route-topical-beats-text", med_request("m", cc(RX, "42316", text="tacrolimus 1 mg capsule"),
-                                                    dosage=[dosage(1, "mg", route=cc(SCT, "6064005"))]), "topical"),
+    (
+        "dosage-route-topical-beats-text",
+        med_request(
+            "m", cc(RX, "42316", text="tacrolimus 1 mg capsule"), dosage=[dosage(1, "mg", route=cc(SCT, "6064005"))]
+        ),
+        "topical",
+    ),
     ("product-dose-form", med_request("m", cc(RX, "198377")), "oral"),
     ("tacrolimus-ointment-by-text", med_request("m", {"text": "Tacrolimus 0.1% ointment"}), "topical"),
     ("vaginal-clotrimazole", med_request("m", {"text": "Clotrimazole 2% vaginal cream"}), "vaginal"),
-    ("erythromycin-eye-ointment", med_request("m", {"text": "Erythromycin 0.5% ophthalmic ointment"}),
-     "ophthalmic"),
-    ("eye-in-sig-text", med_request("m", {"text": "erythromycin"},
-                                    dosageInstruction=[{"text": "apply to both eyes at night"}]), "ophthalmic"),
-    ("vaginal-route-code", med_request("m", {"text": "clotrimazole 500 mg"},
-                                       dosageInstruction=[{"route": cc(SCT, "16857009")}]), "vaginal"),
-    ("ophthalmic-route-code", med_request("m", {"text": "erythromycin"},
-                                          dosageInstruction=[{"route": cc(SCT, "54485002")}]), "ophthalmic"),
+    ("erythromycin-eye-ointment", med_request("m", {"text": "Erythromycin 0.5% ophthalmic ointment"}), "ophthalmic"),
+    (
+        "eye-in-sig-text",
+        med_request("m", {"text": "erythromycin"}, dosageInstruction=[{"text": "apply to both eyes at night"}]),
+        "ophthalmic",
+    ),
+    (
+        "vaginal-route-code",
+        med_request("m", {"text": "clotrimazole 500 mg"}, dosageInstruction=[{"route": cc(SCT, "16857009")}]),
+        "vaginal",
+    ),
+    (
+        "ophthalmic-route-code",
+        med_request("m", {"text": "erythromycin"}, dosageInstruction=[{"route": cc(SCT, "54485002")}]),
+        "ophthalmic",
+    ),
     ("nothing-says", med_request("m", {"text": "fluconazole 150"}), None),
 ]
 
@@ -1329,20 +2031,30 @@ def test_route_from_dosage_route_then_dose_form_then_text(resource, route):
     assert m.systemic is (route not in ("topical", "vaginal", "ophthalmic"))
 
 
-@pytest.mark.parametrize("prior, expected", [
-    ({"reference": "MedicationRequest/act-1"}, "MedicationRequest/act-1"),
-    ({"reference": "https://ehr.example/fhir/MedicationRequest/act-1/_history/3"}, "MedicationRequest/act-1"),
-    ({"display": "the old order"}, None),
-    ("MedicationRequest/act-1", None),
-])
+@pytest.mark.parametrize(
+    "prior, expected",
+    [
+        ({"reference": "MedicationRequest/act-1"}, "MedicationRequest/act-1"),
+        ({"reference": "https://ehr.example/fhir/MedicationRequest/act-1/_history/3"}, "MedicationRequest/act-1"),
+        ({"display": "the old order"}, None),
+        ("MedicationRequest/act-1", None),
+    ],
+)
 def test_prior_prescription_names_the_replaced_order(prior, expected):
     m = only(facts(drafts=[med_request("d", TAC, status="draft", priorPrescription=prior)]).medications)
     assert m.prior_prescription == expected
 
 
 def test_indications_keep_codes_and_texts_lower_cased():
-    m = only(facts(med_request("m", cc(RX, "21212", "clarithromycin"), reasonCode=[
-        cc(SCT, "80323005", "Helicobacter pylori infection"), {"text": "Eradication of H. PYLORI"}])).medications)
+    m = only(
+        facts(
+            med_request(
+                "m",
+                cc(RX, "21212", "clarithromycin"),
+                reasonCode=[cc(SCT, "80323005", "Helicobacter pylori infection"), {"text": "Eradication of H. PYLORI"}],
+            )
+        ).medications
+    )
     assert m.indications == (f"{SCT}|80323005", "helicobacter pylori infection", "eradication of h. pylori")
 
 
@@ -1360,6 +2072,7 @@ def test_an_inactivated_vaccine_in_cvx_is_not_a_live_one():
 
 # ---- same-time results: neither wins by its place in the Bundle ---------------------------------------
 
+
 def potassium(oid: str, value: float, when: str = WHEN) -> dict[str, Any]:
     return obs(oid, LOINC, "2823-3", value, "mmol/L", when=when)
 
@@ -1372,13 +2085,18 @@ def test_conflicting_results_at_one_time_keep_both_and_name_each_other(order):
     assert results["Observation/a"].conflicts_with == ("Observation/b",)
     assert results["Observation/b"].conflicts_with == ("Observation/a",)
     from cards.derive import worse
+
     assert worse(f, f.latest("potassium")).value == 6.4
 
 
-@pytest.mark.parametrize("resources", [
-    [potassium("a", 4.3), potassium("b", 4.3)],  # same value twice: a duplicate, not a conflict
-    [potassium("a", 4.3), potassium("b", 6.4, when="2026-11-20T09:00:00Z")],  # different times
-], ids=["same-value", "different-time"])
+@pytest.mark.parametrize(
+    "resources",
+    [
+        [potassium("a", 4.3), potassium("b", 4.3)],  # same value twice: a duplicate, not a conflict
+        [potassium("a", 4.3), potassium("b", 6.4, when="2026-11-20T09:00:00Z")],  # different times
+    ],
+    ids=["same-value", "different-time"],
+)
 def test_no_conflict_without_two_values_at_one_time(resources):
     assert all(m.conflicts_with == () for m in facts(*resources).results("potassium"))
 
@@ -1386,7 +2104,9 @@ def test_no_conflict_without_two_values_at_one_time(resources):
 def test_conflicting_ratios_are_flagged():
     ratios = [obs(i, LOCAL, "th1-th2-ratio", v, "{ratio}") for i, v in (("r1", 9.8), ("r2", 12.1))]
     assert sorted(m.conflicts_with for m in facts(*ratios).results("th1_th2_ratio")) == [
-        ("Observation/r1",), ("Observation/r2",)]
+        ("Observation/r1",),
+        ("Observation/r2",),
+    ]
 
 
 # ---- plausibility: a value no patient can have is a data error --------------------------------------
@@ -1400,8 +2120,7 @@ PLAUSIBILITY = [
 ]
 
 
-@pytest.mark.parametrize("resource, concept, problem", [p[1:] for p in PLAUSIBILITY],
-                         ids=[p[0] for p in PLAUSIBILITY])
+@pytest.mark.parametrize("resource, concept, problem", [p[1:] for p in PLAUSIBILITY], ids=[p[0] for p in PLAUSIBILITY])
 def test_implausible_values_are_unusable_and_shown_as_recorded(resource, concept, problem):
     m = only(facts(resource).results(concept))
     assert m.value is None and not m.actionable
@@ -1424,11 +2143,15 @@ def test_plausibility_limits_are_site_configurable():
     assert only(facts(potassium("k", 6.4)).results("potassium")).value == 6.4
 
 
-@pytest.mark.parametrize("value_fields, shown, problem", [
-    ({"valueQuantity": qty(1.0, "ng/mL", "ng/mL", comparator="<")}, "<1.0 ng/mL", "a limit, not a value"),
-    ({"valueString": "<1.0"}, "<1.0", "text"),
-    ({"valueQuantity": qty(12.4, "nmol/L", "nmol/L")}, "12.4 nmol/L", "nmol/L"),
-], ids=["comparator", "value-string", "unconvertible-unit"])
+@pytest.mark.parametrize(
+    "value_fields, shown, problem",
+    [
+        ({"valueQuantity": qty(1.0, "ng/mL", "ng/mL", comparator="<")}, "<1.0 ng/mL", "a limit, not a value"),
+        ({"valueString": "<1.0"}, "<1.0", "text"),
+        ({"valueQuantity": qty(12.4, "nmol/L", "nmol/L")}, "12.4 nmol/L", "nmol/L"),
+    ],
+    ids=["comparator", "value-string", "unconvertible-unit"],
+)
 def test_a_trough_that_cannot_be_compared_keeps_what_the_lab_reported(value_fields, shown, problem):
     m = only(facts(obs("t", LOINC, "77348-1", **value_fields)).results("tacrolimus"))
     assert m.value is None and m.shown == shown and problem in m.problem
@@ -1436,32 +2159,63 @@ def test_a_trough_that_cannot_be_compared_keeps_what_the_lab_reported(value_fiel
 
 def test_same_time_results_are_ordered_the_same_whatever_the_bundle_order():
     a, b = potassium("a", 4.3), potassium("b", 6.4)
-    assert [m.source for m in facts(a, b).results("potassium")] == \
-        [m.source for m in facts(b, a).results("potassium")]
+    assert [m.source for m in facts(a, b).results("potassium")] == [m.source for m in facts(b, a).results("potassium")]
 
 
 # Pregnancy from FHIR as a clinic records it (today 2026-11-25): a transfer, then a positive hCG, no Condition.
 PREGNANCY_CHARTS = [
-    ("positive-134-days-ago-is-not-forgotten",
-     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14")], True, 147 + 19),
-    ("miscarriage-coded-after-the-positive",
-     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
-      condition("m", ICD, "O03.9", "resolved", onsetDateTime="2026-08-20")], None, None),
-    ("delivery-coded-after-the-positive",
-     [procedure_done("p", "2026-01-10"), serum_hcg("s", 800, when="2026-01-24"),
-      condition("d", ICD, "Z37.0", "resolved", recordedDate="2026-09-30")], None, None),
-    ("closed-pregnancy-condition",
-     [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14"),
-      condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-07-14", abatementDateTime="2026-09-01")],
-     None, None),
-    ("later-negative-after-the-transfer",
-     [procedure_done("p", "2026-10-20"), urine_hcg("u", "positive", "2026-11-01"),
-      urine_hcg("n", "negative", "2026-11-15")], False, None),
+    (
+        "positive-134-days-ago-is-not-forgotten",
+        [procedure_done("p", "2026-07-01"), urine_hcg("u", "positive", "2026-07-14")],
+        True,
+        147 + 19,
+    ),
+    (
+        "miscarriage-coded-after-the-positive",
+        [
+            procedure_done("p", "2026-07-01"),
+            urine_hcg("u", "positive", "2026-07-14"),
+            condition("m", ICD, "O03.9", "resolved", onsetDateTime="2026-08-20"),
+        ],
+        None,
+        None,
+    ),
+    (
+        "delivery-coded-after-the-positive",
+        [
+            procedure_done("p", "2026-01-10"),
+            serum_hcg("s", 800, when="2026-01-24"),
+            condition("d", ICD, "Z37.0", "resolved", recordedDate="2026-09-30"),
+        ],
+        None,
+        None,
+    ),
+    (
+        "closed-pregnancy-condition",
+        [
+            procedure_done("p", "2026-07-01"),
+            urine_hcg("u", "positive", "2026-07-14"),
+            condition("c", SCT, "77386006", "resolved", onsetDateTime="2026-07-14", abatementDateTime="2026-09-01"),
+        ],
+        None,
+        None,
+    ),
+    (
+        "later-negative-after-the-transfer",
+        [
+            procedure_done("p", "2026-10-20"),
+            urine_hcg("u", "positive", "2026-11-01"),
+            urine_hcg("n", "negative", "2026-11-15"),
+        ],
+        False,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize("resources, pregnant, ga", [c[1:] for c in PREGNANCY_CHARTS],
-                         ids=[c[0] for c in PREGNANCY_CHARTS])
+@pytest.mark.parametrize(
+    "resources, pregnant, ga", [c[1:] for c in PREGNANCY_CHARTS], ids=[c[0] for c in PREGNANCY_CHARTS]
+)
 def test_pregnancy_lasts_until_an_outcome_a_negative_test_or_42_weeks(resources, pregnant, ga):
     status = facts(*resources, today=TODAY).pregnancy
     assert status.pregnant is pregnant

@@ -9,10 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from conftest import SteppingClock
+
 from service.errors import FeedbackQuotaError
-from service.store import FeedbackQuota, Retention, Store
+from service.storage.store import FeedbackQuota, Retention, Store
 
 ISS_A = "https://ehr-a.example.org"
 ISS_B = "https://ehr-b.example.org"
@@ -41,17 +41,26 @@ def clock() -> SteppingClock:
 
 @pytest.fixture
 def store(tmp_path, clock) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'f.sqlite'}", clock=clock, quota=FeedbackQuota(per_minute=50, total=80),
-              retention=Retention(issued_cards_days=30, feedback_days=365))
-    s.record_cards("svc-a", [card("card-a1", OFFERED), card("card-a2", OFFERED)], ["dose", "trough"],
-                   issuer=ISS_A, tenant="t1")
+    s = Store(
+        f"sqlite:///{tmp_path / 'f.sqlite'}",
+        clock=clock,
+        quota=FeedbackQuota(per_minute=50, total=80),
+        retention=Retention(issued_cards_days=30, feedback_days=365),
+    )
+    s.record_cards(
+        "svc-a", [card("card-a1", OFFERED), card("card-a2", OFFERED)], ["dose", "trough"], issuer=ISS_A, tenant="t1"
+    )
     yield s
     s.dispose()
 
 
 def test_another_issuer_tenant_or_service_cannot_post_on_a_card(store):
-    for service, issuer, tenant in [("svc-a", ISS_B, "t1"), ("svc-a", ISS_A, "t2"), ("svc-b", ISS_A, "t1"),
-                                    ("svc-a", None, None)]:
+    for service, issuer, tenant in [
+        ("svc-a", ISS_B, "t1"),
+        ("svc-a", ISS_A, "t2"),
+        ("svc-b", ISS_A, "t1"),
+        ("svc-a", None, None),
+    ]:
         result = store.submit_feedback(service, [entry("card-a1")], issuer=issuer, tenant=tenant)
         assert (result.stored, result.refused) == (0, {"unknown-card": 1}), (service, issuer, tenant)
     assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 0
@@ -71,22 +80,46 @@ def test_the_same_entry_three_times_counts_once(store):
 
 def test_forged_uuids_and_far_timestamps_are_refused(store):
     forged = [entry(f"00000000-0000-4000-8000-00000000000{i}", when="9999-12-31T23:59:59Z") for i in range(5)]
-    result = store.submit_feedback("svc-a", forged + [entry("card-a1", when="9999-12-31T23:59:59Z"),
-                                                      entry("card-a2", when="2001-01-01T00:00:00Z")],
-                                   issuer=ISS_A, tenant="t1")
+    result = store.submit_feedback(
+        "svc-a",
+        forged + [entry("card-a1", when="9999-12-31T23:59:59Z"), entry("card-a2", when="2001-01-01T00:00:00Z")],
+        issuer=ISS_A,
+        tenant="t1",
+    )
     assert (result.stored, result.refused) == (0, {"unknown-card": 5, "timestamp-out-of-range": 2})
 
 
 @pytest.mark.parametrize("code", ["<img src=x onerror=alert(1)>", "not offered", "other-code"])
 def test_an_override_code_the_card_did_not_offer_is_refused(store, code):
-    result = store.submit_feedback("svc-a", [entry("card-a1", "overridden", overrideReason={
-        "reason": {"system": "http://example.org/override", "code": code}})], issuer=ISS_A, tenant="t1")
+    result = store.submit_feedback(
+        "svc-a",
+        [
+            entry(
+                "card-a1",
+                "overridden",
+                overrideReason={"reason": {"system": "http://example.org/override", "code": code}},
+            )
+        ],
+        issuer=ISS_A,
+        tenant="t1",
+    )
     assert (result.stored, result.refused) == (0, {"unknown-override-reason": 1})
-    ok = store.submit_feedback("svc-a", [entry("card-a1", "overridden", overrideReason={
-        "reason": {"system": "http://example.org/override", "code": "patient-declined"}})], issuer=ISS_A, tenant="t1")
+    ok = store.submit_feedback(
+        "svc-a",
+        [
+            entry(
+                "card-a1",
+                "overridden",
+                overrideReason={"reason": {"system": "http://example.org/override", "code": "patient-declined"}},
+            )
+        ],
+        issuer=ISS_A,
+        tenant="t1",
+    )
     assert ok.stored == 1
     assert store.feedback_summary("svc-a", issuer=ISS_A)["overrideReasons"] == [
-        {"system": "http://example.org/override", "code": "patient-declined", "count": 1}]
+        {"system": "http://example.org/override", "code": "patient-declined", "count": 1}
+    ]
 
 
 def test_a_flood_is_stopped_by_the_rate_and_the_quota(store, clock):
@@ -113,8 +146,9 @@ def test_old_cards_feedback_and_jti_are_purged(store, clock):
     purged = store.purge_retained()
     assert purged == {"jti": 1, "issued_cards": 2, "feedback": 0}
     # A card no longer on record takes no feedback.
-    assert store.submit_feedback("svc-a", [entry("card-a2", when="2026-12-26T09:00:00Z")], issuer=ISS_A,
-                                 tenant="t1").refused == {"unknown-card": 1}
+    assert store.submit_feedback(
+        "svc-a", [entry("card-a2", when="2026-12-26T09:00:00Z")], issuer=ISS_A, tenant="t1"
+    ).refused == {"unknown-card": 1}
     clock.advance(days=365)
     assert store.purge_retained()["feedback"] == 1
 
@@ -124,12 +158,20 @@ def test_feedback_over_http_is_bound_and_reported(make_app):
     client = app.test_client()
     app.extensions["tacro_cds"].store.record_cards("tacrolimus-order-sign", [card("c1", OFFERED)], ["dose"])
     url = "/cds-services/tacrolimus-order-sign/feedback"
-    body = {"feedback": [entry("c1"), entry("c1"), entry("forged"),
-                         entry("c1", "overridden", overrideReason={"reason": {"code": "<b>x</b>"}})]}
+    body = {
+        "feedback": [
+            entry("c1"),
+            entry("c1"),
+            entry("forged"),
+            entry("c1", "overridden", overrideReason={"reason": {"code": "<b>x</b>"}}),
+        ]
+    }
     response = client.post(url, json=body)
     assert response.status_code == 200
-    assert response.get_json() == {"stored": 1, "refused": {"duplicate": 1, "unknown-card": 1,
-                                                            "unknown-override-reason": 1}}
+    assert response.get_json() == {
+        "stored": 1,
+        "refused": {"duplicate": 1, "unknown-card": 1, "unknown-override-reason": 1},
+    }
     flood = client.post(url, json={"feedback": [entry("c1", "overridden")] * 5})
     assert flood.status_code == 429 and flood.headers["Retry-After"]
 

@@ -9,15 +9,26 @@ import time
 import pytest
 import requests
 import responses
-
 from fault_server import FaultServer, trickle_head
-from fhir_doubles import (BASE, FHIR_JSON, TOKEN, RawServer, auth_matcher, bundle, fhir_get, http_head,
-                          observation)
-from service.fhir_client import (FhirClient, FhirConnectionError, FhirContentTypeError, FhirForbiddenError,
-                                 FhirHttpError, FhirNotFhirError, FhirNotFoundError, FhirNotJsonError,
-                                 FhirPagingError, FhirRateLimitedError, FhirResponseTooLargeError,
-                                 FhirServerError, FhirTimeoutError, FhirTruncatedError,
-                                 FhirUnauthorizedError)
+from fhir_doubles import BASE, FHIR_JSON, TOKEN, RawServer, auth_matcher, bundle, fhir_get, http_head, observation
+
+from service.fhir.client import (
+    FhirClient,
+    FhirConnectionError,
+    FhirContentTypeError,
+    FhirForbiddenError,
+    FhirHttpError,
+    FhirNotFhirError,
+    FhirNotFoundError,
+    FhirNotJsonError,
+    FhirPagingError,
+    FhirRateLimitedError,
+    FhirResponseTooLargeError,
+    FhirServerError,
+    FhirTimeoutError,
+    FhirTruncatedError,
+    FhirUnauthorizedError,
+)
 
 
 @pytest.fixture
@@ -42,35 +53,53 @@ def test_read_returns_the_resource(rsps):
 
 
 def test_search_drops_operation_outcome_entries_and_keeps_the_asked_types(rsps):
-    answer = bundle(observation("o1"), {"resourceType": "OperationOutcome", "issue": []},
-                    {"resourceType": "Patient", "id": "p"})
+    answer = bundle(
+        observation("o1"), {"resourceType": "OperationOutcome", "issue": []}, {"resourceType": "Patient", "id": "p"}
+    )
     answer["entry"].append({"fullUrl": "no-resource"})
     fhir_get(rsps, r"Observation", answer)
     fhir_get(rsps, r"Observation", answer)
     client = FhirClient(BASE, TOKEN)
     assert [r["resourceType"] for r in client.search("Observation?x=1")] == ["Observation", "Patient"]
     assert [r["resourceType"] for r in client.search("Observation?x=1", resource_types={"Observation"})] == [
-        "Observation"]
+        "Observation"
+    ]
 
 
 def test_next_links_are_followed_on_the_same_server(rsps):
     """Paging as HAPI does it: the next link is the base URL with paging parameters."""
-    rsps.get(f"{BASE}/Observation?patient=p", content_type=FHIR_JSON, match=[auth_matcher(TOKEN)],
-             json=bundle(observation("o1"), next_url=f"{BASE}?_getpages=abc&_offset=1"))
-    rsps.get(f"{BASE}?_getpages=abc&_offset=1", content_type=FHIR_JSON, match=[auth_matcher(TOKEN)],
-             json=bundle(observation("o2"), next_url="Observation?patient=p&page=3"))
-    rsps.get(f"{BASE}/Observation?patient=p&page=3", content_type=FHIR_JSON, match=[auth_matcher(TOKEN)],
-             json=bundle(observation("o3")))
+    rsps.get(
+        f"{BASE}/Observation?patient=p",
+        content_type=FHIR_JSON,
+        match=[auth_matcher(TOKEN)],
+        json=bundle(observation("o1"), next_url=f"{BASE}?_getpages=abc&_offset=1"),
+    )
+    rsps.get(
+        f"{BASE}?_getpages=abc&_offset=1",
+        content_type=FHIR_JSON,
+        match=[auth_matcher(TOKEN)],
+        json=bundle(observation("o2"), next_url="Observation?patient=p&page=3"),
+    )
+    rsps.get(
+        f"{BASE}/Observation?patient=p&page=3",
+        content_type=FHIR_JSON,
+        match=[auth_matcher(TOKEN)],
+        json=bundle(observation("o3")),
+    )
     assert [r["id"] for r in FhirClient(BASE, TOKEN).search("Observation?patient=p")] == ["o1", "o2", "o3"]
 
 
-@pytest.mark.parametrize("next_url", [
-    "https://evil.example.org/r4/Observation?page=2",
-    "http://fhir.example.org/r4/Observation?page=2",
-    "https://fhir.example.org:8443/r4/Observation?page=2",
-    "https://fhir.example.org/other/Observation?page=2",
-    "https://fhir.example.org/r4x/Observation?page=2",
-], ids=["other-host", "downgraded-scheme", "other-port", "other-base-path", "base-path-prefix-trick"])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://evil.example.org/r4/Observation?page=2",
+        "http://fhir.example.org/r4/Observation?page=2",
+        "https://fhir.example.org:8443/r4/Observation?page=2",
+        "https://fhir.example.org/other/Observation?page=2",
+        "https://fhir.example.org/r4x/Observation?page=2",
+    ],
+    ids=["other-host", "downgraded-scheme", "other-port", "other-base-path", "base-path-prefix-trick"],
+)
 def test_a_next_link_off_the_server_is_refused_and_never_called(rsps, next_url):
     """The token must never travel to another server through a next link."""
     fhir_get(rsps, r"Observation", bundle(observation("o1"), next_url=next_url))
@@ -89,8 +118,12 @@ def test_a_looping_next_link_is_refused(rsps):
 def _pages(rsps, count: int, per_page: int) -> None:
     for page in range(1, count + 1):
         nxt = f"{BASE}/Observation?page={page + 1}" if page < count else None
-        rsps.get(f"{BASE}/Observation?page={page}", content_type=FHIR_JSON, match=[auth_matcher(TOKEN)],
-                 json=bundle(*(observation(f"o{page}-{i}") for i in range(per_page)), next_url=nxt))
+        rsps.get(
+            f"{BASE}/Observation?page={page}",
+            content_type=FHIR_JSON,
+            match=[auth_matcher(TOKEN)],
+            json=bundle(*(observation(f"o{page}-{i}") for i in range(per_page)), next_url=nxt),
+        )
 
 
 def test_paging_stops_at_the_page_cap():
@@ -109,11 +142,20 @@ def test_paging_stops_at_the_entry_cap():
     assert [r["id"] for r in found] == ["o1-0", "o1-1", "o1-2", "o2-0"]
 
 
-@pytest.mark.parametrize("status, error", [
-    (401, FhirUnauthorizedError), (403, FhirForbiddenError), (404, FhirNotFoundError),
-    (429, FhirRateLimitedError), (500, FhirServerError), (503, FhirServerError), (400, FhirHttpError),
-    (302, FhirHttpError),
-], ids=lambda v: str(v) if isinstance(v, int) else v.__name__)
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        (401, FhirUnauthorizedError),
+        (403, FhirForbiddenError),
+        (404, FhirNotFoundError),
+        (429, FhirRateLimitedError),
+        (500, FhirServerError),
+        (503, FhirServerError),
+        (400, FhirHttpError),
+        (302, FhirHttpError),
+    ],
+    ids=lambda v: str(v) if isinstance(v, int) else v.__name__,
+)
 def test_each_error_status_has_its_exception(rsps, status, error):
     headers = {"Location": "https://evil.example.org/"} if status == 302 else {}
     fhir_get(rsps, r"Observation", OUTCOME_BODY, status=status, headers=headers)
@@ -126,20 +168,35 @@ def test_each_error_status_has_its_exception(rsps, status, error):
 OUTCOME_BODY = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"body": "{not json"}, FhirNotJsonError),
-    ({"body": b"\xff\xfe\x00garbage"}, FhirNotJsonError),
-    ({"json": {"hello": "world"}}, FhirNotFhirError),
-    ({"json": [1, 2]}, FhirNotFhirError),
-    ({"json": OUTCOME_BODY}, FhirNotFhirError),
-    ({"json": {"resourceType": "Bundle"}, "content_type": "text/html"}, FhirContentTypeError),
-    ({"json": {"resourceType": "Bundle"}, "content_type": ""}, FhirContentTypeError),
-    ({"body": "[" * 100_000 + "]" * 100_000}, FhirNotFhirError),
-    ({"body": requests.exceptions.ReadTimeout()}, FhirTimeoutError),
-    ({"body": requests.exceptions.ConnectTimeout()}, FhirTimeoutError),
-    ({"body": requests.exceptions.ConnectionError()}, FhirConnectionError),
-], ids=["invalid-json", "not-utf8", "json-not-fhir", "json-array", "operation-outcome-for-a-search",
-        "html", "no-content-type", "nested-too-deep", "read-timeout", "connect-timeout", "connection-refused"])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"body": "{not json"}, FhirNotJsonError),
+        ({"body": b"\xff\xfe\x00garbage"}, FhirNotJsonError),
+        ({"json": {"hello": "world"}}, FhirNotFhirError),
+        ({"json": [1, 2]}, FhirNotFhirError),
+        ({"json": OUTCOME_BODY}, FhirNotFhirError),
+        ({"json": {"resourceType": "Bundle"}, "content_type": "text/html"}, FhirContentTypeError),
+        ({"json": {"resourceType": "Bundle"}, "content_type": ""}, FhirContentTypeError),
+        ({"body": "[" * 100_000 + "]" * 100_000}, FhirNotFhirError),
+        ({"body": requests.exceptions.ReadTimeout()}, FhirTimeoutError),
+        ({"body": requests.exceptions.ConnectTimeout()}, FhirTimeoutError),
+        ({"body": requests.exceptions.ConnectionError()}, FhirConnectionError),
+    ],
+    ids=[
+        "invalid-json",
+        "not-utf8",
+        "json-not-fhir",
+        "json-array",
+        "operation-outcome-for-a-search",
+        "html",
+        "no-content-type",
+        "nested-too-deep",
+        "read-timeout",
+        "connect-timeout",
+        "connection-refused",
+    ],
+)
 def test_unusable_answers_raise(rsps, kwargs, error):
     fhir_get(rsps, r"Observation", **kwargs)
     with pytest.raises(error):
@@ -160,9 +217,12 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading(rsps):
 
 def test_an_endless_chunked_body_is_cut_at_the_cap():
     """No Content-Length, a body that never ends: the byte cap stops it, memory stays bounded."""
+
     def respond(sock, stop, head):
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
-                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
         piece = b" " * 8192
         while not stop.is_set():
             sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
@@ -185,6 +245,7 @@ def test_a_truncated_body_is_reported():
 
 def test_a_trickling_server_is_cut_at_the_timeout():
     """Each byte arrives before the read timeout, but the answer as a whole must not outlast it."""
+
     def respond(sock, stop, head):
         sock.sendall(http_head(length=10_000))
         while not stop.wait(0.05):
@@ -210,11 +271,16 @@ def test_the_client_never_shows_its_token():
 
 # -- regressions found by the fault server (tests/test_fhir_faults.py) ----------------------------
 
-@pytest.mark.parametrize("body, error", [
-    ('{"resourceType": "Bundle", "total": ' + "9" * 5000 + "}", FhirNotJsonError),
-    (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": 5}), FhirNotFhirError),
-    (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [], "link": True}), FhirNotFhirError),
-], ids=["integer-longer-than-python-parses", "entry-not-an-array", "link-not-an-array"])
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ('{"resourceType": "Bundle", "total": ' + "9" * 5000 + "}", FhirNotJsonError),
+        (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": 5}), FhirNotFhirError),
+        (json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [], "link": True}), FhirNotFhirError),
+    ],
+    ids=["integer-longer-than-python-parses", "entry-not-an-array", "link-not-an-array"],
+)
 def test_odd_json_is_a_fhir_error_not_a_crash(rsps, body, error):
     """Was a ValueError / TypeError escaping the client (a 500 from the service)."""
     fhir_get(rsps, r"Observation", body=body)

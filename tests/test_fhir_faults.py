@@ -20,17 +20,18 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
-
-import pytest
-import requests
-from werkzeug.serving import make_server
+from typing import Any
 
 import fault_server as faults
+import pytest
+import requests
 from conftest import FIXED_NOW, counting_uuids
 from fault_server import FAULT_TALLY, FaultServer, Responder
 from fhir_doubles import PATIENT, TOKEN, hook_body
+from werkzeug.serving import make_server
+
 from service import create_app
 
 SERVICE = "/cds-services/tacrolimus-patient-view"
@@ -42,13 +43,20 @@ MAX_PAGES = 5
 MAX_ENTRIES = 1000
 MAX_BYTES = 4 * 1024 * 1024
 # Where each prefetch key's query goes: ``chemistry`` is a required search, ``patient`` the optional read.
-TARGETS = {"chemistry": {"path": r"^Observation$", "query": r"2160-0"}, "patient": {"path": r"^Patient/"},
-           "medicationRequests": {"path": r"^MedicationRequest$"}}
+TARGETS = {
+    "chemistry": {"path": r"^Observation$", "query": r"2160-0"},
+    "patient": {"path": r"^Patient/"},
+    "medicationRequests": {"path": r"^MedicationRequest$"},
+}
 # How the card that lists the checks not made names each key's data.
-MISSING_WORDS = {"chemistry": "Kidney, potassium, glucose and liver results: ", "medicationRequests": "Medication orders: "}
+MISSING_WORDS = {
+    "chemistry": "Kidney, potassium, glucose and liver results: ",
+    "medicationRequests": "Medication orders: ",
+}
 
 
 # -- the service under test, served for real --------------------------------------------------------
+
 
 @dataclass
 class Service:
@@ -70,8 +78,10 @@ class Service:
 
     def full_prefetch(self) -> dict[str, Any]:
         """Every key answered "no such data": null for the read, an empty searchset for searches."""
-        return {key: None if "?" not in query else {"resourceType": "Bundle", "type": "searchset", "total": 0}
-                for key, query in self.templates.items()}
+        return {
+            key: None if "?" not in query else {"resourceType": "Bundle", "type": "searchset", "total": 0}
+            for key, query in self.templates.items()
+        }
 
     def body_without(self, fhir_server: str, *missing: str) -> dict[str, Any]:
         prefetch = {k: v for k, v in self.full_prefetch().items() if k not in missing}
@@ -88,16 +98,24 @@ def without_uuids(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    app = create_app({
-        "AUTH_REQUIRED": False, "LOG_LEVEL": "ERROR",
-        "SMART_APP_ENABLED": False,  # its card links carry the patient id by design; this checks texts
-        "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('faults') / 'feedback.sqlite'}",
-        "ALLOW_HTTP_FHIR": "loopback", "FHIR_TIMEOUT_S": TIMEOUT_S, "FHIR_TOTAL_BUDGET_S": BUDGET_S,
-        "FHIR_MAX_PAGES": MAX_PAGES, "FHIR_MAX_ENTRIES": MAX_ENTRIES, "FHIR_MAX_RESPONSE_BYTES": MAX_BYTES,
-    }, clock=lambda: FIXED_NOW, uuid_factory=counting_uuids())
+    app = create_app(
+        {
+            "AUTH_REQUIRED": False,
+            "LOG_LEVEL": "ERROR",
+            "SMART_APP_ENABLED": False,  # its card links carry the patient id by design; this checks texts
+            "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('faults') / 'feedback.sqlite'}",
+            "ALLOW_HTTP_FHIR": "loopback",
+            "FHIR_TIMEOUT_S": TIMEOUT_S,
+            "FHIR_TOTAL_BUDGET_S": BUDGET_S,
+            "FHIR_MAX_PAGES": MAX_PAGES,
+            "FHIR_MAX_ENTRIES": MAX_ENTRIES,
+            "FHIR_MAX_RESPONSE_BYTES": MAX_BYTES,
+        },
+        clock=lambda: FIXED_NOW,
+        uuid_factory=counting_uuids(),
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="cds-app",
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="cds-app", daemon=True)
     thread.start()
     templates = dict(app.extensions["tacro_cds"].registry.get("tacrolimus-patient-view").prefetch)
     service = Service(f"http://127.0.0.1:{server.server_port}", templates, {})
@@ -110,6 +128,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 # -- the fault table --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -136,8 +155,9 @@ FAULTS = [
     Fault("429", lambda s: faults.status(429, "Too Many Requests", Retry_After="30"), "fhir-rate-limited"),
     Fault("500", lambda s: faults.status(500, "Internal Server Error"), "fhir-server-error"),
     Fault("503", lambda s: faults.status(503, "Service Unavailable"), "fhir-server-error"),
-    Fault("redirect-elsewhere", lambda s: faults.redirect(f"http://localhost:{s.port}/fhir/elsewhere"),
-          "fhir-http-error"),
+    Fault(
+        "redirect-elsewhere", lambda s: faults.redirect(f"http://localhost:{s.port}/fhir/elsewhere"), "fhir-http-error"
+    ),
     Fault("invalid-json", lambda s: faults.invalid_json(), "fhir-invalid-json"),
     Fault("json-number-too-long", lambda s: faults.huge_number(), "fhir-invalid-json"),
     Fault("json-but-not-fhir", lambda s: faults.not_fhir_json(), "fhir-not-fhir"),
@@ -147,20 +167,30 @@ FAULTS = [
     Fault("trickled-headers", lambda s: faults.trickle_head(), "fhir-timeout", holds=True),
     Fault("declared-length-over-byte-cap", lambda s: faults.declared_too_large(MAX_BYTES * 4), "fhir-too-large"),
     Fault("gzip-bomb-over-byte-cap", lambda s: faults.gzip_bomb(MAX_BYTES * 4), "fhir-too-large"),
-    Fault("endless-searchset-over-byte-cap", lambda s: faults.endless_searchset(), "fhir-too-large",
-          search_only=True),
+    Fault("endless-searchset-over-byte-cap", lambda s: faults.endless_searchset(), "fhir-too-large", search_only=True),
     Fault("entries-over-entry-cap", lambda s: faults.many_entries(MAX_ENTRIES + 500), None, search_only=True),
     Fault("pages-over-page-cap", lambda s: faults.endless_pages(), None, search_only=True),
     Fault("next-link-loops", lambda s: faults.next_loop(), "fhir-bad-next-link", search_only=True),
-    Fault("next-link-to-another-host",
-          lambda s: faults.next_elsewhere(f"http://localhost:{s.port}/fhir/Observation?elsewhere=1"),
-          "fhir-bad-next-link", search_only=True),
+    Fault(
+        "next-link-to-another-host",
+        lambda s: faults.next_elsewhere(f"http://localhost:{s.port}/fhir/Observation?elsewhere=1"),
+        "fhir-bad-next-link",
+        search_only=True,
+    ),
     Fault("bundle-entry-not-an-array", lambda s: faults.malformed_bundle(), "fhir-not-fhir", search_only=True),
-    Fault("medication-reference-not-an-object", lambda s: faults.medication_reference_not_an_object(), None,
-          key="medicationRequests"),
+    Fault(
+        "medication-reference-not-an-object",
+        lambda s: faults.medication_reference_not_an_object(),
+        None,
+        key="medicationRequests",
+    ),
 ]
-CASES = [pytest.param(f, key, id=f"{f.name}-{key}") for key in TARGETS for f in FAULTS
-         if key == f.key or (f.key is None and (key == "chemistry" or (key == "patient" and not f.search_only)))]
+CASES = [
+    pytest.param(f, key, id=f"{f.name}-{key}")
+    for key in TARGETS
+    for f in FAULTS
+    if key == f.key or (f.key is None and (key == "chemistry" or (key == "patient" and not f.search_only)))
+]
 
 
 @dataclass
@@ -169,7 +199,7 @@ class Baseline:
     open_connections: int
 
     @classmethod
-    def now(cls, server: FaultServer) -> "Baseline":
+    def now(cls, server: FaultServer) -> Baseline:
         return cls(set(threading.enumerate()), server.open_connections)
 
 
@@ -239,8 +269,9 @@ def test_paging_stops_at_the_page_cap(service, fault_server):
     assert len(fault_server.seen(r"2160-0")) == MAX_PAGES
 
 
-@pytest.mark.parametrize("fault", [faults.next_loop(), faults.redirect("/fhir/elsewhere")],
-                         ids=["next-link-loops", "redirect"])
+@pytest.mark.parametrize(
+    "fault", [faults.next_loop(), faults.redirect("/fhir/elsewhere")], ids=["next-link-loops", "redirect"]
+)
 def test_a_looping_or_redirecting_server_is_asked_once(service, fault_server, fault):
     fault_server.plan(fault, **TARGETS["chemistry"])
     service.post(service.body_without(fault_server.base, "chemistry"))
@@ -251,16 +282,20 @@ def test_a_looping_or_redirecting_server_is_asked_once(service, fault_server, fa
 def test_a_next_link_to_another_host_is_never_followed(service, fault_server):
     """The token goes only to fhirServer: a ``next`` link to another host (here the same port under
     another host name) is refused, not requested."""
-    fault_server.plan(faults.next_elsewhere(f"http://localhost:{fault_server.port}/fhir/Observation?elsewhere=1"),
-                      **TARGETS["chemistry"])
+    fault_server.plan(
+        faults.next_elsewhere(f"http://localhost:{fault_server.port}/fhir/Observation?elsewhere=1"),
+        **TARGETS["chemistry"],
+    )
     service.post(service.body_without(fault_server.base, "chemistry"))
     assert not fault_server.seen("elsewhere")
 
 
-EVERY_KEY_FAULTS = [Fault("hang", lambda s: faults.hang(), "fhir-timeout", holds=True),
-                    Fault("connection-reset", lambda s: faults.reset(), "fhir-unreachable"),
-                    Fault("503", lambda s: faults.status(503, "Service Unavailable"), "fhir-server-error"),
-                    Fault("trickled-headers", lambda s: faults.trickle_head(), "fhir-timeout", holds=True)]
+EVERY_KEY_FAULTS = [
+    Fault("hang", lambda s: faults.hang(), "fhir-timeout", holds=True),
+    Fault("connection-reset", lambda s: faults.reset(), "fhir-unreachable"),
+    Fault("503", lambda s: faults.status(503, "Service Unavailable"), "fhir-server-error"),
+    Fault("trickled-headers", lambda s: faults.trickle_head(), "fhir-timeout", holds=True),
+]
 
 
 @pytest.mark.parametrize("fault", EVERY_KEY_FAULTS, ids=[f.name for f in EVERY_KEY_FAULTS])

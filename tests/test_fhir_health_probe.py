@@ -8,8 +8,8 @@ import http.server
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -23,7 +23,7 @@ class _Metadata(http.server.BaseHTTPRequestHandler):
         "/wrong/fhir/metadata": (200, b'{"resourceType": "OperationOutcome"}'),
     }
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         status, body = self.answers.get(self.path, (404, b""))
         self.send_response(status)
         self.send_header("Content-Type", "application/fhir+json")
@@ -51,8 +51,13 @@ def _probe(base: str) -> subprocess.CompletedProcess[str]:
     java = shutil.which("java")
     if java is None:
         pytest.skip("no Java runtime here (the HAPI image brings its own)")
-    return subprocess.run([java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", str(PROBE), base],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", str(PROBE), base],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(("server", "ready"), [("ready", True), ("starting", False), ("wrong", False)])

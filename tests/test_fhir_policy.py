@@ -7,7 +7,7 @@ import pytest
 
 from service.config import load_settings
 from service.errors import FhirServerRefusedError
-from service.fhir_policy import check_fhir_server, http_policy
+from service.fhir.policy import check_fhir_server, http_policy
 
 ISS_A = "https://ehr-a.example.org"
 ISS_B = "https://ehr-b.example.org"
@@ -27,9 +27,20 @@ ALLOWED = [
     ("https://shared.example.org/fhir", False, PER_ISSUER, ISS_B),
     ("https://shared.example.org/fhir", False, PER_ISSUER, None),
 ]
-ALLOWED_IDS = ["https", "https-trailing-slash", "http-when-allowed", "loopback-127.0.0.1", "loopback-localhost",
-               "loopback-ipv6", "https-under-loopback-setting", "allowlist-hit", "allowlist-hit-normalised",
-               "issuer-list-hit", "shared-list-for-other-issuer", "shared-list-without-auth"]
+ALLOWED_IDS = [
+    "https",
+    "https-trailing-slash",
+    "http-when-allowed",
+    "loopback-127.0.0.1",
+    "loopback-localhost",
+    "loopback-ipv6",
+    "https-under-loopback-setting",
+    "allowlist-hit",
+    "allowlist-hit-normalised",
+    "issuer-list-hit",
+    "shared-list-for-other-issuer",
+    "shared-list-without-auth",
+]
 
 REFUSED = [
     ("http://fhir.example.org/r4", False, [], None, "https"),
@@ -47,10 +58,22 @@ REFUSED = [
     ("https://a.example.org/r4", False, PER_ISSUER, None, "allowlist"),
     ("https://b.example.org/r4", False, {ISS_A: ["https://a.example.org/r4"]}, ISS_B, "allowlist"),
 ]
-REFUSED_IDS = ["http-by-default", "http-loopback-by-default", "http-remote-under-loopback",
-               "other-loopback-address-not-listed", "ftp", "file", "credentials-in-url", "no-host",
-               "allowlist-miss", "allowlist-other-path", "allowlist-other-port", "other-issuers-list",
-               "issuer-list-needs-issuer", "issuer-with-no-list-gets-none"]
+REFUSED_IDS = [
+    "http-by-default",
+    "http-loopback-by-default",
+    "http-remote-under-loopback",
+    "other-loopback-address-not-listed",
+    "ftp",
+    "file",
+    "credentials-in-url",
+    "no-host",
+    "allowlist-miss",
+    "allowlist-other-path",
+    "allowlist-other-port",
+    "other-issuers-list",
+    "issuer-list-needs-issuer",
+    "issuer-with-no-list-gets-none",
+]
 
 
 @pytest.mark.parametrize("url, allow_http, allowlist, issuer", ALLOWED, ids=ALLOWED_IDS)
@@ -66,8 +89,9 @@ def test_refused_fhir_servers(url, allow_http, allowlist, issuer, says):
     assert caught.value.location == ["$.fhirServer"]
 
 
-@pytest.mark.parametrize("raw, policy", [("true", "any"), ("false", "never"), ("loopback", "loopback"),
-                                         ("LOOPBACK", "loopback")])
+@pytest.mark.parametrize(
+    "raw, policy", [("true", "any"), ("false", "never"), ("loopback", "loopback"), ("LOOPBACK", "loopback")]
+)
 def test_allow_http_fhir_from_the_environment(raw, policy):
     config = load_settings(environ={"TACRO_CDS_ALLOW_HTTP_FHIR": raw})
     assert http_policy(config.allow_http_fhir) == policy

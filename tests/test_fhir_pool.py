@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
+from fault_server import FaultServer, close_without_answer, reset
 
 from bench.fhir_standin import FhirStandIn, synthetic_answers
-from fault_server import FaultServer, close_without_answer, reset
-from service.fhir_client import FhirClient, FhirConnectionError, FhirTimeoutError, new_session
+from service.fhir.client import FhirClient, FhirConnectionError, FhirTimeoutError, new_session
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from bench.fhir_standin import FhirStandIn, replay_answers, synthetic_answers
 from bench.load import Fhir, comparable, fallback_body
 from bench.samples import fixture_requests, fixture_resources
 from cards.knowledge import load_knowledge
-from service.prefetch_templates import prefetch_templates
+from service.hooks.templates import prefetch_templates
 
 TEMPLATES = prefetch_templates(load_knowledge())
 REQUESTS = {name: (service, body) for name, service, body in fixture_requests()}
@@ -34,8 +34,7 @@ def test_fallback_from_the_standin_gives_the_prefetched_cards(make_app, standin,
     client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
     prefetched = client.post(f"/cds-services/{service}", json=body)
     served = standin.served
-    fallback = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, standin.token),
-                                                                         drop))
+    fallback = client.post(f"/cds-services/{service}", json=fallback_body(body, Fhir(standin.url, standin.token), drop))
     assert prefetched.status_code == fallback.status_code == 200
     assert prefetched.get_json()["cards"]
     assert comparable(fallback.get_json()) == comparable(prefetched.get_json())

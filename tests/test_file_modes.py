@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from service.store import Store
+from service.storage.store import Store
 
 
 def _mode(path: Path) -> int:
@@ -18,8 +18,17 @@ def test_a_new_database_is_0600_in_a_0700_folder(tmp_path):
     try:
         folder = tmp_path / "state" / "instance"
         store = Store(f"sqlite:///{folder / 'tacro-cds.sqlite'}")
-        store.add_feedback("svc", [{"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z",
-                                    "overrideReason": {"userComment": "free text"}}])
+        store.add_feedback(
+            "svc",
+            [
+                {
+                    "card": "c1",
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "2026-01-01T00:00:00Z",
+                    "overrideReason": {"userComment": "free text"},
+                }
+            ],
+        )
         store.dispose()
     finally:
         os.umask(old)

@@ -1,4 +1,4 @@
-"""`tacro-cds fixtures load` and `tacro-cds demo`, through the command line."""
+"""`python -m tacro_dev fixtures load` and `python -m tacro_dev demo`, through the command line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import requests
 import responses
 
 from fhir_fixtures import scenario_dirs
-from service.cli import main
-from service.demo import format_card
+from tacro_dev.__main__ import main
+from tacro_dev.demo import format_card
 
 BASE = "http://127.0.0.1:8999/fhir"
 ALL = [d.name for d in scenario_dirs()]
@@ -23,6 +23,7 @@ def _transaction_response(request):
 
 
 # ---- fixtures load ---------------------------------------------------------------------------------
+
 
 @responses.activate
 def test_load_posts_every_scenario_with_the_token_and_shows_progress(capsys):
@@ -56,15 +57,31 @@ def test_load_unreachable_server_fails_clearly_and_stops(capsys):
     assert f"{len(ALL)} of {len(ALL)} scenario(s) not loaded" in captured.err
 
 
-@pytest.mark.parametrize(("status", "body", "message"), [
-    (400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure",
-                                                         "diagnostics": "Entry 3: bad subject"}]},
-     "HTTP 400: Entry 3: bad subject"),
-    (401, {"resourceType": "OperationOutcome", "issue": []}, "refused the upload (401)"),
-    (500, None, "HTTP 500: not a FHIR response"),
-    (200, {"resourceType": "Bundle", "type": "transaction-response",
-           "entry": [{"response": {"status": "400 Bad Request"}}]}, "unexpected transaction response"),
-], ids=["operation-outcome", "unauthorised", "not-fhir", "short-response"])
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (
+            400,
+            {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "structure", "diagnostics": "Entry 3: bad subject"}],
+            },
+            "HTTP 400: Entry 3: bad subject",
+        ),
+        (401, {"resourceType": "OperationOutcome", "issue": []}, "refused the upload (401)"),
+        (500, None, "HTTP 500: not a FHIR response"),
+        (
+            200,
+            {
+                "resourceType": "Bundle",
+                "type": "transaction-response",
+                "entry": [{"response": {"status": "400 Bad Request"}}],
+            },
+            "unexpected transaction response",
+        ),
+    ],
+    ids=["operation-outcome", "unauthorised", "not-fhir", "short-response"],
+)
 @responses.activate
 def test_load_failure_exits_non_zero_naming_the_scenario(capsys, status, body, message):
     responses.add(responses.POST, BASE, status=status, body=json.dumps(body) if body else "oops")
@@ -73,15 +90,22 @@ def test_load_failure_exits_non_zero_naming_the_scenario(capsys, status, body, m
     assert "rif-eligible" in out and "FAILED" in out and message in out
 
 
-@pytest.mark.parametrize("args", [["--fhir-server", "ftp://x"], ["--fhir-server", BASE, "--scenario", "nope"],
-                                  ["--fhir-server", BASE, "--dir", "/nonexistent"]],
-                         ids=["bad-url", "unknown-scenario", "missing-dir"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fhir-server", "ftp://x"],
+        ["--fhir-server", BASE, "--scenario", "nope"],
+        ["--fhir-server", BASE, "--dir", "/nonexistent"],
+    ],
+    ids=["bad-url", "unknown-scenario", "missing-dir"],
+)
 def test_load_usage_errors_exit_2(capsys, args):
     assert main(["fixtures", "load", *args]) == 2
     assert capsys.readouterr().err.strip()
 
 
 # ---- demo --------------------------------------------------------------------------------------------
+
 
 def test_demo_in_process_prints_every_hook_of_the_scenario(capsys):
     assert main(["demo", "--scenario", "rif-eligible", "--scenario", "sandbox-incomplete-draft"]) == 0
@@ -98,16 +122,29 @@ def test_demo_every_scenario_answers(capsys):
     assert all(f"== {name}: " in out for name in ALL) and "HTTP" not in out
 
 
-CARD = {"uuid": "u1", "summary": "Fluconazole raises tacrolimus levels up to 5-fold", "indicator": "critical",
-        "source": {"label": "tacro-cds"},
-        "suggestions": [{"label": "Reduce tacrolimus to 1 mg/day", "uuid": "u2", "isRecommended": True,
-                         "actions": [{"type": "update", "description": "d",
-                                      "resource": {"resourceType": "MedicationRequest"}},
-                                     {"type": "create", "description": "d",
-                                      "resource": {"resourceType": "ServiceRequest"}}]},
-                        {"label": "Remove the fluconazole order", "uuid": "u3",
-                         "actions": [{"type": "delete", "description": "d", "resourceId": "MedicationRequest/x"}]}],
-        "links": [{"label": "Prograf label", "url": "https://example.org", "type": "absolute"}]}
+CARD = {
+    "uuid": "u1",
+    "summary": "Fluconazole raises tacrolimus levels up to 5-fold",
+    "indicator": "critical",
+    "source": {"label": "tacro-cds"},
+    "suggestions": [
+        {
+            "label": "Reduce tacrolimus to 1 mg/day",
+            "uuid": "u2",
+            "isRecommended": True,
+            "actions": [
+                {"type": "update", "description": "d", "resource": {"resourceType": "MedicationRequest"}},
+                {"type": "create", "description": "d", "resource": {"resourceType": "ServiceRequest"}},
+            ],
+        },
+        {
+            "label": "Remove the fluconazole order",
+            "uuid": "u3",
+            "actions": [{"type": "delete", "description": "d", "resourceId": "MedicationRequest/x"}],
+        },
+    ],
+    "links": [{"label": "Prograf label", "url": "https://example.org", "type": "absolute"}],
+}
 
 
 def test_format_card_shows_indicator_summary_and_suggestion_actions():
@@ -122,12 +159,24 @@ def test_format_card_shows_indicator_summary_and_suggestion_actions():
 @responses.activate
 def test_demo_over_http(capsys):
     url = "http://127.0.0.1:8998"
-    responses.add(responses.GET, f"{url}/cds-services", json={"services": [
-        {"hook": h, "id": f"svc-{h}", "description": "d"} for h in ("order-select", "order-sign", "patient-view")]})
+    responses.add(
+        responses.GET,
+        f"{url}/cds-services",
+        json={
+            "services": [
+                {"hook": h, "id": f"svc-{h}", "description": "d"}
+                for h in ("order-select", "order-sign", "patient-view")
+            ]
+        },
+    )
     responses.add(responses.POST, f"{url}/cds-services/svc-order-select", json={"cards": [CARD]})
     responses.add(responses.POST, f"{url}/cds-services/svc-order-sign", json={"cards": []})
-    responses.add(responses.POST, f"{url}/cds-services/svc-patient-view", status=412,
-                  json={"resourceType": "OperationOutcome", "issue": [{"diagnostics": "no data"}]})
+    responses.add(
+        responses.POST,
+        f"{url}/cds-services/svc-patient-view",
+        status=412,
+        json={"resourceType": "OperationOutcome", "issue": [{"diagnostics": "no data"}]},
+    )
     assert main(["demo", "--url", url + "/cds-services", "--scenario", "azole-fluconazole"]) == 1
     out = capsys.readouterr().out
     assert "order-select: 1 card(s)" in out and "[CRITICAL] Fluconazole" in out

@@ -23,8 +23,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import (content_type_conformance, negative_data_rejection, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.config import SchemathesisConfig
 
 from bench.samples import builtin_requests
@@ -39,20 +44,35 @@ SCHEMATHESIS_SHARE = 0.6
 REPORT = Path(__file__).resolve().parent.parent / "build" / "hardening" / "fuzz-report.json"
 
 # Small limits, so generated bodies reach them cheaply; the limits' defaults are tested in test_limits.
-LIMITS = {"MAX_REQUEST_BYTES": 256 * 1024, "MAX_JSON_DEPTH": 24, "MAX_DRAFT_ORDERS": 10,
-          "MAX_PREFETCH_ENTRIES": 50}
+LIMITS = {"MAX_REQUEST_BYTES": 256 * 1024, "MAX_JSON_DEPTH": 24, "MAX_DRAFT_ORDERS": 10, "MAX_PREFETCH_ENTRIES": 50}
 # The app must never reach out to an address a fuzzer invented: only a closed local port is allowed.
 FHIR = {"FHIR_SERVER_ALLOWLIST": [LOCAL_FHIR], "FHIR_TIMEOUT_S": 0.5, "FHIR_TOTAL_BUDGET_S": 1.0}
-KINDS = {"valid", "mutated", "wrong-type", "too-deep", "deep-but-allowed", "too-many-drafts",
-         "drafts-at-limit", "too-many-entries", "entries-at-limit", "huge-array"}
+KINDS = {
+    "valid",
+    "mutated",
+    "wrong-type",
+    "too-deep",
+    "deep-but-allowed",
+    "too-many-drafts",
+    "drafts-at-limit",
+    "too-many-entries",
+    "entries-at-limit",
+    "huge-array",
+}
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    return create_app({"AUTH_REQUIRED": False,
-                       "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'feedback.sqlite'}",
-                       "LOG_LEVEL": "WARNING", **LIMITS, **FHIR})
+    return create_app(
+        {
+            "AUTH_REQUIRED": False,
+            "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'feedback.sqlite'}",
+            "LOG_LEVEL": "WARNING",
+            **LIMITS,
+            **FHIR,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +113,11 @@ def _assert_still_healthy(app, baseline) -> None:
 def _record(engine: str, sent: int, statuses: collections.Counter, seconds: float) -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     report = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    report[engine] = {"requests": sent, "seconds": round(seconds, 1),
-                      "statuses": {" ".join(map(str, k)): v for k, v in sorted(statuses.items())}}
+    report[engine] = {
+        "requests": sent,
+        "seconds": round(seconds, 1),
+        "statuses": {" ".join(map(str, k)): v for k, v in sorted(statuses.items())},
+    }
     report["total_requests"] = sum(v["requests"] for k, v in report.items() if isinstance(v, dict))
     REPORT.write_text(json.dumps(report, indent=2))
     print(f"\nfuzz[{engine}]: {sent} requests in {seconds:.1f}s; {dict(statuses)}")
@@ -117,14 +140,20 @@ WEIGHTS = {
     ("POST /cds-services/{service_id}/feedback", "negative"): 0.15,
     ("GET /cds-services/{service_id}/feedback/summary", "negative"): 0.10,
 }
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
 
 def _negatable(op) -> bool:
     """Whether the operation has a body or a parameter (other than the left-out auth) to violate."""
     return bool(op.get_request_payload_content_types()) or any(
-        "x-original-security-type" not in p.definition for p in op.iter_parameters())
+        "x-original-security-type" not in p.definition for p in op.iter_parameters()
+    )
 
 
 def test_schemathesis_fuzz(fuzz_app, baseline):
@@ -185,28 +214,32 @@ def test_schemathesis_fuzz(fuzz_app, baseline):
 
 # --- hypothesis: CDS Hooks bodies ------------------------------------------------------------------
 
+
 def test_hypothesis_fuzz(fuzz_app, baseline):
     target = FUZZ_TOTAL - math.ceil(FUZZ_TOTAL * SCHEMATHESIS_SHARE)
     client = fuzz_app.test_client()
     statuses: collections.Counter = collections.Counter()
     started = time.perf_counter()
     sent = 0
-    strategy = cds_requests(max_depth=LIMITS["MAX_JSON_DEPTH"], max_drafts=LIMITS["MAX_DRAFT_ORDERS"],
-                            max_entries=LIMITS["MAX_PREFETCH_ENTRIES"])
+    strategy = cds_requests(
+        max_depth=LIMITS["MAX_JSON_DEPTH"],
+        max_drafts=LIMITS["MAX_DRAFT_ORDERS"],
+        max_entries=LIMITS["MAX_PREFETCH_ENTRIES"],
+    )
 
     @settings(max_examples=max(target, 1), **SETTINGS)
     @given(generated=strategy)
     def one(generated):
         nonlocal sent
-        response = client.post(f"/cds-services/{generated.service}", data=json.dumps(generated.body),
-                               content_type="application/json")
+        response = client.post(
+            f"/cds-services/{generated.service}", data=json.dumps(generated.body), content_type="application/json"
+        )
         sent += 1
         status = response.status_code
         statuses[(generated.kind, status)] += 1
         assert status in generated.expected, (generated.kind, status, response.data[:300])
         _check_error_body(status, response.content_type, response.data)
-        outcome = check_response("POST", "/cds-services/{service_id}", status, response.content_type,
-                                 response.data)
+        outcome = check_response("POST", "/cds-services/{service_id}", status, response.content_type, response.data)
         if generated.diagnostics:
             assert outcome["issue"][0]["diagnostics"] == generated.diagnostics
 

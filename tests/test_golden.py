@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
 from conftest import counting_uuids
+
 from fhir_fixtures import FIXTURES_DIR, hook_cases, load_request, scenario_clock
 from service import create_app
 
@@ -52,12 +53,20 @@ def golden_apps(tmp_path_factory):
             uuids = PinnedUuids()
             # The goldens pin what the rules say; the built-in app's smart link (its URL depends on the
             # host answering) is tested in test_smart_app.
-            app = create_app({"AUTH_REQUIRED": False, "LOG_LEVEL": "WARNING", "SMART_APP_ENABLED": False,
-                              "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('golden') / 'f.sqlite'}"},
-                             uuid_factory=uuids, clock=lambda: clock)
+            app = create_app(
+                {
+                    "AUTH_REQUIRED": False,
+                    "LOG_LEVEL": "WARNING",
+                    "SMART_APP_ENABLED": False,
+                    "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('golden') / 'f.sqlite'}",
+                },
+                uuid_factory=uuids,
+                clock=lambda: clock,
+            )
             ids = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
             apps[clock] = (app, uuids, ids)
         return apps[clock]
+
     return get
 
 
@@ -72,8 +81,9 @@ def test_golden_response(golden_apps, request, scenario, hook):
     check = _card_checker()
     if check is None and not _warned:
         _warned.append(True)
-        warnings.warn("tests/cardcheck.py is absent: golden responses are not checked against the card rules",
-                      stacklevel=1)
+        warnings.warn(
+            "tests/cardcheck.py is absent: golden responses are not checked against the card rules", stacklevel=1
+        )
     elif check is not None:
         check(body)
 
@@ -84,5 +94,7 @@ def test_golden_response(golden_apps, request, scenario, hook):
         return
     assert path.is_file(), f"no golden file {path.relative_to(FIXTURES_DIR)}: run pytest --update-goldens"
     expected = json.loads(path.read_text(encoding="utf-8"))
-    assert body == expected, (f"{scenario} {hook}: the response differs from the golden file; if the change is "
-                              "intended, run pytest --update-goldens and review the diff")
+    assert body == expected, (
+        f"{scenario} {hook}: the response differs from the golden file; if the change is "
+        "intended, run pytest --update-goldens and review the diff"
+    )

@@ -20,17 +20,17 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jwt_support import ISSUER, ec_signer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fhir_standin import FhirStandIn, synthetic_answers
 from bench.samples import ACCESS_TOKEN, PATIENT_ID, builtin_request, with_secrets
 from bench.server import Server, gunicorn
-from jwt_support import ISSUER, ec_signer
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "tacrolimus-patient-view"
@@ -44,8 +44,9 @@ def _post(server: Server, path: str, body: Any, headers: dict[str, str]) -> tupl
     try:
         conn.connect()
         client_port = conn.sock.getsockname()[1]
-        conn.request("POST", path, body=json.dumps(body).encode(),
-                     headers={"Content-Type": "application/json", **headers})
+        conn.request(
+            "POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}
+        )
         response = conn.getresponse()
         answer = json.loads(response.read() or b"null")
         return response.status, answer, server.worker_serving(client_port)
@@ -68,8 +69,11 @@ def _scrape(server: Server) -> tuple[str, int | None]:
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _get(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -79,10 +83,12 @@ def _get(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: st
 @pytest.mark.slow
 def test_metrics_are_summed_across_two_workers():
     signer = ec_signer()
-    env = {"TACRO_CDS_AUTH_REQUIRED": "true",
-           "TACRO_CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: {"jwks": signer.jwks()}}),
-           "TACRO_CDS_METRICS_TOKEN": METRICS_TOKEN,
-           "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback"}
+    env = {
+        "TACRO_CDS_AUTH_REQUIRED": "true",
+        "TACRO_CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: {"jwks": signer.jwks()}}),
+        "TACRO_CDS_METRICS_TOKEN": METRICS_TOKEN,
+        "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
+    }
     path = f"/cds-services/{SERVICE}"
     body = with_secrets(builtin_request("patient-view"))
     fallback = builtin_request("patient-view")
@@ -91,12 +97,14 @@ def test_metrics_are_summed_across_two_workers():
     tokens: list[str] = []
 
     def mint(url: str) -> dict[str, str]:
-        token = signer.mint(url, now=datetime.now(timezone.utc))  # the server checks against its clock
+        token = signer.mint(url, now=datetime.now(UTC))  # the server checks against its clock
         tokens.append(token)
         return {"Authorization": f"Bearer {token}"}
 
-    with gunicorn(workers=2, threads=2, env=env) as server, \
-            FhirStandIn(synthetic_answers(PATIENT_ID), token=ACCESS_TOKEN) as fhir:
+    with (
+        gunicorn(workers=2, threads=2, env=env) as server,
+        FhirStandIn(synthetic_answers(PATIENT_ID), token=ACCESS_TOKEN) as fhir,
+    ):
         assert len(server.workers) == 2
         url = server.base_url + path
         fallback["fhirServer"] = fhir.url
@@ -110,13 +118,18 @@ def test_metrics_are_summed_across_two_workers():
         statuses = [status for status, _, _ in answers]
         workers_seen = {w for _, _, w in answers if w is not None}
         fetched = [_post(server, path, fallback, mint(url)) for _ in range(2)]
-        rejected = [_post(server, path, body, {}),  # no Authorization header
-                    _post(server, path, body, {"Authorization": "Bearer not.a.jwt"}),
-                    _post(server, path, body, {"Authorization": f"Bearer {tokens[0]}"})]  # replayed
+        rejected = [
+            _post(server, path, body, {}),  # no Authorization header
+            _post(server, path, body, {"Authorization": "Bearer not.a.jwt"}),
+            _post(server, path, body, {"Authorization": f"Bearer {tokens[0]}"}),
+        ]  # replayed
         card = answers[0][1]["cards"][0]["uuid"]
-        feedback = _post(server, f"{path}/feedback", {"feedback": [
-            {"card": card, "outcome": "overridden", "outcomeTimestamp": datetime.now(timezone.utc).isoformat()}]},
-            mint(f"{url}/feedback"))
+        feedback = _post(
+            server,
+            f"{path}/feedback",
+            {"feedback": [{"card": card, "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC).isoformat()}]},
+            mint(f"{url}/feedback"),
+        )
         scrapes = [_scrape(server) for _ in range(4)]
         while len({w for _, w in scrapes if w is not None}) < 2 and len(scrapes) < 40:
             scrapes.append(_scrape(server))
@@ -131,24 +144,28 @@ def test_metrics_are_summed_across_two_workers():
     for text, _ in scrapes:
         # Whichever worker answers the scrape, it reports both workers' counts.
         samples = _samples(text)
-        assert _get(samples, "tacro_cds_hook_calls_total", service=SERVICE, hook="patient-view",
-                    status="200") == calls
-        assert _get(samples, "tacro_cds_hook_calls_total", service=SERVICE, hook="patient-view",
-                    status="401") == 3
-        assert _get(samples, "tacro_cds_hook_call_duration_seconds_count", service=SERVICE,
-                    hook="patient-view") == calls + 3
-        assert _get(samples, "tacro_cds_hook_call_duration_seconds_bucket", service=SERVICE,
-                    hook="patient-view", le="+Inf") == calls + 3
+        assert _get(samples, "tacro_cds_hook_calls_total", service=SERVICE, hook="patient-view", status="200") == calls
+        assert _get(samples, "tacro_cds_hook_calls_total", service=SERVICE, hook="patient-view", status="401") == 3
+        assert (
+            _get(samples, "tacro_cds_hook_call_duration_seconds_count", service=SERVICE, hook="patient-view")
+            == calls + 3
+        )
+        assert (
+            _get(
+                samples, "tacro_cds_hook_call_duration_seconds_bucket", service=SERVICE, hook="patient-view", le="+Inf"
+            )
+            == calls + 3
+        )
         for reason in ("no-authorization-header", "malformed-token", "replayed-jti"):
             assert _get(samples, "tacro_cds_jwt_rejections_total", reason=reason) == 1, reason
         assert _get(samples, "tacro_cds_feedback_stored_total", service=SERVICE, outcome="overridden") == 1
         cards = sum(v for (name, labels), v in samples.items() if name == "tacro_cds_cards_issued_total")
         assert cards == sum(len(answer["cards"]) for _, answer, _ in [*answers, *fetched])
-        gets = sum(_get(samples, "tacro_cds_fhir_request_duration_seconds_count", result=result)
-                   for result in ("ok", "failed"))
+        gets = sum(
+            _get(samples, "tacro_cds_fhir_request_duration_seconds_count", result=result) for result in ("ok", "failed")
+        )
         assert gets == fhir.served and gets > 0
-        assert ("tacro_cds_fhir_request_duration_seconds_bucket",
-                (("le", "0.5"), ("result", "ok"))) in samples
+        assert ("tacro_cds_fhir_request_duration_seconds_bucket", (("le", "0.5"), ("result", "ok"))) in samples
         for secret in (PATIENT_ID, ACCESS_TOKEN, METRICS_TOKEN, ISSUER, *tokens):
             assert secret not in text
     # Both workers answered scrapes (the sums above held for each).
@@ -162,20 +179,26 @@ def _slow_answers(started: threading.Event, delay: float):
         started.set()
         time.sleep(delay)
         return answer(relative)
+
     return slow
 
 
 @pytest.mark.slow
 def test_sigterm_lets_a_call_in_flight_finish_then_the_server_exits():
     started = threading.Event()
-    env = {"TACRO_CDS_ALLOW_HTTP_FHIR": "loopback", "TACRO_CDS_FHIR_TIMEOUT_S": "20",
-           "TACRO_CDS_FHIR_TOTAL_BUDGET_S": "30", "GUNICORN_GRACEFUL_TIMEOUT": "40"}
+    env = {
+        "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
+        "TACRO_CDS_FHIR_TIMEOUT_S": "20",
+        "TACRO_CDS_FHIR_TOTAL_BUDGET_S": "30",
+        "GUNICORN_GRACEFUL_TIMEOUT": "40",
+    }
     body = builtin_request("patient-view")
     del body["prefetch"]
     result: dict[str, Any] = {}
     with FhirStandIn(_slow_answers(started, 3.0), token=ACCESS_TOKEN) as fhir:
         body["fhirServer"] = fhir.url
         with gunicorn(workers=2, threads=2, env=env) as server:
+
             def send() -> None:
                 try:
                     result["answer"] = _post(server, f"/cds-services/{SERVICE}", body, {})
@@ -203,19 +226,30 @@ def test_sigterm_lets_a_call_in_flight_finish_then_the_server_exits():
     assert "Forcing close" not in log
 
 
-def _print_config(tmp_path, env: dict[str, str], config: Path = ROOT / "gunicorn.conf.py") -> subprocess.CompletedProcess[str]:
+def _print_config(
+    tmp_path, env: dict[str, str], config: Path = ROOT / "gunicorn.conf.py"
+) -> subprocess.CompletedProcess[str]:
     """``gunicorn -c <config> --print-config``: the settings gunicorn ends up with (no worker starts)."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("GUNICORN_", "PROMETHEUS_")) and k not in ("PORT", "WEB_CONCURRENCY",
-                                                                               "FORWARDED_ALLOW_IPS")}
-    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(config), "--print-config"],
-                          cwd=tmp_path, env={**clean, "PYTHONPATH": str(ROOT), **env},
-                          capture_output=True, text=True, timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GUNICORN_", "PROMETHEUS_"))
+        and k not in ("PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(config), "--print-config"],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _settings(output: str) -> dict[str, str]:
-    return {name.strip(): value.strip() for name, _, value in
-            (line.partition("=") for line in output.splitlines()) if value}
+    return {
+        name.strip(): value.strip() for name, _, value in (line.partition("=") for line in output.splitlines()) if value
+    }
 
 
 def test_the_settings_file_reads_its_variables_and_gunicorn_cmd_args_wins(tmp_path):
@@ -224,14 +258,21 @@ def test_the_settings_file_reads_its_variables_and_gunicorn_cmd_args_wins(tmp_pa
     assert (defaults["workers"], defaults["threads"], defaults["timeout"]) == ("2", "8", "60")
     assert (defaults["graceful_timeout"], defaults["keepalive"]) == ("30", "5")
     assert defaults["forwarded_allow_ips"] == "['127.0.0.1', '::1']"
-    assert defaults["worker_class"] == "service.serving.Worker"
+    assert defaults["worker_class"] == "service.ops.worker.Worker"
     assert defaults["wsgi_app"] == "service:create_app()"
 
-    env = {"PORT": "9123", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4", "GUNICORN_TIMEOUT": "90",
-           "GUNICORN_GRACEFUL_TIMEOUT": "17", "GUNICORN_KEEPALIVE": "7", "FORWARDED_ALLOW_IPS": "10.0.0.2",
-           "GUNICORN_CMD_ARGS": "--keep-alive 11 --graceful-timeout 19"}
+    env = {
+        "PORT": "9123",
+        "WEB_CONCURRENCY": "3",
+        "GUNICORN_THREADS": "4",
+        "GUNICORN_TIMEOUT": "90",
+        "GUNICORN_GRACEFUL_TIMEOUT": "17",
+        "GUNICORN_KEEPALIVE": "7",
+        "FORWARDED_ALLOW_IPS": "10.0.0.2",
+        "GUNICORN_CMD_ARGS": "--keep-alive 11 --graceful-timeout 19",
+    }
     # The package's file directly (what `tacro-cds serve` runs) and the checkout's, which runs it.
-    for config in (ROOT / "gunicorn.conf.py", ROOT / "service" / "gunicorn.conf.py"):
+    for config in (ROOT / "gunicorn.conf.py", ROOT / "service" / "ops" / "gunicorn.conf.py"):
         chosen = _settings(_print_config(tmp_path, env, config).stdout)
         assert chosen["bind"] == "['0.0.0.0:9123']"
         assert (chosen["workers"], chosen["threads"], chosen["timeout"]) == ("3", "4", "90")
@@ -252,6 +293,6 @@ def test_the_image_runs_gunicorn_with_the_settings_file():
     copies into its working folder."""
     lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
     cmd = [line for line in lines if line.startswith("CMD ")]
-    assert len(cmd) == 1 and json.loads(cmd[0][len("CMD "):]) == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert len(cmd) == 1 and json.loads(cmd[0][len("CMD ") :]) == ["gunicorn", "-c", "gunicorn.conf.py"]
     assert any(line.startswith("COPY ") and "gunicorn.conf.py" in line.split() for line in lines)
     assert any(line.startswith("WORKDIR /app") for line in lines)

@@ -9,18 +9,19 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-import service.fhir_client as fhir_client_module
 from fhir_doubles import hook_body
+
+import service.fhir.client as fhir_client_module
 from service.errors import FallbackBusyError
-from service.fhir_client import FhirClient, FhirTimeoutError
-from service.logs import JsonFormatter
+from service.fhir.client import FhirClient, FhirTimeoutError
+from service.ops.logs import JsonFormatter
 
 SERVICE = "/cds-services/tacrolimus-patient-view"
 
@@ -104,12 +105,15 @@ def plain_http_port() -> Iterator[int]:
 
 def test_unreachable_servers_look_the_same_whatever_listens(make_app, plain_http_port, captured_logs):
     """A refused port and a plain-http port spoken to in TLS: one reason for both, detail in the log."""
-    client = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=8.0, FHIR_TOTAL_BUDGET_S=10.0,
-                      LOG_LEVEL="INFO").test_client()
+    client = make_app(
+        ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=8.0, FHIR_TOTAL_BUDGET_S=10.0, LOG_LEVEL="INFO"
+    ).test_client()
     port = plain_http_port
     reasons = {}
-    for name, url in {"closed-port": f"https://127.0.0.1:{_closed_port()}/fhir",
-                      "tls-to-plain-http": f"https://127.0.0.1:{port}/fhir"}.items():
+    for name, url in {
+        "closed-port": f"https://127.0.0.1:{_closed_port()}/fhir",
+        "tls-to-plain-http": f"https://127.0.0.1:{port}/fhir",
+    }.items():
         response = client.post(SERVICE, json=hook_body(fhir_server=url))
         assert response.status_code == 412, response.get_json()
         texts = {issue["details"]["text"].split(": ", 1)[1] for issue in response.get_json()["issue"][1:]}
@@ -131,10 +135,15 @@ PAGE_ENTRIES = 199
 def _page_parts() -> tuple[bytes, bytes]:
     """A 20 MB searchset page, split where its next link goes (built once: the server's own memory
     must not blur the service's)."""
-    entry = {"resource": {"resourceType": "Observation", "id": "x", "status": "final",
-                          "note": [{"text": "A" * ENTRY_BYTES}]}}
-    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [entry] * PAGE_ENTRIES,
-              "link": [{"relation": "next", "url": "NEXT-URL"}]}
+    entry = {
+        "resource": {"resourceType": "Observation", "id": "x", "status": "final", "note": [{"text": "A" * ENTRY_BYTES}]}
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [entry] * PAGE_ENTRIES,
+        "link": [{"relation": "next", "url": "NEXT-URL"}],
+    }
     before, after = json.dumps(bundle).encode().split(b"NEXT-URL")
     return before, after
 
@@ -152,7 +161,7 @@ class HostileFhir:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path, _, query = self.path.partition("?")
                 page = int(query.split("page=")[1]) if "page=" in query else 0
                 link = f"{outer.base}/{path.split('/fhir/', 1)[1]}?page={page + 1}".encode()
@@ -162,7 +171,7 @@ class HostileFhir:
                 self.end_headers()
                 view = memoryview(before)
                 try:
-                    for part in (*(view[i:i + 65536] for i in range(0, len(view), 65536)), link, after):
+                    for part in (*(view[i : i + 65536] for i in range(0, len(view), 65536)), link, after):
                         self.wfile.write(part)
                         with outer.lock:
                             outer.sent += len(part)
@@ -196,8 +205,13 @@ def hostile_fhir() -> Iterator[HostileFhir]:
 
 def test_one_hook_call_reads_at_most_its_byte_budget_and_gives_memory_back(make_app, hostile_fhir):
     budget = 32 * 1024 * 1024
-    client = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=20.0, FHIR_TOTAL_BUDGET_S=30.0,
-                      FHIR_MAX_CALL_BYTES=budget, LOG_LEVEL="ERROR").test_client()
+    client = make_app(
+        ALLOW_HTTP_FHIR="loopback",
+        FHIR_TIMEOUT_S=20.0,
+        FHIR_TOTAL_BUDGET_S=30.0,
+        FHIR_MAX_CALL_BYTES=budget,
+        LOG_LEVEL="ERROR",
+    ).test_client()
     client.get("/healthz")
     start = rss_mib()
     peak = [start]
@@ -217,8 +231,10 @@ def test_one_hook_call_reads_at_most_its_byte_budget_and_gives_memory_back(make_
         sampler.join()
     time.sleep(0.5)
     settled = rss_mib()
-    print(f"RSS start {start:.0f} MiB, peak {peak[0]:.0f} MiB, settled {settled:.0f} MiB; "
-          f"{hostile_fhir.sent / 2**20:.0f} MiB served")
+    print(
+        f"RSS start {start:.0f} MiB, peak {peak[0]:.0f} MiB, settled {settled:.0f} MiB; "
+        f"{hostile_fhir.sent / 2**20:.0f} MiB served"
+    )
     assert response.status_code == 412
     assert "fhir-too-large" in json.dumps(response.get_json())
     # Without a per-call budget the same call read hundreds of MiB and kept them.
@@ -228,11 +244,15 @@ def test_one_hook_call_reads_at_most_its_byte_budget_and_gives_memory_back(make_
 
 # -- slow fallback calls --------------------------------------------------------------------------
 
+
 def test_one_caller_gets_at_most_its_own_share_of_fallback_calls(make_app, fault_server):
     """Per caller: with room for four in the worker, one issuer still gets only two."""
     fault_server.plan(lambda exchange: exchange.hold(30))
-    resolver = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_FALLBACK_MAX_CONCURRENT=4,
-                        FHIR_FALLBACK_MAX_PER_ISSUER=2).extensions["tacro_cds"].resolver
+    resolver = (
+        make_app(ALLOW_HTTP_FHIR="loopback", FHIR_FALLBACK_MAX_CONCURRENT=4, FHIR_FALLBACK_MAX_PER_ISSUER=2)
+        .extensions["tacro_cds"]
+        .resolver
+    )
     gate = resolver.gate
     gate.enter("https://ehr-a.example.org")
     gate.enter("https://ehr-a.example.org")
@@ -246,8 +266,14 @@ def test_one_caller_gets_at_most_its_own_share_of_fallback_calls(make_app, fault
 def test_slow_fallback_calls_beyond_the_limit_are_refused_at_once(make_app, fault_server):
     """16 calls to a FHIR server that never answers: two run, the rest are a 503 to retry, at once."""
     fault_server.plan(lambda exchange: exchange.hold(30))
-    client_app = make_app(ALLOW_HTTP_FHIR="loopback", FHIR_TIMEOUT_S=3.0, FHIR_TOTAL_BUDGET_S=4.0,
-                          FHIR_FALLBACK_MAX_CONCURRENT=2, FHIR_FALLBACK_MAX_PER_ISSUER=2, LOG_LEVEL="ERROR")
+    client_app = make_app(
+        ALLOW_HTTP_FHIR="loopback",
+        FHIR_TIMEOUT_S=3.0,
+        FHIR_TOTAL_BUDGET_S=4.0,
+        FHIR_FALLBACK_MAX_CONCURRENT=2,
+        FHIR_FALLBACK_MAX_PER_ISSUER=2,
+        LOG_LEVEL="ERROR",
+    )
 
     def call(_: int) -> tuple[int, float, str | None]:
         started = time.monotonic()

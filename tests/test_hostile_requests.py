@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 import pytest
-
 from fhir_doubles import hook_body
-from service.logs import JsonFormatter
+
+from service.ops.logs import JsonFormatter
 
 SERVICE = "/cds-services/tacrolimus-order-sign"
 FEEDBACK = "/cds-services/tacrolimus-order-sign/feedback"
@@ -25,8 +25,12 @@ GENEROUS_S = 10.0
 
 def _order_sign(**context: Any) -> dict[str, Any]:
     body = hook_body({}, hook="order-sign", fhir_server=None)
-    body["context"] = {"userId": "Practitioner/1", "patientId": "p1",
-                       "draftOrders": {"resourceType": "Bundle", "entry": []}, **context}
+    body["context"] = {
+        "userId": "Practitioner/1",
+        "patientId": "p1",
+        "draftOrders": {"resourceType": "Bundle", "entry": []},
+        **context,
+    }
     return body
 
 
@@ -47,10 +51,14 @@ def hostile_bodies() -> dict[str, tuple[str, bytes]]:
     huge_hook = _order_sign()
     huge_hook["hook"] = "h" * (LIMIT - 1000)
     out = {
-        "100k-prefetch-keys": (SERVICE, many_keys), "100k-invalid-prefetch-values": (SERVICE, bad_keys),
-        "150k-draft-orders": (SERVICE, drafts), "200k-selections": (SERVICE, selections),
-        "300k-prefetch-entries": (SERVICE, entries), "150k-context-fields": (SERVICE, wide_context),
-        "150k-fields-in-a-prefetched-bundle": (SERVICE, wide_resource), "80k-feedback-entries": (FEEDBACK, feedback),
+        "100k-prefetch-keys": (SERVICE, many_keys),
+        "100k-invalid-prefetch-values": (SERVICE, bad_keys),
+        "150k-draft-orders": (SERVICE, drafts),
+        "200k-selections": (SERVICE, selections),
+        "300k-prefetch-entries": (SERVICE, entries),
+        "150k-context-fields": (SERVICE, wide_context),
+        "150k-fields-in-a-prefetched-bundle": (SERVICE, wide_resource),
+        "80k-feedback-entries": (FEEDBACK, feedback),
         "5mb-hook": (SERVICE, huge_hook),
     }
     encoded = {name: (path, json.dumps(body, separators=(",", ":")).encode()) for name, (path, body) in out.items()}
@@ -65,8 +73,14 @@ BODIES = hostile_bodies()
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from service import create_app
-    app = create_app({"AUTH_REQUIRED": False, "LOG_LEVEL": "ERROR",
-                      "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('db') / 'f.sqlite'}"})
+
+    app = create_app(
+        {
+            "AUTH_REQUIRED": False,
+            "LOG_LEVEL": "ERROR",
+            "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('db') / 'f.sqlite'}",
+        }
+    )
     return app.test_client()
 
 

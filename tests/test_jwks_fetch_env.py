@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import FIXED_NOW
 from jwt_support import ISSUER, FakeStore, ec_signer
-from service.auth import CallerVerifier
+
+from service.api.auth import CallerVerifier
 from service.config import load_settings
 
 AUDIENCE = "https://cds.example.org/cds-services/tacrolimus-patient-view"
@@ -28,7 +29,7 @@ def key_server() -> Iterator[Any]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen.append(dict(self.headers))
             body = json.dumps(signer.jwks()).encode()
             self.send_response(200)
@@ -83,8 +84,11 @@ def test_key_set_fetch_ignores_proxy_variables_and_netrc(key_server, proxy, monk
     netrc.write_text("machine 127.0.0.1 login stolen password s3cret\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    verifier = CallerVerifier(load_settings({"TRUSTED_ISSUERS": {ISSUER: {"jwks_url": key_server.url}}}, environ={}),
-                              FakeStore(), clock=lambda: FIXED_NOW)
+    verifier = CallerVerifier(
+        load_settings({"TRUSTED_ISSUERS": {ISSUER: {"jwks_url": key_server.url}}}, environ={}),
+        FakeStore(),
+        clock=lambda: FIXED_NOW,
+    )
     signer = key_server.signer
     token = signer.mint(AUDIENCE)
     claims = verifier.verify(f"Bearer {token}", AUDIENCE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.cli import main
+from service.cli.main import main
 
 
 def test_check_prints_the_effective_tables(capsys):
@@ -22,7 +22,7 @@ def test_site_file_changes_the_printed_cut_off(tmp_path, capsys):
     assert main(["knowledge", "check", "--site", str(site)]) == 0
     out = capsys.readouterr().out
     assert f"with site file {site}" in out
-    line = next(l for l in out.splitlines() if "ratio_cutoff.standard" in l)
+    line = next(row for row in out.splitlines() if "ratio_cutoff.standard" in row)
     assert "12.5" in line
 
 

@@ -54,8 +54,10 @@ def _nested_request(depth: int) -> bytes:
     inner = depth - 2  # the body object and the context object are two levels
     value = "[" * inner + "]" * inner
     prefetch = json.dumps(builtin_request("patient-view")["prefetch"]).encode()
-    return (b'{"hook": "patient-view", "hookInstance": "i", "prefetch": ' + prefetch + b', '
-            b'"context": {"userId": "u", "patientId": "p", "extension": ' + value.encode() + b"}}")
+    return (
+        b'{"hook": "patient-view", "hookInstance": "i", "prefetch": ' + prefetch + b", "
+        b'"context": {"userId": "u", "patientId": "p", "extension": ' + value.encode() + b"}}"
+    )
 
 
 @pytest.mark.parametrize("depth, status", [(64, 200), (65, 400)], ids=["at-limit", "one-level-over"])
@@ -147,13 +149,16 @@ def test_non_array_bundle_entry_is_a_clear_400(client):
     assert _issue(response)["location"] == ["$.prefetch.conditions.entry"]
 
 
-@pytest.mark.parametrize("hook, field, value", [
-    ("patient-view", "selections", 5),
-    ("patient-view", "selections", [{"not": "a string"}]),
-    ("patient-view", "draftOrders", 1),
-    ("patient-view", "draftOrders", {"resourceType": "Bundle", "entry": 3}),
-    ("order-sign", "selections", [["nested"]]),
-])
+@pytest.mark.parametrize(
+    "hook, field, value",
+    [
+        ("patient-view", "selections", 5),
+        ("patient-view", "selections", [{"not": "a string"}]),
+        ("patient-view", "draftOrders", 1),
+        ("patient-view", "draftOrders", {"resourceType": "Bundle", "entry": 3}),
+        ("order-sign", "selections", [["nested"]]),
+    ],
+)
 def test_stray_context_fields_are_ignored_not_a_500(client, hook, field, value):
     """Regression: these were 500s (AttributeError / TypeError) before the fix in validation.py."""
     body = builtin_request(hook)
@@ -169,11 +174,15 @@ def test_schema_error_message_is_bounded(client):
     assert len(response.data) < 2000
 
 
-@pytest.mark.parametrize("value, message", [
-    ("x", "'x' is not valid under any of the given schemas"),
-    ({"entry": []}, "'resourceType' is a required property"),
-    ({"resourceType": "bad"}, "'bad' does not match"),
-], ids=["not-an-object", "no-resourceType", "bad-resourceType"])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("x", "'x' is not valid under any of the given schemas"),
+        ({"entry": []}, "'resourceType' is a required property"),
+        ({"resourceType": "bad"}, "'bad' does not match"),
+    ],
+    ids=["not-an-object", "no-resourceType", "bad-resourceType"],
+)
 def test_a_bad_prefetch_value_is_named_with_its_fault(client, value, message):
     body = builtin_request("patient-view")
     body["prefetch"] = {**body["prefetch"], "odd": value}

@@ -27,10 +27,24 @@ LOAD_BOUND_S = 900
 @pytest.mark.slow
 def test_load_under_gunicorn():
     total = int(os.environ.get("TACRO_CDS_LOAD_REQUESTS", "10000"))
-    run = subprocess.run([sys.executable, "-m", "bench.load", "--requests", str(total), "--json", str(REPORT),
-                          "--max-seconds", str(LOAD_BOUND_S)],
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                         timeout=LOAD_BOUND_S + START_TIMEOUT_S + 60)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--requests",
+            str(total),
+            "--json",
+            str(REPORT),
+            "--max-seconds",
+            str(LOAD_BOUND_S),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=LOAD_BOUND_S + START_TIMEOUT_S + 60,
+    )
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     report = json.loads(REPORT.read_text())
@@ -39,8 +53,10 @@ def test_load_under_gunicorn():
     assert set(report["status_mix"]) == {"200", "400", "404", "413"}
     expected = report["expected"]
     assert {name: status for name, status in expected.items() if name.startswith("prefetched:builtin")} == {
-        "prefetched:builtin/order-select": 200, "prefetched:builtin/order-sign": 200,
-        "prefetched:builtin/patient-view": 200}
+        "prefetched:builtin/order-select": 200,
+        "prefetched:builtin/order-sign": 200,
+        "prefetched:builtin/patient-view": 200,
+    }
     assert expected["unknown-service"] == 404 and expected["too-large"] == 413
     assert {expected[k] for k in expected if k.startswith("invalid:")} == {400}
     assert expected["discovery"] == expected["healthz"] == 200

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-
 from fhir_doubles import hook_body
-from service.logs import JsonFormatter
+
+from service.ops.logs import JsonFormatter
 
 SECRET = "Hanako-Yamada-1987-03-14"
 
@@ -31,8 +32,16 @@ def logged() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 
 def _format(message: str, level: int = logging.WARNING, exc_info: Any = None, **extra: Any) -> dict[str, Any]:
-    record = logging.makeLogRecord({"name": "tacro_cds.test", "levelno": level, "levelname": logging.getLevelName(level),
-                                    "msg": message, "exc_info": exc_info, **extra})
+    record = logging.makeLogRecord(
+        {
+            "name": "tacro_cds.test",
+            "levelno": level,
+            "levelname": logging.getLevelName(level),
+            "msg": message,
+            "exc_info": exc_info,
+            **extra,
+        }
+    )
     result: dict[str, Any] = json.loads(JsonFormatter().format(record))
     return result
 
@@ -54,8 +63,15 @@ def test_structured_values_are_written_as_their_type_only():
 
 
 def test_fields_named_for_secrets_or_records_are_withheld_and_long_strings_cut():
-    line = _format("odd", access_token=SECRET, patient_id=SECRET, request_body=SECRET, family_name=SECRET,
-                   hookInstance="d1577c69", note="x" * 1000)
+    line = _format(
+        "odd",
+        access_token=SECRET,
+        patient_id=SECRET,
+        request_body=SECRET,
+        family_name=SECRET,
+        hookInstance="d1577c69",
+        note="x" * 1000,
+    )
     assert SECRET not in json.dumps(line)
     assert line["access_token"] == line["patient_id"] == line["request_body"] == "[withheld]"
     assert line["hookInstance"] == "d1577c69"

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jwt_support import ISSUER, auth_config, bearer, ec_signer
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.samples import ACCESS_TOKEN, FAKE_JWT, SECRETS, builtin_request, with_secrets
-from cards.rules.data_quality import KIND as DATA_QUALITY_KIND, MISSING_KIND
-from jwt_support import ISSUER, auth_config, bearer, ec_signer
-from service import metrics, store
-from service.fhir_client import FhirError
-from service.render import TOPICS
+from cards.rules.data_quality import KIND as DATA_QUALITY_KIND
+from cards.rules.data_quality import MISSING_KIND
+from service.fhir.client import FhirError
+from service.hooks.render import TOPICS
+from service.ops import metrics
+from service.storage import store
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "metrics-token-6f1c2b"
@@ -48,14 +50,16 @@ def metrics_client(make_app):
 
 # -- who may scrape -----------------------------------------------------------------------------------
 
+
 def test_metrics_is_not_served_without_a_token_or_open_setting(make_app):
     response = make_app().test_client().get("/metrics")
     assert response.status_code == 404
     assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
-@pytest.mark.parametrize("headers", [{}, bearer("wrong-token"), {"Authorization": f"Basic {METRICS_TOKEN}"},
-                                     {"Authorization": "Bearer "}])
+@pytest.mark.parametrize(
+    "headers", [{}, bearer("wrong-token"), {"Authorization": f"Basic {METRICS_TOKEN}"}, {"Authorization": "Bearer "}]
+)
 def test_metrics_needs_the_metrics_token(metrics_client, headers):
     response = metrics_client.get("/metrics", headers=headers)
     assert response.status_code == 401
@@ -64,9 +68,16 @@ def test_metrics_needs_the_metrics_token(metrics_client, headers):
 
 def test_metrics_with_the_token_is_prometheus_text(metrics_client):
     families = {f.name for f in text_string_to_metric_families(scrape(metrics_client))}
-    assert {"tacro_cds_http_requests", "tacro_cds_hook_calls", "tacro_cds_hook_call_duration_seconds",
-            "tacro_cds_fhir_request_duration_seconds", "tacro_cds_fhir_request_failures",
-            "tacro_cds_cards_issued", "tacro_cds_feedback_stored", "tacro_cds_jwt_rejections"} <= families
+    assert {
+        "tacro_cds_http_requests",
+        "tacro_cds_hook_calls",
+        "tacro_cds_hook_call_duration_seconds",
+        "tacro_cds_fhir_request_duration_seconds",
+        "tacro_cds_fhir_request_failures",
+        "tacro_cds_cards_issued",
+        "tacro_cds_feedback_stored",
+        "tacro_cds_jwt_rejections",
+    } <= families
 
 
 def test_metrics_open_serves_without_a_token(make_app):
@@ -83,6 +94,7 @@ def test_metrics_token_is_not_a_cds_client_jwt(make_app):
 
 # -- what a call counts -------------------------------------------------------------------------------
 
+
 def test_a_hook_call_is_counted_by_service_hook_and_status_with_its_time_and_cards(metrics_client):
     labels = {"service": SERVICE, "hook": "patient-view", "status": "200"}
     before = value("tacro_cds_hook_calls_total", **labels)
@@ -96,19 +108,21 @@ def test_a_hook_call_is_counted_by_service_hook_and_status_with_its_time_and_car
     for card in cards:
         key = (card["source"].get("topic", {}).get("code", MISSING_KIND), card["indicator"])
         expected[key] = expected.get(key, 0) + 1
-    issued_before = {key: value("tacro_cds_cards_issued_total", service=SERVICE, kind=key[0], indicator=key[1])
-                     for key in expected}
+    issued_before = {
+        key: value("tacro_cds_cards_issued_total", service=SERVICE, kind=key[0], indicator=key[1]) for key in expected
+    }
 
     metrics_client.post(f"/cds-services/{SERVICE}", json=body)
 
     assert value("tacro_cds_hook_calls_total", **labels) == before + 2
     assert value("tacro_cds_hook_call_duration_seconds_count", service=SERVICE, hook="patient-view") == timed + 2
     for key, count in expected.items():
-        assert value("tacro_cds_cards_issued_total", service=SERVICE, kind=key[0], indicator=key[1]) \
-            == issued_before[key] + count, key
+        assert (
+            value("tacro_cds_cards_issued_total", service=SERVICE, kind=key[0], indicator=key[1])
+            == issued_before[key] + count
+        ), key
     text = scrape(metrics_client)
-    assert 'tacro_cds_hook_call_duration_seconds_bucket{hook="patient-view",le="0.5",' \
-           f'service="{SERVICE}"}}' in text
+    assert f'tacro_cds_hook_call_duration_seconds_bucket{{hook="patient-view",le="0.5",service="{SERVICE}"}}' in text
 
 
 def test_a_refused_call_is_counted_with_its_status(metrics_client):
@@ -158,8 +172,9 @@ def test_feedback_is_counted_by_outcome_and_refusals_by_reason(metrics_client):
     stored = value("tacro_cds_feedback_stored_total", service=SERVICE, outcome="overridden")
     refused = value("tacro_cds_feedback_refused_total", service=SERVICE, reason="unknown-card")
     entry = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-25T09:00:00Z"}
-    answer = metrics_client.post(f"/cds-services/{SERVICE}/feedback", json={"feedback": [
-        entry, {**entry, "card": "never-issued"}]})
+    answer = metrics_client.post(
+        f"/cds-services/{SERVICE}/feedback", json={"feedback": [entry, {**entry, "card": "never-issued"}]}
+    )
     assert answer.get_json() == {"stored": 1, "refused": {"unknown-card": 1}}
     assert value("tacro_cds_feedback_stored_total", service=SERVICE, outcome="overridden") == stored + 1
     assert value("tacro_cds_feedback_refused_total", service=SERVICE, reason="unknown-card") == refused + 1
@@ -188,8 +203,7 @@ def test_no_patient_data_token_or_issuer_reaches_the_scrape(make_app):
     for hook, service in (("patient-view", SERVICE), ("order-select", "tacrolimus-order-select")):
         body = with_secrets(builtin_request(hook))
         url = f"http://localhost/cds-services/{service}"
-        assert client.post(f"/cds-services/{service}", json=body,
-                           headers=bearer(signer.mint(url))).status_code == 200
+        assert client.post(f"/cds-services/{service}", json=body, headers=bearer(signer.mint(url))).status_code == 200
         client.post(f"/cds-services/{service}", json=body, headers=bearer(FAKE_JWT))  # refused
     text = scrape(client)
     for secret in (*SECRETS, ACCESS_TOKEN, ISSUER, METRICS_TOKEN, "dr-hardening", "draft-tac-1"):
@@ -197,6 +211,7 @@ def test_no_patient_data_token_or_issuer_reaches_the_scrape(make_app):
 
 
 # -- closed vocabularies ------------------------------------------------------------------------------
+
 
 def test_label_words_outside_a_vocabulary_are_other():
     assert metrics.closed("tacrolimus-order-select", metrics.SERVICES) == "tacrolimus-order-select"
@@ -207,9 +222,9 @@ def test_label_words_outside_a_vocabulary_are_other():
 
 
 def _rejection_reasons() -> set[str]:
-    """Every reason service.auth refuses a caller with (the literal text, or an f-string's fixed part
+    """Every reason service.api.auth refuses a caller with (the literal text, or an f-string's fixed part
     for each value it takes)."""
-    tree = ast.parse((ROOT / "service" / "auth.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "service" / "api" / "auth.py").read_text(encoding="utf-8"))
     reasons: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_Rejected":
@@ -219,7 +234,8 @@ def _rejection_reasons() -> set[str]:
             elif isinstance(arg, ast.JoinedStr):
                 fixed = "".join(v.value for v in arg.values if isinstance(v, ast.Constant))
                 if fixed == "missing claim ":
-                    from service.auth import REQUIRED_CLAIMS
+                    from service.api.auth import REQUIRED_CLAIMS
+
                     reasons.update(f"missing claim {name}" for name in REQUIRED_CLAIMS)
                 else:
                     reasons.add(fixed)
@@ -242,13 +258,20 @@ def _subclasses(cls: type) -> set[type]:
 def test_every_fhir_failure_code_has_its_own_label():
     codes = {FhirError.code} | {c.code for c in _subclasses(FhirError)}
     assert codes == metrics.FHIR_FAILURES
-    prefetch_codes = set(re.findall(r'code="([a-z-]+)"|"(prefetch-[a-z-]+)"',
-                                    (ROOT / "service" / "prefetch.py").read_text(encoding="utf-8")))
+    prefetch_codes = set(
+        re.findall(
+            r'code="([a-z-]+)"|"(prefetch-[a-z-]+)"',
+            (ROOT / "service" / "hooks" / "prefetch.py").read_text(encoding="utf-8"),
+        )
+    )
     assert {a or b for a, b in prefetch_codes} <= metrics.PREFETCH_REASONS
 
 
 def test_every_feedback_refusal_and_card_family_has_its_own_label():
-    returns = [node.value for node in ast.walk(ast.parse(inspect.getsource(store._refusal)))
-               if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)]
+    returns = [
+        node.value
+        for node in ast.walk(ast.parse(inspect.getsource(store._refusal)))
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
+    ]
     assert {r.value for r in returns} - {None} == metrics.FEEDBACK_REFUSALS
     assert set(TOPICS) | {MISSING_KIND, DATA_QUALITY_KIND} == metrics.CARD_FAMILIES

@@ -13,23 +13,39 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, insert, inspect, text)
+from conftest import FIXED_NOW, SteppingClock
+from db_support import DATABASES, empty_database
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 
-from service import create_app, migrate
-from service.cli import main as cli_main
+from service import create_app
+from service.cli.main import main as cli_main
 from service.errors import DatabaseSchemaError
-from service.store import Store, build_engine, metadata
-from conftest import FIXED_NOW, SteppingClock
+from service.storage import migrate
+from service.storage.store import Store, build_engine, metadata
 
-from db_support import DATABASES, empty_database
 SERVICE = "tacrolimus-order-select"
 NOW = FIXED_NOW.replace(tzinfo=None)
 
@@ -50,81 +66,102 @@ def engine(db_url) -> Iterator[Engine]:
 
 # --- the schemas made before migrations -----------------------------------------------------------
 
+
 def _first_release_tables() -> MetaData:
     """The tables of the first release with a store: no caller columns, no later index."""
     old = MetaData()
-    Table("feedback", old,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("service_id", String(100), nullable=False),
-          Column("card_uuid", Text, nullable=False),
-          Column("card_kind", Text, nullable=True),
-          Column("outcome", String(20), nullable=False),
-          Column("accepted_suggestions", JSON, nullable=True),
-          Column("override_system", Text, nullable=True),
-          Column("override_code", Text, nullable=True),
-          Column("override_display", Text, nullable=True),
-          Column("user_comment", Text, nullable=True),
-          Column("outcome_timestamp", DateTime, nullable=False),
-          Column("received_at", DateTime, nullable=False),
-          Index("ix_feedback_service", "service_id"))
-    Table("issued_cards", old,
-          Column("card_uuid", Text, primary_key=True),
-          Column("service_id", String(100), nullable=False),
-          Column("kind", Text, nullable=False),
-          Column("issued_at", DateTime, nullable=False))
-    Table("seen_jti", old,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("iss", Text, nullable=False),
-          Column("jti", Text, nullable=False),
-          Column("expires_at", DateTime, nullable=False),
-          UniqueConstraint("iss", "jti", name="uq_seen_jti_iss_jti"),
-          Index("ix_seen_jti_expires", "expires_at"))
+    Table(
+        "feedback",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("service_id", String(100), nullable=False),
+        Column("card_uuid", Text, nullable=False),
+        Column("card_kind", Text, nullable=True),
+        Column("outcome", String(20), nullable=False),
+        Column("accepted_suggestions", JSON, nullable=True),
+        Column("override_system", Text, nullable=True),
+        Column("override_code", Text, nullable=True),
+        Column("override_display", Text, nullable=True),
+        Column("user_comment", Text, nullable=True),
+        Column("outcome_timestamp", DateTime, nullable=False),
+        Column("received_at", DateTime, nullable=False),
+        Index("ix_feedback_service", "service_id"),
+    )
+    Table(
+        "issued_cards",
+        old,
+        Column("card_uuid", Text, primary_key=True),
+        Column("service_id", String(100), nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("issued_at", DateTime, nullable=False),
+    )
+    Table(
+        "seen_jti",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("iss", Text, nullable=False),
+        Column("jti", Text, nullable=False),
+        Column("expires_at", DateTime, nullable=False),
+        UniqueConstraint("iss", "jti", name="uq_seen_jti_iss_jti"),
+        Index("ix_seen_jti_expires", "expires_at"),
+    )
     return old
 
 
 def _tables_before_migrations() -> MetaData:
     """The tables as the last release before migrations created them in a new database."""
     old = MetaData()
-    Table("feedback", old,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("service_id", String(100), nullable=False),
-          Column("card_uuid", Text, nullable=False),
-          Column("card_kind", Text, nullable=True),
-          Column("outcome", String(20), nullable=False),
-          Column("accepted_suggestions", JSON, nullable=True),
-          Column("override_system", Text, nullable=True),
-          Column("override_code", Text, nullable=True),
-          Column("override_display", Text, nullable=True),
-          Column("user_comment", Text, nullable=True),
-          Column("outcome_timestamp", DateTime, nullable=False),
-          Column("received_at", DateTime, nullable=False),
-          Column("issuer", Text, nullable=False, server_default=""),
-          Column("tenant", Text, nullable=True),
-          Index("ix_feedback_service", "service_id"),
-          Index("ix_feedback_issuer_received", "issuer", "received_at"),
-          Index("uq_feedback_card_caller_outcome", "service_id", "card_uuid", "issuer", "outcome", unique=True))
-    Table("issued_cards", old,
-          Column("card_uuid", Text, primary_key=True),
-          Column("service_id", String(100), nullable=False),
-          Column("kind", Text, nullable=False),
-          Column("issued_at", DateTime, nullable=False),
-          Column("issuer", Text, nullable=False, server_default=""),
-          Column("tenant", Text, nullable=True),
-          Column("override_codes", JSON, nullable=True),
-          Index("ix_issued_cards_issued_at", "issued_at"))
-    Table("seen_jti", old,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("iss", Text, nullable=False),
-          Column("jti", Text, nullable=False),
-          Column("expires_at", DateTime, nullable=False),
-          UniqueConstraint("iss", "jti", name="uq_seen_jti_iss_jti"),
-          Index("ix_seen_jti_expires", "expires_at"))
+    Table(
+        "feedback",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("service_id", String(100), nullable=False),
+        Column("card_uuid", Text, nullable=False),
+        Column("card_kind", Text, nullable=True),
+        Column("outcome", String(20), nullable=False),
+        Column("accepted_suggestions", JSON, nullable=True),
+        Column("override_system", Text, nullable=True),
+        Column("override_code", Text, nullable=True),
+        Column("override_display", Text, nullable=True),
+        Column("user_comment", Text, nullable=True),
+        Column("outcome_timestamp", DateTime, nullable=False),
+        Column("received_at", DateTime, nullable=False),
+        Column("issuer", Text, nullable=False, server_default=""),
+        Column("tenant", Text, nullable=True),
+        Index("ix_feedback_service", "service_id"),
+        Index("ix_feedback_issuer_received", "issuer", "received_at"),
+        Index("uq_feedback_card_caller_outcome", "service_id", "card_uuid", "issuer", "outcome", unique=True),
+    )
+    Table(
+        "issued_cards",
+        old,
+        Column("card_uuid", Text, primary_key=True),
+        Column("service_id", String(100), nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("issued_at", DateTime, nullable=False),
+        Column("issuer", Text, nullable=False, server_default=""),
+        Column("tenant", Text, nullable=True),
+        Column("override_codes", JSON, nullable=True),
+        Index("ix_issued_cards_issued_at", "issued_at"),
+    )
+    Table(
+        "seen_jti",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("iss", Text, nullable=False),
+        Column("jti", Text, nullable=False),
+        Column("expires_at", DateTime, nullable=False),
+        UniqueConstraint("iss", "jti", name="uq_seen_jti_iss_jti"),
+        Index("ix_seen_jti_expires", "expires_at"),
+    )
     return old
 
 
 # What the earlier start-up patch ran on a first-release database, column by column.
-PATCHED_COLUMNS = {"feedback": ["issuer TEXT NOT NULL DEFAULT ''", "tenant TEXT"],
-                   "issued_cards": ["issuer TEXT NOT NULL DEFAULT ''", "tenant TEXT", "override_codes JSON"]}
+PATCHED_COLUMNS = {
+    "feedback": ["issuer TEXT NOT NULL DEFAULT ''", "tenant TEXT"],
+    "issued_cards": ["issuer TEXT NOT NULL DEFAULT ''", "tenant TEXT", "override_codes JSON"],
+}
 
 
 def _build_first_release(engine: Engine) -> MetaData:
@@ -167,35 +204,66 @@ def _fill(engine: Engine, old: MetaData, *, repeats: bool) -> None:
     caller: dict[str, Any] = {"issuer": "https://ehr.example.org", "tenant": "t1"} if has_caller else {}
     with engine.begin() as conn:
         for n, kind in enumerate(["dose", "trough", "interaction:fluconazole"]):
-            row = {"card_uuid": f"old-card-{n}", "service_id": SERVICE, "kind": kind,
-                   "issued_at": NOW - timedelta(hours=2)}
+            row = {
+                "card_uuid": f"old-card-{n}",
+                "service_id": SERVICE,
+                "kind": kind,
+                "issued_at": NOW - timedelta(hours=2),
+            }
             row.update(caller)
             if "override_codes" in issued.c:
                 row["override_codes"] = ["clinical-judgement"]
             conn.execute(insert(issued).values(**row))
-        entries = [("old-card-0", "accepted", None, None), ("old-card-1", "overridden", "clinical-judgement", "seen by the ward")]
+        entries = [
+            ("old-card-0", "accepted", None, None),
+            ("old-card-1", "overridden", "clinical-judgement", "seen by the ward"),
+        ]
         if repeats:
             entries.append(("old-card-0", "accepted", None, "sent again"))
         for card, outcome, code, comment in entries:
             kind = "dose" if card == "old-card-0" else "trough"
-            conn.execute(insert(feedback).values(
-                service_id=SERVICE, card_uuid=card, card_kind=kind, outcome=outcome,
-                accepted_suggestions=["s1"] if outcome == "accepted" else None,
-                override_system="http://example.org/fhir/CodeSystem/tacro-cds-override" if code else None,
-                override_code=code, override_display=None, user_comment=comment,
-                outcome_timestamp=NOW - timedelta(hours=1), received_at=NOW - timedelta(hours=1),
-                **caller))
+            conn.execute(
+                insert(feedback).values(
+                    service_id=SERVICE,
+                    card_uuid=card,
+                    card_kind=kind,
+                    outcome=outcome,
+                    accepted_suggestions=["s1"] if outcome == "accepted" else None,
+                    override_system="http://example.org/fhir/CodeSystem/tacro-cds-override" if code else None,
+                    override_code=code,
+                    override_display=None,
+                    user_comment=comment,
+                    outcome_timestamp=NOW - timedelta(hours=1),
+                    received_at=NOW - timedelta(hours=1),
+                    **caller,
+                )
+            )
         for n in range(2):
-            conn.execute(insert(seen).values(iss="https://ehr.example.org", jti=f"jti-{n}",
-                                             expires_at=NOW + timedelta(minutes=5)))
+            conn.execute(
+                insert(seen).values(
+                    iss="https://ehr.example.org", jti=f"jti-{n}", expires_at=NOW + timedelta(minutes=5)
+                )
+            )
 
 
 def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, by the columns every schema has."""
-    columns = {"feedback": ["id", "service_id", "card_uuid", "card_kind", "outcome", "accepted_suggestions",
-                            "override_code", "user_comment", "outcome_timestamp", "received_at"],
-               "issued_cards": ["card_uuid", "service_id", "kind", "issued_at"],
-               "seen_jti": ["iss", "jti", "expires_at"]}
+    columns = {
+        "feedback": [
+            "id",
+            "service_id",
+            "card_uuid",
+            "card_kind",
+            "outcome",
+            "accepted_suggestions",
+            "override_code",
+            "user_comment",
+            "outcome_timestamp",
+            "received_at",
+        ],
+        "issued_cards": ["card_uuid", "service_id", "kind", "issued_at"],
+        "seen_jti": ["iss", "jti", "expires_at"],
+    }
     found = {}
     with engine.connect() as conn:
         for table, names in columns.items():
@@ -216,14 +284,28 @@ def _revision(engine: Engine) -> str | None:
 
 def _post_feedback_and_summarise(url: str, tmp_path, store: Store) -> dict[str, Any]:
     """Through the service: a card issued, feedback on it posted, the summary read."""
-    app = create_app({"AUTH_REQUIRED": False, "FEEDBACK_DB": url, "DATA_DIR": str(tmp_path / "data")},
-                     clock=lambda: FIXED_NOW, store=store)
-    store.record_cards(SERVICE, [{"uuid": "new-card", "summary": "s", "indicator": "info",
-                                  "source": {"label": "l"}}], ["dose"])
+    app = create_app(
+        {"AUTH_REQUIRED": False, "FEEDBACK_DB": url, "DATA_DIR": str(tmp_path / "data")},
+        clock=lambda: FIXED_NOW,
+        store=store,
+    )
+    store.record_cards(
+        SERVICE, [{"uuid": "new-card", "summary": "s", "indicator": "info", "source": {"label": "l"}}], ["dose"]
+    )
     client = app.test_client()
-    posted = client.post(f"/cds-services/{SERVICE}/feedback", json={"feedback": [
-        {"card": "new-card", "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}],
-         "outcomeTimestamp": "2026-11-25T08:59:00Z"}]})
+    posted = client.post(
+        f"/cds-services/{SERVICE}/feedback",
+        json={
+            "feedback": [
+                {
+                    "card": "new-card",
+                    "outcome": "accepted",
+                    "acceptedSuggestions": [{"id": "s1"}],
+                    "outcomeTimestamp": "2026-11-25T08:59:00Z",
+                }
+            ]
+        },
+    )
     assert posted.status_code == 200 and posted.get_json() == {"stored": 1}
     summary = client.get(f"/cds-services/{SERVICE}/feedback/summary")
     assert summary.status_code == 200
@@ -231,6 +313,7 @@ def _post_feedback_and_summarise(url: str, tmp_path, store: Store) -> dict[str, 
 
 
 # --- fresh databases --------------------------------------------------------------------------------
+
 
 def test_a_fresh_database_is_brought_to_the_newest_revision(engine):
     done = migrate.bring_up_to_date(engine)
@@ -256,6 +339,7 @@ def test_the_model_check_sees_a_column_no_migration_adds(engine):
 
 
 # --- databases made before migrations -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_a_database_made_before_migrations_is_upgraded_with_every_row_kept(db_url, engine, tmp_path, shape):
@@ -335,6 +419,7 @@ def test_workers_opening_a_database_made_before_migrations_together_upgrade_it_o
 
 # --- databases the service refuses ----------------------------------------------------------------
 
+
 def _stamp(engine: Engine, revision: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
@@ -376,6 +461,7 @@ def test_with_automatic_upgrade_off_a_database_behind_stops_start_up_until_upgra
 
 # --- the command ----------------------------------------------------------------------------------
 
+
 def test_db_upgrade_and_status_commands(db_url, engine, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("TACRO_CDS_FEEDBACK_DB", db_url)
     monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
@@ -409,8 +495,13 @@ def test_serve_stops_before_starting_workers_on_a_newer_database(db_url, engine,
     """gunicorn's master checks the database before it forks: one message, exit status 2."""
     _stamp(engine, "f00d-from-the-future")
     env = {**os.environ, "TACRO_CDS_FEEDBACK_DB": db_url, "TACRO_CDS_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-                           "--workers", "1"], env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli.main", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 2, done.stderr
     assert "tacro-cds: database: the database is at schema revision f00d-from-the-future" in done.stderr
     assert "Booting worker" not in done.stderr

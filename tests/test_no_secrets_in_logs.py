@@ -13,14 +13,15 @@ import copy
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 
 from bench.samples import ACCESS_TOKEN, BIRTH_DATE, FAKE_JWT, FAMILY_NAME, SECRETS, all_requests, with_secrets
-from service.logs import JsonFormatter
+from service.ops.logs import JsonFormatter
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -58,7 +59,7 @@ def captured() -> Iterator[_Capture]:
 class _FhirServer(BaseHTTPRequestHandler):
     """A local FHIR server answering every search with an empty searchset (for the fallback path)."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": 0}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/fhir+json")
@@ -92,8 +93,11 @@ def _identifiers(body: dict[str, Any]) -> set[str]:
     if token:
         found.add(token)
     for value in (body.get("prefetch") or {}).values():
-        resources = [e.get("resource") for e in value.get("entry", [])] if isinstance(value, dict) \
-            and value.get("resourceType") == "Bundle" else [value]
+        resources = (
+            [e.get("resource") for e in value.get("entry", [])]
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle"
+            else [value]
+        )
         for res in resources:
             if isinstance(res, dict) and res.get("resourceType") == "Patient":
                 found.update(filter(None, [res.get("id"), res.get("birthDate")]))
@@ -126,22 +130,27 @@ def _scenarios(fhir_base: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("auth_required", [False, True], ids=["auth-off", "auth-on-rejected"])
 def test_no_secret_or_phi_in_any_log_line(make_app, captured, fhir_server, auth_required):
-    app = make_app(LOG_LEVEL="DEBUG", AUTH_REQUIRED=auth_required, ALLOW_HTTP_FHIR="loopback",
-                   FHIR_TIMEOUT_S=2.0, FHIR_SERVER_ALLOWLIST=[])
+    app = make_app(
+        LOG_LEVEL="DEBUG",
+        AUTH_REQUIRED=auth_required,
+        ALLOW_HTTP_FHIR="loopback",
+        FHIR_TIMEOUT_S=2.0,
+        FHIR_SERVER_ALLOWLIST=[],
+    )
     client = app.test_client()
     secrets: set[str] = set()
     statuses = []
     for name, service, body in _scenarios(fhir_server):
         secrets |= _identifiers(body)
-        response = client.post(f"/cds-services/{service}", json=body,
-                               headers={"Authorization": f"Bearer {FAKE_JWT}"})
+        response = client.post(f"/cds-services/{service}", json=body, headers={"Authorization": f"Bearer {FAKE_JWT}"})
         statuses.append(response.status_code)
         assert response.status_code < 500, name
     # Errors quoting the input are logged nowhere either: a schema error about the patient's name.
     broken = with_secrets(all_requests()[0][2])
     broken["context"]["patientId"] = {"name": FAMILY_NAME, "born": BIRTH_DATE, "token": ACCESS_TOKEN}
-    response = client.post(f"/cds-services/{all_requests()[0][1]}", json=broken,
-                           headers={"Authorization": f"Bearer {FAKE_JWT}"})
+    response = client.post(
+        f"/cds-services/{all_requests()[0][1]}", json=broken, headers={"Authorization": f"Bearer {FAKE_JWT}"}
+    )
     assert response.status_code == (401 if auth_required else 400)
     if auth_required:
         assert set(statuses) == {401}
@@ -153,7 +162,11 @@ def test_http_client_debug_lines_do_not_carry_patient_urls(make_app, captured, f
     it quiet even when the root logger is at DEBUG, so the FHIR fallback cannot leak through it."""
     make_app(LOG_LEVEL="DEBUG")
     patient = "pt-Url-Leak-Check-77"
-    requests.get(f"{fhir_server}/Observation", params={"patient": patient}, timeout=5,
-                 headers={"Authorization": f"Bearer {ACCESS_TOKEN}"})
+    requests.get(
+        f"{fhir_server}/Observation",
+        params={"patient": patient},
+        timeout=5,
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
     for line in captured.lines:
         assert patient not in line and ACCESS_TOKEN not in line, line

@@ -10,20 +10,37 @@ from cards.model import Action
 from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
 
 SANDBOX_DRAFT = {
-    "resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
+    "resourceType": "MedicationRequest",
+    "id": "d1",
+    "status": "draft",
+    "intent": "order",
     "subject": {"reference": "Patient/p1"},
     "category": {"coding": [{"code": "outpatient"}]},
     "medicationCodeableConcept": {"text": "tacrolimus 1 mg capsule"},
-    "dosageInstruction": [{"doseAndRate": {"doseQuantity": {"value": 2, "unit": "{pill}"}},
-                           "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}],
+    "dosageInstruction": [
+        {
+            "doseAndRate": {"doseQuantity": {"value": 2, "unit": "{pill}"}},
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+        }
+    ],
 }
 
 
 def fact(resource):
-    return MedicationFact(source="MedicationRequest/d1", resource_type="MedicationRequest", status="draft",
-                          display="tacrolimus 1 mg capsule", ingredients=("tacrolimus",),
-                          recognised_by="text", matched="tacrolimus", strength_mg=1.0, daily_dose_mg=2.0,
-                          doses_per_day=1.0, is_draft=True, resource=resource)
+    return MedicationFact(
+        source="MedicationRequest/d1",
+        resource_type="MedicationRequest",
+        status="draft",
+        display="tacrolimus 1 mg capsule",
+        ingredients=("tacrolimus",),
+        recognised_by="text",
+        matched="tacrolimus",
+        strength_mg=1.0,
+        daily_dose_mg=2.0,
+        doses_per_day=1.0,
+        is_draft=True,
+        resource=resource,
+    )
 
 
 def test_dose_update_of_a_sandbox_draft_is_valid_fhir_with_only_the_dose_changed():
@@ -32,8 +49,9 @@ def test_dose_update_of_a_sandbox_draft_is_valid_fhir_with_only_the_dose_changed
     assert updated["dosageInstruction"][0]["doseAndRate"] == [{"doseQuantity": {"value": 1, "unit": "{pill}"}}]
     assert updated["category"] == [SANDBOX_DRAFT["category"]]
     assert updated["dosageInstruction"][0]["text"] == "1 capsule (1 mg) by mouth once daily (1 mg/day)"
-    assert {k: v for k, v in updated.items() if k not in ("dosageInstruction", "category")} == \
-        {k: v for k, v in SANDBOX_DRAFT.items() if k not in ("dosageInstruction", "category")}
+    assert {k: v for k, v in updated.items() if k not in ("dosageInstruction", "category")} == {
+        k: v for k, v in SANDBOX_DRAFT.items() if k not in ("dosageInstruction", "category")
+    }
     assert isinstance(SANDBOX_DRAFT["dosageInstruction"][0]["doseAndRate"], dict)  # input untouched
 
 
@@ -41,7 +59,9 @@ def test_timing_update_of_a_sandbox_draft_is_valid_fhir():
     updated = with_timing(fact(SANDBOX_DRAFT), "2026-12-02", "2026-12-17")
     MedicationRequest.model_validate(updated)
     assert updated["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {
-        "start": "2026-12-02", "end": "2026-12-17"}
+        "start": "2026-12-02",
+        "end": "2026-12-17",
+    }
 
 
 def test_dosage_instruction_that_is_not_a_list_gives_no_suggestion_and_no_error():
@@ -51,20 +71,39 @@ def test_dosage_instruction_that_is_not_a_list_gives_no_suggestion_and_no_error(
 
 
 MG_ORDER = {
-    "resourceType": "MedicationRequest", "id": "a1", "status": "active", "intent": "order",
-    "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-01",
+    "resourceType": "MedicationRequest",
+    "id": "a1",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/p1"},
+    "authoredOn": "2026-11-01",
     "medicationCodeableConcept": {"text": "tacrolimus 1 mg capsule"},
-    "dosageInstruction": [{"text": "3 mg once daily after dinner", "patientInstruction": "Take 3 mg after dinner",
-                           "doseAndRate": [{"doseQuantity": {"value": 1.5, "unit": "mg", "code": "mg"}}],
-                           "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}}],
+    "dosageInstruction": [
+        {
+            "text": "3 mg once daily after dinner",
+            "patientInstruction": "Take 3 mg after dinner",
+            "doseAndRate": [{"doseQuantity": {"value": 1.5, "unit": "mg", "code": "mg"}}],
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        }
+    ],
 }
 
 
 def mg_fact(status="active"):
-    return MedicationFact(source="MedicationRequest/a1", resource_type="MedicationRequest", status=status,
-                          display="tacrolimus 1 mg capsule", ingredients=("tacrolimus",), recognised_by="text",
-                          matched="tacrolimus", strength_mg=1.0, daily_dose_mg=3.0, doses_per_day=2.0,
-                          is_draft=status == "draft", resource=dict(MG_ORDER, status=status))
+    return MedicationFact(
+        source="MedicationRequest/a1",
+        resource_type="MedicationRequest",
+        status=status,
+        display="tacrolimus 1 mg capsule",
+        ingredients=("tacrolimus",),
+        recognised_by="text",
+        matched="tacrolimus",
+        strength_mg=1.0,
+        daily_dose_mg=3.0,
+        doses_per_day=2.0,
+        is_draft=status == "draft",
+        resource=dict(MG_ORDER, status=status),
+    )
 
 
 @pytest.mark.parametrize("daily,per_dose", [(2, 1), (1, 0.5), (3, 1.5)])

@@ -42,26 +42,10 @@ def _package_data(package: str) -> list[str]:
     return [pattern.strip() for pattern in raw.split(",") if pattern.strip()]
 
 
-def test_fixture_scenarios_ship_as_package_data():
-    """Every scenario file is matched by a package-data pattern, so an installed service can demo."""
-    from service.fixtures_cli import fixtures_dir, scenario_names
-
-    root = fixtures_dir()
-    assert root == ROOT / "fhir_fixtures"
-    names = scenario_names(root)
-    assert len(names) > 30 and "trough-low" in names
-    patterns = _package_data("fhir_fixtures")
-    packages = _setup_cfg()["options.packages.find"]["include"].split()
-    assert "fhir_fixtures" in packages
-    data_files = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
-    assert data_files
-    shipped = {path for pattern in patterns for path in root.glob(pattern)}  # as setuptools globs them
-    unmatched = [str(p.relative_to(root)) for p in data_files if p not in shipped]
-    assert not unmatched
-
-
 def _requirements(lines: str) -> list[Requirement]:
-    return [Requirement(line.strip()) for line in lines.split("\n") if line.strip() and not line.strip().startswith("#")]
+    return [
+        Requirement(line.strip()) for line in lines.split("\n") if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def _imported_top_level_modules() -> dict[str, str]:
@@ -98,8 +82,12 @@ def test_every_imported_package_is_a_declared_dependency():
 def test_every_direct_dependency_has_an_upper_bound():
     cfg = _setup_cfg()
     groups = {"install_requires": cfg["options"]["install_requires"], **dict(cfg["options.extras_require"])}
-    unbounded = [str(r) for text in groups.values() for r in _requirements(text)
-                 if not any(spec.operator in ("<", "<=", "==", "~=") for spec in r.specifier)]
+    unbounded = [
+        str(r)
+        for text in groups.values()
+        for r in _requirements(text)
+        if not any(spec.operator in ("<", "<=", "==", "~=") for spec in r.specifier)
+    ]
     assert not unbounded
 
 
@@ -110,7 +98,9 @@ def test_lock_file_pins_every_runtime_dependency_within_its_bounds():
             name, version = line.split(" ")[0].split("==")
             pinned[canonicalize_name(name)] = version
     cfg = _setup_cfg()
-    wanted = _requirements(cfg["options"]["install_requires"]) + _requirements(cfg["options.extras_require"]["postgres"])
+    wanted = _requirements(cfg["options"]["install_requires"]) + _requirements(
+        cfg["options.extras_require"]["postgres"]
+    )
     for requirement in wanted:
         version = pinned.get(canonicalize_name(requirement.name))
         assert version is not None, f"{requirement.name} is not in requirements.lock"
@@ -121,17 +111,18 @@ def test_lock_file_pins_every_runtime_dependency_within_its_bounds():
 def test_migration_scripts_ship_with_the_package():
     """Alembic reads env.py, the revisions and the revision template from the installed package:
     each is in a package setuptools finds, or matched by a package-data pattern."""
-    root = ROOT / "service"
+    root = ROOT / "service" / "storage"
     files = [p for p in (root / "migrations").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     assert {"env.py", "script.py.mako", "0001_baseline.py"} <= {p.name for p in files}
     include = _setup_cfg()["options.packages.find"]["include"].split()
-    shipped = {path for pattern in _package_data("service") for path in root.glob(pattern)}
+    shipped = {path for pattern in _package_data("service") for path in (ROOT / "service").glob(pattern)}
     missing = []
     for path in files:
         if path.suffix == ".py":
             package = ".".join(path.parent.relative_to(ROOT).parts)
             in_package = (path.parent / "__init__.py").is_file() and any(
-                fnmatch.fnmatchcase(package, pattern) for pattern in include)
+                fnmatch.fnmatchcase(package, pattern) for pattern in include
+            )
             if not in_package:
                 missing.append(str(path.relative_to(ROOT)))
         elif path not in shipped:
@@ -145,26 +136,39 @@ def test_a_service_installed_without_its_checkout_migrates_a_database(tmp_path):
     checkout, runs `tacro-cds db upgrade` on a new database and then finds it up to date."""
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    for folder in ("service", "cards", "fhir_fixtures"):
+    for folder in ("service", "cards", "fhir_fixtures", "tacro_dev"):
         shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     wheel = next((tmp_path / "dist").glob("tacro_cds-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     database = tmp_path / "db" / "store.sqlite"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TACRO_CDS_")},
-           "PYTHONPATH": str(tmp_path / "site"), "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{database}",
-           "TACRO_CDS_DATA_DIR": str(tmp_path / "data")}
-    script = ("import sys, service; from service.cli import main; "
-              "print(service.__file__); sys.exit(main(sys.argv[1:]))")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TACRO_CDS_")},
+        "PYTHONPATH": str(tmp_path / "site"),
+        "TACRO_CDS_FEEDBACK_DB": f"sqlite:///{database}",
+        "TACRO_CDS_DATA_DIR": str(tmp_path / "data"),
+    }
+    script = (
+        "import sys, service; from service.cli.main import main; print(service.__file__); sys.exit(main(sys.argv[1:]))"
+    )
 
     def tacro_cds(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-c", script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
 
     upgraded = tacro_cds("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
@@ -172,3 +176,16 @@ def test_a_service_installed_without_its_checkout_migrates_a_database(tmp_path):
     assert "upgraded from an empty database to revision" in upgraded.stdout
     status = tacro_cds("db", "status")
     assert status.returncode == 0 and "this release needs" in status.stdout, status.stderr
+    # The development tools and their synthetic patients stay in the checkout.
+    assert {p.name for p in (tmp_path / "site").iterdir()} >= {"service", "cards"}
+    for dev_only in ("tacro_dev", "fhir_fixtures"):
+        assert not (tmp_path / "site" / dev_only).exists()
+        imported = subprocess.run(
+            [sys.executable, "-c", f"import {dev_only}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert imported.returncode != 0 and "ModuleNotFoundError" in imported.stderr

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cards.knowledge import load_knowledge
-from service.prefetch_templates import prefetch_templates
+from service.hooks.templates import prefetch_templates
 
 SERVICE = "/cds-services/tacrolimus-patient-view"
 PATIENT = "pt-1"
@@ -18,24 +18,48 @@ TEMPLATES = prefetch_templates(load_knowledge())
 
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
-TROUGH = {"resourceType": "Observation", "id": "lvl", "status": "final",
-          "code": {"coding": [{"system": "http://loinc.org", "code": "77348-1"}]},
-          "effectiveDateTime": "2026-11-24T07:30:00Z",
-          "valueQuantity": {"value": 21.5, "unit": "ng/mL", "system": "http://unitsofmeasure.org", "code": "ng/mL"}}
-ORDER = {"resourceType": "MedicationRequest", "id": "tac", "status": "active", "intent": "order",
-         "subject": {"reference": f"Patient/{PATIENT}"}, "authoredOn": "2026-11-05",
-         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                   "code": "198377"}]},
-         "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d",
-                                                      "boundsPeriod": {"start": "2026-11-05"}}},
-                                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg"}}]}]}
-RIF = {"resourceType": "Condition", "id": "rif", "subject": {"reference": f"Patient/{PATIENT}"},
-       "clinicalStatus": {"coding": [{"code": "active"}]},
-       "code": {"coding": [{"system": LOCAL, "code": "recurrent-implantation-failure"}]}}
+TROUGH = {
+    "resourceType": "Observation",
+    "id": "lvl",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "77348-1"}]},
+    "effectiveDateTime": "2026-11-24T07:30:00Z",
+    "valueQuantity": {"value": 21.5, "unit": "ng/mL", "system": "http://unitsofmeasure.org", "code": "ng/mL"},
+}
+ORDER = {
+    "resourceType": "MedicationRequest",
+    "id": "tac",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": f"Patient/{PATIENT}"},
+    "authoredOn": "2026-11-05",
+    "medicationCodeableConcept": {
+        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "198377"}]
+    },
+    "dosageInstruction": [
+        {
+            "timing": {
+                "repeat": {"frequency": 2, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": "2026-11-05"}}
+            },
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg"}}],
+        }
+    ],
+}
+RIF = {
+    "resourceType": "Condition",
+    "id": "rif",
+    "subject": {"reference": f"Patient/{PATIENT}"},
+    "clinicalStatus": {"coding": [{"code": "active"}]},
+    "code": {"coding": [{"system": LOCAL, "code": "recurrent-implantation-failure"}]},
+}
 
 
 def full_prefetch() -> dict[str, Any]:
@@ -48,8 +72,12 @@ def full_prefetch() -> dict[str, Any]:
 
 
 def call(client, prefetch: dict[str, Any]):
-    body = {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-            "context": {"userId": "Practitioner/doc-1", "patientId": PATIENT}, "prefetch": prefetch}
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/doc-1", "patientId": PATIENT},
+        "prefetch": prefetch,
+    }
     return client.post(SERVICE, json=body)
 
 
@@ -66,11 +94,15 @@ def missing_card(cards: list[dict[str, Any]]) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-@pytest.mark.parametrize("dropped, skipped_check, named", [
-    (("transferAppointments",), "Timing around the embryo transfer", "Embryo transfer appointments"),
-    (("immunology",), "Dose", "Th1/Th2 and NK cell results"),
-    (("chemistry",), "Drug interactions", "Kidney, potassium, glucose and liver results"),
-], ids=["no-transfer-appointments", "no-immunology", "no-chemistry"])
+@pytest.mark.parametrize(
+    "dropped, skipped_check, named",
+    [
+        (("transferAppointments",), "Timing around the embryo transfer", "Embryo transfer appointments"),
+        (("immunology",), "Dose", "Th1/Th2 and NK cell results"),
+        (("chemistry",), "Drug interactions", "Kidney, potassium, glucose and liver results"),
+    ],
+    ids=["no-transfer-appointments", "no-immunology", "no-chemistry"],
+)
 def test_a_critical_trough_is_still_reported_when_another_key_is_missing(make_app, dropped, skipped_check, named):
     response = call(make_app().test_client(), without(*dropped))
     assert response.status_code == 200, response.text

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 import requests
 import responses
+from fhir_doubles import BASE, OUTCOME, PATIENT, TOKEN, RawServer, bundle, fhir_get, hook_body, http_head, observation
 
-from fhir_doubles import (BASE, OUTCOME, PATIENT, TOKEN, RawServer, bundle, fhir_get, hook_body,
-                          http_head, observation)
 from service.config import load_settings
 from service.errors import FhirServerRefusedError, PrefetchUnavailableError
-from service.prefetch import MEDICATIONS, PrefetchResolver
-from service.validation import validate_request
+from service.hooks.prefetch import MEDICATIONS, PrefetchResolver
+from service.hooks.validation import validate_request
 
 TEMPLATES = {
     "patient": "Patient/{{context.patientId}}",
@@ -52,11 +51,14 @@ def rsps():
 
 # -- each prefetch state --------------------------------------------------------------------------
 
+
 def test_present_values_are_used_without_any_call(rsps):
     """2.0: a prefetched key is used as sent; a Bundle's OperationOutcome entries are not data."""
-    prefetch = {"patient": PATIENT_RESOURCE,
-                "chemistry": bundle(observation("o1"), OUTCOME, {"resourceType": "Patient", "id": "x"}),
-                "conditions": bundle({"resourceType": "Condition", "id": "c1"})}
+    prefetch = {
+        "patient": PATIENT_RESOURCE,
+        "chemistry": bundle(observation("o1"), OUTCOME, {"resourceType": "Patient", "id": "x"}),
+        "conditions": bundle({"resourceType": "Condition", "id": "c1"}),
+    }
     data = resolver(no_session).resolve(request_of(hook_body(prefetch)), TEMPLATES)
     assert data["patient"] == [PATIENT_RESOURCE]
     assert [r["id"] for r in data["chemistry"]] == ["o1"]
@@ -64,8 +66,11 @@ def test_present_values_are_used_without_any_call(rsps):
     assert len(rsps.calls) == 0
 
 
-@pytest.mark.parametrize("value", [None, bundle(), {"resourceType": "Bundle", "type": "searchset", "total": 0}],
-                         ids=["null", "empty-searchset", "empty-searchset-without-entry"])
+@pytest.mark.parametrize(
+    "value",
+    [None, bundle(), {"resourceType": "Bundle", "type": "searchset", "total": 0}],
+    ids=["null", "empty-searchset", "empty-searchset-without-entry"],
+)
 def test_null_or_an_empty_searchset_is_an_answer_and_is_not_queried_again(rsps, value):
     """2.0: "If the CDS Client has no data to populate a prefetch template, the prefetch key is
     populated with null" / an empty searchset: there is no such data; do not fetch it again."""
@@ -143,12 +148,16 @@ def test_an_unresolvable_template_token_makes_the_key_unfetchable(rsps):
 
 # -- zero calls when the prefetch is complete -----------------------------------------------------
 
+
 def _templates_of(app, service_id: str = "tacrolimus-patient-view") -> dict[str, str]:
     return dict(app.extensions["tacro_cds"].registry.get(service_id).prefetch)
 
 
-@pytest.mark.parametrize("fhir_server", [BASE, "http://not-allowed.example.org/fhir"],
-                         ids=["fhir-server-given", "fhir-server-that-policy-would-refuse"])
+@pytest.mark.parametrize(
+    "fhir_server",
+    [BASE, "http://not-allowed.example.org/fhir"],
+    ids=["fhir-server-given", "fhir-server-that-policy-would-refuse"],
+)
 def test_a_complete_prefetch_makes_zero_fhir_calls(make_app, fhir_server):
     """2.0: the service fetches only what the prefetch lacks. A complete prefetch means no call at
     all, so the fhirServer policy is not even consulted."""
@@ -171,15 +180,24 @@ FAULTS = {
     "429": {"json": OUTCOME, "status": 429},
     "500": {"json": OUTCOME, "status": 500},
     "503": {"json": OUTCOME, "status": 503},
-    "invalid-json": {"body": "{\"resourceType\": \"Bundle\", "},
+    "invalid-json": {"body": '{"resourceType": "Bundle", '},
     "non-fhir-json": {"json": {"results": []}},
     "html-login-page": {"body": "<html>login</html>", "content_type": "text/html"},
     "operation-outcome-instead-of-bundle": {"json": OUTCOME},
 }
-FAULT_CODES = {"timeout": "fhir-timeout", "connection-refused": "fhir-unreachable", "401": "fhir-unauthorized",
-               "403": "fhir-forbidden", "429": "fhir-rate-limited", "500": "fhir-server-error",
-               "503": "fhir-server-error", "invalid-json": "fhir-invalid-json", "non-fhir-json": "fhir-not-fhir",
-               "html-login-page": "fhir-content-type", "operation-outcome-instead-of-bundle": "fhir-not-fhir"}
+FAULT_CODES = {
+    "timeout": "fhir-timeout",
+    "connection-refused": "fhir-unreachable",
+    "401": "fhir-unauthorized",
+    "403": "fhir-forbidden",
+    "429": "fhir-rate-limited",
+    "500": "fhir-server-error",
+    "503": "fhir-server-error",
+    "invalid-json": "fhir-invalid-json",
+    "non-fhir-json": "fhir-not-fhir",
+    "html-login-page": "fhir-content-type",
+    "operation-outcome-instead-of-bundle": "fhir-not-fhir",
+}
 
 
 @pytest.mark.parametrize("token", [TOKEN, None], ids=["with-token", "without-token"])
@@ -255,21 +273,34 @@ def test_the_issuer_selects_its_allowlist(rsps):
     with pytest.raises(FhirServerRefusedError):
         resolver(FHIR_SERVER_ALLOWLIST=allow).resolve(request, templates, issuer="https://ehr-b.example.org")
     fhir_get(rsps, r"Observation", bundle())
-    assert resolver(FHIR_SERVER_ALLOWLIST=allow).resolve(request, templates,
-                                                         issuer="https://ehr-a.example.org")["chemistry"] == []
+    assert (
+        resolver(FHIR_SERVER_ALLOWLIST=allow).resolve(request, templates, issuer="https://ehr-a.example.org")[
+            "chemistry"
+        ]
+        == []
+    )
 
 
 # -- medicationReference --------------------------------------------------------------------------
 
 MED_TEMPLATES = {"medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active&_count=100"}
-TACROLIMUS_MED = {"resourceType": "Medication", "id": "med-tac",
-                  "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "198377"}]}}
+TACROLIMUS_MED = {
+    "resourceType": "Medication",
+    "id": "med-tac",
+    "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "198377"}]},
+}
 
 
 def med_request(mid: str, reference: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": mid, "status": "active", "intent": "order",
-            "subject": {"reference": f"Patient/{PATIENT}"}, "medicationReference": {"reference": reference},
-            **extra}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": mid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "medicationReference": {"reference": reference},
+        **extra,
+    }
 
 
 def test_a_contained_medication_needs_no_read(rsps):
@@ -288,8 +319,11 @@ def test_a_prefetched_medication_needs_no_read_and_is_returned(rsps):
 
 @pytest.mark.parametrize("token", [TOKEN, None], ids=["with-token", "without-token"])
 def test_a_referenced_medication_is_read_once(rsps, token):
-    prefetch = {"medicationRequests": bundle(med_request("mr1", "Medication/med-tac"),
-                                             med_request("mr2", f"{BASE}/Medication/med-tac/_history/2"))}
+    prefetch = {
+        "medicationRequests": bundle(
+            med_request("mr1", "Medication/med-tac"), med_request("mr2", f"{BASE}/Medication/med-tac/_history/2")
+        )
+    }
     fhir_get(rsps, r"Medication/med-tac", TACROLIMUS_MED, token=token)
     data = resolver().resolve(request_of(hook_body(prefetch, token=token)), MED_TEMPLATES)
     assert data[MEDICATIONS] == [TACROLIMUS_MED]
@@ -299,8 +333,12 @@ def test_a_referenced_medication_is_read_once(rsps, token):
 def test_a_draft_orders_medication_reference_is_read(rsps):
     """order-select: the selected draft may name its drug by medicationReference."""
     draft = med_request("draft-1", "Medication/med-tac", status="draft")
-    context = {"userId": "Practitioner/doc-1", "patientId": PATIENT, "selections": ["MedicationRequest/draft-1"],
-               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}}
+    context = {
+        "userId": "Practitioner/doc-1",
+        "patientId": PATIENT,
+        "selections": ["MedicationRequest/draft-1"],
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]},
+    }
     body = hook_body({"medicationRequests": bundle()}, hook="order-select", context=context)
     fhir_get(rsps, r"Medication/med-tac", TACROLIMUS_MED)
     assert resolver().resolve(request_of(body), MED_TEMPLATES)[MEDICATIONS] == [TACROLIMUS_MED]
@@ -308,15 +346,17 @@ def test_a_draft_orders_medication_reference_is_read(rsps):
 
 def test_a_medication_that_does_not_exist_is_left_unresolved(rsps):
     fhir_get(rsps, r"Medication/gone", OUTCOME, status=404)
-    data = resolver().resolve(request_of(hook_body({"medicationRequests": bundle(med_request("mr1", "Medication/gone"))})),
-                              MED_TEMPLATES)
+    data = resolver().resolve(
+        request_of(hook_body({"medicationRequests": bundle(med_request("mr1", "Medication/gone"))})), MED_TEMPLATES
+    )
     assert data[MEDICATIONS] == []
 
 
-@pytest.mark.parametrize("fhir_server, fault", [(BASE, {"status": 500, "json": OUTCOME}),
-                                                (BASE, {"status": 401, "json": OUTCOME}),
-                                                (None, None)],
-                         ids=["server-error", "unauthorized", "no-fhir-server"])
+@pytest.mark.parametrize(
+    "fhir_server, fault",
+    [(BASE, {"status": 500, "json": OUTCOME}), (BASE, {"status": 401, "json": OUTCOME}), (None, None)],
+    ids=["server-error", "unauthorized", "no-fhir-server"],
+)
 def test_a_medication_that_cannot_be_read_is_412(rsps, fhir_server, fault):
     if fault:
         fhir_get(rsps, r"Medication/med-tac", **fault)
@@ -335,6 +375,7 @@ def test_a_medication_on_another_server_is_not_fetched(rsps):
 
 # -- real sockets: timeouts, budget, parallelism --------------------------------------------------
 
+
 def hang(sock, stop, head):
     stop.wait(30)
 
@@ -347,11 +388,13 @@ MARGIN_S = 2.5
 
 def slow_answers(delay: float):
     """Every search answered with an empty searchset, the patient read with the patient, after ``delay``."""
+
     def respond(sock, stop, head):
         answer = PATIENT_RESOURCE if head.startswith(b"GET /fhir/Patient/") else bundle()
         payload = json.dumps(answer).encode()
         if not stop.wait(delay):
             sock.sendall(http_head(length=len(payload)) + payload)
+
     return respond
 
 
@@ -395,21 +438,23 @@ def test_no_fetch_thread_outlives_the_budget(make_app):
     with RawServer(hang) as server:
         _timed_post(make_app, server, FHIR_TIMEOUT_S=0.3, FHIR_TOTAL_BUDGET_S=0.3)
         end = time.monotonic() + MARGIN_S
-        while (fetching := [t for t in threading.enumerate() if t.name.startswith("fhir-fetch")]) \
-                and time.monotonic() < end:
+        while (
+            fetching := [t for t in threading.enumerate() if t.name.startswith("fhir-fetch")]
+        ) and time.monotonic() < end:
             time.sleep(0.02)
         assert not fetching
 
 
 # -- regressions found by the fault server (tests/test_fhir_faults.py) ----------------------------
 
-@pytest.mark.parametrize("reference", ["Medication/med-tac", 7, ["Medication/med-tac"]],
-                         ids=["string", "number", "array"])
+
+@pytest.mark.parametrize(
+    "reference", ["Medication/med-tac", 7, ["Medication/med-tac"]], ids=["string", "number", "array"]
+)
 def test_a_medication_reference_that_is_not_a_reference_is_not_read(rsps, reference):
     """Left to the facts stage to report as unidentified (was: an AttributeError, a 500)."""
     order = {**med_request("mr1", "#m"), "medicationReference": reference}
-    data = resolver(no_session).resolve(request_of(hook_body({"medicationRequests": bundle(order)})),
-                                        MED_TEMPLATES)
+    data = resolver(no_session).resolve(request_of(hook_body({"medicationRequests": bundle(order)})), MED_TEMPLATES)
     assert data["medicationRequests"] == [order]
     assert len(rsps.calls) == 0
 
@@ -425,7 +470,8 @@ def test_a_user_id_read_template_is_fetched_as_a_read_of_that_resource(rsps):
     assert data["user"] == [role]
     assert rsps.calls[0].request.url == f"{BASE}/PractitionerRole/r9"
     prefetched = resolver(no_session).resolve(
-        request_of(hook_body({**complete_prefetch(TEMPLATES), "user": role}, context=context)), templates)
+        request_of(hook_body({**complete_prefetch(TEMPLATES), "user": role}, context=context)), templates
+    )
     assert prefetched["user"] == [role]
 
 
@@ -438,20 +484,28 @@ def test_a_long_ehr_medication_id_is_read_as_one_encoded_segment(rsps):
     fhir_get(rsps, r"Medication/.*", medication)
     data = resolver().resolve(request_of(hook_body(prefetch)), MED_TEMPLATES)
     assert data[MEDICATIONS] == [medication]
-    assert rsps.calls[0].request.url == f"{BASE}/Medication/" + long_id.replace(":", "%3A").replace(
-        "+", "%2B").replace("=", "%3D")
+    assert rsps.calls[0].request.url == f"{BASE}/Medication/" + long_id.replace(":", "%3A").replace("+", "%2B").replace(
+        "=", "%3D"
+    )
 
 
 def test_a_cookie_set_for_one_call_is_not_sent_with_the_next(rsps):
     """Fallback calls to one server share its connections, never its cookies."""
+
     def no_cookie(request: requests.PreparedRequest) -> tuple[bool, str]:
         return "Cookie" not in request.headers, "a cookie was sent"
 
     templates = {"patient": TEMPLATES["patient"]}
-    rsps.get(f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json",
-             headers={"Set-Cookie": "session=caller-a; Path=/"}, match=[no_cookie])
-    rsps.get(f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json",
-             match=[no_cookie])
+    rsps.get(
+        f"{BASE}/Patient/{PATIENT}",
+        json=PATIENT_RESOURCE,
+        content_type="application/fhir+json",
+        headers={"Set-Cookie": "session=caller-a; Path=/"},
+        match=[no_cookie],
+    )
+    rsps.get(
+        f"{BASE}/Patient/{PATIENT}", json=PATIENT_RESOURCE, content_type="application/fhir+json", match=[no_cookie]
+    )
     r = resolver()
     for _ in range(2):
         assert r.resolve(request_of(hook_body({})), templates)["patient"] == [PATIENT_RESOURCE]

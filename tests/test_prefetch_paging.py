@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import responses
-
 from fhir_doubles import BASE, PATIENT, TOKEN, bundle, fhir_get, hook_body
+
 from service.config import load_settings
 from service.errors import PrefetchUnavailableError
-from service.prefetch import PrefetchResolver
-from service.validation import validate_request
+from service.hooks.prefetch import PrefetchResolver
+from service.hooks.validation import validate_request
 
 TEMPLATES = {
     "patient": "Patient/{{context.patientId}}",
@@ -53,11 +53,14 @@ def test_the_next_pages_of_a_prefetched_searchset_are_fetched_with_the_token(rsp
     """2.0.1 "Prefetch Template" (paged searchsets allowed); 3.0 ballot, same section: the
     service uses the fhirAuthorization access token to read the next page."""
     first = bundle(condition("c1"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=2")
-    fhir_get(rsps, r"Condition\?patient=.*&page=2$",
-             bundle(condition("c2"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=3"), token=TOKEN)
+    fhir_get(
+        rsps,
+        r"Condition\?patient=.*&page=2$",
+        bundle(condition("c2"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=3"),
+        token=TOKEN,
+    )
     fhir_get(rsps, r"Condition\?patient=.*&page=3$", bundle(condition("c3")), token=TOKEN)
-    data = resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})),
-                              TEMPLATES)
+    data = resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
     assert ids(data["conditions"]) == ["c1", "c2", "c3"]
     assert all(c.request.headers["Authorization"] == f"Bearer {TOKEN}" for c in rsps.calls)
 
@@ -65,22 +68,22 @@ def test_the_next_pages_of_a_prefetched_searchset_are_fetched_with_the_token(rsp
 def test_a_relative_next_link_is_read_from_fhir_server(rsps):
     first = bundle(condition("c1"), next_url=f"Condition?patient={PATIENT}&page=2")
     fhir_get(rsps, r"Condition\?patient=.*&page=2$", bundle(condition("c2")))
-    data = resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})),
-                              TEMPLATES)
+    data = resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
     assert ids(data["conditions"]) == ["c1", "c2"]
 
 
 def test_paged_prefetch_reads_the_same_history_as_a_fetched_search(rsps):
     """The history depth a key reads does not depend on whether the client prefetched it: with
     FHIR_MAX_PAGES=2 both read two pages and stop before the third."""
-    page = {n: bundle(condition(f"c{n}"), next_url=f"{BASE}/Condition?patient={PATIENT}&page={n + 1}")
-            for n in (1, 2, 3)}
+    page = {
+        n: bundle(condition(f"c{n}"), next_url=f"{BASE}/Condition?patient={PATIENT}&page={n + 1}") for n in (1, 2, 3)
+    }
     fhir_get(rsps, r"Condition\?patient=[^&]*&_count=100$", page[1])
     fhir_get(rsps, r"Condition\?patient=.*&page=2$", page[2])
-    fetched = resolver(FHIR_MAX_PAGES=2).resolve(request_of(hook_body({"patient": PATIENT_RESOURCE})),
-                                                TEMPLATES)
+    fetched = resolver(FHIR_MAX_PAGES=2).resolve(request_of(hook_body({"patient": PATIENT_RESOURCE})), TEMPLATES)
     prefetched = resolver(FHIR_MAX_PAGES=2).resolve(
-        request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": page[1]})), TEMPLATES)
+        request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": page[1]})), TEMPLATES
+    )
     assert ids(fetched["conditions"]) == ids(prefetched["conditions"]) == ["c1", "c2"]
     assert len(rsps.calls) == 3  # fetched: pages 1 and 2; prefetched: page 2 only
 
@@ -101,8 +104,7 @@ def test_a_next_link_off_fhir_server_is_refused_and_never_called(rsps):
     """Same origin as fhirServer only: the token must not travel to another host."""
     first = bundle(condition("c1"), next_url="https://elsewhere.example.net/r4/Condition?page=2")
     with pytest.raises(PrefetchUnavailableError) as caught:
-        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})),
-                           TEMPLATES)
+        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
     issue = caught.value.outcome()["issue"][1]
     assert issue["location"] == ["$.prefetch.conditions"]
     assert issue["diagnostics"] == "fhir-bad-next-link"
@@ -111,16 +113,15 @@ def test_a_next_link_off_fhir_server_is_refused_and_never_called(rsps):
 
 def test_a_failing_next_page_fails_the_key_rather_than_passing_part_of_it(rsps):
     first = bundle(condition("c1"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=2")
-    fhir_get(rsps, r"Condition\?patient=.*&page=2$", {"resourceType": "OperationOutcome", "issue": []},
-             status=503)
+    fhir_get(rsps, r"Condition\?patient=.*&page=2$", {"resourceType": "OperationOutcome", "issue": []}, status=503)
     with pytest.raises(PrefetchUnavailableError) as caught:
-        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})),
-                           TEMPLATES)
+        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
     assert caught.value.outcome()["issue"][1]["diagnostics"] == "fhir-server-error"
 
 
 def test_a_prefetched_searchset_without_next_link_is_used_as_sent(rsps):
-    data = resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE,
-                                                    "conditions": bundle(condition("c1"))})), TEMPLATES)
+    data = resolver().resolve(
+        request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": bundle(condition("c1"))})), TEMPLATES
+    )
     assert ids(data["conditions"]) == ["c1"]
     assert len(rsps.calls) == 0

@@ -11,9 +11,9 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from proxy_support import DEPLOY, check_config, nginx_binary, proxy_prefix, running_proxy
 
 from bench.server import free_port
-from proxy_support import DEPLOY, check_config, nginx_binary, proxy_prefix, running_proxy
 
 MOUNTED_TLS = "/etc/nginx/tls/"
 
@@ -32,16 +32,23 @@ def _self_signed(folder: Path) -> Path:
     """fullchain.pem and privkey.pem for localhost in ``folder``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     folder.mkdir()
     (folder / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "privkey.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))
+    (folder / "privkey.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return folder
 
 
@@ -58,8 +65,12 @@ def test_the_tls_server_block_is_valid_with_a_mounted_certificate(tmp_path: Path
     tls = (DEPLOY / "tls.conf").read_text(encoding="utf-8")
     assert tls.count(MOUNTED_TLS) == 2  # the certificate and its key, both from the mounted folder
     certs = _self_signed(tmp_path / "tls")
-    main = proxy_prefix(tmp_path / "proxy", ["127.0.0.1:9"], free_port(),
-                        extra_servers={"tls.conf": tls.replace(MOUNTED_TLS, f"{certs}/")})
+    main = proxy_prefix(
+        tmp_path / "proxy",
+        ["127.0.0.1:9"],
+        free_port(),
+        extra_servers={"tls.conf": tls.replace(MOUNTED_TLS, f"{certs}/")},
+    )
     result = check_config(binary, tmp_path / "proxy", main)
     assert result.returncode == 0, result.stderr
 
@@ -67,8 +78,12 @@ def test_the_tls_server_block_is_valid_with_a_mounted_certificate(tmp_path: Path
 def test_a_broken_configuration_is_caught(tmp_path: Path) -> None:
     """The check can fail: a directive nginx does not know is refused."""
     binary = nginx_binary()
-    main = proxy_prefix(tmp_path, ["127.0.0.1:9"], free_port(),
-                        extra_servers={"broken.conf": "server { listen 127.0.0.1:9; no_such_directive on; }\n"})
+    main = proxy_prefix(
+        tmp_path,
+        ["127.0.0.1:9"],
+        free_port(),
+        extra_servers={"broken.conf": "server { listen 127.0.0.1:9; no_such_directive on; }\n"},
+    )
     result = check_config(binary, tmp_path, main)
     assert result.returncode != 0 and "no_such_directive" in result.stderr
 
@@ -78,7 +93,7 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = json.dumps({name.lower(): value for name, value in self.headers.items()}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

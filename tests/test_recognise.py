@@ -9,8 +9,8 @@ import pytest
 
 from cards.knowledge import load_knowledge
 from cards.recognise import DrugRecogniser, normalise
-from service.extract import build_facts
-from service.validation import HookRequest
+from service.hooks.extract import build_facts
+from service.hooks.validation import HookRequest
 
 KB = load_knowledge()
 RECOGNISER = DrugRecogniser.from_codes(KB["codes"])
@@ -19,15 +19,33 @@ RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 # --- every interacting drug can be recognised from a product code ---------------------------------
 
+
 def test_every_interaction_drug_with_a_product_in_the_table_is_recognised_by_its_product_code():
     products = KB["codes"]["products"]
     interaction_drugs = {d for e in KB["interactions"]["entries"] for d in e["drugs"]}
     covered = {i for p in products for i in p["ingredients"]} & interaction_drugs
     # the classes a transplant or RIF chart meets most often are covered by product codes
-    assert {"fluconazole", "ketoconazole", "clarithromycin", "erythromycin", "azithromycin", "trimethoprim",
-            "rifampin", "ritonavir", "aminoglycoside", "vancomycin", "ibuprofen",
-            "spironolactone", "eplerenone", "ace_inhibitor", "angiotensin_receptor_blocker", "nifedipine",
-            "diltiazem", "verapamil", "tacrolimus"} <= covered
+    assert {
+        "fluconazole",
+        "ketoconazole",
+        "clarithromycin",
+        "erythromycin",
+        "azithromycin",
+        "trimethoprim",
+        "rifampin",
+        "ritonavir",
+        "aminoglycoside",
+        "vancomycin",
+        "ibuprofen",
+        "spironolactone",
+        "eplerenone",
+        "ace_inhibitor",
+        "angiotensin_receptor_blocker",
+        "nifedipine",
+        "diltiazem",
+        "verapamil",
+        "tacrolimus",
+    } <= covered
     for p in products:
         got = RECOGNISER.recognise([p["rxnorm"]], [])
         assert (got.ingredients, got.by) == (tuple(p["ingredients"]), "rxnorm-product"), p["rxnorm"]
@@ -103,24 +121,53 @@ def test_text_in_another_alphabet_that_names_no_drug_is_not_reported():
 
 # --- through extraction: what an order from an EHR becomes -----------------------------------------
 
+
 def _facts(*orders: dict[str, Any]):
-    request = HookRequest(hook="order-select", hook_instance="00000000-0000-4000-8000-000000000000",
-                          context={"patientId": "p1", "userId": "Practitioner/u1", "selections": [],
-                                   "draftOrders": {"resourceType": "Bundle", "entry": []}})
+    request = HookRequest(
+        hook="order-select",
+        hook_instance="00000000-0000-4000-8000-000000000000",
+        context={
+            "patientId": "p1",
+            "userId": "Practitioner/u1",
+            "selections": [],
+            "draftOrders": {"resourceType": "Bundle", "entry": []},
+        },
+    )
     return build_facts(request, {"medicationRequests": list(orders)}, KB)
 
 
 def _order(mid: str, concept: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": mid, "status": "active", "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": mid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": concept,
+    }
 
 
 def test_a_product_coded_order_is_recognised_by_its_code_not_its_text():
-    f = _facts(_order("m1", {"coding": [{"system": RX, "code": "198335",
-                                         "display": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"}]}))
+    f = _facts(
+        _order(
+            "m1",
+            {
+                "coding": [
+                    {
+                        "system": RX,
+                        "code": "198335",
+                        "display": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet",
+                    }
+                ]
+            },
+        )
+    )
     [m] = f.medications
-    assert (m.ingredients, m.recognised_by, m.matched) == (("sulfamethoxazole", "trimethoprim"), "rxnorm-product",
-                                                           "RxNorm 198335")
+    assert (m.ingredients, m.recognised_by, m.matched) == (
+        ("sulfamethoxazole", "trimethoprim"),
+        "rxnorm-product",
+        "RxNorm 198335",
+    )
 
 
 def test_a_lookalike_name_is_reported_as_a_record_that_could_not_be_checked():
@@ -139,11 +186,14 @@ def test_the_recognition_says_strength_and_release_typed():
     assert RECOGNISER.recognise([], ["fluconazole"]).strength_mg is None
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Tacrolimus 1 MG Oral Capsule", "tacrolimus 1 mg oral capsule"),
-    ("Tacro\u200blimus", "tacrolimus"),  # a zero-width space inside the name is dropped
-    ("\uff34acrolimus", "tacrolimus"),  # a fullwidth letter folds to ASCII
-    ("Prograf\u2019s", "prograf's"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Tacrolimus 1 MG Oral Capsule", "tacrolimus 1 mg oral capsule"),
+        ("Tacro\u200blimus", "tacrolimus"),  # a zero-width space inside the name is dropped
+        ("\uff34acrolimus", "tacrolimus"),  # a fullwidth letter folds to ASCII
+        ("Prograf\u2019s", "prograf's"),
+    ],
+)
 def test_normalise_folds_ascii_and_other_text_alike(text, expected):
     assert normalise(text) == expected

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
-
-from cards.rules.baseline_labs import evaluate_baseline_labs
 from rules_support import KB, TODAY, assert_card_rules, draft, lab, make_facts, on_tacrolimus
 
-ALL = [lab("cbc_panel", None, 10, coded_value="done"), lab("alt", 20, 10), lab("creatinine", 0.8, 10),
-       lab("glucose", 85, 10), lab("potassium", 4.1, 10)]
+from cards.rules.baseline_labs import evaluate_baseline_labs
+
+ALL = [
+    lab("cbc_panel", None, 10, coded_value="done"),
+    lab("alt", 20, 10),
+    lab("creatinine", 0.8, 10),
+    lab("glucose", 85, 10),
+    lab("potassium", 4.1, 10),
+]
 
 
 def without(concept):
@@ -23,10 +28,16 @@ CASES = [
     ("AST alone satisfies liver tests", without("alt") + [lab("ast", 20, 5)], None),
     ("potassium 91 days old is outside the window", without("potassium") + [lab("potassium", 4.0, 91)], ["2823-3"]),
     ("potassium 90 days old is inside the window", without("potassium") + [lab("potassium", 4.0, 90)], None),
-    ("preliminary glucose is awaited, not re-ordered", without("glucose") + [lab("glucose", 90, 1, status="preliminary")],
-     None),
-    ("glucose in an unusable unit is re-ordered",
-     without("glucose") + [lab("glucose", None, 1, problem="unit 'g' not convertible")], ["2345-7"]),
+    (
+        "preliminary glucose is awaited, not re-ordered",
+        without("glucose") + [lab("glucose", 90, 1, status="preliminary")],
+        None,
+    ),
+    (
+        "glucose in an unusable unit is re-ordered",
+        without("glucose") + [lab("glucose", None, 1, problem="unit 'g' not convertible")],
+        ["2345-7"],
+    ),
 ]
 
 
@@ -54,16 +65,26 @@ def test_pending_result_is_listed():
     assert "Creatinine" in card.summary and card.verdict == "baseline-missing"
 
 
-@pytest.mark.parametrize("hook,meds,labs,extra,expected", [
-    ("order-sign", [draft(2), on_tacrolimus()], [], {}, 0),
-    ("patient-view", [], [lab("th1_th2_ratio", 12.0, 10)], {}, 1),
-    ("patient-view", [], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
-    ("patient-view", [], [], {}, 0),
-    ("order-sign", [draft(2)], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
-    ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"pregnant": True}, 1),
-    ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"sex": "male"}, 0),
-], ids=["on therapy already: safety monitoring instead", "view: eligible candidate",
-        "view: ratio below cut-off", "view: RIF without a ratio", "sign: ratio below cut-off, no work-up",
-        "sign: pregnant, not on tacrolimus: a new start needs its baseline", "sign: a man"])
+@pytest.mark.parametrize(
+    "hook,meds,labs,extra,expected",
+    [
+        ("order-sign", [draft(2), on_tacrolimus()], [], {}, 0),
+        ("patient-view", [], [lab("th1_th2_ratio", 12.0, 10)], {}, 1),
+        ("patient-view", [], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
+        ("patient-view", [], [], {}, 0),
+        ("order-sign", [draft(2)], [lab("th1_th2_ratio", 9.0, 10)], {}, 0),
+        ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"pregnant": True}, 1),
+        ("order-sign", [draft(3)], [lab("th1_th2_ratio", 12.0, 10)], {"sex": "male"}, 0),
+    ],
+    ids=[
+        "on therapy already: safety monitoring instead",
+        "view: eligible candidate",
+        "view: ratio below cut-off",
+        "view: RIF without a ratio",
+        "sign: ratio below cut-off, no work-up",
+        "sign: pregnant, not on tacrolimus: a new start needs its baseline",
+        "sign: a man",
+    ],
+)
 def test_when_the_baseline_card_applies(hook, meds, labs, extra, expected):
     assert len(evaluate_baseline_labs(make_facts(hook, meds=meds, labs=labs, **extra), TODAY, KB)) == expected

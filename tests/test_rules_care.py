@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from cards.facts import RPL, MedicationFact
-from cards.knowledge import load_knowledge
-from cards.model import Card
-from cards.rules.care import evaluate_care
 from rules_support import (
     KB,
     TODAY,
@@ -28,14 +23,26 @@ from rules_support import (
     pregnancy,
 )
 
+from cards.facts import RPL, MedicationFact
+from cards.knowledge import load_knowledge
+from cards.model import Card
+from cards.rules.care import evaluate_care
+
 ADMIN, PREG, RIF_RPL, BF = "care:administration", "care:pregnancy", "care:rif-rpl-continue", "care:breastfeeding"
 RATIO_OK, RATIO_LOW = lab("th1_th2_ratio", 12.0, 20), lab("th1_th2_ratio", 9.0, 20)
 
 
 def other(drug: str, status: str = "active") -> MedicationFact:
-    return MedicationFact(source=f"MedicationRequest/{drug}", resource_type="MedicationRequest", status=status,
-                          display=f"{drug} order", ingredients=(drug,), recognised_by="rxnorm-ingredient",
-                          matched="RxNorm 0000", is_draft=status == "draft")
+    return MedicationFact(
+        source=f"MedicationRequest/{drug}",
+        resource_type="MedicationRequest",
+        status=status,
+        display=f"{drug} order",
+        ingredients=(drug,),
+        recognised_by="rxnorm-ingredient",
+        matched="RxNorm 0000",
+        is_draft=status == "draft",
+    )
 
 
 def kinds(cards: list[Card]) -> list[str]:
@@ -46,20 +53,33 @@ PLACEMENT = [  # (id, hook, medications, extra facts, expected card kinds)
     ("select new start: counselling", "order-select", [draft(2)], {}, [ADMIN]),
     ("sign new start: counselling already given at selection", "order-sign", [draft(2)], {}, []),
     ("select a renewal while on tacrolimus: nothing", "order-select", [draft(2), on_tacrolimus()], {}, []),
-    ("select new start, ratio below cut-off: no counselling", "order-select", [draft(2)],
-     {"labs": [RATIO_LOW]}, []),
+    ("select new start, ratio below cut-off: no counselling", "order-select", [draft(2)], {"labs": [RATIO_LOW]}, []),
     ("view on tacrolimus, not pregnant: nothing", "patient-view", [on_tacrolimus()], {}, []),
     ("view on tacrolimus, pregnant: pregnancy card", "patient-view", [on_tacrolimus()], {"pregnant": True}, [PREG]),
     ("view pregnant without tacrolimus: nothing", "patient-view", [], {"pregnant": True}, []),
-    ("select new start while pregnant: counselling, not 'continue'", "order-select", [draft(2)],
-     {"pregnant": True}, [ADMIN]),
-    ("select RIF + RPL new start", "order-select", [draft(2)],
-     {"conditions": [condition(RPL)]}, [ADMIN, RIF_RPL]),
-    ("view breastfeeding on tacrolimus", "patient-view", [on_tacrolimus()],
-     {"conditions": [condition("breastfeeding")]}, [BF]),
+    (
+        "select new start while pregnant: counselling, not 'continue'",
+        "order-select",
+        [draft(2)],
+        {"pregnant": True},
+        [ADMIN],
+    ),
+    ("select RIF + RPL new start", "order-select", [draft(2)], {"conditions": [condition(RPL)]}, [ADMIN, RIF_RPL]),
+    (
+        "view breastfeeding on tacrolimus",
+        "patient-view",
+        [on_tacrolimus()],
+        {"conditions": [condition("breastfeeding")]},
+        [BF],
+    ),
     ("a man with RIF: nothing", "order-select", [draft(2)], {"sex": "male"}, []),
-    ("transplant recipient pregnant on tacrolimus: nothing from the RIF protocol", "patient-view",
-     [on_tacrolimus()], {"pregnant": True, "rif": False, "conditions": [condition("transplant_status")]}, []),
+    (
+        "transplant recipient pregnant on tacrolimus: nothing from the RIF protocol",
+        "patient-view",
+        [on_tacrolimus()],
+        {"pregnant": True, "rif": False, "conditions": [condition("transplant_status")]},
+        [],
+    ),
 ]
 
 
@@ -90,16 +110,23 @@ def _site_with_prophylaxis_point(tmp_path):
     cards = [dict(c) for c in KB["care"]["cards"]]
     for c in cards:
         if c["id"] == "administration":
-            c["points"] = [*c["points"], {"text": "Pneumocystis prophylaxis per site policy; co-trimoxazole is a "
-                                                  "folate antagonist: avoid around conception.",
-                                          "unless_taking": ["dapsone", "atovaquone", "pentamidine", "trimethoprim"]}]
+            c["points"] = [
+                *c["points"],
+                {
+                    "text": "Pneumocystis prophylaxis per site policy; co-trimoxazole is a "
+                    "folate antagonist: avoid around conception.",
+                    "unless_taking": ["dapsone", "atovaquone", "pentamidine", "trimethoprim"],
+                },
+            ]
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump({"care": {"cards": cards}}), encoding="utf-8")
     return load_knowledge(site)
 
 
-@pytest.mark.parametrize("drug,shown", [(None, True), ("dapsone", False), ("atovaquone", False),
-                                        ("pentamidine", False), ("trimethoprim", False)])
+@pytest.mark.parametrize(
+    "drug,shown",
+    [(None, True), ("dapsone", False), ("atovaquone", False), ("pentamidine", False), ("trimethoprim", False)],
+)
 def test_a_site_pneumocystis_point_is_left_out_when_prophylaxis_is_on_record(tmp_path, drug, shown):
     kb = _site_with_prophylaxis_point(tmp_path)
     facts = make_facts(labs=[RATIO_OK], meds=[draft(2), *([other(drug)] if drug else [])])
@@ -107,8 +134,9 @@ def test_a_site_pneumocystis_point_is_left_out_when_prophylaxis_is_on_record(tmp
 
 
 def test_pregnancy_card_says_continue_and_screen_with_how_far_along():
-    facts = make_facts("patient-view", labs=[RATIO_OK], meds=[on_tacrolimus(90)],
-                       pregnancy_status=pregnancy(True, 60, weeks=10))
+    facts = make_facts(
+        "patient-view", labs=[RATIO_OK], meds=[on_tacrolimus(90)], pregnancy_status=pregnancy(True, 60, weeks=10)
+    )
     card = only(PREG, evaluate_care(facts, TODAY, KB))
     assert "continue" in card.summary and "gestational diabetes" in card.summary
     assert "about 10 weeks" in card.detail and "2/109 (1.8 %)" in card.detail
@@ -116,8 +144,9 @@ def test_pregnancy_card_says_continue_and_screen_with_how_far_along():
 
 
 def test_pregnancy_card_adds_rpl_point_when_rpl_on_record():
-    facts = make_facts("patient-view", labs=[RATIO_OK], meds=[on_tacrolimus()], pregnant=True,
-                       conditions=[condition(RPL)])
+    facts = make_facts(
+        "patient-view", labs=[RATIO_OK], meds=[on_tacrolimus()], pregnant=True, conditions=[condition(RPL)]
+    )
     assert "recurrent pregnancy loss: continuing" in only(PREG, evaluate_care(facts, TODAY, KB)).detail
 
 

@@ -39,12 +39,26 @@ KB = load_knowledge()
 
 # --- a small factory: facts as extraction would build them ----------------------------------------
 
-def med(drug: str, state: str, *, rid: str | None = None, daily_mg: float | None = None,
-        unit: str = "mg", strength_mg: float | None = 1.0, release: str | None = "immediate",
-        recognised_by: str = "rxnorm-ingredient", doses_per_day: float = 1, route: str | None = None,
-        start: date | None = None, end: date | None = None, duration_days: int | None = None,
-        indications: tuple[str, ...] = (), display: str | None = None,
-        sig: str = "by mouth") -> MedicationFact:
+
+def med(
+    drug: str,
+    state: str,
+    *,
+    rid: str | None = None,
+    daily_mg: float | None = None,
+    unit: str = "mg",
+    strength_mg: float | None = 1.0,
+    release: str | None = "immediate",
+    recognised_by: str = "rxnorm-ingredient",
+    doses_per_day: float = 1,
+    route: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    duration_days: int | None = None,
+    indications: tuple[str, ...] = (),
+    display: str | None = None,
+    sig: str = "by mouth",
+) -> MedicationFact:
     """A MedicationRequest fact; state is "selected" (selected draft), "draft", "active" or "completed"."""
     rid = rid or f"{drug}-{state}"
     status = {"selected": "draft", "draft": "draft"}.get(state, state)
@@ -53,39 +67,68 @@ def med(drug: str, state: str, *, rid: str | None = None, daily_mg: float | None
         "id": rid,
         "status": status,
         "intent": "order",
-        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "0000", "display": drug}],
-                                      "text": drug},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "0000", "display": drug}], "text": drug},
         "subject": {"reference": "Patient/p1"},
         "authoredOn": "2026-11-25",
     }
     if daily_mg is not None:
         per_dose = daily_mg / doses_per_day
         value = per_dose if unit == "mg" else per_dose / (strength_mg or 1)
-        resource["dosageInstruction"] = [{
-            "text": sig,
-            "patientInstruction": sig,
-            "timing": {"repeat": {"frequency": doses_per_day, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit,
-                                              "system": "http://unitsofmeasure.org", "code": unit}}],
-        }]
+        resource["dosageInstruction"] = [
+            {
+                "text": sig,
+                "patientInstruction": sig,
+                "timing": {"repeat": {"frequency": doses_per_day, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [
+                    {
+                        "doseQuantity": {
+                            "value": value,
+                            "unit": unit,
+                            "system": "http://unitsofmeasure.org",
+                            "code": unit,
+                        }
+                    }
+                ],
+            }
+        ]
     is_tac = drug == "tacrolimus"
     return MedicationFact(
-        source=f"MedicationRequest/{rid}", resource_type="MedicationRequest", status=status,
-        display=display or f"{drug.replace('_', ' ')} order", ingredients=(drug,),
+        source=f"MedicationRequest/{rid}",
+        resource_type="MedicationRequest",
+        status=status,
+        display=display or f"{drug.replace('_', ' ')} order",
+        ingredients=(drug,),
         recognised_by=recognised_by,  # type: ignore[arg-type]
         matched=drug if recognised_by == "text" else "RxNorm 0000",
-        strength_mg=strength_mg if is_tac else None, release=release if is_tac else None,  # type: ignore[arg-type]
-        daily_dose_mg=daily_mg, dose_problem=None if daily_mg is not None else "no dosage instruction",
+        strength_mg=strength_mg if is_tac else None,
+        release=release if is_tac else None,  # type: ignore[arg-type]
+        daily_dose_mg=daily_mg,
+        dose_problem=None if daily_mg is not None else "no dosage instruction",
         doses_per_day=doses_per_day if daily_mg is not None else None,
-        start=start, start_from="boundsPeriod" if start else None, end=end, duration_days=duration_days,
-        is_draft=state in ("selected", "draft"), is_selected=state == "selected", route=route,  # type: ignore[arg-type]
-        indications=indications, resource=resource)
+        start=start,
+        start_from="boundsPeriod" if start else None,
+        end=end,
+        duration_days=duration_days,
+        is_draft=state in ("selected", "draft"),
+        is_selected=state == "selected",
+        route=route,  # type: ignore[arg-type]
+        indications=indications,
+        resource=resource,
+    )
 
 
-def facts(hook: str, *meds: MedicationFact, labs: tuple[Measurement, ...] = (), rif: bool = True,
-          sex: str | None = "female", born: date | None = date(1990, 5, 1), transplant: bool = False,
-          pregnant_weeks: int | None = None, transfer_in_days: int | None = None,
-          missing: dict[str, str] | None = None) -> PatientFacts:
+def facts(
+    hook: str,
+    *meds: MedicationFact,
+    labs: tuple[Measurement, ...] = (),
+    rif: bool = True,
+    sex: str | None = "female",
+    born: date | None = date(1990, 5, 1),
+    transplant: bool = False,
+    pregnant_weeks: int | None = None,
+    transfer_in_days: int | None = None,
+    missing: dict[str, str] | None = None,
+) -> PatientFacts:
     """Patient facts; by default a 36-year-old woman with a RIF diagnosis (an IVF course)."""
     by_concept: dict[str, list[Measurement]] = {}
     for m in labs:
@@ -93,19 +136,40 @@ def facts(hook: str, *meds: MedicationFact, labs: tuple[Measurement, ...] = (), 
     ordered = {k: tuple(sorted(v, key=lambda m: m.when, reverse=True)) for k, v in by_concept.items()}
     conditions = []
     if rif:
-        conditions.append(ConditionFact(concept=RIF, source="Condition/rif", code="local|rif",
-                                        display="Recurrent implantation failure"))
+        conditions.append(
+            ConditionFact(
+                concept=RIF, source="Condition/rif", code="local|rif", display="Recurrent implantation failure"
+            )
+        )
     if transplant:
-        conditions.append(ConditionFact(concept=TRANSPLANT, source="Condition/tx", code="icd|Z94.0",
-                                        display="Kidney transplant status"))
-    pregnancy = (PregnancyStatus(pregnant=True, evidence="hCG positive", gestational_age_days=pregnant_weeks * 7)
-                 if pregnant_weeks is not None else PregnancyStatus(pregnant=None, evidence="nothing on record"))
-    transfers = ((TransferPlan(source="ServiceRequest/et1", status="active", when=when(-transfer_in_days),
-                               euploid=False),) if transfer_in_days is not None else ())
-    return PatientFacts(hook=hook, patient_id="p1", medications=meds, labs=ordered,
-                        conditions=tuple(conditions), pregnancy=pregnancy, transfers=transfers, sex=sex,
-                        birth_date=born, missing=missing or {},
-                        selections=tuple(m.source for m in meds if m.is_selected))
+        conditions.append(
+            ConditionFact(
+                concept=TRANSPLANT, source="Condition/tx", code="icd|Z94.0", display="Kidney transplant status"
+            )
+        )
+    pregnancy = (
+        PregnancyStatus(pregnant=True, evidence="hCG positive", gestational_age_days=pregnant_weeks * 7)
+        if pregnant_weeks is not None
+        else PregnancyStatus(pregnant=None, evidence="nothing on record")
+    )
+    transfers = (
+        (TransferPlan(source="ServiceRequest/et1", status="active", when=when(-transfer_in_days), euploid=False),)
+        if transfer_in_days is not None
+        else ()
+    )
+    return PatientFacts(
+        hook=hook,
+        patient_id="p1",
+        medications=meds,
+        labs=ordered,
+        conditions=tuple(conditions),
+        pregnancy=pregnancy,
+        transfers=transfers,
+        sex=sex,
+        birth_date=born,
+        missing=missing or {},
+        selections=tuple(m.source for m in meds if m.is_selected),
+    )
 
 
 def cards_for(hook: str, *meds: MedicationFact, **chart: Any) -> list[Card]:
@@ -146,9 +210,14 @@ def dose_value(resource: Any) -> float:
 
 
 def dose_actions(card: Card) -> list[Any]:
-    return [a for s in card.suggestions for a in s.actions
-            if a.resource is not None and a.resource["resourceType"] == "MedicationRequest"
-            and "dosageInstruction" in a.resource]
+    return [
+        a
+        for s in card.suggestions
+        for a in s.actions
+        if a.resource is not None
+        and a.resource["resourceType"] == "MedicationRequest"
+        and "dosageInstruction" in a.resource
+    ]
 
 
 def labels(card: Card) -> list[str]:
@@ -156,8 +225,12 @@ def labels(card: Card) -> list[str]:
 
 
 def ordered_codes(card: Card) -> list[str]:
-    return [a.resource["code"]["coding"][0]["code"] for s in card.suggestions for a in s.actions
-            if a.resource is not None and a.resource["resourceType"] == "ServiceRequest"]
+    return [
+        a.resource["code"]["coding"][0]["code"]
+        for s in card.suggestions
+        for a in s.actions
+        if a.resource is not None and a.resource["resourceType"] == "ServiceRequest"
+    ]
 
 
 def potassium(value: float, days_ago: float = 1, shown_unit: str = "mmol/L") -> Measurement:
@@ -218,10 +291,10 @@ DIRECTIONS = [  # (id, hook, tacrolimus state, drug state, card expected)
 
 
 @pytest.mark.parametrize("drug, klass, indicator", CLASS_EXAMPLES, ids=[c[0] for c in CLASS_EXAMPLES])
-@pytest.mark.parametrize("hook, tac_state, drug_state, expected", [d[1:] for d in DIRECTIONS],
-                         ids=[d[0] for d in DIRECTIONS])
-def test_interaction_class_both_directions_on_each_hook(drug, klass, indicator, hook, tac_state,
-                                                        drug_state, expected):
+@pytest.mark.parametrize(
+    "hook, tac_state, drug_state, expected", [d[1:] for d in DIRECTIONS], ids=[d[0] for d in DIRECTIONS]
+)
+def test_interaction_class_both_directions_on_each_hook(drug, klass, indicator, hook, tac_state, drug_state, expected):
     cards = cards_for(hook, med("tacrolimus", tac_state, daily_mg=2), med(drug, drug_state))
     if not expected:
         assert cards == []
@@ -245,41 +318,103 @@ def test_no_card_without_tacrolimus_anywhere(drug, hook):
 POTASSIUM_CHARTS = [
     # (id, drug, potassium results (value, days ago), drug state, indicator, words in the summary,
     #  suggestion labels)
-    ("spironolactone-potassium-5.8-yesterday", "spironolactone", [(5.8, 1)], "draft", "critical",
-     "Potassium 5.8 mmol/L on 2026-11-24: do not start spironolactone (contraindicated in hyperkalaemia)",
-     ["Remove the spironolactone draft order"]),
-    ("spironolactone-potassium-6.2-urgent-repeat-and-ecg", "spironolactone", [(6.2, 1)], "draft", "critical",
-     "Potassium 6.2 mmol/L on 2026-11-24: urgent repeat and ECG; do not start spironolactone",
-     ["Remove the spironolactone draft order", "Urgent potassium and ECG"]),
-    ("potassium-chloride-potassium-5.8", "potassium_supplement", [(5.8, 1)], "draft", "critical",
-     "Potassium 5.8 mmol/L on 2026-11-24: do not start a potassium supplement (contraindicated",
-     ["Remove the potassium supplement draft order"]),
-    ("ace-inhibitor-potassium-5.6", "ace_inhibitor", [(5.6, 2)], "draft", "critical",
-     "Potassium 5.6 mmol/L on 2026-11-23: do not start an ACE inhibitor", ["Remove the ACE inhibitor draft order"]),
-    ("trimethoprim-potassium-6.6-severe", "trimethoprim", [(6.6, 0)], "draft", "critical",
-     "Potassium 6.6 mmol/L on 2026-11-25: urgent repeat and ECG; do not start trimethoprim",
-     ["Remove the trimethoprim draft order", "Urgent potassium and ECG"]),
-    ("spironolactone-already-taken-potassium-5.9-patient-view", "spironolactone", [(5.9, 1)], "active", "critical",
-     "Potassium 5.9 mmol/L on 2026-11-24: stop spironolactone", []),
-    ("spironolactone-normal-potassium-named-not-asked-for", "spironolactone", [(4.3, 1)], "draft", "warning",
-     "Spironolactone and tacrolimus both raise potassium: recheck potassium after it starts", ["Order potassium"]),
-    ("spironolactone-high-potassium-but-20-days-old", "spironolactone", [(5.8, 20)], "draft", "warning",
-     "Spironolactone and tacrolimus both raise potassium", ["Order potassium"]),
-    ("conflicting-potassium-4.3-and-6.4-the-worse-counts", "spironolactone", [(4.3, 1), (6.4, 1)], "draft",
-     "critical", "Potassium 6.4 mmol/L on 2026-11-24: urgent repeat and ECG",
-     ["Remove the spironolactone draft order", "Urgent potassium and ECG"]),
+    (
+        "spironolactone-potassium-5.8-yesterday",
+        "spironolactone",
+        [(5.8, 1)],
+        "draft",
+        "critical",
+        "Potassium 5.8 mmol/L on 2026-11-24: do not start spironolactone (contraindicated in hyperkalaemia)",
+        ["Remove the spironolactone draft order"],
+    ),
+    (
+        "spironolactone-potassium-6.2-urgent-repeat-and-ecg",
+        "spironolactone",
+        [(6.2, 1)],
+        "draft",
+        "critical",
+        "Potassium 6.2 mmol/L on 2026-11-24: urgent repeat and ECG; do not start spironolactone",
+        ["Remove the spironolactone draft order", "Urgent potassium and ECG"],
+    ),
+    (
+        "potassium-chloride-potassium-5.8",
+        "potassium_supplement",
+        [(5.8, 1)],
+        "draft",
+        "critical",
+        "Potassium 5.8 mmol/L on 2026-11-24: do not start a potassium supplement (contraindicated",
+        ["Remove the potassium supplement draft order"],
+    ),
+    (
+        "ace-inhibitor-potassium-5.6",
+        "ace_inhibitor",
+        [(5.6, 2)],
+        "draft",
+        "critical",
+        "Potassium 5.6 mmol/L on 2026-11-23: do not start an ACE inhibitor",
+        ["Remove the ACE inhibitor draft order"],
+    ),
+    (
+        "trimethoprim-potassium-6.6-severe",
+        "trimethoprim",
+        [(6.6, 0)],
+        "draft",
+        "critical",
+        "Potassium 6.6 mmol/L on 2026-11-25: urgent repeat and ECG; do not start trimethoprim",
+        ["Remove the trimethoprim draft order", "Urgent potassium and ECG"],
+    ),
+    (
+        "spironolactone-already-taken-potassium-5.9-patient-view",
+        "spironolactone",
+        [(5.9, 1)],
+        "active",
+        "critical",
+        "Potassium 5.9 mmol/L on 2026-11-24: stop spironolactone",
+        [],
+    ),
+    (
+        "spironolactone-normal-potassium-named-not-asked-for",
+        "spironolactone",
+        [(4.3, 1)],
+        "draft",
+        "warning",
+        "Spironolactone and tacrolimus both raise potassium: recheck potassium after it starts",
+        ["Order potassium"],
+    ),
+    (
+        "spironolactone-high-potassium-but-20-days-old",
+        "spironolactone",
+        [(5.8, 20)],
+        "draft",
+        "warning",
+        "Spironolactone and tacrolimus both raise potassium",
+        ["Order potassium"],
+    ),
+    (
+        "conflicting-potassium-4.3-and-6.4-the-worse-counts",
+        "spironolactone",
+        [(4.3, 1), (6.4, 1)],
+        "draft",
+        "critical",
+        "Potassium 6.4 mmol/L on 2026-11-24: urgent repeat and ECG",
+        ["Remove the spironolactone draft order", "Urgent potassium and ECG"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("drug, results, state, indicator, summary, suggestion_labels",
-                         [c[1:] for c in POTASSIUM_CHARTS], ids=[c[0] for c in POTASSIUM_CHARTS])
-def test_potassium_on_record_escalates_potassium_raisers(drug, results, state, indicator, summary,
-                                                         suggestion_labels):
+@pytest.mark.parametrize(
+    "drug, results, state, indicator, summary, suggestion_labels",
+    [c[1:] for c in POTASSIUM_CHARTS],
+    ids=[c[0] for c in POTASSIUM_CHARTS],
+)
+def test_potassium_on_record_escalates_potassium_raisers(drug, results, state, indicator, summary, suggestion_labels):
     labs = [potassium(v, d) for v, d in results]
     if len(labs) == 2:  # taken at the same time: extraction marks each as conflicting with the other
         a, b = labs
-        labs = [Measurement(**{**a.__dict__, "when": b.when, "conflicts_with": (b.source,)}),
-                Measurement(**{**b.__dict__, "conflicts_with": (a.source,)})]
+        labs = [
+            Measurement(**{**a.__dict__, "when": b.when, "conflicts_with": (b.source,)}),
+            Measurement(**{**b.__dict__, "conflicts_with": (a.source,)}),
+        ]
     hook = "patient-view" if state == "active" else "order-sign"
     card = only_card(hook, med("tacrolimus", "active", daily_mg=2), med(drug, state), labs=tuple(labs))
     assert card.indicator == indicator
@@ -294,37 +429,64 @@ def test_conflicting_potassium_results_are_both_shown():
     a, b = potassium(4.3, 1), potassium(6.4, 1)
     a = Measurement(**{**a.__dict__, "when": b.when, "conflicts_with": (b.source,)})
     b = Measurement(**{**b.__dict__, "conflicts_with": (a.source,)})
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"),
-                     labs=(a, b))
+    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"), labs=(a, b))
     assert "6.4 mmol/L on 2026-11-24 — moderate hyperkalaemia" in card.detail
     assert "reads 4.3 mmol/L: the results disagree, so the worse one is used" in card.detail
 
 
 def test_urgent_potassium_orders_are_urgent_potassium_and_ecg():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"),
-                     labs=(potassium(6.2),))
+    card = only_card(
+        "order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"), labs=(potassium(6.2),)
+    )
     urgent = card.suggestions[1]
     assert [a.resource["priority"] for a in urgent.actions] == ["urgent", "urgent"]
     assert ordered_codes(card) == ["2823-3", "11524-6"]
 
 
 def test_potassium_as_the_lab_reported_it():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"),
-                     labs=(potassium(5.8, shown_unit="mEq/L"),))
+    card = only_card(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=2),
+        med("spironolactone", "draft"),
+        labs=(potassium(5.8, shown_unit="mEq/L"),),
+    )
     assert card.summary.startswith("Potassium 5.8 mEq/L on 2026-11-24")
 
 
-@pytest.mark.parametrize("tier, value", [("normal", 5.0), ("above-normal", 5.1), ("above-normal", 5.4), ("mild", 5.5), ("mild", 5.9), ("moderate", 6.0),
-                                         ("moderate", 6.4), ("severe", 6.5)])
+@pytest.mark.parametrize(
+    "tier, value",
+    [
+        ("normal", 5.0),
+        ("above-normal", 5.1),
+        ("above-normal", 5.4),
+        ("mild", 5.5),
+        ("mild", 5.9),
+        ("moderate", 6.0),
+        ("moderate", 6.4),
+        ("severe", 6.5),
+    ],
+)
 def test_potassium_tiers_are_the_uk_kidney_association_ones(tier, value):
-    [decision] = decide_interactions(facts("order-sign", med("tacrolimus", "active", daily_mg=2),
-                                           med("spironolactone", "draft"), labs=(potassium(value),)), TODAY, KB)
+    [decision] = decide_interactions(
+        facts(
+            "order-sign",
+            med("tacrolimus", "active", daily_mg=2),
+            med("spironolactone", "draft"),
+            labs=(potassium(value),),
+        ),
+        TODAY,
+        KB,
+    )
     assert decision.potassium is not None and decision.potassium.tier == tier
 
 
 def test_potassium_results_unavailable_is_said():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"),
-                     missing={"chemistry": "the EHR returned an error"})
+    card = only_card(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=2),
+        med("spironolactone", "draft"),
+        missing={"chemistry": "the EHR returned an error"},
+    )
     assert "results could not be retrieved" in card.detail
 
 
@@ -333,24 +495,50 @@ def test_potassium_results_unavailable_is_said():
 CREATININE_CHARTS = [
     # (id, creatinine results (mg/dL, days ago), tacrolimus started days ago, indicator, tier,
     #  words in the summary)
-    ("ibuprofen-creatinine-0.6-to-1.0-aki", [(0.6, 40), (1.0, 1)], 30, "critical", "aki",
-     "Creatinine rose 0.6 mg/dL → 1.0 mg/dL (+67 %): avoid ibuprofen; repeat creatinine and trough"),
-    ("baseline-is-latest-before-the-course-not-oldest-of-the-year", [(1.0, 300), (0.6, 35), (0.85, 1)], 30,
-     "warning", "rising", "Creatinine rose 0.6 mg/dL → 0.85 mg/dL (+42 %): avoid ibuprofen"),
-    ("rise-of-0.3-within-48-hours-is-aki", [(0.9, 40), (0.7, 1.5), (1.0, 0)], 30, "critical", "aki",
-     "Creatinine rose 0.9 mg/dL → 1.0 mg/dL (+11 %): avoid ibuprofen"),
-    ("stable-creatinine-is-named", [(0.6, 40), (0.65, 1)], 30, "warning", "stable",
-     "Ibuprofen adds to tacrolimus kidney toxicity"),
+    (
+        "ibuprofen-creatinine-0.6-to-1.0-aki",
+        [(0.6, 40), (1.0, 1)],
+        30,
+        "critical",
+        "aki",
+        "Creatinine rose 0.6 mg/dL → 1.0 mg/dL (+67 %): avoid ibuprofen; repeat creatinine and trough",
+    ),
+    (
+        "baseline-is-latest-before-the-course-not-oldest-of-the-year",
+        [(1.0, 300), (0.6, 35), (0.85, 1)],
+        30,
+        "warning",
+        "rising",
+        "Creatinine rose 0.6 mg/dL → 0.85 mg/dL (+42 %): avoid ibuprofen",
+    ),
+    (
+        "rise-of-0.3-within-48-hours-is-aki",
+        [(0.9, 40), (0.7, 1.5), (1.0, 0)],
+        30,
+        "critical",
+        "aki",
+        "Creatinine rose 0.9 mg/dL → 1.0 mg/dL (+11 %): avoid ibuprofen",
+    ),
+    (
+        "stable-creatinine-is-named",
+        [(0.6, 40), (0.65, 1)],
+        30,
+        "warning",
+        "stable",
+        "Ibuprofen adds to tacrolimus kidney toxicity",
+    ),
     ("no-current-creatinine", [(0.6, 40)], 30, "warning", "old", "Ibuprofen adds to tacrolimus kidney toxicity"),
 ]
 
 
-@pytest.mark.parametrize("results, started, indicator, tier, summary", [c[1:] for c in CREATININE_CHARTS],
-                         ids=[c[0] for c in CREATININE_CHARTS])
+@pytest.mark.parametrize(
+    "results, started, indicator, tier, summary",
+    [c[1:] for c in CREATININE_CHARTS],
+    ids=[c[0] for c in CREATININE_CHARTS],
+)
 def test_creatinine_rise_escalates_nephrotoxic_drugs(results, started, indicator, tier, summary):
     tac = med("tacrolimus", "active", daily_mg=2, start=day(-started))
-    chart = facts("order-sign", tac, med("ibuprofen", "draft"),
-                  labs=tuple(creatinine(v, d) for v, d in results))
+    chart = facts("order-sign", tac, med("ibuprofen", "draft"), labs=tuple(creatinine(v, d) for v, d in results))
     [decision] = decide_interactions(chart, TODAY, KB)
     assert decision.creatinine is not None and decision.creatinine.tier == tier
     [card] = evaluate_interactions(chart, TODAY, KB)
@@ -381,34 +569,49 @@ def test_conflicting_creatinine_results_use_the_higher():
 
 
 PATIENT_VIEW_NOISE = [  # (id, drug, labs, chart, card expected)
-    ("spironolactone-long-taken-potassium-normal-yesterday", "spironolactone", (potassium(4.3),), dict(rif=False),
-     False),
+    (
+        "spironolactone-long-taken-potassium-normal-yesterday",
+        "spironolactone",
+        (potassium(4.3),),
+        dict(rif=False),
+        False,
+    ),
     ("spironolactone-long-taken-no-current-potassium", "spironolactone", (), dict(rif=False), True),
-    ("ace-inhibitor-long-taken-normal-potassium-trying-to-conceive", "ace_inhibitor", (potassium(4.3),), dict(),
-     True),
-    ("ibuprofen-long-taken-stable-creatinine", "ibuprofen", (creatinine(0.6, 40), creatinine(0.62, 1)),
-     dict(rif=False), False),
+    ("ace-inhibitor-long-taken-normal-potassium-trying-to-conceive", "ace_inhibitor", (potassium(4.3),), dict(), True),
+    (
+        "ibuprofen-long-taken-stable-creatinine",
+        "ibuprofen",
+        (creatinine(0.6, 40), creatinine(0.62, 1)),
+        dict(rif=False),
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize("drug, labs, chart, expected", [p[1:] for p in PATIENT_VIEW_NOISE],
-                         ids=[p[0] for p in PATIENT_VIEW_NOISE])
+@pytest.mark.parametrize(
+    "drug, labs, chart, expected", [p[1:] for p in PATIENT_VIEW_NOISE], ids=[p[0] for p in PATIENT_VIEW_NOISE]
+)
 def test_patient_view_no_card_when_the_labs_are_current_and_normal(drug, labs, chart, expected):
-    cards = cards_for("patient-view", med("tacrolimus", "active", daily_mg=2), med(drug, "active"),
-                      labs=labs, **chart)
+    cards = cards_for("patient-view", med("tacrolimus", "active", daily_mg=2), med(drug, "active"), labs=labs, **chart)
     assert bool(cards) == expected
 
 
 def test_level_changing_orders_only_counts_systemic_current_use():
     from cards.rules.interactions import level_changing_orders
-    chart = facts("order-sign", med("tacrolimus", "draft", daily_mg=2),
-                  med("fluconazole", "active", rid="old", start=day(-9), end=day(-9), duration_days=1),
-                  med("clotrimazole", "active", rid="vaginal", route="vaginal"),
-                  med("clarithromycin", "draft", rid="now"), med("ibuprofen", "draft", rid="nsaid"))
+
+    chart = facts(
+        "order-sign",
+        med("tacrolimus", "draft", daily_mg=2),
+        med("fluconazole", "active", rid="old", start=day(-9), end=day(-9), duration_days=1),
+        med("clotrimazole", "active", rid="vaginal", route="vaginal"),
+        med("clarithromycin", "draft", rid="now"),
+        med("ibuprofen", "draft", rid="nsaid"),
+    )
     assert [m.source for m in level_changing_orders(chart, TODAY, KB)] == ["MedicationRequest/now"]
 
 
 # --- boosted antivirals ----------------------------------------------------------------------------
+
 
 def test_long_term_boosted_antiretroviral_is_not_told_to_stop():
     card = only_card("patient-view", med("tacrolimus", "active", daily_mg=1), med("cobicistat", "active"))
@@ -416,8 +619,11 @@ def test_long_term_boosted_antiretroviral_is_not_told_to_stop():
 
 
 def test_paxlovid_is_critical_avoid_or_hold():
-    card = only_card("order-select", med("tacrolimus", "active", daily_mg=2),
-                     med("ritonavir", "selected", display="nirmatrelvir 150 MG / ritonavir 100 MG (Paxlovid)"))
+    card = only_card(
+        "order-select",
+        med("tacrolimus", "active", daily_mg=2),
+        med("ritonavir", "selected", display="nirmatrelvir 150 MG / ritonavir 100 MG (Paxlovid)"),
+    )
     assert card.indicator == "critical"
     assert "avoid, or hold tacrolimus" in card.summary
     assert "hold tacrolimus" in card.detail and "without ritonavir" in card.detail
@@ -428,26 +634,56 @@ def test_paxlovid_is_critical_avoid_or_hold():
 
 AZOLE_TIMING = [
     # (id, the fluconazole order, verdict (None: no card), dose change suggested, words in the summary)
-    ("ongoing-course-gets-a-temporary-cut", dict(state="draft", end=day(7)), "dose-cut", True,
-     "cut tacrolimus by 50–75 %"),
-    ("stopped-3-days-ago-still-counts", dict(state="completed", end=day(-3)), "recently-stopped", False,
-     "Fluconazole stopped on 2026-11-22: tacrolimus levels will fall over 4–5 days"),
+    (
+        "ongoing-course-gets-a-temporary-cut",
+        dict(state="draft", end=day(7)),
+        "dose-cut",
+        True,
+        "cut tacrolimus by 50–75 %",
+    ),
+    (
+        "stopped-3-days-ago-still-counts",
+        dict(state="completed", end=day(-3)),
+        "recently-stopped",
+        False,
+        "Fluconazole stopped on 2026-11-22: tacrolimus levels will fall over 4–5 days",
+    ),
     ("stopped-10-days-ago-no-longer-counts", dict(state="completed", end=day(-10)), None, False, ""),
-    ("single-150-mg-dose-a-week-ago-no-card", dict(state="active", start=day(-7), end=day(-7), duration_days=1),
-     None, False, ""),
-    ("single-dose-drafted-today-no-course-long-cut", dict(state="draft", start=day(0), end=day(0), duration_days=1),
-     "single-dose", False, "Single dose of fluconazole: keep the tacrolimus dose"),
+    (
+        "single-150-mg-dose-a-week-ago-no-card",
+        dict(state="active", start=day(-7), end=day(-7), duration_days=1),
+        None,
+        False,
+        "",
+    ),
+    (
+        "single-dose-drafted-today-no-course-long-cut",
+        dict(state="draft", start=day(0), end=day(0), duration_days=1),
+        "single-dose",
+        False,
+        "Single dose of fluconazole: keep the tacrolimus dose",
+    ),
     ("active-order-whose-end-date-passed-long-ago", dict(state="active", end=day(-20)), None, False, ""),
-    ("single-dose-by-its-sig-a-week-ago-no-card", dict(state="active", start=day(-7), daily_mg=150,
-                                                       sig="150 mg by mouth, single dose"), None, False, ""),
-    ("single-dose-by-its-sig-two-days-ago-still-counts", dict(state="active", start=day(-2), daily_mg=150,
-                                                              sig="150 mg by mouth, single dose"),
-     "single-dose", False, "Single dose of fluconazole"),
+    (
+        "single-dose-by-its-sig-a-week-ago-no-card",
+        dict(state="active", start=day(-7), daily_mg=150, sig="150 mg by mouth, single dose"),
+        None,
+        False,
+        "",
+    ),
+    (
+        "single-dose-by-its-sig-two-days-ago-still-counts",
+        dict(state="active", start=day(-2), daily_mg=150, sig="150 mg by mouth, single dose"),
+        "single-dose",
+        False,
+        "Single dose of fluconazole",
+    ),
 ]
 
 
-@pytest.mark.parametrize("order, verdict, dose_change, summary", [a[1:] for a in AZOLE_TIMING],
-                         ids=[a[0] for a in AZOLE_TIMING])
+@pytest.mark.parametrize(
+    "order, verdict, dose_change, summary", [a[1:] for a in AZOLE_TIMING], ids=[a[0] for a in AZOLE_TIMING]
+)
 def test_azole_effect_lasts_4_to_5_days_and_single_doses_need_no_cut(order, verdict, dose_change, summary):
     hook = "order-sign"
     tac = med("tacrolimus", "draft", daily_mg=2)
@@ -460,8 +696,11 @@ def test_azole_effect_lasts_4_to_5_days_and_single_doses_need_no_cut(order, verd
         assert bool(dose_actions(card)) == dose_change
 
 
-@pytest.mark.parametrize("order", [dict(state="draft", start=day(0), end=day(0), duration_days=1),
-                                   dict(state="completed", end=day(-3))], ids=["single-dose", "recently-stopped"])
+@pytest.mark.parametrize(
+    "order",
+    [dict(state="draft", start=day(0), end=day(0), duration_days=1), dict(state="completed", end=day(-3))],
+    ids=["single-dose", "recently-stopped"],
+)
 def test_single_dose_or_stopped_azole_gets_one_trough_and_no_cut_advice(order):
     card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", **order))
     assert "Reduce the tacrolimus dose" not in card.detail
@@ -478,8 +717,7 @@ def test_a_dose_that_cannot_be_written_is_said():
 
 
 def test_azole_cut_is_temporary_and_says_when_to_return():
-    card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2),
-                     med("fluconazole", "draft", end=day(7)))
+    card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", "draft", end=day(7)))
     assert "The cut is temporary" in card.detail
     assert "Fluconazole is planned to end on 2026-12-02: return to 2 mg once daily then" in card.detail
 
@@ -497,8 +735,9 @@ PER_DOSE_STEPS = [  # (id, drug, mg per dose, doses a day, suggested mg per dose
 ]
 
 
-@pytest.mark.parametrize("drug, per_dose, per_day, expected", [p[1:] for p in PER_DOSE_STEPS],
-                         ids=[p[0] for p in PER_DOSE_STEPS])
+@pytest.mark.parametrize(
+    "drug, per_dose, per_day, expected", [p[1:] for p in PER_DOSE_STEPS], ids=[p[0] for p in PER_DOSE_STEPS]
+)
 def test_azole_dose_cuts_in_half_milligram_steps_per_dose(drug, per_dose, per_day, expected):
     tac = med("tacrolimus", "draft", daily_mg=per_dose * per_day, doses_per_day=per_day)
     card = only_card("order-sign", tac, med(drug, "draft"))
@@ -523,8 +762,9 @@ def test_dose_update_keeps_the_order_and_rewrites_or_drops_the_sig():
 
 
 def test_active_tacrolimus_gets_a_new_draft_naming_the_active_order():
-    card = only_card("order-sign", med("tacrolimus", "active", rid="tac1", daily_mg=2, doses_per_day=2),
-                     med("fluconazole", "draft"))
+    card = only_card(
+        "order-sign", med("tacrolimus", "active", rid="tac1", daily_mg=2, doses_per_day=2), med("fluconazole", "draft")
+    )
     [create] = [a for a in dose_actions(card)]
     assert create.type == "create"
     assert create.resource["status"] == "draft" and "id" not in create.resource
@@ -541,8 +781,12 @@ def test_patient_view_suggests_no_dose_change_only_troughs():
 
 
 def test_several_tacrolimus_orders_without_a_focus_get_no_dose_change():
-    card = only_card("order-select", med("tacrolimus", "active", rid="t1", daily_mg=2),
-                     med("tacrolimus", "active", rid="t2", daily_mg=1), med("fluconazole", "selected"))
+    card = only_card(
+        "order-select",
+        med("tacrolimus", "active", rid="t1", daily_mg=2),
+        med("tacrolimus", "active", rid="t2", daily_mg=1),
+        med("fluconazole", "selected"),
+    )
     assert dose_actions(card) == []
     assert "several tacrolimus orders" in card.detail
 
@@ -551,8 +795,13 @@ def test_trough_order_repeats_every_2_to_3_days():
     card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", "draft"))
     trough = card.suggestions[-1].actions[0].resource
     assert trough["status"] == "draft" and trough["subject"] == {"reference": "Patient/p1"}
-    assert trough["occurrenceTiming"]["repeat"] == {"count": 3, "frequency": 1, "period": 2, "periodMax": 3,
-                                                    "periodUnit": "d"}
+    assert trough["occurrenceTiming"]["repeat"] == {
+        "count": 3,
+        "frequency": 1,
+        "period": 2,
+        "periodMax": 3,
+        "periodUnit": "d",
+    }
 
 
 # --- route: only systemic use interacts --------------------------------------------------------------
@@ -584,11 +833,15 @@ INDICATIONS = [  # (id, indications of the clarithromycin draft, replacement off
 ]
 
 
-@pytest.mark.parametrize("indications, offered, recommended", [i[1:] for i in INDICATIONS],
-                         ids=[i[0] for i in INDICATIONS])
+@pytest.mark.parametrize(
+    "indications, offered, recommended", [i[1:] for i in INDICATIONS], ids=[i[0] for i in INDICATIONS]
+)
 def test_clarithromycin_to_azithromycin_only_when_the_indication_allows(indications, offered, recommended):
-    card = only_card("order-select", med("tacrolimus", "active", daily_mg=2),
-                     med("clarithromycin", "selected", rid="m1", indications=indications))
+    card = only_card(
+        "order-select",
+        med("tacrolimus", "active", daily_mg=2),
+        med("clarithromycin", "selected", rid="m1", indications=indications),
+    )
     replacements = [s for s in card.suggestions if any(a.type == "delete" for a in s.actions)]
     assert bool(replacements) == offered
     if offered:
@@ -619,9 +872,13 @@ FETAL_RISK = [
     ("trimethoprim-trying-to-conceive", "trimethoprim", dict(), "folate antagonist"),
     ("ace-inhibitor-trying-to-conceive", "ace_inhibitor", dict(), "harm the fetus from the second trimester"),
     ("ace-inhibitor-transplant-man", "ace_inhibitor", dict(rif=False, transplant=True, sex="male"), None),
-    ("mmr-with-transfer-in-10-days", "live_attenuated_vaccine", dict(transfer_in_days=10),
-     "avoid pregnancy for one month after an MMR or varicella vaccine. The embryo transfer planned for "
-     "2026-12-05 falls within that month."),
+    (
+        "mmr-with-transfer-in-10-days",
+        "live_attenuated_vaccine",
+        dict(transfer_in_days=10),
+        "avoid pregnancy for one month after an MMR or varicella vaccine. The embryo transfer planned for "
+        "2026-12-05 falls within that month.",
+    ),
     ("fluconazole-has-no-fetal-text", "fluconazole", dict(), None),
 ]
 
@@ -636,8 +893,11 @@ def test_fetal_risk_for_a_woman_trying_to_conceive_or_pregnant(drug, chart, word
 
 
 def test_live_vaccine_on_tacrolimus_is_a_warning_with_removal():
-    card = only_card("order-select", med("tacrolimus", "active", daily_mg=2),
-                     med("live_attenuated_vaccine", "selected", display="MMR vaccine"))
+    card = only_card(
+        "order-select",
+        med("tacrolimus", "active", daily_mg=2),
+        med("live_attenuated_vaccine", "selected", display="MMR vaccine"),
+    )
     assert card.indicator == "warning"
     assert card.summary == "Live vaccines are avoided on tacrolimus: do not give a live attenuated vaccine"
     assert labels(card) == ["Remove the live attenuated vaccine draft order"]
@@ -654,8 +914,9 @@ MYCOPHENOLATE = [  # (id, chart, indicator or None for no card, removal offered)
 
 @pytest.mark.parametrize("chart, indicator, removal", [m[1:] for m in MYCOPHENOLATE], ids=[m[0] for m in MYCOPHENOLATE])
 def test_mycophenolate_framed_by_who_the_patient_is(chart, indicator, removal):
-    cards = cards_for("order-sign", med("tacrolimus", "active", daily_mg=2),
-                      med("mycophenolate_mofetil", "draft"), **chart)
+    cards = cards_for(
+        "order-sign", med("tacrolimus", "active", daily_mg=2), med("mycophenolate_mofetil", "draft"), **chart
+    )
     if indicator is None:
         assert cards == []
         return
@@ -668,8 +929,14 @@ def test_mycophenolate_framed_by_who_the_patient_is(chart, indicator, removal):
 
 
 def test_transplant_patient_still_gets_interaction_cards_without_protocol_numbers():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=6, doses_per_day=2),
-                     med("fluconazole", "draft"), rif=False, transplant=True, sex="male")
+    card = only_card(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=6, doses_per_day=2),
+        med("fluconazole", "draft"),
+        rif=False,
+        transplant=True,
+        sex="male",
+    )
     assert card.indicator == "warning"
     for words in ("4 mg/day", "4–8", "Th1", "ratio", "IVF", "transfer"):
         assert words not in card.detail
@@ -677,6 +944,7 @@ def test_transplant_patient_still_gets_interaction_cards_without_protocol_number
 
 
 # --- never-together drugs ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("drug", ["mycophenolate_mofetil", "mycophenolic_acid", "cyclosporine"])
 def test_never_together_drafts_are_critical_with_a_removal(drug):
@@ -700,18 +968,32 @@ def test_cyclosporine_names_the_24_hour_gap():
 
 # --- immediate- vs extended-release -------------------------------------------------------------
 
-@pytest.mark.parametrize("hook, first, second, expected", [
-    ("order-sign", ("active", "immediate"), ("draft", "extended"), True),
-    ("order-select", ("active", "extended"), ("selected", "immediate"), True),
-    ("patient-view", ("active", "immediate"), ("active", "extended"), True),
-    ("order-sign", ("active", "immediate"), ("draft", "immediate"), False),
-    ("order-sign", ("active", "immediate"), ("draft", None), False),
-    ("order-sign", ("active", "immediate"), ("active", "extended"), False),
-], ids=["sign-switch-to-extended", "select-switch-to-immediate", "view-both-formulations-active",
-        "sign-same-formulation", "sign-formulation-unknown", "sign-nothing-new"])
+
+@pytest.mark.parametrize(
+    "hook, first, second, expected",
+    [
+        ("order-sign", ("active", "immediate"), ("draft", "extended"), True),
+        ("order-select", ("active", "extended"), ("selected", "immediate"), True),
+        ("patient-view", ("active", "immediate"), ("active", "extended"), True),
+        ("order-sign", ("active", "immediate"), ("draft", "immediate"), False),
+        ("order-sign", ("active", "immediate"), ("draft", None), False),
+        ("order-sign", ("active", "immediate"), ("active", "extended"), False),
+    ],
+    ids=[
+        "sign-switch-to-extended",
+        "select-switch-to-immediate",
+        "view-both-formulations-active",
+        "sign-same-formulation",
+        "sign-formulation-unknown",
+        "sign-nothing-new",
+    ],
+)
 def test_release_switch(hook, first, second, expected):
-    cards = cards_for(hook, med("tacrolimus", first[0], rid="t1", release=first[1]),
-                      med("tacrolimus", second[0], rid="t2", release=second[1]))
+    cards = cards_for(
+        hook,
+        med("tacrolimus", first[0], rid="t1", release=first[1]),
+        med("tacrolimus", second[0], rid="t2", release=second[1]),
+    )
     assert [c.kind for c in cards] == (["interaction:tacrolimus-release-switch"] if expected else [])
     if expected:
         card = cards[0]
@@ -722,32 +1004,45 @@ def test_release_switch(hook, first, second, expected):
 
 # --- consolidation, recognition, text --------------------------------------------------------------
 
+
 def test_same_drug_in_several_orders_gives_one_card():
-    cards = cards_for("order-sign", med("tacrolimus", "active", daily_mg=2),
-                      med("fluconazole", "draft", rid="f1", display="Diflucan 150 mg"),
-                      med("fluconazole", "draft", rid="f2", display="fluconazole 50 mg"),
-                      med("fluconazole", "active", rid="f3", display="fluconazole 100 mg"))
+    cards = cards_for(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=2),
+        med("fluconazole", "draft", rid="f1", display="Diflucan 150 mg"),
+        med("fluconazole", "draft", rid="f2", display="fluconazole 50 mg"),
+        med("fluconazole", "active", rid="f3", display="fluconazole 100 mg"),
+    )
     [card] = cards
     assert all(words in card.detail for words in ("Diflucan 150 mg", "fluconazole 50 mg", "fluconazole 100 mg"))
 
 
 def test_one_card_per_interacting_drug():
-    cards = cards_for("order-sign", med("tacrolimus", "active", daily_mg=2), med("fluconazole", "draft"),
-                      med("clarithromycin", "draft"), med("ibuprofen", "draft"), med("naproxen", "active"))
+    cards = cards_for(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=2),
+        med("fluconazole", "draft"),
+        med("clarithromycin", "draft"),
+        med("ibuprofen", "draft"),
+        med("naproxen", "active"),
+    )
     # naproxen and tacrolimus are both already active: not new on order-sign (patient-view shows it)
-    assert [c.kind for c in cards] == ["interaction:fluconazole", "interaction:clarithromycin",
-                                       "interaction:ibuprofen"]
+    assert [c.kind for c in cards] == ["interaction:fluconazole", "interaction:clarithromycin", "interaction:ibuprofen"]
 
 
 def test_text_only_recognition_is_said():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2),
-                     med("fluconazole", "draft", recognised_by="text"))
+    card = only_card(
+        "order-sign", med("tacrolimus", "active", daily_mg=2), med("fluconazole", "draft", recognised_by="text")
+    )
     assert "named only in its text: confirm it is the drug meant" in card.detail
 
 
 def test_ehr_text_is_escaped_and_stripped_of_html():
-    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2),
-                     med("fluconazole", "draft", display="<b>fluconazole</b> *150* [mg](http://x)"))
+    card = only_card(
+        "order-sign",
+        med("tacrolimus", "active", daily_mg=2),
+        med("fluconazole", "draft", display="<b>fluconazole</b> *150* [mg](http://x)"),
+    )
     assert "<b>" not in card.detail
     assert r"fluconazole \*150\* \[mg\](http://x)" in card.detail
 
@@ -756,8 +1051,10 @@ def test_ehr_text_is_escaped_and_stripped_of_html():
 def test_every_card_readable_and_every_resource_valid_fhir(hook):
     state = {"order-select": "selected", "order-sign": "draft", "patient-view": "active"}[hook]
     drugs = [c[0] for c in CLASS_EXAMPLES]
-    meds = [med("tacrolimus", "active", rid="t0", daily_mg=3),
-            med("tacrolimus", state, rid="t1", daily_mg=2, release="extended")]
+    meds = [
+        med("tacrolimus", "active", rid="t0", daily_mg=3),
+        med("tacrolimus", state, rid="t1", daily_mg=2, release="extended"),
+    ]
     meds += [med(d, state, rid=f"x{i}", display=f"{d} " + "very long product name " * 6) for i, d in enumerate(drugs)]
     labs = (potassium(6.7), creatinine(0.6, 40), creatinine(1.2, 1))
     cards = cards_for(hook, *meds, labs=labs, pregnant_weeks=6, transfer_in_days=3)
@@ -773,6 +1070,7 @@ def test_every_card_readable_and_every_resource_valid_fhir(hook):
 
 # --- the table itself -----------------------------------------------------------------------------
 
+
 def test_each_drug_has_exactly_one_entry_and_every_entry_a_source():
     seen: list[str] = []
     for entry in KB["interactions"]["entries"]:
@@ -785,28 +1083,45 @@ def test_every_summary_fits_with_its_drug_names():
     for entry in KB["interactions"]["entries"]:
         for drug in entry["drugs"]:
             others = [] if drug == "tacrolimus" else [med(drug, "draft")]
-            tacs = ([med("tacrolimus", "active", rid="a", release="immediate"),
-                     med("tacrolimus", "draft", rid="b", release="extended")]
-                    if drug == "tacrolimus" else [med("tacrolimus", "active")])
+            tacs = (
+                [
+                    med("tacrolimus", "active", rid="a", release="immediate"),
+                    med("tacrolimus", "draft", rid="b", release="extended"),
+                ]
+                if drug == "tacrolimus"
+                else [med("tacrolimus", "active")]
+            )
             for card in cards_for("order-sign", *tacs, *others):
                 assert_readable(card)
 
 
 def test_site_file_changes_the_numbers_without_code(tmp_path):
     site = tmp_path / "site.yaml"
-    site.write_text("interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
-                    "  default_checks: {count: 5, source: 'site'}\n"
-                    "protocol:\n  safety:\n    potassium:\n"
-                    "      warning_at: {value: 6.0, unit: mmol/L, source: site}\n"
-                    "      critical_at: {value: 6.5, unit: mmol/L, source: site}\n"
-                    "      severe_at: {value: 7.0, unit: mmol/L, source: site}\n", encoding="utf-8")
+    site.write_text(
+        "interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
+        "  default_checks: {count: 5, source: 'site'}\n"
+        "protocol:\n  safety:\n    potassium:\n"
+        "      warning_at: {value: 6.0, unit: mmol/L, source: site}\n"
+        "      critical_at: {value: 6.5, unit: mmol/L, source: site}\n"
+        "      severe_at: {value: 7.0, unit: mmol/L, source: site}\n",
+        encoding="utf-8",
+    )
     kb = load_knowledge(site)
-    card = evaluate_interactions(facts("order-sign", med("tacrolimus", "draft", daily_mg=3),
-                                       med("fluconazole", "draft")), TODAY, kb)[0]
+    card = evaluate_interactions(
+        facts("order-sign", med("tacrolimus", "draft", daily_mg=3), med("fluconazole", "draft")), TODAY, kb
+    )[0]
     assert [dose_value(a.resource) for a in dose_actions(card)] == [1.0]
     assert card.suggestions[-1].actions[0].resource["occurrenceTiming"]["repeat"]["count"] == 5
-    [k] = evaluate_interactions(facts("order-sign", med("tacrolimus", "active", daily_mg=3),
-                                      med("spironolactone", "draft"), labs=(potassium(5.8),)), TODAY, kb)
+    [k] = evaluate_interactions(
+        facts(
+            "order-sign",
+            med("tacrolimus", "active", daily_mg=3),
+            med("spironolactone", "draft"),
+            labs=(potassium(5.8),),
+        ),
+        TODAY,
+        kb,
+    )
     assert k.indicator == "warning"  # the site's threshold is 6.0
 
 
@@ -816,19 +1131,26 @@ def test_no_shipped_text_names_internal_files():
 
 
 # --- from FHIR: orders named in text reach their interaction card --------------------------------
-# The whole path a request takes (service.extract.build_facts, then cards.evaluate.evaluate): an
+# The whole path a request takes (service.hooks.extract.build_facts, then cards.evaluate.evaluate): an
 # active tacrolimus order (RxNorm 42316) and an active order known only by its text, on patient-view.
 
+
 def _fhir_order(rid: str, medication: dict[str, Any], status: str = "active") -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-10-01",
-            "medicationCodeableConcept": medication}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2026-10-01",
+        "medicationCodeableConcept": medication,
+    }
 
 
 def _cards_from_fhir(hook: str, active: list[dict[str, Any]], drafts: list[dict[str, Any]] = ()) -> list[Card]:
     from cards.evaluate import evaluate
-    from service.extract import build_facts
-    from service.validation import HookRequest
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
 
     context: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/u1"}
     if hook == "order-sign":
@@ -840,24 +1162,63 @@ def _cards_from_fhir(hook: str, active: list[dict[str, Any]], drafts: list[dict[
 TACROLIMUS_ACTIVE = _fhir_order("tac", {"coding": [{"system": RXNORM, "code": "42316", "display": "tacrolimus"}]})
 
 FROM_TEXT = [  # (id, the other active order's text, the interaction card expected, indicator, summary words)
-    ("lisinopril-ace-inhibitor", "lisinopril 10 mg tablet", "interaction:ace_inhibitor", "warning",
-     "An ACE inhibitor"),
-    ("losartan-arb", "losartan 50 mg tablet", "interaction:angiotensin_receptor_blocker", "warning",
-     "An angiotensin receptor blocker (ARB)"),
-    ("gentamicin-aminoglycoside", "gentamicin 80 mg injection", "interaction:aminoglycoside", "warning",
-     "An aminoglycoside adds to tacrolimus kidney toxicity"),
-    ("diclofenac-nsaid", "diclofenac 50 mg tablet", "interaction:other_nsaid", "warning",
-     "An NSAID adds to tacrolimus kidney toxicity"),
-    ("eplerenone-potassium-sparing", "eplerenone 25 mg tablet", "interaction:eplerenone", "warning",
-     "Eplerenone and tacrolimus"),
-    ("potassium-chloride-supplement", "Potassium Chloride 20 mEq ER tablet", "interaction:potassium_supplement",
-     "warning", "Potassium supplements with tacrolimus"),
-    ("darunavir-protease-inhibitor", "darunavir 800 mg tablet", "interaction:other_protease_inhibitor", "critical",
-     "An HIV/HCV protease inhibitor raises tacrolimus levels many-fold: avoid"),
-    ("lopinavir-ritonavir-both", "lopinavir/ritonavir 200/50 mg tablet", "interaction:other_protease_inhibitor",
-     "critical", "An HIV/HCV protease inhibitor"),
-    ("paxlovid-by-brand", "Paxlovid 300 mg/100 mg dose pack", "interaction:ritonavir", "critical",
-     "Ritonavir raises tacrolimus levels many-fold: avoid, or hold tacrolimus"),
+    ("lisinopril-ace-inhibitor", "lisinopril 10 mg tablet", "interaction:ace_inhibitor", "warning", "An ACE inhibitor"),
+    (
+        "losartan-arb",
+        "losartan 50 mg tablet",
+        "interaction:angiotensin_receptor_blocker",
+        "warning",
+        "An angiotensin receptor blocker (ARB)",
+    ),
+    (
+        "gentamicin-aminoglycoside",
+        "gentamicin 80 mg injection",
+        "interaction:aminoglycoside",
+        "warning",
+        "An aminoglycoside adds to tacrolimus kidney toxicity",
+    ),
+    (
+        "diclofenac-nsaid",
+        "diclofenac 50 mg tablet",
+        "interaction:other_nsaid",
+        "warning",
+        "An NSAID adds to tacrolimus kidney toxicity",
+    ),
+    (
+        "eplerenone-potassium-sparing",
+        "eplerenone 25 mg tablet",
+        "interaction:eplerenone",
+        "warning",
+        "Eplerenone and tacrolimus",
+    ),
+    (
+        "potassium-chloride-supplement",
+        "Potassium Chloride 20 mEq ER tablet",
+        "interaction:potassium_supplement",
+        "warning",
+        "Potassium supplements with tacrolimus",
+    ),
+    (
+        "darunavir-protease-inhibitor",
+        "darunavir 800 mg tablet",
+        "interaction:other_protease_inhibitor",
+        "critical",
+        "An HIV/HCV protease inhibitor raises tacrolimus levels many-fold: avoid",
+    ),
+    (
+        "lopinavir-ritonavir-both",
+        "lopinavir/ritonavir 200/50 mg tablet",
+        "interaction:other_protease_inhibitor",
+        "critical",
+        "An HIV/HCV protease inhibitor",
+    ),
+    (
+        "paxlovid-by-brand",
+        "Paxlovid 300 mg/100 mg dose pack",
+        "interaction:ritonavir",
+        "critical",
+        "Ritonavir raises tacrolimus levels many-fold: avoid, or hold tacrolimus",
+    ),
 ]
 
 
@@ -880,25 +1241,36 @@ def test_switch_to_extended_release_named_by_brand_gives_the_release_switch_card
 
 
 def _potassium_observation(oid: str, value: float, when: str, unit: str = "mmol/L") -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
-            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
-            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
 
 
 def test_spironolactone_draft_with_potassium_on_record_from_fhir():
     """The chart of the review: spironolactone drafted, potassium 5.8 mEq/L the day before."""
     from cards.evaluate import evaluate
-    from service.extract import build_facts
-    from service.validation import HookRequest
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
 
-    draft = _fhir_order("spiro", {"coding": [{"system": RXNORM, "code": "9997", "display": "spironolactone"}]},
-                        status="draft")
-    context = {"patientId": "p1", "userId": "Practitioner/u1",
-               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}}
+    draft = _fhir_order(
+        "spiro", {"coding": [{"system": RXNORM, "code": "9997", "display": "spironolactone"}]}, status="draft"
+    )
+    context = {
+        "patientId": "p1",
+        "userId": "Practitioner/u1",
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]},
+    }
     request = HookRequest(hook="order-sign", hook_instance="00000000-0000-4000-8000-000000000000", context=context)
-    data = {"medications": [TACROLIMUS_ACTIVE],
-            "chemistry": [_potassium_observation("k1", 5.8, "2026-11-24T08:00:00Z", unit="meq/L")]}
+    data = {
+        "medications": [TACROLIMUS_ACTIVE],
+        "chemistry": [_potassium_observation("k1", 5.8, "2026-11-24T08:00:00Z", unit="meq/L")],
+    }
     cards = evaluate(build_facts(request, data, KB), TODAY, KB)
     [card] = [c for c in cards if c.kind == "interaction:spironolactone"]
     assert_readable(card)

@@ -13,14 +13,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-
-from cards.evaluate import evaluate
-from cards.facts import PREGNANCY, ConditionFact, MedicationFact, PatientFacts, PregnancyStatus
-from cards.model import Card
-from cards.recognise import DrugRecogniser
-from cards.rules.dose import evaluate_dose
-from cards.rules.interactions import evaluate_interactions
-from cards.rules.timing import evaluate_timing
 from rules_support import (
     KB,
     TODAY,
@@ -35,6 +27,14 @@ from rules_support import (
 )
 from test_rules_interactions import facts as interaction_facts
 from test_rules_interactions import med
+
+from cards.evaluate import evaluate
+from cards.facts import PREGNANCY, ConditionFact, MedicationFact, PatientFacts, PregnancyStatus
+from cards.model import Card
+from cards.recognise import DrugRecogniser
+from cards.rules.dose import evaluate_dose
+from cards.rules.interactions import evaluate_interactions
+from cards.rules.timing import evaluate_timing
 
 
 def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
@@ -52,6 +52,7 @@ def with_sig(order: MedicationFact, sig: str, **repeat: Any) -> MedicationFact:
 
 # --- 1. structured timing decides a course's length; free text a single dose only in explicit words ----
 
+
 def fluconazole(sig: str, started: int = 0, state: str = "selected", **repeat: Any) -> MedicationFact:
     return with_sig(med("fluconazole", state, daily_mg=200, start=day(started)), sig, **repeat)
 
@@ -65,34 +66,64 @@ TAC_DRAFT = med("tacrolimus", "selected", daily_mg=2, start=day(0))
 K_58 = lab("potassium", 5.8, 1)
 
 STRUCTURED_TIMING = [
-    pytest.param(fluconazole("200 mg by mouth daily x 1 week",
-                             boundsPeriod={"start": day(0).isoformat(), "end": day(6).isoformat()}),
-                 "order-select", (), ("interaction:fluconazole", "warning", "dose-cut"),
-                 id="fluconazole daily x 1 week with a 7-day boundsPeriod is a course: cut the dose"),
-    pytest.param(fluconazole("200 mg by mouth daily x 1 week", boundsDuration={"value": 7, "code": "d"}),
-                 "order-select", (), ("interaction:fluconazole", "warning", "dose-cut"),
-                 id="fluconazole x 1 week with a 7-day boundsDuration is a course"),
-    pytest.param(fluconazole("200 mg daily, single dose", count=7),
-                 "order-select", (), ("interaction:fluconazole", "warning", "dose-cut"),
-                 id="repeat.count 7 outweighs the words single dose"),
-    pytest.param(fluconazole("150 mg by mouth, single dose"),
-                 "order-select", (), ("interaction:fluconazole", "warning", "single-dose"),
-                 id="single dose in words and no structured course: a single dose"),
-    pytest.param(fluconazole("150 mg by mouth stat"),
-                 "order-select", (), ("interaction:fluconazole", "warning", "single-dose"),
-                 id="stat and no structured course: a single dose"),
-    pytest.param(fluconazole("150 mg by mouth", count=1),
-                 "order-select", (), ("interaction:fluconazole", "warning", "single-dose"),
-                 id="repeat.count 1: a single dose"),
-    pytest.param(spironolactone("25 mg by mouth daily x 1 month", -10),
-                 "patient-view", (K_58,), ("interaction:spironolactone", "critical", "potassium-mild"),
-                 id="spironolactone daily x 1 month started 10 days ago still counts: potassium 5.8 stops it"),
+    pytest.param(
+        fluconazole(
+            "200 mg by mouth daily x 1 week", boundsPeriod={"start": day(0).isoformat(), "end": day(6).isoformat()}
+        ),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "dose-cut"),
+        id="fluconazole daily x 1 week with a 7-day boundsPeriod is a course: cut the dose",
+    ),
+    pytest.param(
+        fluconazole("200 mg by mouth daily x 1 week", boundsDuration={"value": 7, "code": "d"}),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "dose-cut"),
+        id="fluconazole x 1 week with a 7-day boundsDuration is a course",
+    ),
+    pytest.param(
+        fluconazole("200 mg daily, single dose", count=7),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "dose-cut"),
+        id="repeat.count 7 outweighs the words single dose",
+    ),
+    pytest.param(
+        fluconazole("150 mg by mouth, single dose"),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "single-dose"),
+        id="single dose in words and no structured course: a single dose",
+    ),
+    pytest.param(
+        fluconazole("150 mg by mouth stat"),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "single-dose"),
+        id="stat and no structured course: a single dose",
+    ),
+    pytest.param(
+        fluconazole("150 mg by mouth", count=1),
+        "order-select",
+        (),
+        ("interaction:fluconazole", "warning", "single-dose"),
+        id="repeat.count 1: a single dose",
+    ),
+    pytest.param(
+        spironolactone("25 mg by mouth daily x 1 month", -10),
+        "patient-view",
+        (K_58,),
+        ("interaction:spironolactone", "critical", "potassium-mild"),
+        id="spironolactone daily x 1 month started 10 days ago still counts: potassium 5.8 stops it",
+    ),
 ]
 
 
 @pytest.mark.parametrize("order,hook,labs,expected", STRUCTURED_TIMING)
-def test_structured_timing_decides_a_course(order: MedicationFact, hook: str, labs: tuple[Any, ...],
-                                            expected: tuple[str, str, str]) -> None:
+def test_structured_timing_decides_a_course(
+    order: MedicationFact, hook: str, labs: tuple[Any, ...], expected: tuple[str, str, str]
+) -> None:
     tac = TAC_ACTIVE if hook == "patient-view" else TAC_DRAFT
     cards = evaluate_interactions(interaction_facts(hook, tac, order, labs=labs), TODAY, KB)
     assert expected in decisions(cards)
@@ -117,10 +148,15 @@ NEGATIVE_TESTS = [
 
 
 @pytest.mark.parametrize("transfer_day,tested_days_ago,verdict,indicator", NEGATIVE_TESTS)
-def test_negative_hcg_before_the_test_day_is_too_early(transfer_day: int, tested_days_ago: int, verdict: str,
-                                                       indicator: str) -> None:
-    facts = make_facts("patient-view", meds=[on_tacrolimus(-transfer_day + 2)], transfers=[transfer(transfer_day)],
-                       pregnancy_status=pregnancy(False, tested_days_ago))
+def test_negative_hcg_before_the_test_day_is_too_early(
+    transfer_day: int, tested_days_ago: int, verdict: str, indicator: str
+) -> None:
+    facts = make_facts(
+        "patient-view",
+        meds=[on_tacrolimus(-transfer_day + 2)],
+        transfers=[transfer(transfer_day)],
+        pregnancy_status=pregnancy(False, tested_days_ago),
+    )
     [card] = evaluate_timing(facts, TODAY, KB)
     assert (card.kind, card.indicator, card.verdict) == ("timing", indicator, verdict)
     assert not card.suggestions if verdict == "negative-too-early" else True
@@ -130,8 +166,7 @@ def test_negative_hcg_before_the_test_day_is_too_early(transfer_day: int, tested
 # --- 3. live vaccines ordered by brand ------------------------------------------------------------------
 
 RECOGNISER = DrugRecogniser.from_codes(KB["codes"])
-BRANDS = ["Varivax", "M-M-R II", "ProQuad", "Priorix", "Zostavax", "YF-Vax", "Stamaril", "Vivotif", "FluMist",
-          "BCG"]
+BRANDS = ["Varivax", "M-M-R II", "ProQuad", "Priorix", "Zostavax", "YF-Vax", "Stamaril", "Vivotif", "FluMist", "BCG"]
 
 
 def named_order(text: str, state: str = "selected") -> MedicationFact:
@@ -158,25 +193,29 @@ PREGNANT_MALE_GENDER = [
 @pytest.mark.parametrize("chart,verdict", PREGNANT_MALE_GENDER)
 def test_pregnancy_evidence_outweighs_administrative_gender(chart: dict[str, Any], verdict: str) -> None:
     mmf = med("mycophenolate_mofetil", "selected", daily_mg=2000)
-    cards = evaluate_interactions(interaction_facts("order-select", TAC_ACTIVE, mmf, sex="male", rif=False,
-                                                    **chart), TODAY, KB)
+    cards = evaluate_interactions(
+        interaction_facts("order-select", TAC_ACTIVE, mmf, sex="male", rif=False, **chart), TODAY, KB
+    )
     assert ("interaction:mycophenolate_mofetil", "critical", verdict) in decisions(cards)
 
 
 def test_a_man_with_no_pregnancy_on_record_gets_no_mycophenolate_card() -> None:
     mmf = med("mycophenolate_mofetil", "selected", daily_mg=2000)
-    cards = evaluate_interactions(interaction_facts("order-select", TAC_ACTIVE, mmf, sex="male", rif=False),
-                                  TODAY, KB)
+    cards = evaluate_interactions(interaction_facts("order-select", TAC_ACTIVE, mmf, sex="male", rif=False), TODAY, KB)
     assert not [c for c in cards if c.kind == "interaction:mycophenolate_mofetil"]
 
 
 def test_pregnancy_condition_outweighs_gender_on_the_whole_evaluation() -> None:
-    facts = make_facts("order-select", meds=[on_tacrolimus(20)], sex="male", rif=False,
-                       conditions=[ConditionFact(PREGNANCY, "Condition/p", "sct|77386006", "Pregnancy")],
-                       pregnancy_status=PregnancyStatus(True, "Condition 77386006", "Condition/p"))
+    facts = make_facts(
+        "order-select",
+        meds=[on_tacrolimus(20)],
+        sex="male",
+        rif=False,
+        conditions=[ConditionFact(PREGNANCY, "Condition/p", "sct|77386006", "Pregnancy")],
+        pregnancy_status=PregnancyStatus(True, "Condition 77386006", "Condition/p"),
+    )
     mmf = med("mycophenolate_mofetil", "selected", daily_mg=2000)
-    facts = PatientFacts(**{**facts.__dict__, "medications": (*facts.medications, mmf),
-                            "selections": (mmf.source,)})
+    facts = PatientFacts(**{**facts.__dict__, "medications": (*facts.medications, mmf), "selections": (mmf.source,)})
     assert ("interaction:mycophenolate_mofetil", "critical", "interaction") in decisions(evaluate(facts, TODAY, KB))
 
 
@@ -193,21 +232,38 @@ def tacrolimus_for(indications: tuple[str, ...], daily_mg: float = 6, frequency:
 
 
 INDICATION_SCOPE = [
-    pytest.param(LUPUS, "order-select", {("dose", "info", "protocol-not-applied")},
-                 id="3 mg twice daily for lupus nephritis, RIF on the list: protocol not applied, no maximum"),
-    pytest.param(TRANSPLANT, "order-select", {("dose", "info", "protocol-not-applied")},
-                 id="tacrolimus for a kidney transplant named in words: protocol not applied"),
+    pytest.param(
+        LUPUS,
+        "order-select",
+        {("dose", "info", "protocol-not-applied")},
+        id="3 mg twice daily for lupus nephritis, RIF on the list: protocol not applied, no maximum",
+    ),
+    pytest.param(
+        TRANSPLANT,
+        "order-select",
+        {("dose", "info", "protocol-not-applied")},
+        id="tacrolimus for a kidney transplant named in words: protocol not applied",
+    ),
     pytest.param(LUPUS, "order-sign", set(), id="at signing: no second card"),
-    pytest.param(RIF_REASON, "order-select", {("dose", "critical", "above-maximum")},
-                 id="6 mg/day for RIF: above the 4 mg/day maximum"),
-    pytest.param((), "order-select", {("dose", "critical", "above-maximum")},
-                 id="no indication on the order, RIF on record: the protocol applies"),
+    pytest.param(
+        RIF_REASON,
+        "order-select",
+        {("dose", "critical", "above-maximum")},
+        id="6 mg/day for RIF: above the 4 mg/day maximum",
+    ),
+    pytest.param(
+        (),
+        "order-select",
+        {("dose", "critical", "above-maximum")},
+        id="no indication on the order, RIF on record: the protocol applies",
+    ),
 ]
 
 
 @pytest.mark.parametrize("indications,hook,expected", INDICATION_SCOPE)
-def test_scope_by_the_orders_indication(indications: tuple[str, ...], hook: str,
-                                        expected: set[tuple[str, str, str]]) -> None:
+def test_scope_by_the_orders_indication(
+    indications: tuple[str, ...], hook: str, expected: set[tuple[str, str, str]]
+) -> None:
     facts = make_facts(hook, meds=[tacrolimus_for(indications)], transfers=[transfer(10)])
     cards = evaluate_dose(facts, TODAY, KB)
     assert decisions(cards) == expected
@@ -224,20 +280,41 @@ def test_an_order_for_another_indication_gets_no_protocol_card_at_all() -> None:
 # --- 6. age outside the site's range: say so, and still warn above the studies' maximum ------------------
 
 AGE_SCOPE = [
-    pytest.param(date(1970, 6, 1), 5, "order-select", {("dose", "warning", "above-study-maximum")},
-                 id="56 years, 5 mg/day: protocol not applied, above the studies' 4 mg/day"),
-    pytest.param(date(1970, 6, 1), 5, "order-sign", {("dose", "warning", "above-study-maximum")},
-                 id="56 years, 5 mg/day at signing: still warned"),
-    pytest.param(date(1970, 6, 1), 2, "order-select", {("dose", "info", "protocol-not-applied")},
-                 id="56 years, 2 mg/day: the protocol was not applied, and why"),
-    pytest.param(date(1971, 6, 1), 5, "order-select", {("dose", "critical", "above-maximum")},
-                 id="55 years, 5 mg/day: in the protocol, critical"),
+    pytest.param(
+        date(1970, 6, 1),
+        5,
+        "order-select",
+        {("dose", "warning", "above-study-maximum")},
+        id="56 years, 5 mg/day: protocol not applied, above the studies' 4 mg/day",
+    ),
+    pytest.param(
+        date(1970, 6, 1),
+        5,
+        "order-sign",
+        {("dose", "warning", "above-study-maximum")},
+        id="56 years, 5 mg/day at signing: still warned",
+    ),
+    pytest.param(
+        date(1970, 6, 1),
+        2,
+        "order-select",
+        {("dose", "info", "protocol-not-applied")},
+        id="56 years, 2 mg/day: the protocol was not applied, and why",
+    ),
+    pytest.param(
+        date(1971, 6, 1),
+        5,
+        "order-select",
+        {("dose", "critical", "above-maximum")},
+        id="55 years, 5 mg/day: in the protocol, critical",
+    ),
 ]
 
 
 @pytest.mark.parametrize("born,daily_mg,hook,expected", AGE_SCOPE)
-def test_age_outside_the_site_range(born: date, daily_mg: float, hook: str,
-                                    expected: set[tuple[str, str, str]]) -> None:
+def test_age_outside_the_site_range(
+    born: date, daily_mg: float, hook: str, expected: set[tuple[str, str, str]]
+) -> None:
     facts = make_facts(hook, meds=[draft(daily_mg, start=day(8))], transfers=[transfer(10)], birth_date=born)
     cards = evaluate_dose(facts, TODAY, KB)
     assert decisions(cards) == expected

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
-from cards.rules.safety import evaluate_safety
 from rules_support import (
     KB,
     TODAY,
@@ -22,12 +20,13 @@ from rules_support import (
     pregnancy,
 )
 
+from cards.rules.safety import evaluate_safety
+
 CR, K, GLU, A1C = "creatinine", "potassium", "glucose", "hba1c"
 
 
 def check(kind, labs=(), pressures=(), pregnant=None, started=60):
-    facts = make_facts("patient-view", labs=labs, pressures=pressures, pregnant=pregnant,
-                       meds=[on_tacrolimus(started)])
+    facts = make_facts("patient-view", labs=labs, pressures=pressures, pregnant=pregnant, meds=[on_tacrolimus(started)])
     cards = evaluate_safety(facts, TODAY, KB)
     for card in cards:
         assert_card_rules(card)
@@ -39,18 +38,44 @@ CREATININE = [
     ("+19 % from baseline: no card", [lab(CR, 1.0, 90), lab(CR, 1.19, 2)], None, None, []),
     ("+20 % exactly: warning", [lab(CR, 1.0, 90), lab(CR, 1.2, 2)], None, "warning", ["+20 %", "1.0 mg/dL"]),
     ("1.49× baseline: warning", [lab(CR, 1.0, 90), lab(CR, 1.49, 2)], None, "warning", ["+49 %"]),
-    ("1.5× baseline exactly: critical (KDIGO)", [lab(CR, 0.8, 90), lab(CR, 1.2, 2)], None, "critical", ["1.5×", "KDIGO"]),
-    ("+0.3 mg/dL within 48 h: critical", [lab(CR, 0.9, 90), lab(CR, 0.8, 3), lab(CR, 1.1, 1)], None, "critical",
-     ["rose from 0.8 mg/dL to 1.1 mg/dL within 48 h"]),
-    ("+0.3 mg/dL over 72 h is not the 48 h criterion", [lab(CR, 1.0, 90), lab(CR, 0.9, 4), lab(CR, 1.15, 1)], None,
-     None, []),
-    ("baseline is the latest before the course, not the oldest of the year: 0.6 → 0.85 is +42 %",
-     [lab(CR, 1.0, 300), lab(CR, 0.6, 70), lab(CR, 0.85, 2)], None, "warning", ["+42 %", "0.6 mg/dL on 2026-09-16"]),
+    (
+        "1.5× baseline exactly: critical (KDIGO)",
+        [lab(CR, 0.8, 90), lab(CR, 1.2, 2)],
+        None,
+        "critical",
+        ["1.5×", "KDIGO"],
+    ),
+    (
+        "+0.3 mg/dL within 48 h: critical",
+        [lab(CR, 0.9, 90), lab(CR, 0.8, 3), lab(CR, 1.1, 1)],
+        None,
+        "critical",
+        ["rose from 0.8 mg/dL to 1.1 mg/dL within 48 h"],
+    ),
+    (
+        "+0.3 mg/dL over 72 h is not the 48 h criterion",
+        [lab(CR, 1.0, 90), lab(CR, 0.9, 4), lab(CR, 1.15, 1)],
+        None,
+        None,
+        [],
+    ),
+    (
+        "baseline is the latest before the course, not the oldest of the year: 0.6 → 0.85 is +42 %",
+        [lab(CR, 1.0, 300), lab(CR, 0.6, 70), lab(CR, 0.85, 2)],
+        None,
+        "warning",
+        ["+42 %", "0.6 mg/dL on 2026-09-16"],
+    ),
     ("same-time results 0.9 and 1.3: the higher is used", "conflict", None, "warning", ["Conflicting creatinine"]),
     ("pregnant, 1.11 mg/dL: warning", [lab(CR, 1.0, 90), lab(CR, 1.11, 2)], True, "warning", ["above 1.1"]),
     ("pregnant, 1.1 exactly: no card", [lab(CR, 1.0, 90), lab(CR, 1.1, 2)], True, None, []),
-    ("latest preliminary: not acted on", [lab(CR, 1.0, 90), lab(CR, 2.0, 1, status="preliminary"), lab(CR, 1.0, 5)],
-     None, None, []),
+    (
+        "latest preliminary: not acted on",
+        [lab(CR, 1.0, 90), lab(CR, 2.0, 1, status="preliminary"), lab(CR, 1.0, 5)],
+        None,
+        None,
+        [],
+    ),
     ("latest 31 days old (stale): not acted on", [lab(CR, 0.5, 90), lab(CR, 1.5, 31)], None, None, []),
 ]
 
@@ -73,8 +98,13 @@ POTASSIUM = [
     ("5.49: advisory", 5.49, "info", [], []),
     ("5.5 exactly: mild, repeat", 5.5, "warning", ["mild hyperkalaemia"], [["create"]]),
     ("5.99: mild", 5.99, "warning", ["mild"], [["create"]]),
-    ("6.0 exactly: moderate, urgent repeat and ECG", 6.0, "critical", ["moderate hyperkalaemia", "ECG"],
-     [["create", "create"]]),
+    (
+        "6.0 exactly: moderate, urgent repeat and ECG",
+        6.0,
+        "critical",
+        ["moderate hyperkalaemia", "ECG"],
+        [["create", "create"]],
+    ),
     ("6.4: moderate, not severe", 6.4, "critical", ["moderate"], [["create", "create"]]),
     ("6.5: severe", 6.5, "critical", ["severe hyperkalaemia"], [["create", "create"]]),
 ]
@@ -95,8 +125,11 @@ def test_potassium_6_or_more_orders_an_urgent_repeat_and_an_ecg():
     card = check("safety:potassium", [lab(K, 6.4, 1)])
     repeat, ecg = card.suggestions[0].actions
     assert repeat.resource["priority"] == "stat" and repeat.resource["code"]["coding"][0]["code"] == "2823-3"
-    assert ecg.resource["code"]["coding"][0] == {"system": "http://snomed.info/sct", "code": "29303009",
-                                                 "display": "Electrocardiographic procedure"}
+    assert ecg.resource["code"]["coding"][0] == {
+        "system": "http://snomed.info/sct",
+        "code": "29303009",
+        "display": "Electrocardiographic procedure",
+    }
     assert card.suggestions[0].is_recommended
 
 
@@ -156,8 +189,7 @@ def test_blood_pressure(reading, indicator):
 LIVER = [
     ("ALT 69 with ULN 35 (site default): no card", [lab("alt", 69, 2)], None, []),
     ("ALT 70 = 2× default ULN 35: warning", [lab("alt", 70, 2)], "warning", ["ALT 70 U/L", "still to be confirmed"]),
-    ("AST 60 = 2× laboratory ULN 30: warning", [lab("ast", 60, 2, reference_high=30)], "warning",
-     ["laboratory range"]),
+    ("AST 60 = 2× laboratory ULN 30: warning", [lab("ast", 60, 2, reference_high=30)], "warning", ["laboratory range"]),
     ("AST 59 with laboratory ULN 30: no card", [lab("ast", 59, 2, reference_high=30)], None, []),
 ]
 
@@ -193,16 +225,25 @@ def test_candidate_not_on_tacrolimus_gets_no_safety_cards():
 
 def test_pregnancy_known_from_an_hcg_134_days_ago_keeps_the_pregnancy_checks():
     """No Condition, a positive hCG 134 days ago that nothing ended: still pregnant for every check."""
-    facts = make_facts("patient-view", labs=[lab(GLU, 95, 2, fasting=True), lab(CR, 1.0, 90), lab(CR, 1.2, 2)],
-                       meds=[on_tacrolimus(150)], pregnancy_status=pregnancy(True, 134, weeks=21))
+    facts = make_facts(
+        "patient-view",
+        labs=[lab(GLU, 95, 2, fasting=True), lab(CR, 1.0, 90), lab(CR, 1.2, 2)],
+        meds=[on_tacrolimus(150)],
+        pregnancy_status=pregnancy(True, 134, weeks=21),
+    )
     cards = evaluate_safety(facts, TODAY, KB)
     assert only(cards, "safety:glucose").verdict == "glucose-warning"
     assert "pre-eclampsia" in only(cards, "safety:creatinine").summary + only(cards, "safety:creatinine").detail
 
 
 def test_transplant_recipient_keeps_generic_safety_cards_but_not_the_protocol_schedule():
-    facts = make_facts("patient-view", labs=[lab(K, 6.1, 1)], meds=[on_tacrolimus(300)], rif=False,
-                       conditions=[condition("transplant_status", "Kidney transplant")])
+    facts = make_facts(
+        "patient-view",
+        labs=[lab(K, 6.1, 1)],
+        meds=[on_tacrolimus(300)],
+        rif=False,
+        conditions=[condition("transplant_status", "Kidney transplant")],
+    )
     cards = evaluate_safety(facts, TODAY, KB)
     assert only(cards, "safety:potassium").indicator == "critical"
     assert only(cards, "safety:monitoring-due") is None

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
-from cards.rules.trough import evaluate_trough
 from rules_support import (
     KB,
     TODAY,
@@ -20,6 +18,8 @@ from rules_support import (
     make_facts,
     on_tacrolimus,
 )
+
+from cards.rules.trough import evaluate_trough
 
 TAC = "tacrolimus"
 REPEAT = [["create", "create", "create"]]  # repeat trough + creatinine + potassium
@@ -36,36 +36,91 @@ CASES = [
     ("4 exactly: in range, no card", [trough(4)], 30, None, None, [], []),
     ("8 exactly: in range, no card", [trough(8)], 30, None, None, [], []),
     ("3.99 at steady state: advisory", [trough(3.99)], 30, "below-target", "info", ["below the 4–8 ng/mL"], []),
-    ("8.1: warning, dose review, next steps", [trough(8.1)], 30, "above-target", "warning",
-     ["above the 4–8 ng/mL target", "review the dose", "creatinine and potassium"], REPEAT),
+    (
+        "8.1: warning, dose review, next steps",
+        [trough(8.1)],
+        30,
+        "above-target",
+        "warning",
+        ["above the 4–8 ng/mL target", "review the dose", "creatinine and potassium"],
+        REPEAT,
+    ),
     ("19.9: warning", [trough(19.9)], 30, "above-target", "warning", [], REPEAT),
     ("20 exactly: critical", [trough(20)], 30, "critical", "critical", ["at or above 20", "hold or reduce"], REPEAT),
-    ("day-1 trough 13.5 before steady state: warning, will climb", [trough(13.5, 0)], 1, "above-target", "warning",
-     ["before steady state", "climb"], REPEAT),
+    (
+        "day-1 trough 13.5 before steady state: warning, will climb",
+        [trough(13.5, 0)],
+        1,
+        "above-target",
+        "warning",
+        ["before steady state", "climb"],
+        REPEAT,
+    ),
     ("pre-steady-state 3 ng/mL: no card, still climbing", [trough(3, 1)], 4, None, None, [], []),
     ("pre-steady-state 25: critical", [trough(25, 1)], 3, "critical", "critical", [], REPEAT),
-    ("timing unknown 25: repeat as a true trough", [trough(25, timing="unknown")], 30,
-     "high-level-unknown-timing", "warning", ["timing not stated", "true trough"], REPEAT),
+    (
+        "timing unknown 25: repeat as a true trough",
+        [trough(25, timing="unknown")],
+        30,
+        "high-level-unknown-timing",
+        "warning",
+        ["timing not stated", "true trough"],
+        REPEAT,
+    ),
     ("timing unknown 6: nothing to act on", [trough(6, timing="unknown")], 30, None, None, [], []),
-    ("no level on record: order one", [], 30, "no-trough", "warning", ["No usable tacrolimus trough in the last 14 days"],
-     ORDER),
+    (
+        "no level on record: order one",
+        [],
+        30,
+        "no-trough",
+        "warning",
+        ["No usable tacrolimus trough in the last 14 days"],
+        ORDER,
+    ),
     ("level 15 days old: order one", [trough(6, 15)], 30, "no-trough", "warning", ["15 days old"], ORDER),
     ("preliminary level only: wait, no order", [trough(25, 1, status="preliminary")], 30, None, None, [], []),
-    ("nmol/L level is shown, not hidden", [trough(None, 2, unit="nmol/L", shown="9.1 nmol/L",
-                                               problem="unit nmol/L cannot be converted")], 30,
-     "uninterpretable", "info", ["reported as 9.1 nmol/L", "Ask the laboratory"], []),
-    ("censored <1.0 is shown", [trough(None, 2, shown="<1.0 ng/mL", problem="below the detection limit")], 30,
-     "uninterpretable", "info", ["\\<1.0 ng/mL", "missed dose"], []),
-    ("started 2 days ago, no level: draw at steady state", [], 2, "draw-at-steady-state", "info",
-     ["from 2026-11-28"], ORDER),
-    ("two troughs at one time: the higher decides", [trough(6, 2, conflicts_with=("x",)),
-                                                     trough(12.1, 2, conflicts_with=("y",))], 30,
-     "above-target", "warning", ["Conflicting tacrolimus level results"], REPEAT),
+    (
+        "nmol/L level is shown, not hidden",
+        [trough(None, 2, unit="nmol/L", shown="9.1 nmol/L", problem="unit nmol/L cannot be converted")],
+        30,
+        "uninterpretable",
+        "info",
+        ["reported as 9.1 nmol/L", "Ask the laboratory"],
+        [],
+    ),
+    (
+        "censored <1.0 is shown",
+        [trough(None, 2, shown="<1.0 ng/mL", problem="below the detection limit")],
+        30,
+        "uninterpretable",
+        "info",
+        ["\\<1.0 ng/mL", "missed dose"],
+        [],
+    ),
+    (
+        "started 2 days ago, no level: draw at steady state",
+        [],
+        2,
+        "draw-at-steady-state",
+        "info",
+        ["from 2026-11-28"],
+        ORDER,
+    ),
+    (
+        "two troughs at one time: the higher decides",
+        [trough(6, 2, conflicts_with=("x",)), trough(12.1, 2, conflicts_with=("y",))],
+        30,
+        "above-target",
+        "warning",
+        ["Conflicting tacrolimus level results"],
+        REPEAT,
+    ),
 ]
 
 
-@pytest.mark.parametrize("labs,started,verdict,indicator,words,actions", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "labs,started,verdict,indicator,words,actions", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_trough(labs, started, verdict, indicator, words, actions):
     # Same-time conflicts name each other by source.
     if len(labs) == 2 and labs[0].conflicts_with:
@@ -102,8 +157,11 @@ def test_extended_release_needs_seven_days_before_a_low_trough_counts():
 
 
 def test_visible_dose_change_restarts_steady_state():
-    facts = make_facts("patient-view", labs=[trough(3, 1)],
-                       meds=[on_tacrolimus(60, rid="old"), on_tacrolimus(3, daily_mg=3, rid="new")])
+    facts = make_facts(
+        "patient-view",
+        labs=[trough(3, 1)],
+        meds=[on_tacrolimus(60, rid="old"), on_tacrolimus(3, daily_mg=3, rid="new")],
+    )
     assert evaluate_trough(facts, TODAY, KB) == []
 
 
@@ -120,8 +178,13 @@ def test_no_trough_card_before_therapy():
 @pytest.mark.parametrize("level,verdict", [(9, None), (12, None), (21.5, "critical")])
 def test_transplant_recipient_gets_only_the_critical_tier(level, verdict):
     """Outside the protocol the 4–8 target is not hers: only a toxic level is flagged."""
-    facts = make_facts("patient-view", labs=[trough(level)], meds=[on_tacrolimus(60)], rif=False,
-                       conditions=[condition("transplant_status", "Kidney transplant status")])
+    facts = make_facts(
+        "patient-view",
+        labs=[trough(level)],
+        meds=[on_tacrolimus(60)],
+        rif=False,
+        conditions=[condition("transplant_status", "Kidney transplant status")],
+    )
     cards = evaluate_trough(facts, TODAY, KB)
     assert [c.verdict for c in cards] == ([verdict] if verdict else [])
     for card in cards:

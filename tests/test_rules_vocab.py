@@ -4,12 +4,11 @@ record made safe for a card."""
 from __future__ import annotations
 
 import pytest
+from rules_support import KB, draft, lab, make_facts, on_tacrolimus
 
 from cards.rules.focus import focus_of, in_focus
 from cards.rules.vocab import above, at_least, below, build_card, override_codings, same
 from cards.text import SUMMARY_MAX, fmt_measure, fmt_unit, plain
-from rules_support import KB, draft, lab, make_facts, on_tacrolimus
-
 
 # (hook, order, is it what the call is about?)
 FOCUS = [
@@ -22,8 +21,9 @@ FOCUS = [
 ]
 
 
-@pytest.mark.parametrize("hook,med,expected", FOCUS, ids=[f"{h}-{m.status}-{'sel' if m.is_selected else 'ctx'}"
-                                                          for h, m, _ in FOCUS])
+@pytest.mark.parametrize(
+    "hook,med,expected", FOCUS, ids=[f"{h}-{m.status}-{'sel' if m.is_selected else 'ctx'}" for h, m, _ in FOCUS]
+)
 def test_in_focus(hook, med, expected):
     assert in_focus(hook, med) is expected
 
@@ -41,12 +41,15 @@ def test_pregnancy_alone_does_not_make_a_draft_a_continuation():
     assert not focus_of(make_facts("order-sign", meds=[draft(2)], pregnant=True)).continuing
 
 
-@pytest.mark.parametrize("value,threshold,ge,gt,lt", [
-    (0.96 / 0.8, 1.2, True, False, False),  # 1.1999999... counts as 1.2
-    (1.2, 1.2, True, False, False),
-    (1.21, 1.2, True, True, False),
-    (1.19, 1.2, False, False, True),
-])
+@pytest.mark.parametrize(
+    "value,threshold,ge,gt,lt",
+    [
+        (0.96 / 0.8, 1.2, True, False, False),  # 1.1999999... counts as 1.2
+        (1.2, 1.2, True, False, False),
+        (1.21, 1.2, True, True, False),
+        (1.19, 1.2, False, False, True),
+    ],
+)
 def test_comparisons_tolerate_float_noise(value, threshold, ge, gt, lt):
     assert at_least(value, threshold) is ge
     assert above(value, threshold) is gt
@@ -54,19 +57,23 @@ def test_comparisons_tolerate_float_noise(value, threshold, ge, gt, lt):
     assert same(0.1 + 0.2, 0.3)
 
 
-@pytest.mark.parametrize("raw,shown", [
-    ("Recurrent <b>implantation</b> failure", "Recurrent implantation failure"),
-    ("<script>alert(1)</script>RIF", "alert(1)RIF"),
-    ("tacrolimus *1 mg* [link](http://x)", "tacrolimus \\*1 mg\\* \\[link\\](http://x)"),
-    ("a\n\n# heading", "a \\# heading"),
-    ("Prograf_1mg | table", "Prograf\\_1mg \\| table"),
-])
+@pytest.mark.parametrize(
+    "raw,shown",
+    [
+        ("Recurrent <b>implantation</b> failure", "Recurrent implantation failure"),
+        ("<script>alert(1)</script>RIF", "alert(1)RIF"),
+        ("tacrolimus *1 mg* [link](http://x)", "tacrolimus \\*1 mg\\* \\[link\\](http://x)"),
+        ("a\n\n# heading", "a \\# heading"),
+        ("Prograf_1mg | table", "Prograf\\_1mg \\| table"),
+    ],
+)
 def test_record_text_is_plain_markdown(raw, shown):
     assert plain(raw) == shown
 
 
-@pytest.mark.parametrize("unit,shown", [("umol/L", "µmol/L"), ("{ratio}", ""), ("mm[Hg]", "mmHg"),
-                                        ("mg/dL", "mg/dL"), (None, "")])
+@pytest.mark.parametrize(
+    "unit,shown", [("umol/L", "µmol/L"), ("{ratio}", ""), ("mm[Hg]", "mmHg"), ("mg/dL", "mg/dL"), (None, "")]
+)
 def test_units_as_a_clinician_writes_them(unit, shown):
     assert fmt_unit(unit) == shown
 
@@ -78,8 +85,15 @@ def test_a_result_is_shown_as_the_laboratory_reported_it_without_ids():
 
 
 def test_the_card_builder_clips_the_summary_and_keeps_the_decision():
-    card = build_card(kind="dose", verdict="above-maximum", indicator="critical", summary="x" * 300,
-                      detail="d", source_label="s", override_reasons=override_codings(KB["protocol"]))
+    card = build_card(
+        kind="dose",
+        verdict="above-maximum",
+        indicator="critical",
+        summary="x" * 300,
+        detail="d",
+        source_label="s",
+        override_reasons=override_codings(KB["protocol"]),
+    )
     assert len(card.summary) == SUMMARY_MAX and card.verdict == "above-maximum"
     assert {c.code for c in card.override_reasons} >= {"clinical-judgement"}
 

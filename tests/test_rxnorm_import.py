@@ -10,7 +10,7 @@ import pytest
 
 from cards.knowledge import KnowledgeError, load_knowledge, load_knowledge_report
 from cards.recognise import DrugRecogniser
-from service.cli import main
+from service.cli.main import main
 
 SAMPLE = Path(__file__).parent / "data" / "rxnorm-sample"
 
@@ -31,18 +31,26 @@ EXPECTED = [  # (id, product rxcui, ingredients, strength_mg, dose form, release
     ("branded-drug-through-its-generic", "90003", ["fluconazole"], 150.0, "Oral Tablet", "immediate"),
     ("extended-release-tablet", "90012", ["tacrolimus"], 0.75, "Extended Release Oral Tablet", "extended"),
     ("ointment-has-no-mg-strength", "90022", ["tacrolimus"], None, "Topical Ointment", None),
-    ("two-ingredients-no-single-strength", "90033", ["sulfamethoxazole", "trimethoprim"], None, "Oral Tablet",
-     "immediate"),
+    (
+        "two-ingredients-no-single-strength",
+        "90033",
+        ["sulfamethoxazole", "trimethoprim"],
+        None,
+        "Oral Tablet",
+        "immediate",
+    ),
     ("salt-through-precise-ingredient", "90053", ["diltiazem"], 120.0, "Extended Release Oral Capsule", "extended"),
     ("ingredient-known-by-name-only", "90073", ["aminoglycoside"], None, "Injectable Solution", None),
     ("pack-with-an-unknown-partner", "90086", ["ritonavir"], None, "Oral Tablet", "immediate"),
 ]
 
 
-@pytest.mark.parametrize("rxcui,ingredients,strength,form,release", [e[1:] for e in EXPECTED],
-                         ids=[e[0] for e in EXPECTED])
-def test_products_of_known_drugs_are_written_with_ingredient_strength_and_form(table, rxcui, ingredients, strength,
-                                                                               form, release):
+@pytest.mark.parametrize(
+    "rxcui,ingredients,strength,form,release", [e[1:] for e in EXPECTED], ids=[e[0] for e in EXPECTED]
+)
+def test_products_of_known_drugs_are_written_with_ingredient_strength_and_form(
+    table, rxcui, ingredients, strength, form, release
+):
     row = rows(table)[rxcui]
     assert row["ingredients"] == ingredients
     assert row.get("strength_mg") == strength
@@ -70,8 +78,10 @@ def test_the_service_recognises_an_imported_product_by_its_code(table):
 
 def test_the_app_loads_the_table_named_in_its_configuration(table, tmp_path):
     from service import create_app
-    app = create_app({"RXNORM_PRODUCTS": str(table), "AUTH_REQUIRED": False,
-                      "FEEDBACK_DB": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+
+    app = create_app(
+        {"RXNORM_PRODUCTS": str(table), "AUTH_REQUIRED": False, "FEEDBACK_DB": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    )
     products = {p["rxnorm"] for p in app.extensions["tacro_cds"].knowledge["codes"]["products"]}
     assert {"90002", "90086"} <= products and "198377" in products
 
@@ -86,8 +96,10 @@ def test_the_cli_prints_the_counts_and_how_to_load_it(tmp_path, capsys):
 
 def test_a_site_drug_is_imported_too(tmp_path):
     site = tmp_path / "site.yaml"
-    site.write_text("codes:\n  drugs:\n    acetaminophen: {rxnorm: ['161'], names: [acetaminophen], source: site}\n",
-                    encoding="utf-8")
+    site.write_text(
+        "codes:\n  drugs:\n    acetaminophen: {rxnorm: ['161'], names: [acetaminophen], source: site}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "p.json"
     assert main(["rxnorm", "import", str(SAMPLE), "--out", str(out), "--site", str(site)]) == 0
     assert rows(out)["90042"]["ingredients"] == ["acetaminophen"]
@@ -107,8 +119,10 @@ def test_a_file_that_is_not_rrf_is_refused(tmp_path, capsys):
 
 def test_a_broken_product_table_stops_start_up(tmp_path):
     bad = tmp_path / "p.json"
-    bad.write_text(json.dumps({"products": [{"rxnorm": "x1", "ingredients": ["fluconazole"], "display": "d",
-                                             "source": "s"}]}), encoding="utf-8")
+    bad.write_text(
+        json.dumps({"products": [{"rxnorm": "x1", "ingredients": ["fluconazole"], "display": "d", "source": "s"}]}),
+        encoding="utf-8",
+    )
     with pytest.raises(KnowledgeError, match=r"products/\d+ \(rxnorm x1\)/rxnorm"):
         load_knowledge_report(products_table=bad)
     bad.write_text("{}", encoding="utf-8")

@@ -38,16 +38,25 @@ CASES = [
     ("unavailable-412", {"resolver": _Unavailable()}, "POST", VIEW, VALID, 412),
     ("unauthorized-401", {"AUTH_REQUIRED": True}, "POST", VIEW, VALID, 401),
     ("unauthorized-discovery-401", {"AUTH_REQUIRED": True}, "GET", "/cds-services", None, 401),
-    ("preflight", {"AUTH_REQUIRED": True, "CORS_ORIGINS": ["https://sandbox.cds-hooks.org"]}, "OPTIONS", VIEW,
-     None, 200),
+    (
+        "preflight",
+        {"AUTH_REQUIRED": True, "CORS_ORIGINS": ["https://sandbox.cds-hooks.org"]},
+        "OPTIONS",
+        VIEW,
+        None,
+        200,
+    ),
 ]
 
 
 @pytest.mark.parametrize("name, overrides, method, path, body, status", CASES, ids=[c[0] for c in CASES])
 def test_every_response_has_nosniff_and_no_store(make_app, name, overrides, method, path, body, status):
     client = make_app(**overrides).test_client()
-    headers = {"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST"} \
-        if method == "OPTIONS" else {}
+    headers = (
+        {"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST"}
+        if method == "OPTIONS"
+        else {}
+    )
     response = client.open(path, method=method, data=body, content_type="application/json", headers=headers)
     assert response.status_code == status
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -64,18 +73,35 @@ def test_under_gunicorn_no_version_banner_and_nosniff():
         session = requests.Session()
         responses = {
             "discovery": session.get(server.base_url + "/cds-services", timeout=REQUEST_TIMEOUT_S),
-            "service": session.post(server.base_url + VIEW, data=VALID.encode(),
-                                    headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
+            "service": session.post(
+                server.base_url + VIEW,
+                data=VALID.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=REQUEST_TIMEOUT_S,
+            ),
             "not-found": session.get(server.base_url + "/nope", timeout=REQUEST_TIMEOUT_S),
-            "too-large": session.post(server.base_url + VIEW, data=b" " * 5000 + b"{}",
-                                      headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
+            "too-large": session.post(
+                server.base_url + VIEW,
+                data=b" " * 5000 + b"{}",
+                headers={"Content-Type": "application/json"},
+                timeout=REQUEST_TIMEOUT_S,
+            ),
             # Chunked: no Content-Length for the size check to read up front.
-            "too-large-chunked": session.post(server.base_url + VIEW, data=iter([b" " * 3000, b" " * 3000, b"{}"]),
-                                              headers={"Content-Type": "application/json"}, timeout=REQUEST_TIMEOUT_S),
+            "too-large-chunked": session.post(
+                server.base_url + VIEW,
+                data=iter([b" " * 3000, b" " * 3000, b"{}"]),
+                headers={"Content-Type": "application/json"},
+                timeout=REQUEST_TIMEOUT_S,
+            ),
         }
         statuses = {name: r.status_code for name, r in responses.items()}
-        assert statuses == {"discovery": 200, "service": 200, "not-found": 404, "too-large": 413,
-                            "too-large-chunked": 413}
+        assert statuses == {
+            "discovery": 200,
+            "service": 200,
+            "not-found": 404,
+            "too-large": 413,
+            "too-large-chunked": 413,
+        }
         for name, response in responses.items():
             assert response.headers["X-Content-Type-Options"] == "nosniff", name
             banner = response.headers.get("Server", "")
@@ -91,9 +117,15 @@ def test_under_gunicorn_chunked_bodies_are_held_to_the_size_limit():
     small = json.dumps(builtin_request("patient-view", with_token=False)).encode()
     limit = len(small) + 4096
     with gunicorn(workers=1, threads=1, env={"TACRO_CDS_MAX_REQUEST_BYTES": str(limit)}) as server:
+
         def post(chunks):
-            return requests.post(server.base_url + VIEW, data=iter(chunks), timeout=REQUEST_TIMEOUT_S,
-                                 headers={"Content-Type": "application/json"})
+            return requests.post(
+                server.base_url + VIEW,
+                data=iter(chunks),
+                timeout=REQUEST_TIMEOUT_S,
+                headers={"Content-Type": "application/json"},
+            )
+
         over = post([small, b" " * limit, b"garbage"])
         assert over.status_code == 413
         assert over.json()["issue"][0]["diagnostics"] == "payload-too-large"
@@ -111,7 +143,11 @@ def test_under_gunicorn_a_413_leaves_the_connection_usable():
     with gunicorn(workers=1, threads=2, env={"TACRO_CDS_MAX_REQUEST_BYTES": str(limit)}) as server:
         session = requests.Session()
         for _ in range(10):
-            refused = session.post(server.base_url + VIEW, data=body, timeout=REQUEST_TIMEOUT_S,
-                                   headers={"Content-Type": "application/json"})
+            refused = session.post(
+                server.base_url + VIEW,
+                data=body,
+                timeout=REQUEST_TIMEOUT_S,
+                headers={"Content-Type": "application/json"},
+            )
             assert refused.status_code == 413
             assert session.get(server.base_url + "/healthz", timeout=REQUEST_TIMEOUT_S).status_code == 200

@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from conftest import no_data_prefetch
 
 SERVICES = {
@@ -28,12 +27,19 @@ DRAFT = {
 def request_for(hook: str) -> dict:
     context: dict = {"userId": "Practitioner/u1", "patientId": "p1"}
     if hook in ("order-select", "order-sign"):
-        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
-                                  "entry": [{"resource": copy.deepcopy(DRAFT)}]}
+        context["draftOrders"] = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": copy.deepcopy(DRAFT)}],
+        }
     if hook == "order-select":
         context["selections"] = ["MedicationRequest/draft-1"]
-    return {"hook": hook, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "context": context,
-            "prefetch": no_data_prefetch()}
+    return {
+        "hook": hook,
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": context,
+        "prefetch": no_data_prefetch(),
+    }
 
 
 def sandbox_request() -> dict:
@@ -42,11 +48,17 @@ def sandbox_request() -> dict:
     req = request_for("order-select")
     draft = req["context"]["draftOrders"]
     del draft["type"]
-    draft["entry"][0]["resource"].update({
-        "category": {"coding": [{"code": "outpatient"}]},
-        "dosageInstruction": [{"doseAndRate": {"doseQuantity": {"value": 1, "unit": "{pill}"}},
-                               "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}],
-    })
+    draft["entry"][0]["resource"].update(
+        {
+            "category": {"coding": [{"code": "outpatient"}]},
+            "dosageInstruction": [
+                {
+                    "doseAndRate": {"doseQuantity": {"value": 1, "unit": "{pill}"}},
+                    "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                }
+            ],
+        }
+    )
     req["fhirServer"] = "https://sandbox.example.org/r4"
     req["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1"}
     return req
@@ -74,7 +86,10 @@ def test_incomplete_sandbox_draft_is_normal_input(client):
     """The sandbox fires order-select with a draft that has no medication or dosage yet."""
     req = request_for("order-select")
     req["context"]["draftOrders"]["entry"][0]["resource"] = {
-        "resourceType": "MedicationRequest", "id": "draft-1", "status": "draft"}
+        "resourceType": "MedicationRequest",
+        "id": "draft-1",
+        "status": "draft",
+    }
     assert client.post("/cds-services/tacrolimus-order-select", json=req).status_code == 200
 
 
@@ -108,15 +123,32 @@ BAD_REQUESTS = [
     ("selections missing", _with("context.selections", _DELETE), "$.context"),
     ("draftOrders missing", _with("context.draftOrders", _DELETE), "$.context"),
     ("selections empty", _with("context.selections", []), "$.context.selections"),
-    ("selection not in draftOrders", _with("context.selections", ["MedicationRequest/other"]),
-     "$.context.selections[0]"),
+    (
+        "selection not in draftOrders",
+        _with("context.selections", ["MedicationRequest/other"]),
+        "$.context.selections[0]",
+    ),
     ("patientId missing", _with("context.patientId", _DELETE), "$.context"),
-    ("draftOrders not a Bundle", _with("context.draftOrders", {"resourceType": "List"}),
-     "$.context.draftOrders.resourceType"),
+    (
+        "draftOrders not a Bundle",
+        _with("context.draftOrders", {"resourceType": "List"}),
+        "$.context.draftOrders.resourceType",
+    ),
     ("prefetch value not a resource", _with("prefetch", {"patient": 3}), "$.prefetch.patient"),
-    ("fhirAuthorization without fhirServer",
-     _with("fhirAuthorization", {"access_token": "t", "token_type": "Bearer", "expires_in": 300,
-                                 "scope": "patient/*.read", "subject": "cds"}), "$"),
+    (
+        "fhirAuthorization without fhirServer",
+        _with(
+            "fhirAuthorization",
+            {
+                "access_token": "t",
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/*.read",
+                "subject": "cds",
+            },
+        ),
+        "$",
+    ),
     ("fhirServer not a URL", _with("fhirServer", "not a url"), "$.fhirServer"),
 ]
 
@@ -135,11 +167,13 @@ def test_hook_not_matching_service_is_400(client):
     assert "order-select" in _outcome(response)
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1, 2", b"NaN", b"null"],
-                         ids=["broken", "empty", "not-utf8", "truncated", "nan", "null"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"", b"\xff\xfe", b"[1, 2", b"NaN", b"null"],
+    ids=["broken", "empty", "not-utf8", "truncated", "nan", "null"],
+)
 def test_malformed_json_is_400(client, raw):
-    response = client.post("/cds-services/tacrolimus-patient-view", data=raw,
-                           content_type="application/json")
+    response = client.post("/cds-services/tacrolimus-patient-view", data=raw, content_type="application/json")
     assert response.status_code == 400
     assert _outcome(response)
 
@@ -154,8 +188,9 @@ def test_body_over_limit_is_413(make_app):
     client = make_app(MAX_REQUEST_BYTES=1000).test_client()
     req = request_for("patient-view")
     req["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1", "text": {"div": "x" * 2000}}
-    response = client.post("/cds-services/tacrolimus-patient-view", data=json.dumps(req),
-                           content_type="application/json")
+    response = client.post(
+        "/cds-services/tacrolimus-patient-view", data=json.dumps(req), content_type="application/json"
+    )
     assert response.status_code == 413
     assert _outcome(response)
 
@@ -166,8 +201,7 @@ def test_unexpected_failure_is_500_outcome_without_trace(make_app):
 
     app = make_app()
     app.extensions["tacro_cds"].resolver.resolve_partial = broken
-    response = app.test_client().post("/cds-services/tacrolimus-patient-view",
-                                      json=request_for("patient-view"))
+    response = app.test_client().post("/cds-services/tacrolimus-patient-view", json=request_for("patient-view"))
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
     assert _outcome(response)

@@ -33,9 +33,11 @@ def test_server_error_answers_carry_nosniff_and_no_control_socket_is_made(tmp_pa
     runtime = home / "run"
     runtime.mkdir()
     with gunicorn(workers=1, threads=2, env={"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}) as server:
-        for bad in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-                    b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
-                    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"):
+        for bad in (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+            b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+            b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
             answer = _raw(server.port, bad)
             head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
             assert head.startswith("http/1.1 4"), head[:100]

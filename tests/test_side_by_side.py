@@ -27,12 +27,44 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
             pytest.fail("wrk is not installed (.ci/run installs it)")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     run = subprocess.run(
-        [sys.executable, "-m", "bench.side_by_side", "--mode", "prefetched", "fallback", "memory", "profile",
-         "--bodies", "history-50-patient-view", "--seconds", "2", "--warmup", "1",
-         "--rounds", "1", "--fallback-calls", "2", "--fhir-delay-ms", "20", "--memory-calls", "20",
-         "--memory-checkpoints", "2", "--profile-calls", "2", "--profile-body", "history-50-order-select",
-         "--out", str(tmp_path)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=280)
+        [
+            sys.executable,
+            "-m",
+            "bench.side_by_side",
+            "--mode",
+            "prefetched",
+            "fallback",
+            "memory",
+            "profile",
+            "--bodies",
+            "history-50-patient-view",
+            "--seconds",
+            "2",
+            "--warmup",
+            "1",
+            "--rounds",
+            "1",
+            "--fallback-calls",
+            "2",
+            "--fhir-delay-ms",
+            "20",
+            "--memory-calls",
+            "20",
+            "--memory-checkpoints",
+            "2",
+            "--profile-calls",
+            "2",
+            "--profile-body",
+            "history-50-order-select",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
 
@@ -45,9 +77,16 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
         assert f"fallback {hook}: every one of" in out
     # The harness reports reuse; whether it happened in this tiny run depends on the machine (reuse
     # itself is proven in tests/test_fhir_pool.py and tests/test_fhir_standin.py).
-    assert len(re.findall(r"connections accepted by the stand-in: call 1: [0-9]+ for [0-9]+ queries, "
-                          r"call 2: [0-9]+ for [0-9]+ queries -> connections reused across calls: (yes|no)",
-                          out)) == 2
+    assert (
+        len(
+            re.findall(
+                r"connections accepted by the stand-in: call 1: [0-9]+ for [0-9]+ queries, "
+                r"call 2: [0-9]+ for [0-9]+ queries -> connections reused across calls: (yes|no)",
+                out,
+            )
+        )
+        == 2
+    )
     assert out.count("cards equal to the prefetched body's: yes") == 2
     assert len(re.findall(rf"the same call prefetched: p50 {NUMBER} ms, so fetching added [+-]{NUMBER} ms", out)) == 2
 

@@ -9,7 +9,7 @@ import socket
 import statistics
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -36,7 +36,7 @@ class Slowloris:
         self.all_open = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(connections)]
 
-    def __enter__(self) -> "Slowloris":
+    def __enter__(self) -> Slowloris:
         for thread in self.threads:
             thread.start()
         # Every connection open and trickling before anything is measured (bounded: a connection that
@@ -69,8 +69,10 @@ class Slowloris:
                     n += 1
                     self.stop.wait(STEP_S)
             else:
-                sock.sendall(b"POST " + VIEW.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 100000\r\n\r\n")
+                sock.sendall(
+                    b"POST " + VIEW.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n"
+                )
                 while not self.stop.is_set() and time.monotonic() < deadline:
                     sock.sendall(b" ")
                     self.stop.wait(STEP_S)
@@ -97,18 +99,23 @@ def test_slowloris_connections_do_not_delay_health_or_a_prefetched_call():
             return session.get(server.base_url + "/healthz", timeout=15)
 
         def prefetched() -> requests.Response:
-            return session.post(server.base_url + VIEW, data=body, timeout=15,
-                                headers={"Content-Type": "application/json"})
+            return session.post(
+                server.base_url + VIEW, data=body, timeout=15, headers={"Content-Type": "application/json"}
+            )
 
         for _ in range(3):  # warm up
             _timed(health), _timed(prefetched)
-        calm = {"health": statistics.median(_timed(health) for _ in range(5)),
-                "prefetched": statistics.median(_timed(prefetched) for _ in range(5))}
+        calm = {
+            "health": statistics.median(_timed(health) for _ in range(5)),
+            "prefetched": statistics.median(_timed(prefetched) for _ in range(5)),
+        }
         # A loaded 2-core machine can stall any one sample: the worst of the best of two tries counts.
-        for attempt in range(2):
+        for _attempt in range(2):
             with Slowloris(server.port, SLOW_CONNECTIONS) as attack:
-                under = {"health": max(_timed(health) for _ in range(5)),
-                         "prefetched": max(_timed(prefetched) for _ in range(5))}
+                under = {
+                    "health": max(_timed(health) for _ in range(5)),
+                    "prefetched": max(_timed(prefetched) for _ in range(5)),
+                }
                 held = attack.open
             print(f"slowloris: {held} connections held; calm {calm}; under attack (worst of 5) {under}")
             if all(under[k] - calm[k] <= 1.0 for k in calm):

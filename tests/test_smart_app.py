@@ -13,17 +13,21 @@ import requests
 import responses
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-
 from smart_doubles import AUTHORIZE, ISS, JWKS_URL, FakeEhr, s256
 
 
 @pytest.fixture
 def smart_app(make_app, tmp_path):
     def factory(**overrides):
-        config = {"SMART_SESSION_DIR": str(tmp_path / "sessions"), "SECRET_KEY": "test-secret",
-                  "SMART_COOKIE_SECURE": False, "LOG_LEVEL": "INFO"}
+        config = {
+            "SMART_SESSION_DIR": str(tmp_path / "sessions"),
+            "SECRET_KEY": "test-secret",
+            "SMART_COOKIE_SECURE": False,
+            "LOG_LEVEL": "INFO",
+        }
         config.update(overrides)
         return make_app(**config)
+
     return factory
 
 
@@ -71,8 +75,16 @@ def test_scopes_are_v2_unless_the_server_speaks_only_v1(smart_app, ehr):
     client = smart_app().test_client()
     sent = launch(client, ehr.install())
     scopes = sent["scope"].split()
-    assert {"launch", "openid", "fhirUser", "patient/Observation.rs", "patient/Patient.r",
-            "patient/MedicationRequest.rs", "patient/Condition.rs", "patient/ServiceRequest.rs"} <= set(scopes)
+    assert {
+        "launch",
+        "openid",
+        "fhirUser",
+        "patient/Observation.rs",
+        "patient/Patient.r",
+        "patient/MedicationRequest.rs",
+        "patient/Condition.rs",
+        "patient/ServiceRequest.rs",
+    } <= set(scopes)
     assert not any(s.endswith(".read") for s in scopes)
 
 
@@ -132,9 +144,18 @@ def test_token_response_without_patient_is_refused(smart_app, ehr):
 
 def _id_token(key: RSAKey, aud: str) -> str:
     now = int(time.time())
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, {"iss": "https://ehr.example.org", "aud": aud, "sub": "u1",
-                                                          "iat": now, "exp": now + 300,
-                                                          "fhirUser": "Practitioner/1"}, key)
+    return jwt.encode(
+        {"alg": "RS256", "kid": key.kid},
+        {
+            "iss": "https://ehr.example.org",
+            "aud": aud,
+            "sub": "u1",
+            "iat": now,
+            "exp": now + 300,
+            "fhirUser": "Practitioner/1",
+        },
+        key,
+    )
 
 
 @pytest.mark.parametrize(("aud", "accepted"), [("tacro-cds", True), ("another-app", False)])
@@ -149,9 +170,14 @@ def test_id_token_must_be_for_this_client(smart_app, ehr, aud, accepted):
 def test_launch_for_another_fhir_server_gets_the_aud_of_that_server(smart_app):
     other = "https://other-ehr.example.org/r4"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.get(other + "/.well-known/smart-configuration", json={
-            "authorization_endpoint": AUTHORIZE, "token_endpoint": "https://ehr.example.org/oauth/token",
-            "capabilities": ["permission-v2"]})
+        rsps.get(
+            other + "/.well-known/smart-configuration",
+            json={
+                "authorization_endpoint": AUTHORIZE,
+                "token_endpoint": "https://ehr.example.org/oauth/token",
+                "capabilities": ["permission-v2"],
+            },
+        )
         response = smart_app().test_client().get("/smart/launch", query_string={"iss": other, "launch": "l"})
     assert parse_qs(urlsplit(response.headers["Location"]).query)["aud"] == [other]
 
@@ -173,16 +199,27 @@ def test_standalone_launch_uses_the_configured_server_and_launch_patient_scope(s
 
 
 def test_plain_http_iss_follows_allow_http_fhir(smart_app):
-    refused = smart_app().test_client().get("/smart/launch", query_string={"iss": "http://ehr.example.org/fhir",
-                                                                          "launch": "l"})
+    refused = (
+        smart_app()
+        .test_client()
+        .get("/smart/launch", query_string={"iss": "http://ehr.example.org/fhir", "launch": "l"})
+    )
     assert refused.status_code == 400 and "not allowed" in refused.get_data(as_text=True)
     with responses.RequestsMock() as rsps:
         base = "http://127.0.0.1:9999/fhir"
-        rsps.get(base + "/.well-known/smart-configuration", json={
-            "authorization_endpoint": "http://127.0.0.1:9999/authorize", "token_endpoint": "http://127.0.0.1:9999/token",
-            "capabilities": ["permission-v2"]})
-        allowed = smart_app(ALLOW_HTTP_FHIR="loopback").test_client().get(
-            "/smart/launch", query_string={"iss": base, "launch": "l"})
+        rsps.get(
+            base + "/.well-known/smart-configuration",
+            json={
+                "authorization_endpoint": "http://127.0.0.1:9999/authorize",
+                "token_endpoint": "http://127.0.0.1:9999/token",
+                "capabilities": ["permission-v2"],
+            },
+        )
+        allowed = (
+            smart_app(ALLOW_HTTP_FHIR="loopback")
+            .test_client()
+            .get("/smart/launch", query_string={"iss": base, "launch": "l"})
+        )
     assert allowed.status_code == 302
 
 
@@ -269,8 +306,9 @@ def test_unsigned_draft_order_is_reviewed_as_order_select_reviews_it(smart_app, 
     draft = scenario["hooks"]["order-select"]["context"]["draftOrders"]["entry"][0]["resource"]
     ehr.scenario = "sig-text-dose-update"
     ehr.extra_resources = [draft]
-    ehr.token_extra = {"appContext": json.dumps({"patientId": "sig-text-dose-update",
-                                                 "orderId": f"MedicationRequest/{draft['id']}"})}
+    ehr.token_extra = {
+        "appContext": json.dumps({"patientId": "sig-text-dose-update", "orderId": f"MedicationRequest/{draft['id']}"})
+    }
     client = smart_app().test_client()
     sign_in(client, ehr)
     html = client.get("/smart/").get_data(as_text=True)
@@ -332,8 +370,11 @@ def test_cards_link_to_the_built_in_app_by_default(make_app, tmp_path):
     from fhir_fixtures import load_request
 
     app = make_app(SMART_SESSION_DIR=str(tmp_path / "s"))
-    body = app.test_client().post("/cds-services/tacrolimus-patient-view",
-                                  json=load_request("trough-high", "patient-view")).get_json()
+    body = (
+        app.test_client()
+        .post("/cds-services/tacrolimus-patient-view", json=load_request("trough-high", "patient-view"))
+        .get_json()
+    )
     links = [link for card in body["cards"] for link in card.get("links", []) if link["type"] == "smart"]
     assert links and all(link["url"] == "http://localhost/smart/launch" for link in links)
     assert '"patientId":"trough-high"' in links[0]["appContext"]
@@ -342,13 +383,19 @@ def test_cards_link_to_the_built_in_app_by_default(make_app, tmp_path):
 def test_smart_app_url_overrides_and_the_app_can_be_turned_off(make_app, tmp_path):
     from fhir_fixtures import load_request
 
-    body = make_app(SMART_APP_URL="https://apps.example.org/launch", SMART_SESSION_DIR=str(tmp_path / "s")) \
-        .test_client().post("/cds-services/tacrolimus-patient-view",
-                            json=load_request("trough-high", "patient-view")).get_json()
+    body = (
+        make_app(SMART_APP_URL="https://apps.example.org/launch", SMART_SESSION_DIR=str(tmp_path / "s"))
+        .test_client()
+        .post("/cds-services/tacrolimus-patient-view", json=load_request("trough-high", "patient-view"))
+        .get_json()
+    )
     assert {link["url"] for c in body["cards"] for link in c.get("links", [])} == {"https://apps.example.org/launch"}
     off = make_app(SMART_APP_ENABLED=False)
-    body = off.test_client().post("/cds-services/tacrolimus-patient-view",
-                                  json=load_request("trough-high", "patient-view")).get_json()
+    body = (
+        off.test_client()
+        .post("/cds-services/tacrolimus-patient-view", json=load_request("trough-high", "patient-view"))
+        .get_json()
+    )
     assert not any(c.get("links") for c in body["cards"])
     assert off.test_client().get("/smart/launch", query_string={"iss": ISS}).status_code == 404
 
@@ -380,16 +427,20 @@ def test_confidential_client_with_a_secret_uses_basic_authentication(smart_app, 
 def test_confidential_client_with_a_private_key_sends_a_signed_assertion(smart_app, ehr, tmp_path):
     from cryptography.hazmat.primitives import serialization
     from joserfc import jwt as jose_jwt
-
     from smart_doubles import TOKEN_URL
 
     key = RSAKey.generate_key(2048)
-    pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
+    pem = key.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     (tmp_path / "client.pem").write_bytes(pem)
     ehr.public_client = False
-    _, response = sign_in(smart_app(SMART_CLIENT_PRIVATE_KEY_FILE=str(tmp_path / "client.pem"),
-                                    SMART_CLIENT_KEY_ID="app-key-1").test_client(), ehr)
+    _, response = sign_in(
+        smart_app(
+            SMART_CLIENT_PRIVATE_KEY_FILE=str(tmp_path / "client.pem"), SMART_CLIENT_KEY_ID="app-key-1"
+        ).test_client(),
+        ehr,
+    )
     assert response.status_code == 303
     form = ehr.token_requests[0]
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -416,8 +467,10 @@ def test_hook_calls_never_touch_the_smart_session_store(smart_app, ehr, monkeypa
         monkeypatch.setattr(store, name, lambda *a, _o=original, _n=name, **k: (touched.append(_n), _o(*a, **k))[1])
     # A client of its own, so the header is sent as given (the browser's jar keeps it for /smart).
     response = app.test_client(use_cookies=False).post(
-        "/cds-services/tacrolimus-patient-view", json=builtin_request("patient-view"),
-        headers={"Cookie": f"{COOKIE_NAME}={cookie.value}"})
+        "/cds-services/tacrolimus-patient-view",
+        json=builtin_request("patient-view"),
+        headers={"Cookie": f"{COOKIE_NAME}={cookie.value}"},
+    )
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
     assert touched == []

@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-
 from fhir_doubles import hook_body
+
 from service.errors import FhirServerRefusedError
-from service.fhir_client import FhirClient, FhirConnectionError, new_session
-from service.fhir_policy import BaseUrl, address_checker, canonical_host, check_fhir_server
+from service.fhir.client import FhirClient, FhirConnectionError, new_session
+from service.fhir.policy import BaseUrl, address_checker, canonical_host, check_fhir_server
 
 SERVICE = "/cds-services/tacrolimus-patient-view"
 
@@ -65,19 +65,52 @@ def listener():
 
 def loopback_spellings(port: int) -> list[str]:
     """Every way of writing 127.0.0.1 (or this machine) that the network stack accepts."""
-    hosts = ["2130706433", "0x7f000001", "0x7f.1", "127.1", "127.0.1", "0", "0.0.0.0", "0177.0.0.1",
-             "017700000001", "127.0.0.1.", "[::1]", "[::ffff:127.0.0.1]", "[0:0:0:0:0:ffff:7f00:1]",
-             "localhost", "LOCALHOST", "localhost.", "x.localhost",
-             quote("127.0.0.1", safe=""), "%31%32%37%2e%30%2e%30%2e%31", "%6c%6f%63%61%6c%68%6f%73%74",
-             "\uff11\uff12\uff17.0.0.1", "127.0.0.2", "127.255.255.254"]
+    hosts = [
+        "2130706433",
+        "0x7f000001",
+        "0x7f.1",
+        "127.1",
+        "127.0.1",
+        "0",
+        "0.0.0.0",
+        "0177.0.0.1",
+        "017700000001",
+        "127.0.0.1.",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[0:0:0:0:0:ffff:7f00:1]",
+        "localhost",
+        "LOCALHOST",
+        "localhost.",
+        "x.localhost",
+        quote("127.0.0.1", safe=""),
+        "%31%32%37%2e%30%2e%30%2e%31",
+        "%6c%6f%63%61%6c%68%6f%73%74",
+        "\uff11\uff12\uff17.0.0.1",
+        "127.0.0.2",
+        "127.255.255.254",
+    ]
     return [f"https://{host}:{port}/fhir" for host in hosts] + [f"http://{host}:{port}/fhir" for host in hosts]
 
 
-INTERNAL = ["https://100.100.100.200/fhir", "https://2852039166/fhir", "https://169.254.169.254/fhir",
-            "https://0xa9fea9fe/fhir", "https://10.0.0.1/fhir", "https://012.0.0.1/fhir", "https://192.168.1.1/fhir",
-            "https://172.16.0.1/fhir", "https://[fd00::1]/fhir", "https://[fe80::1]/fhir",
-            "https://[::ffff:169.254.169.254]/fhir", "https://224.0.0.1/fhir", "https://240.0.0.1/fhir",
-            "https://100.64.0.1/fhir", "https://192.0.2.1/fhir", "https://198.18.0.1/fhir"]
+INTERNAL = [
+    "https://100.100.100.200/fhir",
+    "https://2852039166/fhir",
+    "https://169.254.169.254/fhir",
+    "https://0xa9fea9fe/fhir",
+    "https://10.0.0.1/fhir",
+    "https://012.0.0.1/fhir",
+    "https://192.168.1.1/fhir",
+    "https://172.16.0.1/fhir",
+    "https://[fd00::1]/fhir",
+    "https://[fe80::1]/fhir",
+    "https://[::ffff:169.254.169.254]/fhir",
+    "https://224.0.0.1/fhir",
+    "https://240.0.0.1/fhir",
+    "https://100.64.0.1/fhir",
+    "https://192.0.2.1/fhir",
+    "https://198.18.0.1/fhir",
+]
 
 
 @pytest.mark.parametrize("allow_http", [False, True, "never"])
@@ -98,11 +131,22 @@ def test_private_shared_and_metadata_addresses_are_refused(url):
         check_fhir_server(url, allow_http=True, allowlist=[])
 
 
-@pytest.mark.parametrize("raw, canonical", [
-    ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("127.1", "127.0.0.1"), ("0", "0.0.0.0"),
-    ("0177.0.0.1", "127.0.0.1"), ("2852039166", "169.254.169.254"), ("%6c%6f%63%61%6c%68%6f%73%74", "localhost"),
-    ("FHIR.Example.org.", "fhir.example.org"), ("bücher.example", "xn--bcher-kva.example"),
-    ("cafe.de", "cafe.de"), ("::FFFF:7f00:1", "::ffff:7f00:1")])
+@pytest.mark.parametrize(
+    "raw, canonical",
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("0", "0.0.0.0"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("2852039166", "169.254.169.254"),
+        ("%6c%6f%63%61%6c%68%6f%73%74", "localhost"),
+        ("FHIR.Example.org.", "fhir.example.org"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("cafe.de", "cafe.de"),
+        ("::FFFF:7f00:1", "::ffff:7f00:1"),
+    ],
+)
 def test_hosts_are_read_as_the_network_stack_reads_them(raw, canonical):
     assert canonical_host(raw) == canonical
 
@@ -155,8 +199,9 @@ def test_the_checked_address_is_the_one_connected(listener, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
     check = address_checker(allow_http="loopback", allowlist=[], issuer=None)
-    client = FhirClient(f"http://twice.example.org:{listener.port}/fhir", None, timeout=2,
-                        session=new_session(4, check))
+    client = FhirClient(
+        f"http://twice.example.org:{listener.port}/fhir", None, timeout=2, session=new_session(4, check)
+    )
     with pytest.raises(FhirConnectionError):
         client.read("Patient/p1")  # the listener hangs up without an answer
     assert listener.connections == 1 and len(lookups) == 1
@@ -178,8 +223,13 @@ def test_next_link_containment_compares_decoded_normalised_paths():
     base = BaseUrl.parse("https://fhir.example.org/r4")
     assert base.contains("https://fhir.example.org/r4/Observation?page=2")
     assert base.contains("https://fhir.example.org/r4/./Observation")
-    for escaped in ["https://fhir.example.org/r4/%2e%2e/admin", "https://fhir.example.org/r4/../admin",
-                    "https://fhir.example.org/r4/%2E%2E/%2E%2E/other", "https://fhir.example.org/r4%2f..%2fadmin",
-                    "https://fhir.example.org/r4/..%2fadmin", "https://fhir.example.org/r40/x",
-                    "https://%66hir.example.org.evil/r4/x"]:
+    for escaped in [
+        "https://fhir.example.org/r4/%2e%2e/admin",
+        "https://fhir.example.org/r4/../admin",
+        "https://fhir.example.org/r4/%2E%2E/%2E%2E/other",
+        "https://fhir.example.org/r4%2f..%2fadmin",
+        "https://fhir.example.org/r4/..%2fadmin",
+        "https://fhir.example.org/r40/x",
+        "https://%66hir.example.org.evil/r4/x",
+    ]:
         assert not base.contains(escaped), escaped

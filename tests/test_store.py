@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
 
 import pytest
+from conftest import SteppingClock
+from db_support import DATABASES, empty_database
 from sqlalchemy import text
 
-from service.store import PURGE_EVERY, Store, parse_timestamp
-from conftest import FIXED_NOW, SteppingClock
-
-from db_support import DATABASES, empty_database
+from service.storage.store import PURGE_EVERY, Store, parse_timestamp
 
 
 @pytest.fixture(params=DATABASES)
@@ -28,7 +27,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> SteppingClock:
     return SteppingClock()
 
 
@@ -60,6 +59,7 @@ def entry(card_uuid: str, outcome: str = "accepted", **extra) -> dict:
 
 
 # --- creation -------------------------------------------------------------------------------------
+
 
 def test_opening_twice_keeps_the_data(open_store):
     """Creating tables is idempotent: a second worker starting later sees the first one's data."""
@@ -96,6 +96,7 @@ def test_many_workers_starting_at_once_all_open_the_store(db_url, clock):
 
 
 # --- JWT replay cache -----------------------------------------------------------------------------
+
 
 def test_a_new_jti_is_remembered_and_a_replay_refused(open_store, clock):
     store = open_store()
@@ -190,18 +191,27 @@ def test_nul_escaping_does_not_merge_distinct_ids(open_store, clock):
 
 # --- feedback -------------------------------------------------------------------------------------
 
+
 def test_feedback_is_counted_per_card_kind_and_outcome(open_store):
     store = open_store()
-    store.record_cards("svc", [card("c-dose"), card("c-trough"), card("c-dose-2")],
-                       ["dose", "trough", "dose"])
-    stored = store.add_feedback("svc", [
-        entry("c-dose"),
-        entry("c-dose-2", "overridden", overrideReason={
-            "reason": {"system": "http://example.org/reasons", "code": "patient-declined"}}),
-        entry("c-trough", "overridden", overrideReason={"userComment": "level drawn elsewhere"}),
-        entry("never-issued", "overridden", overrideReason={
-            "reason": {"code": "patient-declined", "display": "Patient declined"}}),
-    ])
+    store.record_cards("svc", [card("c-dose"), card("c-trough"), card("c-dose-2")], ["dose", "trough", "dose"])
+    stored = store.add_feedback(
+        "svc",
+        [
+            entry("c-dose"),
+            entry(
+                "c-dose-2",
+                "overridden",
+                overrideReason={"reason": {"system": "http://example.org/reasons", "code": "patient-declined"}},
+            ),
+            entry("c-trough", "overridden", overrideReason={"userComment": "level drawn elsewhere"}),
+            entry(
+                "never-issued",
+                "overridden",
+                overrideReason={"reason": {"code": "patient-declined", "display": "Patient declined"}},
+            ),
+        ],
+    )
     assert stored == 3  # feedback on a card this service never issued is refused
     assert store.feedback_summary("svc") == {
         "service": "svc",
@@ -220,8 +230,13 @@ def test_summary_is_per_service(open_store):
     store.add_feedback("svc-b", [entry("c2"), entry("c3")])
     assert store.feedback_summary("svc-a")["total"] == 1
     assert store.feedback_summary("svc-b")["total"] == 2
-    assert store.feedback_summary("svc-c") == {"service": "svc-c", "total": 0, "byKind": {},
-                                               "overrideReasons": [], "overrideComments": 0}
+    assert store.feedback_summary("svc-c") == {
+        "service": "svc-c",
+        "total": 0,
+        "byKind": {},
+        "overrideReasons": [],
+        "overrideComments": 0,
+    }
 
 
 def test_kind_recorded_by_another_worker_is_used(open_store):
@@ -288,19 +303,24 @@ def test_feedback_is_all_or_nothing(open_store):
     assert store.feedback_summary("svc")["total"] == 0
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("2026-11-25T09:00:00Z", datetime(2026, 11, 25, 9, 0)),
-    ("2026-11-25t09:00:00z", datetime(2026, 11, 25, 9, 0)),
-    ("2026-11-25T10:00:00.123+01:00", datetime(2026, 11, 25, 9, 0, 0, 123000)),
-], ids=["utc-z", "lowercase", "offset-with-fraction"])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("2026-11-25T09:00:00Z", datetime(2026, 11, 25, 9, 0)),
+        ("2026-11-25t09:00:00z", datetime(2026, 11, 25, 9, 0)),
+        ("2026-11-25T10:00:00.123+01:00", datetime(2026, 11, 25, 9, 0, 0, 123000)),
+    ],
+    ids=["utc-z", "lowercase", "offset-with-fraction"],
+)
 def test_outcome_timestamps_are_stored_as_utc(raw, expected):
     assert parse_timestamp(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["2026-11-25T09:00:00", "2026-11-25", "yesterday",
-                                 "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],
-                         ids=["no-offset", "date-only", "words", "before-year-1-in-utc",
-                              "after-year-9999-in-utc"])
+@pytest.mark.parametrize(
+    "raw",
+    ["2026-11-25T09:00:00", "2026-11-25", "yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],
+    ids=["no-offset", "date-only", "words", "before-year-1-in-utc", "after-year-9999-in-utc"],
+)
 def test_timestamps_without_offset_or_time_are_refused(raw):
     with pytest.raises(ValueError):
         parse_timestamp(raw)

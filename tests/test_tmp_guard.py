@@ -13,7 +13,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-LEAKY = '''
+LEAKY = """
 import json, os, subprocess, tempfile
 from pathlib import Path
 
@@ -30,9 +30,9 @@ def test_cleans_up_after_itself(tmp_path):
                                                    "data_home": os.environ["XDG_DATA_HOME"],
                                                    "gettempdir": tempfile.gettempdir(),
                                                    "tmp_path": str(tmp_path)}))
-'''
+"""
 
-CLEAN = '''
+CLEAN = """
 import tempfile
 
 def test_cleans_up_after_itself():
@@ -41,7 +41,7 @@ def test_cleans_up_after_itself():
 
 def test_another_program_leaves_its_own_folder():
     tempfile.mkdtemp(prefix="some-browser-profile-")
-'''
+"""
 
 
 def _run(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
@@ -55,9 +55,26 @@ def _run(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str],
     env = {**os.environ, "PYTHONPATH": str(TESTS), "SEEN": str(seen), "TMPDIR": str(temp)}
     env.pop("PYTEST_DEBUG_TEMPROOT", None)
     env.pop("PYTEST_ADDOPTS", None)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "tmp_guard", "-p", "no:cacheprovider", "-q",
-                           "--rootdir", str(case), str(case)],
-                          cwd=case, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tmp_guard",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(case),
+            str(case),
+        ],
+        cwd=case,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done, (json.loads(seen.read_text()) if seen.exists() else {})
 
 

@@ -18,22 +18,23 @@ import base64
 import collections
 import json
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
+from db_support import POSTGRES_URL, postgres_schema
+from jwt_support import ISSUER, Signer, ec_signer
+from proxy_support import nginx_binary, running_proxy, upstreams_used
 
 from bench.samples import builtin_request
 from bench.server import Server, free_port, gunicorn
-from jwt_support import ISSUER, Signer, ec_signer
-from proxy_support import nginx_binary, running_proxy, upstreams_used
 
 pytestmark = [pytest.mark.topology, pytest.mark.postgres]
 
 SERVICE = "tacrolimus-patient-view"
-from db_support import POSTGRES_URL, postgres_schema
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ class Fleet:
     def token(self, path: str) -> str:
         """A fresh token for ``path`` (aud: the public URL, the proxy's, as every replica is told)."""
         # The instances check exp and iat against their real clock.
-        return self.signer.mint(self.proxy + path, now=datetime.now(timezone.utc))
+        return self.signer.mint(self.proxy + path, now=datetime.now(UTC))
 
     @staticmethod
     def call(base: str, path: str, token: str, body: Any = None) -> requests.Response:
@@ -68,15 +69,23 @@ class Fleet:
 
 def _rejections(server: Server) -> list[dict[str, Any]]:
     """The instance's 'caller rejected' log records (reason and jti), in order."""
-    return [record for record in (json.loads(line) for line in server.log().splitlines() if line.startswith("{"))
-            if record.get("message") == "caller rejected"]
+    return [
+        record
+        for record in (json.loads(line) for line in server.log().splitlines() if line.startswith("{"))
+        if record.get("message") == "caller rejected"
+    ]
 
 
 def _hook_calls(server: Server) -> int:
     """Hook calls the instance answered, by its own log."""
-    return sum(1 for line in server.log().splitlines() if line.startswith("{")
-               and (record := json.loads(line)).get("message") == "call"
-               and record.get("path") == "/cds-services/<service_id>" and record.get("status") == 200)
+    return sum(
+        1
+        for line in server.log().splitlines()
+        if line.startswith("{")
+        and (record := json.loads(line)).get("message") == "call"
+        and record.get("path") == "/cds-services/<service_id>"
+        and record.get("status") == 200
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +93,13 @@ def fleet(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     nginx_binary()  # skip or fail before starting anything
     signer = ec_signer()
     proxy_port = free_port()
-    env = {"TACRO_CDS_AUTH_REQUIRED": "true",
-           "TACRO_CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: {"jwks": signer.jwks()}}),
-           "TACRO_CDS_EXTERNAL_BASE_URL": f"http://127.0.0.1:{proxy_port}",
-           "TACRO_CDS_FEEDBACK_DB": database,
-           "TACRO_CDS_LOG_LEVEL": "INFO"}
+    env = {
+        "TACRO_CDS_AUTH_REQUIRED": "true",
+        "TACRO_CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: {"jwks": signer.jwks()}}),
+        "TACRO_CDS_EXTERNAL_BASE_URL": f"http://127.0.0.1:{proxy_port}",
+        "TACRO_CDS_FEEDBACK_DB": database,
+        "TACRO_CDS_LOG_LEVEL": "INFO",
+    }
     folder = tmp_path_factory.mktemp("proxy")
     with gunicorn(workers=1, threads=2, env=env) as a, gunicorn(workers=1, threads=2, env=env) as b:
         with running_proxy(folder, [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], proxy_port) as proxy:
@@ -109,8 +120,9 @@ def test_a_token_accepted_by_one_instance_is_refused_by_the_other(fleet: Fleet) 
     assert replayed.status_code == 401
     assert replayed.json()["resourceType"] == "OperationOutcome"
     # Refused for the replay, by B: its log says why (the answer says nothing of the reason).
-    assert {"reason": "replayed jti", "jti": jti} in [{"reason": r.get("reason"), "jti": r.get("jti")}
-                                                      for r in _rejections(fleet.b)]
+    assert {"reason": "replayed jti", "jti": jti} in [
+        {"reason": r.get("reason"), "jti": r.get("jti")} for r in _rejections(fleet.b)
+    ]
     # B accepts a fresh token for the same call: the refusal was the replay, not B's configuration.
     assert fleet.call(fleet.b.base_url, path, fleet.token(path), body).status_code == 200
 
@@ -124,9 +136,12 @@ def test_feedback_posted_to_one_instance_is_in_the_other_instances_summary(fleet
     answer = fleet.call(fleet.a.base_url, path, fleet.token(path), builtin_request("patient-view", with_token=False))
     assert answer.status_code == 200, answer.text[:300]
     card = next(c for c in answer.json()["cards"] if c.get("suggestions"))
-    entry = {"card": card["uuid"], "outcome": "accepted",
-             "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
-             "outcomeTimestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    entry = {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     posted = fleet.call(fleet.a.base_url, f"{path}/feedback", fleet.token(f"{path}/feedback"), {"feedback": [entry]})
     assert posted.status_code == 200, posted.text[:300]
     assert posted.json() == {"stored": 1}
@@ -142,8 +157,9 @@ def test_feedback_posted_to_one_instance_is_in_the_other_instances_summary(fleet
 
 def _counts(summary: dict[str, Any]) -> collections.Counter[tuple[str, str]]:
     """A feedback summary's counts per (card kind, outcome)."""
-    return collections.Counter({(kind, outcome): n for kind, outcomes in summary["byKind"].items()
-                                for outcome, n in outcomes.items()})
+    return collections.Counter(
+        {(kind, outcome): n for kind, outcomes in summary["byKind"].items() for outcome, n in outcomes.items()}
+    )
 
 
 def test_calls_through_the_proxy_reach_both_instances_and_share_the_replay_cache(fleet: Fleet) -> None:
@@ -171,9 +187,13 @@ def test_calls_through_the_proxy_reach_both_instances_and_share_the_replay_cache
 
 def _feedback_calls(server: Server) -> list[int]:
     """Statuses of the feedback posts the instance answered, by its own log."""
-    return [record["status"] for line in server.log().splitlines() if line.startswith("{")
-            and (record := json.loads(line)).get("message") == "call"
-            and record.get("path") == "/cds-services/<service_id>/feedback"]
+    return [
+        record["status"]
+        for line in server.log().splitlines()
+        if line.startswith("{")
+        and (record := json.loads(line)).get("message") == "call"
+        and record.get("path") == "/cds-services/<service_id>/feedback"
+    ]
 
 
 def test_the_proxy_passes_bodies_up_to_the_services_limit_and_refuses_larger_ones(fleet: Fleet) -> None:
@@ -185,15 +205,20 @@ def test_the_proxy_passes_bodies_up_to_the_services_limit_and_refuses_larger_one
     seen = len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b))
 
     padded = b'{"feedback": [' + b" " * (5 * 1024 * 1024 - 100) + b"]}"
-    answer = requests.post(fleet.proxy + path, data=padded, timeout=60,
-                           headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"})
+    answer = requests.post(
+        fleet.proxy + path, data=padded, timeout=60, headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"}
+    )
     # The service parsed the whole body (the empty list is its answer, a schema violation, not nginx's).
     assert answer.status_code == 400, answer.text[:300]
     assert answer.json()["issue"][0]["diagnostics"] == "schema-violation"
     assert len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b)) == seen + 1
 
     too_big = b'{"feedback": [' + b" " * (5 * 1024 * 1024 + 100) + b"]}"
-    refused = requests.post(fleet.proxy + path, data=too_big, timeout=60,
-                            headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"})
+    refused = requests.post(
+        fleet.proxy + path,
+        data=too_big,
+        timeout=60,
+        headers={**headers, "Authorization": f"Bearer {fleet.token(path)}"},
+    )
     assert refused.status_code == 413
     assert len(_feedback_calls(fleet.a)) + len(_feedback_calls(fleet.b)) == seen + 1

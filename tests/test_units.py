@@ -55,8 +55,9 @@ CONVERSIONS = [
 ]
 
 
-@pytest.mark.parametrize("concept,value,code,text,expected", [c[1:] for c in CONVERSIONS],
-                         ids=[c[0] for c in CONVERSIONS])
+@pytest.mark.parametrize(
+    "concept,value,code,text,expected", [c[1:] for c in CONVERSIONS], ids=[c[0] for c in CONVERSIONS]
+)
 def test_converts_to_the_canonical_unit(concept, value, code, text, expected):
     converted = to_canonical(concept, value, code, text)
     assert converted.problem is None
@@ -80,19 +81,31 @@ UNUSABLE = [
 ]
 
 
-@pytest.mark.parametrize("concept,value,code,text,reason", [u[1:] for u in UNUSABLE],
-                         ids=[u[0] for u in UNUSABLE])
+@pytest.mark.parametrize("concept,value,code,text,reason", [u[1:] for u in UNUSABLE], ids=[u[0] for u in UNUSABLE])
 def test_unconvertible_value_is_unusable_with_reason(concept, value, code, text, reason):
     converted = to_canonical(concept, value, code, text)
     assert converted.value is None
     assert reason in (converted.problem or "")
 
 
-@pytest.mark.parametrize("spelling,ucum", [
-    ("mg/dl", "mg/dL"), ("MG/DL", "mg/dL"), ("umol/l", "umol/L"), ("\u00b5mol/L", "umol/L"),
-    ("\u03bcmol/L", "umol/L"), ("mEq/L", "meq/L"), ("mcg/L", "ug/L"), ("mm Hg", "mm[Hg]"),
-    ("10*3/uL", "10*3/uL"), ("x10^3/uL", "10*3/uL"), (" % ", "%"), ("furlongs", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "spelling,ucum",
+    [
+        ("mg/dl", "mg/dL"),
+        ("MG/DL", "mg/dL"),
+        ("umol/l", "umol/L"),
+        ("\u00b5mol/L", "umol/L"),
+        ("\u03bcmol/L", "umol/L"),
+        ("mEq/L", "meq/L"),
+        ("mcg/L", "ug/L"),
+        ("mm Hg", "mm[Hg]"),
+        ("10*3/uL", "10*3/uL"),
+        ("x10^3/uL", "10*3/uL"),
+        (" % ", "%"),
+        ("furlongs", None),
+        (None, None),
+    ],
+)
 def test_common_spellings_normalise_to_ucum(spelling, ucum):
     assert normalise_unit(spelling) == ucum
 

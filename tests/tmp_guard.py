@@ -67,8 +67,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     ours, others = config.stash.get(_LEFT, ([], []))
     if ours:
         terminalreporter.section("temporary folders left behind", red=True)
-        terminalreporter.line(f"{len(ours)} left in {config.stash[_RUN]} by this run (removed now): "
-                              + ", ".join(ours), red=True)
+        terminalreporter.line(
+            f"{len(ours)} left in {config.stash[_RUN]} by this run (removed now): " + ", ".join(ours), red=True
+        )
     if others:
         terminalreporter.section("other programs' temporary files", yellow=True)
         terminalreporter.line(f"left in {config.stash[_RUN]} (removed now): " + ", ".join(others))

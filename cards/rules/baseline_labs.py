@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from ..facts import Measurement, PatientFacts
 from ..model import Action, Card, Suggestion
@@ -50,8 +51,7 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
     found: list[str] = []
     pending: list[str] = []
     for test in proto.data["baseline_labs"]["tests"]:
-        results = [m for concept in test["concepts"] for m in facts.results(concept)
-                   if _in_window(m, today, window)]
+        results = [m for concept in test["concepts"] for m in facts.results(concept) if _in_window(m, today, window)]
         usable = [m for m in results if why_unusable(m, None) is None]
         if usable:
             newest = max(usable, key=lambda m: m.when or today)
@@ -59,8 +59,10 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
             continue
         waiting = [m for m in results if m.status in {"preliminary", "registered"}]
         if waiting:
-            pending.append(f"- {test['label']}: {fmt_measure(waiting[0])} is {waiting[0].status}; "
-                           "awaiting the final result (not re-ordered)")
+            pending.append(
+                f"- {test['label']}: {fmt_measure(waiting[0])} is {waiting[0].status}; "
+                "awaiting the final result (not re-ordered)"
+            )
             continue
         missing.append(test)
     if not missing:
@@ -80,8 +82,20 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
     if not fits_summary(summary):
         summary = f"Order {len(missing)} missing baseline labs before tacrolimus"
     actions: tuple[Action, ...] = tuple(
-        order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing)
-    suggestion = Suggestion(label=f"Order the {len(missing)} missing baseline test(s)", actions=actions,
-                            is_recommended=True)
-    return [make_card(proto, detail, kind=KIND, verdict="baseline-missing", summary=summary, indicator="warning",
-                      source_id=str(proto.data["baseline_labs"]["source"]), suggestions=[suggestion])]
+        order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing
+    )
+    suggestion = Suggestion(
+        label=f"Order the {len(missing)} missing baseline test(s)", actions=actions, is_recommended=True
+    )
+    return [
+        make_card(
+            proto,
+            detail,
+            kind=KIND,
+            verdict="baseline-missing",
+            summary=summary,
+            indicator="warning",
+            source_id=str(proto.data["baseline_labs"]["source"]),
+            suggestions=[suggestion],
+        )
+    ]

@@ -8,8 +8,9 @@ pregnant on tacrolimus. Only a patient in the RIF protocol's scope gets them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from ..facts import PatientFacts
 from ..model import Card
@@ -29,8 +30,11 @@ def evaluate_care(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         return []
     # A new start: tacrolimus is being ordered, she has no active tacrolimus order (not a renewal), and
     # the ratio supports it (no counselling beside "order the ratio first" or "not supported").
-    started = (facts.hook in ORDERING_HOOKS and not focus.on_therapy
-               and decide_eligibility(facts, today, Protocol(kb)).verdict == "candidate")
+    started = (
+        facts.hook in ORDERING_HOOKS
+        and not focus.on_therapy
+        and decide_eligibility(facts, today, Protocol(kb)).verdict == "candidate"
+    )
     values = {key: span(number["value"]) for key, number in table["numbers"].items()}
     cards: list[Card] = []
     for spec in table["cards"]:
@@ -58,15 +62,23 @@ def _applies(facts: PatientFacts, when: Mapping[str, Any], started: bool, contin
     return not _taking(facts, when.get("unless_taking"))
 
 
-def _card(facts: PatientFacts, spec: Mapping[str, Any], table: Mapping[str, Any],
-          values: Mapping[str, str]) -> Card:
-    points = [fill(p["text"], values) for p in spec["points"]
-              if all(facts.has_condition(c) for c in p.get("if_conditions") or [])
-              and not _taking(facts, p.get("unless_taking"))]
+def _card(facts: PatientFacts, spec: Mapping[str, Any], table: Mapping[str, Any], values: Mapping[str, str]) -> Card:
+    points = [
+        fill(p["text"], values)
+        for p in spec["points"]
+        if all(facts.has_condition(c) for c in p.get("if_conditions") or [])
+        and not _taking(facts, p.get("unless_taking"))
+    ]
     lines = [f"- {p}" for p in points]
     if spec["when"].get("pregnancy") == "pregnant":
         lines.append(f"- She is {describe_pregnancy(facts.pregnancy)}.")
     lines += ["", "Source: " + "; ".join(spec["sources"]) + "."]
-    return build_card(kind=spec["kind"], verdict=spec["id"], summary=fill(spec["summary"], values),
-                      indicator=spec["indicator"], detail="\n".join(lines), source_label=table["source_label"],
-                      override_reasons=override_codings(table))
+    return build_card(
+        kind=spec["kind"],
+        verdict=spec["id"],
+        summary=fill(spec["summary"], values),
+        indicator=spec["indicator"],
+        detail="\n".join(lines),
+        source_label=table["source_label"],
+        override_reasons=override_codings(table),
+    )

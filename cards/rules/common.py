@@ -3,10 +3,12 @@ and picking the results (ratio, transfer, current lab values) the rules may act 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from ..derive import conflicting
 from ..facts import (
     ACTIONABLE_STATUSES,
     TH1_TH2_RATIO,
@@ -18,11 +20,9 @@ from ..facts import (
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
 from ..text import age_days, fmt_date, fmt_measure, fmt_number, fmt_unit, reported
-from ..derive import conflicting
 from .vocab import build_card, override_codings
 
 PENDING_STATUSES = frozenset({"preliminary", "registered"})
-
 
 
 def day_of(when: date | datetime) -> date:
@@ -61,7 +61,7 @@ class Protocol:
         return found if isinstance(found, Mapping) else {"label": source_id, "citation": source_id}
 
     def shown(self, path: str) -> str:
-        """"10.3", "4 mg/d", "28.8 %": an entry's value with its unit."""
+        """ "10.3", "4 mg/d", "28.8 %": an entry's value with its unit."""
         entry = self.entry(path)
         value = entry["value"]
         unit = entry.get("unit")
@@ -135,8 +135,12 @@ class Detail:
         if out and out[0].startswith("\n"):
             out[0] = out[0].lstrip("\n")
         if self.site_defaults:
-            out += ["", "Not settled in the literature, set by the clinic and still to be confirmed: "
-                        + ", ".join(self.site_defaults) + "."]
+            out += [
+                "",
+                "Not settled in the literature, set by the clinic and still to be confirmed: "
+                + ", ".join(self.site_defaults)
+                + ".",
+            ]
         out += ["", self.source_line()]
         return "\n".join(out)
 
@@ -149,22 +153,44 @@ class Detail:
         return tuple(links)
 
 
-def make_card(proto: Protocol, detail: Detail, *, kind: str, summary: str, indicator: Indicator,
-              source_id: str, suggestions: Iterable[Suggestion] = (), verdict: str = "") -> Card:
+def make_card(
+    proto: Protocol,
+    detail: Detail,
+    *,
+    kind: str,
+    summary: str,
+    indicator: Indicator,
+    source_id: str,
+    suggestions: Iterable[Suggestion] = (),
+    verdict: str = "",
+) -> Card:
     """A protocol card citing ``source_id`` as its source, with the protocol's override reasons."""
     detail.cite(source_id)
     src = proto.source(source_id)
-    return build_card(kind=kind, verdict=verdict or kind, summary=summary, indicator=indicator,
-                      detail=detail.markdown(), source_label=str(src["label"]), source_url=src.get("url"),
-                      suggestions=suggestions, override_reasons=proto.override_reasons(),
-                      links=detail.links())
+    return build_card(
+        kind=kind,
+        verdict=verdict or kind,
+        summary=summary,
+        indicator=indicator,
+        detail=detail.markdown(),
+        source_label=str(src["label"]),
+        source_url=src.get("url"),
+        suggestions=suggestions,
+        override_reasons=proto.override_reasons(),
+        links=detail.links(),
+    )
 
 
-def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str, *,
-                 priority: str | None = None) -> Action:
+def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str, *, priority: str | None = None) -> Action:
     """A create action for a draft ServiceRequest of the protocol's ``order`` entry."""
-    resource = lab_order(facts.patient_id, str(order["code"]), str(order["display"]), reason,
-                         system=str(order["system"]), priority=priority)
+    resource = lab_order(
+        facts.patient_id,
+        str(order["code"]),
+        str(order["display"]),
+        reason,
+        system=str(order["system"]),
+        priority=priority,
+    )
     urgent = " (urgent)" if priority == "stat" else ""
     return Action(type="create", description=f"Order {order['display']}{urgent}", resource=resource)
 
@@ -208,8 +234,9 @@ def why_unusable(m: Measurement, expected_unit: str | None) -> str | None:
     return None
 
 
-def current(facts: PatientFacts, concept: str, today: date, max_age_days: int, label: str,
-            unit: str | None = None) -> Current:
+def current(
+    facts: PatientFacts, concept: str, today: date, max_age_days: int, label: str, unit: str | None = None
+) -> Current:
     """Newest usable result of ``concept`` not older than ``max_age_days``, or what is wrong."""
     results = facts.results(concept)
     if not results:
@@ -222,20 +249,38 @@ def current(facts: PatientFacts, concept: str, today: date, max_age_days: int, l
         if reason is None:
             age = age_days(m.when, today)
             if age is not None and age > max_age_days:
-                return Current(concept, None,
-                               f"the newest usable {label}, {fmt_measure(m)}, is {age} days old "
-                               f"(limit {max_age_days} days)", notes=tuple(notes), pending=pending,
-                               shown_only=shown_only)
-            return Current(concept, m, None, notes=tuple(notes), pending=pending,
-                           conflicts=conflicting(facts, m), shown_only=shown_only)
+                return Current(
+                    concept,
+                    None,
+                    f"the newest usable {label}, {fmt_measure(m)}, is {age} days old (limit {max_age_days} days)",
+                    notes=tuple(notes),
+                    pending=pending,
+                    shown_only=shown_only,
+                )
+            return Current(
+                concept,
+                m,
+                None,
+                notes=tuple(notes),
+                pending=pending,
+                conflicts=conflicting(facts, m),
+                shown_only=shown_only,
+            )
         if m.status in PENDING_STATUSES and pending is None:
             pending = m
         elif m.status in ACTIONABLE_STATUSES and m.problem and shown_only is None:
             shown_only = m
         notes.append(f"{label} {fmt_measure(m)} {reason}: not acted on")
     newest = results[0]
-    return Current(concept, None, f"the newest {label}, {fmt_measure(newest)}, {why_unusable(newest, unit)}",
-                   orderable=pending is None, notes=tuple(notes[1:]), pending=pending, shown_only=shown_only)
+    return Current(
+        concept,
+        None,
+        f"the newest {label}, {fmt_measure(newest)}, {why_unusable(newest, unit)}",
+        orderable=pending is None,
+        notes=tuple(notes[1:]),
+        pending=pending,
+        shown_only=shown_only,
+    )
 
 
 def relevant_transfer(facts: PatientFacts, today: date, recent_days: int) -> TransferPlan | None:
@@ -258,15 +303,13 @@ class Cutoff:
 def applicable_cutoff(facts: PatientFacts, today: date, proto: Protocol) -> Cutoff:
     """10.3 by default; the euploid-blastocyst cut-off when the transfer that counts is one."""
     transfer = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
-    path = "eligibility.ratio_cutoff." + ("euploid_blastocyst" if transfer and transfer.euploid
-                                          else "standard")
+    path = "eligibility.ratio_cutoff." + ("euploid_blastocyst" if transfer and transfer.euploid else "standard")
     return Cutoff(path=path, value=proto.num(path), transfer=transfer)
 
 
 def ratio_now(facts: PatientFacts, today: date, proto: Protocol) -> Current:
     """The Th1/Th2 ratio the rules may select a patient or dose on."""
-    return current(facts, TH1_TH2_RATIO, today, proto.days("eligibility.ratio_max_age_days"),
-                   "Th1/Th2 ratio")
+    return current(facts, TH1_TH2_RATIO, today, proto.days("eligibility.ratio_max_age_days"), "Th1/Th2 ratio")
 
 
 def describe_ratio(m: Measurement) -> str:
@@ -278,7 +321,7 @@ def describe_ratio(m: Measurement) -> str:
 
 
 def describe_pregnancy(status: PregnancyStatus) -> str:
-    """"pregnant since 2026-10-01, about 8 weeks" — without record ids or codes."""
+    """ "pregnant since 2026-10-01, about 8 weeks" — without record ids or codes."""
     text = "pregnant"
     since = status.since or (day_of(status.when) if status.when else None)
     if since is not None:
@@ -295,17 +338,23 @@ def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True, dec
         return None
     values = " and ".join(reported(m) for m in (cur.value, *cur.conflicts))
     if not decides:
-        return (f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
-                "Neither is used until the laboratory confirms which is right.")
+        return (
+            f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
+            "Neither is used until the laboratory confirms which is right."
+        )
     used = cur.worst(higher_is_worse=higher_is_worse)
     which = f"{reported(used)} is used" if used is not None else "neither is used"
-    return (f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
-            f"The worse, {which}; ask the laboratory which is right.")
+    return (
+        f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
+        f"The worse, {which}; ask the laboratory which is right."
+    )
 
 
 def pending_note(label: str, cur: Current) -> str | None:
     """One line when a newer result is not final yet."""
     if cur.pending is None:
         return None
-    return (f"A newer {label}, {fmt_measure(cur.pending)}, is {cur.pending.status}: wait for the final "
-            "result before acting on an older one.")
+    return (
+        f"A newer {label}, {fmt_measure(cur.pending)}, is {cur.pending.status}: wait for the final "
+        "result before acting on an older one."
+    )

@@ -3,8 +3,9 @@ patient can have, a selected order that could not be identified, and checks skip
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..facts import PatientFacts, UnusableResource
 from ..model import Card
@@ -38,17 +39,30 @@ DATA_NAMES = {
 }
 
 # Results in words, for the list of implausible values.
-CONCEPT_NAMES = {"th1_th2_ratio": "Th1/Th2 ratio", "th1_pct": "Th1 %", "th2_pct": "Th2 %",
-                 "tacrolimus": "Tacrolimus level", "hba1c": "HbA1c", "alt": "ALT", "ast": "AST", "hcg": "Serum hCG",
-                 "nk_cells": "NK cells", "wbc": "White cells"}
+CONCEPT_NAMES = {
+    "th1_th2_ratio": "Th1/Th2 ratio",
+    "th1_pct": "Th1 %",
+    "th2_pct": "Th2 %",
+    "tacrolimus": "Tacrolimus level",
+    "hba1c": "HbA1c",
+    "alt": "ALT",
+    "ast": "AST",
+    "hcg": "Serum hCG",
+    "nk_cells": "NK cells",
+    "wbc": "White cells",
+}
 
 
 def _what(item: UnusableResource) -> str:
     if item.what:
         return plain(item.what)
     kind = item.source.split("/", 1)[0]
-    return {"Observation": "a result", "MedicationRequest": "a medication order",
-            "MedicationStatement": "a medication she reports", "Condition": "a diagnosis"}.get(kind, "a record")
+    return {
+        "Observation": "a result",
+        "MedicationRequest": "a medication order",
+        "MedicationStatement": "a medication she reports",
+        "Condition": "a diagnosis",
+    }.get(kind, "a record")
 
 
 def _sentence(text: str) -> str:
@@ -66,11 +80,21 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
         for item in orders[:SHOWN]:
             detail.add(f"- {_sentence(_what(item))}: {plain(item.reason, 160)}")
         detail.add("")
-        detail.add("It was not checked against tacrolimus (interactions, dose, timing). Choose the medication "
-                   "again from the list, or check it by hand before signing.")
+        detail.add(
+            "It was not checked against tacrolimus (interactions, dose, timing). Choose the medication "
+            "again from the list, or check it by hand before signing."
+        )
         noun = "The order" if len(orders) == 1 else f"{len(orders)} orders"
-        cards.append(make_card(proto, detail, kind=ORDER_KIND, indicator="warning", source_id="data-profile",
-                               summary=f"{noun} could not be checked: medication not identified"))
+        cards.append(
+            make_card(
+                proto,
+                detail,
+                kind=ORDER_KIND,
+                indicator="warning",
+                source_id="data-profile",
+                summary=f"{noun} could not be checked: medication not identified",
+            )
+        )
     in_play = focus_of(facts).applies or bool(facts.medications_with(TACROLIMUS))
     others = [u for u in facts.unusable if not u.order_in_focus]
     implausible = [m for ms in facts.labs.values() for m in ms if m.problem and IMPLAUSIBLE in m.problem]
@@ -78,8 +102,11 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
     if not count or not in_play:
         return cards
     detail = Detail(proto)
-    lines = [f"- {CONCEPT_NAMES.get(m.concept) or _sentence(m.concept.replace('_', ' '))} of {m.when.date().isoformat() if m.when else 'unknown date'}: "
-             f"{plain(m.problem or '', 160)}" for m in implausible]
+    lines = [
+        f"- {CONCEPT_NAMES.get(m.concept) or _sentence(m.concept.replace('_', ' '))} of {m.when.date().isoformat() if m.when else 'unknown date'}: "
+        f"{plain(m.problem or '', 160)}"
+        for m in implausible
+    ]
     lines += [f"- {_sentence(_what(u))}: {plain(u.reason, 160)}" for u in others]
     detail.add("No card relies on these records:")
     detail.add("")
@@ -89,14 +116,16 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
         detail.add(f"- and {count - SHOWN} more")
     detail.add("")
     detail.add("Correct them in the record (value, unit, date or status) to have them considered.")
-    summary = ("A record could not be used: see details" if count == 1
-               else f"{count} records could not be used: see details")
+    summary = (
+        "A record could not be used: see details" if count == 1 else f"{count} records could not be used: see details"
+    )
     cards.append(make_card(proto, detail, kind=KIND, indicator="info", source_id="data-profile", summary=summary))
     return cards
 
 
-def evaluate_missing_data(facts: PatientFacts, skipped: Sequence[tuple[str, Sequence[str]]],
-                          kb: Mapping[str, Any]) -> list[Card]:
+def evaluate_missing_data(
+    facts: PatientFacts, skipped: Sequence[tuple[str, Sequence[str]]], kb: Mapping[str, Any]
+) -> list[Card]:
     """One card naming the checks that could not be made, the data each lacked and why."""
     if not skipped:
         return []
@@ -116,10 +145,14 @@ def evaluate_missing_data(facts: PatientFacts, skipped: Sequence[tuple[str, Sequ
     for key, reason in reasons.items():
         detail.add(f"- {_sentence(DATA_NAMES.get(key, key))}: {plain(reason, 200)}")
     detail.add("")
-    detail.add("Check these by hand now. To have them checked, the EHR must send this data with the request, "
-               "or give the service access to its FHIR server.")
+    detail.add(
+        "Check these by hand now. To have them checked, the EHR must send this data with the request, "
+        "or give the service access to its FHIR server."
+    )
     names = [check for check, _ in skipped]
-    summary = (f"Not checked ({', '.join(names)}): data not available"
-               if len(names) <= 2 else f"{len(names)} checks not made: data not available")
-    return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile",
-                      summary=summary)]
+    summary = (
+        f"Not checked ({', '.join(names)}): data not available"
+        if len(names) <= 2
+        else f"{len(names)} checks not made: data not available"
+    )
+    return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile", summary=summary)]

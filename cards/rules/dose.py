@@ -10,9 +10,10 @@ dose below an unconfirmed band.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..model import Card, Indicator, Suggestion
@@ -35,17 +36,29 @@ LEVEL_CHANGING = frozenset({"raises-levels", "lowers-levels"})
 BANDS_LABEL = "the ratio dose bands"
 TRIGGER_LABEL = "the Th1 % at which 1 mg is added"
 
-Verdict = Literal["above-maximum", "above-study-maximum", "extended-release-start", "protocol-not-applied", "duplicate-therapy", "extended-release-twice-daily", "above-band-dose",
-                  "differs-from-band-dose", "dose-unreadable"]
+Verdict = Literal[
+    "above-maximum",
+    "above-study-maximum",
+    "extended-release-start",
+    "protocol-not-applied",
+    "duplicate-therapy",
+    "extended-release-twice-daily",
+    "above-band-dose",
+    "differs-from-band-dose",
+    "dose-unreadable",
+]
 
 
 def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[MedicationFact]:
     """Orders of drugs that raise or lower tacrolimus levels (the interaction table): with one of them,
     the band dose is no longer the right dose, and the interaction card handles the change."""
-    keys = {drug for entry in kb.get("interactions", {}).get("entries", [])
-            if entry.get("effect_direction") in LEVEL_CHANGING for drug in entry.get("drugs", [])}
-    return [m for m in facts.medications
-            if not m.has(TACROLIMUS) and m.systemic and keys & set(m.ingredients)]
+    keys = {
+        drug
+        for entry in kb.get("interactions", {}).get("entries", [])
+        if entry.get("effect_direction") in LEVEL_CHANGING
+        for drug in entry.get("drugs", [])
+    }
+    return [m for m in facts.medications if not m.has(TACROLIMUS) and m.systemic and keys & set(m.ingredients)]
 
 
 @dataclass(frozen=True)
@@ -60,8 +73,7 @@ class Recommendation:
     choices: tuple[float, ...] = ()  # with the Th1 % unknown: each daily dose the chart allows
 
 
-def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
-                         detail: Detail) -> Recommendation:
+def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol, detail: Detail) -> Recommendation:
     """The band dose (+ add-on, capped), never from unusable data; with the Th1 % unknown, the most
     the chart allows (band + add-on) so a draft above every possibility is still flagged."""
     cutoff = applicable_cutoff(facts, today, proto)
@@ -74,9 +86,15 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
         return Recommendation(None, f"the ratio {fmt_number(value)} is below the cut-off")
     bands = proto.entry("dose.bands")
     detail.cite(str(bands["source"]), bands.get("section"))
-    band = next((b for b in bands["table"]
-                 if at_least(value, float(b["ratio_min"]))
-                 and ("ratio_below" not in b or below(value, float(b["ratio_below"])))), None)
+    band = next(
+        (
+            b
+            for b in bands["table"]
+            if at_least(value, float(b["ratio_min"]))
+            and ("ratio_below" not in b or below(value, float(b["ratio_below"])))
+        ),
+        None,
+    )
     if band is None:
         return Recommendation(None, f"no dose band covers the ratio {fmt_number(value)}")
     base = float(band["daily_mg"])
@@ -86,23 +104,32 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol,
     if bands.get("site_default"):
         detail.unconfirmed(BANDS_LABEL)
     detail.number(TRIGGER_LABEL, "dose.th1_high_addon.th1_pct_min")
-    basis = f"ratio {fmt_number(value)} ({ratio.value.when.date().isoformat() if ratio.value.when else '?'})" \
-            f" → band {fmt_number(base)} mg/day"
+    basis = (
+        f"ratio {fmt_number(value)} ({ratio.value.when.date().isoformat() if ratio.value.when else '?'})"
+        f" → band {fmt_number(base)} mg/day"
+    )
     th1 = current(facts, TH1_PCT, today, proto.days("eligibility.ratio_max_age_days"), "Th1 %", "%")
     # Without confirmed bands and trigger, only a dose above the band plus the add-on is flagged:
     # it exceeds every dose the chart could allow, whatever the Th1 %.
     highest = min(base + add, max_mg)
     if th1.value is None or th1.value.value is None:
-        return Recommendation(None, "the Th1 % is not available", highest_allowed_mg=highest,
-                              confirmed=confirmed, choices=tuple(sorted({min(base, max_mg), highest})),
-                              basis=f"{basis}; Th1 % unknown, so {fmt_number(base)} or "
-                                    f"{fmt_number(highest)} mg/day")
+        return Recommendation(
+            None,
+            "the Th1 % is not available",
+            highest_allowed_mg=highest,
+            confirmed=confirmed,
+            choices=tuple(sorted({min(base, max_mg), highest})),
+            basis=f"{basis}; Th1 % unknown, so {fmt_number(base)} or {fmt_number(highest)} mg/day",
+        )
     high = at_least(th1.value.value, th1_min)
     total = min(base + add if high else base, max_mg)
-    basis += (f"; Th1 {fmt_number(th1.value.value)} % is {'at or above' if high else 'below'} "
-              f"{fmt_number(th1_min)} %{' (+' + fmt_number(add) + ' mg)' if high else ''}")
-    return Recommendation(total, None, highest_allowed_mg=total if confirmed else highest, confirmed=confirmed,
-                          basis=basis)
+    basis += (
+        f"; Th1 {fmt_number(th1.value.value)} % is {'at or above' if high else 'below'} "
+        f"{fmt_number(th1_min)} %{' (+' + fmt_number(add) + ' mg)' if high else ''}"
+    )
+    return Recommendation(
+        total, None, highest_allowed_mg=total if confirmed else highest, confirmed=confirmed, basis=basis
+    )
 
 
 @dataclass(frozen=True)
@@ -120,8 +147,11 @@ class DoseDecision:
 def _formulation_switch(active: MedicationFact, drafts: tuple[MedicationFact, ...]) -> bool:
     """An active order of the other release than every draft: a change of formulation, which the
     release-switch card handles (one concern, one card), not duplicate therapy."""
-    return bool(drafts) and active.release is not None and all(
-        d.release is not None and d.release != active.release for d in drafts)
+    return (
+        bool(drafts)
+        and active.release is not None
+        and all(d.release is not None and d.release != active.release for d in drafts)
+    )
 
 
 def replaces(new: MedicationFact, old: MedicationFact) -> bool:
@@ -131,14 +161,14 @@ def replaces(new: MedicationFact, old: MedicationFact) -> bool:
     return new.matched is not None and new.matched == old.matched and new.display == old.display
 
 
-def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus,
-                detail: Detail) -> DoseDecision:
+def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus, detail: Detail) -> DoseDecision:
     """The dose decision for the tacrolimus drafts of this call."""
     proto = Protocol(kb)
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
-    duplicates = tuple(a for a in focus.active if not any(replaces(d, a) for d in drafts)
-                       and not _formulation_switch(a, drafts))
+    duplicates = tuple(
+        a for a in focus.active if not any(replaces(d, a) for d in drafts) and not _formulation_switch(a, drafts)
+    )
     unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
     counted = [*drafts, *duplicates]
     known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
@@ -152,8 +182,9 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
         if scope.verdict == "outside-age":
             # An IVF course at an age the site does not apply the protocol at: say so, and the studies'
             # maximum still deserves a warning (nobody studied more in this indication).
-            verdict: Verdict = ("above-study-maximum" if total is not None and above(total, max_mg)
-                                else "protocol-not-applied")
+            verdict: Verdict = (
+                "above-study-maximum" if total is not None and above(total, max_mg) else "protocol-not-applied"
+            )
             if verdict == "above-study-maximum" or facts.hook == ORDER_SELECT:
                 return DoseDecision(verdict, drafts, total, scope_reason=scope.reason)
         if scope.verdict == "other-indication" and facts.hook == ORDER_SELECT:
@@ -175,8 +206,13 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     interacting = tuple(level_changing_drugs(facts, kb))
     if rec.highest_allowed_mg is not None and above(total, rec.highest_allowed_mg):
         return DoseDecision("above-band-dose", drafts, total, (), (), rec, interacting)
-    if (rec.daily_mg is not None and rec.confirmed and not interacting and len(drafts) == 1
-            and not same(total, rec.daily_mg)):
+    if (
+        rec.daily_mg is not None
+        and rec.confirmed
+        and not interacting
+        and len(drafts) == 1
+        and not same(total, rec.daily_mg)
+    ):
         return DoseDecision("differs-from-band-dose", drafts, total, (), (), rec, interacting)
     if extended_start:
         # The band doses are immediate-release mg: an extended-release start needs that said, once.
@@ -184,8 +220,9 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     return base
 
 
-def _active_total(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus,
-                  proto: Protocol) -> DoseDecision:
+def _active_total(
+    facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus, proto: Protocol
+) -> DoseDecision:
     """patient-view: the active orders together above the maximum (e.g. two capsule strengths)."""
     doses = [m.daily_dose_mg for m in focus.active if m.daily_dose_mg is not None]
     if facts.hook != PATIENT_VIEW or not doses or not scope_of(facts, today, kb).protocol:
@@ -221,8 +258,7 @@ def _orders_line(decision: DoseDecision) -> list[str]:
 
 
 def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detail) -> Card:
-    max_shown = (detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy"
-                 else "")
+    max_shown = detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy" else ""
     total = fmt_number(d.total_mg) if d.total_mg is not None else "?"
     several = len(d.drafts) + len(d.duplicates) > 1
     suggestions: list[Suggestion] = []
@@ -235,57 +271,79 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
 
     if d.verdict == "above-maximum":
         indicator = "critical"
-        summary = (f"Tacrolimus {total} mg/day in total exceeds the {max_shown} maximum: reduce the dose"
-                   if several else f"Tacrolimus {total} mg/day exceeds the {max_shown} maximum: reduce the dose")
+        summary = (
+            f"Tacrolimus {total} mg/day in total exceeds the {max_shown} maximum: reduce the dose"
+            if several
+            else f"Tacrolimus {total} mg/day exceeds the {max_shown} maximum: reduce the dose"
+        )
         if rec is not None and rec.daily_mg is not None and len(d.drafts) == 1 and not d.duplicates:
             body.append(f"- Protocol dose: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
             suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
         elif several:
-            body.append("\nThe maximum applies to the total of all tacrolimus orders: keep one order, or "
-                        f"reduce them to at most {max_shown} together.")
+            body.append(
+                "\nThe maximum applies to the total of all tacrolimus orders: keep one order, or "
+                f"reduce them to at most {max_shown} together."
+            )
         else:
             body.append(f"\nReduce the dose to at most {max_shown}.")
     elif d.verdict == "above-study-maximum":
         indicator = "warning"
-        summary = (f"RIF protocol not applied ({_short_reason(d.scope_reason)}), but {total} mg/day is above "
-                   f"the {max_shown} maximum of the studies")
-        body.append(f"\nThe RIF protocol was not applied: {plain(d.scope_reason)}. No study gave more than "
-                    f"{max_shown} in this indication: confirm the dose with the specialist.")
+        summary = (
+            f"RIF protocol not applied ({_short_reason(d.scope_reason)}), but {total} mg/day is above "
+            f"the {max_shown} maximum of the studies"
+        )
+        body.append(
+            f"\nThe RIF protocol was not applied: {plain(d.scope_reason)}. No study gave more than "
+            f"{max_shown} in this indication: confirm the dose with the specialist."
+        )
     elif d.verdict == "protocol-not-applied":
         indicator = "info"
         summary = f"RIF protocol not applied to this tacrolimus order: {_short_reason(d.scope_reason)}"
-        body.append(f"\n{plain(d.scope_reason)[:1].upper() + plain(d.scope_reason)[1:]}. The protocol's dose "
-                    "bands, maximum, trough target and course length were not checked.")
+        body.append(
+            f"\n{plain(d.scope_reason)[:1].upper() + plain(d.scope_reason)[1:]}. The protocol's dose "
+            "bands, maximum, trough target and course length were not checked."
+        )
     elif d.verdict == "extended-release-start":
         indicator = "info"
-        summary = ("Extended-release tacrolimus: the protocol's doses are immediate-release mg, not "
-                   "interchangeable mg for mg")
+        summary = (
+            "Extended-release tacrolimus: the protocol's doses are immediate-release mg, not interchangeable mg for mg"
+        )
         detail.cite("tacrolimus-label")
         source_id = "tacrolimus-label"
-        body.append("\nThe dose bands and the 4 mg/day maximum come from studies of immediate-release capsules. "
-                    "Envarsus XR gives about 80 % of the immediate-release daily dose for the same exposure; "
-                    "Advagraf / Astagraf XL is dosed 1:1 but gives lower exposure. Check troughs after the start.")
+        body.append(
+            "\nThe dose bands and the 4 mg/day maximum come from studies of immediate-release capsules. "
+            "Envarsus XR gives about 80 % of the immediate-release daily dose for the same exposure; "
+            "Advagraf / Astagraf XL is dosed 1:1 but gives lower exposure. Check troughs after the start."
+        )
     elif d.verdict == "duplicate-therapy":
         indicator = "warning"
         active = d.duplicates[0]
-        summary = (f"Tacrolimus is already active: with this new order she would take {total} mg/day in total. "
-                   "Replace the active order or cancel")
-        body.append(f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
-                    "meant as a change, discontinue the active order (or link the new one as its "
-                    "replacement); otherwise cancel the new order.")
+        summary = (
+            f"Tacrolimus is already active: with this new order she would take {total} mg/day in total. "
+            "Replace the active order or cancel"
+        )
+        body.append(
+            f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
+            "meant as a change, discontinue the active order (or link the new one as its "
+            "replacement); otherwise cancel the new order."
+        )
         source_id = "clinical-basis"
         detail.cite(source_id, "Totals, not orders")
     elif d.verdict == "extended-release-twice-daily":
         indicator = "warning"
         summary = "Extended-release tacrolimus is taken once daily: change the order to once a day"
         detail.cite("tacrolimus-label")
-        body.append("\nExtended-release tacrolimus is given once daily in the morning; twice daily doubles "
-                    "the intended exposure.")
+        body.append(
+            "\nExtended-release tacrolimus is given once daily in the morning; twice daily doubles "
+            "the intended exposure."
+        )
     elif d.verdict == "dose-unreadable":
         indicator = "warning"
         summary = f"Tacrolimus dose could not be read from the order: check it is at most {max_shown}"
-        body.append("\nThe daily dose could not be worked out (dose, unit or frequency missing or "
-                    f"unclear), so the {max_shown} maximum could not be checked.")
+        body.append(
+            "\nThe daily dose could not be worked out (dose, unit or frequency missing or "
+            f"unclear), so the {max_shown} maximum could not be checked."
+        )
     elif d.verdict == "above-band-dose":
         assert rec is not None and rec.highest_allowed_mg is not None
         indicator = "warning"
@@ -300,23 +358,37 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
             for choice in rec.choices:
                 suggestions += _change(d.drafts[0], choice, body, recommended=False, quiet=True)
         if d.interacting:
-            body.append(f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
-                        "interaction card for the dose.")
+            body.append(
+                f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
+                "interaction card for the dose."
+            )
     else:  # differs-from-band-dose (confirmed bands only)
         assert rec is not None and rec.daily_mg is not None
         indicator = "warning"
-        summary = (f"Tacrolimus {total} mg/day differs from the protocol dose of "
-                   f"{fmt_number(rec.daily_mg)} mg/day: change the order")
+        summary = (
+            f"Tacrolimus {total} mg/day differs from the protocol dose of "
+            f"{fmt_number(rec.daily_mg)} mg/day: change the order"
+        )
         body.append(f"- Protocol: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
         suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=True)
         source_id = str(proto.entry("dose.bands")["source"])
     if any(m.release == "extended" for m in d.drafts) and d.verdict in {"above-band-dose", "differs-from-band-dose"}:
-        body.append("- The band doses come from studies of immediate-release capsules: an extended-release "
-                    "dose is not interchangeable mg for mg.")
+        body.append(
+            "- The band doses come from studies of immediate-release capsules: an extended-release "
+            "dose is not interchangeable mg for mg."
+        )
     for line in body:
         detail.add(line)
-    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
-                     source_id=source_id, suggestions=suggestions)
+    return make_card(
+        proto,
+        detail,
+        kind=KIND,
+        verdict=str(d.verdict),
+        summary=summary,
+        indicator=indicator,
+        source_id=source_id,
+        suggestions=suggestions,
+    )
 
 
 def _short_reason(reason: str) -> str:
@@ -324,15 +396,19 @@ def _short_reason(reason: str) -> str:
     return plain(reason.split(":")[0].split(", outside")[0], 80)
 
 
-def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool,
-            quiet: bool = False) -> list[Suggestion]:
+def _change(
+    draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool, quiet: bool = False
+) -> list[Suggestion]:
     action = dose_change(draft, daily_mg, f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day")
     if action is None:
-        body.append(f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
-                   f"{fmt_number(daily_mg)} mg/day by hand.")
+        body.append(
+            f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
+            f"{fmt_number(daily_mg)} mg/day by hand."
+        )
         return []
     if not recommended and not quiet:
-        body.append(f"- The suggested {fmt_number(daily_mg)} mg/day rests on unconfirmed dose bands: it is "
-                   "offered, not recommended.")
-    return [Suggestion(label=f"Change to {fmt_number(daily_mg)} mg/day", is_recommended=recommended,
-                       actions=(action,))]
+        body.append(
+            f"- The suggested {fmt_number(daily_mg)} mg/day rests on unconfirmed dose bands: it is "
+            "offered, not recommended."
+        )
+    return [Suggestion(label=f"Change to {fmt_number(daily_mg)} mg/day", is_recommended=recommended, actions=(action,))]

@@ -11,9 +11,10 @@ Never for a patient outside the protocol's scope, never for a continuing course.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..facts import AUTOIMMUNE, NK_CELLS, RIF, PatientFacts
 from ..model import Card, Indicator, Suggestion
@@ -37,11 +38,19 @@ from .vocab import ORDERING_HOOKS, PATIENT_VIEW, at_least
 
 KIND = "eligibility"
 
-Verdict = Literal["candidate", "rif-not-documented", "below-cutoff", "no-ratio", "ratio-pending",
-                  "newer-result-pending", "conflicting-ratios"]
+Verdict = Literal[
+    "candidate",
+    "rif-not-documented",
+    "below-cutoff",
+    "no-ratio",
+    "ratio-pending",
+    "newer-result-pending",
+    "conflicting-ratios",
+]
 # What still needs doing before tacrolimus is signed: shown on order-sign too.
-BLOCKING = frozenset({"rif-not-documented", "below-cutoff", "no-ratio", "ratio-pending",
-                      "newer-result-pending", "conflicting-ratios"})
+BLOCKING = frozenset(
+    {"rif-not-documented", "below-cutoff", "no-ratio", "ratio-pending", "newer-result-pending", "conflicting-ratios"}
+)
 
 
 @dataclass(frozen=True)
@@ -115,9 +124,13 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
         summary = "No current Th1/Th2 ratio: order the test before deciding on tacrolimus"
         if d.ratio.orderable:
             order = proto.entry("eligibility.th1_th2_order")
-            suggestions.append(Suggestion(
-                label="Order a Th1/Th2 cell ratio", is_recommended=True,
-                actions=(order_action(facts, order, "Tacrolimus candidate selection (RIF): Th1/Th2 ratio"),)))
+            suggestions.append(
+                Suggestion(
+                    label="Order a Th1/Th2 cell ratio",
+                    is_recommended=True,
+                    actions=(order_action(facts, order, "Tacrolimus candidate selection (RIF): Th1/Th2 ratio"),),
+                )
+            )
 
     if d.ratio.value is not None:
         detail.add(f"- Th1/Th2 ratio: **{describe_ratio(d.ratio.value)}**; cut-off {cut_text}")
@@ -136,28 +149,40 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
         condition = next(c for c in facts.conditions if c.concept == RIF)
         detail.add(f"- Recurrent implantation failure: documented ({plain(condition.display)})")
     else:
-        detail.add("- **Recurrent implantation failure is not documented**: the evidence comes from "
-                   "women with RIF only.")
+        detail.add(
+            "- **Recurrent implantation failure is not documented**: the evidence comes from women with RIF only."
+        )
     if scope.sex_unrecorded:
         detail.add("- Sex is not recorded: the protocol is applied because an IVF course is on record.")
     if d.verdict == "candidate":
         _context_notes(facts, detail)
         _outcomes(proto, detail, str(proto.entry(d.cutoff.path)["source"]))
-    return make_card(proto, detail, kind=KIND, verdict=d.verdict, summary=summary, indicator=indicator,
-                     source_id=str(proto.entry(d.cutoff.path)["source"]), suggestions=suggestions)
+    return make_card(
+        proto,
+        detail,
+        kind=KIND,
+        verdict=d.verdict,
+        summary=summary,
+        indicator=indicator,
+        source_id=str(proto.entry(d.cutoff.path)["source"]),
+        suggestions=suggestions,
+    )
 
 
 def _context_notes(facts: PatientFacts, detail: Detail) -> None:
     autoimmune = [c for c in facts.conditions if c.concept == AUTOIMMUNE]
     if autoimmune:
         names = ", ".join(plain(c.display) for c in autoimmune)
-        detail.add(f"- Autoimmune disease on record ({names}): with the Th1/Th2 criterion met she is an "
-                   "appropriate candidate.")
+        detail.add(
+            f"- Autoimmune disease on record ({names}): with the Th1/Th2 criterion met she is an appropriate candidate."
+        )
         detail.cite("guideline")
     nk = facts.latest(NK_CELLS)
     if nk is not None and nk.value is not None and nk.reference_high is not None and nk.value > nk.reference_high:
-        detail.add(f"- NK cells raised ({fmt_number(nk.value)}, upper limit {fmt_number(nk.reference_high)}, "
-                   f"{fmt_date(nk.when)}): with the Th1/Th2 criterion met she is an appropriate candidate.")
+        detail.add(
+            f"- NK cells raised ({fmt_number(nk.value)}, upper limit {fmt_number(nk.reference_high)}, "
+            f"{fmt_date(nk.when)}): with the Th1/Th2 criterion met she is an appropriate candidate."
+        )
         detail.cite("guideline")
 
 
@@ -167,6 +192,11 @@ def _outcomes(proto: Protocol, detail: Detail, source_id: str) -> None:
     if not rows:
         return
     detail.add("")
-    detail.add("Expected with tacrolimus (" + str(rows[0].get("population", "")) + "): "
-               + "; ".join(f"{str(o['measure']).lower()} {o['value']}" for o in rows) + ".")
+    detail.add(
+        "Expected with tacrolimus ("
+        + str(rows[0].get("population", ""))
+        + "): "
+        + "; ".join(f"{str(o['measure']).lower()} {o['value']}" for o in rows)
+        + "."
+    )
     detail.cite(source_id)

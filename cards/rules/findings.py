@@ -8,9 +8,10 @@ compares with numbers of its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..derive import conflicting, creatinine_baseline, worse
 from ..facts import CREATININE, POTASSIUM, Measurement, PatientFacts
@@ -65,9 +66,15 @@ def fast_creatinine_rise(facts: PatientFacts, latest: Measurement, kb: Mapping[s
         return None
     window = timedelta(hours=_entry(kb, "creatinine", "aki_absolute_hours"))
     rise = _entry(kb, "creatinine", "aki_absolute_rise")
-    earlier = [r for r in facts.results(CREATININE)
-               if r.actionable and r.value is not None and r.when is not None
-               and latest.when - window <= r.when < latest.when and r.unit == latest.unit]
+    earlier = [
+        r
+        for r in facts.results(CREATININE)
+        if r.actionable
+        and r.value is not None
+        and r.when is not None
+        and latest.when - window <= r.when < latest.when
+        and r.unit == latest.unit
+    ]
     if not earlier:
         return None
     lowest = min(earlier, key=lambda r: r.value or 0.0)
@@ -131,12 +138,17 @@ def potassium_finding(facts: PatientFacts, today: date, kb: Mapping[str, Any], r
         return PotassiumFinding("none")
     if not _is_recent(result, today, recent_days):
         return PotassiumFinding("old", result, conflicts)
-    return PotassiumFinding(potassium_tier(result.value, kb, result.reference_high), result, conflicts,
-                            threshold_source(kb, "potassium", "warning_at"))
+    return PotassiumFinding(
+        potassium_tier(result.value, kb, result.reference_high),
+        result,
+        conflicts,
+        threshold_source(kb, "potassium", "warning_at"),
+    )
 
 
-def creatinine_finding(facts: PatientFacts, today: date, kb: Mapping[str, Any], recent_days: int,
-                       course_start: date | None) -> CreatinineFinding:
+def creatinine_finding(
+    facts: PatientFacts, today: date, kb: Mapping[str, Any], recent_days: int, course_start: date | None
+) -> CreatinineFinding:
     """The newest creatinine against its baseline (the latest before the course, else the lowest of
     the last 90 days) and the KDIGO absolute rise."""
     if CHEMISTRY_KEY in facts.missing:
@@ -151,5 +163,11 @@ def creatinine_finding(facts: PatientFacts, today: date, kb: Mapping[str, Any], 
     if baseline is not None and baseline.value and baseline.when is not None and baseline.when < result.when:
         rise = result.value / baseline.value - 1
     tier = creatinine_tier(rise, fast_creatinine_rise(facts, result, kb) is not None, kb)
-    return CreatinineFinding(tier, result, conflicts, baseline if rise is not None else None, rise,
-                             threshold_source(kb, "creatinine", "aki_ratio"))
+    return CreatinineFinding(
+        tier,
+        result,
+        conflicts,
+        baseline if rise is not None else None,
+        rise,
+        threshold_source(kb, "creatinine", "aki_ratio"),
+    )

@@ -8,9 +8,10 @@ are no drafts). ``in_focus`` answers this for one order; ``focus_of`` gathers th
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from ..facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
 from ..text import fmt_number, plain
@@ -78,20 +79,25 @@ def focus_of(facts: PatientFacts) -> Focus:
     """The tacrolimus orders of this hook call: those in focus, every draft, and the active ones."""
     # Tacrolimus ointment or eye drops are not systemic: no protocol, trough or dose rule is about them.
     tacro = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic)
-    drafts = tuple(sorted((m for m in tacro if m.is_draft and in_focus(facts.hook, m)),
-                          key=lambda m: m.source))
+    drafts = tuple(sorted((m for m in tacro if m.is_draft and in_focus(facts.hook, m)), key=lambda m: m.source))
     all_drafts = tuple(sorted((m for m in tacro if m.is_draft), key=lambda m: m.source))
     active = tuple(m for m in tacro if is_active(m))
     candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
-    return Focus(hook=facts.hook, drafts=drafts, active=active, candidate=candidate,
-                 pregnant=facts.pregnancy.pregnant is True, all_drafts=all_drafts)
+    return Focus(
+        hook=facts.hook,
+        drafts=drafts,
+        active=active,
+        candidate=candidate,
+        pregnant=facts.pregnancy.pregnant is True,
+        all_drafts=all_drafts,
+    )
 
 
 # --- describing orders ----------------------------------------------------------------------------
 
 
 def order_state(med: MedicationFact) -> str:
-    """"new order" or the record's status ("active")."""
+    """ "new order" or the record's status ("active")."""
     if med.is_draft:
         return "new order"
     return med.status or "status unknown"
@@ -100,8 +106,10 @@ def order_state(med: MedicationFact) -> str:
 def recognition(med: MedicationFact) -> str:
     """A text-only match is stated, in bold; a coded match needs no words."""
     if med.recognised_by == "text":
-        return (f"**recognised only by the name \"{plain(med.matched or '?')}\", not by a code: "
-                "check that this is the drug meant**")
+        return (
+            f'**recognised only by the name "{plain(med.matched or "?")}", not by a code: '
+            "check that this is the drug meant**"
+        )
     return ""
 
 
@@ -113,8 +121,7 @@ def describe_order(med: MedicationFact) -> str:
         dose = f"daily dose unknown ({med.dose_problem})" if med.dose_problem else "daily dose unknown"
     release = f", {med.release}-release" if med.release else ""
     matched = recognition(med)
-    return (f"{plain(med.display)} ({order_state(med)}{release}), {dose}"
-            + (f"; {matched}" if matched else ""))
+    return f"{plain(med.display)} ({order_state(med)}{release}), {dose}" + (f"; {matched}" if matched else "")
 
 
 class _KeepUnknown(dict[str, str]):

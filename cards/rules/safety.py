@@ -3,9 +3,11 @@ against their thresholds, one card per concern, each with the values and dates u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
+from ..derive import creatinine_baseline
 from ..facts import (
     ALT,
     AST,
@@ -16,7 +18,6 @@ from ..facts import (
     BloodPressure,
     PatientFacts,
 )
-from ..derive import creatinine_baseline
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import procedure_order
 from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
@@ -82,8 +83,7 @@ def _stale_days(proto: Protocol) -> int:
     return proto.days("safety.stale_after_days")
 
 
-def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
-                focus: Focus) -> tuple[Card | None, Current | None]:
+def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     unit = str(proto.entry("safety.creatinine")["unit"])
     now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
@@ -93,8 +93,12 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
     assert latest_value is not None and latest.when is not None
     start = focus.therapy_start() or (min((d.start for d in focus.drafts if d.start), default=None))
     baseline = creatinine_baseline(facts, start, today)
-    if baseline is not None and (baseline.source == latest.source or baseline.source in latest.conflicts_with
-                                 or baseline.when is None or baseline.when >= latest.when):
+    if baseline is not None and (
+        baseline.source == latest.source
+        or baseline.source in latest.conflicts_with
+        or baseline.when is None
+        or baseline.when >= latest.when
+    ):
         baseline = None  # the latest result cannot be its own baseline
 
     detail = Detail(proto)
@@ -104,43 +108,72 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol,
             detail.add(f"- {note}")
     findings: list[tuple[Indicator, str]] = []
     if baseline is not None and baseline.value:
-        how = "before tacrolimus started" if start is not None and baseline.when is not None and \
-            day_of(baseline.when) < start else "lowest of the last 90 days"
+        how = (
+            "before tacrolimus started"
+            if start is not None and baseline.when is not None and day_of(baseline.when) < start
+            else "lowest of the last 90 days"
+        )
         ratio = latest_value / baseline.value
         rise_pct = (ratio - 1) * 100
-        detail.add(f"- Baseline ({how}): **{fmt_measure(baseline)}**; change "
-                   f"{'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %")
+        detail.add(
+            f"- Baseline ({how}): **{fmt_measure(baseline)}**; change {'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %"
+        )
         tier = creatinine_tier(ratio - 1, False, {"protocol": proto.data})
         if tier == "aki":
             detail.number("AKI", "safety.creatinine.aki_ratio")
-            findings.append(("critical", f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
-                                         "acute kidney injury, review tacrolimus now"))
+            findings.append(
+                (
+                    "critical",
+                    f"Creatinine {reported(latest)} is {fmt_number(ratio)}× baseline: "
+                    "acute kidney injury, review tacrolimus now",
+                )
+            )
         elif tier == "rising":
             detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
-            findings.append(("warning", f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
-                                        f"{reported(baseline)}: review the tacrolimus dose"))
+            findings.append(
+                (
+                    "warning",
+                    f"Creatinine {reported(latest)} has risen {rise_pct:.0f} % from "
+                    f"{reported(baseline)}: review the tacrolimus dose",
+                )
+            )
     hours = proto.num("safety.creatinine.aki_absolute_hours")
     lowest = fast_creatinine_rise(facts, latest, {"protocol": proto.data})
     if lowest is not None and lowest.value is not None:
         detail.number("AKI", "safety.creatinine.aki_absolute_rise")
         detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
-        findings.append(("critical", f"Creatinine rose from {reported(lowest)} to {reported(latest)} within "
-                                     f"{fmt_number(hours)} h: acute kidney injury, review tacrolimus now"))
+        findings.append(
+            (
+                "critical",
+                f"Creatinine rose from {reported(lowest)} to {reported(latest)} within "
+                f"{fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
+            )
+        )
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
         if above(latest_value, limit):
             detail.number("pregnancy limit", "safety.creatinine.pregnancy_above")
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-            findings.append(("warning", f"Creatinine {reported(latest)} in pregnancy is above "
-                                        f"{fmt_number(limit)} {unit}: assess for pre-eclampsia"))
+            findings.append(
+                (
+                    "warning",
+                    f"Creatinine {reported(latest)} in pregnancy is above "
+                    f"{fmt_number(limit)} {unit}: assess for pre-eclampsia",
+                )
+            )
     repeat = _repeat(facts, proto, "safety.creatinine.order", "Creatinine rise on tacrolimus: repeat")
-    return _worst_card(proto, detail, f"{SAFETY}:creatinine", findings, "safety.creatinine.aki_ratio",
-                       "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and "
-                       "repeat creatinine.", [repeat]), now
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:creatinine",
+        findings,
+        "safety.creatinine.aki_ratio",
+        "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and repeat creatinine.",
+        [repeat],
+    ), now
 
 
-def _potassium(facts: PatientFacts, today: date, proto: Protocol,
-               focus: Focus) -> tuple[Card | None, Current | None]:
+def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
     unit = str(proto.entry("safety.potassium")["unit"])
     now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
@@ -160,19 +193,27 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol,
     tier = potassium_tier(value, {"protocol": proto.data}, m.reference_high)
     if tier in ("moderate", "severe"):
         detail.number("severe", "safety.potassium.severe_at")
-        findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, "
-                                     "repeat urgently and record an ECG"))
+        findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, repeat urgently and record an ECG"))
         actions.append(_urgent_potassium(facts, proto))
     elif tier == "mild":
         detail.number("mild", "safety.potassium.warning_at")
-        findings.append(("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs"))
+        findings.append(
+            ("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs")
+        )
         actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
     elif tier == "above-normal":
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
-    return _worst_card(proto, detail, f"{SAFETY}:potassium", findings, "safety.potassium.warning_at",
-                       "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
-                       "and potassium supplements.", actions), now
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:potassium",
+        findings,
+        "safety.potassium.warning_at",
+        "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
+        "and potassium supplements.",
+        actions,
+    ), now
 
 
 def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:
@@ -181,17 +222,29 @@ def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) 
 
 def _urgent_potassium(facts: PatientFacts, proto: Protocol) -> Suggestion:
     """Potassium ≥ 6.0: an urgent repeat and an ECG."""
-    repeat = order_action(facts, proto.entry("safety.potassium.order"),
-                          "Hyperkalaemia on tacrolimus: urgent repeat potassium", priority="stat")
+    repeat = order_action(
+        facts,
+        proto.entry("safety.potassium.order"),
+        "Hyperkalaemia on tacrolimus: urgent repeat potassium",
+        priority="stat",
+    )
     ecg = proto.entry("safety.potassium.ecg_order")
-    ecg_action = Action(type="create", description=f"Order {ecg['display']} (urgent)",
-                        resource=procedure_order(facts.patient_id, str(ecg["system"]), str(ecg["code"]),
-                                                 str(ecg["display"]), "Hyperkalaemia on tacrolimus", priority="stat"))
+    ecg_action = Action(
+        type="create",
+        description=f"Order {ecg['display']} (urgent)",
+        resource=procedure_order(
+            facts.patient_id,
+            str(ecg["system"]),
+            str(ecg["code"]),
+            str(ecg["display"]),
+            "Hyperkalaemia on tacrolimus",
+            priority="stat",
+        ),
+    )
     return Suggestion(label="Urgent repeat potassium and ECG", is_recommended=True, actions=(repeat, ecg_action))
 
 
-def _glucose(facts: PatientFacts, today: date, proto: Protocol,
-             focus: Focus) -> tuple[Card | None, Current | None]:
+def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     unit = str(proto.entry("safety.glucose")["unit"])
     stale = _stale_days(proto)
     glucose = current(facts, GLUCOSE, today, stale, "glucose", unit)
@@ -213,22 +266,33 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol,
         elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
             detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-            findings.append(("warning", f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage"))
+            findings.append(
+                (
+                    "warning",
+                    f"Fasting glucose {shown} in pregnancy meets the gestational diabetes criterion: confirm and manage",
+                )
+            )
     h = a1c.value
     if h is not None and h.value is not None:
         detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
         if at_least(h.value, proto.num("safety.glucose.overt_hba1c_at")):
             detail.number("Overt diabetes, HbA1c", "safety.glucose.overt_hba1c_at")
-            findings.append(("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): "
-                                        "in the overt diabetes range"))
-    card = _worst_card(proto, detail, f"{SAFETY}:glucose", findings, "safety.glucose.overt_fasting_at",
-                       "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.")
+            findings.append(
+                ("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): in the overt diabetes range")
+            )
+    card = _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:glucose",
+        findings,
+        "safety.glucose.overt_fasting_at",
+        "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.",
+    )
     # Either result is enough to screen; the gap counts only when neither is usable.
     return card, (glucose if h is None else None)
 
 
-def _liver(facts: PatientFacts, today: date, proto: Protocol,
-           focus: Focus) -> tuple[Card | None, Current | None]:
+def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     detail = Detail(proto)
     multiple = proto.num("safety.liver.uln_multiple")
     findings: list[tuple[Indicator, str]] = []
@@ -247,16 +311,28 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol,
             uln = proto.num(path)
         detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
         if at_least(m.value, multiple * uln):
-            findings.append(("warning", f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
-                                        f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus"))
+            findings.append(
+                (
+                    "warning",
+                    f"{name} {fmt_number(m.value)} U/L ({fmt_date(m.when)}) is "
+                    f"≥ {fmt_number(multiple)}× the upper limit: review tacrolimus",
+                )
+            )
     if findings:
         detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
-    card = _worst_card(proto, detail, f"{SAFETY}:liver", findings, "safety.liver.uln_multiple",
-                       "Review tacrolimus and other causes of liver injury.")
+    card = _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:liver",
+        findings,
+        "safety.liver.uln_multiple",
+        "Review tacrolimus and other causes of liver injury.",
+    )
     # Either enzyme is enough; the gap counts only when neither is usable.
     if all(s.value is None for s in states):
-        return card, Current(ALT, None, "; ".join(str(s.problem) for s in states),
-                             orderable=any(s.orderable for s in states))
+        return card, Current(
+            ALT, None, "; ".join(str(s.problem) for s in states), orderable=any(s.orderable for s in states)
+        )
     return card, None
 
 
@@ -272,12 +348,15 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     detail = Detail(proto)
     detail.add(f"- Latest blood pressure: **{fmt_bp(bp)}**")
     sys_, dia = bp.systolic, bp.diastolic
-    shown = f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} " \
-            f"mmHg ({fmt_date(bp.when)})"
+    shown = (
+        f"{fmt_number(sys_) if sys_ is not None else '?'}/{fmt_number(dia) if dia is not None else '?'} "
+        f"mmHg ({fmt_date(bp.when)})"
+    )
 
     def over(systolic_path: str, diastolic_path: str) -> bool:
-        return ((sys_ is not None and at_least(sys_, proto.num(systolic_path)))
-                or (dia is not None and at_least(dia, proto.num(diastolic_path))))
+        return (sys_ is not None and at_least(sys_, proto.num(systolic_path))) or (
+            dia is not None and at_least(dia, proto.num(diastolic_path))
+        )
 
     findings: list[tuple[Indicator, str]] = []
     ga_days = facts.pregnancy.gestational_age_days if facts.pregnancy.pregnant else None
@@ -287,7 +366,9 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
-        findings.append(("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia"))
+        findings.append(
+            ("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia")
+        )
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
@@ -295,22 +376,44 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
             # From 20 weeks the action is a pre-eclampsia assessment, not only a tacrolimus review.
             detail.number("pre-eclampsia assessment from", "safety.blood_pressure.preeclampsia_from_weeks")
             verdict = "blood-pressure-pre-eclampsia"
-            findings.append(("warning", f"Blood pressure {shown} at {(ga_days or 0) // 7} weeks of pregnancy: "
-                                        "assess for pre-eclampsia now"))
+            findings.append(
+                (
+                    "warning",
+                    f"Blood pressure {shown} at {(ga_days or 0) // 7} weeks of pregnancy: assess for pre-eclampsia now",
+                )
+            )
         else:
             findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-    advice = ("Tacrolimus can cause hypertension; from 20 weeks of pregnancy check urine protein, platelets, "
-              "creatinine and liver enzymes for pre-eclampsia." if preeclampsia_age
-              else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia.")
-    return _worst_card(proto, detail, f"{SAFETY}:blood-pressure", findings,
-                       "safety.blood_pressure.warning_systolic_at", advice, verdict=verdict), None
+    advice = (
+        "Tacrolimus can cause hypertension; from 20 weeks of pregnancy check urine protein, platelets, "
+        "creatinine and liver enzymes for pre-eclampsia."
+        if preeclampsia_age
+        else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."
+    )
+    return _worst_card(
+        proto,
+        detail,
+        f"{SAFETY}:blood-pressure",
+        findings,
+        "safety.blood_pressure.warning_systolic_at",
+        advice,
+        verdict=verdict,
+    ), None
 
 
-def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple[Indicator, str]],
-                source_path: str, advice: str, suggestions: list[Suggestion] | None = None, *,
-                verdict: str | None = None) -> Card | None:
+def _worst_card(
+    proto: Protocol,
+    detail: Detail,
+    kind: str,
+    findings: list[tuple[Indicator, str]],
+    source_path: str,
+    advice: str,
+    suggestions: list[Suggestion] | None = None,
+    *,
+    verdict: str | None = None,
+) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
         return None
@@ -324,14 +427,21 @@ def _worst_card(proto: Protocol, detail: Detail, kind: str, findings: list[tuple
     detail.add(advice)
     if verdict is None or indicator == "critical":
         verdict = f"{kind.split(':')[-1]}-{indicator}"
-    return make_card(proto, detail, kind=kind, verdict=verdict, summary=summary, indicator=indicator,
-                     source_id=str(proto.entry(source_path)["source"]),
-                     suggestions=(suggestions or []) if indicator != "info" else ())
+    return make_card(
+        proto,
+        detail,
+        kind=kind,
+        verdict=verdict,
+        summary=summary,
+        indicator=indicator,
+        source_id=str(proto.entry(source_path)["source"]),
+        suggestions=(suggestions or []) if indicator != "info" else (),
+    )
 
 
-def _monitoring_due(facts: PatientFacts, proto: Protocol,
-                    gaps: list[tuple[str, Current, Mapping[str, Any] | None]],
-                    bp_gap: str | None) -> Card | None:
+def _monitoring_due(
+    facts: PatientFacts, proto: Protocol, gaps: list[tuple[str, Current, Mapping[str, Any] | None]], bp_gap: str | None
+) -> Card | None:
     """On therapy: the safety values that are missing, stale or not usable, with their orders."""
     if not any(order is not None for _, _, order in gaps):
         return None  # nothing to order (a blood pressure is taken at the visit): no card
@@ -348,11 +458,21 @@ def _monitoring_due(facts: PatientFacts, proto: Protocol,
     detail.add("")
     detail.add("On tacrolimus, monitor blood pressure, renal function, glucose and liver enzymes regularly.")
     detail.cite("guideline", "Monitoring Requirements")
-    actions = tuple(order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
-                    for label, _, order in gaps if order is not None)
+    actions = tuple(
+        order_action(facts, order, f"Safety monitoring on tacrolimus: {label}")
+        for label, _, order in gaps
+        if order is not None
+    )
     suggestions = [Suggestion(label="Order the overdue safety tests", actions=actions)] if actions else []
     summary = f"Tacrolimus safety monitoring due: {', '.join(names)}"
     if not fits_summary(summary):
         summary = "Tacrolimus safety monitoring due: several tests, see details"
-    return make_card(proto, detail, kind=f"{SAFETY}:monitoring-due", summary=summary, indicator="info",
-                     source_id="guideline", suggestions=suggestions)
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:monitoring-due",
+        summary=summary,
+        indicator="info",
+        source_id="guideline",
+        suggestions=suggestions,
+    )

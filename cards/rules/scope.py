@@ -14,15 +14,15 @@ eligibility card says the sex is not recorded. Unknown age stays in scope.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..facts import PREGNANCY, RIF, TH1_PCT, TH1_TH2_RATIO, TH2_PCT, TRANSPLANT, MedicationFact, PatientFacts
 from .vocab import TACROLIMUS
 
-Verdict = Literal["rif-course", "male", "transplant", "other-indication", "outside-age", "no-ivf-course",
-                  "not-oral"]
+Verdict = Literal["rif-course", "male", "transplant", "other-indication", "outside-age", "no-ivf-course", "not-oral"]
 PROTOCOL_ROUTES = frozenset({"oral"})  # and an unstated route: oral is what is prescribed
 
 
@@ -104,13 +104,22 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
     """Decide whether the RIF protocol applies to this patient and these tacrolimus orders."""
     evidence = course_evidence(facts)
     if facts.has_condition(TRANSPLANT):
-        return Scope(False, "transplant", "she has a transplant: tacrolimus is dosed and monitored for "
-                                          "the transplant, not by the RIF protocol", evidence)
+        return Scope(
+            False,
+            "transplant",
+            "she has a transplant: tacrolimus is dosed and monitored for the transplant, not by the RIF protocol",
+            evidence,
+        )
     tacrolimus = [m for m in facts.medications_with(TACROLIMUS) if m.systemic]
     others = [other_indication(m, kb) for m in tacrolimus]
     if tacrolimus and all(others):
-        return Scope(False, "other-indication", f"this tacrolimus is ordered for {others[0]}: the RIF "
-                                                "protocol's doses, target and course do not apply to it", evidence)
+        return Scope(
+            False,
+            "other-indication",
+            f"this tacrolimus is ordered for {others[0]}: the RIF "
+            "protocol's doses, target and course do not apply to it",
+            evidence,
+        )
     if facts.sex == "male":
         return Scope(False, "male", "the patient is male: the RIF protocol is for women in IVF", evidence)
     if facts.birth_date is not None:
@@ -119,15 +128,24 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
         high = int((limits.get("max_age_years") or {}).get("value", 200))
         age = age_years(facts.birth_date, today)
         if not low <= age <= high:
-            return Scope(False, "outside-age", f"the patient is {age} years old, outside the ages the "
-                                               f"IVF protocol is applied at ({low}–{high})", evidence)
+            return Scope(
+                False,
+                "outside-age",
+                f"the patient is {age} years old, outside the ages the IVF protocol is applied at ({low}–{high})",
+                evidence,
+            )
     if not evidence:
-        return Scope(False, "no-ivf-course", "no IVF / RIF course is on record (no RIF diagnosis, embryo "
-                                             "transfer or Th1/Th2 result)")
+        return Scope(
+            False,
+            "no-ivf-course",
+            "no IVF / RIF course is on record (no RIF diagnosis, embryo transfer or Th1/Th2 result)",
+        )
     systemic = [m for m in facts.medications_with(TACROLIMUS) if m.systemic]
     if systemic and not any(is_protocol_route(m) for m in systemic):
-        return Scope(False, "not-oral", "the tacrolimus is not oral: the protocol's doses are for "
-                                        "oral capsules", evidence)
+        return Scope(
+            False, "not-oral", "the tacrolimus is not oral: the protocol's doses are for oral capsules", evidence
+        )
     unrecorded = facts.sex not in {"female", "male"}
-    return Scope(True, "rif-course", "in an IVF / RIF course: " + "; ".join(evidence), evidence,
-                 sex_unrecorded=unrecorded)
+    return Scope(
+        True, "rif-course", "in an IVF / RIF course: " + "; ".join(evidence), evidence, sex_unrecorded=unrecorded
+    )

@@ -13,9 +13,10 @@ test) and through pregnancy if she conceives; the course ends with a negative pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..facts import PREGNANCY, PREGNANCY_OUTCOME, ConditionFact, MedicationFact, PatientFacts, TransferPlan
 from ..model import Action, Card, Indicator, Suggestion
@@ -28,8 +29,20 @@ from .vocab import ORDER_SELECT, PATIENT_VIEW
 
 KIND = "timing"
 
-Verdict = Literal["pregnancy-ended", "course-complete", "negative-too-early", "no-transfer", "starts-after-transfer", "starts-in-pregnancy",
-                  "starts-on-transfer-day", "late-start", "back-dated", "no-start-date", "start-differs", "ends-early"]
+Verdict = Literal[
+    "pregnancy-ended",
+    "course-complete",
+    "negative-too-early",
+    "no-transfer",
+    "starts-after-transfer",
+    "starts-in-pregnancy",
+    "starts-on-transfer-day",
+    "late-start",
+    "back-dated",
+    "no-start-date",
+    "start-differs",
+    "ends-early",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,9 @@ def pregnancy_test_day(transfer_day: date, proto: Protocol) -> date:
     return start + timedelta(days=proto.days("timing.pregnancy_test_course_day") - 1)
 
 
-def ended_pregnancy(facts: PatientFacts, today: date, since: date | None,
-                    recent_days: int) -> tuple[ConditionFact, date] | None:
+def ended_pregnancy(
+    facts: PatientFacts, today: date, since: date | None, recent_days: int
+) -> tuple[ConditionFact, date] | None:
     """The newest recorded pregnancy outcome (miscarriage, ectopic pregnancy, delivery, or a pregnancy
     closed with an abatement date) since ``since`` (the course's start; without one, within
     ``recent_days``), when no transfer was planned after it (a new cycle)."""
@@ -104,8 +118,7 @@ def ended_pregnancy(facts: PatientFacts, today: date, since: date | None,
 def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
     """The timing decision for the tacrolimus course of this call."""
     if (facts.hook == PATIENT_VIEW and focus.on_therapy) or (focus.drafts and focus.continuing):
-        outcome = ended_pregnancy(facts, today, focus.therapy_start(),
-                                  proto.days("eligibility.transfer_recent_days"))
+        outcome = ended_pregnancy(facts, today, focus.therapy_start(), proto.days("eligibility.transfer_recent_days"))
         if outcome is not None:
             return TimingDecision("pregnancy-ended", outcome=outcome[0], outcome_day=outcome[1])
     ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
@@ -131,8 +144,14 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     transfer_day = day_of(transfer.when)
     protocol_start = transfer_day - timedelta(days=before)
     protocol_end = protocol_start + timedelta(days=min_days - 1)
-    base = TimingDecision(None, transfer_day=transfer_day, protocol_start=protocol_start,
-                          protocol_end=protocol_end, draft_start=explicit_start, draft_end=draft_end)
+    base = TimingDecision(
+        None,
+        transfer_day=transfer_day,
+        protocol_start=protocol_start,
+        protocol_end=protocol_end,
+        draft_start=explicit_start,
+        draft_end=draft_end,
+    )
     # Without a start date, or with one in the past, the order starts when it is signed.
     effective_start = max(explicit_start or today, today)
     if effective_start > transfer_day:
@@ -140,8 +159,12 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     if effective_start == transfer_day:
         # On the transfer day: 2 days late. An earlier day is offered only while one is still ahead.
         earlier = max(protocol_start, today)
-        return replace(base, verdict="starts-on-transfer-day",
-                       suggested_start=earlier if earlier < transfer_day else None, recommended=True)
+        return replace(
+            base,
+            verdict="starts-on-transfer-day",
+            suggested_start=earlier if earlier < transfer_day else None,
+            recommended=True,
+        )
     if protocol_start < today:
         # Too late for the protocol start, still before the transfer: today is the best left.
         if explicit_start == today and (draft_end is None or draft_end >= protocol_end):
@@ -174,98 +197,172 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
     detail = Detail(proto)
     before = detail.number("start before the transfer", "timing.start_days_before_transfer")
     days = detail.number("minimum course", "timing.min_duration_days")
-    detail.cite(str(proto.entry("timing.continue_through_pregnancy")["source"]),
-                proto.entry("timing.continue_through_pregnancy").get("section"))
+    detail.cite(
+        str(proto.entry("timing.continue_through_pregnancy")["source"]),
+        proto.entry("timing.continue_through_pregnancy").get("section"),
+    )
     source_id = str(proto.entry("timing.start_days_before_transfer")["source"])
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
     transfer = fmt_date(d.transfer_day)
     if d.transfer_day is not None and d.protocol_start is not None:
-        detail.add(f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
-                   f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant")
+        detail.add(
+            f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
+            f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant"
+        )
     if d.verdict not in ("pregnancy-ended", "course-complete", "negative-too-early") and focus.drafts:
-        detail.add(f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
-                   f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}")
+        detail.add(
+            f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
+            f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}"
+        )
 
     if d.verdict == "course-complete":
-        summary = (f"Negative pregnancy test on {fmt_date(d.negative_test)} after the {transfer} transfer: "
-                   "the course is complete, stop tacrolimus")
+        summary = (
+            f"Negative pregnancy test on {fmt_date(d.negative_test)} after the {transfer} transfer: "
+            "the course is complete, stop tacrolimus"
+        )
         detail.add(f"- Pregnancy test after the transfer: negative on **{fmt_date(d.negative_test)}**")
-        detail.add(f"\nThe {days} course runs to the pregnancy test; with a negative test it is over. "
-                   + ("A renewal is not needed unless a new transfer is planned: cancel this order."
-                      if focus.drafts else "Stop tacrolimus."))
+        detail.add(
+            f"\nThe {days} course runs to the pregnancy test; with a negative test it is over. "
+            + (
+                "A renewal is not needed unless a new transfer is planned: cancel this order."
+                if focus.drafts
+                else "Stop tacrolimus."
+            )
+        )
         for draft in focus.drafts:
-            suggestions.append(Suggestion(label="Cancel the new tacrolimus order", actions=(Action(
-                type="delete", description="Cancel the tacrolimus order: the course is complete",
-                resource_id=draft.source),)))
+            suggestions.append(
+                Suggestion(
+                    label="Cancel the new tacrolimus order",
+                    actions=(
+                        Action(
+                            type="delete",
+                            description="Cancel the tacrolimus order: the course is complete",
+                            resource_id=draft.source,
+                        ),
+                    ),
+                )
+            )
     elif d.verdict == "pregnancy-ended":
         what = plain(d.outcome.display if d.outcome else "pregnancy outcome", 60)
-        summary = (f"Pregnancy ended ({what}, {fmt_date(d.outcome_day)}): the indication is over, stop "
-                   "tacrolimus or review with the specialist")
+        summary = (
+            f"Pregnancy ended ({what}, {fmt_date(d.outcome_day)}): the indication is over, stop "
+            "tacrolimus or review with the specialist"
+        )
         detail.add(f"- Recorded: **{what}** on {fmt_date(d.outcome_day)}")
-        detail.add("\nTacrolimus is given for implantation and continued through the pregnancy; with the "
-                   "pregnancy over it has no indication. Stop it, or review with the specialist (for example "
-                   "before a new transfer).")
+        detail.add(
+            "\nTacrolimus is given for implantation and continued through the pregnancy; with the "
+            "pregnancy over it has no indication. Stop it, or review with the specialist (for example "
+            "before a new transfer)."
+        )
         for draft in focus.drafts:
-            suggestions.append(Suggestion(label="Cancel the new tacrolimus order", actions=(Action(
-                type="delete", description="Cancel the tacrolimus order: the pregnancy has ended",
-                resource_id=draft.source),)))
+            suggestions.append(
+                Suggestion(
+                    label="Cancel the new tacrolimus order",
+                    actions=(
+                        Action(
+                            type="delete",
+                            description="Cancel the tacrolimus order: the pregnancy has ended",
+                            resource_id=draft.source,
+                        ),
+                    ),
+                )
+            )
     elif d.verdict == "negative-too-early":
         indicator = "info"
         after = (d.negative_test - d.transfer_day).days if d.negative_test and d.transfer_day else None
-        summary = (f"Negative hCG on {fmt_date(d.negative_test)}, {after} days after the transfer, is too early to "
-                   f"be conclusive: continue tacrolimus, retest {fmt_date(d.test_day)}")
+        summary = (
+            f"Negative hCG on {fmt_date(d.negative_test)}, {after} days after the transfer, is too early to "
+            f"be conclusive: continue tacrolimus, retest {fmt_date(d.test_day)}"
+        )
         detail.add(f"- Pregnancy test after the {transfer} transfer: negative on **{fmt_date(d.negative_test)}**")
         test_day = detail.number("the pregnancy test day of the course", "timing.pregnancy_test_course_day")
-        detail.add(f"\nhCG becomes conclusive about 9–11 days after a blastocyst transfer (12–14 after a day-3 "
-                   f"transfer); the course tests on day {test_day.split()[0]}, {fmt_date(d.test_day)}. Do not "
-                   "stop tacrolimus on this result.")
+        detail.add(
+            f"\nhCG becomes conclusive about 9–11 days after a blastocyst transfer (12–14 after a day-3 "
+            f"transfer); the course tests on day {test_day.split()[0]}, {fmt_date(d.test_day)}. Do not "
+            "stop tacrolimus on this result."
+        )
     elif d.verdict == "no-transfer":
         indicator = "info"
         summary = f"No embryo transfer on record: start tacrolimus {before} before the transfer, for at least {days}"
         detail.add("\nSet the start date from the transfer date when it is known.")
     elif d.verdict == "starts-in-pregnancy":
-        summary = "She is pregnant and not on tacrolimus: starting now is outside the protocol; decide with the specialist"
+        summary = (
+            "She is pregnant and not on tacrolimus: starting now is outside the protocol; decide with the specialist"
+        )
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
-        detail.add(f"\nThe protocol starts {before} before the embryo transfer and continues through pregnancy; "
-                   "it does not describe a start during pregnancy. Eligibility, baseline tests and the dose "
-                   "are checked as for any new start.")
+        detail.add(
+            f"\nThe protocol starts {before} before the embryo transfer and continues through pregnancy; "
+            "it does not describe a start during pregnancy. Eligibility, baseline tests and the dose "
+            "are checked as for any new start."
+        )
     elif d.verdict == "starts-after-transfer":
-        summary = (f"Tacrolimus would start after the {transfer} transfer: outside the protocol, which starts "
-                   f"{before} before it")
-        detail.add("\nStarting after the transfer is not what the protocol studied: decide with the specialist "
-                   "whether to start at all. No start date is suggested.")
+        summary = (
+            f"Tacrolimus would start after the {transfer} transfer: outside the protocol, which starts "
+            f"{before} before it"
+        )
+        detail.add(
+            "\nStarting after the transfer is not what the protocol studied: decide with the specialist "
+            "whether to start at all. No start date is suggested."
+        )
     elif d.verdict == "starts-on-transfer-day":
-        summary = (f"Tacrolimus would start on the {transfer} transfer day, {before} late: "
-                   + (f"start {fmt_date(d.suggested_start)}" if d.suggested_start else "decide with the specialist"))
-        detail.add(f"\nThe protocol starts {before} before the transfer, so that levels are rising by the day of "
-                   "implantation; a start on the transfer day is late.")
+        summary = f"Tacrolimus would start on the {transfer} transfer day, {before} late: " + (
+            f"start {fmt_date(d.suggested_start)}" if d.suggested_start else "decide with the specialist"
+        )
+        detail.add(
+            f"\nThe protocol starts {before} before the transfer, so that levels are rising by the day of "
+            "implantation; a start on the transfer day is late."
+        )
     elif d.verdict == "late-start":
         summary = f"The protocol start ({fmt_date(d.protocol_start)}) has passed: start today at the latest, before the {transfer} transfer"
     elif d.verdict == "no-start-date":
         indicator = "info"
-        summary = f"Set the tacrolimus start date: {fmt_date(d.protocol_start)}, {before} before the {transfer} transfer"
+        summary = (
+            f"Set the tacrolimus start date: {fmt_date(d.protocol_start)}, {before} before the {transfer} transfer"
+        )
     elif d.verdict == "back-dated":
         summary = f"Tacrolimus start date {fmt_date(d.draft_start)} is in the past: start {fmt_date(d.protocol_start)}"
     elif d.verdict == "start-differs":
-        summary = (f"Tacrolimus start {fmt_date(d.draft_start)} is not {fmt_date(d.protocol_start)}, {before} "
-                   f"before the {transfer} transfer")
+        summary = (
+            f"Tacrolimus start {fmt_date(d.draft_start)} is not {fmt_date(d.protocol_start)}, {before} "
+            f"before the {transfer} transfer"
+        )
     else:  # ends-early
-        summary = (f"Tacrolimus course ends {fmt_date(d.draft_end)}, before the pregnancy test: continue to "
-                   f"at least {fmt_date(d.protocol_end)}")
+        summary = (
+            f"Tacrolimus course ends {fmt_date(d.draft_end)}, before the pregnancy test: continue to "
+            f"at least {fmt_date(d.protocol_end)}"
+        )
 
     if d.suggested_start is not None and focus.drafts:
         draft = focus.drafts[0]
-        wanted_end = (max(d.draft_end, d.protocol_end) if d.draft_end is not None and d.protocol_end is not None
-                      else None)
+        wanted_end = (
+            max(d.draft_end, d.protocol_end) if d.draft_end is not None and d.protocol_end is not None else None
+        )
         resource = with_timing(draft, fmt_date(d.suggested_start), fmt_date(wanted_end) if wanted_end else None)
         until = f" to {fmt_date(wanted_end)}" if wanted_end else ""
         if resource is None:
             detail.add("\nThe order's dates cannot be rewritten automatically: set them by hand.")
         else:
-            suggestions.append(Suggestion(
-                label=f"Start on {fmt_date(d.suggested_start)}{until}", is_recommended=d.recommended,
-                actions=(Action(type="update", resource=resource,
-                                description=f"Set the tacrolimus course to start {fmt_date(d.suggested_start)}{until}"),)))
-    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
-                     source_id=source_id, suggestions=suggestions)
+            suggestions.append(
+                Suggestion(
+                    label=f"Start on {fmt_date(d.suggested_start)}{until}",
+                    is_recommended=d.recommended,
+                    actions=(
+                        Action(
+                            type="update",
+                            resource=resource,
+                            description=f"Set the tacrolimus course to start {fmt_date(d.suggested_start)}{until}",
+                        ),
+                    ),
+                )
+            )
+    return make_card(
+        proto,
+        detail,
+        kind=KIND,
+        verdict=str(d.verdict),
+        summary=summary,
+        indicator=indicator,
+        source_id=source_id,
+        suggestions=suggestions,
+    )

@@ -13,9 +13,10 @@ Outside the protocol's scope (e.g. a transplant recipient) only the critical tie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..dosage import evening_dose
 from ..facts import TACROLIMUS, Measurement, PatientFacts
@@ -39,8 +40,16 @@ from .vocab import ORDERING_HOOKS, above, at_least, below
 KIND = "trough"
 SCHEDULE = frozenset({"no-trough", "draw-at-steady-state"})  # about when to draw, not about a result
 
-Verdict = Literal["critical", "above-target", "twelve-hour-level", "below-target", "high-level-unknown-timing", "uninterpretable",
-                  "no-trough", "draw-at-steady-state"]
+Verdict = Literal[
+    "critical",
+    "above-target",
+    "twelve-hour-level",
+    "below-target",
+    "high-level-unknown-timing",
+    "uninterpretable",
+    "no-trough",
+    "draw-at-steady-state",
+]
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,7 @@ def steady_state_from(focus: Focus, days: int) -> tuple[date | None, bool]:
     return (max(authored) + timedelta(days=days), True) if authored else (None, True)
 
 
-def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focus, *,
-                  protocol: bool) -> TroughDecision:
+def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focus, *, protocol: bool) -> TroughDecision:
     """The trough decision for a patient on tacrolimus."""
     unit = str(proto.entry("trough.target_low").get("unit") or "ng/mL")
     low, high = proto.num("trough.target_low"), proto.num("trough.target_high")
@@ -130,13 +138,15 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
 def _next_steps(facts: PatientFacts, proto: Protocol, target: str, recommended: bool) -> Suggestion:
     """Repeat the trough with creatinine and potassium: what a high level calls for."""
     actions: list[Action] = [
-        order_action(facts, proto.entry("trough.order"),
-                     f"Repeat tacrolimus trough (target {target}), just before the next dose"),
+        order_action(
+            facts, proto.entry("trough.order"), f"Repeat tacrolimus trough (target {target}), just before the next dose"
+        ),
         order_action(facts, proto.entry("safety.creatinine.order"), "High tacrolimus level: kidney function"),
         order_action(facts, proto.entry("safety.potassium.order"), "High tacrolimus level: potassium"),
     ]
-    return Suggestion(label="Repeat the trough with creatinine and potassium", actions=tuple(actions),
-                      is_recommended=recommended)
+    return Suggestion(
+        label="Repeat the trough with creatinine and potassium", actions=tuple(actions), is_recommended=recommended
+    )
 
 
 def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: bool) -> Card:
@@ -154,16 +164,20 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
     m = d.level
     shown = f"{reported(m)} ({fmt_date(m.when)})" if m is not None else ""
     if m is not None:
-        detail.add(f"- Latest level: **{fmt_measure(m)}**, "
-                   + ("drawn as a trough" if m.timing == "trough" else "timing not stated"))
+        detail.add(
+            f"- Latest level: **{fmt_measure(m)}**, "
+            + ("drawn as a trough" if m.timing == "trough" else "timing not stated")
+        )
     if d.current is not None:
         for line in (conflict_note("tacrolimus level", d.current), pending_note("tacrolimus level", d.current)):
             if line:
                 detail.add(f"- {line}")
     if d.steady_from is not None and d.verdict not in {"no-trough", "uninterpretable"}:
         detail.add(f"- Steady state from: {fmt_date(d.steady_from)}")
-    high_next = ("\nNext: repeat the trough just before the next dose, with creatinine and potassium; look for "
-                 "an interacting drug, diarrhoea or a level drawn too soon after a dose.")
+    high_next = (
+        "\nNext: repeat the trough just before the next dose, with creatinine and potassium; look for "
+        "an interacting drug, diarrhoea or a level drawn too soon after a dose."
+    )
 
     if d.verdict == "critical":
         indicator = "critical"
@@ -174,31 +188,41 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
     elif d.verdict == "above-target":
         if d.before_steady_state:
             summary = f"Tacrolimus trough {shown} is above {target} before steady state: it will climb further, reduce the dose"
-            detail.add("\nDrawn before steady state: the level is still rising (roughly doubling by steady "
-                       "state), so it is already too high.")
+            detail.add(
+                "\nDrawn before steady state: the level is still rising (roughly doubling by steady "
+                "state), so it is already too high."
+            )
         else:
             summary = f"Tacrolimus trough {shown} is above the {target} target: review the dose"
             detail.add("\nAbove the target exposure brings kidney, glucose and infection risk without benefit.")
         detail.add(high_next)
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "twelve-hour-level":
-        summary = (f"Tacrolimus level {shown} is a 12-hour level after the evening dose, higher than the "
-                   "trough: repeat before the next dose")
-        detail.add("\nShe takes tacrolimus once daily in the evening, so a morning level is a 12-hour level, "
-                   "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
-                   "before cutting the dose.")
+        summary = (
+            f"Tacrolimus level {shown} is a 12-hour level after the evening dose, higher than the "
+            "trough: repeat before the next dose"
+        )
+        detail.add(
+            "\nShe takes tacrolimus once daily in the evening, so a morning level is a 12-hour level, "
+            "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
+            "before cutting the dose."
+        )
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
         summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"
-        detail.add("\nA level of unstated timing may be a peak: draw a trough just before the next dose before "
-                   "changing the dose.")
+        detail.add(
+            "\nA level of unstated timing may be a peak: draw a trough just before the next dose before "
+            "changing the dose."
+        )
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "below-target":
         indicator = "info"
         summary = f"Tacrolimus trough {shown} is below the {target} target at steady state"
         if facts.pregnancy.pregnant:
-            detail.add("\nShe is pregnant: whole-blood troughs fall with the haematocrit while the unbound drug "
-                       "rises, so raising the dose to chase a 'normal' trough can overshoot.")
+            detail.add(
+                "\nShe is pregnant: whole-blood troughs fall with the haematocrit while the unbound drug "
+                "rises, so raising the dose to chase a 'normal' trough can overshoot."
+            )
             detail.cite("clinical-basis", "Pharmacokinetics")
         else:
             detail.add("\nCheck adherence and the draw time before raising the dose.")
@@ -206,21 +230,50 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         indicator = "info"
         assert m is not None
         summary = f"Tacrolimus level reported as {reported(m)} ({fmt_date(m.when)}): cannot be compared with {target}"
-        detail.add(f"\nThe result cannot be compared with the target ({m.problem}). Ask the laboratory for a "
-                   f"value in {unit}; a result below the detection limit suggests a missed dose.")
+        detail.add(
+            f"\nThe result cannot be compared with the target ({m.problem}). Ask the laboratory for a "
+            f"value in {unit}; a result below the detection limit suggests a missed dose."
+        )
     elif d.verdict == "draw-at-steady-state":
         indicator = "info"
         summary = f"Draw the first tacrolimus trough at steady state, from {fmt_date(d.steady_from)}"
-        suggestions.append(Suggestion(label="Order a tacrolimus trough level", actions=(order_action(
-            facts, proto.entry("trough.order"),
-            f"Tacrolimus trough at steady state (target {target}), on or after {fmt_date(d.steady_from)}"),)))
+        suggestions.append(
+            Suggestion(
+                label="Order a tacrolimus trough level",
+                actions=(
+                    order_action(
+                        facts,
+                        proto.entry("trough.order"),
+                        f"Tacrolimus trough at steady state (target {target}), on or after {fmt_date(d.steady_from)}",
+                    ),
+                ),
+            )
+        )
     else:  # no-trough
         interval = detail.number("the trough interval", "trough.interval_days")
         summary = f"No usable tacrolimus trough in the last {interval}: order a trough level"
         if d.current is not None and d.current.problem:
             detail.add(f"- {d.current.problem[0].upper()}{d.current.problem[1:]}.")
-        suggestions.append(Suggestion(label="Order a tacrolimus trough level", is_recommended=True, actions=(
-            order_action(facts, proto.entry("trough.order"),
-                         f"Tacrolimus trough monitoring (target {target}), just before the next dose"),)))
-    return make_card(proto, detail, kind=KIND, verdict=str(d.verdict), summary=summary, indicator=indicator,
-                     source_id=source_id, suggestions=suggestions)
+        suggestions.append(
+            Suggestion(
+                label="Order a tacrolimus trough level",
+                is_recommended=True,
+                actions=(
+                    order_action(
+                        facts,
+                        proto.entry("trough.order"),
+                        f"Tacrolimus trough monitoring (target {target}), just before the next dose",
+                    ),
+                ),
+            )
+        )
+    return make_card(
+        proto,
+        detail,
+        kind=KIND,
+        verdict=str(d.verdict),
+        summary=summary,
+        indicator=indicator,
+        source_id=source_id,
+        suggestions=suggestions,
+    )

@@ -7,7 +7,8 @@ machine-readable outcome such as ``"above-maximum"``), so tests assert the decis
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
 from ..model import Card, Coding, Indicator, Link, Suggestion
@@ -56,17 +57,38 @@ def override_codings(table: Mapping[str, Any]) -> tuple[Coding, ...]:
     ``override_reasons: {system: ..., codes: [{code, display, system?}, ...]}``; a code names its
     own system when it is not the block's (HL7's suggested override reasons)."""
     reasons = table["override_reasons"]
-    return tuple(Coding(system=str(c.get("system", reasons["system"])), code=str(c["code"]),
-                        display=str(c["display"])) for c in reasons["codes"])
+    return tuple(
+        Coding(system=str(c.get("system", reasons["system"])), code=str(c["code"]), display=str(c["display"]))
+        for c in reasons["codes"]
+    )
 
 
-def build_card(*, kind: str, verdict: str, indicator: Indicator, summary: str, detail: str,
-               source_label: str, source_url: str | None = None, suggestions: Iterable[Suggestion] = (),
-               override_reasons: tuple[Coding, ...] = (), links: tuple[Link, ...] = ()) -> Card:
+def build_card(
+    *,
+    kind: str,
+    verdict: str,
+    indicator: Indicator,
+    summary: str,
+    detail: str,
+    source_label: str,
+    source_url: str | None = None,
+    suggestions: Iterable[Suggestion] = (),
+    override_reasons: tuple[Coding, ...] = (),
+    links: tuple[Link, ...] = (),
+) -> Card:
     """The one way a rule makes a card: summary kept under the CDS Hooks limit, one suggestion at
     most chosen when there are several, the decision kept beside the text."""
     suggestions = tuple(suggestions)
-    return Card(kind=kind, verdict=verdict, summary=clip_summary(plain_summary(summary)), indicator=indicator,
-                detail=detail, source_label=source_label, source_url=source_url, suggestions=suggestions,
-                selection_behavior="at-most-one" if suggestions else None,
-                override_reasons=override_reasons, links=links)
+    return Card(
+        kind=kind,
+        verdict=verdict,
+        summary=clip_summary(plain_summary(summary)),
+        indicator=indicator,
+        detail=detail,
+        source_label=source_label,
+        source_url=source_url,
+        suggestions=suggestions,
+        selection_behavior="at-most-one" if suggestions else None,
+        override_reasons=override_reasons,
+        links=links,
+    )

@@ -17,27 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from cachelib import FileSystemCache
-from flask import Flask, request
+from flask import Flask
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 from flask_session import Session
 
-from ..config import Settings
+from service.config import Settings
 
 log = logging.getLogger("tacro_cds.smart_app")
 
-LAUNCH_PATH = "/smart/launch"
+
 COOKIE_NAME = "tacro_cds_smart"
-
-
-def launch_url(settings: Settings) -> str | None:
-    """The URL cards link to: ``SMART_APP_URL`` when set, else this deployment's own app (when on)."""
-    if settings.smart_app_url:
-        return settings.smart_app_url
-    if not settings.smart_app_enabled:
-        return None
-    base = settings.external_base_url or request.url_root
-    return base.rstrip("/") + LAUNCH_PATH
 
 
 def _secret_key(app: Flask, settings: Settings) -> str:
@@ -64,7 +54,7 @@ def init_smart_app(app: Flask, settings: Settings) -> None:
     """Register the app's blueprint and its session (nothing when ``SMART_APP_ENABLED`` is off)."""
     if not settings.smart_app_enabled:
         return
-    from .views import bp
+    from service.smart_app.views import bp
 
     app.config["SECRET_KEY"] = _secret_key(app, settings)
     session_dir = str(settings.smart_session_dir or Path(app.instance_path) / "smart-sessions")

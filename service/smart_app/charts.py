@@ -11,9 +11,10 @@ import base64
 import hashlib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,11 +61,14 @@ def _svg(fig: Figure, label: str, chart_id: str) -> str:
     out = io.StringIO()
     fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     text = out.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = _STYLE_ATTRIBUTE.sub(_presentation_attributes, text)
     # Accessible name; the element ids are made unique per chart so two charts never share clip paths.
-    text = text.replace("<svg ", f'<svg role="img" aria-label="{_escape(label)}" focusable="false" '
-                        f'class="chart-svg" data-chart="{chart_id}" ', 1)
+    text = text.replace(
+        "<svg ",
+        f'<svg role="img" aria-label="{_escape(label)}" focusable="false" class="chart-svg" data-chart="{chart_id}" ',
+        1,
+    )
     return text
 
 
@@ -102,33 +106,48 @@ def style_hashes(svgs: Sequence[str]) -> list[str]:
 def _markers(ax: Any, markers: Sequence[Marker]) -> None:
     for i, m in enumerate(sorted(markers, key=lambda m: m.when)):
         # Labels step down one line per marker so neighbouring ones do not overprint each other.
-        ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED,
-                   linestyle=":", linewidth=1.2)
-        ax.annotate(m.label, xy=(datetime.combine(m.when, datetime.min.time()), 1.0),
-                    xycoords=("data", "axes fraction"), xytext=(3, -12 - 11 * (i % 3)), textcoords="offset points",
-                    fontsize=8, color=MUTED, rotation=0)
+        ax.axvline(datetime.combine(m.when, datetime.min.time()), color=MUTED, linestyle=":", linewidth=1.2)
+        ax.annotate(
+            m.label,
+            xy=(datetime.combine(m.when, datetime.min.time()), 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12 - 11 * (i % 3)),
+            textcoords="offset points",
+            fontsize=8,
+            color=MUTED,
+            rotation=0,
+        )
 
 
 def _span(ax: Any, points: Sequence[Point], markers: Sequence[Marker], extra: Sequence[datetime] = ()) -> None:
     """The time axis from the first to the last thing drawn, a week of margin each side (matplotlib
     would widen a single point to years)."""
-    moments = [p.when.replace(tzinfo=None) for p in points] + [datetime.combine(m.when, datetime.min.time())
-                                                              for m in markers]
+    moments = [p.when.replace(tzinfo=None) for p in points] + [
+        datetime.combine(m.when, datetime.min.time()) for m in markers
+    ]
     moments += [d.replace(tzinfo=None) for d in extra]
     if moments:
         margin = timedelta(days=7)
         ax.set_xlim(min(moments) - margin, max(moments) + margin)
 
 
-def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], markers: Sequence[Marker],
-                label: str) -> str:
+def ratio_chart(
+    points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], markers: Sequence[Marker], label: str
+) -> str:
     fig = _figure()
     ax = fig.add_subplot()
     _plot_points(ax, points, ACCENT)
     for value, name in cutoffs:
         ax.axhline(value, color=ALERT, linestyle="--", linewidth=1.2)
-        ax.annotate(name, xy=(0.0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),
-                    textcoords="offset points", fontsize=8, color=ALERT)
+        ax.annotate(
+            name,
+            xy=(0.0, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=8,
+            color=ALERT,
+        )
     _markers(ax, markers)
     _span(ax, points, markers)
     ax.set_ylabel("Th1/Th2 ratio")
@@ -138,8 +157,13 @@ def ratio_chart(points: Sequence[Point], cutoffs: Sequence[tuple[float, str]], m
     return _svg(fig, label, "ratio")
 
 
-def trough_chart(points: Sequence[Point], band: tuple[float, float] | None,
-                 doses: Sequence[tuple[datetime, float]], markers: Sequence[Marker], label: str) -> str:
+def trough_chart(
+    points: Sequence[Point],
+    band: tuple[float, float] | None,
+    doses: Sequence[tuple[datetime, float]],
+    markers: Sequence[Marker],
+    label: str,
+) -> str:
     fig = _figure(3.4)
     ax = fig.add_subplot()
     if band:
@@ -170,8 +194,16 @@ def _plot_points(ax: Any, points: Sequence[Point], colour: str, label: str | Non
     usable = [p for p in points if p.usable]
     other = [p for p in points if not p.usable]
     if usable:
-        ax.plot([p.when for p in usable], [p.value for p in usable], marker="o",
-                color=colour, linewidth=1.5, label=label)
+        ax.plot(
+            [p.when for p in usable], [p.value for p in usable], marker="o", color=colour, linewidth=1.5, label=label
+        )
     if other:
-        ax.plot([p.when for p in other], [p.value for p in other], marker="o",
-                linestyle="none", markerfacecolor="white", color=colour, label="not usable (shown only)")
+        ax.plot(
+            [p.when for p in other],
+            [p.value for p in other],
+            marker="o",
+            linestyle="none",
+            markerfacecolor="white",
+            color=colour,
+            label="not usable (shown only)",
+        )

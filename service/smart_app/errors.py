@@ -6,7 +6,7 @@ pages instead of OperationOutcomes. ``launch_again`` says whether the page offer
 
 from __future__ import annotations
 
-from ..errors import CdsError
+from service.errors import CdsError
 
 
 class SmartAppError(CdsError):

@@ -6,19 +6,29 @@ over time matters, and an explicit state when the data is missing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
-from typing import Any, Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from markdown_it import MarkdownIt
 
-from cards.facts import (ALT, AST, CREATININE, GLUCOSE, HCG, POTASSIUM, PREGNANCY_TEST, TACROLIMUS,
-                         TH1_TH2_RATIO, Measurement)
+from cards.facts import (
+    ALT,
+    AST,
+    CREATININE,
+    GLUCOSE,
+    HCG,
+    POTASSIUM,
+    PREGNANCY_TEST,
+    TACROLIMUS,
+    TH1_TH2_RATIO,
+    Measurement,
+)
 from cards.model import Card
 from cards.text import reported_text
-
-from . import charts
-from .record import PatientRecord
+from service.smart_app import charts
+from service.smart_app.record import PatientRecord
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 INDICATOR_WORDS = {"critical": "Critical", "warning": "Warning", "info": "Info"}
@@ -102,7 +112,7 @@ def _when(value: datetime | date | None) -> str:
 
 
 def _at(value: date) -> datetime:
-    return datetime.combine(value, time(12), tzinfo=timezone.utc)
+    return datetime.combine(value, time(12), tzinfo=UTC)
 
 
 def _note(m: Measurement) -> str:
@@ -123,8 +133,11 @@ def _row(m: Measurement, flag: str = "") -> Row:
 
 
 def _points(ms: tuple[Measurement, ...]) -> list[charts.Point]:
-    return [charts.Point(when=m.when, value=m.value, usable=m.actionable)
-            for m in reversed(ms) if m.when is not None and m.value is not None]
+    return [
+        charts.Point(when=m.when, value=m.value, usable=m.actionable)
+        for m in reversed(ms)
+        if m.when is not None and m.value is not None
+    ]
 
 
 def _banner(patient: Mapping[str, Any] | None, patient_id: str) -> dict[str, str]:
@@ -137,9 +150,12 @@ def _banner(patient: Mapping[str, Any] | None, patient_id: str) -> dict[str, str
         else:
             given = " ".join(g for g in first.get("given") or [] if isinstance(g, str))
             name = f"{given} {first.get('family') or ''}".strip()
-    return {"name": name or "(name not given)", "id": patient_id,
-            "birthDate": str((patient or {}).get("birthDate") or "not given"),
-            "gender": str((patient or {}).get("gender") or "not given")}
+    return {
+        "name": name or "(name not given)",
+        "id": patient_id,
+        "birthDate": str((patient or {}).get("birthDate") or "not given"),
+        "gender": str((patient or {}).get("gender") or "not given"),
+    }
 
 
 def _ratio(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[charts.Marker]) -> Section:
@@ -187,8 +203,7 @@ def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[c
     band = (low, high) if low is not None and high is not None else None
     on = bool(record.facts.medications_with(TACROLIMUS))
     if not ms:
-        text = ("No tacrolimus levels yet." if on else
-                "Not on tacrolimus, and no tacrolimus levels on record.")
+        text = "No tacrolimus levels yet." if on else "Not on tacrolimus, and no tacrolimus levels on record."
         return Section(missing=text)
     rows = []
     for m in ms:
@@ -196,8 +211,10 @@ def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[c
         if band and m.value is not None:
             flag = "above target" if m.value > band[1] else "below target" if m.value < band[0] else "in target"
         rows.append(_row(m, flag))
-    label = "Tacrolimus troughs over time with the target band, the dose steps, transfer and pregnancy tests; " \
-            "values in the table below"
+    label = (
+        "Tacrolimus troughs over time with the target band, the dose steps, transfer and pregnancy tests; "
+        "values in the table below"
+    )
     svg = charts.trough_chart(_points(ms), band, _doses(record), markers, label) if _points(ms) else None
     return Section(rows=rows, svg=svg, reference=f"target {band[0]:g}–{band[1]:g} ng/mL" if band else "")
 
@@ -232,16 +249,28 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
 
     pregnant = record.facts.pregnancy.pregnant is True
     lines: list[tuple[str, str, str, float | None]] = [
-        (CREATININE, "Creatinine",
-         f"rise ≥ {_percent(knowledge_value(k, 'protocol', 'safety', 'creatinine', 'rise_warning_fraction'))} "
-         f"from her baseline; AKI at ×{v('creatinine', 'aki_ratio')} or +{v('creatinine', 'aki_absolute_rise')} mg/dL"
-         + (f"; > {v('creatinine', 'pregnancy_above')} mg/dL in pregnancy" if pregnant else ""), None),
-        (POTASSIUM, "Potassium", f"> {v('potassium', 'advisory_above')} advisory, ≥ {v('potassium', 'warning_at')} "
-         f"warning, ≥ {v('potassium', 'critical_at')} mmol/L critical",
-         knowledge_value(k, "protocol", "safety", "potassium", "warning_at")),
-        (GLUCOSE, "Glucose", f"fasting ≥ {v('glucose', 'overt_fasting_at')}, random ≥ {v('glucose', 'overt_random_at')} "
-         f"mg/dL" + (f"; fasting ≥ {v('glucose', 'gdm_fasting_at')} mg/dL in pregnancy" if pregnant else ""),
-         knowledge_value(k, "protocol", "safety", "glucose", "overt_random_at")),
+        (
+            CREATININE,
+            "Creatinine",
+            f"rise ≥ {_percent(knowledge_value(k, 'protocol', 'safety', 'creatinine', 'rise_warning_fraction'))} "
+            f"from her baseline; AKI at ×{v('creatinine', 'aki_ratio')} or +{v('creatinine', 'aki_absolute_rise')} mg/dL"
+            + (f"; > {v('creatinine', 'pregnancy_above')} mg/dL in pregnancy" if pregnant else ""),
+            None,
+        ),
+        (
+            POTASSIUM,
+            "Potassium",
+            f"> {v('potassium', 'advisory_above')} advisory, ≥ {v('potassium', 'warning_at')} "
+            f"warning, ≥ {v('potassium', 'critical_at')} mmol/L critical",
+            knowledge_value(k, "protocol", "safety", "potassium", "warning_at"),
+        ),
+        (
+            GLUCOSE,
+            "Glucose",
+            f"fasting ≥ {v('glucose', 'overt_fasting_at')}, random ≥ {v('glucose', 'overt_random_at')} "
+            f"mg/dL" + (f"; fasting ≥ {v('glucose', 'gdm_fasting_at')} mg/dL in pregnancy" if pregnant else ""),
+            knowledge_value(k, "protocol", "safety", "glucose", "overt_random_at"),
+        ),
         (ALT, "ALT", f"≥ {v('liver', 'uln_multiple')} × the upper limit of normal", None),
         (AST, "AST", f"≥ {v('liver', 'uln_multiple')} × the upper limit of normal", None),
     ]
@@ -265,15 +294,22 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
     dia_at = knowledge_value(k, "protocol", "safety", "blood_pressure", "warning_diastolic_at")
     for bp in record.facts.blood_pressure[:6]:
         value = f"{_num(bp.systolic)}/{_num(bp.diastolic)} mm[Hg]"
-        high = (bp.systolic is not None and sys_at is not None and bp.systolic >= sys_at) or \
-            (bp.diastolic is not None and dia_at is not None and bp.diastolic >= dia_at)
+        high = (bp.systolic is not None and sys_at is not None and bp.systolic >= sys_at) or (
+            bp.diastolic is not None and dia_at is not None and bp.diastolic >= dia_at
+        )
         note = "" if bp.status in ("final", "amended", "corrected") else f"{bp.status}: shown, not acted on"
-        bp_rows.append(Row(when=_when(bp.when), value=value, note=bp.problem or note,
-                           flag="above threshold" if high else ""))
-    out.append(SafetyLine(name="Blood pressure",
-                          threshold=f"≥ {v('blood_pressure', 'warning_systolic_at')}/{v('blood_pressure', 'warning_diastolic_at')} "
-                          f"warning, ≥ {v('blood_pressure', 'critical_systolic_at')}/{v('blood_pressure', 'critical_diastolic_at')} critical",
-                          latest=bp_rows[0] if bp_rows else None, history=bp_rows[1:]))
+        bp_rows.append(
+            Row(when=_when(bp.when), value=value, note=bp.problem or note, flag="above threshold" if high else "")
+        )
+    out.append(
+        SafetyLine(
+            name="Blood pressure",
+            threshold=f"≥ {v('blood_pressure', 'warning_systolic_at')}/{v('blood_pressure', 'warning_diastolic_at')} "
+            f"warning, ≥ {v('blood_pressure', 'critical_systolic_at')}/{v('blood_pressure', 'critical_diastolic_at')} critical",
+            latest=bp_rows[0] if bp_rows else None,
+            history=bp_rows[1:],
+        )
+    )
     return out
 
 
@@ -288,12 +324,19 @@ def _num(value: float | None) -> str:
 def _medications(record: PatientRecord) -> list[dict[str, Any]]:
     out = []
     for med in record.facts.medications_with(TACROLIMUS):
-        out.append({"source": med.source, "display": med.display, "status": "draft" if med.is_draft else med.status,
-                    "dose": f"{med.daily_dose_mg:g} mg/day" if med.daily_dose_mg is not None else
-                    f"dose unknown ({med.dose_problem or 'not stated'})",
-                    "start": _when(med.start) if med.start else "not stated",
-                    "end": _when(med.end) if med.end else "not stated",
-                    "highlight": med.source == record.order_id})
+        out.append(
+            {
+                "source": med.source,
+                "display": med.display,
+                "status": "draft" if med.is_draft else med.status,
+                "dose": f"{med.daily_dose_mg:g} mg/day"
+                if med.daily_dose_mg is not None
+                else f"dose unknown ({med.dose_problem or 'not stated'})",
+                "start": _when(med.start) if med.start else "not stated",
+                "end": _when(med.end) if med.end else "not stated",
+                "highlight": med.source == record.order_id,
+            }
+        )
     return out
 
 
@@ -302,22 +345,30 @@ def _card(card: Card, order_id: str | None) -> CardView:
     if order_id:
         for s in card.suggestions:
             for a in s.actions:
-                rid = a.resource_id or (f"{a.resource.get('resourceType')}/{a.resource.get('id')}"
-                                        if a.resource else None)
+                rid = a.resource_id or (
+                    f"{a.resource.get('resourceType')}/{a.resource.get('id')}" if a.resource else None
+                )
                 about = about or rid == order_id
         about = about or order_id in card.detail
-    return CardView(summary=card.summary, indicator=card.indicator,
-                    indicator_word=INDICATOR_WORDS.get(card.indicator, card.indicator),
-                    detail_html=_MARKDOWN.render(card.detail or ""), source=card.source_label,
-                    source_url=card.source_url, suggestions=[s.label for s in card.suggestions], about_order=about,
-                    cites_source=(card.detail or "").rstrip().rsplit("\n", 1)[-1].startswith("Source:"))
+    return CardView(
+        summary=card.summary,
+        indicator=card.indicator,
+        indicator_word=INDICATOR_WORDS.get(card.indicator, card.indicator),
+        detail_html=_MARKDOWN.render(card.detail or ""),
+        source=card.source_label,
+        source_url=card.source_url,
+        suggestions=[s.label for s in card.suggestions],
+        about_order=about,
+        cites_source=(card.detail or "").rstrip().rsplit("\n", 1)[-1].startswith("Source:"),
+    )
 
 
 def build_page(record: PatientRecord, knowledge: Mapping[str, Any], *, show_banner: bool) -> PageView:
     marks, marker_rows = _markers(record)
     preg = record.facts.pregnancy
-    pregnancy = ("pregnant" if preg.pregnant else "not pregnant" if preg.pregnant is False else
-                 "pregnancy status unknown") + f" ({preg.evidence})"
+    pregnancy = (
+        "pregnant" if preg.pregnant else "not pregnant" if preg.pregnant is False else "pregnancy status unknown"
+    ) + f" ({preg.evidence})"
     cards = sorted((_card(c, record.order_id) for c in record.cards), key=lambda c: not c.about_order)
     return PageView(
         banner=_banner(record.patient, record.facts.patient_id) if show_banner else None,
@@ -333,4 +384,3 @@ def build_page(record: PatientRecord, knowledge: Mapping[str, Any], *, show_bann
         notes=record.notes,
         today=record.today.isoformat(),
     )
-

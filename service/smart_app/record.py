@@ -1,8 +1,8 @@
 """Read one patient's record for the page, the way the CDS service reads it for a hook call.
 
-The same prefetch templates (``service.prefetch_templates``) are filled for the launch's patient and
+The same prefetch templates (``service.hooks.templates``) are filled for the launch's patient and
 fetched from the EHR's FHIR server with the app's access token by the service's own resolver
-(``service.prefetch``); the same extraction (``service.extract.build_facts``) turns them into facts;
+(``service.hooks.prefetch``); the same extraction (``service.hooks.extract.build_facts``) turns them into facts;
 the same rules (``cards.evaluate``) give the cards. Nothing here parses FHIR clinical data itself.
 """
 
@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from cards.evaluate import evaluate
 from cards.facts import PatientFacts
 from cards.model import Card
-
-from ..errors import FhirServerRefusedError, PrefetchUnavailableError
-from ..extract import build_facts
-from ..prefetch import PrefetchResolver
-from ..validation import HookRequest
-from .errors import FhirAccessError, IssuerRefusedError, SessionExpiredError
+from service.errors import FhirServerRefusedError, PrefetchUnavailableError
+from service.hooks.extract import build_facts
+from service.hooks.prefetch import PrefetchResolver
+from service.hooks.validation import HookRequest
+from service.smart_app.errors import FhirAccessError, IssuerRefusedError, SessionExpiredError
 
 ORDER_KEY = "appContextOrder"
 _ORDER_REF = re.compile(r"^MedicationRequest/[A-Za-z0-9\-.]{1,64}$")
@@ -55,8 +55,13 @@ def app_context(token: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def load_record(token: Mapping[str, Any], resolver: PrefetchResolver, templates: Mapping[str, str],
-                knowledge: Mapping[str, Any], today: date) -> PatientRecord:
+def load_record(
+    token: Mapping[str, Any],
+    resolver: PrefetchResolver,
+    templates: Mapping[str, str],
+    knowledge: Mapping[str, Any],
+    today: date,
+) -> PatientRecord:
     """Fetch, extract and evaluate; the app's errors for a refused, expired or failed read."""
     patient_id = str(token["patient"])
     context_ids = app_context(token)
@@ -68,9 +73,13 @@ def load_record(token: Mapping[str, Any], resolver: PrefetchResolver, templates:
         wanted[ORDER_KEY] = order_id
     else:
         order_id = None
-    request = HookRequest(hook="patient-view", hook_instance=str(uuid.uuid4()),
-                          context={"patientId": patient_id, "userId": "Practitioner/smart-app-user"},
-                          fhir_server=str(token["iss"]).rstrip("/"), access_token=str(token["access_token"]))
+    request = HookRequest(
+        hook="patient-view",
+        hook_instance=str(uuid.uuid4()),
+        context={"patientId": patient_id, "userId": "Practitioner/smart-app-user"},
+        fhir_server=str(token["iss"]).rstrip("/"),
+        access_token=str(token["access_token"]),
+    )
     try:
         data = resolver.resolve(request, wanted)
     except FhirServerRefusedError:
@@ -83,20 +92,35 @@ def load_record(token: Mapping[str, Any], resolver: PrefetchResolver, templates:
     order_draft = bool(order and order.get("status") == "draft")
     if order_draft:
         # An unsigned order is reviewed the way order-select reviews it: as the selected draft.
-        request = HookRequest(hook="order-select", hook_instance=request.hook_instance,
-                              context={**request.context, "selections": [order_id],
-                                       "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                                                       "entry": [{"resource": order}]}},
-                              fhir_server=request.fhir_server, access_token=request.access_token)
+        request = HookRequest(
+            hook="order-select",
+            hook_instance=request.hook_instance,
+            context={
+                **request.context,
+                "selections": [order_id],
+                "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]},
+            },
+            fhir_server=request.fhir_server,
+            access_token=request.access_token,
+        )
     elif order_id and order is None:
-        notes.append(f"The order the card was about ({order_id}) is not on the FHIR server (an order not "
-                     "yet saved in the EHR); the cards below are for her record as stored.")
+        notes.append(
+            f"The order the card was about ({order_id}) is not on the FHIR server (an order not "
+            "yet saved in the EHR); the cards below are for her record as stored."
+        )
     facts = build_facts(request, data, knowledge, today=today)
     cards = evaluate(facts, today, knowledge)
     patients = data.get("patient") or []
-    return PatientRecord(facts=facts, cards=cards, patient=patients[0] if patients else None,
-                         order_id=order_id, order_found=order is not None, order_draft=order_draft,
-                         today=today, notes=notes)
+    return PatientRecord(
+        facts=facts,
+        cards=cards,
+        patient=patients[0] if patients else None,
+        order_id=order_id,
+        order_found=order is not None,
+        order_draft=order_draft,
+        today=today,
+        notes=notes,
+    )
 
 
 def _fhir_failure(exc: PrefetchUnavailableError) -> Exception:
@@ -104,11 +128,14 @@ def _fhir_failure(exc: PrefetchUnavailableError) -> Exception:
     if "fhir-unauthorized" in codes:
         return SessionExpiredError("The EHR's FHIR server no longer accepts this session's access token.")
     if "fhir-forbidden" in codes:
-        return FhirAccessError("The EHR's FHIR server refused to share part of this record with the app "
-                               "(HTTP 403). Ask your EHR administrator which scopes the app was granted.")
+        return FhirAccessError(
+            "The EHR's FHIR server refused to share part of this record with the app "
+            "(HTTP 403). Ask your EHR administrator which scopes the app was granted."
+        )
     if codes & {"fhir-timeout", "fhir-unreachable"}:
         err = FhirAccessError("The EHR's FHIR server did not answer in time. Try again in a moment.")
         err.status = 504
         return err
-    return FhirAccessError("The EHR's FHIR server could not give the data this page needs "
-                           "(" + ", ".join(sorted(codes)) + ").")
+    return FhirAccessError(
+        "The EHR's FHIR server could not give the data this page needs (" + ", ".join(sorted(codes)) + ")."
+    )

@@ -7,24 +7,36 @@ import logging
 import time
 from typing import Any
 
-from flask import (Blueprint, Response, current_app, g, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 
-from ..errors import CdsError, FhirServerRefusedError
-from ..fhir_policy import check_fhir_server
-from ..runtime import runtime
-from . import oauth
-from .charts import style_hashes
-from .errors import (AuthorizationDeniedError, IssuerRefusedError, LaunchMissingIssuerError,
-                     SessionExpiredError, SmartAppError, StateMismatchError, TokenError)
-from .page import build_page
-from .record import load_record
+from service.app_runtime import runtime
+from service.errors import CdsError, FhirServerRefusedError
+from service.fhir.policy import check_fhir_server
+from service.smart_app import oauth
+from service.smart_app.charts import style_hashes
+from service.smart_app.errors import (
+    AuthorizationDeniedError,
+    IssuerRefusedError,
+    LaunchMissingIssuerError,
+    SessionExpiredError,
+    SmartAppError,
+    StateMismatchError,
+    TokenError,
+)
+from service.smart_app.page import build_page
+from service.smart_app.record import load_record
 
 log = logging.getLogger("tacro_cds.smart_app")
 
-bp = Blueprint("smart_app", __name__, url_prefix="/smart", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+bp = Blueprint(
+    "smart_app",
+    __name__,
+    url_prefix="/smart",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 PENDING = "smart_pending"  # state -> what the callback needs (PKCE verifier, token endpoint, ...)
 TOKEN = "smart_token"
@@ -49,8 +61,10 @@ def _check_iss(iss: str) -> None:
     try:
         check_fhir_server(iss, allow_http=settings.allow_http_fhir, allowlist=settings.fhir_server_allowlist)
     except FhirServerRefusedError:
-        raise IssuerRefusedError("The app was launched for a FHIR server this deployment does not read from "
-                                 "(plain http, or not on its allowlist). Ask the administrator.") from None
+        raise IssuerRefusedError(
+            "The app was launched for a FHIR server this deployment does not read from "
+            "(plain http, or not on its allowlist). Ask the administrator."
+        ) from None
 
 
 @bp.get("/launch")
@@ -61,30 +75,43 @@ def launch() -> Any:
     iss = (request.args.get("iss") or "").strip()
     launch_id = request.args.get("launch")
     if launch_id is not None and not iss:
-        raise LaunchMissingIssuerError("The EHR sent a launch without saying which FHIR server it is (no "
-                                       "iss). Open the app again from the EHR.")
+        raise LaunchMissingIssuerError(
+            "The EHR sent a launch without saying which FHIR server it is (no iss). Open the app again from the EHR."
+        )
     if not iss:
         iss = settings.smart_standalone_iss or ""
         if not iss:
-            raise LaunchMissingIssuerError("This app starts from your EHR: open a patient's chart, or a card's "
-                                           "link, and launch it from there.")
+            raise LaunchMissingIssuerError(
+                "This app starts from your EHR: open a patient's chart, or a card's link, and launch it from there."
+            )
     if len(iss) > 2048 or (launch_id is not None and len(launch_id) > 2048):
         raise SmartAppError("The launch parameters are too long.")
     iss = iss.rstrip("/")
     _check_iss(iss)
     conf = oauth.discover(iss, settings)
     verifier = oauth.new_code_verifier()
-    url, state, scope = oauth.authorization_url(conf, settings, _redirect_uri(), launch=launch_id,
-                                                code_verifier=verifier)
-    pending = {k: v for k, v in (session.get(PENDING) or {}).items()
-               if v.get("created", 0) > time.time() - PENDING_TTL_S}
+    url, state, scope = oauth.authorization_url(
+        conf, settings, _redirect_uri(), launch=launch_id, code_verifier=verifier
+    )
+    pending = {
+        k: v for k, v in (session.get(PENDING) or {}).items() if v.get("created", 0) > time.time() - PENDING_TTL_S
+    }
     while len(pending) >= MAX_PENDING:
         pending.pop(min(pending, key=lambda s: pending[s]["created"]))
-    pending[state] = {"iss": iss, "token_endpoint": conf.token_endpoint, "code_verifier": verifier,
-                      "scope": scope, "created": time.time(), "issuer": conf.issuer, "jwks_uri": conf.jwks_uri}
+    pending[state] = {
+        "iss": iss,
+        "token_endpoint": conf.token_endpoint,
+        "code_verifier": verifier,
+        "scope": scope,
+        "created": time.time(),
+        "issuer": conf.issuer,
+        "jwks_uri": conf.jwks_uri,
+    }
     session[PENDING] = pending
-    log.info("smart launch started", extra={"launch_type": "ehr" if launch_id else "standalone",
-                                            "scopes": "v1" if conf.v1_only else "v2"})
+    log.info(
+        "smart launch started",
+        extra={"launch_type": "ehr" if launch_id else "standalone", "scopes": "v1" if conf.v1_only else "v2"},
+    )
     return redirect(url, code=302)
 
 
@@ -95,15 +122,15 @@ def callback() -> Any:
     pending = pending_all.pop(state, None) if state else None
     session[PENDING] = pending_all
     if pending is None or pending.get("created", 0) < time.time() - PENDING_TTL_S:
-        raise StateMismatchError("The answer from the EHR's sign-in does not match a launch started in this "
-                                 "browser (the state parameter differs, or the launch is too old).")
+        raise StateMismatchError(
+            "The answer from the EHR's sign-in does not match a launch started in this "
+            "browser (the state parameter differs, or the launch is too old)."
+        )
     if request.args.get("error"):
         error = request.args["error"]
         if error == "access_denied":
-            raise AuthorizationDeniedError("Access to the patient's record was not granted, so the app cannot "
-                                           "show it.")
-        raise AuthorizationDeniedError("The EHR's sign-in ended with an error "
-                                       f"({error[:60]!s}).")
+            raise AuthorizationDeniedError("Access to the patient's record was not granted, so the app cannot show it.")
+        raise AuthorizationDeniedError(f"The EHR's sign-in ended with an error ({error[:60]!s}).")
     code = request.args.get("code")
     if not code:
         raise TokenError("The EHR's sign-in answered without an authorization code.")
@@ -118,8 +145,9 @@ def callback() -> Any:
 def _current_token() -> dict[str, Any]:
     token = session.get(TOKEN)
     if not token:
-        raise SessionExpiredError("There is no signed-in session in this browser (it ended, or the app was "
-                                  "opened without a launch).")
+        raise SessionExpiredError(
+            "There is no signed-in session in this browser (it ended, or the app was opened without a launch)."
+        )
     expires_at = token.get("expires_at")
     if expires_at is not None and expires_at - REFRESH_MARGIN_S < time.time():
         try:
@@ -136,8 +164,9 @@ def page() -> Any:
     rt = runtime()
     token = _current_token()
     try:
-        record = load_record(token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch,
-                             rt.knowledge, rt.clock().date())
+        record = load_record(
+            token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch, rt.knowledge, rt.clock().date()
+        )
     except SessionExpiredError:
         session.pop(TOKEN, None)
         raise
@@ -150,12 +179,16 @@ def page() -> Any:
 def sign_out() -> Any:
     form = SignOutForm()
     if not form.validate_on_submit():
-        raise SmartAppError("The sign-out form has expired or did not come from this app. Reload the page and "
-                            "try again.")
+        raise SmartAppError(
+            "The sign-out form has expired or did not come from this app. Reload the page and try again."
+        )
     session.clear()
-    return render_template("smart/message.html", title="Signed out",
-                           message="The app's session has ended; its access token is forgotten.",
-                           launch_again=True), 200
+    return render_template(
+        "smart/message.html",
+        title="Signed out",
+        message="The app's session has ended; its access token is forgotten.",
+        launch_again=True,
+    ), 200
 
 
 @bp.errorhandler(CdsError)
@@ -175,10 +208,10 @@ def _security_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; "
         f"style-src {styles}; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}")
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
     response.headers["Referrer-Policy"] = "no-referrer"
     if ancestors.strip() == "'self'":
         # Browsers without CSP frame-ancestors; a list of EHR origins has no X-Frame-Options form.
         response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
-

@@ -33,8 +33,10 @@ class FhirServer:
 
 def _missing(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI run without its FHIR server: {reason}. .ci/run must "
-                    'eval "$(bash .ci/fhir-server.sh)" before pytest.', pytrace=False)
+        pytest.fail(
+            f'CI run without its FHIR server: {reason}. .ci/run must eval "$(bash .ci/fhir-server.sh)" before pytest.',
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 
@@ -42,9 +44,14 @@ def _missing(reason: str) -> None:
 def fhir_server() -> FhirServer:
     url = os.environ.get("TACRO_CDS_TEST_FHIR_URL", "").rstrip("/")
     if not url:
-        _missing("no FHIR server configured (set TACRO_CDS_TEST_FHIR_URL and TACRO_CDS_TEST_FHIR_TOKEN, "
-                 'e.g. eval "$(bash .ci/fhir-server.sh)")')
+        _missing(
+            "no FHIR server configured (set TACRO_CDS_TEST_FHIR_URL and TACRO_CDS_TEST_FHIR_TOKEN, "
+            'e.g. eval "$(bash .ci/fhir-server.sh)")'
+        )
     if not wait_for_health(f"{url}/metadata", timeout=METADATA_WAIT_S):
-        pytest.fail(f"TACRO_CDS_TEST_FHIR_URL={url} is set but the server does not answer /metadata "
-                    f"with 200 within {METADATA_WAIT_S:.0f} s", pytrace=False)
+        pytest.fail(
+            f"TACRO_CDS_TEST_FHIR_URL={url} is set but the server does not answer /metadata "
+            f"with 200 within {METADATA_WAIT_S:.0f} s",
+            pytrace=False,
+        )
     return FhirServer(url, os.environ.get("TACRO_CDS_TEST_FHIR_TOKEN") or None)

@@ -10,7 +10,7 @@ import pytest
 
 from fhir_fixtures import hook_cases, load_request, scenario_clock
 from service import create_app
-from service.store import Store
+from service.storage.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +34,24 @@ class RecordingStore:
 
 def _comparable(cards: list[dict[str, Any]], kinds: list[str]) -> list[tuple[Any, ...]]:
     """What must not depend on where the data came from (uuids and echoed server metadata aside)."""
-    return [(kind, c["indicator"], c["summary"],
-             tuple((s["label"], tuple(a["type"] for a in s.get("actions") or []))
-                   for s in c.get("suggestions") or []))
-            for c, kind in zip(cards, kinds, strict=True)]
+    return [
+        (
+            kind,
+            c["indicator"],
+            c["summary"],
+            tuple((s["label"], tuple(a["type"] for a in s.get("actions") or [])) for s in c.get("suggestions") or []),
+        )
+        for c, kind in zip(cards, kinds, strict=True)
+    ]
 
 
 def _answer(tmp_path, scenario: str, hook: str, body: dict[str, Any]) -> list[tuple[Any, ...]]:
     store = RecordingStore(f"sqlite:///{tmp_path / 'feedback.sqlite'}")
-    app = create_app({"AUTH_REQUIRED": False, "ALLOW_HTTP_FHIR": "loopback", "LOG_LEVEL": "WARNING"},
-                     store=store, clock=lambda: scenario_clock(scenario))
+    app = create_app(
+        {"AUTH_REQUIRED": False, "ALLOW_HTTP_FHIR": "loopback", "LOG_LEVEL": "WARNING"},
+        store=store,
+        clock=lambda: scenario_clock(scenario),
+    )
     services = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
     response = app.test_client().post(f"/cds-services/{services[hook]}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
@@ -56,6 +64,11 @@ def test_no_prefetch_gives_the_same_cards_as_full_prefetch(fhir_server, tmp_path
     bare = copy.deepcopy(prefetched)
     del bare["prefetch"]
     bare["fhirServer"] = fhir_server.url
-    bare["fhirAuthorization"] = {"access_token": fhir_server.token or "none", "token_type": "Bearer",
-                                 "expires_in": 300, "scope": "patient/*.read", "subject": "tacro-cds"}
+    bare["fhirAuthorization"] = {
+        "access_token": fhir_server.token or "none",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "tacro-cds",
+    }
     assert _answer(tmp_path, scenario, hook, bare) == _answer(tmp_path, scenario, hook, prefetched)

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from service.fixtures_cli import fixtures_dir, load_all
+from tacro_dev.fixtures import fixtures_dir, load_all
 
 pytestmark = pytest.mark.integration
 

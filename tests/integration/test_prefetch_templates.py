@@ -33,12 +33,14 @@ QUERIES = _queries()
 
 
 def _ids(bundle: dict[str, Any]) -> list[str]:
-    return [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle.get("entry") or []
-            if (e.get("search") or {}).get("mode", "match") == "match"]
+    return [
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in bundle.get("entry") or []
+        if (e.get("search") or {}).get("mode", "match") == "match"
+    ]
 
 
-@pytest.mark.parametrize(("scenario", "key", "query", "expected"), QUERIES,
-                         ids=[f"{s}-{k}" for s, k, _, _ in QUERIES])
+@pytest.mark.parametrize(("scenario", "key", "query", "expected"), QUERIES, ids=[f"{s}-{k}" for s, k, _, _ in QUERIES])
 def test_template_answers_what_the_fixture_prefetch_holds(fhir_server, scenario, key, query, expected):
     response = fhir_server.get(query)
     if expected is None:

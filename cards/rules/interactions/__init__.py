@@ -27,11 +27,11 @@ Suggestions, each offered only when its resource is complete:
 - the lab orders the entry names, or the next step when a result on record is abnormal.
 """
 
-
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from ...facts import PatientFacts
 from ...model import Card
@@ -54,6 +54,18 @@ def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any
     return [render(d, facts, today, table) for d in decide_interactions(facts, today, kb)]
 
 
-__all__ = ["LEVEL_CHANGING", "level_changing_orders", "CreatinineFinding", "DosePlan", "InteractionDecision",
-           "PotassiumFinding", "could_conceive", "creatinine_finding", "decide_interactions",
-           "evaluate_interactions", "in_ivf_course", "potassium_finding", "render"]
+__all__ = [
+    "LEVEL_CHANGING",
+    "level_changing_orders",
+    "CreatinineFinding",
+    "DosePlan",
+    "InteractionDecision",
+    "PotassiumFinding",
+    "could_conceive",
+    "creatinine_finding",
+    "decide_interactions",
+    "evaluate_interactions",
+    "in_ivf_course",
+    "potassium_finding",
+    "render",
+]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from ...dosage import is_single_dose, structured_course_days
 from ...facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
@@ -93,8 +94,7 @@ class InteractionDecision:
 def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
     """One decision per interacting drug that has a pair of orders new in this hook call."""
     table = kb["interactions"]
-    tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS)
-                              if m.systemic and not _ended(m, today))
+    tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic and not _ended(m, today))
     if not tacrolimus_orders:
         return []
     decisions: list[InteractionDecision] = []
@@ -130,8 +130,13 @@ def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any
         if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
             continue
         for m in facts.medications:
-            if (not m.has(TACROLIMUS) and m.systemic and set(entry["drugs"]) & set(m.ingredients)
-                    and _timing_of(m, today, entry) is not None and not any(m is f for f in found)):
+            if (
+                not m.has(TACROLIMUS)
+                and m.systemic
+                and set(entry["drugs"]) & set(m.ingredients)
+                and _timing_of(m, today, entry) is not None
+                and not any(m is f for f in found)
+            ):
                 found.append(m)
     return found
 
@@ -169,12 +174,16 @@ def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Ti
     return "ongoing"
 
 
-def _involved(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
-              others: Sequence[MedicationFact]) -> tuple[tuple[MedicationFact, ...], tuple[MedicationFact, ...]]:
+def _involved(
+    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], others: Sequence[MedicationFact]
+) -> tuple[tuple[MedicationFact, ...], tuple[MedicationFact, ...]]:
     """All tacrolimus and drug orders when at least one pair has a member in focus, else nothing."""
     hook = facts.hook
-    new_pair = any(tac is not other and (in_focus(hook, tac) or in_focus(hook, other))
-                   for tac in tacrolimus_orders for other in others)
+    new_pair = any(
+        tac is not other and (in_focus(hook, tac) or in_focus(hook, other))
+        for tac in tacrolimus_orders
+        for other in others
+    )
     return (tuple(tacrolimus_orders), tuple(others)) if new_pair else ((), ())
 
 
@@ -187,8 +196,7 @@ def in_ivf_course(facts: PatientFacts) -> bool:
     not sex)."""
     if excluded_from_pregnancy(facts):
         return False
-    return bool(facts.pregnancy.pregnant or facts.has_condition(RIF) or facts.transfers
-                or facts.results(TH1_TH2_RATIO))
+    return bool(facts.pregnancy.pregnant or facts.has_condition(RIF) or facts.transfers or facts.results(TH1_TH2_RATIO))
 
 
 def could_conceive(facts: PatientFacts, today: date) -> bool:
@@ -204,20 +212,28 @@ def could_conceive(facts: PatientFacts, today: date) -> bool:
     return 12 <= age <= 55
 
 
-def _fetal_risk(facts: PatientFacts, today: date, drug: str, entry: Mapping[str, Any],
-                values: Mapping[str, str]) -> str | None:
+def _fetal_risk(
+    facts: PatientFacts, today: date, drug: str, entry: Mapping[str, Any], values: Mapping[str, str]
+) -> str | None:
     risk = entry.get("fetal_risk")
     if not risk or not in_ivf_course(facts) or (risk.get("drugs") and drug not in risk["drugs"]):
         return None
     weeks = facts.pregnancy.gestational_age_days
-    if risk.get("first_trimester_only") and facts.pregnancy.pregnant and weeks is not None \
-            and weeks >= FIRST_TRIMESTER_DAYS:
+    if (
+        risk.get("first_trimester_only")
+        and facts.pregnancy.pregnant
+        and weeks is not None
+        and weeks >= FIRST_TRIMESTER_DAYS
+    ):
         return None
     text = fill(str(risk["text"]), values)
     days = risk.get("avoid_pregnancy_days")
     if days:
-        soon = sorted(t.when.date() for t in facts.transfers
-                      if t.when is not None and today <= t.when.date() <= today + timedelta(days=int(days)))
+        soon = sorted(
+            t.when.date()
+            for t in facts.transfers
+            if t.when is not None and today <= t.when.date() <= today + timedelta(days=int(days))
+        )
         if soon:
             text += f" The embryo transfer planned for {fmt_date(soon[0])} falls within that month."
     return text
@@ -228,7 +244,6 @@ def _course_start(tacrolimus_orders: Sequence[MedicationFact]) -> date | None:
     return min(starts) if starts else None
 
 
-
 # --- deciding one drug -----------------------------------------------------------------------------
 
 
@@ -237,10 +252,10 @@ def drug_name(entry: Mapping[str, Any], drug: str) -> str:
 
 
 def bare_name(name: str) -> str:
-    """"an ACE inhibitor" → "ACE inhibitor": the name after "the"."""
+    """ "an ACE inhibitor" → "ACE inhibitor": the name after "the"."""
     for article in ("a ", "an "):
         if name.startswith(article):
-            return name[len(article):]
+            return name[len(article) :]
     return name
 
 
@@ -257,8 +272,7 @@ def text_values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
         values["every"] = span(monitors[0]["every_days"])
     if monitors and "first_within_days" in monitors[0]:
         values["first_within"] = span(monitors[0]["first_within_days"])
-    for key, out in (("after_stop_days", "after_stop"), ("gap_hours", "gap_hours"),
-                     ("washout_weeks", "washout_weeks")):
+    for key, out in (("after_stop_days", "after_stop"), ("gap_hours", "gap_hours"), ("washout_weeks", "washout_weeks")):
         if key in entry:
             values[out] = span(entry[key])
     if "prefer_instead" in entry:
@@ -266,8 +280,14 @@ def text_values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
     return values
 
 
-def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[MedicationFact], drug: str,
-                 entry: Mapping[str, Any], kb: Mapping[str, Any]) -> InteractionDecision | None:
+def _decide_drug(
+    facts: PatientFacts,
+    today: date,
+    tacrolimus_orders: Sequence[MedicationFact],
+    drug: str,
+    entry: Mapping[str, Any],
+    kb: Mapping[str, Any],
+) -> InteractionDecision | None:
     table = kb["interactions"]
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
@@ -290,22 +310,32 @@ def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[M
         severity = entry["outside_ivf_course"]["severity"]
         remove = False
     kinds = [timings[id(m)] for m in orders]
-    timing: Timing = ("ongoing" if "ongoing" in kinds else "single-dose" if "single-dose" in kinds
-                      else "recently-stopped")
+    timing: Timing = (
+        "ongoing" if "ongoing" in kinds else "single-dose" if "single-dose" in kinds else "recently-stopped"
+    )
     stopped = [m.end for m in orders if timings[id(m)] == "recently-stopped" and m.end is not None]
     ends = [m.end for m in orders if timings[id(m)] != "recently-stopped" and m.end is not None]
 
     checks = table.get("lab_checks") or {}
     wanted = entry.get("lab_check") or []
-    potassium = (potassium_finding(facts, today, kb, int(checks["potassium"]["recent_days"]))
-                 if "potassium" in wanted and "potassium" in checks else None)
-    creatinine = (creatinine_finding(facts, today, kb, int(checks["creatinine"]["recent_days"]),
-                                     _course_start(tacrolimus_orders))
-                  if "creatinine" in wanted and "creatinine" in checks else None)
-    if (facts.hook == PATIENT_VIEW and wanted and all(not o.is_draft for o in orders)
-            and (potassium is None or potassium.tier in ("normal", "above-normal"))
-            and (creatinine is None or creatinine.tier == "stable")
-            and _fetal_risk(facts, today, drug, entry, text_values(entry, drug_name(entry, drug))) is None):
+    potassium = (
+        potassium_finding(facts, today, kb, int(checks["potassium"]["recent_days"]))
+        if "potassium" in wanted and "potassium" in checks
+        else None
+    )
+    creatinine = (
+        creatinine_finding(facts, today, kb, int(checks["creatinine"]["recent_days"]), _course_start(tacrolimus_orders))
+        if "creatinine" in wanted and "creatinine" in checks
+        else None
+    )
+    if (
+        facts.hook == PATIENT_VIEW
+        and wanted
+        and all(not o.is_draft for o in orders)
+        and (potassium is None or potassium.tier in ("normal", "above-normal"))
+        and (creatinine is None or creatinine.tier == "stable")
+        and _fetal_risk(facts, today, drug, entry, text_values(entry, drug_name(entry, drug))) is None
+    ):
         return None  # both long taken and the labs they need are current and normal: nothing to act on
     if (potassium and potassium.high) or (creatinine and creatinine.tier == "aki"):
         severity = "critical"
@@ -314,13 +344,25 @@ def _decide_drug(facts: PatientFacts, today: date, tacrolimus_orders: Sequence[M
 
     name = drug_name(entry, drug)
     values = text_values(entry, name)
-    dose = (_dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None)
+    dose = _dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None
     return InteractionDecision(
-        kind=f"interaction:{drug}", drug=drug, entry=entry, severity=severity, tacrolimus=tacs,
-        orders=orders, timing=timing, stopped_on=max(stopped) if stopped and timing == "recently-stopped" else None,
-        planned_end=max(ends) if ends else None, potassium=potassium, creatinine=creatinine,
-        ivf_course=ivf, fetal_risk=_fetal_risk(facts, today, drug, entry, values),
-        alternative=_alternative(orders, entry), dose=dose, remove_draft=remove)
+        kind=f"interaction:{drug}",
+        drug=drug,
+        entry=entry,
+        severity=severity,
+        tacrolimus=tacs,
+        orders=orders,
+        timing=timing,
+        stopped_on=max(stopped) if stopped and timing == "recently-stopped" else None,
+        planned_end=max(ends) if ends else None,
+        potassium=potassium,
+        creatinine=creatinine,
+        ivf_course=ivf,
+        fetal_risk=_fetal_risk(facts, today, drug, entry, values),
+        alternative=_alternative(orders, entry),
+        dose=dose,
+        remove_draft=remove,
+    )
 
 
 def _alternative(orders: Sequence[MedicationFact], entry: Mapping[str, Any]) -> Alternative | None:
@@ -354,8 +396,9 @@ def _per_dose_steps(low: float, high: float, doses_per_day: float, step: float) 
     return sorted({round(last * step * doses_per_day, 6), round(first * step * doses_per_day, 6)}, reverse=True)
 
 
-def _dose_plan(facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mapping[str, Any],
-               table: Mapping[str, Any]) -> DosePlan:
+def _dose_plan(
+    facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mapping[str, Any], table: Mapping[str, Any]
+) -> DosePlan:
     if facts.hook == PATIENT_VIEW:
         return DosePlan(None, problem="patient-view")
     focused = [t for t in tacs if in_focus(facts.hook, t)]
@@ -382,20 +425,32 @@ def _dose_plan(facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mappi
     return DosePlan(tac, tuple(targets), low, high)
 
 
-def _release_switch(facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact],
-                    entry: Mapping[str, Any]) -> InteractionDecision | None:
+def _release_switch(
+    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], entry: Mapping[str, Any]
+) -> InteractionDecision | None:
     """Immediate- and extended-release tacrolimus side by side (a switch, or a duplicate)."""
     involved: list[MedicationFact] = []
     for a in tacrolimus_orders:
         for b in tacrolimus_orders:
-            if (a is b or a.release is None or b.release is None or a.release == b.release
-                    or not (in_focus(facts.hook, a) or in_focus(facts.hook, b))):
+            if (
+                a is b
+                or a.release is None
+                or b.release is None
+                or a.release == b.release
+                or not (in_focus(facts.hook, a) or in_focus(facts.hook, b))
+            ):
                 continue
             for med in (a, b):
                 if not any(m is med for m in involved):
                     involved.append(med)
     if not involved:
         return None
-    return InteractionDecision(kind=SWITCH_KIND, drug=TACROLIMUS, entry=entry, severity=entry["severity"],
-                               tacrolimus=tuple(involved), orders=(), ivf_course=in_ivf_course(facts))
-
+    return InteractionDecision(
+        kind=SWITCH_KIND,
+        drug=TACROLIMUS,
+        entry=entry,
+        severity=entry["severity"],
+        tacrolimus=tuple(involved),
+        orders=(),
+        ivf_course=in_ivf_course(facts),
+    )

@@ -3,9 +3,10 @@ values with their dates as the laboratory reported them and one short source lin
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...facts import Measurement, MedicationFact, PatientFacts
 from ...model import Card, Link, Suggestion
@@ -44,12 +45,17 @@ def _conflict_note(concept: str, result: Measurement, others: Sequence[Measureme
     if not others:
         return ""
     also = ", ".join(reported(o) for o in others)
-    return (f" Another {concept} taken at the same time reads {also}: the results disagree, so the "
-            "worse one is used; check which is right.")
+    return (
+        f" Another {concept} taken at the same time reads {also}: the results disagree, so the "
+        "worse one is used; check which is right."
+    )
 
 
-_POTASSIUM_NAMES = {"mild": "mild hyperkalaemia", "moderate": "moderate hyperkalaemia",
-                    "severe": "severe hyperkalaemia"}
+_POTASSIUM_NAMES = {
+    "mild": "mild hyperkalaemia",
+    "moderate": "moderate hyperkalaemia",
+    "severe": "severe hyperkalaemia",
+}
 
 
 def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list[str]]:
@@ -75,11 +81,14 @@ def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list
     summary = f"Potassium {_reported(k.result)}: {urgent}{act}{why}"
     lines = [f"**Potassium:** {_reported(k.result)} — {_POTASSIUM_NAMES[k.tier]}.{note}"]
     if k.urgent:
-        lines.append("**Next step:** repeat potassium urgently and record an ECG; treat hyperkalaemia as "
-                     "your local protocol says, and review the tacrolimus trough.")
+        lines.append(
+            "**Next step:** repeat potassium urgently and record an ECG; treat hyperkalaemia as "
+            "your local protocol says, and review the tacrolimus trough."
+        )
     else:
-        lines.append(f"**Next step:** leave out {name}; look for the cause and repeat potassium as your "
-                     "local protocol says.")
+        lines.append(
+            f"**Next step:** leave out {name}; look for the cause and repeat potassium as your local protocol says."
+        )
     return summary, lines
 
 
@@ -97,18 +106,20 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     if not c.rising or c.baseline is None or c.rise is None:
         return None, [f"**Creatinine:** {_reported(c.result)}, no rise from baseline.{note}"]
     pct = round(c.rise * 100)
-    rise = (f"{reported(c.baseline)} ({fmt_date(c.baseline.when)}) → {reported(c.result)} "
-            f"({fmt_date(c.result.when)}), +{pct} %")
+    rise = (
+        f"{reported(c.baseline)} ({fmt_date(c.baseline.when)}) → {reported(c.result)} "
+        f"({fmt_date(c.result.when)}), +{pct} %"
+    )
     already = all(not o.is_draft for o in d.orders)
     act = f"stop {name}" if already else f"avoid {name}"
     label = "acute kidney injury range" if c.tier == "aki" else "kidney function is changing"
     tests = "creatinine and trough" if d.taking_tacrolimus else "creatinine"
-    summary = (f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; "
-               f"repeat {tests}")
+    summary = f"Creatinine rose {reported(c.baseline)} → {reported(c.result)} (+{pct} %): {act}; repeat {tests}"
     tests = "creatinine and a tacrolimus trough" if d.taking_tacrolimus else "creatinine"
-    return summary, [f"**Creatinine:** {rise} — {label}.{note}",
-                     f"**Next step:** repeat {tests}; look for other causes "
-                     "(dehydration, other kidney-toxic drugs)."]
+    return summary, [
+        f"**Creatinine:** {rise} — {label}.{note}",
+        f"**Next step:** repeat {tests}; look for other causes (dehydration, other kidney-toxic drugs).",
+    ]
 
 
 def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -> list[str]:
@@ -118,39 +129,51 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
     if d.timing == "single-dose" and "dose_change" not in d.entry:
         return []
     if d.timing == "single-dose":
-        return [f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
-                f"and check a trough in {values.get('every', '2–3')} days."]
+        return [
+            f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
+            f"and check a trough in {values.get('every', '2–3')} days."
+        ]
     if d.timing == "recently-stopped" and d.stopped_on is not None:
         lasts = max(d.entry.get("after_stop_days") or [0])
-        return [f"**Stopped:** {values['drug']} ended on {fmt_date(d.stopped_on)}; its effect lasts until "
-                f"about {fmt_date(d.stopped_on + timedelta(days=int(lasts)))}. Levels will fall: check "
-                f"troughs and return to the usual dose as they fall."]
+        return [
+            f"**Stopped:** {values['drug']} ended on {fmt_date(d.stopped_on)}; its effect lasts until "
+            f"about {fmt_date(d.stopped_on + timedelta(days=int(lasts)))}. Levels will fall: check "
+            f"troughs and return to the usual dose as they fall."
+        ]
     if plan is None:
         return []
     if plan.problem == "patient-view":
-        return [f"**Dose:** both drugs are already active. If the tacrolimus dose was not changed when "
-                f"{values['drug']} started, reduce it {how}."]
+        return [
+            f"**Dose:** both drugs are already active. If the tacrolimus dose was not changed when "
+            f"{values['drug']} started, reduce it {how}."
+        ]
     if plan.problem == "several-orders":
         return [f"**Dose:** several tacrolimus orders: reduce the one that continues {how}."]
     if plan.problem == "dose-unknown" or plan.order is None or plan.order.daily_dose_mg is None:
         return [f"**Dose:** the tacrolimus dose is not given; when you set it, reduce it {how}."]
     dose = plan.order.daily_dose_mg
     if "reduce_by" in change:
-        arithmetic = (f"{fmt_number(dose)} mg/day less {values['reduction']} = "
-                      f"{fmt_number(plan.low or 0)}–{fmt_number(plan.high or 0)} mg/day")
+        arithmetic = (
+            f"{fmt_number(dose)} mg/day less {values['reduction']} = "
+            f"{fmt_number(plan.low or 0)}–{fmt_number(plan.high or 0)} mg/day"
+        )
     else:
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
     by_hand = [t for t in plan.targets if with_daily_dose(plan.order, t) is None]
     if by_hand:
-        lines.append(" and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
-                     + " cannot be written into this order (capsule strength or units): change it by hand.")
+        lines.append(
+            " and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
+            + " cannot be written into this order (capsule strength or units): change it by hand."
+        )
     if plan.problem == "no-step-fits":
         lines.append(f"No dose in {fmt_number(step)} mg steps fits: change the dose or timing by hand.")
     usual = regimen(dose, plan.order.doses_per_day)
     if d.planned_end:
-        lines.append(f"{values['Drug']} is planned to end on {fmt_date(d.planned_end)}: return to {usual} "
-                     "then, as the troughs fall.")
+        lines.append(
+            f"{values['Drug']} is planned to end on {fmt_date(d.planned_end)}: return to {usual} "
+            "then, as the troughs fall."
+        )
     else:
         lines.append(f"Return to {usual} when {values['drug']} stops, as the troughs fall.")
     return lines
@@ -177,10 +200,14 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     handling = fill(entry["outside_ivf_course"]["handling"] if outside else entry["handling"], values)
     effect = fill(entry["effect"], values)
     if d.timing == "single-dose" and "dose_change" in entry:
-        summary = f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        summary = (
+            f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        )
     elif d.timing == "recently-stopped" and d.stopped_on is not None:
-        summary = (f"{values['Drug']} stopped on {fmt_date(d.stopped_on)}: tacrolimus levels will fall "
-                   f"over {values.get('after_stop', 'several')} days; check troughs")
+        summary = (
+            f"{values['Drug']} stopped on {fmt_date(d.stopped_on)}: tacrolimus levels will fall "
+            f"over {values.get('after_stop', 'several')} days; check troughs"
+        )
     lines = [f"**Why:** {effect}"]
     lines += [f"**Tacrolimus:** {order_line(t)}" for t in d.tacrolimus]
     heading = bare_name(name)
@@ -190,11 +217,14 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     lines += k_lines + c_lines
     if d.alternative == "not-for-indication":
         shown = entry["prefer_instead"]["not_for"]["shown"]
-        handling = (f"{values['alternative'][:1].upper() + values['alternative'][1:]} does not replace {name} "
-                    f"for {shown}: keep it, and check a tacrolimus trough within {values.get('first_within', '1–3')} "
-                    f"days and every {values.get('every', '2–3')} days while it is given.")
-        summary = (f"{values['Drug']} raises tacrolimus levels: check a trough within "
-                   f"{values.get('first_within', '1–3')} days")
+        handling = (
+            f"{values['alternative'][:1].upper() + values['alternative'][1:]} does not replace {name} "
+            f"for {shown}: keep it, and check a tacrolimus trough within {values.get('first_within', '1–3')} "
+            f"days and every {values.get('every', '2–3')} days while it is given."
+        )
+        summary = (
+            f"{values['Drug']} raises tacrolimus levels: check a trough within {values.get('first_within', '1–3')} days"
+        )
     if not d.escalated and (d.timing == "ongoing" or "dose_change" not in entry):
         lines.append(f"**What to do:** {handling}")
     lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]))
@@ -215,12 +245,26 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     return _card(d, summary, detail, suggestions, table, exclusive)
 
 
-def _card(d: InteractionDecision, summary: str, detail: str, suggestions: Sequence[Suggestion],
-          table: Mapping[str, Any], exclusive: bool) -> Card:
+def _card(
+    d: InteractionDecision,
+    summary: str,
+    detail: str,
+    suggestions: Sequence[Suggestion],
+    table: Mapping[str, Any],
+    exclusive: bool,
+) -> Card:
     """Alternative dose changes exclude each other; removal, tests and a replacement do not."""
-    card = build_card(kind=d.kind, verdict=d.verdict, indicator=d.severity, summary=summary, detail=detail,
-                      source_label=str(table["source_label"]), suggestions=suggestions,
-                      override_reasons=override_codings(table), links=_links(table))
+    card = build_card(
+        kind=d.kind,
+        verdict=d.verdict,
+        indicator=d.severity,
+        summary=summary,
+        detail=detail,
+        source_label=str(table["source_label"]),
+        suggestions=suggestions,
+        override_reasons=override_codings(table),
+        links=_links(table),
+    )
     if suggestions and not exclusive:
         card = replace(card, selection_behavior="any")
     return card
@@ -256,7 +300,6 @@ def monitor_line(d: InteractionDecision, table: Mapping[str, Any]) -> str | None
     return f"**Monitoring:** {'; '.join(parts)}." if parts else None
 
 
-
 def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any]) -> Card:
     entry = d.entry
     values = text_values(entry, "tacrolimus")
@@ -270,4 +313,3 @@ def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[s
     lines.append(_source_line(d, table))
     suggestions = (monitor,) if monitor else ()
     return _card(d, fill(entry["summary"], values), _fit("\n\n".join(lines)), suggestions, table, False)
-

@@ -5,7 +5,8 @@ tests that follow."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
 from ...model import Action, Suggestion
@@ -14,26 +15,28 @@ from ...text import fmt_number
 from ..focus import span
 from .decide import DosePlan, InteractionDecision, bare_name
 
+
 def frequency_words(per_day: float | None) -> str:
     words = {1: "once daily", 2: "twice daily", 3: "three times daily"}
     if per_day is None:
         return ""
-    return words.get(int(per_day), f"{fmt_number(per_day)} times a day") if float(per_day).is_integer() \
+    return (
+        words.get(int(per_day), f"{fmt_number(per_day)} times a day")
+        if float(per_day).is_integer()
         else f"{fmt_number(per_day)} doses a day"
+    )
 
 
 def regimen(daily: float, per_day: float | None) -> str:
-    """"0.5 mg twice daily (1 mg/day)", or "1 mg/day" when the doses per day are unknown."""
+    """ "0.5 mg twice daily (1 mg/day)", or "1 mg/day" when the doses per day are unknown."""
     if not per_day or float(per_day) == 1:
         return f"{fmt_number(daily)} mg once daily" if per_day else f"{fmt_number(daily)} mg/day"
     return f"{fmt_number(daily / per_day)} mg {frequency_words(per_day)} ({fmt_number(daily)} mg/day)"
 
 
-
-
-
-def _test_order(facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str,
-                urgent: bool = False) -> dict[str, Any] | None:
+def _test_order(
+    facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str, urgent: bool = False
+) -> dict[str, Any] | None:
     test = table["lab_tests"].get(key)
     if test is None:
         return None  # a site removed the test: nothing to order
@@ -43,8 +46,9 @@ def _test_order(facts: PatientFacts, table: Mapping[str, Any], key: str, reason:
     return order
 
 
-def monitor_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any],
-                        name: str) -> Suggestion | None:
+def monitor_suggestion(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+) -> Suggestion | None:
     actions: list[Action] = []
     labels: list[str] = []
     for item in d.entry.get("monitor") or []:
@@ -71,8 +75,9 @@ def monitor_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mappi
     return Suggestion(label="Order " + " and ".join(labels), actions=tuple(actions))
 
 
-def _next_step_suggestion(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any],
-                          name: str) -> Suggestion | None:
+def _next_step_suggestion(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+) -> Suggestion | None:
     """The tests that follow an abnormal result on record."""
     wanted: list[tuple[str, bool]] = []
     if d.potassium and d.potassium.urgent:
@@ -89,16 +94,18 @@ def _next_step_suggestion(d: InteractionDecision, facts: PatientFacts, table: Ma
             continue
         label = str(table["lab_tests"][key]["label"])
         labels.append(label)
-        actions.append(Action(type="create", description=f"Order {'an urgent ' if urgent else ''}{label}",
-                              resource=order))
+        actions.append(
+            Action(type="create", description=f"Order {'an urgent ' if urgent else ''}{label}", resource=order)
+        )
     if not actions:
         return None
     prefix = "Urgent " if d.potassium and d.potassium.urgent else "Repeat "
     return Suggestion(label=prefix + " and ".join(labels), actions=tuple(actions), is_recommended=True)
 
 
-def suggestions_for(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str,
-                 values: Mapping[str, str]) -> list[Suggestion]:
+def suggestions_for(
+    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str, values: Mapping[str, str]
+) -> list[Suggestion]:
     suggestions: list[Suggestion] = []
     monitor = None if d.escalated else monitor_suggestion(d, facts, table, name)
     if d.dose is not None and d.dose.targets and d.dose.order is not None:
@@ -125,7 +132,7 @@ def _consistent_sig(original: Mapping[str, Any], changed: dict[str, Any]) -> dic
     after = changed.get("dosageInstruction")
     if not isinstance(before, list) or not isinstance(after, list):
         return changed
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=False):
         if isinstance(old, dict) and isinstance(new, dict):
             for key in ("text", "patientInstruction"):
                 if key in new and new.get(key) == old.get(key):
@@ -157,15 +164,22 @@ def _dose_suggestions(plan: DosePlan, name: str, monitor: Suggestion | None, ste
         if tac.is_draft:
             if reference_of(resource) is None:
                 continue
-            action = Action(type="update", resource=resource,
-                            description=f"Change the tacrolimus draft to {shown}; nothing else changes")
+            action = Action(
+                type="update",
+                resource=resource,
+                description=f"Change the tacrolimus draft to {shown}; nothing else changes",
+            )
         else:
             prior = reference_of(tac.resource)
             if prior is None:
                 continue
-            action = Action(type="create", resource=_as_new_draft(resource, prior),
-                            description=(f"New tacrolimus draft at {shown}, replacing the active order "
-                                         "(stop the active order when you sign)"))
+            action = Action(
+                type="create",
+                resource=_as_new_draft(resource, prior),
+                description=(
+                    f"New tacrolimus draft at {shown}, replacing the active order (stop the active order when you sign)"
+                ),
+            )
         label = f"Tacrolimus {shown}, {less} % less, while on {name}"
         actions: tuple[Action, ...] = (action,)
         if monitor:
@@ -185,13 +199,18 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
     if not drafts or any(i is None for i in ids):
         return None  # a draft without an id cannot be deleted
     shown = alternative["display"]
-    actions = [Action(type="create", description=f"Create a draft {shown} order for you to complete "
-                                                 "with dose and duration",
-                      resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown))]
+    actions = [
+        Action(
+            type="create",
+            description=f"Create a draft {shown} order for you to complete with dose and duration",
+            resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown),
+        )
+    ]
     actions += [Action(type="delete", description=f"Remove the {bare_name(name)} draft", resource_id=i) for i in ids]
     if d.alternative == "recommended":
-        return Suggestion(label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions),
-                          is_recommended=True)
+        return Suggestion(
+            label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions), is_recommended=True
+        )
     not_for = (alternative.get("not_for") or {}).get("shown")
     label = f"Replace {name} with {shown} if the infection allows" + (f" (not for {not_for})" if not_for else "")
     return Suggestion(label=label, actions=tuple(actions))
@@ -204,7 +223,8 @@ def _removal(orders: Sequence[MedicationFact], name: str) -> Suggestion | None:
         return None
     return Suggestion(
         label=f"Remove the {bare_name(name)} draft order",
-        actions=tuple(Action(type="delete", description=f"Remove the {bare_name(name)} draft", resource_id=i)
-                      for i in ids),
-        is_recommended=True)
-
+        actions=tuple(
+            Action(type="delete", description=f"Remove the {bare_name(name)} draft", resource_id=i) for i in ids
+        ),
+        is_recommended=True,
+    )

@@ -1,0 +1,1 @@
+"""The ``tacro-cds`` command line."""

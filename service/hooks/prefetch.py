@@ -1,0 +1,550 @@
+"""Prefetch resolution: use what the client sent, fetch what is missing from ``fhirServer``.
+
+Per key, as CDS Hooks 2.0 says (https://cds-hooks.hl7.org/2.0/#prefetch-template):
+
+- present: a Bundle gives its entries of the template's resource type (OperationOutcome entries and
+  other types dropped; Medication entries kept aside to resolve ``medicationReference``); a single
+  resource of that type gives itself;
+- a searchset with a ``next`` link (a client may page prefetch results, CDS Hooks 2.0.1
+  "Prefetch Template"): its next pages are fetched from ``fhirServer`` exactly as a fetched
+  search's are (same origin only, the bearer token, ``FHIR_MAX_PAGES`` with the page in hand
+  counted as the first, ``FHIR_MAX_ENTRIES``, the byte cap and the call's budget), so a key
+  reads the same depth of history whether it was prefetched or fetched. Without ``fhirServer``
+  the key is incomplete and handled like an absent one;
+- ``null`` or an empty searchset: "no such data", an answer; never queried again;
+- an OperationOutcome (the client's query failed), a value of the wrong type, or an absent key: the
+  template is substituted and ``GET {fhirServer}/{query}`` is sent, with the bearer token when the
+  client gave one. All such keys are fetched in parallel, each call within ``FHIR_TIMEOUT_S`` and
+  the whole resolution within ``FHIR_TOTAL_BUDGET_S``.
+
+Then every ``medicationReference`` of a MedicationRequest/MedicationStatement (fetched, prefetched or
+in ``draftOrders``) that is neither ``contained`` nor a Medication already in hand is read, in
+parallel; every Medication in hand is returned under the extra key ``medications``. A read answered
+404 leaves the reference unresolved (the Medication does not exist, an answer like ``null``; the
+facts stage reports the order as unidentified).
+
+Failure policy: data that cannot be had (no ``fhirServer``, timeout, connection failure,
+401/403/429/5xx, a body that is not FHIR, an unfillable template token) is never passed on as if
+complete. ``resolve_partial`` returns it as ``MissingData`` beside the data that could be had (the
+pipeline records it in the facts: the rules needing it are skipped and a card says so; the call is
+412 only when no rule can run). ``resolve`` raises PrefetchUnavailableError (412) for it, one
+OperationOutcome issue per key. Keys in ``PREFETCH_OPTIONAL_KEYS`` (default ``patient``: without it
+sex and age are unknown, which the rules handle) never make ``resolve`` fail. ``fhirServer`` is checked against the deployment's policy (``service.fhir.policy``) before
+the first call, only when a call is needed.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from service.config import Settings
+from service.errors import FallbackBusyError, PrefetchUnavailableError
+from service.fhir.client import (
+    ByteBudget,
+    FhirClient,
+    FhirError,
+    FhirNotFoundError,
+    FhirTimeoutError,
+    SessionPool,
+)
+from service.fhir.policy import BaseUrl, address_checker, check_fhir_server
+from service.hooks.templates import UnresolvableTokenError, substitute, template_is_read, template_resource_type
+from service.hooks.validation import HookRequest
+from service.ops import metrics
+
+log = logging.getLogger("tacro_cds.prefetch")
+
+MEDICATIONS = "medications"
+# Real EHR ids run past FHIR's 64 characters; any id without "/" or whitespace, within a bound.
+_MEDICATION_REF = re.compile(r"(?:^|/)Medication/([^/\s]{1,1024})(?:/_history/[^/]+)?$")
+_ABSENT = object()
+
+SessionFactory = Callable[[], requests.Session]
+
+
+@dataclass(frozen=True)
+class MissingData:
+    """One piece of data that could not be had, and why (safe to show: no URL, token or PHI)."""
+
+    key: str
+    reason: str
+    issue_type: str = "incomplete"
+    code: str = "prefetch-unavailable"
+
+    def issue(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": self.issue_type,
+            "details": {"text": f"{self.key}: {self.reason}"},
+            "diagnostics": self.code,
+        }
+        if self.key != MEDICATIONS:
+            issue["location"] = [f"$.prefetch.{self.key}"]
+        return issue
+
+
+def unavailable_error(missing: list[MissingData]) -> PrefetchUnavailableError:
+    """The 412 naming every key that could not be had, one OperationOutcome issue each."""
+    keys = ", ".join(dict.fromkeys(m.key for m in missing))
+    return PrefetchUnavailableError(
+        f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
+        "keys, or a reachable fhirServer with a valid fhirAuthorization.",
+        location=[f"$.prefetch.{m.key}" for m in missing if m.key != MEDICATIONS],
+        issues=[m.issue() for m in missing],
+    )
+
+
+def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str, Any]]:
+    """The resources in one prefetch value: a Bundle's entries, a single resource, or none.
+
+    OperationOutcome entries are never data; with ``resource_type`` only that type is kept."""
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        found = [
+            e["resource"]
+            for e in value.get("entry") or []
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        ]
+    else:
+        found = [value]
+    return [
+        r
+        for r in found
+        if r.get("resourceType") != "OperationOutcome"
+        and (resource_type is None or r.get("resourceType") == resource_type)
+    ]
+
+
+def _needs_fetch(value: Any, resource_type: str | None) -> bool:
+    """True when a prefetch value is not an answer: an OperationOutcome, a resource of another
+    type, or not a resource at all. ``None`` is an answer ("no such data")."""
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        return True
+    kind = value.get("resourceType")
+    if resource_type is None:  # a read whose type only the context names, and it cannot say
+        return kind == "OperationOutcome" or not isinstance(kind, str)
+    return kind != "Bundle" and kind != resource_type
+
+
+def _resource_type(template: str, context: Mapping[str, Any]) -> str | None:
+    """The resource type a key holds. A template whose whole path is a token
+    (``{{context.userId}}``) holds the type its value names; None when it cannot be filled."""
+    kind = template_resource_type(template)
+    if not kind.startswith("{{"):
+        return kind
+    try:
+        return template_resource_type(substitute(template, context))
+    except UnresolvableTokenError:
+        return None
+
+
+class PrefetchResolver:
+    """Turns a request's prefetch plus ``fhirServer`` into every template key's resources."""
+
+    def __init__(self, settings: Settings, session_factory: SessionFactory | None = None) -> None:
+        self.timeout = settings.fhir_timeout_s
+        self.budget = settings.fhir_total_budget_s
+        self.max_pages = settings.fhir_max_pages
+        self.max_entries = settings.fhir_max_entries
+        self.max_bytes = settings.fhir_max_response_bytes
+        self.max_parallel = settings.fhir_max_parallel
+        self.optional = frozenset(settings.prefetch_optional_keys)
+        self.allow_http = settings.allow_http_fhir
+        self.allowlist = settings.fhir_server_allowlist
+        self.session_factory = session_factory
+        # Kept-alive connections to the FHIR servers of fallback calls, shared by this worker's calls.
+        self.sessions = SessionPool(self.max_parallel, settings.fhir_pooled_servers)
+        self.max_call_bytes = settings.fhir_max_call_bytes
+        self.trim_due = threading.local()
+        self.gate = FallbackGate(settings.fhir_fallback_max_concurrent, settings.fhir_fallback_max_per_issuer)
+
+    def resolve(
+        self, request: HookRequest, templates: Mapping[str, str], *, issuer: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every template key mapped to its resources, plus ``medications``; or
+        PrefetchUnavailableError naming what could not be had. ``issuer`` (the verified JWT's
+        ``iss``) selects the per-issuer FHIR server allowlist."""
+        data, missing = self.resolve_partial(request, templates, issuer=issuer)
+        required = [m for m in missing if m.key not in self.optional]
+        if required:
+            raise unavailable_error(required)
+        return data
+
+    def resolve_partial(
+        self, request: HookRequest, templates: Mapping[str, str], *, issuer: str | None = None
+    ) -> tuple[dict[str, list[dict[str, Any]]], list[MissingData]]:
+        """What could be had (every key present, empty when it could not be had) and what could not."""
+        deadline = time.monotonic() + self.budget
+        data: dict[str, list[dict[str, Any]]] = {}
+        medications: dict[str, dict[str, Any]] = {}
+        to_fetch: dict[str, str] = {}
+        to_complete: dict[str, tuple[str, dict[str, Any]]] = {}
+        for key, template in templates.items():
+            kind = _resource_type(template, request.context)
+            value = request.prefetch.get(key, _ABSENT)
+            if value is _ABSENT or _needs_fetch(value, kind):
+                to_fetch[key] = template
+                continue
+            if _has_next_page(value):
+                to_complete[key] = (template, value)
+                continue
+            _collect_medications(resources_of(value), medications)
+            data[key] = resources_of(value, kind)
+        _collect_medications(request.draft_orders, medications)
+
+        session = _LazyClient(self, request, issuer)
+        missing: list[MissingData] = []
+        try:
+            if to_fetch or to_complete:
+                missing += self._fetch_keys(session, request, to_fetch, to_complete, data, medications, deadline)
+            missing += self._resolve_medications(session, request, data, medications, deadline)
+        finally:
+            session.close()
+
+        data[MEDICATIONS] = list(medications.values())
+        for item in missing:
+            metrics.prefetch_unavailable(item.code)
+            log.warning(
+                "prefetch data unavailable",
+                extra={"key": item.key, "reason_code": item.code, "optional": item.key in self.optional},
+            )
+        return data, missing
+
+    def release_memory(self) -> None:
+        """At the end of a hook call that read much from FHIR (its data no longer referenced): give
+        the freed memory back to the system."""
+        if getattr(self.trim_due, "value", False):
+            self.trim_due.value = False
+            _release_memory()
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def _fetch_keys(
+        self,
+        session: _LazyClient,
+        request: HookRequest,
+        to_fetch: Mapping[str, str],
+        to_complete: Mapping[str, tuple[str, dict[str, Any]]],
+        data: dict[str, list[dict[str, Any]]],
+        medications: dict[str, dict[str, Any]],
+        deadline: float,
+    ) -> list[MissingData]:
+        """Fetch the keys not answered, and the next pages of the prefetched searchsets that
+        have some, in parallel."""
+        if request.fhir_server is None:
+            for key in [*to_fetch, *to_complete]:
+                data[key] = []
+            return [
+                *(MissingData(key, "not prefetched, and no fhirServer was given to fetch it from") for key in to_fetch),
+                *(
+                    MissingData(
+                        key,
+                        "the prefetched searchset has further pages (a next link), and no "
+                        "fhirServer was given to fetch them from",
+                        code="prefetch-incomplete",
+                    )
+                    for key in to_complete
+                ),
+            ]
+        client = session.get()
+        missing: list[MissingData] = []
+        tasks: dict[str, Callable[[], Any]] = {}
+        templates = {**to_fetch, **{key: template for key, (template, _) in to_complete.items()}}
+        for key, (_, first_page) in to_complete.items():
+            data[key] = []
+            tasks[key] = _completer(client, first_page, deadline)
+        for key, template in to_fetch.items():
+            data[key] = []
+            try:
+                query = substitute(template, request.context)
+            except UnresolvableTokenError as exc:
+                missing.append(
+                    MissingData(
+                        key,
+                        f"its prefetch template cannot be filled ({exc})",
+                        "processing",
+                        "prefetch-token-unresolvable",
+                    )
+                )
+                continue
+            if template_is_read(template):
+                tasks[key] = _reader(client, query, deadline)
+            else:
+                tasks[key] = _searcher(client, query, deadline)
+        for key, outcome in self._run_parallel(tasks, deadline).items():
+            kind = _resource_type(templates[key], request.context)
+            if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
+                continue  # a read of a resource that does not exist: no such data
+            if isinstance(outcome, FhirError):
+                missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
+                continue
+            found = [outcome] if isinstance(outcome, dict) else outcome
+            _collect_medications(found, medications)
+            data[key] = [r for r in found if r.get("resourceType") == kind]
+        return missing
+
+    def _resolve_medications(
+        self,
+        session: _LazyClient,
+        request: HookRequest,
+        data: Mapping[str, list[dict[str, Any]]],
+        medications: dict[str, dict[str, Any]],
+        deadline: float,
+    ) -> list[MissingData]:
+        to_read: set[str] = set()
+        off_server = 0
+        base = _base_or_none(request.fhir_server)
+        for resource in [*request.draft_orders, *(r for rs in data.values() for r in rs)]:
+            if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+                continue
+            reference = resource.get("medicationReference")
+            ref = reference.get("reference") if isinstance(reference, dict) else None
+            if not isinstance(ref, str) or ref.startswith("#"):
+                continue  # contained (the facts stage reads it) or no literal reference
+            match = _MEDICATION_REF.search(ref)
+            if not match or set(match.group(1)) <= {"."}:
+                continue  # not a Medication reference we can read; the facts stage reports it
+            local = f"Medication/{match.group(1)}"
+            if local in medications:
+                continue
+            if "://" in ref and (base is None or not base.contains(ref)):
+                off_server += 1
+                continue
+            to_read.add(local)
+        missing: list[MissingData] = []
+        if off_server:
+            missing.append(
+                MissingData(
+                    MEDICATIONS,
+                    f"{off_server} medicationReference(s) point to another "
+                    "server; send the Medication contained or in the prefetch",
+                )
+            )
+        if not to_read:
+            return missing
+        if request.fhir_server is None:
+            return [
+                *missing,
+                MissingData(
+                    MEDICATIONS,
+                    f"{len(to_read)} medicationReference(s) are neither contained nor prefetched, "
+                    "and no fhirServer was given to read them from",
+                ),
+            ]
+        client = session.get()
+        outcomes = self._run_parallel(
+            {ref: _reader(client, _encoded(ref), deadline) for ref in sorted(to_read)}, deadline
+        )
+        failed: list[FhirError] = []
+        for ref, outcome in outcomes.items():
+            if isinstance(outcome, FhirNotFoundError):
+                continue  # the Medication does not exist: left unresolved, reported by the facts stage
+            if isinstance(outcome, FhirError):
+                failed.append(outcome)
+            else:
+                medications[ref] = outcome
+        if failed:
+            first = failed[0]
+            missing.append(
+                MissingData(
+                    MEDICATIONS,
+                    f"{len(failed)} referenced Medication(s) could not be read: {first.reason}",
+                    first.issue_type,
+                    first.code,
+                )
+            )
+        return missing
+
+    def _run_parallel(self, tasks: Mapping[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
+        """Run the calls in a thread pool; each result, or the FhirError it raised. Calls still
+        running at the deadline count as timed out (they end by themselves: every request they
+        make is bounded by the same deadline)."""
+        if not tasks:
+            return {}
+        pool = ThreadPoolExecutor(max_workers=min(len(tasks), self.max_parallel), thread_name_prefix="fhir-fetch")
+        try:
+            futures: dict[str, Future[Any]] = {name: pool.submit(task) for name, task in tasks.items()}
+            wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        results: dict[str, Any] = {}
+        for name, future in futures.items():
+            if not future.done():
+                future.cancel()
+                results[name] = FhirTimeoutError(f"the overall FHIR budget of {self.budget:g} s ran out")
+                continue
+            error = future.exception()
+            if error is None:
+                results[name] = future.result()
+            elif isinstance(error, FhirError):
+                results[name] = error
+            else:
+                raise error  # a bug, not a FHIR failure: let the error handler answer 500
+        return results
+
+
+class FallbackGate:
+    """How many hook calls of this worker may be fetching from FHIR at once, in all and per caller.
+    A call that would exceed either is refused at once (FallbackBusyError), never queued: a queue
+    would hold a serving thread as long as the slow FHIR server holds the others."""
+
+    def __init__(self, total: int, per_issuer: int) -> None:
+        self.total = max(1, total)
+        self.per_issuer = max(1, per_issuer)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._by_issuer: dict[str | None, int] = {}
+
+    def enter(self, issuer: str | None) -> None:
+        with self._lock:
+            mine = self._by_issuer.get(issuer, 0)
+            if self._running >= self.total or mine >= self.per_issuer:
+                log.warning(
+                    "FHIR fallback refused: too many running",
+                    extra={"keys": self._running, "iss": (issuer or "")[:128] or None},
+                )
+                raise FallbackBusyError(
+                    "too many calls are fetching from FHIR servers right now; nothing was fetched. "
+                    "Send the prefetch keys, or retry shortly"
+                )
+            self._running += 1
+            self._by_issuer[issuer] = mine + 1
+
+    def leave(self, issuer: str | None) -> None:
+        with self._lock:
+            self._running -= 1
+            left = self._by_issuer.get(issuer, 1) - 1
+            if left > 0:
+                self._by_issuer[issuer] = left
+            else:
+                self._by_issuer.pop(issuer, None)
+
+
+class _LazyClient:
+    """Builds the FhirClient on first need, after the fhirServer policy check, so a request that
+    needs no fetch is neither refused nor given a session."""
+
+    def __init__(self, resolver: PrefetchResolver, request: HookRequest, issuer: str | None) -> None:
+        self._resolver = resolver
+        self._request = request
+        self._issuer = issuer
+        self._client: FhirClient | None = None
+        self._entered = False
+        self._pooled = False  # the session is the resolver's, kept for the next call
+
+    def get(self) -> FhirClient:
+        if self._client is None:
+            r = self._resolver
+            assert self._request.fhir_server is not None
+            base = check_fhir_server(
+                self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer
+            )
+            r.gate.enter(self._issuer)
+            self._entered = True
+            if r.session_factory is not None:
+                session = r.session_factory()
+            else:  # connect only to addresses the policy allows, resolved once per connection
+                check = address_checker(allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer)
+                # Connections kept alive across calls: per server and per address policy (a server
+                # the allowlist names is reached without the check, any other only with it).
+                policy = "listed" if check is None else f"checked:{r.allow_http}"
+                session = r.sessions.session(base, policy, check)
+                self._pooled = True
+            self._client = FhirClient(
+                self._request.fhir_server,
+                self._request.access_token,
+                timeout=r.timeout,
+                session=session,
+                max_pages=r.max_pages,
+                max_entries=r.max_entries,
+                max_bytes=r.max_bytes,
+                budget=ByteBudget(r.max_call_bytes),
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            if not self._pooled:
+                self._client.close()
+            if self._client.budget is not None and self._client.budget.used > _TRIM_AFTER_BYTES:
+                self._resolver.trim_due.value = True
+        if self._entered:
+            self._entered = False
+            self._resolver.gate.leave(self._issuer)
+
+
+# After a call that read this much from FHIR, hand freed memory back to the system: the fetch
+# threads' malloc arenas otherwise keep the peak for the life of the worker.
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
+
+
+def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], Any]:
+    return lambda: client.read(relative, deadline=deadline)
+
+
+def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
+    return lambda: client.search(query, deadline=deadline)
+
+
+def _encoded(reference: str) -> str:
+    """``Type/id`` with the id percent-encoded: one path segment, whatever characters it holds."""
+    kind, _, rid = reference.partition("/")
+    return f"{kind}/{quote(rid, safe='')}"
+
+
+def _completer(client: FhirClient, first_page: dict[str, Any], deadline: float) -> Callable[[], Any]:
+    return lambda: client.complete_search(first_page, deadline=deadline)
+
+
+def _has_next_page(value: Any) -> bool:
+    """True for a Bundle with a ``next`` link: the client sent only its first page(s)."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return False
+    links = value.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict)
+        and link.get("relation") == "next"
+        and isinstance(link.get("url"), str)
+        and link["url"].strip()
+        for link in links
+    )
+
+
+def _collect_medications(resources: list[dict[str, Any]], medications: dict[str, dict[str, Any]]) -> None:
+    for resource in resources:
+        if resource.get("resourceType") == "Medication" and isinstance(resource.get("id"), str):
+            medications.setdefault(f"Medication/{resource['id']}", resource)
+
+
+def _base_or_none(url: str | None) -> BaseUrl | None:
+    if not url:
+        return None
+    try:
+        return BaseUrl.parse(url)
+    except ValueError:
+        return None

@@ -1,0 +1,237 @@
+"""Prefetch templates (CDS Hooks 2.0 token syntax, R4 search syntax), one key per data group, and the
+pure token substitution that turns a template into a query for one request.
+
+Nothing here does I/O: ``service.hooks.prefetch`` substitutes and fetches. Spec:
+https://cds-hooks.hl7.org/2.0/#prefetch-template
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+LOINC = "http://loinc.org"
+LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
+P = "{{context.patientId}}"
+
+# Prefetch key -> how many of the newest results it asks for. One page each: CDS clients answer a
+# prefetch template with its first page, so the count is also the depth of history we read.
+OBSERVATION_KEYS: dict[str, int] = {
+    "immunology": 50,
+    "tacrolimusLevels": 50,
+    "chemistry": 200,
+    "cbc": 50,
+    "vitals": 50,
+    "pregnancyTests": 20,
+}
+
+# Used when the knowledge base has no ``codes`` table (the skeleton, or a site that removed it).
+STATIC_OBSERVATION_CODES: dict[str, tuple[tuple[str, str], ...]] = {
+    "immunology": (
+        (LOCAL, "th1-th2-ratio"),
+        (LOCAL, "th1-cd4-ifng-pct"),
+        (LOCAL, "th2-cd4-il4-pct"),
+        (LOINC, "9728-7"),
+    ),
+    "tacrolimusLevels": ((LOINC, "77348-1"), (LOINC, "11253-2"), (LOINC, "74096-9"), (LOINC, "74097-7")),
+    "chemistry": tuple(
+        (LOINC, c)
+        for c in (
+            "2160-0",
+            "38483-4",
+            "14682-9",
+            "2345-7",
+            "2339-0",
+            "14749-6",
+            "1558-6",
+            "4548-4",
+            "2823-3",
+            "6298-4",
+            "1742-6",
+            "1920-8",
+            "1975-2",
+        )
+    ),
+    "cbc": ((LOINC, "58410-2"), (LOINC, "718-7"), (LOINC, "6690-2"), (LOINC, "777-3")),
+    "vitals": ((LOINC, "85354-9"), (LOINC, "8480-6"), (LOINC, "8462-4")),
+    "pregnancyTests": ((LOINC, "2106-3"), (LOINC, "21198-7")),
+}
+STATIC_TRANSFER_CODES: tuple[tuple[str, str], ...] = (
+    (LOCAL, "embryo-transfer"),
+    (LOCAL, "euploid-blastocyst-transfer"),
+)
+
+# CDS Hooks 2.0 user tokens -> the resource type userId must name.
+USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+
+_TOKEN = re.compile(r"\{\{(.*?)\}\}")
+# A relative reference as context.userId holds one ("PractitionerRole/r9"): a type and one id segment.
+_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([^/\s]+)$")
+_CONTEXT_FIELD = re.compile(r"^context\.([A-Za-z][A-Za-z0-9_]*)$")
+
+
+class UnresolvableTokenError(ValueError):
+    """A template token cannot be filled from this request (unknown token, a context field that is
+    absent or not a primitive, or a user token that does not match ``context.userId``). The
+    prefetch key counts as unfetchable: report it, never query with the token left in."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        super().__init__(f"{{{{{token}}}}}: {reason}")
+        self.token = token
+        self.reason = reason
+
+
+def substitute(template: str, context: Mapping[str, Any], user: str | None = None) -> str:
+    """Fill every CDS Hooks 2.0 token of ``template``; values are percent-encoded.
+
+    ``user`` is the user's ``Type/id`` (default: ``context.userId``); it feeds the four user tokens.
+    A value that is a relative reference (``PractitionerRole/r9``, what ``context.userId`` holds)
+    keeps its one ``/`` where a reference belongs: as the whole path of a read template
+    (``{{context.userId}}`` reads that resource, CDS Hooks 2.0.1 "Prefetch tokens identifying the user") or as a
+    search parameter value (``performer={{context.userId}}``); everywhere else, and in the id
+    part, every reserved character is encoded, so no value can add a path segment or a parameter.
+    Raises UnresolvableTokenError for any token that cannot be filled.
+    """
+    if user is None and isinstance(context.get("userId"), str):
+        user = context["userId"]
+    path_end = template.find("?")
+    path_end = len(template) if path_end < 0 else path_end
+    whole_path = _TOKEN.fullmatch(template[:path_end]) is not None
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(1).strip()
+        value = _token_value(token, context, user)
+        in_query = match.start() > path_end
+        if whole_path and not in_query:
+            reference = _REFERENCE.match(value)
+            if reference is None or set(reference.group(2)) <= {"."}:
+                raise UnresolvableTokenError(token, "a read template's whole path needs a Type/id value")
+            return f"{reference.group(1)}/{quote(reference.group(2), safe='')}"
+        if in_query:
+            reference = _REFERENCE.match(value)
+            if reference is not None:
+                return f"{reference.group(1)}/{quote(reference.group(2), safe='')}"
+        return quote(value, safe="")
+
+    result = _TOKEN.sub(fill, template)
+    if "{{" in result or "}}" in result:
+        raise UnresolvableTokenError(result[result.find("{{") :][:40], "unbalanced token braces")
+    return result
+
+
+def _token_value(token: str, context: Mapping[str, Any], user: str | None) -> str:
+    field = _CONTEXT_FIELD.match(token)
+    if field:
+        name = field.group(1)
+        if name not in context:
+            raise UnresolvableTokenError(token, f"context has no field {name!r}")
+        return _primitive(token, context[name])
+    if token in USER_TOKENS:
+        wanted = USER_TOKENS[token]
+        if not user:
+            raise UnresolvableTokenError(token, "context.userId is absent")
+        # userId is "Type/id"; tolerate an absolute reference by reading its last two segments.
+        parts = user.rstrip("/").split("/")
+        if len(parts) < 2 or parts[-2] != wanted:
+            raise UnresolvableTokenError(token, f"the user is not a {wanted}")
+        return _primitive(token, parts[-1])
+    raise UnresolvableTokenError(token, "not a CDS Hooks 2.0 prefetch token")
+
+
+def _primitive(token: str, value: Any) -> str:
+    # Only root-level primitives may be substituted (2.0): never draftOrders, selections, objects.
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        raise UnresolvableTokenError(token, "value is not a primitive")
+    # An empty or dot-only value would turn "Patient/{{context.patientId}}" into another path.
+    if not text.strip() or set(text) <= {"."}:
+        raise UnresolvableTokenError(token, "value is empty")
+    return text
+
+
+def template_resource_type(template: str) -> str:
+    """The resource type a template or a substituted query names: ``Observation?...`` and
+    ``Patient/{{...}}`` alike. A template whose whole path is a token (``{{context.userId}}``)
+    names its type only once substituted: this returns the token then."""
+    return re.split(r"[/?]", template, maxsplit=1)[0] if not _TOKEN.match(template) else template
+
+
+def template_is_read(template: str) -> bool:
+    """True for a read (``Type/id``, or a template whose whole path is a token, which must fill
+    it with a ``Type/id``), False for a search (``Type?...``)."""
+    path = template.split("?", 1)[0]
+    return "/" in path or _TOKEN.fullmatch(path) is not None
+
+
+def _token(system: str, code: str) -> str:
+    # Percent-encode the parts of a token parameter so a code with "&", "," or "#" stays one value.
+    return f"{quote(system, safe=':/.-_~')}|{quote(code, safe='.-_~')}"
+
+
+def _join(pairs: Iterable[tuple[str, str]]) -> str:
+    seen: list[str] = []
+    for system, code in pairs:
+        token = _token(system, code)
+        if token not in seen:
+            seen.append(token)
+    return ",".join(seen)
+
+
+def _observation_codes(codes_table: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    grouped: dict[str, list[tuple[str, str]]] = {key: [] for key in OBSERVATION_KEYS}
+    for concept, entry in (codes_table.get("observations") or {}).items():
+        group = entry.get("group")
+        if group not in grouped:
+            raise ValueError(
+                f"codes.observations.{concept}: group {group!r} is not a prefetch key; "
+                f"use one of {', '.join(OBSERVATION_KEYS)}"
+            )
+        grouped[group].extend((c["system"], c["code"]) for c in entry.get("codes") or [])
+    empty = [key for key, pairs in grouped.items() if not pairs]
+    if empty:
+        raise ValueError(f"codes.observations: no codes for prefetch key(s) {', '.join(empty)}")
+    return grouped
+
+
+def prefetch_templates(knowledge: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Bounded queries for everything the rules read (docs/data-profile.md), codes from ``codes.yaml``.
+
+    Observation concepts are grouped by their ``group`` (the prefetch key); without a ``codes``
+    table the static lists above are used. Raises ValueError when the table leaves a key empty.
+    """
+    codes_table = (knowledge or {}).get("codes")
+    if codes_table:
+        obs_codes = _observation_codes(codes_table)
+        transfer_table = codes_table.get("transfer") or {}
+        transfer = [
+            (c["system"], c["code"]) for kind in ("standard", "euploid") for c in transfer_table.get(kind) or []
+        ] or list(STATIC_TRANSFER_CODES)
+    else:
+        obs_codes = {key: list(pairs) for key, pairs in STATIC_OBSERVATION_CODES.items()}
+        transfer = list(STATIC_TRANSFER_CODES)
+
+    templates = {"patient": f"Patient/{P}"}
+    for key, count in OBSERVATION_KEYS.items():
+        templates[key] = f"Observation?patient={P}&code={_join(obs_codes[key])}&_sort=-date&_count={count}"
+    transfer_codes = _join(transfer)
+    templates.update(
+        {
+            "conditions": f"Condition?patient={P}&_count=100",
+            "medicationRequests": f"MedicationRequest?patient={P}&status=active,on-hold&_count=100",
+            "medicationStatements": f"MedicationStatement?patient={P}&status=active&_count=100",
+            "transferRequests": f"ServiceRequest?patient={P}&code={transfer_codes}&status=draft,active,on-hold&_count=20",
+            "transferProcedures": f"Procedure?patient={P}&code={transfer_codes}&status=preparation,in-progress&_count=20",
+            "transferAppointments": f"Appointment?patient={P}&service-type={transfer_codes}&_sort=-date&_count=20",
+        }
+    )
+    return templates

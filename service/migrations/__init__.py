@@ -1,3 +1,0 @@
-"""Alembic migrations of the store's tables (``service.store``). ``service.migrate`` applies them;
-``env.py`` and ``versions/`` are read by Alembic, shipped with the package so that an installed
-service can bring its database up to date."""

@@ -1,0 +1,1 @@
+"""Operations: metrics, logs, the gunicorn worker and its settings file."""

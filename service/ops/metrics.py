@@ -1,0 +1,256 @@
+"""Prometheus metrics: what the service counts, and the ``/metrics`` exposition.
+
+Every label value comes from a closed vocabulary written in this module (service ids, hook names,
+HTTP status codes, reason codes, card families, indicators, feedback outcomes): a value outside it is
+counted as ``other``. Nothing a caller sends reaches a label as it was sent — no patient or order id,
+no issuer URL, no token, no path beyond the route pattern.
+
+Under gunicorn the workers are separate processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the
+service's gunicorn.conf.py sets it and empties the folder at each start), each worker writes its
+values to files there and a scrape, whichever worker answers it, sums them
+(prometheus-client's multiprocess mode). Without it (tests, a single process), the values live in the
+process's default registry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+OTHER = "other"
+
+# -- vocabularies -------------------------------------------------------------------------------------
+
+SERVICES = frozenset({"tacrolimus-order-select", "tacrolimus-order-sign", "tacrolimus-patient-view"})
+HOOKS = frozenset({"order-select", "order-sign", "patient-view"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Card families: the part of a card's kind before ":" ("interaction:fluconazole" -> "interaction").
+CARD_FAMILIES = frozenset(
+    {
+        "eligibility",
+        "dose",
+        "timing",
+        "baseline-labs",
+        "trough",
+        "safety",
+        "interaction",
+        "care",
+        "data-quality",
+        "missing-data",
+    }
+)
+INDICATORS = frozenset({"info", "warning", "critical"})
+FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
+# Why a feedback entry was not stored (service.storage.store._refusal).
+FEEDBACK_REFUSALS = frozenset({"unknown-card", "duplicate", "timestamp-out-of-range", "unknown-override-reason"})
+# FhirError codes (service.fhir.client).
+FHIR_FAILURES = frozenset(
+    {
+        "fhir-error",
+        "fhir-timeout",
+        "fhir-unreachable",
+        "fhir-address-refused",
+        "fhir-http-error",
+        "fhir-unauthorized",
+        "fhir-forbidden",
+        "fhir-not-found",
+        "fhir-rate-limited",
+        "fhir-server-error",
+        "fhir-bad-response",
+        "fhir-content-type",
+        "fhir-invalid-json",
+        "fhir-not-fhir",
+        "fhir-truncated",
+        "fhir-too-large",
+        "fhir-bad-next-link",
+    }
+)
+# Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.
+PREFETCH_REASONS = FHIR_FAILURES | {"prefetch-unavailable", "prefetch-incomplete", "prefetch-token-unresolvable"}
+# Why a caller's JWT was refused (service.api.auth: the reason, lower case, words joined by "-").
+JWT_REJECTIONS = frozenset(
+    {
+        "no-authorization-header",
+        "not-a-bearer-token",
+        "malformed-token",
+        "algorithm-not-allowed",
+        "typ-is-not-jwt",
+        "missing-claim-iss",
+        "missing-claim-aud",
+        "missing-claim-exp",
+        "missing-claim-iat",
+        "missing-claim-jti",
+        "untrusted-issuer",
+        "wrong-audience",
+        "wrong-tenant",
+        "jti-must-be-a-non-empty-string",
+        "signature-or-claims-invalid",
+        "replayed-jti",
+        "exp-iat-and-nbf-must-be-numericdate",
+        "exp-too-far-in-the-future",
+        "expired",
+        "issued-in-the-future",
+        "not-yet-valid",
+        "missing-kid",
+        "jku-is-not-a-url",
+        "unknown-kid",
+        "jku-not-on-the-issuer-s-allowlist",
+        "algorithm-does-not-match-the-key-type",
+        "algorithm-does-not-match-the-key-s-alg",
+        "key-set-holds-a-private-key",
+        "unusable-key",
+        "rsa-key-too-short",
+    }
+)
+
+_ROUTE = re.compile(r"^[A-Za-z0-9_./<>:-]{1,100}$")
+
+
+def closed(value: Any, vocabulary: Iterable[str]) -> str:
+    """``value`` when it is a word of ``vocabulary``, else ``other``."""
+    return value if isinstance(value, str) and value in vocabulary else OTHER
+
+
+def reason_code(reason: str) -> str:
+    """A refusal reason as a label word: the text before any parenthesis, lower case, runs of other
+    characters as one "-" ("signature or claims invalid (InvalidSignatureError)" ->
+    "signature-or-claims-invalid")."""
+    return re.sub(r"[^a-z0-9]+", "-", reason.split("(", 1)[0].lower()).strip("-")
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+
+# Seconds; CDS clients wait for a hook call about a second or two, FHIR fallback up to its budget.
+_CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_FHIR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "tacro_cds_http_requests",
+    "HTTP requests answered, by route pattern, method and status",
+    ["route", "method", "status"],
+)
+HOOK_CALLS = Counter(
+    "tacro_cds_hook_calls",
+    "CDS Hooks service calls answered, by service, hook and status",
+    ["service", "hook", "status"],
+)
+HOOK_CALL_SECONDS = Histogram(
+    "tacro_cds_hook_call_duration_seconds",
+    "Time to answer a CDS Hooks service call, by service and hook",
+    ["service", "hook"],
+    buckets=_CALL_BUCKETS,
+)
+FHIR_REQUEST_SECONDS = Histogram(
+    "tacro_cds_fhir_request_duration_seconds",
+    "Time of one GET to a FHIR server (read, search page), by result",
+    ["result"],
+    buckets=_FHIR_BUCKETS,
+)
+FHIR_REQUEST_FAILURES = Counter(
+    "tacro_cds_fhir_request_failures", "GETs to a FHIR server that gave no usable data, by reason", ["reason"]
+)
+PREFETCH_UNAVAILABLE = Counter(
+    "tacro_cds_prefetch_unavailable", "Prefetch keys neither prefetched nor fetched, by reason", ["reason"]
+)
+CARDS_ISSUED = Counter(
+    "tacro_cds_cards_issued", "Cards answered, by service, card family and indicator", ["service", "kind", "indicator"]
+)
+FEEDBACK_STORED = Counter(
+    "tacro_cds_feedback_stored", "Feedback entries stored, by service and outcome", ["service", "outcome"]
+)
+FEEDBACK_REFUSED = Counter(
+    "tacro_cds_feedback_refused", "Feedback entries not stored, by service and reason", ["service", "reason"]
+)
+JWT_REJECTED = Counter("tacro_cds_jwt_rejections", "Callers refused with 401, by reason", ["reason"])
+
+
+def http_request(
+    route: str | None, method: str, status: int, seconds: float, service_id: str | None = None, hook: str | None = None
+) -> None:
+    """One answered HTTP request; a CDS Hooks service call (``service_id`` given) also by service and
+    hook (``hook`` is the service's own, known only once the service was found)."""
+    route_label = route if route is not None and _ROUTE.match(route) else "(unmatched)"
+    status_label = str(status) if 100 <= status <= 599 else OTHER
+    HTTP_REQUESTS.labels(route_label, closed(method, METHODS), status_label).inc()
+    if service_id is not None:
+        service_label, hook_label = closed(service_id, SERVICES), closed(hook, HOOKS)
+        HOOK_CALLS.labels(service_label, hook_label, status_label).inc()
+        HOOK_CALL_SECONDS.labels(service_label, hook_label).observe(seconds)
+
+
+def fhir_request(seconds: float, failure: str | None = None) -> None:
+    """One GET to a FHIR server: its time, and the FhirError code when it failed."""
+    FHIR_REQUEST_SECONDS.labels("ok" if failure is None else "failed").observe(seconds)
+    if failure is not None:
+        FHIR_REQUEST_FAILURES.labels(closed(failure, FHIR_FAILURES)).inc()
+
+
+def prefetch_unavailable(reason: str) -> None:
+    PREFETCH_UNAVAILABLE.labels(closed(reason, PREFETCH_REASONS)).inc()
+
+
+def cards_issued(service_id: str, kinds: Iterable[str], indicators: Iterable[str]) -> None:
+    """The cards of one answer: each card's kind (``cards.model.Card.kind``) and indicator."""
+    service_label = closed(service_id, SERVICES)
+    for kind, indicator in zip(kinds, indicators, strict=False):
+        CARDS_ISSUED.labels(
+            service_label, closed(kind.split(":", 1)[0], CARD_FAMILIES), closed(indicator, INDICATORS)
+        ).inc()
+
+
+def feedback(service_id: str, stored: Mapping[str, int], refused: Mapping[str, int]) -> None:
+    """One feedback request: entries stored by outcome, and refused by reason."""
+    service_label = closed(service_id, SERVICES)
+    for outcome, count in stored.items():
+        FEEDBACK_STORED.labels(service_label, closed(outcome, FEEDBACK_OUTCOMES)).inc(count)
+    for reason, count in refused.items():
+        FEEDBACK_REFUSED.labels(service_label, closed(reason, FEEDBACK_REFUSALS)).inc(count)
+
+
+def jwt_rejected(reason: str) -> None:
+    JWT_REJECTED.labels(closed(reason_code(reason), JWT_REJECTIONS)).inc()
+
+
+# -- exposition ---------------------------------------------------------------------------------------
+
+
+def exposition() -> tuple[bytes, str]:
+    """The scrape body and its content type: every worker's values summed under gunicorn
+    (PROMETHEUS_MULTIPROC_DIR set), else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def scrape_allowed(settings: Settings, authorization: str | None) -> bool | None:
+    """Whether this scrape may be answered: None when /metrics is off (neither METRICS_TOKEN nor
+    METRICS_OPEN set), True with METRICS_OPEN or for ``Bearer <METRICS_TOKEN>`` (compared in constant
+    time), else False. The peer's address is not trusted: behind a proxy on the same host every
+    client looks like loopback."""
+    token = settings.metrics_token_value
+    if settings.metrics_open:
+        return True
+    if not token:
+        return None
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())

@@ -1,0 +1,3 @@
+"""Storage: the database engine, the replay cache, issued cards, feedback, and schema migrations.
+
+It knows no Flask."""
