@@ -50,7 +50,7 @@ CREATININE = [
         [lab(CR, 0.9, 90), lab(CR, 0.8, 3), lab(CR, 1.1, 1)],
         None,
         "critical",
-        ["rose 0.3 mg/dL within 48 h"],
+        ["rose from 0.8 mg/dL to 1.1 mg/dL within 48 h"],
     ),
     (
         "+0.3 mg/dL over 72 h is not the 48 h criterion",

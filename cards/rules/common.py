@@ -331,11 +331,17 @@ def describe_pregnancy(status: PregnancyStatus) -> str:
     return text
 
 
-def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True) -> str | None:
-    """One line when results of the same time disagree: both shown, the worse one used."""
+def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True, decides: bool = True) -> str | None:
+    """One line when results of the same time disagree: both shown, the worse one used for a safety
+    tier; with ``decides`` False (a selection such as the Th1/Th2 ratio) neither is used."""
     if cur.value is None or not cur.conflicts:
         return None
     values = " and ".join(reported(m) for m in (cur.value, *cur.conflicts))
+    if not decides:
+        return (
+            f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
+            "Neither is used until the laboratory confirms which is right."
+        )
     used = cur.worst(higher_is_worse=higher_is_worse)
     which = f"{reported(used)} is used" if used is not None else "neither is used"
     return (

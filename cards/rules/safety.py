@@ -4,7 +4,7 @@ against their thresholds, one card per concern, each with the values and dates u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from ..derive import creatinine_baseline
@@ -32,9 +32,10 @@ from .common import (
     make_card,
     order_action,
     pending_note,
-    why_unusable,
 )
+from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
 from .focus import Focus, focus_of
+from .interactions import decide_interactions
 from .scope import scope_of
 from .vocab import above, at_least
 
@@ -49,6 +50,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     proto = Protocol(kb)
     cards: list[Card] = []
     gaps: list[tuple[str, Current, Mapping[str, Any] | None]] = []
+    covered = _potassium_on_interaction_card(facts, today, kb)
     for label, check, order_path in (
         ("Creatinine", _creatinine, "safety.creatinine.order"),
         ("Potassium", _potassium, "safety.potassium.order"),
@@ -56,7 +58,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
         ("Liver enzymes (ALT/AST)", _liver, "safety.liver.order"),
     ):
         card, state = check(facts, today, proto, focus)
-        if card is not None:
+        if card is not None and not (covered and card.kind == f"{SAFETY}:potassium"):
             cards.append(card)
         if state is not None and state.value is None:
             gaps.append((label, state, proto.entry(order_path) if state.orderable else None))
@@ -69,6 +71,12 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
         if due is not None:
             cards.append(due)
     return cards
+
+
+def _potassium_on_interaction_card(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> bool:
+    """A potassium raiser's interaction card already names the high potassium (and offers the urgent
+    repeat and ECG): one concern, one card."""
+    return any(d.potassium is not None and d.potassium.high for d in decide_interactions(facts, today, kb))
 
 
 def _stale_days(proto: Protocol) -> int:
@@ -110,9 +118,8 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
         detail.add(
             f"- Baseline ({how}): **{fmt_measure(baseline)}**; change {'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %"
         )
-        aki_ratio = proto.num("safety.creatinine.aki_ratio")
-        warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
-        if at_least(ratio, aki_ratio):
+        tier = creatinine_tier(ratio - 1, False, {"protocol": proto.data})
+        if tier == "aki":
             detail.number("AKI", "safety.creatinine.aki_ratio")
             findings.append(
                 (
@@ -121,7 +128,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                     "acute kidney injury, review tacrolimus now",
                 )
             )
-        elif at_least(ratio, 1 + warn_fraction):
+        elif tier == "rising":
             detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
             findings.append(
                 (
@@ -131,29 +138,17 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                 )
             )
     hours = proto.num("safety.creatinine.aki_absolute_hours")
-    rise = proto.num("safety.creatinine.aki_absolute_rise")
-    earlier = [
-        m
-        for m in facts.results(CREATININE)
-        if m.actionable
-        and m.value is not None
-        and m.when is not None
-        and m.when < latest.when
-        and latest.when - m.when <= timedelta(hours=hours)
-        and why_unusable(m, unit) is None
-    ]
-    if earlier:
-        lowest = min(earlier, key=lambda m: m.value or 0.0)
-        if lowest.value is not None and at_least(latest_value - lowest.value, rise):
-            detail.number("AKI", "safety.creatinine.aki_absolute_rise")
-            detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
-            findings.append(
-                (
-                    "critical",
-                    f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
-                    f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
-                )
+    lowest = fast_creatinine_rise(facts, latest, {"protocol": proto.data})
+    if lowest is not None and lowest.value is not None:
+        detail.number("AKI", "safety.creatinine.aki_absolute_rise")
+        detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
+        findings.append(
+            (
+                "critical",
+                f"Creatinine rose from {reported(lowest)} to {reported(latest)} within "
+                f"{fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
             )
+        )
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
         if above(latest_value, limit):
@@ -195,24 +190,18 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
     shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
     actions: list[Suggestion] = []
-    if at_least(value, proto.num("safety.potassium.critical_at")):
-        severe = at_least(value, proto.num("safety.potassium.severe_at"))
+    tier = potassium_tier(value, {"protocol": proto.data}, m.reference_high)
+    if tier in ("moderate", "severe"):
         detail.number("severe", "safety.potassium.severe_at")
-        findings.append(
-            (
-                "critical",
-                f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
-                "repeat urgently and record an ECG",
-            )
-        )
+        findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, repeat urgently and record an ECG"))
         actions.append(_urgent_potassium(facts, proto))
-    elif at_least(value, proto.num("safety.potassium.warning_at")):
+    elif tier == "mild":
         detail.number("mild", "safety.potassium.warning_at")
         findings.append(
             ("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs")
         )
         actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
-    elif above(value, proto.num("safety.potassium.advisory_above")):
+    elif tier == "above-normal":
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
     return _worst_card(
@@ -267,7 +256,7 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) ->
     if g is not None and g.value is not None:
         fasting = g.fasting is True
         detail.add(f"- Latest glucose: **{fmt_measure(g)}**, {'fasting' if fasting else 'not stated as fasting'}")
-        shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
+        shown = f"{reported(g)} ({fmt_date(g.when)})"  # as the laboratory reported it (mg/dL or mmol/L)
         if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
             detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
             findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
@@ -370,6 +359,10 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
         )
 
     findings: list[tuple[Indicator, str]] = []
+    ga_days = facts.pregnancy.gestational_age_days if facts.pregnancy.pregnant else None
+    from_weeks = proto.days("safety.blood_pressure.preeclampsia_from_weeks")
+    preeclampsia_age = ga_days is not None and ga_days >= from_weeks * 7
+    verdict: str | None = None
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
@@ -379,16 +372,34 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
-        findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
+        if preeclampsia_age:
+            # From 20 weeks the action is a pre-eclampsia assessment, not only a tacrolimus review.
+            detail.number("pre-eclampsia assessment from", "safety.blood_pressure.preeclampsia_from_weeks")
+            verdict = "blood-pressure-pre-eclampsia"
+            findings.append(
+                (
+                    "warning",
+                    f"Blood pressure {shown} at {(ga_days or 0) // 7} weeks of pregnancy: assess for pre-eclampsia now",
+                )
+            )
+        else:
+            findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+    advice = (
+        "Tacrolimus can cause hypertension; from 20 weeks of pregnancy check urine protein, platelets, "
+        "creatinine and liver enzymes for pre-eclampsia."
+        if preeclampsia_age
+        else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."
+    )
     return _worst_card(
         proto,
         detail,
         f"{SAFETY}:blood-pressure",
         findings,
         "safety.blood_pressure.warning_systolic_at",
-        "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia.",
+        advice,
+        verdict=verdict,
     ), None
 
 
@@ -400,6 +411,8 @@ def _worst_card(
     source_path: str,
     advice: str,
     suggestions: list[Suggestion] | None = None,
+    *,
+    verdict: str | None = None,
 ) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
@@ -412,7 +425,8 @@ def _worst_card(
         detail.lines += [f"- {text}" for _, text in findings[1:]]
     detail.add("")
     detail.add(advice)
-    verdict = f"{kind.split(':')[-1]}-{indicator}"
+    if verdict is None or indicator == "critical":
+        verdict = f"{kind.split(':')[-1]}-{indicator}"
     return make_card(
         proto,
         detail,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from ..dosage import evening_dose
 from ..facts import TACROLIMUS, Measurement, PatientFacts
 from ..model import Action, Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_measure, fmt_number, reported
@@ -34,13 +35,15 @@ from .common import (
 )
 from .focus import Focus, focus_of
 from .scope import scope_of
-from .vocab import above, at_least, below
+from .vocab import ORDERING_HOOKS, above, at_least, below
 
 KIND = "trough"
+SCHEDULE = frozenset({"no-trough", "draw-at-steady-state"})  # about when to draw, not about a result
 
 Verdict = Literal[
     "critical",
     "above-target",
+    "twelve-hour-level",
     "below-target",
     "high-level-unknown-timing",
     "uninterpretable",
@@ -101,12 +104,20 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     elif not protocol:
         verdict = None
     elif above(value, high):
-        verdict = "above-target"
+        verdict = "twelve-hour-level" if _twelve_hours_after_evening_dose(m, focus) else "above-target"
     elif below(value, low) and before is False:
         verdict = "below-target"
     if level.pending is not None and verdict != "critical":
         verdict = None  # a newer result is on its way: no decision on the older one
     return TroughDecision(verdict, m, steady_from, before, level)
+
+
+def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus) -> bool:
+    """A morning level while every tacrolimus order is one evening dose a day: drawn about 12 h after the
+    dose, it is higher than the trough (24 h after a once-daily dose)."""
+    if m.when is None or not focus.active or not 5 <= m.when.hour < 13:
+        return False
+    return all(o.doses_per_day == 1 and evening_dose(o.resource) for o in focus.active)
 
 
 def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
@@ -119,6 +130,8 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     decision = decide_trough(facts, today, proto, focus, protocol=protocol)
     if decision.verdict is None:
         return []
+    if decision.verdict in SCHEDULE and facts.hook in ORDERING_HOOKS and not focus.drafts:
+        return []  # when to draw the next trough belongs to the chart or a tacrolimus order, not to paracetamol
     return [_render(facts, decision, proto, protocol)]
 
 
@@ -183,6 +196,17 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             summary = f"Tacrolimus trough {shown} is above the {target} target: review the dose"
             detail.add("\nAbove the target exposure brings kidney, glucose and infection risk without benefit.")
         detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "twelve-hour-level":
+        summary = (
+            f"Tacrolimus level {shown} is a 12-hour level after the evening dose, higher than the "
+            "trough: repeat before the next dose"
+        )
+        detail.add(
+            "\nShe takes tacrolimus once daily in the evening, so a morning level is a 12-hour level, "
+            "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
+            "before cutting the dose."
+        )
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
         summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"

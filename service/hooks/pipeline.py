@@ -25,7 +25,7 @@ def invoke(
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
-    today = rt.clock().date()
+    today = rt.today()
     facts = build_facts(request, data, rt.knowledge, today=today)
     if missing:
         # Rules needing missing data are skipped (a card says which); 412 only when none can run.

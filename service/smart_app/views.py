@@ -165,7 +165,7 @@ def page() -> Any:
     token = _current_token()
     try:
         record = load_record(
-            token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch, rt.knowledge, rt.clock().date()
+            token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch, rt.knowledge, rt.today()
         )
     except SessionExpiredError:
         session.pop(TOKEN, None)
