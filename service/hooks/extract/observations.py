@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,12 +19,13 @@ from cards.facts import (
     BloodPressure,
     Measurement,
 )
-from cards.units import CANONICAL, to_canonical
+from cards.units import CANONICAL, to_canonical, unit_free
 from service.hooks.extract.codes import _ObsCode
 from service.hooks.extract.common import (
     BLOOD_PRESSURE,
     IGNORED_OBSERVATION,
     UCUM,
+    _as_list,
     _codings,
     _dicts,
     _fmt,
@@ -37,6 +39,11 @@ from service.hooks.extract.common import (
     parse_fhir_datetime,
 )
 from service.hooks.extract.reader import _Reader
+
+_LIMIT = ": a limit, not a value"
+NO_TIME = "no effective time (dateTime, instant, period or timing) and no issued time"
+# A number sent as text, as lab interfaces do: an optional comparator, the number, an optional unit.
+_NUMBER_TEXT = re.compile(r"^\s*(<=|>=|<|>)?\s*([0-9]+(?:[.,][0-9]+)?)\s*([^\s0-9].*)?$")
 
 
 @dataclass
@@ -55,18 +62,25 @@ class ObservationReader(_Reader):
     """Reads Observations into measurements and blood-pressure readings."""
 
     def _observation_time(self, res: Mapping[str, Any]) -> datetime | None:
+        """When the result was taken: effectiveDateTime, effectiveInstant, effectivePeriod (its end, else
+        its start), the last event of effectiveTiming, else when it was issued."""
+        period = _obj(res.get("effectivePeriod"))
+        events = _as_list(_obj(res.get("effectiveTiming")).get("event"))
         for label, raw in (
             ("effectiveDateTime", res.get("effectiveDateTime")),
             ("effectiveInstant", res.get("effectiveInstant")),
-            (
-                "effectivePeriod.end",
-                (res.get("effectivePeriod") or {}).get("end") if isinstance(res.get("effectivePeriod"), dict) else None,
-            ),
+            ("effectivePeriod.end", period.get("end")),
+            ("effectivePeriod.start", period.get("start")),
+            ("effectiveTiming.event", events),
             ("issued", res.get("issued")),
         ):
-            if raw is None:
+            if raw is None or raw == []:
                 continue
             try:
+                if isinstance(raw, list):
+                    # Repeated draws at the times listed: the result stands for the last of them.
+                    moments = [parse_fhir_datetime(e) for e in raw]
+                    return max((m for m in moments if m is not None), default=None)
                 return parse_fhir_datetime(raw)
             except ValueError as exc:
                 raise _Unusable(f"{label}: {exc}") from None
@@ -116,9 +130,31 @@ class ObservationReader(_Reader):
         has_unit = concept in CANONICAL
         unit = CANONICAL.get(concept)
         if when is None:
-            problem = "no effectiveDateTime, effectivePeriod.end or issued"
-        if isinstance(elem.get("valueQuantity"), dict):
-            value, coded, shown, vproblem = self._quantity(concept, elem["valueQuantity"])
+            problem = NO_TIME
+        comparator: str | None = None
+        bound: float | None = None
+        text_number = (
+            _NUMBER_TEXT.match(elem["valueString"])
+            if isinstance(elem.get("valueString"), str) and concept in CANONICAL
+            else None
+        )
+        if isinstance(elem.get("valueQuantity"), dict) or text_number is not None:
+            if text_number is not None:
+                # "6.9", ">30 ng/mL": read as the quantity it spells; without a unit only where every
+                # unit of the concept gives the same number (potassium, tacrolimus).
+                quantity: Mapping[str, Any] = {
+                    "value": text_number.group(2).replace(",", "."),
+                    "comparator": text_number.group(1),
+                    "unit": (text_number.group(3) or "").strip() or (unit if unit_free(concept) else None),
+                }
+            else:
+                quantity = elem["valueQuantity"]
+            value, coded, shown, vproblem, bound = self._quantity(concept, quantity)
+            if text_number is not None:
+                shown = elem["valueString"].strip()
+                if vproblem:
+                    vproblem = f"value is text ({shown!r}): {vproblem}"
+            comparator = str(quantity["comparator"]) if bound is not None else None
             problem = problem or vproblem
         elif "valueCodeableConcept" in elem:
             shown = "; ".join(_texts(elem["valueCodeableConcept"])) or "(coded)"
@@ -184,32 +220,40 @@ class ObservationReader(_Reader):
             fasting=match.fasting,
             reference_high=self._reference_high(concept, elem),
             coded_value=coded,
+            comparator=comparator,
+            bound=bound if problem is None or problem.endswith(_LIMIT) else None,
         )
 
-    def _quantity(self, concept: str, q: Mapping[str, Any]) -> tuple[float | None, str | None, str, str | None]:
-        """(canonical value, coded value, shown, problem) of a valueQuantity."""
+    def _quantity(
+        self, concept: str, q: Mapping[str, Any]
+    ) -> tuple[float | None, str | None, str, str | None, float | None]:
+        """(canonical value, coded value, shown, problem, limit) of a valueQuantity; the limit is the
+        canonical number of a value reported with a comparator (">30"), for a conservative reading."""
         number = _number(q.get("value"))
         unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
         unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
         comparator = str(q["comparator"]) if isinstance(q.get("comparator"), str) else ""
         shown = f"{comparator}{q.get('value')} {unit_text or unit_code or ''}".strip()
         if number is None:
-            return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})"
+            return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})", None
         if concept not in CANONICAL:
-            return None, None, shown, f"a quantity cannot be used for {concept}"
+            return None, None, shown, f"a quantity cannot be used for {concept}", None
         conv = to_canonical(concept, number, unit_code, unit_text)
         if conv.value is None:
-            return None, None, shown, conv.problem
+            return None, None, shown, conv.problem, None
         if concept == HCG:
             # Positive at or above the cut-off; a limit ("<5", ">1000") counts when it settles the side.
             cut = self.index.hcg_cutoff
             coded = hcg_result(conv.value, comparator, cut)
             if coded is None:
-                return None, None, shown, f"{shown} does not say which side of {_fmt(cut)} IU/L it is"
-            return (conv.value if not comparator else None), coded, shown, None
+                return None, None, shown, f"{shown} does not say which side of {_fmt(cut)} IU/L it is", None
+            return (conv.value if not comparator else None), coded, shown, None, None
         if comparator:
-            return None, None, shown, f"reported as {shown}: a limit, not a value"
-        return conv.value, None, shown, None
+            implausible = self.index.implausible(concept, conv.value, shown)
+            if implausible:
+                return None, None, shown, implausible, None
+            return None, None, shown, f"reported as {shown}{_LIMIT}", conv.value
+        return conv.value, None, shown, None, None
 
     def _reference_high(self, concept: str, elem: Mapping[str, Any]) -> float | None:
         if concept not in CANONICAL:
@@ -255,7 +299,7 @@ class ObservationReader(_Reader):
                 if problem:
                     problems.append(f"{cmatch.role}: {problem}")
         if when is None:
-            problems.append("no effectiveDateTime, effectivePeriod.end or issued")
+            problems.append(NO_TIME)
         if sides["systolic"] is None and sides["diastolic"] is None and not problems:
             problems.append("blood pressure panel without systolic or diastolic component")
         self.blood_pressure.append(
@@ -295,7 +339,7 @@ class ObservationReader(_Reader):
                 status = next((s for s in statuses if s not in ACTIONABLE_STATUSES), statuses[0])
                 problems = [f"{p.role}: {p.problem}" for p in pair if p.problem]
                 if when is None:
-                    problems.append("no effectiveDateTime, effectivePeriod.end or issued")
+                    problems.append(NO_TIME)
                 self.blood_pressure.append(
                     BloodPressure(
                         source=",".join(p.source for p in pair),
