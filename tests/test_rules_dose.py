@@ -87,8 +87,8 @@ CASES = [
         "above-band-dose",
         "warning",
         ["above the 2 mg/day the Th1/Th2 result allows", "Th1 % unknown"],
-        [],
-        None,
+        [["update"], ["update"]],
+        False,
     ),
     (
         "ratio 14 (2 mg band), 3 mg: within band + add-on while the bands are unconfirmed",

@@ -455,7 +455,16 @@ def test_potassium_as_the_lab_reported_it():
 
 @pytest.mark.parametrize(
     "tier, value",
-    [("normal", 5.4), ("mild", 5.5), ("mild", 5.9), ("moderate", 6.0), ("moderate", 6.4), ("severe", 6.5)],
+    [
+        ("normal", 5.0),
+        ("above-normal", 5.1),
+        ("above-normal", 5.4),
+        ("mild", 5.5),
+        ("mild", 5.9),
+        ("moderate", 6.0),
+        ("moderate", 6.4),
+        ("severe", 6.5),
+    ],
 )
 def test_potassium_tiers_are_the_uk_kidney_association_ones(tier, value):
     [decision] = decide_interactions(
@@ -1091,8 +1100,10 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
     site.write_text(
         "interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
         "  default_checks: {count: 5, source: 'site'}\n"
-        "  lab_checks:\n    potassium: {recent_days: 7, high_at: 6.0, urgent_at: 6.5, severe_at: 7.0,"
-        " source: 'site'}\n",
+        "protocol:\n  safety:\n    potassium:\n"
+        "      warning_at: {value: 6.0, unit: mmol/L, source: site}\n"
+        "      critical_at: {value: 6.5, unit: mmol/L, source: site}\n"
+        "      severe_at: {value: 7.0, unit: mmol/L, source: site}\n",
         encoding="utf-8",
     )
     kb = load_knowledge(site)
