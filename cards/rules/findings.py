@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 from ..derive import conflicting, creatinine_baseline, worse
 from ..facts import CREATININE, POTASSIUM, Measurement, PatientFacts
+from ..vocab import CHEMISTRY as CHEMISTRY_KEY  # the data group that carries potassium and creatinine
 from .vocab import above, at_least
-
-CHEMISTRY_KEY = "chemistry"  # the prefetch key that carries potassium and creatinine
 
 PotassiumTier = Literal["unavailable", "none", "old", "normal", "above-normal", "mild", "moderate", "severe"]
 CreatinineTier = Literal["unavailable", "none", "old", "stable", "rising", "aki"]

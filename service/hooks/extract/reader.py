@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cards.facts import BloodPressure, ConditionFact, Measurement, MedicationFact, TransferPlan, UnusableResource
+from cards.vocab import ORDER_SIGN
 from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex
 from service.hooks.extract.common import _describe, _ref_of
@@ -36,5 +37,5 @@ class _Reader:
 
     def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
         source = _ref_of(resource)
-        in_focus = draft and (self.request.hook == "order-sign" or source in self.selections)
+        in_focus = draft and (self.request.hook == ORDER_SIGN or source in self.selections)
         self.unusable.append(UnusableResource(source, reason, what=_describe(resource), order_in_focus=in_focus))
