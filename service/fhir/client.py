@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 import requests
 
 from service.config import default
+from service.fhir.connections import AddressRefused, _current_watch, _DeadlineWatch
 from service.fhir.errors import (
     FhirAddressRefusedError,
     FhirConnectionError,
@@ -39,13 +40,10 @@ from service.fhir.errors import (
 )
 from service.fhir.policy import BaseUrl
 from service.fhir.transport import (
-    AddressRefused,
     ByteBudget,
     SessionPool,
     _cause_name,
     _check_status,
-    _current_watch,
-    _DeadlineWatch,
     _refused_address,
     bounded_get,
     new_session,

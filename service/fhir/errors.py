@@ -137,3 +137,11 @@ class FhirPagingError(FhirResponseError):
 
     issue_type = "security"
     code = "fhir-bad-next-link"
+
+
+class FhirBusyError(FhirError):
+    """This process already has as many calls waiting on that server as it allows (``OriginGate``):
+    a slow server must not hold every serving thread. Retry later."""
+
+    issue_type = "throttled"
+    code = "fhir-origin-busy"
