@@ -265,12 +265,18 @@ class HardenedSession(HardenedSendMixin, requests.Session):
         harden(self, limits, address_check, pool_size)
 
 
-def fetch_json(session: HardenedSession, url: str) -> Any:
-    """GET a JSON document through a hardened session: 200 and JSON, else ``FhirError``."""
-    response = session.get(url, headers={"Accept": "application/json"})
+def fetch_bytes(session: HardenedSession, url: str, accept: str = "application/json") -> bytes:
+    """GET a document through a hardened session: the body of a 2xx answer, else ``FhirError``."""
+    response = session.get(url, headers={"Accept": accept})
     _check_status(response)
+    return response.content
+
+
+def fetch_json(session: HardenedSession, url: str) -> Any:
+    """GET a JSON document through a hardened session: 2xx and JSON, else ``FhirError``."""
+    body = fetch_bytes(session, url)
     try:
-        return json.loads(response.content)
+        return json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise FhirNotJsonError("the answer is not valid JSON") from None
 
