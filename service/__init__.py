@@ -24,6 +24,7 @@ from service.api.openapi import description_text
 from service.api.views import bp
 from service.app_runtime import runtime
 from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
+from service.hooks.pilot import pilot_policy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import build_registry
 from service.hooks.templates import prefetch_templates
@@ -32,6 +33,7 @@ from service.ops import metrics
 from service.ops.logs import configure_logging
 from service.runtime import Runtime
 from service.smart_app import init_smart_app
+from service.storage.pilot import PilotRecords
 from service.storage.store import FeedbackQuota, Retention, Store
 
 __all__ = ["create_app"]
@@ -88,16 +90,24 @@ def create_app(
             verifier = CallerVerifier(settings, store, clock=clock)
         except ValueError as exc:
             raise ConfigError(f"{ENV_PREFIX}TRUSTED_ISSUERS: {exc}") from None
+    registry = build_registry(prefetch_templates(knowledge))
+    try:
+        pilot = pilot_policy(settings.pilot_modes, settings.pilot_shadow_users, (s.id for s in registry))
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}PILOT_MODES / PILOT_SHADOW_USERS: {exc}") from None
     app.extensions["tacro_cds"] = Runtime(
         settings=settings,
         knowledge=knowledge,
-        registry=build_registry(prefetch_templates(knowledge)),
+        registry=registry,
         resolver=resolver or PrefetchResolver(settings),
         verifier=verifier,
         store=store,
         clock=clock,
         new_uuid=uuid_factory or (lambda: str(uuid.uuid4())),
+        pilot=pilot,
+        pilot_records=PilotRecords(store),
     )
+    metrics.pilot_modes(pilot.default_modes(s.id for s in registry))
 
     if settings.auth_required:
         _warn_about_open_defaults(settings)

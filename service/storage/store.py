@@ -629,3 +629,7 @@ def _dispose_in_child(ref: weakref.ReferenceType[Store]) -> None:
 
 
 __all__ = ["Store", "build_engine", "parse_timestamp", "metadata", "feedback", "issued_cards", "seen_jti"]
+
+# The pilot's tables (recorded cards, verdicts, rulebook sign-offs) live in the same database and
+# migrations: defined in their own module, registered on ``metadata`` whenever the store is imported.
+from service.storage import pilot as _pilot  # noqa: E402,F401
