@@ -24,13 +24,14 @@ from service.api.openapi import description_text
 from service.api.views import bp
 from service.app_runtime import runtime
 from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
-from service.hooks.pilot import pilot_policy
+from service.hooks.pilot import PilotPolicy, pilot_policy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import build_registry
 from service.hooks.templates import prefetch_templates
 from service.hooks.validation import compile_validators
 from service.ops import metrics
 from service.ops.logs import configure_logging
+from service.review.rulebook import RulebookState, knowledge_hash
 from service.runtime import Runtime
 from service.smart_app import init_smart_app
 from service.storage.pilot import PilotRecords
@@ -95,6 +96,9 @@ def create_app(
         pilot = pilot_policy(settings.pilot_modes, settings.pilot_shadow_users, (s.id for s in registry))
     except ValueError as exc:
         raise ConfigError(f"{ENV_PREFIX}PILOT_MODES / PILOT_SHADOW_USERS: {exc}") from None
+    records = PilotRecords(store)
+    book = RulebookState(knowledge_hash(knowledge), unconfirmed_entries(knowledge), records)
+    _report_rulebook(book, settings, pilot, [s.id for s in registry])
     app.extensions["tacro_cds"] = Runtime(
         settings=settings,
         knowledge=knowledge,
@@ -105,7 +109,8 @@ def create_app(
         clock=clock,
         new_uuid=uuid_factory or (lambda: str(uuid.uuid4())),
         pilot=pilot,
-        pilot_records=PilotRecords(store),
+        pilot_records=records,
+        rulebook=book,
     )
     metrics.pilot_modes(pilot.default_modes(s.id for s in registry))
 
@@ -143,6 +148,26 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
         loaded.products_imported,
         "; ".join(unconfirmed_entries(loaded.tables)) or "none",
     )
+
+
+def _report_rulebook(book: RulebookState, settings: Settings, pilot: PilotPolicy, service_ids: list[str]) -> None:
+    """Say which knowledge is in use and whether its rulebook is signed; with REQUIRE_SIGNED_RULEBOOK,
+    refuse to start a service in live mode on unsigned knowledge or unconfirmed site defaults."""
+    report = book.report()
+    if report["signed"]:
+        who = "; ".join(f"{s['name']} ({s['role']}) {s['at']}" for s in report["signedBy"])
+        log.info("rulebook: knowledge %s signed by %s", book.knowledge_hash, who)
+    else:
+        log.warning("rulebook: knowledge %s unsigned", book.knowledge_hash)
+    metrics.rulebook(book.knowledge_hash, report["signed"])
+    live = [sid for sid in service_ids if "live" in pilot.modes_of(sid)]
+    if settings.require_signed_rulebook and live:
+        why = book.refusal()
+        if why:
+            raise ConfigError(
+                f"{ENV_PREFIX}REQUIRE_SIGNED_RULEBOOK: {', '.join(live)} would run live, but {why} "
+                f"(or run them silent or shadow with {ENV_PREFIX}PILOT_MODES)"
+            )
 
 
 def _warn_about_open_defaults(settings: Settings) -> None:

@@ -45,6 +45,7 @@ def readyz() -> Response:
     }
     if rt.rulebook is not None:
         answer["rulebook"] = rt.rulebook.report()
+        metrics.rulebook(rt.rulebook.knowledge_hash, answer["rulebook"]["signed"])
     return jsonify(answer)
 
 

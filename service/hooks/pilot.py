@@ -40,6 +40,10 @@ class PilotPolicy:
                 return table[key]
         return self.services.get(ANY, "live")
 
+    def modes_of(self, service_id: str) -> set[Mode]:
+        """Every mode ``service_id`` can run in: for callers without an issuer entry, and per issuer."""
+        return {self.mode(service_id)} | {self.mode(service_id, issuer) for issuer in self.issuers}
+
     def default_modes(self, service_ids: Iterable[str]) -> dict[str, Mode]:
         """Each service's mode for callers without an issuer entry (what /readyz reports)."""
         return {sid: self.mode(sid) for sid in service_ids}

@@ -187,7 +187,7 @@ PILOT_MODE = Gauge(
 PILOT_MODES = ("live", "silent", "shadow")
 RULEBOOK_SIGNED = Gauge(
     "tacro_cds_rulebook_signed",
-    "1 when the effective knowledge's rulebook hash (first 12 hex digits, or 'unsigned') is signed off",
+    "The knowledge hash in use (first 12 hex digits): 1 on its signed=yes series when it is signed off, else on signed=no",
     ["hash", "signed"],
     multiprocess_mode="max",
 )
@@ -247,7 +247,8 @@ def pilot_modes(modes: Mapping[str, str]) -> None:
 def rulebook(knowledge_hash: str, signed: bool) -> None:
     """The knowledge hash in use and whether it is signed (the hash label is 12 hex digits)."""
     short = knowledge_hash[:12] if re.fullmatch(r"[0-9a-f]{12,64}", knowledge_hash) else OTHER
-    RULEBOOK_SIGNED.labels(short, "yes" if signed else "no").set(1)
+    RULEBOOK_SIGNED.labels(short, "yes").set(1 if signed else 0)
+    RULEBOOK_SIGNED.labels(short, "no").set(0 if signed else 1)
 
 
 def jwt_rejected(reason: str) -> None:
