@@ -167,9 +167,20 @@ class ScenarioCard:
     suggestions: list[str] = field(default_factory=list)
 
 
-def fixture_cards(folder: Path, knowledge: Mapping[str, Any]) -> dict[str, list[ScenarioCard]]:
-    """Card kind -> the fixture scenarios' cards of that kind (every scenario in ``folder``, every
-    hook's request, answered by the rules at the scenario's date)."""
+@dataclass
+class ScenarioRun:
+    """One fixture scenario's request for one hook and the cards the rules answered, with kinds."""
+
+    scenario: str
+    description: str
+    hook: str
+    cards: list[tuple[str, ScenarioCard]]
+    refused: str | None = None
+
+
+def run_fixtures(folder: Path, knowledge: Mapping[str, Any]) -> list[ScenarioRun]:
+    """Every scenario in ``folder``, every hook's request, answered by the rules at the scenario's
+    date (its ``asOf``, 09:00 UTC) with the given knowledge."""
     from service.config import default_settings
     from service.hooks import pipeline
     from service.hooks.prefetch import PrefetchResolver
@@ -180,9 +191,10 @@ def fixture_cards(folder: Path, knowledge: Mapping[str, Any]) -> dict[str, list[
     settings = default_settings()
     registry = build_registry(prefetch_templates(knowledge))
     by_hook = {s.hook: s.id for s in registry}
-    shown: dict[str, list[ScenarioCard]] = {}
+    runs: list[ScenarioRun] = []
     for scenario in sorted(p for p in folder.iterdir() if (p / "scenario.json").is_file()):
         about = json.loads((scenario / "scenario.json").read_text(encoding="utf-8"))
+        description = str(about.get("description", ""))
         as_of = datetime.combine(datetime.fromisoformat(about["asOf"]).date(), time(9), UTC)
         rt = Runtime(
             settings=settings,
@@ -194,26 +206,72 @@ def fixture_cards(folder: Path, knowledge: Mapping[str, Any]) -> dict[str, list[
             clock=_fixed(as_of),
             new_uuid=_counting(),
         )
-        for request_file in sorted((scenario / "requests").glob("*.json")):
-            hook = request_file.stem
-            if hook not in by_hook:
+        for hook in sorted(by_hook):
+            request_file = scenario / "requests" / f"{hook}.json"
+            if not request_file.is_file():
                 continue
             body = json.loads(request_file.read_text(encoding="utf-8"))
             try:
                 _, answer, kinds = pipeline.invoke(rt, by_hook[hook], body)
             except Exception as exc:  # a scenario the rules refuse is shown as such, not hidden
-                shown.setdefault("(refused)", []).append(
-                    ScenarioCard(scenario.name, about.get("description", ""), hook, "—", f"{type(exc).__name__}: {exc}")
-                )
+                runs.append(ScenarioRun(scenario.name, description, hook, [], f"{type(exc).__name__}: {exc}"))
                 continue
-            for kind, card in zip(kinds, answer["cards"], strict=True):
-                labels = [s.get("label", "") for s in card.get("suggestions") or []]
-                shown.setdefault(kind, []).append(
+            cards = [
+                (
+                    kind,
                     ScenarioCard(
-                        scenario.name, about.get("description", ""), hook, card["indicator"], card["summary"], labels
-                    )
+                        scenario.name,
+                        description,
+                        hook,
+                        card["indicator"],
+                        card["summary"],
+                        [s.get("label", "") for s in card.get("suggestions") or []],
+                    ),
                 )
+                for kind, card in zip(kinds, answer["cards"], strict=True)
+            ]
+            runs.append(ScenarioRun(scenario.name, description, hook, cards))
+    return runs
+
+
+def fixture_cards(folder: Path, knowledge: Mapping[str, Any]) -> dict[str, list[ScenarioCard]]:
+    """Card kind -> the fixture scenarios' cards of that kind; "(refused)" -> requests answered
+    with an error."""
+    shown: dict[str, list[ScenarioCard]] = {}
+    for run in run_fixtures(folder, knowledge):
+        if run.refused:
+            shown.setdefault("(refused)", []).append(
+                ScenarioCard(run.scenario, run.description, run.hook, "—", run.refused)
+            )
+        for kind, card in run.cards:
+            shown.setdefault(kind, []).append(card)
     return shown
+
+
+def evidence_table(folder: Path, knowledge: Mapping[str, Any]) -> str:
+    """The fixture scenarios and their results as a Markdown table (docs/intended-use.md carries it;
+    a test regenerates it): per scenario and hook, each card's indicator and kind, or "no card"."""
+    rows: dict[str, dict[str, str]] = {}
+    described: dict[str, str] = {}
+    hooks: list[str] = []
+    for run in run_fixtures(folder, knowledge):
+        described[run.scenario] = run.description
+        if run.hook not in hooks:
+            hooks.append(run.hook)
+        if run.refused:
+            text = "refused"
+        else:
+            text = "; ".join(f"{card.indicator} {kind}" for kind, card in run.cards) or "no card"
+        rows.setdefault(run.scenario, {})[run.hook] = text
+    lines = [
+        "| Scenario | What the chart holds | " + " | ".join(hooks) + " |",
+        "|---|---|" + "---|" * len(hooks),
+    ]
+    for scenario in sorted(rows):
+        about = described[scenario].replace("|", "/")
+        cells = " | ".join(rows[scenario].get(hook, "—") for hook in hooks)
+        lines.append(f"| `{scenario}` | {about} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def _fixed(moment: datetime) -> Callable[[], datetime]:
@@ -378,3 +436,27 @@ class RulebookState:
                 "confirm each in the site file with `site_default: false`"
             )
         return " and ".join(reasons) or None
+
+
+_UNIT_WORDS = {"a": "years", "d": "days", "{ratio}": ""}
+
+
+def confirm_list(tables: Mapping[str, Any]) -> str:
+    """The site defaults still to confirm as a Markdown list (docs/intended-use.md carries it; a test
+    regenerates it): each entry, its value and why the literature does not settle it."""
+    lines = []
+    for entry in unconfirmed_entries(tables):
+        table, path = entry.split(": ", 1)
+        node: Any = tables[table]
+        for part in path.split("."):
+            node = node[part]
+        if "value" in node:
+            unit = _UNIT_WORDS.get(str(node.get("unit")), node.get("unit"))
+            value = f"{_num(node['value'])}{' ' + str(unit) if unit else ''}"
+        elif "table" in node:
+            value = "the table of " + str(len(node["table"])) + " bands"
+        else:
+            value = ", ".join(f"{k} {_num(v)}" for k, v in node.items() if _is_number(v)) or "see the rulebook"
+        why = " ".join(str(node.get("note") or node.get("source") or "").split())
+        lines.append(f"- `{table}.{path}` (now {value}): {why}")
+    return "\n".join(lines) + "\n"
