@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     smart_app_enabled: bool = Field(
         True, description="serve the built-in SMART app under `/smart/` and link cards to it"
     )
+    smart_issuers: list[str] = Field(
+        default_factory=list,
+        description="FHIR base URLs of the EHRs the app may be launched for (an `iss` equal to or below one); "
+        "empty: those of `FHIR_SERVER_ALLOWLIST`; neither: only a development EHR on this machine, in development",
+    )
     smart_client_id: str = Field("tacro-cds", min_length=1, description="the app's client id at the EHR")
     smart_client_secret: SecretStr | None = Field(
         None, description="confidential client: the secret (`client_secret_basic`)"
@@ -316,6 +321,7 @@ class Settings(BaseSettings):
         "cors_origins",
         "prefetch_optional_keys",
         "fhir_server_allowlist",
+        "smart_issuers",
         "smart_frame_ancestors",
         mode="before",
     )
