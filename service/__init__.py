@@ -32,6 +32,7 @@ from service.hooks.validation import compile_validators
 from service.ops import metrics
 from service.ops.logs import configure_logging
 from service.review.rulebook import RulebookState, knowledge_hash
+from service.review.web import init_review
 from service.runtime import Runtime
 from service.smart_app import init_smart_app
 from service.storage.pilot import PilotRecords
@@ -45,7 +46,7 @@ log = logging.getLogger("tacro_cds.access")
 UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi", "cds.metrics_exposition"}
 # Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
 # a CDS client's JWT.
-SELF_AUTHENTICATED = {"smart_app"}
+SELF_AUTHENTICATED = {"smart_app", "review"}
 
 
 def create_app(
@@ -126,6 +127,7 @@ def create_app(
     register_error_handler(app)
     app.register_blueprint(bp)
     init_smart_app(app, settings)
+    init_review(app, settings)
     app.before_request(_start)
     app.after_request(_finish)
     app.teardown_request(_release_memory)

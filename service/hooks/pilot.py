@@ -54,10 +54,10 @@ class PilotPolicy:
             return True
         if mode == "silent":
             return False
-        return any(_practitioner(user) in self.shadow_users for user in users if user)
+        return any(practitioner_reference(user) in self.shadow_users for user in users if user)
 
 
-def _practitioner(reference: str) -> str:
+def practitioner_reference(reference: str) -> str:
     """``Practitioner/123`` from itself or from an absolute ``fhirUser`` URL ending in it."""
     parts = reference.rstrip("/").split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else reference
@@ -82,7 +82,7 @@ def pilot_policy(modes: Mapping[str, Any], shadow_users: Sequence[str], service_
 
     services = table({k: v for k, v in modes.items() if not isinstance(v, Mapping)}, "")
     issuers = {k: table(v, f"issuer {k}: ") for k, v in modes.items() if isinstance(v, Mapping)}
-    users = frozenset(_practitioner(u) for u in shadow_users)
+    users = frozenset(practitioner_reference(u) for u in shadow_users)
     for user in users:
         if not user.startswith("Practitioner/") or user == "Practitioner/":
             raise ValueError(f"shadow user {user!r} is not a Practitioner/<id> reference")
