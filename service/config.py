@@ -266,6 +266,28 @@ class Settings(BaseSettings):
         False, description="serve `/metrics` without a token (a bind nobody else reaches; `serve --dev` sets it)"
     )
 
+    # Pilot: how a service answers while a site tries it out, and who reviews what it would have said.
+    pilot_modes: dict[str, Any] = Field(
+        default_factory=dict,
+        description='per service id (or `"*"`) `live`, `silent` (cards recorded, none answered) or `shadow` (cards '
+        "answered only to `PILOT_SHADOW_USERS`, all recorded); an issuer URL as key maps to the same for that "
+        'CDS client: `{"*": "silent", "https://ehr.example.org": {"tacrolimus-order-sign": "shadow"}}`',
+    )
+    pilot_shadow_users: list[str] = Field(
+        default_factory=list,
+        description="in `shadow` mode the practitioners who get the cards: `Practitioner/<id>` as the hook's "
+        "`userId` or the token's `fhirUser` names them",
+    )
+    reviewers: list[str] = Field(
+        default_factory=list,
+        description="`fhirUser` references (`Practitioner/<id>`) allowed to sign in to `/review/`",
+    )
+    require_signed_rulebook: bool = Field(
+        False,
+        description="refuse to start a service in `live` mode while the effective knowledge's rulebook is "
+        "unsigned or a site default is unconfirmed",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -301,6 +323,9 @@ class Settings(BaseSettings):
 
     @field_validator(
         "trusted_issuers",
+        "pilot_modes",
+        "pilot_shadow_users",
+        "reviewers",
         "cors_origins",
         "prefetch_optional_keys",
         "fhir_server_allowlist",

@@ -10,6 +10,7 @@ from typing import Any
 from cards.evaluate import can_run, evaluate
 from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
+from service.hooks.pilot import pilot_rows
 from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
 from service.hooks.validation import validate_request
@@ -17,11 +18,20 @@ from service.runtime import Runtime
 
 
 def invoke(
-    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, app_url: str | None = None
+    rt: Runtime,
+    service_id: str,
+    body: Any,
+    *,
+    issuer: str | None = None,
+    app_url: str | None = None,
+    tenant: str | None = None,
+    fhir_user: str | None = None,
 ) -> tuple[HookRequest, dict[str, Any], list[str]]:
     """Answer one service call; returns the request, the response body and the card kinds.
-    ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``app_url`` the
-    SMART app's launch URL the cards link to (None: no link)."""
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off), ``tenant`` and
+    ``fhir_user`` its claims; ``app_url`` the SMART app's launch URL the cards link to (None: no link).
+    In a pilot mode other than live the cards are recorded, and answered only to whom the mode shows
+    them."""
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
@@ -38,4 +48,24 @@ def invoke(
     cards = evaluate(facts, today, rt.knowledge)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
+    mode = rt.pilot.mode(service_id, issuer)
+    if mode == "live":
+        return request, {"cards": rendered}, [c.kind for c in cards]
+    shown = rt.pilot.shows(mode, (facts.user_id, fhir_user))
+    if cards and rt.pilot_records is not None:
+        rt.pilot_records.record(
+            pilot_rows(
+                service_id=service_id,
+                hook=request.hook,
+                mode=mode,
+                shown=shown,
+                cards=cards,
+                rendered=rendered,
+                facts=facts,
+                issuer=issuer,
+                tenant=tenant,
+            )
+        )
+    if not shown:
+        return request, {"cards": []}, []
     return request, {"cards": rendered}, [c.kind for c in cards]

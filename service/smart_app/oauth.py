@@ -420,7 +420,7 @@ def checked_token(
             "response). Open the app from a patient's chart, or pick a patient when asked."
         )
     if token.get("id_token"):
-        _check_id_token(str(token["id_token"]), pending, settings, issuer)
+        check_id_token(str(token["id_token"]), pending, settings, issuer)
     refresh = token.get("refresh_token")
     scope = token.get("scope")
     kept: dict[str, Any] = {
@@ -441,8 +441,9 @@ def checked_token(
     return kept
 
 
-def _check_id_token(id_token: str, pending: Mapping[str, Any], settings: Settings, issuer: Issuer) -> None:
-    """The id token must be signed by the server's key, for this client, by the server's issuer."""
+def check_id_token(id_token: str, pending: Mapping[str, Any], settings: Settings, issuer: Issuer) -> dict[str, Any]:
+    """The id token's claims, once checked: signed by the server's key, for this client, by the
+    server's issuer (the reviewers' sign-in reads its ``fhirUser``)."""
     jwks_uri = pending.get("jwks_uri")
     if not jwks_uri:
         raise TokenError("The EHR sent an id token but publishes no jwks_uri to check it with.")
@@ -466,6 +467,7 @@ def _check_id_token(id_token: str, pending: Mapping[str, Any], settings: Setting
         raise TokenError(
             "The id token the EHR sent is not for this app (audience, issuer, signature or expiry do not match)."
         ) from None
+    return dict(token.claims)
 
 
 def refreshed(stored: Mapping[str, Any], settings: Settings, redirect_uri: str) -> dict[str, Any]:
