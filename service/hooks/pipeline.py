@@ -8,6 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from cards.evaluate import can_run, evaluate
+from cards.facts import PatientFacts
+from cards.model import Card
 from service.hooks.extract import build_facts
 from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
@@ -15,12 +17,11 @@ from service.hooks.validation import HookRequest, validate_request
 from service.runtime import Runtime
 
 
-def invoke(
-    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, app_url: str | None = None
-) -> tuple[HookRequest, dict[str, Any], list[str]]:
-    """Answer one service call; returns the request, the response body and the card kinds.
-    ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``app_url`` the
-    SMART app's launch URL the cards link to (None: no link)."""
+def decide(
+    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None
+) -> tuple[HookRequest, PatientFacts, list[Card]]:
+    """The decisions of one service call, before rendering: the request, the facts and the cards.
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
@@ -34,7 +35,16 @@ def invoke(
         facts = replace(facts, missing=reasons)
         if not can_run(facts):
             raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
-    cards = evaluate(facts, today, rt.knowledge)
+    return request, facts, evaluate(facts, today, rt.knowledge)
+
+
+def invoke(
+    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, app_url: str | None = None
+) -> tuple[HookRequest, dict[str, Any], list[str]]:
+    """Answer one service call; returns the request, the response body and the card kinds.
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``app_url`` the
+    SMART app's launch URL the cards link to (None: no link)."""
+    request, facts, cards = decide(rt, service_id, body, issuer=issuer)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
     return request, {"cards": rendered}, [c.kind for c in cards]
