@@ -320,3 +320,16 @@ def test_modules_read_settings_as_attributes_with_no_second_default():
         if name in SETTING_NAMES
     ]
     assert not found
+
+
+def test_serve_refuses_a_missing_site_file_in_one_line(tmp_path, monkeypatch, capsys):
+    """A wrong SITE_CONFIG path stops `tacro-cds serve` before gunicorn starts, with one line naming it."""
+    from service.cli.main import main
+
+    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TACRO_CDS_SITE_CONFIG", str(tmp_path / "no-such-site.yaml"))
+    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")  # serve sets it when unset
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tacro-cds: knowledge: site file "), err
+    assert "no-such-site.yaml" in err and "cannot be read" in err
