@@ -220,7 +220,8 @@ def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     service_id = (request.view_args or {}).get("service_id")
     route = request.url_rule.rule if request.url_rule else "(unmatched)"
-    if request.endpoint == "cds.call_service":
+    # A CORS preflight (OPTIONS) to a service's URL is not a call of the service.
+    if request.endpoint == "cds.call_service" and request.method == "POST":
         hooks = {service.id: service.hook for service in runtime().registry}
         metrics.http_request(route, request.method, response.status_code, seconds, service_id, hooks.get(service_id))
     else:

@@ -1,7 +1,10 @@
 """``python -m tacro_dev demo``: fire every fixture scenario's hook requests at the service and print the cards.
 
 In-process by default (a fresh app per scenario, its clock set to the scenario's ``asOf`` day at
-09:00 UTC, caller authentication off), or against a running service with ``--url``.
+09:00 UTC, caller authentication off), or against a running service with ``--url``. A running service
+reads its own clock, so there every date in the requests is moved by (today - ``asOf``) days, as the
+dev EHR moves the charts it loads: a scenario then gets the cards it was written for (``--no-shift``
+sends the dates as written).
 """
 
 from __future__ import annotations
@@ -17,15 +20,32 @@ from typing import Any, TextIO
 
 import requests
 
+from cards.vocab import HOOKS
+from tacro_dev.fixture_dates import days_to_today, shift_dates
 from tacro_dev.fixtures import chosen_scenarios
 
-HOOK_ORDER = ("order-select", "order-sign", "patient-view")
+HOOK_ORDER = HOOKS
 Poster = Callable[[str, dict[str, Any]], tuple[int, Any]]
 
 
 def scenario_clock(as_of: str) -> datetime:
     """The moment a scenario is set in: its asOf day, 09:00 UTC."""
     return datetime.combine(date.fromisoformat(as_of), time(9, 0), tzinfo=UTC)
+
+
+def today() -> date:
+    """Today as a running service sees it (its clock is UTC)."""
+    return datetime.now(UTC).date()
+
+
+def shifted_poster(post: Poster, as_of: str, to: date) -> Poster:
+    """``post``, with every date of the body moved from the scenario's ``asOf`` to ``to``."""
+    days = days_to_today(date.fromisoformat(as_of), to)
+
+    def shifted(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        return post(path, shift_dates(body, days))
+
+    return shifted
 
 
 def in_process_poster(as_of: str) -> Poster:
@@ -126,8 +146,13 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(f"cannot read {base}/cds-services: {type(exc).__name__}", file=sys.stderr)
             return 2
         poster = http_poster(base)
-        poster_for: Callable[[str], Poster] = lambda _as_of: poster  # noqa: E731 (one poster for every scenario)
-        where = base
+        if args.no_shift:
+            poster_for: Callable[[str], Poster] = lambda _as_of: poster  # noqa: E731 (one poster for every scenario)
+            where = f"{base} (dates as written)"
+        else:
+            now = today()
+            poster_for = lambda as_of: shifted_poster(poster, as_of, now)  # noqa: E731
+            where = f"{base} (dates moved to read as of {now})"
     else:
         from service import create_app
 
@@ -153,6 +178,11 @@ def add_parser(sub: Any) -> None:
         "service and print the cards: indicator, summary, suggestions.",
     )
     demo.add_argument("--url", help="base URL of a running service (default: in-process)")
+    demo.add_argument(
+        "--no-shift",
+        action="store_true",
+        help="with --url: send the requests' dates as written (default: moved by today - the scenario's asOf)",
+    )
     demo.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
     demo.add_argument("--dir", help="fixtures folder (default: the scenarios installed with the service)")
     demo.set_defaults(func=run_demo)

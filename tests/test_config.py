@@ -359,3 +359,16 @@ def test_today_is_the_clinics_date(tmp_path, zone, now, today):
 def test_an_unknown_time_zone_is_refused_naming_the_variable(tmp_path):
     with pytest.raises(ConfigError, match=r"TACRO_CDS_SITE_TIME_ZONE"):
         create_app({"DATA_DIR": str(tmp_path), "SITE_TIME_ZONE": "Mars/Olympus"})
+
+
+def test_serve_refuses_a_missing_site_file_in_one_line(tmp_path, monkeypatch, capsys):
+    """A wrong SITE_CONFIG path stops `tacro-cds serve` before gunicorn starts, with one line naming it."""
+    from service.cli.main import main
+
+    monkeypatch.setenv("TACRO_CDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TACRO_CDS_SITE_CONFIG", str(tmp_path / "no-such-site.yaml"))
+    monkeypatch.setenv("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", "4")  # serve sets it when unset
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tacro-cds: knowledge: site file "), err
+    assert "no-such-site.yaml" in err and "cannot be read" in err

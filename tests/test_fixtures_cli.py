@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import pytest
 import requests
 import responses
 
-from fhir_fixtures import scenario_dirs
+from fhir_fixtures import FIXTURES_DIR, load_request, read_json, scenario_dirs
+from tacro_dev import demo
 from tacro_dev.__main__ import main
-from tacro_dev.demo import format_card
+from tacro_dev.demo import HOOK_ORDER, format_card
+from tacro_dev.fixture_dates import shift_dates
 
 BASE = "http://127.0.0.1:8999/fhir"
 ALL = [d.name for d in scenario_dirs()]
@@ -183,3 +186,40 @@ def test_demo_over_http(capsys):
     assert "order-sign: no cards" in out and "patient-view: HTTP 412 no data" in out
     sent = json.loads(responses.calls[1].request.body)
     assert sent["hook"] == "order-select" and sent["context"]["patientId"] == "azole-fluconazole"
+
+
+def _discovery_and_empty_answers(url: str) -> None:
+    responses.add(
+        responses.GET,
+        f"{url}/cds-services",
+        json={"services": [{"hook": h, "id": f"svc-{h}", "description": "d"} for h in HOOK_ORDER]},
+    )
+    for hook in HOOK_ORDER:
+        responses.add(responses.POST, f"{url}/cds-services/svc-{hook}", json={"cards": []})
+
+
+@responses.activate
+def test_demo_over_http_moves_the_dates_to_today(monkeypatch, capsys):
+    """A running service reads its own clock: every date of the request moves by today - asOf, as the
+    dev EHR moves the charts, so the scenario reads as it was written."""
+    url = "http://127.0.0.1:8998"
+    _discovery_and_empty_answers(url)
+    as_of = date.fromisoformat(read_json(FIXTURES_DIR / "azole-fluconazole" / "scenario.json")["asOf"])
+    monkeypatch.setattr(demo, "today", lambda: as_of + timedelta(days=40))
+    assert main(["demo", "--url", url, "--scenario", "azole-fluconazole"]) == 0
+    assert "dates moved to read as of" in capsys.readouterr().out
+    sent = {json.loads(c.request.body)["hook"]: json.loads(c.request.body) for c in responses.calls[1:]}
+    for hook, body in sent.items():
+        written = load_request("azole-fluconazole", hook)
+        assert body == shift_dates(written, 40) != written, hook
+
+
+@responses.activate
+def test_demo_over_http_without_shift_sends_the_dates_as_written(monkeypatch):
+    url = "http://127.0.0.1:8998"
+    _discovery_and_empty_answers(url)
+    monkeypatch.setattr(demo, "today", lambda: date(2099, 1, 1))
+    assert main(["demo", "--url", url, "--scenario", "azole-fluconazole", "--no-shift"]) == 0
+    for call in responses.calls[1:]:
+        body = json.loads(call.request.body)
+        assert body == load_request("azole-fluconazole", body["hook"])

@@ -296,3 +296,28 @@ def test_the_image_runs_gunicorn_with_the_settings_file():
     assert len(cmd) == 1 and json.loads(cmd[0][len("CMD ") :]) == ["gunicorn", "-c", "gunicorn.conf.py"]
     assert any(line.startswith("COPY ") and "gunicorn.conf.py" in line.split() for line in lines)
     assert any(line.startswith("WORKDIR /app") for line in lines)
+
+
+def test_a_missing_site_file_stops_gunicorn_in_one_line(tmp_path):
+    """gunicorn run directly (the image's command) reads the site file once in the master: a wrong
+    SITE_CONFIG is one line naming it and no worker starts, not a traceback from every worker."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "PROMETHEUS_", "TACRO_CDS_"))}
+    env = {
+        **clean,
+        "PYTHONPATH": str(ROOT),
+        "TACRO_CDS_DATA_DIR": str(tmp_path / "data"),
+        "TACRO_CDS_SITE_CONFIG": str(tmp_path / "no-such-site.yaml"),
+        "GUNICORN_BIND": "127.0.0.1:0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "ops" / "gunicorn.conf.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "tacro-cds: knowledge:" in line]
+    assert len(lines) == 1 and "no-such-site.yaml" in lines[0] and "cannot be read" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr, done.stderr

@@ -132,6 +132,42 @@ def test_a_refused_call_is_counted_with_its_status(metrics_client):
     assert value("tacro_cds_hook_calls_total", **labels) == before + 1
 
 
+def _hook_calls() -> float:
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "tacro_cds_hook_calls"
+        for sample in family.samples
+        if sample.name == "tacro_cds_hook_calls_total"
+    )
+
+
+def test_a_cors_preflight_is_not_a_hook_call(make_app):
+    """A browser's OPTIONS before its POST is counted as an HTTP request, not as a call of the service."""
+    client = make_app(METRICS_TOKEN=METRICS_TOKEN, CORS_ORIGINS=["https://ehr.example.org"]).test_client()
+    calls = _hook_calls()
+    preflights = value(
+        "tacro_cds_http_requests_total", route="/cds-services/<service_id>", method="OPTIONS", status="200"
+    )
+    response = client.options(
+        f"/cds-services/{SERVICE}",
+        headers={
+            "Origin": "https://ehr.example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers.get("Access-Control-Allow-Origin") == "https://ehr.example.org"
+    assert _hook_calls() == calls
+    assert (
+        value("tacro_cds_http_requests_total", route="/cds-services/<service_id>", method="OPTIONS", status="200")
+        == preflights + 1
+    )
+    assert client.post(f"/cds-services/{SERVICE}", json=builtin_request("patient-view")).status_code == 200
+    assert _hook_calls() == calls + 1
+
+
 def test_an_unknown_service_id_never_becomes_a_label(metrics_client):
     before = value("tacro_cds_hook_calls_total", service="other", hook="other", status="404")
     response = metrics_client.post(f"/cds-services/{FAKE_JWT[:40]}", json=builtin_request("patient-view"))

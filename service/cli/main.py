@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
 
+from cards.knowledge import KnowledgeError, load_knowledge_report
 from service.cli import database as database_cli
 from service.cli import knowledge as knowledge_cli
 from service.cli import rulebook as rulebook_cli
@@ -68,8 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         print("*" * 72, file=sys.stderr)
-    # Check the settings once before starting gunicorn: a bad one is one clear message.
-    data_directory(load_settings())
+    # Check the settings and the knowledge (with the site file) once before starting gunicorn: a bad
+    # one is one clear message.
+    settings = load_settings()
+    data_directory(settings)
+    load_knowledge_report(settings.site_config, settings.rxnorm_products)
     command = gunicorn_command(args)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -123,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         print(f"tacro-cds: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KnowledgeError as exc:
+        print(f"tacro-cds: knowledge: {exc}", file=sys.stderr)
         return 2
     except DatabaseSchemaError as exc:
         print(f"tacro-cds: database: {exc}", file=sys.stderr)

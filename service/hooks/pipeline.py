@@ -8,6 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from cards.evaluate import can_run, evaluate
+from cards.facts import PatientFacts
+from cards.model import Card
 from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
 from service.hooks.pilot import pilot_rows
@@ -15,6 +17,27 @@ from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
 from service.hooks.validation import validate_request
 from service.runtime import Runtime
+
+
+def decide(
+    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None
+) -> tuple[HookRequest, PatientFacts, list[Card]]:
+    """The decisions of one service call, before rendering: the request, the facts and the cards.
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
+    service = rt.registry.get(service_id)
+    request = validate_request(body, hook=service.hook, limits=rt.settings)
+    data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
+    today = rt.today()
+    facts = build_facts(request, data, rt.knowledge, today=today)
+    if missing:
+        # Rules needing missing data are skipped (a card says which); 412 only when none can run.
+        reasons: dict[str, str] = {}
+        for item in missing:
+            reasons[item.key] = f"{reasons[item.key]}; {item.reason}" if item.key in reasons else item.reason
+        facts = replace(facts, missing=reasons)
+        if not can_run(facts):
+            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
+    return request, facts, evaluate(facts, today, rt.knowledge)
 
 
 def invoke(
@@ -32,20 +55,7 @@ def invoke(
     ``fhir_user`` its claims; ``app_url`` the SMART app's launch URL the cards link to (None: no link).
     In a pilot mode other than live the cards are recorded, and answered only to whom the mode shows
     them."""
-    service = rt.registry.get(service_id)
-    request = validate_request(body, hook=service.hook, limits=rt.settings)
-    data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
-    today = rt.today()
-    facts = build_facts(request, data, rt.knowledge, today=today)
-    if missing:
-        # Rules needing missing data are skipped (a card says which); 412 only when none can run.
-        reasons: dict[str, str] = {}
-        for item in missing:
-            reasons[item.key] = f"{reasons[item.key]}; {item.reason}" if item.key in reasons else item.reason
-        facts = replace(facts, missing=reasons)
-        if not can_run(facts):
-            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
-    cards = evaluate(facts, today, rt.knowledge)
+    request, facts, cards = decide(rt, service_id, body, issuer=issuer)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
     mode = rt.pilot.mode(service_id, issuer)

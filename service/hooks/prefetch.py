@@ -97,8 +97,11 @@ class MissingData:
 def unavailable_error(missing: list[MissingData]) -> PrefetchUnavailableError:
     """The 412 naming every key that could not be had, one OperationOutcome issue each."""
     keys = ", ".join(dict.fromkeys(m.key for m in missing))
+    timed_out = ", ".join(dict.fromkeys(m.key for m in missing if m.code == FhirTimeoutError.code))
+    # A timeout is said as such: the data may well be there, on a server that answered too slowly.
+    why = f" The FHIR server timed out (no answer within the timeout) for: {timed_out}." if timed_out else ""
     return PrefetchUnavailableError(
-        f"data the rules need was neither prefetched nor fetchable: {keys}. Send these prefetch "
+        f"data the rules need was neither prefetched nor fetchable: {keys}.{why} Send these prefetch "
         "keys, or a reachable fhirServer with a valid fhirAuthorization.",
         location=[f"$.prefetch.{m.key}" for m in missing if m.key != MEDICATIONS],
         issues=[m.issue() for m in missing],

@@ -87,12 +87,13 @@ def _owns_metrics_dir() -> bool:
 
 def on_starting(server: Any) -> None:
     """In the master, before any worker: the fallback concurrency from the final thread count, the
-    service's settings checked once (a bad one is one message, not a traceback per worker), the
-    database migrated once, then an empty metrics folder (counters start at zero with each start;
+    service's settings and knowledge (with the site file) checked once (a bad one is one message, not
+    a traceback per worker), the database migrated once, then an empty metrics folder (counters start at zero with each start;
     made last, so a start refused above leaves nothing behind)."""
     threads_now = int(server.cfg.threads)
     fallback = threads_now // 2 if threads_now >= 4 else threads_now
     os.environ.setdefault("TACRO_CDS_FHIR_FALLBACK_MAX_CONCURRENT", str(max(1, fallback)))
+    from cards.knowledge import KnowledgeError, load_knowledge_report
     from service.config import ConfigError, data_directory, database_url, load_settings
     from service.errors import DatabaseSchemaError
     from service.storage.engine import build_engine
@@ -101,6 +102,9 @@ def on_starting(server: Any) -> None:
     try:
         settings = load_settings()
         data_directory(settings)
+        # The knowledge and the site file (SITE_CONFIG) read once: a wrong path or a bad entry is one
+        # line here, not a traceback from every worker.
+        load_knowledge_report(settings.site_config, settings.rxnorm_products)
         # The database brought up to date (or checked, without DB_AUTO_UPGRADE) once, here: the
         # workers then find it at the current revision.
         engine = build_engine(database_url(settings))
@@ -110,6 +114,9 @@ def on_starting(server: Any) -> None:
             engine.dispose()
     except ConfigError as exc:
         print(f"tacro-cds: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KnowledgeError as exc:
+        print(f"tacro-cds: knowledge: {exc}", file=sys.stderr)
         sys.exit(2)
     except DatabaseSchemaError as exc:
         print(f"tacro-cds: database: {exc}", file=sys.stderr)
