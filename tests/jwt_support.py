@@ -20,7 +20,7 @@ import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -28,6 +28,10 @@ from conftest import FIXED_NOW
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from sqlalchemy import create_engine
+
+from service.storage.store import Retention
+from service.storage.tables import metadata
 
 ISSUER = "https://ehr.example.org"
 BASE = "http://localhost"  # what the Flask test client calls
@@ -144,10 +148,17 @@ def auth_config(*signers: Signer, **issuer_fields: Any) -> dict[str, Any]:
 
 
 class FakeStore:
-    """In-memory stand-in for service.storage.store.Store: the replay cache and a no-op card log."""
+    """In-memory stand-in for service.storage.store.Store: the replay cache and a no-op card log; the
+    pilot's tables (rulebook sign-offs read at start-up) in an in-memory SQLite database."""
 
     def __init__(self) -> None:
         self.jtis: dict[tuple[str, str], datetime] = {}
+        self.engine = create_engine("sqlite://")
+        metadata.create_all(self.engine)
+        self.retention = Retention()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
 
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """True when (iss, jti) is new; False when already seen."""

@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 
 from cards import vocab
+from service.fhir.errors import FhirError
 from service.storage import feedback as feedback_log
 
 if TYPE_CHECKING:
@@ -50,28 +51,14 @@ INDICATORS = frozenset({"info", "warning", "critical"})
 FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
 # Why a feedback entry was not stored (service.storage.feedback).
 FEEDBACK_REFUSALS = feedback_log.REFUSALS
-# FhirError codes (service.fhir.client).
-FHIR_FAILURES = frozenset(
-    {
-        "fhir-error",
-        "fhir-timeout",
-        "fhir-unreachable",
-        "fhir-address-refused",
-        "fhir-http-error",
-        "fhir-unauthorized",
-        "fhir-forbidden",
-        "fhir-not-found",
-        "fhir-rate-limited",
-        "fhir-server-error",
-        "fhir-bad-response",
-        "fhir-content-type",
-        "fhir-invalid-json",
-        "fhir-not-fhir",
-        "fhir-truncated",
-        "fhir-too-large",
-        "fhir-bad-next-link",
-    }
-)
+
+
+def _codes(error: type[FhirError]) -> set[str]:
+    return {error.code}.union(*(_codes(sub) for sub in error.__subclasses__()))
+
+
+# The codes of the FhirError tree (service.fhir.errors), each its own label.
+FHIR_FAILURES = frozenset(_codes(FhirError))
 # Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.
 PREFETCH_REASONS = FHIR_FAILURES | {"prefetch-unavailable", "prefetch-incomplete", "prefetch-token-unresolvable"}
 # Why a caller's JWT was refused (service.api.auth: the reason, lower case, words joined by "-").

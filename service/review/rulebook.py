@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cards import evaluate as evaluate_module
+from cards import vocab
 from cards.knowledge import LoadedKnowledge, shipped_tables, unconfirmed_entries
 from cards.rules import data_quality
 
@@ -321,16 +322,9 @@ def family(kind: str) -> str:
     return kind.split(":", 1)[0]
 
 
-_RULE_FAMILIES = {
-    "eligibility": "eligibility",
-    "dose": "dose",
-    "timing": "timing",
-    "baseline_labs": "baseline-labs",
-    "trough": "trough",
-    "safety": "safety",
-    "interactions": "interaction",
-    "care": "care",
-    "data_quality": "data-quality",
+# The card family each rule module issues: a module is named for its family (snake case).
+_RULE_FAMILIES = {family.replace("-", "_"): family for family in vocab.CARD_FAMILIES} | {
+    "interactions": vocab.FAMILY_INTERACTION
 }
 
 
@@ -367,7 +361,9 @@ def build(
     for check in all_checks:
         wanted = _RULE_FAMILIES.get(check.module)
         kinds_by_check[check.name] = sorted(
-            k for k in shown if family(k) == wanted or (wanted == "data-quality" and family(k) == "missing-data")
+            k
+            for k in shown
+            if family(k) == wanted or (wanted == vocab.FAMILY_DATA_QUALITY and family(k) == vocab.FAMILY_MISSING_DATA)
         )
     return Rulebook(
         knowledge_hash=knowledge_hash(tables),
