@@ -6,8 +6,8 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.facts import MedicationFact
-from cards.model import Action
 from cards.knowledge import load_knowledge
+from cards.model import Action
 from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
 
 SANDBOX_DRAFT = {
