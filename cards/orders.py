@@ -278,7 +278,15 @@ def _smaller_product(
         and isinstance(p.get("strength_mg"), (int, float))
         and _whole(per_dose_mg / float(p["strength_mg"]))
     ]
-    return max(fits, key=lambda p: float(p["strength_mg"])) if fits else None
+    brand = _brand(current)
+    # The largest strength that fits; of equal strengths the same brand ([Prograf] stays Prograf), then a generic.
+    return max(fits, key=lambda p: (float(p["strength_mg"]), _brand(p) == brand, _brand(p) == "")) if fits else None
+
+
+def _brand(product: Mapping[str, Any]) -> str:
+    """ "Prograf" for "tacrolimus 1 MG Oral Capsule [Prograf]"; "" for a generic product."""
+    found = re.search(r"\[([^\]]+)\]", str(product.get("display") or ""))
+    return found.group(1) if found else ""
 
 
 def build_order(
