@@ -69,6 +69,10 @@ class Measurement:
     # Other results of the same concept taken at the same time with a different value (their sources):
     # neither wins by bundle order; the rules show both and use the worse one for safety tiers.
     conflicts_with: tuple[str, ...] = ()
+    # A limit reported instead of a value (">30 ng/mL", "<1.0"): the comparator and the limit in the
+    # canonical unit. ``value`` stays None; rules that can decide on the conservative reading use it.
+    comparator: str | None = None
+    bound: float | None = None
 
     @property
     def is_final(self) -> bool:

@@ -141,7 +141,10 @@ def test_conflicting_potassium_uses_the_worse_and_shows_both():
 
 
 def test_potassium_in_an_unusable_unit_is_not_compared():
-    assert check("safety:potassium", [lab(K, 7.0, 2, unit="mg/dL")]) is None
+    """Not compared with any threshold, but shown as reported, never silent."""
+    card = check("safety:potassium", [lab(K, 7.0, 2, unit="mg/dL")])
+    assert card.indicator == "info" and card.verdict == "potassium-as-reported"
+    assert "reported as 7.0 mg/dL" in card.summary and "no older result" in card.detail
     due = check("safety:monitoring-due", [lab(K, 7.0, 2, unit="mg/dL")])
     assert "is in mg/dL, not mmol/L" in due.detail
 

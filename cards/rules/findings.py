@@ -9,7 +9,7 @@ compares with numbers of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -117,9 +117,18 @@ class CreatinineFinding:
 
 
 def _newest(facts: PatientFacts, concept: str) -> tuple[Measurement | None, tuple[Measurement, ...]]:
-    """The newest usable result (the worse of results taken at the same time) and its conflicts."""
-    newest = facts.latest(concept)
-    if newest is None:
+    """The newest usable result (the worse of results taken at the same time) and its conflicts.
+
+    Never an older result in place of a newer final one that cannot be used: then there is none (the
+    safety card shows that result as reported). A ">" limit (">7 mmol/L") counts at its limit.
+    """
+    final = [m for m in facts.results(concept) if m.is_final and m.when is not None]
+    if not final:
+        return None, ()
+    newest = final[0]
+    if not newest.actionable:
+        if newest.bound is not None and newest.comparator in (">", ">="):
+            return replace(newest, value=newest.bound, problem=None), ()
         return None, ()
     used = worse(facts, newest)
     return used, tuple(sorted({newest, *conflicting(facts, newest)} - {used}, key=lambda m: m.source))

@@ -4,6 +4,7 @@ against their thresholds, one card per concern, each with the values and dates u
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..facts import (
     HBA1C,
     POTASSIUM,
     BloodPressure,
+    Measurement,
     PatientFacts,
 )
 from ..model import Action, Card, Indicator, Suggestion
@@ -31,6 +33,7 @@ from .common import (
     describe_pregnancy,
     make_card,
     order_action,
+    pending_at_least,
     pending_note,
 )
 from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
@@ -87,7 +90,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
     unit = str(proto.entry("safety.creatinine")["unit"])
     now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
-        return None, now
+        return _as_reported(proto, "creatinine", now), now
     latest = now.worst() or now.value
     latest_value = latest.value
     assert latest_value is not None and latest.when is not None
@@ -176,9 +179,12 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
 def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
     unit = str(proto.entry("safety.potassium")["unit"])
-    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
+    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit, limits=True)
+    early = pending_at_least(now, proto.num("safety.potassium.critical_at"))
+    if early is not None and (now.value is None or not at_least(now.value.value or 0.0, early.value or 0.0)):
+        return _pending_critical(facts, proto, "potassium", early, [_urgent_potassium(facts, proto)]), now
     if now.value is None or now.value.value is None:
-        return None, now
+        return _as_reported(proto, "potassium", now), now
     m = now.worst() or now.value
     value = m.value
     assert value is not None
@@ -204,6 +210,9 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
     elif tier == "above-normal":
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
+    if now.limit in ("<", "<=") or (now.limit is not None and not findings):
+        # "<7" may be anything below 7, ">4" anything above 4: no tier is certain, show it as reported.
+        return _as_reported(proto, "potassium", replace(now, value=None, shown_only=m)), now
     return _worst_card(
         proto,
         detail,
@@ -214,6 +223,51 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
         "and potassium supplements.",
         actions,
     ), now
+
+
+def _as_reported(proto: Protocol, label: str, now: Current) -> Card | None:
+    """The newest result exists but cannot be compared (text, a limit, a unit not known, implausible):
+    shown as the laboratory reported it, with why, rather than deciding on an older one."""
+    m = now.shown_only
+    if m is None:
+        return None
+    detail = Detail(proto)
+    why = m.problem or (f"it is {m.status}" if not m.is_final else "it cannot be compared")
+    detail.add(f"- Newest {label}: **{fmt_measure(m)}**; {why}.")
+    detail.add("")
+    detail.add(
+        f"No {label} threshold was checked, and no older result was used in its place. Ask the laboratory "
+        "for the value in its unit, or repeat the test."
+    )
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:{label}",
+        verdict=f"{label}-as-reported",
+        summary=f"{label.capitalize()} reported as {reported(m)[:40]} ({fmt_date(m.when)}): cannot be compared, check it",
+        indicator="info",
+        source_id="data-profile",
+    )
+
+
+def _pending_critical(
+    facts: PatientFacts, proto: Protocol, label: str, m: Measurement, suggestions: list[Suggestion]
+) -> Card:
+    """A result not final yet that is already critical: shown as critical and pending."""
+    detail = Detail(proto)
+    detail.add(f"- {label.capitalize()}: **{fmt_measure(m)}**, {m.status}: the final result is pending.")
+    detail.add("")
+    detail.add(f"A {m.status} result this high is acted on now; ask the laboratory for the final value.")
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:{label}",
+        verdict=f"{label}-critical-pending",
+        summary=f"{label.capitalize()} {reported(m)} ({fmt_date(m.when)}) is {m.status}, final pending, and critical: check it now",
+        indicator="critical",
+        source_id=str(proto.entry(f"safety.{label}.critical_at")["source"]),
+        suggestions=suggestions,
+    )
 
 
 def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:

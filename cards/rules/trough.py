@@ -31,6 +31,7 @@ from .common import (
     day_of,
     make_card,
     order_action,
+    pending_at_least,
     pending_note,
 )
 from .focus import Focus, focus_of
@@ -42,6 +43,7 @@ SCHEDULE = frozenset({"no-trough", "draw-at-steady-state"})  # about when to dra
 
 Verdict = Literal[
     "critical",
+    "critical-pending",
     "above-target",
     "twelve-hour-level",
     "below-target",
@@ -79,8 +81,11 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     extended = any(m.release == "extended" for m in focus.active)
     ss_days = proto.days("trough.steady_state_days." + ("extended" if extended else "immediate"))
     steady_from, from_order_date = steady_state_from(focus, ss_days)
-    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit)
+    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit, limits=True)
+    pending_critical = pending_at_least(level, critical_at)
     if level.value is None or level.value.value is None:
+        if pending_critical is not None:
+            return TroughDecision("critical-pending", pending_critical, steady_from, current=level)
         if not protocol:
             return TroughDecision(None)
         if level.shown_only is not None:
@@ -107,9 +112,21 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
         verdict = "twelve-hour-level" if _twelve_hours_after_evening_dose(m, focus) else "above-target"
     elif below(value, low) and before is False:
         verdict = "below-target"
+    if level.limit is not None and verdict not in _LIMIT_DECIDES[level.limit in (">", ">=")]:
+        # ">5" may be anything above 5, "<25" anything below: decide only on the limit's side.
+        verdict = "uninterpretable" if protocol or level.limit in ("<", "<=") else None
     if level.pending is not None and verdict != "critical":
+        if pending_critical is not None:
+            return TroughDecision("critical-pending", pending_critical, steady_from, current=level)
         verdict = None  # a newer result is on its way: no decision on the older one
     return TroughDecision(verdict, m, steady_from, before, level)
+
+
+# The verdicts a limit can support: a ">" limit only that the level is high, a "<" limit only that it is low.
+_LIMIT_DECIDES: dict[bool, frozenset[Verdict | None]] = {
+    True: frozenset({"critical", "above-target", "twelve-hour-level", "high-level-unknown-timing"}),
+    False: frozenset({"below-target"}),
+}
 
 
 def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus) -> bool:
@@ -169,7 +186,8 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             + ("drawn as a trough" if m.timing == "trough" else "timing not stated")
         )
     if d.current is not None:
-        for line in (conflict_note("tacrolimus level", d.current), pending_note("tacrolimus level", d.current)):
+        pending = pending_note("tacrolimus level", d.current) if d.verdict != "critical-pending" else None
+        for line in (conflict_note("tacrolimus level", d.current), pending):
             if line:
                 detail.add(f"- {line}")
     if d.steady_from is not None and d.verdict not in {"no-trough", "uninterpretable"}:
@@ -183,6 +201,17 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         indicator = "critical"
         summary = f"Tacrolimus trough {shown} is at or above {critical}: hold or reduce the dose now"
         source_id = str(proto.entry("trough.critical_at")["source"])
+        detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "critical-pending":
+        indicator = "critical"
+        assert m is not None
+        summary = f"Tacrolimus level {shown} is {m.status}, final pending, and at or above {critical}: check it now"
+        source_id = str(proto.entry("trough.critical_at")["source"])
+        detail.add(
+            f"\nThe laboratory has not released the final result; a {m.status} level this high is acted on "
+            "now: hold or reduce the dose if it is confirmed, and ask the laboratory for the final value."
+        )
         detail.add(high_next)
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "above-target":
@@ -231,7 +260,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         assert m is not None
         summary = f"Tacrolimus level reported as {reported(m)} ({fmt_date(m.when)}): cannot be compared with {target}"
         detail.add(
-            f"\nThe result cannot be compared with the target ({m.problem}). Ask the laboratory for a "
+            f"\nThe result cannot be compared with the target ({m.problem or 'a limit, not a value'}). Ask the laboratory for a "
             f"value in {unit}; a result below the detection limit suggests a missed dose."
         )
     elif d.verdict == "draw-at-steady-state":

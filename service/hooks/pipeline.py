@@ -8,10 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 from cards.evaluate import can_run, evaluate
+from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
 from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
-from service.hooks.validation import HookRequest, validate_request
+from service.hooks.validation import validate_request
 from service.runtime import Runtime
 
 
