@@ -233,3 +233,54 @@ def test_each_dose_the_chart_allows_is_offered_when_the_th1_is_unknown() -> None
     )
     assert doses == [1, 2]
     assert not any(s.is_recommended for s in card.suggestions)
+
+
+# --- a branded product code (the sandbox's Prograf SBD) gives its strength: the maximum is checked -----
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+@pytest.mark.parametrize(
+    "code,display,per_dose,verdict",
+    [
+        pytest.param("108513", "Tacrolimus 1 MG Oral Capsule [Prograf]", 3, "above-maximum", id="Prograf 1 mg SBD"),
+        pytest.param("1235243", "Tacrolimus 1 MG Oral Capsule [Hecoria]", 3, "above-maximum", id="Hecoria 1 mg SBD"),
+        pytest.param(
+            "1664463",
+            "24 HR Tacrolimus 1 MG Extended Release Oral Tablet [Envarsus]",
+            3,
+            "above-maximum",
+            id="Envarsus XR 1 mg SBD",
+        ),
+    ],
+)
+def test_a_branded_product_code_gives_its_strength_so_the_maximum_is_checked(code, display, per_dose, verdict):
+    """3 capsules (or tablets) twice daily of a 1 mg product: 6 mg/day, above the 4 mg/day maximum."""
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "tac",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}]},
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": per_dose, "unit": "capsule", "code": "{capsule}"}}],
+            }
+        ],
+    }
+    context = {
+        "patientId": "p1",
+        "userId": "Practitioner/u1",
+        "selections": ["MedicationRequest/tac"],
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": order}]},
+    }
+    request = HookRequest(hook="order-select", hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+    facts = build_facts(request, {}, KB)
+    facts = make_facts("order-select", meds=facts.medications, transfers=[transfer(10)])
+    [card] = evaluate_dose(facts, TODAY, KB)
+    assert (card.kind, card.indicator, card.verdict) == ("dose", "critical", verdict)
