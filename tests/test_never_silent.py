@@ -172,3 +172,108 @@ def test_a_trough_timed_otherwise_is_read(ask, timing):
         level.update(timing)
 
     critical_with(ask("trough-critical", "patient-view", change), "21.5")
+
+
+# ---- 7. a missing key removes only the checks that read it ---------------------------------------
+
+
+def missing_card(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [c for c in cards if "data not available" in c["summary"] or "checks not made" in c["summary"]]
+    assert len(found) == 1, summaries(cards)
+    return found[0]
+
+
+def drop(*keys: str) -> Callable[[Request], None]:
+    def change(body: Request) -> None:
+        for key in keys:
+            del body["prefetch"][key]
+
+    return change
+
+
+def test_missing_pregnancy_tests_do_not_hide_a_critical_potassium(ask):
+    def change(body: Request) -> None:
+        observation(body, "chemistry", POTASSIUM)["valueQuantity"]["value"] = 6.4
+        drop("pregnancyTests")(body)
+
+    cards = ask("hyperkalaemia", "patient-view", change)
+    critical_with(cards, "6.4 mmol/L")
+    card = missing_card(cards)
+    assert "- Glucose: no pregnancy tests" in card["detail"]
+    assert "- Potassium:" not in card["detail"]
+
+
+def test_a_missing_blood_count_does_not_hide_acute_kidney_injury(ask):
+    cards = ask("creatinine-aki", "patient-view", drop("cbc"))
+    critical_with(cards, "acute kidney injury")
+    assert "- Monitoring schedule: no blood counts" in missing_card(cards)["detail"]
+
+
+def test_missing_medication_orders_do_not_hide_a_critical_trough(ask):
+    """The level on record is evidence of therapy; the trough is judged on the level."""
+    cards = ask("trough-critical", "patient-view", drop("medicationRequests"))
+    critical_with(cards, "21.5")
+    assert "- When to draw the next tacrolimus trough: no medication orders" in missing_card(cards)["detail"]
+
+
+def test_missing_chemistry_does_not_hide_the_spironolactone_interaction(ask):
+    cards = ask("hyperkalaemia", "order-select", drop("chemistry"))
+    assert any("spironolactone" in c["summary"].lower() for c in cards), summaries(cards)
+    assert "- Potassium: no kidney, potassium, glucose and liver results" in missing_card(cards)["detail"]
+
+
+# ---- 8. a Medication that did not come affects its order only --------------------------------------
+
+
+def test_an_unresolved_medication_reference_affects_only_that_order(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["medicationRequests"]["entry"].append(
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "other-order",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+                    "medicationReference": {"reference": "Medication/not-sent"},
+                }
+            }
+        )
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not [c for c in cards if "data not available" in c["summary"]], summaries(cards)
+    assert any("could not be resolved" in c.get("detail", "") for c in cards), summaries(cards)
+
+
+# ---- 9. evidence of therapy ------------------------------------------------------------------------
+
+
+def test_a_level_on_record_is_evidence_of_therapy_without_an_active_order(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["medicationRequests"]["entry"] = []
+        body["prefetch"]["medicationRequests"]["total"] = 0
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not any("candidate" in c["summary"].lower() for c in cards), summaries(cards)
+
+
+def test_a_stopped_tacrolimus_order_is_read_apart_from_current_ones(ask):
+    def change(body: Request) -> None:
+        for order in resources(body, "medicationRequests"):
+            order["status"] = "stopped"
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+
+
+# ---- 14. an order not to give the drug -------------------------------------------------------------
+
+
+def test_do_not_perform_is_not_an_order_to_give_it(ask):
+    def change(body: Request) -> None:
+        body["context"]["draftOrders"]["entry"][0]["resource"]["doNotPerform"] = True
+
+    cards = ask("dose-total-two-drafts", "order-sign", change)
+    assert not any("5 mg/day" in c["summary"] for c in cards), summaries(cards)

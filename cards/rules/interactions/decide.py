@@ -129,7 +129,7 @@ def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any
     for entry in kb["interactions"]["entries"]:
         if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
             continue
-        for m in facts.medications:
+        for m in (*facts.medications, *facts.ended_medications):
             if (
                 not m.has(TACROLIMUS)
                 and m.systemic
@@ -291,7 +291,8 @@ def _decide_drug(
     table = kb["interactions"]
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
-    for m in facts.medications:
+    # Ended orders too: an azole's effect outlasts its last dose (``_timing_of`` says for how long).
+    for m in (*facts.medications, *facts.ended_medications):
         if not m.has(drug) or m.has(TACROLIMUS) or not m.systemic:
             continue
         counts_as = _timing_of(m, today, entry)

@@ -137,6 +137,8 @@ def build_facts(
         pregnancy=ex.pregnancy(today),
         transfers=tuple(sorted(ex.transfers, key=lambda t: _newest_first(t.when), reverse=True)),
         medications=tuple(ex.medications),
+        ended_medications=tuple(ex.ended_medications),
+        as_of=today,
         unusable=tuple(ex.unusable),
         selections=request.selections,
         sex=ex.sex,
