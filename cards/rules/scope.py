@@ -116,8 +116,7 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
         return Scope(
             False,
             "other-indication",
-            f"this tacrolimus is ordered for {others[0]}: the RIF "
-            "protocol's doses, target and course do not apply to it",
+            f"this tacrolimus is ordered for {others[0]}, not for RIF",
             evidence,
         )
     if facts.sex == "male":
