@@ -39,6 +39,8 @@ CONDITIONS = "conditions"
 MED_REQUESTS = "medicationRequests"
 MED_STATEMENTS = "medicationStatements"
 MEDICATIONS = "medications"  # Medication resources that orders reference
+ENDED_MED_REQUESTS = "endedMedicationRequests"
+IMMUNIZATIONS = "immunizations"
 TRANSFERS = ("transferRequests", "transferProcedures", "transferAppointments")
 # A Medication an order refers to is not a need of any check: an order whose Medication could not be had
 # is named on the data-quality card and only that order goes unchecked.
@@ -120,7 +122,22 @@ RULES: tuple[RuleSpec, ...] = (
     ),
     # The interaction cards read potassium and creatinine too, and say so themselves when the chemistry
     # is missing; a drug that needs no laboratory value (spironolactone) is flagged without it.
-    _one(evaluate_interactions, "drug interactions", "interaction:", MEDICATION_LISTS),
+    RuleSpec(
+        evaluate_interactions,
+        "drug interactions",
+        (
+            Check("drug interactions", MEDICATION_LISTS, "interaction:"),
+            # Their cards are interaction cards like the others (matched above); these entries name what
+            # went unchecked when only the ended orders or the vaccines given could not be had.
+            Check(
+                "interacting drugs stopped in the last days",
+                frozenset({ENDED_MED_REQUESTS}),
+                "interaction:",
+                frozenset(),
+            ),
+            Check("live vaccines given in the last 30 days", frozenset({IMMUNIZATIONS}), "interaction:", frozenset()),
+        ),
+    ),
     _one(
         evaluate_care,
         "administration and care",

@@ -33,6 +33,8 @@ DATA_NAMES = {
     "medicationRequests": "medication orders",
     "medicationStatements": "medications she reports taking",
     "medications": "the medications that orders refer to",
+    "endedMedicationRequests": "medication orders stopped or completed",
+    "immunizations": "vaccines given",
     "transferRequests": "embryo transfer requests",
     "transferProcedures": "embryo transfer procedures",
     "transferAppointments": "embryo transfer appointments",

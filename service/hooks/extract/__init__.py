@@ -44,6 +44,7 @@ _HANDLERS = {
     "Appointment": "_appointment",
     "MedicationRequest": "_medication",
     "MedicationStatement": "_medication",
+    "Immunization": "_immunization",
     "Patient": "_patient",
 }
 
