@@ -238,6 +238,8 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
             "before cutting the dose."
         )
+        if proto.site_default("trough.evening_dose_from_hour") or proto.site_default("trough.morning_draw_hours"):
+            detail.unconfirmed("the dose and draw hours that make a level a 12-hour level")
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
         summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"
