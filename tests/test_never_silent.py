@@ -423,3 +423,71 @@ def test_a_dose_in_each_counts_capsules(ask):
             entry["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].pop("system")
 
     critical_with(ask("dose-total-two-drafts", "order-sign", change), "5 mg/day")
+
+
+# ---- 15. another patient's data --------------------------------------------------------------------
+
+
+def test_another_patients_results_are_refused_and_counted(ask):
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["subject"] = {"reference": "Patient/someone-else"}
+
+    cards = ask("trough-critical", "patient-view", change)
+    assert not any("21.5" in c["summary"] for c in cards), summaries(cards)
+    refused = [c for c in cards if "of another patient refused" in c["summary"]]
+    assert refused and refused[0]["indicator"] == "warning" and refused[0]["summary"].startswith("1 record")
+
+
+def test_an_absolute_subject_reference_to_her_is_hers(ask):
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["subject"] = {
+            "reference": f"https://ehr.example.org/fhir/Patient/{body['context']['patientId']}/_history/3"
+        }
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not any("another patient" in c["summary"] for c in cards)
+
+
+# ---- 16. search values percent-encoded -------------------------------------------------------------
+
+
+def test_fetched_searches_survive_a_proxy_that_collapses_double_slashes(ask):
+    """A public SMART launcher's FHIR proxy rewrites "//" to "/" anywhere in the URL, query included.
+    The service's fallback searches must still find the critical trough through it."""
+    import re
+    from urllib.parse import urlsplit
+
+    import responses
+    from fhir_doubles import BASE, TOKEN
+
+    from fhir_fixtures import FIXTURES_DIR, read_json
+    from fhir_fixtures.matcher import search
+
+    chart = [e["resource"] for e in read_json(FIXTURES_DIR / "trough-critical" / "patient.json")["entry"]]
+    base_path = urlsplit(BASE).path
+
+    def proxy(request: Any) -> tuple[int, dict[str, str], str]:
+        scheme, rest = request.url.split("://", 1)
+        rest = re.sub("/{2,}", "/", rest)
+        relative = rest.split(base_path, 1)[1].lstrip("/")
+        import json
+
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(search(relative, chart))
+
+    def change(body: Request) -> None:
+        del body["prefetch"]["tacrolimusLevels"]
+        body["fhirServer"] = BASE
+        body["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+        }
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + "/Observation.*"), callback=proxy)
+        cards = ask("trough-critical", "patient-view", change)
+        assert "%7C" in rsps.calls[0].request.url and "loinc.org|" not in rsps.calls[0].request.url
+    critical_with(cards, "21.5")
