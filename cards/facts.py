@@ -211,6 +211,12 @@ class PatientFacts:
     # Prefetch keys whose data could not be had (key → why): rules needing them are skipped and
     # one card says which checks could not be made.
     missing: Mapping[str, str] = field(default_factory=dict)
+    # Orders and statements that have ended (stopped, completed): an interacting drug's effect outlasts
+    # its last dose, and a recent tacrolimus order is evidence of therapy. Never in ``medications``.
+    ended_medications: tuple[MedicationFact, ...] = ()
+    as_of: date | None = None  # the day the facts were read for (the clinic's today)
+    # Resources whose subject is another patient than the hook's patientId: refused, never used.
+    other_patient_records: int = 0
 
     def results(self, concept: str) -> tuple[Measurement, ...]:
         return self.labs.get(concept, ())

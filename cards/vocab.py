@@ -43,6 +43,9 @@ OBSERVATION_GROUPS: Final = (IMMUNOLOGY, TACROLIMUS_LEVELS, CHEMISTRY, CBC, VITA
 CONDITIONS: Final = "conditions"
 MEDICATION_REQUESTS: Final = "medicationRequests"
 MEDICATION_STATEMENTS: Final = "medicationStatements"
+# Stopped and completed orders within their effect window (an interacting drug's effect outlasts it).
+ENDED_MEDICATION_REQUESTS: Final = "endedMedicationRequests"
+IMMUNIZATIONS: Final = "immunizations"
 TRANSFER_REQUESTS: Final = "transferRequests"
 TRANSFER_PROCEDURES: Final = "transferProcedures"
 TRANSFER_APPOINTMENTS: Final = "transferAppointments"
@@ -55,7 +58,9 @@ PREFETCH_KEYS: Final = (
     *OBSERVATION_GROUPS,
     CONDITIONS,
     MEDICATION_REQUESTS,
+    ENDED_MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
+    IMMUNIZATIONS,
     *TRANSFERS,
 )
 DATA_GROUPS: Final = (*PREFETCH_KEYS, MEDICATIONS)

@@ -974,15 +974,19 @@ def test_ingredient_code_is_tried_before_product_and_product_still_gives_strengt
         ("198377", 1.0, "immediate"),
         ("313190", 0.5, "immediate"),
         ("198378", 5.0, "immediate"),
-        ("108513", None, "immediate"),
-        ("261134", None, "immediate"),
-        ("108514", None, "immediate"),
-        ("1431971", None, "extended"),
-        ("1431980", None, "extended"),
-        ("1431985", None, "extended"),
-        ("1431977", None, "extended"),
-        ("1431982", None, "extended"),
-        ("1431987", None, "extended"),
+        ("108513", 1.0, "immediate"),  # Tacrolimus 1 MG Oral Capsule [Prograf], as the public sandbox sends it
+        ("261134", 0.5, "immediate"),
+        ("108514", 5.0, "immediate"),
+        ("1235243", 1.0, "immediate"),  # Hecoria
+        ("1431971", 0.5, "extended"),
+        ("1431980", 1.0, "extended"),
+        ("1431985", 5.0, "extended"),
+        ("1431977", 0.5, "extended"),  # Astagraf XL
+        ("1431982", 1.0, "extended"),
+        ("1431987", 5.0, "extended"),
+        ("1664456", 0.75, "extended"),  # Envarsus XR tablets
+        ("1664463", 1.0, "extended"),
+        ("1664440", 4.0, "extended"),
     ],
 )
 def test_tacrolimus_product_table(code, strength, release):
@@ -1249,10 +1253,10 @@ UNKNOWN_DOSE = [
         "strength per unit is not known for the order",
     ),
     (
-        "pill-strength-open-prograf",
-        rx("108513"),
+        "pill-strength-open-product",
+        rx("240741"),  # clarithromycin oral suspension: a product whose strength per unit is not a mass
         [dosage(1, "{capsule}")],
-        "strength per unit is not known for RxNorm 108513",
+        "strength per unit is not known for RxNorm 240741",
     ),
     ("no-timing", TAC_1MG, [{"doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], "no timing"),
     (

@@ -233,3 +233,145 @@ def test_each_dose_the_chart_allows_is_offered_when_the_th1_is_unknown() -> None
     )
     assert doses == [1, 2]
     assert not any(s.is_recommended for s in card.suggestions)
+
+
+# --- a branded product code (the sandbox's Prograf SBD) gives its strength: the maximum is checked -----
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+@pytest.mark.parametrize(
+    "code,display,per_dose,verdict",
+    [
+        pytest.param("108513", "Tacrolimus 1 MG Oral Capsule [Prograf]", 3, "above-maximum", id="Prograf 1 mg SBD"),
+        pytest.param("1235243", "Tacrolimus 1 MG Oral Capsule [Hecoria]", 3, "above-maximum", id="Hecoria 1 mg SBD"),
+        pytest.param(
+            "1664463",
+            "24 HR Tacrolimus 1 MG Extended Release Oral Tablet [Envarsus]",
+            3,
+            "above-maximum",
+            id="Envarsus XR 1 mg SBD",
+        ),
+    ],
+)
+def test_a_branded_product_code_gives_its_strength_so_the_maximum_is_checked(code, display, per_dose, verdict):
+    """3 capsules (or tablets) twice daily of a 1 mg product: 6 mg/day, above the 4 mg/day maximum."""
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "tac",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}]},
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": per_dose, "unit": "capsule", "code": "{capsule}"}}],
+            }
+        ],
+    }
+    context = {
+        "patientId": "p1",
+        "userId": "Practitioner/u1",
+        "selections": ["MedicationRequest/tac"],
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": order}]},
+    }
+    request = HookRequest(hook="order-select", hook_instance="00000000-0000-4000-8000-000000000000", context=context)
+    facts = build_facts(request, {}, KB)
+    facts = make_facts("order-select", meds=facts.medications, transfers=[transfer(10)])
+    [card] = evaluate_dose(facts, TODAY, KB)
+    assert (card.kind, card.indicator, card.verdict) == ("dose", "critical", verdict)
+
+
+# --- "cut to one third" never becomes a 50 % cut -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "daily_mg,verdict,doses",
+    [
+        pytest.param(3, "dose-cut", [1], id="3 mg/day: one third is 1 mg, offered"),
+        pytest.param(2, "dose-cut", [0.5], id="2 mg/day: one third 0.67 mg, 0.5 mg is within a quarter, offered"),
+        pytest.param(1, "dose-cut-no-step-fits", [], id="1 mg/day: one third 0.33 mg, 0.5 mg would be half, by hand"),
+    ],
+)
+def test_a_one_third_cut_is_offered_only_when_a_step_is_close_to_one_third(daily_mg, verdict, doses):
+    tac = med("tacrolimus", "active", daily_mg=daily_mg, start=day(-30))
+    vori = med("voriconazole", "selected", daily_mg=400)
+    cards = evaluate_interactions(interaction_facts("order-select", tac, vori), TODAY, KB)
+    [card] = [c for c in cards if c.kind == "interaction:voriconazole"]
+    assert card.verdict == verdict
+    offered = [
+        a.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+        for s in card.suggestions
+        for a in s.actions
+        if a.resource and a.resource.get("resourceType") == "MedicationRequest"
+    ]
+    assert offered == doses
+
+
+# --- breastfeeding coded in SNOMED CT is read ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "system,code",
+    [
+        pytest.param("http://snomed.info/sct", "413712001", id="SNOMED CT 413712001 breastfeeding (mother)"),
+        pytest.param("http://snomed.info/sct", "169750002", id="SNOMED CT 169750002 mother currently breast-feeding"),
+    ],
+)
+def test_breastfeeding_coded_in_snomed_gets_its_card(system, code):
+    from cards.rules.care import evaluate_care
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "bf",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": system, "code": code}]},
+    }
+    request = HookRequest(
+        hook="patient-view",
+        hook_instance="00000000-0000-4000-8000-000000000000",
+        context={"patientId": "p1", "userId": "Practitioner/u1"},
+    )
+    read = build_facts(request, {"conditions": [condition]}, KB)
+    facts = make_facts("patient-view", meds=[on_tacrolimus(60)], conditions=list(read.conditions))
+    kinds = {c.kind for c in evaluate_care(facts, TODAY, KB)}
+    assert "care:breastfeeding" in kinds
+
+
+@pytest.mark.parametrize(
+    "code",
+    [pytest.param("17369002", id="SNOMED CT miscarriage"), pytest.param("34801009", id="SNOMED CT ectopic pregnancy")],
+)
+def test_a_pregnancy_outcome_coded_in_snomed_ends_the_indication(code):
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "loss",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "onsetDateTime": day(-3).isoformat(),
+    }
+    request = HookRequest(
+        hook="patient-view",
+        hook_instance="00000000-0000-4000-8000-000000000000",
+        context={"patientId": "p1", "userId": "Practitioner/u1"},
+    )
+    read = build_facts(request, {"conditions": [condition]}, KB)
+    facts = make_facts(
+        "patient-view", meds=[on_tacrolimus(40)], transfers=[transfer(-38)], conditions=list(read.conditions)
+    )
+    assert "pregnancy-ended" in {c.verdict for c in evaluate_timing(facts, TODAY, KB)}

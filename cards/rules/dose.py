@@ -10,14 +10,14 @@ dose below an unconfirmed band.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..model import Card, Indicator, Suggestion
-from ..orders import dose_change
+from ..orders import OrderContext, build_order, dose_change, products_of
 from ..text import fmt_number, plain
 from ..vocab import FAMILY_DOSE
 from .common import (
@@ -147,7 +147,8 @@ class DoseDecision:
 
 def _formulation_switch(active: MedicationFact, drafts: tuple[MedicationFact, ...]) -> bool:
     """An active order of the other release than every draft: a change of formulation, which the
-    release-switch card handles (one concern, one card), not duplicate therapy."""
+    release-switch card handles (one concern, one card), not duplicate therapy. With data missing that
+    card may be withheld, so then the pair stays duplicate therapy here."""
     return (
         bool(drafts)
         and active.release is not None
@@ -168,7 +169,9 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
     duplicates = tuple(
-        a for a in focus.active if not any(replaces(d, a) for d in drafts) and not _formulation_switch(a, drafts)
+        a
+        for a in focus.active
+        if not any(replaces(d, a) for d in drafts) and not (_formulation_switch(a, drafts) and not facts.missing)
     )
     unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
     counted = [*drafts, *duplicates]
@@ -245,7 +248,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         decision = decide_dose(facts, today, kb, focus, detail)
     if decision.verdict is None:
         return []
-    return [_render(facts, decision, proto, detail)]
+    return [_render(facts, decision, proto, detail, today, products_of(kb))]
 
 
 def _orders_line(decision: DoseDecision) -> list[str]:
@@ -258,7 +261,15 @@ def _orders_line(decision: DoseDecision) -> list[str]:
     return lines
 
 
-def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detail) -> Card:
+def _render(
+    facts: PatientFacts,
+    d: DoseDecision,
+    proto: Protocol,
+    detail: Detail,
+    today: date,
+    products: Sequence[Mapping[str, Any]],
+) -> Card:
+    orders = OrderContext(today, products)
     max_shown = detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy" else ""
     total = fmt_number(d.total_mg) if d.total_mg is not None else "?"
     several = len(d.drafts) + len(d.duplicates) > 1
@@ -279,7 +290,7 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         )
         if rec is not None and rec.daily_mg is not None and len(d.drafts) == 1 and not d.duplicates:
             body.append(f"- Protocol dose: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
-            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=rec.confirmed)
         elif several:
             body.append(
                 "\nThe maximum applies to the total of all tacrolimus orders: keep one order, or "
@@ -352,12 +363,12 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         summary = f"Tacrolimus {total} mg/day is above the {limit} mg/day the Th1/Th2 result allows: lower it"
         body.append(f"- Protocol: {rec.basis}")
         if rec.daily_mg is not None and not d.interacting and len(d.drafts) == 1:
-            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=rec.confirmed)
         elif rec.choices and not d.interacting and len(d.drafts) == 1:
             # The Th1 % decides between them: each dose the chart allows is offered, none recommended.
             body.append("- The Th1 % is not known: choose the dose it would give.")
             for choice in rec.choices:
-                suggestions += _change(d.drafts[0], choice, body, recommended=False, quiet=True)
+                suggestions += _change(d.drafts[0], choice, body, orders, recommended=False, quiet=True)
         if d.interacting:
             body.append(
                 f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
@@ -371,7 +382,7 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
             f"{fmt_number(rec.daily_mg)} mg/day: change the order"
         )
         body.append(f"- Protocol: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
-        suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=True)
+        suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=True)
         source_id = str(proto.entry("dose.bands")["source"])
     if any(m.release == "extended" for m in d.drafts) and d.verdict in {"above-band-dose", "differs-from-band-dose"}:
         body.append(
@@ -398,13 +409,25 @@ def _short_reason(reason: str) -> str:
 
 
 def _change(
-    draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool, quiet: bool = False
+    draft: MedicationFact,
+    daily_mg: float,
+    body: list[str],
+    orders: OrderContext,
+    *,
+    recommended: bool,
+    quiet: bool = False,
 ) -> list[Suggestion]:
-    action = dose_change(draft, daily_mg, f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day")
+    built = build_order(draft, orders.today, daily_mg=daily_mg, products=orders.products)
+    action = dose_change(
+        draft,
+        daily_mg,
+        f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day",
+        today=orders.today,
+        products=orders.products,
+    )
     if action is None:
         body.append(
-            f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
-            f"{fmt_number(daily_mg)} mg/day by hand."
+            f"- {fmt_number(daily_mg)} mg/day cannot be written into this order ({built.problem}): change it by hand."
         )
         return []
     if not recommended and not quiet:

@@ -35,6 +35,7 @@ from typing import Any
 
 from ...facts import PatientFacts
 from ...model import Card
+from ...orders import OrderContext, products_of
 from ..findings import CreatinineFinding, PotassiumFinding, creatinine_finding, potassium_finding
 from .decide import (
     LEVEL_CHANGING,
@@ -51,7 +52,8 @@ from .render import render
 def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Interaction cards, one per interacting drug, in the order of the table."""
     table = kb["interactions"]
-    return [render(d, facts, today, table) for d in decide_interactions(facts, today, kb)]
+    orders = OrderContext(today, products_of(kb))
+    return [render(d, facts, today, table, orders) for d in decide_interactions(facts, today, kb)]
 
 
 __all__ = [

@@ -130,7 +130,7 @@ def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any
     for entry in kb["interactions"]["entries"]:
         if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
             continue
-        for m in facts.medications:
+        for m in (*facts.medications, *facts.ended_medications):
             if (
                 not m.has(TACROLIMUS)
                 and m.systemic
@@ -292,7 +292,8 @@ def _decide_drug(
     table = kb["interactions"]
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
-    for m in facts.medications:
+    # Ended orders too: an azole's effect outlasts its last dose (``_timing_of`` says for how long).
+    for m in (*facts.medications, *facts.ended_medications):
         if not m.has(drug) or m.has(TACROLIMUS) or not m.systemic:
             continue
         counts_as = _timing_of(m, today, entry)
@@ -420,7 +421,10 @@ def _dose_plan(
         per_dose = max(step, round(exact / per_day / step) * step)
         rounded = round(per_dose * per_day, 6)
         low = high = exact
-        targets = [rounded] if rounded < dose - EPSILON else []
+        # A rounded dose far from the exact fraction would be another cut than the one the card names.
+        deviation = float(table["dose_rounding"].get("max_deviation", 1.0))
+        close = exact > 0 and abs(rounded - exact) / exact <= deviation + EPSILON
+        targets = [rounded] if rounded < dose - EPSILON and close else []
     if not targets:
         return DosePlan(tac, low=low, high=high, problem="no-step-fits")
     return DosePlan(tac, tuple(targets), low, high)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...facts import Measurement, MedicationFact, PatientFacts
 from ...model import Card, Link, Suggestion
-from ...orders import with_daily_dose
+from ...orders import OrderContext, build_order
 from ...text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
 from ..focus import fill, span
 from ..vocab import TACROLIMUS, build_card, override_codings
@@ -122,7 +122,7 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     ]
 
 
-def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -> list[str]:
+def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, orders: OrderContext) -> list[str]:
     plan = d.dose
     change = d.entry.get("dose_change") or {}
     how = f"by {values['reduction']}" if "reduction" in values else f"to {values.get('fraction', '')}"
@@ -133,6 +133,8 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
             f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
             f"and check a trough in {values.get('every', '2–3')} days."
         ]
+    if d.timing == "recently-stopped" and d.entry.get("class") == "vaccine":
+        return []  # a vaccine given does not change levels
     if d.timing == "recently-stopped" and d.stopped_on is not None:
         lasts = max(d.entry.get("after_stop_days") or [0])
         return [
@@ -160,7 +162,11 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float) -
     else:
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
-    by_hand = [t for t in plan.targets if with_daily_dose(plan.order, t) is None]
+    built = {t: build_order(plan.order, orders.today, daily_mg=t, products=orders.products) for t in plan.targets}
+    by_hand = [t for t, b in built.items() if b.resource is None]
+    switched = sorted({str(b.product["display"]) for b in built.values() if b.product is not None})
+    if switched:
+        lines.append(f"The suggested doses use {', '.join(switched)}: the ordered strength cannot give them.")
     if by_hand:
         lines.append(
             " and ".join(f"{fmt_number(t)} mg/day" for t in by_hand)
@@ -188,7 +194,13 @@ def _source_line(d: InteractionDecision, table: Mapping[str, Any]) -> str:
     return "Source: " + "; ".join(sources) + "."
 
 
-def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapping[str, Any]) -> Card:
+def render(
+    d: InteractionDecision,
+    facts: PatientFacts,
+    today: date,
+    table: Mapping[str, Any],
+    orders: OrderContext | None = None,
+) -> Card:
     """The card for one decision."""
     entry = d.entry
     if d.kind == SWITCH_KIND:
@@ -202,6 +214,11 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
     if d.timing == "single-dose" and "dose_change" in entry:
         summary = (
             f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        )
+    elif d.timing == "recently-stopped" and d.stopped_on is not None and entry.get("class") == "vaccine":
+        summary = (
+            f"{values['Drug']} was given on {fmt_date(d.stopped_on)} while on tacrolimus: watch for "
+            "infection by the vaccine strain"
         )
     elif d.timing == "recently-stopped" and d.stopped_on is not None:
         summary = (
@@ -227,7 +244,8 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
         )
     if not d.escalated and (d.timing == "ongoing" or "dose_change" not in entry):
         lines.append(f"**What to do:** {handling}")
-    lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]))
+    orders = orders or OrderContext(today)
+    lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]), orders)
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
     never = d.entry.get("effect_direction") in ("contraindicated", "never-together", "immunosuppression")
@@ -235,7 +253,7 @@ def render(d: InteractionDecision, facts: PatientFacts, today: date, table: Mapp
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
     summary = k_summary or c_summary or summary
 
-    suggestions = suggestions_for(d, facts, table, name, values)
+    suggestions = suggestions_for(d, facts, table, name, values, orders)
     monitoring = monitor_line(d, table)
     if monitoring:
         lines.append(monitoring)

@@ -4,13 +4,12 @@ tests that follow."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
 from ...model import Action, Suggestion
-from ...orders import draft_medication_request, lab_order, reference_of, with_daily_dose, with_repeat
+from ...orders import OrderContext, build_order, draft_medication_request, lab_order, reference_of, with_repeat
 from ...text import fmt_number
 from ..focus import span
 from .decide import DosePlan, InteractionDecision, bare_name
@@ -104,12 +103,17 @@ def _next_step_suggestion(
 
 
 def suggestions_for(
-    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str, values: Mapping[str, str]
+    d: InteractionDecision,
+    facts: PatientFacts,
+    table: Mapping[str, Any],
+    name: str,
+    values: Mapping[str, str],
+    orders: OrderContext,
 ) -> list[Suggestion]:
     suggestions: list[Suggestion] = []
     monitor = None if d.escalated else monitor_suggestion(d, facts, table, name)
     if d.dose is not None and d.dose.targets and d.dose.order is not None:
-        suggestions += _dose_suggestions(d.dose, name, monitor, float(table["dose_rounding"]["step_mg"]))
+        suggestions += _dose_suggestions(d.dose, name, monitor, float(table["dose_rounding"]["step_mg"]), orders)
     replace = _replacement(facts, d, name)
     if replace is not None:
         suggestions.append(replace)
@@ -125,40 +129,18 @@ def suggestions_for(
     return suggestions
 
 
-def _consistent_sig(original: Mapping[str, Any], changed: dict[str, Any]) -> dict[str, Any]:
-    """Drop any dosage text or patient instruction the dose change left as it was: an order must
-    never carry the old dose in words beside the new dose in numbers."""
-    before = original.get("dosageInstruction")
-    after = changed.get("dosageInstruction")
-    if not isinstance(before, list) or not isinstance(after, list):
-        return changed
-    for old, new in zip(before, after, strict=False):
-        if isinstance(old, dict) and isinstance(new, dict):
-            for key in ("text", "patientInstruction"):
-                if key in new and new.get(key) == old.get(key):
-                    new.pop(key)
-    return changed
-
-
-def _as_new_draft(changed: dict[str, Any], prior: str) -> dict[str, Any]:
-    """A new draft order replacing an active one (EHRs accept updates only to drafts)."""
-    draft = copy.deepcopy(changed)
-    draft.pop("id", None)
-    draft.pop("meta", None)
-    draft["status"] = "draft"
-    draft["priorPrescription"] = {"reference": prior}
-    return draft
-
-
-def _dose_suggestions(plan: DosePlan, name: str, monitor: Suggestion | None, step: float) -> list[Suggestion]:
+def _dose_suggestions(
+    plan: DosePlan, name: str, monitor: Suggestion | None, step: float, orders: OrderContext
+) -> list[Suggestion]:
     tac = plan.order
     assert tac is not None and tac.daily_dose_mg is not None
     suggestions: list[Suggestion] = []
     for target in plan.targets:
-        resource = with_daily_dose(tac, target)
+        # The one builder: a fresh draft for an active order, a start not in the past, a dose the
+        # product can give (else the 0.5 mg product of the same form), a sig naming dose and form.
+        resource = build_order(tac, orders.today, daily_mg=target, products=orders.products).resource
         if resource is None:
-            continue  # the dose cannot be written into this order (units, capsule strength)
-        resource = _consistent_sig(tac.resource, resource)
+            continue  # the dose cannot be written into this order (units, capsule strength): said in the detail
         less = round((1 - target / tac.daily_dose_mg) * 100)
         shown = regimen(target, tac.doses_per_day)
         if tac.is_draft:
@@ -175,7 +157,7 @@ def _dose_suggestions(plan: DosePlan, name: str, monitor: Suggestion | None, ste
                 continue
             action = Action(
                 type="create",
-                resource=_as_new_draft(resource, prior),
+                resource=resource,
                 description=(
                     f"New tacrolimus draft at {shown}, replacing the active order (stop the active order when you sign)"
                 ),

@@ -24,6 +24,8 @@ APPOINTMENT_EXCLUDED = frozenset({"cancelled", "noshow", "entered-in-error"})
 MEDREQ_STATUSES = frozenset({"active", "on-hold"})
 DRAFT_MEDREQ_STATUSES = frozenset({"draft", "active", "on-hold"})
 MEDSTATEMENT_STATUSES = frozenset({"active"})
+# Ended orders and statements are read too, kept apart from current ones (PatientFacts.ended_medications).
+ENDED_MED_STATUSES = frozenset({"stopped", "completed"})
 
 # Dates outside these years are data errors ("9999-12-31" as "no end"); rules add and subtract days
 # from dates, so a date near datetime's limits (years 1 and 9999) could overflow there.

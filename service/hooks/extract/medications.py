@@ -12,11 +12,13 @@ from cards.facts import MedicationFact, UnusableResource
 from cards.recognise import RXNORM_SYSTEMS, Recognised
 from service.hooks.extract.common import (
     DRAFT_MEDREQ_STATUSES,
+    ENDED_MED_STATUSES,
     MEDREQ_STATUSES,
     MEDSTATEMENT_STATUSES,
     _as_list,
     _blank_medication,
     _codings,
+    _describe,
     _dicts,
     _number,
     _obj,
@@ -41,7 +43,18 @@ class MedicationReader(_Reader):
         else:
             status = _status(res, "unknown")
             allowed = MEDSTATEMENT_STATUSES
-        if status not in allowed:
+        ended = not draft and status in ENDED_MED_STATUSES
+        if status not in allowed and not ended:
+            return
+        if res.get("doNotPerform") is True:
+            # An order NOT to give the drug: never therapy, never an interaction; named, not dropped.
+            self.unusable.append(
+                UnusableResource(
+                    _ref_of(res),
+                    "doNotPerform: an order not to give this medication; not counted as taken",
+                    what=_describe(res),
+                )
+            )
             return
         if draft and _blank_medication(res):
             return  # an order form not filled in yet (a client's blank draft): normal input, nothing to check
@@ -78,7 +91,7 @@ class MedicationReader(_Reader):
             dosages, strength, recognised.product_code, min(ceilings) if ceilings else None
         )
         start, start_from, end, duration = self._period(res, rtype, dosages, source)
-        self.medications.append(
+        (self.ended_medications if ended else self.medications).append(
             MedicationFact(
                 source=source,
                 resource_type=rtype,
@@ -101,6 +114,36 @@ class MedicationReader(_Reader):
                 route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
                 prior_prescription=self._prior(res),
                 indications=self._indications(res),
+                resource=res,
+            )
+        )
+
+    def _immunization(self, res: dict[str, Any], draft: bool) -> None:
+        """A vaccine given (status completed), as an ended medication dated by its occurrence: a live
+        vaccine given while on tacrolimus matters for weeks. Vaccines this service does not read are
+        not its concern; not-done and entered-in-error records are no vaccination."""
+        if _status(res, "unknown") != "completed":
+            return
+        source = _ref_of(res)
+        concepts = [res.get("vaccineCode")]
+        recognised = self._vaccine(concepts, self._recognise(concepts, []))
+        if not recognised.ingredients:
+            return
+        given = self._date(res.get("occurrenceDateTime"), source, "occurrenceDateTime")
+        names = _texts(res.get("vaccineCode"))
+        self.ended_medications.append(
+            MedicationFact(
+                source=source,
+                resource_type="Immunization",
+                status="completed",
+                display=names[0] if names else "a vaccine",
+                ingredients=tuple(recognised.ingredients),
+                recognised_by=recognised.by,
+                matched=recognised.matched,
+                start=given,
+                start_from="effective" if given else None,
+                end=given,
+                route=None,
                 resource=res,
             )
         )
