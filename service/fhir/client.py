@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 import requests
 import urllib3.exceptions
@@ -48,6 +48,9 @@ class FhirError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        # A search that failed on a later page: the resources of the pages read before it. The caller
+        # may use them, saying that the rest is missing.
+        self.partial: list[dict[str, Any]] = []
 
 
 class FhirTimeoutError(FhirError):
@@ -270,10 +273,15 @@ class FhirClient:
                 bundle, first_page = first_page, None
             else:
                 assert url is not None
-                if url in seen:
-                    raise FhirPagingError("the searchset's next link loops")
-                seen.add(url)
-                bundle = self._get(url, deadline)
+                try:
+                    # Compared decoded: a server may echo a percent-encoded query back decoded.
+                    if unquote(url) in seen:
+                        raise FhirPagingError("the searchset's next link loops")
+                    seen.add(unquote(url))
+                    bundle = self._get(url, deadline)
+                except FhirError as exc:
+                    exc.partial = resources
+                    raise
             if bundle.get("resourceType") != "Bundle":
                 raise FhirNotFhirError(f"a search answered a {_kind(bundle)}, not a Bundle")
             pages += 1

@@ -30,11 +30,13 @@ def invoke(
     if missing:
         # Rules needing missing data are skipped (a card says which); 412 only when none can run.
         reasons: dict[str, str] = {}
+        partial: dict[str, str] = {}
         for item in missing:
-            reasons[item.key] = f"{reasons[item.key]}; {item.reason}" if item.key in reasons else item.reason
-        facts = replace(facts, missing=reasons)
+            into = partial if item.partial else reasons
+            into[item.key] = f"{into[item.key]}; {item.reason}" if item.key in into else item.reason
+        facts = replace(facts, missing=reasons, incomplete=partial)
         if not can_run(facts):
-            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
+            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional and not m.partial])
     cards = evaluate(facts, today, rt.knowledge)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
