@@ -554,3 +554,39 @@ def test_a_next_page_that_cannot_be_read_keeps_the_first_page(ask):
         cards = ask("trough-critical", "patient-view", change)
     critical_with(cards, "21.5")
     assert "- Tacrolimus levels: part of the tacrolimus levels" in partial_card(cards)["detail"]
+
+
+# ---- every prefetch key dropped in turn ------------------------------------------------------------
+
+
+def _potassium_64(body: Request) -> None:
+    observation(body, "chemistry", POTASSIUM)["valueQuantity"]["value"] = 6.4
+
+
+# (scenario, a change making it critical or None, words of the critical card, the key its check reads)
+CRITICAL_CHARTS = [
+    ("trough-critical", None, "21.5", "tacrolimusLevels"),
+    ("hyperkalaemia", _potassium_64, "6.4 mmol/L", "chemistry"),
+    ("creatinine-aki", None, "acute kidney injury", "chemistry"),
+]
+DROPS = [
+    (scenario, change, words, key)
+    for scenario, change, words, reads in CRITICAL_CHARTS
+    for key in load_request(scenario, "patient-view")["prefetch"]
+    if key != reads
+]
+
+
+@pytest.mark.parametrize(
+    "scenario, change, words, key", DROPS, ids=[f"{s}-without-{k}" for s, _, _, k in DROPS]
+)
+def test_a_critical_card_survives_any_other_key_going_missing(ask, scenario, change, words, key):
+    def edit(body: Request) -> None:
+        if change is not None:
+            change(body)
+        del body["prefetch"][key]
+
+    cards = ask(scenario, "patient-view", edit)
+    critical_with(cards, words)
+    if key != "patient":  # the patient is read by no check: nothing goes unchecked without it
+        missing_card(cards)
