@@ -168,6 +168,9 @@ class ObservationReader(_Reader):
             )
             if coded is None:
                 problem = problem or f"coded value {shown!r} is not one this service reads"
+            elif concept in CANONICAL and concept != HCG:
+                # "Negative" for a level measured in a unit: no number to compare, shown as reported.
+                problem = problem or f"coded value {shown!r}, not a number"
         elif "valueInteger" in elem:
             number = _number(elem["valueInteger"])
             shown = str(elem["valueInteger"])
