@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from fhir.resources.R4B.timing import TimingRepeat
@@ -303,3 +304,92 @@ def daily_dose(
             ),
         )
     return round(total, 6), round(doses, 6), None
+
+
+# Words of a sig that mean one dose only. Only explicit words count: "x 1 week" or "x1 month" is a course.
+SINGLE_DOSE_WORDS = re.compile(
+    r"\b(single[- ]dose|one[- ]dose( only)?|once only|one[- ]time dose|stat)\b", re.IGNORECASE
+)
+
+
+def _iso_day(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def structured_course_days(resource: Mapping[str, Any]) -> int | None:
+    """How many days an order runs by its structured timing, or None when the timing does not say.
+
+    Read in this order: ``boundsPeriod`` (start and end), ``boundsDuration``, ``repeat.count`` divided
+    by the doses per day, then ``dispenseRequest.expectedSupplyDuration``. Structured timing decides a
+    course's length; the free-text sig never overrides it.
+    """
+    for dosage in _dicts(resource.get("dosageInstruction")):
+        timing = _obj(dosage.get("timing"))
+        repeat = _obj(timing.get("repeat"))
+        bounds = _obj(repeat.get("boundsPeriod"))
+        start, end = _iso_day(bounds.get("start")), _iso_day(bounds.get("end"))
+        if start is not None and end is not None and end >= start:
+            return (end - start).days + 1
+        days, _ = duration_days(repeat.get("boundsDuration"))
+        if days is not None:
+            return days
+        count = number(repeat.get("count"))
+        if count is not None and count >= 1:
+            per_day, _ = doses_per_day(timing)
+            if count == 1:
+                return 1
+            if per_day:
+                return max(1, math.ceil(count / per_day))
+    days, _ = duration_days(_obj(resource.get("dispenseRequest")).get("expectedSupplyDuration"))
+    return days
+
+
+def is_single_dose(resource: Mapping[str, Any]) -> bool:
+    """One dose only: structured timing of one day (or ``repeat.count`` 1); without any structured
+    course, a sig that says so in explicit words ("single dose", "once only", "stat", "one dose").
+    Repeats allowed on the prescription make it a course."""
+    days = structured_course_days(resource)
+    if days is not None:
+        return days <= 1
+    repeats = number(_obj(resource.get("dispenseRequest")).get("numberOfRepeatsAllowed"))
+    if repeats is not None and repeats > 0:
+        return False
+    instructions = _dicts(resource.get("dosageInstruction"))
+    texts = [str(d.get(k) or "") for d in instructions for k in ("text", "patientInstruction")]
+    return any(SINGLE_DOSE_WORDS.search(t) for t in texts)
+
+
+# Event-timing codes (FHIR EventTiming) and sig words for an evening or night dose.
+EVENING_WHEN = frozenset({"PCV", "ACV", "CV", "HS", "EVE", "EVE.early", "EVE.late", "NIGHT", "PHS"})
+EVENING_WORDS = re.compile(
+    r"\b(after dinner|with dinner|before dinner|evening|at night|nightly|bedtime|"
+    r"at bed ?time)\b",
+    re.IGNORECASE,
+)
+
+
+def evening_dose(resource: Mapping[str, Any]) -> bool:
+    """True when every dose of the order is given in the evening: ``timing.repeat.timeOfDay`` from
+    17:00, an evening ``when`` code (PCV after dinner, HS at bedtime ...) or, without structured timing of
+    day, evening words in the sig."""
+    instructions = _dicts(resource.get("dosageInstruction"))
+    if not instructions:
+        return False
+    for dosage in instructions:
+        repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
+        times = [t for t in _as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
+        whens = [w for w in _as_list(repeat.get("when")) if isinstance(w, str)]
+        if times:
+            if not all(_TIME.fullmatch(t) and int(t[:2]) >= 17 for t in times):
+                return False
+        elif whens:
+            if not all(w in EVENING_WHEN for w in whens):
+                return False
+        elif not any(EVENING_WORDS.search(str(dosage.get(k) or "")) for k in ("text", "patientInstruction")):
+            return False
+    return True

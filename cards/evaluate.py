@@ -1,8 +1,9 @@
 """Entry point of the rules: facts and today's date in, cards out, most severe first.
 
-Each rule declares the data (prefetch keys) it cannot do without. When some data could not be had
-(``PatientFacts.missing``), the rules needing it are skipped and one card says which checks were not
-made and why; every other rule still runs, so one missing key never silences a critical alert.
+Each check names the data (prefetch keys) it reads. When some data could not be had
+(``PatientFacts.missing``), only the checks reading it are withheld, and one card names those checks and
+why; every other check still runs, so one missing key never silences a critical alert (a potassium of
+6.4 is critical whether or not the pregnancy tests arrived).
 """
 
 from __future__ import annotations
@@ -27,78 +28,158 @@ from .vocab import (
     CBC,
     CHEMISTRY,
     CONDITIONS,
+    FAMILY_BASELINE_LABS,
+    FAMILY_CARE,
+    FAMILY_DOSE,
+    FAMILY_ELIGIBILITY,
+    FAMILY_INTERACTION,
+    FAMILY_SAFETY,
+    FAMILY_TIMING,
+    FAMILY_TROUGH,
     IMMUNOLOGY,
     MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
-    MEDICATIONS,
     PREGNANCY_TESTS,
     TACROLIMUS_LEVELS,
     TRANSFERS,
     VITALS,
+    card_kind,
 )
 
 Rule = Callable[[PatientFacts, date, Mapping[str, Any]], list[Card]]
 
-# The data groups (prefetch keys) each rule needs.
+# The data groups (prefetch keys) each check reads.
 LEVELS = TACROLIMUS_LEVELS
 MED_REQUESTS = MEDICATION_REQUESTS
 MED_STATEMENTS = MEDICATION_STATEMENTS
-ORDERS = (MED_REQUESTS, MEDICATIONS)
+# A Medication an order refers to is not a need of any check: an order whose Medication could not be had
+# is named on the data-quality card and only that order goes unchecked.
+ORDERS = (MED_REQUESTS,)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a rule: the cards it makes and the data it reads.
+
+    Its cards are those of ``kind`` (a card kind, or a prefix ending in ":"), restricted to ``verdicts``
+    when given. Without one of ``needs`` its cards are withheld, since the absence of a card would mean
+    nothing, and the missing-data card names the check.
+    """
+
+    name: str  # as a clinician would name it
+    needs: frozenset[str]
+    kind: str
+    verdicts: frozenset[str] | None = None
+
+    def made(self, card: Card) -> bool:
+        """Whether the card is one of this check's."""
+        kind_matches = card.kind.startswith(self.kind) if self.kind.endswith(":") else card.kind == self.kind
+        return kind_matches and (self.verdicts is None or card.verdict in self.verdicts)
 
 
 @dataclass(frozen=True)
 class RuleSpec:
     rule: Rule
     check: str  # what the rule checks, as a clinician would name it
-    needs: frozenset[str]  # prefetch keys without which its answer could be wrong
+    checks: tuple[Check, ...]  # its checks, each with the data it reads; a card is matched by the first
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """Every prefetch key one of its checks reads."""
+        return frozenset(key for c in self.checks for key in c.needs)
+
+
+def _one(rule: Rule, name: str, kind: str, needs: frozenset[str]) -> RuleSpec:
+    return RuleSpec(rule, name, (Check(name, needs, kind),))
+
+
+# The trough verdicts that are about when to draw the next level: they rest on the order's start date.
+TROUGH_SCHEDULE = frozenset({"no-trough", "draw-at-steady-state"})
+MEDICATION_LISTS = frozenset({MED_REQUESTS, MED_STATEMENTS})
 
 # One function per concern, each returning at most one card per concern (card `kind`).
 RULES: tuple[RuleSpec, ...] = (
-    RuleSpec(evaluate_eligibility, "candidate selection", frozenset({IMMUNOLOGY, CONDITIONS, *TRANSFERS, *ORDERS})),
-    RuleSpec(evaluate_dose, "dose", frozenset({IMMUNOLOGY, *ORDERS})),
-    RuleSpec(evaluate_timing, "timing around the embryo transfer", frozenset({*TRANSFERS, *ORDERS})),
-    RuleSpec(evaluate_baseline_labs, "baseline labs", frozenset({CHEMISTRY, CBC, *ORDERS})),
-    RuleSpec(evaluate_trough, "tacrolimus levels", frozenset({LEVELS, *ORDERS})),
+    _one(
+        evaluate_eligibility,
+        "candidate selection",
+        FAMILY_ELIGIBILITY,
+        frozenset({IMMUNOLOGY, CONDITIONS, *TRANSFERS, *ORDERS}),
+    ),
+    _one(evaluate_dose, "dose", FAMILY_DOSE, frozenset({IMMUNOLOGY, *ORDERS})),
+    _one(evaluate_timing, "timing around the embryo transfer", FAMILY_TIMING, frozenset({*TRANSFERS, *ORDERS})),
+    _one(evaluate_baseline_labs, "baseline labs", FAMILY_BASELINE_LABS, frozenset({CHEMISTRY, CBC, *ORDERS})),
+    RuleSpec(
+        evaluate_trough,
+        "tacrolimus levels",
+        (
+            # When to draw the next trough depends on when the course started: the orders.
+            Check(
+                "when to draw the next tacrolimus trough", frozenset({LEVELS, *ORDERS}), FAMILY_TROUGH, TROUGH_SCHEDULE
+            ),
+            # A level on record is judged on the level: a critical trough needs no order list to be seen.
+            Check("tacrolimus levels", frozenset({LEVELS}), FAMILY_TROUGH),
+        ),
+    ),
     RuleSpec(
         evaluate_safety,
         "kidney, potassium, glucose, blood pressure and liver monitoring",
-        frozenset({CHEMISTRY, VITALS, CBC, PREGNANCY_TESTS}),
+        (
+            Check("creatinine", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "creatinine")),
+            Check("potassium", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "potassium")),
+            Check("glucose", frozenset({CHEMISTRY, PREGNANCY_TESTS}), card_kind(FAMILY_SAFETY, "glucose")),
+            Check("liver enzymes", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "liver")),
+            Check("blood pressure", frozenset({VITALS, PREGNANCY_TESTS}), card_kind(FAMILY_SAFETY, "blood-pressure")),
+            Check(
+                "monitoring schedule", frozenset({CHEMISTRY, CBC, VITALS}), card_kind(FAMILY_SAFETY, "monitoring-due")
+            ),
+        ),
     ),
-    RuleSpec(
-        evaluate_interactions, "drug interactions", frozenset({MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, CHEMISTRY})
-    ),
-    RuleSpec(
+    # The interaction cards read potassium and creatinine too, and say so themselves when the chemistry
+    # is missing; a drug that needs no laboratory value (spironolactone) is flagged without it.
+    _one(evaluate_interactions, "drug interactions", f"{FAMILY_INTERACTION}:", MEDICATION_LISTS),
+    _one(
         evaluate_care,
         "administration and care",
-        frozenset({CONDITIONS, MED_REQUESTS, MED_STATEMENTS, MEDICATIONS, PREGNANCY_TESTS}),
+        f"{FAMILY_CARE}:",
+        frozenset({CONDITIONS, *MEDICATION_LISTS, PREGNANCY_TESTS}),
     ),
 )
 
 
-def skipped(facts: PatientFacts) -> list[tuple[RuleSpec, list[str]]]:
-    """The rules that cannot run on these facts, each with the missing keys it needs."""
-    out: list[tuple[RuleSpec, list[str]]] = []
+def _lacking(facts: PatientFacts, check: Check) -> list[str]:
+    return [key for key in facts.missing if key in check.needs]
+
+
+def skipped(facts: PatientFacts) -> list[tuple[Check, list[str]]]:
+    """The checks that cannot be made on these facts, each with the missing keys it reads."""
+    out: list[tuple[Check, list[str]]] = []
     for spec in RULES:
-        lacking = [key for key in facts.missing if key in spec.needs]
-        if lacking:
-            out.append((spec, lacking))
+        for check in spec.checks:
+            lacking = _lacking(facts, check)
+            if lacking:
+                out.append((check, lacking))
     return out
 
 
 def can_run(facts: PatientFacts) -> bool:
-    """True when at least one rule has all the data it needs."""
-    return len(skipped(facts)) < len(RULES)
+    """True when at least one check has all the data it reads."""
+    return any(not _lacking(facts, check) for spec in RULES for check in spec.checks)
+
+
+def _kept(spec: RuleSpec, card: Card, facts: PatientFacts) -> bool:
+    """A card stays unless the check that made it lacks data (a card no check claims stays)."""
+    check = next((c for c in spec.checks if c.made(card)), None)
+    return check is None or not _lacking(facts, check)
 
 
 def evaluate(facts: PatientFacts, today: date, knowledge: Mapping[str, Any]) -> list[Card]:
     """All cards for one hook call, ordered by severity (stable within a severity)."""
-    not_run = skipped(facts)
-    names = {id(spec) for spec, _ in not_run}
     cards: list[Card] = []
     for spec in RULES:
-        if id(spec) not in names:
-            cards.extend(spec.rule(facts, today, knowledge))
+        if all(_lacking(facts, check) for check in spec.checks):
+            continue  # none of its checks has its data
+        cards.extend(card for card in spec.rule(facts, today, knowledge) if _kept(spec, card, facts))
+    not_run = skipped(facts)
     cards.extend(evaluate_data_quality(facts, today, knowledge))
-    cards.extend(evaluate_missing_data(facts, [(spec.check, keys) for spec, keys in not_run], knowledge))
+    cards.extend(evaluate_missing_data(facts, [(check.name, keys) for check, keys in not_run], knowledge))
     return sorted(cards, key=lambda c: SEVERITY[c.indicator])

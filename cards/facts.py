@@ -69,6 +69,10 @@ class Measurement:
     # Other results of the same concept taken at the same time with a different value (their sources):
     # neither wins by bundle order; the rules show both and use the worse one for safety tiers.
     conflicts_with: tuple[str, ...] = ()
+    # A limit reported instead of a value (">30 ng/mL", "<1.0"): the comparator and the limit in the
+    # canonical unit. ``value`` stays None; rules that can decide on the conservative reading use it.
+    comparator: str | None = None
+    bound: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -207,6 +211,10 @@ class PatientFacts:
     # Prefetch keys whose data could not be had (key → why): rules needing them are skipped and
     # one card says which checks could not be made.
     missing: Mapping[str, str] = field(default_factory=dict)
+    # Orders and statements that have ended (stopped, completed): an interacting drug's effect outlasts
+    # its last dose, and a recent tacrolimus order is evidence of therapy. Never in ``medications``.
+    ended_medications: tuple[MedicationFact, ...] = ()
+    as_of: date | None = None  # the day the facts were read for (the clinic's today)
 
     def results(self, concept: str) -> tuple[Measurement, ...]:
         return self.labs.get(concept, ())

@@ -118,6 +118,15 @@ def age_days(when: date | datetime | None, today: date) -> int | None:
     return (today - day).days
 
 
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>#|~])")
+
+
+def plain_summary(text: str) -> str:
+    """A summary as CDS Hooks wants it, plain text: no bold markers, no Markdown escapes ("\\<1.0"
+    becomes "<1.0")."""
+    return _ESCAPED.sub(r"\1", text.replace("**", ""))
+
+
 def clip_summary(text: str) -> str:
     """A summary within the CDS Hooks limit, even when a drug name or a site's text is long."""
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"

@@ -181,3 +181,10 @@ def to_canonical(concept: str, value: float | None, unit_code: str | None, unit_
             return Converted(round(converted, 6), target)
     shown = " / ".join(dict.fromkeys(given))
     return Converted(None, target, f"unit {shown} cannot be converted to {target}")
+
+
+def unit_free(concept: str) -> bool:
+    """True when every unit the concept is reported in gives the same number (potassium in mmol/L or
+    mEq/L, tacrolimus in ng/mL or µg/L): a number sent without its unit can then still be read."""
+    table = _CONVERSIONS.get(concept)
+    return table is not None and bool(table) and all(conversion is _SAME for conversion in table.values())

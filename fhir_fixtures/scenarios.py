@@ -831,6 +831,27 @@ def azole_fluconazole() -> Scenario:
 
 
 @recipe
+def azole_course_on_active_order() -> Scenario:
+    s = Scenario(
+        "azole-course-on-active-order",
+        "On tacrolimus 1 mg capsules, 2 mg once daily after dinner (an active order with a business "
+        "identifier); fluconazole 200 mg daily for 7 days drafted: the cut needs a fresh draft and the "
+        "0.5 mg capsule",
+        "Wilma",
+        "Fixture-Nakamura",
+        "1986-02-14",
+    )
+    rid = _on_tacrolimus(s, mg=2, started=-9)
+    for res in s.resources:
+        if res.get("id") == rid:
+            res["identifier"] = [{"system": "urn:oid:2.16.840.1.113883.19.5.99", "value": "RX-448812"}]
+    s.medication(
+        "fluconazole", Dose(200, start=0, days=7, text="200 mg by mouth daily x 1 week"), draft=True, select=True
+    )
+    return s
+
+
+@recipe
 def macrolide_clarithromycin() -> Scenario:
     s = Scenario(
         "macrolide-clarithromycin",

@@ -12,8 +12,10 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -200,6 +202,11 @@ class Settings(BaseSettings):
     )
     # Clinical knowledge.
     site_config: Path | None = Field(None, description="path of the site file overriding `cards/knowledge`")
+    site_time_zone: str = Field(
+        "UTC",
+        description='IANA time zone of the clinic (e.g. `Asia/Tokyo`): the rules\' "today" and every day '
+        "count are the clinic's date, not the UTC date",
+    )
     rxnorm_products: Path | None = Field(
         None, description="product table written by `tacro-cds rxnorm import` (added to the shipped products)"
     )
@@ -321,6 +328,20 @@ class Settings(BaseSettings):
             return http_policy(value)  # true/false words or "loopback": one vocabulary, fhir_policy's
         except ValueError:
             raise ValueError(f"must be true, false or loopback, not {value!r}") from None
+
+    @field_validator("site_time_zone", mode="after")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone name such as Europe/London, not {value!r}") from None
+        return value
+
+    def site_today(self, now: datetime) -> date:
+        """The clinic's date at the moment ``now`` (a naive ``now`` is taken as UTC)."""
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return aware.astimezone(ZoneInfo(self.site_time_zone)).date()
 
     @field_validator("log_level", mode="after")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from service.config import Settings
@@ -22,3 +22,7 @@ class Runtime:
     store: Any  # service.storage.store.Store
     clock: Callable[[], datetime]
     new_uuid: Callable[[], str]
+
+    def today(self) -> date:
+        """The clinic's date now (the site time zone's), the "today" of every rule."""
+        return self.settings.site_today(self.clock())

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,28 @@ def test_serve_refuses_a_missing_site_file_in_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("tacro-cds: knowledge: site file "), err
     assert "no-such-site.yaml" in err and "cannot be read" in err
+
+
+@pytest.mark.parametrize(
+    "zone,now,today",
+    [
+        ("UTC", datetime(2026, 11, 24, 23, 30, tzinfo=UTC), "2026-11-24"),
+        ("Asia/Tokyo", datetime(2026, 11, 24, 23, 30, tzinfo=UTC), "2026-11-25"),
+        ("America/New_York", datetime(2026, 11, 25, 3, 0, tzinfo=UTC), "2026-11-24"),
+        ("Asia/Tokyo", datetime(2026, 11, 24, 23, 30), "2026-11-25"),
+    ],
+    ids=[
+        "UTC clinic: the UTC date",
+        "clinic at UTC+9 at 08:30 local: its own date, not yesterday",
+        "clinic at UTC-5 at 22:00 local: still its own day",
+        "a naive clock reading is UTC",
+    ],
+)
+def test_today_is_the_clinics_date(tmp_path, zone, now, today):
+    app = create_app({"DATA_DIR": str(tmp_path), "SITE_TIME_ZONE": zone}, clock=lambda: now)
+    assert app.extensions["tacro_cds"].today().isoformat() == today
+
+
+def test_an_unknown_time_zone_is_refused_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError, match=r"TACRO_CDS_SITE_TIME_ZONE"):
+        create_app({"DATA_DIR": str(tmp_path), "SITE_TIME_ZONE": "Mars/Olympus"})

@@ -321,8 +321,17 @@ def test_observation_status(status, present, actionable):
             datetime(2026, 11, 21, 8, tzinfo=UTC),
         ),
         (
+            # A period with no end yet: the draw began at its start, which dates it better than the report.
             {"effectivePeriod": {"start": "2026-11-20T07:00:00Z"}, "issued": "2026-11-22T08:00:00.123Z"},
-            datetime(2026, 11, 22, 8, 0, 0, 123000, tzinfo=UTC),
+            datetime(2026, 11, 20, 7, tzinfo=UTC),
+        ),
+        (
+            {"effectiveTiming": {"event": ["2026-11-20T07:00:00Z", "2026-11-21T07:00:00Z"]}},
+            datetime(2026, 11, 21, 7, tzinfo=UTC),
+        ),
+        (
+            {"effectiveInstant": "2026-11-20T07:00:00.5Z", "issued": "2026-11-22T08:00:00Z"},
+            datetime(2026, 11, 20, 7, 0, 0, 500000, tzinfo=UTC),
         ),
         ({"issued": "2026-11-22T08:00:00+01:00"}, datetime(2026, 11, 22, 8, tzinfo=timezone(timedelta(hours=1)))),
         ({"effectiveDateTime": "2026-11-20"}, datetime(2026, 11, 20, tzinfo=UTC)),
@@ -333,7 +342,9 @@ def test_observation_status(status, present, actionable):
     ids=[
         "effectiveDateTime-first",
         "period-end-second",
-        "issued-third",
+        "period-start-before-issued",
+        "timing-last-event",
+        "instant",
         "issued-with-offset",
         "date-only",
         "year-month",
@@ -349,7 +360,7 @@ def test_time_of_a_result(fields, expected):
 
 def test_result_without_any_time_is_kept_but_not_actionable():
     m = only(facts(obs("o1", LOINC, "2160-0", 0.8, "mg/dL", when=None)).results("creatinine"))
-    assert m.when is None and not m.actionable and "no effectiveDateTime" in m.problem
+    assert m.when is None and not m.actionable and "no effective time" in m.problem
 
 
 @pytest.mark.parametrize(
@@ -963,15 +974,19 @@ def test_ingredient_code_is_tried_before_product_and_product_still_gives_strengt
         ("198377", 1.0, "immediate"),
         ("313190", 0.5, "immediate"),
         ("198378", 5.0, "immediate"),
-        ("108513", None, "immediate"),
-        ("261134", None, "immediate"),
-        ("108514", None, "immediate"),
-        ("1431971", None, "extended"),
-        ("1431980", None, "extended"),
-        ("1431985", None, "extended"),
-        ("1431977", None, "extended"),
-        ("1431982", None, "extended"),
-        ("1431987", None, "extended"),
+        ("108513", 1.0, "immediate"),  # Tacrolimus 1 MG Oral Capsule [Prograf], as the public sandbox sends it
+        ("261134", 0.5, "immediate"),
+        ("108514", 5.0, "immediate"),
+        ("1235243", 1.0, "immediate"),  # Hecoria
+        ("1431971", 0.5, "extended"),
+        ("1431980", 1.0, "extended"),
+        ("1431985", 5.0, "extended"),
+        ("1431977", 0.5, "extended"),  # Astagraf XL
+        ("1431982", 1.0, "extended"),
+        ("1431987", 5.0, "extended"),
+        ("1664456", 0.75, "extended"),  # Envarsus XR tablets
+        ("1664463", 1.0, "extended"),
+        ("1664440", 4.0, "extended"),
     ],
 )
 def test_tacrolimus_product_table(code, strength, release):
@@ -1238,10 +1253,10 @@ UNKNOWN_DOSE = [
         "strength per unit is not known for the order",
     ),
     (
-        "pill-strength-open-prograf",
-        rx("108513"),
+        "pill-strength-open-product",
+        rx("240741"),  # clarithromycin oral suspension: a product whose strength per unit is not a mass
         [dosage(1, "{capsule}")],
-        "strength per unit is not known for RxNorm 108513",
+        "strength per unit is not known for RxNorm 240741",
     ),
     ("no-timing", TAC_1MG, [{"doseAndRate": [{"doseQuantity": qty(1, "mg", "mg")}]}], "no timing"),
     (

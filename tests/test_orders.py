@@ -6,6 +6,7 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.facts import MedicationFact
+from cards.knowledge import load_knowledge
 from cards.model import Action
 from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
 
@@ -106,13 +107,32 @@ def mg_fact(status="active"):
     )
 
 
-@pytest.mark.parametrize("daily,per_dose", [(2, 1), (1, 0.5), (3, 1.5)])
-def test_a_new_dose_rewrites_the_sig_text_so_the_order_carries_one_dose(daily, per_dose):
-    updated = with_daily_dose(mg_fact("draft"), daily)
+PRODUCTS = tuple(load_knowledge()["codes"]["products"])
+
+
+@pytest.mark.parametrize(
+    "daily,per_dose,product,sig",
+    [
+        (2, 1, "198377", "1 capsule (1 mg) by mouth twice daily (2 mg/day)"),
+        (1, 0.5, "313190", "1 capsule (0.5 mg) by mouth twice daily (1 mg/day)"),
+        (3, 1.5, "313190", "3 capsules of 0.5 mg (1.5 mg) by mouth twice daily (3 mg/day)"),
+    ],
+    ids=["1 mg per dose of the 1 mg capsule", "0.5 mg per dose: the 0.5 mg capsule", "1.5 mg: three 0.5 mg capsules"],
+)
+def test_a_new_dose_rewrites_the_sig_text_so_the_order_carries_one_dose(daily, per_dose, product, sig):
+    med = replace(mg_fact("draft"), recognised_by="rxnorm-product", matched="RxNorm 198377")
+    updated = with_daily_dose(med, daily, products=PRODUCTS)
     dosage = updated["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == per_dose
-    assert dosage["text"] == f"{per_dose:g} mg by mouth twice daily ({daily:g} mg/day)"
+    codes = updated["medicationCodeableConcept"].get("coding") or [{"code": "198377"}]
+    assert codes[0]["code"] == product
+    assert dosage["text"] == sig
     assert dosage["patientInstruction"] == "Take " + dosage["text"]
+
+
+def test_a_dose_the_product_cannot_give_is_not_written_when_no_product_can():
+    """A 1 mg capsule known only by its name: 0.5 mg per dose cannot be given, nothing is suggested."""
+    assert with_daily_dose(mg_fact("draft"), 1, products=PRODUCTS) is None
 
 
 @pytest.mark.parametrize("daily", [0.5, 1.5, 2.5, 0.75])

@@ -99,7 +99,7 @@ def missing_card(cards: list[dict[str, Any]]) -> dict[str, Any] | None:
     [
         (("transferAppointments",), "Timing around the embryo transfer", "Embryo transfer appointments"),
         (("immunology",), "Dose", "Th1/Th2 and NK cell results"),
-        (("chemistry",), "Drug interactions", "Kidney, potassium, glucose and liver results"),
+        (("chemistry",), "Potassium", "Kidney, potassium, glucose and liver results"),
     ],
     ids=["no-transfer-appointments", "no-immunology", "no-chemistry"],
 )

@@ -182,7 +182,7 @@ def test_the_recognition_says_strength_and_release_typed():
     got = RECOGNISER.recognise(["198377"], [])
     assert (got.strength_mg, got.release, got.dose_form) == (1.0, "immediate", "Oral Capsule")
     er = RECOGNISER.recognise(["1431971"], [])
-    assert (er.strength_mg, er.release) == (None, "extended")
+    assert (er.strength_mg, er.release, er.dose_form) == (0.5, "extended", "Extended Release Oral Capsule")
     assert RECOGNISER.recognise([], ["fluconazole"]).strength_mg is None
 
 

@@ -87,8 +87,8 @@ CASES = [
         "above-band-dose",
         "warning",
         ["above the 2 mg/day the Th1/Th2 result allows", "Th1 % unknown"],
-        [],
-        None,
+        [["update"], ["update"]],
+        False,
     ),
     (
         "ratio 14 (2 mg band), 3 mg: within band + add-on while the bands are unconfirmed",
@@ -177,8 +177,8 @@ def test_update_rewrites_the_dose_and_the_sig_text_together():
     dosage = action.resource["dosageInstruction"][0]
     assert action.type == "update"
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 1  # 2 mg/day in 2 doses
-    assert dosage["text"] == "1 mg by mouth twice daily (2 mg/day)"
-    assert dosage["patientInstruction"] == "Take 1 mg by mouth twice daily (2 mg/day)"
+    assert dosage["text"] == "1 capsule (1 mg) by mouth twice daily (2 mg/day)"
+    assert dosage["patientInstruction"] == "Take 1 capsule (1 mg) by mouth twice daily (2 mg/day)"
     assert med.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
     assert_valid_fhir(card)
 
@@ -187,7 +187,7 @@ def test_a_dose_that_needs_less_than_a_capsule_step_is_changed_by_hand():
     # 1 mg/day in three doses would be 0.33 mg: no such capsule.
     med = draft(3, frequency=3)
     [card] = evaluate_dose(make_facts("order-sign", labs=immunology(10.5), meds=[med]), TODAY, KB)
-    assert not card.suggestions and "change it to 1 mg/day by hand" in card.detail
+    assert not card.suggestions and "1 mg/day cannot be written into this order" in card.detail
 
 
 def test_active_order_with_a_new_draft_that_does_not_replace_it_is_duplicate_therapy():

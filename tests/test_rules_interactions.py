@@ -92,6 +92,9 @@ def med(
             }
         ]
     is_tac = drug == "tacrolimus"
+    # Tacrolimus 1 mg immediate-release capsules are the shipped product 198377 (a 0.5 mg step switches
+    # to its 0.5 mg capsule); any other drug is a product the table does not know.
+    product_code = "RxNorm 198377" if is_tac and strength_mg == 1.0 and release == "immediate" else "RxNorm 0000"
     return MedicationFact(
         source=f"MedicationRequest/{rid}",
         resource_type="MedicationRequest",
@@ -99,7 +102,7 @@ def med(
         display=display or f"{drug.replace('_', ' ')} order",
         ingredients=(drug,),
         recognised_by=recognised_by,  # type: ignore[arg-type]
-        matched=drug if recognised_by == "text" else "RxNorm 0000",
+        matched=drug if recognised_by == "text" else product_code,
         strength_mg=strength_mg if is_tac else None,
         release=release if is_tac else None,  # type: ignore[arg-type]
         daily_dose_mg=daily_mg,
@@ -455,7 +458,16 @@ def test_potassium_as_the_lab_reported_it():
 
 @pytest.mark.parametrize(
     "tier, value",
-    [("normal", 5.4), ("mild", 5.5), ("mild", 5.9), ("moderate", 6.0), ("moderate", 6.4), ("severe", 6.5)],
+    [
+        ("normal", 5.0),
+        ("above-normal", 5.1),
+        ("above-normal", 5.4),
+        ("mild", 5.5),
+        ("mild", 5.9),
+        ("moderate", 6.0),
+        ("moderate", 6.4),
+        ("severe", 6.5),
+    ],
 )
 def test_potassium_tiers_are_the_uk_kidney_association_ones(tier, value):
     [decision] = decide_interactions(
@@ -699,9 +711,20 @@ def test_single_dose_or_stopped_azole_gets_one_trough_and_no_cut_advice(order):
     assert "occurrenceTiming" not in card.suggestions[0].actions[0].resource
 
 
-def test_a_dose_that_cannot_be_written_is_said():
-    """1 mg capsules counted per dose: 1 mg/day is one capsule, 0.5 mg/day would be half a capsule."""
+def test_a_dose_the_capsule_cannot_give_switches_to_the_half_milligram_capsule():
+    """1 mg capsules counted per dose: 1 mg/day is one capsule; 0.5 mg/day needs the 0.5 mg capsule of the
+    same form and release, so the suggested order names that product (one 0.5 mg capsule)."""
     tac = med("tacrolimus", "draft", daily_mg=2, unit="{capsule}", strength_mg=1)
+    card = only_card("order-sign", tac, med("fluconazole", "draft"))
+    actions = dose_actions(card)
+    assert [dose_value(a.resource) for a in actions] == [1, 1]
+    codes = [a.resource["medicationCodeableConcept"]["coding"][0]["code"] for a in actions]
+    assert codes == ["0000", "313190"]
+
+
+def test_a_dose_no_known_product_can_give_is_said():
+    """An extended-release 1 mg product not in the table: 0.5 mg/day cannot be given, change it by hand."""
+    tac = med("tacrolimus", "draft", daily_mg=2, unit="{capsule}", strength_mg=1, release="extended")
     card = only_card("order-sign", tac, med("fluconazole", "draft"))
     assert [dose_value(a.resource) for a in dose_actions(card)] == [1]
     assert "0.5 mg/day cannot be written into this order" in card.detail
@@ -1091,8 +1114,10 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
     site.write_text(
         "interactions:\n  dose_rounding: {step_mg: 1.0, source: 'site: whole 1 mg capsules only'}\n"
         "  default_checks: {count: 5, source: 'site'}\n"
-        "  lab_checks:\n    potassium: {recent_days: 7, high_at: 6.0, urgent_at: 6.5, severe_at: 7.0,"
-        " source: 'site'}\n",
+        "protocol:\n  safety:\n    potassium:\n"
+        "      warning_at: {value: 6.0, unit: mmol/L, source: site}\n"
+        "      critical_at: {value: 6.5, unit: mmol/L, source: site}\n"
+        "      severe_at: {value: 7.0, unit: mmol/L, source: site}\n",
         encoding="utf-8",
     )
     kb = load_knowledge(site)

@@ -50,7 +50,7 @@ CREATININE = [
         [lab(CR, 0.9, 90), lab(CR, 0.8, 3), lab(CR, 1.1, 1)],
         None,
         "critical",
-        ["rose 0.3 mg/dL within 48 h"],
+        ["rose from 0.8 mg/dL to 1.1 mg/dL within 48 h"],
     ),
     (
         "+0.3 mg/dL over 72 h is not the 48 h criterion",
@@ -141,7 +141,10 @@ def test_conflicting_potassium_uses_the_worse_and_shows_both():
 
 
 def test_potassium_in_an_unusable_unit_is_not_compared():
-    assert check("safety:potassium", [lab(K, 7.0, 2, unit="mg/dL")]) is None
+    """Not compared with any threshold, but shown as reported, never silent."""
+    card = check("safety:potassium", [lab(K, 7.0, 2, unit="mg/dL")])
+    assert card.indicator == "info" and card.verdict == "potassium-as-reported"
+    assert "reported as 7.0 mg/dL" in card.summary and "no older result" in card.detail
     due = check("safety:monitoring-due", [lab(K, 7.0, 2, unit="mg/dL")])
     assert "is in mg/dL, not mmol/L" in due.detail
 

@@ -138,11 +138,12 @@ def test_timing(med, transfers, verdict, indicator, words, actions, recommended)
 
 
 def test_negative_test_after_the_transfer_completes_the_course():
-    """Negative hCG after the transfer, a renewal drafted: stop, and the renewal is questioned."""
+    """Negative hCG on the protocol's test day (course day 16, 13 days after the transfer), a renewal
+    drafted: stop, and the renewal is questioned."""
     facts = make_facts(
         "order-sign",
-        meds=[on_tacrolimus(14), draft(2, prior="MedicationRequest/tac-active")],
-        transfers=[transfer(-12)],
+        meds=[on_tacrolimus(16), draft(2, prior="MedicationRequest/tac-active")],
+        transfers=[transfer(-14)],
         pregnancy_status=pregnancy(False, 1),
     )
     [card] = evaluate_timing(facts, TODAY, KB)
@@ -154,7 +155,7 @@ def test_negative_test_after_the_transfer_completes_the_course():
 
 def test_negative_test_on_patient_view_says_stop():
     facts = make_facts(
-        "patient-view", meds=[on_tacrolimus(14)], transfers=[transfer(-12)], pregnancy_status=pregnancy(False, 1)
+        "patient-view", meds=[on_tacrolimus(18)], transfers=[transfer(-16)], pregnancy_status=pregnancy(False, 1)
     )
     [card] = evaluate_timing(facts, TODAY, KB)
     assert card.verdict == "course-complete" and not card.suggestions

@@ -78,7 +78,16 @@ CASES = [
         ORDER,
     ),
     ("level 15 days old: order one", [trough(6, 15)], 30, "no-trough", "warning", ["15 days old"], ORDER),
-    ("preliminary level only: wait, no order", [trough(25, 1, status="preliminary")], 30, None, None, [], []),
+    ("preliminary level in range only: wait, no order", [trough(6, 1, status="preliminary")], 30, None, None, [], []),
+    (
+        "preliminary critical level: critical and pending",
+        [trough(25, 1, status="preliminary")],
+        30,
+        "critical-pending",
+        "critical",
+        ["25 ng/mL", "preliminary, final pending"],
+        REPEAT,
+    ),
     (
         "nmol/L level is shown, not hidden",
         [trough(None, 2, unit="nmol/L", shown="9.1 nmol/L", problem="unit nmol/L cannot be converted")],

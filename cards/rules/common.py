@@ -4,7 +4,7 @@ and picking the results (ratio, transfer, current lab values) the rules may act 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -210,6 +210,9 @@ class Current:
     pending: Measurement | None = None  # a newer result not final yet: no decision on the older one
     conflicts: tuple[Measurement, ...] = ()  # same-time results of ``value`` with another value
     shown_only: Measurement | None = None  # newest result that exists but cannot be compared ("<1.0")
+    # ``value`` is a limit read conservatively (">30" as 30): its comparator. A rule may then decide only
+    # in the limit's direction (">30" is above every threshold up to 30; "<1.0" is below).
+    limit: str | None = None
 
     def worst(self, *, higher_is_worse: bool = True) -> Measurement | None:
         """``value`` or a same-time conflicting result, whichever is worse for a safety tier."""
@@ -235,18 +238,32 @@ def why_unusable(m: Measurement, expected_unit: str | None) -> str | None:
 
 
 def current(
-    facts: PatientFacts, concept: str, today: date, max_age_days: int, label: str, unit: str | None = None
+    facts: PatientFacts,
+    concept: str,
+    today: date,
+    max_age_days: int,
+    label: str,
+    unit: str | None = None,
+    *,
+    limits: bool = False,
 ) -> Current:
-    """Newest usable result of ``concept`` not older than ``max_age_days``, or what is wrong."""
+    """Newest usable result of ``concept`` not older than ``max_age_days``, or what is wrong.
+
+    The newest result is always accounted for: a newer one not final yet is ``pending`` (the rules wait
+    for it, or act on it only when it is already critical); a newer final one that cannot be compared is
+    ``shown_only`` and no older result is used in its place. With ``limits`` a value reported as a limit
+    (">30") is used at its limit, and ``Current.limit`` says which side it lies on.
+    """
     results = facts.results(concept)
     if not results:
         return Current(concept, None, f"no {label} result on record")
     notes: list[str] = []
     pending: Measurement | None = None
-    shown_only: Measurement | None = None
     for m in results:
         reason = why_unusable(m, unit)
-        if reason is None:
+        as_limit = limits and reason is not None and _limit_reading(m, unit)
+        if reason is None or as_limit:
+            used = replace(m, value=m.bound, problem=None) if as_limit else m
             age = age_days(m.when, today)
             if age is not None and age > max_age_days:
                 return Current(
@@ -255,22 +272,34 @@ def current(
                     f"the newest usable {label}, {fmt_measure(m)}, is {age} days old (limit {max_age_days} days)",
                     notes=tuple(notes),
                     pending=pending,
-                    shown_only=shown_only,
                 )
             return Current(
                 concept,
-                m,
+                used,
                 None,
                 notes=tuple(notes),
                 pending=pending,
-                conflicts=conflicting(facts, m),
-                shown_only=shown_only,
+                conflicts=() if as_limit else conflicting(facts, m),
+                limit=m.comparator if as_limit else None,
             )
-        if m.status in PENDING_STATUSES and pending is None:
-            pending = m
-        elif m.status in ACTIONABLE_STATUSES and m.problem and shown_only is None:
-            shown_only = m
-        notes.append(f"{label} {fmt_measure(m)} {reason}: not acted on")
+        if m.status in PENDING_STATUSES:
+            if pending is None:
+                pending = m
+            notes.append(f"{label} {fmt_measure(m)} {reason}: not acted on")
+            continue
+        if m.when is None:
+            continue  # an undated result cannot be placed before or after the others
+        # The newest final result cannot be compared: it is shown as reported, and no older result
+        # decides in its place.
+        return Current(
+            concept,
+            None,
+            f"the newest {label}, {fmt_measure(m)}, {reason}",
+            orderable=pending is None,
+            notes=tuple(notes),
+            pending=pending,
+            shown_only=m,
+        )
     newest = results[0]
     return Current(
         concept,
@@ -279,8 +308,28 @@ def current(
         orderable=pending is None,
         notes=tuple(notes[1:]),
         pending=pending,
-        shown_only=shown_only,
     )
+
+
+def _limit_reading(m: Measurement, unit: str | None) -> bool:
+    """A final, dated result reported as a limit (">30 ng/mL") in the expected unit."""
+    return (
+        m.bound is not None
+        and m.comparator is not None
+        and m.status in ACTIONABLE_STATUSES
+        and m.when is not None
+        and (unit is None or m.unit == unit)
+    )
+
+
+def pending_at_least(cur: Current, threshold: float) -> Measurement | None:
+    """The result not final yet when its value (or a ">" limit) is already at or above ``threshold``:
+    shown as critical and pending, never left for the final result to say."""
+    m = cur.pending
+    if m is None:
+        return None
+    value = m.value if m.value is not None else m.bound if m.comparator in (">", ">=") else None
+    return m if value is not None and value >= threshold else None
 
 
 def relevant_transfer(facts: PatientFacts, today: date, recent_days: int) -> TransferPlan | None:
@@ -331,11 +380,17 @@ def describe_pregnancy(status: PregnancyStatus) -> str:
     return text
 
 
-def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True) -> str | None:
-    """One line when results of the same time disagree: both shown, the worse one used."""
+def conflict_note(label: str, cur: Current, *, higher_is_worse: bool = True, decides: bool = True) -> str | None:
+    """One line when results of the same time disagree: both shown, the worse one used for a safety
+    tier; with ``decides`` False (a selection such as the Th1/Th2 ratio) neither is used."""
     if cur.value is None or not cur.conflicts:
         return None
     values = " and ".join(reported(m) for m in (cur.value, *cur.conflicts))
+    if not decides:
+        return (
+            f"**Conflicting {label} results at the same time** ({fmt_date(cur.value.when)}): {values}. "
+            "Neither is used until the laboratory confirms which is right."
+        )
     used = cur.worst(higher_is_worse=higher_is_worse)
     which = f"{reported(used)} is used" if used is not None else "neither is used"
     return (

@@ -10,14 +10,14 @@ dose below an unconfirmed band.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..model import Card, Indicator, Suggestion
-from ..orders import dose_change
+from ..orders import OrderContext, build_order, dose_change, products_of
 from ..text import fmt_number, plain
 from ..vocab import FAMILY_DOSE
 from .common import (
@@ -39,6 +39,9 @@ TRIGGER_LABEL = "the Th1 % at which 1 mg is added"
 
 Verdict = Literal[
     "above-maximum",
+    "above-study-maximum",
+    "extended-release-start",
+    "protocol-not-applied",
     "duplicate-therapy",
     "extended-release-twice-daily",
     "above-band-dose",
@@ -68,6 +71,7 @@ class Recommendation:
     highest_allowed_mg: float | None = None  # the most any band dose the chart allows could be
     confirmed: bool = False  # the bands and the Th1 % trigger are confirmed by the site
     basis: str = ""  # the ratio and Th1 % it rests on, in words
+    choices: tuple[float, ...] = ()  # with the Th1 % unknown: each daily dose the chart allows
 
 
 def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol, detail: Detail) -> Recommendation:
@@ -115,6 +119,7 @@ def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol, deta
             "the Th1 % is not available",
             highest_allowed_mg=highest,
             confirmed=confirmed,
+            choices=tuple(sorted({min(base, max_mg), highest})),
             basis=f"{basis}; Th1 % unknown, so {fmt_number(base)} or {fmt_number(highest)} mg/day",
         )
     high = at_least(th1.value.value, th1_min)
@@ -137,6 +142,17 @@ class DoseDecision:
     unreadable: tuple[MedicationFact, ...] = ()  # drafts whose daily dose could not be read
     rec: Recommendation | None = None
     interacting: tuple[MedicationFact, ...] = field(default=())
+    scope_reason: str = ""  # why the protocol was not applied (protocol-not-applied, above-study-maximum)
+
+
+def _formulation_switch(active: MedicationFact, drafts: tuple[MedicationFact, ...]) -> bool:
+    """An active order of the other release than every draft: a change of formulation, which the
+    release-switch card handles (one concern, one card), not duplicate therapy."""
+    return (
+        bool(drafts)
+        and active.release is not None
+        and all(d.release is not None and d.release != active.release for d in drafts)
+    )
 
 
 def replaces(new: MedicationFact, old: MedicationFact) -> bool:
@@ -151,16 +167,30 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     proto = Protocol(kb)
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
-    duplicates = tuple(a for a in focus.active if not any(replaces(d, a) for d in drafts))
+    duplicates = tuple(
+        a for a in focus.active if not any(replaces(d, a) for d in drafts) and not _formulation_switch(a, drafts)
+    )
     unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
     counted = [*drafts, *duplicates]
     known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
     total = sum(known) if known else None
     base = DoseDecision(None, drafts, total, duplicates, unreadable)
+    max_mg = proto.num("dose.max_daily_mg")
     if not scope.protocol:
         # Outside the protocol only what is unsafe for anyone on tacrolimus: two orders at once.
-        return DoseDecision("duplicate-therapy", drafts, total, duplicates) if duplicates else base
-    max_mg = proto.num("dose.max_daily_mg")
+        if duplicates:
+            return DoseDecision("duplicate-therapy", drafts, total, duplicates)
+        if scope.verdict == "outside-age":
+            # An IVF course at an age the site does not apply the protocol at: say so, and the studies'
+            # maximum still deserves a warning (nobody studied more in this indication).
+            verdict: Verdict = (
+                "above-study-maximum" if total is not None and above(total, max_mg) else "protocol-not-applied"
+            )
+            if verdict == "above-study-maximum" or facts.hook == ORDER_SELECT:
+                return DoseDecision(verdict, drafts, total, scope_reason=scope.reason)
+        if scope.verdict == "other-indication" and facts.hook == ORDER_SELECT:
+            return DoseDecision("protocol-not-applied", drafts, total, scope_reason=scope.reason)
+        return base
     if total is not None and above(total, max_mg):
         rec = None if focus.continuing else recommend_daily_dose(facts, today, proto, detail)
         return DoseDecision("above-maximum", drafts, total, duplicates, unreadable, rec)
@@ -173,6 +203,7 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     if focus.continuing or total is None:
         return base
     rec = recommend_daily_dose(facts, today, proto, detail)
+    extended_start = facts.hook == ORDER_SELECT and any(d.release == "extended" for d in drafts)
     interacting = tuple(level_changing_drugs(facts, kb))
     if rec.highest_allowed_mg is not None and above(total, rec.highest_allowed_mg):
         return DoseDecision("above-band-dose", drafts, total, (), (), rec, interacting)
@@ -184,6 +215,9 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
         and not same(total, rec.daily_mg)
     ):
         return DoseDecision("differs-from-band-dose", drafts, total, (), (), rec, interacting)
+    if extended_start:
+        # The band doses are immediate-release mg: an extended-release start needs that said, once.
+        return DoseDecision("extended-release-start", drafts, total, (), (), rec, interacting)
     return base
 
 
@@ -211,7 +245,7 @@ def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
         decision = decide_dose(facts, today, kb, focus, detail)
     if decision.verdict is None:
         return []
-    return [_render(facts, decision, proto, detail)]
+    return [_render(facts, decision, proto, detail, today, products_of(kb))]
 
 
 def _orders_line(decision: DoseDecision) -> list[str]:
@@ -224,7 +258,15 @@ def _orders_line(decision: DoseDecision) -> list[str]:
     return lines
 
 
-def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detail) -> Card:
+def _render(
+    facts: PatientFacts,
+    d: DoseDecision,
+    proto: Protocol,
+    detail: Detail,
+    today: date,
+    products: Sequence[Mapping[str, Any]],
+) -> Card:
+    orders = OrderContext(today, products)
     max_shown = detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy" else ""
     total = fmt_number(d.total_mg) if d.total_mg is not None else "?"
     several = len(d.drafts) + len(d.duplicates) > 1
@@ -245,7 +287,7 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         )
         if rec is not None and rec.daily_mg is not None and len(d.drafts) == 1 and not d.duplicates:
             body.append(f"- Protocol dose: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
-            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=rec.confirmed)
         elif several:
             body.append(
                 "\nThe maximum applies to the total of all tacrolimus orders: keep one order, or "
@@ -253,10 +295,42 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
             )
         else:
             body.append(f"\nReduce the dose to at most {max_shown}.")
+    elif d.verdict == "above-study-maximum":
+        indicator = "warning"
+        summary = (
+            f"RIF protocol not applied ({_short_reason(d.scope_reason)}), but {total} mg/day is above "
+            f"the {max_shown} maximum of the studies"
+        )
+        body.append(
+            f"\nThe RIF protocol was not applied: {plain(d.scope_reason)}. No study gave more than "
+            f"{max_shown} in this indication: confirm the dose with the specialist."
+        )
+    elif d.verdict == "protocol-not-applied":
+        indicator = "info"
+        summary = f"RIF protocol not applied to this tacrolimus order: {_short_reason(d.scope_reason)}"
+        body.append(
+            f"\n{plain(d.scope_reason)[:1].upper() + plain(d.scope_reason)[1:]}. The protocol's dose "
+            "bands, maximum, trough target and course length were not checked."
+        )
+    elif d.verdict == "extended-release-start":
+        indicator = "info"
+        summary = (
+            "Extended-release tacrolimus: the protocol's doses are immediate-release mg, not interchangeable mg for mg"
+        )
+        detail.cite("tacrolimus-label")
+        source_id = "tacrolimus-label"
+        body.append(
+            "\nThe dose bands and the 4 mg/day maximum come from studies of immediate-release capsules. "
+            "Envarsus XR gives about 80 % of the immediate-release daily dose for the same exposure; "
+            "Advagraf / Astagraf XL is dosed 1:1 but gives lower exposure. Check troughs after the start."
+        )
     elif d.verdict == "duplicate-therapy":
         indicator = "warning"
         active = d.duplicates[0]
-        summary = "Tacrolimus is already active: this new order would double it. Replace the active order or cancel"
+        summary = (
+            f"Tacrolimus is already active: with this new order she would take {total} mg/day in total. "
+            "Replace the active order or cancel"
+        )
         body.append(
             f"\nThe new order does not replace the active one ({plain(active.display)}). If it is "
             "meant as a change, discontinue the active order (or link the new one as its "
@@ -286,7 +360,12 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
         summary = f"Tacrolimus {total} mg/day is above the {limit} mg/day the Th1/Th2 result allows: lower it"
         body.append(f"- Protocol: {rec.basis}")
         if rec.daily_mg is not None and not d.interacting and len(d.drafts) == 1:
-            suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=rec.confirmed)
+            suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=rec.confirmed)
+        elif rec.choices and not d.interacting and len(d.drafts) == 1:
+            # The Th1 % decides between them: each dose the chart allows is offered, none recommended.
+            body.append("- The Th1 % is not known: choose the dose it would give.")
+            for choice in rec.choices:
+                suggestions += _change(d.drafts[0], choice, body, orders, recommended=False, quiet=True)
         if d.interacting:
             body.append(
                 f"- {plain(d.interacting[0].display)} changes tacrolimus levels: follow the "
@@ -300,7 +379,7 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
             f"{fmt_number(rec.daily_mg)} mg/day: change the order"
         )
         body.append(f"- Protocol: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
-        suggestions += _change(d.drafts[0], rec.daily_mg, body, recommended=True)
+        suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=True)
         source_id = str(proto.entry("dose.bands")["source"])
     if any(m.release == "extended" for m in d.drafts) and d.verdict in {"above-band-dose", "differs-from-band-dose"}:
         body.append(
@@ -321,15 +400,34 @@ def _render(facts: PatientFacts, d: DoseDecision, proto: Protocol, detail: Detai
     )
 
 
-def _change(draft: MedicationFact, daily_mg: float, body: list[str], *, recommended: bool) -> list[Suggestion]:
-    action = dose_change(draft, daily_mg, f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day")
+def _short_reason(reason: str) -> str:
+    """The first clause of a scope reason, for a summary ("the patient is 56 years old")."""
+    return plain(reason.split(":")[0].split(", outside")[0], 80)
+
+
+def _change(
+    draft: MedicationFact,
+    daily_mg: float,
+    body: list[str],
+    orders: OrderContext,
+    *,
+    recommended: bool,
+    quiet: bool = False,
+) -> list[Suggestion]:
+    built = build_order(draft, orders.today, daily_mg=daily_mg, products=orders.products)
+    action = dose_change(
+        draft,
+        daily_mg,
+        f"Set the tacrolimus dose to {fmt_number(daily_mg)} mg/day",
+        today=orders.today,
+        products=orders.products,
+    )
     if action is None:
         body.append(
-            f"- The order cannot be rewritten automatically (dose form or frequency): change it to "
-            f"{fmt_number(daily_mg)} mg/day by hand."
+            f"- {fmt_number(daily_mg)} mg/day cannot be written into this order ({built.problem}): change it by hand."
         )
         return []
-    if not recommended:
+    if not recommended and not quiet:
         body.append(
             f"- The suggested {fmt_number(daily_mg)} mg/day rests on unconfirmed dose bands: it is "
             "offered, not recommended."

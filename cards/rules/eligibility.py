@@ -140,7 +140,7 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
         if "days old" in (d.ratio.problem or ""):
             detail.number("how old a ratio may be", "eligibility.ratio_max_age_days")
     pending = pending_note("Th1/Th2 ratio", d.ratio) if d.ratio.value is not None else None
-    for line in (conflict_note("Th1/Th2 ratio", d.ratio), pending):
+    for line in (conflict_note("Th1/Th2 ratio", d.ratio, decides=False), pending):
         if line:
             detail.add(f"- {line}")
     if d.cutoff.transfer is not None:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from ..facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
+from ..facts import TACROLIMUS as TACROLIMUS_LEVEL
 from ..text import fmt_number, plain
 from .vocab import ACTIVE_STATUSES, ORDER_SELECT, ORDER_SIGN, ORDERING_HOOKS, TACROLIMUS
+
+# How far back a tacrolimus level or an ended tacrolimus order shows she is (or was just) on therapy:
+# about two trough intervals, longer than the 16-day course.
+THERAPY_EVIDENCE_DAYS = 30
 
 
 def in_focus(hook: str, med: MedicationFact) -> bool:
@@ -42,10 +47,15 @@ class Focus:
     candidate: bool  # RIF documented or a Th1/Th2 ratio on record
     pregnant: bool = False
     all_drafts: tuple[MedicationFact, ...] = ()  # every tacrolimus draft of the session, in focus or not
+    # Evidence of therapy besides an active order, which an EHR may not have sent: a tacrolimus level or
+    # a tacrolimus order that ended, in the last THERAPY_EVIDENCE_DAYS days.
+    level_on_record: bool = False
+    recently_ended: tuple[MedicationFact, ...] = ()
 
     @property
     def on_therapy(self) -> bool:
-        return bool(self.active)
+        """An active tacrolimus order, a recent tacrolimus level or a recently ended tacrolimus order."""
+        return bool(self.active) or self.level_on_record or bool(self.recently_ended)
 
     @property
     def continuing(self) -> bool:
@@ -83,7 +93,20 @@ def focus_of(facts: PatientFacts) -> Focus:
     all_drafts = tuple(sorted((m for m in tacro if m.is_draft), key=lambda m: m.source))
     active = tuple(m for m in tacro if is_active(m))
     candidate = facts.has_condition(RIF) or bool(facts.results(TH1_TH2_RATIO))
+    since = facts.as_of - timedelta(days=THERAPY_EVIDENCE_DAYS) if facts.as_of is not None else None
+    level_on_record = any(
+        m.when is not None and (since is None or m.when.date() >= since) for m in facts.results(TACROLIMUS_LEVEL)
+    )
+    recently_ended = tuple(
+        m
+        for m in facts.ended_medications
+        if m.has(TACROLIMUS)
+        and m.systemic
+        and (since is None or ((m.end or m.start) is not None and (m.end or m.start) >= since))  # type: ignore[operator]
+    )
     return Focus(
+        level_on_record=level_on_record,
+        recently_ended=recently_ended,
         hook=facts.hook,
         drafts=drafts,
         active=active,

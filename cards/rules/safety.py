@@ -4,7 +4,8 @@ against their thresholds, one card per concern, each with the values and dates u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from ..derive import creatinine_baseline
@@ -16,6 +17,7 @@ from ..facts import (
     HBA1C,
     POTASSIUM,
     BloodPressure,
+    Measurement,
     PatientFacts,
 )
 from ..model import Action, Card, Indicator, Suggestion
@@ -32,10 +34,12 @@ from .common import (
     describe_pregnancy,
     make_card,
     order_action,
+    pending_at_least,
     pending_note,
-    why_unusable,
 )
+from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
 from .focus import Focus, focus_of
+from .interactions import decide_interactions
 from .scope import scope_of
 from .vocab import above, at_least
 
@@ -50,6 +54,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     proto = Protocol(kb)
     cards: list[Card] = []
     gaps: list[tuple[str, Current, Mapping[str, Any] | None]] = []
+    covered = _potassium_on_interaction_card(facts, today, kb)
     for label, check, order_path in (
         ("Creatinine", _creatinine, "safety.creatinine.order"),
         ("Potassium", _potassium, "safety.potassium.order"),
@@ -57,7 +62,7 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
         ("Liver enzymes (ALT/AST)", _liver, "safety.liver.order"),
     ):
         card, state = check(facts, today, proto, focus)
-        if card is not None:
+        if card is not None and not (covered and card.kind == f"{SAFETY}:potassium"):
             cards.append(card)
         if state is not None and state.value is None:
             gaps.append((label, state, proto.entry(order_path) if state.orderable else None))
@@ -72,6 +77,12 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     return cards
 
 
+def _potassium_on_interaction_card(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> bool:
+    """A potassium raiser's interaction card already names the high potassium (and offers the urgent
+    repeat and ECG): one concern, one card."""
+    return any(d.potassium is not None and d.potassium.high for d in decide_interactions(facts, today, kb))
+
+
 def _stale_days(proto: Protocol) -> int:
     return proto.days("safety.stale_after_days")
 
@@ -80,7 +91,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
     unit = str(proto.entry("safety.creatinine")["unit"])
     now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
-        return None, now
+        return _as_reported(proto, "creatinine", now), now
     latest = now.worst() or now.value
     latest_value = latest.value
     assert latest_value is not None and latest.when is not None
@@ -111,9 +122,8 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
         detail.add(
             f"- Baseline ({how}): **{fmt_measure(baseline)}**; change {'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %"
         )
-        aki_ratio = proto.num("safety.creatinine.aki_ratio")
-        warn_fraction = proto.num("safety.creatinine.rise_warning_fraction")
-        if at_least(ratio, aki_ratio):
+        tier = creatinine_tier(ratio - 1, False, {"protocol": proto.data})
+        if tier == "aki":
             detail.number("AKI", "safety.creatinine.aki_ratio")
             findings.append(
                 (
@@ -122,7 +132,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                     "acute kidney injury, review tacrolimus now",
                 )
             )
-        elif at_least(ratio, 1 + warn_fraction):
+        elif tier == "rising":
             detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
             findings.append(
                 (
@@ -132,29 +142,17 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                 )
             )
     hours = proto.num("safety.creatinine.aki_absolute_hours")
-    rise = proto.num("safety.creatinine.aki_absolute_rise")
-    earlier = [
-        m
-        for m in facts.results(CREATININE)
-        if m.actionable
-        and m.value is not None
-        and m.when is not None
-        and m.when < latest.when
-        and latest.when - m.when <= timedelta(hours=hours)
-        and why_unusable(m, unit) is None
-    ]
-    if earlier:
-        lowest = min(earlier, key=lambda m: m.value or 0.0)
-        if lowest.value is not None and at_least(latest_value - lowest.value, rise):
-            detail.number("AKI", "safety.creatinine.aki_absolute_rise")
-            detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
-            findings.append(
-                (
-                    "critical",
-                    f"Creatinine rose {fmt_number(latest_value - lowest.value)} {unit} "
-                    f"within {fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
-                )
+    lowest = fast_creatinine_rise(facts, latest, {"protocol": proto.data})
+    if lowest is not None and lowest.value is not None:
+        detail.number("AKI", "safety.creatinine.aki_absolute_rise")
+        detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
+        findings.append(
+            (
+                "critical",
+                f"Creatinine rose from {reported(lowest)} to {reported(latest)} within "
+                f"{fmt_number(hours)} h: acute kidney injury, review tacrolimus now",
             )
+        )
     if facts.pregnancy.pregnant:
         limit = proto.num("safety.creatinine.pregnancy_above")
         if above(latest_value, limit):
@@ -182,9 +180,12 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
 def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
     """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
     unit = str(proto.entry("safety.potassium")["unit"])
-    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit)
+    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit, limits=True)
+    early = pending_at_least(now, proto.num("safety.potassium.critical_at"))
+    if early is not None and (now.value is None or not at_least(now.value.value or 0.0, early.value or 0.0)):
+        return _pending_critical(facts, proto, "potassium", early, [_urgent_potassium(facts, proto)]), now
     if now.value is None or now.value.value is None:
-        return None, now
+        return _as_reported(proto, "potassium", now), now
     m = now.worst() or now.value
     value = m.value
     assert value is not None
@@ -196,26 +197,23 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
     shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
     actions: list[Suggestion] = []
-    if at_least(value, proto.num("safety.potassium.critical_at")):
-        severe = at_least(value, proto.num("safety.potassium.severe_at"))
+    tier = potassium_tier(value, {"protocol": proto.data}, m.reference_high)
+    if tier in ("moderate", "severe"):
         detail.number("severe", "safety.potassium.severe_at")
-        findings.append(
-            (
-                "critical",
-                f"Potassium {shown}: {'severe' if severe else 'moderate'} hyperkalaemia, "
-                "repeat urgently and record an ECG",
-            )
-        )
+        findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, repeat urgently and record an ECG"))
         actions.append(_urgent_potassium(facts, proto))
-    elif at_least(value, proto.num("safety.potassium.warning_at")):
+    elif tier == "mild":
         detail.number("mild", "safety.potassium.warning_at")
         findings.append(
             ("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs")
         )
         actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
-    elif above(value, proto.num("safety.potassium.advisory_above")):
+    elif tier == "above-normal":
         detail.number("advisory", "safety.potassium.advisory_above")
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
+    if now.limit in ("<", "<=") or (now.limit is not None and not findings):
+        # "<7" may be anything below 7, ">4" anything above 4: no tier is certain, show it as reported.
+        return _as_reported(proto, "potassium", replace(now, value=None, shown_only=m)), now
     return _worst_card(
         proto,
         detail,
@@ -226,6 +224,51 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
         "and potassium supplements.",
         actions,
     ), now
+
+
+def _as_reported(proto: Protocol, label: str, now: Current) -> Card | None:
+    """The newest result exists but cannot be compared (text, a limit, a unit not known, implausible):
+    shown as the laboratory reported it, with why, rather than deciding on an older one."""
+    m = now.shown_only
+    if m is None:
+        return None
+    detail = Detail(proto)
+    why = m.problem or (f"it is {m.status}" if not m.is_final else "it cannot be compared")
+    detail.add(f"- Newest {label}: **{fmt_measure(m)}**; {why}.")
+    detail.add("")
+    detail.add(
+        f"No {label} threshold was checked, and no older result was used in its place. Ask the laboratory "
+        "for the value in its unit, or repeat the test."
+    )
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:{label}",
+        verdict=f"{label}-as-reported",
+        summary=f"{label.capitalize()} reported as {reported(m)[:40]} ({fmt_date(m.when)}): cannot be compared, check it",
+        indicator="info",
+        source_id="data-profile",
+    )
+
+
+def _pending_critical(
+    facts: PatientFacts, proto: Protocol, label: str, m: Measurement, suggestions: list[Suggestion]
+) -> Card:
+    """A result not final yet that is already critical: shown as critical and pending."""
+    detail = Detail(proto)
+    detail.add(f"- {label.capitalize()}: **{fmt_measure(m)}**, {m.status}: the final result is pending.")
+    detail.add("")
+    detail.add(f"A {m.status} result this high is acted on now; ask the laboratory for the final value.")
+    return make_card(
+        proto,
+        detail,
+        kind=f"{SAFETY}:{label}",
+        verdict=f"{label}-critical-pending",
+        summary=f"{label.capitalize()} {reported(m)} ({fmt_date(m.when)}) is {m.status}, final pending, and critical: check it now",
+        indicator="critical",
+        source_id=str(proto.entry(f"safety.{label}.critical_at")["source"]),
+        suggestions=suggestions,
+    )
 
 
 def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:
@@ -268,7 +311,7 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) ->
     if g is not None and g.value is not None:
         fasting = g.fasting is True
         detail.add(f"- Latest glucose: **{fmt_measure(g)}**, {'fasting' if fasting else 'not stated as fasting'}")
-        shown = f"{fmt_number(g.value)} {unit} ({fmt_date(g.when)})"
+        shown = f"{reported(g)} ({fmt_date(g.when)})"  # as the laboratory reported it (mg/dL or mmol/L)
         if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
             detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
             findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
@@ -371,6 +414,10 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
         )
 
     findings: list[tuple[Indicator, str]] = []
+    ga_days = facts.pregnancy.gestational_age_days if facts.pregnancy.pregnant else None
+    from_weeks = proto.days("safety.blood_pressure.preeclampsia_from_weeks")
+    preeclampsia_age = ga_days is not None and ga_days >= from_weeks * 7
+    verdict: str | None = None
     if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
         detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
         detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
@@ -380,16 +427,34 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
     elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
         detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
         detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
-        findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
+        if preeclampsia_age:
+            # From 20 weeks the action is a pre-eclampsia assessment, not only a tacrolimus review.
+            detail.number("pre-eclampsia assessment from", "safety.blood_pressure.preeclampsia_from_weeks")
+            verdict = "blood-pressure-pre-eclampsia"
+            findings.append(
+                (
+                    "warning",
+                    f"Blood pressure {shown} at {(ga_days or 0) // 7} weeks of pregnancy: assess for pre-eclampsia now",
+                )
+            )
+        else:
+            findings.append(("warning", f"Blood pressure {shown}: hypertension, repeat and review tacrolimus"))
     if facts.pregnancy.pregnant:
         detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
+    advice = (
+        "Tacrolimus can cause hypertension; from 20 weeks of pregnancy check urine protein, platelets, "
+        "creatinine and liver enzymes for pre-eclampsia."
+        if preeclampsia_age
+        else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."
+    )
     return _worst_card(
         proto,
         detail,
         f"{SAFETY}:blood-pressure",
         findings,
         "safety.blood_pressure.warning_systolic_at",
-        "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia.",
+        advice,
+        verdict=verdict,
     ), None
 
 
@@ -401,6 +466,8 @@ def _worst_card(
     source_path: str,
     advice: str,
     suggestions: list[Suggestion] | None = None,
+    *,
+    verdict: str | None = None,
 ) -> Card | None:
     """One card for the concern: the most severe finding as summary, every finding in the detail."""
     if not findings:
@@ -413,7 +480,8 @@ def _worst_card(
         detail.lines += [f"- {text}" for _, text in findings[1:]]
     detail.add("")
     detail.add(advice)
-    verdict = f"{kind.split(':')[-1]}-{indicator}"
+    if verdict is None or indicator == "critical":
+        verdict = f"{kind.split(':')[-1]}-{indicator}"
     return make_card(
         proto,
         detail,

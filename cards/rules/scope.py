@@ -13,15 +13,16 @@ eligibility card says the sex is not recorded. Unknown age stays in scope.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from ..facts import RIF, TH1_PCT, TH1_TH2_RATIO, TH2_PCT, TRANSPLANT, MedicationFact, PatientFacts
+from ..facts import PREGNANCY, RIF, TH1_PCT, TH1_TH2_RATIO, TH2_PCT, TRANSPLANT, MedicationFact, PatientFacts
 from .vocab import TACROLIMUS
 
-Verdict = Literal["rif-course", "male", "transplant", "outside-age", "no-ivf-course", "not-oral"]
+Verdict = Literal["rif-course", "male", "transplant", "other-indication", "outside-age", "no-ivf-course", "not-oral"]
 PROTOCOL_ROUTES = frozenset({"oral"})  # and an unstated route: oral is what is prescribed
 
 
@@ -45,6 +46,22 @@ def age_years(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
+def pregnancy_evidence(facts: PatientFacts) -> bool:
+    """Evidence that she is or may become pregnant: pregnant now (a pregnancy Condition or a positive hCG
+    after a transfer), a pregnancy Condition on record, or an embryo transfer with no later negative test."""
+    if facts.pregnancy.pregnant is True or facts.has_condition(PREGNANCY):
+        return True
+    return bool(facts.transfers) and facts.pregnancy.pregnant is not False
+
+
+def excluded_from_pregnancy(facts: PatientFacts) -> bool:
+    """True only when ``Patient.gender`` is male and nothing on record shows a pregnancy or a transfer.
+
+    ``Patient.gender`` is administrative gender, not sex: a recorded pregnancy, hCG or transfer outweighs
+    it for every teratogen and fetal-risk rule."""
+    return facts.sex == "male" and not pregnancy_evidence(facts)
+
+
 def course_evidence(facts: PatientFacts) -> tuple[str, ...]:
     """What on record shows an IVF / RIF course."""
     found: list[str] = []
@@ -57,6 +74,32 @@ def course_evidence(facts: PatientFacts) -> tuple[str, ...]:
     return tuple(found)
 
 
+def other_indication(med: MedicationFact, kb: Mapping[str, Any]) -> str | None:
+    """The non-RIF indication an order is given for (its reasonCode), in words; None when it names none
+    or names RIF. An order for transplant, lupus nephritis or another autoimmune disease is not an RIF
+    course, whatever else is on the problem list."""
+    table = (kb["protocol"].get("scope") or {}).get("other_indications") or {}
+    if not med.indications:
+        return None
+    rif_words = [str(w).lower() for w in table.get("rif_words") or []]
+    rif_codes = [str(c).lower() for c in table.get("rif_codes") or []]
+    if any(i in rif_codes or _has_word(i, rif_words) for i in med.indications):
+        return None
+    prefixes = [str(p).lower() for p in table.get("code_prefixes") or []]
+    words = [str(w).lower() for w in table.get("words") or []]
+    for indication in med.indications:
+        if "|" in indication and any(indication.startswith(p) for p in prefixes):
+            texts = [i for i in med.indications if "|" not in i]
+            return texts[0] if texts else indication.split("|", 1)[1].upper()
+        if "|" not in indication and _has_word(indication, words):
+            return indication
+    return None
+
+
+def _has_word(text: str, words: list[str]) -> bool:
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text) for w in words)
+
+
 def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
     """Decide whether the RIF protocol applies to this patient and these tacrolimus orders."""
     evidence = course_evidence(facts)
@@ -65,6 +108,16 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
             False,
             "transplant",
             "she has a transplant: tacrolimus is dosed and monitored for the transplant, not by the RIF protocol",
+            evidence,
+        )
+    tacrolimus = [m for m in facts.medications_with(TACROLIMUS) if m.systemic]
+    others = [other_indication(m, kb) for m in tacrolimus]
+    if tacrolimus and all(others):
+        return Scope(
+            False,
+            "other-indication",
+            f"this tacrolimus is ordered for {others[0]}: the RIF "
+            "protocol's doses, target and course do not apply to it",
             evidence,
         )
     if facts.sex == "male":

@@ -5,7 +5,10 @@ test) and through pregnancy if she conceives; the course ends with a negative pr
   and that date is never recommended.
 - A draft without a start date gets the protocol date offered, not recommended (the prescriber sets it).
 - A start date in the past is flagged.
-- A negative pregnancy test after the transfer completes the course: stop, and question a renewal.
+- A negative pregnancy test from the protocol's test day on (a site setting, default course day 16,
+  about 14 days after the transfer) completes the course: stop, and question a renewal. An earlier
+  negative test is too early to be conclusive (hCG rises from about 9-11 days after a blastocyst
+  transfer): continue, and repeat the test on the test day.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from ..facts import MedicationFact, PatientFacts, TransferPlan
+from ..facts import PREGNANCY, PREGNANCY_OUTCOME, ConditionFact, MedicationFact, PatientFacts, TransferPlan
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_timing
-from ..text import fmt_date
+from ..text import fmt_date, plain
 from ..vocab import FAMILY_TIMING
 from .common import Detail, Protocol, day_of, describe_pregnancy, make_card, relevant_transfer
 from .focus import Focus, focus_of
@@ -28,10 +31,13 @@ from .vocab import ORDER_SELECT, PATIENT_VIEW
 KIND = FAMILY_TIMING
 
 Verdict = Literal[
+    "pregnancy-ended",
     "course-complete",
+    "negative-too-early",
     "no-transfer",
     "starts-after-transfer",
     "starts-in-pregnancy",
+    "starts-on-transfer-day",
     "late-start",
     "back-dated",
     "no-start-date",
@@ -51,6 +57,9 @@ class TimingDecision:
     suggested_start: date | None = None  # None: no start date is suggested
     recommended: bool = False
     negative_test: date | None = None
+    test_day: date | None = None  # the protocol's pregnancy test day (a negative before it is too early)
+    outcome: ConditionFact | None = None  # a recorded miscarriage, ectopic pregnancy or delivery
+    outcome_day: date | None = None
 
 
 def _draft_end(med: MedicationFact) -> date | None:
@@ -76,11 +85,49 @@ def negative_test_after_transfer(facts: PatientFacts, course_days: int) -> tuple
     return (max(past), tested) if past else None
 
 
+def pregnancy_test_day(transfer_day: date, proto: Protocol) -> date:
+    """The protocol's pregnancy test day: course day N (a site setting), day 1 being the protocol start."""
+    start = transfer_day - timedelta(days=proto.days("timing.start_days_before_transfer"))
+    return start + timedelta(days=proto.days("timing.pregnancy_test_course_day") - 1)
+
+
+def ended_pregnancy(
+    facts: PatientFacts, today: date, since: date | None, recent_days: int
+) -> tuple[ConditionFact, date] | None:
+    """The newest recorded pregnancy outcome (miscarriage, ectopic pregnancy, delivery, or a pregnancy
+    closed with an abatement date) since ``since`` (the course's start; without one, within
+    ``recent_days``), when no transfer was planned after it (a new cycle)."""
+    found: list[tuple[date, ConditionFact]] = []
+    for c in facts.conditions:
+        if c.concept != PREGNANCY_OUTCOME and not (c.concept == PREGNANCY and c.abated is not None):
+            continue
+        when = c.abated or c.onset or c.recorded
+        if when is None:
+            continue
+        d = day_of(when)
+        if d > today or (since is not None and d < since) or (since is None and (today - d).days > recent_days):
+            continue
+        found.append((d, c))
+    if not found:
+        return None
+    d, c = max(found, key=lambda pair: pair[0])
+    if any(t.when is not None and day_of(t.when) > d for t in facts.transfers):
+        return None
+    return c, d
+
+
 def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
     """The timing decision for the tacrolimus course of this call."""
+    if (facts.hook == PATIENT_VIEW and focus.on_therapy) or (focus.drafts and focus.continuing):
+        outcome = ended_pregnancy(facts, today, focus.therapy_start(), proto.days("eligibility.transfer_recent_days"))
+        if outcome is not None:
+            return TimingDecision("pregnancy-ended", outcome=outcome[0], outcome_day=outcome[1])
     ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
     if ended is not None and (focus.drafts or (facts.hook == PATIENT_VIEW and focus.on_therapy)):
-        return TimingDecision("course-complete", transfer_day=ended[0], negative_test=ended[1])
+        transfer_day, tested = ended
+        test_day = pregnancy_test_day(transfer_day, proto)
+        verdict: Verdict = "course-complete" if tested >= test_day else "negative-too-early"
+        return TimingDecision(verdict, transfer_day=transfer_day, negative_test=tested, test_day=test_day)
     if not focus.drafts or focus.continuing:
         return TimingDecision(None)  # a continuation is not timed from a transfer
     draft = focus.drafts[0]
@@ -106,9 +153,19 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
         draft_start=explicit_start,
         draft_end=draft_end,
     )
-    effective_start = explicit_start or today  # without a start date the order starts when signed
+    # Without a start date, or with one in the past, the order starts when it is signed.
+    effective_start = max(explicit_start or today, today)
     if effective_start > transfer_day:
         return replace(base, verdict="starts-after-transfer")
+    if effective_start == transfer_day:
+        # On the transfer day: 2 days late. An earlier day is offered only while one is still ahead.
+        earlier = max(protocol_start, today)
+        return replace(
+            base,
+            verdict="starts-on-transfer-day",
+            suggested_start=earlier if earlier < transfer_day else None,
+            recommended=True,
+        )
     if protocol_start < today:
         # Too late for the protocol start, still before the transfer: today is the best left.
         if explicit_start == today and (draft_end is None or draft_end >= protocol_end):
@@ -154,7 +211,7 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
             f"- Embryo transfer: **{transfer}**; protocol start **{fmt_date(d.protocol_start)}**, "
             f"continue at least to **{fmt_date(d.protocol_end)}** (the pregnancy test), longer if pregnant"
         )
-    if d.verdict != "course-complete" and focus.drafts:
+    if d.verdict not in ("pregnancy-ended", "course-complete", "negative-too-early") and focus.drafts:
         detail.add(
             f"- This order: start {fmt_date(d.draft_start) if d.draft_start else 'not set'}, "
             f"last day {fmt_date(d.draft_end) if d.draft_end else 'open'}"
@@ -187,6 +244,45 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
                     ),
                 )
             )
+    elif d.verdict == "pregnancy-ended":
+        what = plain(d.outcome.display if d.outcome else "pregnancy outcome", 60)
+        summary = (
+            f"Pregnancy ended ({what}, {fmt_date(d.outcome_day)}): the indication is over, stop "
+            "tacrolimus or review with the specialist"
+        )
+        detail.add(f"- Recorded: **{what}** on {fmt_date(d.outcome_day)}")
+        detail.add(
+            "\nTacrolimus is given for implantation and continued through the pregnancy; with the "
+            "pregnancy over it has no indication. Stop it, or review with the specialist (for example "
+            "before a new transfer)."
+        )
+        for draft in focus.drafts:
+            suggestions.append(
+                Suggestion(
+                    label="Cancel the new tacrolimus order",
+                    actions=(
+                        Action(
+                            type="delete",
+                            description="Cancel the tacrolimus order: the pregnancy has ended",
+                            resource_id=draft.source,
+                        ),
+                    ),
+                )
+            )
+    elif d.verdict == "negative-too-early":
+        indicator = "info"
+        after = (d.negative_test - d.transfer_day).days if d.negative_test and d.transfer_day else None
+        summary = (
+            f"Negative hCG on {fmt_date(d.negative_test)}, {after} days after the transfer, is too early to "
+            f"be conclusive: continue tacrolimus, retest {fmt_date(d.test_day)}"
+        )
+        detail.add(f"- Pregnancy test after the {transfer} transfer: negative on **{fmt_date(d.negative_test)}**")
+        test_day = detail.number("the pregnancy test day of the course", "timing.pregnancy_test_course_day")
+        detail.add(
+            f"\nhCG becomes conclusive about 9–11 days after a blastocyst transfer (12–14 after a day-3 "
+            f"transfer); the course tests on day {test_day.split()[0]}, {fmt_date(d.test_day)}. Do not "
+            "stop tacrolimus on this result."
+        )
     elif d.verdict == "no-transfer":
         indicator = "info"
         summary = f"No embryo transfer on record: start tacrolimus {before} before the transfer, for at least {days}"
@@ -209,6 +305,14 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
         detail.add(
             "\nStarting after the transfer is not what the protocol studied: decide with the specialist "
             "whether to start at all. No start date is suggested."
+        )
+    elif d.verdict == "starts-on-transfer-day":
+        summary = f"Tacrolimus would start on the {transfer} transfer day, {before} late: " + (
+            f"start {fmt_date(d.suggested_start)}" if d.suggested_start else "decide with the specialist"
+        )
+        detail.add(
+            f"\nThe protocol starts {before} before the transfer, so that levels are rising by the day of "
+            "implantation; a start on the transfer day is late."
         )
     elif d.verdict == "late-start":
         summary = f"The protocol start ({fmt_date(d.protocol_start)}) has passed: start today at the latest, before the {transfer} transfer"

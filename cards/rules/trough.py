@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from ..dosage import evening_dose
 from ..facts import TACROLIMUS, Measurement, PatientFacts
 from ..model import Action, Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_measure, fmt_number, reported
@@ -31,17 +32,21 @@ from .common import (
     day_of,
     make_card,
     order_action,
+    pending_at_least,
     pending_note,
 )
 from .focus import Focus, focus_of
 from .scope import scope_of
-from .vocab import above, at_least, below
+from .vocab import ORDERING_HOOKS, above, at_least, below
 
 KIND = FAMILY_TROUGH
+SCHEDULE = frozenset({"no-trough", "draw-at-steady-state"})  # about when to draw, not about a result
 
 Verdict = Literal[
     "critical",
+    "critical-pending",
     "above-target",
+    "twelve-hour-level",
     "below-target",
     "high-level-unknown-timing",
     "uninterpretable",
@@ -77,8 +82,11 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     extended = any(m.release == "extended" for m in focus.active)
     ss_days = proto.days("trough.steady_state_days." + ("extended" if extended else "immediate"))
     steady_from, from_order_date = steady_state_from(focus, ss_days)
-    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit)
+    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit, limits=True)
+    pending_critical = pending_at_least(level, critical_at)
     if level.value is None or level.value.value is None:
+        if pending_critical is not None:
+            return TroughDecision("critical-pending", pending_critical, steady_from, current=level)
         if not protocol:
             return TroughDecision(None)
         if level.shown_only is not None:
@@ -102,12 +110,32 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     elif not protocol:
         verdict = None
     elif above(value, high):
-        verdict = "above-target"
+        verdict = "twelve-hour-level" if _twelve_hours_after_evening_dose(m, focus) else "above-target"
     elif below(value, low) and before is False:
         verdict = "below-target"
+    if level.limit is not None and verdict not in _LIMIT_DECIDES[level.limit in (">", ">=")]:
+        # ">5" may be anything above 5, "<25" anything below: decide only on the limit's side.
+        verdict = "uninterpretable" if protocol or level.limit in ("<", "<=") else None
     if level.pending is not None and verdict != "critical":
+        if pending_critical is not None:
+            return TroughDecision("critical-pending", pending_critical, steady_from, current=level)
         verdict = None  # a newer result is on its way: no decision on the older one
     return TroughDecision(verdict, m, steady_from, before, level)
+
+
+# The verdicts a limit can support: a ">" limit only that the level is high, a "<" limit only that it is low.
+_LIMIT_DECIDES: dict[bool, frozenset[Verdict | None]] = {
+    True: frozenset({"critical", "above-target", "twelve-hour-level", "high-level-unknown-timing"}),
+    False: frozenset({"below-target"}),
+}
+
+
+def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus) -> bool:
+    """A morning level while every tacrolimus order is one evening dose a day: drawn about 12 h after the
+    dose, it is higher than the trough (24 h after a once-daily dose)."""
+    if m.when is None or not focus.active or not 5 <= m.when.hour < 13:
+        return False
+    return all(o.doses_per_day == 1 and evening_dose(o.resource) for o in focus.active)
 
 
 def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
@@ -120,6 +148,8 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     decision = decide_trough(facts, today, proto, focus, protocol=protocol)
     if decision.verdict is None:
         return []
+    if decision.verdict in SCHEDULE and facts.hook in ORDERING_HOOKS and not focus.drafts:
+        return []  # when to draw the next trough belongs to the chart or a tacrolimus order, not to paracetamol
     return [_render(facts, decision, proto, protocol)]
 
 
@@ -157,7 +187,8 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             + ("drawn as a trough" if m.timing == "trough" else "timing not stated")
         )
     if d.current is not None:
-        for line in (conflict_note("tacrolimus level", d.current), pending_note("tacrolimus level", d.current)):
+        pending = pending_note("tacrolimus level", d.current) if d.verdict != "critical-pending" else None
+        for line in (conflict_note("tacrolimus level", d.current), pending):
             if line:
                 detail.add(f"- {line}")
     if d.steady_from is not None and d.verdict not in {"no-trough", "uninterpretable"}:
@@ -173,6 +204,17 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         source_id = str(proto.entry("trough.critical_at")["source"])
         detail.add(high_next)
         suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "critical-pending":
+        indicator = "critical"
+        assert m is not None
+        summary = f"Tacrolimus level {shown} is {m.status}, final pending, and at or above {critical}: check it now"
+        source_id = str(proto.entry("trough.critical_at")["source"])
+        detail.add(
+            f"\nThe laboratory has not released the final result; a {m.status} level this high is acted on "
+            "now: hold or reduce the dose if it is confirmed, and ask the laboratory for the final value."
+        )
+        detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "above-target":
         if d.before_steady_state:
             summary = f"Tacrolimus trough {shown} is above {target} before steady state: it will climb further, reduce the dose"
@@ -184,6 +226,17 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             summary = f"Tacrolimus trough {shown} is above the {target} target: review the dose"
             detail.add("\nAbove the target exposure brings kidney, glucose and infection risk without benefit.")
         detail.add(high_next)
+        suggestions.append(_next_steps(facts, proto, target, True))
+    elif d.verdict == "twelve-hour-level":
+        summary = (
+            f"Tacrolimus level {shown} is a 12-hour level after the evening dose, higher than the "
+            "trough: repeat before the next dose"
+        )
+        detail.add(
+            "\nShe takes tacrolimus once daily in the evening, so a morning level is a 12-hour level, "
+            "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
+            "before cutting the dose."
+        )
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
         summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"
@@ -208,7 +261,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
         assert m is not None
         summary = f"Tacrolimus level reported as {reported(m)} ({fmt_date(m.when)}): cannot be compared with {target}"
         detail.add(
-            f"\nThe result cannot be compared with the target ({m.problem}). Ask the laboratory for a "
+            f"\nThe result cannot be compared with the target ({m.problem or 'a limit, not a value'}). Ask the laboratory for a "
             f"value in {unit}; a result below the detection limit suggests a missed dose."
         )
     elif d.verdict == "draw-at-steady-state":

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
 from ..model import Card, Coding, Indicator, Link, Suggestion
-from ..text import clip_summary
+from ..text import clip_summary, plain_summary
 
 # Hooks this service answers (defined in cards.vocab; imported here for the rules).
 from ..vocab import HOOKS, ORDER_SELECT, ORDER_SIGN, ORDERING_HOOKS, PATIENT_VIEW
@@ -80,7 +80,7 @@ def build_card(
     return Card(
         kind=kind,
         verdict=verdict,
-        summary=clip_summary(summary),
+        summary=clip_summary(plain_summary(summary)),
         indicator=indicator,
         detail=detail,
         source_label=source_label,

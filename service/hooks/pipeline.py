@@ -10,10 +10,11 @@ from typing import Any
 from cards.evaluate import can_run, evaluate
 from cards.facts import PatientFacts
 from cards.model import Card
+from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
 from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
-from service.hooks.validation import HookRequest, validate_request
+from service.hooks.validation import validate_request
 from service.runtime import Runtime
 
 
@@ -25,7 +26,7 @@ def decide(
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
-    today = rt.clock().date()
+    today = rt.today()
     facts = build_facts(request, data, rt.knowledge, today=today)
     if missing:
         # Rules needing missing data are skipped (a card says which); 412 only when none can run.

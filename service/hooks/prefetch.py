@@ -60,8 +60,8 @@ from service.fhir.client import (
     SessionPool,
 )
 from service.fhir.policy import BaseUrl, address_checker, check_fhir_server
+from service.hooks.base import HookRequest
 from service.hooks.templates import UnresolvableTokenError, substitute, template_is_read, template_resource_type
-from service.hooks.validation import HookRequest
 from service.ops import metrics
 
 log = logging.getLogger("tacro_cds.prefetch")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -14,13 +12,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
-from cards.vocab import HOOKS, ORDER_SELECT, ORDER_SIGN
+from cards.vocab import HOOKS
 from service.config import Settings
 from service.errors import HookMismatchError, LimitExceededError, MalformedJsonError, SchemaError, clip
+from service.hooks.base import HookRequest
 
 SCHEMA_FILES = ("request.json", *(f"context-{hook}.json" for hook in HOOKS), "feedback.json")
 _BASE = "https://tacro-cds.example.org/schemas/"
-ORDER_HOOKS = (ORDER_SELECT, ORDER_SIGN)
 # jsonschema messages quote the offending value; a 5 MB array must not come back in the error body.
 MAX_MESSAGE_CHARS = 300
 # Errors weighed to pick the one reported: validation stops there, so a body with 100,000 faults
@@ -113,41 +111,6 @@ def _deeper_than(document: Any, max_depth: int) -> bool:
             if type(child) is dict or type(child) is list
         ]
     return False
-
-
-@dataclass(frozen=True)
-class HookRequest:
-    """A validated CDS Hooks call."""
-
-    hook: str
-    hook_instance: str
-    context: Mapping[str, Any]
-    fhir_server: str | None = None
-    access_token: str | None = field(default=None, repr=False)
-    prefetch: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def patient_id(self) -> str:
-        return str(self.context["patientId"])
-
-    @property
-    def draft_orders(self) -> list[dict[str, Any]]:
-        """Resources of context.draftOrders, tolerating a Bundle without type or fullUrl."""
-        # patient-view has no draftOrders and its schema does not check one: a stray field of any
-        # type is ignored rather than trusted to be a Bundle.
-        bundle = self.context.get("draftOrders") if self.hook in ORDER_HOOKS else None
-        entries = bundle.get("entry") if isinstance(bundle, dict) else None
-        if not isinstance(entries, list):
-            return []
-        return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-
-    @property
-    def selections(self) -> tuple[str, ...]:
-        """context.selections of order-select; other hooks have none (a stray field is ignored)."""
-        value = self.context.get("selections") if self.hook == ORDER_SELECT else None
-        if not isinstance(value, list):
-            return ()
-        return tuple(s for s in value if isinstance(s, str))
 
 
 def check_counts(body: Any, limits: Settings) -> None:

@@ -21,9 +21,9 @@ from cards.facts import PatientFacts
 from cards.model import Card
 from cards.vocab import ORDER_SELECT, PATIENT_VIEW
 from service.errors import FhirServerRefusedError, PrefetchUnavailableError
+from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
 from service.hooks.prefetch import PrefetchResolver
-from service.hooks.validation import HookRequest
 from service.smart_app.errors import FhirAccessError, IssuerRefusedError, SessionExpiredError
 
 ORDER_KEY = "appContextOrder"

@@ -166,7 +166,7 @@ def page() -> Any:
     token = _current_token()
     try:
         record = load_record(
-            token, rt.resolver, rt.registry.get(SERVICE_PATIENT_VIEW).prefetch, rt.knowledge, rt.clock().date()
+            token, rt.resolver, rt.registry.get(SERVICE_PATIENT_VIEW).prefetch, rt.knowledge, rt.today()
         )
     except SessionExpiredError:
         session.pop(TOKEN, None)

@@ -1,0 +1,146 @@
+"""FHIR JSON to facts (``cards.facts``): the extract stage of the pipeline, a lenient mapping.
+
+Input contract: ``docs/data-profile.md``. Every code list comes from ``cards/knowledge/codes.yaml``
+(site-overridable). Parsing is lenient: objects where arrays are due, Bundles without ``type``,
+missing fields, as real clients send them. A resource that looks like ours but cannot be used becomes
+an ``UnusableResource`` with the reason and a description in words; resources of other kinds or codes
+are simply not ours and are skipped. The clinical derivations live in ``cards``: daily dose
+(``cards.dosage``), hCG cut-off, Th1/Th2 ratio and pregnancy status (``cards.derive``). What this
+module decides itself is documented where it is taken (``parse_fhir_datetime``, plausibility limits,
+same-time conflicts, route).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from cards.derive import pregnancy_status
+from cards.facts import HCG, PREGNANCY_TEST, PatientFacts, PregnancyStatus, UnusableResource
+from service.hooks.base import HookRequest
+from service.hooks.extract.codes import CodeIndex, _index_for
+from service.hooks.extract.common import _as_list, _flatten, _Unusable, parse_fhir_datetime
+from service.hooks.extract.medications import MedicationReader
+from service.hooks.extract.observations import ObservationReader
+from service.hooks.extract.records import RecordReader
+
+__all__ = ["CodeIndex", "build_facts", "parse_fhir_datetime"]
+
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _newest_first(when: datetime | None) -> tuple[bool, datetime]:
+    return (when is not None, when or _OLDEST)
+
+
+# The reading of each resource type this service takes facts from (method names of _Extractor).
+_HANDLERS = {
+    "Observation": "_observation",
+    "Condition": "_condition",
+    "ServiceRequest": "_service_request",
+    "Procedure": "_procedure",
+    "Appointment": "_appointment",
+    "MedicationRequest": "_medication",
+    "MedicationStatement": "_medication",
+    "Patient": "_patient",
+}
+
+
+class _Extractor(ObservationReader, RecordReader, MedicationReader):
+    """One extraction: every resource of the call, read once by its family's reader."""
+
+    # -- collection --------------------------------------------------------------------------------
+
+    def run(self, data: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Read every resource of every key once (by type and id), draft orders first."""
+        # Draft orders first: a draft and a stored resource with the same id is the draft being edited.
+        queue: list[tuple[Any, bool]] = [(r, True) for r in self.request.draft_orders]
+        queue += [(r, False) for values in data.values() for r in _flatten(_as_list(values))]
+        for resource, _ in queue:
+            if (
+                isinstance(resource, dict)
+                and resource.get("resourceType") == "Medication"
+                and isinstance(resource.get("id"), str)
+            ):
+                self.medication_resources.setdefault(f"Medication/{resource['id']}", resource)
+        handled: set[tuple[str, str]] = set()
+        for resource, draft in queue:
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
+                continue
+            rid = resource.get("id")
+            if isinstance(rid, str) and rid:
+                if (resource["resourceType"], rid) in handled:
+                    continue
+                handled.add((resource["resourceType"], rid))
+            self._dispatch(resource, draft)
+        self._pair_blood_pressure()
+        self._derive_ratios()
+        self._flag_conflicts()
+
+    def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
+        name = _HANDLERS.get(str(resource.get("resourceType")))
+        if name is None:
+            return  # Medication, Encounter ...: context, not facts
+        handler = getattr(self, name)
+        try:
+            handler(resource, draft)
+        except _Unusable as exc:
+            self._unusable(resource, draft, str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+            # Safety net for shapes no rule above foresaw: report, never fail the hook call.
+            self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
+
+    # -- result ------------------------------------------------------------------------------------
+
+    def pregnancy(self, today: date | None) -> PregnancyStatus:
+        """Pregnancy status from the Conditions, hCG tests and transfers (``cards.derive``)."""
+        return pregnancy_status(
+            self.conditions,
+            self.labs.get(PREGNANCY_TEST, []) + self.labs.get(HCG, []),
+            self.transfer_times,
+            today,
+            negative_window_days=self.index.pregnancy_test_max_age_days,
+        )
+
+
+def build_facts(
+    request: HookRequest,
+    data: Mapping[str, list[dict[str, Any]]],
+    knowledge: Mapping[str, Any],
+    *,
+    today: date | None = None,
+) -> PatientFacts:
+    """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
+
+    ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
+    """
+    index = _index_for(knowledge.get("codes") or {})
+    ex = _Extractor(request, index)
+    ex.run(data)
+    # Newest first; results taken at the same time are ordered by source, never by their place in the
+    # Bundle (they name each other in ``conflicts_with`` when their values differ).
+    labs = {
+        concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
+        for concept, ms in ex.labs.items()
+    }
+    return PatientFacts(
+        hook=request.hook,
+        patient_id=request.patient_id,
+        user_id=request.context.get("userId"),
+        encounter_id=request.context.get("encounterId"),
+        labs=labs,
+        blood_pressure=tuple(sorted(ex.blood_pressure, key=lambda b: _newest_first(b.when), reverse=True)),
+        conditions=tuple(ex.conditions),
+        pregnancy=ex.pregnancy(today),
+        transfers=tuple(sorted(ex.transfers, key=lambda t: _newest_first(t.when), reverse=True)),
+        medications=tuple(ex.medications),
+        ended_medications=tuple(ex.ended_medications),
+        as_of=today,
+        unusable=tuple(ex.unusable),
+        selections=request.selections,
+        sex=ex.sex,
+        birth_date=ex.birth_date,
+    )

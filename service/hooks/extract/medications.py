@@ -1,0 +1,260 @@
+"""MedicationRequest and MedicationStatement: which drug, dose, route, course dates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date
+from typing import Any, Literal
+
+from cards.dosage import daily_dose, duration_days
+from cards.facts import MedicationFact, UnusableResource
+from cards.recognise import RXNORM_SYSTEMS, Recognised
+from service.hooks.extract.common import (
+    DRAFT_MEDREQ_STATUSES,
+    ENDED_MED_STATUSES,
+    MEDREQ_STATUSES,
+    MEDSTATEMENT_STATUSES,
+    _as_list,
+    _blank_medication,
+    _codings,
+    _describe,
+    _dicts,
+    _number,
+    _obj,
+    _parse_date,
+    _ref_of,
+    _status,
+    _texts,
+    _Unusable,
+)
+from service.hooks.extract.reader import _Reader
+
+
+class MedicationReader(_Reader):
+    """Reads medication orders and statements into MedicationFacts."""
+
+    def _medication(self, res: dict[str, Any], draft: bool) -> None:
+        rtype = str(res["resourceType"])
+        if rtype == "MedicationRequest":
+            # The sandbox's first draft has no status yet: a draft order is a draft.
+            status = _status(res, "draft" if draft else "unknown")
+            allowed = DRAFT_MEDREQ_STATUSES if draft else MEDREQ_STATUSES
+        else:
+            status = _status(res, "unknown")
+            allowed = MEDSTATEMENT_STATUSES
+        ended = not draft and status in ENDED_MED_STATUSES
+        if status not in allowed and not ended:
+            return
+        if res.get("doNotPerform") is True:
+            # An order NOT to give the drug: never therapy, never an interaction; named, not dropped.
+            self.unusable.append(
+                UnusableResource(
+                    _ref_of(res),
+                    "doNotPerform: an order not to give this medication; not counted as taken",
+                    what=_describe(res),
+                )
+            )
+            return
+        if draft and _blank_medication(res):
+            return  # an order form not filled in yet (a client's blank draft): normal input, nothing to check
+        source = _ref_of(res)
+        concepts, display, fallback_texts = self._drug_of(res)
+        recognised = self._recognise(concepts, fallback_texts)
+        if recognised.problem:
+            self.unusable.append(UnusableResource(source, recognised.problem))
+        recognised = self._vaccine(concepts, recognised)
+        product = recognised.product
+        if not display:
+            codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip() for c in _codings(concepts)]
+            display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
+            if not recognised.ingredients and not product and draft:
+                # Only a code this service does not know, and no name: nobody can tell what is ordered.
+                self._unusable(
+                    res,
+                    draft,
+                    f"the medication is given only as a code this service does not know ({display}) and has no name",
+                )
+        strength = _number(product.get("strength_mg")) if product else None
+        release = product.get("release") if product else None
+        if release is None:
+            # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
+            release = self.index.drugs.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
+        dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
+        ceilings = [
+            table[i]
+            for table in (self.index.max_daily_mg, self.index.plausible_daily_mg)
+            for i in recognised.ingredients
+            if i in table
+        ]
+        daily, per_day, dose_problem = daily_dose(
+            dosages, strength, recognised.product_code, min(ceilings) if ceilings else None
+        )
+        start, start_from, end, duration = self._period(res, rtype, dosages, source)
+        (self.ended_medications if ended else self.medications).append(
+            MedicationFact(
+                source=source,
+                resource_type=rtype,
+                status=status,
+                display=display,
+                ingredients=tuple(recognised.ingredients),
+                recognised_by=recognised.by,
+                matched=recognised.matched,
+                strength_mg=strength,
+                release="extended" if release == "extended" else "immediate" if release == "immediate" else None,
+                daily_dose_mg=daily,
+                dose_problem=dose_problem,
+                doses_per_day=per_day,
+                start=start,
+                start_from=start_from,
+                end=end,
+                duration_days=duration,
+                is_draft=draft,
+                is_selected=draft and source in self.selections,
+                route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
+                prior_prescription=self._prior(res),
+                indications=self._indications(res),
+                resource=res,
+            )
+        )
+
+    def _route(
+        self, dosages: list[Any], product: Mapping[str, Any] | None, concepts: list[Any], texts: list[str]
+    ) -> str | None:
+        """Dosage.route, else the product's dose form, else words in the order's texts."""
+        instructions = _dicts(dosages)
+        form = [str(product[k]) for k in ("dose_form", "display") if product and isinstance(product.get(k), str)]
+        order_texts = (
+            _texts(concepts) + texts + [str(d["text"]) for d in instructions if isinstance(d.get("text"), str)]
+        )
+        for dosage in instructions:
+            route = self.index.route_of(dosage.get("route"), [], [])
+            if route:
+                return route
+        return self.index.route_of(None, form, order_texts)
+
+    @staticmethod
+    def _prior(res: Mapping[str, Any]) -> str | None:
+        """The order this one replaces (priorPrescription), as "MedicationRequest/<id>"."""
+        ref = _obj(res.get("priorPrescription")).get("reference")
+        if not isinstance(ref, str) or not ref.strip():
+            return None
+        parts = ref.split("/_history/")[0].rstrip("/").split("/")
+        return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
+    @staticmethod
+    def _indications(res: Mapping[str, Any]) -> tuple[str, ...]:
+        """Why it is given: reasonCode codes ("system|code") and texts, lower-cased."""
+        found: list[str] = []
+        for c in _codings(res.get("reasonCode")):
+            found.append(f"{c.get('system', '')}|{c['code']}".lower())
+        found += [t.strip().lower() for t in _texts(res.get("reasonCode")) if t.strip()]
+        return tuple(dict.fromkeys(found))
+
+    def _vaccine(self, concepts: list[Any], recognised: Recognised) -> Recognised:
+        """A vaccine coded in CVX adds its drug key (e.g. a live attenuated vaccine)."""
+        hits = [
+            c["code"]
+            for c in _codings(concepts)
+            if c.get("system") == self.index.vaccine_system and c["code"] in self.index.vaccines
+        ]
+        if not hits:
+            return recognised
+        keys = tuple(dict.fromkeys([*recognised.ingredients, *(self.index.vaccines[c] for c in hits)]))
+        return replace(
+            recognised,
+            ingredients=keys,
+            by=recognised.by or "cvx",
+            matched=recognised.matched or f"CVX {', '.join(hits)}",
+        )
+
+    def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:
+        """(CodeableConcepts naming the drug, display text, extra texts) from either medication[x]."""
+        mcc = res.get("medicationCodeableConcept")
+        if isinstance(mcc, str) and mcc.strip():
+            mcc = {"text": mcc}  # seen from hand-built clients: the drug name where a concept is due
+        if isinstance(mcc, dict) and (mcc.get("coding") or mcc.get("text")):
+            texts = _texts(mcc)
+            return [mcc], texts[0] if texts else "", []
+        mref = res.get("medicationReference")
+        if isinstance(mref, dict):
+            ref = mref.get("reference")
+            ref_display = mref.get("display") if isinstance(mref.get("display"), str) else None
+            med: dict[str, Any] | None = None
+            if isinstance(ref, str) and ref.startswith("#"):
+                med = next(
+                    (
+                        c
+                        for c in _dicts(res.get("contained"))
+                        if c.get("resourceType") == "Medication" and c.get("id") == ref[1:]
+                    ),
+                    None,
+                )
+            elif isinstance(ref, str):
+                parts = ref.rstrip("/").split("/")
+                med = self.medication_resources.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+            if med is not None:
+                concepts = [med.get("code")] + [i.get("itemCodeableConcept") for i in _dicts(med.get("ingredient"))]
+                texts = _texts(med.get("code"))
+                return concepts, (texts[0] if texts else ref_display or ""), [ref_display] if ref_display else []
+            if ref_display:
+                return [], ref_display, [ref_display]
+            raise _Unusable(f"medicationReference {ref!r} could not be resolved (not contained, not in the data)")
+        raise _Unusable("no medication stated (medicationCodeableConcept or medicationReference)")
+
+    def _recognise(self, concepts: list[Any], extra_texts: list[str]) -> Recognised:
+        rx_codes = [str(c["code"]) for c in _codings(concepts) if c.get("system") in RXNORM_SYSTEMS]
+        return self.index.drugs.recognise(rx_codes, _texts(concepts) + extra_texts)
+
+    def _period(
+        self, res: Mapping[str, Any], rtype: str, dosages: list[Any], source: str
+    ) -> tuple[date | None, Literal["boundsPeriod", "authoredOn", "effective"] | None, date | None, int | None]:
+        start: date | None = None
+        start_from: Literal["boundsPeriod", "authoredOn", "effective"] | None = None
+        end: date | None = None
+        duration: int | None = None
+        for dosage in _dicts(dosages):
+            timing = dosage.get("timing")
+            repeat = timing.get("repeat") if isinstance(timing, dict) else None
+            if not isinstance(repeat, dict):
+                continue
+            bounds = repeat.get("boundsPeriod")
+            if isinstance(bounds, dict) and start is None and end is None:
+                # The first instruction with bounds gives the course (a later one continues it).
+                start = self._date(bounds.get("start"), source, "boundsPeriod.start")
+                end = self._date(bounds.get("end"), source, "boundsPeriod.end")
+            if duration is None:
+                duration = self._duration(repeat.get("boundsDuration"), source, "boundsDuration")
+        if start is not None:
+            start_from = "boundsPeriod"
+        elif rtype == "MedicationRequest":
+            start = self._date(res.get("authoredOn"), source, "authoredOn")
+            start_from = "authoredOn" if start else None
+        else:
+            period = _obj(res.get("effectivePeriod"))
+            start = self._date(res.get("effectiveDateTime"), source, "effectiveDateTime") or self._date(
+                period.get("start"), source, "effectivePeriod.start"
+            )
+            start_from = "effective" if start else None
+            end = end or self._date(period.get("end"), source, "effectivePeriod.end")
+        if duration is None and isinstance(res.get("dispenseRequest"), dict):
+            duration = self._duration(
+                res["dispenseRequest"].get("expectedSupplyDuration"), source, "dispenseRequest.expectedSupplyDuration"
+            )
+        return start, start_from, end, duration
+
+    def _duration(self, raw: Any, source: str, label: str) -> int | None:
+        days, problem = duration_days(raw)
+        if problem:
+            # As with a bad date: the medication still counts, the unusable duration is reported.
+            self.unusable.append(UnusableResource(source, f"{label}: {problem}"))
+        return days
+
+    def _date(self, raw: Any, source: str, label: str) -> date | None:
+        try:
+            return _parse_date(raw)
+        except ValueError as exc:
+            # The medication still counts (an interacting drug matters without its date); the bad date
+            # is reported rather than dropped.
+            self.unusable.append(UnusableResource(source, f"{label}: {exc}; date ignored"))
+            return None

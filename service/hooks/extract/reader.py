@@ -1,0 +1,42 @@
+"""The state one extraction accumulates, shared by the readers of each resource family."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from cards.facts import BloodPressure, ConditionFact, Measurement, MedicationFact, TransferPlan, UnusableResource
+from cards.vocab import ORDER_SIGN
+from service.hooks.base import HookRequest
+from service.hooks.extract.codes import CodeIndex
+from service.hooks.extract.common import _describe, _ref_of
+
+
+class _Reader:
+    """What has been read so far; each resource family's reader adds to it."""
+
+    def __init__(self, request: HookRequest, index: CodeIndex) -> None:
+        self.request = request
+        self.index = index
+        self.labs: dict[str, list[Measurement]] = {}
+        self.blood_pressure: list[BloodPressure] = []
+        self.singles: list[Any] = []  # observations._Single, waiting to be paired
+        self.conditions: list[ConditionFact] = []
+        self.transfers: list[TransferPlan] = []
+        # When each embryo transfer happened or is planned, completed ones included: a pregnancy test
+        # from before the latest past transfer says nothing about the current cycle.
+        self.transfer_times: list[datetime] = []
+        self.medications: list[MedicationFact] = []
+        self.ended_medications: list[MedicationFact] = []
+        self.unusable: list[UnusableResource] = []
+        self.specimen: dict[str, str] = {}
+        self.medication_resources: dict[str, dict[str, Any]] = {}
+        self.selections = set(request.selections)
+        self.sex: str | None = None
+        self.birth_date: date | None = None
+
+    def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
+        source = _ref_of(resource)
+        in_focus = draft and (self.request.hook == ORDER_SIGN or source in self.selections)
+        self.unusable.append(UnusableResource(source, reason, what=_describe(resource), order_in_focus=in_focus))

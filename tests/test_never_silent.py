@@ -1,0 +1,279 @@
+"""Never silent on real charts: a fixture patient with one real-world shape changed at a time.
+
+Each result, order and prefetch key that arrives is either used or named on a card, and a decision
+never rests on an older result while a newer one is ignored. The charts are the fixture scenarios
+(``fhir_fixtures/``) answered through the HTTP API with the scenario's clock; each test changes one
+shape of one resource, as EHRs and laboratory interfaces send it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fhir_fixtures import load_request, scenario_clock
+from service import create_app
+
+Request = dict[str, Any]
+Resource = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def ask(tmp_path_factory) -> Callable[[str, str, Callable[[Request], None] | None], list[dict[str, Any]]]:
+    """Answer one scenario's request for one hook after ``change`` edited it; the cards."""
+    apps: dict[Any, Any] = {}
+
+    def run(scenario: str, hook: str = "patient-view", change: Callable[[Request], None] | None = None):
+        clock = scenario_clock(scenario)
+        if clock not in apps:
+            app = create_app(
+                {
+                    "AUTH_REQUIRED": False,
+                    "LOG_LEVEL": "ERROR",
+                    "SMART_APP_ENABLED": False,
+                    "FEEDBACK_DB": f"sqlite:///{tmp_path_factory.mktemp('silent') / 'f.sqlite'}",
+                },
+                clock=lambda: clock,
+            )
+            ids = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
+            apps[clock] = (app, ids)
+        app, ids = apps[clock]
+        body = copy.deepcopy(load_request(scenario, hook))
+        if change is not None:
+            change(body)
+        response = app.test_client().post(f"/cds-services/{ids[hook]}", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)[:800]
+        cards: list[dict[str, Any]] = response.get_json()["cards"]
+        return cards
+
+    return run
+
+
+def resources(body: Request, key: str) -> Iterator[Resource]:
+    value = body["prefetch"].get(key)
+    for entry in (value or {}).get("entry") or []:
+        yield entry["resource"]
+
+
+def observation(body: Request, key: str, code: str, *, newest: bool = True) -> Resource:
+    """The newest (or oldest) Observation of ``code`` in the prefetch key."""
+    found = sorted(
+        (r for r in resources(body, key) if r["code"]["coding"][0]["code"] == code),
+        key=lambda r: r.get("effectiveDateTime", ""),
+    )
+    return found[-1] if newest else found[0]
+
+
+def summaries(cards: list[dict[str, Any]]) -> list[str]:
+    return [f"{c['indicator']}: {c['summary']}" for c in cards]
+
+
+def critical_with(cards: list[dict[str, Any]], *words: str) -> dict[str, Any]:
+    hits = [c for c in cards if c["indicator"] == "critical" and all(w in c["summary"] + c["detail"] for w in words)]
+    assert hits, summaries(cards)
+    return hits[0]
+
+
+TROUGH = "77348-1"
+POTASSIUM = "2823-3"
+
+
+# ---- 1. a limit instead of a value ----------------------------------------------------------------
+
+
+def test_trough_reported_above_a_limit_is_critical(ask):
+    """'>30 ng/mL' is above the 20 ng/mL critical level whatever the exact value."""
+
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["valueQuantity"].update(value=30, comparator=">")
+
+    card = critical_with(ask("trough-critical", "patient-view", change), ">30 ng/mL")
+    assert "cannot be compared" not in card["summary"]
+
+
+def test_potassium_reported_above_a_limit_is_critical_and_the_older_value_is_not_quoted(ask):
+    def change(body: Request) -> None:
+        observation(body, "chemistry", POTASSIUM)["valueQuantity"].update(value=7, comparator=">")
+
+    cards = ask("hyperkalaemia", "patient-view", change)
+    card = critical_with(cards, ">7 mmol/L")
+    assert "4.1" not in card["summary"] + card["detail"]
+    assert not any("4.1 mmol/L" in c["summary"] for c in cards), summaries(cards)
+
+
+def test_a_trough_below_a_limit_under_the_critical_level_is_not_called_critical(ask):
+    """'<25' may be anything below 25: no critical card, the result is shown as reported."""
+
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["valueQuantity"].update(value=25, comparator="<")
+
+    cards = ask("trough-critical", "patient-view", change)
+    assert not [c for c in cards if c["indicator"] == "critical"], summaries(cards)
+    assert any("<25 ng/mL" in c["summary"] for c in cards), summaries(cards)
+
+
+# ---- 2. a number sent as text ---------------------------------------------------------------------
+
+
+def test_potassium_sent_as_text_is_read(ask):
+    def change(body: Request) -> None:
+        k = observation(body, "chemistry", POTASSIUM)
+        del k["valueQuantity"]
+        k["valueString"] = "6.9"
+
+    card = critical_with(ask("hyperkalaemia", "patient-view", change), "6.9")
+    assert "4.1" not in card["summary"]
+
+
+def test_text_that_is_no_number_is_shown_and_no_older_result_decides(ask):
+    def change(body: Request) -> None:
+        k = observation(body, "chemistry", POTASSIUM)
+        del k["valueQuantity"]
+        k["valueString"] = "see report"
+
+    cards = ask("hyperkalaemia", "patient-view", change)
+    named = [c for c in cards if "see report" in c["summary"]]
+    assert named, summaries(cards)
+    assert not any("4.1" in c["summary"] for c in cards), summaries(cards)
+
+
+# ---- 3. preliminary ------------------------------------------------------------------------------
+
+
+def test_a_preliminary_critical_trough_is_shown_as_critical_and_pending(ask):
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["status"] = "preliminary"
+
+    card = critical_with(ask("trough-critical", "patient-view", change), "21.5", "preliminary")
+    assert "final pending" in card["summary"]
+
+
+# ---- 4. timing given other than as effectiveDateTime -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {"effectivePeriod": {"start": "2026-11-24T07:30:00Z", "end": "2026-11-24T07:35:00Z"}},
+        {"effectivePeriod": {"start": "2026-11-24T07:30:00Z"}},
+        {"effectiveTiming": {"event": ["2026-11-24T07:30:00Z"]}},
+        {"effectiveInstant": "2026-11-24T07:30:00.000Z"},
+    ],
+    ids=["period", "period-start-only", "timing", "instant"],
+)
+def test_a_trough_timed_otherwise_is_read(ask, timing):
+    def change(body: Request) -> None:
+        level = observation(body, "tacrolimusLevels", TROUGH)
+        del level["effectiveDateTime"]
+        level.pop("issued", None)
+        level.update(timing)
+
+    critical_with(ask("trough-critical", "patient-view", change), "21.5")
+
+
+# ---- 7. a missing key removes only the checks that read it ---------------------------------------
+
+
+def missing_card(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [c for c in cards if "data not available" in c["summary"] or "checks not made" in c["summary"]]
+    assert len(found) == 1, summaries(cards)
+    return found[0]
+
+
+def drop(*keys: str) -> Callable[[Request], None]:
+    def change(body: Request) -> None:
+        for key in keys:
+            del body["prefetch"][key]
+
+    return change
+
+
+def test_missing_pregnancy_tests_do_not_hide_a_critical_potassium(ask):
+    def change(body: Request) -> None:
+        observation(body, "chemistry", POTASSIUM)["valueQuantity"]["value"] = 6.4
+        drop("pregnancyTests")(body)
+
+    cards = ask("hyperkalaemia", "patient-view", change)
+    critical_with(cards, "6.4 mmol/L")
+    card = missing_card(cards)
+    assert "- Glucose: no pregnancy tests" in card["detail"]
+    assert "- Potassium:" not in card["detail"]
+
+
+def test_a_missing_blood_count_does_not_hide_acute_kidney_injury(ask):
+    cards = ask("creatinine-aki", "patient-view", drop("cbc"))
+    critical_with(cards, "acute kidney injury")
+    assert "- Monitoring schedule: no blood counts" in missing_card(cards)["detail"]
+
+
+def test_missing_medication_orders_do_not_hide_a_critical_trough(ask):
+    """The level on record is evidence of therapy; the trough is judged on the level."""
+    cards = ask("trough-critical", "patient-view", drop("medicationRequests"))
+    critical_with(cards, "21.5")
+    assert "- When to draw the next tacrolimus trough: no medication orders" in missing_card(cards)["detail"]
+
+
+def test_missing_chemistry_does_not_hide_the_spironolactone_interaction(ask):
+    cards = ask("hyperkalaemia", "order-select", drop("chemistry"))
+    assert any("spironolactone" in c["summary"].lower() for c in cards), summaries(cards)
+    assert "- Potassium: no kidney, potassium, glucose and liver results" in missing_card(cards)["detail"]
+
+
+# ---- 8. a Medication that did not come affects its order only --------------------------------------
+
+
+def test_an_unresolved_medication_reference_affects_only_that_order(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["medicationRequests"]["entry"].append(
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "other-order",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+                    "medicationReference": {"reference": "Medication/not-sent"},
+                }
+            }
+        )
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not [c for c in cards if "data not available" in c["summary"]], summaries(cards)
+    assert any("could not be resolved" in c.get("detail", "") for c in cards), summaries(cards)
+
+
+# ---- 9. evidence of therapy ------------------------------------------------------------------------
+
+
+def test_a_level_on_record_is_evidence_of_therapy_without_an_active_order(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["medicationRequests"]["entry"] = []
+        body["prefetch"]["medicationRequests"]["total"] = 0
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not any("candidate" in c["summary"].lower() for c in cards), summaries(cards)
+
+
+def test_a_stopped_tacrolimus_order_is_read_apart_from_current_ones(ask):
+    def change(body: Request) -> None:
+        for order in resources(body, "medicationRequests"):
+            order["status"] = "stopped"
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+
+
+# ---- 14. an order not to give the drug -------------------------------------------------------------
+
+
+def test_do_not_perform_is_not_an_order_to_give_it(ask):
+    def change(body: Request) -> None:
+        body["context"]["draftOrders"]["entry"][0]["resource"]["doNotPerform"] = True
+
+    cards = ask("dose-total-two-drafts", "order-sign", change)
+    assert not any("5 mg/day" in c["summary"] for c in cards), summaries(cards)
