@@ -284,3 +284,29 @@ def test_a_branded_product_code_gives_its_strength_so_the_maximum_is_checked(cod
     facts = make_facts("order-select", meds=facts.medications, transfers=[transfer(10)])
     [card] = evaluate_dose(facts, TODAY, KB)
     assert (card.kind, card.indicator, card.verdict) == ("dose", "critical", verdict)
+
+
+# --- "cut to one third" never becomes a 50 % cut -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "daily_mg,verdict,doses",
+    [
+        pytest.param(3, "dose-cut", [1], id="3 mg/day: one third is 1 mg, offered"),
+        pytest.param(2, "dose-cut", [0.5], id="2 mg/day: one third 0.67 mg, 0.5 mg is within a quarter, offered"),
+        pytest.param(1, "dose-cut-no-step-fits", [], id="1 mg/day: one third 0.33 mg, 0.5 mg would be half, by hand"),
+    ],
+)
+def test_a_one_third_cut_is_offered_only_when_a_step_is_close_to_one_third(daily_mg, verdict, doses):
+    tac = med("tacrolimus", "active", daily_mg=daily_mg, start=day(-30))
+    vori = med("voriconazole", "selected", daily_mg=400)
+    cards = evaluate_interactions(interaction_facts("order-select", tac, vori), TODAY, KB)
+    [card] = [c for c in cards if c.kind == "interaction:voriconazole"]
+    assert card.verdict == verdict
+    offered = [
+        a.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+        for s in card.suggestions
+        for a in s.actions
+        if a.resource and a.resource.get("resourceType") == "MedicationRequest"
+    ]
+    assert offered == doses

@@ -112,3 +112,44 @@ def test_the_scenarios_do_suggest_medication_orders():
     if not CHECKED:
         pytest.skip("runs after the scenario table")
     assert len(set(CHECKED)) >= 3
+
+
+MARKDOWN = re.compile(r"\*\*|__|`|\\|\]\(")
+# Units that differ between laboratories (conventional or SI): a summary must use the laboratory's.
+LAB_UNITS = re.compile(r"\d(?:[\d.]*) (mg/dL|µmol/L|umol/L|mmol/L|mg/L)\b")
+
+
+def observation_units(request: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("resourceType") == "Observation":
+                for quantity in [node.get("valueQuantity")] + [
+                    c.get("valueQuantity") for c in node.get("component") or []
+                ]:
+                    if isinstance(quantity, dict):
+                        found.update(str(quantity.get(k)) for k in ("unit", "code") if quantity.get(k))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(request.get("prefetch") or {})
+    return {u.replace("umol", "µmol") for u in found}
+
+
+@pytest.mark.parametrize(("scenario", "hook"), CASES, ids=[f"{s}-{h}" for s, h in CASES])
+def test_every_summary_is_plain_text_in_the_laboratorys_unit(apps, scenario, hook):
+    """CDS Hooks: the summary is plain text (only the detail is Markdown); a value is quoted in the unit
+    the laboratory reported it in."""
+    app, services = apps(scenario)
+    request = load_request(scenario, hook)
+    body = app.test_client().post(f"/cds-services/{services[hook]}", json=request).get_json()
+    units = observation_units(request)
+    for card in body.get("cards", []):
+        summary = card["summary"]
+        assert not MARKDOWN.search(summary), summary
+        for unit in LAB_UNITS.findall(summary):
+            assert unit.replace("umol", "µmol") in units, (summary, units)

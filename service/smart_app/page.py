@@ -26,6 +26,7 @@ from cards.facts import (
     Measurement,
 )
 from cards.model import Card
+from cards.rules.findings import potassium_tier
 from cards.text import reported_text
 from service.smart_app import charts
 from service.smart_app.record import PatientRecord
@@ -240,8 +241,31 @@ def _markers(record: PatientRecord) -> tuple[list[charts.Marker], list[Row]]:
     return marks, rows
 
 
+# The rules' verdicts about the newest result of a safety concern: the page shows them rather than
+# comparing with thresholds of its own (one implementation: the creatinine rise from baseline, for one).
+_VERDICT_FLAGS = {"critical": "critical", "warning": "above threshold", "info": "above normal"}
+_INTERACTION_CONCERNS = {"potassium-": POTASSIUM, "creatinine-": CREATININE}
+
+
+def rule_flags(record: PatientRecord) -> dict[str, str]:
+    """concept → the flag of the newest result, from the cards the rules made for this record."""
+    flags: dict[str, str] = {}
+    for card in record.cards:
+        concept: str | None = None
+        if card.kind.startswith("safety:"):
+            concept = {"blood-pressure": "blood_pressure", "liver": ALT}.get(card.kind[7:], card.kind[7:])
+        elif card.kind.startswith("interaction:"):
+            concept = next((c for prefix, c in _INTERACTION_CONCERNS.items() if card.verdict.startswith(prefix)), None)
+        if concept is not None and concept not in flags:
+            flags[concept] = _VERDICT_FLAGS[card.indicator]
+    if ALT in flags:
+        flags[AST] = flags[ALT]
+    return flags
+
+
 def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyLine]:
     k = knowledge
+    verdicts = rule_flags(record)
 
     def v(*path: str) -> str:
         value = knowledge_value(k, "protocol", "safety", *path)
@@ -279,11 +303,16 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
     for concept, name, threshold, warn_at in lines:
         ms = record.facts.results(concept)
         rows = []
-        for m in ms[:6]:
+        for i, m in enumerate(ms[:6]):
             flag = ""
-            if m.value is not None and warn_at is not None and m.value >= warn_at:
+            if i == 0 and concept in verdicts:
+                flag = verdicts[concept]  # the rules' verdict on the newest result
+            elif concept == POTASSIUM and m.value is not None:
+                tier = potassium_tier(m.value, k, m.reference_high)
+                flag = "" if tier == "normal" else "above normal" if tier == "above-normal" else "above threshold"
+            elif i > 0 and m.value is not None and warn_at is not None and m.value >= warn_at:
                 flag = "above threshold"
-            if concept in (ALT, AST) and m.value is not None and multiple:
+            elif i > 0 and concept in (ALT, AST) and m.value is not None and multiple:
                 uln = m.reference_high or knowledge_value(k, "protocol", "safety", "liver", "default_uln", concept)
                 if uln and m.value >= multiple * uln:
                     flag = "above threshold"
@@ -292,15 +321,14 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
     bp_rows = []
     sys_at = knowledge_value(k, "protocol", "safety", "blood_pressure", "warning_systolic_at")
     dia_at = knowledge_value(k, "protocol", "safety", "blood_pressure", "warning_diastolic_at")
-    for bp in record.facts.blood_pressure[:6]:
+    for i, bp in enumerate(record.facts.blood_pressure[:6]):
         value = f"{_num(bp.systolic)}/{_num(bp.diastolic)} mm[Hg]"
         high = (bp.systolic is not None and sys_at is not None and bp.systolic >= sys_at) or (
             bp.diastolic is not None and dia_at is not None and bp.diastolic >= dia_at
         )
         note = "" if bp.status in ("final", "amended", "corrected") else f"{bp.status}: shown, not acted on"
-        bp_rows.append(
-            Row(when=_when(bp.when), value=value, note=bp.problem or note, flag="above threshold" if high else "")
-        )
+        flag = verdicts.get("blood_pressure", "") if i == 0 else "above threshold" if high else ""
+        bp_rows.append(Row(when=_when(bp.when), value=value, note=bp.problem or note, flag=flag))
     out.append(
         SafetyLine(
             name="Blood pressure",

@@ -421,7 +421,10 @@ def _dose_plan(
         per_dose = max(step, round(exact / per_day / step) * step)
         rounded = round(per_dose * per_day, 6)
         low = high = exact
-        targets = [rounded] if rounded < dose - EPSILON else []
+        # A rounded dose far from the exact fraction would be another cut than the one the card names.
+        deviation = float(table["dose_rounding"].get("max_deviation", 1.0))
+        close = exact > 0 and abs(rounded - exact) / exact <= deviation + EPSILON
+        targets = [rounded] if rounded < dose - EPSILON and close else []
     if not targets:
         return DosePlan(tac, low=low, high=high, problem="no-step-fits")
     return DosePlan(tac, tuple(targets), low, high)
