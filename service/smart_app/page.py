@@ -28,6 +28,7 @@ from cards.facts import (
 from cards.model import Card
 from cards.rules.findings import potassium_tier
 from cards.text import reported_text
+from cards.vocab import FAMILY_INTERACTION, FAMILY_SAFETY
 from service.smart_app import charts
 from service.smart_app.record import PatientRecord
 
@@ -252,9 +253,10 @@ def rule_flags(record: PatientRecord) -> dict[str, str]:
     flags: dict[str, str] = {}
     for card in record.cards:
         concept: str | None = None
-        if card.kind.startswith("safety:"):
-            concept = {"blood-pressure": "blood_pressure", "liver": ALT}.get(card.kind[7:], card.kind[7:])
-        elif card.kind.startswith("interaction:"):
+        family, _, detail = card.kind.partition(":")
+        if family == FAMILY_SAFETY and detail:
+            concept = {"blood-pressure": "blood_pressure", "liver": ALT}.get(detail, detail)
+        elif family == FAMILY_INTERACTION and detail:
             concept = next((c for prefix, c in _INTERACTION_CONCERNS.items() if card.verdict.startswith(prefix)), None)
         if concept is not None and concept not in flags:
             flags[concept] = _VERDICT_FLAGS[card.indicator]
