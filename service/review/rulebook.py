@@ -390,6 +390,7 @@ def render(book: Rulebook) -> str:
     """The rulebook as one self-contained HTML page (its styles inline, printable)."""
     env = Environment(loader=PackageLoader("service.review", "templates"), autoescape=select_autoescape(["html"]))
     env.filters["num"] = _num
+    env.filters["unit"] = unit_words
     return env.get_template("review/rulebook.html").render(book=book, TO_CONFIRM=TO_CONFIRM, SHIPPED=SHIPPED)
 
 
@@ -438,7 +439,12 @@ class RulebookState:
         return " and ".join(reasons) or None
 
 
-_UNIT_WORDS = {"a": "years", "d": "days", "{ratio}": ""}
+_UNIT_WORDS = {"a": "years", "d": "days", "h": "hours", "mg/d": "mg/day", "{ratio}": ""}
+
+
+def unit_words(unit: str | None) -> str:
+    """A UCUM unit as a reader says it ("d" -> "days"); others as they are."""
+    return _UNIT_WORDS.get(unit or "", unit or "")
 
 
 def confirm_list(tables: Mapping[str, Any]) -> str:
