@@ -24,14 +24,18 @@ from service.api.openapi import description_text
 from service.api.views import bp
 from service.app_runtime import runtime
 from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
+from service.hooks.pilot import PilotPolicy, pilot_policy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import build_registry
 from service.hooks.templates import prefetch_templates
 from service.hooks.validation import compile_validators
 from service.ops import metrics
 from service.ops.logs import configure_logging
+from service.review.rulebook import RulebookState, knowledge_hash
+from service.review.web import init_review
 from service.runtime import Runtime
 from service.smart_app import init_smart_app
+from service.storage.pilot import PilotRecords
 from service.storage.store import FeedbackQuota, Retention, Store
 
 __all__ = ["create_app"]
@@ -42,7 +46,7 @@ log = logging.getLogger("tacro_cds.access")
 UNPROTECTED = {"cds.healthz", "cds.readyz", "cds.openapi", "cds.metrics_exposition"}
 # Blueprints that authenticate their users themselves (the SMART app: OAuth with the EHR), not with
 # a CDS client's JWT.
-SELF_AUTHENTICATED = {"smart_app"}
+SELF_AUTHENTICATED = {"smart_app", "review"}
 
 
 def create_app(
@@ -88,16 +92,28 @@ def create_app(
             verifier = CallerVerifier(settings, store, clock=clock)
         except ValueError as exc:
             raise ConfigError(f"{ENV_PREFIX}TRUSTED_ISSUERS: {exc}") from None
+    registry = build_registry(prefetch_templates(knowledge))
+    try:
+        pilot = pilot_policy(settings.pilot_modes, settings.pilot_shadow_users, (s.id for s in registry))
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}PILOT_MODES / PILOT_SHADOW_USERS: {exc}") from None
+    records = PilotRecords(store)
+    book = RulebookState(knowledge_hash(knowledge), unconfirmed_entries(knowledge), records)
+    _report_rulebook(book, settings, pilot, [s.id for s in registry])
     app.extensions["tacro_cds"] = Runtime(
         settings=settings,
         knowledge=knowledge,
-        registry=build_registry(prefetch_templates(knowledge)),
+        registry=registry,
         resolver=resolver or PrefetchResolver(settings),
         verifier=verifier,
         store=store,
         clock=clock,
         new_uuid=uuid_factory or (lambda: str(uuid.uuid4())),
+        pilot=pilot,
+        pilot_records=records,
+        rulebook=book,
     )
+    metrics.pilot_modes(pilot.default_modes(s.id for s in registry))
 
     if settings.auth_required:
         _warn_about_open_defaults(settings)
@@ -111,6 +127,7 @@ def create_app(
     register_error_handler(app)
     app.register_blueprint(bp)
     init_smart_app(app, settings)
+    init_review(app, settings)
     app.before_request(_start)
     app.after_request(_finish)
     app.teardown_request(_release_memory)
@@ -133,6 +150,26 @@ def _report_knowledge(loaded: LoadedKnowledge) -> None:
         loaded.products_imported,
         "; ".join(unconfirmed_entries(loaded.tables)) or "none",
     )
+
+
+def _report_rulebook(book: RulebookState, settings: Settings, pilot: PilotPolicy, service_ids: list[str]) -> None:
+    """Say which knowledge is in use and whether its rulebook is signed; with REQUIRE_SIGNED_RULEBOOK,
+    refuse to start a service in live mode on unsigned knowledge or unconfirmed site defaults."""
+    report = book.report()
+    if report["signed"]:
+        who = "; ".join(f"{s['name']} ({s['role']}) {s['at']}" for s in report["signedBy"])
+        log.info("rulebook: knowledge %s signed by %s", book.knowledge_hash, who)
+    else:
+        log.warning("rulebook: knowledge %s unsigned", book.knowledge_hash)
+    metrics.rulebook(book.knowledge_hash, report["signed"])
+    live = [sid for sid in service_ids if "live" in pilot.modes_of(sid)]
+    if settings.require_signed_rulebook and live:
+        why = book.refusal()
+        if why:
+            raise ConfigError(
+                f"{ENV_PREFIX}REQUIRE_SIGNED_RULEBOOK: {', '.join(live)} would run live, but {why} "
+                f"(or run them silent or shadow with {ENV_PREFIX}PILOT_MODES)"
+            )
 
 
 def _warn_about_open_defaults(settings: Settings) -> None:

@@ -217,6 +217,11 @@ class Settings(BaseSettings):
     smart_app_enabled: bool = Field(
         True, description="serve the built-in SMART app under `/smart/` and link cards to it"
     )
+    smart_issuers: list[str] = Field(
+        default_factory=list,
+        description="FHIR base URLs of the EHRs the app may be launched for (an `iss` equal to or below one); "
+        "empty: those of `FHIR_SERVER_ALLOWLIST`; neither: only a development EHR on this machine, in development",
+    )
     smart_client_id: str = Field("tacro-cds", min_length=1, description="the app's client id at the EHR")
     smart_client_secret: SecretStr | None = Field(
         None, description="confidential client: the secret (`client_secret_basic`)"
@@ -261,6 +266,28 @@ class Settings(BaseSettings):
         False, description="serve `/metrics` without a token (a bind nobody else reaches; `serve --dev` sets it)"
     )
 
+    # Pilot: how a service answers while a site tries it out, and who reviews what it would have said.
+    pilot_modes: dict[str, Any] = Field(
+        default_factory=dict,
+        description='per service id (or `"*"`) `live`, `silent` (cards recorded, none answered) or `shadow` (cards '
+        "answered only to `PILOT_SHADOW_USERS`, all recorded); an issuer URL as key maps to the same for that "
+        'CDS client: `{"*": "silent", "https://ehr.example.org": {"tacrolimus-order-sign": "shadow"}}`',
+    )
+    pilot_shadow_users: list[str] = Field(
+        default_factory=list,
+        description="in `shadow` mode the practitioners who get the cards: `Practitioner/<id>` as the hook's "
+        "`userId` or the token's `fhirUser` names them",
+    )
+    reviewers: list[str] = Field(
+        default_factory=list,
+        description="`fhirUser` references (`Practitioner/<id>`) allowed to sign in to `/review/`",
+    )
+    require_signed_rulebook: bool = Field(
+        False,
+        description="refuse to start a service in `live` mode while the effective knowledge's rulebook is "
+        "unsigned or a site default is unconfirmed",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -296,9 +323,13 @@ class Settings(BaseSettings):
 
     @field_validator(
         "trusted_issuers",
+        "pilot_modes",
+        "pilot_shadow_users",
+        "reviewers",
         "cors_origins",
         "prefetch_optional_keys",
         "fhir_server_allowlist",
+        "smart_issuers",
         "smart_frame_ancestors",
         mode="before",
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from service.config import Settings
+from service.hooks.pilot import PilotPolicy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import ServiceRegistry
 
@@ -22,6 +23,9 @@ class Runtime:
     store: Any  # service.storage.store.Store
     clock: Callable[[], datetime]
     new_uuid: Callable[[], str]
+    pilot: PilotPolicy = field(default_factory=PilotPolicy)
+    pilot_records: Any = None  # service.storage.pilot.PilotRecords: cards recorded in silent and shadow modes
+    rulebook: Any = None  # service.review.rulebook_state.RulebookState: the knowledge hash and its sign-off
 
     def today(self) -> date:
         """The clinic's date now (the site time zone's), the "today" of every rule."""

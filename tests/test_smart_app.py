@@ -24,6 +24,7 @@ def smart_app(make_app, tmp_path):
             "SECRET_KEY": "test-secret",
             "SMART_COOKIE_SECURE": False,
             "LOG_LEVEL": "INFO",
+            "SMART_ISSUERS": [ISS],
         }
         config.update(overrides)
         return make_app(**config)
@@ -49,7 +50,14 @@ def sign_in(client, ehr, **params):
     ehr.install()
     sent = launch(client, ehr, **params)
     response = client.get("/smart/callback", query_string={"code": "code-1", "state": sent["state"]})
+    if response.status_code == 303:
+        client.page_url = response.headers["Location"]
     return sent, response
+
+
+def page_of(client):
+    """The page of the client's last signed-in launch (each launch has its own page)."""
+    return getattr(client, "page_url", "/smart/")
 
 
 def test_ehr_launch_sends_pkce_s256_aud_and_launch_then_shows_the_page(smart_app, ehr):
@@ -61,8 +69,8 @@ def test_ehr_launch_sends_pkce_s256_aud_and_launch_then_shows_the_page(smart_app
     assert sent["redirect_uri"] == "http://localhost/smart/callback"
     # The token endpoint double accepted the code only with the verifier matching the challenge.
     assert s256(ehr.token_requests[0]["code_verifier"]) == sent["code_challenge"]
-    assert response.status_code == 303 and response.headers["Location"].endswith("/smart/")
-    page = client.get("/smart/")
+    assert response.status_code == 303 and "/smart/view/" in response.headers["Location"]
+    page = client.get(page_of(client))
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Tacrolimus troughs" in html and 'id="trough-chart"' in html and 'id="trough-table"' in html
@@ -104,7 +112,7 @@ def test_state_that_does_not_match_the_launch_is_refused(smart_app, ehr):
     assert response.status_code == 400
     assert "does not match a launch" in response.get_data(as_text=True)
     assert ehr.token_requests == []  # no code was traded
-    assert client.get("/smart/").status_code == 401
+    assert client.get(page_of(client)).status_code == 401
 
 
 def test_state_from_another_browser_session_is_refused(smart_app, ehr):
@@ -139,7 +147,7 @@ def test_token_response_without_patient_is_refused(smart_app, ehr):
     _, response = sign_in(client, ehr)
     assert response.status_code == 502
     assert "did not say which patient" in response.get_data(as_text=True)
-    assert client.get("/smart/").status_code == 401
+    assert client.get(page_of(client)).status_code == 401
 
 
 def _id_token(key: RSAKey, aud: str) -> str:
@@ -178,7 +186,8 @@ def test_launch_for_another_fhir_server_gets_the_aud_of_that_server(smart_app):
                 "capabilities": ["permission-v2"],
             },
         )
-        response = smart_app().test_client().get("/smart/launch", query_string={"iss": other, "launch": "l"})
+        app = smart_app(SMART_ISSUERS=[ISS, other])
+        response = app.test_client().get("/smart/launch", query_string={"iss": other, "launch": "l"})
     assert parse_qs(urlsplit(response.headers["Location"]).query)["aud"] == [other]
 
 
@@ -216,7 +225,7 @@ def test_plain_http_iss_follows_allow_http_fhir(smart_app):
             },
         )
         allowed = (
-            smart_app(ALLOW_HTTP_FHIR="loopback")
+            smart_app(ALLOW_HTTP_FHIR="loopback", SMART_ISSUERS=[])  # development: the EHR on this machine
             .test_client()
             .get("/smart/launch", query_string={"iss": base, "launch": "l"})
         )
@@ -228,7 +237,7 @@ def test_expired_token_is_refreshed_when_a_refresh_token_was_granted(smart_app, 
     ehr.refresh_token = "rt-1"
     client = smart_app().test_client()
     sign_in(client, ehr)
-    page = client.get("/smart/")
+    page = client.get(page_of(client))
     assert page.status_code == 200
     assert ehr.token_requests[-1]["grant_type"] == "refresh_token"
     assert ehr.access_token == "at-refreshed"
@@ -238,7 +247,7 @@ def test_expired_token_without_refresh_asks_to_launch_again(smart_app, ehr):
     ehr.expires_in = 0
     client = smart_app().test_client()
     sign_in(client, ehr)
-    page = client.get("/smart/")
+    page = client.get(page_of(client))
     assert page.status_code == 401
     assert "Launch the app again" in page.get_data(as_text=True)
     assert ehr.fhir_calls == 0
@@ -250,24 +259,24 @@ def test_refused_refresh_asks_to_launch_again(smart_app, ehr):
     client = smart_app().test_client()
     sign_in(client, ehr)
     ehr.refresh_token = "rt-revoked"
-    assert client.get("/smart/").status_code == 401
+    assert client.get(page_of(client)).status_code == 401
 
 
 def test_fhir_401_during_the_page_load_asks_to_launch_again_and_ends_the_session(smart_app, ehr):
     client = smart_app().test_client()
     sign_in(client, ehr)
     ehr.access_token = "revoked-by-the-ehr"
-    page = client.get("/smart/")
+    page = client.get(page_of(client))
     assert page.status_code == 401 and "Launch the app again" in page.get_data(as_text=True)
     calls = ehr.fhir_calls
-    assert client.get("/smart/").status_code == 401 and ehr.fhir_calls == calls  # the token was forgotten
+    assert client.get(page_of(client)).status_code == 401 and ehr.fhir_calls == calls  # the token was forgotten
 
 
 def test_fhir_403_during_the_page_load_is_a_clear_page(smart_app, ehr):
     client = smart_app().test_client()
     sign_in(client, ehr)
     ehr.fhir_status = 403
-    page = client.get("/smart/")
+    page = client.get(page_of(client))
     assert page.status_code == 502 and "403" in page.get_data(as_text=True)
 
 
@@ -275,7 +284,7 @@ def test_fhir_timeout_during_the_page_load_is_a_clear_page(smart_app, ehr):
     client = smart_app().test_client()
     sign_in(client, ehr)
     ehr.fhir_exception = requests.exceptions.ReadTimeout("slow")
-    page = client.get("/smart/")
+    page = client.get(page_of(client))
     assert page.status_code == 504 and "did not answer in time" in page.get_data(as_text=True)
     assert "Traceback" not in page.get_data(as_text=True)
 
@@ -285,7 +294,7 @@ def test_app_context_order_is_highlighted(smart_app, ehr):
     ehr.token_extra = {"appContext": '{"patientId":"trough-high","orderId":"MedicationRequest/trough-high-med13"}'}
     client = smart_app().test_client()
     sign_in(client, ehr)
-    html = client.get("/smart/").get_data(as_text=True)
+    html = client.get(page_of(client)).get_data(as_text=True)
     assert 'class="order-row"' in html and "the order the card was about" in html
 
 
@@ -293,7 +302,7 @@ def test_app_context_order_not_on_the_server_is_said(smart_app, ehr):
     ehr.token_extra = {"appContext": {"patientId": "trough-high", "orderId": "MedicationRequest/unsaved-draft"}}
     client = smart_app().test_client()
     sign_in(client, ehr)
-    html = client.get("/smart/").get_data(as_text=True)
+    html = client.get(page_of(client)).get_data(as_text=True)
     assert "MedicationRequest/unsaved-draft" in html and "is not on the FHIR server" in html
 
 
@@ -311,7 +320,7 @@ def test_unsigned_draft_order_is_reviewed_as_order_select_reviews_it(smart_app, 
     }
     client = smart_app().test_client()
     sign_in(client, ehr)
-    html = client.get("/smart/").get_data(as_text=True)
+    html = client.get(page_of(client)).get_data(as_text=True)
     assert 'class="order-row"' in html and "<td>draft</td>" in html
     assert "card-order" in html  # the dose card about that order (5 mg/day over the maximum) is marked
     # Each card names its sources once: the detail's closing "Source:" line is not repeated below it.
@@ -323,7 +332,7 @@ def test_euploid_transfer_draws_its_cut_off(smart_app, ehr):
     ehr.scenario = "euploid-transfer"
     client = smart_app().test_client()
     sign_in(client, ehr)
-    html = client.get("/smart/").get_data(as_text=True)
+    html = client.get(page_of(client)).get_data(as_text=True)
     assert "cut-off 10.3; cut-off 11.8 (euploid transfer)" in html
     assert "below cut-off" in html  # 11.2 is read against 11.8
     assert "<td>11.2</td>" in html and "{ratio}" not in html  # values as a reader writes them, no UCUM braces
@@ -333,7 +342,7 @@ def test_missing_data_states(smart_app, ehr):
     ehr.scenario = "rif-eligible"
     client = smart_app().test_client()
     sign_in(client, ehr)
-    html = client.get("/smart/").get_data(as_text=True)
+    html = client.get(page_of(client)).get_data(as_text=True)
     assert 'id="no-tacrolimus"' in html and 'id="trough-missing"' in html
     assert 'id="ratio-chart"' in html  # a candidate has a ratio
 
@@ -347,22 +356,26 @@ def test_security_headers_and_session_cookie(smart_app, ehr):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/smart" in cookie
-    session_id = cookie.split(";")[0].split("=", 1)[1]
-    assert len(session_id) < 100  # an opaque id: the PKCE verifier and tokens stay on the server
+    # The pending launch travels encrypted: neither the verifier nor the token endpoint is readable.
+    value = cookie.split(";")[0].split("=", 1)[1]
+    assert "code_verifier" not in value and "ehr.example.org" not in value and len(value) < 4096
+    sent, signed_in = sign_in(client, ehr)
+    session_cookie = [c for c in signed_in.headers.getlist("Set-Cookie") if c.startswith("tacro_cds_smart=")][0]
+    assert len(session_cookie.split(";")[0]) < 100  # an opaque id: the tokens stay on the server
 
 
 def test_sign_out_needs_the_csrf_token(smart_app, ehr):
     client = smart_app().test_client()
     sign_in(client, ehr)
     assert client.post("/smart/sign-out").status_code == 400
-    assert client.get("/smart/").status_code == 200
+    assert client.get(page_of(client)).status_code == 200
 
 
 def test_tokens_are_not_logged(smart_app, ehr, caplog):
     caplog.set_level(logging.DEBUG)
     client = smart_app().test_client()
     sign_in(client, ehr)
-    client.get("/smart/")
+    client.get(page_of(client))
     assert "at-1" not in caplog.text and "code-1" not in caplog.text
 
 
@@ -474,5 +487,5 @@ def test_hook_calls_never_touch_the_smart_session_store(smart_app, ehr, monkeypa
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
     assert touched == []
-    client.get("/smart/")
+    client.get(page_of(client))
     assert "get" in touched  # the app's page reads its session

@@ -8,10 +8,10 @@ from __future__ import annotations
 import socket
 import threading
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from fhir_doubles import hook_body
+from ssrf_matrix import EMBEDDED_IPV4, INTERNAL, loopback_spellings
 
 from service.errors import FhirServerRefusedError
 from service.fhir.client import FhirClient, FhirConnectionError, new_session
@@ -61,56 +61,6 @@ def listener():
     server = Listener()
     yield server
     server.close()
-
-
-def loopback_spellings(port: int) -> list[str]:
-    """Every way of writing 127.0.0.1 (or this machine) that the network stack accepts."""
-    hosts = [
-        "2130706433",
-        "0x7f000001",
-        "0x7f.1",
-        "127.1",
-        "127.0.1",
-        "0",
-        "0.0.0.0",
-        "0177.0.0.1",
-        "017700000001",
-        "127.0.0.1.",
-        "[::1]",
-        "[::ffff:127.0.0.1]",
-        "[0:0:0:0:0:ffff:7f00:1]",
-        "localhost",
-        "LOCALHOST",
-        "localhost.",
-        "x.localhost",
-        quote("127.0.0.1", safe=""),
-        "%31%32%37%2e%30%2e%30%2e%31",
-        "%6c%6f%63%61%6c%68%6f%73%74",
-        "\uff11\uff12\uff17.0.0.1",
-        "127.0.0.2",
-        "127.255.255.254",
-    ]
-    return [f"https://{host}:{port}/fhir" for host in hosts] + [f"http://{host}:{port}/fhir" for host in hosts]
-
-
-INTERNAL = [
-    "https://100.100.100.200/fhir",
-    "https://2852039166/fhir",
-    "https://169.254.169.254/fhir",
-    "https://0xa9fea9fe/fhir",
-    "https://10.0.0.1/fhir",
-    "https://012.0.0.1/fhir",
-    "https://192.168.1.1/fhir",
-    "https://172.16.0.1/fhir",
-    "https://[fd00::1]/fhir",
-    "https://[fe80::1]/fhir",
-    "https://[::ffff:169.254.169.254]/fhir",
-    "https://224.0.0.1/fhir",
-    "https://240.0.0.1/fhir",
-    "https://100.64.0.1/fhir",
-    "https://192.0.2.1/fhir",
-    "https://198.18.0.1/fhir",
-]
 
 
 @pytest.mark.parametrize("allow_http", [False, True, "never"])
@@ -233,3 +183,16 @@ def test_next_link_containment_compares_decoded_normalised_paths():
         "https://%66hir.example.org.evil/r4/x",
     ]:
         assert not base.contains(escaped), escaped
+
+
+@pytest.mark.parametrize("url", EMBEDDED_IPV4)
+def test_ipv6_forms_embedding_an_internal_ipv4_address_are_refused(url):
+    """NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4, Teredo, IPv4-compatible and IPv4-translated
+    addresses reach the IPv4 address they carry: judged as that address."""
+    with pytest.raises(FhirServerRefusedError):
+        check_fhir_server(url, allow_http=True, allowlist=[])
+
+
+def test_ipv6_forms_embedding_a_public_ipv4_address_are_allowed():
+    check_fhir_server("https://[64:ff9b::808:808]/fhir", allow_http=False, allowlist=[])
+    check_fhir_server("https://[2002:808:808::1]/fhir", allow_http=False, allowlist=[])

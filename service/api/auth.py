@@ -34,7 +34,9 @@ import requests
 
 from service.config import Settings
 from service.errors import UnauthorizedError
-from service.fhir.client import FhirError, bounded_get, new_session
+from service.fhir.errors import FhirError
+from service.fhir.policy import check_fhir_server
+from service.fhir.transport import HardenedSession, Limits, fetch_bytes
 from service.ops import metrics
 
 log = logging.getLogger("tacro_cds.auth")
@@ -94,11 +96,27 @@ def _validate_issuers(issuers: Any) -> dict[str, dict[str, Any]]:
             raise ValueError(f"TRUSTED_ISSUERS[{iss!r}].jwks_url must be a URL")
         if "tenant" in entry and not isinstance(entry["tenant"], str):
             raise ValueError(f"TRUSTED_ISSUERS[{iss!r}].tenant must be a string")
+        for url in [entry.get("jwks_url"), *allow]:
+            if isinstance(url, str):
+                _warn_if_not_public_https(url, f"TRUSTED_ISSUERS[{iss!r}]")
         clean = dict(entry)
         if "jwks" in entry:
             clean["jwks"] = index_key_set(entry["jwks"], f"TRUSTED_ISSUERS[{iss!r}].jwks")
         checked[str(iss)] = clean
     return checked
+
+
+def _warn_if_not_public_https(url: str, where: str) -> None:
+    """Say at start-up when a key set URL is plain http (anyone on the path can swap the keys) or
+    names an internal address: allowed, since the operator wrote it, but never silently."""
+    try:
+        check_fhir_server(url, allow_http=False, allowlist=[])
+    except Exception:
+        log.warning(
+            "a key set URL is plain http or names an internal address; callers' keys fetched from it "
+            "are only as safe as that network path",
+            extra={"setting": where},
+        )
 
 
 class CallerVerifier:
@@ -112,8 +130,9 @@ class CallerVerifier:
         self.min_refresh = timedelta(seconds=settings.jwks_min_refresh_s)
         self.cache_ttl = timedelta(seconds=settings.jwks_cache_ttl_s)
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        # No proxy variables or ~/.netrc from the environment, every fetch cut at its deadline.
-        self.session = new_session(4)
+        # The service's one outbound transport: no proxy variables or ~/.netrc from the environment,
+        # no redirects, the key set within MAX_JWKS_BYTES and the fetch cut at its deadline.
+        self.session = HardenedSession(Limits(self.timeout, MAX_JWKS_BYTES, per_origin=2))
         self._cache: dict[str, _CachedKeySet] = {}
         self._lock = threading.Lock()  # guards _url_locks
         self._url_locks: dict[str, threading.Lock] = {}
@@ -258,7 +277,7 @@ class CallerVerifier:
 
     def _get_bounded(self, url: str) -> bytes:
         """GET a key set within JWKS_TIMEOUT_S in all (not per read) and at most MAX_JWKS_BYTES."""
-        return bounded_get(self.session, url, timeout=self.timeout, max_bytes=MAX_JWKS_BYTES)
+        return fetch_bytes(self.session, url)
 
 
 MAX_JWKS_BYTES = 256 * 1024  # a key set is a few kilobytes

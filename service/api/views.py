@@ -35,9 +35,18 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready to serve: the database takes a write (a full disk or a lost database is a 503)."""
-    runtime().store.check_writable()
-    return jsonify({"status": "ready"})
+    """Ready to serve: the database takes a write (a full disk or a lost database is a 503). Says each
+    service's pilot mode and whether the rulebook of the knowledge in use is signed."""
+    rt = runtime()
+    rt.store.check_writable()
+    answer: dict[str, Any] = {
+        "status": "ready",
+        "pilotModes": rt.pilot.default_modes(s.id for s in rt.registry),
+    }
+    if rt.rulebook is not None:
+        answer["rulebook"] = rt.rulebook.report()
+        metrics.rulebook(rt.rulebook.knowledge_hash, answer["rulebook"]["signed"])
+    return jsonify(answer)
 
 
 def _caller() -> tuple[str | None, str | None]:
@@ -73,9 +82,16 @@ def discovery() -> Response:
 def call_service(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    issuer, tenant = _caller()  # the issuer selects the per-issuer FHIR server allowlist
+    issuer, tenant = _caller()  # the issuer selects the per-issuer FHIR server allowlist and pilot mode
+    fhir_user = (g.get("caller") or {}).get("fhirUser")
     hook_request, answer, kinds = pipeline.invoke(
-        rt, service_id, _body(), issuer=issuer, app_url=launch_url(rt.settings)
+        rt,
+        service_id,
+        _body(),
+        issuer=issuer,
+        app_url=launch_url(rt.settings),
+        tenant=tenant,
+        fhir_user=fhir_user if isinstance(fhir_user, str) else None,
     )
     g.log_fields = {
         "hook": hook_request.hook,

@@ -1,4 +1,4 @@
-"""``tacro-cds`` command line: serve, db, knowledge, rxnorm.
+"""``tacro-cds`` command line: serve, db, knowledge, rxnorm, rulebook.
 
 The development tools (demo, fixtures, dev-ehr) are not part of the installed service: they run
 from a checkout as ``python -m tacro_dev``."""
@@ -14,6 +14,7 @@ from importlib import resources
 from cards.knowledge import KnowledgeError, load_knowledge_report
 from service.cli import database as database_cli
 from service.cli import knowledge as knowledge_cli
+from service.cli import rulebook as rulebook_cli
 from service.cli import rxnorm as rxnorm_import
 from service.config import ConfigError, data_directory, load_settings
 from service.errors import DatabaseSchemaError
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     database_cli.add_parser(sub)
     knowledge_cli.add_parser(sub)
     rxnorm_import.add_parser(sub)
+    rulebook_cli.add_parser(sub)
     return parser
 
 

@@ -189,12 +189,40 @@ def _internal_address(host: str, *, loopback_ok: bool) -> bool:
 def address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, loopback_ok: bool) -> bool:
     """Whether the service may connect to ``address`` for a caller-named fhirServer: globally
     routable only (no private, shared 100.64/10, link-local or metadata, reserved, multicast or
-    unspecified address), loopback only when ``loopback_ok``. IPv4-mapped IPv6 is judged as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    unspecified address), loopback only when ``loopback_ok``. An IPv6 address that carries an IPv4
+    address a translator or tunnel would deliver to (mapped, translated, compatible, NAT64, 6to4,
+    Teredo) is judged as that IPv4 address; the local-use NAT64 prefix is never called."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False  # RFC 8215: the IPv4 address may sit at any of several offsets
+        embedded = embedded_ipv4(address)
+        if embedded is not None:
+            address = embedded
     if address.is_loopback:
         return loopback_ok
     return address.is_global and not address.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215 local-use prefix
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 IPv4-translated
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 IPv4-compatible (deprecated)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address delivers to through a mapping, translator or tunnel."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64 or address in _TRANSLATED:
+        return low32
+    if address in _COMPATIBLE and int(address) > 1:  # not :: or ::1, which are IPv6's own
+        return low32
+    return None
 
 
 AddressCheck = Callable[[str], bool]

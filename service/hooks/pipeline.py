@@ -12,6 +12,7 @@ from cards.facts import PatientFacts
 from cards.model import Card
 from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
+from service.hooks.pilot import pilot_rows
 from service.hooks.prefetch import unavailable_error
 from service.hooks.render import render_cards, with_smart_link
 from service.hooks.validation import validate_request
@@ -40,12 +41,41 @@ def decide(
 
 
 def invoke(
-    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, app_url: str | None = None
+    rt: Runtime,
+    service_id: str,
+    body: Any,
+    *,
+    issuer: str | None = None,
+    app_url: str | None = None,
+    tenant: str | None = None,
+    fhir_user: str | None = None,
 ) -> tuple[HookRequest, dict[str, Any], list[str]]:
     """Answer one service call; returns the request, the response body and the card kinds.
-    ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``app_url`` the
-    SMART app's launch URL the cards link to (None: no link)."""
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off), ``tenant`` and
+    ``fhir_user`` its claims; ``app_url`` the SMART app's launch URL the cards link to (None: no link).
+    In a pilot mode other than live the cards are recorded, and answered only to whom the mode shows
+    them."""
     request, facts, cards = decide(rt, service_id, body, issuer=issuer)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
+    mode = rt.pilot.mode(service_id, issuer)
+    if mode == "live":
+        return request, {"cards": rendered}, [c.kind for c in cards]
+    shown = rt.pilot.shows(mode, (facts.user_id, fhir_user))
+    if cards and rt.pilot_records is not None:
+        rt.pilot_records.record(
+            pilot_rows(
+                service_id=service_id,
+                hook=request.hook,
+                mode=mode,
+                shown=shown,
+                cards=cards,
+                rendered=rendered,
+                facts=facts,
+                issuer=issuer,
+                tenant=tenant,
+            )
+        )
+    if not shown:
+        return request, {"cards": []}, []
     return request, {"cards": rendered}, [c.kind for c in cards]

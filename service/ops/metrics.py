@@ -25,12 +25,14 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 
 from cards import vocab
+from service.fhir.errors import FhirError
 from service.storage import feedback as feedback_log
 
 if TYPE_CHECKING:
@@ -49,28 +51,14 @@ INDICATORS = frozenset({"info", "warning", "critical"})
 FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
 # Why a feedback entry was not stored (service.storage.feedback).
 FEEDBACK_REFUSALS = feedback_log.REFUSALS
-# FhirError codes (service.fhir.client).
-FHIR_FAILURES = frozenset(
-    {
-        "fhir-error",
-        "fhir-timeout",
-        "fhir-unreachable",
-        "fhir-address-refused",
-        "fhir-http-error",
-        "fhir-unauthorized",
-        "fhir-forbidden",
-        "fhir-not-found",
-        "fhir-rate-limited",
-        "fhir-server-error",
-        "fhir-bad-response",
-        "fhir-content-type",
-        "fhir-invalid-json",
-        "fhir-not-fhir",
-        "fhir-truncated",
-        "fhir-too-large",
-        "fhir-bad-next-link",
-    }
-)
+
+
+# FhirError codes: every class of the FHIR error tree (service.fhir.errors) brings its own.
+def _codes(error: type[FhirError]) -> frozenset[str]:
+    return frozenset({error.code}).union(*(_codes(sub) for sub in error.__subclasses__()))
+
+
+FHIR_FAILURES = _codes(FhirError)
 # Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.
 PREFETCH_REASONS = FHIR_FAILURES | {"prefetch-unavailable", "prefetch-incomplete", "prefetch-token-unresolvable"}
 # Why a caller's JWT was refused (service.api.auth: the reason, lower case, words joined by "-").
@@ -167,6 +155,19 @@ FEEDBACK_STORED = Counter(
 FEEDBACK_REFUSED = Counter(
     "tacro_cds_feedback_refused", "Feedback entries not stored, by service and reason", ["service", "reason"]
 )
+PILOT_MODE = Gauge(
+    "tacro_cds_pilot_mode",
+    "1 for each service's pilot mode (live, silent, shadow) for callers without an issuer entry",
+    ["service", "mode"],
+    multiprocess_mode="max",
+)
+PILOT_MODES = ("live", "silent", "shadow")
+RULEBOOK_SIGNED = Gauge(
+    "tacro_cds_rulebook_signed",
+    "The knowledge hash in use (first 12 hex digits): 1 on its signed=yes series when it is signed off, else on signed=no",
+    ["hash", "signed"],
+    multiprocess_mode="max",
+)
 JWT_REJECTED = Counter("tacro_cds_jwt_rejections", "Callers refused with 401, by reason", ["reason"])
 
 
@@ -211,6 +212,20 @@ def feedback(service_id: str, stored: Mapping[str, int], refused: Mapping[str, i
         FEEDBACK_STORED.labels(service_label, closed(outcome, FEEDBACK_OUTCOMES)).inc(count)
     for reason, count in refused.items():
         FEEDBACK_REFUSED.labels(service_label, closed(reason, FEEDBACK_REFUSALS)).inc(count)
+
+
+def pilot_modes(modes: Mapping[str, str]) -> None:
+    """Each service's pilot mode: its mode's series 1, the others 0."""
+    for service_id, mode in modes.items():
+        for each in PILOT_MODES:
+            PILOT_MODE.labels(closed(service_id, SERVICES), each).set(1 if mode == each else 0)
+
+
+def rulebook(knowledge_hash: str, signed: bool) -> None:
+    """The knowledge hash in use and whether it is signed (the hash label is 12 hex digits)."""
+    short = knowledge_hash[:12] if re.fullmatch(r"[0-9a-f]{12,64}", knowledge_hash) else OTHER
+    RULEBOOK_SIGNED.labels(short, "yes").set(1 if signed else 0)
+    RULEBOOK_SIGNED.labels(short, "no").set(0 if signed else 1)
 
 
 def jwt_rejected(reason: str) -> None:

@@ -12,6 +12,8 @@ import logging
 import os
 import secrets
 import tempfile
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,13 @@ def init_smart_app(app: Flask, settings: Settings) -> None:
     app.config["SECRET_KEY"] = _secret_key(app, settings)
     session_dir = str(settings.smart_session_dir or Path(app.instance_path) / "smart-sessions")
     Path(session_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(session_dir, 0o700)  # an existing folder too: it holds access tokens
     lifetime = settings.smart_session_lifetime_s
+    store = FileSystemCache(session_dir, threshold=5000, default_timeout=lifetime, mode=0o600)
+    app.extensions["tacro_cds_smart_sweep"] = ExpiredSessionSweep(store)
     app.config.update(
         SESSION_TYPE="cachelib",
-        SESSION_CACHELIB=FileSystemCache(session_dir, threshold=5000, default_timeout=lifetime, mode=0o600),
+        SESSION_CACHELIB=store,
         SESSION_PERMANENT=True,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=lifetime),
         SESSION_COOKIE_NAME=COOKIE_NAME,
@@ -98,3 +103,26 @@ class AppPathSessions(SessionInterface):
     def __getattr__(self, name: str) -> Any:
         # The rest of the store's interface (``regenerate`` after sign-in) is the inner one's.
         return getattr(self.inner, name)
+
+
+class ExpiredSessionSweep:
+    """Deletes the session files whose lifetime has passed, and the tokens in them. The store drops
+    expired files only once it is full; the app calls this after each sign-in, and it sweeps at
+    most once per ``interval_s`` in a process."""
+
+    def __init__(self, store: FileSystemCache, interval_s: float = 60.0) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        now = time.time()
+        with self._lock:
+            if now - self._last < self.interval_s:
+                return
+            self._last = now
+        try:
+            self.store._remove_expired(now)  # cachelib's own reader of each file's expiry
+        except OSError:
+            log.warning("expired app sessions could not all be removed")

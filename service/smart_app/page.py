@@ -88,6 +88,7 @@ class CardView:
 @dataclass
 class PageView:
     banner: dict[str, str] | None
+    identity: dict[str, str]  # name and birth date, on every page whether or not the banner is shown
     pregnancy: str
     on_tacrolimus: bool
     medications: list[dict[str, Any]]
@@ -402,6 +403,7 @@ def build_page(record: PatientRecord, knowledge: Mapping[str, Any], *, show_bann
     cards = sorted((_card(c, record.order_id) for c in record.cards), key=lambda c: not c.about_order)
     return PageView(
         banner=_banner(record.patient, record.facts.patient_id) if show_banner else None,
+        identity=_banner(record.patient, record.facts.patient_id),
         pregnancy=pregnancy,
         on_tacrolimus=any(not m.is_draft for m in record.facts.medications_with(TACROLIMUS)),
         medications=_medications(record),

@@ -3,22 +3,27 @@ page in ``page``; errors are ``SmartAppError``s rendered as pages by this bluepr
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
+import secrets
 import time
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response as BaseResponse
 
 from cards.vocab import SERVICE_PATIENT_VIEW
 from service.app_runtime import runtime
-from service.errors import CdsError, FhirServerRefusedError
-from service.fhir.policy import check_fhir_server
+from service.errors import CdsError
+from service.fhir.policy import LOOPBACK_HOSTS, canonical_host
 from service.smart_app import oauth
 from service.smart_app.charts import style_hashes
 from service.smart_app.errors import (
     AuthorizationDeniedError,
-    IssuerRefusedError,
     LaunchMissingIssuerError,
     SessionExpiredError,
     SmartAppError,
@@ -39,9 +44,10 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-PENDING = "smart_pending"  # state -> what the callback needs (PKCE verifier, token endpoint, ...)
-TOKEN = "smart_token"
-MAX_PENDING = 5  # launches started in one browser session and not yet finished
+LAUNCHES = "smart_launches"  # launch id -> that launch's token and context (the session's only content)
+PENDING_COOKIE = "tacro_cds_smart_pending"  # encrypted: state -> what the callback needs (PKCE verifier, ...)
+MAX_PENDING = 3  # launches started in one browser and not yet finished
+MAX_LAUNCHES = 6  # finished launches one browser session keeps (the oldest is dropped)
 PENDING_TTL_S = 600
 REFRESH_MARGIN_S = 30
 
@@ -51,21 +57,60 @@ class SignOutForm(FlaskForm):  # type: ignore[misc]
 
 
 def _redirect_uri() -> str:
+    """The callback URL: from ``EXTERNAL_BASE_URL``; from the Host header only when that names this
+    machine (a browser on the host itself). Any other Host could be the attacker's own name."""
     base = runtime().settings.external_base_url
     if base:
         return base.rstrip("/") + url_for("smart_app.callback")
+    try:
+        host = canonical_host(request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host)
+    except ValueError:
+        host = ""
+    if host not in LOOPBACK_HOSTS:
+        raise SmartAppError(
+            "This deployment does not know its own public address: the administrator must set "
+            "EXTERNAL_BASE_URL before the app can be launched from another machine."
+        )
     return str(url_for("smart_app.callback", _external=True))
 
 
-def _check_iss(iss: str) -> None:
-    settings = runtime().settings
+def _pending_box() -> Fernet:
+    """Encrypts and authenticates the pending launches (their PKCE verifiers) for the browser."""
+    key = hashlib.sha256(b"tacro-cds smart pending\0" + str(current_app.config["SECRET_KEY"]).encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _read_pending() -> dict[str, dict[str, Any]]:
+    raw = request.cookies.get(PENDING_COOKIE)
+    if not raw or len(raw) > 4096:
+        return {}
     try:
-        check_fhir_server(iss, allow_http=settings.allow_http_fhir, allowlist=settings.fhir_server_allowlist)
-    except FhirServerRefusedError:
-        raise IssuerRefusedError(
-            "The app was launched for a FHIR server this deployment does not read from "
-            "(plain http, or not on its allowlist). Ask the administrator."
-        ) from None
+        pending = json.loads(_pending_box().decrypt(raw.encode("ascii"), ttl=PENDING_TTL_S))
+    except (InvalidToken, ValueError, UnicodeError):
+        return {}
+    if not isinstance(pending, dict):
+        return {}
+    now = time.time()
+    return {k: v for k, v in pending.items() if isinstance(v, dict) and v.get("created", 0) > now - PENDING_TTL_S}
+
+
+def _write_pending(response: BaseResponse, pending: dict[str, dict[str, Any]]) -> BaseResponse:
+    """Pending launches live in an encrypted cookie, not in the session store: a launch or a callback
+    that does not succeed writes nothing on the server, and the browser cannot read the verifiers."""
+    settings = runtime().settings
+    if pending:
+        response.set_cookie(
+            PENDING_COOKIE,
+            _pending_box().encrypt(json.dumps(pending, separators=(",", ":")).encode()).decode("ascii"),
+            max_age=PENDING_TTL_S,
+            path=str(bp.url_prefix),
+            secure=settings.smart_cookie_secure,
+            httponly=True,
+            samesite="Lax",
+        )
+    else:
+        response.delete_cookie(PENDING_COOKIE, path=str(bp.url_prefix))
+    return response
 
 
 @bp.get("/launch")
@@ -88,15 +133,13 @@ def launch() -> Any:
     if len(iss) > 2048 or (launch_id is not None and len(launch_id) > 2048):
         raise SmartAppError("The launch parameters are too long.")
     iss = iss.rstrip("/")
-    _check_iss(iss)
-    conf = oauth.discover(iss, settings)
+    issuer = oauth.check_issuer(iss, settings)  # before any outbound call
+    redirect_uri = _redirect_uri()
+    oauth.oauth_client(settings, redirect_uri, issuer=issuer)  # a confidential client refuses an unlisted EHR
+    conf = oauth.discover(issuer, iss, settings)
     verifier = oauth.new_code_verifier()
-    url, state, scope = oauth.authorization_url(
-        conf, settings, _redirect_uri(), launch=launch_id, code_verifier=verifier
-    )
-    pending = {
-        k: v for k, v in (session.get(PENDING) or {}).items() if v.get("created", 0) > time.time() - PENDING_TTL_S
-    }
+    url, state, scope = oauth.authorization_url(conf, settings, redirect_uri, launch=launch_id, code_verifier=verifier)
+    pending = _read_pending()
     while len(pending) >= MAX_PENDING:
         pending.pop(min(pending, key=lambda s: pending[s]["created"]))
     pending[state] = {
@@ -108,68 +151,110 @@ def launch() -> Any:
         "issuer": conf.issuer,
         "jwks_uri": conf.jwks_uri,
     }
-    session[PENDING] = pending
     log.info(
         "smart launch started",
         extra={"launch_type": "ehr" if launch_id else "standalone", "scopes": "v1" if conf.v1_only else "v2"},
     )
-    return redirect(url, code=302)
+    return _write_pending(redirect(url, code=302), pending)
 
 
 @bp.get("/callback")
 def callback() -> Any:
     state = request.args.get("state") or ""
-    pending_all = session.get(PENDING) or {}
+    pending_all = _read_pending()
     pending = pending_all.pop(state, None) if state else None
-    session[PENDING] = pending_all
-    if pending is None or pending.get("created", 0) < time.time() - PENDING_TTL_S:
+    if pending is None:
         raise StateMismatchError(
             "The answer from the EHR's sign-in does not match a launch started in this "
             "browser (the state parameter differs, or the launch is too old)."
         )
     if request.args.get("error"):
         error = request.args["error"]
+        description = oauth.safe_text(request.args.get("error_description"))
+        log.warning("smart sign-in ended with an error", extra={"oauth_error": oauth.safe_text(error, 60)})
         if error == "access_denied":
             raise AuthorizationDeniedError("Access to the patient's record was not granted, so the app cannot show it.")
-        raise AuthorizationDeniedError(f"The EHR's sign-in ended with an error ({error[:60]!s}).")
+        shown = error if error in oauth.OAUTH_ERRORS else "an unrecognised error"
+        raise AuthorizationDeniedError(
+            f"The EHR's sign-in ended with an error ({shown}{': ' + description if description else ''})."
+        )
     code = request.args.get("code")
-    if not code:
-        raise TokenError("The EHR's sign-in answered without an authorization code.")
-    token = oauth.exchange_code(pending, runtime().settings, _redirect_uri(), code)
-    # A new session id once signed in: a session id seen before the sign-in is never the signed-in one.
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    session[TOKEN] = token
+    if not code or len(code) > 4096:
+        raise TokenError("The EHR's sign-in answered without a usable authorization code.")
+    settings = runtime().settings
+    issuer = oauth.check_issuer(str(pending["iss"]), settings)
+    token = oauth.exchange_code(pending, settings, _redirect_uri(), code, issuer)
+    token["created"] = time.time()
+    # The session is made here, and only here: a signed-in launch. A new session id once signed in
+    # (a session id seen before the sign-in is never the signed-in one).
+    launches = dict(session.get(LAUNCHES) or {})
+    while len(launches) >= MAX_LAUNCHES:
+        launches.pop(min(launches, key=lambda k: launches[k].get("created", 0)))
+    launch_key = secrets.token_urlsafe(16)
+    launches[launch_key] = token
+    if session.get(LAUNCHES):
+        current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    session[LAUNCHES] = launches
+    _sweep_expired_sessions()
     log.info("smart launch completed", extra={"refresh": bool(token.get("refresh_token"))})
-    return redirect(url_for("smart_app.page"), code=303)
+    return _write_pending(redirect(url_for("smart_app.page", launch_key=launch_key), code=303), pending_all)
 
 
-def _current_token() -> dict[str, Any]:
-    token = session.get(TOKEN)
+def _sweep_expired_sessions() -> None:
+    """Delete the session files whose lifetime has passed (with their tokens), at most once a minute
+    per process: the store only removes them when it is full otherwise."""
+    sweep = current_app.extensions.get("tacro_cds_smart_sweep")
+    if sweep is not None:
+        sweep()
+
+
+def _launch_token(launch_key: str) -> dict[str, Any]:
+    launches = session.get(LAUNCHES) or {}
+    token = launches.get(launch_key)
     if not token:
         raise SessionExpiredError(
-            "There is no signed-in session in this browser (it ended, or the app was opened without a launch)."
+            "This page's launch is not signed in in this browser (it ended, or the page was opened "
+            "without a launch). Open the app again from the patient's chart."
         )
     expires_at = token.get("expires_at")
     if expires_at is not None and expires_at - REFRESH_MARGIN_S < time.time():
         try:
             token = oauth.refreshed(token, runtime().settings, _redirect_uri())
         except SessionExpiredError:
-            session.pop(TOKEN, None)
+            _forget(launch_key)
             raise
-        session[TOKEN] = token
+        session[LAUNCHES] = {**launches, launch_key: token}
     return dict(token)
 
 
+def _forget(launch_key: str) -> None:
+    """Drop one launch's tokens; the whole session when it was the last."""
+    launches = dict(session.get(LAUNCHES) or {})
+    launches.pop(launch_key, None)
+    if launches:
+        session[LAUNCHES] = launches
+    else:
+        session.clear()
+
+
 @bp.get("/")
-def page() -> Any:
+def index() -> Any:
+    """The app's address without a launch: each page belongs to one launch (one patient)."""
+    raise SessionExpiredError(
+        "Each page of this app belongs to one launch, for one patient. Open the app from the patient's chart."
+    )
+
+
+@bp.get("/view/<launch_key>")
+def page(launch_key: str) -> Any:
     rt = runtime()
-    token = _current_token()
+    token = _launch_token(launch_key)
     try:
         record = load_record(
             token, rt.resolver, rt.registry.get(SERVICE_PATIENT_VIEW).prefetch, rt.knowledge, rt.today()
         )
     except SessionExpiredError:
-        session.pop(TOKEN, None)
+        _forget(launch_key)
         raise
     view = build_page(record, rt.knowledge, show_banner=token.get("need_patient_banner") is not False)
     g.smart_style_hashes = style_hashes(view.svgs)

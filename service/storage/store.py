@@ -116,3 +116,7 @@ __all__ = [
     "private_directory",
     "seen_jti",
 ]
+
+# The pilot's tables (recorded cards, verdicts, rulebook sign-offs) live in the same database and
+# migrations: defined in their own module, registered on ``metadata`` whenever the store is imported.
+from service.storage import pilot as _pilot  # noqa: E402,F401

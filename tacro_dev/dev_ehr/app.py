@@ -74,9 +74,13 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
     public = settings.public_url.rstrip("/")
     fhir_base = public + "/fhir"
     store = Store()
-    redirect_uris = settings.redirect_uris or [settings.cds_url.rstrip("/") + "/smart/callback"]
+    # The SMART app's callback, and the review pages' (reviewers sign in through this EHR).
+    redirect_uris = settings.redirect_uris or [
+        settings.cds_url.rstrip("/") + "/smart/callback",
+        settings.cds_url.rstrip("/") + "/review/callback",
+    ]
     store.clients[settings.client_id] = DevClient(settings.client_id, redirect_uris, settings.client_secret)
-    server = build_server(app, store)
+    server = build_server(app, store, issuer=public, fhir_base=fhir_base, key=settings.key)
     cds = CdsClient(settings.cds_url, public, settings.key, settings.fhir_url, settings.fhir_token)
     names = scenario_names(settings.fixtures_dir)
 
@@ -201,6 +205,7 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
             json.dumps(
                 {
                     "issuer": public,
+                    "jwks_uri": public + "/.well-known/jwks.json",
                     "authorization_endpoint": public + "/oauth/authorize",
                     "token_endpoint": public + "/oauth/token",
                     "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],

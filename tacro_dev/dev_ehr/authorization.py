@@ -17,6 +17,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
+from joserfc import jwt
 
 TOKEN_LIFETIME_S = 3600
 CODE_LIFETIME_S = 120
@@ -169,9 +170,26 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return authorization_code.user
 
 
-def build_server(app: Any, store: Store) -> AuthorizationServer:
+def build_server(
+    app: Any, store: Store, *, issuer: str = "", fhir_base: str = "", key: Any = None
+) -> AuthorizationServer:
+    """The server; with ``key``, a grant with the ``openid`` scope also gets an id token (signed by
+    that key, issued by ``issuer``) whose ``fhirUser`` names the signed-in user under ``fhir_base``."""
+
     def query_client(client_id: str) -> DevClient | None:
         return store.clients.get(client_id)
+
+    def id_token(user: DevUser, client_id: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": issuer,
+            "sub": user.id,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_S,
+            "fhirUser": f"{fhir_base}/{user.id}",
+        }
+        return jwt.encode({"alg": "ES384", "kid": key.kid}, claims, key, algorithms=["ES384"])
 
     def save_token(token: dict[str, Any], request: Any) -> None:
         context = dict(request.user.context)
@@ -183,6 +201,8 @@ def build_server(app: Any, store: Store) -> AuthorizationServer:
             }
         # SMART launch context travels in the token response, beside the token.
         token.update({k: v for k, v in context.items() if v is not None})
+        if key is not None and "openid" in str(token.get("scope", "")).split():
+            token["id_token"] = id_token(request.user, request.client.client_id)
 
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"authorization_code": TOKEN_LIFETIME_S})
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
