@@ -53,7 +53,7 @@ def test_silent_answers_no_cards_and_records_them_with_what_they_quoted(make_app
     assert response.get_json() == {"cards": []}
     (row,) = _recorded(app)
     assert (row.mode, row.shown, row.kind, row.indicator) == ("silent", False, "trough", "warning")
-    assert row.summary.startswith("Tacrolimus trough 16.2 ng/mL (2026-11-23)")
+    assert row.summary.startswith("Tacrolimus level 16.2 ng/mL (2026-11-23)")
     # The value the card quoted, with its date, and the order the hook drafted: not the whole chart.
     assert [(v["what"], v["value"], v["date"][:10]) for v in row.quoted["values"]] == [
         ("tacrolimus", "16.2 ng/mL", "2026-11-23")

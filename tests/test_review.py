@@ -45,7 +45,7 @@ def test_silent_card_adjudicated_wrong_shows_in_the_figures_and_the_csv(make_app
     assert done.status_code == 303 and done.headers["Location"].endswith("/review/")
     page = client.get("/review/").get_data(as_text=True)
     assert "Signed in as Practitioner/dev-ehr-user" in page
-    assert "Tacrolimus trough 16.2 ng/mL (2026-11-23)" in page
+    assert "Tacrolimus level 16.2 ng/mL (2026-11-23)" in page
     assert "<strong>16.2 ng/mL</strong> on 2026-11-23" in page  # what the card quoted
     record = int(re.search(r'id="card-(\d+)"', page).group(1))
     answer = client.post(
@@ -73,7 +73,7 @@ def test_silent_card_adjudicated_wrong_shows_in_the_figures_and_the_csv(make_app
     assert "trough-high" not in " ".join(re.findall(r'(?:href|action)="([^"]+)"', page))
     logged = capfd.readouterr().err  # the service's JSON logs
     assert "review verdict recorded" in logged  # the log says what was done
-    for private in ("16.2", "level drawn", "trough-high", "Tacrolimus trough"):
+    for private in ("16.2", "level drawn", "trough-high", "Tacrolimus level"):
         assert private not in logged, private
 
 
