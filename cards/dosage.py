@@ -43,6 +43,11 @@ COUNT_UNITS = frozenset(
         "capsules",
         "cap",
         "caps",
+        # "each" (UCUM-less, as Synthea and some EHRs write a capsule count)
+        "ea",
+        "each",
+        "{each}",
+        "{ea}",
     }
 )
 

@@ -28,6 +28,7 @@ from .vocab import (
     CBC,
     CHEMISTRY,
     CONDITIONS,
+    ENDED_MEDICATION_REQUESTS,
     FAMILY_BASELINE_LABS,
     FAMILY_CARE,
     FAMILY_DOSE,
@@ -36,6 +37,7 @@ from .vocab import (
     FAMILY_SAFETY,
     FAMILY_TIMING,
     FAMILY_TROUGH,
+    IMMUNIZATIONS,
     IMMUNOLOGY,
     MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
@@ -136,7 +138,27 @@ RULES: tuple[RuleSpec, ...] = (
     ),
     # The interaction cards read potassium and creatinine too, and say so themselves when the chemistry
     # is missing; a drug that needs no laboratory value (spironolactone) is flagged without it.
-    _one(evaluate_interactions, "drug interactions", f"{FAMILY_INTERACTION}:", MEDICATION_LISTS),
+    RuleSpec(
+        evaluate_interactions,
+        "drug interactions",
+        (
+            Check("drug interactions", MEDICATION_LISTS, f"{FAMILY_INTERACTION}:"),
+            # Their cards are interaction cards like the others (matched above); these entries name what
+            # went unchecked when only the ended orders or the vaccines given could not be had.
+            Check(
+                "interacting drugs stopped in the last days",
+                frozenset({ENDED_MEDICATION_REQUESTS}),
+                f"{FAMILY_INTERACTION}:",
+                frozenset(),
+            ),
+            Check(
+                "live vaccines given in the last 30 days",
+                frozenset({IMMUNIZATIONS}),
+                f"{FAMILY_INTERACTION}:",
+                frozenset(),
+            ),
+        ),
+    ),
     _one(
         evaluate_care,
         "administration and care",

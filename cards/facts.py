@@ -215,6 +215,8 @@ class PatientFacts:
     # its last dose, and a recent tacrolimus order is evidence of therapy. Never in ``medications``.
     ended_medications: tuple[MedicationFact, ...] = ()
     as_of: date | None = None  # the day the facts were read for (the clinic's today)
+    # Resources whose subject is another patient than the hook's patientId: refused, never used.
+    other_patient_records: int = 0
 
     def results(self, concept: str) -> tuple[Measurement, ...]:
         return self.labs.get(concept, ())

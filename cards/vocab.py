@@ -43,6 +43,8 @@ OBSERVATION_GROUPS: Final = (IMMUNOLOGY, TACROLIMUS_LEVELS, CHEMISTRY, CBC, VITA
 CONDITIONS: Final = "conditions"
 MEDICATION_REQUESTS: Final = "medicationRequests"
 MEDICATION_STATEMENTS: Final = "medicationStatements"
+ENDED_MEDICATION_REQUESTS: Final = "endedMedicationRequests"  # stopped or completed, newest first
+IMMUNIZATIONS: Final = "immunizations"
 TRANSFER_REQUESTS: Final = "transferRequests"
 TRANSFER_PROCEDURES: Final = "transferProcedures"
 TRANSFER_APPOINTMENTS: Final = "transferAppointments"
@@ -55,7 +57,9 @@ PREFETCH_KEYS: Final = (
     *OBSERVATION_GROUPS,
     CONDITIONS,
     MEDICATION_REQUESTS,
+    ENDED_MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
+    IMMUNIZATIONS,
     *TRANSFERS,
 )
 DATA_GROUPS: Final = (*PREFETCH_KEYS, MEDICATIONS)

@@ -2,8 +2,9 @@
 resources the way a FHIR R4 server would, so the generated prefetch equals the server's answer.
 
 Supported (exactly what the templates use): reads ``Type/id``; searches with ``patient``, ``code``
-and ``service-type`` (token lists ``system|code,...``), ``status`` (lists), ``_sort=date`` /
-``-date`` and ``_count``. Anything else raises ``UnsupportedQuery`` so a new template cannot be
+and ``service-type`` (token lists ``system|code,...``, percent-encoded or not), ``status`` (lists),
+``_sort=date`` / ``-date`` (``authoredon`` on MedicationRequest), ``_include=MedicationRequest:medication``
+and ``_count``. Anything else raises ``UnsupportedQuery`` so a new template cannot be
 answered wrongly in silence.
 """
 
@@ -61,7 +62,8 @@ def _references(resource: Mapping[str, Any], param: str) -> list[str]:
     if resource["resourceType"] == "Appointment":
         refs = [(p.get("actor") or {}).get("reference") for p in resource.get("participant") or []]
     else:
-        refs = [(resource.get("subject") or {}).get("reference")]
+        # Immunization names her in ``patient``; the other types in ``subject``.
+        refs = [(resource.get("subject") or resource.get("patient") or {}).get("reference")]
     return [r for r in refs if isinstance(r, str)]
 
 
@@ -104,12 +106,25 @@ def _instant(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-_DATED = ("Observation", "Appointment")
+_DATED = {
+    "Observation": "date",
+    "Appointment": "date",
+    "Procedure": "date",
+    "Immunization": "date",
+    "MedicationRequest": "authoredon",
+}
 
 
 def _date(resource: Mapping[str, Any]) -> datetime | None:
-    """The value of the ``date`` search parameter (start of a period, as servers index it)."""
+    """The value of the ``date`` (or ``authoredon``) search parameter (start of a period, as servers
+    index it)."""
     rtype = resource["resourceType"]
+    if rtype == "Procedure":
+        return _instant(resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start"))
+    if rtype == "Immunization":
+        return _instant(resource.get("occurrenceDateTime"))
+    if rtype == "MedicationRequest":
+        return _instant(resource.get("authoredOn"))
     if rtype == "Observation":
         return _instant(
             resource.get("effectiveDateTime")
@@ -144,15 +159,20 @@ def search(query: str, resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     found = [r for r in pool if r["resourceType"] == rtype]
     count: int | None = None
     sort: str | None = None
+    include = False
     for name, value in parse_qsl(qs, keep_blank_values=True, strict_parsing=True):
         if name == "_count":
             count = int(value)
         elif name == "_sort":
             sort = value
+        elif name == "_include":
+            if value != "MedicationRequest:medication" or rtype != "MedicationRequest":
+                raise UnsupportedQuery(f"_include={value} on {rtype}")
+            include = True
         else:
             found = [r for r in found if matches(r, name, value)]
     if sort is not None:
-        if sort.lstrip("-") != "date" or rtype not in _DATED:
+        if sort.lstrip("-") != _DATED.get(rtype):
             raise UnsupportedQuery(f"_sort={sort} on {rtype}")
         dated = [(r, _date(r)) for r in found]
         # Undated resources last, as the server sorts them; ties keep their stored order.
@@ -166,6 +186,19 @@ def search(query: str, resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     if count is not None:
         found = found[:count]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
-    if found:
-        bundle["entry"] = [{"resource": dict(r), "search": {"mode": "match"}} for r in found]
+    entries = [{"resource": dict(r), "search": {"mode": "match"}} for r in found]
+    if include:
+        wanted = {
+            ref.split("/")[-1]
+            for r in found
+            if isinstance(ref := (r.get("medicationReference") or {}).get("reference"), str)
+            and ref.startswith("Medication/")
+        }
+        entries += [
+            {"resource": dict(m), "search": {"mode": "include"}}
+            for m in pool
+            if m["resourceType"] == "Medication" and m.get("id") in wanted
+        ]
+    if entries:
+        bundle["entry"] = entries
     return bundle

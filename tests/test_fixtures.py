@@ -230,7 +230,8 @@ def test_read():
     [
         "Observation?patient=p1&value-quantity=5",
         "Observation?patient=p1&_sort=code",
-        "Procedure?patient=p1&_sort=-date",
+        "Condition?patient=p1&_sort=-date",
+        "Observation?patient=p1&_include=Observation:subject",
     ],
 )
 def test_unsupported_queries_are_refused_not_guessed(query):

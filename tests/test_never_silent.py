@@ -277,3 +277,217 @@ def test_do_not_perform_is_not_an_order_to_give_it(ask):
 
     cards = ask("dose-total-two-drafts", "order-sign", change)
     assert not any("5 mg/day" in c["summary"] for c in cards), summaries(cards)
+
+
+# ---- 10-12. data the rules need are asked for ----------------------------------------------------
+
+
+def test_a_completed_transfer_is_fetched_and_dates_the_cycle():
+    """The templates ask for completed transfers (answered here by the fixture server over the chart)."""
+    from cards.knowledge import load_knowledge
+    from fhir_fixtures import FIXTURES_DIR, read_json
+    from fhir_fixtures.matcher import search, substitute
+    from service.hooks.base import HookRequest
+    from service.hooks.extract import build_facts
+    from service.hooks.templates import prefetch_templates
+
+    chart = [e["resource"] for e in read_json(FIXTURES_DIR / "trough-critical" / "patient.json")["entry"]]
+    transfer = next(r for r in chart if r["resourceType"] == "ServiceRequest")
+    transfer["status"] = "completed"
+    context = {"patientId": "trough-critical", "userId": "Practitioner/p"}
+    found = search(substitute(prefetch_templates(load_knowledge())["transferRequests"], context), chart)
+    assert found is not None and [e["resource"]["id"] for e in found.get("entry", [])] == [transfer["id"]]
+    facts = build_facts(
+        HookRequest(hook="patient-view", hook_instance="i", context=context),
+        {"transferRequests": [e["resource"] for e in found["entry"]]},
+        load_knowledge(),
+    )
+    assert facts.pregnancy is not None and not facts.unusable
+
+
+def stopped_fluconazole(patient: str, ended: str) -> Resource:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "fluconazole-course",
+        "status": "stopped",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{patient}"},
+        "authoredOn": "2026-11-15",
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "4450", "display": "fluconazole"}
+            ]
+        },
+        "dosageInstruction": [
+            {
+                "timing": {
+                    "repeat": {
+                        "frequency": 1,
+                        "period": 1,
+                        "periodUnit": "d",
+                        "boundsPeriod": {"start": "2026-11-16", "end": ended},
+                    }
+                },
+                "doseAndRate": [{"doseQuantity": {"value": 150, "unit": "mg"}}],
+            }
+        ],
+    }
+
+
+def test_a_recently_stopped_azole_still_counts(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["endedMedicationRequests"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": stopped_fluconazole(body["context"]["patientId"], "2026-11-23")}],
+        }
+
+    cards = ask("trough-in-range", "patient-view", change)
+    assert any("fluconazole" in c["summary"].lower() and "stopped" in c["summary"] for c in cards), summaries(cards)
+
+
+def test_a_stopped_azole_past_its_effect_window_does_not_count(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["endedMedicationRequests"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": stopped_fluconazole(body["context"]["patientId"], "2026-11-01")}],
+        }
+
+    cards = ask("trough-in-range", "patient-view", change)
+    assert not any("fluconazole" in c["summary"].lower() for c in cards), summaries(cards)
+
+
+def test_a_live_vaccine_given_five_days_ago_is_seen(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["immunizations"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Immunization",
+                        "id": "mmr",
+                        "status": "completed",
+                        "patient": {"reference": f"Patient/{body['context']['patientId']}"},
+                        "vaccineCode": {
+                            "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "03", "display": "MMR"}]
+                        },
+                        "occurrenceDateTime": "2026-11-20",
+                    }
+                }
+            ],
+        }
+
+    cards = ask("trough-in-range", "patient-view", change)
+    hits = [c for c in cards if "given on" in c["summary"] and "vaccine" in c["summary"].lower()]
+    assert hits and hits[0]["indicator"] == "warning", summaries(cards)
+
+
+# ---- 13. codes real systems use ------------------------------------------------------------------
+
+
+def recode(key: str, old: str, system: str, new: str) -> Callable[[Request], None]:
+    def change(body: Request) -> None:
+        for resource in resources(body, key):
+            for coding in resource["code"]["coding"]:
+                if coding["code"] == old:
+                    coding.update(system=system, code=new)
+
+    return change
+
+
+LOINC = "http://loinc.org"
+SCT = "http://snomed.info/sct"
+
+
+def test_quantitative_hcg_19080_1_tells_the_pregnancy(ask):
+    cards = ask("pregnancy-known-from-hcg", "patient-view", recode("pregnancyTests", "21198-7", LOINC, "19080-1"))
+    assert any("in pregnancy meets the gestational diabetes criterion" in c["summary"] for c in cards), summaries(cards)
+
+
+def test_blood_pressure_panel_55284_4_is_read(ask):
+    cards = ask("pregnancy-known-from-hcg", "patient-view", recode("vitals", "85354-9", LOINC, "55284-4"))
+    assert any("142/92" in c["summary"] for c in cards), summaries(cards)
+
+
+def test_normal_pregnancy_72892002_is_a_pregnancy(ask):
+    cards = ask("rif-rpl-pregnant", "patient-view", recode("conditions", "77386006", SCT, "72892002"))
+    assert any(c["summary"].startswith("Pregnant on tacrolimus") for c in cards), summaries(cards)
+
+
+def test_a_dose_in_each_counts_capsules(ask):
+    def change(body: Request) -> None:
+        for entry in body["context"]["draftOrders"]["entry"]:
+            entry["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit="each", code="ea")
+            entry["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].pop("system")
+
+    critical_with(ask("dose-total-two-drafts", "order-sign", change), "5 mg/day")
+
+
+# ---- 15. another patient's data --------------------------------------------------------------------
+
+
+def test_another_patients_results_are_refused_and_counted(ask):
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["subject"] = {"reference": "Patient/someone-else"}
+
+    cards = ask("trough-critical", "patient-view", change)
+    assert not any("21.5" in c["summary"] for c in cards), summaries(cards)
+    refused = [c for c in cards if "of another patient refused" in c["summary"]]
+    assert refused and refused[0]["indicator"] == "warning" and refused[0]["summary"].startswith("1 record")
+
+
+def test_an_absolute_subject_reference_to_her_is_hers(ask):
+    def change(body: Request) -> None:
+        observation(body, "tacrolimusLevels", TROUGH)["subject"] = {
+            "reference": f"https://ehr.example.org/fhir/Patient/{body['context']['patientId']}/_history/3"
+        }
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert not any("another patient" in c["summary"] for c in cards)
+
+
+# ---- 16. search values percent-encoded -------------------------------------------------------------
+
+
+def test_fetched_searches_survive_a_proxy_that_collapses_double_slashes(ask):
+    """A public SMART launcher's FHIR proxy rewrites "//" to "/" anywhere in the URL, query included.
+    The service's fallback searches must still find the critical trough through it."""
+    import re
+    from urllib.parse import urlsplit
+
+    import responses
+    from fhir_doubles import BASE, TOKEN
+
+    from fhir_fixtures import FIXTURES_DIR, read_json
+    from fhir_fixtures.matcher import search
+
+    chart = [e["resource"] for e in read_json(FIXTURES_DIR / "trough-critical" / "patient.json")["entry"]]
+    base_path = urlsplit(BASE).path
+
+    def proxy(request: Any) -> tuple[int, dict[str, str], str]:
+        scheme, rest = request.url.split("://", 1)
+        rest = re.sub("/{2,}", "/", rest)
+        relative = rest.split(base_path, 1)[1].lstrip("/")
+        import json
+
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(search(relative, chart))
+
+    def change(body: Request) -> None:
+        del body["prefetch"]["tacrolimusLevels"]
+        body["fhirServer"] = BASE
+        body["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+        }
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + "/Observation.*"), callback=proxy)
+        cards = ask("trough-critical", "patient-view", change)
+        assert "%7C" in rsps.calls[0].request.url and "loinc.org|" not in rsps.calls[0].request.url
+    critical_with(cards, "21.5")

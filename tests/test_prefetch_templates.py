@@ -33,7 +33,9 @@ KEYS = [
     "pregnancyTests",
     "conditions",
     "medicationRequests",
+    "endedMedicationRequests",
     "medicationStatements",
+    "immunizations",
     "transferRequests",
     "transferProcedures",
     "transferAppointments",
@@ -191,9 +193,14 @@ def test_templates_come_from_the_codes_table_grouped_by_concept_group():
         "http://loinc.org|2160-0,http://lab.example.org|CREA&1,http://loinc.org|2823-3"
     ]  # "&" stayed in the value
     assert chemistry["_sort"] == ["-date"] and chemistry["_count"] == ["200"]
-    assert "code=http://loinc.org|77348-1&" in templates["tacrolimusLevels"]
-    assert "code=http://site.example.org/cs|ET,http://site.example.org/cs|ET-PGT&" in templates["transferRequests"]
-    assert "service-type=http://site.example.org/cs|ET," in templates["transferAppointments"]
+    # Sent percent-encoded whole, so no proxy can collapse "//" in the query (servers decode it).
+    assert "code=http%3A%2F%2Floinc.org%7C77348-1&" in templates["tacrolimusLevels"]
+    assert (
+        "code=http%3A%2F%2Fsite.example.org%2Fcs%7CET,http%3A%2F%2Fsite.example.org%2Fcs%7CET-PGT&"
+        in templates["transferRequests"]
+    )
+    assert "service-type=http%3A%2F%2Fsite.example.org%2Fcs%7CET," in templates["transferAppointments"]
+    assert all("//" not in query for query in templates.values())
 
 
 @pytest.mark.parametrize(

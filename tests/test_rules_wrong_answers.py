@@ -310,3 +310,68 @@ def test_a_one_third_cut_is_offered_only_when_a_step_is_close_to_one_third(daily
         if a.resource and a.resource.get("resourceType") == "MedicationRequest"
     ]
     assert offered == doses
+
+
+# --- breastfeeding coded in SNOMED CT is read ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "system,code",
+    [
+        pytest.param("http://snomed.info/sct", "413712001", id="SNOMED CT 413712001 breastfeeding (mother)"),
+        pytest.param("http://snomed.info/sct", "169750002", id="SNOMED CT 169750002 mother currently breast-feeding"),
+    ],
+)
+def test_breastfeeding_coded_in_snomed_gets_its_card(system, code):
+    from cards.rules.care import evaluate_care
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "bf",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": system, "code": code}]},
+    }
+    request = HookRequest(
+        hook="patient-view",
+        hook_instance="00000000-0000-4000-8000-000000000000",
+        context={"patientId": "p1", "userId": "Practitioner/u1"},
+    )
+    read = build_facts(request, {"conditions": [condition]}, KB)
+    facts = make_facts("patient-view", meds=[on_tacrolimus(60)], conditions=list(read.conditions))
+    kinds = {c.kind for c in evaluate_care(facts, TODAY, KB)}
+    assert "care:breastfeeding" in kinds
+
+
+@pytest.mark.parametrize(
+    "code",
+    [pytest.param("17369002", id="SNOMED CT miscarriage"), pytest.param("34801009", id="SNOMED CT ectopic pregnancy")],
+)
+def test_a_pregnancy_outcome_coded_in_snomed_ends_the_indication(code):
+    from service.hooks.extract import build_facts
+    from service.hooks.validation import HookRequest
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "loss",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "onsetDateTime": day(-3).isoformat(),
+    }
+    request = HookRequest(
+        hook="patient-view",
+        hook_instance="00000000-0000-4000-8000-000000000000",
+        context={"patientId": "p1", "userId": "Practitioner/u1"},
+    )
+    read = build_facts(request, {"conditions": [condition]}, KB)
+    facts = make_facts(
+        "patient-view", meds=[on_tacrolimus(40)], transfers=[transfer(-38)], conditions=list(read.conditions)
+    )
+    assert "pregnancy-ended" in {c.verdict for c in evaluate_timing(facts, TODAY, KB)}

@@ -50,6 +50,7 @@ OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("service/cli/knowledge.py", vocab.FAMILY_SAFETY): "a section of the protocol table printed",
     ("service/smart_app/page.py", vocab.FAMILY_DOSE): "a column of the SMART app's medication table",
     ("service/ops/logs.py", vocab.PATIENT): "a JSON field name kept out of the logs",
+    ("service/hooks/extract/__init__.py", vocab.PATIENT): "a FHIR resource's patient reference field",
     ("service/smart_app/oauth.py", vocab.PATIENT): "the SMART launch context's patient field",
     ("service/smart_app/record.py", vocab.PATIENT): "the SMART token's patient field",
     ("service/config.py", vocab.PATIENT): "the SMART launch context requested",

@@ -14,8 +14,10 @@ from ..vocab import (
     CBC,
     CHEMISTRY,
     CONDITIONS,
+    ENDED_MEDICATION_REQUESTS,
     FAMILY_DATA_QUALITY,
     FAMILY_MISSING_DATA,
+    IMMUNIZATIONS,
     IMMUNOLOGY,
     MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
@@ -35,6 +37,7 @@ from .vocab import TACROLIMUS
 
 KIND = FAMILY_DATA_QUALITY
 ORDER_KIND = card_kind(FAMILY_DATA_QUALITY, "order")
+OTHER_PATIENT_KIND = card_kind(FAMILY_DATA_QUALITY, "other-patient")
 MISSING_KIND = FAMILY_MISSING_DATA
 SHOWN = 8  # records listed in the detail; the rest are counted
 IMPLAUSIBLE = "not a plausible result"
@@ -52,6 +55,8 @@ DATA_NAMES = {
     MEDICATION_REQUESTS: "medication orders",
     MEDICATION_STATEMENTS: "medications she reports taking",
     MEDICATIONS: "the medications that orders refer to",
+    ENDED_MEDICATION_REQUESTS: "medication orders stopped or completed",
+    IMMUNIZATIONS: "vaccines given",
     TRANSFER_REQUESTS: "embryo transfer requests",
     TRANSFER_PROCEDURES: "embryo transfer procedures",
     TRANSFER_APPOINTMENTS: "embryo transfer appointments",
@@ -114,6 +119,8 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
                 summary=f"{noun} could not be checked: medication not identified",
             )
         )
+    if facts.other_patient_records:
+        cards.append(_other_patient(proto, facts.other_patient_records))
     in_play = focus_of(facts).applies or bool(facts.medications_with(TACROLIMUS))
     others = [u for u in facts.unusable if not u.order_in_focus]
     implausible = [m for ms in facts.labs.values() for m in ms if m.problem and IMPLAUSIBLE in m.problem]
@@ -175,3 +182,26 @@ def evaluate_missing_data(
         else f"{len(names)} checks not made: data not available"
     )
     return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile", summary=summary)]
+
+
+def _other_patient(proto: Protocol, count: int) -> Card:
+    """Records of another patient arrived with this one's: refused, and said, whatever else is in play."""
+    detail = Detail(proto)
+    noun = "record" if count == 1 else "records"
+    detail.add(
+        f"{count} {noun} sent with this request belong to another patient (their subject is not the patient "
+        "of this chart). They were not used for any card."
+    )
+    detail.add("")
+    detail.add(
+        "The EHR's data for this request may be mixed up: check the results and orders shown here against "
+        "the chart before acting, and report it to the EHR team."
+    )
+    return make_card(
+        proto,
+        detail,
+        kind=OTHER_PATIENT_KIND,
+        indicator="warning",
+        source_id="data-profile",
+        summary=f"{count} {noun} of another patient refused: check the chart before acting",
+    )

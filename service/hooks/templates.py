@@ -16,6 +16,8 @@ from cards.vocab import (
     CBC,
     CHEMISTRY,
     CONDITIONS,
+    ENDED_MEDICATION_REQUESTS,
+    IMMUNIZATIONS,
     IMMUNOLOGY,
     MEDICATION_REQUESTS,
     MEDICATION_STATEMENTS,
@@ -31,6 +33,7 @@ from cards.vocab import (
 LOINC = "http://loinc.org"
 LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
 P = "{{context.patientId}}"
+INCLUDE_MEDICATION = "_include=MedicationRequest:medication"
 
 # Prefetch key -> how many of the newest results it asks for. One page each: CDS clients answer a
 # prefetch template with its first page, so the count is also the depth of history we read.
@@ -71,8 +74,8 @@ STATIC_OBSERVATION_CODES: dict[str, tuple[tuple[str, str], ...]] = {
         )
     ),
     CBC: ((LOINC, "58410-2"), (LOINC, "718-7"), (LOINC, "6690-2"), (LOINC, "777-3")),
-    VITALS: ((LOINC, "85354-9"), (LOINC, "8480-6"), (LOINC, "8462-4")),
-    PREGNANCY_TESTS: ((LOINC, "2106-3"), (LOINC, "21198-7")),
+    VITALS: ((LOINC, "85354-9"), (LOINC, "55284-4"), (LOINC, "8480-6"), (LOINC, "8462-4")),
+    PREGNANCY_TESTS: ((LOINC, "2106-3"), (LOINC, "2118-8"), (LOINC, "21198-7"), (LOINC, "19080-1")),
 }
 STATIC_TRANSFER_CODES: tuple[tuple[str, str], ...] = (
     (LOCAL, "embryo-transfer"),
@@ -190,8 +193,12 @@ def template_is_read(template: str) -> bool:
 
 
 def _token(system: str, code: str) -> str:
-    # Percent-encode the parts of a token parameter so a code with "&", "," or "#" stays one value.
-    return f"{quote(system, safe=':/.-_~')}|{quote(code, safe='.-_~')}"
+    """A token search value, percent-encoded whole: ``http%3A%2F%2Floinc.org%7C77348-1``.
+
+    Servers decode it before they read it. Sent unencoded, ``//`` meets proxies that collapse it to
+    ``/`` anywhere in a URL (a public SMART launcher's does), and the search then finds nothing and
+    answers an empty 200; a code with "&", "," or "#" also stays one value."""
+    return f"{quote(system, safe='')}%7C{quote(code, safe='')}"
 
 
 def _join(pairs: Iterable[tuple[str, str]]) -> str:
@@ -243,10 +250,25 @@ def prefetch_templates(knowledge: Mapping[str, Any] | None = None) -> dict[str, 
     templates.update(
         {
             CONDITIONS: f"Condition?patient={P}&_count=100",
-            MEDICATION_REQUESTS: f"MedicationRequest?patient={P}&status=active,on-hold&_count=100",
+            # The Medications the orders refer to come in the same searchset (search.mode "include").
+            MEDICATION_REQUESTS: f"MedicationRequest?patient={P}&status=active,on-hold&{INCLUDE_MEDICATION}&_count=100",
+            # Ended orders, newest first: an interacting drug's effect outlasts its last dose (an azole's
+            # by 4-5 days), and a recent tacrolimus order is evidence of therapy. FHIR R4 searches have no
+            # relative date, so the count bounds them; the rules keep those inside the effect window.
+            ENDED_MEDICATION_REQUESTS: (
+                f"MedicationRequest?patient={P}&status=stopped,completed&_sort=-authoredon&{INCLUDE_MEDICATION}&_count=50"
+            ),
             MEDICATION_STATEMENTS: f"MedicationStatement?patient={P}&status=active&_count=100",
-            TRANSFER_REQUESTS: f"ServiceRequest?patient={P}&code={transfer_codes}&status=draft,active,on-hold&_count=20",
-            TRANSFER_PROCEDURES: f"Procedure?patient={P}&code={transfer_codes}&status=preparation,in-progress&_count=20",
+            # Vaccines given (a live vaccine in the last 30 days matters on tacrolimus), newest first.
+            IMMUNIZATIONS: f"Immunization?patient={P}&status=completed&_sort=-date&_count=20",
+            # Completed transfers too: a transfer done dates the course's end, the euploid cut-off and
+            # the pregnancy; newest first, the course window is well inside the count.
+            TRANSFER_REQUESTS: (
+                f"ServiceRequest?patient={P}&code={transfer_codes}&status=draft,active,on-hold,completed&_count=20"
+            ),
+            TRANSFER_PROCEDURES: (
+                f"Procedure?patient={P}&code={transfer_codes}&status=preparation,in-progress,completed&_sort=-date&_count=20"
+            ),
             TRANSFER_APPOINTMENTS: f"Appointment?patient={P}&service-type={transfer_codes}&_sort=-date&_count=20",
         }
     )

@@ -133,6 +133,8 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
             f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
             f"and check a trough in {values.get('every', '2–3')} days."
         ]
+    if d.timing == "recently-stopped" and d.entry.get("class") == "vaccine":
+        return []  # a vaccine given does not change levels
     if d.timing == "recently-stopped" and d.stopped_on is not None:
         lasts = max(d.entry.get("after_stop_days") or [0])
         return [
@@ -212,6 +214,11 @@ def render(
     if d.timing == "single-dose" and "dose_change" in entry:
         summary = (
             f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
+        )
+    elif d.timing == "recently-stopped" and d.stopped_on is not None and entry.get("class") == "vaccine":
+        summary = (
+            f"{values['Drug']} was given on {fmt_date(d.stopped_on)} while on tacrolimus: watch for "
+            "infection by the vaccine strain"
         )
     elif d.timing == "recently-stopped" and d.stopped_on is not None:
         summary = (

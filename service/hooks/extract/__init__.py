@@ -44,6 +44,7 @@ _HANDLERS = {
     "Appointment": "_appointment",
     "MedicationRequest": "_medication",
     "MedicationStatement": "_medication",
+    "Immunization": "_immunization",
     "Patient": "_patient",
 }
 
@@ -75,10 +76,27 @@ class _Extractor(ObservationReader, RecordReader, MedicationReader):
                 if (resource["resourceType"], rid) in handled:
                     continue
                 handled.add((resource["resourceType"], rid))
+            if not draft and self._of_another_patient(resource):
+                self.other_patient += 1  # refused, never used: counted for the data-quality card
+                continue
             self._dispatch(resource, draft)
         self._pair_blood_pressure()
         self._derive_ratios()
         self._flag_conflicts()
+
+    def _of_another_patient(self, resource: Mapping[str, Any]) -> bool:
+        """True when the resource's subject (or patient) is a Patient other than the hook's patientId.
+
+        A reference of another type (a Group) or none at all says nothing either way."""
+        for field in ("subject", "patient"):
+            ref = resource.get(field)
+            reference = ref.get("reference") if isinstance(ref, dict) else None
+            if not isinstance(reference, str):
+                continue
+            parts = reference.split("/_history/")[0].rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] == "Patient":
+                return parts[-1] != self.request.patient_id
+        return False
 
     def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
         name = _HANDLERS.get(str(resource.get("resourceType")))
@@ -138,6 +156,7 @@ def build_facts(
         transfers=tuple(sorted(ex.transfers, key=lambda t: _newest_first(t.when), reverse=True)),
         medications=tuple(ex.medications),
         ended_medications=tuple(ex.ended_medications),
+        other_patient_records=ex.other_patient,
         as_of=today,
         unusable=tuple(ex.unusable),
         selections=request.selections,

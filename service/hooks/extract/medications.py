@@ -118,6 +118,36 @@ class MedicationReader(_Reader):
             )
         )
 
+    def _immunization(self, res: dict[str, Any], draft: bool) -> None:
+        """A vaccine given (status completed), as an ended medication dated by its occurrence: a live
+        vaccine given while on tacrolimus matters for weeks. Vaccines this service does not read are
+        not its concern; not-done and entered-in-error records are no vaccination."""
+        if _status(res, "unknown") != "completed":
+            return
+        source = _ref_of(res)
+        concepts = [res.get("vaccineCode")]
+        recognised = self._vaccine(concepts, self._recognise(concepts, []))
+        if not recognised.ingredients:
+            return
+        given = self._date(res.get("occurrenceDateTime"), source, "occurrenceDateTime")
+        names = _texts(res.get("vaccineCode"))
+        self.ended_medications.append(
+            MedicationFact(
+                source=source,
+                resource_type="Immunization",
+                status="completed",
+                display=names[0] if names else "a vaccine",
+                ingredients=tuple(recognised.ingredients),
+                recognised_by=recognised.by,
+                matched=recognised.matched,
+                start=given,
+                start_from="effective" if given else None,
+                end=given,
+                route=None,
+                resource=res,
+            )
+        )
+
     def _route(
         self, dosages: list[Any], product: Mapping[str, Any] | None, concepts: list[Any], texts: list[str]
     ) -> str | None:

@@ -29,6 +29,7 @@ class _Reader:
         self.transfer_times: list[datetime] = []
         self.medications: list[MedicationFact] = []
         self.ended_medications: list[MedicationFact] = []
+        self.other_patient = 0  # resources whose subject is another patient: refused
         self.unusable: list[UnusableResource] = []
         self.specimen: dict[str, str] = {}
         self.medication_resources: dict[str, dict[str, Any]] = {}
