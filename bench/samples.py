@@ -115,7 +115,9 @@ def _prefetch() -> dict[str, Any]:
             }
         ),
         "medicationRequests": _searchset(),
+        "endedMedicationRequests": _searchset(),
         "medicationStatements": _searchset(),
+        "immunizations": _searchset(),
         "transferRequests": _searchset(
             {
                 "resourceType": "ServiceRequest",

@@ -378,9 +378,9 @@ EVENING_WORDS = re.compile(
 )
 
 
-def evening_dose(resource: Mapping[str, Any]) -> bool:
+def evening_dose(resource: Mapping[str, Any], from_hour: int = 17) -> bool:
     """True when every dose of the order is given in the evening: ``timing.repeat.timeOfDay`` from
-    17:00, an evening ``when`` code (PCV after dinner, HS at bedtime ...) or, without structured timing of
+    ``from_hour``, an evening ``when`` code (PCV after dinner, HS at bedtime ...) or, without structured timing of
     day, evening words in the sig."""
     instructions = _dicts(resource.get("dosageInstruction"))
     if not instructions:
@@ -390,7 +390,7 @@ def evening_dose(resource: Mapping[str, Any]) -> bool:
         times = [t for t in _as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
         whens = [w for w in _as_list(repeat.get("when")) if isinstance(w, str)]
         if times:
-            if not all(_TIME.fullmatch(t) and int(t[:2]) >= 17 for t in times):
+            if not all(_TIME.fullmatch(t) and int(t[:2]) >= from_hour for t in times):
                 return False
         elif whens:
             if not all(w in EVENING_WHEN for w in whens):

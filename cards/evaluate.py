@@ -202,6 +202,14 @@ def evaluate(facts: PatientFacts, today: date, knowledge: Mapping[str, Any]) -> 
             continue  # none of its checks has its data
         cards.extend(card for card in spec.rule(facts, today, knowledge) if _kept(spec, card, facts))
     not_run = skipped(facts)
+    partly = [
+        (check.name, keys)
+        for spec in RULES
+        for check in spec.checks
+        if (keys := [key for key in facts.incomplete if key in check.needs])
+    ]
     cards.extend(evaluate_data_quality(facts, today, knowledge))
-    cards.extend(evaluate_missing_data(facts, [(check.name, keys) for check, keys in not_run], knowledge))
+    cards.extend(
+        evaluate_missing_data(facts, [(check.name, keys) for check, keys in not_run], knowledge, partial=partly)
+    )
     return sorted(cards, key=lambda c: SEVERITY[c.indicator])

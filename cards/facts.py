@@ -215,6 +215,9 @@ class PatientFacts:
     # its last dose, and a recent tacrolimus order is evidence of therapy. Never in ``medications``.
     ended_medications: tuple[MedicationFact, ...] = ()
     as_of: date | None = None  # the day the facts were read for (the clinic's today)
+    # Prefetch keys of which only part could be had (key → why): the checks reading them run on what
+    # was read, and the missing-data card says their data were partial.
+    incomplete: Mapping[str, str] = field(default_factory=dict)
     # Resources whose subject is another patient than the hook's patientId: refused, never used.
     other_patient_records: int = 0
 

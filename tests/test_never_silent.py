@@ -491,3 +491,66 @@ def test_fetched_searches_survive_a_proxy_that_collapses_double_slashes(ask):
         cards = ask("trough-critical", "patient-view", change)
         assert "%7C" in rsps.calls[0].request.url and "loinc.org|" not in rsps.calls[0].request.url
     critical_with(cards, "21.5")
+
+
+# ---- 5-6. searchsets that are not the whole answer ---------------------------------------------------
+
+
+TRUNCATED = {
+    "resource": {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "incomplete", "diagnostics": "results truncated"}],
+    },
+    "search": {"mode": "outcome"},
+}
+
+
+def partial_card(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [c for c in cards if "part of the data" in c["summary"] or "part of the" in c.get("detail", "")]
+    assert len(found) == 1, summaries(cards)
+    return found[0]
+
+
+def test_a_searchset_the_server_marked_incomplete_is_said_to_be_partial(ask):
+    def change(body: Request) -> None:
+        body["prefetch"]["tacrolimusLevels"]["entry"].append(TRUNCATED)
+
+    cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    card = partial_card(cards)
+    assert card["indicator"] == "warning" and "- Tacrolimus levels: part of the tacrolimus levels" in card["detail"]
+    assert "incomplete" in card["detail"]
+
+
+def test_an_information_outcome_does_not_make_a_searchset_partial(ask):
+    def change(body: Request) -> None:
+        info = copy.deepcopy(TRUNCATED)
+        info["resource"]["issue"][0]["severity"] = "information"
+        body["prefetch"]["tacrolimusLevels"]["entry"].append(info)
+
+    cards = ask("trough-critical", "patient-view", change)
+    assert not [c for c in cards if "part of the data" in c["summary"]], summaries(cards)
+
+
+def test_a_next_page_that_cannot_be_read_keeps_the_first_page(ask):
+    import re
+
+    import responses
+    from fhir_doubles import BASE, TOKEN
+
+    def change(body: Request) -> None:
+        body["prefetch"]["tacrolimusLevels"]["link"] = [{"relation": "next", "url": f"{BASE}/Observation?page=2"}]
+        body["fhirServer"] = BASE
+        body["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+        }
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add(responses.GET, re.compile(re.escape(BASE) + r"/Observation\?page=2"), status=503, body="down")
+        cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert "- Tacrolimus levels: part of the tacrolimus levels" in partial_card(cards)["detail"]

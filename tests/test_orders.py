@@ -174,3 +174,41 @@ def test_unchanged_input():
     before = repr(med.resource)
     dose_change(replace(med), 2, "x")
     assert repr(med.resource) == before
+
+
+@pytest.mark.parametrize(
+    "unit,sig,expected",
+    [
+        pytest.param(
+            "{tablet}",
+            "2 tablets once daily after dinner",
+            "1 tablet (1 mg) by mouth once daily after dinner (1 mg/day)",
+            id="tablets stay tablets and after dinner stays",
+        ),
+        pytest.param(
+            "{capsule}",
+            "2 mg at bedtime",
+            "1 capsule (1 mg) by mouth once daily at bedtime (1 mg/day)",
+            id="capsules, at bedtime kept",
+        ),
+    ],
+)
+def test_a_rewritten_sig_names_the_form_and_keeps_the_timing_words(unit, sig, expected):
+    resource = {
+        "resourceType": "MedicationRequest",
+        "id": "t1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "tacrolimus 1 mg"},
+        "dosageInstruction": [
+            {
+                "text": sig,
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 2, "unit": unit.strip("{}"), "code": unit}}],
+            }
+        ],
+    }
+    med = replace(fact(resource), doses_per_day=1.0, daily_dose_mg=2.0)
+    updated = with_daily_dose(med, 1)
+    assert updated["dosageInstruction"][0]["text"] == expected

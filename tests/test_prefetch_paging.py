@@ -101,22 +101,34 @@ def test_a_paged_prefetch_without_fhir_server_is_incomplete_and_a_412(rsps):
 
 
 def test_a_next_link_off_fhir_server_is_refused_and_never_called(rsps):
-    """Same origin as fhirServer only: the token must not travel to another host."""
+    """Same origin as fhirServer only: the token must not travel to another host. The page in hand is
+    used, and the rest is named as missing."""
     first = bundle(condition("c1"), next_url="https://elsewhere.example.net/r4/Condition?page=2")
-    with pytest.raises(PrefetchUnavailableError) as caught:
-        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
-    issue = caught.value.outcome()["issue"][1]
-    assert issue["location"] == ["$.prefetch.conditions"]
-    assert issue["diagnostics"] == "fhir-bad-next-link"
+    data, missing = resolver().resolve_partial(
+        request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES
+    )
+    assert ids(data["conditions"]) == ["c1"]
+    [item] = [m for m in missing if m.key == "conditions"]
+    assert item.partial and item.code == "prefetch-incomplete" and "outside fhirServer" in item.reason
     assert len(rsps.calls) == 0
 
 
-def test_a_failing_next_page_fails_the_key_rather_than_passing_part_of_it(rsps):
+def test_a_failing_next_page_keeps_the_first_page_and_names_the_rest_as_missing(rsps):
+    """A critical result on the first page must not turn into "not checked" because page 2 failed."""
     first = bundle(condition("c1"), next_url=f"{BASE}/Condition?patient={PATIENT}&page=2")
     fhir_get(rsps, r"Condition\?patient=.*&page=2$", {"resourceType": "OperationOutcome", "issue": []}, status=503)
-    with pytest.raises(PrefetchUnavailableError) as caught:
-        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)
-    assert caught.value.outcome()["issue"][1]["diagnostics"] == "fhir-server-error"
+    data, missing = resolver().resolve_partial(
+        request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES
+    )
+    assert ids(data["conditions"]) == ["c1"]
+    [item] = [m for m in missing if m.key == "conditions"]
+    assert item.partial and item.code == "prefetch-incomplete"
+    # The strict resolve does not refuse the call for it either.
+    assert ids(
+        resolver().resolve(request_of(hook_body({"patient": PATIENT_RESOURCE, "conditions": first})), TEMPLATES)[
+            "conditions"
+        ]
+    ) == ["c1"]
 
 
 def test_a_prefetched_searchset_without_next_link_is_used_as_sent(rsps):

@@ -246,3 +246,18 @@ def test_counselling_does_not_advise_pneumocystis_prophylaxis_on_every_start() -
     facts = make_facts("order-select", meds=[draft(2)], labs=[lab("th1_th2_ratio", 12.0, 5)])
     cards = [c for c in evaluate_care(facts, TODAY, KB) if c.kind == "care:administration"]
     assert cards and all("Pneumocystis" not in c.detail for c in cards)
+
+
+def test_with_data_missing_the_safety_card_keeps_a_high_potassium_never_silenced() -> None:
+    """The interaction card is withheld when the medication statements could not be had; the safety card
+    then still shows the potassium (two cards rather than none)."""
+    spiro = med("spironolactone", "active", daily_mg=25, start=day(-5))
+    facts = interaction_facts(
+        "patient-view",
+        med("tacrolimus", "active", daily_mg=2, start=day(-40)),
+        spiro,
+        labs=(lab("potassium", 6.2, 1),),
+        missing={"medicationStatements": "server error"},
+    )
+    kinds = [c.kind for c in evaluate(facts, TODAY, KB)]
+    assert "safety:potassium" in kinds

@@ -231,6 +231,13 @@ def tacrolimus_for(indications: tuple[str, ...], daily_mg: float = 6, frequency:
     return MedicationFact(**{**order.__dict__, "indications": indications})
 
 
+def tacrolimus_referring_to(display: str) -> MedicationFact:
+    """An order whose indication is a reasonReference to a Condition, named by its display."""
+    order = draft(6, frequency=2, start=day(8))
+    resource = {**order.resource, "reasonReference": [{"reference": "Condition/ln", "display": display}]}
+    return MedicationFact(**{**order.__dict__, "resource": resource})
+
+
 INDICATION_SCOPE = [
     pytest.param(
         LUPUS,
@@ -258,6 +265,22 @@ INDICATION_SCOPE = [
         id="no indication on the order, RIF on record: the protocol applies",
     ),
 ]
+
+
+@pytest.mark.parametrize(
+    "display,expected",
+    [
+        pytest.param(
+            "Lupus nephritis", {("dose", "info", "protocol-not-applied")}, id="reasonReference lupus nephritis"
+        ),
+        pytest.param(
+            "Recurrent implantation failure", {("dose", "critical", "above-maximum")}, id="reasonReference RIF"
+        ),
+    ],
+)
+def test_scope_by_the_orders_reason_reference(display: str, expected: set[tuple[str, str, str]]) -> None:
+    facts = make_facts("order-select", meds=[tacrolimus_referring_to(display)], transfers=[transfer(10)])
+    assert decisions(evaluate_dose(facts, TODAY, KB)) == expected
 
 
 @pytest.mark.parametrize("indications,hook,expected", INDICATION_SCOPE)

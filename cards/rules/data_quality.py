@@ -150,24 +150,40 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
 
 
 def evaluate_missing_data(
-    facts: PatientFacts, skipped: Sequence[tuple[str, Sequence[str]]], kb: Mapping[str, Any]
+    facts: PatientFacts,
+    skipped: Sequence[tuple[str, Sequence[str]]],
+    kb: Mapping[str, Any],
+    *,
+    partial: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> list[Card]:
-    """One card naming the checks that could not be made, the data each lacked and why."""
-    if not skipped:
+    """One card naming the checks that could not be made, and those made on part of their data, the
+    data each lacked and why."""
+    if not skipped and not partial:
         return []
     proto = Protocol(kb)
     detail = Detail(proto)
-    detail.add("These checks were not made, so their absence of a card means nothing:")
-    detail.add("")
-    for check, keys in skipped:
-        lacking = ", ".join(DATA_NAMES.get(k, k) for k in keys)
-        detail.add(f"- {_sentence(check)}: no {lacking}")
-    detail.add("")
-    detail.add("Why the data were not available:")
     reasons: dict[str, str] = {}
-    for _, keys in skipped:
-        for key in keys:
-            reasons.setdefault(key, facts.missing.get(key, "not available"))
+    if skipped:
+        detail.add("These checks were not made, so their absence of a card means nothing:")
+        detail.add("")
+        for check, keys in skipped:
+            lacking = ", ".join(DATA_NAMES.get(k, k) for k in keys)
+            detail.add(f"- {_sentence(check)}: no {lacking}")
+            for key in keys:
+                reasons.setdefault(key, facts.missing.get(key, "not available"))
+        detail.add("")
+    if partial:
+        detail.add(
+            "These checks were made on part of their data (the cards shown stand; a result that was not "
+            "read may be missing from them):"
+        )
+        detail.add("")
+        for check, keys in partial:
+            detail.add(f"- {_sentence(check)}: part of the {', '.join(DATA_NAMES.get(k, k) for k in keys)}")
+            for key in keys:
+                reasons.setdefault(key, facts.incomplete.get(key, "partly available"))
+        detail.add("")
+    detail.add("Why the data were not available:")
     for key, reason in reasons.items():
         detail.add(f"- {_sentence(DATA_NAMES.get(key, key))}: {plain(reason, 200)}")
     detail.add("")
@@ -176,11 +192,17 @@ def evaluate_missing_data(
         "or give the service access to its FHIR server."
     )
     names = [check for check, _ in skipped]
-    summary = (
-        f"Not checked ({', '.join(names)}): data not available"
-        if len(names) <= 2
-        else f"{len(names)} checks not made: data not available"
-    )
+    if not names:
+        partly = [check for check, _ in partial]
+        summary = (
+            f"Checked on part of the data ({', '.join(partly)}): the rest could not be read"
+            if len(partly) <= 2
+            else f"{len(partly)} checks made on part of the data: the rest could not be read"
+        )
+    elif len(names) <= 2:
+        summary = f"Not checked ({', '.join(names)}): data not available"
+    else:
+        summary = f"{len(names)} checks not made: data not available"
     return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile", summary=summary)]
 
 

@@ -147,7 +147,8 @@ class DoseDecision:
 
 def _formulation_switch(active: MedicationFact, drafts: tuple[MedicationFact, ...]) -> bool:
     """An active order of the other release than every draft: a change of formulation, which the
-    release-switch card handles (one concern, one card), not duplicate therapy."""
+    release-switch card handles (one concern, one card), not duplicate therapy. With data missing that
+    card may be withheld, so then the pair stays duplicate therapy here."""
     return (
         bool(drafts)
         and active.release is not None
@@ -168,7 +169,9 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
     duplicates = tuple(
-        a for a in focus.active if not any(replaces(d, a) for d in drafts) and not _formulation_switch(a, drafts)
+        a
+        for a in focus.active
+        if not any(replaces(d, a) for d in drafts) and not (_formulation_switch(a, drafts) and not facts.missing)
     )
     unreadable = tuple(d for d in drafts if d.daily_dose_mg is None)
     counted = [*drafts, *duplicates]

@@ -79,7 +79,10 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
 
 def _potassium_on_interaction_card(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> bool:
     """A potassium raiser's interaction card already names the high potassium (and offers the urgent
-    repeat and ECG): one concern, one card."""
+    repeat and ECG): one concern, one card. Only with every prefetch key at hand: when some data are
+    missing the interaction card may be withheld, and two cards are better than none."""
+    if facts.missing:
+        return False
     return any(d.potassium is not None and d.potassium.high for d in decide_interactions(facts, today, kb))
 
 

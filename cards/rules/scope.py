@@ -79,21 +79,31 @@ def other_indication(med: MedicationFact, kb: Mapping[str, Any]) -> str | None:
     or names RIF. An order for transplant, lupus nephritis or another autoimmune disease is not an RIF
     course, whatever else is on the problem list."""
     table = (kb["protocol"].get("scope") or {}).get("other_indications") or {}
-    if not med.indications:
+    indications = (*med.indications, *_reason_references(med))
+    if not indications:
         return None
     rif_words = [str(w).lower() for w in table.get("rif_words") or []]
     rif_codes = [str(c).lower() for c in table.get("rif_codes") or []]
-    if any(i in rif_codes or _has_word(i, rif_words) for i in med.indications):
+    if any(i in rif_codes or _has_word(i, rif_words) for i in indications):
         return None
     prefixes = [str(p).lower() for p in table.get("code_prefixes") or []]
     words = [str(w).lower() for w in table.get("words") or []]
-    for indication in med.indications:
+    for indication in indications:
         if "|" in indication and any(indication.startswith(p) for p in prefixes):
-            texts = [i for i in med.indications if "|" not in i]
+            texts = [i for i in indications if "|" not in i]
             return texts[0] if texts else indication.split("|", 1)[1].upper()
         if "|" not in indication and _has_word(indication, words):
             return indication
     return None
+
+
+def _reason_references(med: MedicationFact) -> tuple[str, ...]:
+    """The words of the order's ``reasonReference`` (its ``display``, e.g. "Lupus nephritis"), lower-cased."""
+    refs = med.resource.get("reasonReference")
+    items = refs if isinstance(refs, list) else [refs]
+    return tuple(
+        str(r["display"]).strip().lower() for r in items if isinstance(r, dict) and isinstance(r.get("display"), str)
+    )
 
 
 def _has_word(text: str, words: list[str]) -> bool:
@@ -116,8 +126,7 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
         return Scope(
             False,
             "other-indication",
-            f"this tacrolimus is ordered for {others[0]}: the RIF "
-            "protocol's doses, target and course do not apply to it",
+            f"this tacrolimus is ordered for {others[0]}, not for RIF",
             evidence,
         )
     if facts.sex == "male":

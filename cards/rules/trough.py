@@ -110,7 +110,7 @@ def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     elif not protocol:
         verdict = None
     elif above(value, high):
-        verdict = "twelve-hour-level" if _twelve_hours_after_evening_dose(m, focus) else "above-target"
+        verdict = "twelve-hour-level" if _twelve_hours_after_evening_dose(m, focus, proto) else "above-target"
     elif below(value, low) and before is False:
         verdict = "below-target"
     if level.limit is not None and verdict not in _LIMIT_DECIDES[level.limit in (">", ">=")]:
@@ -130,12 +130,14 @@ _LIMIT_DECIDES: dict[bool, frozenset[Verdict | None]] = {
 }
 
 
-def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus) -> bool:
+def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus, proto: Protocol) -> bool:
     """A morning level while every tacrolimus order is one evening dose a day: drawn about 12 h after the
     dose, it is higher than the trough (24 h after a once-daily dose)."""
-    if m.when is None or not focus.active or not 5 <= m.when.hour < 13:
+    morning = proto.entry("trough.morning_draw_hours")
+    if m.when is None or not focus.active or not int(morning["from"]) <= m.when.hour < int(morning["before"]):
         return False
-    return all(o.doses_per_day == 1 and evening_dose(o.resource) for o in focus.active)
+    evening = proto.days("trough.evening_dose_from_hour")
+    return all(o.doses_per_day == 1 and evening_dose(o.resource, evening) for o in focus.active)
 
 
 def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
@@ -237,6 +239,8 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
             "before cutting the dose."
         )
+        if proto.site_default("trough.evening_dose_from_hour") or proto.site_default("trough.morning_draw_hours"):
+            detail.unconfirmed("the dose and draw hours that make a level a 12-hour level")
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
         summary = f"Tacrolimus level {shown} is high, timing not stated: repeat as a true trough"

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Collection
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 import requests
 
@@ -167,10 +167,15 @@ class FhirClient:
                 bundle, first_page = first_page, None
             else:
                 assert url is not None
-                if url in seen:
-                    raise FhirPagingError("the searchset's next link loops")
-                seen.add(url)
-                bundle = self._get(url, deadline)
+                try:
+                    # Compared decoded: a server may echo a percent-encoded query back decoded.
+                    if unquote(url) in seen:
+                        raise FhirPagingError("the searchset's next link loops")
+                    seen.add(unquote(url))
+                    bundle = self._get(url, deadline)
+                except FhirError as exc:
+                    exc.partial = resources
+                    raise
             if bundle.get("resourceType") != "Bundle":
                 raise FhirNotFhirError(f"a search answered a {_kind(bundle)}, not a Bundle")
             pages += 1

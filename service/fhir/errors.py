@@ -6,6 +6,8 @@ hold patient ids), a token or a response body.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FhirError(Exception):
     """The FHIR server did not give usable data. Treat the data as unavailable; never guess it."""
@@ -16,6 +18,9 @@ class FhirError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        # A search that failed on a later page: the resources of the pages read before it. The caller
+        # may use them, saying that the rest is missing.
+        self.partial: list[dict[str, Any]] = []
 
 
 class FhirTimeoutError(FhirError):

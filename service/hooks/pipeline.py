@@ -32,11 +32,13 @@ def decide(
     if missing:
         # Rules needing missing data are skipped (a card says which); 412 only when none can run.
         reasons: dict[str, str] = {}
+        partial: dict[str, str] = {}
         for item in missing:
-            reasons[item.key] = f"{reasons[item.key]}; {item.reason}" if item.key in reasons else item.reason
-        facts = replace(facts, missing=reasons)
+            into = partial if item.partial else reasons
+            into[item.key] = f"{into[item.key]}; {item.reason}" if item.key in into else item.reason
+        facts = replace(facts, missing=reasons, incomplete=partial)
         if not can_run(facts):
-            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional])
+            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional and not m.partial])
     return request, facts, evaluate(facts, today, rt.knowledge)
 
 

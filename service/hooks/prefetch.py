@@ -81,6 +81,9 @@ class MissingData:
     reason: str
     issue_type: str = "incomplete"
     code: str = "prefetch-unavailable"
+    # Part of the key's data was had and is used (a first page, a searchset the server marked
+    # incomplete): the checks reading it run on it, and the missing-data card says it is partial.
+    partial: bool = False
 
     def issue(self) -> dict[str, Any]:
         issue: dict[str, Any] = {
@@ -128,6 +131,30 @@ def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str,
         if r.get("resourceType") != "OperationOutcome"
         and (resource_type is None or r.get("resourceType") == resource_type)
     ]
+
+
+# OperationOutcome severities that say a searchset is not the whole answer ("results truncated", "some
+# results suppressed"); an "information" outcome (timings, hints) does not.
+_INCOMPLETE_SEVERITIES = frozenset({"fatal", "error", "warning"})
+
+
+def searchset_incomplete(value: Any) -> str | None:
+    """Why a searchset is not the whole answer, from its OperationOutcome entries (``search.mode``
+    "outcome", FHIR R4 Bundle.entry.search.mode); None when nothing says so. Plain words only: the
+    diagnostics of an outcome are not shown (they may quote the query)."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return None
+    entries = value.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+            continue
+        issues = resource.get("issue")
+        for issue in issues if isinstance(issues, list) else []:
+            if isinstance(issue, dict) and issue.get("severity") in _INCOMPLETE_SEVERITIES:
+                code = issue.get("code") if isinstance(issue.get("code"), str) else "incomplete"
+                return f"the server marked its answer incomplete ({issue['severity']}: {code})"
+    return None
 
 
 def _needs_fetch(value: Any, resource_type: str | None) -> bool:
@@ -182,7 +209,7 @@ class PrefetchResolver:
         PrefetchUnavailableError naming what could not be had. ``issuer`` (the verified JWT's
         ``iss``) selects the per-issuer FHIR server allowlist."""
         data, missing = self.resolve_partial(request, templates, issuer=issuer)
-        required = [m for m in missing if m.key not in self.optional]
+        required = [m for m in missing if m.key not in self.optional and not m.partial]
         if required:
             raise unavailable_error(required)
         return data
@@ -194,6 +221,7 @@ class PrefetchResolver:
         deadline = time.monotonic() + self.budget
         data: dict[str, list[dict[str, Any]]] = {}
         medications: dict[str, dict[str, Any]] = {}
+        incomplete: list[MissingData] = []
         to_fetch: dict[str, str] = {}
         to_complete: dict[str, tuple[str, dict[str, Any]]] = {}
         for key, template in templates.items():
@@ -207,10 +235,13 @@ class PrefetchResolver:
                 continue
             _collect_medications(resources_of(value), medications)
             data[key] = resources_of(value, kind)
+            warning = searchset_incomplete(value)
+            if warning is not None:
+                incomplete.append(MissingData(key, warning, code="prefetch-incomplete", partial=True))
         _collect_medications(request.draft_orders, medications)
 
         session = _LazyClient(self, request, issuer)
-        missing: list[MissingData] = []
+        missing: list[MissingData] = list(incomplete)
         try:
             if to_fetch or to_complete:
                 missing += self._fetch_keys(session, request, to_fetch, to_complete, data, medications, deadline)
@@ -293,7 +324,24 @@ class PrefetchResolver:
             if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
                 continue  # a read of a resource that does not exist: no such data
             if isinstance(outcome, FhirError):
-                missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
+                first = resources_of(to_complete[key][1]) if key in to_complete else []
+                read = outcome.partial or first  # the pages read include the one in hand
+                if read:
+                    # The pages read are used (a critical first-page result stays critical); the rest is
+                    # named as missing.
+                    _collect_medications(read, medications)
+                    data[key] = [r for r in read if r.get("resourceType") == kind]
+                    missing.append(
+                        MissingData(
+                            key,
+                            f"only the first page(s) could be read ({outcome.reason})",
+                            outcome.issue_type,
+                            "prefetch-incomplete",
+                            partial=True,
+                        )
+                    )
+                else:
+                    missing.append(MissingData(key, outcome.reason, outcome.issue_type, outcome.code))
                 continue
             found = [outcome] if isinstance(outcome, dict) else outcome
             _collect_medications(found, medications)
