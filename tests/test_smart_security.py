@@ -447,3 +447,38 @@ def test_expired_sessions_are_deleted_with_their_tokens(smart_app, ehr, tmp_path
     time.sleep(2.1)
     ExpiredSessionSweep(app.config["SESSION_CACHELIB"], interval_s=0)()
     assert not any(b"at-1" in f.read_bytes() for f in session_files(tmp_path))
+
+
+# -- medium: slow page loads of one launch do not lock out the others --------------------------------
+
+
+def test_two_slow_page_loads_of_one_launch_leave_other_launches_served(smart_app, fake_ehr):
+    app = smart_app(SMART_ISSUERS=[ISS], ALLOW_HTTP_FHIR=False, FHIR_FALLBACK_MAX_PER_ISSUER=2)
+    client = app.test_client()
+    release = threading.Event()
+    original = fake_ehr._fhir
+
+    def slow_for_a(request):
+        if "trough-high" in str(request.url):
+            release.wait(10)  # A's FHIR reads hang until B's page has been measured
+        return original(request)
+
+    fake_ehr._fhir = slow_for_a  # before install(), which registers the FHIR callback
+    fake_ehr.install()
+    page_a = _sign_in(client, fake_ehr, "trough-high")
+    page_b = _sign_in(client, fake_ehr, "trough-low")
+    cookie = client.get_cookie("tacro_cds_smart", path="/smart").value
+
+    def load(url: str) -> int:
+        other = app.test_client()
+        other.set_cookie("tacro_cds_smart", cookie, path="/smart")
+        return other.get(url).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        slow = [pool.submit(load, page_a) for _ in range(2)]
+        time.sleep(0.5)  # both of A's loads hold their gate slots
+        status_b = load(page_b)
+        release.set()
+        statuses_a = [f.result() for f in slow]
+    assert status_b == 200
+    assert statuses_a == [200, 200]
