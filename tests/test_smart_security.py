@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import stat
@@ -388,11 +389,10 @@ def test_a_discovery_body_cut_short_is_no_500(smart_app):
     assert response.status_code == 502
 
 
-def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr, caplog):
+def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr):
     client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
     launched = start(client, ehr.iss)
     state = parse_qs(urlsplit(launched.headers["Location"]).query)["state"][0]
-    caplog.set_level("WARNING", logger="tacro_cds.smart_app")
     response = client.get(
         "/smart/callback",
         query_string={
@@ -408,9 +408,17 @@ def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr, caplog):
     launched = start(client, ehr.iss)
     state = parse_qs(urlsplit(launched.headers["Location"]).query)["state"][0]
     ehr.server.routes["POST /token"] = json_answer({"error": "invalid_grant", "error_description": "code expired"}, 400)
-    refused = finish(client, launched)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tacro_cds.smart_app")  # the service's loggers do not propagate
+    logger.addHandler(handler)
+    try:
+        refused = finish(client, launched)
+    finally:
+        logger.removeHandler(handler)
     assert refused.status_code == 502 and "invalid_grant: code expired" in refused.get_data(as_text=True)
-    assert any(getattr(r, "oauth_error_description", "") == "code expired" for r in caplog.records)
+    assert any(getattr(r, "oauth_error_description", "") == "code expired" for r in records)
 
 
 def test_the_callback_address_never_comes_from_a_foreign_host_header(smart_app, ehr):
