@@ -490,3 +490,14 @@ def test_two_slow_page_loads_of_one_launch_leave_other_launches_served(smart_app
         statuses_a = [f.result() for f in slow]
     assert status_b == 200
     assert statuses_a == [200, 200]
+
+
+def test_the_apps_issuers_follow_a_per_caller_fhir_allowlist(smart_app, fake_ehr):
+    """No SMART_ISSUERS: the EHRs of FHIR_SERVER_ALLOWLIST, a base-URL prefix each; the record is
+    read under the entry that names the EHR."""
+    listed = {"https://cds-client.example.org": ["https://ehr.example.org"]}
+    client = smart_app(SMART_ISSUERS=[], FHIR_SERVER_ALLOWLIST=listed, ALLOW_HTTP_FHIR=False).test_client()
+    assert start(client, "https://other.example.org/fhir").status_code == 400
+    fake_ehr.install()
+    page = _sign_in(client, fake_ehr, "trough-high")  # ISS is https://ehr.example.org/fhir: below the entry
+    assert "Fixture-Novak" in client.get(page).get_data(as_text=True)

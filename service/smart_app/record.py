@@ -85,7 +85,9 @@ def load_record(
         access_token=str(token["access_token"]),
     )
     try:
-        data = resolver.resolve(request, wanted, gate_key=gate_key)
+        # Under the allowlist entry that names this EHR (a per-caller entry of FHIR_SERVER_ALLOWLIST).
+        issuer = token.get("allowlist_issuer")
+        data = resolver.resolve(request, wanted, issuer=issuer if isinstance(issuer, str) else None, gate_key=gate_key)
     except FhirServerRefusedError:
         raise IssuerRefusedError("This deployment does not read from that FHIR server.") from None
     except PrefetchUnavailableError as exc:

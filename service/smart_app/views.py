@@ -184,6 +184,7 @@ def callback() -> Any:
     issuer = oauth.check_issuer(str(pending["iss"]), settings)
     token = oauth.exchange_code(pending, settings, _redirect_uri(), code, issuer)
     token["created"] = time.time()
+    token["allowlist_issuer"] = oauth.allowlist_key(str(pending["iss"]), settings)
     # The session is made here, and only here: a signed-in launch. A new session id once signed in
     # (a session id seen before the sign-in is never the signed-in one).
     launches = dict(session.get(LAUNCHES) or {})
