@@ -501,3 +501,18 @@ def test_the_apps_issuers_follow_a_per_caller_fhir_allowlist(smart_app, fake_ehr
     fake_ehr.install()
     page = _sign_in(client, fake_ehr, "trough-high")  # ISS is https://ehr.example.org/fhir: below the entry
     assert "Fixture-Novak" in client.get(page).get_data(as_text=True)
+
+
+def test_long_launches_keep_the_pending_cookie_within_what_browsers_keep(smart_app, ehr):
+    """Each launch adds to the pending cookie; the oldest give way so the newest always fits in 4 KB."""
+    long_iss = ehr.iss + "/" + "t" * 900
+    client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
+    ehr.server.routes[f"GET /fhir/{'t' * 900}/.well-known/smart-configuration"] = ehr.server.routes[
+        "GET /fhir/.well-known/smart-configuration"
+    ]
+    for i in range(4):
+        launched = start(client, long_iss, launch=f"l{i}")
+        assert launched.status_code == 302
+        cookie = [c for c in launched.headers.getlist("Set-Cookie") if c.startswith("tacro_cds_smart_pending=")][0]
+        assert len(cookie.split(";")[0]) < 4000
+    assert finish(client, launched).status_code == 303  # the newest launch completes
