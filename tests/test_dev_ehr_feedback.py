@@ -20,8 +20,8 @@ from fhir_fixtures import FIXTURES_DIR, scenario_clock
 from service import create_app
 from service.api.auth import CallerVerifier
 from service.config import load_settings
-from service.storage.store import Store
 from service.hooks.templates import prefetch_templates
+from service.storage.store import Store
 from tacro_dev.dev_ehr import DevEhrSettings, create_dev_ehr
 from tacro_dev.dev_ehr.app import apply_suggestion
 
