@@ -7,7 +7,9 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY setup.cfg pyproject.toml README.md LICENSE gunicorn.conf.py ./
 COPY service ./service
 COPY cards ./cards
-RUN pip install --no-cache-dir --no-deps '.[postgres]' && pip check && useradd --system --uid 10001 tacro \
+# --no-build-isolation: the build backend is the hash-checked one of requirements.lock, never one
+# pip would fetch unpinned for an isolated build.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation '.[postgres]' && pip check && useradd --system --uid 10001 tacro \
     && install -d -o tacro -g tacro -m 0700 /var/lib/tacro-cds
 USER tacro
 # The service's folder (SQLite when FEEDBACK_DB is unset, the generated SECRET_KEY, SMART sessions).

@@ -68,3 +68,16 @@ def test_config_path_is_printed(capsys, started):
     assert cli.main(["serve", "--config-path"]) == 0
     assert capsys.readouterr().out.strip() == cli.config_path()
     assert started == []
+
+
+def test_dev_mode_lets_only_the_sandbox_drive_it_from_a_browser(started, make_app):
+    """Authentication is off in development: an open CORS policy would let any website the developer
+    visits call the service on 127.0.0.1 and read the answers (loopback fetches, /metrics)."""
+    cli.main(["serve", "--dev", "--port", "0"])
+    origins = load_settings().cors_origins
+    assert origins == ["https://sandbox.cds-hooks.org"] and "*" not in origins
+    client = make_app(CORS_ORIGINS=origins).test_client()
+    evil = client.get("/cds-services", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    sandbox = client.get("/cds-services", headers={"Origin": "https://sandbox.cds-hooks.org"})
+    assert sandbox.headers["Access-Control-Allow-Origin"] == "https://sandbox.cds-hooks.org"

@@ -121,7 +121,7 @@ def test_the_proxy_serves_deploy_nginx_conf_and_names_the_replicated_service() -
 
 
 def test_the_fhir_server_for_integrators_is_pinned_health_checked_and_unpublished() -> None:
-    fhir = _config(TACRO_DB_PASSWORD="x1")["services"]["fhir"]
+    fhir = _config(TACRO_DB_PASSWORD="x1", **INTEGRATORS)["services"]["fhir"]
     image, tag = fhir["image"].split(":")
     assert image == "hapiproject/hapi" and tag not in ("", "latest") and tag[0] == "v"
     assert "ports" not in fhir
@@ -134,7 +134,7 @@ def test_the_fhir_server_for_integrators_is_pinned_health_checked_and_unpublishe
 
 
 def test_the_fixtures_job_runs_once_when_the_fhir_server_is_healthy() -> None:
-    config = _config(TACRO_DB_PASSWORD="x1")
+    config = _config(TACRO_DB_PASSWORD="x1", **INTEGRATORS)
     job, service = config["services"]["fixtures"], config["services"]["tacro-cds"]
     assert job["depends_on"]["fhir"]["condition"] == "service_healthy"
     assert job["restart"] == "no"
@@ -155,8 +155,28 @@ def test_replicas_stop_after_gunicorn_s_graceful_timeout() -> None:
     assert seconds > 30  # gunicorn's graceful_timeout (gunicorn.conf.py)
 
 
+INTEGRATORS = {
+    "COMPOSE_PROFILES": "integrators",
+    "TACRO_CDS_ALLOW_HTTP_FHIR": "true",
+    "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([FHIR_BASE]),
+}
+
+
+def test_the_production_shape_starts_no_unauthenticated_fhir_server_and_refuses_plain_http() -> None:
+    config = _config(TACRO_DB_PASSWORD="x1")
+    # Started only with `--profile integrators` (Compose's `config` lists every profile's services).
+    for name in ("fhir", "fixtures"):
+        assert config["services"][name]["profiles"] == ["integrators"], name
+    assert all("profiles" not in config["services"][name] for name in ("proxy", "tacro-cds", "db"))
+    environment = config["services"]["tacro-cds"]["environment"]
+    settings = load_settings(environ={k: str(v) for k, v in environment.items()})
+    assert settings.allow_http_fhir == "never"
+    with pytest.raises(FhirServerRefusedError):
+        check_fhir_server(FHIR_BASE, allow_http=settings.allow_http_fhir, allowlist=settings.fhir_server_allowlist)
+
+
 def test_the_service_may_fetch_from_the_integrators_fhir_server_and_nothing_else() -> None:
-    environment = _config(TACRO_DB_PASSWORD="x1")["services"]["tacro-cds"]["environment"]
+    environment = _config(TACRO_DB_PASSWORD="x1", **INTEGRATORS)["services"]["tacro-cds"]["environment"]
     settings = load_settings(environ={k: str(v) for k, v in environment.items()})
     assert settings.fhir_server_allowlist == [FHIR_BASE]
     policy = {"allow_http": settings.allow_http_fhir, "allowlist": settings.fhir_server_allowlist}

@@ -235,3 +235,47 @@ def test_fixtures_load_can_shift_to_today(monkeypatch):
     text = str(sent[0])
     assert "2026-12-03" in text  # the trough of two days before asOf is two days before the new day
     assert "2026-11-23T" not in text
+
+
+@pytest.mark.parametrize("host", ["127.evil.example", "127.0.0.1.nip.io", "127.", "0.0.0.0", "10.0.0.5"])
+def test_dev_ehr_reads_loopback_as_an_address_not_a_prefix(capsys, host):
+    assert main(["dev-ehr", "--fhir-server", UPSTREAM, "--host", host, "--no-load"]) == 2
+    assert "refuses to listen" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_are_loopback(host):
+    from tacro_dev.dev_ehr.app import loopback_host
+
+    assert loopback_host(host)
+
+
+def test_patient_picker_takes_only_a_listed_patient(ehr):
+    client = ehr.test_client()
+    launched = client.post("/launch", data={"url": "http://127.0.0.1:8080/smart/launch", "patient": "no-such-one"})
+    assert launched.status_code == 400
+    consent = client.post(
+        "/oauth/authorize",
+        query_string=authorize_params(),
+        data={"decision": "allow", "patient": "../Observation?_type=Patient"},
+    )
+    assert consent.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/Medication/m1?_type=Patient",
+        "/fhir/Medication?patient=trough-high&_type=Patient",
+        "/fhir/Observation?patient=trough-high&_include=*",
+        "/fhir/Observation?patient=trough-high&subject:Patient.name=x",
+        "/fhir/Observation?patient=trough-high&_has:Observation:patient:code=x",
+    ],
+)
+def test_fhir_proxy_forwards_no_parameter_that_widens_the_query(ehr, path):
+    client = ehr.test_client()
+    auth = {"Authorization": f"Bearer {_token(client)}"}
+    with responses.RequestsMock() as rsps:  # any upstream call would fail the test: none is registered
+        response = client.get(path, headers=auth)
+        assert len(rsps.calls) == 0
+    assert response.status_code in (400, 403)

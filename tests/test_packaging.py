@@ -6,6 +6,7 @@ import ast
 import configparser
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,15 @@ def test_a_service_installed_without_its_checkout_migrates_a_database(tmp_path):
             timeout=60,
         )
         assert imported.returncode != 0 and "ModuleNotFoundError" in imported.stderr
+
+
+def test_the_image_builds_the_service_with_the_locked_build_backend():
+    """The second install builds the service itself: with build isolation pip would fetch
+    setuptools and wheel unpinned and unhashed; the lock pins them instead."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    install = [line for line in dockerfile.splitlines() if "pip install" in line and "'.[postgres]'" in line]
+    assert install and all("--no-build-isolation" in line and "--no-deps" in line for line in install)
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    for name in ("setuptools", "wheel"):
+        pinned = re.search(rf"^{name}==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{{64}}", lock, re.MULTILINE)
+        assert pinned, f"{name} is not pinned with a hash in requirements.lock"

@@ -125,3 +125,13 @@ def test_the_service_sees_the_host_and_port_the_client_called(tmp_path: Path, ec
     assert seen["host"] == f"127.0.0.1:{port}"
     assert seen["x-forwarded-proto"] == "http" and seen["x-forwarded-for"] == "127.0.0.1"
     assert "connection" not in seen or seen["connection"].lower() != "close"  # kept alive upstream
+
+
+@pytest.mark.parametrize("name", ["nginx.conf", "tls.conf"])
+def test_every_listener_refuses_metrics(name: str) -> None:
+    """Prometheus scrapes each replica directly: neither the plain nor the TLS listener serves
+    /metrics (before, the TLS block passed it upstream)."""
+    text = (DEPLOY / name).read_text(encoding="utf-8")
+    servers = text.count("server {")
+    assert servers >= 1
+    assert text.count("location = /metrics { return 404; }") == servers

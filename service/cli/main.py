@@ -53,13 +53,16 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     if args.dev:
         os.environ["TACRO_CDS_AUTH_REQUIRED"] = "false"
-        os.environ.setdefault("TACRO_CDS_CORS_ORIGINS", '["*"]')
+        # Not "*": with authentication off, any website the developer visits could drive the
+        # service (and read its answers). The public CDS Hooks sandbox is the browser client of
+        # development; set TACRO_CDS_CORS_ORIGINS to add another.
+        os.environ.setdefault("TACRO_CDS_CORS_ORIGINS", '["https://sandbox.cds-hooks.org"]')
         os.environ["TACRO_CDS_ALLOW_HTTP_FHIR"] = "loopback"  # plain-http FHIR only on this machine
         os.environ["TACRO_CDS_SMART_COOKIE_SECURE"] = "false"  # the SMART app's cookie over http://127.0.0.1
         os.environ.setdefault("TACRO_CDS_METRICS_OPEN", "true")  # /metrics without a token, on loopback
         print("*" * 72, file=sys.stderr)
         print(
-            "tacro-cds DEV MODE: caller authentication is OFF, CORS is open, bound to 127.0.0.1,\n"
+            "tacro-cds DEV MODE: caller authentication is OFF, CORS allows the CDS Hooks sandbox, bound to 127.0.0.1,\n"
             "http fhirServer allowed on 127.0.0.1/localhost only, SMART app cookie not Secure,\n"
             "/metrics open. Never use --dev with real patient data.",
             file=sys.stderr,

@@ -80,6 +80,7 @@ FHIR_FAILURES = frozenset(
         "fhir-truncated",
         "fhir-too-large",
         "fhir-bad-next-link",
+        "fhir-origin-busy",
     }
 )
 # Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.

@@ -48,6 +48,7 @@ PENDING_COOKIE = "tacro_cds_smart_pending"  # encrypted: state -> what the callb
 MAX_PENDING = 3  # launches started in one browser and not yet finished
 MAX_LAUNCHES = 6  # finished launches one browser session keeps (the oldest is dropped)
 PENDING_TTL_S = 600
+MAX_PENDING_COOKIE = 3800  # characters: with its name and attributes, within a browser's 4 KB
 REFRESH_MARGIN_S = 30
 
 
@@ -81,7 +82,7 @@ def _pending_box() -> Fernet:
 
 def _read_pending() -> dict[str, dict[str, Any]]:
     raw = request.cookies.get(PENDING_COOKIE)
-    if not raw or len(raw) > 4096:
+    if not raw or len(raw) > MAX_PENDING_COOKIE:
         return {}
     try:
         pending = json.loads(_pending_box().decrypt(raw.encode("ascii"), ttl=PENDING_TTL_S))
@@ -97,10 +98,18 @@ def _write_pending(response: BaseResponse, pending: dict[str, dict[str, Any]]) -
     """Pending launches live in an encrypted cookie, not in the session store: a launch or a callback
     that does not succeed writes nothing on the server, and the browser cannot read the verifiers."""
     settings = runtime().settings
+    pending = dict(pending)
+    value = ""
+    while pending:
+        value = _pending_box().encrypt(json.dumps(pending, separators=(",", ":")).encode()).decode("ascii")
+        if len(value) <= MAX_PENDING_COOKIE:
+            break
+        # Browsers drop a cookie over 4 KB: the oldest launches give way to the newest.
+        pending.pop(min(pending, key=lambda s: pending[s].get("created", 0)))
     if pending:
         response.set_cookie(
             PENDING_COOKIE,
-            _pending_box().encrypt(json.dumps(pending, separators=(",", ":")).encode()).decode("ascii"),
+            value,
             max_age=PENDING_TTL_S,
             path=str(bp.url_prefix),
             secure=settings.smart_cookie_secure,
@@ -184,6 +193,7 @@ def callback() -> Any:
     issuer = oauth.check_issuer(str(pending["iss"]), settings)
     token = oauth.exchange_code(pending, settings, _redirect_uri(), code, issuer)
     token["created"] = time.time()
+    token["allowlist_issuer"] = oauth.allowlist_key(str(pending["iss"]), settings)
     # The session is made here, and only here: a signed-in launch. A new session id once signed in
     # (a session id seen before the sign-in is never the signed-in one).
     launches = dict(session.get(LAUNCHES) or {})
@@ -250,7 +260,13 @@ def page(launch_key: str) -> Any:
     token = _launch_token(launch_key)
     try:
         record = load_record(
-            token, rt.resolver, rt.registry.get("tacrolimus-patient-view").prefetch, rt.knowledge, rt.clock().date()
+            token,
+            rt.resolver,
+            rt.registry.get("tacrolimus-patient-view").prefetch,
+            rt.knowledge,
+            rt.clock().date(),
+            # Its own share of the fallback gate (named by a digest: the gate logs its keys).
+            gate_key="smart-app:" + hashlib.sha256(launch_key.encode()).hexdigest()[:16],
         )
     except SessionExpiredError:
         _forget(launch_key)

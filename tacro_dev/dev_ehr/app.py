@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 import secrets
@@ -23,6 +24,8 @@ from joserfc.jwk import ECKey
 from markdown_it import MarkdownIt
 from wtforms import HiddenField, SelectField, StringField
 
+from service.fhir.errors import FhirError
+from service.fhir.transport import HardenedSession, Limits
 from tacro_dev.dev_ehr.authorization import DevClient, DevUser, Store, build_server
 from tacro_dev.dev_ehr.hooks import CdsClient, HookCallError
 from tacro_dev.fixture_dates import shift_dates
@@ -81,12 +84,16 @@ MAX_SHOWN = 500
 
 
 class ConsentForm(FlaskForm):  # type: ignore[misc]
+    # Checked against the list in the view: an EHR launch brings its patient, and the form has none.
     patient = SelectField("Patient", choices=[], validate_choice=False)
     decision = HiddenField()
 
 
 def create_dev_ehr(settings: DevEhrSettings) -> Flask:
     app = Flask(__name__)
+    # The service's outbound transport: no redirects (the admin token must not follow one), a cap,
+    # a deadline, no environment proxies or ~/.netrc.
+    upstream_http = HardenedSession(Limits(20.0, 64 * 1024 * 1024, per_origin=8), pool_size=8)
     app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
     app.config["SESSION_COOKIE_NAME"] = "tacro_cds_dev_ehr"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -220,6 +227,8 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
         if not form.validate_on_submit():
             abort(400)
         url = form.url.data or ""
+        if form.patient.data not in names:
+            abort(400, "no such patient in this EHR")
         if not url.startswith(settings.cds_url.rstrip("/") + "/"):
             abort(400, "this EHR launches only the CDS service's own app")
         launch_id = store.new_launch(
@@ -264,6 +273,8 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
         if form.decision.data != "allow":
             return server.create_authorization_response(grant_user=None, grant=grant)
         if context is None:
+            if form.patient.data not in names:
+                abort(400, "no such patient in this EHR")
             context = {"patient": form.patient.data, "need_patient_banner": True}
         return server.create_authorization_response(
             grant_user=DevUser("Practitioner/dev-ehr-user", context), grant=grant
@@ -326,12 +337,14 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
         headers = {"Accept": "application/fhir+json"}
         if settings.fhir_token:
             headers["Authorization"] = f"Bearer {settings.fhir_token}"
-        query = request.query_string.decode("ascii")
+        query = _forwarded_query(relative)
+        if query is None:
+            return _outcome(400, "not-supported", "a query parameter this EHR does not forward")
         try:
-            upstream = requests.get(
-                f"{settings.fhir_url.rstrip('/')}/{relative}{'?' + query if query else ''}", headers=headers, timeout=20
+            upstream = upstream_http.get(
+                f"{settings.fhir_url.rstrip('/')}/{relative}{'?' + query if query else ''}", headers=headers
             )
-        except requests.RequestException:
+        except FhirError:
             return _outcome(502, "transient", "the FHIR server did not answer")
         if upstream.status_code == 200 and not _in_compartment(relative, upstream, granted["patient"]):
             return _outcome(403, "forbidden", "outside the launch's patient compartment")
@@ -420,8 +433,32 @@ def _outcome(status: int, code: str, text: str) -> Response:
     )
 
 
+# The search parameters the app's queries use; anything else (``_type``, ``_include``, ``_has``,
+# chained parameters) could turn a compartment search into a query of the whole server, which the
+# proxy answers with its own credentials.
+_FORWARDED = frozenset({"patient", "subject", "code", "date", "status", "category", "_count", "_sort", "intent"})
+
+
+def _forwarded_query(relative: str) -> str | None:
+    """The query string sent upstream: none for a read, known parameters only for a search; None
+    when the request carries anything else."""
+    pairs = [(k, v) for k, values in request.args.lists() for v in values]
+    if _READ.match(relative):
+        return "" if not pairs else None
+    if any(k not in _FORWARDED for k, _ in pairs):
+        return None
+    return urlencode(pairs)
+
+
 def loopback_host(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    """True for a name or address of this machine only: ``localhost`` or a loopback IP address
+    (a name such as ``127.example.org`` is not one)."""
+    if host.strip("[]").lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def host_of(url: str) -> str:
