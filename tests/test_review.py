@@ -129,5 +129,15 @@ def test_review_pages_send_a_strict_csp(make_app, ehr_url):
     response = client.get("/review/")
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'none'" in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
-    cookie = response.request.headers.get("Cookie", "") if hasattr(response, "request") else ""
-    assert "tacro_cds_review" in cookie or client.get_cookie("tacro_cds_review", path="/review") is not None
+    assert client.get_cookie("tacro_cds_review", path="/review") is not None
+    assert client.get_cookie("tacro_cds_smart") is None  # the SMART app's session is not opened here
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_review_cookie_is_its_own_httponly_and_secure_as_configured(make_app, ehr_url, secure):
+    app = make_app(**{**review_settings(ehr_url), "SMART_COOKIE_SECURE": secure})
+    started = app.test_client().get("/review/sign-in")
+    (cookie,) = started.headers.getlist("Set-Cookie")
+    assert cookie.startswith("tacro_cds_review=")
+    assert "Path=/review" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure
