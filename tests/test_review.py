@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import SteppingClock
 from review_support import REVIEWER, dev_ehr, review_settings, sign_in
 
 from fhir_fixtures import load_request, scenario_clock
+from service.ops.logs import JsonFormatter
 
 SIGN = "tacrolimus-order-sign"
 
@@ -34,7 +36,28 @@ def _csrf(page: str, prefix: str) -> str:
     return found.group(1)
 
 
-def test_silent_card_adjudicated_wrong_shows_in_the_figures_and_the_csv(make_app, ehr_url, capfd):
+class _Collect(logging.Handler):
+    """The service's log records as its JSON formatter writes them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_silent_card_adjudicated_wrong_shows_in_the_figures_and_the_csv(make_app, ehr_url):
+    collect = _Collect()
+    logging.getLogger("tacro_cds").addHandler(collect)
+    try:
+        _adjudicate_wrong(make_app, ehr_url, collect)
+    finally:
+        logging.getLogger("tacro_cds").removeHandler(collect)
+
+
+def _adjudicate_wrong(make_app, ehr_url, collect):
     app = _silent_app(make_app, ehr_url)
     client = app.test_client()
     assert client.post(f"/cds-services/{SIGN}", json=load_request("trough-high", "order-sign")).get_json() == {
@@ -71,7 +94,7 @@ def test_silent_card_adjudicated_wrong_shows_in_the_figures_and_the_csv(make_app
     assert "tacrolimus 16.2 ng/mL 2026-11-23" in rows[0]["quoted_values"]
     # No patient data in the URLs the pages use, nor in the logs.
     assert "trough-high" not in " ".join(re.findall(r'(?:href|action)="([^"]+)"', page))
-    logged = capfd.readouterr().err  # the service's JSON logs
+    logged = "\n".join(collect.lines)
     assert "review verdict recorded" in logged  # the log says what was done
     for private in ("16.2", "level drawn", "trough-high", "Tacrolimus level"):
         assert private not in logged, private
@@ -106,5 +129,15 @@ def test_review_pages_send_a_strict_csp(make_app, ehr_url):
     response = client.get("/review/")
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'none'" in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
-    cookie = response.request.headers.get("Cookie", "") if hasattr(response, "request") else ""
-    assert "tacro_cds_review" in cookie or client.get_cookie("tacro_cds_review", path="/review") is not None
+    assert client.get_cookie("tacro_cds_review", path="/review") is not None
+    assert client.get_cookie("tacro_cds_smart") is None  # the SMART app's session is not opened here
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_review_cookie_is_its_own_httponly_and_secure_as_configured(make_app, ehr_url, secure):
+    app = make_app(**{**review_settings(ehr_url), "SMART_COOKIE_SECURE": secure})
+    started = app.test_client().get("/review/sign-in")
+    (cookie,) = started.headers.getlist("Set-Cookie")
+    assert cookie.startswith("tacro_cds_review=")
+    assert "Path=/review" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure
