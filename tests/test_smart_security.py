@@ -534,3 +534,24 @@ def test_card_links_never_point_at_a_host_the_caller_named(smart_app, host):
     assert {link["url"] for c in answer["cards"] for link in c.get("links", [])} == {
         "https://cds.example.org/smart/launch"
     }
+
+
+def test_every_internal_spelling_named_by_a_listed_ehr_is_refused_without_a_connection(smart_app, ehr, counter):
+    """The SSRF matrix on the hosts an EHR's SMART configuration names (token endpoint, key set):
+    the EHR is listed, the hosts it names are not, so they must be public."""
+    client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
+    targets = [u.removesuffix("/fhir") for u in loopback_spellings(counter.port) + INTERNAL + EMBEDDED_IPV4]
+    for target in targets:
+        ehr.token_endpoint, ehr.jwks_uri = target + "/token", None
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:  # a host that is no host at all is refused at discovery
+            assert finish(client, launched).status_code == 502, target
+        else:
+            assert launched.status_code == 502, target
+        ehr.token_endpoint, ehr.jwks_uri = None, target + "/jwks"
+        ehr.token_extra = {"id_token": "x.y.z"}
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:
+            assert finish(client, launched).status_code == 502, target
+        ehr.token_extra = {}
+    assert counter.connections == 0
