@@ -516,3 +516,42 @@ def test_long_launches_keep_the_pending_cookie_within_what_browsers_keep(smart_a
         cookie = [c for c in launched.headers.getlist("Set-Cookie") if c.startswith("tacro_cds_smart_pending=")][0]
         assert len(cookie.split(";")[0]) < 4000
     assert finish(client, launched).status_code == 303  # the newest launch completes
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.evil.example", "cds.example.org:443"])
+def test_card_links_never_point_at_a_host_the_caller_named(smart_app, host):
+    from fhir_fixtures import load_request
+
+    body = load_request("trough-high", "patient-view")
+    client = smart_app().test_client()
+    foreign = client.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": host}).get_json()
+    assert foreign["cards"] and not [link for c in foreign["cards"] for link in c.get("links", [])]
+    local = client.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": "127.0.0.1:8080"})
+    links = [link["url"] for c in local.get_json()["cards"] for link in c.get("links", [])]
+    assert links and set(links) == {"http://127.0.0.1:8080/smart/launch"}
+    configured = smart_app(EXTERNAL_BASE_URL="https://cds.example.org").test_client()
+    answer = configured.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": host}).get_json()
+    assert {link["url"] for c in answer["cards"] for link in c.get("links", [])} == {
+        "https://cds.example.org/smart/launch"
+    }
+
+
+def test_every_internal_spelling_named_by_a_listed_ehr_is_refused_without_a_connection(smart_app, ehr, counter):
+    """The SSRF matrix on the hosts an EHR's SMART configuration names (token endpoint, key set):
+    the EHR is listed, the hosts it names are not, so they must be public."""
+    client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
+    targets = [u.removesuffix("/fhir") for u in loopback_spellings(counter.port) + INTERNAL + EMBEDDED_IPV4]
+    for target in targets:
+        ehr.token_endpoint, ehr.jwks_uri = target + "/token", None
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:  # a host that is no host at all is refused at discovery
+            assert finish(client, launched).status_code == 502, target
+        else:
+            assert launched.status_code == 502, target
+        ehr.token_endpoint, ehr.jwks_uri = None, target + "/jwks"
+        ehr.token_extra = {"id_token": "x.y.z"}
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:
+            assert finish(client, launched).status_code == 502, target
+        ehr.token_extra = {}
+    assert counter.connections == 0

@@ -17,9 +17,8 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from cards.vocab import SERVICE_PATIENT_VIEW
-from service.app_runtime import runtime
+from service.app_runtime import request_host_is_loopback, runtime
 from service.errors import CdsError
-from service.fhir.policy import LOOPBACK_HOSTS, canonical_host
 from service.smart_app import oauth
 from service.smart_app.charts import style_hashes
 from service.smart_app.errors import (
@@ -63,11 +62,7 @@ def _redirect_uri() -> str:
     base = runtime().settings.external_base_url
     if base:
         return base.rstrip("/") + url_for("smart_app.callback")
-    try:
-        host = canonical_host(request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host)
-    except ValueError:
-        host = ""
-    if host not in LOOPBACK_HOSTS:
+    if not request_host_is_loopback():
         raise SmartAppError(
             "This deployment does not know its own public address: the administrator must set "
             "EXTERNAL_BASE_URL before the app can be launched from another machine."
