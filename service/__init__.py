@@ -31,7 +31,7 @@ from service.hooks.templates import prefetch_templates
 from service.hooks.validation import compile_validators
 from service.ops import metrics
 from service.ops.logs import configure_logging
-from service.review.rulebook import RulebookState, knowledge_hash
+from service.review.rulebook import RulebookState, knowledge_hash, live_refusal
 from service.review.web import init_review
 from service.runtime import Runtime
 from service.smart_app import init_smart_app
@@ -163,13 +163,9 @@ def _report_rulebook(book: RulebookState, settings: Settings, pilot: PilotPolicy
         log.warning("rulebook: knowledge %s unsigned", book.knowledge_hash)
     metrics.rulebook(book.knowledge_hash, report["signed"])
     live = [sid for sid in service_ids if "live" in pilot.modes_of(sid)]
-    if settings.require_signed_rulebook and live:
-        why = book.refusal()
-        if why:
-            raise ConfigError(
-                f"{ENV_PREFIX}REQUIRE_SIGNED_RULEBOOK: {', '.join(live)} would run live, but {why} "
-                f"(or run them silent or shadow with {ENV_PREFIX}PILOT_MODES)"
-            )
+    why = live_refusal(book, settings.require_signed_rulebook, live)
+    if why:
+        raise ConfigError(why)
 
 
 def _warn_about_open_defaults(settings: Settings) -> None:

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from flask import current_app, request
 
 from service.config import Settings
+from service.fhir.policy import canonical_host
 from service.runtime import Runtime
 
 LAUNCH_PATH = "/smart/launch"  # served by the SMART app's blueprint
@@ -23,5 +26,26 @@ def launch_url(settings: Settings) -> str | None:
         return settings.smart_app_url
     if not settings.smart_app_enabled:
         return None
-    base = settings.external_base_url or request.url_root
-    return base.rstrip("/") + LAUNCH_PATH
+    if settings.external_base_url:
+        return settings.external_base_url.rstrip("/") + LAUNCH_PATH
+    if not request_host_is_loopback():
+        # The Host header is the caller's to choose: a card must not link to a host it named. Set
+        # EXTERNAL_BASE_URL (docs/security.md); until then, cards carry no link to the app.
+        return None
+    return request.url_root.rstrip("/") + LAUNCH_PATH
+
+
+def request_host_is_loopback() -> bool:
+    """Whether the request's Host names this machine (``localhost`` or a loopback address)."""
+    host = request.host
+    name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    try:
+        canonical = canonical_host(name)
+    except ValueError:
+        return False
+    if canonical == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(canonical).is_loopback  # a name such as 127.example.org is not
+    except ValueError:
+        return False

@@ -63,11 +63,11 @@ def test_another_issuer_tenant_or_service_cannot_post_on_a_card(store):
     ]:
         result = store.submit_feedback(service, [entry("card-a1")], issuer=issuer, tenant=tenant)
         assert (result.stored, result.refused) == (0, {"unknown-card": 1}), (service, issuer, tenant)
-    assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 0
+    assert store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")["total"] == 0
     result = store.submit_feedback("svc-a", [entry("card-a1")], issuer=ISS_A, tenant="t1")
     assert result.stored == 1
-    assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 1
-    assert store.feedback_summary("svc-a", issuer=ISS_B)["total"] == 0  # summaries are per caller
+    assert store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")["total"] == 1
+    assert store.feedback_summary("svc-a", issuer=ISS_B, tenant="t1")["total"] == 0  # summaries are per caller
 
 
 def test_the_same_entry_three_times_counts_once(store):
@@ -75,7 +75,7 @@ def test_the_same_entry_three_times_counts_once(store):
     again = store.submit_feedback("svc-a", [entry("card-a1")], issuer=ISS_A, tenant="t1")
     assert (result.stored, result.refused) == (1, {"duplicate": 2})
     assert (again.stored, again.refused) == (0, {"duplicate": 1})
-    assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 1
+    assert store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")["total"] == 1
 
 
 def test_forged_uuids_and_far_timestamps_are_refused(store):
@@ -117,7 +117,7 @@ def test_an_override_code_the_card_did_not_offer_is_refused(store, code):
         tenant="t1",
     )
     assert ok.stored == 1
-    assert store.feedback_summary("svc-a", issuer=ISS_A)["overrideReasons"] == [
+    assert store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")["overrideReasons"] == [
         {"system": "http://example.org/override", "code": "patient-declined", "count": 1}
     ]
 
@@ -136,7 +136,7 @@ def test_a_flood_is_stopped_by_the_rate_and_the_quota(store, clock):
     clock.advance(minutes=2)
     with pytest.raises(FeedbackQuotaError):  # 80 kept in all for A
         store.submit_feedback("svc-a", [entry(uuids[80])], issuer=ISS_A, tenant="t1")
-    assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 80
+    assert store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")["total"] == 80
 
 
 def test_old_cards_feedback_and_jti_are_purged(store, clock):
@@ -186,3 +186,19 @@ def test_readiness_fails_when_the_database_cannot_take_a_write(make_app, tmp_pat
     response = read_only.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["issue"][0]["diagnostics"] == "storage-unavailable"
+
+
+def test_the_summary_is_per_tenant_not_per_issuer(store):
+    """Two tenants of one issuer: neither sees the other's counts or the reason systems it chose."""
+    chosen = [{"system": "urn:tenant-one-private-codes", "code": "c1", "display": "One"}]
+    store.record_cards("svc-a", [card("card-t2", chosen)], ["dose"], issuer=ISS_A, tenant="t2")
+    overridden = entry("card-a1", outcome="overridden", overrideReason={"reason": OFFERED[0]})
+    assert store.submit_feedback("svc-a", [overridden], issuer=ISS_A, tenant="t1").stored == 1
+    other = entry("card-t2", outcome="overridden", overrideReason={"reason": chosen[0]})
+    assert store.submit_feedback("svc-a", [other], issuer=ISS_A, tenant="t2").stored == 1
+    t1 = store.feedback_summary("svc-a", issuer=ISS_A, tenant="t1")
+    t2 = store.feedback_summary("svc-a", issuer=ISS_A, tenant="t2")
+    assert t1["total"] == 1 and t2["total"] == 1
+    assert [r["system"] for r in t1["overrideReasons"]] == ["http://example.org/override"]
+    assert "urn:tenant-one-private-codes" not in str(t1)
+    assert store.feedback_summary("svc-a", issuer=ISS_A)["total"] == 0  # no tenant: none of theirs

@@ -125,3 +125,24 @@ def test_internal_addresses_need_the_allowlist(url, allow_http, refused):
         check_fhir_server(url, allow_http=allow_http, allowlist=[url])  # listed explicitly: allowed
     else:
         check_fhir_server(url, allow_http=allow_http, allowlist=[])
+
+
+def test_an_allowlist_entry_allows_the_base_and_paths_below_it_only():
+    """An operator names an EHR's base URL once; its tenants' bases below it are allowed, nothing
+    beside it (a sibling path, a longer segment, an escape with dot segments)."""
+    listed = ["https://ehr.example.org/fhir"]
+    for url in (
+        "https://ehr.example.org/fhir",
+        "https://ehr.example.org/fhir/tenant-1",
+        "https://EHR.example.org/fhir/",
+    ):
+        check_fhir_server(url, allow_http=False, allowlist=listed)
+    for url in (
+        "https://ehr.example.org/fhirx",
+        "https://ehr.example.org/other",
+        "https://ehr.example.org/fhir/../admin",
+        "https://ehr.example.org:8443/fhir",
+        "http://ehr.example.org/fhir",
+    ):
+        with pytest.raises(FhirServerRefusedError):
+            check_fhir_server(url, allow_http=True, allowlist=listed)

@@ -18,9 +18,19 @@ def _between(name: str) -> str:
     return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
 
 
-def test_the_evidence_table_is_what_the_scenarios_produce():
-    """Regenerate with ``service.review.rulebook.evidence_table(FIXTURES_DIR, load_knowledge())``."""
-    assert _between("evidence") == evidence_table(FIXTURES_DIR, load_knowledge())
+def _rewrite(name: str, text: str) -> None:
+    whole = DOC.read_text(encoding="utf-8")
+    head, rest = whole.split(f"<!-- {name}:start -->\n", 1)
+    tail = rest.split(f"<!-- {name}:end -->", 1)[1]
+    DOC.write_text(f"{head}<!-- {name}:start -->\n{text}<!-- {name}:end -->{tail}", encoding="utf-8")
+
+
+def test_the_evidence_table_is_what_the_scenarios_produce(request):
+    """``pytest --update-goldens`` rewrites the table (as it does the golden responses): read the diff."""
+    table = evidence_table(FIXTURES_DIR, load_knowledge())
+    if request.config.getoption("--update-goldens"):
+        _rewrite("evidence", table)
+    assert _between("evidence") == table
 
 
 def test_the_evidence_table_has_every_scenario_and_the_ones_without_cards():
@@ -31,8 +41,11 @@ def test_the_evidence_table_has_every_scenario_and_the_ones_without_cards():
     assert re.search(r"\| `trough-critical` \|[^\n]*critical trough", table)
 
 
-def test_the_numbers_to_confirm_are_the_knowledge_bases():
-    assert _between("confirm") == confirm_list(load_knowledge())
+def test_the_numbers_to_confirm_are_the_knowledge_bases(request):
+    listed = confirm_list(load_knowledge())
+    if request.config.getoption("--update-goldens"):
+        _rewrite("confirm", listed)
+    assert _between("confirm") == listed
 
 
 def test_no_claim_of_regulatory_clearance():

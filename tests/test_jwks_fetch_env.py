@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -95,3 +96,27 @@ def test_key_set_fetch_ignores_proxy_variables_and_netrc(key_server, proxy, monk
     assert claims["iss"] == ISSUER
     assert hits == [], "the key set fetch went through the proxy from the environment"
     assert key_server.seen and all("Authorization" not in h for h in key_server.seen)
+
+
+@pytest.mark.parametrize(
+    "url, warned",
+    [
+        ("http://keys.example.org/jwks.json", True),
+        ("https://10.0.0.7/jwks.json", True),
+        ("https://[64:ff9b::7f00:1]/jwks.json", True),
+        ("https://keys.example.org/jwks.json", False),
+    ],
+)
+def test_a_plain_http_or_internal_key_set_url_is_said_at_start_up(make_app, url, warned):
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tacro_cds.auth")  # the service's loggers do not propagate to the root
+    logger.addHandler(handler)
+    try:
+        make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS={"https://ehr.example.org": {"jwks_url": url}})
+    finally:
+        logger.removeHandler(handler)
+    said = [r for r in records if "key set URL is plain http" in r.getMessage()]
+    assert bool(said) is warned
+    assert all(getattr(r, "setting", "").startswith("TRUSTED_ISSUERS[") for r in said)

@@ -5,6 +5,7 @@ follows the knowledge; signing it changes /readyz; REQUIRE_SIGNED_RULEBOOK stops
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,51 @@ def test_signed_knowledge_with_every_default_confirmed_starts_live(env, make_app
         REQUIRE_SIGNED_RULEBOOK=True, SITE_CONFIG=str(site_file), FEEDBACK_DB=f"sqlite:///{env / 'db.sqlite'}"
     )
     assert app.test_client().get("/readyz").get_json()["rulebook"]["status"] == "signed"
+
+
+def test_serve_refuses_live_on_unsigned_knowledge_and_says_why(tmp_path):
+    """The real start command: gunicorn's master checks once and stops before any worker."""
+    import os
+    import subprocess
+    import sys
+
+    from review_support import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TACRO_CDS_")}
+    env |= {"TACRO_CDS_DATA_DIR": str(tmp_path / "data"), "TACRO_CDS_REQUIRE_SIGNED_RULEBOOK": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli.main", "serve", "--port", str(free_port()), "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    said = done.stderr
+    assert "REQUIRE_SIGNED_RULEBOOK" in said and "is unsigned" in said and "site default(s) are unconfirmed" in said
+
+
+def test_start_up_says_the_hash_and_whether_it_is_signed(env, make_app):
+    import logging
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    collect = Collect()
+    logging.getLogger("tacro_cds").addHandler(collect)
+    try:
+        db = f"sqlite:///{env / 'db.sqlite'}"
+        make_app(FEEDBACK_DB=db)
+        assert cli_main(["rulebook", "sign", "--by", "Dr C", "--role", "pharmacist"]) == 0
+        make_app(FEEDBACK_DB=db)
+    finally:
+        logging.getLogger("tacro_cds").removeHandler(collect)
+    said = [m for m in collect.messages if m.startswith("rulebook: ")]
+    assert re.fullmatch(r"rulebook: knowledge [0-9a-f]{64} unsigned", said[0])
+    assert re.fullmatch(r"rulebook: knowledge [0-9a-f]{64} signed by Dr C \(pharmacist\) .*", said[1])

@@ -489,3 +489,13 @@ def test_hook_calls_never_touch_the_smart_session_store(smart_app, ehr, monkeypa
     assert touched == []
     client.get(page_of(client))
     assert "get" in touched  # the app's page reads its session
+
+
+def test_the_cards_smart_link_names_the_app_as_its_page_does(smart_app, ehr):
+    from service.hooks.render import SMART_LINK_LABEL
+
+    client = smart_app().test_client()
+    sign_in(client, ehr)
+    header = client.get(page_of(client)).get_data(as_text=True)
+    assert '<span class="app-name">Tacrolimus monitor</span>' in header
+    assert "Tacrolimus monitor" in SMART_LINK_LABEL and "planner" not in SMART_LINK_LABEL

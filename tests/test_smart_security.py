@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import stat
@@ -388,11 +389,10 @@ def test_a_discovery_body_cut_short_is_no_500(smart_app):
     assert response.status_code == 502
 
 
-def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr, caplog):
+def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr):
     client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
     launched = start(client, ehr.iss)
     state = parse_qs(urlsplit(launched.headers["Location"]).query)["state"][0]
-    caplog.set_level("WARNING", logger="tacro_cds.smart_app")
     response = client.get(
         "/smart/callback",
         query_string={
@@ -408,9 +408,17 @@ def test_the_ehrs_error_text_is_shown_safely_and_logged(smart_app, ehr, caplog):
     launched = start(client, ehr.iss)
     state = parse_qs(urlsplit(launched.headers["Location"]).query)["state"][0]
     ehr.server.routes["POST /token"] = json_answer({"error": "invalid_grant", "error_description": "code expired"}, 400)
-    refused = finish(client, launched)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tacro_cds.smart_app")  # the service's loggers do not propagate
+    logger.addHandler(handler)
+    try:
+        refused = finish(client, launched)
+    finally:
+        logger.removeHandler(handler)
     assert refused.status_code == 502 and "invalid_grant: code expired" in refused.get_data(as_text=True)
-    assert any(getattr(r, "oauth_error_description", "") == "code expired" for r in caplog.records)
+    assert any(getattr(r, "oauth_error_description", "") == "code expired" for r in records)
 
 
 def test_the_callback_address_never_comes_from_a_foreign_host_header(smart_app, ehr):
@@ -447,3 +455,103 @@ def test_expired_sessions_are_deleted_with_their_tokens(smart_app, ehr, tmp_path
     time.sleep(2.1)
     ExpiredSessionSweep(app.config["SESSION_CACHELIB"], interval_s=0)()
     assert not any(b"at-1" in f.read_bytes() for f in session_files(tmp_path))
+
+
+# -- medium: slow page loads of one launch do not lock out the others --------------------------------
+
+
+def test_two_slow_page_loads_of_one_launch_leave_other_launches_served(smart_app, fake_ehr):
+    app = smart_app(SMART_ISSUERS=[ISS], ALLOW_HTTP_FHIR=False, FHIR_FALLBACK_MAX_PER_ISSUER=2)
+    client = app.test_client()
+    release = threading.Event()
+    original = fake_ehr._fhir
+
+    def slow_for_a(request):
+        if "trough-high" in str(request.url):
+            release.wait(10)  # A's FHIR reads hang until B's page has been measured
+        return original(request)
+
+    fake_ehr._fhir = slow_for_a  # before install(), which registers the FHIR callback
+    fake_ehr.install()
+    page_a = _sign_in(client, fake_ehr, "trough-high")
+    page_b = _sign_in(client, fake_ehr, "trough-low")
+    cookie = client.get_cookie("tacro_cds_smart", path="/smart").value
+
+    def load(url: str) -> int:
+        other = app.test_client()
+        other.set_cookie("tacro_cds_smart", cookie, path="/smart")
+        return other.get(url).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        slow = [pool.submit(load, page_a) for _ in range(2)]
+        time.sleep(0.5)  # both of A's loads hold their gate slots
+        status_b = load(page_b)
+        release.set()
+        statuses_a = [f.result() for f in slow]
+    assert status_b == 200
+    assert statuses_a == [200, 200]
+
+
+def test_the_apps_issuers_follow_a_per_caller_fhir_allowlist(smart_app, fake_ehr):
+    """No SMART_ISSUERS: the EHRs of FHIR_SERVER_ALLOWLIST, a base-URL prefix each; the record is
+    read under the entry that names the EHR."""
+    listed = {"https://cds-client.example.org": ["https://ehr.example.org"]}
+    client = smart_app(SMART_ISSUERS=[], FHIR_SERVER_ALLOWLIST=listed, ALLOW_HTTP_FHIR=False).test_client()
+    assert start(client, "https://other.example.org/fhir").status_code == 400
+    fake_ehr.install()
+    page = _sign_in(client, fake_ehr, "trough-high")  # ISS is https://ehr.example.org/fhir: below the entry
+    assert "Fixture-Novak" in client.get(page).get_data(as_text=True)
+
+
+def test_long_launches_keep_the_pending_cookie_within_what_browsers_keep(smart_app, ehr):
+    """Each launch adds to the pending cookie; the oldest give way so the newest always fits in 4 KB."""
+    long_iss = ehr.iss + "/" + "t" * 900
+    client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
+    ehr.server.routes[f"GET /fhir/{'t' * 900}/.well-known/smart-configuration"] = ehr.server.routes[
+        "GET /fhir/.well-known/smart-configuration"
+    ]
+    for i in range(4):
+        launched = start(client, long_iss, launch=f"l{i}")
+        assert launched.status_code == 302
+        cookie = [c for c in launched.headers.getlist("Set-Cookie") if c.startswith("tacro_cds_smart_pending=")][0]
+        assert len(cookie.split(";")[0]) < 4000
+    assert finish(client, launched).status_code == 303  # the newest launch completes
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.evil.example", "cds.example.org:443"])
+def test_card_links_never_point_at_a_host_the_caller_named(smart_app, host):
+    from fhir_fixtures import load_request
+
+    body = load_request("trough-high", "patient-view")
+    client = smart_app().test_client()
+    foreign = client.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": host}).get_json()
+    assert foreign["cards"] and not [link for c in foreign["cards"] for link in c.get("links", [])]
+    local = client.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": "127.0.0.1:8080"})
+    links = [link["url"] for c in local.get_json()["cards"] for link in c.get("links", [])]
+    assert links and set(links) == {"http://127.0.0.1:8080/smart/launch"}
+    configured = smart_app(EXTERNAL_BASE_URL="https://cds.example.org").test_client()
+    answer = configured.post("/cds-services/tacrolimus-patient-view", json=body, headers={"Host": host}).get_json()
+    assert {link["url"] for c in answer["cards"] for link in c.get("links", [])} == {
+        "https://cds.example.org/smart/launch"
+    }
+
+
+def test_every_internal_spelling_named_by_a_listed_ehr_is_refused_without_a_connection(smart_app, ehr, counter):
+    """The SSRF matrix on the hosts an EHR's SMART configuration names (token endpoint, key set):
+    the EHR is listed, the hosts it names are not, so they must be public."""
+    client = smart_app(SMART_ISSUERS=[ehr.iss]).test_client()
+    targets = [u.removesuffix("/fhir") for u in loopback_spellings(counter.port) + INTERNAL + EMBEDDED_IPV4]
+    for target in targets:
+        ehr.token_endpoint, ehr.jwks_uri = target + "/token", None
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:  # a host that is no host at all is refused at discovery
+            assert finish(client, launched).status_code == 502, target
+        else:
+            assert launched.status_code == 502, target
+        ehr.token_endpoint, ehr.jwks_uri = None, target + "/jwks"
+        ehr.token_extra = {"id_token": "x.y.z"}
+        launched = start(client, ehr.iss)
+        if launched.status_code == 302:
+            assert finish(client, launched).status_code == 502, target
+        ehr.token_extra = {}
+    assert counter.connections == 0

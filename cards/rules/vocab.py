@@ -1,5 +1,5 @@
-"""The rules' shared vocabulary: hook names (from ``cards.vocab``), the tacrolimus drug key, tolerant comparisons, the one
-override-reason shape and the one card builder.
+"""The rules' shared vocabulary: hook names (from ``cards.vocab``), the tacrolimus drug key, tolerant
+comparisons, the one override-reason shape and the one card builder.
 
 Every rule decides first and renders second: the card carries its ``verdict`` (a short,
 machine-readable outcome such as ``"above-maximum"``), so tests assert the decision, not the English.

@@ -121,4 +121,5 @@ def post_feedback(service_id: str) -> Response:
 def feedback_summary(service_id: str) -> Response:
     rt = runtime()
     rt.registry.get(service_id)
-    return jsonify(rt.store.feedback_summary(service_id, issuer=_caller()[0]))
+    issuer, tenant = _caller()
+    return jsonify(rt.store.feedback_summary(service_id, issuer=issuer, tenant=tenant))

@@ -164,7 +164,7 @@ def check_fhir_server(url: str, *, allow_http: Any, allowlist: Any, issuer: str 
             "$.fhirServer names an internal address; list it in FHIR_SERVER_ALLOWLIST to allow it",
             location=["$.fhirServer"],
         )
-    if bases is not None and not any(_same_base(base, entry) for entry in bases):
+    if bases is not None and not any(base_within(base, entry) for entry in bases):
         raise FhirServerRefusedError(
             "$.fhirServer is not on this deployment's FHIR server allowlist (FHIR_SERVER_ALLOWLIST); "
             "ask the service operator to add it",
@@ -244,8 +244,14 @@ def address_checker(*, allow_http: Any, allowlist: Any, issuer: str | None) -> A
     return check
 
 
-def _same_base(base: BaseUrl, entry: str) -> bool:
+def base_within(base: BaseUrl, entry: str) -> bool:
+    """True when ``base`` is the allowlist ``entry`` or a path below it (same scheme, host and port):
+    an operator lists a server's base URL once, and every FHIR base under it is allowed (an EHR
+    that serves tenants at ``/fhir/<tenant>``)."""
     try:
-        return BaseUrl.parse(entry) == base
+        listed = BaseUrl.parse(entry)
     except ValueError:
         return False
+    return (base.scheme, base.host, base.port) == (listed.scheme, listed.host, listed.port) and (
+        base.path == listed.path or base.path.startswith(listed.path + "/")
+    )

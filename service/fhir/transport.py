@@ -205,6 +205,15 @@ class HardenedSendMixin:
 
     limits: Limits
 
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().request(method, url, *args, **kwargs)  # type: ignore[misc, no-any-return]
+        except FhirError:
+            raise
+        except (requests.RequestException, UnicodeError, ValueError):
+            # A URL requests cannot prepare (an odd host spelling, a bad port): nothing was sent.
+            raise FhirConnectionError("the server's URL is not usable") from None
+
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         limits = self.limits
         kwargs.update(stream=True, allow_redirects=False, timeout=limits.timeout)

@@ -203,19 +203,30 @@ class PrefetchResolver:
         self.gate = FallbackGate(settings.fhir_fallback_max_concurrent, settings.fhir_fallback_max_per_issuer)
 
     def resolve(
-        self, request: HookRequest, templates: Mapping[str, str], *, issuer: str | None = None
+        self,
+        request: HookRequest,
+        templates: Mapping[str, str],
+        *,
+        issuer: str | None = None,
+        gate_key: str | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         """Every template key mapped to its resources, plus ``medications``; or
         PrefetchUnavailableError naming what could not be had. ``issuer`` (the verified JWT's
-        ``iss``) selects the per-issuer FHIR server allowlist."""
-        data, missing = self.resolve_partial(request, templates, issuer=issuer)
+        ``iss``) selects the per-issuer FHIR server allowlist; ``gate_key`` (default: the issuer)
+        is whose share of the fallback gate the fetch takes (the SMART app: one per launch)."""
+        data, missing = self.resolve_partial(request, templates, issuer=issuer, gate_key=gate_key)
         required = [m for m in missing if m.key not in self.optional and not m.partial]
         if required:
             raise unavailable_error(required)
         return data
 
     def resolve_partial(
-        self, request: HookRequest, templates: Mapping[str, str], *, issuer: str | None = None
+        self,
+        request: HookRequest,
+        templates: Mapping[str, str],
+        *,
+        issuer: str | None = None,
+        gate_key: str | None = None,
     ) -> tuple[dict[str, list[dict[str, Any]]], list[MissingData]]:
         """What could be had (every key present, empty when it could not be had) and what could not."""
         deadline = time.monotonic() + self.budget
@@ -240,7 +251,7 @@ class PrefetchResolver:
                 incomplete.append(MissingData(key, warning, code="prefetch-incomplete", partial=True))
         _collect_medications(request.draft_orders, medications)
 
-        session = _LazyClient(self, request, issuer)
+        session = _LazyClient(self, request, issuer, gate_key)
         missing: list[MissingData] = list(incomplete)
         try:
             if to_fetch or to_complete:
@@ -489,10 +500,13 @@ class _LazyClient:
     """Builds the FhirClient on first need, after the fhirServer policy check, so a request that
     needs no fetch is neither refused nor given a session."""
 
-    def __init__(self, resolver: PrefetchResolver, request: HookRequest, issuer: str | None) -> None:
+    def __init__(
+        self, resolver: PrefetchResolver, request: HookRequest, issuer: str | None, gate_key: str | None = None
+    ) -> None:
         self._resolver = resolver
         self._request = request
         self._issuer = issuer
+        self._gate_key = gate_key if gate_key is not None else issuer
         self._client: FhirClient | None = None
         self._entered = False
         self._pooled = False  # the session is the resolver's, kept for the next call
@@ -504,7 +518,7 @@ class _LazyClient:
             base = check_fhir_server(
                 self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer
             )
-            r.gate.enter(self._issuer)
+            r.gate.enter(self._gate_key)
             self._entered = True
             if r.session_factory is not None:
                 session = r.session_factory()
@@ -535,7 +549,7 @@ class _LazyClient:
                 self._resolver.trim_due.value = True
         if self._entered:
             self._entered = False
-            self._resolver.gate.leave(self._issuer)
+            self._resolver.gate.leave(self._gate_key)
 
 
 # After a call that read this much from FHIR, hand freed memory back to the system: the fetch

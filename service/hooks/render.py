@@ -12,7 +12,7 @@ from cards import vocab
 from cards.facts import PatientFacts
 from cards.model import Action, Card, Link, Suggestion
 
-SMART_LINK_LABEL = "Open the tacrolimus planner (SMART app)"
+SMART_LINK_LABEL = "Open the Tacrolimus monitor (SMART app)"  # the app's own name (its page header)
 
 # source.topic (CDS Hooks 2.0.1 "Source": a Coding EHRs and analytics can group cards by), one per
 # card family: the part of Card.kind before ":" ("interaction:fluconazole" -> "interaction").

@@ -112,6 +112,12 @@ def on_starting(server: Any) -> None:
             bring_up_to_date(engine, upgrade=settings.db_auto_upgrade)
         finally:
             engine.dispose()
+        # Live mode on unsigned knowledge, when the site asked for a refusal: one message, here.
+        from service.review.rulebook import refusal_at_start
+
+        why = refusal_at_start(settings)
+        if why:
+            raise ConfigError(why)
     except ConfigError as exc:
         print(f"tacro-cds: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -53,12 +53,12 @@ FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
 FEEDBACK_REFUSALS = feedback_log.REFUSALS
 
 
-def _codes(error: type[FhirError]) -> set[str]:
-    return {error.code}.union(*(_codes(sub) for sub in error.__subclasses__()))
+# FhirError codes: every class of the FHIR error tree (service.fhir.errors) brings its own.
+def _codes(error: type[FhirError]) -> frozenset[str]:
+    return frozenset({error.code}).union(*(_codes(sub) for sub in error.__subclasses__()))
 
 
-# The codes of the FhirError tree (service.fhir.errors), each its own label.
-FHIR_FAILURES = frozenset(_codes(FhirError))
+FHIR_FAILURES = _codes(FhirError)
 # Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.
 PREFETCH_REASONS = FHIR_FAILURES | {"prefetch-unavailable", "prefetch-incomplete", "prefetch-token-unresolvable"}
 # Why a caller's JWT was refused (service.api.auth: the reason, lower case, words joined by "-").

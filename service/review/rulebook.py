@@ -386,6 +386,7 @@ def render(book: Rulebook) -> str:
     """The rulebook as one self-contained HTML page (its styles inline, printable)."""
     env = Environment(loader=PackageLoader("service.review", "templates"), autoescape=select_autoescape(["html"]))
     env.filters["num"] = _num
+    env.filters["unit"] = unit_words
     return env.get_template("review/rulebook.html").render(book=book, TO_CONFIRM=TO_CONFIRM, SHIPPED=SHIPPED)
 
 
@@ -434,7 +435,12 @@ class RulebookState:
         return " and ".join(reasons) or None
 
 
-_UNIT_WORDS = {"a": "years", "d": "days", "{ratio}": ""}
+_UNIT_WORDS = {"a": "years", "d": "days", "h": "hours", "mg/d": "mg/day", "{ratio}": ""}
+
+
+def unit_words(unit: str | None) -> str:
+    """A UCUM unit as a reader says it ("d" -> "days"); others as they are."""
+    return _UNIT_WORDS.get(unit or "", unit or "")
 
 
 def confirm_list(tables: Mapping[str, Any]) -> str:
@@ -456,3 +462,41 @@ def confirm_list(tables: Mapping[str, Any]) -> str:
         why = " ".join(str(node.get("note") or node.get("source") or "").split())
         lines.append(f"- `{table}.{path}` (now {value}): {why}")
     return "\n".join(lines) + "\n"
+
+
+def live_refusal(book: RulebookState, require_signed: bool, live_services: list[str]) -> str | None:
+    """Why the service may not start: ``REQUIRE_SIGNED_RULEBOOK`` on, a service would run live, and
+    the knowledge is unsigned or a site default unconfirmed; else None."""
+    if not require_signed or not live_services:
+        return None
+    why = book.refusal()
+    if why is None:
+        return None
+    return (
+        f"TACRO_CDS_REQUIRE_SIGNED_RULEBOOK: {', '.join(live_services)} would run live, but {why} "
+        "(or run them silent or shadow with TACRO_CDS_PILOT_MODES)"
+    )
+
+
+def refusal_at_start(settings: Any) -> str | None:
+    """``live_refusal`` for a deployment's settings, checked once before the workers start (the
+    knowledge loaded with the site file, the pilot modes, the sign-offs in the database)."""
+    if not settings.require_signed_rulebook:
+        return None
+    from cards.knowledge import load_knowledge_report
+    from service.config import database_url
+    from service.hooks.pilot import pilot_policy
+    from service.hooks.registry import build_registry
+    from service.hooks.templates import prefetch_templates
+    from service.storage.pilot import PilotRecords
+    from service.storage.store import Store
+
+    tables = load_knowledge_report(settings.site_config, settings.rxnorm_products).tables
+    ids = [s.id for s in build_registry(prefetch_templates(tables))]
+    pilot = pilot_policy(settings.pilot_modes, settings.pilot_shadow_users, ids)
+    store = Store(database_url(settings), auto_upgrade=settings.db_auto_upgrade)
+    try:
+        book = RulebookState(knowledge_hash(tables), unconfirmed_entries(tables), PilotRecords(store))
+        return live_refusal(book, True, [sid for sid in ids if "live" in pilot.modes_of(sid)])
+    finally:
+        store.dispose()

@@ -70,8 +70,9 @@ class ReviewPathSessions(SessionInterface):
         return getattr(self.outer, name)
 
 
-def install(app: Flask, folder: Path, lifetime_s: int, secure: bool) -> None:
-    """Put the review session in front of the app's session interface."""
+def install(app: Flask, folder: Path, lifetime_s: int) -> None:
+    """Put the review session in front of the app's session interface (the cookie's Secure,
+    HttpOnly and SameSite flags are the SMART app's settings)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder.chmod(0o700)
     store = FileSystemCache(str(folder), threshold=2000, default_timeout=lifetime_s, mode=0o600)

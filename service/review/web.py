@@ -18,5 +18,5 @@ def init_review(app: Flask, settings: Settings) -> None:
     from service.review.views import bp
 
     folder = Path(app.instance_path) / "review-sessions"
-    review_session.install(app, folder, settings.smart_session_lifetime_s, settings.smart_cookie_secure)
+    review_session.install(app, folder, settings.smart_session_lifetime_s)
     app.register_blueprint(bp)

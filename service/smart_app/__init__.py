@@ -1,7 +1,9 @@
 """The SMART on FHIR app: a tacrolimus monitor launched from a card or from the EHR.
 
 A blueprint of the service (``/smart/...``), on by default as a public client with PKCE and client id
-``tacro-cds``; ``SMART_APP_ENABLED=false`` turns it off. ``init_smart_app`` wires it into the app:
+``tacro-cds``; ``SMART_APP_ENABLED=false`` turns it off. It serves only the EHRs the operator lists
+(``SMART_ISSUERS``, else ``FHIR_SERVER_ALLOWLIST``; in development, the EHR on this machine), and
+makes every outbound call through the service's hardened transport (docs/security.md). ``init_smart_app`` wires it into the app:
 the server-side session (Flask-Session over a cachelib file store shared by the workers: the browser
 holds only a random session id), the secret key, the security headers, and the blueprint.
 """

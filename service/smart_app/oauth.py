@@ -30,7 +30,7 @@ from joserfc.jwk import KeySet
 
 from service.config import Settings
 from service.fhir.errors import FhirError, FhirHttpError
-from service.fhir.policy import LOOPBACK_HOSTS, AddressCheck, BaseUrl, address_checker
+from service.fhir.policy import LOOPBACK_HOSTS, AddressCheck, BaseUrl, address_checker, base_within
 from service.fhir.transport import HardenedSendMixin, HardenedSession, Limits, fetch_json, harden, origin_of
 from service.smart_app.errors import DiscoveryError, IssuerRefusedError, SessionExpiredError, TokenError
 
@@ -121,7 +121,7 @@ def check_issuer(iss: str, settings: Settings) -> Issuer:
     listed = issuer_allowlist(settings)
     public = address_checker(allow_http=policy, allowlist=[], issuer=None)
     if listed:
-        if not any(_below(base, entry) for entry in listed):
+        if not any(base_within(base, entry) for entry in listed):
             raise IssuerRefusedError(
                 "The app was launched for a FHIR server this deployment does not read from (not in "
                 "SMART_ISSUERS). Ask the administrator to add the EHR's FHIR base URL."
@@ -136,14 +136,22 @@ def check_issuer(iss: str, settings: Settings) -> Issuer:
     )
 
 
-def _below(base: BaseUrl, entry: str) -> bool:
+def allowlist_key(iss: str, settings: Settings) -> str | None:
+    """The trusted caller under whose ``FHIR_SERVER_ALLOWLIST`` entry ``iss`` is listed (a mapping
+    per caller), so the record is read under that caller's list; None for a list or ``"*"``."""
+    listed = settings.fhir_server_allowlist
+    if not isinstance(listed, Mapping):
+        return None
     try:
-        listed = BaseUrl.parse(entry)
+        base = BaseUrl.parse(iss)
     except ValueError:
-        return False
-    return (base.scheme, base.host, base.port) == (listed.scheme, listed.host, listed.port) and (
-        base.path == listed.path or base.path.startswith(listed.path + "/")
-    )
+        return None
+    if any(base_within(base, entry) for entry in listed.get("*") or []):
+        return None
+    for caller, entries in listed.items():
+        if caller != "*" and any(base_within(base, entry) for entry in entries):
+            return str(caller)
+    return None
 
 
 def _session(issuer: Issuer, url: str, settings: Settings, max_bytes: int) -> HardenedSession:

@@ -62,8 +62,12 @@ def load_record(
     templates: Mapping[str, str],
     knowledge: Mapping[str, Any],
     today: date,
+    *,
+    gate_key: str | None = None,
 ) -> PatientRecord:
-    """Fetch, extract and evaluate; the app's errors for a refused, expired or failed read."""
+    """Fetch, extract and evaluate; the app's errors for a refused, expired or failed read.
+    ``gate_key`` names whose share of the FHIR fallback gate the reads take (one per launch, so
+    slow page loads of one launch never lock out the others)."""
     patient_id = str(token["patient"])
     context_ids = app_context(token)
     order_id = context_ids.get("orderId")
@@ -82,7 +86,9 @@ def load_record(
         access_token=str(token["access_token"]),
     )
     try:
-        data = resolver.resolve(request, wanted)
+        # Under the allowlist entry that names this EHR (a per-caller entry of FHIR_SERVER_ALLOWLIST).
+        issuer = token.get("allowlist_issuer")
+        data = resolver.resolve(request, wanted, issuer=issuer if isinstance(issuer, str) else None, gate_key=gate_key)
     except FhirServerRefusedError:
         raise IssuerRefusedError("This deployment does not read from that FHIR server.") from None
     except PrefetchUnavailableError as exc:

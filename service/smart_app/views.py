@@ -17,9 +17,8 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from cards.vocab import SERVICE_PATIENT_VIEW
-from service.app_runtime import runtime
+from service.app_runtime import request_host_is_loopback, runtime
 from service.errors import CdsError
-from service.fhir.policy import LOOPBACK_HOSTS, canonical_host
 from service.smart_app import oauth
 from service.smart_app.charts import style_hashes
 from service.smart_app.errors import (
@@ -49,6 +48,7 @@ PENDING_COOKIE = "tacro_cds_smart_pending"  # encrypted: state -> what the callb
 MAX_PENDING = 3  # launches started in one browser and not yet finished
 MAX_LAUNCHES = 6  # finished launches one browser session keeps (the oldest is dropped)
 PENDING_TTL_S = 600
+MAX_PENDING_COOKIE = 3800  # characters: with its name and attributes, within a browser's 4 KB
 REFRESH_MARGIN_S = 30
 
 
@@ -62,11 +62,7 @@ def _redirect_uri() -> str:
     base = runtime().settings.external_base_url
     if base:
         return base.rstrip("/") + url_for("smart_app.callback")
-    try:
-        host = canonical_host(request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host)
-    except ValueError:
-        host = ""
-    if host not in LOOPBACK_HOSTS:
+    if not request_host_is_loopback():
         raise SmartAppError(
             "This deployment does not know its own public address: the administrator must set "
             "EXTERNAL_BASE_URL before the app can be launched from another machine."
@@ -82,7 +78,7 @@ def _pending_box() -> Fernet:
 
 def _read_pending() -> dict[str, dict[str, Any]]:
     raw = request.cookies.get(PENDING_COOKIE)
-    if not raw or len(raw) > 4096:
+    if not raw or len(raw) > MAX_PENDING_COOKIE:
         return {}
     try:
         pending = json.loads(_pending_box().decrypt(raw.encode("ascii"), ttl=PENDING_TTL_S))
@@ -98,10 +94,18 @@ def _write_pending(response: BaseResponse, pending: dict[str, dict[str, Any]]) -
     """Pending launches live in an encrypted cookie, not in the session store: a launch or a callback
     that does not succeed writes nothing on the server, and the browser cannot read the verifiers."""
     settings = runtime().settings
+    pending = dict(pending)
+    value = ""
+    while pending:
+        value = _pending_box().encrypt(json.dumps(pending, separators=(",", ":")).encode()).decode("ascii")
+        if len(value) <= MAX_PENDING_COOKIE:
+            break
+        # Browsers drop a cookie over 4 KB: the oldest launches give way to the newest.
+        pending.pop(min(pending, key=lambda s: pending[s].get("created", 0)))
     if pending:
         response.set_cookie(
             PENDING_COOKIE,
-            _pending_box().encrypt(json.dumps(pending, separators=(",", ":")).encode()).decode("ascii"),
+            value,
             max_age=PENDING_TTL_S,
             path=str(bp.url_prefix),
             secure=settings.smart_cookie_secure,
@@ -185,6 +189,7 @@ def callback() -> Any:
     issuer = oauth.check_issuer(str(pending["iss"]), settings)
     token = oauth.exchange_code(pending, settings, _redirect_uri(), code, issuer)
     token["created"] = time.time()
+    token["allowlist_issuer"] = oauth.allowlist_key(str(pending["iss"]), settings)
     # The session is made here, and only here: a signed-in launch. A new session id once signed in
     # (a session id seen before the sign-in is never the signed-in one).
     launches = dict(session.get(LAUNCHES) or {})
@@ -251,7 +256,13 @@ def page(launch_key: str) -> Any:
     token = _launch_token(launch_key)
     try:
         record = load_record(
-            token, rt.resolver, rt.registry.get(SERVICE_PATIENT_VIEW).prefetch, rt.knowledge, rt.today()
+            token,
+            rt.resolver,
+            rt.registry.get(SERVICE_PATIENT_VIEW).prefetch,
+            rt.knowledge,
+            rt.today(),
+            # Its own share of the fallback gate (named by a digest: the gate logs its keys).
+            gate_key="smart-app:" + hashlib.sha256(launch_key.encode()).hexdigest()[:16],
         )
     except SessionExpiredError:
         _forget(launch_key)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, select
 
 from service.errors import FeedbackQuotaError
 from service.storage.engine import Database, key_text, outage_is_503, parse_timestamp
@@ -151,12 +151,15 @@ class FeedbackLog(Database):
             )
 
     @outage_is_503
-    def feedback_summary(self, service_id: str, *, issuer: str | None = None) -> dict[str, Any]:
+    def feedback_summary(
+        self, service_id: str, *, issuer: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any]:
         """Counts per card kind and outcome, and per override reason (system and code: two code
-        systems may share a code), for one service and one caller (the feedback it sent on the
-        cards issued to it)."""
+        systems may share a code), for one service and one caller: issuer and tenant (the feedback
+        it sent on the cards issued to it; two tenants of one issuer never see each other's)."""
         kind = func.coalesce(feedback.c.card_kind, issued_cards.c.kind, "unknown")
-        mine = feedback.c.issuer == key_text(issuer or "")
+        same_tenant = feedback.c.tenant.is_(None) if tenant is None else feedback.c.tenant == tenant
+        mine = and_(feedback.c.issuer == key_text(issuer or ""), same_tenant)
         with self.engine.begin() as conn:
             by_kind = conn.execute(
                 select(kind, feedback.c.outcome, func.count())

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import re
 import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -18,7 +22,7 @@ from flask import Flask, Response, abort, redirect, render_template, request
 from flask_wtf import FlaskForm
 from joserfc.jwk import ECKey
 from markdown_it import MarkdownIt
-from wtforms import HiddenField, SelectField
+from wtforms import HiddenField, SelectField, StringField
 
 from service.fhir.errors import FhirError
 from service.fhir.transport import HardenedSession, Limits
@@ -52,6 +56,7 @@ class DevEhrSettings:
     client_secret: str | None = None
     redirect_uris: list[str] = field(default_factory=list)  # default: {cds_url}/smart/callback
     key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-384", parameters={"kid": "dev-ehr-1"}))
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # the clock feedback is stamped with
 
 
 class LaunchForm(FlaskForm):  # type: ignore[misc]
@@ -62,6 +67,20 @@ class LaunchForm(FlaskForm):  # type: ignore[misc]
 
 class HookForm(FlaskForm):  # type: ignore[misc]
     """Fires a hook (CSRF-protected: it spends the service's time and writes feedback stats)."""
+
+
+class FeedbackForm(FlaskForm):  # type: ignore[misc]
+    """A clinician's answer to a card: accept one of its suggestions, or override it with a reason."""
+
+    card = HiddenField()
+    suggestion = HiddenField()
+    reason = SelectField("Override reason", choices=[], validate_choice=False)
+    comment = StringField("Comment")
+
+
+# Cards shown, by uuid, so that feedback can name them and an accepted suggestion can be applied to
+# the draft the chart showed; the oldest are forgotten beyond this many.
+MAX_SHOWN = 500
 
 
 class ConsentForm(FlaskForm):  # type: ignore[misc]
@@ -88,6 +107,9 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
     ]
     store.clients[settings.client_id] = DevClient(settings.client_id, redirect_uris, settings.client_secret)
     server = build_server(app, store, issuer=public, fhir_base=fhir_base, key=settings.key)
+    app.jinja_env.globals["order_text"] = order_text
+    shown: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    shown_lock = threading.Lock()
     cds = CdsClient(settings.cds_url, public, settings.key, settings.fhir_url, settings.fhir_token)
     names = scenario_names(settings.fixtures_dir)
 
@@ -134,6 +156,13 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
             return render_template(
                 "dev_ehr/message.html", title="The CDS service could not be called", message=str(exc)
             ), 502
+        draft = [copy.deepcopy(e.get("resource")) for e in (context.get("draftOrders") or {}).get("entry") or []]
+        with shown_lock:
+            for card in cards:
+                if card.get("uuid"):
+                    shown[str(card["uuid"])] = {"service": service_id, "card": card, "draft": draft, "name": name}
+            while len(shown) > MAX_SHOWN:
+                shown.popitem(last=False)
         for card in cards:
             card["detail_html"] = _MARKDOWN.render(card.get("detail") or "")
         return render_template(
@@ -145,6 +174,51 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
             description=data.get("description", ""),
             patient=context["patientId"],
             form=LaunchForm(),
+            feedback_form=FeedbackForm(),
+        )
+
+    @app.post("/feedback")
+    def feedback() -> tuple[str, int] | str:
+        """Accept a suggestion (applied to the draft the chart showed) or override a card with a
+        reason, and send the service the feedback, as an EHR does."""
+        form = FeedbackForm()
+        if not form.validate_on_submit():
+            abort(400)
+        with shown_lock:
+            seen = shown.get(form.card.data or "")
+        if seen is None:
+            return render_template(
+                "dev_ehr/message.html", title="Unknown card", message="Open the chart again and answer its cards."
+            ), 404
+        card = seen["card"]
+        when = settings.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+        entry: dict[str, Any] = {"card": card["uuid"], "outcomeTimestamp": when}
+        draft = seen["draft"]
+        if form.suggestion.data:
+            chosen = next((s for s in card.get("suggestions") or [] if s.get("uuid") == form.suggestion.data), None)
+            if chosen is None:
+                abort(400)
+            entry |= {"outcome": "accepted", "acceptedSuggestions": [{"id": chosen["uuid"]}]}
+            draft = apply_suggestion(draft, chosen)
+            with shown_lock:
+                seen["draft"] = draft
+            what = f"Accepted: {chosen.get('label', '')}"
+        else:
+            offered = {f"{r.get('system', '')}|{r.get('code', '')}": r for r in card.get("overrideReasons") or []}
+            reason = offered.get(form.reason.data or "")
+            if reason is None:
+                abort(400)
+            override: dict[str, Any] = {"reason": reason}
+            if (form.comment.data or "").strip():
+                override["userComment"] = form.comment.data.strip()[:500]
+            entry |= {"outcome": "overridden", "overrideReason": override}
+            what = f"Overridden: {reason.get('display', reason.get('code'))}"
+        try:
+            answer = cds.feedback(seen["service"], [entry])
+        except HookCallError as exc:
+            return render_template("dev_ehr/message.html", title="Feedback not sent", message=str(exc)), 502
+        return render_template(
+            "dev_ehr/feedback.html", what=what, answer=answer, card=card, draft=draft, name=seen["name"]
         )
 
     @app.post("/launch")
@@ -288,6 +362,32 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
         return response
 
     return app
+
+
+def apply_suggestion(draft: list[dict[str, Any]], suggestion: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft orders after a suggestion's actions: create adds the resource, update replaces the
+    order of the same type and id, delete removes the one named."""
+    orders = [copy.deepcopy(r) for r in draft]
+    for action in suggestion.get("actions") or []:
+        resource = action.get("resource")
+        kind = action.get("type")
+        if kind == "create" and isinstance(resource, dict):
+            orders.append(copy.deepcopy(resource))
+        elif kind == "update" and isinstance(resource, dict):
+            key = (resource.get("resourceType"), resource.get("id"))
+            orders = [copy.deepcopy(resource) if (r.get("resourceType"), r.get("id")) == key else r for r in orders]
+        elif kind == "delete":
+            gone = str(action.get("resourceId") or "")
+            orders = [r for r in orders if f"{r.get('resourceType')}/{r.get('id')}" != gone]
+    return orders
+
+
+def order_text(resource: dict[str, Any]) -> str:
+    """One line for a draft order: what, and how much (as its sig says)."""
+    concept = resource.get("medicationCodeableConcept") or resource.get("code") or {}
+    what = concept.get("text") or next((c.get("display") for c in concept.get("coding") or [] if c.get("display")), "")
+    sig = "; ".join(d.get("text", "") for d in resource.get("dosageInstruction") or [] if d.get("text"))
+    return f"{resource.get('resourceType', '')} {what or '(no name)'}{': ' + sig if sig else ''}"
 
 
 def _allowed(relative: str, patient_params: list[str], patient: str | None) -> bool:

@@ -58,6 +58,23 @@ class CdsClient:
                 f"the CDS service at {self.cds_base} did not answer discovery ({type(exc).__name__})"
             ) from None
 
+    def feedback(self, service_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send CDS Hooks feedback on cards of ``service_id``, signed as the hook calls are; the
+        service's answer ({"stored": n, "refused": {...}})."""
+        url = f"{self.cds_base}/cds-services/{service_id}/feedback"
+        try:
+            response = self.http.post(
+                url,
+                data=json.dumps({"feedback": entries}),
+                timeout=TIMEOUT_S,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._jwt(url)}"},
+            )
+        except requests.RequestException as exc:
+            raise HookCallError(f"the CDS service did not take the feedback ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise HookCallError(f"the CDS service answered HTTP {response.status_code}: {response.text[:300]}")
+        return dict(response.json())
+
     def _fhir(self, query: str) -> Any:
         headers = {"Accept": "application/fhir+json"}
         if self.fhir_token:

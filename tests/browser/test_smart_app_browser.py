@@ -33,7 +33,7 @@ def open_chart_and_launch(page, stack, patient: str, hook: str = "patient-view")
 
 def allow(page):
     page.locator("#allow").click()
-    page.wait_for_url(re.compile(r"/smart/$"))
+    page.wait_for_url(re.compile(r"/smart/view/[A-Za-z0-9_-]+$"))  # each launch has its own page
 
 
 def axe_violations(page, axe_source: str) -> list[dict]:

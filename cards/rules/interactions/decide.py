@@ -18,14 +18,14 @@ from ...dosage import is_single_dose, structured_course_days
 from ...facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
 from ...model import Indicator
 from ...text import fmt_date
-from ...vocab import FAMILY_INTERACTION
+from ...vocab import FAMILY_INTERACTION, card_kind
 from ..findings import CreatinineFinding, PotassiumFinding, creatinine_finding, potassium_finding
 from ..focus import fill, in_focus, span
 from ..scope import excluded_from_pregnancy, pregnancy_evidence
 from ..vocab import EPSILON, PATIENT_VIEW, TACROLIMUS
 
 FORMULATION = "tacrolimus-formulation"
-SWITCH_KIND = f"{FAMILY_INTERACTION}:tacrolimus-release-switch"
+SWITCH_KIND = card_kind(FAMILY_INTERACTION, "tacrolimus-release-switch")
 ENDED_STATUSES = frozenset({"completed", "stopped"})
 FIRST_TRIMESTER_DAYS = 14 * 7
 
@@ -348,7 +348,7 @@ def _decide_drug(
     values = text_values(entry, name)
     dose = _dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None
     return InteractionDecision(
-        kind=f"{FAMILY_INTERACTION}:{drug}",
+        kind=card_kind(FAMILY_INTERACTION, drug),
         drug=drug,
         entry=entry,
         severity=severity,
