@@ -16,13 +16,20 @@ from service.runtime import Runtime
 
 
 def invoke(
-    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, app_url: str | None = None
+    rt: Runtime,
+    service_id: str,
+    body: Any,
+    *,
+    issuer: str | None = None,
+    app_url: str | None = None,
+    checked_for: str | None = None,
 ) -> tuple[HookRequest, dict[str, Any], list[str]]:
     """Answer one service call; returns the request, the response body and the card kinds.
     ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``app_url`` the
-    SMART app's launch URL the cards link to (None: no link)."""
+    SMART app's launch URL the cards link to (None: no link); ``checked_for`` the hook whose
+    schemas the body is known to satisfy (``service.hooks.decode``)."""
     service = rt.registry.get(service_id)
-    request = validate_request(body, hook=service.hook, limits=rt.settings)
+    request = validate_request(body, hook=service.hook, limits=rt.settings, checked_for=checked_for)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
     today = rt.clock().date()
     facts = build_facts(request, data, rt.knowledge, today=today)
