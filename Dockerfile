@@ -1,6 +1,6 @@
 FROM python:3.11-slim
 WORKDIR /app
-# Exact, hash-checked versions first (requirements.lock, see README "Dependencies"), then the
+# Exact, hash-checked versions first (requirements.lock, see docs/development.md "Dependencies"), then the
 # service itself without resolving anything again.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock

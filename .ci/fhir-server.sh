@@ -48,7 +48,7 @@ server_auth:
 EOF
 
 # Run from the data folder so anything sekmet writes relative to its cwd stays there. PID is a small
-# keeper shell around sekmet: `kill $PID` (SIGTERM, as .ci/run and the README do) stops sekmet and
+# keeper shell around sekmet: `kill $PID` (SIGTERM, as .ci/run and docs/development.md do) stops sekmet and
 # removes the data folder. A sekmet that ends by itself leaves the folder, its log being the evidence
 # (this script shows the log's tail and then removes the folder when that happens before it is done).
 (

@@ -2,7 +2,7 @@
 environment variables over its defaults, with the mapping given to ``create_app`` on top.
 
 ``Settings`` is the one place a setting's type, default and meaning live; every module reads its
-attributes. The README's configuration table is ``settings_table()``'s output (a test compares them)."""
+attributes. The table in docs/configuration.md is ``settings_table()``'s output (a test compares them)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ _EitherShape = Annotated[
 _SHAPE_TAGS = frozenset({"list", "mapping"})
 
 
-# The key under which a field gives the README the default the service computes at start-up,
+# The key under which a field gives the documentation the default the service computes at start-up,
 # instead of a fixed value.
 SHOWN = "shown_default"
 
@@ -348,7 +348,7 @@ class Settings(BaseSettings):
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# The names of the settings, as variables (after the prefix), create_app's mapping and the README say them.
+# The names of the settings, as variables (after the prefix), create_app's mapping and the docs say them.
 SETTING_NAMES: tuple[str, ...] = tuple(name.upper() for name in Settings.model_fields)
 
 # TACRO_CDS_* variables that are not settings of the service: read by the command-line tools
@@ -472,7 +472,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     finally:
         _ENVIRON.reset(token)
     if unknown or wrong:  # every problem in one message, not one per start attempt
-        hint = " (see the configuration table in the README)" if unknown else ""
+        hint = " (see the settings in docs/configuration.md)" if unknown else ""
         raise ConfigError("; ".join(unknown + wrong) + hint)
     return settings
 
@@ -489,7 +489,7 @@ def default_settings() -> Settings:
 
 
 def settings_table() -> str:
-    """The README's configuration table: one row per setting, its default and its meaning."""
+    """The configuration table of docs/configuration.md: one row per setting, its default and its meaning."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}

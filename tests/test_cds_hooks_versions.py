@@ -1,5 +1,5 @@
 """What the service implements of CDS Hooks 3.0 (ballot and post-ballot text) beside 2.0.1, each
-test naming the clause. The README's "CDS Hooks versions" section is the reader's view of this."""
+test naming the clause. The "Versions" section of docs/cds-hooks.md is the reader's view of this."""
 
 from __future__ import annotations
 

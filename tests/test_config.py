@@ -297,16 +297,29 @@ def test_bad_trusted_issuers_name_the_variable(tmp_path):
         create_app({"DATA_DIR": str(tmp_path), "TRUSTED_ISSUERS": {"https://ehr.example.org": {}}})
 
 
-def test_readme_configuration_table_is_the_settings_model():
-    """Every setting appears in the README's table with its default and meaning, and nothing else does.
-    After changing ``Settings``, paste the output of
+def _table_rows(document: str, heading: str) -> list[str]:
+    text = (ROOT / document).read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_configuration_table_is_the_settings_model():
+    """Every setting appears in the table of docs/configuration.md with its default and meaning, and
+    nothing else does. After changing ``Settings``, paste the output of
     ``python -c "from service.config import settings_table; print(settings_table(), end='')"``."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
+    rows = _table_rows("docs/configuration.md", "Settings")
     assert "\n".join(rows) + "\n" == settings_table()
     assert [row.split("`")[1] for row in rows[2:]] == list(SETTING_NAMES)
     assert isinstance(default_settings(), Settings)
+
+
+def test_readme_configuration_rows_are_rows_of_the_settings_table():
+    """The README shows a few settings at a glance: each row exactly as the generated table has it."""
+    rows = _table_rows("README.md", "Configuration at a glance")
+    generated = settings_table().splitlines()
+    assert rows[:2] == generated[:2]
+    assert len(rows) > 2
+    assert [row for row in rows[2:] if row not in generated] == []
 
 
 def test_modules_read_settings_as_attributes_with_no_second_default():
