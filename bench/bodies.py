@@ -10,6 +10,7 @@ which is what the history sizes measure. The service accepts at most ``MAX_PREFE
 prefetch entries (5,000); a history is cut to fit, and its name says how many Observations it holds.
 
     year_of_monitoring("order-select")       # ~140 KiB: 180 Observations, 25 MedicationRequests
+    year_of_monitoring("order-select", cards=True)  # the same year, ending with cards to issue
     history("patient-view", 5000)            # as many Observations as fit the entry limit
 """
 
@@ -56,7 +57,7 @@ YEAR_OBSERVATIONS = 180
 YEAR_MEDICATIONS = 25
 
 
-def _scenario(hook: str, observations: int, medications: int) -> Scenario:
+def _scenario(hook: str, observations: int, medications: int, *, cards: bool = False) -> Scenario:
     s = Scenario(f"bench-{hook}", "A year of monitoring on tacrolimus", "Bench", "Fixture-Year", "1989-05-20")
     s.rif()
     s.transfer(-200)
@@ -85,6 +86,11 @@ def _scenario(hook: str, observations: int, medications: int) -> Scenario:
         else:
             assert unit is not None and value is not None
             s.obs(key, round(value * (1 + wobble), 3), unit, days=days, hour=7)
+    if cards:
+        # Something to say: fluconazole started last week (an interaction with tacrolimus) and a
+        # trough two days ago well above the target range.
+        s.medication("fluconazole", Dose(50, start=-5), authored=-6)
+        s.obs("trough", 16.2, "ng/mL", days=-2, hour=7)
     if hook == "order-select":
         # A dose change drafted today: the order being selected.
         s.medication(
@@ -105,10 +111,11 @@ def _without_count(templates: dict[str, str]) -> dict[str, str]:
 
 
 def year_of_monitoring(
-    hook: str, observations: int = YEAR_OBSERVATIONS, medications: int = YEAR_MEDICATIONS
+    hook: str, observations: int = YEAR_OBSERVATIONS, medications: int = YEAR_MEDICATIONS, *, cards: bool = False
 ) -> dict[str, Any]:
-    """A complete, prefetched request for ``hook`` (order-select or patient-view)."""
-    s = _scenario(hook, observations, medications)
+    """A complete, prefetched request for ``hook`` (order-select or patient-view); with ``cards``, a
+    year that ends with an interacting drug and a high trough, so the service has cards to issue."""
+    s = _scenario(hook, observations, medications, cards=cards)
     context = s.scenario_file()["hooks"][hook]["context"]
     templates = _without_count(prefetch_templates(load_knowledge()))
     return build_request(s.name, hook, context, templates, [s.patient_resource(), *s.resources])
@@ -169,15 +176,21 @@ def _compact(body: dict[str, Any]) -> bytes:
 
 
 HISTORY_SIZES = (50, 500, 5000)
-BODY_NAMES = ["order-select", "patient-view"] + [
-    f"history-{n}-{hook}" for n in HISTORY_SIZES for hook in SERVICE_FOR_HOOK
-]
+BODY_NAMES = (
+    ["order-select", "patient-view"]
+    + [f"{hook}-cards" for hook in SERVICE_FOR_HOOK]
+    + [f"history-{n}-{hook}" for n in HISTORY_SIZES for hook in SERVICE_FOR_HOOK]
+)
 
 
 def build_body(name: str) -> Body:
-    """``order-select`` / ``patient-view`` (the year of monitoring) or ``history-<N>-<hook>``."""
+    """``order-select`` / ``patient-view`` (the year of monitoring), ``<hook>-cards`` (the year, ending
+    with cards to issue) or ``history-<N>-<hook>``."""
     if name in SERVICE_FOR_HOOK:
         return Body(name, name, _compact(year_of_monitoring(name)))
+    if name.removesuffix("-cards") in SERVICE_FOR_HOOK:
+        hook = name.removesuffix("-cards")
+        return Body(name, hook, _compact(year_of_monitoring(hook, cards=True)))
     match = re.fullmatch(r"history-(\d+)-(order-select|patient-view)", name)
     if not match:
         raise ValueError(f"unknown body {name!r}: one of {', '.join(BODY_NAMES)} (or history-<N>-<hook>)")

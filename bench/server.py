@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from service.cli.main import config_path
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,11 +75,6 @@ def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int 
     return None
 
 
-# What the service's gunicorn.conf.py sets besides bind, workers and threads that matters to the
-# floor comparison, as gunicorn command-line options (no access log is gunicorn's default).
-SERVE_SETTINGS = ("--timeout", "60")
-
-
 class Server:
     """A running gunicorn: its base URL, master pid and log file."""
 
@@ -125,8 +122,8 @@ def gunicorn(
 
     Its files (log, SQLite database, data folder) live in a temporary folder removed on exit, also
     when the body fails. With ``app`` ("module:variable", e.g. the bench's floor app), gunicorn serves
-    that WSGI app instead, with the settings ``tacro-cds serve`` gives gunicorn (SERVE_SETTINGS), so
-    the two differ only in the app."""
+    that WSGI app instead, under the settings file ``tacro-cds serve`` gives gunicorn (its worker
+    class included), so the two differ only in the app."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tacro-cds-gunicorn-", ignore_cleanup_errors=True) as folder:
         workdir = Path(folder)
@@ -157,17 +154,21 @@ def gunicorn(
                 str(threads),
             ]
         else:
+            # The service's own settings file (its asyncio worker, which reads whole requests on the
+            # event loop and hands them to a thread pool; its timeouts; the heap frozen after fork):
+            # only the app differs. The app named here wins over the file's wsgi_app.
             command = [
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "-c",
+                config_path(),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
                 "--threads",
                 str(threads),
-                *SERVE_SETTINGS,
                 app,
             ]
         with open(log_path, "wb") as log:

@@ -5,8 +5,9 @@
 Modes (default: prefetched):
 
 prefetched  The floor (bench/floor.py: a bare Flask app that parses the same body and answers a
-            card-sized JSON) and the service (``tacro-cds serve``) both run under gunicorn with
-            --workers/--threads (default 2 x 4, the serve defaults) and the serve timeout. For each
+            card-sized JSON) and the service (``tacro-cds serve``) both run under gunicorn with the
+            service's settings file and asyncio worker (only the app differs) and --workers/--threads
+            (default 2 x 4, the serve defaults). For each
             body, wrk (bench/wrk.py, its own process, --connections 4) warms both up, then drives
             them in turn for --seconds (longer for a body whose single call is slow: see --min-requests),
             --rounds times, alternating which goes first, each run starting once the other side's
@@ -29,7 +30,8 @@ One gunicorn of the service serves every mode of a run (it may fetch from the fa
 which a prefetched call never does); the floor runs only during the prefetched mode.
 
 Bodies (bench/bodies.py): ``order-select`` and ``patient-view`` are a year of monitoring (180
-Observations, 25 MedicationRequests, ~140 KiB); ``history-<N>-<hook>`` hold N Observations (50,
+Observations, 25 MedicationRequests, ~140 KiB); ``<hook>-cards`` the same year ending with an
+interacting drug and a high trough (cards issued and recorded); ``history-<N>-<hook>`` hold N Observations (50,
 500, 5,000; the 5,000 ones cut to the service's 5,000 prefetch-entry limit). Figures go to
 <out>/side-by-side.json as well. The ratios are the result; the absolute times depend on the
 machine and what else runs on it (the load average is printed at the start and the end).

@@ -85,14 +85,27 @@ class Recognised:
         return "extended" if value == "extended" else "immediate" if value == "immediate" else None
 
 
+# Answers remembered per recogniser: a patient's orders come back call after call with the same codes
+# and texts, and matching a text against every drug name is most of an order's extraction. Bounded:
+# emptied when full (a worker sees a few thousand distinct orders a day at most).
+REMEMBERED_ANSWERS = 4096
+
+
 @dataclass
 class DrugRecogniser:
-    """Lookups over codes.yaml for recognising drugs."""
+    """Lookups over codes.yaml for recognising drugs (built once; not to be changed after first use,
+    since answers are remembered)."""
 
     ingredient_codes: dict[str, str] = field(default_factory=dict)  # RxNorm ingredient -> drug key
     names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # key, name, pattern
     products: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # RxNorm product -> entry
     release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
+    _recognised: dict[tuple[tuple[str, ...], tuple[str, ...]], Recognised] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _releases: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_codes(cls, codes: Mapping[str, Any]) -> DrugRecogniser:
@@ -113,6 +126,16 @@ class DrugRecogniser:
     def recognise(self, rxnorm_codes: Sequence[str], texts: Sequence[str]) -> Recognised:
         """Ingredient code first, then product code, then a name in the texts; the product, when coded,
         also gives the strength, release and dose form."""
+        key = (tuple(rxnorm_codes), tuple(texts))
+        known = self._recognised.get(key)
+        if known is None:
+            known = self._recognise(*key)
+            if len(self._recognised) >= REMEMBERED_ANSWERS:
+                self._recognised.clear()
+            self._recognised[key] = known
+        return known
+
+    def _recognise(self, rxnorm_codes: Sequence[str], texts: Sequence[str]) -> Recognised:
         product_code = next((c for c in rxnorm_codes if c in self.products), None)
         product = self.products.get(product_code) if product_code else None
         ingredient_hits = [c for c in rxnorm_codes if c in self.ingredient_codes]
@@ -161,6 +184,16 @@ class DrugRecogniser:
 
     def release_in(self, texts: Iterable[str], ingredients: Iterable[str]) -> str | None:
         """The release a brand name in the texts implies for one of the ingredients, or None."""
+        key = (tuple(texts), tuple(ingredients))
+        known = self._releases.get(key)  # (release,): None is an answer too
+        if known is None:
+            known = (self._release_in(*key),)
+            if len(self._releases) >= REMEMBERED_ANSWERS:
+                self._releases.clear()
+            self._releases[key] = known
+        return known[0]
+
+    def _release_in(self, texts: Iterable[str], ingredients: Iterable[str]) -> str | None:
         norms = [normalise(t) for t in texts]
         keys = set(ingredients)
         for ingredient, release, pattern in self.release_names:

@@ -11,13 +11,14 @@ from service.api.openapi import description_text
 from service.app_runtime import launch_url, runtime
 from service.errors import PayloadTooLargeError, UnauthorizedError, UnknownServiceError
 from service.hooks import pipeline
+from service.hooks.decode import decode_body
 from service.hooks.validation import parse_json
 from service.ops import metrics
 
 bp = Blueprint("cds", __name__)
 
 
-def _body() -> Any:
+def _raw_body() -> bytes:
     raw = request.get_data(cache=True)
     limit = request.max_content_length
     if limit is not None and request.content_length is None and len(raw) >= limit:
@@ -25,7 +26,11 @@ def _body() -> Any:
         # unread means the body was larger than allowed, not that it ended there.
         if request.environ["wsgi.input"].read(1):
             raise PayloadTooLargeError("request body too large")
-    return parse_json(raw, max_depth=runtime().settings.max_json_depth)
+    return raw
+
+
+def _body() -> Any:
+    return parse_json(_raw_body(), max_depth=runtime().settings.max_json_depth)
 
 
 @bp.get("/healthz")
@@ -84,14 +89,16 @@ def call_service(service_id: str) -> Response:
     rt.registry.get(service_id)
     issuer, tenant = _caller()  # the issuer selects the per-issuer FHIR server allowlist and pilot mode
     fhir_user = (g.get("caller") or {}).get("fhirUser")
+    body = decode_body(_raw_body(), max_depth=rt.settings.max_json_depth)
     hook_request, answer, kinds = pipeline.invoke(
         rt,
         service_id,
-        _body(),
+        body.document,
         issuer=issuer,
         app_url=launch_url(rt.settings),
         tenant=tenant,
         fhir_user=fhir_user if isinstance(fhir_user, str) else None,
+        checked_for=body.checked_for,
     )
     g.log_fields = {
         "hook": hook_request.hook,

@@ -20,12 +20,13 @@ from service.runtime import Runtime
 
 
 def decide(
-    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None
+    rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, checked_for: str | None = None
 ) -> tuple[HookRequest, PatientFacts, list[Card]]:
     """The decisions of one service call, before rendering: the request, the facts and the cards.
-    ``issuer`` is the verified caller's ``iss`` (None when authentication is off)."""
+    ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``checked_for`` the
+    hook whose schemas the body is known to satisfy (``service.hooks.decode``)."""
     service = rt.registry.get(service_id)
-    request = validate_request(body, hook=service.hook, limits=rt.settings)
+    request = validate_request(body, hook=service.hook, limits=rt.settings, checked_for=checked_for)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
     today = rt.today()
     facts = build_facts(request, data, rt.knowledge, today=today)
@@ -51,13 +52,15 @@ def invoke(
     app_url: str | None = None,
     tenant: str | None = None,
     fhir_user: str | None = None,
+    checked_for: str | None = None,
 ) -> tuple[HookRequest, dict[str, Any], list[str]]:
     """Answer one service call; returns the request, the response body and the card kinds.
     ``issuer`` is the verified caller's ``iss`` (None when authentication is off), ``tenant`` and
-    ``fhir_user`` its claims; ``app_url`` the SMART app's launch URL the cards link to (None: no link).
+    ``fhir_user`` its claims; ``app_url`` the SMART app's launch URL the cards link to (None: no link);
+    ``checked_for`` as for ``decide``.
     In a pilot mode other than live the cards are recorded, and answered only to whom the mode shows
     them."""
-    request, facts, cards = decide(rt, service_id, body, issuer=issuer)
+    request, facts, cards = decide(rt, service_id, body, issuer=issuer, checked_for=checked_for)
     cards = with_smart_link(cards, app_url, facts)
     rendered = render_cards(cards, rt.new_uuid)
     mode = rt.pilot.mode(service_id, issuer)
