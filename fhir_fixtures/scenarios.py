@@ -494,7 +494,8 @@ def _on_tacrolimus(
         text="tacrolimus 1 mg capsule",
     )
     if trough is not None:
-        s.obs("trough", trough, "ng/mL", days=trough_days, hour=7)
+        # Drawn just before the evening dose: a true trough of once-daily dosing after dinner.
+        s.obs("trough", trough, "ng/mL", days=trough_days, hour=19)
     return rid
 
 
@@ -620,7 +621,7 @@ def trough_high() -> Scenario:
         "1987-03-21",
     )
     _on_tacrolimus(s, mg=3, started=-12, trough=7.1, trough_days=-6)
-    s.obs("trough", 16.2, "ng/mL", days=-2, hour=7)
+    s.obs("trough", 16.2, "ng/mL", days=-2, hour=19)
     s.draft_service(OBS["trough"][:3], select=True)
     return s
 
