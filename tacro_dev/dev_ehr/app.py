@@ -36,11 +36,11 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False})
 # Medication (not in the compartment; read by id).
 _READ = re.compile(
     r"^(Patient|Medication|Observation|Condition|MedicationRequest|MedicationStatement|"
-    r"ServiceRequest|Procedure|Appointment)/([A-Za-z0-9\-.]{1,64})$"
+    r"ServiceRequest|Procedure|Appointment|Immunization)/([A-Za-z0-9\-.]{1,64})$"
 )
 _SEARCH = re.compile(
     r"^(Observation|Condition|MedicationRequest|MedicationStatement|ServiceRequest|Procedure|"
-    r"Appointment|Medication)$"
+    r"Appointment|Immunization|Medication)$"
 )
 
 
@@ -93,7 +93,9 @@ def create_dev_ehr(settings: DevEhrSettings) -> Flask:
     app = Flask(__name__)
     # The service's outbound transport: no redirects (the admin token must not follow one), a cap,
     # a deadline, no environment proxies or ~/.netrc.
-    upstream_http = HardenedSession(Limits(20.0, 64 * 1024 * 1024, per_origin=8), pool_size=8)
+    # The app reads every data group of a record at once (one search each, up to the service's
+    # FHIR_MAX_PARALLEL): the proxy must let as many through to its one FHIR server.
+    upstream_http = HardenedSession(Limits(20.0, 64 * 1024 * 1024, per_origin=32), pool_size=32)
     app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
     app.config["SESSION_COOKIE_NAME"] = "tacro_cds_dev_ehr"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -436,7 +438,11 @@ def _outcome(status: int, code: str, text: str) -> Response:
 # The search parameters the app's queries use; anything else (``_type``, ``_include``, ``_has``,
 # chained parameters) could turn a compartment search into a query of the whole server, which the
 # proxy answers with its own credentials.
-_FORWARDED = frozenset({"patient", "subject", "code", "date", "status", "category", "_count", "_sort", "intent"})
+_FORWARDED = frozenset(
+    {"patient", "subject", "code", "date", "status", "category", "_count", "_sort", "intent", "service-type"}
+)
+# The one include the prefetch templates use: the Medications her own orders reference.
+_INCLUDES = frozenset({"MedicationRequest:medication"})
 
 
 def _forwarded_query(relative: str) -> str | None:
@@ -445,7 +451,7 @@ def _forwarded_query(relative: str) -> str | None:
     pairs = [(k, v) for k, values in request.args.lists() for v in values]
     if _READ.match(relative):
         return "" if not pairs else None
-    if any(k not in _FORWARDED for k, _ in pairs):
+    if any(k not in _FORWARDED and not (k == "_include" and v in _INCLUDES) for k, v in pairs):
         return None
     return urlencode(pairs)
 

@@ -79,7 +79,7 @@ def test_silent_card_adjudicated_in_the_browser(page, review_stack, axe_source):
         answer = requests.post(f"{review_stack['cds']}/cds-services/{SIGN}", json=load_request(scenario, "order-sign"))
         assert answer.json() == {"cards": []}  # silent: the EHR gets no card
     _sign_in(page, review_stack)
-    trough = page.locator("li.card", has_text="Tacrolimus level 16.2 ng/mL")
+    trough = page.locator("li.card", has_text="16.2 ng/mL (2026-11-23)")
     assert trough.locator(".quoted").inner_text().count("16.2 ng/mL") == 1
     trough.get_by_label("Wrong").check()
     trough.get_by_label("Reason").fill("Level drawn 2 hours after the evening dose: not a trough")
