@@ -577,9 +577,7 @@ DROPS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "scenario, change, words, key", DROPS, ids=[f"{s}-without-{k}" for s, _, _, k in DROPS]
-)
+@pytest.mark.parametrize("scenario, change, words, key", DROPS, ids=[f"{s}-without-{k}" for s, _, _, k in DROPS])
 def test_a_critical_card_survives_any_other_key_going_missing(ask, scenario, change, words, key):
     def edit(body: Request) -> None:
         if change is not None:

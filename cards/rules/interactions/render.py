@@ -20,6 +20,8 @@ from .suggest import monitor_suggestion, regimen, suggestions_for
 
 def order_line(med: MedicationFact) -> str:
     """What the order says, its state and its dose (tacrolimus: always), without ids."""
+    if med.resource_type == "Immunization":
+        return f"{plain(med.display)} (given {fmt_date(med.end)})" if med.end else f"{plain(med.display)} (given)"
     parts = ["draft" if med.is_draft else med.status or "status unknown"]
     if med.release:
         parts[0] += f", {med.release}-release"
@@ -249,7 +251,8 @@ def render(
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
     never = d.entry.get("effect_direction") in ("contraindicated", "never-together", "immunosuppression")
-    if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders):
+    given = any(o.resource_type == "Immunization" for o in d.orders)  # a vaccination done is no order to stop
+    if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders) and not given:
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
     summary = k_summary or c_summary or summary
 
