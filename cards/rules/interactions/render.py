@@ -18,6 +18,13 @@ from .decide import SWITCH_KIND, InteractionDecision, bare_name, drug_name, text
 from .suggest import monitor_suggestion, regimen, suggestions_for
 
 
+def _coded(med: MedicationFact) -> bool:
+    """Whether the order carries a code at all (besides the name that matched)."""
+    concept = med.resource.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings)
+
+
 def order_line(med: MedicationFact) -> str:
     """What the order says, its state and its dose (tacrolimus: always), without ids."""
     if med.resource_type == "Immunization":
@@ -33,7 +40,10 @@ def order_line(med: MedicationFact) -> str:
     if med.end is not None:
         line += f"; until {fmt_date(med.end)}"
     line += ")"
-    if med.recognised_by == "text":
+    if med.recognised_by == "text" and _coded(med):
+        # A product code we do not hold (an RxNorm SCD from another formulary): its name says the drug.
+        line += " — recognised by its ingredient name (its product code is not in this service's table)"
+    elif med.recognised_by == "text":
         line += " — named only in its text: confirm it is the drug meant"
     return line
 
