@@ -588,3 +588,38 @@ def test_a_critical_card_survives_any_other_key_going_missing(ask, scenario, cha
     critical_with(cards, words)
     if key != "patient":  # the patient is read by no check: nothing goes unchecked without it
         missing_card(cards)
+
+
+def test_a_fetched_searchset_the_server_marked_incomplete_is_said_to_be_partial(ask):
+    import re
+
+    import responses
+    from fhir_doubles import BASE, TOKEN
+
+    def change(body: Request) -> None:
+        levels = body["prefetch"].pop("tacrolimusLevels")
+        levels["entry"].append(TRUNCATED)
+        served.append(levels)
+        body["fhirServer"] = BASE
+        body["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+        }
+
+    served: list[Resource] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add_callback(
+            responses.GET,
+            re.compile(re.escape(BASE) + "/Observation.*"),
+            callback=lambda request: (
+                200,
+                {"Content-Type": "application/fhir+json"},
+                __import__("json").dumps(served[0]),
+            ),
+        )
+        cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert "- Tacrolimus levels: part of the tacrolimus levels" in partial_card(cards)["detail"]
