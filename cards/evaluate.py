@@ -114,9 +114,18 @@ RULES: tuple[RuleSpec, ...] = (
         (
             Check("creatinine", frozenset({CHEMISTRY}), "safety:creatinine"),
             Check("potassium", frozenset({CHEMISTRY}), "safety:potassium"),
-            Check("glucose", frozenset({CHEMISTRY, PREGNANCY_TESTS}), "safety:glucose"),
+            Check("glucose", frozenset({CHEMISTRY}), "safety:glucose"),
             Check("liver enzymes", frozenset({CHEMISTRY}), "safety:liver"),
-            Check("blood pressure", frozenset({VITALS, PREGNANCY_TESTS}), "safety:blood-pressure"),
+            Check("blood pressure", frozenset({VITALS}), "safety:blood-pressure"),
+            # Without the pregnancy tests the glucose and blood-pressure checks still run, on the pregnancy
+            # status the other records tell (a pregnancy Condition, a transfer); what a positive test
+            # alone would have added is named as not checked. It withholds no card.
+            Check(
+                "pregnancy thresholds for glucose and blood pressure (pregnancy status unknown)",
+                frozenset({PREGNANCY_TESTS}),
+                "safety:",
+                frozenset(),
+            ),
             Check("monitoring schedule", frozenset({CHEMISTRY, CBC, VITALS}), "safety:monitoring-due"),
         ),
     ),

@@ -199,7 +199,11 @@ def test_missing_pregnancy_tests_do_not_hide_a_critical_potassium(ask):
     cards = ask("hyperkalaemia", "patient-view", change)
     critical_with(cards, "6.4 mmol/L")
     card = missing_card(cards)
-    assert "- Glucose: no pregnancy tests" in card["detail"]
+    assert (
+        "- Pregnancy thresholds for glucose and blood pressure (pregnancy status unknown): no pregnancy tests"
+        in (card["detail"])
+    )
+    assert "- Glucose:" not in card["detail"]
     assert "- Potassium:" not in card["detail"]
 
 
