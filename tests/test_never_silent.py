@@ -627,3 +627,15 @@ def test_a_fetched_searchset_the_server_marked_incomplete_is_said_to_be_partial(
         cards = ask("trough-critical", "patient-view", change)
     critical_with(cards, "21.5")
     assert "- Tacrolimus levels: part of the tacrolimus levels" in partial_card(cards)["detail"]
+
+
+def test_a_result_with_no_time_at_all_is_named(ask):
+    def change(body: Request) -> None:
+        level = observation(body, "tacrolimusLevels", TROUGH)
+        level["valueQuantity"]["value"] = 23.0
+        del level["effectiveDateTime"]
+        level.pop("issued", None)
+
+    cards = ask("trough-critical", "patient-view", change)
+    named = [c for c in cards if "could not be used" in c["summary"]]
+    assert named and "no effective time" in named[0]["detail"], summaries(cards)
