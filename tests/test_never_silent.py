@@ -639,3 +639,18 @@ def test_a_result_with_no_time_at_all_is_named(ask):
     cards = ask("trough-critical", "patient-view", change)
     named = [c for c in cards if "could not be used" in c["summary"]]
     assert named and "no effective time" in named[0]["detail"], summaries(cards)
+
+
+def test_a_stopped_azole_with_no_end_date_counts_when_it_began_inside_the_window(ask):
+    def change(body: Request) -> None:
+        order = stopped_fluconazole(body["context"]["patientId"], "2026-11-23")
+        order["authoredOn"] = "2026-11-23"
+        del order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
+        body["prefetch"]["endedMedicationRequests"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": order}],
+        }
+
+    cards = ask("trough-in-range", "patient-view", change)
+    assert any("fluconazole" in c["summary"].lower() for c in cards), summaries(cards)
