@@ -132,9 +132,18 @@ RULES: tuple[RuleSpec, ...] = (
         (
             Check("creatinine", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "creatinine")),
             Check("potassium", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "potassium")),
-            Check("glucose", frozenset({CHEMISTRY, PREGNANCY_TESTS}), card_kind(FAMILY_SAFETY, "glucose")),
+            Check("glucose", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "glucose")),
             Check("liver enzymes", frozenset({CHEMISTRY}), card_kind(FAMILY_SAFETY, "liver")),
-            Check("blood pressure", frozenset({VITALS, PREGNANCY_TESTS}), card_kind(FAMILY_SAFETY, "blood-pressure")),
+            Check("blood pressure", frozenset({VITALS}), card_kind(FAMILY_SAFETY, "blood-pressure")),
+            # Without the pregnancy tests the glucose and blood-pressure checks still run, on the pregnancy
+            # status the other records tell (a pregnancy Condition, a transfer); what a positive test
+            # alone would have added is named as not checked. It withholds no card.
+            Check(
+                "pregnancy thresholds for glucose and blood pressure (pregnancy status unknown)",
+                frozenset({PREGNANCY_TESTS}),
+                f"{FAMILY_SAFETY}:",
+                frozenset(),
+            ),
             Check(
                 "monitoring schedule", frozenset({CHEMISTRY, CBC, VITALS}), card_kind(FAMILY_SAFETY, "monitoring-due")
             ),

@@ -1209,6 +1209,112 @@ def live_vaccine_on_tacrolimus() -> Scenario:
     return s
 
 
+# ---- real-world shapes: the newest result used or named, data the rules need asked for ---------------
+
+
+def _last(s: Scenario, rid: str) -> dict[str, Any]:
+    return next(r for r in s.resources if r.get("id") == rid)
+
+
+@recipe
+def trough_above_limit() -> Scenario:
+    s = Scenario(
+        "trough-above-limit",
+        "On tacrolimus 3 mg/day; yesterday's trough reported as '>30 ng/mL' (above the assay's range)",
+        "Ada",
+        "Fixture-Lind",
+        "1986-03-14",
+    )
+    _on_tacrolimus(s, mg=3, started=-12, trough=6.4, trough_days=-5)
+    level = _last(s, s.obs("trough", 30, "ng/mL", days=-1, hour=7))
+    level["valueQuantity"]["comparator"] = ">"
+    return s
+
+
+@recipe
+def potassium_as_text() -> Scenario:
+    s = Scenario(
+        "potassium-as-text",
+        "On tacrolimus 2 mg/day; newest potassium sent as text ('6.9'), an older one 4.1 mmol/L",
+        "Bea",
+        "Fixture-Moreau",
+        "1988-08-08",
+    )
+    _on_tacrolimus(s, mg=2, started=-11)
+    k = _last(s, s.obs("potassium", 6.9, "mmol/L", days=-1, high=5.0))
+    del k["valueQuantity"], k["referenceRange"]
+    k["valueString"] = "6.9"
+    return s
+
+
+@recipe
+def trough_preliminary_critical() -> Scenario:
+    s = Scenario(
+        "trough-preliminary-critical",
+        "On tacrolimus 4 mg/day; a preliminary trough of 21.5 ng/mL this morning (final pending), 6.1 before",
+        "Cleo",
+        "Fixture-Santos",
+        "1985-01-21",
+    )
+    _on_tacrolimus(s, mg=4, started=-12, trough=6.1, trough_days=-4)
+    s.obs("trough", 21.5, "ng/mL", days=0, hour=7, status="preliminary")
+    return s
+
+
+@recipe
+def trough_timed_by_period() -> Scenario:
+    s = Scenario(
+        "trough-timed-by-period",
+        "On tacrolimus 4 mg/day; trough 21.5 ng/mL yesterday, timed by effectivePeriod.start only",
+        "Dora",
+        "Fixture-Weber",
+        "1987-05-30",
+    )
+    _on_tacrolimus(s, mg=4, trough=None)
+    level = _last(s, s.obs("trough", 21.5, "ng/mL", days=-1, hour=7))
+    level["effectivePeriod"] = {"start": level.pop("effectiveDateTime")}
+    del level["issued"]
+    return s
+
+
+@recipe
+def azole_recently_stopped() -> Scenario:
+    s = Scenario(
+        "azole-recently-stopped",
+        "On tacrolimus 2 mg/day; a 7-day fluconazole course stopped 2 days ago (status stopped)",
+        "Eva",
+        "Fixture-Nagy",
+        "1989-02-17",
+    )
+    _on_tacrolimus(s, mg=2, started=-14)
+    s.medication("fluconazole", Dose(150, start=-8, days=7), status="stopped", authored=-9)
+    return s
+
+
+@recipe
+def live_vaccine_given() -> Scenario:
+    s = Scenario(
+        "live-vaccine-given",
+        "On tacrolimus 2 mg/day; an MMR vaccine given 5 days ago, recorded as an Immunization",
+        "Fay",
+        "Fixture-Olsen",
+        "1990-12-03",
+    )
+    _on_tacrolimus(s, mg=2, started=-10)
+    s._add(
+        {
+            "resourceType": "Immunization",
+            "id": s._id("imm"),
+            "status": "completed",
+            "vaccineCode": concept(*DRUGS["mmr_vaccine"]),
+            "patient": s.patient_ref,
+            "occurrenceDateTime": at(-5, 10),
+            "primarySource": True,
+        }
+    )
+    return s
+
+
 def build_all() -> list[Scenario]:
     """Every scenario, in recipe order."""
     return [fn() for fn in RECIPES]

@@ -2237,3 +2237,14 @@ def test_pregnancy_lasts_until_an_outcome_a_negative_test_or_42_weeks(resources,
     assert status.gestational_age_days == ga
     if pregnant:
         assert status.since == date(2026, 7, 1)
+
+
+def test_float_noise_is_not_printed_but_the_value_is_kept():
+    """Generated data carry values like 5.179565090425196 mmol/L: shown as 5.18, compared unrounded."""
+    m = only(facts(obs("o1", LOINC, "2823-3", 5.179565090425196, "mmol/L")).results("potassium"))
+    assert m.shown == "5.18 mmol/L" and m.value == pytest.approx(5.179565090425196)
+
+
+def test_three_decimals_are_shown_as_reported():
+    m = only(facts(obs("o1", LOINC, "2160-0", 0.825, "mg/dL")).results("creatinine"))
+    assert m.shown == "0.825 mg/dL"

@@ -199,7 +199,11 @@ def test_missing_pregnancy_tests_do_not_hide_a_critical_potassium(ask):
     cards = ask("hyperkalaemia", "patient-view", change)
     critical_with(cards, "6.4 mmol/L")
     card = missing_card(cards)
-    assert "- Glucose: no pregnancy tests" in card["detail"]
+    assert (
+        "- Pregnancy thresholds for glucose and blood pressure (pregnancy status unknown): no pregnancy tests"
+        in (card["detail"])
+    )
+    assert "- Glucose:" not in card["detail"]
     assert "- Potassium:" not in card["detail"]
 
 
@@ -588,3 +592,65 @@ def test_a_critical_card_survives_any_other_key_going_missing(ask, scenario, cha
     critical_with(cards, words)
     if key != "patient":  # the patient is read by no check: nothing goes unchecked without it
         missing_card(cards)
+
+
+def test_a_fetched_searchset_the_server_marked_incomplete_is_said_to_be_partial(ask):
+    import re
+
+    import responses
+    from fhir_doubles import BASE, TOKEN
+
+    def change(body: Request) -> None:
+        levels = body["prefetch"].pop("tacrolimusLevels")
+        levels["entry"].append(TRUNCATED)
+        served.append(levels)
+        body["fhirServer"] = BASE
+        body["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tacro-cds",
+        }
+
+    served: list[Resource] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add_callback(
+            responses.GET,
+            re.compile(re.escape(BASE) + "/Observation.*"),
+            callback=lambda request: (
+                200,
+                {"Content-Type": "application/fhir+json"},
+                __import__("json").dumps(served[0]),
+            ),
+        )
+        cards = ask("trough-critical", "patient-view", change)
+    critical_with(cards, "21.5")
+    assert "- Tacrolimus levels: part of the tacrolimus levels" in partial_card(cards)["detail"]
+
+
+def test_a_result_with_no_time_at_all_is_named(ask):
+    def change(body: Request) -> None:
+        level = observation(body, "tacrolimusLevels", TROUGH)
+        level["valueQuantity"]["value"] = 23.0
+        del level["effectiveDateTime"]
+        level.pop("issued", None)
+
+    cards = ask("trough-critical", "patient-view", change)
+    named = [c for c in cards if "could not be used" in c["summary"]]
+    assert named and "no effective time" in named[0]["detail"], summaries(cards)
+
+
+def test_a_stopped_azole_with_no_end_date_counts_when_it_began_inside_the_window(ask):
+    def change(body: Request) -> None:
+        order = stopped_fluconazole(body["context"]["patientId"], "2026-11-23")
+        order["authoredOn"] = "2026-11-23"
+        del order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
+        body["prefetch"]["endedMedicationRequests"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": order}],
+        }
+
+    cards = ask("trough-in-range", "patient-view", change)
+    assert any("fluconazole" in c["summary"].lower() for c in cards), summaries(cards)

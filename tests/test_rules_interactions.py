@@ -1045,10 +1045,19 @@ def test_one_card_per_interacting_drug():
 
 
 def test_text_only_recognition_is_said():
+    named = med("fluconazole", "draft", recognised_by="text")
+    named.resource["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
+    card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), named)
+    assert "named only in its text: confirm it is the drug meant" in card.detail
+
+
+def test_a_coded_order_recognised_by_its_name_says_so_without_doubt():
+    """A product code the table does not hold (as every Synthea order has) with the ingredient's name."""
     card = only_card(
         "order-sign", med("tacrolimus", "active", daily_mg=2), med("fluconazole", "draft", recognised_by="text")
     )
-    assert "named only in its text: confirm it is the drug meant" in card.detail
+    assert "recognised by its ingredient name (its product code is not in this service's table)" in card.detail
+    assert "confirm it is the drug meant" not in card.detail
 
 
 def test_ehr_text_is_escaped_and_stripped_of_html():

@@ -41,6 +41,7 @@ OTHER_PATIENT_KIND = card_kind(FAMILY_DATA_QUALITY, "other-patient")
 MISSING_KIND = FAMILY_MISSING_DATA
 SHOWN = 8  # records listed in the detail; the rest are counted
 IMPLAUSIBLE = "not a plausible result"
+IGNORED_UNDATED = frozenset({"entered-in-error", "cancelled"})
 
 # Prefetch keys in words, for the missing-data card.
 DATA_NAMES = {
@@ -123,7 +124,13 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
         cards.append(_other_patient(proto, facts.other_patient_records))
     in_play = focus_of(facts).applies or bool(facts.medications_with(TACROLIMUS))
     others = [u for u in facts.unusable if not u.order_in_focus]
-    implausible = [m for ms in facts.labs.values() for m in ms if m.problem and IMPLAUSIBLE in m.problem]
+    # Results no rule can place in time (no effective time, no issued time): named, never silently dropped.
+    implausible = [
+        m
+        for ms in facts.labs.values()
+        for m in ms
+        if m.problem and (IMPLAUSIBLE in m.problem or (m.when is None and m.status not in IGNORED_UNDATED))
+    ]
     count = len(others) + len(implausible)
     if not count or not in_play:
         return cards

@@ -131,13 +131,19 @@ class FhirClient:
         return resource
 
     def search(
-        self, relative_query: str, *, deadline: float | None = None, resource_types: Collection[str] | None = None
+        self,
+        relative_query: str,
+        *,
+        deadline: float | None = None,
+        resource_types: Collection[str] | None = None,
+        outcomes: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """GET a search and follow ``next`` links on this server, up to ``max_pages`` pages and
         ``max_entries`` resources. Returns the entries' resources, without OperationOutcome entries
         (and only of ``resource_types`` when given). Newest-first searches lose their oldest
-        entries at the cap, which is the intended bound."""
-        return self._pages(self.url(relative_query), None, deadline, resource_types)
+        entries at the cap, which is the intended bound. The OperationOutcome entries (a server's
+        "results truncated") go to ``outcomes`` when a list is given."""
+        return self._pages(self.url(relative_query), None, deadline, resource_types, outcomes)
 
     def complete_search(
         self,
@@ -158,6 +164,7 @@ class FhirClient:
         first_page: dict[str, Any] | None,
         deadline: float | None,
         resource_types: Collection[str] | None,
+        outcomes: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         seen: set[str] = set()
         resources: list[dict[str, Any]] = []
@@ -187,6 +194,8 @@ class FhirClient:
                     continue
                 kind = resource["resourceType"]
                 # Servers put warnings in searchsets as OperationOutcome entries; they are not data.
+                if kind == "OperationOutcome" and outcomes is not None:
+                    outcomes.append(resource)
                 if kind == "OperationOutcome" or (resource_types is not None and kind not in resource_types):
                     continue
                 resources.append(resource)

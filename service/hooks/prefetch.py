@@ -357,6 +357,8 @@ class PrefetchResolver:
             found = [outcome] if isinstance(outcome, dict) else outcome
             _collect_medications(found, medications)
             data[key] = [r for r in found if r.get("resourceType") == kind]
+            if isinstance(outcome, _Searchset) and outcome.incomplete is not None:
+                missing.append(MissingData(key, outcome.incomplete, code="prefetch-incomplete", partial=True))
         return missing
 
     def _resolve_medications(
@@ -572,8 +574,22 @@ def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], 
     return lambda: client.read(relative, deadline=deadline)
 
 
+class _Searchset(list[dict[str, Any]]):
+    """A fetched search's resources, and why the server said they are not all (or None)."""
+
+    incomplete: str | None = None
+
+
 def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
-    return lambda: client.search(query, deadline=deadline)
+    def run() -> _Searchset:
+        outcomes: list[dict[str, Any]] = []
+        found = _Searchset(client.search(query, deadline=deadline, outcomes=outcomes))
+        found.incomplete = searchset_incomplete(
+            {"resourceType": "Bundle", "entry": [{"resource": o} for o in outcomes]}
+        )
+        return found
+
+    return run
 
 
 def _encoded(reference: str) -> str:

@@ -166,7 +166,10 @@ def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Ti
     after their last dose."""
     lasts = int(max(entry.get("after_stop_days") or [1]))
     if _ended(med, today):
-        if med.end is None or (today - med.end).days > lasts:
+        # A stopped order without an end date ended on or after its start: a start inside the window
+        # is enough to know its effect still lasts.
+        last = med.end if med.end is not None else med.start if med.status in ENDED_STATUSES else None
+        if last is None or (today - last).days > lasts:
             return None
         return "recently-stopped"
     if _single_dose(med):

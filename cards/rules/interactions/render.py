@@ -18,8 +18,17 @@ from .decide import SWITCH_KIND, InteractionDecision, bare_name, drug_name, text
 from .suggest import monitor_suggestion, regimen, suggestions_for
 
 
+def _coded(med: MedicationFact) -> bool:
+    """Whether the order carries a code at all (besides the name that matched)."""
+    concept = med.resource.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings)
+
+
 def order_line(med: MedicationFact) -> str:
     """What the order says, its state and its dose (tacrolimus: always), without ids."""
+    if med.resource_type == "Immunization":
+        return f"{plain(med.display)} (given {fmt_date(med.end)})" if med.end else f"{plain(med.display)} (given)"
     parts = ["draft" if med.is_draft else med.status or "status unknown"]
     if med.release:
         parts[0] += f", {med.release}-release"
@@ -31,7 +40,10 @@ def order_line(med: MedicationFact) -> str:
     if med.end is not None:
         line += f"; until {fmt_date(med.end)}"
     line += ")"
-    if med.recognised_by == "text":
+    if med.recognised_by == "text" and _coded(med):
+        # A product code we do not hold (an RxNorm SCD from another formulary): its name says the drug.
+        line += " — recognised by its ingredient name (its product code is not in this service's table)"
+    elif med.recognised_by == "text":
         line += " — named only in its text: confirm it is the drug meant"
     return line
 
@@ -249,7 +261,8 @@ def render(
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
     never = d.entry.get("effect_direction") in ("contraindicated", "never-together", "immunosuppression")
-    if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders):
+    given = any(o.resource_type == "Immunization" for o in d.orders)  # a vaccination done is no order to stop
+    if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders) and not given:
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
     summary = k_summary or c_summary or summary
 

@@ -191,11 +191,12 @@ class MedicationReader(_Reader):
         if not hits:
             return recognised
         keys = tuple(dict.fromkeys([*recognised.ingredients, *(self.index.vaccines[c] for c in hits)]))
+        coded = recognised.by not in (None, "text")  # an RxNorm code already said it; a name says less
         return replace(
             recognised,
             ingredients=keys,
-            by=recognised.by or "cvx",
-            matched=recognised.matched or f"CVX {', '.join(hits)}",
+            by=recognised.by if coded else "cvx",
+            matched=recognised.matched if coded else f"CVX {', '.join(hits)}",
         )
 
     def _drug_of(self, res: Mapping[str, Any]) -> tuple[list[Any], str, list[str]]:

@@ -58,6 +58,16 @@ class _Single:
     problem: str | None
 
 
+def _as_reported(raw: Any, number: float | None) -> Any:
+    """The value as the laboratory wrote it, except a machine's float noise (5.179565090425196, as
+    generated data carry): more than three decimals are shown to three significant digits past the
+    point, never compared that way (the canonical value keeps every digit)."""
+    text = str(raw)
+    if number is None or "." not in text or len(text.split(".", 1)[1]) <= 3:
+        return raw
+    return f"{round(number, 3):g}"
+
+
 class ObservationReader(_Reader):
     """Reads Observations into measurements and blood-pressure readings."""
 
@@ -236,7 +246,7 @@ class ObservationReader(_Reader):
         unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
         unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
         comparator = str(q["comparator"]) if isinstance(q.get("comparator"), str) else ""
-        shown = f"{comparator}{q.get('value')} {unit_text or unit_code or ''}".strip()
+        shown = f"{comparator}{_as_reported(q.get('value'), number)} {unit_text or unit_code or ''}".strip()
         if number is None:
             return None, None, shown, f"valueQuantity has no number ({q.get('value')!r})", None
         if concept not in CANONICAL:
