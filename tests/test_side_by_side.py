@@ -95,7 +95,7 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
 
     assert (tmp_path / "profile-history-50-order-select.txt").read_text(encoding="utf-8").strip()
     assert (tmp_path / "profile-history-50-order-select.html").is_file()
-    assert re.search(r"^ +[0-9.]+ % +[0-9.]+ ms/call  service/views\.py:", out, re.M), out
+    assert re.search(r"^ +[0-9.]+ % +[0-9.]+ ms/call  service/api/views\.py:", out, re.M), out
 
     report = json.loads((tmp_path / "side-by-side.json").read_text(encoding="utf-8"))
     assert set(report["prefetched"]) == {name}
