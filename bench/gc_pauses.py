@@ -5,10 +5,11 @@
 
 The app is built as a worker builds it, called through Flask's test client (no HTTP) ``--calls``
 times with one bench body (bench/bodies.py), and every collection is timed through ``gc.callbacks``.
-Printed: collections per generation, the full (generation 2) collections' pauses (count, median,
-max), and whether any full collection took longer than ``--limit-ms``; the exit status is 1 if one
-did. The load average is printed at the start and the end: on a busy machine a pause includes the
-time the process waited for a CPU.
+Printed: collections per generation with the median and longest pause, as wall time and as the
+collecting thread's CPU time, and how many full (generation 2) collections took longer than
+``--limit-ms`` by each; the exit status is 1 if one did by CPU time. On a busy machine a wall-time
+pause also counts the time the process waited for a CPU (the load average is printed at the start
+and the end); the CPU time is the collector's own work.
 """
 
 from __future__ import annotations
@@ -29,17 +30,22 @@ from service.ops.worker import freeze_startup_heap
 
 
 class CollectionTimer:
-    """A ``gc.callbacks`` entry recording each collection's generation and duration (seconds)."""
+    """A ``gc.callbacks`` entry recording each collection's duration (seconds) by generation: wall
+    time in ``pauses``, and the CPU time of the collecting thread in ``cpu`` (wall time less any wait
+    for a CPU, which on a shared machine can be longer than the collection itself)."""
 
     def __init__(self) -> None:
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._started = 0.0
+        self.cpu: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = (0.0, 0.0)
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = (time.perf_counter(), time.thread_time())
         else:
-            self.pauses[int(info["generation"])].append(time.perf_counter() - self._started)
+            generation = int(info["generation"])
+            self.pauses[generation].append(time.perf_counter() - self._started[0])
+            self.cpu[generation].append(time.thread_time() - self._started[1])
 
 
 def _load() -> str:
@@ -94,17 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     timer, per_call = run(args.calls, args.body, freeze=not args.no_freeze)
     for generation, pauses in timer.pauses.items():
         if pauses:
+            cpu = timer.cpu[generation]
             print(
-                f"  generation {generation}: {len(pauses)} collections, median {statistics.median(pauses) * 1000:.2f} ms,"
-                f" max {max(pauses) * 1000:.2f} ms"
+                f"  generation {generation}: {len(pauses)} collections; wall median {statistics.median(pauses) * 1000:.2f} ms,"
+                f" max {max(pauses) * 1000:.2f} ms; CPU median {statistics.median(cpu) * 1000:.2f} ms,"
+                f" max {max(cpu) * 1000:.2f} ms"
             )
         else:
             print(f"  generation {generation}: no collection")
-    full = timer.pauses[2]
-    over = [p for p in full if p * 1000 > args.limit_ms]
-    print(f"  {per_call * 1000:.2f} ms per call; full collections over {args.limit_ms:g} ms: {len(over)}")
+    wall_over = sum(1 for p in timer.pauses[2] if p * 1000 > args.limit_ms)
+    cpu_over = sum(1 for p in timer.cpu[2] if p * 1000 > args.limit_ms)
+    print(
+        f"  {per_call * 1000:.2f} ms per call; full collections over {args.limit_ms:g} ms: {cpu_over} by CPU time,"
+        f" {wall_over} by wall time (which counts waiting for a CPU)"
+    )
     print(f"done; {_load()}")
-    return 1 if over else 0
+    return 1 if cpu_over else 0
 
 
 if __name__ == "__main__":
