@@ -29,7 +29,7 @@ from service.hooks.prefetch import resources_of
 DATA = Path(__file__).parent / "data" / "fhir-examples"
 SCENARIO = "trough-critical"
 PATIENT = "trough-critical"
-NEWEST = "2026-11-24T08:30:00Z"  # after the chart's own trough (07:30), before the scenario's clock
+NEWEST = "2026-11-24T20:30:00Z"  # after the chart's own evening trough (19:00), before the clock
 IGNORED = {"entered-in-error", "cancelled"}
 TROUGH = {"coding": [{"system": "http://loinc.org", "code": "77348-1"}]}
 
