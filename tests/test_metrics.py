@@ -294,12 +294,15 @@ def _subclasses(cls: type) -> set[type]:
 def test_every_fhir_failure_code_has_its_own_label():
     codes = {FhirError.code} | {c.code for c in _subclasses(FhirError)}
     assert codes == metrics.FHIR_FAILURES
-    prefetch_codes = set(
-        re.findall(
+    prefetch_codes = {
+        found
+        for name in ("prefetch.py", "prefetch_values.py")
+        for found in re.findall(
             r'code="([a-z-]+)"|"(prefetch-[a-z-]+)"',
-            (ROOT / "service" / "hooks" / "prefetch.py").read_text(encoding="utf-8"),
+            (ROOT / "service" / "hooks" / name).read_text(encoding="utf-8"),
         )
-    )
+    }
+    assert prefetch_codes  # the scan finds the codes where they are written
     assert {a or b for a, b in prefetch_codes} <= metrics.PREFETCH_REASONS
 
 

@@ -42,7 +42,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +49,6 @@ import requests
 
 from cards.vocab import MEDICATIONS
 from service.config import Settings
-from service.errors import FallbackBusyError, PrefetchUnavailableError
 from service.fhir.client import (
     ByteBudget,
     FhirClient,
@@ -61,113 +59,34 @@ from service.fhir.client import (
 )
 from service.fhir.policy import BaseUrl, address_checker, check_fhir_server
 from service.hooks.base import HookRequest
+from service.hooks.fallback_gate import FallbackGate
+from service.hooks.prefetch_values import (
+    MissingData,
+    needs_fetch,
+    resources_of,
+    searchset_incomplete,
+    unavailable_error,
+)
 from service.hooks.templates import UnresolvableTokenError, substitute, template_is_read, template_resource_type
 from service.ops import metrics
 
 log = logging.getLogger("tacro_cds.prefetch")
+
+# Re-exported: callers import the prefetch stage's names from here.
+__all__ = [
+    "FallbackGate",
+    "MissingData",
+    "PrefetchResolver",
+    "resources_of",
+    "searchset_incomplete",
+    "unavailable_error",
+]
 
 # Real EHR ids run past FHIR's 64 characters; any id without "/" or whitespace, within a bound.
 _MEDICATION_REF = re.compile(r"(?:^|/)Medication/([^/\s]{1,1024})(?:/_history/[^/]+)?$")
 _ABSENT = object()
 
 SessionFactory = Callable[[], requests.Session]
-
-
-@dataclass(frozen=True)
-class MissingData:
-    """One piece of data that could not be had, and why (safe to show: no URL, token or PHI)."""
-
-    key: str
-    reason: str
-    issue_type: str = "incomplete"
-    code: str = "prefetch-unavailable"
-    # Part of the key's data was had and is used (a first page, a searchset the server marked
-    # incomplete): the checks reading it run on it, and the missing-data card says it is partial.
-    partial: bool = False
-
-    def issue(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {
-            "severity": "error",
-            "code": self.issue_type,
-            "details": {"text": f"{self.key}: {self.reason}"},
-            "diagnostics": self.code,
-        }
-        if self.key != MEDICATIONS:
-            issue["location"] = [f"$.prefetch.{self.key}"]
-        return issue
-
-
-def unavailable_error(missing: list[MissingData]) -> PrefetchUnavailableError:
-    """The 412 naming every key that could not be had, one OperationOutcome issue each."""
-    keys = ", ".join(dict.fromkeys(m.key for m in missing))
-    timed_out = ", ".join(dict.fromkeys(m.key for m in missing if m.code == FhirTimeoutError.code))
-    # A timeout is said as such: the data may well be there, on a server that answered too slowly.
-    why = f" The FHIR server timed out (no answer within the timeout) for: {timed_out}." if timed_out else ""
-    return PrefetchUnavailableError(
-        f"data the rules need was neither prefetched nor fetchable: {keys}.{why} Send these prefetch "
-        "keys, or a reachable fhirServer with a valid fhirAuthorization.",
-        location=[f"$.prefetch.{m.key}" for m in missing if m.key != MEDICATIONS],
-        issues=[m.issue() for m in missing],
-    )
-
-
-def resources_of(value: Any, resource_type: str | None = None) -> list[dict[str, Any]]:
-    """The resources in one prefetch value: a Bundle's entries, a single resource, or none.
-
-    OperationOutcome entries are never data; with ``resource_type`` only that type is kept."""
-    if not isinstance(value, dict):
-        return []
-    if value.get("resourceType") == "Bundle":
-        found = [
-            e["resource"]
-            for e in value.get("entry") or []
-            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-        ]
-    else:
-        found = [value]
-    return [
-        r
-        for r in found
-        if r.get("resourceType") != "OperationOutcome"
-        and (resource_type is None or r.get("resourceType") == resource_type)
-    ]
-
-
-# OperationOutcome severities that say a searchset is not the whole answer ("results truncated", "some
-# results suppressed"); an "information" outcome (timings, hints) does not.
-_INCOMPLETE_SEVERITIES = frozenset({"fatal", "error", "warning"})
-
-
-def searchset_incomplete(value: Any) -> str | None:
-    """Why a searchset is not the whole answer, from its OperationOutcome entries (``search.mode``
-    "outcome", FHIR R4 Bundle.entry.search.mode); None when nothing says so. Plain words only: the
-    diagnostics of an outcome are not shown (they may quote the query)."""
-    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
-        return None
-    entries = value.get("entry")
-    for entry in entries if isinstance(entries, list) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
-            continue
-        issues = resource.get("issue")
-        for issue in issues if isinstance(issues, list) else []:
-            if isinstance(issue, dict) and issue.get("severity") in _INCOMPLETE_SEVERITIES:
-                code = issue.get("code") if isinstance(issue.get("code"), str) else "incomplete"
-                return f"the server marked its answer incomplete ({issue['severity']}: {code})"
-    return None
-
-
-def _needs_fetch(value: Any, resource_type: str | None) -> bool:
-    """True when a prefetch value is not an answer: an OperationOutcome, a resource of another
-    type, or not a resource at all. ``None`` is an answer ("no such data")."""
-    if value is None:
-        return False
-    if not isinstance(value, dict):
-        return True
-    kind = value.get("resourceType")
-    if resource_type is None:  # a read whose type only the context names, and it cannot say
-        return kind == "OperationOutcome" or not isinstance(kind, str)
-    return kind != "Bundle" and kind != resource_type
 
 
 def _resource_type(template: str, context: Mapping[str, Any]) -> str | None:
@@ -238,7 +157,7 @@ class PrefetchResolver:
         for key, template in templates.items():
             kind = _resource_type(template, request.context)
             value = request.prefetch.get(key, _ABSENT)
-            if value is _ABSENT or _needs_fetch(value, kind):
+            if value is _ABSENT or needs_fetch(value, kind):
                 to_fetch[key] = template
                 continue
             if _has_next_page(value):
@@ -459,43 +378,6 @@ class PrefetchResolver:
             else:
                 raise error  # a bug, not a FHIR failure: let the error handler answer 500
         return results
-
-
-class FallbackGate:
-    """How many hook calls of this worker may be fetching from FHIR at once, in all and per caller.
-    A call that would exceed either is refused at once (FallbackBusyError), never queued: a queue
-    would hold a serving thread as long as the slow FHIR server holds the others."""
-
-    def __init__(self, total: int, per_issuer: int) -> None:
-        self.total = max(1, total)
-        self.per_issuer = max(1, per_issuer)
-        self._lock = threading.Lock()
-        self._running = 0
-        self._by_issuer: dict[str | None, int] = {}
-
-    def enter(self, issuer: str | None) -> None:
-        with self._lock:
-            mine = self._by_issuer.get(issuer, 0)
-            if self._running >= self.total or mine >= self.per_issuer:
-                log.warning(
-                    "FHIR fallback refused: too many running",
-                    extra={"keys": self._running, "iss": (issuer or "")[:128] or None},
-                )
-                raise FallbackBusyError(
-                    "too many calls are fetching from FHIR servers right now; nothing was fetched. "
-                    "Send the prefetch keys, or retry shortly"
-                )
-            self._running += 1
-            self._by_issuer[issuer] = mine + 1
-
-    def leave(self, issuer: str | None) -> None:
-        with self._lock:
-            self._running -= 1
-            left = self._by_issuer.get(issuer, 1) - 1
-            if left > 0:
-                self._by_issuer[issuer] = left
-            else:
-                self._by_issuer.pop(issuer, None)
 
 
 class _LazyClient:
