@@ -69,7 +69,8 @@ _VERSION = re.compile(r"\d|/|python|werkzeug", re.IGNORECASE)
 
 @pytest.mark.slow
 def test_under_gunicorn_no_version_banner_and_nosniff():
-    with gunicorn(workers=1, threads=2, env={"TACRO_CDS_MAX_REQUEST_BYTES": "4096"}) as server:
+    # The cap is above the valid body (about 4 KiB) and below the oversized ones.
+    with gunicorn(workers=1, threads=2, env={"TACRO_CDS_MAX_REQUEST_BYTES": "8192"}) as server:
         session = requests.Session()
         responses = {
             "discovery": session.get(server.base_url + "/cds-services", timeout=REQUEST_TIMEOUT_S),
@@ -82,14 +83,14 @@ def test_under_gunicorn_no_version_banner_and_nosniff():
             "not-found": session.get(server.base_url + "/nope", timeout=REQUEST_TIMEOUT_S),
             "too-large": session.post(
                 server.base_url + VIEW,
-                data=b" " * 5000 + b"{}",
+                data=b" " * 9000 + b"{}",
                 headers={"Content-Type": "application/json"},
                 timeout=REQUEST_TIMEOUT_S,
             ),
             # Chunked: no Content-Length for the size check to read up front.
             "too-large-chunked": session.post(
                 server.base_url + VIEW,
-                data=iter([b" " * 3000, b" " * 3000, b"{}"]),
+                data=iter([b" " * 5000, b" " * 5000, b"{}"]),
                 headers={"Content-Type": "application/json"},
                 timeout=REQUEST_TIMEOUT_S,
             ),
