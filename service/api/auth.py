@@ -6,7 +6,7 @@ audience, times, tenant, then the signature with the issuer's key (found by ``ki
 replay cache, so that only a token with a valid signature can occupy a ``jti``.
 Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 
-Key selection, one rule (``CallerVerifier._find_key``; docs/security-model.md says the same):
+Key selection, one rule (``CallerVerifier._find_key``; docs/security.md says the same):
 
 1. The issuer's configured keys come first: the inline ``jwks``, then the set at its ``jwks_url``
    (cached; fetched again when older than ``JWKS_CACHE_TTL_S``, or for an unknown ``kid`` at most
