@@ -10,6 +10,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3.exceptions
@@ -18,6 +20,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from service.fhir.errors import FhirError, FhirTimeoutError
 from service.fhir.policy import AddressCheck
 
 # -- a hard deadline per call ---------------------------------------------------------------------
@@ -137,6 +140,23 @@ class _DeadlineWatch:
             sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with EOF
         except OSError:
             pass  # already closed
+
+
+@contextmanager
+def watched_call(stop: float, timeout: float) -> Iterator[_DeadlineWatch]:
+    """One call under a deadline watch that cuts its connection at ``stop``. Once the watch has cut
+    it, the call's outcome is a timeout: a FhirError raised then, or an answer that looked complete
+    (a cut connection may look like a short, complete answer), becomes FhirTimeoutError."""
+    watch = _DeadlineWatch(stop)
+    try:
+        with watch:
+            yield watch
+    except FhirError:
+        if watch.fired:
+            raise FhirTimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    if watch.fired:
+        raise FhirTimeoutError(f"no complete answer within {timeout:g} s")
 
 
 class AddressRefused(NewConnectionError):
