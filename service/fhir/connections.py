@@ -246,28 +246,25 @@ def _fresh_if_asked(conn: Any) -> Any:
     return conn
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+class _WatchedPoolMixin:
+    """Gives a call that asks for one a new connection, and detaches a connection from its call's
+    deadline watch when it goes back to the pool."""
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        return _fresh_if_asked(super()._get_conn(timeout))
+        return _fresh_if_asked(super()._get_conn(timeout))  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
         if conn is not None:
             _detach(conn)  # before another thread can take it from the pool
-        super()._put_conn(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _WatchedHTTPPool(_WatchedPoolMixin, HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(_WatchedPoolMixin, HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        return _fresh_if_asked(super()._get_conn(timeout))
-
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None:
-            _detach(conn)
-        super()._put_conn(conn)
 
 
 class _DeadlineAdapter(HTTPAdapter):
