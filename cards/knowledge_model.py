@@ -195,7 +195,7 @@ class Timing(Table):
     start_days_before_transfer: Count
     min_duration_days: Count
     continue_through_pregnancy: Flag
-    pregnancy_test_course_day: Count | None = None
+    pregnancy_test_course_day: Count
 
 
 class SteadyStateDays(Table):
@@ -223,8 +223,8 @@ class Trough(Table):
     steady_state_days: SteadyStateDays
     interval_days: Count
     order: Order
-    evening_dose_from_hour: Count | None = None
-    morning_draw_hours: MorningDrawHours | None = None
+    evening_dose_from_hour: Count
+    morning_draw_hours: MorningDrawHours
 
 
 class Creatinine(Table):
@@ -270,7 +270,7 @@ class BloodPressure(Table):
     warning_diastolic_at: Positive
     critical_systolic_at: Positive
     critical_diastolic_at: Positive
-    preeclampsia_from_weeks: Count | None = None
+    preeclampsia_from_weeks: Count
 
 
 class DefaultUln(Table):

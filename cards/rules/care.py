@@ -14,7 +14,7 @@ from typing import Any
 
 from ..facts import PatientFacts
 from ..model import Card
-from .common import Protocol, describe_pregnancy
+from .common import describe_pregnancy, protocol_of
 from .eligibility import decide_eligibility
 from .focus import fill, focus_of, span
 from .scope import scope_of
@@ -33,7 +33,7 @@ def evaluate_care(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> li
     started = (
         facts.hook in ORDERING_HOOKS
         and not focus.on_therapy
-        and decide_eligibility(facts, today, Protocol(kb)).verdict == "candidate"
+        and decide_eligibility(facts, today, protocol_of(kb)).verdict == "candidate"
     )
     values = {key: span(number["value"]) for key, number in table["numbers"].items()}
     cards: list[Card] = []

@@ -20,6 +20,7 @@ from ..facts import (
     Measurement,
     PatientFacts,
 )
+from ..knowledge_model import Cited, Order, Positive, ProtocolTable
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import procedure_order
 from ..text import age_days, fits_summary, fmt_bp, fmt_date, fmt_measure, fmt_number, reported
@@ -27,7 +28,6 @@ from ..vocab import FAMILY_SAFETY
 from .common import (
     Current,
     Detail,
-    Protocol,
     conflict_note,
     current,
     day_of,
@@ -36,6 +36,7 @@ from .common import (
     order_action,
     pending_at_least,
     pending_note,
+    protocol_of,
 )
 from .findings import creatinine_tier, fast_creatinine_rise, potassium_tier
 from .focus import Focus, focus_of
@@ -51,22 +52,23 @@ def evaluate_safety(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     focus = focus_of(facts)
     if not focus.applies or not (focus.on_therapy or focus.drafts):
         return []  # a candidate who is not on (or being ordered) tacrolimus: not ours to monitor
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     cards: list[Card] = []
-    gaps: list[tuple[str, Current, Mapping[str, Any] | None]] = []
+    gaps: list[tuple[str, Current, Order | None]] = []
     covered = _potassium_on_interaction_card(facts, today, kb)
-    for label, check, order_path in (
-        ("Creatinine", _creatinine, "safety.creatinine.order"),
-        ("Potassium", _potassium, "safety.potassium.order"),
-        ("Glucose", _glucose, "safety.glucose.order"),
-        ("Liver enzymes (ALT/AST)", _liver, "safety.liver.order"),
+    safety = proto.safety
+    for label, check, order in (
+        ("Creatinine", creatinine_check, safety.creatinine.order),
+        ("Potassium", potassium_check, safety.potassium.order),
+        ("Glucose", glucose_check, safety.glucose.order),
+        ("Liver enzymes (ALT/AST)", liver_check, safety.liver.order),
     ):
         card, state = check(facts, today, proto, focus)
         if card is not None and not (covered and card.kind == f"{SAFETY}:potassium"):
             cards.append(card)
         if state is not None and state.value is None:
-            gaps.append((label, state, proto.entry(order_path) if state.orderable else None))
-    bp_card, bp_gap = _blood_pressure(facts, today, proto)
+            gaps.append((label, state, order if state.orderable else None))
+    bp_card, bp_gap = blood_pressure_check(facts, today, proto)
     if bp_card is not None:
         cards.append(bp_card)
     if focus.on_therapy and scope_of(facts, today, kb).protocol:
@@ -86,15 +88,19 @@ def _potassium_on_interaction_card(facts: PatientFacts, today: date, kb: Mapping
     return any(d.potassium is not None and d.potassium.high for d in decide_interactions(facts, today, kb))
 
 
-def _stale_days(proto: Protocol) -> int:
-    return proto.days("safety.stale_after_days")
+def stale_days(proto: ProtocolTable) -> int:
+    """How old a safety result may be and still count as the current value."""
+    return proto.safety.stale_after_days.value
 
 
-def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
-    unit = str(proto.entry("safety.creatinine")["unit"])
-    now = current(facts, CREATININE, today, _stale_days(proto), "creatinine", unit)
+def creatinine_check(
+    facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus
+) -> tuple[Card | None, Current | None]:
+    creatinine = proto.safety.creatinine
+    unit = creatinine.unit
+    now = current(facts, CREATININE, today, stale_days(proto), "creatinine", unit)
     if now.value is None or now.value.value is None or now.value.when is None:
-        return _as_reported(proto, "creatinine", now), now
+        return as_reported(proto, "creatinine", now), now
     latest = now.worst() or now.value
     latest_value = latest.value
     assert latest_value is not None and latest.when is not None
@@ -125,9 +131,9 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
         detail.add(
             f"- Baseline ({how}): **{fmt_measure(baseline)}**; change {'+' if rise_pct >= 0 else ''}{rise_pct:.0f} %"
         )
-        tier = creatinine_tier(ratio - 1, False, {"protocol": proto.data})
+        tier = creatinine_tier(ratio - 1, False, proto)
         if tier == "aki":
-            detail.number("AKI", "safety.creatinine.aki_ratio")
+            detail.number("AKI", creatinine.aki_ratio)
             findings.append(
                 (
                     "critical",
@@ -136,7 +142,7 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                 )
             )
         elif tier == "rising":
-            detail.number("creatinine rise", "safety.creatinine.rise_warning_fraction")
+            detail.number("creatinine rise", creatinine.rise_warning_fraction)
             findings.append(
                 (
                     "warning",
@@ -144,10 +150,10 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                     f"{reported(baseline)}: review the tacrolimus dose",
                 )
             )
-    hours = proto.num("safety.creatinine.aki_absolute_hours")
-    lowest = fast_creatinine_rise(facts, latest, {"protocol": proto.data})
+    hours = creatinine.aki_absolute_hours.value
+    lowest = fast_creatinine_rise(facts, latest, proto)
     if lowest is not None and lowest.value is not None:
-        detail.number("AKI", "safety.creatinine.aki_absolute_rise")
+        detail.number("AKI", creatinine.aki_absolute_rise)
         detail.add(f"- Within {fmt_number(hours)} h before: {fmt_measure(lowest)}")
         findings.append(
             (
@@ -157,9 +163,9 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
             )
         )
     if facts.pregnancy.pregnant:
-        limit = proto.num("safety.creatinine.pregnancy_above")
+        limit = creatinine.pregnancy_above.value
         if above(latest_value, limit):
-            detail.number("pregnancy limit", "safety.creatinine.pregnancy_above")
+            detail.number("pregnancy limit", creatinine.pregnancy_above)
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
             findings.append(
                 (
@@ -168,27 +174,30 @@ def _creatinine(facts: PatientFacts, today: date, proto: Protocol, focus: Focus)
                     f"{fmt_number(limit)} {unit}: assess for pre-eclampsia",
                 )
             )
-    repeat = _repeat(facts, proto, "safety.creatinine.order", "Creatinine rise on tacrolimus: repeat")
-    return _worst_card(
+    repeat = repeat_test(facts, creatinine.order, "Creatinine rise on tacrolimus: repeat")
+    return worst_card(
         proto,
         detail,
         f"{SAFETY}:creatinine",
         findings,
-        "safety.creatinine.aki_ratio",
+        creatinine.aki_ratio,
         "Tacrolimus is nephrotoxic: review the dose, look for other nephrotoxic drugs and repeat creatinine.",
         [repeat],
     ), now
 
 
-def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
+def potassium_check(
+    facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus
+) -> tuple[Card | None, Current | None]:
     """Tiers named as the UK Kidney Association does: 5.5–5.9 mild, 6.0–6.4 moderate, ≥ 6.5 severe."""
-    unit = str(proto.entry("safety.potassium")["unit"])
-    now = current(facts, POTASSIUM, today, _stale_days(proto), "potassium", unit, limits=True)
-    early = pending_at_least(now, proto.num("safety.potassium.critical_at"))
+    potassium = proto.safety.potassium
+    unit = potassium.unit
+    now = current(facts, POTASSIUM, today, stale_days(proto), "potassium", unit, limits=True)
+    early = pending_at_least(now, potassium.critical_at.value)
     if early is not None and (now.value is None or not at_least(now.value.value or 0.0, early.value or 0.0)):
-        return _pending_critical(facts, proto, "potassium", early, [_urgent_potassium(facts, proto)]), now
+        return _pending_critical(facts, proto, early, [_urgent_potassium(facts, proto)]), now
     if now.value is None or now.value.value is None:
-        return _as_reported(proto, "potassium", now), now
+        return as_reported(proto, "potassium", now), now
     m = now.worst() or now.value
     value = m.value
     assert value is not None
@@ -200,36 +209,36 @@ def _potassium(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) 
     shown = f"{reported(m)} ({fmt_date(m.when)})"
     findings: list[tuple[Indicator, str]] = []
     actions: list[Suggestion] = []
-    tier = potassium_tier(value, {"protocol": proto.data}, m.reference_high)
+    tier = potassium_tier(value, proto, m.reference_high)
     if tier in ("moderate", "severe"):
-        detail.number("severe", "safety.potassium.severe_at")
+        detail.number("severe", potassium.severe_at)
         findings.append(("critical", f"Potassium {shown}: {tier} hyperkalaemia, repeat urgently and record an ECG"))
         actions.append(_urgent_potassium(facts, proto))
     elif tier == "mild":
-        detail.number("mild", "safety.potassium.warning_at")
+        detail.number("mild", potassium.warning_at)
         findings.append(
             ("warning", f"Potassium {shown}: mild hyperkalaemia, repeat and review potassium-raising drugs")
         )
-        actions.append(_repeat(facts, proto, "safety.potassium.order", "Mild hyperkalaemia on tacrolimus: repeat"))
+        actions.append(repeat_test(facts, potassium.order, "Mild hyperkalaemia on tacrolimus: repeat"))
     elif tier == "above-normal":
-        detail.number("advisory", "safety.potassium.advisory_above")
+        detail.number("advisory", potassium.advisory_above)
         findings.append(("info", f"Potassium {shown} is above the normal range: review potassium-raising drugs"))
     if now.limit in ("<", "<=") or (now.limit is not None and not findings):
         # "<7" may be anything below 7, ">4" anything above 4: no tier is certain, show it as reported.
-        return _as_reported(proto, "potassium", replace(now, value=None, shown_only=m)), now
-    return _worst_card(
+        return as_reported(proto, "potassium", replace(now, value=None, shown_only=m)), now
+    return worst_card(
         proto,
         detail,
         f"{SAFETY}:potassium",
         findings,
-        "safety.potassium.warning_at",
+        potassium.warning_at,
         "Tacrolimus raises potassium, as do ACE inhibitors, ARBs, spironolactone, trimethoprim "
         "and potassium supplements.",
         actions,
     ), now
 
 
-def _as_reported(proto: Protocol, label: str, now: Current) -> Card | None:
+def as_reported(proto: ProtocolTable, label: str, now: Current) -> Card | None:
     """The newest result exists but cannot be compared (text, a limit, a unit not known, implausible):
     shown as the laboratory reported it, with why, rather than deciding on an older one."""
     m = now.shown_only
@@ -254,10 +263,9 @@ def _as_reported(proto: Protocol, label: str, now: Current) -> Card | None:
     )
 
 
-def _pending_critical(
-    facts: PatientFacts, proto: Protocol, label: str, m: Measurement, suggestions: list[Suggestion]
-) -> Card:
-    """A result not final yet that is already critical: shown as critical and pending."""
+def _pending_critical(facts: PatientFacts, proto: ProtocolTable, m: Measurement, suggestions: list[Suggestion]) -> Card:
+    """A potassium not final yet that is already critical: shown as critical and pending."""
+    label = "potassium"
     detail = Detail(proto)
     detail.add(f"- {label.capitalize()}: **{fmt_measure(m)}**, {m.status}: the final result is pending.")
     detail.add("")
@@ -269,42 +277,39 @@ def _pending_critical(
         verdict=f"{label}-critical-pending",
         summary=f"{label.capitalize()} {reported(m)} ({fmt_date(m.when)}) is {m.status}, final pending, and critical: check it now",
         indicator="critical",
-        source_id=str(proto.entry(f"safety.{label}.critical_at")["source"]),
+        source_id=proto.safety.potassium.critical_at.source,
         suggestions=suggestions,
     )
 
 
-def _repeat(facts: PatientFacts, proto: Protocol, order_path: str, reason: str) -> Suggestion:
-    return Suggestion(label="Repeat the test", actions=(order_action(facts, proto.entry(order_path), reason),))
+def repeat_test(facts: PatientFacts, order: Order, reason: str) -> Suggestion:
+    """Repeat the test of ``order``."""
+    return Suggestion(label="Repeat the test", actions=(order_action(facts, order, reason),))
 
 
-def _urgent_potassium(facts: PatientFacts, proto: Protocol) -> Suggestion:
+def _urgent_potassium(facts: PatientFacts, proto: ProtocolTable) -> Suggestion:
     """Potassium ≥ 6.0: an urgent repeat and an ECG."""
+    potassium = proto.safety.potassium
     repeat = order_action(
-        facts,
-        proto.entry("safety.potassium.order"),
-        "Hyperkalaemia on tacrolimus: urgent repeat potassium",
-        priority="stat",
+        facts, potassium.order, "Hyperkalaemia on tacrolimus: urgent repeat potassium", priority="stat"
     )
-    ecg = proto.entry("safety.potassium.ecg_order")
+    ecg = potassium.ecg_order
     ecg_action = Action(
         type="create",
-        description=f"Order {ecg['display']} (urgent)",
+        description=f"Order {ecg.display} (urgent)",
         resource=procedure_order(
-            facts.patient_id,
-            str(ecg["system"]),
-            str(ecg["code"]),
-            str(ecg["display"]),
-            "Hyperkalaemia on tacrolimus",
-            priority="stat",
+            facts.patient_id, ecg.system, ecg.code, ecg.display, "Hyperkalaemia on tacrolimus", priority="stat"
         ),
     )
     return Suggestion(label="Urgent repeat potassium and ECG", is_recommended=True, actions=(repeat, ecg_action))
 
 
-def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
-    unit = str(proto.entry("safety.glucose")["unit"])
-    stale = _stale_days(proto)
+def glucose_check(
+    facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus
+) -> tuple[Card | None, Current | None]:
+    thresholds = proto.safety.glucose
+    unit = thresholds.unit
+    stale = stale_days(proto)
     glucose = current(facts, GLUCOSE, today, stale, "glucose", unit)
     a1c = current(facts, HBA1C, today, stale, "HbA1c", "%")
     detail = Detail(proto)
@@ -315,14 +320,14 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) ->
         fasting = g.fasting is True
         detail.add(f"- Latest glucose: **{fmt_measure(g)}**, {'fasting' if fasting else 'not stated as fasting'}")
         shown = f"{reported(g)} ({fmt_date(g.when)})"  # as the laboratory reported it (mg/dL or mmol/L)
-        if fasting and at_least(g.value, proto.num("safety.glucose.overt_fasting_at")):
-            detail.number("Overt diabetes, fasting", "safety.glucose.overt_fasting_at")
+        if fasting and at_least(g.value, thresholds.overt_fasting_at.value):
+            detail.number("Overt diabetes, fasting", thresholds.overt_fasting_at)
             findings.append(("warning", f"Fasting glucose {shown}: in the overt diabetes range, confirm and treat"))
-        elif not fasting and at_least(g.value, proto.num("safety.glucose.overt_random_at")):
-            detail.number("Overt diabetes, random", "safety.glucose.overt_random_at")
+        elif not fasting and at_least(g.value, thresholds.overt_random_at.value):
+            detail.number("Overt diabetes, random", thresholds.overt_random_at)
             findings.append(("warning", f"Random glucose {shown}: in the overt diabetes range, confirm and treat"))
-        elif fasting and pregnant and at_least(g.value, proto.num("safety.glucose.gdm_fasting_at")):
-            detail.number("Gestational diabetes, fasting (pregnant)", "safety.glucose.gdm_fasting_at")
+        elif fasting and pregnant and at_least(g.value, thresholds.gdm_fasting_at.value):
+            detail.number("Gestational diabetes, fasting (pregnant)", thresholds.gdm_fasting_at)
             detail.add(f"- She is {describe_pregnancy(facts.pregnancy)}.")
             findings.append(
                 (
@@ -333,30 +338,33 @@ def _glucose(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) ->
     h = a1c.value
     if h is not None and h.value is not None:
         detail.add(f"- Latest HbA1c: **{fmt_measure(h)}**")
-        if at_least(h.value, proto.num("safety.glucose.overt_hba1c_at")):
-            detail.number("Overt diabetes, HbA1c", "safety.glucose.overt_hba1c_at")
+        if at_least(h.value, thresholds.overt_hba1c_at.value):
+            detail.number("Overt diabetes, HbA1c", thresholds.overt_hba1c_at)
             findings.append(
                 ("warning", f"HbA1c {fmt_number(h.value)} % ({fmt_date(h.when)}): in the overt diabetes range")
             )
-    card = _worst_card(
+    card = worst_card(
         proto,
         detail,
         f"{SAFETY}:glucose",
         findings,
-        "safety.glucose.overt_fasting_at",
+        thresholds.overt_fasting_at,
         "Tacrolimus causes glucose intolerance: screen for (gestational) diabetes.",
     )
     # Either result is enough to screen; the gap counts only when neither is usable.
     return card, (glucose if h is None else None)
 
 
-def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> tuple[Card | None, Current | None]:
+def liver_check(
+    facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus
+) -> tuple[Card | None, Current | None]:
     detail = Detail(proto)
-    multiple = proto.num("safety.liver.uln_multiple")
+    liver = proto.safety.liver
+    multiple = liver.uln_multiple.value
     findings: list[tuple[Indicator, str]] = []
     states: list[Current] = []
-    for concept, name in ((ALT, "ALT"), (AST, "AST")):
-        now = current(facts, concept, today, _stale_days(proto), name, "U/L")
+    for concept, name, default_uln in ((ALT, "ALT", liver.default_uln.alt), (AST, "AST", liver.default_uln.ast)):
+        now = current(facts, concept, today, stale_days(proto), name, "U/L")
         states.append(now)
         m = now.value
         if m is None or m.value is None:
@@ -364,9 +372,8 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> t
         if m.reference_high:
             uln, uln_text = m.reference_high, f"{fmt_number(m.reference_high)} U/L (laboratory range)"
         else:
-            path = f"safety.liver.default_uln.{concept}"
-            uln_text = detail.number(f"{name} upper limit (result gives none)", path)
-            uln = proto.num(path)
+            uln_text = detail.number(f"{name} upper limit (result gives none)", default_uln)
+            uln = default_uln.value
         detail.add(f"- {name}: **{fmt_measure(m)}**, upper limit {uln_text}")
         if at_least(m.value, multiple * uln):
             findings.append(
@@ -377,13 +384,13 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> t
                 )
             )
     if findings:
-        detail.number("Threshold: multiple of the upper limit", "safety.liver.uln_multiple")
-    card = _worst_card(
+        detail.number("Threshold: multiple of the upper limit", liver.uln_multiple)
+    card = worst_card(
         proto,
         detail,
         f"{SAFETY}:liver",
         findings,
-        "safety.liver.uln_multiple",
+        liver.uln_multiple,
         "Review tacrolimus and other causes of liver injury.",
     )
     # Either enzyme is enough; the gap counts only when neither is usable.
@@ -394,8 +401,9 @@ def _liver(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> t
     return card, None
 
 
-def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[Card | None, str | None]:
-    stale = _stale_days(proto)
+def blood_pressure_check(facts: PatientFacts, today: date, proto: ProtocolTable) -> tuple[Card | None, str | None]:
+    limits = proto.safety.blood_pressure
+    stale = stale_days(proto)
     usable = [bp for bp in facts.blood_pressure if bp.actionable]
     if not usable:
         return None, "no final blood pressure on record"
@@ -411,28 +419,28 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
         f"mmHg ({fmt_date(bp.when)})"
     )
 
-    def over(systolic_path: str, diastolic_path: str) -> bool:
-        return (sys_ is not None and at_least(sys_, proto.num(systolic_path))) or (
-            dia is not None and at_least(dia, proto.num(diastolic_path))
+    def over(systolic_at: Positive, diastolic_at: Positive) -> bool:
+        return (sys_ is not None and at_least(sys_, systolic_at.value)) or (
+            dia is not None and at_least(dia, diastolic_at.value)
         )
 
     findings: list[tuple[Indicator, str]] = []
     ga_days = facts.pregnancy.gestational_age_days if facts.pregnancy.pregnant else None
-    from_weeks = proto.days("safety.blood_pressure.preeclampsia_from_weeks")
+    from_weeks = limits.preeclampsia_from_weeks.value
     preeclampsia_age = ga_days is not None and ga_days >= from_weeks * 7
     verdict: str | None = None
-    if over("safety.blood_pressure.critical_systolic_at", "safety.blood_pressure.critical_diastolic_at"):
-        detail.number("Severe: systolic at", "safety.blood_pressure.critical_systolic_at")
-        detail.number("Severe: diastolic at", "safety.blood_pressure.critical_diastolic_at")
+    if over(limits.critical_systolic_at, limits.critical_diastolic_at):
+        detail.number("Severe: systolic at", limits.critical_systolic_at)
+        detail.number("Severe: diastolic at", limits.critical_diastolic_at)
         findings.append(
             ("critical", f"Blood pressure {shown}: severe-range hypertension, treat now and assess for pre-eclampsia")
         )
-    elif over("safety.blood_pressure.warning_systolic_at", "safety.blood_pressure.warning_diastolic_at"):
-        detail.number("Hypertension: systolic at", "safety.blood_pressure.warning_systolic_at")
-        detail.number("Hypertension: diastolic at", "safety.blood_pressure.warning_diastolic_at")
+    elif over(limits.warning_systolic_at, limits.warning_diastolic_at):
+        detail.number("Hypertension: systolic at", limits.warning_systolic_at)
+        detail.number("Hypertension: diastolic at", limits.warning_diastolic_at)
         if preeclampsia_age:
             # From 20 weeks the action is a pre-eclampsia assessment, not only a tacrolimus review.
-            detail.number("pre-eclampsia assessment from", "safety.blood_pressure.preeclampsia_from_weeks")
+            detail.number("pre-eclampsia assessment from", limits.preeclampsia_from_weeks)
             verdict = "blood-pressure-pre-eclampsia"
             findings.append(
                 (
@@ -450,23 +458,23 @@ def _blood_pressure(facts: PatientFacts, today: date, proto: Protocol) -> tuple[
         if preeclampsia_age
         else "Tacrolimus can cause hypertension; in pregnancy assess for pre-eclampsia."
     )
-    return _worst_card(
+    return worst_card(
         proto,
         detail,
         f"{SAFETY}:blood-pressure",
         findings,
-        "safety.blood_pressure.warning_systolic_at",
+        limits.warning_systolic_at,
         advice,
         verdict=verdict,
     ), None
 
 
-def _worst_card(
-    proto: Protocol,
+def worst_card(
+    proto: ProtocolTable,
     detail: Detail,
     kind: str,
     findings: list[tuple[Indicator, str]],
-    source_path: str,
+    threshold: Cited,
     advice: str,
     suggestions: list[Suggestion] | None = None,
     *,
@@ -492,19 +500,19 @@ def _worst_card(
         verdict=verdict,
         summary=summary,
         indicator=indicator,
-        source_id=str(proto.entry(source_path)["source"]),
+        source_id=threshold.source,
         suggestions=(suggestions or []) if indicator != "info" else (),
     )
 
 
 def _monitoring_due(
-    facts: PatientFacts, proto: Protocol, gaps: list[tuple[str, Current, Mapping[str, Any] | None]], bp_gap: str | None
+    facts: PatientFacts, proto: ProtocolTable, gaps: list[tuple[str, Current, Order | None]], bp_gap: str | None
 ) -> Card | None:
     """On therapy: the safety values that are missing, stale or not usable, with their orders."""
     if not any(order is not None for _, _, order in gaps):
         return None  # nothing to order (a blood pressure is taken at the visit): no card
     detail = Detail(proto)
-    detail.number("how long a safety result counts", "safety.stale_after_days")
+    detail.number("how long a safety result counts", proto.safety.stale_after_days)
     detail.add("")
     names: list[str] = []
     for label, state, _ in gaps:

@@ -25,6 +25,7 @@ from cards.facts import (
     TH1_TH2_RATIO,
     Measurement,
 )
+from cards.knowledge_model import typed
 from cards.model import Card
 from cards.rules.findings import potassium_tier
 from cards.text import reported_text
@@ -311,7 +312,7 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
             if i == 0 and concept in verdicts:
                 flag = verdicts[concept]  # the rules' verdict on the newest result
             elif concept == POTASSIUM and m.value is not None:
-                tier = potassium_tier(m.value, k, m.reference_high)
+                tier = potassium_tier(m.value, typed(k).protocol, m.reference_high)
                 flag = "" if tier == "normal" else "above normal" if tier == "above-normal" else "above threshold"
             elif i > 0 and m.value is not None and warn_at is not None and m.value >= warn_at:
                 flag = "above threshold"
