@@ -156,7 +156,7 @@ def creatinine_finding(
     facts: PatientFacts, today: date, kb: Mapping[str, Any], recent_days: int, course_start: date | None
 ) -> CreatinineFinding:
     """The newest creatinine against its baseline (the latest before the course, else the lowest of
-    the last 90 days) and the KDIGO absolute rise."""
+    the protocol's baseline window) and the KDIGO absolute rise."""
     if CHEMISTRY_KEY in facts.missing:
         return CreatinineFinding("unavailable")
     result, conflicts = _newest(facts, CREATININE)
@@ -164,11 +164,11 @@ def creatinine_finding(
         return CreatinineFinding("none")
     if not _is_recent(result, today, recent_days):
         return CreatinineFinding("old", result, conflicts)
-    baseline = creatinine_baseline(facts, course_start, today)
+    proto = typed(kb).protocol
+    baseline = creatinine_baseline(facts, course_start, today, proto.safety.creatinine.baseline_window_days.value)
     rise: float | None = None
     if baseline is not None and baseline.value and baseline.when is not None and baseline.when < result.when:
         rise = result.value / baseline.value - 1
-    proto = typed(kb).protocol
     tier = creatinine_tier(rise, fast_creatinine_rise(facts, result, proto) is not None, proto)
     return CreatinineFinding(
         tier,

@@ -43,7 +43,8 @@ def creatinine_check(
     latest_value = latest.value
     assert latest_value is not None and latest.when is not None
     start = focus.therapy_start() or (min((d.start for d in focus.drafts if d.start), default=None))
-    baseline = creatinine_baseline(facts, start, today)
+    window = creatinine.baseline_window_days.value
+    baseline = creatinine_baseline(facts, start, today, window)
     if baseline is not None and (
         baseline.source == latest.source
         or baseline.source in latest.conflicts_with
@@ -62,7 +63,7 @@ def creatinine_check(
         how = (
             "before tacrolimus started"
             if start is not None and baseline.when is not None and day_of(baseline.when) < start
-            else "lowest of the last 90 days"
+            else f"lowest of the last {window} days"
         )
         ratio = latest_value / baseline.value
         rise_pct = (ratio - 1) * 100
