@@ -21,7 +21,7 @@ from ..knowledge_model import Count, Number, Order, Positive, ProtocolTable, Sou
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
 from ..text import age_days, fmt_date, fmt_measure, fmt_number, fmt_unit, reported
-from .vocab import build_card
+from .vocab import build_card, reason_codings
 
 PENDING_STATUSES = frozenset({"preliminary", "registered"})
 
@@ -56,8 +56,7 @@ def shown(entry: Number | Count) -> str:
 
 def override_reasons(proto: ProtocolTable) -> tuple[Coding, ...]:
     """The override reasons the protocol cards offer."""
-    reasons = proto.override_reasons
-    return tuple(Coding(system=c.system or reasons.system, code=c.code, display=c.display) for c in reasons.codes)
+    return reason_codings(proto.override_reasons)
 
 
 class Detail:
