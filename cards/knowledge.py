@@ -31,7 +31,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from .knowledge_model import KnowledgeBase, KnowledgeTables
+from .knowledge_model import KnowledgeBase, KnowledgeTables, ProtocolTable
 from .site_merge import (
     SITE_SOURCE_ID,
     SiteMerge,
@@ -135,11 +135,12 @@ def load_knowledge_report(
     if problems:
         raise KnowledgeError("; ".join(problems))
     effective = KnowledgeTables(tables)
-    effective.model_built(_typed(tables, site_config))
+    model = _typed(tables, site_config)
+    effective.model_built(model)
     return LoadedKnowledge(
         tables=effective,
         changes=changes,
-        warnings=tuple(knowledge_warnings(tables)),
+        warnings=tuple(knowledge_warnings(model.protocol)),
         products_imported=imported,
         critical_overrides=tuple(ctx.acknowledged),
     )
@@ -327,15 +328,11 @@ def _entry_path(name: str, table: Any, parts: list[Any]) -> str:
 # What a reviewer needs: warnings, unconfirmed entries, differences
 
 
-def knowledge_warnings(tables: Mapping[str, Any]) -> list[str]:
+def knowledge_warnings(protocol: ProtocolTable) -> list[str]:
     """Settings that load but that a clinician should look at, in plain words."""
     warnings: list[str] = []
-    protocol = tables.get("protocol") or {}
-    try:
-        cutoff = float(protocol["eligibility"]["ratio_cutoff"]["standard"]["value"])
-        first = float(protocol["dose"]["bands"]["table"][0]["ratio_min"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return warnings
+    cutoff = protocol.eligibility.ratio_cutoff.standard.value
+    first = protocol.dose.bands.table[0].ratio_min  # the table has at least one band
     if cutoff > first:
         warnings.append(
             f"The Th1/Th2 cut-off ({cutoff:g}) is above the start of the first dose band ({first:g}): ratios from "
