@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
-from ..knowledge_model import ProtocolTable
+from ..knowledge_model import ProtocolTable, typed
 from ..model import Card, Indicator, Suggestion
 from ..orders import OrderContext, build_order, dose_change, products_of
 from ..text import fmt_number, plain
@@ -56,9 +56,9 @@ def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[Med
     the band dose is no longer the right dose, and the interaction card handles the change."""
     keys = {
         drug
-        for entry in kb.get("interactions", {}).get("entries", [])
-        if entry.get("effect_direction") in LEVEL_CHANGING
-        for drug in entry.get("drugs", [])
+        for entry in typed(kb).interactions.entries
+        if entry.effect_direction in LEVEL_CHANGING
+        for drug in entry.drugs
     }
     return [m for m in facts.medications if not m.has(TACROLIMUS) and m.systemic and keys & set(m.ingredients)]
 
