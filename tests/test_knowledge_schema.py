@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from pydantic import ValidationError
 
 from cards.knowledge import KnowledgeError, load_knowledge, load_knowledge_report
 from cards.knowledge_model import KnowledgeBase, KnowledgeTables, typed
@@ -73,5 +74,18 @@ def test_a_model_error_is_one_line_naming_the_entry():
 def test_models_refuse_unknown_keys():
     tables = dict(load_knowledge())
     tables["protocol"] = {**tables["protocol"], "extra": 1}
-    with pytest.raises(Exception, match="extra"):
+    with pytest.raises(ValidationError) as caught:
         KnowledgeBase.model_validate(tables)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [(("protocol", "extra"), "extra_forbidden")]
+
+
+def test_a_bad_site_threshold_is_one_line_naming_the_file_and_the_entry(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("protocol:\n  safety:\n    potassium:\n      warning_at: {value: high}\n")
+    with pytest.raises(KnowledgeError) as caught:
+        load_knowledge(site)
+    message = str(caught.value)
+    assert (
+        message
+        == f"protocol (with site file {site}): entry safety/potassium/warning_at/value: 'high' is not of type 'number'"
+    )
