@@ -4,7 +4,9 @@ be had goes into the facts (``missing``): only when no rule can run is the call 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from cards.evaluate import can_run, evaluate
@@ -13,7 +15,7 @@ from cards.model import Card
 from service.hooks.base import HookRequest
 from service.hooks.extract import build_facts
 from service.hooks.pilot import pilot_rows
-from service.hooks.prefetch import unavailable_error
+from service.hooks.prefetch_values import MissingData, unavailable_error
 from service.hooks.render import render_cards, with_smart_link
 from service.hooks.validation import validate_request
 from service.runtime import Runtime
@@ -28,10 +30,27 @@ def decide(
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings, checked_for=checked_for)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
-    today = rt.today()
-    facts = build_facts(request, data, rt.knowledge, today=today)
+    facts, cards = evaluate_hook(
+        request, data, rt.knowledge, today=rt.today(), missing=missing, optional=rt.resolver.optional
+    )
+    return request, facts, cards
+
+
+def evaluate_hook(
+    request: HookRequest,
+    data: Mapping[str, list[dict[str, Any]]],
+    knowledge: Mapping[str, Any],
+    *,
+    today: date,
+    missing: Sequence[MissingData] = (),
+    optional: Collection[str] = (),
+) -> tuple[PatientFacts, list[Card]]:
+    """The decision of one hook call on resources already had: extract the facts, then evaluate the
+    rules. The one way a hook is run, by the CDS service and by the SMART app alike.
+    ``missing`` names the prefetch keys that could not be had: rules needing them are skipped (a card
+    says which), and a 412 is raised only when no rule can run (keys in ``optional`` never cause it)."""
+    facts = build_facts(request, data, knowledge, today=today)
     if missing:
-        # Rules needing missing data are skipped (a card says which); 412 only when none can run.
         reasons: dict[str, str] = {}
         partial: dict[str, str] = {}
         for item in missing:
@@ -39,8 +58,8 @@ def decide(
             into[item.key] = f"{into[item.key]}; {item.reason}" if item.key in into else item.reason
         facts = replace(facts, missing=reasons, incomplete=partial)
         if not can_run(facts):
-            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional and not m.partial])
-    return request, facts, evaluate(facts, today, rt.knowledge)
+            raise unavailable_error([m for m in missing if m.key not in optional and not m.partial])
+    return facts, evaluate(facts, today, knowledge)
 
 
 def invoke(
