@@ -145,6 +145,19 @@ class TransferPlan:
 
 
 @dataclass(frozen=True)
+class DosageTiming:
+    """When in the day one dosage instruction is taken, as the order states it."""
+
+    time_of_day: tuple[str, ...] = ()  # timing.repeat.timeOfDay, e.g. ("20:00:00",)
+    when: tuple[str, ...] = ()  # timing.repeat.when (FHIR EventTiming), e.g. ("PCV",)
+    text: str = ""  # the sig
+    patient_instruction: str = ""
+    # Whether timeOfDay / when were sent as arrays: a rewritten sig keeps only timing stated as FHIR states it.
+    time_of_day_listed: bool = False
+    when_listed: bool = False
+
+
+@dataclass(frozen=True)
 class MedicationFact:
     """A MedicationRequest / MedicationStatement, recognised and with its daily dose computed."""
 
@@ -169,6 +182,14 @@ class MedicationFact:
     route: Route | None = None  # from Dosage.route, else the product's dose form, else the text
     prior_prescription: str | None = None  # "MedicationRequest/<id>" this order replaces
     indications: tuple[str, ...] = ()  # reasonCode codes ("system|code") and texts, lower-cased
+    # What the rules read of the order itself, extracted so that no FHIR reaches them:
+    reference: str | None = None  # "MedicationRequest/<id>" when the order has an id (what an action may name)
+    reason_references: tuple[str, ...] = ()  # reasonReference displays, lower-cased ("lupus nephritis")
+    has_dosage_instruction: bool = False  # the order states a dosageInstruction at all
+    coded: bool = False  # its medicationCodeableConcept carries a code (besides any name)
+    course_days: int | None = None  # how many days it runs by its structured timing; None: it does not say
+    single_dose: bool = False  # one dose only, by its structured timing or, without one, its sig's words
+    dosage_timings: tuple[DosageTiming, ...] = ()  # one per dosage instruction
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def has(self, ingredient: str) -> bool:

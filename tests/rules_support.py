@@ -22,6 +22,7 @@ from cards.facts import (
 from cards.knowledge import load_knowledge
 from cards.model import Card
 from cards.text import DETAIL_MAX
+from service.hooks.extract.medications import order_shape
 
 TODAY = date(2026, 11, 25)
 REQUEST_STATUS = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -187,6 +188,7 @@ def draft(
         is_draft=True,
         is_selected=selected,
         resource=resource,
+        **order_shape(resource),
     )
 
 
@@ -200,6 +202,7 @@ def on_tacrolimus(
     product: str = "tacrolimus 1 MG Oral Capsule",
 ) -> MedicationFact:
     start = day(-started_days_ago)
+    active = medication_request(daily_mg, start=start, rid=rid) | {"status": "active"}
     return MedicationFact(
         source=f"MedicationRequest/{rid}",
         resource_type="MedicationRequest",
@@ -215,7 +218,8 @@ def on_tacrolimus(
         doses_per_day=1,
         start=start,
         start_from=start_from,  # type: ignore[arg-type]
-        resource=medication_request(daily_mg, start=start, rid=rid) | {"status": "active"},
+        resource=active,
+        **order_shape(active),
     )
 
 

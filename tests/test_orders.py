@@ -9,6 +9,7 @@ from cards.facts import MedicationFact
 from cards.knowledge import load_knowledge
 from cards.model import Action
 from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
+from service.hooks.extract.medications import order_shape
 
 SANDBOX_DRAFT = {
     "resourceType": "MedicationRequest",
@@ -41,6 +42,7 @@ def fact(resource):
         doses_per_day=1.0,
         is_draft=True,
         resource=resource,
+        **order_shape(resource),
     )
 
 
@@ -104,6 +106,7 @@ def mg_fact(status="active"):
         doses_per_day=2.0,
         is_draft=status == "draft",
         resource=dict(MG_ORDER, status=status),
+        **order_shape(dict(MG_ORDER, status=status)),
     )
 
 

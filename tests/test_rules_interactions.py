@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -30,6 +31,7 @@ from cards.facts import (
 from cards.knowledge import load_knowledge
 from cards.model import Card
 from cards.rules.interactions import decide_interactions, evaluate_interactions
+from service.hooks.extract.medications import order_shape
 from tests.rules_support import day, lab, when
 
 TODAY = date(2026, 11, 25)
@@ -117,6 +119,7 @@ def med(
         route=route,  # type: ignore[arg-type]
         indications=indications,
         resource=resource,
+        **order_shape(resource),
     )
 
 
@@ -1047,6 +1050,7 @@ def test_one_card_per_interacting_drug():
 def test_text_only_recognition_is_said():
     named = med("fluconazole", "draft", recognised_by="text")
     named.resource["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
+    named = replace(named, **order_shape(named.resource))  # the facts read from the order without its code
     card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), named)
     assert "named only in its text: confirm it is the drug meant" in card.detail
 

@@ -38,6 +38,7 @@ from cards.rules.eligibility import evaluate_eligibility
 from cards.rules.interactions import decide_interactions
 from cards.rules.safety import evaluate_safety
 from cards.rules.trough import evaluate_trough
+from service.hooks.extract.medications import order_shape
 
 
 def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
@@ -121,7 +122,7 @@ def _evening(order: MedicationFact, **timing: Any) -> MedicationFact:
             "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", **timing}},
         }
     ]
-    return replace(order, resource=resource)
+    return replace(order, resource=resource, **order_shape(resource))
 
 
 TWELVE_HOUR = [

@@ -9,6 +9,7 @@ hCG is conclusive about 9-11 days after a blastocyst transfer; mycophenolate's b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -35,6 +36,7 @@ from cards.recognise import DrugRecogniser
 from cards.rules.dose import evaluate_dose
 from cards.rules.interactions import evaluate_interactions
 from cards.rules.timing import evaluate_timing
+from service.hooks.extract.medications import order_shape
 
 
 def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
@@ -47,7 +49,7 @@ def with_sig(order: MedicationFact, sig: str, **repeat: Any) -> MedicationFact:
     instruction["text"] = sig
     instruction["patientInstruction"] = sig
     instruction["timing"]["repeat"].update(repeat)
-    return order
+    return replace(order, **order_shape(order.resource))  # the facts read from the changed order
 
 
 # --- 1. structured timing decides a course's length; free text a single dose only in explicit words ----
@@ -235,7 +237,7 @@ def tacrolimus_referring_to(display: str) -> MedicationFact:
     """An order whose indication is a reasonReference to a Condition, named by its display."""
     order = draft(6, frequency=2, start=day(8))
     resource = {**order.resource, "reasonReference": [{"reference": "Condition/ln", "display": display}]}
-    return MedicationFact(**{**order.__dict__, "resource": resource})
+    return MedicationFact(**{**order.__dict__, "resource": resource, **order_shape(resource)})
 
 
 INDICATION_SCOPE = [

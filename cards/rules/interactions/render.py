@@ -20,9 +20,7 @@ from .suggest import monitor_suggestion, regimen, suggestions_for
 
 def _coded(med: MedicationFact) -> bool:
     """Whether the order carries a code at all (besides the name that matched)."""
-    concept = med.resource.get("medicationCodeableConcept")
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    return isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings)
+    return med.coded
 
 
 def order_line(med: MedicationFact) -> str:

@@ -177,7 +177,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
     if alternative is None or d.alternative in (None, "not-for-indication") or d.escalated:
         return None
     drafts = [o for o in d.orders if o.is_draft]
-    ids = [reference_of(o.resource) for o in drafts]
+    ids = [o.reference for o in drafts]
     if not drafts or any(i is None for i in ids):
         return None  # a draft without an id cannot be deleted
     shown = alternative["display"]
@@ -200,7 +200,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
 
 def _removal(orders: Sequence[MedicationFact], name: str) -> Suggestion | None:
     """Delete every draft of the drug (only drafts: an active order is stopped in the EHR)."""
-    ids = [reference_of(o.resource) for o in orders if o.is_draft]
+    ids = [o.reference for o in orders if o.is_draft]
     if not ids or any(i is None for i in ids):
         return None
     return Suggestion(

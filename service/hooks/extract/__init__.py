@@ -4,8 +4,9 @@ Input contract: ``docs/data-profile.md``. Every code list comes from ``cards/kno
 (site-overridable). Parsing is lenient: objects where arrays are due, Bundles without ``type``,
 missing fields, as real clients send them. A resource that looks like ours but cannot be used becomes
 an ``UnusableResource`` with the reason and a description in words; resources of other kinds or codes
-are simply not ours and are skipped. The clinical derivations live in ``cards``: daily dose
-(``cards.dosage``), hCG cut-off, Th1/Th2 ratio and pregnancy status (``cards.derive``). What this
+are simply not ours and are skipped. The daily dose is read from the Dosage elements here
+(``service.hooks.extract.dosage``); the clinical derivations live in ``cards``: hCG cut-off, Th1/Th2
+ratio and pregnancy status (``cards.derive``). What this
 module decides itself is documented where it is taken (``parse_fhir_datetime``, plausibility limits,
 same-time conflicts, route).
 """

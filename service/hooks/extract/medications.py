@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import date
 from typing import Any, Literal
 
-from cards.dosage import daily_dose, duration_days
 from cards.facts import MedicationFact, UnusableResource
 from cards.recognise import RXNORM_SYSTEMS, Recognised
 from service.hooks.extract.common import (
@@ -28,7 +27,35 @@ from service.hooks.extract.common import (
     _texts,
     _Unusable,
 )
+from service.hooks.extract.dosage import (
+    daily_dose,
+    dosage_timings,
+    duration_days,
+    is_single_dose,
+    structured_course_days,
+)
 from service.hooks.extract.reader import _Reader
+
+
+def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
+    """What the rules read of the order itself (its id, reasons, dosage timing, course), as typed values."""
+    rid = res.get("id")
+    refs = res.get("reasonReference")
+    concept = res.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return {
+        "reference": f"{res.get('resourceType')}/{rid}" if rid else None,
+        "reason_references": tuple(
+            str(r["display"]).strip().lower()
+            for r in (refs if isinstance(refs, list) else [refs])
+            if isinstance(r, dict) and isinstance(r.get("display"), str)
+        ),
+        "has_dosage_instruction": bool(res.get("dosageInstruction")),
+        "coded": isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings),
+        "course_days": structured_course_days(res),
+        "single_dose": is_single_dose(res),
+        "dosage_timings": dosage_timings(res),
+    }
 
 
 class MedicationReader(_Reader):
@@ -115,6 +142,7 @@ class MedicationReader(_Reader):
                 prior_prescription=self._prior(res),
                 indications=self._indications(res),
                 resource=res,
+                **order_shape(res),
             )
         )
 
@@ -145,6 +173,7 @@ class MedicationReader(_Reader):
                 end=given,
                 route=None,
                 resource=res,
+                **order_shape(res),
             )
         )
 
