@@ -152,7 +152,7 @@ def _dose_suggestions(
                 description=f"Change the tacrolimus draft to {shown}; nothing else changes",
             )
         else:
-            prior = reference_of(tac.resource)
+            prior = tac.reference
             if prior is None:
                 continue
             action = Action(
