@@ -19,10 +19,38 @@ class Coding:
 
 
 @dataclass(frozen=True)
+class ServiceRequestProposal:
+    """A draft ServiceRequest the card proposes: one lab test, or a diagnostic procedure (an ECG)."""
+
+    patient_id: str
+    system: str
+    code: str
+    display: str
+    reason: str
+    procedure: bool = False  # a diagnostic procedure; else a laboratory test
+    priority: str | None = None  # "stat", "urgent"; None: routine
+    repeat_count: int | None = None  # drawn this many times ...
+    every_days: tuple[float, float] | None = None  # ... one draw every (min, max) days
+
+
+@dataclass(frozen=True)
+class MedicationProposal:
+    """A draft MedicationRequest naming only the drug (RxNorm), for the prescriber to complete."""
+
+    patient_id: str
+    rxnorm: str
+    display: str
+
+
+# What a create or update action proposes; the render step (``service.hooks.orders``) writes the resource.
+Proposal = ServiceRequestProposal | MedicationProposal | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Action:
     type: Literal["create", "update", "delete"]
     description: str
-    resource: Mapping[str, Any] | None = None  # create / update: the whole resource
+    resource: Proposal | None = None  # create / update: what the resource is to be
     resource_id: str | None = None  # delete: "Type/id"
 
 

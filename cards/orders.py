@@ -9,13 +9,13 @@ import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from .dosage import COUNT_UNITS
 from .facts import MedicationFact
-from .model import Action
+from .model import Action, MedicationProposal, ServiceRequestProposal
 from .rules.vocab import EPSILON
 
 LOINC = "http://loinc.org"
@@ -25,33 +25,16 @@ MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
 
 def lab_order(
     patient_id: str, code: str, display: str, reason: str, *, system: str = LOINC, priority: str | None = None
-) -> dict[str, Any]:
+) -> ServiceRequestProposal:
     """A draft ServiceRequest for one lab test (LOINC unless ``system`` says otherwise)."""
-    order: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "category": [
-            {"coding": [{"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}]}
-        ],
-        "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "reasonCode": [{"text": reason}],
-    }
-    if priority:
-        order["priority"] = priority
-    return order
+    return ServiceRequestProposal(patient_id, system, code, display, reason, priority=priority)
 
 
 def procedure_order(
     patient_id: str, system: str, code: str, display: str, reason: str, *, priority: str | None = None
-) -> dict[str, Any]:
+) -> ServiceRequestProposal:
     """A draft ServiceRequest for a diagnostic procedure (e.g. an ECG)."""
-    order = lab_order(patient_id, code, display, reason, system=system, priority=priority)
-    order["category"] = [
-        {"coding": [{"system": "http://snomed.info/sct", "code": "103693007", "display": "Diagnostic procedure"}]}
-    ]
-    return order
+    return ServiceRequestProposal(patient_id, system, code, display, reason, procedure=True, priority=priority)
 
 
 # MedicationRequest elements that FHIR R4 defines as arrays; real clients send some as single objects.
@@ -453,26 +436,11 @@ def reference_of(resource: Mapping[str, Any]) -> str | None:
     return f"{resource.get('resourceType')}/{rid}" if rid else None
 
 
-def with_repeat(order: Mapping[str, Any], every_days: tuple[float, float], count: int) -> dict[str, Any]:
-    """A copy of a lab order repeated ``count`` times, one draw every ``every_days`` (min, max) days."""
-    repeated = copy.deepcopy(dict(order))
-    low, high = every_days
-    repeat: dict[str, Any] = {"count": count, "frequency": 1, "period": _tidy(low), "periodUnit": "d"}
-    if high != low:
-        repeat["periodMax"] = _tidy(high)
-    repeated["occurrenceTiming"] = {"repeat": repeat}
-    return repeated
+def with_repeat(order: ServiceRequestProposal, every_days: tuple[float, float], count: int) -> ServiceRequestProposal:
+    """The lab order repeated ``count`` times, one draw every ``every_days`` (min, max) days."""
+    return replace(order, repeat_count=count, every_days=every_days)
 
 
-def draft_medication_request(patient_id: str, rxnorm: str, display: str) -> dict[str, Any]:
+def draft_medication_request(patient_id: str, rxnorm: str, display: str) -> MedicationProposal:
     """A draft MedicationRequest naming only the drug (RxNorm), for the prescriber to complete."""
-    return {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM, "code": rxnorm, "display": display}],
-            "text": display,
-        },
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
+    return MedicationProposal(patient_id, rxnorm, display)

@@ -20,9 +20,10 @@ from cards.facts import (
     TransferPlan,
 )
 from cards.knowledge import load_knowledge
-from cards.model import Card
+from cards.model import Action, Card
 from cards.text import DETAIL_MAX
 from service.hooks.extract.medications import order_shape
+from service.hooks.orders import resource_of as render_resource
 
 TODAY = date(2026, 11, 25)
 REQUEST_STATUS = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -318,12 +319,18 @@ def action_types(card: Card | None) -> list[list[str]]:
     return [[a.type for a in s.actions] for s in card.suggestions] if card else []
 
 
+def resource_of(action: Action) -> dict[str, Any]:
+    """The FHIR resource an action carries, written by the service's render step."""
+    assert action.resource is not None, action
+    return render_resource(action.resource)
+
+
 def assert_valid_fhir(card: Card) -> None:
     """Every create/update resource of the card parses as FHIR R4 (R4B models)."""
     for suggestion in card.suggestions:
         for action in suggestion.actions:
             if action.resource is not None:
-                resource = copy.deepcopy(dict(action.resource))
+                resource = copy.deepcopy(resource_of(action))
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
                 # fhir.resources does not check code values; the request status is the one we set.
                 assert resource["status"] in REQUEST_STATUS

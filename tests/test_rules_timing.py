@@ -15,6 +15,7 @@ from rules_support import (
     make_facts,
     on_tacrolimus,
     pregnancy,
+    resource_of,
     transfer,
 )
 
@@ -194,7 +195,7 @@ def test_update_changes_only_the_bounds_period():
 def test_short_course_is_extended_to_the_pregnancy_test():
     med = draft(2, start=day(8), end=day(20))
     [card] = evaluate_timing(make_facts(meds=[med], transfers=[transfer(10)]), TODAY, KB)
-    period = card.suggestions[0].actions[0].resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
+    period = resource_of(card.suggestions[0].actions[0])["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
     assert period == {"start": "2026-12-03", "end": "2026-12-18"}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from cards import vocab
 from cards.facts import PatientFacts
 from cards.model import Action, Card, Link, Suggestion
+from service.hooks.orders import resource_of
 
 SMART_LINK_LABEL = "Open the Tacrolimus monitor (SMART app)"  # the app's own name (its page header)
 
@@ -42,7 +43,7 @@ def topic_of(kind: str) -> dict[str, str] | None:
 def _action(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"type": a.type, "description": a.description}
     if a.resource is not None:
-        out["resource"] = dict(a.resource)
+        out["resource"] = resource_of(a.resource)
     if a.resource_id is not None:
         out["resourceId"] = a.resource_id
     return out

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
-from ...model import Action, Suggestion
+from ...model import Action, ServiceRequestProposal, Suggestion
 from ...orders import OrderContext, build_order, draft_medication_request, lab_order, reference_of, with_repeat
 from ...text import fmt_number
 from ..focus import span
@@ -35,14 +35,11 @@ def regimen(daily: float, per_day: float | None) -> str:
 
 def _test_order(
     facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str, urgent: bool = False
-) -> dict[str, Any] | None:
+) -> ServiceRequestProposal | None:
     test = table["lab_tests"].get(key)
     if test is None:
         return None  # a site removed the test: nothing to order
-    order = lab_order(facts.patient_id, test["loinc"], test["display"], reason)
-    if urgent:
-        order["priority"] = "urgent"
-    return order
+    return lab_order(facts.patient_id, test["loinc"], test["display"], reason, priority="urgent" if urgent else None)
 
 
 def monitor_suggestion(
