@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
@@ -190,7 +190,15 @@ class MedicationFact:
     course_days: int | None = None  # how many days it runs by its structured timing; None: it does not say
     single_dose: bool = False  # one dose only, by its structured timing or, without one, its sig's words
     dosage_timings: tuple[DosageTiming, ...] = ()  # one per dosage instruction
-    resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # What a suggested change of the order depends on (``cards.orders.build_order``):
+    instructions_rewritable: bool = False  # dosageInstruction: one or more objects, nothing else
+    dose_quantities: int = 0  # how many doseQuantity values its instructions state
+    dose_unit: str = ""  # the code (else the unit) of the dose quantity, as sent
+    by_reference: bool = False  # names the drug by medicationReference (a Medication resource)
+    concept_text: str = ""  # medicationCodeableConcept.text
+    timing_rewritable: bool = True  # every instruction's timing and timing.repeat absent or an object
+    # Which order of this call the fact was read from: the render step applies a suggested change to it.
+    key: str = field(default="", compare=False)
 
     def has(self, ingredient: str) -> bool:
         return ingredient in self.ingredients

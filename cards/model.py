@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import date
+from typing import Literal
 
 Indicator = Literal["info", "warning", "critical"]
 SEVERITY: Mapping[str, int] = {"critical": 0, "warning": 1, "info": 2}
@@ -42,8 +43,26 @@ class MedicationProposal:
     display: str
 
 
+@dataclass(frozen=True)
+class OrderChange:
+    """A change to one medication order of the call; the render step applies it to a copy of the order.
+
+    Whatever the change, the order starts today or later (a ``boundsPeriod.start`` before ``today`` moves
+    to ``today``). An order she takes is not updated but replaced by a fresh draft (``replaces``)."""
+
+    order: str  # MedicationFact.key of the order changed
+    today: date | None
+    dose: int | float | None = None  # new doseQuantity value (mg, or capsules), an int when whole; None: unchanged
+    sigs: tuple[str, ...] = ()  # with a new dose: the new sig text, one per dosage instruction
+    product: Coding | None = None  # the product switched to (RxNorm), when the strength needed another
+    start: date | None = None  # new boundsPeriod of every instruction (its boundsDuration dropped)
+    end: date | None = None
+    replaces: str | None = None  # priorPrescription of the new draft; None: a draft updated in place
+    reference: str | None = None  # "MedicationRequest/<id>" of the order changed, when it has an id
+
+
 # What a create or update action proposes; the render step (``service.hooks.orders``) writes the resource.
-Proposal = ServiceRequestProposal | MedicationProposal | Mapping[str, Any]
+Proposal = ServiceRequestProposal | MedicationProposal | OrderChange
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from cards.facts import (
     TransferPlan,
 )
 from cards.knowledge import load_knowledge
-from cards.model import Action, Card
+from cards.model import Action, Card, Proposal
 from cards.text import DETAIL_MAX
 from service.hooks.extract.medications import order_shape
 from service.hooks.orders import resource_of as render_resource
@@ -188,8 +188,7 @@ def draft(
         duration_days=((end - start).days + 1) if start and end else None,
         is_draft=True,
         is_selected=selected,
-        resource=resource,
-        **order_shape(resource),
+        **order_fields(resource),
     )
 
 
@@ -219,8 +218,7 @@ def on_tacrolimus(
         doses_per_day=1,
         start=start,
         start_from=start_from,  # type: ignore[arg-type]
-        resource=active,
-        **order_shape(active),
+        **order_fields(active),
     )
 
 
@@ -319,10 +317,28 @@ def action_types(card: Card | None) -> list[list[str]]:
     return [[a.type for a in s.actions] for s in card.suggestions] if card else []
 
 
-def resource_of(action: Action) -> dict[str, Any]:
-    """The FHIR resource an action carries, written by the service's render step."""
-    assert action.resource is not None, action
-    return render_resource(action.resource)
+# Every order the builders made, by its fact's key: the table extraction returns beside the facts.
+ORDERS: dict[str, dict[str, Any]] = {}
+
+
+def order_fields(resource: dict[str, Any]) -> dict[str, Any]:
+    """The MedicationFact fields extraction reads of the order itself, with a key naming it in ``ORDERS``."""
+    key = f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}#{len(ORDERS) + 1}"
+    ORDERS[key] = resource
+    return {**order_shape(resource), "key": key}
+
+
+def order_of(med: MedicationFact) -> dict[str, Any]:
+    """The order a built fact was read from."""
+    return ORDERS[med.key]
+
+
+def resource_of(action: Action | Proposal, orders: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The FHIR resource an action (or a proposal) carries, written by the service's render step;
+    ``orders`` the table extraction returned (default: the orders the builders made)."""
+    proposal = action.resource if isinstance(action, Action) else action
+    assert proposal is not None, action
+    return render_resource(proposal, ORDERS if orders is None else orders)
 
 
 def assert_valid_fhir(card: Card) -> None:

@@ -2,6 +2,7 @@
 the reason; capsules counted when read are the capsules written back in a suggested order."""
 
 import pytest
+from rules_support import order_fields, resource_of
 
 from cards.dosage import COUNT_UNITS, is_count_unit
 from cards.facts import MedicationFact
@@ -118,11 +119,11 @@ def test_a_dose_read_in_a_count_unit_can_be_rewritten_in_that_unit(unit):
         daily_dose_mg=daily,
         doses_per_day=per_day,
         is_draft=True,
-        resource=order,
-        **order_shape(order),
+        **order_fields(order),
     )
-    updated = with_daily_dose(fact, 2.0)
-    assert updated is not None
+    change = with_daily_dose(fact, 2.0)
+    assert change is not None
+    updated = resource_of(change)
     assert updated["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
 
 

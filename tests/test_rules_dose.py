@@ -18,6 +18,7 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    order_of,
     resource_of,
 )
 
@@ -180,7 +181,7 @@ def test_update_rewrites_the_dose_and_the_sig_text_together():
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 1  # 2 mg/day in 2 doses
     assert dosage["text"] == "1 capsule (1 mg) by mouth twice daily (2 mg/day)"
     assert dosage["patientInstruction"] == "Take 1 capsule (1 mg) by mouth twice daily (2 mg/day)"
-    assert med.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
+    assert order_of(med)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
     assert_valid_fhir(card)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from rules_support import day, lab, order_fields, order_of, resource_of, when
 
 from cards.facts import (
     RIF,
@@ -32,7 +33,6 @@ from cards.knowledge import load_knowledge
 from cards.model import Card
 from cards.rules.interactions import decide_interactions, evaluate_interactions
 from service.hooks.extract.medications import order_shape
-from tests.rules_support import day, lab, resource_of, when
 
 TODAY = date(2026, 11, 25)
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -118,8 +118,7 @@ def med(
         is_selected=state == "selected",
         route=route,  # type: ignore[arg-type]
         indications=indications,
-        resource=resource,
-        **order_shape(resource),
+        **order_fields(resource),
     )
 
 
@@ -772,7 +771,7 @@ def test_dose_update_keeps_the_order_and_rewrites_or_drops_the_sig():
     dosage = resource_of(update)["dosageInstruction"][0]
     assert dose_value(resource_of(update)) == 1.5
     assert "3 mg" not in dosage.get("text", "") and "3 mg" not in dosage.get("patientInstruction", "")
-    assert tac.resource["dosageInstruction"][0]["text"] == "3 mg once daily after dinner"  # input untouched
+    assert order_of(tac)["dosageInstruction"][0]["text"] == "3 mg once daily after dinner"  # input untouched
     assert first.label == "Tacrolimus 1.5 mg once daily, 50 % less, while on fluconazole, and order troughs"
     assert resource_of(trough)["code"]["coding"][0]["code"] == "77348-1"
     assert card.selection_behavior == "at-most-one"
@@ -1049,8 +1048,8 @@ def test_one_card_per_interacting_drug():
 
 def test_text_only_recognition_is_said():
     named = med("fluconazole", "draft", recognised_by="text")
-    named.resource["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
-    named = replace(named, **order_shape(named.resource))  # the facts read from the order without its code
+    order_of(named)["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
+    named = replace(named, **order_shape(order_of(named)))  # the facts read from the order without its code
     card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), named)
     assert "named only in its text: confirm it is the drug meant" in card.detail
 

@@ -22,6 +22,8 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    order_fields,
+    order_of,
     pregnancy,
     transfer,
     when,
@@ -38,7 +40,6 @@ from cards.rules.eligibility import evaluate_eligibility
 from cards.rules.interactions import decide_interactions
 from cards.rules.safety import evaluate_safety
 from cards.rules.trough import evaluate_trough
-from service.hooks.extract.medications import order_shape
 
 
 def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
@@ -115,14 +116,14 @@ def test_an_add_on_beside_an_active_order_states_the_total() -> None:
 
 
 def _evening(order: MedicationFact, **timing: Any) -> MedicationFact:
-    resource = dict(order.resource)
+    resource = dict(order_of(order))
     resource["dosageInstruction"] = [
         {
             **resource["dosageInstruction"][0],
             "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", **timing}},
         }
     ]
-    return replace(order, resource=resource, **order_shape(resource))
+    return replace(order, **order_fields(resource))
 
 
 TWELVE_HOUR = [

@@ -115,11 +115,11 @@ def load_record(
             f"The order the card was about ({order_id}) is not on the FHIR server (an order not "
             "yet saved in the EHR); the cards below are for her record as stored."
         )
-    facts, cards = evaluate_hook(request, data, knowledge, today=today)
+    decision = evaluate_hook(request, data, knowledge, today=today)
     patients = data.get("patient") or []
     return PatientRecord(
-        facts=facts,
-        cards=cards,
+        facts=decision.facts,
+        cards=decision.cards,
         patient=patients[0] if patients else None,
         order_id=order_id,
         order_found=order is not None,

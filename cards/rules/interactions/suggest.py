@@ -9,7 +9,7 @@ from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
 from ...model import Action, ServiceRequestProposal, Suggestion
-from ...orders import OrderContext, build_order, draft_medication_request, lab_order, reference_of, with_repeat
+from ...orders import OrderContext, build_order, draft_medication_request, lab_order, with_repeat
 from ...text import fmt_number
 from ..focus import span
 from .decide import DosePlan, InteractionDecision, bare_name
@@ -135,17 +135,17 @@ def _dose_suggestions(
     for target in plan.targets:
         # The one builder: a fresh draft for an active order, a start not in the past, a dose the
         # product can give (else the 0.5 mg product of the same form), a sig naming dose and form.
-        resource = build_order(tac, orders.today, daily_mg=target, products=orders.products).resource
-        if resource is None:
+        change = build_order(tac, orders.today, daily_mg=target, products=orders.products).change
+        if change is None:
             continue  # the dose cannot be written into this order (units, capsule strength): said in the detail
         less = round((1 - target / tac.daily_dose_mg) * 100)
         shown = regimen(target, tac.doses_per_day)
         if tac.is_draft:
-            if reference_of(resource) is None:
+            if tac.reference is None:  # a draft without an id cannot be updated
                 continue
             action = Action(
                 type="update",
-                resource=resource,
+                resource=change,
                 description=f"Change the tacrolimus draft to {shown}; nothing else changes",
             )
         else:
@@ -154,7 +154,7 @@ def _dose_suggestions(
                 continue
             action = Action(
                 type="create",
-                resource=resource,
+                resource=change,
                 description=(
                     f"New tacrolimus draft at {shown}, replacing the active order (stop the active order when you sign)"
                 ),

@@ -55,6 +55,33 @@ def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
         "course_days": structured_course_days(res),
         "single_dose": is_single_dose(res),
         "dosage_timings": dosage_timings(res),
+        **_layout(res),
+    }
+
+
+def _layout(res: Mapping[str, Any]) -> dict[str, Any]:
+    """What a suggested change of the order depends on: the shape of its instructions and dose."""
+    raw = res.get("dosageInstruction")
+    instructions = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else []
+    quantities: list[Mapping[str, Any]] = []
+    timing_ok = True
+    for instruction in instructions:
+        if not isinstance(instruction, dict):
+            continue
+        dose_and_rate = instruction.get("doseAndRate")
+        for item in dose_and_rate if isinstance(dose_and_rate, list) else [dose_and_rate]:
+            if isinstance(item, dict) and isinstance(item.get("doseQuantity"), dict):
+                quantities.append(item["doseQuantity"])
+        timing = instruction.get("timing", {})
+        timing_ok = timing_ok and isinstance(timing, dict) and isinstance(timing.get("repeat", {}), dict)
+    concept = res.get("medicationCodeableConcept")
+    return {
+        "instructions_rewritable": bool(instructions) and all(isinstance(i, dict) for i in instructions),
+        "dose_quantities": len(quantities),
+        "dose_unit": str(quantities[0].get("code") or quantities[0].get("unit") or "").strip() if quantities else "",
+        "by_reference": isinstance(res.get("medicationReference"), dict),
+        "concept_text": str(concept.get("text") or "") if isinstance(concept, dict) else "",
+        "timing_rewritable": timing_ok,
     }
 
 
@@ -141,7 +168,7 @@ class MedicationReader(_Reader):
                 route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
                 prior_prescription=self._prior(res),
                 indications=self._indications(res),
-                resource=res,
+                key=self._keep(res, source),
                 **order_shape(res),
             )
         )
@@ -172,7 +199,7 @@ class MedicationReader(_Reader):
                 start_from="effective" if given else None,
                 end=given,
                 route=None,
-                resource=res,
+                key=self._keep(res, source),
                 **order_shape(res),
             )
         )
