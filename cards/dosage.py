@@ -1,22 +1,14 @@
-"""Daily-dose arithmetic on FHIR Dosage elements: how many mg a day an order gives, or why that cannot be
-told. Pure: JSON in, numbers (or a reason) out. ``service.hooks.extract`` calls it; ``cards.orders`` shares
-its count units, so a dose read in capsules can also be rewritten in capsules.
-
-A dose the arithmetic cannot compute is reported unknown with the reason, never guessed.
+"""Dose arithmetic on typed values: which dose units count capsules or tablets, and whether an order's
+doses are all taken in the evening. Reading the FHIR Dosage and Timing elements these values come from is
+extraction's (``service.hooks.extract.dosage``); nothing here sees FHIR.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
-from datetime import date
-from typing import Any
+from collections.abc import Iterable
 
-from fhir.resources.R4B.timing import TimingRepeat
-from pydantic import ValidationError
-
-from .units import normalise_unit, to_canonical
+from .facts import DosageTiming
 
 # Count units: a dose in these is a number of capsules/tablets, to be multiplied by the strength.
 # One definition for reading a dose (extraction) and writing one (suggested orders).
@@ -51,323 +43,14 @@ COUNT_UNITS = frozenset(
     }
 )
 
-# Longest course a duration may state: ten years. Anything longer is a data error, and adding it to a
-# date could overflow in the rules.
-MAX_DURATION_DAYS = 3650
-# Days per period unit. Only h, d and wk: a monthly or yearly schedule has no honest mg/day.
-PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
-DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
-# HL7 v3 GTSAbbreviation timing codes (Timing.code) whose doses per day are fixed by definition.
-TIMING_CODES_PER_DAY = {
-    "QD": 1.0,
-    "BID": 2.0,
-    "TID": 3.0,
-    "QID": 4.0,
-    "AM": 1.0,
-    "PM": 1.0,
-    "QOD": 0.5,
-    "Q4H": 6.0,
-    "Q6H": 4.0,
-    "Q8H": 3.0,
-    "Q12H": 2.0,
-    "Q24H": 1.0,
-}
-
 
 def is_count_unit(spelling: str | None) -> bool:
     """True for a dose unit that counts capsules or tablets ("{capsule}", "Tablets", "1")."""
     return spelling is not None and spelling.strip().lower() in COUNT_UNITS
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in _as_list(value) if isinstance(v, dict)]
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def number(value: Any) -> float | None:
-    """A finite number from a JSON number or numeric string; None otherwise (booleans included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return result if math.isfinite(result) else None
-
-
-def fmt(value: float) -> str:
-    return f"{value:g}"
-
-
-def duration_days(value: Any) -> tuple[int | None, str | None]:
-    """(days, why unusable) of a Duration; (None, None) when absent or not in days/weeks."""
-    if not isinstance(value, dict):
-        return None, None
-    amount = number(value.get("value"))
-    unit = value.get("code") or value.get("unit")
-    factor = DURATION_DAYS.get(str(unit).strip().lower()) if unit else None
-    if amount is None or factor is None:
-        return None, None
-    days = amount * factor
-    if not math.isfinite(days) or days > MAX_DURATION_DAYS:
-        return None, f"{fmt(amount)} {unit} is longer than {MAX_DURATION_DAYS} days; duration ignored"
-    if days <= 0:
-        return None, f"{fmt(amount)} {unit} is not a positive duration; duration ignored"
-    return int(round(days)), None
-
-
-# The values of Timing.repeat that are valid FHIR beyond doubt, read without building the FHIR model.
-# Anything else (a numeric string, a boolean, an unusual code) goes through the model, which decides
-# whether it is valid and says why not.
-_MAX_POSITIVE_INT = 2_147_483_647
-_UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
-_TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
-_WHEN = re.compile(r"[A-Za-z0-9.-]+")
-
-
-def _plain_repeat(repeat: Mapping[str, Any]) -> tuple[int | None, float | None, str | None] | None:
-    """(frequency, period, periodUnit) of a Timing.repeat whose values are plainly valid FHIR, with
-    what the FHIR model would give for them; None when the model must judge."""
-    frequency = repeat.get("frequency")
-    if frequency is not None and not (type(frequency) is int and 1 <= frequency <= _MAX_POSITIVE_INT):
-        return None
-    period = repeat.get("period")
-    if period is not None and not (type(period) in (int, float) and math.isfinite(period)):
-        return None
-    unit = repeat.get("periodUnit")
-    if unit is not None and not (type(unit) is str and unit in _UNITS_OF_TIME):
-        return None
-    for key, pattern in (("timeOfDay", _TIME), ("when", _WHEN)):
-        values = repeat.get(key)
-        if values is not None and not (
-            type(values) is list and all(type(v) is str and pattern.fullmatch(v) for v in values)
-        ):
-            return None
-    return frequency, (float(period) if period is not None else None), unit
-
-
-def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
-    """Doses per day from Timing.repeat (frequency per period periodUnit), else a Timing.code."""
-    if not isinstance(timing, dict):
-        return None, "no timing"
-    repeat = timing.get("repeat")
-    if isinstance(repeat, dict):
-        ranged = [k for k in ("frequencyMax", "periodMax") if repeat.get(k) is not None]
-        if ranged:
-            # "1-2 times a day" or "every 8-12 hours": the lower end is not the dose taken.
-            return None, f"timing gives a range ({', '.join(ranged)})"
-        relied_on = {k: repeat[k] for k in ("frequency", "period", "periodUnit", "timeOfDay", "when") if k in repeat}
-        plain = _plain_repeat(relied_on)
-        if plain is not None:
-            frequency, period, unit = plain
-        else:
-            try:
-                checked = TimingRepeat.model_validate(relied_on)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
-            frequency, unit = checked.frequency, checked.periodUnit
-            period = float(checked.period) if checked.period is not None else None
-        if period is not None or unit is not None:
-            if period is None or unit is None:
-                return None, "timing gives a period without its unit (or a unit without a period)"
-            if unit not in PERIOD_DAYS:
-                return None, f"timing period unit {unit!r} has no fixed number of doses per day"
-            if float(period) <= 0:
-                return None, "timing period is not positive"
-            # A period without a frequency means once per period (FHIR: frequency defaults to 1).
-            return (frequency or 1) / (float(period) * PERIOD_DAYS[str(unit)]), None
-        if frequency is not None:
-            return None, "timing gives a frequency without a period"
-        times = _as_list(repeat.get("timeOfDay")) or _as_list(repeat.get("when"))
-        if times:
-            return float(len(times)), None  # each named time of day is one daily dose
-    for cc in _dicts(timing.get("code")):
-        for coding in _dicts(cc.get("coding")):
-            per_day = TIMING_CODES_PER_DAY.get(str(coding.get("code")).upper())
-            if per_day is not None:
-                return per_day, None
-    return None, "timing does not say how often"
-
-
-def _dose_unit_meaning(spelling: str) -> str | None:
-    """ "count", the UCUM mass code ("mg", "ug", "g"), or None for a spelling this service does not read."""
-    if is_count_unit(spelling):
-        return "count"
-    ucum = normalise_unit(spelling)
-    return ucum if ucum in ("mg", "g", "ug") else None
-
-
-def one_dose_mg(
-    dosage: Mapping[str, Any], strength: float | None, product_code: str | None
-) -> tuple[float | None, str | None]:
-    """(mg in one dose, why unknown) of one Dosage."""
-    entries = _dicts(dosage.get("doseAndRate"))
-    quantity = next((e["doseQuantity"] for e in entries if isinstance(e.get("doseQuantity"), dict)), None)
-    if quantity is None:
-        if any("doseRange" in e for e in entries):
-            return None, "dose given as a range"
-        if isinstance(dosage.get("text"), str):
-            return None, f"dose given only as text ({dosage['text']!r})"
-        return None, "no dose quantity"
-    amount = number(quantity.get("value"))
-    code = quantity.get("code") if isinstance(quantity.get("code"), str) else None
-    unit = quantity.get("unit") if isinstance(quantity.get("unit"), str) else None
-    if amount is None:
-        return None, f"dose has no number ({quantity.get('value')!r})"
-    spellings = [s.strip().lower() for s in (code, unit) if s]
-    if not spellings:
-        return None, "dose has no unit"
-    meanings = {m for m in (_dose_unit_meaning(s) for s in spellings) if m is not None}
-    if len(meanings) > 1:
-        # {value 0.5, code "mg", unit "tablet"}: 0.5 mg or half a 5 mg tablet? Neither is safe to assume.
-        return None, f"dose unit ambiguous (code {code!r} and unit {unit!r} disagree)"
-    if any(is_count_unit(s) for s in spellings):
-        if strength is None:
-            where = f"RxNorm {product_code}" if product_code else "the order"
-            return None, f"dose in {unit or code} but the strength per unit is not known for {where}"
-        return amount * strength, None
-    conv = to_canonical("dose", amount, code, unit)
-    if conv.value is None:
-        return None, f"dose unit {unit or code or '(none)'} is neither a mass nor a count of units"
-    return conv.value, None
-
-
-def _bounds(dosage: Mapping[str, Any]) -> str:
-    """The bounds[x] of an instruction's timing, as a comparable key ("" when it has none)."""
-    repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
-    bounds = {k: repeat[k] for k in ("boundsPeriod", "boundsDuration", "boundsRange") if k in repeat}
-    return repr(sorted(bounds.items())) if bounds else ""
-
-
-def daily_dose(
-    dosages: Any, strength: float | None, product_code: str | None, max_daily_mg: float | None = None
-) -> tuple[float | None, float | None, str | None]:
-    """(mg per day, doses per day, why unknown).
-
-    Several dosageInstructions are summed (1 mg morning + 0.5 mg evening) only when every one is
-    computable, none is sequenced after another and all share the same bounds (or none has any):
-    back-to-back periods are a taper, not doses taken together. A total that is not a positive finite
-    number, or above ``max_daily_mg`` (the plausibility limit), is reported implausible. Otherwise the
-    daily dose is unknown, never guessed.
-    """
-    instructions = _dicts(dosages)
-    if not instructions:
-        return None, None, "no dosage instruction"
-    sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
-    if len(sequences) > 1:
-        return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
-    if len({_bounds(d) for d in instructions}) > 1:
-        return (
-            None,
-            None,
-            ("dosage instructions cover different periods (a taper or a change), so they are not one daily dose"),
-        )
-    total = 0.0
-    doses = 0.0
-    for i, dosage in enumerate(instructions):
-        per_dose: float | None = None
-        per_day: float | None = None
-        if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
-            problem: str | None = "taken as needed"
-        else:
-            per_dose, problem = one_dose_mg(dosage, strength, product_code)
-            per_day, timing_problem = doses_per_day(dosage.get("timing"))
-            problem = problem or timing_problem
-        if problem:
-            prefix = f"dosage instruction {i + 1}: " if len(instructions) > 1 else ""
-            return None, None, prefix + problem
-        assert per_dose is not None and per_day is not None
-        if per_dose <= 0:
-            return None, None, f"implausible dose ({fmt(round(per_dose, 6))} mg per dose is not a positive amount)"
-        total += per_dose * per_day
-        doses += per_day
-    if not math.isfinite(total) or not math.isfinite(doses):
-        return None, None, "implausible dose (the total is not a finite number)"
-    if max_daily_mg is not None and total > max_daily_mg:
-        return (
-            None,
-            None,
-            (
-                f"implausible dose ({fmt(round(total, 6))} mg/day is above "
-                f"{fmt(max_daily_mg)} mg/day; a data error, not used)"
-            ),
-        )
-    return round(total, 6), round(doses, 6), None
-
-
-# Words of a sig that mean one dose only. Only explicit words count: "x 1 week" or "x1 month" is a course.
-SINGLE_DOSE_WORDS = re.compile(
-    r"\b(single[- ]dose|one[- ]dose( only)?|once only|one[- ]time dose|stat)\b", re.IGNORECASE
-)
-
-
-def _iso_day(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def structured_course_days(resource: Mapping[str, Any]) -> int | None:
-    """How many days an order runs by its structured timing, or None when the timing does not say.
-
-    Read in this order: ``boundsPeriod`` (start and end), ``boundsDuration``, ``repeat.count`` divided
-    by the doses per day, then ``dispenseRequest.expectedSupplyDuration``. Structured timing decides a
-    course's length; the free-text sig never overrides it.
-    """
-    for dosage in _dicts(resource.get("dosageInstruction")):
-        timing = _obj(dosage.get("timing"))
-        repeat = _obj(timing.get("repeat"))
-        bounds = _obj(repeat.get("boundsPeriod"))
-        start, end = _iso_day(bounds.get("start")), _iso_day(bounds.get("end"))
-        if start is not None and end is not None and end >= start:
-            return (end - start).days + 1
-        days, _ = duration_days(repeat.get("boundsDuration"))
-        if days is not None:
-            return days
-        count = number(repeat.get("count"))
-        if count is not None and count >= 1:
-            per_day, _ = doses_per_day(timing)
-            if count == 1:
-                return 1
-            if per_day:
-                return max(1, math.ceil(count / per_day))
-    days, _ = duration_days(_obj(resource.get("dispenseRequest")).get("expectedSupplyDuration"))
-    return days
-
-
-def is_single_dose(resource: Mapping[str, Any]) -> bool:
-    """One dose only: structured timing of one day (or ``repeat.count`` 1); without any structured
-    course, a sig that says so in explicit words ("single dose", "once only", "stat", "one dose").
-    Repeats allowed on the prescription make it a course."""
-    days = structured_course_days(resource)
-    if days is not None:
-        return days <= 1
-    repeats = number(_obj(resource.get("dispenseRequest")).get("numberOfRepeatsAllowed"))
-    if repeats is not None and repeats > 0:
-        return False
-    instructions = _dicts(resource.get("dosageInstruction"))
-    texts = [str(d.get(k) or "") for d in instructions for k in ("text", "patientInstruction")]
-    return any(SINGLE_DOSE_WORDS.search(t) for t in texts)
-
+# A FHIR time (hh:mm:ss), as Timing.repeat.timeOfDay gives it.
+TIME_OF_DAY = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 
 # Event-timing codes (FHIR EventTiming) and sig words for an evening or night dose.
 EVENING_WHEN = frozenset({"PCV", "ACV", "CV", "HS", "EVE", "EVE.early", "EVE.late", "NIGHT", "PHS"})
@@ -378,23 +61,20 @@ EVENING_WORDS = re.compile(
 )
 
 
-def evening_dose(resource: Mapping[str, Any], from_hour: int = 17) -> bool:
+def evening_dose(timings: Iterable[DosageTiming], from_hour: int = 17) -> bool:
     """True when every dose of the order is given in the evening: ``timing.repeat.timeOfDay`` from
     ``from_hour``, an evening ``when`` code (PCV after dinner, HS at bedtime ...) or, without structured timing of
     day, evening words in the sig."""
-    instructions = _dicts(resource.get("dosageInstruction"))
+    instructions = tuple(timings)
     if not instructions:
         return False
     for dosage in instructions:
-        repeat = _obj(_obj(dosage.get("timing")).get("repeat"))
-        times = [t for t in _as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
-        whens = [w for w in _as_list(repeat.get("when")) if isinstance(w, str)]
-        if times:
-            if not all(_TIME.fullmatch(t) and int(t[:2]) >= from_hour for t in times):
+        if dosage.time_of_day:
+            if not all(TIME_OF_DAY.fullmatch(t) and int(t[:2]) >= from_hour for t in dosage.time_of_day):
                 return False
-        elif whens:
-            if not all(w in EVENING_WHEN for w in whens):
+        elif dosage.when:
+            if not all(w in EVENING_WHEN for w in dosage.when):
                 return False
-        elif not any(EVENING_WORDS.search(str(dosage.get(k) or "")) for k in ("text", "patientInstruction")):
+        elif not any(EVENING_WORDS.search(words) for words in (dosage.text, dosage.patient_instruction)):
             return False
     return True

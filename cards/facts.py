@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
@@ -145,6 +145,19 @@ class TransferPlan:
 
 
 @dataclass(frozen=True)
+class DosageTiming:
+    """When in the day one dosage instruction is taken, as the order states it."""
+
+    time_of_day: tuple[str, ...] = ()  # timing.repeat.timeOfDay, e.g. ("20:00:00",)
+    when: tuple[str, ...] = ()  # timing.repeat.when (FHIR EventTiming), e.g. ("PCV",)
+    text: str = ""  # the sig
+    patient_instruction: str = ""
+    # Whether timeOfDay / when were sent as arrays: a rewritten sig keeps only timing stated as FHIR states it.
+    time_of_day_listed: bool = False
+    when_listed: bool = False
+
+
+@dataclass(frozen=True)
 class MedicationFact:
     """A MedicationRequest / MedicationStatement, recognised and with its daily dose computed."""
 
@@ -169,7 +182,23 @@ class MedicationFact:
     route: Route | None = None  # from Dosage.route, else the product's dose form, else the text
     prior_prescription: str | None = None  # "MedicationRequest/<id>" this order replaces
     indications: tuple[str, ...] = ()  # reasonCode codes ("system|code") and texts, lower-cased
-    resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # What the rules read of the order itself, extracted so that no FHIR reaches them:
+    reference: str | None = None  # "MedicationRequest/<id>" when the order has an id (what an action may name)
+    reason_references: tuple[str, ...] = ()  # reasonReference displays, lower-cased ("lupus nephritis")
+    has_dosage_instruction: bool = False  # the order states a dosageInstruction at all
+    coded: bool = False  # its medicationCodeableConcept carries a code (besides any name)
+    course_days: int | None = None  # how many days it runs by its structured timing; None: it does not say
+    single_dose: bool = False  # one dose only, by its structured timing or, without one, its sig's words
+    dosage_timings: tuple[DosageTiming, ...] = ()  # one per dosage instruction
+    # What a suggested change of the order depends on (``cards.orders.build_order``):
+    instructions_rewritable: bool = False  # dosageInstruction: one or more objects, nothing else
+    dose_quantities: int = 0  # how many doseQuantity values its instructions state
+    dose_unit: str = ""  # the code (else the unit) of the dose quantity, as sent
+    by_reference: bool = False  # names the drug by medicationReference (a Medication resource)
+    concept_text: str = ""  # medicationCodeableConcept.text
+    timing_rewritable: bool = True  # every instruction's timing and timing.repeat absent or an object
+    # Which order of this call the fact was read from: the render step applies a suggested change to it.
+    key: str = field(default="", compare=False)
 
     def has(self, ingredient: str) -> bool:
         return ingredient in self.ingredients

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import date
+from typing import Literal
 
 Indicator = Literal["info", "warning", "critical"]
 SEVERITY: Mapping[str, int] = {"critical": 0, "warning": 1, "info": 2}
@@ -19,10 +20,56 @@ class Coding:
 
 
 @dataclass(frozen=True)
+class ServiceRequestProposal:
+    """A draft ServiceRequest the card proposes: one lab test, or a diagnostic procedure (an ECG)."""
+
+    patient_id: str
+    system: str
+    code: str
+    display: str
+    reason: str
+    procedure: bool = False  # a diagnostic procedure; else a laboratory test
+    priority: str | None = None  # "stat", "urgent"; None: routine
+    repeat_count: int | None = None  # drawn this many times ...
+    every_days: tuple[float, float] | None = None  # ... one draw every (min, max) days
+
+
+@dataclass(frozen=True)
+class MedicationProposal:
+    """A draft MedicationRequest naming only the drug (RxNorm), for the prescriber to complete."""
+
+    patient_id: str
+    rxnorm: str
+    display: str
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """A change to one medication order of the call; the render step applies it to a copy of the order.
+
+    Whatever the change, the order starts today or later (a ``boundsPeriod.start`` before ``today`` moves
+    to ``today``). An order she takes is not updated but replaced by a fresh draft (``replaces``)."""
+
+    order: str  # MedicationFact.key of the order changed
+    today: date | None
+    dose: int | float | None = None  # new doseQuantity value (mg, or capsules), an int when whole; None: unchanged
+    sigs: tuple[str, ...] = ()  # with a new dose: the new sig text, one per dosage instruction
+    product: Coding | None = None  # the product switched to (RxNorm), when the strength needed another
+    start: date | None = None  # new boundsPeriod of every instruction (its boundsDuration dropped)
+    end: date | None = None
+    replaces: str | None = None  # priorPrescription of the new draft; None: a draft updated in place
+    reference: str | None = None  # "MedicationRequest/<id>" of the order changed, when it has an id
+
+
+# What a create or update action proposes; the render step (``service.hooks.orders``) writes the resource.
+Proposal = ServiceRequestProposal | MedicationProposal | OrderChange
+
+
+@dataclass(frozen=True)
 class Action:
     type: Literal["create", "update", "delete"]
     description: str
-    resource: Mapping[str, Any] | None = None  # create / update: the whole resource
+    resource: Proposal | None = None  # create / update: what the resource is to be
     resource_id: str | None = None  # delete: "Type/id"
 
 

@@ -1,110 +1,39 @@
-"""FHIR resources the cards suggest: new lab orders and a changed medication order.
+"""What the cards suggest ordering: new lab tests, a drug to prescribe, a changed medication order.
 
-Pure functions: they build resource dicts for suggestion actions and never change their input.
+Pure functions deciding typed proposals (``cards.model``) from facts; the render step
+(``service.hooks.orders``) writes the FHIR resources.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from .dosage import COUNT_UNITS
-from .facts import MedicationFact
-from .model import Action
+from .facts import DosageTiming, MedicationFact
+from .model import Action, Coding, MedicationProposal, OrderChange, ServiceRequestProposal
 from .rules.vocab import EPSILON
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-MG_UCUM = {"system": "http://unitsofmeasure.org", "code": "mg", "unit": "mg"}
 
 
 def lab_order(
     patient_id: str, code: str, display: str, reason: str, *, system: str = LOINC, priority: str | None = None
-) -> dict[str, Any]:
+) -> ServiceRequestProposal:
     """A draft ServiceRequest for one lab test (LOINC unless ``system`` says otherwise)."""
-    order: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "category": [
-            {"coding": [{"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}]}
-        ],
-        "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "reasonCode": [{"text": reason}],
-    }
-    if priority:
-        order["priority"] = priority
-    return order
+    return ServiceRequestProposal(patient_id, system, code, display, reason, priority=priority)
 
 
 def procedure_order(
     patient_id: str, system: str, code: str, display: str, reason: str, *, priority: str | None = None
-) -> dict[str, Any]:
+) -> ServiceRequestProposal:
     """A draft ServiceRequest for a diagnostic procedure (e.g. an ECG)."""
-    order = lab_order(patient_id, code, display, reason, system=system, priority=priority)
-    order["category"] = [
-        {"coding": [{"system": "http://snomed.info/sct", "code": "103693007", "display": "Diagnostic procedure"}]}
-    ]
-    return order
-
-
-# MedicationRequest elements that FHIR R4 defines as arrays; real clients send some as single objects.
-_ARRAY_ELEMENTS = (
-    "identifier",
-    "category",
-    "dosageInstruction",
-    "reasonCode",
-    "reasonReference",
-    "note",
-    "basedOn",
-    "insurance",
-    "supportingInformation",
-    "detectedIssue",
-    "eventHistory",
-)
-_DOSAGE_ARRAY_ELEMENTS = ("doseAndRate", "additionalInstruction")
-
-
-def _as_valid_arrays(resource: dict[str, Any]) -> dict[str, Any]:
-    """Wrap array elements sent as single objects, so a suggested update is valid FHIR R4.
-
-    The clinical content is unchanged; only the JSON shape a lenient reader accepted is repaired.
-    """
-    for name in _ARRAY_ELEMENTS:
-        if isinstance(resource.get(name), dict):
-            resource[name] = [resource[name]]
-    for instruction in _instructions(resource):
-        if isinstance(instruction, dict):
-            for name in _DOSAGE_ARRAY_ELEMENTS:
-                if isinstance(instruction.get(name), dict):
-                    instruction[name] = [instruction[name]]
-    return resource
-
-
-def _instructions(resource: Mapping[str, Any]) -> list[Any]:
-    """``dosageInstruction`` as a list; anything else a client sent there (a number, true) is none."""
-    value = resource.get("dosageInstruction")
-    return value if isinstance(value, list) else []
-
-
-def _dose_quantities(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every doseQuantity object of the order, tolerating doseAndRate as an object."""
-    found: list[dict[str, Any]] = []
-    for instruction in _instructions(resource):
-        if not isinstance(instruction, dict):
-            continue
-        dose_and_rate = instruction.get("doseAndRate")
-        items = dose_and_rate if isinstance(dose_and_rate, list) else [dose_and_rate]
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get("doseQuantity"), dict):
-                found.append(item["doseQuantity"])
-    return found
+    return ServiceRequestProposal(patient_id, system, code, display, reason, procedure=True, priority=priority)
 
 
 STEP_MG = 0.5  # the smallest capsule: a per-dose amount is a whole number of these steps
@@ -174,23 +103,19 @@ def form_of(product: Mapping[str, Any] | None, unit: str | None = None, text: st
     return _COUNT_FORMS.get((unit or "").strip().lower())
 
 
-def timing_words(instruction: Mapping[str, Any], once_daily: bool = True) -> str:
-    """When in the day the doses are taken ("after dinner", "at 20:00"), from the structured timing,
-    else (for a once-daily order, where the words cannot contradict the frequency) from the words of the
-    old sig; "" when neither says."""
-    repeat = instruction.get("timing", {}).get("repeat", {}) if isinstance(instruction.get("timing"), dict) else {}
-    repeat = repeat if isinstance(repeat, dict) else {}
+def timing_words(timing: DosageTiming, once_daily: bool = True) -> str:
+    """When in the day the doses are taken ("after dinner", "at 20:00"), from the structured timing (as
+    arrays, as FHIR states it), else (for a once-daily order, where the words cannot contradict the
+    frequency) from the words of the old sig; "" when neither says."""
     found: list[str] = []
-    whens = repeat.get("when")
-    for code in whens if isinstance(whens, list) else []:
-        if isinstance(code, str) and code in WHEN_WORDS and WHEN_WORDS[code] not in found:
+    for code in timing.when if timing.when_listed else ():
+        if code in WHEN_WORDS and WHEN_WORDS[code] not in found:
             found.append(WHEN_WORDS[code])
-    times = repeat.get("timeOfDay")
-    for t in times if isinstance(times, list) else []:
-        if isinstance(t, str) and len(t) >= 5:
+    for t in timing.time_of_day if timing.time_of_day_listed else ():
+        if len(t) >= 5:
             found.append(f"at {t[:5]}")
     if not found and once_daily:
-        old = " ".join(str(instruction.get(k) or "") for k in ("text", "patientInstruction"))
+        old = " ".join((timing.text, timing.patient_instruction))
         for match in _TIMING_WORDS.finditer(old):
             words = match.group(0).lower()
             if words not in found:
@@ -242,9 +167,9 @@ def products_of(kb: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
 
 @dataclass(frozen=True)
 class BuiltOrder:
-    """A suggested MedicationRequest, or why none can be written (for the card to say)."""
+    """A suggested change of a MedicationRequest, or why none can be written (for the card to say)."""
 
-    resource: dict[str, Any] | None
+    change: OrderChange | None
     problem: str | None = None
     product: Mapping[str, Any] | None = None  # the product switched to, when the strength needed it
 
@@ -298,7 +223,8 @@ def build_order(
     end: date | None = None,
     products: Sequence[Mapping[str, Any]] = (),
 ) -> BuiltOrder:
-    """The one builder of suggested MedicationRequests. Whatever the change, the result:
+    """The one decision of a suggested MedicationRequest change; the render step (``service.hooks.orders``)
+    applies it to the order. Whatever the change, the result:
 
     - is a fresh draft when it replaces an order she takes (no id, business identifier, order date or
       narrative copied; ``priorPrescription`` names the order it replaces); a draft of this session is
@@ -311,94 +237,77 @@ def build_order(
     - carries a sig text naming the dose and the product's form and keeping the timing words
       ("after dinner"), so the order never holds the old dose in words beside the new one in numbers.
     """
-    if not med.resource:
+    if not med.key:
         return BuiltOrder(None, "the order's content is not available")
-    resource = _as_valid_arrays(copy.deepcopy(dict(med.resource)))
-    instructions = resource.get("dosageInstruction")
-    if not isinstance(instructions, list) or not instructions or not all(isinstance(i, dict) for i in instructions):
+    if not med.instructions_rewritable:
         return BuiltOrder(None, "the order has no dosage instruction to rewrite")
     product = _product_of(med, products)
     switched: Mapping[str, Any] | None = None
+    dose: int | float | None = None
+    sigs: tuple[str, ...] = ()
     if daily_mg is not None:
         if med.doses_per_day is None or med.doses_per_day <= 0:
             return BuiltOrder(None, "the order does not say how often it is taken")
-        quantities = _dose_quantities(resource)
-        if len(quantities) != 1:
+        if med.dose_quantities != 1:
             return BuiltOrder(None, "the order has more than one dose")
         per_dose = daily_mg / med.doses_per_day
         if not _whole(per_dose / STEP_MG):
             return BuiltOrder(None, f"{fmt(per_dose)} mg per dose is not a whole number of 0.5 mg capsules")
         strength = med.strength_mg
+        concept_text = med.concept_text
         if strength and not _whole(per_dose / strength):
             switched = _smaller_product(med, product, per_dose, products)
-            if switched is None or isinstance(resource.get("medicationReference"), dict):
+            if switched is None or med.by_reference:
                 return BuiltOrder(
                     None,
                     f"the {fmt(strength)} mg product cannot give {fmt(per_dose)} mg per dose: "
                     "change the product by hand",
                 )
             strength = float(switched["strength_mg"])
-            display = str(switched["display"])
-            resource["medicationCodeableConcept"] = {
-                "coding": [{"system": RXNORM, "code": str(switched["rxnorm"]), "display": display}],
-                "text": display,
-            }
+            concept_text = str(switched["display"])
             product = switched
-        quantity = quantities[0]
-        unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+        unit = med.dose_unit
         count: int | None = None
         if unit.lower() == "mg":
-            quantity["value"] = _tidy(per_dose)
+            dose = _tidy(per_dose)
         elif unit in COUNT_UNITS and strength:
             count = int(round(per_dose / strength))
-            quantity["value"] = count
+            dose = count
         else:
             return BuiltOrder(None, "the dose unit cannot be rewritten")
-        form = form_of(
-            product,
-            unit,
-            str(resource.get("medicationCodeableConcept", {}).get("text") or "")
-            if isinstance(resource.get("medicationCodeableConcept"), dict)
-            else "",
-        )
-        for instruction in instructions:
-            text = sig_text(
+        form = form_of(product, unit, concept_text)
+        sigs = tuple(
+            sig_text(
                 per_dose,
                 med.doses_per_day,
                 count,
                 form=form,
-                when=timing_words(instruction, med.doses_per_day == 1),
+                when=timing_words(timing, med.doses_per_day == 1),
                 strength_mg=strength if form else None,
             )
-            instruction["text"] = text
-            if "patientInstruction" in instruction:
-                instruction["patientInstruction"] = "Take " + text
-    for instruction in instructions:
-        timing = instruction.setdefault("timing", {})
-        repeat = timing.setdefault("repeat", {}) if isinstance(timing, dict) else None
-        if not isinstance(repeat, dict):
-            return BuiltOrder(None, "the order's timing cannot be rewritten")
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else None
-        if start is not None:
-            repeat.pop("boundsDuration", None)
-            repeat["boundsPeriod"] = {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
-        elif bounds is not None and today is not None and str(bounds.get("start") or "9999")[:10] < today.isoformat():
-            bounds["start"] = today.isoformat()  # a suggested order never starts in the past
-            if str(bounds.get("end") or "9999")[:10] < today.isoformat():
-                bounds.pop("end", None)
-    if not (med.is_draft or med.status == "draft"):
-        for element in ("id", "meta", "identifier", "authoredOn", "text"):
-            resource.pop(element, None)
-        resource["status"] = "draft"
-        resource["priorPrescription"] = {"reference": med.source}
-    return BuiltOrder(resource, None, switched)
+            for timing in med.dosage_timings
+        )
+    if not med.timing_rewritable:
+        return BuiltOrder(None, "the order's timing cannot be rewritten")
+    change = OrderChange(
+        order=med.key,
+        today=today,
+        dose=dose,
+        sigs=sigs,
+        product=Coding(RXNORM, str(switched["rxnorm"]), str(switched["display"])) if switched else None,
+        start=start,
+        end=end if start is not None else None,
+        replaces=None if med.is_draft or med.status == "draft" else med.source,
+        reference=med.reference,
+    )
+    return BuiltOrder(change, None, switched)
 
 
 def with_daily_dose(
     med: MedicationFact, daily_mg: float, *, today: date | None = None, products: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any] | None:
+) -> OrderChange | None:
     """The order at ``daily_mg`` a day (see ``build_order``); None when it cannot be written."""
-    return build_order(med, today, daily_mg=daily_mg, products=products).resource
+    return build_order(med, today, daily_mg=daily_mg, products=products).change
 
 
 def dose_change(
@@ -416,14 +325,14 @@ def dose_change(
     cannot be written (see ``build_order``).
     """
     built = build_order(med, today, daily_mg=daily_mg, products=products)
-    if built.resource is None:
+    if built.change is None:
         return None
     if built.product is not None:
         description += f" with {built.product['display']}"
     if med.is_draft or med.status == "draft":
-        return Action(type="update", description=description, resource=built.resource)
+        return Action(type="update", description=description, resource=built.change)
     return Action(
-        type="create", description=f"{description} (new order replacing the active one)", resource=built.resource
+        type="create", description=f"{description} (new order replacing the active one)", resource=built.change
     )
 
 
@@ -441,38 +350,16 @@ def _tidy(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
-def with_timing(med: MedicationFact, start: str, end: str | None) -> dict[str, Any] | None:
-    """The whole MedicationRequest with only ``timing.repeat.boundsPeriod`` changed (``build_order``)."""
-    return build_order(
-        med, None, start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None
-    ).resource
+def with_timing(med: MedicationFact, start: str, end: str | None) -> OrderChange | None:
+    """The order with only ``timing.repeat.boundsPeriod`` changed (``build_order``)."""
+    return build_order(med, None, start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None).change
 
 
-def reference_of(resource: Mapping[str, Any]) -> str | None:
-    rid = resource.get("id")
-    return f"{resource.get('resourceType')}/{rid}" if rid else None
+def with_repeat(order: ServiceRequestProposal, every_days: tuple[float, float], count: int) -> ServiceRequestProposal:
+    """The lab order repeated ``count`` times, one draw every ``every_days`` (min, max) days."""
+    return replace(order, repeat_count=count, every_days=every_days)
 
 
-def with_repeat(order: Mapping[str, Any], every_days: tuple[float, float], count: int) -> dict[str, Any]:
-    """A copy of a lab order repeated ``count`` times, one draw every ``every_days`` (min, max) days."""
-    repeated = copy.deepcopy(dict(order))
-    low, high = every_days
-    repeat: dict[str, Any] = {"count": count, "frequency": 1, "period": _tidy(low), "periodUnit": "d"}
-    if high != low:
-        repeat["periodMax"] = _tidy(high)
-    repeated["occurrenceTiming"] = {"repeat": repeat}
-    return repeated
-
-
-def draft_medication_request(patient_id: str, rxnorm: str, display: str) -> dict[str, Any]:
+def draft_medication_request(patient_id: str, rxnorm: str, display: str) -> MedicationProposal:
     """A draft MedicationRequest naming only the drug (RxNorm), for the prescriber to complete."""
-    return {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM, "code": rxnorm, "display": display}],
-            "text": display,
-        },
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
+    return MedicationProposal(patient_id, rxnorm, display)

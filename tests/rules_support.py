@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -20,8 +20,10 @@ from cards.facts import (
     TransferPlan,
 )
 from cards.knowledge import load_knowledge
-from cards.model import Card
+from cards.model import Action, Card, Proposal
 from cards.text import DETAIL_MAX
+from service.hooks.extract.medications import order_shape
+from service.hooks.orders import resource_of as render_resource
 
 TODAY = date(2026, 11, 25)
 REQUEST_STATUS = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -186,7 +188,7 @@ def draft(
         duration_days=((end - start).days + 1) if start and end else None,
         is_draft=True,
         is_selected=selected,
-        resource=resource,
+        **order_fields(resource),
     )
 
 
@@ -200,6 +202,7 @@ def on_tacrolimus(
     product: str = "tacrolimus 1 MG Oral Capsule",
 ) -> MedicationFact:
     start = day(-started_days_ago)
+    active = medication_request(daily_mg, start=start, rid=rid) | {"status": "active"}
     return MedicationFact(
         source=f"MedicationRequest/{rid}",
         resource_type="MedicationRequest",
@@ -215,7 +218,7 @@ def on_tacrolimus(
         doses_per_day=1,
         start=start,
         start_from=start_from,  # type: ignore[arg-type]
-        resource=medication_request(daily_mg, start=start, rid=rid) | {"status": "active"},
+        **order_fields(active),
     )
 
 
@@ -314,12 +317,36 @@ def action_types(card: Card | None) -> list[list[str]]:
     return [[a.type for a in s.actions] for s in card.suggestions] if card else []
 
 
+# Every order the builders made, by its fact's key: the table extraction returns beside the facts.
+ORDERS: dict[str, dict[str, Any]] = {}
+
+
+def order_fields(resource: dict[str, Any]) -> dict[str, Any]:
+    """The MedicationFact fields extraction reads of the order itself, with a key naming it in ``ORDERS``."""
+    key = f"{resource.get('resourceType')}/{resource.get('id') or '(no id)'}#{len(ORDERS) + 1}"
+    ORDERS[key] = resource
+    return {**order_shape(resource), "key": key}
+
+
+def order_of(med: MedicationFact) -> dict[str, Any]:
+    """The order a built fact was read from."""
+    return ORDERS[med.key]
+
+
+def resource_of(action: Action | Proposal, orders: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The FHIR resource an action (or a proposal) carries, written by the service's render step;
+    ``orders`` the table extraction returned (default: the orders the builders made)."""
+    proposal = action.resource if isinstance(action, Action) else action
+    assert proposal is not None, action
+    return render_resource(proposal, ORDERS if orders is None else orders)
+
+
 def assert_valid_fhir(card: Card) -> None:
     """Every create/update resource of the card parses as FHIR R4 (R4B models)."""
     for suggestion in card.suggestions:
         for action in suggestion.actions:
             if action.resource is not None:
-                resource = copy.deepcopy(dict(action.resource))
+                resource = copy.deepcopy(resource_of(action))
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
                 # fhir.resources does not check code values; the request status is the one we set.
                 assert resource["status"] in REQUEST_STATUS

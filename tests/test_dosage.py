@@ -1,11 +1,14 @@
-"""Daily-dose arithmetic (cards.dosage): a dose is computed from the order, or said to be unknown with
+"""Daily-dose arithmetic (service.hooks.extract.dosage): a dose is computed from the order, or said to be unknown with
 the reason; capsules counted when read are the capsules written back in a suggested order."""
 
 import pytest
+from rules_support import order_fields, resource_of
 
-from cards.dosage import COUNT_UNITS, daily_dose, doses_per_day, duration_days, is_count_unit
+from cards.dosage import COUNT_UNITS, is_count_unit
 from cards.facts import MedicationFact
 from cards.orders import with_daily_dose
+from service.hooks.extract.dosage import daily_dose, doses_per_day, duration_days
+from service.hooks.extract.medications import order_shape
 
 
 def dosage(value, unit, *, frequency=1, period=1, period_unit="d", **extra):
@@ -116,10 +119,11 @@ def test_a_dose_read_in_a_count_unit_can_be_rewritten_in_that_unit(unit):
         daily_dose_mg=daily,
         doses_per_day=per_day,
         is_draft=True,
-        resource=order,
+        **order_fields(order),
     )
-    updated = with_daily_dose(fact, 2.0)
-    assert updated is not None
+    change = with_daily_dose(fact, 2.0)
+    assert change is not None
+    updated = resource_of(change)
     assert updated["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
 
 
@@ -169,7 +173,7 @@ def test_plain_reading_of_timing_repeat_agrees_with_the_fhir_model(repeat):
     from fhir.resources.R4B.timing import TimingRepeat
     from pydantic import ValidationError
 
-    from cards.dosage import _plain_repeat
+    from service.hooks.extract.dosage import _plain_repeat
 
     plain = _plain_repeat(repeat)
     try:
@@ -200,3 +204,35 @@ def test_invalid_timing_is_named(repeat, problem):
 
 def test_numeric_string_frequency_is_read_as_fhir_reads_it():
     assert doses_per_day({"repeat": {"frequency": "2", "period": 1, "periodUnit": "d"}}) == (2.0, None)
+
+
+def test_what_the_rules_read_of_an_order_is_extracted_as_typed_values():
+    """The rules never see the MedicationRequest: its id, reasons, coding, course and dose times are
+    read into the fact by extraction."""
+    from cards.dosage import evening_dose
+    from cards.facts import DosageTiming
+
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "flu1",
+        "medicationCodeableConcept": {"coding": [{"system": "x", "code": "4450"}], "text": "fluconazole"},
+        "reasonReference": [{"reference": "Condition/c1", "display": " Vaginal Candidiasis "}, {"reference": "x"}],
+        "dosageInstruction": [
+            {"text": "150 mg stat", "timing": {"repeat": {"count": 1, "when": ["HS"]}}},
+            {"patientInstruction": "take at night", "timing": {"repeat": {"timeOfDay": "21:00:00"}}},
+        ],
+    }
+    shape = order_shape(order)
+    assert shape["reference"] == "MedicationRequest/flu1"
+    assert shape["reason_references"] == ("vaginal candidiasis",)
+    assert shape["has_dosage_instruction"] and shape["coded"]
+    assert (shape["course_days"], shape["single_dose"]) == (1, True)
+    assert shape["dosage_timings"] == (
+        DosageTiming(when=("HS",), text="150 mg stat", when_listed=True),
+        DosageTiming(time_of_day=("21:00:00",), patient_instruction="take at night"),
+    )
+    assert evening_dose(shape["dosage_timings"]) is True
+    assert evening_dose(shape["dosage_timings"], from_hour=22) is False
+    unnamed = order_shape({"resourceType": "MedicationRequest", "medicationCodeableConcept": {"text": "fluconazole"}})
+    assert (unnamed["reference"], unnamed["coded"], unnamed["has_dosage_instruction"]) == (None, False, False)
+    assert evening_dose(unnamed["dosage_timings"]) is False

@@ -4,11 +4,15 @@ from dataclasses import replace
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from rules_support import order_fields, order_of, resource_of
 
+from cards import orders
 from cards.facts import MedicationFact
 from cards.knowledge import load_knowledge
 from cards.model import Action
-from cards.orders import dose_change, per_dose_step_below, replacement, with_daily_dose, with_timing
+from cards.orders import dose_change, per_dose_step_below, replacement
+from service.hooks.base import HookRequest
+from service.hooks.extract import extract
 
 SANDBOX_DRAFT = {
     "resourceType": "MedicationRequest",
@@ -27,6 +31,18 @@ SANDBOX_DRAFT = {
 }
 
 
+def with_daily_dose(med, daily_mg, **kwargs):
+    """The order at ``daily_mg`` a day as the render step writes it; None when none can be written."""
+    change = orders.with_daily_dose(med, daily_mg, **kwargs)
+    return None if change is None else resource_of(change)
+
+
+def with_timing(med, start, end):
+    """The order with new dates as the render step writes it; None when none can be written."""
+    change = orders.with_timing(med, start, end)
+    return None if change is None else resource_of(change)
+
+
 def fact(resource):
     return MedicationFact(
         source="MedicationRequest/d1",
@@ -40,7 +56,7 @@ def fact(resource):
         daily_dose_mg=2.0,
         doses_per_day=1.0,
         is_draft=True,
-        resource=resource,
+        **order_fields(resource),
     )
 
 
@@ -103,7 +119,7 @@ def mg_fact(status="active"):
         daily_dose_mg=3.0,
         doses_per_day=2.0,
         is_draft=status == "draft",
-        resource=dict(MG_ORDER, status=status),
+        **order_fields(dict(MG_ORDER, status=status)),
     )
 
 
@@ -148,14 +164,14 @@ def test_per_dose_step_below(daily, doses, expected):
 
 def test_a_draft_is_updated():
     action = dose_change(mg_fact("draft"), 2, "Set the dose to 2 mg/day")
-    assert action is not None and action.type == "update" and action.resource["id"] == "a1"
+    assert action is not None and action.type == "update" and resource_of(action)["id"] == "a1"
 
 
 def test_an_active_order_gets_a_new_draft_replacing_it_instead_of_an_update():
     """Many EHRs accept updates only to draft orders."""
     action = dose_change(mg_fact("active"), 2, "Set the dose to 2 mg/day")
     assert action is not None and action.type == "create"
-    resource = action.resource
+    resource = resource_of(action)
     assert resource["status"] == "draft" and "id" not in resource and "authoredOn" not in resource
     assert resource["priorPrescription"] == {"reference": "MedicationRequest/a1"}
     assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1
@@ -171,9 +187,9 @@ def test_a_replacement_lists_its_create_before_its_delete():
 
 def test_unchanged_input():
     med = mg_fact("active")
-    before = repr(med.resource)
+    before = repr(order_of(med))
     dose_change(replace(med), 2, "x")
-    assert repr(med.resource) == before
+    assert repr(order_of(med)) == before
 
 
 @pytest.mark.parametrize(
@@ -212,3 +228,21 @@ def test_a_rewritten_sig_names_the_form_and_keeps_the_timing_words(unit, sig, ex
     med = replace(fact(resource), doses_per_day=1.0, daily_dose_mg=2.0)
     updated = with_daily_dose(med, 1)
     assert updated["dosageInstruction"][0]["text"] == expected
+
+
+def test_a_change_is_applied_to_its_own_order_when_orders_share_a_source():
+    """Orders without an id share a source ("MedicationRequest/(no id)"): extraction keys each one, and
+    the render step applies a change to the order its fact was read from."""
+    request = HookRequest(hook="patient-view", hook_instance="i", context={"patientId": "p1", "userId": "u"})
+    first, second = (
+        {k: v for k, v in dict(MG_ORDER, status="active", note=[{"text": note}]).items() if k != "id"}
+        for note in ("first", "second")
+    )
+    extracted = extract(request, {"medications": [first, second]}, load_knowledge())
+    meds = extracted.facts.medications
+    assert [m.source for m in meds] == ["MedicationRequest/(no id)"] * 2
+    assert len({m.key for m in meds}) == 2
+    for med, note in zip(meds, ("first", "second"), strict=True):
+        updated = resource_of(orders.with_daily_dose(med, 2), extracted.orders)
+        assert updated["note"] == [{"text": note}]
+        assert updated["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rules_support import KB, TODAY, assert_card_rules, draft, lab, make_facts, on_tacrolimus
+from rules_support import KB, TODAY, assert_card_rules, draft, lab, make_facts, on_tacrolimus, resource_of
 
 from cards.rules.baseline_labs import evaluate_baseline_labs
 
@@ -50,9 +50,9 @@ def test_baseline_labs(labs, ordered):
     [card] = cards
     assert card.kind == "baseline-labs" and card.indicator == "warning"
     [suggestion] = card.suggestions
-    codes = [a.resource["code"]["coding"][0]["code"] for a in suggestion.actions]
+    codes = [resource_of(a)["code"]["coding"][0]["code"] for a in suggestion.actions]
     assert codes == ordered
-    assert all(a.type == "create" and a.resource["resourceType"] == "ServiceRequest" for a in suggestion.actions)
+    assert all(a.type == "create" and resource_of(a)["resourceType"] == "ServiceRequest" for a in suggestion.actions)
     assert "90 days" in card.detail and "still to be confirmed: the baseline look-back window" in card.detail
     assert_card_rules(card)
 

@@ -18,6 +18,8 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    order_of,
+    resource_of,
 )
 
 from cards.facts import MedicationFact
@@ -174,12 +176,12 @@ def test_update_rewrites_the_dose_and_the_sig_text_together():
     med = draft(4, frequency=2, sig="2 mg once daily after dinner")
     [card] = evaluate_dose(make_facts("order-sign", labs=immunology(14.0), meds=[med]), TODAY, KB)
     [action] = card.suggestions[0].actions
-    dosage = action.resource["dosageInstruction"][0]
+    dosage = resource_of(action)["dosageInstruction"][0]
     assert action.type == "update"
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 1  # 2 mg/day in 2 doses
     assert dosage["text"] == "1 capsule (1 mg) by mouth twice daily (2 mg/day)"
     assert dosage["patientInstruction"] == "Take 1 capsule (1 mg) by mouth twice daily (2 mg/day)"
-    assert med.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
+    assert order_of(med)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # input untouched
     assert_valid_fhir(card)
 
 

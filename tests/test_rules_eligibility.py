@@ -6,7 +6,18 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from rules_support import KB, TODAY, action_types, assert_card_rules, condition, draft, lab, make_facts, transfer
+from rules_support import (
+    KB,
+    TODAY,
+    action_types,
+    assert_card_rules,
+    condition,
+    draft,
+    lab,
+    make_facts,
+    resource_of,
+    transfer,
+)
 
 from cards.facts import AUTOIMMUNE, ConditionFact
 from cards.rules.eligibility import evaluate_eligibility
@@ -236,9 +247,9 @@ def test_ineligible_card_has_no_outcomes():
 def test_order_suggestion_is_the_local_th1_th2_code():
     [card] = evaluate_eligibility(make_facts(meds=[draft(2)]), TODAY, KB)
     [action] = card.suggestions[0].actions
-    coding = action.resource["code"]["coding"][0]
+    coding = resource_of(action)["code"]["coding"][0]
     assert (coding["system"], coding["code"]) == ("http://example.org/fhir/CodeSystem/tacro-cds", "th1-th2-ratio")
-    assert action.resource["subject"] == {"reference": "Patient/p1"}
+    assert resource_of(action)["subject"] == {"reference": "Patient/p1"}
 
 
 def test_candidate_card_gives_the_outcomes_of_the_cut_off_study_in_one_line():

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from rules_support import day, lab, order_fields, order_of, resource_of, when
 
 from cards.facts import (
     RIF,
@@ -30,7 +32,7 @@ from cards.facts import (
 from cards.knowledge import load_knowledge
 from cards.model import Card
 from cards.rules.interactions import decide_interactions, evaluate_interactions
-from tests.rules_support import day, lab, when
+from service.hooks.extract.medications import order_shape
 
 TODAY = date(2026, 11, 25)
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -116,7 +118,7 @@ def med(
         is_selected=state == "selected",
         route=route,  # type: ignore[arg-type]
         indications=indications,
-        resource=resource,
+        **order_fields(resource),
     )
 
 
@@ -200,7 +202,7 @@ def assert_readable(card: Card) -> None:
         for action in suggestion.actions:
             assert "MedicationRequest/" not in action.description
             if action.resource is not None:
-                fhir_valid(dict(action.resource))
+                fhir_valid(resource_of(action))
 
 
 def fhir_valid(resource: dict[str, Any]) -> None:
@@ -218,8 +220,8 @@ def dose_actions(card: Card) -> list[Any]:
         for s in card.suggestions
         for a in s.actions
         if a.resource is not None
-        and a.resource["resourceType"] == "MedicationRequest"
-        and "dosageInstruction" in a.resource
+        and resource_of(a)["resourceType"] == "MedicationRequest"
+        and "dosageInstruction" in resource_of(a)
     ]
 
 
@@ -229,10 +231,10 @@ def labels(card: Card) -> list[str]:
 
 def ordered_codes(card: Card) -> list[str]:
     return [
-        a.resource["code"]["coding"][0]["code"]
+        resource_of(a)["code"]["coding"][0]["code"]
         for s in card.suggestions
         for a in s.actions
-        if a.resource is not None and a.resource["resourceType"] == "ServiceRequest"
+        if a.resource is not None and resource_of(a)["resourceType"] == "ServiceRequest"
     ]
 
 
@@ -442,7 +444,7 @@ def test_urgent_potassium_orders_are_urgent_potassium_and_ecg():
         "order-sign", med("tacrolimus", "active", daily_mg=2), med("spironolactone", "draft"), labs=(potassium(6.2),)
     )
     urgent = card.suggestions[1]
-    assert [a.resource["priority"] for a in urgent.actions] == ["urgent", "urgent"]
+    assert [resource_of(a)["priority"] for a in urgent.actions] == ["urgent", "urgent"]
     assert ordered_codes(card) == ["2823-3", "11524-6"]
 
 
@@ -708,7 +710,7 @@ def test_single_dose_or_stopped_azole_gets_one_trough_and_no_cut_advice(order):
     card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", **order))
     assert "Reduce the tacrolimus dose" not in card.detail
     assert labels(card) == ["Order a tacrolimus trough"]
-    assert "occurrenceTiming" not in card.suggestions[0].actions[0].resource
+    assert "occurrenceTiming" not in resource_of(card.suggestions[0].actions[0])
 
 
 def test_a_dose_the_capsule_cannot_give_switches_to_the_half_milligram_capsule():
@@ -717,8 +719,8 @@ def test_a_dose_the_capsule_cannot_give_switches_to_the_half_milligram_capsule()
     tac = med("tacrolimus", "draft", daily_mg=2, unit="{capsule}", strength_mg=1)
     card = only_card("order-sign", tac, med("fluconazole", "draft"))
     actions = dose_actions(card)
-    assert [dose_value(a.resource) for a in actions] == [1, 1]
-    codes = [a.resource["medicationCodeableConcept"]["coding"][0]["code"] for a in actions]
+    assert [dose_value(resource_of(a)) for a in actions] == [1, 1]
+    codes = [resource_of(a)["medicationCodeableConcept"]["coding"][0]["code"] for a in actions]
     assert codes == ["0000", "313190"]
 
 
@@ -726,7 +728,7 @@ def test_a_dose_no_known_product_can_give_is_said():
     """An extended-release 1 mg product not in the table: 0.5 mg/day cannot be given, change it by hand."""
     tac = med("tacrolimus", "draft", daily_mg=2, unit="{capsule}", strength_mg=1, release="extended")
     card = only_card("order-sign", tac, med("fluconazole", "draft"))
-    assert [dose_value(a.resource) for a in dose_actions(card)] == [1]
+    assert [dose_value(resource_of(a)) for a in dose_actions(card)] == [1]
     assert "0.5 mg/day cannot be written into this order" in card.detail
 
 
@@ -755,7 +757,7 @@ PER_DOSE_STEPS = [  # (id, drug, mg per dose, doses a day, suggested mg per dose
 def test_azole_dose_cuts_in_half_milligram_steps_per_dose(drug, per_dose, per_day, expected):
     tac = med("tacrolimus", "draft", daily_mg=per_dose * per_day, doses_per_day=per_day)
     card = only_card("order-sign", tac, med(drug, "draft"))
-    assert [dose_value(a.resource) for a in dose_actions(card)] == expected
+    assert [dose_value(resource_of(a)) for a in dose_actions(card)] == expected
     if not expected:
         assert "No dose in 0.5 mg steps fits" in card.detail
 
@@ -765,13 +767,13 @@ def test_dose_update_keeps_the_order_and_rewrites_or_drops_the_sig():
     card = only_card("order-sign", tac, med("fluconazole", "draft"))
     first = card.suggestions[0]
     update, trough = first.actions
-    assert update.type == "update" and update.resource["id"] == "tacrolimus-draft"
-    dosage = update.resource["dosageInstruction"][0]
-    assert dose_value(update.resource) == 1.5
+    assert update.type == "update" and resource_of(update)["id"] == "tacrolimus-draft"
+    dosage = resource_of(update)["dosageInstruction"][0]
+    assert dose_value(resource_of(update)) == 1.5
     assert "3 mg" not in dosage.get("text", "") and "3 mg" not in dosage.get("patientInstruction", "")
-    assert tac.resource["dosageInstruction"][0]["text"] == "3 mg once daily after dinner"  # input untouched
+    assert order_of(tac)["dosageInstruction"][0]["text"] == "3 mg once daily after dinner"  # input untouched
     assert first.label == "Tacrolimus 1.5 mg once daily, 50 % less, while on fluconazole, and order troughs"
-    assert trough.resource["code"]["coding"][0]["code"] == "77348-1"
+    assert resource_of(trough)["code"]["coding"][0]["code"] == "77348-1"
     assert card.selection_behavior == "at-most-one"
 
 
@@ -781,9 +783,9 @@ def test_active_tacrolimus_gets_a_new_draft_naming_the_active_order():
     )
     [create] = [a for a in dose_actions(card)]
     assert create.type == "create"
-    assert create.resource["status"] == "draft" and "id" not in create.resource
-    assert create.resource["priorPrescription"] == {"reference": "MedicationRequest/tac1"}
-    assert dose_value(create.resource) == 0.5
+    assert resource_of(create)["status"] == "draft" and "id" not in resource_of(create)
+    assert resource_of(create)["priorPrescription"] == {"reference": "MedicationRequest/tac1"}
+    assert dose_value(resource_of(create)) == 0.5
     assert "replacing the active order" in create.description
 
 
@@ -807,7 +809,7 @@ def test_several_tacrolimus_orders_without_a_focus_get_no_dose_change():
 
 def test_trough_order_repeats_every_2_to_3_days():
     card = only_card("order-sign", med("tacrolimus", "draft", daily_mg=2), med("fluconazole", "draft"))
-    trough = card.suggestions[-1].actions[0].resource
+    trough = resource_of(card.suggestions[-1].actions[0])
     assert trough["status"] == "draft" and trough["subject"] == {"reference": "Patient/p1"}
     assert trough["occurrenceTiming"]["repeat"] == {
         "count": 3,
@@ -863,7 +865,7 @@ def test_clarithromycin_to_azithromycin_only_when_the_indication_allows(indicati
         assert replace.is_recommended == recommended
         create, delete = replace.actions  # the create first: a client stopping at a delete still creates
         assert (create.type, delete.type, delete.resource_id) == ("create", "delete", "MedicationRequest/m1")
-        assert create.resource["medicationCodeableConcept"]["coding"][0]["code"] == "18631"
+        assert resource_of(create)["medicationCodeableConcept"]["coding"][0]["code"] == "18631"
     else:
         assert "does not replace clarithromycin for H. pylori or Mycobacterium avium complex" in card.detail
         assert card.summary.startswith("Clarithromycin raises tacrolimus levels: check a trough within 1–3 days")
@@ -954,7 +956,7 @@ def test_transplant_patient_still_gets_interaction_cards_without_protocol_number
     assert card.indicator == "warning"
     for words in ("4 mg/day", "4–8", "Th1", "ratio", "IVF", "transfer"):
         assert words not in card.detail
-    assert [dose_value(a.resource) for a in dose_actions(card)] == [1.5, 1]  # 3 mg twice daily, per-dose steps
+    assert [dose_value(resource_of(a)) for a in dose_actions(card)] == [1.5, 1]  # 3 mg twice daily, per-dose steps
 
 
 # --- never-together drugs ------------------------------------------------------------------------
@@ -1046,7 +1048,8 @@ def test_one_card_per_interacting_drug():
 
 def test_text_only_recognition_is_said():
     named = med("fluconazole", "draft", recognised_by="text")
-    named.resource["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
+    order_of(named)["medicationCodeableConcept"].pop("coding")  # type: ignore[attr-defined]
+    named = replace(named, **order_shape(order_of(named)))  # the facts read from the order without its code
     card = only_card("order-sign", med("tacrolimus", "active", daily_mg=2), named)
     assert "named only in its text: confirm it is the drug meant" in card.detail
 
@@ -1133,8 +1136,8 @@ def test_site_file_changes_the_numbers_without_code(tmp_path):
     card = evaluate_interactions(
         facts("order-sign", med("tacrolimus", "draft", daily_mg=3), med("fluconazole", "draft")), TODAY, kb
     )[0]
-    assert [dose_value(a.resource) for a in dose_actions(card)] == [1.0]
-    assert card.suggestions[-1].actions[0].resource["occurrenceTiming"]["repeat"]["count"] == 5
+    assert [dose_value(resource_of(a)) for a in dose_actions(card)] == [1.0]
+    assert resource_of(card.suggestions[-1].actions[0])["occurrenceTiming"]["repeat"]["count"] == 5
     [k] = evaluate_interactions(
         facts(
             "order-sign",

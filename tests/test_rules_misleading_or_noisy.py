@@ -22,6 +22,8 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    order_fields,
+    order_of,
     pregnancy,
     transfer,
     when,
@@ -114,14 +116,14 @@ def test_an_add_on_beside_an_active_order_states_the_total() -> None:
 
 
 def _evening(order: MedicationFact, **timing: Any) -> MedicationFact:
-    resource = dict(order.resource)
+    resource = dict(order_of(order))
     resource["dosageInstruction"] = [
         {
             **resource["dosageInstruction"][0],
             "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", **timing}},
         }
     ]
-    return replace(order, resource=resource)
+    return replace(order, **order_fields(resource))
 
 
 TWELVE_HOUR = [

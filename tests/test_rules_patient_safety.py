@@ -9,6 +9,7 @@ hCG is conclusive about 9-11 days after a blastocyst transfer; mycophenolate's b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,8 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    order_fields,
+    order_of,
     pregnancy,
     transfer,
 )
@@ -35,6 +38,7 @@ from cards.recognise import DrugRecogniser
 from cards.rules.dose import evaluate_dose
 from cards.rules.interactions import evaluate_interactions
 from cards.rules.timing import evaluate_timing
+from service.hooks.extract.medications import order_shape
 
 
 def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
@@ -43,11 +47,11 @@ def decisions(cards: list[Card]) -> set[tuple[str, str, str]]:
 
 def with_sig(order: MedicationFact, sig: str, **repeat: Any) -> MedicationFact:
     """The order with a free-text sig and, optionally, structured timing in ``timing.repeat``."""
-    instruction = order.resource["dosageInstruction"][0]
+    instruction = order_of(order)["dosageInstruction"][0]
     instruction["text"] = sig
     instruction["patientInstruction"] = sig
     instruction["timing"]["repeat"].update(repeat)
-    return order
+    return replace(order, **order_shape(order_of(order)))  # the facts read from the changed order
 
 
 # --- 1. structured timing decides a course's length; free text a single dose only in explicit words ----
@@ -234,8 +238,8 @@ def tacrolimus_for(indications: tuple[str, ...], daily_mg: float = 6, frequency:
 def tacrolimus_referring_to(display: str) -> MedicationFact:
     """An order whose indication is a reasonReference to a Condition, named by its display."""
     order = draft(6, frequency=2, start=day(8))
-    resource = {**order.resource, "reasonReference": [{"reference": "Condition/ln", "display": display}]}
-    return MedicationFact(**{**order.__dict__, "resource": resource})
+    resource = {**order_of(order), "reasonReference": [{"reference": "Condition/ln", "display": display}]}
+    return MedicationFact(**{**order.__dict__, **order_fields(resource)})
 
 
 INDICATION_SCOPE = [

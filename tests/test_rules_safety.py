@@ -18,6 +18,7 @@ from rules_support import (
     on_tacrolimus,
     only,
     pregnancy,
+    resource_of,
 )
 
 from cards.rules.safety import evaluate_safety
@@ -124,8 +125,8 @@ def test_potassium(value, indicator, words, actions):
 def test_potassium_6_or_more_orders_an_urgent_repeat_and_an_ecg():
     card = check("safety:potassium", [lab(K, 6.4, 1)])
     repeat, ecg = card.suggestions[0].actions
-    assert repeat.resource["priority"] == "stat" and repeat.resource["code"]["coding"][0]["code"] == "2823-3"
-    assert ecg.resource["code"]["coding"][0] == {
+    assert resource_of(repeat)["priority"] == "stat" and resource_of(repeat)["code"]["coding"][0]["code"] == "2823-3"
+    assert resource_of(ecg)["code"]["coding"][0] == {
         "system": "http://snomed.info/sct",
         "code": "29303009",
         "display": "Electrocardiographic procedure",
@@ -211,7 +212,7 @@ def test_monitoring_due_lists_every_gap_with_one_order_suggestion():
     assert "45 days old" in card.detail and "no glucose result" in card.detail
     assert "blood pressure" in card.summary
     [suggestion] = card.suggestions
-    assert [a.resource["code"]["coding"][0]["code"] for a in suggestion.actions] == ["2160-0", "2345-7", "24325-3"]
+    assert [resource_of(a)["code"]["coding"][0]["code"] for a in suggestion.actions] == ["2160-0", "2345-7", "24325-3"]
 
 
 def test_draft_before_therapy_checks_thresholds_but_not_overdue_monitoring():

@@ -14,7 +14,9 @@ from rules_support import (
     draft,
     make_facts,
     on_tacrolimus,
+    order_of,
     pregnancy,
+    resource_of,
     transfer,
 )
 
@@ -186,15 +188,15 @@ def test_update_changes_only_the_bounds_period():
     med = draft(2, start=day(9), end=day(24))
     [card] = evaluate_timing(make_facts(meds=[med], transfers=[transfer(10)]), TODAY, KB)
     [action] = card.suggestions[0].actions
-    expected = copy.deepcopy(dict(med.resource))
+    expected = copy.deepcopy(order_of(med))
     expected["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-12-03", "end": "2026-12-19"}
-    assert action.resource == expected
+    assert resource_of(action) == expected
 
 
 def test_short_course_is_extended_to_the_pregnancy_test():
     med = draft(2, start=day(8), end=day(20))
     [card] = evaluate_timing(make_facts(meds=[med], transfers=[transfer(10)]), TODAY, KB)
-    period = card.suggestions[0].actions[0].resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
+    period = resource_of(card.suggestions[0].actions[0])["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
     assert period == {"start": "2026-12-03", "end": "2026-12-18"}
 
 

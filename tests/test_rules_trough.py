@@ -17,6 +17,7 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    resource_of,
 )
 
 from cards.rules.trough import evaluate_trough
@@ -149,7 +150,7 @@ def test_trough(labs, started, verdict, indicator, words, actions):
 
 def test_high_trough_next_steps_are_trough_creatinine_and_potassium():
     [card] = evaluate_trough(make_facts("patient-view", labs=[trough(11)], meds=[on_tacrolimus(30)]), TODAY, KB)
-    codes = [a.resource["code"]["coding"][0]["code"] for a in card.suggestions[0].actions]
+    codes = [resource_of(a)["code"]["coding"][0]["code"] for a in card.suggestions[0].actions]
     assert codes == ["77348-1", "2160-0", "2823-3"] and card.suggestions[0].is_recommended
 
 

@@ -22,6 +22,7 @@ from rules_support import (
     lab,
     make_facts,
     on_tacrolimus,
+    resource_of,
     transfer,
 )
 from test_rules_interactions import facts as interaction_facts
@@ -155,7 +156,7 @@ def test_a_start_on_or_after_the_transfer_day_is_late(
     [card] = evaluate_timing(make_facts("order-select", meds=[order], transfers=[planned]), TODAY, KB)
     assert (card.kind, card.indicator, card.verdict) == ("timing", "warning", verdict)
     starts = [
-        a.resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"]
+        resource_of(a)["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"]
         for s in card.suggestions
         for a in s.actions
         if a.resource
@@ -187,7 +188,7 @@ def test_metronidazole_offers_one_trough_order() -> None:
     [card] = evaluate_interactions(
         interaction_facts("order-select", TAC, med("metronidazole", "selected", daily_mg=1500)), TODAY, KB
     )
-    codes = [a.resource["code"]["coding"][0]["code"] for s in card.suggestions for a in s.actions if a.resource]
+    codes = [resource_of(a)["code"]["coding"][0]["code"] for s in card.suggestions for a in s.actions if a.resource]
     assert codes == ["77348-1"]
 
 
@@ -213,7 +214,7 @@ def test_a_trough_is_offered_only_to_a_woman_on_tacrolimus(tacrolimus: Any, trou
         interaction_facts("order-select", tacrolimus, nsaid, labs=_creatinine_rise()), TODAY, KB
     )
     assert card.verdict == "creatinine-aki"
-    codes = {a.resource["code"]["coding"][0]["code"] for s in card.suggestions for a in s.actions if a.resource}
+    codes = {resource_of(a)["code"]["coding"][0]["code"] for s in card.suggestions for a in s.actions if a.resource}
     assert ("77348-1" in codes) is trough_offered
     assert "2160-0" in codes
 
@@ -228,7 +229,7 @@ def test_each_dose_the_chart_allows_is_offered_when_the_th1_is_unknown() -> None
     [card] = evaluate_dose(facts, TODAY, KB)
     assert (card.verdict, card.selection_behavior) == ("above-band-dose", "at-most-one")
     doses = sorted(
-        s.actions[0].resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+        resource_of(s.actions[0])["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
         for s in card.suggestions
     )
     assert doses == [1, 2]
@@ -304,10 +305,10 @@ def test_a_one_third_cut_is_offered_only_when_a_step_is_close_to_one_third(daily
     [card] = [c for c in cards if c.kind == "interaction:voriconazole"]
     assert card.verdict == verdict
     offered = [
-        a.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+        resource_of(a)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
         for s in card.suggestions
         for a in s.actions
-        if a.resource and a.resource.get("resourceType") == "MedicationRequest"
+        if a.resource and resource_of(a).get("resourceType") == "MedicationRequest"
     ]
     assert offered == doses
 

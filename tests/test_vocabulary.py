@@ -23,7 +23,7 @@ WORDS = frozenset({*vocab.HOOKS, *vocab.SERVICE_IDS.values(), *vocab.DATA_GROUPS
 # (module, word): why the literal there is not the vocabulary's word.
 OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("cards/units.py", vocab.FAMILY_DOSE): "a unit dimension (mg) of a dose, not the card family",
-    ("cards/dosage.py", vocab.FAMILY_DOSE): "the unit dimension a dose is converted in",
+    ("service/hooks/extract/dosage.py", vocab.FAMILY_DOSE): "the unit dimension a dose is converted in",
     ("cards/evaluate.py", vocab.FAMILY_DOSE): "the check's name in words, shown when it could not run",
     ("cards/facts.py", vocab.FAMILY_TROUGH): "an Observation's timing (drawn as a trough)",
     ("cards/rules/trough.py", vocab.FAMILY_TROUGH): "an Observation's timing (drawn as a trough)",

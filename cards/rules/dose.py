@@ -202,7 +202,7 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
         return DoseDecision("duplicate-therapy", drafts, total, duplicates, unreadable)
     if any(d.release == "extended" and (d.doses_per_day or 0) > 1 for d in drafts):
         return DoseDecision("extended-release-twice-daily", drafts, total, duplicates, unreadable)
-    if unreadable and not (facts.hook == ORDER_SELECT and not focus.drafts[0].resource.get("dosageInstruction")):
+    if unreadable and not (facts.hook == ORDER_SELECT and not focus.drafts[0].has_dosage_instruction):
         return DoseDecision("dose-unreadable", drafts, total, duplicates, unreadable)
     if focus.continuing or total is None:
         return base

@@ -101,11 +101,7 @@ def other_indication(med: MedicationFact, kb: Mapping[str, Any]) -> str | None:
 
 def _reason_references(med: MedicationFact) -> tuple[str, ...]:
     """The words of the order's ``reasonReference`` (its ``display``, e.g. "Lupus nephritis"), lower-cased."""
-    refs = med.resource.get("reasonReference")
-    items = refs if isinstance(refs, list) else [refs]
-    return tuple(
-        str(r["display"]).strip().lower() for r in items if isinstance(r, dict) and isinstance(r.get("display"), str)
-    )
+    return med.reason_references
 
 
 def _has_word(text: str, words: list[str]) -> bool:

@@ -141,7 +141,7 @@ def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus, proto: Protoc
     if m.when is None or not focus.active or not morning.from_ <= m.when.hour < morning.before:
         return False
     evening = proto.trough.evening_dose_from_hour.value
-    return all(o.doses_per_day == 1 and evening_dose(o.resource, evening) for o in focus.active)
+    return all(o.doses_per_day == 1 and evening_dose(o.dosage_timings, evening) for o in focus.active)
 
 
 def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:

@@ -4,34 +4,64 @@ be had goes into the facts (``missing``): only when no rule can run is the call 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from cards.evaluate import can_run, evaluate
 from cards.facts import PatientFacts
 from cards.model import Card
 from service.hooks.base import HookRequest
-from service.hooks.extract import build_facts
+from service.hooks.extract import extract
+from service.hooks.orders import Orders
 from service.hooks.pilot import pilot_rows
-from service.hooks.prefetch import unavailable_error
+from service.hooks.prefetch_values import MissingData, unavailable_error
 from service.hooks.render import render_cards, with_smart_link
 from service.hooks.validation import validate_request
 from service.runtime import Runtime
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the rules decided on one hook call, before rendering."""
+
+    facts: PatientFacts
+    cards: list[Card]
+    orders: Orders  # the orders the facts were read from: the cards' suggested changes apply to them
+
+
 def decide(
     rt: Runtime, service_id: str, body: Any, *, issuer: str | None = None, checked_for: str | None = None
-) -> tuple[HookRequest, PatientFacts, list[Card]]:
-    """The decisions of one service call, before rendering: the request, the facts and the cards.
+) -> tuple[HookRequest, Decision]:
+    """The decisions of one service call, before rendering: the request, the facts, cards and orders.
     ``issuer`` is the verified caller's ``iss`` (None when authentication is off); ``checked_for`` the
     hook whose schemas the body is known to satisfy (``service.hooks.decode``)."""
     service = rt.registry.get(service_id)
     request = validate_request(body, hook=service.hook, limits=rt.settings, checked_for=checked_for)
     data, missing = rt.resolver.resolve_partial(request, service.prefetch, issuer=issuer)
-    today = rt.today()
-    facts = build_facts(request, data, rt.knowledge, today=today)
+    decision = evaluate_hook(
+        request, data, rt.knowledge, today=rt.today(), missing=missing, optional=rt.resolver.optional
+    )
+    return request, decision
+
+
+def evaluate_hook(
+    request: HookRequest,
+    data: Mapping[str, list[dict[str, Any]]],
+    knowledge: Mapping[str, Any],
+    *,
+    today: date,
+    missing: Sequence[MissingData] = (),
+    optional: Collection[str] = (),
+) -> Decision:
+    """The decision of one hook call on resources already had: extract the facts, then evaluate the
+    rules. The one way a hook is run, by the CDS service and by the SMART app alike.
+    ``missing`` names the prefetch keys that could not be had: rules needing them are skipped (a card
+    says which), and a 412 is raised only when no rule can run (keys in ``optional`` never cause it)."""
+    extracted = extract(request, data, knowledge, today=today)
+    facts = extracted.facts
     if missing:
-        # Rules needing missing data are skipped (a card says which); 412 only when none can run.
         reasons: dict[str, str] = {}
         partial: dict[str, str] = {}
         for item in missing:
@@ -39,8 +69,8 @@ def decide(
             into[item.key] = f"{into[item.key]}; {item.reason}" if item.key in into else item.reason
         facts = replace(facts, missing=reasons, incomplete=partial)
         if not can_run(facts):
-            raise unavailable_error([m for m in missing if m.key not in rt.resolver.optional and not m.partial])
-    return request, facts, evaluate(facts, today, rt.knowledge)
+            raise unavailable_error([m for m in missing if m.key not in optional and not m.partial])
+    return Decision(facts, evaluate(facts, today, knowledge), extracted.orders)
 
 
 def invoke(
@@ -60,9 +90,10 @@ def invoke(
     ``checked_for`` as for ``decide``.
     In a pilot mode other than live the cards are recorded, and answered only to whom the mode shows
     them."""
-    request, facts, cards = decide(rt, service_id, body, issuer=issuer, checked_for=checked_for)
-    cards = with_smart_link(cards, app_url, facts)
-    rendered = render_cards(cards, rt.new_uuid)
+    request, decision = decide(rt, service_id, body, issuer=issuer, checked_for=checked_for)
+    facts = decision.facts
+    cards = with_smart_link(decision.cards, app_url, facts)
+    rendered = render_cards(cards, rt.new_uuid, decision.orders)
     mode = rt.pilot.mode(service_id, issuer)
     if mode == "live":
         return request, {"cards": rendered}, [c.kind for c in cards]

@@ -11,7 +11,9 @@ from typing import Any
 from cards import vocab
 from cards.facts import PatientFacts
 from cards.model import Action, Card, Link, Suggestion
+from service.hooks.orders import Orders, resource_of
 
+_NO_ORDERS: Orders = {}
 SMART_LINK_LABEL = "Open the Tacrolimus monitor (SMART app)"  # the app's own name (its page header)
 
 # source.topic (CDS Hooks 2.0.1 "Source": a Coding EHRs and analytics can group cards by), one per
@@ -39,21 +41,21 @@ def topic_of(kind: str) -> dict[str, str] | None:
     return {"system": TOPIC_SYSTEM, "code": family, "display": display}
 
 
-def _action(a: Action) -> dict[str, Any]:
+def _action(a: Action, orders: Orders) -> dict[str, Any]:
     out: dict[str, Any] = {"type": a.type, "description": a.description}
     if a.resource is not None:
-        out["resource"] = dict(a.resource)
+        out["resource"] = resource_of(a.resource, orders)
     if a.resource_id is not None:
         out["resourceId"] = a.resource_id
     return out
 
 
-def _suggestion(s: Suggestion, new_uuid: Callable[[], str]) -> dict[str, Any]:
+def _suggestion(s: Suggestion, new_uuid: Callable[[], str], orders: Orders) -> dict[str, Any]:
     out: dict[str, Any] = {
         "label": s.label,
         "uuid": new_uuid(),
         "isRecommended": s.is_recommended,
-        "actions": [_action(a) for a in s.actions],
+        "actions": [_action(a, orders) for a in s.actions],
     }
     return out
 
@@ -65,7 +67,8 @@ def _link(link: Link) -> dict[str, Any]:
     return out
 
 
-def render_card(card: Card, new_uuid: Callable[[], str]) -> dict[str, Any]:
+def render_card(card: Card, new_uuid: Callable[[], str], orders: Orders = _NO_ORDERS) -> dict[str, Any]:
+    """One card as CDS Hooks JSON; ``orders`` (from extraction) holds the orders its suggestions change."""
     out: dict[str, Any] = {"uuid": new_uuid(), "summary": card.summary, "indicator": card.indicator}
     if card.detail:
         out["detail"] = card.detail
@@ -77,7 +80,7 @@ def render_card(card: Card, new_uuid: Callable[[], str]) -> dict[str, Any]:
         source["topic"] = topic
     out["source"] = source
     if card.suggestions:
-        out["suggestions"] = [_suggestion(s, new_uuid) for s in card.suggestions]
+        out["suggestions"] = [_suggestion(s, new_uuid, orders) for s in card.suggestions]
         out["selectionBehavior"] = card.selection_behavior or "at-most-one"
     if card.override_reasons:
         out["overrideReasons"] = [
@@ -88,8 +91,10 @@ def render_card(card: Card, new_uuid: Callable[[], str]) -> dict[str, Any]:
     return out
 
 
-def render_cards(cards: Iterable[Card], new_uuid: Callable[[], str]) -> list[dict[str, Any]]:
-    return [render_card(card, new_uuid) for card in cards]
+def render_cards(
+    cards: Iterable[Card], new_uuid: Callable[[], str], orders: Orders = _NO_ORDERS
+) -> list[dict[str, Any]]:
+    return [render_card(card, new_uuid, orders) for card in cards]
 
 
 def with_smart_link(cards: Iterable[Card], app_url: str | None, facts: PatientFacts) -> list[Card]:

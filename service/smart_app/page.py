@@ -30,6 +30,7 @@ from cards.model import Card
 from cards.rules.findings import potassium_tier
 from cards.text import reported_text
 from cards.vocab import FAMILY_INTERACTION, FAMILY_SAFETY
+from service.hooks.orders import reference_of
 from service.smart_app import charts
 from service.smart_app.record import PatientRecord
 
@@ -369,9 +370,7 @@ def _card(card: Card, order_id: str | None) -> CardView:
     if order_id:
         for s in card.suggestions:
             for a in s.actions:
-                rid = a.resource_id or (
-                    f"{a.resource.get('resourceType')}/{a.resource.get('id')}" if a.resource else None
-                )
+                rid = a.resource_id or (reference_of(a.resource) if a.resource is not None else None)
                 about = about or rid == order_id
         about = about or order_id in card.detail
     return CardView(

@@ -3,7 +3,8 @@
 The same prefetch templates (``service.hooks.templates``) are filled for the launch's patient and
 fetched from the EHR's FHIR server with the app's access token by the service's own resolver
 (``service.hooks.prefetch``); the same extraction (``service.hooks.extract.build_facts``) turns them into facts;
-the same rules (``cards.evaluate``) give the cards. Nothing here parses FHIR clinical data itself.
+the same rules (``cards.evaluate``) give the cards, both run by the pipeline's ``evaluate_hook``, as
+for every hook call. Nothing here parses FHIR clinical data itself.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from cards.evaluate import evaluate
 from cards.facts import PatientFacts
 from cards.model import Card
 from cards.vocab import ORDER_SELECT, PATIENT_VIEW
 from service.errors import FhirServerRefusedError, PrefetchUnavailableError
 from service.hooks.base import HookRequest
-from service.hooks.extract import build_facts
+from service.hooks.pipeline import evaluate_hook
 from service.hooks.prefetch import PrefetchResolver
 from service.smart_app.errors import FhirAccessError, IssuerRefusedError, SessionExpiredError
 
@@ -115,12 +115,11 @@ def load_record(
             f"The order the card was about ({order_id}) is not on the FHIR server (an order not "
             "yet saved in the EHR); the cards below are for her record as stored."
         )
-    facts = build_facts(request, data, knowledge, today=today)
-    cards = evaluate(facts, today, knowledge)
+    decision = evaluate_hook(request, data, knowledge, today=today)
     patients = data.get("patient") or []
     return PatientRecord(
-        facts=facts,
-        cards=cards,
+        facts=decision.facts,
+        cards=decision.cards,
         patient=patients[0] if patients else None,
         order_id=order_id,
         order_found=order is not None,

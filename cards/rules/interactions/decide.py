@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from ...dosage import is_single_dose, structured_course_days
 from ...facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
 from ...knowledge_model import typed
 from ...model import Indicator
@@ -150,14 +149,14 @@ def _ended(med: MedicationFact, today: date) -> bool:
 def _single_dose(med: MedicationFact) -> bool:
     """One dose only: the order's structured timing says one day (or one administration), or, with no
     structured course at all, its sig says so in explicit words ("daily x 1 week" is a course)."""
-    days = structured_course_days(med.resource)
+    days = med.course_days
     if days is None and med.duration_days is not None:
         days = med.duration_days
     if days is None and med.start is not None and med.end is not None:
         days = (med.end - med.start).days + 1
     if days is not None:
         return days <= 1
-    return is_single_dose(med.resource)
+    return med.single_dose
 
 
 def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Timing | None:

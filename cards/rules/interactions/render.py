@@ -20,9 +20,7 @@ from .suggest import monitor_suggestion, regimen, suggestions_for
 
 def _coded(med: MedicationFact) -> bool:
     """Whether the order carries a code at all (besides the name that matched)."""
-    concept = med.resource.get("medicationCodeableConcept")
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    return isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings)
+    return med.coded
 
 
 def order_line(med: MedicationFact) -> str:
@@ -175,7 +173,7 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
     built = {t: build_order(plan.order, orders.today, daily_mg=t, products=orders.products) for t in plan.targets}
-    by_hand = [t for t, b in built.items() if b.resource is None]
+    by_hand = [t for t, b in built.items() if b.change is None]
     switched = sorted({str(b.product["display"]) for b in built.values() if b.product is not None})
     if switched:
         lines.append(f"The suggested doses use {', '.join(switched)}: the ordered strength cannot give them.")

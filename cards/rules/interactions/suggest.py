@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
-from ...model import Action, Suggestion
-from ...orders import OrderContext, build_order, draft_medication_request, lab_order, reference_of, with_repeat
+from ...model import Action, ServiceRequestProposal, Suggestion
+from ...orders import OrderContext, build_order, draft_medication_request, lab_order, with_repeat
 from ...text import fmt_number
 from ..focus import span
 from .decide import DosePlan, InteractionDecision, bare_name
@@ -35,14 +35,11 @@ def regimen(daily: float, per_day: float | None) -> str:
 
 def _test_order(
     facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str, urgent: bool = False
-) -> dict[str, Any] | None:
+) -> ServiceRequestProposal | None:
     test = table["lab_tests"].get(key)
     if test is None:
         return None  # a site removed the test: nothing to order
-    order = lab_order(facts.patient_id, test["loinc"], test["display"], reason)
-    if urgent:
-        order["priority"] = "urgent"
-    return order
+    return lab_order(facts.patient_id, test["loinc"], test["display"], reason, priority="urgent" if urgent else None)
 
 
 def monitor_suggestion(
@@ -138,26 +135,26 @@ def _dose_suggestions(
     for target in plan.targets:
         # The one builder: a fresh draft for an active order, a start not in the past, a dose the
         # product can give (else the 0.5 mg product of the same form), a sig naming dose and form.
-        resource = build_order(tac, orders.today, daily_mg=target, products=orders.products).resource
-        if resource is None:
+        change = build_order(tac, orders.today, daily_mg=target, products=orders.products).change
+        if change is None:
             continue  # the dose cannot be written into this order (units, capsule strength): said in the detail
         less = round((1 - target / tac.daily_dose_mg) * 100)
         shown = regimen(target, tac.doses_per_day)
         if tac.is_draft:
-            if reference_of(resource) is None:
+            if tac.reference is None:  # a draft without an id cannot be updated
                 continue
             action = Action(
                 type="update",
-                resource=resource,
+                resource=change,
                 description=f"Change the tacrolimus draft to {shown}; nothing else changes",
             )
         else:
-            prior = reference_of(tac.resource)
+            prior = tac.reference
             if prior is None:
                 continue
             action = Action(
                 type="create",
-                resource=resource,
+                resource=change,
                 description=(
                     f"New tacrolimus draft at {shown}, replacing the active order (stop the active order when you sign)"
                 ),
@@ -177,7 +174,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
     if alternative is None or d.alternative in (None, "not-for-indication") or d.escalated:
         return None
     drafts = [o for o in d.orders if o.is_draft]
-    ids = [reference_of(o.resource) for o in drafts]
+    ids = [o.reference for o in drafts]
     if not drafts or any(i is None for i in ids):
         return None  # a draft without an id cannot be deleted
     shown = alternative["display"]
@@ -200,7 +197,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
 
 def _removal(orders: Sequence[MedicationFact], name: str) -> Suggestion | None:
     """Delete every draft of the drug (only drafts: an active order is stopped in the EHR)."""
-    ids = [reference_of(o.resource) for o in orders if o.is_draft]
+    ids = [o.reference for o in orders if o.is_draft]
     if not ids or any(i is None for i in ids):
         return None
     return Suggestion(

@@ -4,8 +4,9 @@ Input contract: ``docs/data-profile.md``. Every code list comes from ``cards/kno
 (site-overridable). Parsing is lenient: objects where arrays are due, Bundles without ``type``,
 missing fields, as real clients send them. A resource that looks like ours but cannot be used becomes
 an ``UnusableResource`` with the reason and a description in words; resources of other kinds or codes
-are simply not ours and are skipped. The clinical derivations live in ``cards``: daily dose
-(``cards.dosage``), hCG cut-off, Th1/Th2 ratio and pregnancy status (``cards.derive``). What this
+are simply not ours and are skipped. The daily dose is read from the Dosage elements here
+(``service.hooks.extract.dosage``); the clinical derivations live in ``cards``: hCG cut-off, Th1/Th2
+ratio and pregnancy status (``cards.derive``). What this
 module decides itself is documented where it is taken (``parse_fhir_datetime``, plausibility limits,
 same-time conflicts, route).
 """
@@ -13,6 +14,7 @@ same-time conflicts, route).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,7 +27,7 @@ from service.hooks.extract.medications import MedicationReader
 from service.hooks.extract.observations import ObservationReader
 from service.hooks.extract.records import RecordReader
 
-__all__ = ["CodeIndex", "build_facts", "parse_fhir_datetime"]
+__all__ = ["CodeIndex", "Extracted", "build_facts", "extract", "parse_fhir_datetime"]
 
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
@@ -124,6 +126,15 @@ class _Extractor(ObservationReader, RecordReader, MedicationReader):
         )
 
 
+@dataclass(frozen=True)
+class Extracted:
+    """The facts of one call, and the orders they were read from by ``MedicationFact.key`` (for the render
+    step, which applies a suggested change to the order itself)."""
+
+    facts: PatientFacts
+    orders: Mapping[str, Mapping[str, Any]]
+
+
 def build_facts(
     request: HookRequest,
     data: Mapping[str, list[dict[str, Any]]],
@@ -135,6 +146,17 @@ def build_facts(
 
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
     """
+    return extract(request, data, knowledge, today=today).facts
+
+
+def extract(
+    request: HookRequest,
+    data: Mapping[str, list[dict[str, Any]]],
+    knowledge: Mapping[str, Any],
+    *,
+    today: date | None = None,
+) -> Extracted:
+    """``build_facts``, with the table of the orders the facts were read from."""
     index = _index_for(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
     ex.run(data)
@@ -144,7 +166,7 @@ def build_facts(
         concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
         for concept, ms in ex.labs.items()
     }
-    return PatientFacts(
+    facts = PatientFacts(
         hook=request.hook,
         patient_id=request.patient_id,
         user_id=request.context.get("userId"),
@@ -163,3 +185,4 @@ def build_facts(
         sex=ex.sex,
         birth_date=ex.birth_date,
     )
+    return Extracted(facts, ex.orders)

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import date
 from typing import Any, Literal
 
-from cards.dosage import daily_dose, duration_days
 from cards.facts import MedicationFact, UnusableResource
 from cards.recognise import RXNORM_SYSTEMS, Recognised
 from service.hooks.extract.common import (
@@ -28,7 +27,62 @@ from service.hooks.extract.common import (
     _texts,
     _Unusable,
 )
+from service.hooks.extract.dosage import (
+    daily_dose,
+    dosage_timings,
+    duration_days,
+    is_single_dose,
+    structured_course_days,
+)
 from service.hooks.extract.reader import _Reader
+
+
+def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
+    """What the rules read of the order itself (its id, reasons, dosage timing, course), as typed values."""
+    rid = res.get("id")
+    refs = res.get("reasonReference")
+    concept = res.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return {
+        "reference": f"{res.get('resourceType')}/{rid}" if rid else None,
+        "reason_references": tuple(
+            str(r["display"]).strip().lower()
+            for r in (refs if isinstance(refs, list) else [refs])
+            if isinstance(r, dict) and isinstance(r.get("display"), str)
+        ),
+        "has_dosage_instruction": bool(res.get("dosageInstruction")),
+        "coded": isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings),
+        "course_days": structured_course_days(res),
+        "single_dose": is_single_dose(res),
+        "dosage_timings": dosage_timings(res),
+        **_layout(res),
+    }
+
+
+def _layout(res: Mapping[str, Any]) -> dict[str, Any]:
+    """What a suggested change of the order depends on: the shape of its instructions and dose."""
+    raw = res.get("dosageInstruction")
+    instructions = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else []
+    quantities: list[Mapping[str, Any]] = []
+    timing_ok = True
+    for instruction in instructions:
+        if not isinstance(instruction, dict):
+            continue
+        dose_and_rate = instruction.get("doseAndRate")
+        for item in dose_and_rate if isinstance(dose_and_rate, list) else [dose_and_rate]:
+            if isinstance(item, dict) and isinstance(item.get("doseQuantity"), dict):
+                quantities.append(item["doseQuantity"])
+        timing = instruction.get("timing", {})
+        timing_ok = timing_ok and isinstance(timing, dict) and isinstance(timing.get("repeat", {}), dict)
+    concept = res.get("medicationCodeableConcept")
+    return {
+        "instructions_rewritable": bool(instructions) and all(isinstance(i, dict) for i in instructions),
+        "dose_quantities": len(quantities),
+        "dose_unit": str(quantities[0].get("code") or quantities[0].get("unit") or "").strip() if quantities else "",
+        "by_reference": isinstance(res.get("medicationReference"), dict),
+        "concept_text": str(concept.get("text") or "") if isinstance(concept, dict) else "",
+        "timing_rewritable": timing_ok,
+    }
 
 
 class MedicationReader(_Reader):
@@ -114,7 +168,8 @@ class MedicationReader(_Reader):
                 route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
                 prior_prescription=self._prior(res),
                 indications=self._indications(res),
-                resource=res,
+                key=self._keep(res, source),
+                **order_shape(res),
             )
         )
 
@@ -144,7 +199,8 @@ class MedicationReader(_Reader):
                 start_from="effective" if given else None,
                 end=given,
                 route=None,
-                resource=res,
+                key=self._keep(res, source),
+                **order_shape(res),
             )
         )
 

@@ -33,9 +33,22 @@ class _Reader:
         self.unusable: list[UnusableResource] = []
         self.specimen: dict[str, str] = {}
         self.medication_resources: dict[str, dict[str, Any]] = {}
+        # Each medication fact's key -> the resource it was read from, for the render step to apply a
+        # suggested change to (an order without an id has no reference of its own).
+        self.orders: dict[str, Mapping[str, Any]] = {}
         self.selections = set(request.selections)
         self.sex: str | None = None
         self.birth_date: date | None = None
+
+    def _keep(self, resource: Mapping[str, Any], source: str) -> str:
+        """A key for ``resource`` unique in this call (its reference, numbered when taken), kept in ``orders``."""
+        key = source
+        n = 1
+        while key in self.orders:
+            n += 1
+            key = f"{source}#{n}"
+        self.orders[key] = resource
+        return key
 
     def _unusable(self, resource: Mapping[str, Any], draft: bool, reason: str) -> None:
         source = _ref_of(resource)
