@@ -61,14 +61,6 @@ __all__ = [
 ]
 
 
-TABLE_MODELS: dict[str, type[Table]] = {
-    "protocol": ProtocolTable,
-    "codes": CodesTable,
-    "interactions": InteractionsTable,
-    "care": CareTable,
-}
-
-
 class KnowledgeBase(Table):
     """The effective knowledge, every table validated."""
 
@@ -76,6 +68,14 @@ class KnowledgeBase(Table):
     codes: CodesTable
     interactions: InteractionsTable
     care: CareTable
+
+
+# Each table's model by the table's name (the file name of its YAML), read off the fields above.
+TABLE_MODELS: dict[str, type[Table]] = {
+    name: field.annotation
+    for name, field in KnowledgeBase.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Table)
+}
 
 
 class KnowledgeTables(dict[str, Any]):

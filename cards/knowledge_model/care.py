@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from ..vocab import HOOKS
 from .base import EntryId, IndicatorValue, Key, Keys, OverrideReasons, Table, Text, unique_items
+
+
+def _known_hook(value: str) -> str:
+    if value not in HOOKS:
+        raise ValueError(f"not a hook of this service: {value!r} (one of {', '.join(HOOKS)})")
+    return value
+
+
+# A hook the service answers, named as cards.vocab names it.
+Hook = Annotated[str, AfterValidator(_known_hook), WithJsonSchema({"enum": list(HOOKS), "type": "string"})]
 
 
 class CareNumber(Table):
@@ -41,7 +52,7 @@ class CareCard(Table):
     kind: Annotated[str, StringConstraints(pattern=r"^care:[a-z0-9-]+$")]
     indicator: IndicatorValue
     hooks: Annotated[
-        list[Literal["patient-view", "order-select", "order-sign"]],
+        list[Hook],
         Field(min_length=1, json_schema_extra={"uniqueItems": True}),
         AfterValidator(unique_items),
     ]
