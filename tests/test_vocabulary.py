@@ -27,6 +27,7 @@ OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("cards/evaluate.py", vocab.FAMILY_DOSE): "the check's name in words, shown when it could not run",
     ("cards/facts.py", vocab.FAMILY_TROUGH): "an Observation's timing (drawn as a trough)",
     ("cards/rules/trough.py", vocab.FAMILY_TROUGH): "an Observation's timing (drawn as a trough)",
+    ("cards/knowledge_model/codes.py", vocab.FAMILY_TROUGH): "an Observation's timing, a value of codes.yaml",
     ("cards/knowledge.py", vocab.FAMILY_CARE): "the name of the care knowledge table",
     ("cards/site_merge.py", vocab.FAMILY_CARE): "the name of the care knowledge table",
     ("cards/site_merge.py", vocab.CONDITIONS): "the conditions section of the codes table",
