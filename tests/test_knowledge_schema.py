@@ -71,6 +71,16 @@ def test_a_model_error_is_one_line_naming_the_entry():
     assert "listed twice" in message and "\n" not in message
 
 
+def test_a_pregnancy_only_entry_needs_its_words_outside_an_ivf_course():
+    from cards.knowledge import _typed
+
+    tables = copy.deepcopy(dict(load_knowledge()))
+    entry = next(e for e in tables["interactions"]["entries"] if e.get("pregnancy_only"))
+    del entry["outside_ivf_course"]
+    with pytest.raises(KnowledgeError, match="`pregnancy_only` needs `outside_ivf_course`"):
+        _typed(tables, "site.yaml")
+
+
 def test_models_refuse_unknown_keys():
     tables = dict(load_knowledge())
     tables["protocol"] = {**tables["protocol"], "extra": 1}
