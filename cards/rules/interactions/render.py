@@ -175,7 +175,7 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
     built = {t: build_order(plan.order, orders.today, daily_mg=t, products=orders.products) for t in plan.targets}
     by_hand = [t for t, b in built.items() if b.change is None]
-    switched = sorted({str(b.product["display"]) for b in built.values() if b.product is not None})
+    switched = sorted({b.product.display for b in built.values() if b.product is not None})
     if switched:
         lines.append(f"The suggested doses use {', '.join(switched)}: the ordered strength cannot give them.")
     if by_hand:
