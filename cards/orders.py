@@ -15,6 +15,8 @@ from typing import Any
 
 from .dosage import COUNT_UNITS
 from .facts import DosageTiming, MedicationFact
+from .knowledge_model import typed
+from .knowledge_model.codes import Product
 from .model import Action, Coding, MedicationProposal, OrderChange, ServiceRequestProposal
 from .rules.vocab import EPSILON
 
@@ -92,9 +94,9 @@ def per_dose_step_below(daily_mg: float, doses_per_day: float) -> float:
     return math.floor(daily_mg / doses_per_day / STEP_MG + EPSILON) * STEP_MG
 
 
-def form_of(product: Mapping[str, Any] | None, unit: str | None = None, text: str = "") -> str | None:
+def form_of(product: Product | None, unit: str | None = None, text: str = "") -> str | None:
     """ "capsule", "tablet", "granules" ...: from the product's dose form, else the dose unit, else words."""
-    words = " ".join(str(product.get(k) or "") for k in ("dose_form", "display")) if product else ""
+    words = f"{product.dose_form or ''} {product.display}" if product else ""
     for source in (words, text):
         lowered = source.lower()
         for word, form in _FORMS:
@@ -155,14 +157,12 @@ class OrderContext:
     """What every suggested order is built against: the clinic's date and the product table."""
 
     today: date | None
-    products: Sequence[Mapping[str, Any]] = ()
+    products: Sequence[Product] = ()
 
 
-def products_of(kb: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+def products_of(kb: Mapping[str, Any]) -> Sequence[Product]:
     """The product table of the knowledge base (RxNorm SCD/SBD codes with strength, form, release)."""
-    codes = kb.get("codes") or {}
-    products = codes.get("products") if isinstance(codes, Mapping) else None
-    return tuple(products) if isinstance(products, list) else ()
+    return typed(kb).codes.products
 
 
 @dataclass(frozen=True)
@@ -171,46 +171,50 @@ class BuiltOrder:
 
     change: OrderChange | None
     problem: str | None = None
-    product: Mapping[str, Any] | None = None  # the product switched to, when the strength needed it
+    product: Product | None = None  # the product switched to, when the strength needed it
 
 
 def _whole(value: float) -> bool:
     return abs(value - round(value)) <= 1e-6 and round(value) >= 1
 
 
-def _product_of(med: MedicationFact, products: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def _product_of(med: MedicationFact, products: Sequence[Product]) -> Product | None:
     matched = (med.matched or "").removeprefix("RxNorm ").strip()
-    return next((p for p in products if str(p.get("rxnorm")) == matched), None)
+    return next((p for p in products if p.rxnorm == matched), None)
 
 
-def _form_words(product: Mapping[str, Any] | None) -> str:
-    return str((product or {}).get("dose_form") or "").lower()
+def _form_words(product: Product) -> str:
+    return (product.dose_form or "").lower()
+
+
+def _strength(product: Product) -> float:
+    return product.strength_mg or 0.0
 
 
 def _smaller_product(
-    med: MedicationFact, current: Mapping[str, Any] | None, per_dose_mg: float, products: Sequence[Mapping[str, Any]]
-) -> Mapping[str, Any] | None:
+    med: MedicationFact, current: Product | None, per_dose_mg: float, products: Sequence[Product]
+) -> Product | None:
     """The product of the same ingredient, dose form and release with the largest strength that gives
     ``per_dose_mg`` in whole units (the 0.5 mg capsule for 1.5 mg of a 1 mg capsule order)."""
-    if current is None or not current.get("dose_form"):
+    if current is None or not current.dose_form:
         return None
     fits = [
         p
         for p in products
-        if set(p.get("ingredients") or ()) == set(med.ingredients)
-        and p.get("release") == current.get("release")
+        if set(p.ingredients) == set(med.ingredients)
+        and p.release == current.release
         and _form_words(p) == _form_words(current)
-        and isinstance(p.get("strength_mg"), (int, float))
-        and _whole(per_dose_mg / float(p["strength_mg"]))
+        and p.strength_mg is not None
+        and _whole(per_dose_mg / p.strength_mg)
     ]
     brand = _brand(current)
     # The largest strength that fits; of equal strengths the same brand ([Prograf] stays Prograf), then a generic.
-    return max(fits, key=lambda p: (float(p["strength_mg"]), _brand(p) == brand, _brand(p) == "")) if fits else None
+    return max(fits, key=lambda p: (_strength(p), _brand(p) == brand, _brand(p) == "")) if fits else None
 
 
-def _brand(product: Mapping[str, Any]) -> str:
+def _brand(product: Product) -> str:
     """ "Prograf" for "tacrolimus 1 MG Oral Capsule [Prograf]"; "" for a generic product."""
-    found = re.search(r"\[([^\]]+)\]", str(product.get("display") or ""))
+    found = re.search(r"\[([^\]]+)\]", product.display)
     return found.group(1) if found else ""
 
 
@@ -221,7 +225,7 @@ def build_order(
     daily_mg: float | None = None,
     start: date | None = None,
     end: date | None = None,
-    products: Sequence[Mapping[str, Any]] = (),
+    products: Sequence[Product] = (),
 ) -> BuiltOrder:
     """The one decision of a suggested MedicationRequest change; the render step (``service.hooks.orders``)
     applies it to the order. Whatever the change, the result:
@@ -242,7 +246,7 @@ def build_order(
     if not med.instructions_rewritable:
         return BuiltOrder(None, "the order has no dosage instruction to rewrite")
     product = _product_of(med, products)
-    switched: Mapping[str, Any] | None = None
+    switched: Product | None = None
     dose: int | float | None = None
     sigs: tuple[str, ...] = ()
     if daily_mg is not None:
@@ -263,8 +267,8 @@ def build_order(
                     f"the {fmt(strength)} mg product cannot give {fmt(per_dose)} mg per dose: "
                     "change the product by hand",
                 )
-            strength = float(switched["strength_mg"])
-            concept_text = str(switched["display"])
+            strength = _strength(switched)
+            concept_text = switched.display
             product = switched
         unit = med.dose_unit
         count: int | None = None
@@ -294,7 +298,7 @@ def build_order(
         today=today,
         dose=dose,
         sigs=sigs,
-        product=Coding(RXNORM, str(switched["rxnorm"]), str(switched["display"])) if switched else None,
+        product=Coding(RXNORM, switched.rxnorm, switched.display) if switched else None,
         start=start,
         end=end if start is not None else None,
         replaces=None if med.is_draft or med.status == "draft" else med.source,
@@ -304,7 +308,7 @@ def build_order(
 
 
 def with_daily_dose(
-    med: MedicationFact, daily_mg: float, *, today: date | None = None, products: Sequence[Mapping[str, Any]] = ()
+    med: MedicationFact, daily_mg: float, *, today: date | None = None, products: Sequence[Product] = ()
 ) -> OrderChange | None:
     """The order at ``daily_mg`` a day (see ``build_order``); None when it cannot be written."""
     return build_order(med, today, daily_mg=daily_mg, products=products).change
@@ -316,7 +320,7 @@ def dose_change(
     description: str,
     *,
     today: date | None = None,
-    products: Sequence[Mapping[str, Any]] = (),
+    products: Sequence[Product] = (),
 ) -> Action | None:
     """The action that changes a tacrolimus order to ``daily_mg`` a day.
 
@@ -328,7 +332,7 @@ def dose_change(
     if built.change is None:
         return None
     if built.product is not None:
-        description += f" with {built.product['display']}"
+        description += f" with {built.product.display}"
     if med.is_draft or med.status == "draft":
         return Action(type="update", description=description, resource=built.change)
     return Action(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from confusable_homoglyphs import confusables
 
 from .facts import Recognition
+from .knowledge_model import CodesTable
+from .knowledge_model.codes import Product
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"})
 
@@ -62,27 +64,24 @@ class Recognised:
     ingredients: tuple[str, ...] = ()
     by: Recognition | None = None
     matched: str | None = None  # "RxNorm 4450", "text: fluconazole"
-    product: Mapping[str, Any] | None = None
+    product: Product | None = None
     product_code: str | None = None
     problem: str | None = None  # why a name that looks like a drug was not recognised
 
     @property
     def dose_form(self) -> str | None:
         """ "Oral Capsule", "Vaginal Cream": the product's RxNorm dose form, when the product says it."""
-        form = self.product.get("dose_form") if self.product else None
-        return str(form) if form else None
+        return self.product.dose_form if self.product else None
 
     @property
     def strength_mg(self) -> float | None:
         """mg per capsule or tablet of a single-ingredient product, when the product table gives it."""
-        value = self.product.get("strength_mg") if self.product else None
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return self.product.strength_mg if self.product else None
 
     @property
     def release(self) -> Literal["immediate", "extended"] | None:
         """Immediate or extended release, when the product table says it."""
-        value = self.product.get("release") if self.product else None
-        return "extended" if value == "extended" else "immediate" if value == "immediate" else None
+        return self.product.release if self.product else None
 
 
 # Answers remembered per recogniser: a patient's orders come back call after call with the same codes
@@ -98,7 +97,7 @@ class DrugRecogniser:
 
     ingredient_codes: dict[str, str] = field(default_factory=dict)  # RxNorm ingredient -> drug key
     names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # key, name, pattern
-    products: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # RxNorm product -> entry
+    products: dict[str, Product] = field(default_factory=dict)  # RxNorm product -> entry
     release_names: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)  # ingredient, release
     _recognised: dict[tuple[tuple[str, ...], tuple[str, ...]], Recognised] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -108,19 +107,19 @@ class DrugRecogniser:
     )
 
     @classmethod
-    def from_codes(cls, codes: Mapping[str, Any]) -> DrugRecogniser:
+    def from_codes(cls, codes: CodesTable) -> DrugRecogniser:
         """Build the lookups from the ``codes`` knowledge table."""
         rec = cls()
-        for key, drug in (codes.get("drugs") or {}).items():
-            for code in drug.get("rxnorm") or []:
-                rec.ingredient_codes[str(code)] = str(key)
-            for name in drug.get("names") or []:
-                rec.names.append((str(key), normalise(str(name)), word_pattern(str(name))))
-        for product in codes.get("products") or []:
-            rec.products[str(product["rxnorm"])] = product
-        for entry in codes.get("release_names") or []:
-            for name in entry.get("names") or []:
-                rec.release_names.append((str(entry["ingredient"]), str(entry["release"]), word_pattern(str(name))))
+        for key, drug in codes.drugs.items():
+            for code in drug.rxnorm:
+                rec.ingredient_codes[code] = key
+            for name in drug.names:
+                rec.names.append((key, normalise(name), word_pattern(name)))
+        for product in codes.products:
+            rec.products[product.rxnorm] = product
+        for entry in codes.release_names:
+            for name in entry.names:
+                rec.release_names.append((entry.ingredient, entry.release, word_pattern(name)))
         return rec
 
     def recognise(self, rxnorm_codes: Sequence[str], texts: Sequence[str]) -> Recognised:
@@ -144,7 +143,7 @@ class DrugRecogniser:
             return Recognised(keys, "rxnorm-ingredient", "RxNorm " + ", ".join(ingredient_hits), product, product_code)
         if product is not None:
             return Recognised(
-                tuple(str(i) for i in product.get("ingredients") or []),
+                tuple(product.ingredients),
                 "rxnorm-product",
                 f"RxNorm {product_code}",
                 product,

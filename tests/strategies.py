@@ -10,10 +10,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from cards.knowledge import load_knowledge
 from service.hooks.templates import prefetch_templates
 
 HOOKS = ("order-select", "order-sign", "patient-view")
-TEMPLATE_KEYS = tuple(prefetch_templates())
+TEMPLATE_KEYS = tuple(prefetch_templates(load_knowledge()))
 LOINC = "http://loinc.org"
 LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -71,6 +71,16 @@ def test_a_model_error_is_one_line_naming_the_entry():
     assert "listed twice" in message and "\n" not in message
 
 
+def test_a_pregnancy_only_entry_needs_its_words_outside_an_ivf_course():
+    from cards.knowledge import _typed
+
+    tables = copy.deepcopy(dict(load_knowledge()))
+    entry = next(e for e in tables["interactions"]["entries"] if e.get("pregnancy_only"))
+    del entry["outside_ivf_course"]
+    with pytest.raises(KnowledgeError, match="`pregnancy_only` needs `outside_ivf_course`"):
+        _typed(tables, "site.yaml")
+
+
 def test_models_refuse_unknown_keys():
     tables = dict(load_knowledge())
     tables["protocol"] = {**tables["protocol"], "extra": 1}
@@ -89,3 +99,25 @@ def test_a_bad_site_threshold_is_one_line_naming_the_file_and_the_entry(tmp_path
         message
         == f"protocol (with site file {site}): entry safety/potassium/warning_at/value: 'high' is not of type 'number'"
     )
+
+
+def test_a_hook_call_reads_the_model_built_at_load(tmp_path, monkeypatch):
+    """Rules, the code index and the order builder read ``typed(kb)`` on every call: it must be the
+    model the loader built, never a new validation per request."""
+    from fhir_fixtures import load_request, scenario_clock
+    from service import create_app
+
+    scenario = "azole-fluconazole"
+    app = create_app(
+        {"AUTH_REQUIRED": False, "SMART_APP_ENABLED": False, "FEEDBACK_DB": f"sqlite:///{tmp_path / 'f.sqlite'}"},
+        clock=lambda: scenario_clock(scenario),
+    )
+    services = {s["hook"]: s["id"] for s in app.test_client().get("/cds-services").get_json()["services"]}
+    built: list[object] = []
+    validate = KnowledgeBase.model_validate
+    monkeypatch.setattr(KnowledgeBase, "model_validate", lambda *a, **k: built.append(a) or validate(*a, **k))
+    response = app.test_client().post(
+        f"/cds-services/{services['order-select']}", json=load_request(scenario, "order-select")
+    )
+    assert response.status_code == 200 and response.get_json()["cards"]
+    assert built == []

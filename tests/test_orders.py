@@ -9,6 +9,7 @@ from rules_support import order_fields, order_of, resource_of
 from cards import orders
 from cards.facts import MedicationFact
 from cards.knowledge import load_knowledge
+from cards.knowledge_model import typed
 from cards.model import Action
 from cards.orders import dose_change, per_dose_step_below, replacement
 from service.hooks.base import HookRequest
@@ -123,7 +124,7 @@ def mg_fact(status="active"):
     )
 
 
-PRODUCTS = tuple(load_knowledge()["codes"]["products"])
+PRODUCTS = tuple(typed(load_knowledge()).codes.products)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from cards.knowledge import load_knowledge
 from service.hooks.templates import (
     OBSERVATION_KEYS,
     UnresolvableTokenError,
@@ -141,8 +144,8 @@ def test_substitute_is_pure():
     assert context == CONTEXT
 
 
-def test_static_templates_keep_every_key_and_are_bounded():
-    templates = prefetch_templates({})
+def test_shipped_templates_keep_every_key_and_are_bounded():
+    templates = prefetch_templates(load_knowledge())
     assert list(templates) == KEYS
     for key, template in templates.items():
         if not template_is_read(template):
@@ -185,8 +188,19 @@ CODES = {
 }
 
 
+def with_codes(codes: dict[str, Any]) -> dict[str, Any]:
+    """The shipped knowledge with its observation and transfer codes replaced by ``codes``'s (each
+    observation given the unit and source every entry carries)."""
+    knowledge = copy.deepcopy(load_knowledge())
+    knowledge["codes"]["observations"] = {
+        concept: {"canonical_unit": None, "source": "test", **entry} for concept, entry in codes["observations"].items()
+    }
+    knowledge["codes"]["transfer"] = codes["transfer"]
+    return knowledge
+
+
 def test_templates_come_from_the_codes_table_grouped_by_concept_group():
-    templates = prefetch_templates({"codes": CODES})
+    templates = prefetch_templates(with_codes(CODES))
     assert list(templates) == KEYS
     chemistry = parse_qs(urlsplit(templates["chemistry"]).query)
     assert chemistry["code"] == [
@@ -207,14 +221,15 @@ def test_templates_come_from_the_codes_table_grouped_by_concept_group():
     "change, message",
     [
         ({"creatinine": {"group": "labs", "codes": [{"system": "s", "code": "c"}]}}, "group 'labs'"),
-        ({"hemoglobin": {"group": "cbc", "codes": []}}, "cbc"),
+        # The only cbc concept moved to another key (an entry with no codes at all the model refuses).
+        ({"hemoglobin": {"group": "chemistry", "codes": [{"system": "http://loinc.org", "code": "718-7"}]}}, "cbc"),
     ],
     ids=["unknown-group", "group-left-empty"],
 )
 def test_a_codes_table_that_leaves_a_key_wrong_fails_at_start_up(change, message):
     codes = {**CODES, "observations": {**CODES["observations"], **change}}
     with pytest.raises(ValueError, match=message):
-        prefetch_templates({"codes": codes})
+        prefetch_templates(with_codes(codes))
 
 
 @pytest.mark.parametrize(
@@ -319,3 +334,8 @@ def test_a_whole_path_token_must_be_one_type_and_id(template, user_id):
 
 def test_a_reference_value_inside_a_path_is_still_one_encoded_segment():
     assert substitute("Patient/{{context.patientId}}", {"patientId": "Patient/x"}) == "Patient/Patient%2Fx"
+
+
+def test_a_codes_table_without_transfer_codes_fails_at_start_up():
+    with pytest.raises(ValueError, match="codes.transfer"):
+        prefetch_templates(with_codes({**CODES, "transfer": {"standard": [], "euploid": []}}))

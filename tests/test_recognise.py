@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from cards.knowledge import load_knowledge
+from cards.knowledge_model import typed
 from cards.recognise import DrugRecogniser, normalise
 from service.hooks.extract import build_facts
 from service.hooks.validation import HookRequest
 
 KB = load_knowledge()
-RECOGNISER = DrugRecogniser.from_codes(KB["codes"])
+RECOGNISER = DrugRecogniser.from_codes(typed(KB).codes)
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
@@ -67,7 +68,7 @@ PRODUCTS = [  # (id, RxNorm product code, ingredients, strength, dose form)
 def test_product_codes_give_ingredient_strength_and_dose_form(code, ingredients, strength, form):
     got = RECOGNISER.recognise([code], ["anything"])
     assert got.ingredients == ingredients and got.by == "rxnorm-product" and got.matched == f"RxNorm {code}"
-    assert got.product is not None and got.product.get("strength_mg") == strength
+    assert got.product is not None and got.product.strength_mg == strength
     assert got.dose_form == form
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from cards import recognise
 from cards.knowledge import load_knowledge
+from cards.knowledge_model import typed
 from cards.recognise import DrugRecogniser
 
 ORDERS = [
@@ -21,7 +22,7 @@ ORDERS = [
 
 
 def _recogniser() -> DrugRecogniser:
-    return DrugRecogniser.from_codes(load_knowledge()["codes"])
+    return DrugRecogniser.from_codes(typed(load_knowledge()).codes)
 
 
 @pytest.mark.parametrize(("codes", "texts"), ORDERS)

@@ -33,6 +33,7 @@ from test_rules_interactions import med
 
 from cards.evaluate import evaluate
 from cards.facts import PREGNANCY, ConditionFact, MedicationFact, PatientFacts, PregnancyStatus
+from cards.knowledge_model import typed
 from cards.model import Card
 from cards.recognise import DrugRecogniser
 from cards.rules.dose import evaluate_dose
@@ -169,7 +170,7 @@ def test_negative_hcg_before_the_test_day_is_too_early(
 
 # --- 3. live vaccines ordered by brand ------------------------------------------------------------------
 
-RECOGNISER = DrugRecogniser.from_codes(KB["codes"])
+RECOGNISER = DrugRecogniser.from_codes(typed(KB).codes)
 BRANDS = ["Varivax", "M-M-R II", "ProQuad", "Priorix", "Zostavax", "YF-Vax", "Stamaril", "Vivotif", "FluMist", "BCG"]
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from rules_support import KB, draft, lab, make_facts, on_tacrolimus
 
+from cards.knowledge_model import typed
 from cards.rules.focus import focus_of, in_focus
-from cards.rules.vocab import above, at_least, below, build_card, override_codings, same
+from cards.rules.vocab import above, at_least, below, build_card, reason_codings, same
 from cards.text import SUMMARY_MAX, fmt_measure, fmt_unit, plain
 
 # (hook, order, is it what the call is about?)
@@ -92,7 +93,7 @@ def test_the_card_builder_clips_the_summary_and_keeps_the_decision():
         summary="x" * 300,
         detail="d",
         source_label="s",
-        override_reasons=override_codings(KB["protocol"]),
+        override_reasons=reason_codings(typed(KB).protocol.override_reasons),
     )
     assert len(card.summary) == SUMMARY_MAX and card.verdict == "above-maximum"
     assert {c.code for c in card.override_reasons} >= {"clinical-judgement"}
@@ -100,7 +101,7 @@ def test_the_card_builder_clips_the_summary_and_keeps_the_decision():
 
 @pytest.mark.parametrize("table", ["protocol", "interactions", "care"])
 def test_every_table_has_one_override_reason_shape(table):
-    assert override_codings(KB[table])
+    assert reason_codings(getattr(typed(KB), table).override_reasons)
 
 
 def test_long_record_text_is_kept_short():

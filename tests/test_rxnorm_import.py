@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cards.knowledge import KnowledgeError, load_knowledge, load_knowledge_report
+from cards.knowledge_model import typed
 from cards.recognise import DrugRecogniser
 from service.cli.main import main
 
@@ -68,10 +69,10 @@ def test_unknown_drugs_obsolete_concepts_and_other_sources_are_left_out(table):
 
 
 def test_the_service_recognises_an_imported_product_by_its_code(table):
-    codes = load_knowledge(products_table=table)["codes"]
+    codes = typed(load_knowledge(products_table=table)).codes
     got = DrugRecogniser.from_codes(codes).recognise(["90002"], [])
     assert (got.ingredients, got.by, got.dose_form) == (("fluconazole",), "rxnorm-product", "Oral Tablet")
-    assert got.product is not None and got.product["strength_mg"] == 150
+    assert got.product is not None and got.product.strength_mg == 150
     ointment = DrugRecogniser.from_codes(codes).recognise(["90022"], [])
     assert ointment.dose_form == "Topical Ointment"
 

@@ -184,4 +184,4 @@ class CodesTable(Table):
     vaccines: Vaccines | None = None
     plausibility: Plausibility | None = None
     hcg_positive_iu_per_l: float = Field(gt=0)
-    pregnancy_test_max_age_days: PregnancyTestMaxAge | None = None
+    pregnancy_test_max_age_days: PregnancyTestMaxAge

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from .base import Digits, EntryId, IndicatorValue, Key, Keys, OverrideReasons, Table, Text, unique_items
 
@@ -178,6 +178,13 @@ class Interaction(Table):
     washout_weeks: float | None = Field(default=None, gt=0)
     drug_display: dict[Key, Text] = {}
     sources: list[Text] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _outside_words(self) -> Interaction:
+        # A card that only matters in pregnancy needs its words for everyone else.
+        if self.pregnancy_only and self.outside_ivf_course is None:
+            raise ValueError("`pregnancy_only` needs `outside_ivf_course`: how the card reads outside an IVF course")
+        return self
 
 
 class InteractionsTable(Table):

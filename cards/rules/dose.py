@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
 from ..knowledge_model import ProtocolTable, typed
+from ..knowledge_model.codes import Product
 from ..model import Card, Indicator, Suggestion
 from ..orders import OrderContext, build_order, dose_change, products_of
 from ..text import fmt_number, plain
@@ -268,7 +269,7 @@ def _render(
     proto: ProtocolTable,
     detail: Detail,
     today: date,
-    products: Sequence[Mapping[str, Any]],
+    products: Sequence[Product],
 ) -> Card:
     orders = OrderContext(today, products)
     max_shown = detail.number("maximum daily dose", proto.dose.max_daily_mg) if d.verdict != "duplicate-therapy" else ""

@@ -7,8 +7,7 @@ machine-readable outcome such as ``"above-maximum"``), so tests assert the decis
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
 from ..knowledge_model import OverrideReasons, ProtocolOverrideReasons
@@ -51,19 +50,10 @@ def same(a: float, b: float) -> bool:
     return abs(a - b) <= EPSILON
 
 
-def override_codings(table: Mapping[str, Any]) -> tuple[Coding, ...]:
+def reason_codings(reasons: OverrideReasons | ProtocolOverrideReasons) -> tuple[Coding, ...]:
     """The override reasons of a knowledge table. One shape in every table:
     ``override_reasons: {system: ..., codes: [{code, display, system?}, ...]}``; a code names its
     own system when it is not the block's (HL7's suggested override reasons)."""
-    reasons = table["override_reasons"]
-    return tuple(
-        Coding(system=str(c.get("system", reasons["system"])), code=str(c["code"]), display=str(c["display"]))
-        for c in reasons["codes"]
-    )
-
-
-def reason_codings(reasons: OverrideReasons | ProtocolOverrideReasons) -> tuple[Coding, ...]:
-    """``override_codings`` of a validated table's ``override_reasons`` block."""
     return tuple(Coding(system=c.system or reasons.system, code=c.code, display=c.display) for c in reasons.codes)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from cards.knowledge_model import CodesTable, typed
 from cards.vocab import (
     CBC,
     CHEMISTRY,
@@ -30,8 +31,6 @@ from cards.vocab import (
     VITALS,
 )
 
-LOINC = "http://loinc.org"
-LOCAL = "http://example.org/fhir/CodeSystem/tacro-cds"
 P = "{{context.patientId}}"
 INCLUDE_MEDICATION = "_include=MedicationRequest:medication"
 
@@ -45,42 +44,6 @@ OBSERVATION_KEYS: dict[str, int] = {
     VITALS: 50,
     PREGNANCY_TESTS: 20,
 }
-
-# Used when the knowledge base has no ``codes`` table (the skeleton, or a site that removed it).
-STATIC_OBSERVATION_CODES: dict[str, tuple[tuple[str, str], ...]] = {
-    IMMUNOLOGY: (
-        (LOCAL, "th1-th2-ratio"),
-        (LOCAL, "th1-cd4-ifng-pct"),
-        (LOCAL, "th2-cd4-il4-pct"),
-        (LOINC, "9728-7"),
-    ),
-    TACROLIMUS_LEVELS: ((LOINC, "77348-1"), (LOINC, "11253-2"), (LOINC, "74096-9"), (LOINC, "74097-7")),
-    CHEMISTRY: tuple(
-        (LOINC, c)
-        for c in (
-            "2160-0",
-            "38483-4",
-            "14682-9",
-            "2345-7",
-            "2339-0",
-            "14749-6",
-            "1558-6",
-            "4548-4",
-            "2823-3",
-            "6298-4",
-            "1742-6",
-            "1920-8",
-            "1975-2",
-        )
-    ),
-    CBC: ((LOINC, "58410-2"), (LOINC, "718-7"), (LOINC, "6690-2"), (LOINC, "777-3")),
-    VITALS: ((LOINC, "85354-9"), (LOINC, "55284-4"), (LOINC, "8480-6"), (LOINC, "8462-4")),
-    PREGNANCY_TESTS: ((LOINC, "2106-3"), (LOINC, "2118-8"), (LOINC, "21198-7"), (LOINC, "19080-1")),
-}
-STATIC_TRANSFER_CODES: tuple[tuple[str, str], ...] = (
-    (LOCAL, "embryo-transfer"),
-    (LOCAL, "euploid-blastocyst-transfer"),
-)
 
 # CDS Hooks 2.0 user tokens -> the resource type userId must name.
 USER_TOKENS = {
@@ -210,38 +173,33 @@ def _join(pairs: Iterable[tuple[str, str]]) -> str:
     return ",".join(seen)
 
 
-def _observation_codes(codes_table: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+def _observation_codes(codes_table: CodesTable) -> dict[str, list[tuple[str, str]]]:
     grouped: dict[str, list[tuple[str, str]]] = {key: [] for key in OBSERVATION_KEYS}
-    for concept, entry in (codes_table.get("observations") or {}).items():
-        group = entry.get("group")
+    for concept, entry in codes_table.observations.items():
+        group = entry.group
         if group not in grouped:
             raise ValueError(
                 f"codes.observations.{concept}: group {group!r} is not a prefetch key; "
                 f"use one of {', '.join(OBSERVATION_KEYS)}"
             )
-        grouped[group].extend((c["system"], c["code"]) for c in entry.get("codes") or [])
+        grouped[group].extend((c.system, c.code) for c in entry.codes)
     empty = [key for key, pairs in grouped.items() if not pairs]
     if empty:
         raise ValueError(f"codes.observations: no codes for prefetch key(s) {', '.join(empty)}")
     return grouped
 
 
-def prefetch_templates(knowledge: Mapping[str, Any] | None = None) -> dict[str, str]:
+def prefetch_templates(knowledge: Mapping[str, Any]) -> dict[str, str]:
     """Bounded queries for everything the rules read (docs/data-profile.md), codes from ``codes.yaml``.
 
-    Observation concepts are grouped by their ``group`` (the prefetch key); without a ``codes``
-    table the static lists above are used. Raises ValueError when the table leaves a key empty.
+    Observation concepts are grouped by their ``group`` (the prefetch key). Raises ValueError when the
+    table leaves a key empty.
     """
-    codes_table = (knowledge or {}).get("codes")
-    if codes_table:
-        obs_codes = _observation_codes(codes_table)
-        transfer_table = codes_table.get("transfer") or {}
-        transfer = [
-            (c["system"], c["code"]) for kind in ("standard", "euploid") for c in transfer_table.get(kind) or []
-        ] or list(STATIC_TRANSFER_CODES)
-    else:
-        obs_codes = {key: list(pairs) for key, pairs in STATIC_OBSERVATION_CODES.items()}
-        transfer = list(STATIC_TRANSFER_CODES)
+    codes_table = typed(knowledge).codes
+    obs_codes = _observation_codes(codes_table)
+    transfer = [(c.system, c.code) for c in (*codes_table.transfer.standard, *codes_table.transfer.euploid)]
+    if not transfer:
+        raise ValueError("codes.transfer: no embryo-transfer codes for the transfer prefetch keys")
 
     templates = {PATIENT: f"Patient/{P}"}
     for key, count in OBSERVATION_KEYS.items():

@@ -34,6 +34,7 @@ from datetime import date
 from typing import Any
 
 from ...facts import PatientFacts
+from ...knowledge_model import typed
 from ...model import Card
 from ...orders import OrderContext, products_of
 from ..findings import CreatinineFinding, PotassiumFinding, creatinine_finding, potassium_finding
@@ -51,7 +52,7 @@ from .render import render
 
 def evaluate_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Interaction cards, one per interacting drug, in the order of the table."""
-    table = kb["interactions"]
+    table = typed(kb).interactions
     orders = OrderContext(today, products_of(kb))
     return [render(d, facts, today, table, orders) for d in decide_interactions(facts, today, kb)]
 

@@ -15,7 +15,8 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from ...facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
-from ...knowledge_model import typed
+from ...knowledge_model import Interaction, InteractionsTable, typed
+from ...knowledge_model.interactions import MultiplyBy, ReduceBy
 from ...model import Indicator
 from ...text import fmt_date
 from ...vocab import FAMILY_INTERACTION, card_kind
@@ -50,7 +51,7 @@ class InteractionDecision:
 
     kind: str
     drug: str
-    entry: Mapping[str, Any]
+    entry: Interaction
     severity: Indicator
     tacrolimus: tuple[MedicationFact, ...]
     orders: tuple[MedicationFact, ...]
@@ -89,29 +90,29 @@ class InteractionDecision:
             return "alternative-not-for-indication"
         if self.dose is not None:
             return "dose-cut" if self.dose.targets else f"dose-cut-{self.dose.problem}"
-        return "interaction" if self.ivf_course or not self.entry.get("pregnancy_only") else "outside-ivf-course"
+        return "interaction" if self.ivf_course or not self.entry.pregnancy_only else "outside-ivf-course"
 
 
 def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
     """One decision per interacting drug that has a pair of orders new in this hook call."""
-    table = kb["interactions"]
+    table = typed(kb).interactions
     tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic and not _ended(m, today))
     if not tacrolimus_orders:
         return []
     decisions: list[InteractionDecision] = []
     seen: set[str] = set()
-    for entry in table["entries"]:
-        if entry["class"] == FORMULATION:
+    for entry in table.entries:
+        if entry.class_ == FORMULATION:
             switch = _release_switch(facts, tacrolimus_orders, entry)
             if switch is not None and SWITCH_KIND not in seen:
                 seen.add(SWITCH_KIND)
                 decisions.append(switch)
             continue
-        for drug in entry["drugs"]:
+        for drug in entry.drugs:
             if drug in seen or drug == TACROLIMUS:
                 continue  # a drug listed twice: its first entry wins
             seen.add(drug)
-            decision = _decide_drug(facts, today, tacrolimus_orders, drug, entry, kb)
+            decision = _decide_drug(facts, today, tacrolimus_orders, drug, entry, table, kb)
             if decision is not None:
                 decisions.append(decision)
     return decisions
@@ -127,14 +128,14 @@ def level_changing_orders(facts: PatientFacts, today: date, kb: Mapping[str, Any
     lowers them, still taken or within the days its effect lasts (a single dose long past, an eye
     ointment or a vaginal azole do not count)."""
     found: list[MedicationFact] = []
-    for entry in kb["interactions"]["entries"]:
-        if entry.get("effect_direction") not in LEVEL_CHANGING or entry["class"] == FORMULATION:
+    for entry in typed(kb).interactions.entries:
+        if entry.effect_direction not in LEVEL_CHANGING or entry.class_ == FORMULATION:
             continue
         for m in (*facts.medications, *facts.ended_medications):
             if (
                 not m.has(TACROLIMUS)
                 and m.systemic
-                and set(entry["drugs"]) & set(m.ingredients)
+                and set(entry.drugs) & set(m.ingredients)
                 and _timing_of(m, today, entry) is not None
                 and not any(m is f for f in found)
             ):
@@ -159,12 +160,12 @@ def _single_dose(med: MedicationFact) -> bool:
     return med.single_dose
 
 
-def _timing_of(med: MedicationFact, today: date, entry: Mapping[str, Any]) -> Timing | None:
+def _timing_of(med: MedicationFact, today: date, entry: Interaction) -> Timing | None:
     """How an order of the interacting drug counts today; None when it no longer interacts.
 
     An azole's effect outlasts its last dose by ``after_stop_days``; other drugs stop counting the day
     after their last dose."""
-    lasts = int(max(entry.get("after_stop_days") or [1]))
+    lasts = int(max(entry.after_stop_days or (1,)))
     if _ended(med, today):
         # A stopped order without an end date ended on or after its start: a start inside the window
         # is enough to know its effect still lasts.
@@ -217,26 +218,21 @@ def could_conceive(facts: PatientFacts, today: date) -> bool:
 
 
 def _fetal_risk(
-    facts: PatientFacts, today: date, drug: str, entry: Mapping[str, Any], values: Mapping[str, str]
+    facts: PatientFacts, today: date, drug: str, entry: Interaction, values: Mapping[str, str]
 ) -> str | None:
-    risk = entry.get("fetal_risk")
-    if not risk or not in_ivf_course(facts) or (risk.get("drugs") and drug not in risk["drugs"]):
+    risk = entry.fetal_risk
+    if risk is None or not in_ivf_course(facts) or (risk.drugs and drug not in risk.drugs):
         return None
     weeks = facts.pregnancy.gestational_age_days
-    if (
-        risk.get("first_trimester_only")
-        and facts.pregnancy.pregnant
-        and weeks is not None
-        and weeks >= FIRST_TRIMESTER_DAYS
-    ):
+    if risk.first_trimester_only and facts.pregnancy.pregnant and weeks is not None and weeks >= FIRST_TRIMESTER_DAYS:
         return None
-    text = fill(str(risk["text"]), values)
-    days = risk.get("avoid_pregnancy_days")
+    text = fill(risk.text, values)
+    days = risk.avoid_pregnancy_days
     if days:
         soon = sorted(
             t.when.date()
             for t in facts.transfers
-            if t.when is not None and today <= t.when.date() <= today + timedelta(days=int(days))
+            if t.when is not None and today <= t.when.date() <= today + timedelta(days=days)
         )
         if soon:
             text += f" The embryo transfer planned for {fmt_date(soon[0])} falls within that month."
@@ -251,8 +247,8 @@ def _course_start(tacrolimus_orders: Sequence[MedicationFact]) -> date | None:
 # --- deciding one drug -----------------------------------------------------------------------------
 
 
-def drug_name(entry: Mapping[str, Any], drug: str) -> str:
-    return str((entry.get("drug_display") or {}).get(drug) or drug.replace("_", " "))
+def drug_name(entry: Interaction, drug: str) -> str:
+    return entry.drug_display.get(drug) or drug.replace("_", " ")
 
 
 def bare_name(name: str) -> str:
@@ -263,24 +259,29 @@ def bare_name(name: str) -> str:
     return name
 
 
-def text_values(entry: Mapping[str, Any], name: str) -> dict[str, str]:
+def text_values(entry: Interaction, name: str) -> dict[str, str]:
     """Placeholder values for the entry's text, all taken from the entry's own numbers."""
     values = {"drug": name, "Drug": name[:1].upper() + name[1:]}
-    change = entry.get("dose_change") or {}
-    if "reduce_by" in change:
-        values["reduction"] = f"{span(change['reduce_by'], 100)} %"
-    if "as_text" in change:
-        values["fraction"] = str(change["as_text"])
-    monitors = entry.get("monitor") or []
-    if monitors and "every_days" in monitors[0]:
-        values["every"] = span(monitors[0]["every_days"])
-    if monitors and "first_within_days" in monitors[0]:
-        values["first_within"] = span(monitors[0]["first_within_days"])
-    for key, out in (("after_stop_days", "after_stop"), ("gap_hours", "gap_hours"), ("washout_weeks", "washout_weeks")):
-        if key in entry:
-            values[out] = span(entry[key])
-    if "prefer_instead" in entry:
-        values["alternative"] = str(entry["prefer_instead"]["display"])
+    change = entry.dose_change
+    if isinstance(change, ReduceBy):
+        values["reduction"] = f"{span(change.reduce_by, 100)} %"
+    if isinstance(change, MultiplyBy):
+        values["fraction"] = change.as_text
+    first = entry.monitor[0] if entry.monitor else None
+    if first is not None and first.every_days is not None:
+        values["every"] = span(first.every_days)
+    if first is not None and first.first_within_days is not None:
+        values["first_within"] = span(first.first_within_days)
+    numbers = (
+        ("after_stop", entry.after_stop_days),
+        ("gap_hours", entry.gap_hours),
+        ("washout_weeks", entry.washout_weeks),
+    )
+    for out, number in numbers:
+        if number is not None:
+            values[out] = span(number)
+    if entry.prefer_instead is not None:
+        values["alternative"] = entry.prefer_instead.display
     return values
 
 
@@ -289,10 +290,10 @@ def _decide_drug(
     today: date,
     tacrolimus_orders: Sequence[MedicationFact],
     drug: str,
-    entry: Mapping[str, Any],
+    entry: Interaction,
+    table: InteractionsTable,
     kb: Mapping[str, Any],
 ) -> InteractionDecision | None:
-    table = kb["interactions"]
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
     # Ended orders too: an azole's effect outlasts its last dose (``_timing_of`` says for how long).
@@ -307,12 +308,13 @@ def _decide_drug(
     if not orders:
         return None
     ivf = in_ivf_course(facts)
-    severity: Indicator = entry["severity"]
-    remove = bool(entry.get("remove_draft"))
-    if entry.get("pregnancy_only") and not ivf:
+    severity: Indicator = entry.severity
+    remove = entry.remove_draft
+    outside = entry.outside_ivf_course if entry.pregnancy_only and not ivf else None
+    if outside is not None:
         if not could_conceive(facts, today):
             return None  # e.g. a man after a transplant: the combination is usual, nothing to act on
-        severity = entry["outside_ivf_course"]["severity"]
+        severity = outside.severity
         remove = False
     kinds = [timings[id(m)] for m in orders]
     timing: Timing = (
@@ -321,10 +323,10 @@ def _decide_drug(
     stopped = [m.end for m in orders if timings[id(m)] == "recently-stopped" and m.end is not None]
     ends = [m.end for m in orders if timings[id(m)] != "recently-stopped" and m.end is not None]
 
-    checks = typed(kb).interactions.lab_checks
+    checks = table.lab_checks
     potassium_recency = checks.potassium if checks is not None else None
     creatinine_recency = checks.creatinine if checks is not None else None
-    wanted = entry.get("lab_check") or []
+    wanted = entry.lab_check or []
     potassium = (
         potassium_finding(facts, today, kb, potassium_recency.recent_days)
         if "potassium" in wanted and potassium_recency is not None
@@ -351,7 +353,11 @@ def _decide_drug(
 
     name = drug_name(entry, drug)
     values = text_values(entry, name)
-    dose = _dose_plan(facts, tacs, entry, table) if "dose_change" in entry and timing == "ongoing" else None
+    dose = (
+        _dose_plan(facts, tacs, entry.dose_change, table)
+        if entry.dose_change is not None and timing == "ongoing"
+        else None
+    )
     return InteractionDecision(
         kind=card_kind(FAMILY_INTERACTION, drug),
         drug=drug,
@@ -372,15 +378,15 @@ def _decide_drug(
     )
 
 
-def _alternative(orders: Sequence[MedicationFact], entry: Mapping[str, Any]) -> Alternative | None:
+def _alternative(orders: Sequence[MedicationFact], entry: Interaction) -> Alternative | None:
     """Whether the preferred alternative may replace the drafts, given their indications."""
-    alternative = entry.get("prefer_instead")
+    alternative = entry.prefer_instead
     drafts = [o for o in orders if o.is_draft]
     if alternative is None or not drafts:
         return None
-    rule = alternative.get("not_for") or {}
-    words = [re.compile(rf"\b{re.escape(str(w).lower())}\b") for w in rule.get("words") or []]
-    codes = [str(c).lower() for c in rule.get("codes") or []]
+    rule = alternative.not_for
+    words = [re.compile(rf"\b{re.escape(w.lower())}\b") for w in (rule.words if rule else [])]
+    codes = [c.lower() for c in (rule.codes if rule else [])]
 
     def excluded(indication: str) -> bool:
         text = indication.lower()
@@ -404,7 +410,7 @@ def _per_dose_steps(low: float, high: float, doses_per_day: float, step: float) 
 
 
 def _dose_plan(
-    facts: PatientFacts, tacs: Sequence[MedicationFact], entry: Mapping[str, Any], table: Mapping[str, Any]
+    facts: PatientFacts, tacs: Sequence[MedicationFact], change: ReduceBy | MultiplyBy, table: InteractionsTable
 ) -> DosePlan:
     if facts.hook == PATIENT_VIEW:
         return DosePlan(None, problem="patient-view")
@@ -416,18 +422,17 @@ def _dose_plan(
     if tac.daily_dose_mg is None or not tac.doses_per_day:
         return DosePlan(tac, problem="dose-unknown")
     dose, per_day = tac.daily_dose_mg, tac.doses_per_day
-    step = float(table["dose_rounding"]["step_mg"])
-    change = entry["dose_change"]
-    if "reduce_by" in change:
-        low, high = dose * (1 - max(change["reduce_by"])), dose * (1 - min(change["reduce_by"]))
+    step = table.dose_rounding.step_mg
+    if isinstance(change, ReduceBy):
+        low, high = dose * (1 - max(change.reduce_by)), dose * (1 - min(change.reduce_by))
         targets = _per_dose_steps(low, high, per_day, step)
     else:
-        exact = dose * float(change["multiply_by"])
+        exact = dose * change.multiply_by
         per_dose = max(step, round(exact / per_day / step) * step)
         rounded = round(per_dose * per_day, 6)
         low = high = exact
         # A rounded dose far from the exact fraction would be another cut than the one the card names.
-        deviation = float(table["dose_rounding"].get("max_deviation", 1.0))
+        deviation = table.dose_rounding.max_deviation or 1.0
         close = exact > 0 and abs(rounded - exact) / exact <= deviation + EPSILON
         targets = [rounded] if rounded < dose - EPSILON and close else []
     if not targets:
@@ -436,7 +441,7 @@ def _dose_plan(
 
 
 def _release_switch(
-    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], entry: Mapping[str, Any]
+    facts: PatientFacts, tacrolimus_orders: Sequence[MedicationFact], entry: Interaction
 ) -> InteractionDecision | None:
     """Immediate- and extended-release tacrolimus side by side (a switch, or a duplicate)."""
     involved: list[MedicationFact] = []
@@ -459,7 +464,7 @@ def _release_switch(
         kind=SWITCH_KIND,
         drug=TACROLIMUS,
         entry=entry,
-        severity=entry["severity"],
+        severity=entry.severity,
         tacrolimus=tuple(involved),
         orders=(),
         ivf_course=in_ivf_course(facts),

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
 
 from ...facts import Measurement, MedicationFact, PatientFacts
+from ...knowledge_model import InteractionsTable
+from ...knowledge_model.interactions import ReduceBy
 from ...model import Card, Link, Suggestion
 from ...orders import OrderContext, build_order
 from ...text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
 from ..focus import fill, span
-from ..vocab import TACROLIMUS, build_card, override_codings
+from ..vocab import TACROLIMUS, build_card, reason_codings
 from .decide import SWITCH_KIND, InteractionDecision, bare_name, drug_name, text_values
 from .suggest import monitor_suggestion, regimen, suggestions_for
 
@@ -83,7 +84,7 @@ def _potassium_text(d: InteractionDecision, name: str) -> tuple[str | None, list
     if not k.high:
         words = "above the normal range, below the hyperkalaemia threshold" if k.tier == "above-normal" else "normal"
         return None, [f"**Potassium:** {_reported(k.result)}, {words}.{note}"]
-    contraindicated = bool(d.entry.get("contraindicated_in_hyperkalaemia"))
+    contraindicated = d.entry.contraindicated_in_hyperkalaemia
     already = all(not o.is_draft for o in d.orders)
     act = f"stop {name}" if already else f"do not start {name}"
     why = " (contraindicated in hyperkalaemia)" if contraindicated else ""
@@ -134,19 +135,19 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
 
 def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, orders: OrderContext) -> list[str]:
     plan = d.dose
-    change = d.entry.get("dose_change") or {}
+    change = d.entry.dose_change
     how = f"by {values['reduction']}" if "reduction" in values else f"to {values.get('fraction', '')}"
-    if d.timing == "single-dose" and "dose_change" not in d.entry:
+    if d.timing == "single-dose" and change is None:
         return []
     if d.timing == "single-dose":
         return [
             f"**Dose:** a single dose does not justify a course-long cut: keep the tacrolimus dose "
             f"and check a trough in {values.get('every', '2–3')} days."
         ]
-    if d.timing == "recently-stopped" and d.entry.get("class") == "vaccine":
+    if d.timing == "recently-stopped" and d.entry.class_ == "vaccine":
         return []  # a vaccine given does not change levels
     if d.timing == "recently-stopped" and d.stopped_on is not None:
-        lasts = max(d.entry.get("after_stop_days") or [0])
+        lasts = max(d.entry.after_stop_days or (0,))
         return [
             f"**Stopped:** {values['drug']} ended on {fmt_date(d.stopped_on)}; its effect lasts until "
             f"about {fmt_date(d.stopped_on + timedelta(days=int(lasts)))}. Levels will fall: check "
@@ -164,7 +165,7 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
     if plan.problem == "dose-unknown" or plan.order is None or plan.order.daily_dose_mg is None:
         return [f"**Dose:** the tacrolimus dose is not given; when you set it, reduce it {how}."]
     dose = plan.order.daily_dose_mg
-    if "reduce_by" in change:
+    if isinstance(change, ReduceBy):
         arithmetic = (
             f"{fmt_number(dose)} mg/day less {values['reduction']} = "
             f"{fmt_number(plan.low or 0)}–{fmt_number(plan.high or 0)} mg/day"
@@ -174,7 +175,7 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
     built = {t: build_order(plan.order, orders.today, daily_mg=t, products=orders.products) for t in plan.targets}
     by_hand = [t for t, b in built.items() if b.change is None]
-    switched = sorted({str(b.product["display"]) for b in built.values() if b.product is not None})
+    switched = sorted({b.product.display for b in built.values() if b.product is not None})
     if switched:
         lines.append(f"The suggested doses use {', '.join(switched)}: the ordered strength cannot give them.")
     if by_hand:
@@ -195,8 +196,8 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
     return lines
 
 
-def _source_line(d: InteractionDecision, table: Mapping[str, Any]) -> str:
-    sources = [str(s) for s in d.entry["sources"]]
+def _source_line(d: InteractionDecision) -> str:
+    sources = list(d.entry.sources)
     if d.potassium and d.potassium.high and d.potassium.source:
         sources.append(d.potassium.source)
     if d.creatinine and d.creatinine.rising and d.creatinine.source:
@@ -208,7 +209,7 @@ def render(
     d: InteractionDecision,
     facts: PatientFacts,
     today: date,
-    table: Mapping[str, Any],
+    table: InteractionsTable,
     orders: OrderContext | None = None,
 ) -> Card:
     """The card for one decision."""
@@ -217,15 +218,15 @@ def render(
         return _render_switch(d, facts, table)
     name = drug_name(entry, d.drug)
     values = text_values(entry, name)
-    outside = bool(entry.get("pregnancy_only")) and not d.ivf_course
-    summary = fill(entry["outside_ivf_course"]["summary"] if outside else entry["summary"], values)
-    handling = fill(entry["outside_ivf_course"]["handling"] if outside else entry["handling"], values)
-    effect = fill(entry["effect"], values)
-    if d.timing == "single-dose" and "dose_change" in entry:
+    words = entry.outside_ivf_course if entry.pregnancy_only and not d.ivf_course else None
+    summary = fill(words.summary if words else entry.summary, values)
+    handling = fill(words.handling if words else entry.handling, values)
+    effect = fill(entry.effect, values)
+    if d.timing == "single-dose" and entry.dose_change is not None:
         summary = (
             f"Single dose of {name}: keep the tacrolimus dose, check a trough in {values.get('every', '2–3')} days"
         )
-    elif d.timing == "recently-stopped" and d.stopped_on is not None and entry.get("class") == "vaccine":
+    elif d.timing == "recently-stopped" and d.stopped_on is not None and entry.class_ == "vaccine":
         summary = (
             f"{values['Drug']} was given on {fmt_date(d.stopped_on)} while on tacrolimus: watch for "
             "infection by the vaccine strain"
@@ -242,8 +243,9 @@ def render(
     k_summary, k_lines = _potassium_text(d, name)
     c_summary, c_lines = _creatinine_text(d, name)
     lines += k_lines + c_lines
-    if d.alternative == "not-for-indication":
-        shown = entry["prefer_instead"]["not_for"]["shown"]
+    not_for = entry.prefer_instead.not_for if entry.prefer_instead else None
+    if d.alternative == "not-for-indication" and not_for is not None:
+        shown = not_for.shown
         handling = (
             f"{values['alternative'][:1].upper() + values['alternative'][1:]} does not replace {name} "
             f"for {shown}: keep it, and check a tacrolimus trough within {values.get('first_within', '1–3')} "
@@ -252,13 +254,13 @@ def render(
         summary = (
             f"{values['Drug']} raises tacrolimus levels: check a trough within {values.get('first_within', '1–3')} days"
         )
-    if not d.escalated and (d.timing == "ongoing" or "dose_change" not in entry):
+    if not d.escalated and (d.timing == "ongoing" or entry.dose_change is None):
         lines.append(f"**What to do:** {handling}")
     orders = orders or OrderContext(today)
-    lines += _dose_text(d, values, float(table["dose_rounding"]["step_mg"]), orders)
+    lines += _dose_text(d, values, table.dose_rounding.step_mg, orders)
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
-    never = d.entry.get("effect_direction") in ("contraindicated", "never-together", "immunosuppression")
+    never = d.entry.effect_direction in ("contraindicated", "never-together", "immunosuppression")
     given = any(o.resource_type == "Immunization" for o in d.orders)  # a vaccination done is no order to stop
     if d.remove_draft and (never or d.escalated) and all(not o.is_draft for o in d.orders) and not given:
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
@@ -268,7 +270,7 @@ def render(
     monitoring = monitor_line(d, table)
     if monitoring:
         lines.append(monitoring)
-    lines.append(_source_line(d, table))
+    lines.append(_source_line(d))
     detail = _fit("\n\n".join(lines))
     exclusive = d.dose is not None and bool(d.dose.targets)
     return _card(d, summary, detail, suggestions, table, exclusive)
@@ -279,7 +281,7 @@ def _card(
     summary: str,
     detail: str,
     suggestions: Sequence[Suggestion],
-    table: Mapping[str, Any],
+    table: InteractionsTable,
     exclusive: bool,
 ) -> Card:
     """Alternative dose changes exclude each other; removal, tests and a replacement do not."""
@@ -289,9 +291,9 @@ def _card(
         indicator=d.severity,
         summary=summary,
         detail=detail,
-        source_label=str(table["source_label"]),
+        source_label=table.source_label,
         suggestions=suggestions,
-        override_reasons=override_codings(table),
+        override_reasons=reason_codings(table.override_reasons),
         links=_links(table),
     )
     if suggestions and not exclusive:
@@ -308,37 +310,37 @@ def _fit(detail: str) -> str:
     return body[:keep].rstrip() + "…\n\n" + source
 
 
-def _links(table: Mapping[str, Any]) -> tuple[Link, ...]:
-    return tuple(Link(label=link["label"], url=link["url"]) for link in table.get("links") or [])
+def _links(table: InteractionsTable) -> tuple[Link, ...]:
+    return tuple(Link(label=link.label, url=link.url) for link in table.links)
 
 
-def monitor_line(d: InteractionDecision, table: Mapping[str, Any]) -> str | None:
-    if d.escalated or (d.timing != "ongoing" and "dose_change" in d.entry):
+def monitor_line(d: InteractionDecision, table: InteractionsTable) -> str | None:
+    if d.escalated or (d.timing != "ongoing" and d.entry.dose_change is not None):
         return None  # the result on record, or the dose line, says what to check
     parts: list[str] = []
-    for item in d.entry.get("monitor") or []:
-        test = table["lab_tests"].get(item["test"])
+    for item in d.entry.monitor:
+        test = table.lab_tests.get(item.test)
         if test is None:
             continue
-        if "every_days" in item:
-            checks = int(item.get("checks") or table["default_checks"]["count"])
-            default = " (number of checks: site default)" if "checks" not in item else ""
-            parts.append(f"{test['label']} every {span(item['every_days'])} days, {checks} checks{default}")
+        if item.every_days is not None:
+            checks = item.checks or table.default_checks.count
+            default = " (number of checks: site default)" if item.checks is None else ""
+            parts.append(f"{test.label} every {span(item.every_days)} days, {checks} checks{default}")
         else:
-            parts.append(str(test["label"]))
+            parts.append(test.label)
     return f"**Monitoring:** {'; '.join(parts)}." if parts else None
 
 
-def _render_switch(d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any]) -> Card:
+def _render_switch(d: InteractionDecision, facts: PatientFacts, table: InteractionsTable) -> Card:
     entry = d.entry
     values = text_values(entry, "tacrolimus")
-    lines = [f"**Why:** {fill(entry['effect'], values)}"]
+    lines = [f"**Why:** {fill(entry.effect, values)}"]
     lines += [f"**Tacrolimus:** {order_line(m)}" for m in d.tacrolimus]
-    lines.append(f"**What to do:** {fill(entry['handling'], values)}")
+    lines.append(f"**What to do:** {fill(entry.handling, values)}")
     monitor = monitor_suggestion(d, facts, table, "a change of tacrolimus formulation")
     monitoring = monitor_line(d, table)
     if monitoring:
         lines.append(monitoring)
-    lines.append(_source_line(d, table))
+    lines.append(_source_line(d))
     suggestions = (monitor,) if monitor else ()
-    return _card(d, fill(entry["summary"], values), _fit("\n\n".join(lines)), suggestions, table, False)
+    return _card(d, fill(entry.summary, values), _fit("\n\n".join(lines)), suggestions, table, False)

@@ -5,9 +5,9 @@ tests that follow."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ...facts import MedicationFact, PatientFacts
+from ...knowledge_model import InteractionsTable
 from ...model import Action, ServiceRequestProposal, Suggestion
 from ...orders import OrderContext, build_order, draft_medication_request, lab_order, with_repeat
 from ...text import fmt_number
@@ -34,32 +34,31 @@ def regimen(daily: float, per_day: float | None) -> str:
 
 
 def _test_order(
-    facts: PatientFacts, table: Mapping[str, Any], key: str, reason: str, urgent: bool = False
+    facts: PatientFacts, table: InteractionsTable, key: str, reason: str, urgent: bool = False
 ) -> ServiceRequestProposal | None:
-    test = table["lab_tests"].get(key)
+    test = table.lab_tests.get(key)
     if test is None:
         return None  # a site removed the test: nothing to order
-    return lab_order(facts.patient_id, test["loinc"], test["display"], reason, priority="urgent" if urgent else None)
+    return lab_order(facts.patient_id, test.loinc, test.display, reason, priority="urgent" if urgent else None)
 
 
 def monitor_suggestion(
-    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+    d: InteractionDecision, facts: PatientFacts, table: InteractionsTable, name: str
 ) -> Suggestion | None:
     actions: list[Action] = []
     labels: list[str] = []
-    for item in d.entry.get("monitor") or []:
-        order = _test_order(facts, table, item["test"], f"monitoring tacrolimus with {name}")
+    for item in d.entry.monitor:
+        order = _test_order(facts, table, item.test, f"monitoring tacrolimus with {name}")
         if order is None:
             continue
-        what = str(table["lab_tests"][item["test"]]["label"])
-        if "every_days" in item and d.timing != "ongoing":
+        what = table.lab_tests[item.test].label
+        if item.every_days is not None and d.timing != "ongoing":
             labels.append(f"a {what}")  # one check after a single dose or a stop
             description = f"Order a {what}"
-        elif "every_days" in item:
-            checks = int(item.get("checks") or table["default_checks"]["count"])
-            low, high = item["every_days"]
-            order = with_repeat(order, (float(low), float(high)), checks)
-            every = span(item["every_days"])
+        elif item.every_days is not None:
+            checks = item.checks or table.default_checks.count
+            order = with_repeat(order, item.every_days, checks)
+            every = span(item.every_days)
             labels.append(f"{what} every {every} days ({checks} checks)")
             description = f"Order {what} every {every} days, {checks} draws"
         else:
@@ -72,7 +71,7 @@ def monitor_suggestion(
 
 
 def _next_step_suggestion(
-    d: InteractionDecision, facts: PatientFacts, table: Mapping[str, Any], name: str
+    d: InteractionDecision, facts: PatientFacts, table: InteractionsTable, name: str
 ) -> Suggestion | None:
     """The tests that follow an abnormal result on record."""
     wanted: list[tuple[str, bool]] = []
@@ -88,7 +87,7 @@ def _next_step_suggestion(
         order = _test_order(facts, table, key, f"abnormal result with tacrolimus and {name}", urgent)
         if order is None:
             continue
-        label = str(table["lab_tests"][key]["label"])
+        label = table.lab_tests[key].label
         labels.append(label)
         actions.append(
             Action(type="create", description=f"Order {'an urgent ' if urgent else ''}{label}", resource=order)
@@ -102,7 +101,7 @@ def _next_step_suggestion(
 def suggestions_for(
     d: InteractionDecision,
     facts: PatientFacts,
-    table: Mapping[str, Any],
+    table: InteractionsTable,
     name: str,
     values: Mapping[str, str],
     orders: OrderContext,
@@ -110,7 +109,7 @@ def suggestions_for(
     suggestions: list[Suggestion] = []
     monitor = None if d.escalated else monitor_suggestion(d, facts, table, name)
     if d.dose is not None and d.dose.targets and d.dose.order is not None:
-        suggestions += _dose_suggestions(d.dose, name, monitor, float(table["dose_rounding"]["step_mg"]), orders)
+        suggestions += _dose_suggestions(d.dose, name, monitor, table.dose_rounding.step_mg, orders)
     replace = _replacement(facts, d, name)
     if replace is not None:
         suggestions.append(replace)
@@ -170,19 +169,19 @@ def _dose_suggestions(
 
 def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Suggestion | None:
     """Create a draft of the preferred alternative, then delete the drafts of the drug."""
-    alternative = d.entry.get("prefer_instead")
+    alternative = d.entry.prefer_instead
     if alternative is None or d.alternative in (None, "not-for-indication") or d.escalated:
         return None
     drafts = [o for o in d.orders if o.is_draft]
     ids = [o.reference for o in drafts]
     if not drafts or any(i is None for i in ids):
         return None  # a draft without an id cannot be deleted
-    shown = alternative["display"]
+    shown = alternative.display
     actions = [
         Action(
             type="create",
             description=f"Create a draft {shown} order for you to complete with dose and duration",
-            resource=draft_medication_request(facts.patient_id, alternative["rxnorm"], shown),
+            resource=draft_medication_request(facts.patient_id, alternative.rxnorm, shown),
         )
     ]
     actions += [Action(type="delete", description=f"Remove the {bare_name(name)} draft", resource_id=i) for i in ids]
@@ -190,7 +189,7 @@ def _replacement(facts: PatientFacts, d: InteractionDecision, name: str) -> Sugg
         return Suggestion(
             label=f"Replace {name} with {shown} (draft to complete)", actions=tuple(actions), is_recommended=True
         )
-    not_for = (alternative.get("not_for") or {}).get("shown")
+    not_for = alternative.not_for.shown if alternative.not_for else None
     label = f"Replace {name} with {shown} if the infection allows" + (f" (not for {not_for})" if not_for else "")
     return Suggestion(label=label, actions=tuple(actions))
 

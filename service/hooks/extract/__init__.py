@@ -20,6 +20,7 @@ from typing import Any
 
 from cards.derive import pregnancy_status
 from cards.facts import HCG, PREGNANCY_TEST, PatientFacts, PregnancyStatus, UnusableResource
+from cards.knowledge_model import typed
 from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex, _index_for
 from service.hooks.extract.common import _as_list, _flatten, _Unusable, parse_fhir_datetime
@@ -157,7 +158,7 @@ def extract(
     today: date | None = None,
 ) -> Extracted:
     """``build_facts``, with the table of the orders the facts were read from."""
-    index = _index_for(knowledge.get("codes") or {})
+    index = _index_for(typed(knowledge).codes)
     ex = _Extractor(request, index)
     ex.run(data)
     # Newest first; results taken at the same time are ordered by source, never by their place in the

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cards.knowledge_model import CodesTable
 from cards.recognise import DrugRecogniser, normalise
 from cards.units import CANONICAL
 from service.hooks.extract.common import _codings, _fmt, _texts
@@ -28,6 +29,8 @@ class _ObsCode:
 class CodeIndex:
     """Lookup tables over ``codes.yaml``."""
 
+    hcg_cutoff: float  # IU/L: a serum hCG at or above it is positive
+    pregnancy_test_max_age_days: int  # a negative test older than this says nothing
     observations: dict[tuple[str, str], _ObsCode] = field(default_factory=dict)
     coded_values: dict[tuple[str, str], str] = field(default_factory=dict)
     conditions: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -35,8 +38,6 @@ class CodeIndex:
     transfer: dict[tuple[str, str], bool] = field(default_factory=dict)  # -> euploid
     drugs: DrugRecogniser = field(default_factory=DrugRecogniser)
     max_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> plausible ceiling
-    hcg_cutoff: float = 25.0
-    pregnancy_test_max_age_days: int = 60
     routes: dict[tuple[str, str], str] = field(default_factory=dict)  # Dosage.route coding -> route
     route_words: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)  # (route, word), in order
     vaccine_system: str | None = None
@@ -45,65 +46,58 @@ class CodeIndex:
     plausible_daily_mg: dict[str, float] = field(default_factory=dict)  # drug key -> highest mg/day
 
     @classmethod
-    def from_knowledge(cls, codes: Mapping[str, Any]) -> CodeIndex:
+    def from_knowledge(cls, codes: CodesTable) -> CodeIndex:
         """Build the lookups from the ``codes`` knowledge table."""
-        window = codes.get("pregnancy_test_max_age_days")
         index = cls(
-            hcg_cutoff=float(codes.get("hcg_positive_iu_per_l", 25)),
-            pregnancy_test_max_age_days=int(window["value"]) if isinstance(window, dict) else 60,
+            hcg_cutoff=codes.hcg_positive_iu_per_l,
+            pregnancy_test_max_age_days=codes.pregnancy_test_max_age_days.value,
         )
-        for concept, entry in (codes.get("observations") or {}).items():
-            for c in entry.get("codes") or []:
+        for concept, entry in codes.observations.items():
+            for c in entry.codes:
                 # A tacrolimus code not marked trough is a level of unknown timing; a glucose code
                 # not marked fasting is not known to be fasting (fasting=False, a random glucose).
                 timing: Literal["trough", "unknown"] | None = (
-                    "trough" if c.get("timing") == "trough" else "unknown" if concept == "tacrolimus" else None
+                    "trough" if c.timing == "trough" else "unknown" if concept == "tacrolimus" else None
                 )
-                fasting = bool(c.get("fasting", False)) if concept == "glucose" else None
-                index.observations[(c["system"], c["code"])] = _ObsCode(
-                    concept, f"{c['system']}|{c['code']}", timing, fasting, c.get("role")
+                fasting = bool(c.fasting) if concept == "glucose" else None
+                index.observations[(c.system, c.code)] = _ObsCode(
+                    concept, f"{c.system}|{c.code}", timing, fasting, c.role
                 )
-            for meaning, values in (entry.get("coded_values") or {}).items():
+            for meaning, values in (entry.coded_values or {}).items():
                 for v in values:
-                    index.coded_values[(v["system"], v["code"])] = meaning
-        for concept, entry in (codes.get("conditions") or {}).items():
-            for c in entry.get("codes") or []:
-                index.conditions[(c["system"], _icd(c["code"]))] = concept
-            for p in entry.get("code_prefixes") or []:
-                index.condition_prefixes.append((p["system"], _icd(p["prefix"]), concept))
-        transfer = codes.get("transfer") or {}
-        for c in transfer.get("standard") or []:
-            index.transfer[(c["system"], c["code"])] = False
-        for c in transfer.get("euploid") or []:
-            index.transfer[(c["system"], c["code"])] = True
+                    index.coded_values[(v.system, v.code)] = meaning
+        for concept, condition in codes.conditions.items():
+            for coding in condition.codes:
+                index.conditions[(coding.system, _icd(coding.code))] = concept
+            for p in condition.code_prefixes or []:
+                index.condition_prefixes.append((p.system, _icd(p.prefix), concept))
+        for coding in codes.transfer.standard:
+            index.transfer[(coding.system, coding.code)] = False
+        for coding in codes.transfer.euploid:
+            index.transfer[(coding.system, coding.code)] = True
         index.drugs = DrugRecogniser.from_codes(codes)
-        for key, drug in (codes.get("drugs") or {}).items():
-            if drug.get("max_daily_mg") is not None:
-                index.max_daily_mg[key] = float(drug["max_daily_mg"])
-        routes = codes.get("routes") or {}
-        for c in routes.get("codes") or []:
-            index.routes[(str(c["system"]), str(c["code"]))] = str(c["route"])
-        for entry in routes.get("words") or []:
-            words = [str(w) for w in entry.get("words") or []]
-            if words:  # one whole-word alternation per route: one scan of each text per route
+        for key, drug in codes.drugs.items():
+            if drug.max_daily_mg is not None:
+                index.max_daily_mg[key] = drug.max_daily_mg
+        if codes.routes is not None:
+            for rc in codes.routes.codes:
+                index.routes[(rc.system, rc.code)] = rc.route
+            for words in codes.routes.words:
+                # One whole-word alternation per route: one scan of each text per route.
+                alternation = "|".join(re.escape(normalise(w)) for w in words.words)
                 index.route_words.append(
-                    (
-                        str(entry["route"]),
-                        re.compile(
-                            r"(?<!\w)(?:" + "|".join(re.escape(normalise(w)) for w in words) + r")(?!\w)", re.IGNORECASE
-                        ),
-                    )
+                    (words.route, re.compile(r"(?<!\w)(?:" + alternation + r")(?!\w)", re.IGNORECASE))
                 )
-        vaccines = codes.get("vaccines") or {}
-        index.vaccine_system = vaccines.get("system")
-        for c in vaccines.get("codes") or []:
-            index.vaccines[str(c["code"])] = str(c["drug"])
-        plausibility = codes.get("plausibility") or {}
-        for concept, limits in (plausibility.get("observations") or {}).items():
-            index.plausible[concept] = (limits.get("low"), limits.get("high"))
-        for key, limits in (plausibility.get("daily_dose_mg") or {}).items():
-            if limits.get("high") is not None:
-                index.plausible_daily_mg[key] = float(limits["high"])
+        if codes.vaccines is not None:
+            index.vaccine_system = codes.vaccines.system
+            for vc in codes.vaccines.codes:
+                index.vaccines[vc.code] = vc.drug
+        if codes.plausibility is not None:
+            for concept, limits in codes.plausibility.observations.items():
+                index.plausible[concept] = (limits.low, limits.high)
+            for key, limits in (codes.plausibility.daily_dose_mg or {}).items():
+                if limits.high is not None:
+                    index.plausible_daily_mg[key] = limits.high
         return index
 
     def implausible(self, concept: str, value: float | None, shown: str) -> str | None:
@@ -165,10 +159,10 @@ def _icd(code: str) -> str:
     return code.replace(".", "").upper() if re.match(r"^[A-Za-z]\d", code) else code
 
 
-_INDEXES: dict[int, tuple[Mapping[str, Any], CodeIndex]] = {}
+_INDEXES: dict[int, tuple[CodesTable, CodeIndex]] = {}
 
 
-def _index_for(codes: Mapping[str, Any]) -> CodeIndex:
+def _index_for(codes: CodesTable) -> CodeIndex:
     """The code index of a knowledge table, built once per loaded table (knowledge is fixed at start-up,
     so the lookups and name patterns are not rebuilt on every call)."""
     hit = _INDEXES.get(id(codes))

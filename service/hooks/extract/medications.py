@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, Literal
 
 from cards.facts import MedicationFact, UnusableResource
+from cards.knowledge_model.codes import Product
 from cards.recognise import RXNORM_SYSTEMS, Recognised
 from service.hooks.extract.common import (
     DRAFT_MEDREQ_STATUSES,
@@ -19,7 +20,6 @@ from service.hooks.extract.common import (
     _codings,
     _describe,
     _dicts,
-    _number,
     _obj,
     _parse_date,
     _ref_of,
@@ -121,7 +121,7 @@ class MedicationReader(_Reader):
         product = recognised.product
         if not display:
             codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip() for c in _codings(concepts)]
-            display = str(product["display"]) if product else (codes[0] if codes else "(unnamed medication)")
+            display = product.display if product else (codes[0] if codes else "(unnamed medication)")
             if not recognised.ingredients and not product and draft:
                 # Only a code this service does not know, and no name: nobody can tell what is ordered.
                 self._unusable(
@@ -129,8 +129,8 @@ class MedicationReader(_Reader):
                     draft,
                     f"the medication is given only as a code this service does not know ({display}) and has no name",
                 )
-        strength = _number(product.get("strength_mg")) if product else None
-        release = product.get("release") if product else None
+        strength = product.strength_mg if product else None
+        release: str | None = product.release if product else None
         if release is None:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
             release = self.index.drugs.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
@@ -204,12 +204,10 @@ class MedicationReader(_Reader):
             )
         )
 
-    def _route(
-        self, dosages: list[Any], product: Mapping[str, Any] | None, concepts: list[Any], texts: list[str]
-    ) -> str | None:
+    def _route(self, dosages: list[Any], product: Product | None, concepts: list[Any], texts: list[str]) -> str | None:
         """Dosage.route, else the product's dose form, else words in the order's texts."""
         instructions = _dicts(dosages)
-        form = [str(product[k]) for k in ("dose_form", "display") if product and isinstance(product.get(k), str)]
+        form = [text for text in (product.dose_form, product.display) if text] if product else []
         order_texts = (
             _texts(concepts) + texts + [str(d["text"]) for d in instructions if isinstance(d.get("text"), str)]
         )
