@@ -130,13 +130,16 @@ def build_facts(
     knowledge: Mapping[str, Any],
     *,
     today: date | None = None,
+    typed: bool = True,
 ) -> PatientFacts:
     """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
 
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
+    ``typed=False`` reads every Observation by the lenient path alone (the differential test's reference).
     """
     index = _index_for(knowledge.get("codes") or {})
     ex = _Extractor(request, index)
+    ex.typed_observations = typed
     ex.run(data)
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).
