@@ -133,9 +133,12 @@ CODES = [
     ({"system": LOINC, "code": "2823-3"}, "mmol/L"),  # potassium
     ({"system": LOINC, "code": "2345-7"}, "mg/dL"),  # glucose
     ({"system": LOINC, "code": "4548-4"}, "%"),  # HbA1c
+    ({"system": LOINC, "code": "11253-2"}, "ng/mL"),  # tacrolimus of unknown timing
     ({"system": LOINC, "code": "19080-1"}, "[IU]/L"),  # hCG
+    ({"system": LOINC, "code": "21198-7"}, "m[IU]/mL"),  # hCG beta
     ({"system": LOINC, "code": "2106-3"}, None),  # pregnancy test
     ({"system": LOINC, "code": "85354-9"}, "mm[Hg]"),  # blood pressure panel
+    ({"system": LOINC, "code": "55284-4"}, "mm[Hg]"),  # blood pressure panel as Synthea sends it
     ({"system": LOINC, "code": "8480-6"}, "mm[Hg]"),  # systolic
     ({"system": LOINC, "code": "8462-4"}, "mm[Hg]"),  # diastolic
     ({"system": "http://example.org/fhir/CodeSystem/tacro-cds", "code": "th1-th2-ratio"}, "{ratio}"),
@@ -256,7 +259,14 @@ def generated_observation(rng: random.Random, n: int) -> dict[str, Any]:
     if status is not None or rng.random() < 0.5:
         res["status"] = status
     res["code"] = code_of(rng, coding)
-    res["subject"] = {"reference": f"Patient/{PATIENT}"}
+    res["subject"] = rng.choice(
+        [
+            {"reference": f"Patient/{PATIENT}"},
+            {"reference": f"Patient/{PATIENT}"},
+            {"reference": f"https://ehr.example.org/fhir/Patient/{PATIENT}/_history/3"},
+            {"reference": "Patient/someone-else"},
+        ]
+    )
     res.update(rng.choice(TIMES))
     res.update(value(rng, unit))
     if rng.random() < 0.3:
