@@ -21,18 +21,19 @@ from .facts import (
     PregnancyStatus,
 )
 
-BASELINE_FALLBACK_DAYS = 90
 
-
-def creatinine_baseline(facts: PatientFacts, course_start: date | None, today: date) -> Measurement | None:
+def creatinine_baseline(
+    facts: PatientFacts, course_start: date | None, today: date, window_days: int
+) -> Measurement | None:
     """The latest final creatinine before the course started; without a known start (or no result
-    before it), the lowest final result of the last 90 days. Never simply the oldest on record."""
+    before it), the lowest final result of the last ``window_days`` days (the protocol's
+    ``safety.creatinine.baseline_window_days``). Never simply the oldest on record."""
     usable = [m for m in facts.results(CREATININE) if m.actionable and m.value is not None and m.when]
     if course_start is not None:
         before = [m for m in usable if m.when is not None and m.when.date() < course_start]
         if before:
             return max(before, key=lambda m: m.when)  # type: ignore[arg-type, return-value]
-    since = today - timedelta(days=BASELINE_FALLBACK_DAYS)
+    since = today - timedelta(days=window_days)
     recent = [m for m in usable if m.when is not None and m.when.date() >= since]
     return min(recent, key=lambda m: m.value) if recent else None  # type: ignore[arg-type, return-value]
 

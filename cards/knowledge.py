@@ -1,6 +1,7 @@
 """The clinical knowledge base: reviewable YAML files beside this module, validated at start-up.
 
-Each ``knowledge/<name>.yaml`` has a JSON Schema ``knowledge/<name>.schema.json``. A site file
+Each ``knowledge/<name>.yaml`` has a model in ``cards.knowledge_model`` and a JSON Schema generated from
+it, ``knowledge/<name>.schema.json``. A site file
 (``SITE_CONFIG``) is YAML whose top-level keys are those names. Its mappings merge into the defaults
 key by key. Lists of entries that carry an identity (``id``, or the key of
 ``cards.site_merge.KEYED_LISTS``: a product's ``rxnorm``, a coding's ``system`` + ``code`` ...) merge
@@ -9,7 +10,7 @@ entry by entry: a site entry with a known identity overrides that entry, a new i
 replaced whole.
 
 Everything is checked at load, by the service at start-up as much as by ``tacro-cds knowledge check``:
-the schemas, drug keys that codes.yaml must define, protocol source ids, and the safety guard that a
+the schemas and the models (built once here: the rules read the model), drug keys that codes.yaml must define, protocol source ids, and the safety guard that a
 site cannot drop or weaken a critical interaction without saying so (``acknowledge_critical``).
 
 A value a site changes cites the site file instead of the paper that gave the shipped value.
@@ -28,7 +29,9 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
+from .knowledge_model import KnowledgeBase, KnowledgeTables, ProtocolTable
 from .site_merge import (
     SITE_SOURCE_ID,
     SiteMerge,
@@ -101,14 +104,14 @@ class Change:
 class LoadedKnowledge:
     """The effective tables and what a reviewer must know about them."""
 
-    tables: dict[str, Any]
+    tables: KnowledgeTables
     changes: tuple[Change, ...] = ()  # from the shipped knowledge (empty without a site file)
     warnings: tuple[str, ...] = ()  # loadable, but a clinician should look
     products_imported: int = 0
     critical_overrides: tuple[str, ...] = ()  # critical entries the site weakened, each with its reason
 
 
-def load_knowledge(site_config: str | Path | None = None, products_table: str | Path | None = None) -> dict[str, Any]:
+def load_knowledge(site_config: str | Path | None = None, products_table: str | Path | None = None) -> KnowledgeTables:
     """Load every default file, apply the site file and an imported product table, check, and return
     the effective tables."""
     return load_knowledge_report(site_config, products_table).tables
@@ -131,10 +134,13 @@ def load_knowledge_report(
     problems = source_problems(tables.get("protocol") or {})
     if problems:
         raise KnowledgeError("; ".join(problems))
+    effective = KnowledgeTables(tables)
+    model = _typed(tables, site_config)
+    effective.model_built(model)
     return LoadedKnowledge(
-        tables=tables,
+        tables=effective,
         changes=changes,
-        warnings=tuple(knowledge_warnings(tables)),
+        warnings=tuple(knowledge_warnings(model.protocol)),
         products_imported=imported,
         critical_overrides=tuple(ctx.acknowledged),
     )
@@ -274,6 +280,19 @@ def _validate(name: str, table: Any, site_config: str | Path | None) -> None:
         raise KnowledgeError(f"{origin}: entry {entry}: {err.message}")
 
 
+def _typed(tables: Mapping[str, Any], site_config: str | Path | None) -> KnowledgeBase:
+    """The tables as a ``KnowledgeBase``; what the schemas cannot say (a range without an end, a drug
+    listed twice) fails here, with the same one-line message naming the entry."""
+    try:
+        return KnowledgeBase.model_validate(dict(tables))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name, *parts = [part for part in err["loc"]]
+        entry = _entry_path(str(name), tables.get(str(name)), parts)
+        origin = f"{name} (with site file {site_config})" if site_config else f"cards/knowledge/{name}.yaml"
+        raise KnowledgeError(f"{origin}: entry {entry}: {err['msg']}") from None
+
+
 @functools.cache
 def _validator(name: str) -> Draft202012Validator | None:
     schema_file = _package_dir() / f"{name}.schema.json"
@@ -309,15 +328,11 @@ def _entry_path(name: str, table: Any, parts: list[Any]) -> str:
 # What a reviewer needs: warnings, unconfirmed entries, differences
 
 
-def knowledge_warnings(tables: Mapping[str, Any]) -> list[str]:
+def knowledge_warnings(protocol: ProtocolTable) -> list[str]:
     """Settings that load but that a clinician should look at, in plain words."""
     warnings: list[str] = []
-    protocol = tables.get("protocol") or {}
-    try:
-        cutoff = float(protocol["eligibility"]["ratio_cutoff"]["standard"]["value"])
-        first = float(protocol["dose"]["bands"]["table"][0]["ratio_min"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return warnings
+    cutoff = protocol.eligibility.ratio_cutoff.standard.value
+    first = protocol.dose.bands.table[0].ratio_min  # the table has at least one band
     if cutoff > first:
         warnings.append(
             f"The Th1/Th2 cut-off ({cutoff:g}) is above the start of the first dose band ({first:g}): ratios from "

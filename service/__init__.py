@@ -31,7 +31,7 @@ from service.hooks.templates import prefetch_templates
 from service.hooks.validation import compile_validators
 from service.ops import metrics
 from service.ops.logs import configure_logging
-from service.review.rulebook import RulebookState, knowledge_hash, live_refusal
+from service.review.rulebook_state import RulebookState, knowledge_hash, live_refusal
 from service.review.web import init_review
 from service.runtime import Runtime
 from service.smart_app import init_smart_app

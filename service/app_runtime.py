@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from flask import current_app, request
 
 from service.config import Settings
-from service.fhir.policy import canonical_host
+from service.fhir.policy import is_loopback_host
 from service.runtime import Runtime
 
 LAUNCH_PATH = "/smart/launch"  # served by the SMART app's blueprint
@@ -39,13 +37,4 @@ def request_host_is_loopback() -> bool:
     """Whether the request's Host names this machine (``localhost`` or a loopback address)."""
     host = request.host
     name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
-    try:
-        canonical = canonical_host(name)
-    except ValueError:
-        return False
-    if canonical == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(canonical).is_loopback  # a name such as 127.example.org is not
-    except ValueError:
-        return False
+    return is_loopback_host(name)

@@ -9,6 +9,7 @@ Where a problem has a place in the request, its JSON path (``$.context.selection
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 # Messages and paths may quote the caller's input (a value, a key): never more than this of it.
@@ -145,6 +146,51 @@ class UnauthorizedError(CdsError):
     status = 401
     code = "unauthorized"
     issue_type = "login"
+
+
+# The claims every caller's JWT must carry (CDS Hooks 2.0, "Trusting CDS Clients").
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+
+
+class CallerRejection(StrEnum):
+    """Why a caller's JWT was refused (``service.api.auth``): each reason once. The text is logged
+    (a detail in parentheses may follow it) and becomes the label of the rejection metric; the caller
+    is never told it."""
+
+    NO_AUTHORIZATION_HEADER = "no Authorization header"
+    NOT_A_BEARER_TOKEN = "not a Bearer token"
+    MALFORMED_TOKEN = "malformed token"
+    ALGORITHM_NOT_ALLOWED = "algorithm not allowed"
+    TYP_IS_NOT_JWT = "typ is not JWT"
+    MISSING_CLAIM_ISS = "missing claim iss"
+    MISSING_CLAIM_AUD = "missing claim aud"
+    MISSING_CLAIM_EXP = "missing claim exp"
+    MISSING_CLAIM_IAT = "missing claim iat"
+    MISSING_CLAIM_JTI = "missing claim jti"
+    UNTRUSTED_ISSUER = "untrusted issuer"
+    WRONG_AUDIENCE = "wrong audience"
+    WRONG_TENANT = "wrong tenant"
+    JTI_NOT_A_STRING = "jti must be a non-empty string"
+    SIGNATURE_OR_CLAIMS_INVALID = "signature or claims invalid"
+    REPLAYED_JTI = "replayed jti"
+    TIMES_NOT_NUMERIC_DATE = "exp, iat and nbf must be NumericDate"
+    EXP_TOO_FAR = "exp too far in the future"
+    EXPIRED = "expired"
+    ISSUED_IN_THE_FUTURE = "issued in the future"
+    NOT_YET_VALID = "not yet valid (nbf)"
+    MISSING_KID = "missing kid"
+    JKU_NOT_A_URL = "jku is not a URL"
+    UNKNOWN_KID = "unknown kid"
+    JKU_NOT_ALLOWED = "jku not on the issuer's allowlist"
+    ALGORITHM_NOT_KEY_TYPE = "algorithm does not match the key type"
+    ALGORITHM_NOT_KEY_ALG = "algorithm does not match the key's alg"
+    PRIVATE_KEY_IN_SET = "key set holds a private key"
+    UNUSABLE_KEY = "unusable key"
+    RSA_KEY_TOO_SHORT = "RSA key too short"
+
+
+# The rejection for each required claim missing from a token.
+MISSING_CLAIM = {name: CallerRejection(f"missing claim {name}") for name in REQUIRED_CLAIMS}
 
 
 # The same body for every refused caller: no reason, no detail, nothing from the token.

@@ -663,4 +663,4 @@ def test_trickling_key_set_endpoint_is_cut_at_the_timeout(make_app, fault_server
     response = client.get("/cds-services", headers=bearer(es384.mint(DISCOVERY)))
     assert response.status_code == 401
     # The endpoint trickles for ever: cut at 0.5 s, with room for a machine busy with other runs.
-    assert time.monotonic() - started < 0.5 + 2.0
+    assert time.monotonic() - started < 0.5 + 3.0

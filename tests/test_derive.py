@@ -297,7 +297,7 @@ def creat(oid: str, days_ago: int, value: float) -> Measurement:
 def test_creatinine_baseline(results, course_start, expected):
     f = PatientFacts(hook="patient-view", patient_id="p1", labs={CREATININE: tuple(results)})
     start = TODAY - timedelta(days=course_start) if course_start is not None else None
-    baseline = creatinine_baseline(f, start, TODAY)
+    baseline = creatinine_baseline(f, start, TODAY, 90)  # the shipped safety.creatinine.baseline_window_days
     assert (baseline.source if baseline else None) == expected
 
 

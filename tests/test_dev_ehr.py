@@ -243,11 +243,11 @@ def test_dev_ehr_reads_loopback_as_an_address_not_a_prefix(capsys, host):
     assert "refuses to listen" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "localhost.", "0x7f000001"])
 def test_loopback_addresses_are_loopback(host):
-    from tacro_dev.dev_ehr.app import loopback_host
+    from service.fhir.policy import is_loopback_host
 
-    assert loopback_host(host)
+    assert is_loopback_host(host)
 
 
 def test_patient_picker_takes_only_a_listed_patient(ehr):

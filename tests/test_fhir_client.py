@@ -256,7 +256,7 @@ def test_a_trickling_server_is_cut_at_the_timeout():
         with pytest.raises(FhirTimeoutError):
             FhirClient(server.base, None, timeout=0.5).search("Observation?patient=p")
         # The answer trickles for 500 s: cut at 0.5 s, with room for a machine busy with other runs.
-        assert time.monotonic() - started < 0.5 + 2.0
+        assert time.monotonic() - started < 0.5 + 3.0
 
 
 def test_an_elapsed_deadline_makes_no_call(rsps):
@@ -299,16 +299,17 @@ def test_a_trickled_response_head_is_cut_at_the_deadline():
         with pytest.raises(FhirTimeoutError):
             FhirClient(server.base, None, timeout=0.5).search("Observation?patient=p")
         # The head trickles for 5 s (then fails otherwise): cut at 0.5 s, with room for a busy machine.
-        assert time.monotonic() - started < 0.5 + 2.0
-        assert server.wait_idle(1.0)
+        assert time.monotonic() - started < 0.5 + 3.0
+        assert server.wait_idle(2.0)
         assert server.counters["closed_by_client"] == 1
         # Threads started since (the server's handler of this connection; not the process's one
-        # deadline clock, started by the first FHIR call) end within a second, not when the
-        # server stops trickling after 5 s. Joined, not sampled: the handler has counted itself
+        # deadline clock, started by the first FHIR call) end within two seconds in all, not when
+        # the server stops trickling after 5 s. Joined, not sampled: the handler has counted itself
         # closed just before its thread returns.
         started_since = [t for t in threading.enumerate() if t not in before and t.name != "fhir-deadlines"]
+        joined_by = time.monotonic() + 2.0
         for thread in started_since:
-            thread.join(timeout=1.0)
+            thread.join(timeout=max(0.0, joined_by - time.monotonic()))
         assert not [t for t in started_since if t.is_alive()]
 
 
@@ -316,8 +317,8 @@ def test_the_deadline_watch_does_not_touch_a_call_that_finished():
     """A call answered in time is not cut afterwards: the same client keeps working."""
     with FaultServer() as server:
         # A timeout a local answer meets even on a loaded machine; each pause outlasts it.
-        client = FhirClient(server.base, None, timeout=1.0)
+        client = FhirClient(server.base, None, timeout=2.5)
         for _ in range(3):
             assert client.search("Observation?patient=p") == []
-            time.sleep(1.05)  # past the first call's deadline
+            time.sleep(2.55)  # past the first call's deadline
         assert client.read("Patient/p1")["id"] == "p1"

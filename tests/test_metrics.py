@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.samples import ACCESS_TOKEN, FAKE_JWT, SECRETS, builtin_request, with_secrets
 from cards.rules.data_quality import KIND as DATA_QUALITY_KIND
 from cards.rules.data_quality import MISSING_KIND
+from service.errors import CallerRejection
 from service.fhir.client import FhirError
 from service.hooks.render import TOPICS
 from service.ops import metrics
@@ -257,31 +258,25 @@ def test_label_words_outside_a_vocabulary_are_other():
     assert metrics.reason_code("jku not on the issuer's allowlist") == "jku-not-on-the-issuer-s-allowlist"
 
 
-def _rejection_reasons() -> set[str]:
-    """Every reason service.api.auth refuses a caller with (the literal text, or an f-string's fixed part
-    for each value it takes)."""
-    tree = ast.parse((ROOT / "service" / "api" / "auth.py").read_text(encoding="utf-8"))
-    reasons: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_Rejected":
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant):
-                reasons.add(arg.value)
-            elif isinstance(arg, ast.JoinedStr):
-                fixed = "".join(v.value for v in arg.values if isinstance(v, ast.Constant))
-                if fixed == "missing claim ":
-                    from service.api.auth import REQUIRED_CLAIMS
-
-                    reasons.update(f"missing claim {name}" for name in REQUIRED_CLAIMS)
-                else:
-                    reasons.add(fixed)
-    return reasons
-
-
 def test_every_jwt_rejection_reason_has_its_own_label():
-    reasons = _rejection_reasons()
-    assert len(reasons) > 20
-    assert {metrics.reason_code(r) for r in reasons} == metrics.JWT_REJECTIONS
+    """Each reason a caller is refused with is counted under a label word of its own."""
+    labels = [metrics.reason_code(rejection) for rejection in CallerRejection]
+    assert len(labels) > 20
+    assert len(set(labels)) == len(labels), "two reasons would share a label"
+    for rejection in CallerRejection:
+        assert metrics.closed(metrics.reason_code(rejection), metrics.JWT_REJECTIONS) != metrics.OTHER, rejection
+
+
+def test_auth_refuses_a_caller_only_with_a_defined_reason():
+    """A reason written as text in service.api.auth would be counted as ``other``: every refusal names
+    a CallerRejection."""
+    tree = ast.parse((ROOT / "service" / "api" / "auth.py").read_text(encoding="utf-8"))
+    refusals = [
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_Rejected"
+    ]
+    assert len(refusals) > 20
+    written = [node.lineno for node in refusals if isinstance(node.args[0], (ast.Constant, ast.JoinedStr))]
+    assert not written, f"service/api/auth.py lines {written}: raise _Rejected(CallerRejection.<reason>)"
 
 
 def _subclasses(cls: type) -> set[type]:

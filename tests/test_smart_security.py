@@ -241,7 +241,9 @@ def test_forty_launches_against_a_trickling_ehr_hold_at_most_the_per_origin_limi
         trickler.close()
     assert {status for status, _ in results} == {502}
     assert trickler.connections <= 4  # the rest were refused at once, without a connection
-    assert max(took for _, took in results) < 1.5 + 3.0  # the deadline, plus a busy machine's margin
+    assert (
+        max(took for _, took in results) < 1.5 + 5.0
+    )  # the deadline, plus a busy machine's margin (the EHR trickles 10 s)
     assert elapsed < 10.0
 
 

@@ -50,7 +50,7 @@ OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("service/hooks/extract/__init__.py", vocab.PATIENT): "a FHIR resource's patient field",
     ("service/smart_app/oauth.py", vocab.PATIENT): "the SMART launch context's patient field",
     ("service/smart_app/record.py", vocab.PATIENT): "the SMART token's patient field",
-    ("service/config.py", vocab.PATIENT): "the SMART launch context requested",
+    ("service/config/settings.py", vocab.PATIENT): "the SMART launch context requested",
 }
 
 

@@ -7,15 +7,16 @@ from datetime import date
 from typing import Any
 
 from ..facts import Measurement, PatientFacts
+from ..knowledge_model import BaselineTest
 from ..model import Action, Card, Suggestion
 from ..text import age_days, fits_summary, fmt_measure
 from ..vocab import FAMILY_BASELINE_LABS
 from .common import (
     Detail,
-    Protocol,
     applicable_cutoff,
     make_card,
     order_action,
+    protocol_of,
     ratio_now,
     why_unusable,
 )
@@ -37,7 +38,7 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
     focus = focus_of(facts)
     if not focus.applies or focus.continuing or not scope_of(facts, today, kb).protocol:
         return []  # on therapy, safety monitoring takes over
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     if decide_eligibility(facts, today, proto).verdict == "below-cutoff":
         return []  # tacrolimus is not supported: no work-up for it
     if not focus.drafts:
@@ -46,44 +47,45 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
         cut = applicable_cutoff(facts, today, proto)
         if ratio.value is None or ratio.value.value is None or not at_least(ratio.value.value, cut.value):
             return []
-    window = proto.days("baseline_labs.lookback_days")
+    labs = proto.baseline_labs
+    window = labs.lookback_days.value
     detail = Detail(proto)
-    missing: list[Mapping[str, Any]] = []
+    missing: list[BaselineTest] = []
     found: list[str] = []
     pending: list[str] = []
-    for test in proto.data["baseline_labs"]["tests"]:
-        results = [m for concept in test["concepts"] for m in facts.results(concept) if _in_window(m, today, window)]
+    for test in labs.tests:
+        results = [m for concept in test.concepts for m in facts.results(concept) if _in_window(m, today, window)]
         usable = [m for m in results if why_unusable(m, None) is None]
         if usable:
             newest = max(usable, key=lambda m: m.when or today)
-            found.append(f"- {test['label']}: {fmt_measure(newest)}")
+            found.append(f"- {test.label}: {fmt_measure(newest)}")
             continue
         waiting = [m for m in results if m.status in {"preliminary", "registered"}]
         if waiting:
             pending.append(
-                f"- {test['label']}: {fmt_measure(waiting[0])} is {waiting[0].status}; "
+                f"- {test.label}: {fmt_measure(waiting[0])} is {waiting[0].status}; "
                 "awaiting the final result (not re-ordered)"
             )
             continue
         missing.append(test)
     if not missing:
         return []
-    shown = detail.number("the baseline look-back window", "baseline_labs.lookback_days")
+    shown = detail.number("the baseline look-back window", labs.lookback_days)
     detail.add("")
-    detail.add(f"No final result in the last {shown}: " + ", ".join(str(t["label"]) for t in missing) + ".")
+    detail.add(f"No final result in the last {shown}: " + ", ".join(t.label for t in missing) + ".")
     if pending:
         detail.add("")
         detail.add("**Pending:**")
         detail.lines += pending
     detail.add("")
     detail.add("Before tacrolimus: complete blood count, liver function tests, creatinine, glucose and potassium.")
-    detail.cite(str(proto.data["baseline_labs"]["source"]), proto.data["baseline_labs"].get("section"))
-    labels = ", ".join(str(t["label"]).split(" (")[0] for t in missing)
+    detail.cite(labs.source, labs.section)
+    labels = ", ".join(t.label.split(" (")[0] for t in missing)
     summary = f"Order baseline labs before tacrolimus: {labels}"
     if not fits_summary(summary):
         summary = f"Order {len(missing)} missing baseline labs before tacrolimus"
     actions: tuple[Action, ...] = tuple(
-        order_action(facts, t["order"], f"Baseline before tacrolimus: {t['label']}") for t in missing
+        order_action(facts, t.order, f"Baseline before tacrolimus: {t.label}") for t in missing
     )
     suggestion = Suggestion(
         label=f"Order the {len(missing)} missing baseline test(s)", actions=actions, is_recommended=True
@@ -96,7 +98,7 @@ def evaluate_baseline_labs(facts: PatientFacts, today: date, kb: Mapping[str, An
             verdict="baseline-missing",
             summary=summary,
             indicator="warning",
-            source_id=str(proto.data["baseline_labs"]["source"]),
+            source_id=labs.source,
             suggestions=[suggestion],
         )
     ]

@@ -1,4 +1,4 @@
-"""What the protocol rules share: reading protocol.yaml, citing it in card text, the hook focus,
+"""What the protocol rules share: the typed protocol table, citing its entries in card text, the hook focus,
 and picking the results (ratio, transfer, current lab values) the rules may act on."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from ..facts import (
     PregnancyStatus,
     TransferPlan,
 )
+from ..knowledge_model import Count, Number, Order, Positive, ProtocolTable, SourceRef, typed
 from ..model import Action, Card, Coding, Indicator, Link, Suggestion
 from ..orders import lab_order
 from ..text import age_days, fmt_date, fmt_measure, fmt_number, fmt_unit, reported
-from .vocab import build_card, override_codings
+from .vocab import build_card, reason_codings
 
 PENDING_STATUSES = frozenset({"preliminary", "registered"})
 
@@ -29,53 +30,33 @@ def day_of(when: date | datetime) -> date:
     return when.date() if isinstance(when, datetime) else when
 
 
-class Protocol:
-    """Read access to the ``protocol`` table by dotted path, with citations for card text."""
+def protocol_of(kb: Mapping[str, Any]) -> ProtocolTable:
+    """The typed ``protocol`` table of the effective knowledge (built once, when it was loaded)."""
+    return typed(kb).protocol
 
-    def __init__(self, kb: Mapping[str, Any]) -> None:
-        self.data: Mapping[str, Any] = kb["protocol"]
 
-    def entry(self, path: str) -> Mapping[str, Any]:
-        node: Any = self.data
-        for part in path.split("."):
-            node = node[part]
-        if not isinstance(node, Mapping):
-            raise KeyError(f"protocol entry {path} is not a mapping")
-        return node
+def source_of(proto: ProtocolTable, source_id: str) -> SourceRef:
+    """The protocol source an entry cites (an unknown id, refused at load, stands for itself)."""
+    return proto.sources.get(source_id) or SourceRef(label=source_id, citation=source_id)
 
-    def num(self, path: str) -> float:
-        return float(self.entry(path)["value"])
 
-    def days(self, path: str) -> int:
-        return int(self.entry(path)["value"])
+_UNIT_WORDS = {"d": "days", "mg/d": "mg/day", "a": "years", "{ratio}": ""}
 
-    def text(self, path: str) -> str:
-        return str(self.entry(path)["value"])
 
-    def site_default(self, path: str) -> bool:
-        return bool(self.entry(path).get("site_default"))
+def shown(entry: Number | Count) -> str:
+    """ "10.3", "4 mg/day", "28.8 %": an entry's value with its unit."""
+    number = fmt_number(float(entry.value))
+    unit = _UNIT_WORDS.get(entry.unit, entry.unit) if entry.unit else entry.unit
+    if not unit:
+        return number
+    if unit == "days" and number == "1":
+        unit = "day"
+    return f"{number} %" if unit == "%" else f"{number} {fmt_unit(unit)}"
 
-    def source(self, source_id: str) -> Mapping[str, Any]:
-        sources: Mapping[str, Any] = self.data["sources"]
-        found = sources.get(source_id)
-        return found if isinstance(found, Mapping) else {"label": source_id, "citation": source_id}
 
-    def shown(self, path: str) -> str:
-        """ "10.3", "4 mg/d", "28.8 %": an entry's value with its unit."""
-        entry = self.entry(path)
-        value = entry["value"]
-        unit = entry.get("unit")
-        number = fmt_number(float(value)) if isinstance(value, (int, float)) else str(value)
-        words = {"d": "days", "mg/d": "mg/day", "a": "years", "{ratio}": ""}
-        unit = words.get(unit, unit) if unit else unit
-        if not unit:
-            return number
-        if unit == "days" and number == "1":
-            unit = "day"
-        return f"{number} %" if unit == "%" else f"{number} {fmt_unit(unit)}"
-
-    def override_reasons(self) -> tuple[Coding, ...]:
-        return override_codings(self.data)
+def override_reasons(proto: ProtocolTable) -> tuple[Coding, ...]:
+    """The override reasons the protocol cards offer."""
+    return reason_codings(proto.override_reasons)
 
 
 class Detail:
@@ -86,7 +67,7 @@ class Detail:
     label; a site default the clinic has not confirmed is named in plain words.
     """
 
-    def __init__(self, proto: Protocol) -> None:
+    def __init__(self, proto: ProtocolTable) -> None:
         self.proto = proto
         self.lines: list[str] = []
         self.source_ids: list[str] = []
@@ -102,14 +83,13 @@ class Detail:
         if section and source_id not in self.sections:
             self.sections[source_id] = section
 
-    def number(self, label: str, path: str) -> str:
-        """The shown value of a protocol entry ("10.3", "4 mg/d"); records its source and whether it
+    def number(self, label: str, entry: Number | Count) -> str:
+        """The shown value of a protocol entry ("10.3", "4 mg/day"); records its source and whether it
         is an unconfirmed site default (named by ``label``)."""
-        entry = self.proto.entry(path)
-        self.cite(str(entry["source"]), entry.get("section"))
-        if entry.get("site_default") and label not in self.site_defaults:
+        self.cite(entry.source, entry.section)
+        if entry.site_default and label not in self.site_defaults:
             self.site_defaults.append(label)
-        return self.proto.shown(path)
+        return shown(entry)
 
     def unconfirmed(self, label: str) -> None:
         """Record an unconfirmed site default used by the decision."""
@@ -121,7 +101,7 @@ class Detail:
         for sid in self.source_ids:
             if sid == "site":
                 continue  # named below as site defaults, or it is plain configuration
-            label = str(self.proto.source(sid)["label"])
+            label = source_of(self.proto, sid).label
             section = self.sections.get(sid)
             parts.append(f"{label} ({section})" if section else label)
         return "Source: " + ("; ".join(parts) if parts else "site configuration") + "."
@@ -147,14 +127,14 @@ class Detail:
     def links(self) -> tuple[Link, ...]:
         links: list[Link] = []
         for sid in self.source_ids:
-            src = self.proto.source(sid)
-            if src.get("url"):
-                links.append(Link(label=str(src["label"]), url=str(src["url"])))
+            src = source_of(self.proto, sid)
+            if src.url:
+                links.append(Link(label=src.label, url=src.url))
         return tuple(links)
 
 
 def make_card(
-    proto: Protocol,
+    proto: ProtocolTable,
     detail: Detail,
     *,
     kind: str,
@@ -166,33 +146,26 @@ def make_card(
 ) -> Card:
     """A protocol card citing ``source_id`` as its source, with the protocol's override reasons."""
     detail.cite(source_id)
-    src = proto.source(source_id)
+    src = source_of(proto, source_id)
     return build_card(
         kind=kind,
         verdict=verdict or kind,
         summary=summary,
         indicator=indicator,
         detail=detail.markdown(),
-        source_label=str(src["label"]),
-        source_url=src.get("url"),
+        source_label=src.label,
+        source_url=src.url,
         suggestions=suggestions,
-        override_reasons=proto.override_reasons(),
+        override_reasons=override_reasons(proto),
         links=detail.links(),
     )
 
 
-def order_action(facts: PatientFacts, order: Mapping[str, Any], reason: str, *, priority: str | None = None) -> Action:
+def order_action(facts: PatientFacts, order: Order, reason: str, *, priority: str | None = None) -> Action:
     """A create action for a draft ServiceRequest of the protocol's ``order`` entry."""
-    resource = lab_order(
-        facts.patient_id,
-        str(order["code"]),
-        str(order["display"]),
-        reason,
-        system=str(order["system"]),
-        priority=priority,
-    )
+    resource = lab_order(facts.patient_id, order.code, order.display, reason, system=order.system, priority=priority)
     urgent = " (urgent)" if priority == "stat" else ""
-    return Action(type="create", description=f"Order {order['display']}{urgent}", resource=resource)
+    return Action(type="create", description=f"Order {order.display}{urgent}", resource=resource)
 
 
 # --- results the rules may act on -----------------------------------------------------------------
@@ -344,21 +317,26 @@ def relevant_transfer(facts: PatientFacts, today: date, recent_days: int) -> Tra
 
 @dataclass(frozen=True)
 class Cutoff:
-    path: str  # protocol entry used
-    value: float
+    entry: Positive  # the protocol entry used
+    euploid: bool  # the euploid-blastocyst cut-off, not the standard one
     transfer: TransferPlan | None
 
+    @property
+    def value(self) -> float:
+        return self.entry.value
 
-def applicable_cutoff(facts: PatientFacts, today: date, proto: Protocol) -> Cutoff:
+
+def applicable_cutoff(facts: PatientFacts, today: date, proto: ProtocolTable) -> Cutoff:
     """10.3 by default; the euploid-blastocyst cut-off when the transfer that counts is one."""
-    transfer = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
-    path = "eligibility.ratio_cutoff." + ("euploid_blastocyst" if transfer and transfer.euploid else "standard")
-    return Cutoff(path=path, value=proto.num(path), transfer=transfer)
+    transfer = relevant_transfer(facts, today, proto.eligibility.transfer_recent_days.value)
+    euploid = bool(transfer and transfer.euploid)
+    cutoffs = proto.eligibility.ratio_cutoff
+    return Cutoff(entry=cutoffs.euploid_blastocyst if euploid else cutoffs.standard, euploid=euploid, transfer=transfer)
 
 
-def ratio_now(facts: PatientFacts, today: date, proto: Protocol) -> Current:
+def ratio_now(facts: PatientFacts, today: date, proto: ProtocolTable) -> Current:
     """The Th1/Th2 ratio the rules may select a patient or dose on."""
-    return current(facts, TH1_TH2_RATIO, today, proto.days("eligibility.ratio_max_age_days"), "Th1/Th2 ratio")
+    return current(facts, TH1_TH2_RATIO, today, proto.eligibility.ratio_max_age_days.value, "Th1/Th2 ratio")
 
 
 def describe_ratio(m: Measurement) -> str:

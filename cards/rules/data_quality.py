@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from ..facts import PatientFacts, UnusableResource
+from ..knowledge_model import ProtocolTable
 from ..model import Card
 from ..text import plain
 from ..vocab import (
@@ -31,7 +32,7 @@ from ..vocab import (
     VITALS,
     card_kind,
 )
-from .common import Detail, Protocol, make_card
+from .common import Detail, make_card, protocol_of
 from .focus import focus_of
 from .vocab import TACROLIMUS
 
@@ -98,7 +99,7 @@ def evaluate_data_quality(facts: PatientFacts, today: date, kb: Mapping[str, Any
     """A card for a draft order the hook is about that could not be identified; one info card listing
     the other records and implausible results that could not be used, when tacrolimus is in play."""
     cards: list[Card] = []
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     orders = [u for u in facts.unusable if u.order_in_focus]
     if orders:
         detail = Detail(proto)
@@ -167,7 +168,7 @@ def evaluate_missing_data(
     data each lacked and why."""
     if not skipped and not partial:
         return []
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     detail = Detail(proto)
     reasons: dict[str, str] = {}
     if skipped:
@@ -213,7 +214,7 @@ def evaluate_missing_data(
     return [make_card(proto, detail, kind=MISSING_KIND, indicator="warning", source_id="data-profile", summary=summary)]
 
 
-def _other_patient(proto: Protocol, count: int) -> Card:
+def _other_patient(proto: ProtocolTable, count: int) -> Card:
     """Records of another patient arrived with this one's: refused, and said, whatever else is in play."""
     detail = Detail(proto)
     noun = "record" if count == 1 else "records"

@@ -16,16 +16,17 @@ from datetime import date
 from typing import Any, Literal
 
 from ..facts import TH1_PCT, MedicationFact, PatientFacts
+from ..knowledge_model import ProtocolTable, typed
 from ..model import Card, Indicator, Suggestion
 from ..orders import OrderContext, build_order, dose_change, products_of
 from ..text import fmt_number, plain
 from ..vocab import FAMILY_DOSE
 from .common import (
     Detail,
-    Protocol,
     applicable_cutoff,
     current,
     make_card,
+    protocol_of,
     ratio_now,
 )
 from .focus import Focus, focus_of
@@ -55,9 +56,9 @@ def level_changing_drugs(facts: PatientFacts, kb: Mapping[str, Any]) -> list[Med
     the band dose is no longer the right dose, and the interaction card handles the change."""
     keys = {
         drug
-        for entry in kb.get("interactions", {}).get("entries", [])
-        if entry.get("effect_direction") in LEVEL_CHANGING
-        for drug in entry.get("drugs", [])
+        for entry in typed(kb).interactions.entries
+        if entry.effect_direction in LEVEL_CHANGING
+        for drug in entry.drugs
     }
     return [m for m in facts.medications if not m.has(TACROLIMUS) and m.systemic and keys & set(m.ingredients)]
 
@@ -74,42 +75,42 @@ class Recommendation:
     choices: tuple[float, ...] = ()  # with the Th1 % unknown: each daily dose the chart allows
 
 
-def recommend_daily_dose(facts: PatientFacts, today: date, proto: Protocol, detail: Detail) -> Recommendation:
+def recommend_daily_dose(facts: PatientFacts, today: date, proto: ProtocolTable, detail: Detail) -> Recommendation:
     """The band dose (+ add-on, capped), never from unusable data; with the Th1 % unknown, the most
     the chart allows (band + add-on) so a draft above every possibility is still flagged."""
     cutoff = applicable_cutoff(facts, today, proto)
     ratio = ratio_now(facts, today, proto)
-    max_mg = proto.num("dose.max_daily_mg")
+    max_mg = proto.dose.max_daily_mg.value
     if ratio.value is None or ratio.value.value is None or ratio.pending is not None or ratio.conflicts:
         return Recommendation(None, "no single current, final Th1/Th2 ratio")
     value = ratio.value.value
     if not at_least(value, cutoff.value):
         return Recommendation(None, f"the ratio {fmt_number(value)} is below the cut-off")
-    bands = proto.entry("dose.bands")
-    detail.cite(str(bands["source"]), bands.get("section"))
+    bands = proto.dose.bands
+    detail.cite(bands.source, bands.section)
     band = next(
         (
             b
-            for b in bands["table"]
-            if at_least(value, float(b["ratio_min"]))
-            and ("ratio_below" not in b or below(value, float(b["ratio_below"])))
+            for b in bands.table
+            if at_least(value, b.ratio_min) and (b.ratio_below is None or below(value, b.ratio_below))
         ),
         None,
     )
     if band is None:
         return Recommendation(None, f"no dose band covers the ratio {fmt_number(value)}")
-    base = float(band["daily_mg"])
-    add = proto.num("dose.th1_high_addon.add_mg")
-    th1_min = proto.num("dose.th1_high_addon.th1_pct_min")
-    confirmed = not bands.get("site_default") and not proto.site_default("dose.th1_high_addon.th1_pct_min")
-    if bands.get("site_default"):
+    base = band.daily_mg
+    addon = proto.dose.th1_high_addon
+    add = addon.add_mg.value
+    th1_min = addon.th1_pct_min.value
+    confirmed = not bands.site_default and not addon.th1_pct_min.site_default
+    if bands.site_default:
         detail.unconfirmed(BANDS_LABEL)
-    detail.number(TRIGGER_LABEL, "dose.th1_high_addon.th1_pct_min")
+    detail.number(TRIGGER_LABEL, addon.th1_pct_min)
     basis = (
         f"ratio {fmt_number(value)} ({ratio.value.when.date().isoformat() if ratio.value.when else '?'})"
         f" → band {fmt_number(base)} mg/day"
     )
-    th1 = current(facts, TH1_PCT, today, proto.days("eligibility.ratio_max_age_days"), "Th1 %", "%")
+    th1 = current(facts, TH1_PCT, today, proto.eligibility.ratio_max_age_days.value, "Th1 %", "%")
     # Without confirmed bands and trigger, only a dose above the band plus the add-on is flagged:
     # it exceeds every dose the chart could allow, whatever the Th1 %.
     highest = min(base + add, max_mg)
@@ -165,7 +166,7 @@ def replaces(new: MedicationFact, old: MedicationFact) -> bool:
 
 def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus, detail: Detail) -> DoseDecision:
     """The dose decision for the tacrolimus drafts of this call."""
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     scope = scope_of(facts, today, kb)
     drafts = focus.all_drafts
     duplicates = tuple(
@@ -178,7 +179,7 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
     known = [m.daily_dose_mg for m in counted if m.daily_dose_mg is not None]
     total = sum(known) if known else None
     base = DoseDecision(None, drafts, total, duplicates, unreadable)
-    max_mg = proto.num("dose.max_daily_mg")
+    max_mg = proto.dose.max_daily_mg.value
     if not scope.protocol:
         # Outside the protocol only what is unsafe for anyone on tacrolimus: two orders at once.
         if duplicates:
@@ -225,14 +226,14 @@ def decide_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: 
 
 
 def _active_total(
-    facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus, proto: Protocol
+    facts: PatientFacts, today: date, kb: Mapping[str, Any], focus: Focus, proto: ProtocolTable
 ) -> DoseDecision:
     """patient-view: the active orders together above the maximum (e.g. two capsule strengths)."""
     doses = [m.daily_dose_mg for m in focus.active if m.daily_dose_mg is not None]
     if facts.hook != PATIENT_VIEW or not doses or not scope_of(facts, today, kb).protocol:
         return DoseDecision(None, (), None)
     total = sum(doses)
-    if not above(total, proto.num("dose.max_daily_mg")):
+    if not above(total, proto.dose.max_daily_mg.value):
         return DoseDecision(None, (), total)
     return DoseDecision("above-maximum", (), total, focus.active)
 
@@ -240,7 +241,7 @@ def _active_total(
 def evaluate_dose(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[Card]:
     """Card 2: the total drafted daily dose against the maximum and the band dose."""
     focus = focus_of(facts)
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     detail = Detail(proto)
     if not focus.drafts:
         decision = _active_total(facts, today, kb, focus, proto)
@@ -264,18 +265,18 @@ def _orders_line(decision: DoseDecision) -> list[str]:
 def _render(
     facts: PatientFacts,
     d: DoseDecision,
-    proto: Protocol,
+    proto: ProtocolTable,
     detail: Detail,
     today: date,
     products: Sequence[Mapping[str, Any]],
 ) -> Card:
     orders = OrderContext(today, products)
-    max_shown = detail.number("maximum daily dose", "dose.max_daily_mg") if d.verdict != "duplicate-therapy" else ""
+    max_shown = detail.number("maximum daily dose", proto.dose.max_daily_mg) if d.verdict != "duplicate-therapy" else ""
     total = fmt_number(d.total_mg) if d.total_mg is not None else "?"
     several = len(d.drafts) + len(d.duplicates) > 1
     suggestions: list[Suggestion] = []
     indicator: Indicator
-    source_id = str(proto.entry("dose.max_daily_mg")["source"])
+    source_id = proto.dose.max_daily_mg.source
     body = _orders_line(d)
     if several:
         body.append(f"- Total: **{total} mg/day**")
@@ -383,7 +384,7 @@ def _render(
         )
         body.append(f"- Protocol: {rec.basis} → **{fmt_number(rec.daily_mg)} mg/day**")
         suggestions += _change(d.drafts[0], rec.daily_mg, body, orders, recommended=True)
-        source_id = str(proto.entry("dose.bands")["source"])
+        source_id = proto.dose.bands.source
     if any(m.release == "extended" for m in d.drafts) and d.verdict in {"above-band-dose", "differs-from-band-dose"}:
         body.append(
             "- The band doses come from studies of immediate-release capsules: an extended-release "

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any, Literal
 
 from ..facts import AUTOIMMUNE, NK_CELLS, RIF, PatientFacts
+from ..knowledge_model import ProtocolTable
 from ..model import Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_number, plain
 from ..vocab import FAMILY_ELIGIBILITY
@@ -24,13 +25,13 @@ from .common import (
     Current,
     Cutoff,
     Detail,
-    Protocol,
     applicable_cutoff,
     conflict_note,
     describe_ratio,
     make_card,
     order_action,
     pending_note,
+    protocol_of,
     ratio_now,
 )
 from .focus import focus_of
@@ -62,7 +63,7 @@ class Eligibility:
     rif: bool
 
 
-def decide_eligibility(facts: PatientFacts, today: date, proto: Protocol) -> Eligibility:
+def decide_eligibility(facts: PatientFacts, today: date, proto: ProtocolTable) -> Eligibility:
     """The candidacy decision, from the ratio that may be acted on and the applicable cut-off."""
     cutoff = applicable_cutoff(facts, today, proto)
     ratio = ratio_now(facts, today, proto)
@@ -89,7 +90,7 @@ def evaluate_eligibility(facts: PatientFacts, today: date, kb: Mapping[str, Any]
     scope = scope_of(facts, today, kb)
     if not scope.protocol:
         return []
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     decision = decide_eligibility(facts, today, proto)
     if facts.hook == PATIENT_VIEW and decision.verdict != "candidate":
         return []  # a chart opened is not the moment for "order the test" or "not supported"
@@ -98,10 +99,10 @@ def evaluate_eligibility(facts: PatientFacts, today: date, kb: Mapping[str, Any]
     return [_render(facts, decision, scope, proto)]
 
 
-def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) -> Card:
+def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: ProtocolTable) -> Card:
     detail = Detail(proto)
-    euploid = d.cutoff.path.endswith("euploid_blastocyst")
-    cut = detail.number("Th1/Th2 cut-off", d.cutoff.path)
+    euploid = d.cutoff.euploid
+    cut = detail.number("Th1/Th2 cut-off", d.cutoff.entry)
     cut_text = f"{cut}{' (euploid blastocyst transfer)' if euploid else ''}"
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
@@ -124,7 +125,7 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
     else:
         summary = "No current Th1/Th2 ratio: order the test before deciding on tacrolimus"
         if d.ratio.orderable:
-            order = proto.entry("eligibility.th1_th2_order")
+            order = proto.eligibility.th1_th2_order
             suggestions.append(
                 Suggestion(
                     label="Order a Th1/Th2 cell ratio",
@@ -138,7 +139,7 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
     else:
         detail.add(f"- Th1/Th2 ratio: {d.ratio.problem}.")
         if "days old" in (d.ratio.problem or ""):
-            detail.number("how old a ratio may be", "eligibility.ratio_max_age_days")
+            detail.number("how old a ratio may be", proto.eligibility.ratio_max_age_days)
     pending = pending_note("Th1/Th2 ratio", d.ratio) if d.ratio.value is not None else None
     for line in (conflict_note("Th1/Th2 ratio", d.ratio, decides=False), pending):
         if line:
@@ -157,7 +158,7 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
         detail.add("- Sex is not recorded: the protocol is applied because an IVF course is on record.")
     if d.verdict == "candidate":
         _context_notes(facts, detail)
-        _outcomes(proto, detail, str(proto.entry(d.cutoff.path)["source"]))
+        _outcomes(proto, detail, d.cutoff.entry.source)
     return make_card(
         proto,
         detail,
@@ -165,7 +166,7 @@ def _render(facts: PatientFacts, d: Eligibility, scope: Scope, proto: Protocol) 
         verdict=d.verdict,
         summary=summary,
         indicator=indicator,
-        source_id=str(proto.entry(d.cutoff.path)["source"]),
+        source_id=d.cutoff.entry.source,
         suggestions=suggestions,
     )
 
@@ -187,17 +188,17 @@ def _context_notes(facts: PatientFacts, detail: Detail) -> None:
         detail.cite("guideline")
 
 
-def _outcomes(proto: Protocol, detail: Detail, source_id: str) -> None:
+def _outcomes(proto: ProtocolTable, detail: Detail, source_id: str) -> None:
     """One line of expected outcomes from the study the cut-off comes from."""
-    rows = [o for o in proto.data.get("outcomes") or [] if o.get("source") == source_id]
+    rows = [o for o in proto.outcomes if o.source == source_id]
     if not rows:
         return
     detail.add("")
     detail.add(
         "Expected with tacrolimus ("
-        + str(rows[0].get("population", ""))
+        + (rows[0].population or "")
         + "): "
-        + "; ".join(f"{str(o['measure']).lower()} {o['value']}" for o in rows)
+        + "; ".join(f"{o.measure.lower()} {o.value}" for o in rows)
         + "."
     )
     detail.cite(source_id)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from ..derive import conflicting, creatinine_baseline, worse
 from ..facts import CREATININE, POTASSIUM, Measurement, PatientFacts
+from ..knowledge_model import Cited, ProtocolTable, typed
 from ..vocab import CHEMISTRY as CHEMISTRY_KEY  # the data group that carries potassium and creatinine
 from .vocab import above, at_least
 
@@ -23,48 +24,44 @@ CreatinineTier = Literal["unavailable", "none", "old", "stable", "rising", "aki"
 POTASSIUM_HIGH = frozenset({"mild", "moderate", "severe"})
 
 
-def _entry(kb: Mapping[str, Any], concept: str, key: str) -> float:
-    return float(kb["protocol"]["safety"][concept][key]["value"])
-
-
-def threshold_source(kb: Mapping[str, Any], concept: str, key: str) -> str:
+def threshold_source(proto: ProtocolTable, entry: Cited) -> str:
     """The short label of the source of a protocol safety threshold ("UK Kidney Association 2020")."""
-    protocol = kb["protocol"]
-    source_id = str(protocol["safety"][concept][key]["source"])
-    source = (protocol.get("sources") or {}).get(source_id) or {}
-    return str(source.get("label") or source_id)
+    source = proto.sources.get(entry.source)
+    return source.label if source is not None else entry.source
 
 
-def potassium_tier(value: float, kb: Mapping[str, Any], reference_high: float | None = None) -> PotassiumTier:
+def potassium_tier(value: float, proto: ProtocolTable, reference_high: float | None = None) -> PotassiumTier:
     """UK Kidney Association 2020 tiers: ≥ 6.5 severe, 6.0-6.4 moderate, 5.5-5.9 mild; above the normal
     range (the laboratory's upper limit, else the protocol's) is "above-normal", never "normal"."""
-    if at_least(value, _entry(kb, "potassium", "severe_at")):
+    potassium = proto.safety.potassium
+    if at_least(value, potassium.severe_at.value):
         return "severe"
-    if at_least(value, _entry(kb, "potassium", "critical_at")):
+    if at_least(value, potassium.critical_at.value):
         return "moderate"
-    if at_least(value, _entry(kb, "potassium", "warning_at")):
+    if at_least(value, potassium.warning_at.value):
         return "mild"
-    upper = reference_high if reference_high is not None else _entry(kb, "potassium", "advisory_above")
+    upper = reference_high if reference_high is not None else potassium.advisory_above.value
     return "above-normal" if above(value, upper) else "normal"
 
 
-def creatinine_tier(rise: float | None, fast_rise: bool, kb: Mapping[str, Any]) -> CreatinineTier:
+def creatinine_tier(rise: float | None, fast_rise: bool, proto: ProtocolTable) -> CreatinineTier:
     """KDIGO 2012: ≥ 1.5 × baseline or a fast absolute rise is acute kidney injury; a rise of 20 % or
     more from the baseline is "rising"."""
-    if fast_rise or (rise is not None and at_least(1 + rise, _entry(kb, "creatinine", "aki_ratio"))):
+    creatinine = proto.safety.creatinine
+    if fast_rise or (rise is not None and at_least(1 + rise, creatinine.aki_ratio.value)):
         return "aki"
-    if rise is not None and at_least(rise, _entry(kb, "creatinine", "rise_warning_fraction")):
+    if rise is not None and at_least(rise, creatinine.rise_warning_fraction.value):
         return "rising"
     return "stable"
 
 
-def fast_creatinine_rise(facts: PatientFacts, latest: Measurement, kb: Mapping[str, Any]) -> Measurement | None:
+def fast_creatinine_rise(facts: PatientFacts, latest: Measurement, proto: ProtocolTable) -> Measurement | None:
     """The lowest earlier creatinine within the KDIGO window from which ``latest`` rose by the KDIGO
     absolute amount (0.3 mg/dL in 48 h), or None."""
     if latest.value is None or latest.when is None:
         return None
-    window = timedelta(hours=_entry(kb, "creatinine", "aki_absolute_hours"))
-    rise = _entry(kb, "creatinine", "aki_absolute_rise")
+    window = timedelta(hours=proto.safety.creatinine.aki_absolute_hours.value)
+    rise = proto.safety.creatinine.aki_absolute_rise.value
     earlier = [
         r
         for r in facts.results(CREATININE)
@@ -146,11 +143,12 @@ def potassium_finding(facts: PatientFacts, today: date, kb: Mapping[str, Any], r
         return PotassiumFinding("none")
     if not _is_recent(result, today, recent_days):
         return PotassiumFinding("old", result, conflicts)
+    proto = typed(kb).protocol
     return PotassiumFinding(
-        potassium_tier(result.value, kb, result.reference_high),
+        potassium_tier(result.value, proto, result.reference_high),
         result,
         conflicts,
-        threshold_source(kb, "potassium", "warning_at"),
+        threshold_source(proto, proto.safety.potassium.warning_at),
     )
 
 
@@ -158,7 +156,7 @@ def creatinine_finding(
     facts: PatientFacts, today: date, kb: Mapping[str, Any], recent_days: int, course_start: date | None
 ) -> CreatinineFinding:
     """The newest creatinine against its baseline (the latest before the course, else the lowest of
-    the last 90 days) and the KDIGO absolute rise."""
+    the protocol's baseline window) and the KDIGO absolute rise."""
     if CHEMISTRY_KEY in facts.missing:
         return CreatinineFinding("unavailable")
     result, conflicts = _newest(facts, CREATININE)
@@ -166,16 +164,17 @@ def creatinine_finding(
         return CreatinineFinding("none")
     if not _is_recent(result, today, recent_days):
         return CreatinineFinding("old", result, conflicts)
-    baseline = creatinine_baseline(facts, course_start, today)
+    proto = typed(kb).protocol
+    baseline = creatinine_baseline(facts, course_start, today, proto.safety.creatinine.baseline_window_days.value)
     rise: float | None = None
     if baseline is not None and baseline.value and baseline.when is not None and baseline.when < result.when:
         rise = result.value / baseline.value - 1
-    tier = creatinine_tier(rise, fast_creatinine_rise(facts, result, kb) is not None, kb)
+    tier = creatinine_tier(rise, fast_creatinine_rise(facts, result, proto) is not None, proto)
     return CreatinineFinding(
         tier,
         result,
         conflicts,
         baseline if rise is not None else None,
         rise,
-        threshold_source(kb, "creatinine", "aki_ratio"),
+        threshold_source(proto, proto.safety.creatinine.aki_ratio),
     )

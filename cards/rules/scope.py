@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any, Literal
 
 from ..facts import PREGNANCY, RIF, TH1_PCT, TH1_TH2_RATIO, TH2_PCT, TRANSPLANT, MedicationFact, PatientFacts
+from ..knowledge_model import typed
 from .vocab import TACROLIMUS
 
 Verdict = Literal["rif-course", "male", "transplant", "other-indication", "outside-age", "no-ivf-course", "not-oral"]
@@ -78,16 +79,17 @@ def other_indication(med: MedicationFact, kb: Mapping[str, Any]) -> str | None:
     """The non-RIF indication an order is given for (its reasonCode), in words; None when it names none
     or names RIF. An order for transplant, lupus nephritis or another autoimmune disease is not an RIF
     course, whatever else is on the problem list."""
-    table = (kb["protocol"].get("scope") or {}).get("other_indications") or {}
+    scope = typed(kb).protocol.scope
+    table = scope.other_indications if scope is not None else None
     indications = (*med.indications, *_reason_references(med))
-    if not indications:
+    if table is None or not indications:
         return None
-    rif_words = [str(w).lower() for w in table.get("rif_words") or []]
-    rif_codes = [str(c).lower() for c in table.get("rif_codes") or []]
+    rif_words = [w.lower() for w in table.rif_words]
+    rif_codes = [c.lower() for c in table.rif_codes]
     if any(i in rif_codes or _has_word(i, rif_words) for i in indications):
         return None
-    prefixes = [str(p).lower() for p in table.get("code_prefixes") or []]
-    words = [str(w).lower() for w in table.get("words") or []]
+    prefixes = [p.lower() for p in table.code_prefixes]
+    words = [w.lower() for w in table.words]
     for indication in indications:
         if "|" in indication and any(indication.startswith(p) for p in prefixes):
             texts = [i for i in indications if "|" not in i]
@@ -132,9 +134,9 @@ def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
     if facts.sex == "male":
         return Scope(False, "male", "the patient is male: the RIF protocol is for women in IVF", evidence)
     if facts.birth_date is not None:
-        limits = kb["protocol"].get("scope") or {}
-        low = int((limits.get("min_age_years") or {}).get("value", 0))
-        high = int((limits.get("max_age_years") or {}).get("value", 200))
+        limits = typed(kb).protocol.scope
+        low = limits.min_age_years.value if limits is not None else 0
+        high = limits.max_age_years.value if limits is not None else 200
         age = age_years(facts.birth_date, today)
         if not low <= age <= high:
             return Scope(

@@ -19,11 +19,12 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from ..facts import PREGNANCY, PREGNANCY_OUTCOME, ConditionFact, MedicationFact, PatientFacts, TransferPlan
+from ..knowledge_model import ProtocolTable
 from ..model import Action, Card, Indicator, Suggestion
 from ..orders import with_timing
 from ..text import fmt_date, plain
 from ..vocab import FAMILY_TIMING
-from .common import Detail, Protocol, day_of, describe_pregnancy, make_card, relevant_transfer
+from .common import Detail, day_of, describe_pregnancy, make_card, protocol_of, relevant_transfer
 from .focus import Focus, focus_of
 from .scope import scope_of
 from .vocab import ORDER_SELECT, PATIENT_VIEW
@@ -85,10 +86,10 @@ def negative_test_after_transfer(facts: PatientFacts, course_days: int) -> tuple
     return (max(past), tested) if past else None
 
 
-def pregnancy_test_day(transfer_day: date, proto: Protocol) -> date:
+def pregnancy_test_day(transfer_day: date, proto: ProtocolTable) -> date:
     """The protocol's pregnancy test day: course day N (a site setting), day 1 being the protocol start."""
-    start = transfer_day - timedelta(days=proto.days("timing.start_days_before_transfer"))
-    return start + timedelta(days=proto.days("timing.pregnancy_test_course_day") - 1)
+    start = transfer_day - timedelta(days=proto.timing.start_days_before_transfer.value)
+    return start + timedelta(days=proto.timing.pregnancy_test_course_day.value - 1)
 
 
 def ended_pregnancy(
@@ -116,13 +117,13 @@ def ended_pregnancy(
     return c, d
 
 
-def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focus) -> TimingDecision:
+def decide_timing(facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus) -> TimingDecision:
     """The timing decision for the tacrolimus course of this call."""
     if (facts.hook == PATIENT_VIEW and focus.on_therapy) or (focus.drafts and focus.continuing):
-        outcome = ended_pregnancy(facts, today, focus.therapy_start(), proto.days("eligibility.transfer_recent_days"))
+        outcome = ended_pregnancy(facts, today, focus.therapy_start(), proto.eligibility.transfer_recent_days.value)
         if outcome is not None:
             return TimingDecision("pregnancy-ended", outcome=outcome[0], outcome_day=outcome[1])
-    ended = negative_test_after_transfer(facts, proto.days("timing.min_duration_days"))
+    ended = negative_test_after_transfer(facts, proto.timing.min_duration_days.value)
     if ended is not None and (focus.drafts or (facts.hook == PATIENT_VIEW and focus.on_therapy)):
         transfer_day, tested = ended
         test_day = pregnancy_test_day(transfer_day, proto)
@@ -131,13 +132,13 @@ def decide_timing(facts: PatientFacts, today: date, proto: Protocol, focus: Focu
     if not focus.drafts or focus.continuing:
         return TimingDecision(None)  # a continuation is not timed from a transfer
     draft = focus.drafts[0]
-    before = proto.days("timing.start_days_before_transfer")
-    min_days = proto.days("timing.min_duration_days")
+    before = proto.timing.start_days_before_transfer.value
+    min_days = proto.timing.min_duration_days.value
     explicit_start = draft.start if draft.start_from == "boundsPeriod" else None
     draft_end = _draft_end(draft)
     if facts.pregnancy.pregnant is True:
         return TimingDecision("starts-in-pregnancy", draft_start=explicit_start, draft_end=draft_end)
-    transfer: TransferPlan | None = relevant_transfer(facts, today, proto.days("eligibility.transfer_recent_days"))
+    transfer: TransferPlan | None = relevant_transfer(facts, today, proto.eligibility.transfer_recent_days.value)
     if transfer is None or transfer.when is None:
         if facts.hook != ORDER_SELECT:
             return TimingDecision(None)  # said once, when the order is selected
@@ -187,22 +188,20 @@ def evaluate_timing(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     focus = focus_of(facts)
     if not (focus.drafts or focus.on_therapy) or not scope_of(facts, today, kb).protocol:
         return []
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     decision = decide_timing(facts, today, proto, focus)
     if decision.verdict is None:
         return []
     return [_render(facts, decision, proto, focus)]
 
 
-def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focus) -> Card:
+def _render(facts: PatientFacts, d: TimingDecision, proto: ProtocolTable, focus: Focus) -> Card:
     detail = Detail(proto)
-    before = detail.number("start before the transfer", "timing.start_days_before_transfer")
-    days = detail.number("minimum course", "timing.min_duration_days")
-    detail.cite(
-        str(proto.entry("timing.continue_through_pregnancy")["source"]),
-        proto.entry("timing.continue_through_pregnancy").get("section"),
-    )
-    source_id = str(proto.entry("timing.start_days_before_transfer")["source"])
+    before = detail.number("start before the transfer", proto.timing.start_days_before_transfer)
+    days = detail.number("minimum course", proto.timing.min_duration_days)
+    continue_through = proto.timing.continue_through_pregnancy
+    detail.cite(continue_through.source, continue_through.section)
+    source_id = proto.timing.start_days_before_transfer.source
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
     transfer = fmt_date(d.transfer_day)
@@ -277,7 +276,7 @@ def _render(facts: PatientFacts, d: TimingDecision, proto: Protocol, focus: Focu
             f"be conclusive: continue tacrolimus, retest {fmt_date(d.test_day)}"
         )
         detail.add(f"- Pregnancy test after the {transfer} transfer: negative on **{fmt_date(d.negative_test)}**")
-        test_day = detail.number("the pregnancy test day of the course", "timing.pregnancy_test_course_day")
+        test_day = detail.number("the pregnancy test day of the course", proto.timing.pregnancy_test_course_day)
         detail.add(
             f"\nhCG becomes conclusive about 9–11 days after a blastocyst transfer (12–14 after a day-3 "
             f"transfer); the course tests on day {test_day.split()[0]}, {fmt_date(d.test_day)}. Do not "

@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 from ..dosage import evening_dose
 from ..facts import TACROLIMUS, Measurement, PatientFacts
+from ..knowledge_model import ProtocolTable
 from ..model import Action, Card, Indicator, Suggestion
 from ..text import fmt_date, fmt_measure, fmt_number, reported
 from ..vocab import FAMILY_TROUGH
 from .common import (
     Current,
     Detail,
-    Protocol,
     conflict_note,
     current,
     day_of,
@@ -34,6 +34,7 @@ from .common import (
     order_action,
     pending_at_least,
     pending_note,
+    protocol_of,
 )
 from .focus import Focus, focus_of
 from .scope import scope_of
@@ -74,15 +75,18 @@ def steady_state_from(focus: Focus, days: int) -> tuple[date | None, bool]:
     return (max(authored) + timedelta(days=days), True) if authored else (None, True)
 
 
-def decide_trough(facts: PatientFacts, today: date, proto: Protocol, focus: Focus, *, protocol: bool) -> TroughDecision:
+def decide_trough(
+    facts: PatientFacts, today: date, proto: ProtocolTable, focus: Focus, *, protocol: bool
+) -> TroughDecision:
     """The trough decision for a patient on tacrolimus."""
-    unit = str(proto.entry("trough.target_low").get("unit") or "ng/mL")
-    low, high = proto.num("trough.target_low"), proto.num("trough.target_high")
-    critical_at = proto.num("trough.critical_at")
+    trough = proto.trough
+    unit = trough.target_low.unit or "ng/mL"
+    low, high = trough.target_low.value, trough.target_high.value
+    critical_at = trough.critical_at.value
     extended = any(m.release == "extended" for m in focus.active)
-    ss_days = proto.days("trough.steady_state_days." + ("extended" if extended else "immediate"))
+    ss_days = (trough.steady_state_days.extended if extended else trough.steady_state_days.immediate).value
     steady_from, from_order_date = steady_state_from(focus, ss_days)
-    level = current(facts, TACROLIMUS, today, proto.days("trough.interval_days"), "tacrolimus level", unit, limits=True)
+    level = current(facts, TACROLIMUS, today, trough.interval_days.value, "tacrolimus level", unit, limits=True)
     pending_critical = pending_at_least(level, critical_at)
     if level.value is None or level.value.value is None:
         if pending_critical is not None:
@@ -130,13 +134,13 @@ _LIMIT_DECIDES: dict[bool, frozenset[Verdict | None]] = {
 }
 
 
-def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus, proto: Protocol) -> bool:
+def _twelve_hours_after_evening_dose(m: Measurement, focus: Focus, proto: ProtocolTable) -> bool:
     """A morning level while every tacrolimus order is one evening dose a day: drawn about 12 h after the
     dose, it is higher than the trough (24 h after a once-daily dose)."""
-    morning = proto.entry("trough.morning_draw_hours")
-    if m.when is None or not focus.active or not int(morning["from"]) <= m.when.hour < int(morning["before"]):
+    morning = proto.trough.morning_draw_hours
+    if m.when is None or not focus.active or not morning.from_ <= m.when.hour < morning.before:
         return False
-    evening = proto.days("trough.evening_dose_from_hour")
+    evening = proto.trough.evening_dose_from_hour.value
     return all(o.doses_per_day == 1 and evening_dose(o.resource, evening) for o in focus.active)
 
 
@@ -145,7 +149,7 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     focus = focus_of(facts)
     if not focus.on_therapy:
         return []
-    proto = Protocol(kb)
+    proto = protocol_of(kb)
     protocol = scope_of(facts, today, kb).protocol
     decision = decide_trough(facts, today, proto, focus, protocol=protocol)
     if decision.verdict is None:
@@ -155,30 +159,31 @@ def evaluate_trough(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> 
     return [_render(facts, decision, proto, protocol)]
 
 
-def _next_steps(facts: PatientFacts, proto: Protocol, target: str, recommended: bool) -> Suggestion:
+def _next_steps(facts: PatientFacts, proto: ProtocolTable, target: str, recommended: bool) -> Suggestion:
     """Repeat the trough with creatinine and potassium: what a high level calls for."""
     actions: list[Action] = [
         order_action(
-            facts, proto.entry("trough.order"), f"Repeat tacrolimus trough (target {target}), just before the next dose"
+            facts, proto.trough.order, f"Repeat tacrolimus trough (target {target}), just before the next dose"
         ),
-        order_action(facts, proto.entry("safety.creatinine.order"), "High tacrolimus level: kidney function"),
-        order_action(facts, proto.entry("safety.potassium.order"), "High tacrolimus level: potassium"),
+        order_action(facts, proto.safety.creatinine.order, "High tacrolimus level: kidney function"),
+        order_action(facts, proto.safety.potassium.order, "High tacrolimus level: potassium"),
     ]
     return Suggestion(
         label="Repeat the trough with creatinine and potassium", actions=tuple(actions), is_recommended=recommended
     )
 
 
-def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: bool) -> Card:
+def _render(facts: PatientFacts, d: TroughDecision, proto: ProtocolTable, protocol: bool) -> Card:
     detail = Detail(proto)
-    unit = str(proto.entry("trough.target_low").get("unit") or "ng/mL")
+    trough = proto.trough
+    unit = trough.target_low.unit or "ng/mL"
     target = "the patient's target"
     if protocol:
-        detail.number("target", "trough.target_low")
-        detail.number("target", "trough.target_high")
-        target = f"{fmt_number(proto.num('trough.target_low'))}–{fmt_number(proto.num('trough.target_high'))} {unit}"
-    critical = detail.number("critical level", "trough.critical_at")
-    source_id = str(proto.entry("trough.target_low")["source"])
+        detail.number("target", trough.target_low)
+        detail.number("target", trough.target_high)
+        target = f"{fmt_number(trough.target_low.value)}–{fmt_number(trough.target_high.value)} {unit}"
+    critical = detail.number("critical level", trough.critical_at)
+    source_id = trough.target_low.source
     suggestions: list[Suggestion] = []
     indicator: Indicator = "warning"
     m = d.level
@@ -203,14 +208,14 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
     if d.verdict == "critical":
         indicator = "critical"
         summary = f"Tacrolimus trough {shown} is at or above {critical}: hold or reduce the dose now"
-        source_id = str(proto.entry("trough.critical_at")["source"])
+        source_id = trough.critical_at.source
         detail.add(high_next)
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "critical-pending":
         indicator = "critical"
         assert m is not None
         summary = f"Tacrolimus level {shown} is {m.status}, final pending, and at or above {critical}: check it now"
-        source_id = str(proto.entry("trough.critical_at")["source"])
+        source_id = trough.critical_at.source
         detail.add(
             f"\nThe laboratory has not released the final result; a {m.status} level this high is acted on "
             "now: hold or reduce the dose if it is confirmed, and ask the laboratory for the final value."
@@ -239,7 +244,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
             "higher than the trough (24 h after the dose). Repeat the level just before the evening dose "
             "before cutting the dose."
         )
-        if proto.site_default("trough.evening_dose_from_hour") or proto.site_default("trough.morning_draw_hours"):
+        if trough.evening_dose_from_hour.site_default or trough.morning_draw_hours.site_default:
             detail.unconfirmed("the dose and draw hours that make a level a 12-hour level")
         suggestions.append(_next_steps(facts, proto, target, True))
     elif d.verdict == "high-level-unknown-timing":
@@ -277,14 +282,14 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
                 actions=(
                     order_action(
                         facts,
-                        proto.entry("trough.order"),
+                        trough.order,
                         f"Tacrolimus trough at steady state (target {target}), on or after {fmt_date(d.steady_from)}",
                     ),
                 ),
             )
         )
     else:  # no-trough
-        interval = detail.number("the trough interval", "trough.interval_days")
+        interval = detail.number("the trough interval", trough.interval_days)
         summary = f"No usable tacrolimus trough in the last {interval}: order a trough level"
         if d.current is not None and d.current.problem:
             detail.add(f"- {d.current.problem[0].upper()}{d.current.problem[1:]}.")
@@ -295,7 +300,7 @@ def _render(facts: PatientFacts, d: TroughDecision, proto: Protocol, protocol: b
                 actions=(
                     order_action(
                         facts,
-                        proto.entry("trough.order"),
+                        trough.order,
                         f"Tacrolimus trough monitoring (target {target}), just before the next dose",
                     ),
                 ),

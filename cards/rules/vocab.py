@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..facts import TACROLIMUS as _TACROLIMUS_CONCEPT
+from ..knowledge_model import OverrideReasons, ProtocolOverrideReasons
 from ..model import Card, Coding, Indicator, Link, Suggestion
 from ..text import clip_summary, plain_summary
 
@@ -59,6 +60,11 @@ def override_codings(table: Mapping[str, Any]) -> tuple[Coding, ...]:
         Coding(system=str(c.get("system", reasons["system"])), code=str(c["code"]), display=str(c["display"]))
         for c in reasons["codes"]
     )
+
+
+def reason_codings(reasons: OverrideReasons | ProtocolOverrideReasons) -> tuple[Coding, ...]:
+    """``override_codings`` of a validated table's ``override_reasons`` block."""
+    return tuple(Coding(system=c.system or reasons.system, code=c.code, display=c.display) for c in reasons.codes)
 
 
 def build_card(

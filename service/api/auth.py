@@ -6,7 +6,7 @@ audience, times, tenant, then the signature with the issuer's key (found by ``ki
 replay cache, so that only a token with a valid signature can occupy a ``jti``.
 Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 
-Key selection, one rule (``CallerVerifier._find_key``; docs/security-model.md says the same):
+Key selection, one rule (``CallerVerifier._find_key``; docs/security.md says the same):
 
 1. The issuer's configured keys come first: the inline ``jwks``, then the set at its ``jwks_url``
    (cached; fetched again when older than ``JWKS_CACHE_TTL_S``, or for an unknown ``kid`` at most
@@ -33,7 +33,7 @@ import jwt
 import requests
 
 from service.config import Settings
-from service.errors import UnauthorizedError
+from service.errors import MISSING_CLAIM, REQUIRED_CLAIMS, CallerRejection, UnauthorizedError
 from service.fhir.errors import FhirError
 from service.fhir.policy import check_fhir_server
 from service.fhir.transport import HardenedSession, Limits, fetch_bytes
@@ -44,7 +44,6 @@ log = logging.getLogger("tacro_cds.auth")
 # Asymmetric only: "none" and HS* would let anyone holding the public key (or nothing) sign.
 ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
 _KEY_TYPE = {"ES384": ("EC", "P-384"), "ES256": ("EC", "P-256"), "RS384": ("RSA", None), "RS256": ("RSA", None)}
-REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 MAX_LIFETIME = timedelta(days=1)  # CDS clients mint tokens of minutes; a day is generous
 MIN_RSA_BITS = 2048
 _LOGGED_CHARS = 128  # iss and jti come from the caller: bound what they can write to the log
@@ -53,8 +52,10 @@ _LOGGED_CHARS = 128  # iss and jti come from the caller: bound what they can wri
 class _Rejected(Exception):
     """Internal: a reason to refuse the caller; becomes one log line and a generic 401."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, rejection: CallerRejection, detail: str | None = None) -> None:
+        reason = f"{rejection} ({detail})" if detail else str(rejection)
         super().__init__(reason)
+        self.rejection = rejection
         self.reason = reason
 
 
@@ -146,7 +147,7 @@ class CallerVerifier:
             claims = _unverified_claims(token)
             return self._verify(token, header, claims, audience)
         except _Rejected as exc:
-            metrics.jwt_rejected(exc.reason)
+            metrics.jwt_rejected(exc.rejection)
             log.info(
                 "caller rejected",
                 extra={"reason": exc.reason, "iss": _loggable(claims.get("iss")), "jti": _loggable(claims.get("jti"))},
@@ -156,19 +157,19 @@ class CallerVerifier:
     def _verify(self, token: str, header: dict[str, Any], claims: dict[str, Any], audience: str) -> Mapping[str, Any]:
         for name in REQUIRED_CLAIMS:
             if claims.get(name) is None:
-                raise _Rejected(f"missing claim {name}")
+                raise _Rejected(MISSING_CLAIM[name])
         iss = claims["iss"]
         if not isinstance(iss, str) or iss not in self.issuers:
-            raise _Rejected("untrusted issuer")
+            raise _Rejected(CallerRejection.UNTRUSTED_ISSUER)
         issuer = self.issuers[iss]
         if not _audience_matches(claims["aud"], audience):
-            raise _Rejected("wrong audience")
+            raise _Rejected(CallerRejection.WRONG_AUDIENCE)
         expires_at = self._check_times(claims)
         if "tenant" in issuer and claims.get("tenant") != issuer["tenant"]:
-            raise _Rejected("wrong tenant")
+            raise _Rejected(CallerRejection.WRONG_TENANT)
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
-            raise _Rejected("jti must be a non-empty string")
+            raise _Rejected(CallerRejection.JTI_NOT_A_STRING)
 
         alg = header["alg"]
         jwk = self._find_key(iss, issuer, header)
@@ -189,11 +190,11 @@ class CallerVerifier:
                 },
             )
         except jwt.InvalidTokenError as exc:
-            raise _Rejected(f"signature or claims invalid ({type(exc).__name__})") from None
+            raise _Rejected(CallerRejection.SIGNATURE_OR_CLAIMS_INVALID, type(exc).__name__) from None
 
         # Keep the jti for as long as the token could still be accepted.
         if not self.store.remember_jti(iss, jti, expires_at + self.leeway):
-            raise _Rejected("replayed jti")
+            raise _Rejected(CallerRejection.REPLAYED_JTI)
         return verified
 
     def _check_times(self, claims: Mapping[str, Any]) -> datetime:
@@ -203,16 +204,16 @@ class CallerVerifier:
             iat = _timestamp(claims["iat"])
             nbf = _timestamp(claims["nbf"]) if claims.get("nbf") is not None else None
         except (TypeError, ValueError, OverflowError, OSError):
-            raise _Rejected("exp, iat and nbf must be NumericDate") from None
+            raise _Rejected(CallerRejection.TIMES_NOT_NUMERIC_DATE) from None
         if exp - now > MAX_LIFETIME:
             # Also keeps exp + leeway (the replay-cache expiry) far from the end of the calendar.
-            raise _Rejected("exp too far in the future")
+            raise _Rejected(CallerRejection.EXP_TOO_FAR)
         if now - self.leeway > exp:
-            raise _Rejected("expired")
+            raise _Rejected(CallerRejection.EXPIRED)
         if iat > now + self.leeway:
-            raise _Rejected("issued in the future")
+            raise _Rejected(CallerRejection.ISSUED_IN_THE_FUTURE)
         if nbf is not None and nbf > now + self.leeway:
-            raise _Rejected("not yet valid (nbf)")
+            raise _Rejected(CallerRejection.NOT_YET_VALID)
         return exp
 
     # --- keys -------------------------------------------------------------------------------------
@@ -221,10 +222,10 @@ class CallerVerifier:
         """The key for the token's ``kid`` by the rule in the module docstring."""
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise _Rejected("missing kid")
+            raise _Rejected(CallerRejection.MISSING_KID)
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):
-            raise _Rejected("jku is not a URL")
+            raise _Rejected(CallerRejection.JKU_NOT_A_URL)
         inline = issuer.get("jwks", {})
         if kid in inline:
             return dict(inline[kid])
@@ -234,13 +235,13 @@ class CallerVerifier:
             if key is not None:
                 return key
         if jku is None or jku == configured_url:
-            raise _Rejected("unknown kid")
+            raise _Rejected(CallerRejection.UNKNOWN_KID)
         # CDS Hooks lets a client point at its key set; we follow only URLs the operator listed.
         if jku not in issuer.get("jku_allowlist", []):
-            raise _Rejected("jku not on the issuer's allowlist")
+            raise _Rejected(CallerRejection.JKU_NOT_ALLOWED)
         key = self._key_from_url(jku, kid)
         if key is None:
-            raise _Rejected("unknown kid")
+            raise _Rejected(CallerRejection.UNKNOWN_KID)
         return key
 
     def _key_from_url(self, url: str, kid: str) -> dict[str, Any] | None:
@@ -285,11 +286,11 @@ MAX_JWKS_BYTES = 256 * 1024  # a key set is a few kilobytes
 
 def _bearer_token(authorization: str | None) -> str:
     if not authorization:
-        raise _Rejected("no Authorization header")
+        raise _Rejected(CallerRejection.NO_AUTHORIZATION_HEADER)
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
-        raise _Rejected("not a Bearer token")
+        raise _Rejected(CallerRejection.NOT_A_BEARER_TOKEN)
     return token
 
 
@@ -297,12 +298,12 @@ def _header(token: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
-        raise _Rejected("malformed token") from None
+        raise _Rejected(CallerRejection.MALFORMED_TOKEN) from None
     if header.get("alg") not in ALLOWED_ALGORITHMS:
-        raise _Rejected("algorithm not allowed")
+        raise _Rejected(CallerRejection.ALGORITHM_NOT_ALLOWED)
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-        raise _Rejected("typ is not JWT")
+        raise _Rejected(CallerRejection.TYP_IS_NOT_JWT)
     return header
 
 
@@ -310,9 +311,9 @@ def _unverified_claims(token: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
-        raise _Rejected("malformed token") from None
+        raise _Rejected(CallerRejection.MALFORMED_TOKEN) from None
     if not isinstance(claims, dict):
-        raise _Rejected("malformed token")
+        raise _Rejected(CallerRejection.MALFORMED_TOKEN)
     return claims
 
 
@@ -332,18 +333,18 @@ def _verification_key(jwk: Mapping[str, Any], alg: str) -> Any:
     """The public key of ``jwk`` for ``alg``; refuses a key whose type or curve does not fit."""
     kty, crv = _KEY_TYPE[alg]
     if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
-        raise _Rejected("algorithm does not match the key type")
+        raise _Rejected(CallerRejection.ALGORITHM_NOT_KEY_TYPE)
     if jwk.get("alg") is not None and jwk.get("alg") != alg:
-        raise _Rejected("algorithm does not match the key's alg")
+        raise _Rejected(CallerRejection.ALGORITHM_NOT_KEY_ALG)
     if "d" in jwk:
         # A private key in a published set is a configuration error; do not use it.
-        raise _Rejected("key set holds a private key")
+        raise _Rejected(CallerRejection.PRIVATE_KEY_IN_SET)
     try:
         key = jwt.PyJWK(dict(jwk), algorithm=alg).key
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
-        raise _Rejected("unusable key") from None
+        raise _Rejected(CallerRejection.UNUSABLE_KEY) from None
     if kty == "RSA" and key.key_size < MIN_RSA_BITS:
-        raise _Rejected("RSA key too short")
+        raise _Rejected(CallerRejection.RSA_KEY_TOO_SHORT)
     return key
 
 

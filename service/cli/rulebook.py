@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cards.knowledge import KnowledgeError, LoadedKnowledge, load_knowledge_report
 from service.config import data_directory, database_url, load_settings
-from service.review import rulebook
+from service.review import rulebook, rulebook_state
 from service.storage.pilot import PilotRecords
 from service.storage.store import Store
 
@@ -45,7 +45,7 @@ def _write(args: argparse.Namespace) -> int:
     if args.with_signoffs:
         store, records = _records()
         try:
-            signoffs = records.signoffs(rulebook.knowledge_hash(loaded.tables))
+            signoffs = records.signoffs(rulebook_state.knowledge_hash(loaded.tables))
         finally:
             store.dispose()
     book = rulebook.build(loaded, site_file=site, fixtures=fixtures, signoffs=signoffs)
@@ -63,7 +63,7 @@ def _sign(args: argparse.Namespace) -> int:
     except KnowledgeError as exc:
         print(f"tacro-cds rulebook sign: {exc}", file=sys.stderr)
         return 1
-    digest = rulebook.knowledge_hash(loaded.tables)
+    digest = rulebook_state.knowledge_hash(loaded.tables)
     store, records = _records()
     try:
         signed = records.sign(digest, by=args.by, role=args.role)

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urljoin
 import requests
 
 from service.config import default
-from service.fhir.connections import AddressRefused, _current_watch, _DeadlineWatch
+from service.fhir.connections import AddressRefused, _current_watch, watched_call
 from service.fhir.errors import (
     FhirAddressRefusedError,
     FhirConnectionError,
@@ -238,16 +238,8 @@ class FhirClient:
         stop = started + self.timeout if deadline is None else min(started + self.timeout, deadline)
         if stop - started <= 0:
             raise FhirTimeoutError("no time left in the request's budget")
-        watch = _DeadlineWatch(stop)
-        try:
-            with watch:
-                body = self._exchange(url, stop)
-        except FhirError:
-            if watch.fired:
-                raise FhirTimeoutError(f"no complete answer within {self.timeout:g} s") from None
-            raise
-        if watch.fired:  # the cut connection may have looked like a short, complete answer
-            raise FhirTimeoutError(f"no complete answer within {self.timeout:g} s")
+        with watched_call(stop, self.timeout):
+            body = self._exchange(url, stop)
         try:
             document = json.loads(body)
         except (UnicodeDecodeError, ValueError):

@@ -10,6 +10,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3.exceptions
@@ -18,6 +20,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from service.fhir.errors import FhirError, FhirTimeoutError
 from service.fhir.policy import AddressCheck
 
 # -- a hard deadline per call ---------------------------------------------------------------------
@@ -139,6 +142,23 @@ class _DeadlineWatch:
             pass  # already closed
 
 
+@contextmanager
+def watched_call(stop: float, timeout: float) -> Iterator[_DeadlineWatch]:
+    """One call under a deadline watch that cuts its connection at ``stop``. Once the watch has cut
+    it, the call's outcome is a timeout: a FhirError raised then, or an answer that looked complete
+    (a cut connection may look like a short, complete answer), becomes FhirTimeoutError."""
+    watch = _DeadlineWatch(stop)
+    try:
+        with watch:
+            yield watch
+    except FhirError:
+        if watch.fired:
+            raise FhirTimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    if watch.fired:
+        raise FhirTimeoutError(f"no complete answer within {timeout:g} s")
+
+
 class AddressRefused(NewConnectionError):
     """The host name resolved to an address the service must not connect to."""
 
@@ -226,28 +246,25 @@ def _fresh_if_asked(conn: Any) -> Any:
     return conn
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+class _WatchedPoolMixin:
+    """Gives a call that asks for one a new connection, and detaches a connection from its call's
+    deadline watch when it goes back to the pool."""
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        return _fresh_if_asked(super()._get_conn(timeout))
+        return _fresh_if_asked(super()._get_conn(timeout))  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
         if conn is not None:
             _detach(conn)  # before another thread can take it from the pool
-        super()._put_conn(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _WatchedHTTPPool(_WatchedPoolMixin, HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(_WatchedPoolMixin, HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        return _fresh_if_asked(super()._get_conn(timeout))
-
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None:
-            _detach(conn)
-        super()._put_conn(conn)
 
 
 class _DeadlineAdapter(HTTPAdapter):

@@ -111,6 +111,21 @@ def canonical_host(raw: str) -> str:
     return host
 
 
+def is_loopback_host(raw: str) -> bool:
+    """True for a name or address of this machine only: ``localhost`` or a loopback IP address, read as
+    the network stack reads it (``canonical_host``); a name such as ``127.example.org`` is not one."""
+    try:
+        host = canonical_host(raw)
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _normal_path(raw: str) -> str:
     """A URL path percent-decoded, with ``.`` and ``..`` segments resolved and no trailing slash."""
     out: list[str] = []

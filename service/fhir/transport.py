@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
-from service.fhir.connections import AddressRefused, _DeadlineAdapter, _DeadlineWatch
+from service.fhir.connections import AddressRefused, _DeadlineAdapter, watched_call
 from service.fhir.errors import (
     FhirAddressRefusedError,
     FhirBusyError,
@@ -108,27 +108,17 @@ def bounded_get(
     """One GET of a document other than FHIR data (a JWK Set): within ``timeout`` in all (the
     connection is cut at the deadline), no redirects, at most ``max_bytes``; FhirError otherwise."""
     stop = time.monotonic() + timeout
-    watch = _DeadlineWatch(stop)
-    try:
-        with watch:
-            try:
-                response = session.get(
-                    url, headers={"Accept": accept}, timeout=timeout, stream=True, allow_redirects=False
-                )
-            except requests.Timeout:
-                raise FhirTimeoutError(f"no answer within {timeout:g} s") from None
-            except requests.RequestException as exc:
-                log.warning("key set server unreachable", extra={"error": _cause_name(exc)})
-                raise FhirConnectionError("the server is unreachable") from None
-            with response:
-                _check_status(response)
-                body = read_capped(response, stop, max_bytes=max_bytes, timeout=timeout)
-    except FhirError:
-        if watch.fired:
-            raise FhirTimeoutError(f"no complete answer within {timeout:g} s") from None
-        raise
-    if watch.fired:
-        raise FhirTimeoutError(f"no complete answer within {timeout:g} s")
+    with watched_call(stop, timeout):
+        try:
+            response = session.get(url, headers={"Accept": accept}, timeout=timeout, stream=True, allow_redirects=False)
+        except requests.Timeout:
+            raise FhirTimeoutError(f"no answer within {timeout:g} s") from None
+        except requests.RequestException as exc:
+            log.warning("key set server unreachable", extra={"error": _cause_name(exc)})
+            raise FhirConnectionError("the server is unreachable") from None
+        with response:
+            _check_status(response)
+            body = read_capped(response, stop, max_bytes=max_bytes, timeout=timeout)
     return body
 
 
@@ -219,23 +209,15 @@ class HardenedSendMixin:
         kwargs.update(stream=True, allow_redirects=False, timeout=limits.timeout)
         stop = time.monotonic() + limits.timeout
         with ORIGINS.hold(origin_of(str(request.url)), limits.per_origin):
-            watch = _DeadlineWatch(stop)
-            try:
-                with watch:
-                    response = self._send_once(request, kwargs)
-                    with response:
-                        if 300 <= response.status_code < 400:
-                            raise FhirHttpError(
-                                f"the server redirected ({response.status_code}); redirects are not followed",
-                                response.status_code,
-                            )
-                        body = read_capped(response, stop, max_bytes=limits.max_bytes, timeout=limits.timeout)
-            except FhirError:
-                if watch.fired:
-                    raise FhirTimeoutError(f"no complete answer within {limits.timeout:g} s") from None
-                raise
-            if watch.fired:
-                raise FhirTimeoutError(f"no complete answer within {limits.timeout:g} s")
+            with watched_call(stop, limits.timeout):
+                response = self._send_once(request, kwargs)
+                with response:
+                    if 300 <= response.status_code < 400:
+                        raise FhirHttpError(
+                            f"the server redirected ({response.status_code}); redirects are not followed",
+                            response.status_code,
+                        )
+                    body = read_capped(response, stop, max_bytes=limits.max_bytes, timeout=limits.timeout)
         response._content = body
         response._content_consumed = True  # type: ignore[attr-defined]
         return response

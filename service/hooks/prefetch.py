@@ -31,35 +31,43 @@ pipeline records it in the facts: the rules needing it are skipped and a card sa
 OperationOutcome issue per key. Keys in ``PREFETCH_OPTIONAL_KEYS`` (default ``patient``: without it
 sex and age are unknown, which the rules handle) never make ``resolve`` fail. ``fhirServer`` is checked against the deployment's policy (``service.fhir.policy``) before
 the first call, only when a call is needed.
+
+This module decides what to fetch and what the answers mean; ``prefetch_calls`` makes the calls
+(the client, the tasks, the parallel run), ``prefetch_values`` reads what a value says and
+``fallback_gate`` bounds the fallback calls running at once.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
 from cards.vocab import MEDICATIONS
 from service.config import Settings
 from service.fhir.client import (
-    ByteBudget,
-    FhirClient,
     FhirError,
     FhirNotFoundError,
-    FhirTimeoutError,
     SessionPool,
 )
-from service.fhir.policy import BaseUrl, address_checker, check_fhir_server
+from service.fhir.policy import BaseUrl
 from service.hooks.base import HookRequest
 from service.hooks.fallback_gate import FallbackGate
+from service.hooks.prefetch_calls import (
+    LazyClient,
+    Searchset,
+    completer,
+    encoded,
+    reader,
+    release_memory,
+    run_parallel,
+    searcher,
+)
 from service.hooks.prefetch_values import (
     MissingData,
     needs_fetch,
@@ -170,7 +178,7 @@ class PrefetchResolver:
                 incomplete.append(MissingData(key, warning, code="prefetch-incomplete", partial=True))
         _collect_medications(request.draft_orders, medications)
 
-        session = _LazyClient(self, request, issuer, gate_key)
+        session = LazyClient(self, request, issuer, gate_key)
         missing: list[MissingData] = list(incomplete)
         try:
             if to_fetch or to_complete:
@@ -193,13 +201,13 @@ class PrefetchResolver:
         the freed memory back to the system."""
         if getattr(self.trim_due, "value", False):
             self.trim_due.value = False
-            _release_memory()
+            release_memory()
 
     # -- stages ---------------------------------------------------------------------------------
 
     def _fetch_keys(
         self,
-        session: _LazyClient,
+        session: LazyClient,
         request: HookRequest,
         to_fetch: Mapping[str, str],
         to_complete: Mapping[str, tuple[str, dict[str, Any]]],
@@ -230,7 +238,7 @@ class PrefetchResolver:
         templates = {**to_fetch, **{key: template for key, (template, _) in to_complete.items()}}
         for key, (_, first_page) in to_complete.items():
             data[key] = []
-            tasks[key] = _completer(client, first_page, deadline)
+            tasks[key] = completer(client, first_page, deadline)
         for key, template in to_fetch.items():
             data[key] = []
             try:
@@ -246,10 +254,10 @@ class PrefetchResolver:
                 )
                 continue
             if template_is_read(template):
-                tasks[key] = _reader(client, query, deadline)
+                tasks[key] = reader(client, query, deadline)
             else:
-                tasks[key] = _searcher(client, query, deadline)
-        for key, outcome in self._run_parallel(tasks, deadline).items():
+                tasks[key] = searcher(client, query, deadline)
+        for key, outcome in run_parallel(tasks, deadline, max_parallel=self.max_parallel, budget_s=self.budget).items():
             kind = _resource_type(templates[key], request.context)
             if isinstance(outcome, FhirNotFoundError) and key in to_fetch and template_is_read(to_fetch[key]):
                 continue  # a read of a resource that does not exist: no such data
@@ -276,13 +284,13 @@ class PrefetchResolver:
             found = [outcome] if isinstance(outcome, dict) else outcome
             _collect_medications(found, medications)
             data[key] = [r for r in found if r.get("resourceType") == kind]
-            if isinstance(outcome, _Searchset) and outcome.incomplete is not None:
+            if isinstance(outcome, Searchset) and outcome.incomplete is not None:
                 missing.append(MissingData(key, outcome.incomplete, code="prefetch-incomplete", partial=True))
         return missing
 
     def _resolve_medications(
         self,
-        session: _LazyClient,
+        session: LazyClient,
         request: HookRequest,
         data: Mapping[str, list[dict[str, Any]]],
         medications: dict[str, dict[str, Any]],
@@ -329,8 +337,11 @@ class PrefetchResolver:
                 ),
             ]
         client = session.get()
-        outcomes = self._run_parallel(
-            {ref: _reader(client, _encoded(ref), deadline) for ref in sorted(to_read)}, deadline
+        outcomes = run_parallel(
+            {ref: reader(client, encoded(ref), deadline) for ref in sorted(to_read)},
+            deadline,
+            max_parallel=self.max_parallel,
+            budget_s=self.budget,
         )
         failed: list[FhirError] = []
         for ref, outcome in outcomes.items():
@@ -351,137 +362,6 @@ class PrefetchResolver:
                 )
             )
         return missing
-
-    def _run_parallel(self, tasks: Mapping[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
-        """Run the calls in a thread pool; each result, or the FhirError it raised. Calls still
-        running at the deadline count as timed out (they end by themselves: every request they
-        make is bounded by the same deadline)."""
-        if not tasks:
-            return {}
-        pool = ThreadPoolExecutor(max_workers=min(len(tasks), self.max_parallel), thread_name_prefix="fhir-fetch")
-        try:
-            futures: dict[str, Future[Any]] = {name: pool.submit(task) for name, task in tasks.items()}
-            wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        results: dict[str, Any] = {}
-        for name, future in futures.items():
-            if not future.done():
-                future.cancel()
-                results[name] = FhirTimeoutError(f"the overall FHIR budget of {self.budget:g} s ran out")
-                continue
-            error = future.exception()
-            if error is None:
-                results[name] = future.result()
-            elif isinstance(error, FhirError):
-                results[name] = error
-            else:
-                raise error  # a bug, not a FHIR failure: let the error handler answer 500
-        return results
-
-
-class _LazyClient:
-    """Builds the FhirClient on first need, after the fhirServer policy check, so a request that
-    needs no fetch is neither refused nor given a session."""
-
-    def __init__(
-        self, resolver: PrefetchResolver, request: HookRequest, issuer: str | None, gate_key: str | None = None
-    ) -> None:
-        self._resolver = resolver
-        self._request = request
-        self._issuer = issuer
-        self._gate_key = gate_key if gate_key is not None else issuer
-        self._client: FhirClient | None = None
-        self._entered = False
-        self._pooled = False  # the session is the resolver's, kept for the next call
-
-    def get(self) -> FhirClient:
-        if self._client is None:
-            r = self._resolver
-            assert self._request.fhir_server is not None
-            base = check_fhir_server(
-                self._request.fhir_server, allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer
-            )
-            r.gate.enter(self._gate_key)
-            self._entered = True
-            if r.session_factory is not None:
-                session = r.session_factory()
-            else:  # connect only to addresses the policy allows, resolved once per connection
-                check = address_checker(allow_http=r.allow_http, allowlist=r.allowlist, issuer=self._issuer)
-                # Connections kept alive across calls: per server and per address policy (a server
-                # the allowlist names is reached without the check, any other only with it).
-                policy = "listed" if check is None else f"checked:{r.allow_http}"
-                session = r.sessions.session(base, policy, check)
-                self._pooled = True
-            self._client = FhirClient(
-                self._request.fhir_server,
-                self._request.access_token,
-                timeout=r.timeout,
-                session=session,
-                max_pages=r.max_pages,
-                max_entries=r.max_entries,
-                max_bytes=r.max_bytes,
-                budget=ByteBudget(r.max_call_bytes),
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            if not self._pooled:
-                self._client.close()
-            if self._client.budget is not None and self._client.budget.used > _TRIM_AFTER_BYTES:
-                self._resolver.trim_due.value = True
-        if self._entered:
-            self._entered = False
-            self._resolver.gate.leave(self._gate_key)
-
-
-# After a call that read this much from FHIR, hand freed memory back to the system: the fetch
-# threads' malloc arenas otherwise keep the peak for the life of the worker.
-_TRIM_AFTER_BYTES = 4 * 1024 * 1024
-
-
-def _release_memory() -> None:
-    gc.collect()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to trim
-
-
-def _reader(client: FhirClient, relative: str, deadline: float) -> Callable[[], Any]:
-    return lambda: client.read(relative, deadline=deadline)
-
-
-class _Searchset(list[dict[str, Any]]):
-    """A fetched search's resources, and why the server said they are not all (or None)."""
-
-    incomplete: str | None = None
-
-
-def _searcher(client: FhirClient, query: str, deadline: float) -> Callable[[], Any]:
-    def run() -> _Searchset:
-        outcomes: list[dict[str, Any]] = []
-        found = _Searchset(client.search(query, deadline=deadline, outcomes=outcomes))
-        found.incomplete = searchset_incomplete(
-            {"resourceType": "Bundle", "entry": [{"resource": o} for o in outcomes]}
-        )
-        return found
-
-    return run
-
-
-def _encoded(reference: str) -> str:
-    """``Type/id`` with the id percent-encoded: one path segment, whatever characters it holds."""
-    kind, _, rid = reference.partition("/")
-    return f"{kind}/{quote(rid, safe='')}"
-
-
-def _completer(client: FhirClient, first_page: dict[str, Any], deadline: float) -> Callable[[], Any]:
-    return lambda: client.complete_search(first_page, deadline=deadline)
 
 
 def _has_next_page(value: Any) -> bool:

@@ -113,7 +113,7 @@ def on_starting(server: Any) -> None:
         finally:
             engine.dispose()
         # Live mode on unsigned knowledge, when the site asked for a refusal: one message, here.
-        from service.review.rulebook import refusal_at_start
+        from service.review.rulebook_state import refusal_at_start
 
         why = refusal_at_start(settings)
         if why:

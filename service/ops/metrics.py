@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 
 from cards import vocab
+from service.errors import CallerRejection
 from service.fhir.errors import FhirError
 from service.storage import feedback as feedback_log
 
@@ -61,42 +62,6 @@ def _codes(error: type[FhirError]) -> frozenset[str]:
 FHIR_FAILURES = _codes(FhirError)
 # Why a prefetch key could not be had (service.hooks.prefetch.MissingData codes): the FHIR failures and these.
 PREFETCH_REASONS = FHIR_FAILURES | {"prefetch-unavailable", "prefetch-incomplete", "prefetch-token-unresolvable"}
-# Why a caller's JWT was refused (service.api.auth: the reason, lower case, words joined by "-").
-JWT_REJECTIONS = frozenset(
-    {
-        "no-authorization-header",
-        "not-a-bearer-token",
-        "malformed-token",
-        "algorithm-not-allowed",
-        "typ-is-not-jwt",
-        "missing-claim-iss",
-        "missing-claim-aud",
-        "missing-claim-exp",
-        "missing-claim-iat",
-        "missing-claim-jti",
-        "untrusted-issuer",
-        "wrong-audience",
-        "wrong-tenant",
-        "jti-must-be-a-non-empty-string",
-        "signature-or-claims-invalid",
-        "replayed-jti",
-        "exp-iat-and-nbf-must-be-numericdate",
-        "exp-too-far-in-the-future",
-        "expired",
-        "issued-in-the-future",
-        "not-yet-valid",
-        "missing-kid",
-        "jku-is-not-a-url",
-        "unknown-kid",
-        "jku-not-on-the-issuer-s-allowlist",
-        "algorithm-does-not-match-the-key-type",
-        "algorithm-does-not-match-the-key-s-alg",
-        "key-set-holds-a-private-key",
-        "unusable-key",
-        "rsa-key-too-short",
-    }
-)
-
 _ROUTE = re.compile(r"^[A-Za-z0-9_./<>:-]{1,100}$")
 
 
@@ -110,6 +75,10 @@ def reason_code(reason: str) -> str:
     characters as one "-" ("signature or claims invalid (InvalidSignatureError)" ->
     "signature-or-claims-invalid")."""
     return re.sub(r"[^a-z0-9]+", "-", reason.split("(", 1)[0].lower()).strip("-")
+
+
+# Why a caller's JWT was refused: the label word of each reason service.api.auth refuses with.
+JWT_REJECTIONS = frozenset(reason_code(rejection) for rejection in CallerRejection)
 
 
 # -- metrics ------------------------------------------------------------------------------------------

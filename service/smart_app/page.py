@@ -25,6 +25,7 @@ from cards.facts import (
     TH1_TH2_RATIO,
     Measurement,
 )
+from cards.knowledge_model import Count, Number, typed
 from cards.model import Card
 from cards.rules.findings import potassium_tier
 from cards.text import reported_text
@@ -34,18 +35,6 @@ from service.smart_app.record import PatientRecord
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 INDICATOR_WORDS = {"critical": "Critical", "warning": "Warning", "info": "Info"}
-
-
-def knowledge_value(knowledge: Mapping[str, Any], *path: str) -> float | None:
-    """A number of the knowledge base, or None when the site's tables do not have it."""
-    node: Any = knowledge
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    if isinstance(node, Mapping):
-        node = node.get("value")
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
 @dataclass
@@ -165,17 +154,15 @@ def _ratio(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[ch
     ms = record.facts.results(TH1_TH2_RATIO)
     if not ms:
         return Section(missing="No Th1/Th2 ratio on record: candidacy cannot be judged until one is measured.")
-    cutoffs = []
-    standard = knowledge_value(knowledge, "protocol", "eligibility", "ratio_cutoff", "standard")
-    euploid = knowledge_value(knowledge, "protocol", "eligibility", "ratio_cutoff", "euploid_blastocyst")
-    if standard is not None:
-        cutoffs.append((standard, f"cut-off {standard:g}"))
-    if euploid is not None and any(t.euploid for t in record.facts.transfers):
+    ratio_cutoff = typed(knowledge).protocol.eligibility.ratio_cutoff
+    standard, euploid = ratio_cutoff.standard.value, ratio_cutoff.euploid_blastocyst.value
+    cutoffs = [(standard, f"cut-off {standard:g}")]
+    if any(t.euploid for t in record.facts.transfers):
         cutoffs.append((euploid, f"cut-off {euploid:g} (euploid transfer)"))
     rows = []
     for m in ms:
         flag = ""
-        if m.value is not None and cutoffs:
+        if m.value is not None:
             flag = "at or above cut-off" if m.value >= cutoffs[-1][0] else "below cut-off"
         rows.append(_row(m, flag))
     points = _points(ms)
@@ -201,9 +188,8 @@ def _doses(record: PatientRecord) -> list[tuple[datetime, float]]:
 
 def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[charts.Marker]) -> Section:
     ms = record.facts.results(TACROLIMUS)
-    low = knowledge_value(knowledge, "protocol", "trough", "target_low")
-    high = knowledge_value(knowledge, "protocol", "trough", "target_high")
-    band = (low, high) if low is not None and high is not None else None
+    trough = typed(knowledge).protocol.trough
+    band = (trough.target_low.value, trough.target_high.value)
     on = bool(record.facts.medications_with(TACROLIMUS))
     if not ms:
         text = "No tacrolimus levels yet." if on else "Not on tacrolimus, and no tacrolimus levels on record."
@@ -211,7 +197,7 @@ def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[c
     rows = []
     for m in ms:
         flag = ""
-        if band and m.value is not None:
+        if m.value is not None:
             flag = "above target" if m.value > band[1] else "below target" if m.value < band[0] else "in target"
         rows.append(_row(m, flag))
     label = (
@@ -219,7 +205,7 @@ def _trough(record: PatientRecord, knowledge: Mapping[str, Any], markers: list[c
         "values in the table below"
     )
     svg = charts.trough_chart(_points(ms), band, _doses(record), markers, label) if _points(ms) else None
-    return Section(rows=rows, svg=svg, reference=f"target {band[0]:g}–{band[1]:g} ng/mL" if band else "")
+    return Section(rows=rows, svg=svg, reference=f"target {band[0]:g}–{band[1]:g} ng/mL")
 
 
 def _markers(record: PatientRecord) -> tuple[list[charts.Marker], list[Row]]:
@@ -267,42 +253,50 @@ def rule_flags(record: PatientRecord) -> dict[str, str]:
 
 
 def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyLine]:
-    k = knowledge
+    proto = typed(knowledge).protocol
+    safety = proto.safety
+    kidney, potassium, glucose, liver, bp = (
+        safety.creatinine,
+        safety.potassium,
+        safety.glucose,
+        safety.liver,
+        safety.blood_pressure,
+    )
     verdicts = rule_flags(record)
 
-    def v(*path: str) -> str:
-        value = knowledge_value(k, "protocol", "safety", *path)
-        return "?" if value is None else f"{value:g}"
+    def v(entry: Number | Count) -> str:
+        return f"{entry.value:g}"
 
     pregnant = record.facts.pregnancy.pregnant is True
     lines: list[tuple[str, str, str, float | None]] = [
         (
             CREATININE,
             "Creatinine",
-            f"rise ≥ {_percent(knowledge_value(k, 'protocol', 'safety', 'creatinine', 'rise_warning_fraction'))} "
-            f"from her baseline; AKI at ×{v('creatinine', 'aki_ratio')} or +{v('creatinine', 'aki_absolute_rise')} mg/dL"
-            + (f"; > {v('creatinine', 'pregnancy_above')} mg/dL in pregnancy" if pregnant else ""),
+            f"rise ≥ {_percent(kidney.rise_warning_fraction.value)} "
+            f"from her baseline; AKI at ×{v(kidney.aki_ratio)} or +{v(kidney.aki_absolute_rise)} mg/dL"
+            + (f"; > {v(kidney.pregnancy_above)} mg/dL in pregnancy" if pregnant else ""),
             None,
         ),
         (
             POTASSIUM,
             "Potassium",
-            f"> {v('potassium', 'advisory_above')} advisory, ≥ {v('potassium', 'warning_at')} "
-            f"warning, ≥ {v('potassium', 'critical_at')} mmol/L critical",
-            knowledge_value(k, "protocol", "safety", "potassium", "warning_at"),
+            f"> {v(potassium.advisory_above)} advisory, ≥ {v(potassium.warning_at)} "
+            f"warning, ≥ {v(potassium.critical_at)} mmol/L critical",
+            potassium.warning_at.value,
         ),
         (
             GLUCOSE,
             "Glucose",
-            f"fasting ≥ {v('glucose', 'overt_fasting_at')}, random ≥ {v('glucose', 'overt_random_at')} "
-            f"mg/dL" + (f"; fasting ≥ {v('glucose', 'gdm_fasting_at')} mg/dL in pregnancy" if pregnant else ""),
-            knowledge_value(k, "protocol", "safety", "glucose", "overt_random_at"),
+            f"fasting ≥ {v(glucose.overt_fasting_at)}, random ≥ {v(glucose.overt_random_at)} "
+            f"mg/dL" + (f"; fasting ≥ {v(glucose.gdm_fasting_at)} mg/dL in pregnancy" if pregnant else ""),
+            glucose.overt_random_at.value,
         ),
-        (ALT, "ALT", f"≥ {v('liver', 'uln_multiple')} × the upper limit of normal", None),
-        (AST, "AST", f"≥ {v('liver', 'uln_multiple')} × the upper limit of normal", None),
+        (ALT, "ALT", f"≥ {v(liver.uln_multiple)} × the upper limit of normal", None),
+        (AST, "AST", f"≥ {v(liver.uln_multiple)} × the upper limit of normal", None),
     ]
     out = []
-    multiple = knowledge_value(k, "protocol", "safety", "liver", "uln_multiple")
+    multiple = liver.uln_multiple.value
+    default_uln = {ALT: liver.default_uln.alt.value, AST: liver.default_uln.ast.value}
     for concept, name, threshold, warn_at in lines:
         ms = record.facts.results(concept)
         rows = []
@@ -311,32 +305,31 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
             if i == 0 and concept in verdicts:
                 flag = verdicts[concept]  # the rules' verdict on the newest result
             elif concept == POTASSIUM and m.value is not None:
-                tier = potassium_tier(m.value, k, m.reference_high)
+                tier = potassium_tier(m.value, proto, m.reference_high)
                 flag = "" if tier == "normal" else "above normal" if tier == "above-normal" else "above threshold"
             elif i > 0 and m.value is not None and warn_at is not None and m.value >= warn_at:
                 flag = "above threshold"
             elif i > 0 and concept in (ALT, AST) and m.value is not None and multiple:
-                uln = m.reference_high or knowledge_value(k, "protocol", "safety", "liver", "default_uln", concept)
+                uln = m.reference_high or default_uln[concept]
                 if uln and m.value >= multiple * uln:
                     flag = "above threshold"
             rows.append(_row(m, flag))
         out.append(SafetyLine(name=name, threshold=threshold, latest=rows[0] if rows else None, history=rows[1:]))
     bp_rows = []
-    sys_at = knowledge_value(k, "protocol", "safety", "blood_pressure", "warning_systolic_at")
-    dia_at = knowledge_value(k, "protocol", "safety", "blood_pressure", "warning_diastolic_at")
-    for i, bp in enumerate(record.facts.blood_pressure[:6]):
-        value = f"{_num(bp.systolic)}/{_num(bp.diastolic)} mm[Hg]"
-        high = (bp.systolic is not None and sys_at is not None and bp.systolic >= sys_at) or (
-            bp.diastolic is not None and dia_at is not None and bp.diastolic >= dia_at
+    sys_at, dia_at = bp.warning_systolic_at.value, bp.warning_diastolic_at.value
+    for i, reading in enumerate(record.facts.blood_pressure[:6]):
+        value = f"{_num(reading.systolic)}/{_num(reading.diastolic)} mm[Hg]"
+        high = (reading.systolic is not None and reading.systolic >= sys_at) or (
+            reading.diastolic is not None and reading.diastolic >= dia_at
         )
-        note = "" if bp.status in ("final", "amended", "corrected") else f"{bp.status}: shown, not acted on"
+        note = "" if reading.status in ("final", "amended", "corrected") else f"{reading.status}: shown, not acted on"
         flag = verdicts.get("blood_pressure", "") if i == 0 else "above threshold" if high else ""
-        bp_rows.append(Row(when=_when(bp.when), value=value, note=bp.problem or note, flag=flag))
+        bp_rows.append(Row(when=_when(reading.when), value=value, note=reading.problem or note, flag=flag))
     out.append(
         SafetyLine(
             name="Blood pressure",
-            threshold=f"≥ {v('blood_pressure', 'warning_systolic_at')}/{v('blood_pressure', 'warning_diastolic_at')} "
-            f"warning, ≥ {v('blood_pressure', 'critical_systolic_at')}/{v('blood_pressure', 'critical_diastolic_at')} critical",
+            threshold=f"≥ {v(bp.warning_systolic_at)}/{v(bp.warning_diastolic_at)} "
+            f"warning, ≥ {v(bp.critical_systolic_at)}/{v(bp.critical_diastolic_at)} critical",
             latest=bp_rows[0] if bp_rows else None,
             history=bp_rows[1:],
         )
@@ -344,8 +337,8 @@ def _safety(record: PatientRecord, knowledge: Mapping[str, Any]) -> list[SafetyL
     return out
 
 
-def _percent(fraction: float | None) -> str:
-    return "?" if fraction is None else f"{fraction * 100:g} %"
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g} %"
 
 
 def _num(value: float | None) -> str:

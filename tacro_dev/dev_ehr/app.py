@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 import json
 import re
 import secrets
@@ -454,17 +453,6 @@ def _forwarded_query(relative: str) -> str | None:
     if any(k not in _FORWARDED and not (k == "_include" and v in _INCLUDES) for k, v in pairs):
         return None
     return urlencode(pairs)
-
-
-def loopback_host(host: str) -> bool:
-    """True for a name or address of this machine only: ``localhost`` or a loopback IP address
-    (a name such as ``127.example.org`` is not one)."""
-    if host.strip("[]").lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_of(url: str) -> str:

@@ -12,9 +12,10 @@ from tacro_dev.fixtures import LoadError, fixtures_dir, load_all, scenario_names
 
 
 def run(args: argparse.Namespace) -> int:
-    from tacro_dev.dev_ehr.app import DevEhrSettings, create_dev_ehr, loopback_host
+    from service.fhir.policy import is_loopback_host
+    from tacro_dev.dev_ehr.app import DevEhrSettings, create_dev_ehr
 
-    if not loopback_host(args.host) and not args.allow_remote:
+    if not is_loopback_host(args.host) and not args.allow_remote:
         print(
             f"dev-ehr refuses to listen on {args.host}: it is a development tool with no real sign-in. "
             "Use --allow-remote only on a network you control.",

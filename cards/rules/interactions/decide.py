@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from ...dosage import is_single_dose, structured_course_days
 from ...facts import RIF, TH1_TH2_RATIO, MedicationFact, PatientFacts
+from ...knowledge_model import typed
 from ...model import Indicator
 from ...text import fmt_date
 from ...vocab import FAMILY_INTERACTION, card_kind
@@ -321,16 +322,18 @@ def _decide_drug(
     stopped = [m.end for m in orders if timings[id(m)] == "recently-stopped" and m.end is not None]
     ends = [m.end for m in orders if timings[id(m)] != "recently-stopped" and m.end is not None]
 
-    checks = table.get("lab_checks") or {}
+    checks = typed(kb).interactions.lab_checks
+    potassium_recency = checks.potassium if checks is not None else None
+    creatinine_recency = checks.creatinine if checks is not None else None
     wanted = entry.get("lab_check") or []
     potassium = (
-        potassium_finding(facts, today, kb, int(checks["potassium"]["recent_days"]))
-        if "potassium" in wanted and "potassium" in checks
+        potassium_finding(facts, today, kb, potassium_recency.recent_days)
+        if "potassium" in wanted and potassium_recency is not None
         else None
     )
     creatinine = (
-        creatinine_finding(facts, today, kb, int(checks["creatinine"]["recent_days"]), _course_start(tacrolimus_orders))
-        if "creatinine" in wanted and "creatinine" in checks
+        creatinine_finding(facts, today, kb, creatinine_recency.recent_days, _course_start(tacrolimus_orders))
+        if "creatinine" in wanted and creatinine_recency is not None
         else None
     )
     if (

@@ -117,24 +117,14 @@ class RecordReader(_Reader):
         status = _status(res, "draft" if draft else "unknown")
         if status not in TRANSFER_REQUEST_STATUSES and status != "completed":
             return
-        period = _obj(res.get("occurrencePeriod"))
-        raw, label = (
-            (res["occurrenceDateTime"], "occurrenceDateTime")
-            if "occurrenceDateTime" in res
-            else (period.get("start"), "occurrencePeriod.start")
-        )
+        raw, label = _date_time_or_period_start(res, "occurrence")
         self._transfer(res, res.get("code"), status, raw, label, draft)
 
     def _procedure(self, res: dict[str, Any], draft: bool) -> None:
         status = _status(res, "preparation" if draft else "unknown")
         if status not in TRANSFER_PROCEDURE_STATUSES and status != "completed":
             return
-        period = _obj(res.get("performedPeriod"))
-        raw, label = (
-            (res["performedDateTime"], "performedDateTime")
-            if "performedDateTime" in res
-            else (period.get("start"), "performedPeriod.start")
-        )
+        raw, label = _date_time_or_period_start(res, "performed")
         self._transfer(res, res.get("code"), status, raw, label, draft)
 
     def _appointment(self, res: dict[str, Any], draft: bool) -> None:
@@ -142,3 +132,11 @@ class RecordReader(_Reader):
         if status in APPOINTMENT_EXCLUDED:
             return
         self._transfer(res, res.get("serviceType"), status, res.get("start"), "start", draft)
+
+
+def _date_time_or_period_start(res: dict[str, Any], element: str) -> tuple[Any, str]:
+    """A FHIR ``<element>[x]`` that is a dateTime or a Period: the dateTime when the resource has
+    one, else the period's start; with the path read, for a message naming it."""
+    if f"{element}DateTime" in res:
+        return res[f"{element}DateTime"], f"{element}DateTime"
+    return _obj(res.get(f"{element}Period")).get("start"), f"{element}Period.start"

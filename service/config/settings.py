@@ -1,67 +1,21 @@
-"""Configuration: one typed, frozen settings object (``Settings``), read from ``TACRO_CDS_<NAME>``
-environment variables over its defaults, with the mapping given to ``create_app`` on top.
-
-``Settings`` is the one place a setting's type, default and meaning live; every module reads its
-attributes. The table in docs/configuration.md is ``settings_table()``'s output (a test compares them)."""
+"""The settings definitions: ``Settings``, the one place a setting's type, default and meaning live,
+with the validators that read each variable's text."""
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
-from pydantic.fields import FieldInfo
+from pydantic import Discriminator, Field, SecretStr, Tag, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from service.config.environment import ENV_PREFIX, NotJsonError, environment_source
 from service.fhir.policy import HttpPolicy, http_policy
-from service.storage.files import private_directory
 
-ENV_PREFIX = "TACRO_CDS_"
-APP_FOLDER = "tacro-cds"
 MIB = 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A setting the service cannot start with; the message names the environment variable."""
-
-
-class _NotJson(ValueError):
-    """A structured setting whose text is not JSON."""
-
-
-# The TACRO_CDS_* variables read when settings are built; None: os.environ. Set only for the
-# duration of one ``load_settings`` call, so a test can hand in an environment of its own.
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("tacro_cds_environ", default=None)
-
-
-class _Environment(PydanticBaseSettingsSource):
-    """TACRO_CDS_* variables of the process (or of the environment ``load_settings`` was given), as
-    text: the settings' validators read them. A variable that is empty or blank counts as unset
-    (docker compose passes unset ones as "")."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self.environ = environ
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        value = self.environ.get(f"{self.config['env_prefix']}{field_name.upper()}")
-        return (value if value and value.strip() else None), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found = {}
-        for name, field in self.settings_cls.model_fields.items():
-            value, _, _ = self.get_field_value(field, name)
-            if value is not None:
-                found[name] = value
-        return found
 
 
 # A list of base URLs for every caller, or a mapping per issuer: validated as the shape it has, so
@@ -70,7 +24,7 @@ _EitherShape = Annotated[
     Annotated[list[str], Tag("list")] | Annotated[dict[str, list[str]], Tag("mapping")],
     Discriminator(lambda value: "mapping" if isinstance(value, dict) else "list"),
 ]
-_SHAPE_TAGS = frozenset({"list", "mapping"})
+SHAPE_TAGS = frozenset({"list", "mapping"})
 
 
 # The key under which a field gives the documentation the default the service computes at start-up,
@@ -82,7 +36,7 @@ class Settings(BaseSettings):
     """Every setting of the service with its type, default and meaning. Read once at start-up;
     frozen, so no code changes a setting while the service runs."""
 
-    # Variables are read by _Environment as text: structured values are JSON, decoded by the
+    # Variables are read by EnvironmentSource as text: structured values are JSON, decoded by the
     # validators below, so that a value that is not JSON gets a message of ours naming the variable.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
@@ -298,8 +252,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The mapping given to create_app, then the environment; no .env file or secrets folder.
-        environ = _ENVIRON.get()
-        return init_settings, _Environment(settings_cls, os.environ if environ is None else environ)
+        return init_settings, environment_source(settings_cls)
 
     @field_validator(
         "external_base_url",
@@ -339,7 +292,7 @@ class Settings(BaseSettings):
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:
-                raise _NotJson(f"must be JSON: {exc}") from None
+                raise NotJsonError(f"must be JSON: {exc}") from None
         return value
 
     @field_validator("fhir_server_allowlist", mode="before")
@@ -403,198 +356,8 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The names of the settings, as variables (after the prefix), create_app's mapping and the docs say them.
 SETTING_NAMES: tuple[str, ...] = tuple(name.upper() for name in Settings.model_fields)
 
-# TACRO_CDS_* variables that are not settings of the service: read by the command-line tools
-# (``fixtures load``, ``dev-ehr``), the test suite and the CI scripts. Any other TACRO_CDS_* name is
-# a misspelt setting and stops start-up.
-TOOL_VARIABLES = frozenset(
-    {
-        "FIXTURES_DIR",
-        "FHIR_TOKEN",
-        "CI_WORK",
-        "PG_STATE",
-        "PG_PORT",
-        "FHIR_WAIT_S",
-        "LOAD_REQUESTS",
-        "FUZZ_EXAMPLES",
-        "CHROMIUM",
-    }
-)
-TOOL_PREFIXES = ("TEST_",)
-
-# What create_app took as configuration keys before they became its keyword arguments.
-_COLLABORATORS = {
-    "CLOCK": "clock",
-    "STORE": "store",
-    "VERIFIER": "verifier",
-    "PREFETCH_RESOLVER": "resolver",
-    "UUID_FACTORY": "uuid_factory",
-}
-
-
-def _closest(name: str) -> str | None:
-    close = difflib.get_close_matches(name, SETTING_NAMES, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """Messages for TACRO_CDS_* variables that name no setting, each with the closest valid name."""
-    problems = []
-    for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX) :]
-        if key in SETTING_NAMES or key in TOOL_VARIABLES or key.startswith(TOOL_PREFIXES):
-            continue
-        close = _closest(key)
-        hint = f"; did you mean {ENV_PREFIX}{close}?" if close else ""
-        problems.append(f"{name} is not a setting{hint}")
-    return problems
-
-
-def _unknown_keys(keys: Iterable[str]) -> list[str]:
-    """Messages for keys of create_app's mapping that name no setting."""
-    problems = []
-    for key in keys:
-        if key.upper() in SETTING_NAMES:
-            continue
-        if key.upper() in _COLLABORATORS:
-            problems.append(f"{key} is not a setting; pass it as create_app(..., {_COLLABORATORS[key.upper()]}=...)")
-            continue
-        close = _closest(key.upper())
-        problems.append(f"{key} is not a setting" + (f"; did you mean {close}?" if close else ""))
-    return problems
-
-
-# How a value that does not fit its setting is said, by pydantic's error type.
-_SAID: dict[str, str] = {
-    "int_parsing": "must be a whole number, not {input!r}",
-    "int_from_float": "must be a whole number, not {input!r}",
-    "int_type": "must be a whole number, not {input!r}",
-    "float_parsing": "must be a number, not {input!r}",
-    "float_type": "must be a number, not {input!r}",
-    "bool_parsing": "must be true or false, not {input!r}",
-    "bool_type": "must be true or false, not {input!r}",
-    "dict_type": "must be a JSON object, not {kind}",
-    "list_type": "must be a JSON array, not {kind}",
-    "string_type": "must be text, not {kind}",
-    "path_type": "must be a path, not {kind}",
-    "greater_than": "must be greater than {gt}, not {input!r}",
-    "greater_than_equal": "must be at least {ge}, not {input!r}",
-    "string_too_short": "must not be empty",
-    "literal_error": "must be one of {expected}, not {input!r}",
-}
-
-
-def _said(error: Mapping[str, Any]) -> str:
-    """One pydantic error as a line naming the environment variable."""
-    loc = error["loc"]
-    name = f"{ENV_PREFIX}{str(loc[0]).upper()}"
-    within = "".join(f"[{part!r}]" for i, part in enumerate(loc[1:]) if not (i == 0 and part in _SHAPE_TAGS))
-    ctx = {
-        key: f"{value:g}" if isinstance(value, (int, float)) else value
-        for key, value in (error.get("ctx") or {}).items()
-    }
-    if isinstance(ctx.get("error"), _NotJson):
-        return f"{name}{within} {ctx['error']}"
-    if error["type"] == "value_error":
-        text = str(ctx.get("error", error["msg"]))
-    elif error["type"] == "extra_forbidden":
-        text = "is not a setting"
-    elif error["type"] in _SAID:
-        text = _SAID[error["type"]].format(input=error.get("input"), kind=type(error.get("input")).__name__, **ctx)
-    else:
-        text = error["msg"]
-    return f"{name}{within}: {text}"
-
-
-def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings: defaults, then TACRO_CDS_* variables of ``environ`` (default: the process's),
-    then ``overrides`` (keys are setting names, e.g. ``{"AUTH_REQUIRED": False}``). An unknown
-    variable or key, or a value that does not fit its setting, raises ConfigError naming the
-    variable (and the closest valid name when it is misspelt)."""
-    chosen = os.environ if environ is None else environ
-    unknown = unknown_variables(chosen) + _unknown_keys(overrides or {})
-    values = {key.lower(): value for key, value in (overrides or {}).items() if key.upper() in SETTING_NAMES}
-    token = _ENVIRON.set(chosen)
-    try:
-        settings = Settings(**values)
-        wrong: list[str] = []
-    except ValidationError as exc:
-        wrong = list(dict.fromkeys(_said(e) for e in exc.errors()))
-    finally:
-        _ENVIRON.reset(token)
-    if unknown or wrong:  # every problem in one message, not one per start attempt
-        hint = " (see the settings in docs/configuration.md)" if unknown else ""
-        raise ConfigError("; ".join(unknown + wrong) + hint)
-    return settings
-
 
 def default(name: str) -> Any:
     """The shipped default of one setting (``default("FHIR_TIMEOUT_S")``), for a class that is also
     used outside the service, with no settings object at hand."""
     return Settings.model_fields[name.lower()].get_default(call_default_factory=True)
-
-
-def default_settings() -> Settings:
-    """The settings as shipped: every default, no environment."""
-    return load_settings(environ={})
-
-
-def settings_table() -> str:
-    """The configuration table of docs/configuration.md: one row per setting, its default and its meaning."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        shown = extra.get(SHOWN)
-        if shown is None:
-            default = field.get_default(call_default_factory=True)
-            shown = "none" if default is None else f"`{default if isinstance(default, str) else json.dumps(default)}`"
-        rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
-    return "\n".join(rows) + "\n"
-
-
-def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the service keeps its files when DATA_DIR is not set: ``$XDG_DATA_HOME/tacro-cds``, else
-    ``~/.local/share/tacro-cds`` (the XDG base directory convention), whatever the install prefix."""
-    environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_DATA_HOME", "").strip()
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / APP_FOLDER
-    home = environ.get("HOME", "").strip() or str(Path.home())
-    return Path(home) / ".local" / "share" / APP_FOLDER
-
-
-def data_directory(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
-    """The service's folder (DATA_DIR or the default), created private to this user; a folder that
-    cannot be made stops start-up with a message naming the setting."""
-    chosen = settings.data_dir
-    folder = Path(chosen).expanduser() if chosen else default_data_dir(environ)
-    folder = folder.absolute()
-    try:
-        private_directory(folder)
-        with tempfile.TemporaryFile(dir=folder):
-            pass  # writable by this user (the folder may exist, made by someone else)
-    except OSError as exc:
-        origin = f"{ENV_PREFIX}DATA_DIR={chosen}" if chosen else f"the default {folder}"
-        raise ConfigError(
-            f"cannot use {origin} as the service's data folder ({exc.strerror or exc}); set "
-            f"{ENV_PREFIX}DATA_DIR to a folder this user ({_user()}) may write"
-        ) from None
-    return folder
-
-
-def database_url(settings: Settings, folder: Path | None = None) -> str:
-    """The store's SQLAlchemy URL: FEEDBACK_DB, else the SQLite file in the data folder (``folder``
-    when the caller has it already)."""
-    if settings.feedback_db:
-        return settings.feedback_db
-    return f"sqlite:///{(folder or data_directory(settings)) / 'tacro-cds.sqlite'}"
-
-
-def _user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        return f"uid {os.getuid()}"
