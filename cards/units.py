@@ -8,6 +8,7 @@ not compared with a threshold (docs/data-profile.md, "Observations"; docs/clinic
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,26 +162,46 @@ def canonical_unit(concept: str) -> str | None:
 def to_canonical(concept: str, value: float | None, unit_code: str | None, unit_text: str | None) -> Converted:
     """Convert a value to the concept's canonical unit (UCUM code first, then the unit text)."""
     target = CANONICAL.get(concept)
-    table = _CONVERSIONS.get(concept)
-    if target is None or table is None:
+    if target is None or concept not in _CONVERSIONS:
         return Converted(None, None, f"no unit conversion is defined for {concept}")
     if value is None:
         return Converted(None, target, "no value")
+    if type(unit_code) not in _UNIT_TYPES or type(unit_text) not in _UNIT_TYPES:
+        conversion, problem = _conversion.__wrapped__(concept, unit_code, unit_text)
+    else:
+        conversion, problem = _conversion(concept, unit_code, unit_text)
+    if conversion is None:
+        return Converted(None, target, problem) if problem else Converted(float(value), target)
+    converted = conversion(float(value))
+    if conversion is not _SAME and concept in _REPORTED_DECIMALS:
+        return Converted(round(converted, _REPORTED_DECIMALS[concept]), target)
+    # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
+    return Converted(round(converted, 6), target)
+
+
+_UNIT_TYPES = (str, type(None))
+
+
+@functools.lru_cache(maxsize=1024)
+def _conversion(concept: str, unit_code: str | None, unit_text: str | None) -> tuple[Conversion | None, str | None]:
+    """How a value of a concept reported in these units becomes canonical: (conversion, None), or
+    (None, why not), or (None, None) for a dimensionless value sent without a unit (taken as-is).
+
+    Depends on the units alone, so it is worked out once per spelling: results arrive call after
+    call in the same few units."""
+    target = CANONICAL[concept]
+    table = _CONVERSIONS[concept]
     given = [u for u in (unit_code, unit_text) if u is not None and u.strip()]
     if not given:
         if concept in _DIMENSIONLESS:
-            return Converted(float(value), target)
-        return Converted(None, target, f"no unit given; expected {target}")
+            return None, None
+        return None, f"no unit given; expected {target}"
     for spelling in given:
         ucum = normalise_unit(spelling)
         if ucum is not None and ucum in table:
-            converted = table[ucum](float(value))
-            if table[ucum] is not _SAME and concept in _REPORTED_DECIMALS:
-                return Converted(round(converted, _REPORTED_DECIMALS[concept]), target)
-            # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
-            return Converted(round(converted, 6), target)
+            return table[ucum], None
     shown = " / ".join(dict.fromkeys(given))
-    return Converted(None, target, f"unit {shown} cannot be converted to {target}")
+    return None, f"unit {shown} cannot be converted to {target}"
 
 
 def unit_free(concept: str) -> bool:

@@ -232,6 +232,38 @@ def test_depth_limit_is_the_same_on_both_paths():
         assert_same(raw, "patient-view")
 
 
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (the outermost one is level 1)."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max((_depth(child) for child in children), default=0)
+
+
+@pytest.mark.parametrize("hook", ["order-select", "patient-view"])
+@pytest.mark.parametrize("over", [0, 1], ids=["at-the-limit", "one-level-over"])
+def test_a_too_deep_prefetched_resource_is_refused_alike(hook, over):
+    """A prefetched resource is free-form JSON however well-formed the request around it: nested
+    past the limit inside a body the fast path otherwise passes, it is refused with the full path's
+    error; at the limit, the fast path still takes the body."""
+    body = _fixture(hook)
+    key, bundle = next((k, v) for k, v in body["prefetch"].items() if isinstance(v, dict) and v.get("entry"))
+    resource = bundle["entry"][0]["resource"]
+    resource_depth = 6  # body, prefetch, the Bundle, its entry array, an entry, the resource
+    assert _depth(body) <= LIMITS.max_json_depth
+    nested: Any = "deep"
+    for i in range(LIMITS.max_json_depth - resource_depth + over):
+        nested = [nested] if i % 2 else {"n": nested}
+    resource["_deep"] = nested
+    assert _depth(body) == LIMITS.max_json_depth + over, key
+    raw = json.dumps(body).encode()
+    checked_for = assert_same(raw, hook)
+    fast, _ = fast_path(raw, hook)
+    if over:
+        assert fast[:3] == ("error", "LimitExceededError", "400")
+        assert f"nested deeper than {LIMITS.max_json_depth} levels" in fast[3]
+    else:
+        assert fast[0] == "ok" and checked_for == hook
+
+
 GENERATED = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )

@@ -89,6 +89,7 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
     )
     assert out.count("cards equal to the prefetched body's: yes") == 2
     assert len(re.findall(rf"the same call prefetched: p50 {NUMBER} ms, so fetching added [+-]{NUMBER} ms", out)) == 2
+    assert len(re.findall(rf"all [0-9]+ queries at once from a bare client: {NUMBER} ms \(", out)) == 2, out
 
     assert len(re.findall(r"^  worker [0-9]+ RSS KiB: [0-9]+ \(0\) -> ", out, re.M)) == 2
     assert re.search(r"^ +[0-9]+ calls, +[0-9]+ s, +[0-9.]+ calls/s: RSS KiB \{", out, re.M), out
@@ -103,4 +104,5 @@ def test_the_harness_prints_ratios_fallback_memory_and_profile(tmp_path):
         assert figures["floor"]["requests"] > 0 and figures["service"]["requests"] > 0
         assert figures["floor"]["failed"] == figures["service"]["failed"] == 0
     assert report["fallback"]["order-select"]["queries_per_call"][0] > 0
+    assert report["fallback"]["order-select"]["all_at_once_ms"] > 0
     assert report["memory"]["calls"] >= 20

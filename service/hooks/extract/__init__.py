@@ -142,10 +142,12 @@ def build_facts(
     knowledge: Mapping[str, Any],
     *,
     today: date | None = None,
+    typed: bool = True,
 ) -> PatientFacts:
     """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
 
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
+    ``typed=False`` reads every Observation by the lenient path alone (the differential test's reference).
     """
     return extract(request, data, knowledge, today=today).facts
 
@@ -160,6 +162,7 @@ def extract(
     """``build_facts``, with the table of the orders the facts were read from."""
     index = _index_for(typed(knowledge).codes)
     ex = _Extractor(request, index)
+    ex.typed_observations = typed
     ex.run(data)
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).
