@@ -149,7 +149,7 @@ def build_facts(
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
     ``typed=False`` reads every Observation by the lenient path alone (the differential test's reference).
     """
-    return extract(request, data, knowledge, today=today).facts
+    return extract(request, data, knowledge, today=today, typed_observations=typed).facts
 
 
 def extract(
@@ -158,11 +158,12 @@ def extract(
     knowledge: Mapping[str, Any],
     *,
     today: date | None = None,
+    typed_observations: bool = True,
 ) -> Extracted:
     """``build_facts``, with the table of the orders the facts were read from."""
     index = _index_for(typed(knowledge).codes)
     ex = _Extractor(request, index)
-    ex.typed_observations = typed
+    ex.typed_observations = typed_observations
     ex.run(data)
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).
