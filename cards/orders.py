@@ -340,12 +340,6 @@ def dose_change(
     )
 
 
-def replacement(create: Action, delete_id: str, description: str) -> tuple[Action, Action]:
-    """Replace one order by another: the ``create`` first, then the ``delete`` (a client that stops
-    at the first delete still gets the new order)."""
-    return create, Action(type="delete", description=description, resource_id=delete_id)
-
-
 def fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 

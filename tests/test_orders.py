@@ -10,8 +10,7 @@ from cards import orders
 from cards.facts import MedicationFact
 from cards.knowledge import load_knowledge
 from cards.knowledge_model import typed
-from cards.model import Action
-from cards.orders import dose_change, per_dose_step_below, replacement
+from cards.orders import dose_change, per_dose_step_below
 from service.hooks.base import HookRequest
 from service.hooks.extract import extract
 
@@ -177,13 +176,6 @@ def test_an_active_order_gets_a_new_draft_replacing_it_instead_of_an_update():
     assert resource["priorPrescription"] == {"reference": "MedicationRequest/a1"}
     assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1
     MedicationRequest.model_validate(dict(resource))
-
-
-def test_a_replacement_lists_its_create_before_its_delete():
-    """A client that stops at the first delete must still have applied the create."""
-    create = Action(type="create", description="Order azithromycin", resource={"resourceType": "MedicationRequest"})
-    first, second = replacement(create, "MedicationRequest/clari", "Remove clarithromycin")
-    assert (first.type, second.type, second.resource_id) == ("create", "delete", "MedicationRequest/clari")
 
 
 def test_unchanged_input():

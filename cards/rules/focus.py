@@ -136,17 +136,6 @@ def recognition(med: MedicationFact) -> str:
     return ""
 
 
-def describe_order(med: MedicationFact) -> str:
-    """One Markdown line: what the order says, its state, its daily dose (no ids)."""
-    if med.daily_dose_mg is not None:
-        dose = f"{fmt_number(med.daily_dose_mg)} mg/day"
-    else:
-        dose = f"daily dose unknown ({med.dose_problem})" if med.dose_problem else "daily dose unknown"
-    release = f", {med.release}-release" if med.release else ""
-    matched = recognition(med)
-    return f"{plain(med.display)} ({order_state(med)}{release}), {dose}" + (f"; {matched}" if matched else "")
-
-
 class _KeepUnknown(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"

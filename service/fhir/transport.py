@@ -166,10 +166,6 @@ class OriginGate:
                 else:
                     self._busy.pop(origin, None)
 
-    def in_flight(self, origin: str) -> int:
-        with self._lock:
-            return self._busy.get(origin, 0)
-
 
 ORIGINS = OriginGate()
 
