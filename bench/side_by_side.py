@@ -41,12 +41,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,12 +55,10 @@ from typing import Any
 import requests
 
 from bench import wrk
-from bench.bodies import BODY_NAMES, Body, build_body, year_of_monitoring
-from bench.fhir_standin import FhirStandIn, replay_answers
-from bench.load import comparable
+from bench.bodies import BODY_NAMES, Body, build_body
+from bench.fallback_mode import fallback, fallback_setup
+from bench.profile_mode import profile
 from bench.server import ROOT, Server, gunicorn, rss_kib
-from cards.knowledge import load_knowledge
-from service.hooks.templates import prefetch_templates, substitute, template_is_read
 
 FLOOR_APP = "bench.floor:app"
 MODES = ("prefetched", "fallback", "memory", "profile")
@@ -232,156 +227,6 @@ def prefetched(args: argparse.Namespace, bodies: list[Body], folder: Path, servi
     return results
 
 
-def _fallback_body(body: dict[str, Any], url: str, token: str) -> dict[str, Any]:
-    out = copy.deepcopy(body)
-    out.pop("prefetch", None)
-    out["fhirServer"] = url
-    out["fhirAuthorization"] = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/*.read",
-        "subject": "tacro-cds",
-    }
-    return out
-
-
-def _slowest_query(standin: FhirStandIn, token: str, body: dict[str, Any], templates: dict[str, str]) -> float:
-    """Seconds of the slowest of the body's queries sent one by one on a kept-alive connection."""
-    times = []
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {token}"
-        session.get(f"{standin.url}/metadata", timeout=30)  # connect once, outside the timing
-        for template in templates.values():
-            query = substitute(template, body["context"])
-            t0 = time.perf_counter()
-            response = session.get(f"{standin.url}/{query}", timeout=30)
-            times.append(time.perf_counter() - t0)
-            if response.status_code != 200 and not template_is_read(template):
-                raise RuntimeError(f"the stand-in answered {query} with {response.status_code}")
-    return max(times)
-
-
-def _all_at_once(standin: FhirStandIn, token: str, body: dict[str, Any], templates: dict[str, str]) -> float:
-    """Seconds until the last of the body's queries is answered when a bare client in another
-    process sends them all at once: what a fallback call could take if fetching cost nothing."""
-    queries = [substitute(template, body["context"]) for template in templates.values()]
-    spec = {"url": standin.url, "token": token, "queries": queries, "rounds": 10}
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.parallel_queries"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    return float(json.loads(out.stdout)["together"])
-
-
-@dataclass(frozen=True)
-class FallbackSetup:
-    """The FHIR stand-in of the fallback mode, the token it insists on, and the prefetched bodies
-    whose prefetch it replays."""
-
-    standin: FhirStandIn
-    token: str
-    bodies: dict[str, dict[str, Any]]
-    templates: dict[str, str]
-
-    def service_env(self) -> dict[str, str]:
-        """What the service needs to fetch from the stand-in (plain http on loopback, allowlisted)."""
-        return {
-            "TACRO_CDS_ALLOW_HTTP_FHIR": "loopback",
-            "TACRO_CDS_FHIR_SERVER_ALLOWLIST": json.dumps([self.standin.url]),
-        }
-
-
-@contextlib.contextmanager
-def fallback_setup(args: argparse.Namespace) -> Iterator[FallbackSetup]:
-    templates = prefetch_templates(load_knowledge())
-    bodies = {hook: year_of_monitoring(hook) for hook in ("order-select", "patient-view")}
-    token = "bench-" + secrets.token_urlsafe(12)
-    answers = replay_answers(bodies.values(), templates)
-    with FhirStandIn(answers, delay=args.fhir_delay_ms / 1000, token=token) as standin:
-        yield FallbackSetup(standin, token, bodies, templates)
-
-
-def fallback(args: argparse.Namespace, service: Server, setup: FallbackSetup) -> dict[str, Any]:
-    """Every prefetch key missing against a FHIR stand-in with a fixed delay per query."""
-    standin, token, templates = setup.standin, setup.token, setup.templates
-    results: dict[str, Any] = {}
-    for hook, body in setup.bodies.items():
-        path = f"{service.base_url}/cds-services/{Body(hook, hook, b'').service}"
-        payload = json.dumps(_fallback_body(body, standin.url, token)).encode()
-        slowest = _slowest_query(standin, token, body, templates)
-        at_once = _all_at_once(standin, token, body, templates)
-        prefetched_cards = requests.post(path, json=body, timeout=60).json()
-        with requests.Session() as session:
-            session.headers["Content-Type"] = "application/json"
-            # The same call prefetched: what the service itself takes, beside what the fetching adds.
-            prefetched_payload = json.dumps(body).encode()
-            alone = []
-            for _ in range(max(2, args.fallback_calls)):
-                t0 = time.perf_counter()
-                session.post(path, data=prefetched_payload, timeout=60).raise_for_status()
-                alone.append(time.perf_counter() - t0)
-            per_call = []
-            latencies = []
-            for _ in range(max(2, args.fallback_calls)):
-                before = (standin.connections, standin.served)
-                t0 = time.perf_counter()
-                response = session.post(path, data=payload, timeout=60)
-                latencies.append(time.perf_counter() - t0)
-                per_call.append((standin.connections - before[0], standin.served - before[1]))
-                if response.status_code != 200:
-                    raise RuntimeError(f"fallback {hook}: {response.status_code} {response.text[:500]}")
-            same_cards = comparable(response.json()) == comparable(prefetched_cards)
-        median = statistics.median(latencies)
-        processing = statistics.median(alone)
-        reused = per_call[1][0] == 0
-        print(
-            f"\nfallback {hook}: every one of {len(templates)} prefetch keys missing, stand-in delay "
-            f"{args.fhir_delay_ms:g} ms per query, {len(latencies)} calls on one client connection"
-        )
-        print(
-            f"  latency p50 {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; slowest single "
-            f"query alone {slowest * 1000:.1f} ms; p50 - slowest = {(median - slowest) * 1000:+.1f} ms "
-            f"(goal about +20 ms)"
-        )
-        print(
-            f"  the same call prefetched: p50 {processing * 1000:.1f} ms, so fetching added "
-            f"{(median - processing) * 1000:+.1f} ms to the call, {(median - processing - slowest) * 1000:+.1f} ms "
-            f"beyond the slowest query"
-        )
-        print(
-            f"  all {len(templates)} queries at once from a bare client: {at_once * 1000:.1f} ms "
-            f"({(at_once - slowest) * 1000:+.1f} ms: the stand-in and the client, not the service); "
-            f"p50 - prefetched p50 - that = {(median - processing - at_once) * 1000:+.1f} ms"
-        )
-        print(f"  cards equal to the prefetched body's: {'yes' if same_cards else 'NO'}")
-        print(
-            f"  connections accepted by the stand-in: call 1: {per_call[0][0]} for {per_call[0][1]} "
-            f"queries, call 2: {per_call[1][0]} for {per_call[1][1]} queries -> "
-            f"connections reused across calls: {'yes' if reused else 'no'}"
-        )
-        results[hook] = {
-            "latency_ms": [round(x * 1000, 2) for x in latencies],
-            "p50_ms": median * 1000,
-            "slowest_query_ms": slowest * 1000,
-            "overhead_ms": (median - slowest) * 1000,
-            "same_cards": same_cards,
-            "prefetched_p50_ms": processing * 1000,
-            "fetch_overhead_ms": (median - processing - slowest) * 1000,
-            "all_at_once_ms": at_once * 1000,
-            "fetch_overhead_beyond_all_at_once_ms": (median - processing - at_once) * 1000,
-            "connections_per_call": [c for c, _ in per_call],
-            "queries_per_call": [q for _, q in per_call],
-            "reused": reused,
-        }
-    return results
-
-
 def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str, Any]:
     """Worker RSS of ``service`` over at least --memory-calls calls of --memory-body."""
     body = build_body(args.memory_body)
@@ -452,97 +297,6 @@ def memory(args: argparse.Namespace, folder: Path, service: Server) -> dict[str,
         "warmup_calls": warm.requests,
         "samples": [{"calls": n, "rss_kib": s} for n, s in samples],
         "growth_kib": growth,
-    }
-
-
-def _project_function(frame: Any) -> str | None:
-    path = Path(frame.file_path or "")
-    for package in ("service", "cards"):
-        with contextlib.suppress(ValueError):
-            relative = path.resolve().relative_to(ROOT / package)
-            return f"{package}/{relative}:{frame.function}"
-    return None
-
-
-def _inclusive_times(root: Any) -> dict[str, float]:
-    """Inclusive seconds per project function (a recursive call counted once)."""
-    totals: dict[str, float] = {}
-
-    def walk(frame: Any, on_path: frozenset[str]) -> None:
-        name = _project_function(frame)
-        if name is not None and name not in on_path:
-            totals[name] = totals.get(name, 0.0) + frame.time
-            on_path = on_path | {name}
-        for child in frame.children:
-            walk(child, on_path)
-
-    walk(root, frozenset())
-    return totals
-
-
-def profile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """pyinstrument over in-process calls; the call tree under ``out``."""
-    from pyinstrument import Profiler
-
-    from service import create_app
-
-    body = build_body(args.profile_body)
-    with tempfile.TemporaryDirectory(prefix="tacro-cds-profile-") as tmp:
-        app = create_app(
-            {
-                "AUTH_REQUIRED": False,
-                "FEEDBACK_DB": f"sqlite:///{Path(tmp) / 'feedback.sqlite'}",
-                "LOG_LEVEL": "WARNING",
-            }
-        )
-        client = app.test_client()
-
-        def call() -> None:
-            response = client.post(body.path, data=body.payload, content_type="application/json")
-            if response.status_code != 200:
-                raise RuntimeError(f"profile: {response.status_code} {response.get_data(as_text=True)[:500]}")
-
-        for _ in range(3):
-            call()
-        profiler = Profiler(interval=0.0005)
-        t0 = time.perf_counter()
-        profiler.start()
-        for _ in range(args.profile_calls):
-            call()
-        profiler.stop()
-        elapsed = time.perf_counter() - t0
-    session = profiler.last_session
-    assert session is not None
-    text_path = out / f"profile-{body.name}.txt"
-    html_path = out / f"profile-{body.name}.html"
-    text_path.write_text(profiler.output_text(unicode=True, color=False), encoding="utf-8")
-    html_path.write_text(profiler.output_html(), encoding="utf-8")
-    root = session.root_frame()
-    total = root.time if root is not None else 0.0
-    top = sorted(_inclusive_times(root).items(), key=lambda kv: -kv[1]) if root is not None else []
-    cpu = getattr(session, "cpu_time", None)
-    print(
-        f"\nprofile: {body.describe()}; {args.profile_calls} calls in-process, "
-        f"{elapsed / args.profile_calls * 1000:.1f} ms per call under the profiler"
-        + (f" ({cpu / args.profile_calls * 1000:.1f} ms CPU; shares are of wall time)" if cpu else "")
-    )
-    print(
-        f"  call tree: {text_path.relative_to(ROOT) if text_path.is_relative_to(ROOT) else text_path}, "
-        f"{html_path.name} beside it"
-    )
-    print("  project functions by inclusive share of the profiled time:")
-    for name, seconds in top[: args.profile_top]:
-        print(f"    {100 * seconds / total:5.1f} %  {seconds / args.profile_calls * 1000:7.2f} ms/call  {name}")
-    return {
-        "body": body.describe(),
-        "calls": args.profile_calls,
-        "ms_per_call": elapsed / args.profile_calls * 1000,
-        "call_tree": str(text_path),
-        "html": str(html_path),
-        "top": [
-            {"function": n, "share": s / total, "ms_per_call": s / args.profile_calls * 1000}
-            for n, s in top[: args.profile_top]
-        ],
     }
 
 

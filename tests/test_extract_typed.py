@@ -1,4 +1,4 @@
-"""The usual-shape reading of Observations (``ObservationReader._usual_observation``) against the
+"""The usual-shape reading of Observations (``UsualObservationReader._usual_observation``) against the
 lenient reading alone: identical facts and identical cards, for every fixture request, every published
 Observation example placed in a chart, the bench's year of data, and a seeded generated set of value,
 unit, comparator, timing, status, code and component shapes. The usual-shape reading may decline a
@@ -22,7 +22,7 @@ from cards.model import Card
 from fhir_fixtures import load_request, scenario_clock
 from service.config import default_settings
 from service.hooks.extract import build_facts
-from service.hooks.extract import observations as observations_module
+from service.hooks.extract import usual_observations as observations_module
 from service.hooks.prefetch import resources_of
 from service.hooks.validation import validate_request
 
@@ -44,7 +44,7 @@ def both_ways(body: dict[str, Any], today: date) -> tuple[PatientFacts, list[Car
     request = validate_request(body, hook=body["hook"], limits=LIMITS)
     data = {key: resources_of(value) for key, value in (body.get("prefetch") or {}).items()}
     taken = 0
-    original = observations_module.ObservationReader._usual_observation
+    original = observations_module.UsualObservationReader._usual_observation
 
     def counting(reader: Any, resource: dict[str, Any]) -> bool:
         nonlocal taken
@@ -52,11 +52,11 @@ def both_ways(body: dict[str, Any], today: date) -> tuple[PatientFacts, list[Car
         taken += took
         return took
 
-    observations_module.ObservationReader._usual_observation = counting  # type: ignore[method-assign]
+    observations_module.UsualObservationReader._usual_observation = counting  # type: ignore[method-assign]
     try:
         typed = build_facts(request, data, KNOWLEDGE, today=today)
     finally:
-        observations_module.ObservationReader._usual_observation = original  # type: ignore[method-assign]
+        observations_module.UsualObservationReader._usual_observation = original  # type: ignore[method-assign]
     lenient = build_facts(request, data, KNOWLEDGE, today=today, typed=False)
     assert typed == lenient
     typed_cards = evaluate(typed, today, KNOWLEDGE)

@@ -25,8 +25,8 @@ from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex, _index_for
 from service.hooks.extract.common import _as_list, _flatten, _Unusable, parse_fhir_datetime
 from service.hooks.extract.medications import MedicationReader
-from service.hooks.extract.observations import ObservationReader
 from service.hooks.extract.records import RecordReader
+from service.hooks.extract.usual_observations import UsualObservationReader
 
 __all__ = ["CodeIndex", "Extracted", "build_facts", "extract", "parse_fhir_datetime"]
 
@@ -52,7 +52,7 @@ _HANDLERS = {
 }
 
 
-class _Extractor(ObservationReader, RecordReader, MedicationReader):
+class _Extractor(UsualObservationReader, RecordReader, MedicationReader):
     """One extraction: every resource of the call, read once by its family's reader."""
 
     # -- collection --------------------------------------------------------------------------------
