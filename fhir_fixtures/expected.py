@@ -13,6 +13,7 @@ and when the table and the goldens disagree.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class Row:
     verdict: str | None
 
 
+def _at(moment: datetime) -> datetime:
+    """A scenario's clock: always the moment it is set on."""
+    return moment
+
+
 def rows() -> list[Row]:
     """Every card of every scenario and hook, as the service decides it on the scenario's day."""
     from cards.vocab import SERVICE_IDS
@@ -53,10 +59,11 @@ def rows() -> list[Row]:
                         "SMART_APP_ENABLED": False,
                         "FEEDBACK_DB": f"sqlite:///{Path(folder) / f'{len(apps)}.sqlite'}",
                     },
-                    clock=lambda clock=clock: clock,
+                    clock=functools.partial(_at, clock),
                 )
             runtime = apps[clock].extensions["tacro_cds"]
-            _, _, cards = decide(runtime, SERVICE_IDS[hook], load_request(scenario, hook))
+            _, decision = decide(runtime, SERVICE_IDS[hook], load_request(scenario, hook))
+            cards = decision.cards
             out.extend(Row(scenario, hook, c.kind, c.indicator, c.verdict) for c in cards)
             if not cards:
                 out.append(Row(scenario, hook, None, None, None))
