@@ -36,7 +36,9 @@ def run_parallel(
         pool.shutdown(wait=False, cancel_futures=True)
     results: dict[str, Any] = {}
     for name, future in futures.items():
-        if not future.done():
+        # A call still running at the deadline, or one still queued then (the shutdown above cancelled
+        # it: with more calls than threads, or threads not yet started on a busy machine), timed out.
+        if not future.done() or future.cancelled():
             future.cancel()
             results[name] = FhirTimeoutError(f"the overall FHIR budget of {budget_s:g} s ran out")
             continue
