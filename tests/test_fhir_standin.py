@@ -131,11 +131,11 @@ def test_kept_connections_the_server_closed_while_idle_are_not_used(make_app):
     service, body = REQUESTS[CASES[1]]
     client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
     prefetched = client.post(f"/cds-services/{service}", json=body)
-    with FhirStandIn(_replay(), token="standin-token", keep_alive_s=0.05) as idle_closing:
+    with FhirStandIn(_replay(), token="standin-token", keep_alive_s=0.5) as idle_closing:
         fallback = fallback_body(body, Fhir(idle_closing.url, idle_closing.token))
         first = client.post(f"/cds-services/{service}", json=fallback)
         opened_by_first = idle_closing.connections
-        time.sleep(1.0)  # every kept connection closed by the server meanwhile (idle for 20 times its limit)
+        time.sleep(2.0)  # every kept connection closed by the server meanwhile (idle for 4 times its limit)
         second = client.post(f"/cds-services/{service}", json=fallback)
         assert idle_closing.connections > opened_by_first
     assert first.status_code == second.status_code == 200
