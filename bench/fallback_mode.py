@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import secrets
 import statistics
@@ -22,24 +21,10 @@ import requests
 
 from bench.bodies import Body, year_of_monitoring
 from bench.fhir_standin import FhirStandIn, replay_answers
-from bench.load import comparable
+from bench.load import Fhir, comparable, fallback_body
 from bench.server import ROOT, Server
 from cards.knowledge import load_knowledge
 from service.hooks.templates import prefetch_templates, substitute, template_is_read
-
-
-def _fallback_body(body: dict[str, Any], url: str, token: str) -> dict[str, Any]:
-    out = copy.deepcopy(body)
-    out.pop("prefetch", None)
-    out["fhirServer"] = url
-    out["fhirAuthorization"] = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/*.read",
-        "subject": "tacro-cds",
-    }
-    return out
 
 
 def _slowest_query(standin: FhirStandIn, token: str, body: dict[str, Any], templates: dict[str, str]) -> float:
@@ -109,7 +94,7 @@ def fallback(args: argparse.Namespace, service: Server, setup: FallbackSetup) ->
     results: dict[str, Any] = {}
     for hook, body in setup.bodies.items():
         path = f"{service.base_url}/cds-services/{Body(hook, hook, b'').service}"
-        payload = json.dumps(_fallback_body(body, standin.url, token)).encode()
+        payload = json.dumps(fallback_body(body, Fhir(standin.url, token))).encode()
         slowest = _slowest_query(standin, token, body, templates)
         at_once = _all_at_once(standin, token, body, templates)
         prefetched_cards = requests.post(path, json=body, timeout=60).json()
