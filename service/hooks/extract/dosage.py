@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -147,26 +147,37 @@ def doses_per_day(timing: Any) -> tuple[float | None, str | None]:
                 return None, f"timing.repeat.{where} is not valid FHIR ({first['msg']})"
             frequency, unit = checked.frequency, checked.periodUnit
             period = float(checked.period) if checked.period is not None else None
-        if period is not None or unit is not None:
-            if period is None or unit is None:
-                return None, "timing gives a period without its unit (or a unit without a period)"
-            if unit not in PERIOD_DAYS:
-                return None, f"timing period unit {unit!r} has no fixed number of doses per day"
-            if float(period) <= 0:
-                return None, "timing period is not positive"
-            # A period without a frequency means once per period (FHIR: frequency defaults to 1).
-            return (frequency or 1) / (float(period) * PERIOD_DAYS[str(unit)]), None
-        if frequency is not None:
-            return None, "timing gives a frequency without a period"
-        times = _as_list(repeat.get("timeOfDay")) or _as_list(repeat.get("when"))
-        if times:
-            return float(len(times)), None  # each named time of day is one daily dose
+        said = repeat_per_day(frequency, period, unit, repeat)
+        if said is not None:
+            return said
     for cc in _dicts(timing.get("code")):
         for coding in _dicts(cc.get("coding")):
             per_day = TIMING_CODES_PER_DAY.get(str(coding.get("code")).upper())
             if per_day is not None:
                 return per_day, None
     return None, "timing does not say how often"
+
+
+def repeat_per_day(
+    frequency: int | None, period: float | None, unit: str | None, repeat: Mapping[str, Any]
+) -> tuple[float | None, str | None] | None:
+    """``doses_per_day`` of a Timing.repeat without a range, from its valid frequency, period and
+    periodUnit; None when the repeat does not say how often (a Timing.code may)."""
+    if period is not None or unit is not None:
+        if period is None or unit is None:
+            return None, "timing gives a period without its unit (or a unit without a period)"
+        if unit not in PERIOD_DAYS:
+            return None, f"timing period unit {unit!r} has no fixed number of doses per day"
+        if float(period) <= 0:
+            return None, "timing period is not positive"
+        # A period without a frequency means once per period (FHIR: frequency defaults to 1).
+        return (frequency or 1) / (float(period) * PERIOD_DAYS[str(unit)]), None
+    if frequency is not None:
+        return None, "timing gives a frequency without a period"
+    times = _as_list(repeat.get("timeOfDay")) or _as_list(repeat.get("when"))
+    if times:
+        return float(len(times)), None  # each named time of day is one daily dose
+    return None
 
 
 def _dose_unit_meaning(spelling: str) -> str | None:
@@ -194,6 +205,13 @@ def one_dose_mg(
     unit = quantity.get("unit") if isinstance(quantity.get("unit"), str) else None
     if amount is None:
         return None, f"dose has no number ({quantity.get('value')!r})"
+    return dose_mg(amount, code, unit, strength, product_code)
+
+
+def dose_mg(
+    amount: float, code: str | None, unit: str | None, strength: float | None, product_code: str | None
+) -> tuple[float | None, str | None]:
+    """(mg in one dose, why unknown) of a dose quantity's number and its code and unit (strings or None)."""
     spellings = [s.strip().lower() for s in (code, unit) if s]
     if not spellings:
         return None, "dose has no unit"
@@ -201,7 +219,7 @@ def one_dose_mg(
     if len(meanings) > 1:
         # {value 0.5, code "mg", unit "tablet"}: 0.5 mg or half a 5 mg tablet? Neither is safe to assume.
         return None, f"dose unit ambiguous (code {code!r} and unit {unit!r} disagree)"
-    if any(is_count_unit(s) for s in spellings):
+    if "count" in meanings:  # a count unit among the spellings (``_dose_unit_meaning``)
         if strength is None:
             where = f"RxNorm {product_code}" if product_code else "the order"
             return None, f"dose in {unit or code} but the strength per unit is not known for {where}"
@@ -231,30 +249,50 @@ def daily_dose(
     daily dose is unknown, never guessed.
     """
     instructions = _dicts(dosages)
+    problem = not_one_schedule(instructions)
+    if problem:
+        return None, None, problem
+    return daily_total(
+        (
+            ((None, "taken as needed"), (None, None))
+            if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage
+            else (one_dose_mg(dosage, strength, product_code), doses_per_day(dosage.get("timing")))
+            for dosage in instructions
+        ),
+        len(instructions),
+        max_daily_mg,
+    )
+
+
+def not_one_schedule(instructions: list[dict[str, Any]]) -> str | None:
+    """Why these dosage instructions are not one daily dose taken together, or None when they are."""
     if not instructions:
-        return None, None, "no dosage instruction"
+        return "no dosage instruction"
+    if len(instructions) == 1:
+        return None  # one instruction is one schedule
     sequences = {repr(d.get("sequence")) for d in instructions if d.get("sequence") is not None}
     if len(sequences) > 1:
-        return None, None, "dosage instructions follow one another in sequence (a changing schedule)"
+        return "dosage instructions follow one another in sequence (a changing schedule)"
     if len({_bounds(d) for d in instructions}) > 1:
-        return (
-            None,
-            None,
-            ("dosage instructions cover different periods (a taper or a change), so they are not one daily dose"),
-        )
+        return "dosage instructions cover different periods (a taper or a change), so they are not one daily dose"
+    return None
+
+
+Reading = tuple[tuple[float | None, str | None], tuple[float | None, str | None]]
+
+
+def daily_total(
+    readings: Iterable[Reading], count: int, max_daily_mg: float | None
+) -> tuple[float | None, float | None, str | None]:
+    """``daily_dose`` of instructions that are one schedule, from each one's ((mg per dose, why unknown),
+    (doses per day, why unknown)) in order (``one_dose_mg``, ``doses_per_day``; taken as needed:
+    ((None, "taken as needed"), (None, None))); read lazily, the first instruction with a problem ends it."""
     total = 0.0
     doses = 0.0
-    for i, dosage in enumerate(instructions):
-        per_dose: float | None = None
-        per_day: float | None = None
-        if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
-            problem: str | None = "taken as needed"
-        else:
-            per_dose, problem = one_dose_mg(dosage, strength, product_code)
-            per_day, timing_problem = doses_per_day(dosage.get("timing"))
-            problem = problem or timing_problem
+    for i, ((per_dose, problem), (per_day, timing_problem)) in enumerate(readings):
+        problem = problem or timing_problem
         if problem:
-            prefix = f"dosage instruction {i + 1}: " if len(instructions) > 1 else ""
+            prefix = f"dosage instruction {i + 1}: " if count > 1 else ""
             return None, None, prefix + problem
         assert per_dose is not None and per_day is not None
         if per_dose <= 0:
@@ -322,7 +360,11 @@ def is_single_dose(resource: Mapping[str, Any]) -> bool:
     """One dose only: structured timing of one day (or ``repeat.count`` 1); without any structured
     course, a sig that says so in explicit words ("single dose", "once only", "stat", "one dose").
     Repeats allowed on the prescription make it a course."""
-    days = structured_course_days(resource)
+    return single_dose(resource, structured_course_days(resource))
+
+
+def single_dose(resource: Mapping[str, Any], days: int | None) -> bool:
+    """``is_single_dose`` of an order whose ``structured_course_days`` are ``days`` (worked out once)."""
     if days is not None:
         return days <= 1
     repeats = number(_obj(resource.get("dispenseRequest")).get("numberOfRepeatsAllowed"))

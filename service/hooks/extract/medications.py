@@ -15,7 +15,6 @@ from service.hooks.extract.common import (
     ENDED_MED_STATUSES,
     MEDREQ_STATUSES,
     MEDSTATEMENT_STATUSES,
-    _as_list,
     _blank_medication,
     _codings,
     _describe,
@@ -31,7 +30,7 @@ from service.hooks.extract.dosage import (
     daily_dose,
     dosage_timings,
     duration_days,
-    is_single_dose,
+    single_dose,
     structured_course_days,
 )
 from service.hooks.extract.reader import _Reader
@@ -39,6 +38,7 @@ from service.hooks.extract.reader import _Reader
 
 def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
     """What the rules read of the order itself (its id, reasons, dosage timing, course), as typed values."""
+    days = structured_course_days(res)
     rid = res.get("id")
     refs = res.get("reasonReference")
     concept = res.get("medicationCodeableConcept")
@@ -52,8 +52,8 @@ def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "has_dosage_instruction": bool(res.get("dosageInstruction")),
         "coded": isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings),
-        "course_days": structured_course_days(res),
-        "single_dose": is_single_dose(res),
+        "course_days": days,
+        "single_dose": single_dose(res, days),
         "dosage_timings": dosage_timings(res),
         **_layout(res),
     }
@@ -85,20 +85,29 @@ def _layout(res: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def medication_status(res: Mapping[str, Any], rtype: str, draft: bool) -> tuple[str, bool] | None:
+    """(status, ended) of an order or statement this service reads (ended: stopped or completed, kept
+    apart); None for one it skips (cancelled, entered-in-error, a stored draft ...)."""
+    if rtype == "MedicationRequest":
+        # The sandbox's first draft has no status yet: a draft order is a draft.
+        status = _status(res, "draft" if draft else "unknown")
+        allowed = DRAFT_MEDREQ_STATUSES if draft else MEDREQ_STATUSES
+    else:
+        status = _status(res, "unknown")
+        allowed = MEDSTATEMENT_STATUSES
+    ended = not draft and status in ENDED_MED_STATUSES
+    if status not in allowed and not ended:
+        return None
+    return status, ended
+
+
 class MedicationReader(_Reader):
     """Reads medication orders and statements into MedicationFacts."""
 
     def _medication(self, res: dict[str, Any], draft: bool) -> None:
         rtype = str(res["resourceType"])
-        if rtype == "MedicationRequest":
-            # The sandbox's first draft has no status yet: a draft order is a draft.
-            status = _status(res, "draft" if draft else "unknown")
-            allowed = DRAFT_MEDREQ_STATUSES if draft else MEDREQ_STATUSES
-        else:
-            status = _status(res, "unknown")
-            allowed = MEDSTATEMENT_STATUSES
-        ended = not draft and status in ENDED_MED_STATUSES
-        if status not in allowed and not ended:
+        decided = medication_status(res, rtype, draft)
+        if decided is None:
             return
         if res.get("doNotPerform") is True:
             # An order NOT to give the drug: never therapy, never an interaction; named, not dropped.
@@ -114,13 +123,36 @@ class MedicationReader(_Reader):
             return  # an order form not filled in yet (a client's blank draft): normal input, nothing to check
         source = _ref_of(res)
         concepts, display, fallback_texts = self._drug_of(res)
-        recognised = self._recognise(concepts, fallback_texts)
+        codings = _codings(concepts)
+        texts = _texts(concepts) + fallback_texts
+        recognised, display, strength, release = self._identify(res, draft, source, codings, texts, display)
+        instructions = _dicts(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
+        dose = daily_dose(instructions, strength, recognised.product_code, self._dose_ceiling(recognised))
+        self._record(
+            res, rtype, draft, decided, source, recognised, display, strength, release, dose, instructions, texts
+        )
+
+    def _identify(
+        self,
+        res: Mapping[str, Any],
+        draft: bool,
+        source: str,
+        codings: list[dict[str, Any]],
+        texts: list[str],
+        display: str,
+    ) -> tuple[Recognised, str, float | None, str | None]:
+        """(the drug recognised, its display, strength per unit, release) of an order naming its drug by
+        ``codings`` (each with a string code, as ``_codings`` gives them) and ``texts`` (``_texts`` of its
+        concepts, then the reference's display); a problem recognising it is reported."""
+        recognised = self.index.drugs.recognise(
+            [str(c["code"]) for c in codings if c.get("system") in RXNORM_SYSTEMS], texts
+        )
         if recognised.problem:
             self.unusable.append(UnusableResource(source, recognised.problem))
-        recognised = self._vaccine(concepts, recognised)
+        recognised = self._vaccine_of(codings, recognised)
         product = recognised.product
         if not display:
-            codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip() for c in _codings(concepts)]
+            codes = [f"{str(c.get('system') or '').rsplit('/', 1)[-1]} {c['code']}".strip() for c in codings]
             display = product.display if product else (codes[0] if codes else "(unnamed medication)")
             if not recognised.ingredients and not product and draft:
                 # Only a code this service does not know, and no name: nobody can tell what is ordered.
@@ -133,18 +165,39 @@ class MedicationReader(_Reader):
         release: str | None = product.release if product else None
         if release is None:
             # No product code says it: a brand name in the text may (Envarsus XR is extended-release).
-            release = self.index.drugs.release_in(_texts(concepts) + fallback_texts, recognised.ingredients)
-        dosages = _as_list(res.get("dosageInstruction" if rtype == "MedicationRequest" else "dosage"))
+            release = self.index.drugs.release_in(texts, recognised.ingredients)
+        return recognised, display, strength, release
+
+    def _dose_ceiling(self, recognised: Recognised) -> float | None:
+        """The lowest daily-dose limit (maximum, plausibility) of the drug's ingredients, or None."""
         ceilings = [
             table[i]
             for table in (self.index.max_daily_mg, self.index.plausible_daily_mg)
             for i in recognised.ingredients
             if i in table
         ]
-        daily, per_day, dose_problem = daily_dose(
-            dosages, strength, recognised.product_code, min(ceilings) if ceilings else None
-        )
-        start, start_from, end, duration = self._period(res, rtype, dosages, source)
+        return min(ceilings) if ceilings else None
+
+    def _record(
+        self,
+        res: dict[str, Any],
+        rtype: str,
+        draft: bool,
+        decided: tuple[str, bool],
+        source: str,
+        recognised: Recognised,
+        display: str,
+        strength: float | None,
+        release: str | None,
+        dose: tuple[float | None, float | None, str | None],
+        instructions: list[dict[str, Any]],
+        texts: list[str],
+    ) -> None:
+        """Add the MedicationFact of an order read this far (its course dates, route, what it replaces,
+        why it is given, its shape)."""
+        status, ended = decided
+        daily, per_day, dose_problem = dose
+        start, start_from, end, duration = self._period(res, rtype, instructions, source)
         (self.ended_medications if ended else self.medications).append(
             MedicationFact(
                 source=source,
@@ -165,9 +218,9 @@ class MedicationReader(_Reader):
                 duration_days=duration,
                 is_draft=draft,
                 is_selected=draft and source in self.selections,
-                route=self._route(dosages, product, concepts, fallback_texts),  # type: ignore[arg-type]
-                prior_prescription=self._prior(res),
-                indications=self._indications(res),
+                route=self._route(instructions, recognised.product, texts),  # type: ignore[arg-type]
+                prior_prescription=self._prior(res) if "priorPrescription" in res else None,
+                indications=self._indications(res) if "reasonCode" in res else (),
                 key=self._keep(res, source),
                 **order_shape(res),
             )
@@ -204,17 +257,15 @@ class MedicationReader(_Reader):
             )
         )
 
-    def _route(self, dosages: list[Any], product: Product | None, concepts: list[Any], texts: list[str]) -> str | None:
-        """Dosage.route, else the product's dose form, else words in the order's texts."""
-        instructions = _dicts(dosages)
-        form = [text for text in (product.dose_form, product.display) if text] if product else []
-        order_texts = (
-            _texts(concepts) + texts + [str(d["text"]) for d in instructions if isinstance(d.get("text"), str)]
-        )
+    def _route(self, instructions: list[dict[str, Any]], product: Product | None, texts: list[str]) -> str | None:
+        """Dosage.route, else the product's dose form, else words in the order's texts (``texts``: its
+        concepts' and its reference's)."""
         for dosage in instructions:
             route = self.index.route_of(dosage.get("route"), [], [])
             if route:
                 return route
+        form = [text for text in (product.dose_form, product.display) if text] if product else []
+        order_texts = texts + [str(d["text"]) for d in instructions if isinstance(d.get("text"), str)]
         return self.index.route_of(None, form, order_texts)
 
     @staticmethod
@@ -237,9 +288,13 @@ class MedicationReader(_Reader):
 
     def _vaccine(self, concepts: list[Any], recognised: Recognised) -> Recognised:
         """A vaccine coded in CVX adds its drug key (e.g. a live attenuated vaccine)."""
+        return self._vaccine_of(_codings(concepts), recognised)
+
+    def _vaccine_of(self, codings: list[dict[str, Any]], recognised: Recognised) -> Recognised:
+        """``_vaccine`` of the codings (each with a string code, as ``_codings`` gives them)."""
         hits = [
             c["code"]
-            for c in _codings(concepts)
+            for c in codings
             if c.get("system") == self.index.vaccine_system and c["code"] in self.index.vaccines
         ]
         if not hits:
