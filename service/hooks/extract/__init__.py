@@ -24,8 +24,8 @@ from cards.knowledge_model import typed
 from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex, _index_for
 from service.hooks.extract.common import _as_list, _flatten, _Unusable, parse_fhir_datetime
-from service.hooks.extract.medications import MedicationReader
 from service.hooks.extract.records import RecordReader
+from service.hooks.extract.usual_medications import UsualMedicationReader
 from service.hooks.extract.usual_observations import UsualObservationReader
 
 __all__ = ["CodeIndex", "Extracted", "build_facts", "extract", "parse_fhir_datetime"]
@@ -52,7 +52,7 @@ _HANDLERS = {
 }
 
 
-class _Extractor(UsualObservationReader, RecordReader, MedicationReader):
+class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
     """One extraction: every resource of the call, read once by its family's reader."""
 
     # -- collection --------------------------------------------------------------------------------
@@ -147,9 +147,10 @@ def build_facts(
     """Turn the resolved resources (every key; draft orders from the context) into PatientFacts.
 
     ``today`` dates the pregnancy tests (too old, or from before her latest transfer); None skips that.
-    ``typed=False`` reads every Observation by the lenient path alone (the differential test's reference).
+    ``typed=False`` reads every Observation and MedicationRequest by the lenient path alone (the
+    differential test's reference).
     """
-    return extract(request, data, knowledge, today=today, typed_observations=typed).facts
+    return extract(request, data, knowledge, today=today, typed_observations=typed, typed_medications=typed).facts
 
 
 def extract(
@@ -159,11 +160,13 @@ def extract(
     *,
     today: date | None = None,
     typed_observations: bool = True,
+    typed_medications: bool = True,
 ) -> Extracted:
     """``build_facts``, with the table of the orders the facts were read from."""
     index = _index_for(typed(knowledge).codes)
     ex = _Extractor(request, index)
     ex.typed_observations = typed_observations
+    ex.typed_medications = typed_medications
     ex.run(data)
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).

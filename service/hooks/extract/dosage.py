@@ -8,6 +8,7 @@ A dose the arithmetic cannot compute is reported unknown with the reason, never 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -372,7 +373,14 @@ def single_dose(resource: Mapping[str, Any], days: int | None) -> bool:
         return False
     instructions = _dicts(resource.get("dosageInstruction"))
     texts = [str(d.get(k) or "") for d in instructions for k in ("text", "patientInstruction")]
-    return any(SINGLE_DOSE_WORDS.search(t) for t in texts)
+    return any(_says_single_dose(t) for t in texts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _says_single_dose(text: str) -> bool:
+    """Whether a sig says one dose only in ``SINGLE_DOSE_WORDS``; remembered, as a patient's orders come
+    back call after call with the same sigs (the search is the costliest step of reading an order)."""
+    return SINGLE_DOSE_WORDS.search(text) is not None
 
 
 def dosage_timings(resource: Mapping[str, Any]) -> tuple[DosageTiming, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
@@ -391,10 +392,19 @@ class MedicationReader(_Reader):
         return days
 
     def _date(self, raw: Any, source: str, label: str) -> date | None:
-        try:
-            return _parse_date(raw)
-        except ValueError as exc:
+        day, problem = _day(raw) if type(raw) is str else _day.__wrapped__(raw)
+        if problem is not None:
             # The medication still counts (an interacting drug matters without its date); the bad date
             # is reported rather than dropped.
-            self.unusable.append(UnusableResource(source, f"{label}: {exc}; date ignored"))
-            return None
+            self.unusable.append(UnusableResource(source, f"{label}: {problem}; date ignored"))
+        return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(raw: Any) -> tuple[date | None, str | None]:
+    """(the day of a FHIR date, why it cannot be read); remembered for strings, as a patient's orders
+    come back call after call with the same dates."""
+    try:
+        return _parse_date(raw), None
+    except ValueError as exc:
+        return None, str(exc)
