@@ -392,8 +392,8 @@ def dosage_timings(resource: Mapping[str, Any]) -> tuple[DosageTiming, ...]:
         times, whens = repeat.get("timeOfDay"), repeat.get("when")
         found.append(
             DosageTiming(
-                time_of_day=tuple(t for t in _as_list(times) if isinstance(t, str)),
-                when=tuple(w for w in _as_list(whens) if isinstance(w, str)),
+                time_of_day=() if times is None else tuple(t for t in _as_list(times) if isinstance(t, str)),
+                when=() if whens is None else tuple(w for w in _as_list(whens) if isinstance(w, str)),
                 text=str(dosage.get("text") or ""),
                 patient_instruction=str(dosage.get("patientInstruction") or ""),
                 time_of_day_listed=isinstance(times, list),

@@ -46,7 +46,9 @@ def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return {
         "reference": f"{res.get('resourceType')}/{rid}" if rid else None,
-        "reason_references": tuple(
+        "reason_references": ()
+        if refs is None
+        else tuple(
             str(r["display"]).strip().lower()
             for r in (refs if isinstance(refs, list) else [refs])
             if isinstance(r, dict) and isinstance(r.get("display"), str)

@@ -16,7 +16,6 @@ identical facts and cards.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 from service.hooks.extract.common import _blank_medication, _codings, _ref_of, _texts, _Unusable
@@ -152,17 +151,16 @@ class UsualMedicationReader(MedicationReader):
         source = _ref_of(res)
         recognised, display, strength, release = self._identify(res, draft, source, codings, texts, display)
         product_code = recognised.product_code
-
-        def readings() -> Iterator[Reading]:
-            for amount, code, unit, per_day in doses:
-                yield dose_mg(amount, code, unit, strength, product_code), per_day
-
         problem = not_one_schedule(instructions)
-        daily = (
-            (None, None, problem)
-            if problem
-            else daily_total(readings(), len(instructions), self._dose_ceiling(recognised))
-        )
+        if problem:
+            daily: tuple[float | None, float | None, str | None] = (None, None, problem)
+        else:
+            # Read at once, not lazily as the lenient path does: each reading is pure and cannot fail
+            # for the shapes taken, so the first one with a problem still decides.
+            readings: list[Reading] = [
+                (dose_mg(amount, code, unit, strength, product_code), per_day) for amount, code, unit, per_day in doses
+            ]
+            daily = daily_total(readings, len(instructions), self._dose_ceiling(recognised))
         self._record(
             res, "MedicationRequest", draft, decided, source, recognised, display, strength, release, daily,
             instructions, texts,
