@@ -49,6 +49,11 @@ def both_ways(body: dict[str, Any], today: date) -> tuple[PatientFacts, list[Car
     return facts, cards, taken
 
 
+def state_of(reader: Any) -> tuple[int, ...]:
+    """What a reader has read so far, as far as a medication can add to it."""
+    return (len(reader.medications), len(reader.ended_medications), len(reader.unusable), len(reader.orders))
+
+
 def read_both_ways(body: dict[str, Any], today: date) -> tuple[PatientFacts, list[Card], int, int]:
     """``both_ways``, with how many MedicationRequests the usual-shape reading took too."""
     request = validate_request(body, hook=body["hook"], limits=LIMITS)
@@ -65,8 +70,11 @@ def read_both_ways(body: dict[str, Any], today: date) -> tuple[PatientFacts, lis
 
     def counting_medications(reader: Any, resource: dict[str, Any], draft: bool) -> bool:
         nonlocal meds_taken
+        before = state_of(reader)
         took = original_medication(reader, resource, draft)
         meds_taken += took
+        if not took:
+            assert state_of(reader) == before, "declined after reading something"
         return took
 
     observations_module.UsualObservationReader._usual_observation = counting  # type: ignore[method-assign]
