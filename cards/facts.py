@@ -48,9 +48,15 @@ LOCAL_ROUTES = frozenset({"topical", "vaginal", "ophthalmic"})
 Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text", "cvx"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Measurement:
-    """One observation value, normalised to its concept's canonical unit."""
+    """One observation value, normalised to its concept's canonical unit.
+
+    Built a few hundred times per hook call, so its ``__init__`` is written out: it fills the
+    instance's ``__dict__`` in one step, where a frozen dataclass's generated ``__init__`` sets each
+    of the 17 fields through ``object.__setattr__`` (three times the cost). It stays frozen (assigning
+    a field raises), and equality, hash, repr and ``replace`` are the dataclass's own;
+    tests/test_facts_measurement.py holds the parameters to the fields."""
 
     concept: str
     source: str  # "Observation/<id>" (or "Observation/<id>#component")
@@ -73,6 +79,46 @@ class Measurement:
     # canonical unit. ``value`` stays None; rules that can decide on the conservative reading use it.
     comparator: str | None = None
     bound: float | None = None
+
+    def __init__(
+        self,
+        concept: str,
+        source: str,
+        code: str,
+        status: str,
+        when: datetime | None,
+        value: float | None,
+        unit: str | None,
+        shown: str,
+        problem: str | None = None,
+        timing: Literal["trough", "unknown"] | None = None,
+        fasting: bool | None = None,
+        derived_from: tuple[str, ...] = (),
+        reference_high: float | None = None,
+        coded_value: str | None = None,
+        conflicts_with: tuple[str, ...] = (),
+        comparator: str | None = None,
+        bound: float | None = None,
+    ) -> None:
+        self.__dict__.update(
+            concept=concept,
+            source=source,
+            code=code,
+            status=status,
+            when=when,
+            value=value,
+            unit=unit,
+            shown=shown,
+            problem=problem,
+            timing=timing,
+            fasting=fasting,
+            derived_from=derived_from,
+            reference_high=reference_high,
+            coded_value=coded_value,
+            conflicts_with=conflicts_with,
+            comparator=comparator,
+            bound=bound,
+        )
 
     @property
     def is_final(self) -> bool:
