@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Literal
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -310,4 +311,15 @@ class PatientFacts:
         return any(c.concept == concept for c in self.conditions)
 
     def medications_with(self, ingredient: str) -> tuple[MedicationFact, ...]:
-        return tuple(m for m in self.medications if m.has(ingredient))
+        return self._medications_by_ingredient.get(ingredient, ())
+
+    @cached_property
+    def _medications_by_ingredient(self) -> Mapping[str, tuple[MedicationFact, ...]]:
+        """``medications`` by ingredient, in their order: the rules ask a score of times a call.
+        Built at the first question (``cached_property`` stores it beside the fields, not as one:
+        equality, hash, repr and ``replace`` ignore it)."""
+        found: dict[str, list[MedicationFact]] = {}
+        for m in self.medications:
+            for ingredient in dict.fromkeys(m.ingredients):
+                found.setdefault(ingredient, []).append(m)
+        return {ingredient: tuple(ms) for ingredient, ms in found.items()}
