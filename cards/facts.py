@@ -6,11 +6,13 @@ acted on, why (``problem``), so a card can say what is missing instead of guessi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Literal
+from typing import Literal, TypeVar, cast
+
+_T = TypeVar("_T")
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
@@ -312,6 +314,22 @@ class PatientFacts:
 
     def medications_with(self, ingredient: str) -> tuple[MedicationFact, ...]:
         return self._medications_by_ingredient.get(ingredient, ())
+
+    def derived(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, worked out once per ``key`` for these facts: what several rules derive
+        from the same facts (the tacrolimus orders in focus, the protocol's scope, the interaction
+        decisions) is computed once per call. ``key`` names the derivation and everything besides
+        the facts its value depends on; the value must not be changed by whoever reads it. It lives
+        as long as these facts (a ``cached_property``, not a field)."""
+        memo = self._derived
+        if key in memo:
+            return cast(_T, memo[key])
+        value = memo[key] = compute()
+        return value
+
+    @cached_property
+    def _derived(self) -> dict[Hashable, object]:
+        return {}
 
     @cached_property
     def _medications_by_ingredient(self) -> Mapping[str, tuple[MedicationFact, ...]]:

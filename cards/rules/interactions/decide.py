@@ -94,7 +94,16 @@ class InteractionDecision:
 
 
 def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
-    """One decision per interacting drug that has a pair of orders new in this hook call."""
+    """One decision per interacting drug that has a pair of orders new in this hook call (decided
+    once for the facts, the day and the knowledge: the interaction and the potassium rules both
+    ask; the knowledge is kept beside the answer, as in ``scope_of``)."""
+    _, decisions = facts.derived(
+        ("decide_interactions", today, id(kb)), lambda: (kb, tuple(_decide_interactions(facts, today, kb)))
+    )
+    return list(decisions)
+
+
+def _decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
     table = typed(kb).interactions
     tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic and not _ended(m, today))
     if not tacrolimus_orders:
