@@ -6,10 +6,13 @@ acted on, why (``problem``), so a card can say what is missing instead of guessi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from functools import cached_property
+from typing import Literal, TypeVar, cast
+
+_T = TypeVar("_T")
 
 ACTIONABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 
@@ -48,9 +51,15 @@ LOCAL_ROUTES = frozenset({"topical", "vaginal", "ophthalmic"})
 Recognition = Literal["rxnorm-ingredient", "rxnorm-product", "text", "cvx"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Measurement:
-    """One observation value, normalised to its concept's canonical unit."""
+    """One observation value, normalised to its concept's canonical unit.
+
+    Built a few hundred times per hook call, so its ``__init__`` is written out: it fills the
+    instance's ``__dict__`` in one step, where a frozen dataclass's generated ``__init__`` sets each
+    of the 17 fields through ``object.__setattr__`` (three times the cost). It stays frozen (assigning
+    a field raises), and equality, hash, repr and ``replace`` are the dataclass's own;
+    tests/test_facts_measurement.py holds the parameters to the fields."""
 
     concept: str
     source: str  # "Observation/<id>" (or "Observation/<id>#component")
@@ -73,6 +82,46 @@ class Measurement:
     # canonical unit. ``value`` stays None; rules that can decide on the conservative reading use it.
     comparator: str | None = None
     bound: float | None = None
+
+    def __init__(
+        self,
+        concept: str,
+        source: str,
+        code: str,
+        status: str,
+        when: datetime | None,
+        value: float | None,
+        unit: str | None,
+        shown: str,
+        problem: str | None = None,
+        timing: Literal["trough", "unknown"] | None = None,
+        fasting: bool | None = None,
+        derived_from: tuple[str, ...] = (),
+        reference_high: float | None = None,
+        coded_value: str | None = None,
+        conflicts_with: tuple[str, ...] = (),
+        comparator: str | None = None,
+        bound: float | None = None,
+    ) -> None:
+        self.__dict__.update(
+            concept=concept,
+            source=source,
+            code=code,
+            status=status,
+            when=when,
+            value=value,
+            unit=unit,
+            shown=shown,
+            problem=problem,
+            timing=timing,
+            fasting=fasting,
+            derived_from=derived_from,
+            reference_high=reference_high,
+            coded_value=coded_value,
+            conflicts_with=conflicts_with,
+            comparator=comparator,
+            bound=bound,
+        )
 
     @property
     def is_final(self) -> bool:
@@ -264,4 +313,31 @@ class PatientFacts:
         return any(c.concept == concept for c in self.conditions)
 
     def medications_with(self, ingredient: str) -> tuple[MedicationFact, ...]:
-        return tuple(m for m in self.medications if m.has(ingredient))
+        return self._medications_by_ingredient.get(ingredient, ())
+
+    def derived(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, worked out once per ``key`` for these facts: what several rules derive
+        from the same facts (the tacrolimus orders in focus, the protocol's scope, the interaction
+        decisions) is computed once per call. ``key`` names the derivation and everything besides
+        the facts its value depends on; the value must not be changed by whoever reads it. It lives
+        as long as these facts (a ``cached_property``, not a field)."""
+        memo = self._derived
+        if key in memo:
+            return cast(_T, memo[key])
+        value = memo[key] = compute()
+        return value
+
+    @cached_property
+    def _derived(self) -> dict[Hashable, object]:
+        return {}
+
+    @cached_property
+    def _medications_by_ingredient(self) -> Mapping[str, tuple[MedicationFact, ...]]:
+        """``medications`` by ingredient, in their order: the rules ask a score of times a call.
+        Built at the first question (``cached_property`` stores it beside the fields, not as one:
+        equality, hash, repr and ``replace`` ignore it)."""
+        found: dict[str, list[MedicationFact]] = {}
+        for m in self.medications:
+            for ingredient in dict.fromkeys(m.ingredients):
+                found.setdefault(ingredient, []).append(m)
+        return {ingredient: tuple(ms) for ingredient, ms in found.items()}

@@ -198,13 +198,15 @@ def _smaller_product(
     ``per_dose_mg`` in whole units (the 0.5 mg capsule for 1.5 mg of a 1 mg capsule order)."""
     if current is None or not current.dose_form:
         return None
+    ingredients, release, form = set(med.ingredients), current.release, _form_words(current)
+    # The cheapest tests first: most of the table differs in release or strength.
     fits = [
         p
         for p in products
-        if set(p.ingredients) == set(med.ingredients)
-        and p.release == current.release
-        and _form_words(p) == _form_words(current)
+        if p.release == release
         and p.strength_mg is not None
+        and _form_words(p) == form
+        and set(p.ingredients) == ingredients
         and _whole(per_dose_mg / p.strength_mg)
     ]
     brand = _brand(current)

@@ -46,10 +46,14 @@ def plain(text: object, max_length: int = RECORD_TEXT_MAX) -> str:
     """A string from the record (a condition's display, a medication's text, an id) made safe for
     card Markdown: HTML removed, whitespace collapsed, Markdown characters escaped, and kept short
     (a record's free text must not crowd out the card's reason)."""
-    parser = _TextOnly()
-    parser.feed(str(text))
-    parser.close()
-    flat = " ".join("".join(parser.parts).split())
+    raw = str(text)
+    if "<" in raw or "&" in raw:
+        parser = _TextOnly()
+        parser.feed(raw)
+        parser.close()
+        raw = "".join(parser.parts)
+    # else: no tag and no character reference, which the parser would give back unchanged
+    flat = " ".join(raw.split())
     if len(flat) > max_length:
         flat = flat[: max_length - 1].rstrip() + "…"
     return _MARKDOWN.sub(r"\\\1", flat)

@@ -86,7 +86,12 @@ class Focus:
 
 
 def focus_of(facts: PatientFacts) -> Focus:
-    """The tacrolimus orders of this hook call: those in focus, every draft, and the active ones."""
+    """The tacrolimus orders of this hook call: those in focus, every draft, and the active ones
+    (worked out once for the facts: most rules ask)."""
+    return facts.derived(("focus_of",), lambda: _focus_of(facts))
+
+
+def _focus_of(facts: PatientFacts) -> Focus:
     # Tacrolimus ointment or eye drops are not systemic: no protocol, trough or dose rule is about them.
     tacro = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic)
     drafts = tuple(sorted((m for m in tacro if m.is_draft and in_focus(facts.hook, m)), key=lambda m: m.source))

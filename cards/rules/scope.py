@@ -109,7 +109,14 @@ def _has_word(text: str, words: list[str]) -> bool:
 
 
 def scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
-    """Decide whether the RIF protocol applies to this patient and these tacrolimus orders."""
+    """Decide whether the RIF protocol applies to this patient and these tacrolimus orders (once
+    for the facts, the day and the knowledge: most rules ask). The knowledge is kept beside the
+    answer, so no other knowledge can take its ``id`` while the facts live."""
+    _, scope = facts.derived(("scope_of", today, id(kb)), lambda: (kb, _scope_of(facts, today, kb)))
+    return scope
+
+
+def _scope_of(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> Scope:
     evidence = course_evidence(facts)
     if facts.has_condition(TRANSPLANT):
         return Scope(

@@ -171,8 +171,10 @@ class PrefetchResolver:
             if _has_next_page(value):
                 to_complete[key] = (template, value)
                 continue
-            _collect_medications(resources_of(value), medications)
-            data[key] = resources_of(value, kind)
+            resources = resources_of(value)
+            _collect_medications(resources, medications)
+            # resources_of(value, kind), without walking the Bundle twice
+            data[key] = resources if kind is None else [r for r in resources if r.get("resourceType") == kind]
             warning = searchset_incomplete(value)
             if warning is not None:
                 incomplete.append(MissingData(key, warning, code="prefetch-incomplete", partial=True))

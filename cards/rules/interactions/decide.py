@@ -94,11 +94,28 @@ class InteractionDecision:
 
 
 def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
-    """One decision per interacting drug that has a pair of orders new in this hook call."""
+    """One decision per interacting drug that has a pair of orders new in this hook call (decided
+    once for the facts, the day and the knowledge: the interaction and the potassium rules both
+    ask; the knowledge is kept beside the answer, as in ``scope_of``)."""
+    _, decisions = facts.derived(
+        ("decide_interactions", today, id(kb)), lambda: (kb, tuple(_decide_interactions(facts, today, kb)))
+    )
+    return list(decisions)
+
+
+def _decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any]) -> list[InteractionDecision]:
     table = typed(kb).interactions
     tacrolimus_orders = tuple(m for m in facts.medications_with(TACROLIMUS) if m.systemic and not _ended(m, today))
     if not tacrolimus_orders:
         return []
+    # The systemic orders of each drug other than tacrolimus, ended ones too, in the facts' order: an
+    # azole's effect outlasts its last dose (``_timing_of`` says for how long). Indexed once, as the
+    # table names many more drugs than she has orders.
+    orders_of: dict[str, list[MedicationFact]] = {}
+    for m in (*facts.medications, *facts.ended_medications):
+        if m.systemic and not m.has(TACROLIMUS):
+            for ingredient in dict.fromkeys(m.ingredients):
+                orders_of.setdefault(ingredient, []).append(m)
     decisions: list[InteractionDecision] = []
     seen: set[str] = set()
     for entry in table.entries:
@@ -112,7 +129,9 @@ def decide_interactions(facts: PatientFacts, today: date, kb: Mapping[str, Any])
             if drug in seen or drug == TACROLIMUS:
                 continue  # a drug listed twice: its first entry wins
             seen.add(drug)
-            decision = _decide_drug(facts, today, tacrolimus_orders, drug, entry, table, kb)
+            if drug not in orders_of:
+                continue  # no order of it: nothing to decide
+            decision = _decide_drug(facts, today, tacrolimus_orders, drug, orders_of[drug], entry, table, kb)
             if decision is not None:
                 decisions.append(decision)
     return decisions
@@ -290,16 +309,15 @@ def _decide_drug(
     today: date,
     tacrolimus_orders: Sequence[MedicationFact],
     drug: str,
+    candidates: Sequence[MedicationFact],
     entry: Interaction,
     table: InteractionsTable,
     kb: Mapping[str, Any],
 ) -> InteractionDecision | None:
+    """``candidates``: the systemic orders of ``drug``, ended ones too, none of tacrolimus."""
     timings: dict[int, Timing] = {}
     others: list[MedicationFact] = []
-    # Ended orders too: an azole's effect outlasts its last dose (``_timing_of`` says for how long).
-    for m in (*facts.medications, *facts.ended_medications):
-        if not m.has(drug) or m.has(TACROLIMUS) or not m.systemic:
-            continue
+    for m in candidates:
         counts_as = _timing_of(m, today, entry)
         if counts_as is not None:
             timings[id(m)] = counts_as

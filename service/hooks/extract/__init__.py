@@ -13,7 +13,7 @@ same-time conflicts, route).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -52,8 +52,25 @@ _HANDLERS = {
 }
 
 
+def _another_patient(reference: str, patient_id: str) -> bool | None:
+    """Whether a subject reference names a Patient other than ``patient_id``; None when it names no
+    Patient (a Group), which says nothing either way."""
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient":
+        return parts[-1] != patient_id
+    return None
+
+
 class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
     """One extraction: every resource of the call, read once by its family's reader."""
+
+    # Each resource type's reader (filled in below the class from ``_HANDLERS``).
+    _readers: dict[str, Callable[[_Extractor, dict[str, Any], bool], None]] = {}
+
+    def __init__(self, request: HookRequest, index: CodeIndex) -> None:
+        super().__init__(request, index)
+        # Each subject reference's answer in this call (``_of_another_patient``).
+        self._patient_refs: dict[str, bool | None] = {}
 
     # -- collection --------------------------------------------------------------------------------
 
@@ -90,24 +107,27 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
     def _of_another_patient(self, resource: Mapping[str, Any]) -> bool:
         """True when the resource's subject (or patient) is a Patient other than the hook's patientId.
 
-        A reference of another type (a Group) or none at all says nothing either way."""
+        A reference of another type (a Group) or none at all says nothing either way. Each reference
+        is read once per call (``_patient_refs``): a call's resources name the same patient."""
         for field in ("subject", "patient"):
             ref = resource.get(field)
             reference = ref.get("reference") if isinstance(ref, dict) else None
             if not isinstance(reference, str):
                 continue
-            parts = reference.split("/_history/")[0].rstrip("/").split("/")
-            if len(parts) >= 2 and parts[-2] == "Patient":
-                return parts[-1] != self.request.patient_id
+            if reference in self._patient_refs:
+                answer = self._patient_refs[reference]
+            else:
+                answer = self._patient_refs[reference] = _another_patient(reference, self.request.patient_id)
+            if answer is not None:
+                return answer
         return False
 
     def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
-        name = _HANDLERS.get(str(resource.get("resourceType")))
-        if name is None:
+        reader = self._readers.get(str(resource.get("resourceType")))
+        if reader is None:
             return  # Medication, Encounter ...: context, not facts
-        handler = getattr(self, name)
         try:
-            handler(resource, draft)
+            reader(self, resource, draft)
         except _Unusable as exc:
             self._unusable(resource, draft, str(exc))
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
@@ -125,6 +145,9 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
             today,
             negative_window_days=self.index.pregnancy_test_max_age_days,
         )
+
+
+_Extractor._readers = {kind: getattr(_Extractor, name) for kind, name in _HANDLERS.items()}
 
 
 @dataclass(frozen=True)
@@ -171,7 +194,7 @@ def extract(
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).
     labs = {
-        concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
+        concept: tuple(sorted(ms, key=lambda m: (m.when is not None, m.when or _OLDEST, m.source), reverse=True))
         for concept, ms in ex.labs.items()
     }
     facts = PatientFacts(

@@ -190,7 +190,7 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a FHIR date")
     text = value.strip()
-    partial = _PARTIAL_DATE.match(text)
+    partial = _PARTIAL_DATE.match(text) if len(text) <= 10 else None  # a partial date is at most 10 long
     try:
         if partial:
             year, month, day = partial.groups()

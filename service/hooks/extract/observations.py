@@ -380,10 +380,12 @@ class ObservationReader(_Reader):
         """Results of one concept taken at the same time with different values name each other, so
         neither wins by its place in the Bundle; both are kept."""
         for concept, results in self.labs.items():
-            by_time: dict[datetime, list[Measurement]] = {}
-            for m in results:
-                if m.when is not None and (m.value is not None or m.coded_value is not None):
-                    by_time.setdefault(m.when, []).append(m)
+            timed = [m for m in results if m.when is not None and (m.value is not None or m.coded_value is not None)]
+            if len({m.when for m in timed}) == len(timed):
+                continue  # no two taken at the same time (the usual case): nothing to name
+            by_time: dict[datetime | None, list[Measurement]] = {}  # never None: see timed
+            for m in timed:
+                by_time.setdefault(m.when, []).append(m)
             flagged: dict[str, tuple[str, ...]] = {}
             for group in by_time.values():
                 if len(group) == 1 or len({(m.value, m.coded_value) for m in group}) == 1:

@@ -125,10 +125,11 @@ class UsualObservationReader(ObservationReader):
         any other value goes to ``_measure`` itself."""
         concept = match.concept
         q = elem.get("valueQuantity")
-        raw: Any = q.get("value") if type(q) is dict else None
+        if type(q) is not dict:
+            return self._measure(match, elem, source, status, when)
+        raw: Any = q.get("value")
         if (
-            type(q) is not dict
-            or type(raw) not in (int, float)
+            type(raw) not in (int, float)
             or "comparator" in q
             or "valueString" in elem
             or concept not in CANONICAL
@@ -138,8 +139,9 @@ class UsualObservationReader(ObservationReader):
         number = float(raw)  # as ``_number`` converts it (an int too large raises the same error)
         if not math.isfinite(number):
             return self._measure(match, elem, source, status, when)
-        unit_code = q.get("code") if q.get("system") in (None, UCUM) and isinstance(q.get("code"), str) else None
-        unit_text = q.get("unit") if isinstance(q.get("unit"), str) else None
+        code, unit = q.get("code"), q.get("unit")
+        unit_code = code if isinstance(code, str) and q.get("system") in (None, UCUM) else None
+        unit_text = unit if isinstance(unit, str) else None
         shown = f"{_as_reported(raw, number)} {unit_text or unit_code or ''}".strip()
         conv = to_canonical(concept, number, unit_code, unit_text)
         value = conv.value
