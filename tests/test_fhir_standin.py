@@ -82,8 +82,10 @@ def test_the_standin_counts_the_connections_it_accepts():
 def test_a_second_call_to_the_same_fhir_server_reuses_its_connections(make_app):
     service, body = REQUESTS[CASES[1]]
     answers = replay_answers([body], TEMPLATES, fixture_resources())
-    # Each answer takes 50 ms, so every fetch of a call overlaps the others (in both calls alike).
-    with FhirStandIn(answers, token="standin-token", delay=0.05) as slow:
+    # Each answer takes 300 ms, so every fetch of a call overlaps the others, in both calls alike. (At
+    # 50 ms, a loaded machine started one call's fetch threads far enough apart that a fetch began after
+    # another had finished: that call needed one connection fewer than the next, which then opened it.)
+    with FhirStandIn(answers, token="standin-token", delay=0.3) as slow:
         client = make_app(ALLOW_HTTP_FHIR="loopback").test_client()
         fallback = fallback_body(body, Fhir(slow.url, slow.token), None)
         first = client.post(f"/cds-services/{service}", json=fallback)
