@@ -131,6 +131,12 @@ def _separate_file(url: str) -> bool:
     return bool(database) and database != ":memory:" and "mode=memory" not in url
 
 
+# How every transaction on a SQLite store begins. IMMEDIATE takes the write lock up front, waiting
+# under busy_timeout; a deferred transaction that reads and then writes could fail at once with
+# SQLITE_BUSY instead.
+SQLITE_BEGIN = "BEGIN IMMEDIATE"
+
+
 def _configure_sqlite(engine: Engine, *, synchronous: str = "FULL") -> None:
     """WAL (readers never block the writer), a busy timeout instead of instant 'database is locked',
     synchronous=FULL (a commit that was answered survives a crash; NORMAL for the best-effort
@@ -149,9 +155,7 @@ def _configure_sqlite(engine: Engine, *, synchronous: str = "FULL") -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front, waiting under busy_timeout; a deferred
-        # transaction that reads and then writes could fail at once with SQLITE_BUSY instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(SQLITE_BEGIN)
 
 
 def _use_wal(cursor: Any) -> None:

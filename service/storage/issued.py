@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.storage.engine import Database, key_text
+from service.storage.engine import SQLITE_BEGIN, Database, key_text
 from service.storage.tables import issued_cards
 
 log = logging.getLogger("tacro_cds.store")
@@ -61,9 +61,8 @@ class IssuedCards(Database):
     def _write_records(self, rows: list[dict[str, Any]]) -> None:
         """One transaction on a pooled driver connection: the statement is compiled once and needs
         none of SQLAlchemy's per-statement machinery, which cost twice the database's own work on
-        SQLite. The transaction starts as the engine's start it (``engine._configure_sqlite``:
-        BEGIN IMMEDIATE on SQLite; implicitly elsewhere). A connection that failed is discarded,
-        not returned to the pool."""
+        SQLite. The transaction starts as the engine's start it (``SQLITE_BEGIN`` on SQLite;
+        implicitly elsewhere). A connection that failed is discarded, not returned to the pool."""
         dialect = self.record_engine.dialect
         if self._record is None:
             self._record = _record_statement(dialect)
@@ -72,7 +71,7 @@ class IssuedCards(Database):
             cursor = connection.cursor()
             try:
                 if dialect.name == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute(SQLITE_BEGIN)
                 elif dialect.name == "postgresql":
                     # This transaction only: answered before its WAL record reaches the disk.
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")

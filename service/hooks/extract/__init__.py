@@ -194,7 +194,7 @@ def extract(
     # Newest first; results taken at the same time are ordered by source, never by their place in the
     # Bundle (they name each other in ``conflicts_with`` when their values differ).
     labs = {
-        concept: tuple(sorted(ms, key=lambda m: (m.when is not None, m.when or _OLDEST, m.source), reverse=True))
+        concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
         for concept, ms in ex.labs.items()
     }
     facts = PatientFacts(
