@@ -79,10 +79,11 @@ def _may_nest_deeper_than(raw: bytes, max_depth: int) -> bool:
     if the walk over the decoded document (``_deeper_than``) must decide.
 
     The walk touches every decoded value, scattered over the heap; this reads the bytes instead,
-    with a few C passes (``translate``, ``replace``), in about a third of the walk's time or less. The brackets outside strings are the
-    document's containers, so their nesting is the document's depth, or more: a duplicate key's
-    earlier value is in the text, not in the document. So False is exact, and a True (a body too
-    deep, a duplicate key, or too many escapes to undo cheaply) leaves the verdict to the walk.
+    with a few C passes (``translate``, ``replace``), in about a third of the walk's time or less.
+    The brackets outside strings are the document's containers, so their nesting is the document's
+    depth, or more: a duplicate key's earlier value is in the text, not in the document. So False
+    is exact, and a True (a body too deep, a duplicate key, or too many escapes to undo cheaply)
+    leaves the verdict to the walk.
 
     The depth of the brackets is found by removing every ``[]`` pair once per pass: a pass takes
     away exactly the innermost containers, so the passes until nothing is left are the depth."""
