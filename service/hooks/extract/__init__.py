@@ -77,29 +77,35 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
     def run(self, data: Mapping[str, list[dict[str, Any]]]) -> None:
         """Read every resource of every key once (by type and id), draft orders first."""
         # Draft orders first: a draft and a stored resource with the same id is the draft being edited.
-        queue: list[tuple[Any, bool]] = [(r, True) for r in self.request.draft_orders]
-        queue += [(r, False) for values in data.values() for r in _flatten(_as_list(values))]
-        for resource, _ in queue:
-            if (
-                isinstance(resource, dict)
-                and resource.get("resourceType") == "Medication"
-                and isinstance(resource.get("id"), str)
-            ):
-                self.medication_resources.setdefault(f"Medication/{resource['id']}", resource)
+        drafts = self.request.draft_orders
+        stored = [r for values in data.values() for r in _flatten(_as_list(values))]
+        self.resources = (drafts, stored)
         handled: set[tuple[str, str]] = set()
-        for resource, draft in queue:
-            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
-                continue
-            rid = resource.get("id")
-            if isinstance(rid, str) and rid:
-                if (resource["resourceType"], rid) in handled:
+        readers = self._readers
+        for draft, resources in ((True, drafts), (False, stored)):
+            for resource in resources:
+                kind = resource.get("resourceType") if isinstance(resource, dict) else None
+                if not isinstance(kind, str):
+                    self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
                     continue
-                handled.add((resource["resourceType"], rid))
-            if not draft and self._of_another_patient(resource):
-                self.other_patient += 1  # refused, never used: counted for the data-quality card
-                continue
-            self._dispatch(resource, draft)
+                rid = resource.get("id")
+                if isinstance(rid, str) and rid:
+                    if (kind, rid) in handled:
+                        continue
+                    handled.add((kind, rid))
+                if not draft and self._of_another_patient(resource):
+                    self.other_patient += 1  # refused, never used: counted for the data-quality card
+                    continue
+                reader = readers.get(kind)
+                if reader is None:
+                    continue  # Medication, Encounter ...: context, not facts
+                try:
+                    reader(self, resource, draft)
+                except _Unusable as exc:
+                    self._unusable(resource, draft, str(exc))
+                except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+                    # Safety net for shapes no rule above foresaw: report, never fail the hook call.
+                    self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
         self._pair_blood_pressure()
         self._derive_ratios()
         self._flag_conflicts()
@@ -121,18 +127,6 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
             if answer is not None:
                 return answer
         return False
-
-    def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
-        reader = self._readers.get(str(resource.get("resourceType")))
-        if reader is None:
-            return  # Medication, Encounter ...: context, not facts
-        try:
-            reader(self, resource, draft)
-        except _Unusable as exc:
-            self._unusable(resource, draft, str(exc))
-        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
-            # Safety net for shapes no rule above foresaw: report, never fail the hook call.
-            self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
 
     # -- result ------------------------------------------------------------------------------------
 

@@ -400,5 +400,5 @@ class ObservationReader(_Reader):
                         flagged[m.source] = others
             if flagged:
                 self.labs[concept] = [
-                    replace(m, conflicts_with=flagged[m.source]) if m.source in flagged else m for m in results
+                    m.naming_conflicts(flagged[m.source]) if m.source in flagged else m for m in results
                 ]
