@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from cards.derive import pregnancy_status
-from cards.facts import HCG, PREGNANCY_TEST, PatientFacts, PregnancyStatus, UnusableResource
+from cards.facts import HCG, PREGNANCY_TEST, Measurement, PatientFacts, PregnancyStatus, UnusableResource
 from cards.knowledge_model import typed
 from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex, _index_for
@@ -36,6 +37,19 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 def _newest_first(when: datetime | None) -> tuple[bool, datetime]:
     return (when is not None, when or _OLDEST)
+
+
+_WHEN_AND_SOURCE = attrgetter("when", "source")
+
+
+def _newest_results_first(results: list[Measurement]) -> tuple[Measurement, ...]:
+    """A concept's results newest first; results taken at the same time ordered by source, never by
+    their place in the Bundle (they name each other in ``conflicts_with`` when their values differ)."""
+    if all(m.when is not None for m in results):
+        # Every result timed (the usual case): the first half of ``_newest_first`` is True for all, so
+        # the time and the source alone give the same order, read without a key built in Python.
+        return tuple(sorted(results, key=_WHEN_AND_SOURCE, reverse=True))
+    return tuple(sorted(results, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
 
 
 # The reading of each resource type this service takes facts from (method names of _Extractor).
@@ -185,12 +199,7 @@ def extract(
     ex.typed_observations = typed_observations
     ex.typed_medications = typed_medications
     ex.run(data)
-    # Newest first; results taken at the same time are ordered by source, never by their place in the
-    # Bundle (they name each other in ``conflicts_with`` when their values differ).
-    labs = {
-        concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
-        for concept, ms in ex.labs.items()
-    }
+    labs = {concept: _newest_results_first(ms) for concept, ms in ex.labs.items()}
     facts = PatientFacts(
         hook=request.hook,
         patient_id=request.patient_id,
