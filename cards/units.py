@@ -190,8 +190,14 @@ def converter(concept: str, unit_code: str | None, unit_text: str | None) -> Cal
         return problem if problem else float  # a dimensionless value without a unit: taken as-is
     # Rounded to the precision labs report in the canonical unit (``_REPORTED_DECIMALS``); otherwise so
     # that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
-    places = _REPORTED_DECIMALS[concept] if conversion is not _SAME and concept in _REPORTED_DECIMALS else 6
+    if conversion is _SAME:
+        return _ROUNDED  # the number itself, rounded
+    places = _REPORTED_DECIMALS.get(concept, 6)
     return lambda number: round(conversion(number), places)
+
+
+# A number whose unit is already canonical: only rounded (``_SAME`` would multiply it by 1.0 first).
+_ROUNDED: Callable[[float], float] = functools.partial(round, ndigits=6)
 
 
 _UNIT_TYPES = (str, type(None))
