@@ -103,11 +103,16 @@ def derive_ratios(
             used.update((th1.source, th2.source))
             if spec not in ratio_specimens:
                 pairs.append((th1, th2))
+    # The Th2 results of each day, newest first: a long history would otherwise scan them all per Th1.
+    twos_by_day: dict[date, list[Measurement]] = {}
+    for m in twos:
+        if m.when:
+            twos_by_day.setdefault(m.when.date(), []).append(m)
     for th1 in ones:
         if th1.source in used or th1.when is None:
             continue
         day = th1.when.date()
-        th2 = next((m for m in twos if m.source not in used and m.when and m.when.date() == day), None)
+        th2 = next((m for m in twos_by_day.get(day, ()) if m.source not in used), None)
         if th2 is not None:
             used.update((th1.source, th2.source))
             if day not in ratio_days:

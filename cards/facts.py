@@ -123,6 +123,14 @@ class Measurement:
             bound=bound,
         )
 
+    def naming_conflicts(self, sources: tuple[str, ...]) -> Measurement:
+        """This result with ``conflicts_with`` set to ``sources``: ``dataclasses.replace``, which passes
+        every field through ``__init__`` by name (five times the cost, for the many same-time results of
+        a long history)."""
+        other = object.__new__(Measurement)
+        other.__dict__.update(self.__dict__, conflicts_with=sources)
+        return other
+
     @property
     def is_final(self) -> bool:
         return self.status in ACTIONABLE_STATUSES
@@ -206,9 +214,15 @@ class DosageTiming:
     when_listed: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MedicationFact:
-    """A MedicationRequest / MedicationStatement, recognised and with its daily dose computed."""
+    """A MedicationRequest / MedicationStatement, recognised and with its daily dose computed.
+
+    Its ``__init__`` is written out, as ``Measurement``'s is: it fills the instance's ``__dict__`` in
+    one step, where the frozen dataclass's generated one sets each of the 35 fields through
+    ``object.__setattr__`` (three times the cost, for every order of every call). Equality, hash,
+    repr and ``replace`` are the dataclass's own; tests/test_facts_measurement.py holds the parameters
+    to the fields."""
 
     source: str  # "MedicationRequest/<id>"
     resource_type: str
@@ -248,6 +262,82 @@ class MedicationFact:
     timing_rewritable: bool = True  # every instruction's timing and timing.repeat absent or an object
     # Which order of this call the fact was read from: the render step applies a suggested change to it.
     key: str = field(default="", compare=False)
+
+    def __init__(
+        self,
+        source: str,
+        resource_type: str,
+        status: str,
+        display: str,
+        ingredients: tuple[str, ...],
+        recognised_by: Recognition | None,
+        matched: str | None,
+        strength_mg: float | None = None,
+        release: Literal["immediate", "extended"] | None = None,
+        daily_dose_mg: float | None = None,
+        dose_problem: str | None = None,
+        doses_per_day: float | None = None,
+        start: date | None = None,
+        start_from: Literal["boundsPeriod", "authoredOn", "effective"] | None = None,
+        end: date | None = None,
+        duration_days: int | None = None,
+        is_draft: bool = False,
+        is_selected: bool = False,
+        route: Route | None = None,
+        prior_prescription: str | None = None,
+        indications: tuple[str, ...] = (),
+        reference: str | None = None,
+        reason_references: tuple[str, ...] = (),
+        has_dosage_instruction: bool = False,
+        coded: bool = False,
+        course_days: int | None = None,
+        single_dose: bool = False,
+        dosage_timings: tuple[DosageTiming, ...] = (),
+        instructions_rewritable: bool = False,
+        dose_quantities: int = 0,
+        dose_unit: str = "",
+        by_reference: bool = False,
+        concept_text: str = "",
+        timing_rewritable: bool = True,
+        key: str = "",
+    ) -> None:
+        self.__dict__.update(
+            source=source,
+            resource_type=resource_type,
+            status=status,
+            display=display,
+            ingredients=ingredients,
+            recognised_by=recognised_by,
+            matched=matched,
+            strength_mg=strength_mg,
+            release=release,
+            daily_dose_mg=daily_dose_mg,
+            dose_problem=dose_problem,
+            doses_per_day=doses_per_day,
+            start=start,
+            start_from=start_from,
+            end=end,
+            duration_days=duration_days,
+            is_draft=is_draft,
+            is_selected=is_selected,
+            route=route,
+            prior_prescription=prior_prescription,
+            indications=indications,
+            reference=reference,
+            reason_references=reason_references,
+            has_dosage_instruction=has_dosage_instruction,
+            coded=coded,
+            course_days=course_days,
+            single_dose=single_dose,
+            dosage_timings=dosage_timings,
+            instructions_rewritable=instructions_rewritable,
+            dose_quantities=dose_quantities,
+            dose_unit=dose_unit,
+            by_reference=by_reference,
+            concept_text=concept_text,
+            timing_rewritable=timing_rewritable,
+            key=key,
+        )
 
     def has(self, ingredient: str) -> bool:
         return ingredient in self.ingredients

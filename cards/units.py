@@ -167,28 +167,46 @@ def to_canonical(concept: str, value: float | None, unit_code: str | None, unit_
     if value is None:
         return Converted(None, target, "no value")
     if type(unit_code) not in _UNIT_TYPES or type(unit_text) not in _UNIT_TYPES:
-        conversion, problem = _conversion.__wrapped__(concept, unit_code, unit_text)
+        convert = converter.__wrapped__(concept, unit_code, unit_text)
     else:
-        conversion, problem = _conversion(concept, unit_code, unit_text)
+        convert = converter(concept, unit_code, unit_text)
+    if isinstance(convert, str):
+        return Converted(None, target, convert)
+    return Converted(convert(float(value)), target)
+
+
+@functools.lru_cache(maxsize=1024)
+def converter(concept: str, unit_code: str | None, unit_text: str | None) -> Callable[[float], float] | str:
+    """``to_canonical`` of a number reported in these units, as a function of the number (converted
+    and rounded), or why no number in these units can be used (the problem ``to_canonical`` gives);
+    for a concept without a unit table, that problem.
+
+    Depends on the units alone, so it is worked out once per spelling, and a caller that meets the
+    same spelling again (a patient's results) only calls the function it got."""
+    if concept not in CANONICAL or concept not in _CONVERSIONS:
+        return f"no unit conversion is defined for {concept}"
+    conversion, problem = _conversion(concept, unit_code, unit_text)
     if conversion is None:
-        return Converted(None, target, problem) if problem else Converted(float(value), target)
-    converted = conversion(float(value))
-    if conversion is not _SAME and concept in _REPORTED_DECIMALS:
-        return Converted(round(converted, _REPORTED_DECIMALS[concept]), target)
-    # Rounded so that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
-    return Converted(round(converted, 6), target)
+        return problem if problem else float  # a dimensionless value without a unit: taken as-is
+    # Rounded to the precision labs report in the canonical unit (``_REPORTED_DECIMALS``); otherwise so
+    # that e.g. 97.24 µmol/L is 1.1 mg/dL, not 1.1000000000000001, at a threshold.
+    if conversion is _SAME:
+        return _ROUNDED  # the number itself, rounded
+    places = _REPORTED_DECIMALS.get(concept, 6)
+    return lambda number: round(conversion(number), places)
+
+
+# A number whose unit is already canonical: only rounded (``_SAME`` would multiply it by 1.0 first).
+_ROUNDED: Callable[[float], float] = functools.partial(round, ndigits=6)
 
 
 _UNIT_TYPES = (str, type(None))
 
 
-@functools.lru_cache(maxsize=1024)
 def _conversion(concept: str, unit_code: str | None, unit_text: str | None) -> tuple[Conversion | None, str | None]:
     """How a value of a concept reported in these units becomes canonical: (conversion, None), or
     (None, why not), or (None, None) for a dimensionless value sent without a unit (taken as-is).
-
-    Depends on the units alone, so it is worked out once per spelling: results arrive call after
-    call in the same few units."""
+    Remembered per spelling by ``converter``."""
     target = CANONICAL[concept]
     table = _CONVERSIONS[concept]
     given = [u for u in (unit_code, unit_text) if u is not None and u.strip()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from cards.facts import PatientFacts
+from cards.facts import Measurement, PatientFacts
 from cards.knowledge import load_knowledge
-from service.hooks.extract import build_facts, parse_fhir_datetime
+from service.hooks.extract import _newest_first, _newest_results_first, build_facts, parse_fhir_datetime
 from service.hooks.validation import HookRequest
 
 LOINC = "http://loinc.org"
@@ -2248,3 +2249,31 @@ def test_float_noise_is_not_printed_but_the_value_is_kept():
 def test_three_decimals_are_shown_as_reported():
     m = only(facts(obs("o1", LOINC, "2160-0", 0.825, "mg/dL")).results("creatinine"))
     assert m.shown == "0.825 mg/dL"
+
+
+def test_timed_results_are_ordered_as_the_general_key_orders_them():
+    """``_newest_results_first`` sorts a concept whose results all carry a time by (time, source); that
+    is the order of the general key (``_newest_first`` of the time, then the source), ties and the
+    same instant in another zone included, and equal keys keep their place."""
+    rng = random.Random(22)
+    zones = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))]
+    for _ in range(300):
+        results = [
+            Measurement(
+                "creatinine",
+                f"Observation/{rng.randrange(4)}",
+                "http://loinc.org|2160-0",
+                "final",
+                (WHEN_DT + timedelta(hours=rng.randrange(3))).astimezone(rng.choice(zones)),
+                rng.choice([0.8, 0.9]),
+                "mg/dL",
+                "0.9 mg/dL",
+            )
+            for _ in range(rng.randrange(9))
+        ]
+        general = sorted(results, key=lambda m: (_newest_first(m.when), m.source), reverse=True)
+        assert [id(m) for m in _newest_results_first(results)] == [id(m) for m in general]
+    undated = [Measurement("creatinine", "Observation/x", "c", "final", None, None, "mg/dL", "")]
+    assert _newest_results_first(undated + results) == tuple(
+        sorted(undated + results, key=lambda m: (_newest_first(m.when), m.source), reverse=True)
+    )

@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from cards.derive import pregnancy_status
-from cards.facts import HCG, PREGNANCY_TEST, PatientFacts, PregnancyStatus, UnusableResource
+from cards.facts import HCG, PREGNANCY_TEST, Measurement, PatientFacts, PregnancyStatus, UnusableResource
 from cards.knowledge_model import typed
 from service.hooks.base import HookRequest
 from service.hooks.extract.codes import CodeIndex, _index_for
@@ -36,6 +37,19 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 def _newest_first(when: datetime | None) -> tuple[bool, datetime]:
     return (when is not None, when or _OLDEST)
+
+
+_WHEN_AND_SOURCE = attrgetter("when", "source")
+
+
+def _newest_results_first(results: list[Measurement]) -> tuple[Measurement, ...]:
+    """A concept's results newest first; results taken at the same time ordered by source, never by
+    their place in the Bundle (they name each other in ``conflicts_with`` when their values differ)."""
+    if all(m.when is not None for m in results):
+        # Every result timed (the usual case): the first half of ``_newest_first`` is True for all, so
+        # the time and the source alone give the same order, read without a key built in Python.
+        return tuple(sorted(results, key=_WHEN_AND_SOURCE, reverse=True))
+    return tuple(sorted(results, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
 
 
 # The reading of each resource type this service takes facts from (method names of _Extractor).
@@ -77,29 +91,35 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
     def run(self, data: Mapping[str, list[dict[str, Any]]]) -> None:
         """Read every resource of every key once (by type and id), draft orders first."""
         # Draft orders first: a draft and a stored resource with the same id is the draft being edited.
-        queue: list[tuple[Any, bool]] = [(r, True) for r in self.request.draft_orders]
-        queue += [(r, False) for values in data.values() for r in _flatten(_as_list(values))]
-        for resource, _ in queue:
-            if (
-                isinstance(resource, dict)
-                and resource.get("resourceType") == "Medication"
-                and isinstance(resource.get("id"), str)
-            ):
-                self.medication_resources.setdefault(f"Medication/{resource['id']}", resource)
+        drafts = self.request.draft_orders
+        stored = [r for values in data.values() for r in _flatten(_as_list(values))]
+        self.resources = (drafts, stored)
         handled: set[tuple[str, str]] = set()
-        for resource, draft in queue:
-            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
-                continue
-            rid = resource.get("id")
-            if isinstance(rid, str) and rid:
-                if (resource["resourceType"], rid) in handled:
+        readers = self._readers
+        for draft, resources in ((True, drafts), (False, stored)):
+            for resource in resources:
+                kind = resource.get("resourceType") if isinstance(resource, dict) else None
+                if not isinstance(kind, str):
+                    self.unusable.append(UnusableResource("(unknown)", "not a FHIR resource (no resourceType)"))
                     continue
-                handled.add((resource["resourceType"], rid))
-            if not draft and self._of_another_patient(resource):
-                self.other_patient += 1  # refused, never used: counted for the data-quality card
-                continue
-            self._dispatch(resource, draft)
+                rid = resource.get("id")
+                if isinstance(rid, str) and rid:
+                    if (kind, rid) in handled:
+                        continue
+                    handled.add((kind, rid))
+                if not draft and self._of_another_patient(resource):
+                    self.other_patient += 1  # refused, never used: counted for the data-quality card
+                    continue
+                reader = readers.get(kind)
+                if reader is None:
+                    continue  # Medication, Encounter ...: context, not facts
+                try:
+                    reader(self, resource, draft)
+                except _Unusable as exc:
+                    self._unusable(resource, draft, str(exc))
+                except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+                    # Safety net for shapes no rule above foresaw: report, never fail the hook call.
+                    self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
         self._pair_blood_pressure()
         self._derive_ratios()
         self._flag_conflicts()
@@ -121,18 +141,6 @@ class _Extractor(UsualObservationReader, RecordReader, UsualMedicationReader):
             if answer is not None:
                 return answer
         return False
-
-    def _dispatch(self, resource: dict[str, Any], draft: bool) -> None:
-        reader = self._readers.get(str(resource.get("resourceType")))
-        if reader is None:
-            return  # Medication, Encounter ...: context, not facts
-        try:
-            reader(self, resource, draft)
-        except _Unusable as exc:
-            self._unusable(resource, draft, str(exc))
-        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
-            # Safety net for shapes no rule above foresaw: report, never fail the hook call.
-            self._unusable(resource, draft, f"unexpected structure ({type(exc).__name__}: {exc})")
 
     # -- result ------------------------------------------------------------------------------------
 
@@ -191,12 +199,7 @@ def extract(
     ex.typed_observations = typed_observations
     ex.typed_medications = typed_medications
     ex.run(data)
-    # Newest first; results taken at the same time are ordered by source, never by their place in the
-    # Bundle (they name each other in ``conflicts_with`` when their values differ).
-    labs = {
-        concept: tuple(sorted(ms, key=lambda m: (_newest_first(m.when), m.source), reverse=True))
-        for concept, ms in ex.labs.items()
-    }
+    labs = {concept: _newest_results_first(ms) for concept, ms in ex.labs.items()}
     facts = PatientFacts(
         hook=request.hook,
         patient_id=request.patient_id,

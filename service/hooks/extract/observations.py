@@ -58,13 +58,15 @@ class _Single:
     problem: str | None
 
 
-def _as_reported(raw: Any, number: float | None) -> Any:
-    """The value as the laboratory wrote it, except a machine's float noise (5.179565090425196, as
-    generated data carry): more than three decimals are shown to three significant digits past the
-    point, never compared that way (the canonical value keeps every digit)."""
+def _as_reported(raw: Any, number: float | None) -> str:
+    """The value as the laboratory wrote it (as text, as an f-string would show it), except a
+    machine's float noise (5.179565090425196, as generated data carry): more than three decimals are
+    shown to three significant digits past the point, never compared that way (the canonical value
+    keeps every digit)."""
     text = str(raw)
-    if number is None or "." not in text or len(text.split(".", 1)[1]) <= 3:
-        return raw
+    point = text.find(".")
+    if number is None or point < 0 or len(text) - point <= 4:  # no point, or at most three decimals
+        return text
     return f"{round(number, 3):g}"
 
 
@@ -400,5 +402,5 @@ class ObservationReader(_Reader):
                         flagged[m.source] = others
             if flagged:
                 self.labs[concept] = [
-                    replace(m, conflicts_with=flagged[m.source]) if m.source in flagged else m for m in results
+                    m.naming_conflicts(flagged[m.source]) if m.source in flagged else m for m in results
                 ]

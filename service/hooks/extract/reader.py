@@ -32,13 +32,33 @@ class _Reader:
         self.other_patient = 0  # resources whose subject is another patient: refused
         self.unusable: list[UnusableResource] = []
         self.specimen: dict[str, str] = {}
-        self.medication_resources: dict[str, dict[str, Any]] = {}
+        # Every resource of the call, draft orders first (set by the extraction before reading any),
+        # for ``medication_resources``.
+        self.resources: tuple[list[Any], list[Any]] = ([], [])
+        self._medication_resources: dict[str, dict[str, Any]] | None = None
         # Each medication fact's key -> the resource it was read from, for the render step to apply a
         # suggested change to (an order without an id has no reference of its own).
         self.orders: dict[str, Mapping[str, Any]] = {}
         self.selections = set(request.selections)
         self.sex: str | None = None
         self.birth_date: date | None = None
+
+    @property
+    def medication_resources(self) -> dict[str, dict[str, Any]]:
+        """The call's Medications by reference ("Medication/<id>", the first of an id), for the orders
+        that name their drug by ``medicationReference``: worked out at the first such order, as most
+        calls have none."""
+        if self._medication_resources is None:
+            self._medication_resources = {}
+            for part in self.resources:
+                for resource in part:
+                    if (
+                        isinstance(resource, dict)
+                        and resource.get("resourceType") == "Medication"
+                        and isinstance(resource.get("id"), str)
+                    ):
+                        self._medication_resources.setdefault(f"Medication/{resource['id']}", resource)
+        return self._medication_resources
 
     def _keep(self, resource: Mapping[str, Any], source: str) -> str:
         """A key for ``resource`` unique in this call (its reference, numbered when taken), kept in ``orders``."""

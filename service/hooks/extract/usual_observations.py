@@ -12,13 +12,14 @@ requires identical facts and cards.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from cards.facts import HCG, Measurement
-from cards.units import CANONICAL, to_canonical
+from cards.units import CANONICAL, converter
 from service.hooks.extract.codes import _ObsCode
 from service.hooks.extract.common import BLOOD_PRESSURE, IGNORED_OBSERVATION, UCUM, _ref_of, parse_fhir_datetime
 from service.hooks.extract.observations import ObservationReader, _as_reported
@@ -51,12 +52,18 @@ def _usual_time(res: Mapping[str, Any]) -> datetime | None:
     """The effectiveDateTime of a result timed by one (the lenient path's first choice), or None for
     any other timing or a date it cannot read."""
     raw = res.get("effectiveDateTime")
-    if type(raw) is not str:
-        return None
+    return _moment(raw) if type(raw) is str else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(raw: str) -> datetime | None:
+    """``parse_fhir_datetime`` of a string, None where it raises (the lenient path words the error);
+    remembered, as a panel's results share their time and a patient's results come back call after
+    call."""
     try:
         return parse_fhir_datetime(raw)
     except ValueError:
-        return None  # the lenient path words the error
+        return None
 
 
 class UsualObservationReader(ObservationReader):
@@ -143,25 +150,21 @@ class UsualObservationReader(ObservationReader):
         unit_code = code if isinstance(code, str) and q.get("system") in (None, UCUM) else None
         unit_text = unit if isinstance(unit, str) else None
         shown = f"{_as_reported(raw, number)} {unit_text or unit_code or ''}".strip()
-        conv = to_canonical(concept, number, unit_code, unit_text)
-        value = conv.value
-        problem = conv.problem if value is None else self.index.implausible(concept, value, shown)
-        if problem:
-            value = None  # a data error: shown as recorded, never compared with a threshold
+        # ``to_canonical``, as the function it works out once per spelling (``converter``).
+        convert = converter(concept, unit_code, unit_text)
+        value: float | None = None
+        problem: str | None = None
+        if isinstance(convert, str):
+            problem = convert
+        else:
+            value = convert(number)
+            problem = self.index.implausible(concept, value, shown)
+            if problem:
+                value = None  # a data error: shown as recorded, never compared with a threshold
+        # Positional, in the order of the fields (tests/test_facts_measurement.py): a third of the cost
+        # of naming the seventeen.
         return Measurement(
-            concept=concept,
-            source=source,
-            code=match.key,
-            status=status,
-            when=when,
-            value=value,
-            unit=CANONICAL[concept],
-            shown=shown,
-            problem=problem,
-            timing=match.timing,
-            fasting=match.fasting,
-            reference_high=self._reference_high(concept, elem) if "referenceRange" in elem else None,
-            coded_value=None,
-            comparator=None,
-            bound=None,
-        )
+            concept, source, match.key, status, when, value, CANONICAL[concept], shown, problem, match.timing,
+            match.fasting, (), self._reference_high(concept, elem) if "referenceRange" in elem else None, None,
+            (), None, None,
+        )  # fmt: skip
