@@ -24,6 +24,7 @@ from service.api.openapi import description_text
 from service.api.views import bp
 from service.app_runtime import runtime
 from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
+from service.errors import UnknownServiceError
 from service.hooks.pilot import PilotPolicy, pilot_policy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import build_registry
@@ -218,8 +219,7 @@ def _finish(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule else "(unmatched)"
     # A CORS preflight (OPTIONS) to a service's URL is not a call of the service.
     if request.endpoint == "cds.call_service" and request.method == "POST":
-        hooks = {service.id: service.hook for service in runtime().registry}
-        metrics.http_request(route, request.method, response.status_code, seconds, service_id, hooks.get(service_id))
+        metrics.http_request(route, request.method, response.status_code, seconds, service_id, _hook_of(service_id))
     else:
         metrics.http_request(route, request.method, response.status_code, seconds)
     fields = {
@@ -232,3 +232,11 @@ def _finish(response: Response) -> Response:
     }
     log.info("call", extra={k: v for k, v in fields.items() if v is not None})
     return response
+
+
+def _hook_of(service_id: str | None) -> str | None:
+    """The hook of the service called, None when no service has that id (a 404 is counted too)."""
+    try:
+        return runtime().registry.get(service_id).hook if service_id is not None else None
+    except UnknownServiceError:
+        return None
