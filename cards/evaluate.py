@@ -207,17 +207,27 @@ def _kept(spec: RuleSpec, card: Card, facts: PatientFacts) -> bool:
 def evaluate(facts: PatientFacts, today: date, knowledge: Mapping[str, Any]) -> list[Card]:
     """All cards for one hook call, ordered by severity (stable within a severity)."""
     cards: list[Card] = []
+    # With every key at hand (the usual call) no check lacks data: every rule runs, every card stays
+    # and none is skipped, so the per-check bookkeeping below is not needed.
+    missing = bool(facts.missing)
     for spec in RULES:
-        if all(_lacking(facts, check) for check in spec.checks):
+        if missing and all(_lacking(facts, check) for check in spec.checks):
             continue  # none of its checks has its data
-        cards.extend(card for card in spec.rule(facts, today, knowledge) if _kept(spec, card, facts))
-    not_run = skipped(facts)
-    partly = [
-        (check.name, keys)
-        for spec in RULES
-        for check in spec.checks
-        if (keys := [key for key in facts.incomplete if key in check.needs])
-    ]
+        made = spec.rule(facts, today, knowledge)
+        if missing:
+            made = [card for card in made if _kept(spec, card, facts)]
+        cards.extend(made)
+    not_run = skipped(facts) if missing else []
+    partly = (
+        [
+            (check.name, keys)
+            for spec in RULES
+            for check in spec.checks
+            if (keys := [key for key in facts.incomplete if key in check.needs])
+        ]
+        if facts.incomplete
+        else []
+    )
     cards.extend(evaluate_data_quality(facts, today, knowledge))
     cards.extend(
         evaluate_missing_data(facts, [(check.name, keys) for check, keys in not_run], knowledge, partial=partly)

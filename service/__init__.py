@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.globals import request_ctx
 from flask_cors import CORS
 
 from cards.knowledge import LoadedKnowledge, dose_confirmation, load_knowledge_report, unconfirmed_entries
@@ -24,6 +25,7 @@ from service.api.openapi import description_text
 from service.api.views import bp
 from service.app_runtime import runtime
 from service.config import ENV_PREFIX, ConfigError, Settings, data_directory, database_url, load_settings
+from service.errors import UnknownServiceError
 from service.hooks.pilot import PilotPolicy, pilot_policy
 from service.hooks.prefetch import PrefetchResolver
 from service.hooks.registry import build_registry
@@ -189,12 +191,13 @@ def _warn_about_open_defaults(settings: Settings) -> None:
 
 def _start() -> None:
     g.started = time.perf_counter()
-    if request.method == "OPTIONS" or request.endpoint in UNPROTECTED or request.blueprint in SELF_AUTHENTICATED:
+    req = request_ctx.request
+    if req.method == "OPTIONS" or req.endpoint in UNPROTECTED or req.blueprint in SELF_AUTHENTICATED:
         return
     rt = runtime()
     if rt.settings.auth_required:
         audience = _called_url(rt.settings.external_base_url)
-        g.caller = rt.verifier.verify(request.headers.get("Authorization"), audience)
+        g.caller = rt.verifier.verify(req.headers.get("Authorization"), audience)
 
 
 def _called_url(external_base: str | None) -> str:
@@ -211,24 +214,36 @@ def _release_memory(_exc: BaseException | None) -> None:
 
 
 def _finish(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Cache-Control"] = "no-store"
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    service_id = (request.view_args or {}).get("service_id")
-    route = request.url_rule.rule if request.url_rule else "(unmatched)"
+    # The request itself, not its proxy: this runs on every request and reads it six times.
+    req = request_ctx.request
+    method, status = req.method, response.status_code
+    service_id = (req.view_args or {}).get("service_id")
+    rule = req.url_rule
+    route = rule.rule if rule else "(unmatched)"
     # A CORS preflight (OPTIONS) to a service's URL is not a call of the service.
-    if request.endpoint == "cds.call_service" and request.method == "POST":
-        hooks = {service.id: service.hook for service in runtime().registry}
-        metrics.http_request(route, request.method, response.status_code, seconds, service_id, hooks.get(service_id))
+    if req.endpoint == "cds.call_service" and method == "POST":
+        metrics.http_request(route, method, status, seconds, service_id, _hook_of(service_id))
     else:
-        metrics.http_request(route, request.method, response.status_code, seconds)
+        metrics.http_request(route, method, status, seconds)
     fields = {
-        "method": request.method,
+        "method": method,
         "path": route,
         "service": service_id,
-        "status": response.status_code,
+        "status": status,
         "duration_ms": round(seconds * 1000, 1),
         **g.get("log_fields", {}),
     }
     log.info("call", extra={k: v for k, v in fields.items() if v is not None})
     return response
+
+
+def _hook_of(service_id: str | None) -> str | None:
+    """The hook of the service called, None when no service has that id (a 404 is counted too)."""
+    try:
+        return runtime().registry.get(service_id).hook if service_id is not None else None
+    except UnknownServiceError:
+        return None

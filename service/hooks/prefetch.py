@@ -175,7 +175,11 @@ class PrefetchResolver:
             _collect_medications(resources, medications)
             # resources_of(value, kind), without walking the Bundle twice
             data[key] = resources if kind is None else [r for r in resources if r.get("resourceType") == kind]
-            warning = searchset_incomplete(value)
+            # Only an OperationOutcome entry can mark a searchset incomplete, and resources_of drops it:
+            # when every entry was kept there is none, and the Bundle is not walked again.
+            entries = value.get("entry") if isinstance(value, dict) else None
+            kept_all = isinstance(entries, list) and len(entries) == len(resources)
+            warning = None if kept_all else searchset_incomplete(value)
             if warning is not None:
                 incomplete.append(MissingData(key, warning, code="prefetch-incomplete", partial=True))
         _collect_medications(request.draft_orders, medications)

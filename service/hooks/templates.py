@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,7 @@ USER_TOKENS = {
 }
 
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
+_PATH_END = re.compile(r"[/?]")
 # A relative reference as context.userId holds one ("PractitionerRole/r9"): a type and one id segment.
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([^/\s]+)$")
 _CONTEXT_FIELD = re.compile(r"^context\.([A-Za-z][A-Za-z0-9_]*)$")
@@ -141,11 +143,14 @@ def _primitive(token: str, value: Any) -> str:
     return text
 
 
+@lru_cache(maxsize=1024)
 def template_resource_type(template: str) -> str:
     """The resource type a template or a substituted query names: ``Observation?...`` and
     ``Patient/{{...}}`` alike. A template whose whole path is a token (``{{context.userId}}``)
-    names its type only once substituted: this returns the token then."""
-    return re.split(r"[/?]", template, maxsplit=1)[0] if not _TOKEN.match(template) else template
+    names its type only once substituted: this returns the token then. Asked for every prefetch
+    key of every call, of the same few templates: answered once per text (bounded, as a
+    substituted query carries the call's ids)."""
+    return _PATH_END.split(template, maxsplit=1)[0] if not _TOKEN.match(template) else template
 
 
 def template_is_read(template: str) -> bool:

@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import traceback
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +49,10 @@ MAX_FRAMES = 40
 _SCALARS = (bool, int, float)
 
 
+@lru_cache(maxsize=512)
 def _withheld(field: str) -> bool:
+    # Asked for every field of every line (the call line has eight): answered once per field name.
+    # The names are the code's own (``extra=`` keywords), so the cache holds a few dozen.
     lowered = field.lower()
     return any(part in lowered for part in WITHHELD_NAME_PARTS) and lowered not in _NAMED_ON_PURPOSE
 

@@ -140,6 +140,20 @@ RULEBOOK_SIGNED = Gauge(
 JWT_REJECTED = Counter("tacro_cds_jwt_rejections", "Callers refused with 401, by reason", ["reason"])
 
 
+# The labelled series the per-request counts go to, by metric and label values: ``labels`` takes
+# a lock and checks its values on every call; the label values are closed vocabularies (and route
+# patterns of the app), so this holds a few hundred at most. The series are the metric's own.
+_SERIES: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _series(metric: Counter | Histogram, *labels: str) -> Any:
+    key = (metric, labels)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = metric.labels(*labels)
+    return series
+
+
 def http_request(
     route: str | None, method: str, status: int, seconds: float, service_id: str | None = None, hook: str | None = None
 ) -> None:
@@ -147,11 +161,11 @@ def http_request(
     hook (``hook`` is the service's own, known only once the service was found)."""
     route_label = route if route is not None and _ROUTE.match(route) else "(unmatched)"
     status_label = str(status) if 100 <= status <= 599 else OTHER
-    HTTP_REQUESTS.labels(route_label, closed(method, METHODS), status_label).inc()
+    _series(HTTP_REQUESTS, route_label, closed(method, METHODS), status_label).inc()
     if service_id is not None:
         service_label, hook_label = closed(service_id, SERVICES), closed(hook, HOOKS)
-        HOOK_CALLS.labels(service_label, hook_label, status_label).inc()
-        HOOK_CALL_SECONDS.labels(service_label, hook_label).observe(seconds)
+        _series(HOOK_CALLS, service_label, hook_label, status_label).inc()
+        _series(HOOK_CALL_SECONDS, service_label, hook_label).observe(seconds)
 
 
 def fhir_request(seconds: float, failure: str | None = None) -> None:
@@ -169,8 +183,8 @@ def cards_issued(service_id: str, kinds: Iterable[str], indicators: Iterable[str
     """The cards of one answer: each card's kind (``cards.model.Card.kind``) and indicator."""
     service_label = closed(service_id, SERVICES)
     for kind, indicator in zip(kinds, indicators, strict=False):
-        CARDS_ISSUED.labels(
-            service_label, closed(vocab.card_family(kind), CARD_FAMILIES), closed(indicator, INDICATORS)
+        _series(
+            CARDS_ISSUED, service_label, closed(vocab.card_family(kind), CARD_FAMILIES), closed(indicator, INDICATORS)
         ).inc()
 
 

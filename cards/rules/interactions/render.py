@@ -11,12 +11,12 @@ from ...facts import Measurement, MedicationFact, PatientFacts
 from ...knowledge_model import InteractionsTable
 from ...knowledge_model.interactions import ReduceBy
 from ...model import Card, Link, Suggestion
-from ...orders import OrderContext, build_order
+from ...orders import OrderContext
 from ...text import DETAIL_MAX, fmt_date, fmt_number, plain, reported
 from ..focus import fill, span
 from ..vocab import TACROLIMUS, build_card, reason_codings
 from .decide import SWITCH_KIND, InteractionDecision, bare_name, drug_name, text_values
-from .suggest import monitor_suggestion, regimen, suggestions_for
+from .suggest import DoseOrders, dose_orders, monitor_suggestion, regimen, suggestions_for
 
 
 def _coded(med: MedicationFact) -> bool:
@@ -133,7 +133,7 @@ def _creatinine_text(d: InteractionDecision, name: str) -> tuple[str | None, lis
     ]
 
 
-def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, orders: OrderContext) -> list[str]:
+def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, build: DoseOrders) -> list[str]:
     plan = d.dose
     change = d.entry.dose_change
     how = f"by {values['reduction']}" if "reduction" in values else f"to {values.get('fraction', '')}"
@@ -173,7 +173,7 @@ def _dose_text(d: InteractionDecision, values: Mapping[str, str], step: float, o
     else:
         arithmetic = f"{values.get('fraction', '')} of {fmt_number(dose)} mg/day = {fmt_number(plan.low or 0)} mg/day"
     lines = [f"**Dose:** {arithmetic}, each dose in {fmt_number(step)} mg capsule steps."]
-    built = {t: build_order(plan.order, orders.today, daily_mg=t, products=orders.products) for t in plan.targets}
+    built = {t: build(t) for t in plan.targets}
     by_hand = [t for t, b in built.items() if b.change is None]
     switched = sorted({b.product.display for b in built.values() if b.product is not None})
     if switched:
@@ -257,7 +257,8 @@ def render(
     if not d.escalated and (d.timing == "ongoing" or entry.dose_change is None):
         lines.append(f"**What to do:** {handling}")
     orders = orders or OrderContext(today)
-    lines += _dose_text(d, values, table.dose_rounding.step_mg, orders)
+    build = dose_orders(d.dose, orders)  # the detail and the suggestions share the dose orders
+    lines += _dose_text(d, values, table.dose_rounding.step_mg, build)
     if d.fetal_risk:
         lines.append(f"**Pregnancy:** {d.fetal_risk}")
     never = d.entry.effect_direction in ("contraindicated", "never-together", "immunosuppression")
@@ -266,7 +267,7 @@ def render(
         lines.append(f"{values['Drug']} is an active order: stop it in the medication list.")
     summary = k_summary or c_summary or summary
 
-    suggestions = suggestions_for(d, facts, table, name, values, orders)
+    suggestions = suggestions_for(d, facts, table, name, values, orders, build)
     monitoring = monitor_line(d, table)
     if monitoring:
         lines.append(monitoring)

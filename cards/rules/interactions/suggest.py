@@ -4,12 +4,12 @@ tests that follow."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ...facts import MedicationFact, PatientFacts
 from ...knowledge_model import InteractionsTable
 from ...model import Action, ServiceRequestProposal, Suggestion
-from ...orders import OrderContext, build_order, draft_medication_request, lab_order, with_repeat
+from ...orders import BuiltOrder, OrderContext, build_order, draft_medication_request, lab_order, with_repeat
 from ...text import fmt_number
 from ..focus import span
 from .decide import DosePlan, InteractionDecision, bare_name
@@ -24,6 +24,23 @@ def frequency_words(per_day: float | None) -> str:
         if float(per_day).is_integer()
         else f"{fmt_number(per_day)} doses a day"
     )
+
+
+DoseOrders = Callable[[float], BuiltOrder]
+
+
+def dose_orders(plan: DosePlan | None, orders: OrderContext) -> DoseOrders:
+    """``build_order`` of the plan's tacrolimus order at a daily dose, each dose built once: the
+    card's detail (which doses cannot be written) and its suggestions (the changes) both ask."""
+    built: dict[float, BuiltOrder] = {}
+
+    def build(daily_mg: float) -> BuiltOrder:
+        if daily_mg not in built:
+            assert plan is not None and plan.order is not None
+            built[daily_mg] = build_order(plan.order, orders.today, daily_mg=daily_mg, products=orders.products)
+        return built[daily_mg]
+
+    return build
 
 
 def regimen(daily: float, per_day: float | None) -> str:
@@ -105,11 +122,15 @@ def suggestions_for(
     name: str,
     values: Mapping[str, str],
     orders: OrderContext,
+    built: DoseOrders | None = None,
 ) -> list[Suggestion]:
+    """The card's suggestions; ``built`` gives the dose plan's orders (``dose_orders``, by default
+    built here)."""
     suggestions: list[Suggestion] = []
     monitor = None if d.escalated else monitor_suggestion(d, facts, table, name)
     if d.dose is not None and d.dose.targets and d.dose.order is not None:
-        suggestions += _dose_suggestions(d.dose, name, monitor, table.dose_rounding.step_mg, orders)
+        build = built or dose_orders(d.dose, orders)
+        suggestions += _dose_suggestions(d.dose, name, monitor, build)
     replace = _replacement(facts, d, name)
     if replace is not None:
         suggestions.append(replace)
@@ -125,16 +146,14 @@ def suggestions_for(
     return suggestions
 
 
-def _dose_suggestions(
-    plan: DosePlan, name: str, monitor: Suggestion | None, step: float, orders: OrderContext
-) -> list[Suggestion]:
+def _dose_suggestions(plan: DosePlan, name: str, monitor: Suggestion | None, build: DoseOrders) -> list[Suggestion]:
     tac = plan.order
     assert tac is not None and tac.daily_dose_mg is not None
     suggestions: list[Suggestion] = []
     for target in plan.targets:
-        # The one builder: a fresh draft for an active order, a start not in the past, a dose the
-        # product can give (else the 0.5 mg product of the same form), a sig naming dose and form.
-        change = build_order(tac, orders.today, daily_mg=target, products=orders.products).change
+        # The one builder (build_order): a fresh draft for an active order, a start not in the past, a
+        # dose the product can give (else the 0.5 mg product of the same form), a sig naming dose and form.
+        change = build(target).change
         if change is None:
             continue  # the dose cannot be written into this order (units, capsule strength): said in the detail
         less = round((1 - target / tac.daily_dose_mg) * 100)
