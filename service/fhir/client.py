@@ -46,6 +46,7 @@ from service.fhir.transport import (
     _check_status,
     _refused_address,
     bounded_get,
+    get_streamed,
     new_session,
     read_capped,
 )
@@ -302,9 +303,7 @@ class FhirClient:
 
     def _send(self, url: str, remaining: float) -> requests.Response:
         # No redirects: a 3xx could send the request, and the token, to another host.
-        return self.session.get(
-            url, headers=self._headers(), timeout=(remaining, remaining), stream=True, allow_redirects=False
-        )
+        return get_streamed(self.session, url, self._headers(), (remaining, remaining))
 
     def _read_body(self, response: requests.Response, stop: float) -> bytes:
         return read_capped(response, stop, max_bytes=self.max_bytes, timeout=self.timeout, budget=self.budget)

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
+from requests.structures import CaseInsensitiveDict
 
 from service.fhir.connections import AddressRefused, _DeadlineAdapter, watched_call
 from service.fhir.errors import (
@@ -321,16 +322,72 @@ def _check_status(response: requests.Response) -> None:
 
 def new_session(pool_size: int = 16, address_check: AddressCheck | None = None) -> requests.Session:
     """A session for one FHIR server: a connection pool as wide as our parallel fetches, every
-    call's connection cut at its deadline (see ``_DeadlineWatch``), and no proxy or ~/.netrc
+    call's connection cut at its deadline (see ``_DeadlineWatch``), no proxy or ~/.netrc
     credentials taken from the environment (they could add an Authorization header the caller
-    never gave). With ``address_check``, the host name is resolved once per connection and the
-    connection goes to an address that passed the check, or is refused (``AddressRefused``)."""
+    never gave) and no cookie kept. With ``address_check``, the host name is resolved once per
+    connection and the connection goes to an address that passed the check, or is refused
+    (``AddressRefused``)."""
     session = requests.Session()
     session.trust_env = False
+    session.cookies.set_policy(_NoCookies())
     adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0, address_check=address_check)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def get_streamed(
+    session: requests.Session, url: str, headers: Mapping[str, str], timeout: tuple[float, float]
+) -> requests.Response:
+    """``session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)``:
+    the same request on the wire, the same response, the same errors.
+
+    For a session as ``new_session`` makes it (and nothing added to it since), the request is
+    prepared by requests' own ``PreparedRequest.prepare`` (URL re-encoding, header checks, the
+    userinfo rule) and handed straight to the session's ``_DeadlineAdapter``, the adapter
+    ``Session.send`` would pick. What is skipped is what such a session makes a no-op and costs
+    a fallback call's fetch threads a third of their CPU: merging each of the session's settings
+    into the request one by one, looking up environment proxies and credentials that
+    ``trust_env`` off ignores anyway, the response hooks (none), the redirect bookkeeping (no
+    redirect is followed) and copying the answer's cookies into a jar that keeps none. Every
+    check of the transport sits below this, in the adapter's connections and pool (deadline
+    watch, address check at connect, TLS verification, kept-alive retry), or above it in the
+    caller (status, content type, byte cap). Any other session goes through ``session.get``."""
+    if _plain(session):
+        prepared = prepare_get(session, url, headers)
+        adapter = session.get_adapter(prepared.url or "")  # as Session.send picks it (or refuses the URL)
+        if type(adapter) is _DeadlineAdapter:
+            return adapter.send(prepared, stream=True, timeout=timeout, verify=True, proxies={})
+    return session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+
+
+def prepare_get(session: requests.Session, url: str, headers: Mapping[str, str]) -> requests.PreparedRequest:
+    """The GET ``session.prepare_request`` makes of ``url`` and ``headers`` for a session that
+    ``_plain`` accepts: the session's headers under the call's (a None value drops one), by
+    requests' own ``prepare``."""
+    merged: CaseInsensitiveDict[str | bytes | None] = CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method="GET", url=url, headers={k: v for k, v in merged.items() if v is not None})
+    return prepared
+
+
+def _plain(session: requests.Session) -> bool:
+    """Whether ``session.get`` would add nothing to a GET beyond the session's headers: no
+    environment, auth, parameters, hooks, proxies, client certificate, cookies (none held and
+    none ever kept) or TLS setting other than full verification."""
+    return (
+        type(session) is requests.Session
+        and session.trust_env is False
+        and session.auth is None
+        and not session.params
+        and not session.proxies
+        and session.verify is True
+        and session.cert is None
+        and not any(session.hooks.values())
+        and isinstance(getattr(session.cookies, "_policy", None), _NoCookies)
+        and len(session.cookies) == 0
+    )
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -365,7 +422,6 @@ class SessionPool:
                 self._sessions.move_to_end(key)
                 return found
             session = new_session(self.pool_size, address_check)
-            session.cookies.set_policy(_NoCookies())
             self._sessions[key] = session
             evicted = self._sessions.popitem(last=False)[1] if len(self._sessions) > self.max_servers else None
         if evicted is not None:
