@@ -25,7 +25,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.fhir.client import FhirClient, FhirConnectionError, FhirHttpError
-from service.fhir.transport import HardenedSession, Limits, _plain, get_streamed, new_session, prepare_get
+from service.fhir.transport import (
+    HardenedSession,
+    Limits,
+    _plain,
+    already_prepared,
+    get_streamed,
+    new_session,
+    prepare_get,
+)
 
 HEADERS = {"Accept": "application/fhir+json", "Authorization": "Bearer t0k-en"}
 BODY = b'{"resourceType":"Patient","id":"p1"}'
@@ -187,6 +195,84 @@ def test_the_same_prepared_request_for_any_url(host, port, rest):
         except Exception as exc:  # the two paths must fail alike, whatever the failure
             seen.append((type(exc), str(exc)))
     assert seen[0] == seen[1]
+
+
+def _prepare_url(url: str) -> str | None:
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except Exception:  # requests refuses it: it must not be taken as prepared
+        return None
+    return prepared.url
+
+
+def test_a_fallback_calls_queries_are_taken_as_prepared():
+    """The shortcut applies where it counts: every query of the bench's fallback calls."""
+    from bench.bodies import year_of_monitoring
+    from cards.knowledge import load_knowledge
+    from service.hooks.templates import prefetch_templates, substitute
+
+    for hook in ("order-select", "patient-view"):
+        context = year_of_monitoring(hook)["context"]
+        for template in prefetch_templates(load_knowledge()).values():
+            url = f"https://fhir.example.org:8443/r4/{substitute(template, context)}"
+            assert already_prepared(url), url
+            assert _prepare_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/a/%41",  # an escaped unreserved character: requote_uri decodes it
+        "http://h/a/%7e",  # a lower-case escape: urllib3 upper-cases it
+        "http://h/a/%7E",
+        "http://h/a/./b",
+        "http://h/a/../b",
+        "http://h/a/..",
+        "http://h/a/.?q=1",
+        "http://h/a?",
+        "http://h",
+        "http://h/a#f",
+        "http://H/a",
+        "HTTP://h/a",
+        "http://h:080/a",
+        "http://h:0/a",
+        "http://h:65536/a",
+        "http://u@h/a",
+        "http://h./a",
+        "http://-h/a",
+        "http://h/a b",
+        "http://h/a|b",
+        "http://h/a?b|c",
+        "http://h/[a]",
+        "http://b\u00fccher.de/a",
+        " http://h/a",
+        "ftp://h/a",
+    ],
+)
+def test_urls_prepare_url_changes_are_not_taken_as_prepared(url):
+    assert not already_prepared(url)
+
+
+_CANONICAL_PIECES = st.sampled_from(
+    list("aZ09-._~!$&'()*+,;=:@/?") + ["%3A", "%2F", "%7C", "%20", "%25", "%41", "%7e", "%2E", "/.", "/..", "./"]
+)
+_ANY_PIECES = st.sampled_from(list("aZ09-._~!$&'()*+,;=:@/?%# []|\\^`{}\t\u00e9") + ["%3A", "%zz", "%4"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    host=st.sampled_from(["127.0.0.1", "fhir.example.org", "a-b.c", "h", "FHIR.example.org", "a..b", "b\u00fccher.de"]),
+    port=st.sampled_from(["", ":8080", ":80", ":080", ":0", ":65535", ":65536", ":99999"]),
+    path=st.lists(_CANONICAL_PIECES, min_size=1, max_size=30).map("".join),
+    odd=st.one_of(st.just(""), st.just(""), _ANY_PIECES),
+    at=st.integers(min_value=0),
+)
+def test_a_url_taken_as_prepared_is_one_prepare_url_leaves_as_it_is(host, port, path, odd, at):
+    rest = path[: at % (len(path) + 1)] + odd + path[at % (len(path) + 1) :]
+    url = f"http://{host}{port}/{rest}"
+    if already_prepared(url):
+        assert _prepare_url(url) == url
 
 
 def _changed(change: str) -> requests.Session:

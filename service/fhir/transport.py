@@ -15,6 +15,7 @@ import http.cookiejar
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -368,8 +369,47 @@ def prepare_get(session: requests.Session, url: str, headers: Mapping[str, str])
     merged: CaseInsensitiveDict[str | bytes | None] = CaseInsensitiveDict(session.headers)
     merged.update(headers)
     prepared = requests.PreparedRequest()
-    prepared.prepare(method="GET", url=url, headers={k: v for k, v in merged.items() if v is not None})
+    # PreparedRequest.prepare, step by step, but for a URL already in the form prepare_url gives.
+    prepared.prepare_method("GET")
+    if already_prepared(url):
+        prepared.url = url
+    else:
+        prepared.prepare_url(url, None)
+    prepared.prepare_headers({k: v for k, v in merged.items() if v is not None})
+    prepared.prepare_cookies(None)
+    prepared.prepare_body(None, None)
+    prepared.prepare_auth(None, url)
+    prepared.prepare_hooks(None)
     return prepared
+
+
+# An http(s) URL that requests' prepare_url gives back unchanged: lower-case scheme and host (ASCII
+# letters, digits and inner hyphens per label, so no IDNA, no userinfo, no IPv6), a port of 1-5
+# digits without a leading zero, a path, an optional non-empty query and no fragment, in characters
+# neither urllib3 (which percent-encodes the others and upper-cases escapes) nor requote_uri (which
+# quotes the others) changes, escapes written upper-case.
+_PREPARED_URL = re.compile(
+    r"https?://[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[1-9][0-9]{0,4})?"
+    r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-F]{2})*)+"
+    r"(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-F]{2})+)?"
+)
+# What the pattern lets through that prepare_url still changes: an escape of an unreserved character
+# (requote_uri decodes it) and a "." or ".." path segment (urllib3 removes it).
+_CHANGED_ANYWAY = re.compile(r"%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])|/\.\.?(?:[/?]|$)")
+
+
+def already_prepared(url: str) -> bool:
+    """Whether requests' ``PreparedRequest.prepare_url(url, None)`` would leave ``url`` as it is.
+
+    A fallback call's queries are such URLs (a FHIR base and a template filled with percent-encoded
+    values), and preparing them costs a fetch thread more than anything else before the send:
+    urllib3 re-encodes a component holding a "%" byte by byte in Python, on top of requote_uri. True
+    only where certain (tests/test_fhir_lean_send.py checks prepare_url against it on generated
+    URLs); anything else is prepared by requests."""
+    if _PREPARED_URL.fullmatch(url) is None or _CHANGED_ANYWAY.search(url) is not None:
+        return False
+    port = url.split("/", 3)[2].rpartition(":")[2]
+    return not port.isdigit() or int(port) <= 65535
 
 
 def _plain(session: requests.Session) -> bool:
