@@ -314,7 +314,7 @@ _DECODER = msgspec.json.Decoder()
 
 # Python frames json.loads spends before its C scanner starts (loads, JSONDecoder.decode,
 # raw_decode), plus one to spare. Both C decoders count each nested array or object against the
-# interpreter's recursion limit, so msgspec decoding this many frames deeper than json.loads would
+# interpreter's recursion limit, so msgspec, started this many frames deeper than json.loads starts,
 # refuses a deeply nested answer (RecursionError) at least as early as json.loads does.
 _JSON_LOADS_FRAMES = 4
 

@@ -344,10 +344,11 @@ def get_streamed(
     the same request on the wire, the same response, the same errors.
 
     For a session as ``new_session`` makes it (and nothing added to it since), the request is
-    prepared by requests' own ``PreparedRequest.prepare`` (URL re-encoding, header checks, the
-    userinfo rule) and handed straight to the session's ``_DeadlineAdapter``, the adapter
-    ``Session.send`` would pick. What is skipped is what such a session makes a no-op and costs
-    a fallback call's fetch threads a third of their CPU: merging each of the session's settings
+    prepared by requests' own ``PreparedRequest`` steps (``prepare_get``: URL re-encoding unless the
+    URL is already in prepared form, header checks, the userinfo rule) and handed straight to the
+    session's ``_DeadlineAdapter``, the adapter ``Session.send`` would pick. What is skipped is what
+    such a session makes a no-op and costs a fallback call's fetch threads a third of their CPU:
+    merging each of the session's settings
     into the request one by one, looking up environment proxies and credentials that
     ``trust_env`` off ignores anyway, the response hooks (none), the redirect bookkeeping (no
     redirect is followed) and copying the answer's cookies into a jar that keeps none. Every
@@ -364,8 +365,8 @@ def get_streamed(
 
 def prepare_get(session: requests.Session, url: str, headers: Mapping[str, str]) -> requests.PreparedRequest:
     """The GET ``session.prepare_request`` makes of ``url`` and ``headers`` for a session that
-    ``_plain`` accepts: the session's headers under the call's (a None value drops one), by
-    requests' own ``prepare``."""
+    ``_plain`` accepts: the session's headers under the call's (a None value drops one), by the
+    steps of requests' own ``PreparedRequest.prepare``, the URL's skipped when ``already_prepared``."""
     merged: CaseInsensitiveDict[str | bytes | None] = CaseInsensitiveDict(session.headers)
     merged.update(headers)
     prepared = requests.PreparedRequest()
