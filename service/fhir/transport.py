@@ -15,10 +15,11 @@ import http.cookiejar
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
+from requests.structures import CaseInsensitiveDict
 
 from service.fhir.connections import AddressRefused, _DeadlineAdapter, watched_call
 from service.fhir.errors import (
@@ -321,16 +323,112 @@ def _check_status(response: requests.Response) -> None:
 
 def new_session(pool_size: int = 16, address_check: AddressCheck | None = None) -> requests.Session:
     """A session for one FHIR server: a connection pool as wide as our parallel fetches, every
-    call's connection cut at its deadline (see ``_DeadlineWatch``), and no proxy or ~/.netrc
+    call's connection cut at its deadline (see ``_DeadlineWatch``), no proxy or ~/.netrc
     credentials taken from the environment (they could add an Authorization header the caller
-    never gave). With ``address_check``, the host name is resolved once per connection and the
-    connection goes to an address that passed the check, or is refused (``AddressRefused``)."""
+    never gave) and no cookie kept. With ``address_check``, the host name is resolved once per
+    connection and the connection goes to an address that passed the check, or is refused
+    (``AddressRefused``)."""
     session = requests.Session()
     session.trust_env = False
+    session.cookies.set_policy(_NoCookies())
     adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0, address_check=address_check)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def get_streamed(
+    session: requests.Session, url: str, headers: Mapping[str, str], timeout: tuple[float, float]
+) -> requests.Response:
+    """``session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)``:
+    the same request on the wire, the same response, the same errors.
+
+    For a session as ``new_session`` makes it (and nothing added to it since), the request is
+    prepared by requests' own ``PreparedRequest`` steps (``prepare_get``: URL re-encoding unless the
+    URL is already in prepared form, header checks, the userinfo rule) and handed straight to the
+    session's ``_DeadlineAdapter``, the adapter ``Session.send`` would pick. What is skipped is what
+    such a session makes a no-op and costs a fallback call's fetch threads a third of their CPU:
+    merging each of the session's settings
+    into the request one by one, looking up environment proxies and credentials that
+    ``trust_env`` off ignores anyway, the response hooks (none), the redirect bookkeeping (no
+    redirect is followed) and copying the answer's cookies into a jar that keeps none. Every
+    check of the transport sits below this, in the adapter's connections and pool (deadline
+    watch, address check at connect, TLS verification, kept-alive retry), or above it in the
+    caller (status, content type, byte cap). Any other session goes through ``session.get``."""
+    if _plain(session):
+        prepared = prepare_get(session, url, headers)
+        adapter = session.get_adapter(prepared.url or "")  # as Session.send picks it (or refuses the URL)
+        if type(adapter) is _DeadlineAdapter:
+            return adapter.send(prepared, stream=True, timeout=timeout, verify=True, proxies={})
+    return session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+
+
+def prepare_get(session: requests.Session, url: str, headers: Mapping[str, str]) -> requests.PreparedRequest:
+    """The GET ``session.prepare_request`` makes of ``url`` and ``headers`` for a session that
+    ``_plain`` accepts: the session's headers under the call's (a None value drops one), by the
+    steps of requests' own ``PreparedRequest.prepare``, the URL's skipped when ``already_prepared``."""
+    merged: CaseInsensitiveDict[str | bytes | None] = CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    prepared = requests.PreparedRequest()
+    # PreparedRequest.prepare, step by step, but for a URL already in the form prepare_url gives.
+    prepared.prepare_method("GET")
+    if already_prepared(url):
+        prepared.url = url
+    else:
+        prepared.prepare_url(url, None)
+    prepared.prepare_headers({k: v for k, v in merged.items() if v is not None})
+    prepared.prepare_cookies(None)
+    prepared.prepare_body(None, None)
+    prepared.prepare_auth(None, url)
+    prepared.prepare_hooks(None)
+    return prepared
+
+
+# An http(s) URL that requests' prepare_url gives back unchanged: lower-case scheme and host (ASCII
+# letters, digits and inner hyphens per label, so no IDNA, no userinfo, no IPv6), a port of 1-5
+# digits without a leading zero, a path, an optional non-empty query and no fragment, in characters
+# neither urllib3 (which percent-encodes the others and upper-cases escapes) nor requote_uri (which
+# quotes the others) changes, escapes written upper-case.
+_PREPARED_URL = re.compile(
+    r"https?://[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[1-9][0-9]{0,4})?"
+    r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-F]{2})*)+"
+    r"(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-F]{2})+)?"
+)
+# What the pattern lets through that prepare_url still changes: an escape of an unreserved character
+# (requote_uri decodes it) and a "." or ".." path segment (urllib3 removes it).
+_CHANGED_ANYWAY = re.compile(r"%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])|/\.\.?(?:[/?]|$)")
+
+
+def already_prepared(url: str) -> bool:
+    """Whether requests' ``PreparedRequest.prepare_url(url, None)`` would leave ``url`` as it is.
+
+    A fallback call's queries are such URLs (a FHIR base and a template filled with percent-encoded
+    values), and preparing them costs a fetch thread more than anything else before the send:
+    urllib3 re-encodes a component holding a "%" byte by byte in Python, on top of requote_uri. True
+    only where certain (tests/test_fhir_lean_send.py checks prepare_url against it on generated
+    URLs); anything else is prepared by requests."""
+    if _PREPARED_URL.fullmatch(url) is None or _CHANGED_ANYWAY.search(url) is not None:
+        return False
+    port = url.split("/", 3)[2].rpartition(":")[2]
+    return not port.isdigit() or int(port) <= 65535
+
+
+def _plain(session: requests.Session) -> bool:
+    """Whether ``session.get`` would add nothing to a GET beyond the session's headers: no
+    environment, auth, parameters, hooks, proxies, client certificate, cookies (none held and
+    none ever kept) or TLS setting other than full verification."""
+    return (
+        type(session) is requests.Session
+        and session.trust_env is False
+        and session.auth is None
+        and not session.params
+        and not session.proxies
+        and session.verify is True
+        and session.cert is None
+        and not any(session.hooks.values())
+        and isinstance(getattr(session.cookies, "_policy", None), _NoCookies)
+        and len(session.cookies) == 0
+    )
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -365,7 +463,6 @@ class SessionPool:
                 self._sessions.move_to_end(key)
                 return found
             session = new_session(self.pool_size, address_check)
-            session.cookies.set_policy(_NoCookies())
             self._sessions[key] = session
             evicted = self._sessions.popitem(last=False)[1] if len(self._sessions) > self.max_servers else None
         if evicted is not None:
