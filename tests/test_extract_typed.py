@@ -686,3 +686,62 @@ def test_the_generated_orders_exercise_both_readings():
         taken += read_both_ways(order_chart_with(stored, drafts), scenario_clock(ORDER_CHART).date())[3]
     own = read_both_ways(order_chart_with([], []), scenario_clock(ORDER_CHART).date())[3]
     assert 0.2 * total < taken - 40 * own < 0.8 * total
+
+
+COURSES: list[dict[str, Any]] = [
+    {},
+    {"count": 1},
+    {"count": 3},
+    {"count": 14},
+    {"count": 0},
+    {"count": 2.5},
+    {"count": "2"},
+    {"boundsDuration": {"value": 7, "unit": "days"}},
+    {"boundsDuration": {"value": 0, "unit": "d"}},
+    {"boundsPeriod": {"start": "2026-11-20", "end": "2026-12-01"}},
+    {"boundsPeriod": {"start": "2026-12-01", "end": "2026-11-01"}, "count": 3},
+    {"boundsPeriod": {"start": "2026-11-25"}, "boundsDuration": {"value": 1, "unit": "wk"}},
+]
+
+
+def usual_course_order(n: int, courses: list[dict[str, Any]], supply: Any) -> dict[str, Any]:
+    """An order of the usual shape whose instructions state the courses ``courses`` (each plus a plain
+    schedule of its own), with ``supply`` as its dispenseRequest."""
+    res: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": f"course-{n}",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{ORDER_PATIENT}"},
+        "authoredOn": "2026-11-20",
+        "medicationCodeableConcept": {"coding": [dict(CODINGS[0])], "text": "fluconazole 150 mg"},
+        "dosageInstruction": [
+            {
+                "text": "150 mg",
+                "timing": {"repeat": {"frequency": 1 + i, "period": 1, "periodUnit": "d", **course}},
+                "doseAndRate": [{"doseQuantity": {"value": 150, "unit": "mg", "code": "mg"}}],
+            }
+            for i, course in enumerate(courses)
+        ],
+    }
+    if supply is not None:
+        res["dispenseRequest"] = supply
+    return res
+
+
+def test_every_course_of_a_usual_order_is_read_alike():
+    """Each way an instruction can state its course (count, boundsDuration, boundsPeriod, none), first or
+    after one that states none, with and without a dispenseRequest: read alike, all by the usual shape."""
+    supplies = [None, {"expectedSupplyDuration": {"value": 30, "unit": "d"}, "numberOfRepeatsAllowed": 2}]
+    orders = [
+        usual_course_order(n, courses, supply)
+        for n, (courses, supply) in enumerate(
+            (courses, supply)
+            for course in COURSES
+            for courses in ([course], [{}, course], [course, {"count": 14}])
+            for supply in supplies
+        )
+    ]
+    body = order_chart_with(orders, [])
+    own = read_both_ways(order_chart_with([], []), scenario_clock(ORDER_CHART).date())[3]
+    assert read_both_ways(body, scenario_clock(ORDER_CHART).date())[3] == own + len(orders)

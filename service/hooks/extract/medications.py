@@ -40,10 +40,23 @@ from service.hooks.extract.reader import _Reader
 def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
     """What the rules read of the order itself (its id, reasons, dosage timing, course), as typed values."""
     days = structured_course_days(res)
-    rid = res.get("id")
-    refs = res.get("reasonReference")
     concept = res.get("medicationCodeableConcept")
     codings = concept.get("coding") if isinstance(concept, dict) else None
+    return {
+        **order_references(res),
+        "has_dosage_instruction": bool(res.get("dosageInstruction")),
+        "coded": isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings),
+        "course_days": days,
+        "single_dose": single_dose(res, days),
+        "dosage_timings": dosage_timings(res),
+        **_layout(res),
+    }
+
+
+def order_references(res: Mapping[str, Any]) -> dict[str, Any]:
+    """The order's own reference and the displays of its reasonReferences, as ``order_shape`` gives them."""
+    rid = res.get("id")
+    refs = res.get("reasonReference")
     return {
         "reference": f"{res.get('resourceType')}/{rid}" if rid else None,
         "reason_references": ()
@@ -53,12 +66,6 @@ def order_shape(res: Mapping[str, Any]) -> dict[str, Any]:
             for r in (refs if isinstance(refs, list) else [refs])
             if isinstance(r, dict) and isinstance(r.get("display"), str)
         ),
-        "has_dosage_instruction": bool(res.get("dosageInstruction")),
-        "coded": isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings),
-        "course_days": days,
-        "single_dose": single_dose(res, days),
-        "dosage_timings": dosage_timings(res),
-        **_layout(res),
     }
 
 
@@ -195,9 +202,10 @@ class MedicationReader(_Reader):
         dose: tuple[float | None, float | None, str | None],
         instructions: list[dict[str, Any]],
         texts: list[str],
+        shape: dict[str, Any] | None = None,
     ) -> None:
         """Add the MedicationFact of an order read this far (its course dates, route, what it replaces,
-        why it is given, its shape)."""
+        why it is given, its shape: ``order_shape``, or ``shape`` when the caller has worked it out)."""
         status, ended = decided
         daily, per_day, dose_problem = dose
         start, start_from, end, duration = self._period(res, rtype, instructions, source)
@@ -225,7 +233,7 @@ class MedicationReader(_Reader):
                 prior_prescription=self._prior(res) if "priorPrescription" in res else None,
                 indications=self._indications(res) if "reasonCode" in res else (),
                 key=self._keep(res, source),
-                **order_shape(res),
+                **(order_shape(res) if shape is None else shape),
             )
         )
 

@@ -18,16 +18,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cards.facts import DosageTiming
 from service.hooks.extract.common import _blank_medication, _codings, _ref_of, _texts, _Unusable
 from service.hooks.extract.dosage import (
     Reading,
+    _iso_day,
+    _obj,
     _plain_repeat,
     daily_total,
     dose_mg,
+    doses_per_day,
+    duration_days,
     not_one_schedule,
+    number,
     repeat_per_day,
+    single_dose,
 )
-from service.hooks.extract.medications import MedicationReader, medication_status
+from service.hooks.extract.medications import MedicationReader, medication_status, order_references
 
 # A dose read plainly: (amount, code, unit, (doses per day, why unknown)).
 _Dose = tuple[float, str | None, str | None, tuple[float | None, str | None]]
@@ -110,6 +117,74 @@ def _usual_dose(dosage: Any) -> _Dose | None:
     return float(value), code, unit, per_day
 
 
+def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dict[str, Any]:
+    """``order_shape`` of an order taken by ``_usual_medication``, in one pass over its instructions:
+    each is an object whose timing and repeat are objects (timeOfDay and when absent or lists of
+    strings) and whose doseAndRate is a list of objects, at least one with a doseQuantity object, so
+    the checks the lenient reading makes of each of these are already answered."""
+    days: int | None = None
+    course_found = False
+    quantities = 0
+    dose_unit = ""
+    timings: list[DosageTiming] = []
+    for dosage in instructions:
+        timing = dosage["timing"]
+        repeat = timing["repeat"]
+        if not course_found:
+            # ``structured_course_days``: the first instruction that says how long the course runs.
+            bounds = repeat.get("boundsPeriod")
+            start = end = None
+            if isinstance(bounds, dict):
+                start, end = _iso_day(bounds.get("start")), _iso_day(bounds.get("end"))
+            if start is not None and end is not None and end >= start:
+                days, course_found = (end - start).days + 1, True
+            else:
+                days, _ = duration_days(repeat.get("boundsDuration"))
+                course_found = days is not None
+                count = None if course_found else number(repeat.get("count"))
+                if count is not None and count >= 1:
+                    per_day, _ = doses_per_day(timing)
+                    if count == 1:
+                        days, course_found = 1, True
+                    elif per_day:
+                        days, course_found = max(1, math.ceil(count / per_day)), True
+        for entry in dosage["doseAndRate"]:
+            quantity = entry.get("doseQuantity")
+            if isinstance(quantity, dict):
+                if not quantities:
+                    dose_unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+                quantities += 1
+        times, whens = repeat.get("timeOfDay"), repeat.get("when")
+        timings.append(
+            DosageTiming(
+                time_of_day=() if times is None else tuple(times),
+                when=() if whens is None else tuple(whens),
+                text=str(dosage.get("text") or ""),
+                patient_instruction=str(dosage.get("patientInstruction") or ""),
+                time_of_day_listed=times is not None,
+                when_listed=whens is not None,
+            )
+        )
+    if not course_found:
+        days, _ = duration_days(_obj(res.get("dispenseRequest")).get("expectedSupplyDuration"))
+    concept = res.get("medicationCodeableConcept")
+    return {
+        **order_references(res),
+        "has_dosage_instruction": True,
+        # Every coding of a concept taken carries a non-empty code.
+        "coded": isinstance(concept, dict) and bool(concept.get("coding")),
+        "course_days": days,
+        "single_dose": single_dose(res, days),
+        "dosage_timings": tuple(timings),
+        "instructions_rewritable": True,
+        "dose_quantities": quantities,
+        "dose_unit": dose_unit,
+        "by_reference": isinstance(res.get("medicationReference"), dict),
+        "concept_text": str(concept.get("text") or "") if isinstance(concept, dict) else "",
+        "timing_rewritable": True,
+    }
+
+
 class UsualMedicationReader(MedicationReader):
     """The lenient medication reader, with MedicationRequests of the usual shape taken first."""
 
@@ -163,7 +238,7 @@ class UsualMedicationReader(MedicationReader):
             daily = daily_total(readings, len(instructions), self._dose_ceiling(recognised))
         self._record(
             res, "MedicationRequest", draft, decided, source, recognised, display, strength, release, daily,
-            instructions, texts,
+            instructions, texts, _usual_shape(res, instructions),
         )  # fmt: skip
         return True
 
