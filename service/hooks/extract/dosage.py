@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from fhir.resources.R4B.timing import TimingRepeat
 from pydantic import ValidationError
@@ -209,18 +209,31 @@ def one_dose_mg(
     return dose_mg(amount, code, unit, strength, product_code)
 
 
+@functools.lru_cache(maxsize=4096)
+def _dose_units(code: str | None, unit: str | None) -> Literal["none", "ambiguous", "count", "other"]:
+    """What a dose quantity's code and unit say together: no unit, units that disagree, a count of
+    units, or anything else (a mass, or a spelling not read); worked out once per spelling, as a
+    patient's orders come back call after call with the same units."""
+    spellings = [s.strip().lower() for s in (code, unit) if s]
+    if not spellings:
+        return "none"
+    meanings = {m for m in (_dose_unit_meaning(s) for s in spellings) if m is not None}
+    if len(meanings) > 1:
+        return "ambiguous"
+    return "count" if "count" in meanings else "other"
+
+
 def dose_mg(
     amount: float, code: str | None, unit: str | None, strength: float | None, product_code: str | None
 ) -> tuple[float | None, str | None]:
     """(mg in one dose, why unknown) of a dose quantity's number and its code and unit (strings or None)."""
-    spellings = [s.strip().lower() for s in (code, unit) if s]
-    if not spellings:
+    units = _dose_units(code, unit)
+    if units == "none":
         return None, "dose has no unit"
-    meanings = {m for m in (_dose_unit_meaning(s) for s in spellings) if m is not None}
-    if len(meanings) > 1:
+    if units == "ambiguous":
         # {value 0.5, code "mg", unit "tablet"}: 0.5 mg or half a 5 mg tablet? Neither is safe to assume.
         return None, f"dose unit ambiguous (code {code!r} and unit {unit!r} disagree)"
-    if "count" in meanings:  # a count unit among the spellings (``_dose_unit_meaning``)
+    if units == "count":  # a count unit among the spellings (``_dose_unit_meaning``)
         if strength is None:
             where = f"RxNorm {product_code}" if product_code else "the order"
             return None, f"dose in {unit or code} but the strength per unit is not known for {where}"

@@ -25,6 +25,7 @@ from service.hooks.extract.dosage import (
     _iso_day,
     _obj,
     _plain_repeat,
+    _says_single_dose,
     daily_total,
     dose_mg,
     doses_per_day,
@@ -32,7 +33,6 @@ from service.hooks.extract.dosage import (
     not_one_schedule,
     number,
     repeat_per_day,
-    single_dose,
 )
 from service.hooks.extract.medications import MedicationReader, medication_status, order_references
 
@@ -174,7 +174,7 @@ def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dic
         # Every coding of a concept taken carries a non-empty code.
         "coded": isinstance(concept, dict) and bool(concept.get("coding")),
         "course_days": days,
-        "single_dose": single_dose(res, days),
+        "single_dose": _usual_single_dose(res, instructions, days),
         "dosage_timings": tuple(timings),
         "instructions_rewritable": True,
         "dose_quantities": quantities,
@@ -183,6 +183,21 @@ def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dic
         "concept_text": str(concept.get("text") or "") if isinstance(concept, dict) else "",
         "timing_rewritable": True,
     }
+
+
+def _usual_single_dose(res: dict[str, Any], instructions: list[dict[str, Any]], days: int | None) -> bool:
+    """``single_dose`` of an order taken by ``_usual_medication`` (its instructions all objects)."""
+    if days is not None:
+        return days <= 1
+    repeats = number(_obj(res.get("dispenseRequest")).get("numberOfRepeatsAllowed"))
+    if repeats is not None and repeats > 0:
+        return False
+    for dosage in instructions:
+        if _says_single_dose(str(dosage.get("text") or "")) or _says_single_dose(
+            str(dosage.get("patientInstruction") or "")
+        ):
+            return True
+    return False
 
 
 class UsualMedicationReader(MedicationReader):
