@@ -402,6 +402,8 @@ class MedicationReader(_Reader):
         return days
 
     def _date(self, raw: Any, source: str, label: str) -> date | None:
+        if raw is None:
+            return None  # absent: no day and nothing to report (``_parse_date`` of None)
         day, problem = _day(raw) if type(raw) is str else _day.__wrapped__(raw)
         if problem is not None:
             # The medication still counts (an interacting drug matters without its date); the bad date

@@ -15,6 +15,7 @@ identical facts and cards.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -117,6 +118,23 @@ def _usual_dose(dosage: Any) -> _Dose | None:
     return float(value), code, unit, per_day
 
 
+@functools.lru_cache(maxsize=4096)
+def _dosage_timing(
+    times: tuple[str, ...] | None, whens: tuple[str, ...] | None, text: str, patient_instruction: str
+) -> DosageTiming:
+    """The ``DosageTiming`` of an instruction's timeOfDay and when (lists of strings, or None when
+    absent) and its sig: worked out once per spelling, as a patient's orders come back call after call
+    with the same sigs (the frozen value is shared, never changed)."""
+    return DosageTiming(
+        time_of_day=() if times is None else times,
+        when=() if whens is None else whens,
+        text=text,
+        patient_instruction=patient_instruction,
+        time_of_day_listed=times is not None,
+        when_listed=whens is not None,
+    )
+
+
 def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dict[str, Any]:
     """``order_shape`` of an order taken by ``_usual_medication``, in one pass over its instructions:
     each is an object whose timing and repeat are objects (timeOfDay and when absent or lists of
@@ -139,9 +157,10 @@ def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dic
             if start is not None and end is not None and end >= start:
                 days, course_found = (end - start).days + 1, True
             else:
-                days, _ = duration_days(repeat.get("boundsDuration"))
+                duration, count = repeat.get("boundsDuration"), repeat.get("count")
+                days = None if duration is None else duration_days(duration)[0]
                 course_found = days is not None
-                count = None if course_found else number(repeat.get("count"))
+                count = None if course_found or count is None else number(count)
                 if count is not None and count >= 1:
                     per_day, _ = doses_per_day(timing)
                     if count == 1:
@@ -156,13 +175,11 @@ def _usual_shape(res: dict[str, Any], instructions: list[dict[str, Any]]) -> dic
                 quantities += 1
         times, whens = repeat.get("timeOfDay"), repeat.get("when")
         timings.append(
-            DosageTiming(
-                time_of_day=() if times is None else tuple(times),
-                when=() if whens is None else tuple(whens),
-                text=str(dosage.get("text") or ""),
-                patient_instruction=str(dosage.get("patientInstruction") or ""),
-                time_of_day_listed=times is not None,
-                when_listed=whens is not None,
+            _dosage_timing(
+                None if times is None else tuple(times),
+                None if whens is None else tuple(whens),
+                str(dosage.get("text") or ""),
+                str(dosage.get("patientInstruction") or ""),
             )
         )
     if not course_found:
