@@ -123,6 +123,24 @@ def _dose_quantities(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+# Values a copy of a JSON order may share with the original: nothing can change them in place.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON (dicts, lists, strings, numbers, true/false, null): each dict and list anew,
+    the immutable values shared; anything else by ``copy.deepcopy``. A fraction of ``deepcopy``'s cost,
+    which keeps a memo of every object for shapes JSON cannot make."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
 def changed_order(change: OrderChange, order: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``order`` with the change applied; everything else as the client sent it (array elements
     sent as single objects made arrays).
@@ -130,7 +148,7 @@ def changed_order(change: OrderChange, order: Mapping[str, Any]) -> dict[str, An
     The rules decided the change from facts read from this same order (``cards.orders.build_order``):
     it has dosage instructions as objects, one dose quantity when the dose changes, and timings that are
     objects."""
-    resource = _as_valid_arrays(copy.deepcopy(dict(order)))
+    resource = _as_valid_arrays({key: _copy(value) for key, value in order.items()})
     instructions = [i for i in _instructions(resource) if isinstance(i, dict)]
     if change.product is not None:
         resource["medicationCodeableConcept"] = {
