@@ -111,6 +111,10 @@ def medication_status(res: Mapping[str, Any], rtype: str, draft: bool) -> tuple[
     return status, ended
 
 
+# (start, where the start came from, end, course length in days) of an order, as ``_period`` reads it.
+_Period = tuple[date | None, Literal["boundsPeriod", "authoredOn", "effective"] | None, date | None, int | None]
+
+
 class MedicationReader(_Reader):
     """Reads medication orders and statements into MedicationFacts."""
 
@@ -203,12 +207,14 @@ class MedicationReader(_Reader):
         instructions: list[dict[str, Any]],
         texts: list[str],
         shape: dict[str, Any] | None = None,
+        period: _Period | None = None,
     ) -> None:
         """Add the MedicationFact of an order read this far (its course dates, route, what it replaces,
-        why it is given, its shape: ``order_shape``, or ``shape`` when the caller has worked it out)."""
+        why it is given, its shape: ``order_shape`` and ``_period``, or ``shape`` and ``period`` when
+        the caller has worked them out)."""
         status, ended = decided
         daily, per_day, dose_problem = dose
-        start, start_from, end, duration = self._period(res, rtype, instructions, source)
+        start, start_from, end, duration = self._period(res, rtype, instructions, source) if period is None else period
         (self.ended_medications if ended else self.medications).append(
             MedicationFact(
                 source=source,
@@ -357,9 +363,7 @@ class MedicationReader(_Reader):
         rx_codes = [str(c["code"]) for c in _codings(concepts) if c.get("system") in RXNORM_SYSTEMS]
         return self.index.drugs.recognise(rx_codes, _texts(concepts) + extra_texts)
 
-    def _period(
-        self, res: Mapping[str, Any], rtype: str, dosages: list[Any], source: str
-    ) -> tuple[date | None, Literal["boundsPeriod", "authoredOn", "effective"] | None, date | None, int | None]:
+    def _period(self, res: Mapping[str, Any], rtype: str, dosages: list[Any], source: str) -> _Period:
         start: date | None = None
         start_from: Literal["boundsPeriod", "authoredOn", "effective"] | None = None
         end: date | None = None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 from cards.facts import DosageTiming
 from service.hooks.extract.common import _blank_medication, _codings, _ref_of, _texts, _Unusable
@@ -35,7 +36,7 @@ from service.hooks.extract.dosage import (
     number,
     repeat_per_day,
 )
-from service.hooks.extract.medications import MedicationReader, medication_status, order_references
+from service.hooks.extract.medications import MedicationReader, _Period, medication_status, order_references
 
 # A dose read plainly: (amount, code, unit, (doses per day, why unknown)).
 _Dose = tuple[float, str | None, str | None, tuple[float | None, str | None]]
@@ -270,9 +271,35 @@ class UsualMedicationReader(MedicationReader):
             daily = daily_total(readings, len(instructions), self._dose_ceiling(recognised))
         self._record(
             res, "MedicationRequest", draft, decided, source, recognised, display, strength, release, daily,
-            instructions, texts, _usual_shape(res, instructions),
+            instructions, texts, _usual_shape(res, instructions), self._usual_period(res, instructions, source),
         )  # fmt: skip
         return True
+
+    def _usual_period(self, res: dict[str, Any], instructions: list[dict[str, Any]], source: str) -> _Period:
+        """``_period`` of an order taken by ``_usual_medication`` (each instruction an object whose
+        timing and repeat are objects); an absent duration is none, with nothing to report."""
+        start: date | None = None
+        end: date | None = None
+        duration: int | None = None
+        for dosage in instructions:
+            repeat = dosage["timing"]["repeat"]
+            bounds = repeat.get("boundsPeriod")
+            if isinstance(bounds, dict) and start is None and end is None:
+                # The first instruction with bounds gives the course (a later one continues it).
+                start = self._date(bounds.get("start"), source, "boundsPeriod.start")
+                end = self._date(bounds.get("end"), source, "boundsPeriod.end")
+            if duration is None and repeat.get("boundsDuration") is not None:
+                duration = self._duration(repeat["boundsDuration"], source, "boundsDuration")
+        if start is not None:
+            start_from: Literal["boundsPeriod", "authoredOn"] | None = "boundsPeriod"
+        else:
+            start = self._date(res.get("authoredOn"), source, "authoredOn")
+            start_from = "authoredOn" if start else None
+        if duration is None and isinstance(res.get("dispenseRequest"), dict):
+            duration = self._duration(
+                res["dispenseRequest"].get("expectedSupplyDuration"), source, "dispenseRequest.expectedSupplyDuration"
+            )
+        return start, start_from, end, duration
 
     def _usual_drug(self, res: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str], str] | None:
         """(codings, texts, display) of the drug: a clean medicationCodeableConcept read directly; a
