@@ -745,35 +745,3 @@ def test_every_course_of_a_usual_order_is_read_alike():
     body = order_chart_with(orders, [])
     own = read_both_ways(order_chart_with([], []), scenario_clock(ORDER_CHART).date())[3]
     assert read_both_ways(body, scenario_clock(ORDER_CHART).date())[3] == own + len(orders)
-
-
-ROUTES: list[Any] = [
-    {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral route"}]},
-    {"coding": [{"system": SNOMED, "code": "16857009"}]},
-    {"coding": [{"code": "26643006"}, {"system": SNOMED, "code": "16857009"}]},
-    {"coding": [{"system": 5, "code": "26643006"}]},
-    {"coding": [{"system": SNOMED, "code": ""}, {"system": SNOMED, "code": 26643006}, "x", None]},
-    {"coding": [{"system": SNOMED, "code": "999999"}], "text": "by mouth"},
-    {"coding": {"system": SNOMED, "code": "26643006"}},
-    [{"coding": [{"system": SNOMED, "code": "26643006"}]}],
-    {"text": "vaginal"},
-    {"coding": [{"code": 5}]},
-    "oral",
-    None,
-    {},
-]
-
-
-@pytest.mark.parametrize("concept", ROUTES, ids=range(len(ROUTES)))
-def test_a_coded_route_is_found_as_route_of_finds_it(concept):
-    """``_coded_route`` (the codings read in place) gives a route only where ``route_of`` finds that
-    route by a code, so reading it first changes no route."""
-    from cards.knowledge_model import typed
-    from service.hooks.extract.codes import _index_for
-
-    index = _index_for(typed(KNOWLEDGE).codes)
-    reader = medications_module.UsualMedicationReader.__new__(medications_module.UsualMedicationReader)
-    reader.index = index
-    coded = reader._coded_route(concept)
-    assert (coded or index.route_of(concept, [], [])) == index.route_of(concept, [], [])
-    assert (coded is not None) == (ROUTES.index(concept) in (0, 1, 2)), coded

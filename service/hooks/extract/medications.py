@@ -278,27 +278,12 @@ class MedicationReader(_Reader):
         """Dosage.route, else the product's dose form, else words in the order's texts (``texts``: its
         concepts' and its reference's)."""
         for dosage in instructions:
-            concept = dosage.get("route")
-            route = self._coded_route(concept) or self.index.route_of(concept, [], [])
+            route = self.index.route_of(dosage.get("route"), [], [])
             if route:
                 return route
         form = [text for text in (product.dose_form, product.display) if text] if product else []
         order_texts = texts + [str(d["text"]) for d in instructions if isinstance(d.get("text"), str)]
         return self.index.route_of(None, form, order_texts)
-
-    def _coded_route(self, concept: Any) -> str | None:
-        """The route a Dosage.route concept's codings name, as ``route_of`` finds it first, read without
-        copying the codings; None when none does (``route_of`` then reads the whole concept)."""
-        if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
-            return None
-        for coding in concept["coding"]:
-            if isinstance(coding, dict):
-                code, system = coding.get("code"), coding.get("system")
-                if isinstance(code, str) and code:
-                    hit = self.index.routes.get((system if isinstance(system, str) else "None", code))
-                    if hit:
-                        return hit
-        return None
 
     @staticmethod
     def _prior(res: Mapping[str, Any]) -> str | None:
